@@ -1,0 +1,50 @@
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { DependencyUnavailable } from "@mam/runtime/dependency.ts";
+import type { Logger } from "@mam/runtime/logger.ts";
+
+export interface Bus {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  /** Prefix of every subject and stream of this deployment (empty in production). */
+  prefix: string;
+}
+
+/** Connects once at start; afterwards the client reconnects by itself for ever. */
+export async function connectBus(opts: { url: string; prefix: string; name: string; logger: Logger }): Promise<Bus> {
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: opts.url.split(","),
+      name: opts.name,
+      timeout: 3_000,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+    });
+  } catch (err) {
+    throw new DependencyUnavailable("NATS", opts.url, err);
+  }
+  let jsm: JetStreamManager;
+  try {
+    jsm = await jetstreamManager(nc, { timeout: 5_000 });
+  } catch (err) {
+    await nc.close();
+    throw new DependencyUnavailable("NATS", opts.url, new Error(`JetStream is not enabled (${(err as Error).message}); run nats-server with -js`));
+  }
+  void watchStatus(nc, opts.logger);
+  return { nc, js: jetstream(nc), jsm, prefix: opts.prefix };
+}
+
+async function watchStatus(nc: NatsConnection, logger: Logger) {
+  for await (const s of nc.status()) {
+    if (s.type === "disconnect" || s.type === "reconnect" || s.type === "error") {
+      logger.warn({ nats: s.type }, `NATS ${s.type}`);
+    }
+  }
+}
+
+export async function closeBus(bus: Bus): Promise<void> {
+  if (bus.nc.isClosed()) return;
+  await bus.nc.drain().catch(() => bus.nc.close());
+}

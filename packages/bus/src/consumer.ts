@@ -1,0 +1,107 @@
+import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import { delay, nanos } from "@nats-io/transport-node";
+import type { Logger } from "@mam/runtime/logger.ts";
+import type { Bus } from "./connection.ts";
+import { KeyedRunner } from "./keyed-runner.ts";
+
+export interface ConsumerOptions {
+  bus: Bus;
+  stream: string;
+  durable: string;
+  filterSubject: string;
+  logger: Logger;
+  /** Handles one message. Throwing makes it redelivered later; it must be idempotent. */
+  handle: (msg: JsMsg) => Promise<void>;
+  /** Messages with the same key are handled in order (by default: the workspace token of the subject). */
+  keyOf?: (msg: JsMsg) => string;
+  concurrency?: number;
+  maxDeliver?: number;
+}
+
+const BACKOFF_MS = [500, 2_000, 10_000, 30_000];
+
+/** `evt.<context>.<tenant>.<workspace>.<type>` → the workspace token. */
+export const workspaceKey = (msg: JsMsg) => msg.subject.split(".").at(-2) ?? "_";
+
+/**
+ * A durable pull consumer shared by every replica of a service. The loop re-creates its
+ * subscription when the server drops it (deleted consumer, missed heartbeats, restart).
+ */
+export class DurableConsumer {
+  private stopped = false;
+  private current?: ConsumerMessages;
+  private loop?: Promise<void>;
+  private readonly runner: KeyedRunner;
+
+  constructor(private readonly o: ConsumerOptions) {
+    this.runner = new KeyedRunner(o.concurrency ?? 16);
+  }
+
+  async start(): Promise<void> {
+    await this.ensure();
+    this.loop = this.run();
+  }
+
+  private async ensure(): Promise<void> {
+    const { bus, stream, durable, filterSubject, maxDeliver = 20 } = this.o;
+    try {
+      await bus.jsm.consumers.info(stream, durable);
+    } catch {
+      await bus.jsm.consumers.add(stream, {
+        durable_name: durable,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        filter_subject: filterSubject,
+        ack_wait: nanos(30_000),
+        max_deliver: maxDeliver,
+        max_ack_pending: 1_000,
+      });
+    }
+  }
+
+  private async run(): Promise<void> {
+    const keyOf = this.o.keyOf ?? workspaceKey;
+    while (!this.stopped) {
+      try {
+        await this.ensure();
+        const consumer = await this.o.bus.js.consumers.get(this.o.stream, this.o.durable);
+        this.current = await consumer.consume({ max_messages: 256 });
+        for await (const msg of this.current) {
+          await this.runner.schedule(keyOf(msg), () => this.process(msg));
+        }
+      } catch (err) {
+        if (!this.stopped) this.o.logger.warn({ err, durable: this.o.durable }, "consumer interrupted; resubscribing");
+      }
+      if (!this.stopped) await delay(500);
+    }
+  }
+
+  private async process(msg: JsMsg): Promise<void> {
+    try {
+      await this.o.handle(msg);
+      msg.ack();
+    } catch (err) {
+      const attempt = msg.info.deliveryCount;
+      if (attempt >= (this.o.maxDeliver ?? 20)) {
+        this.o.logger.error({ err, seq: msg.seq, subject: msg.subject }, "giving up on event; terminated");
+        msg.term();
+        return;
+      }
+      this.o.logger.warn({ err, seq: msg.seq, attempt }, "event handling failed; will retry");
+      msg.nak(BACKOFF_MS[Math.min(attempt - 1, BACKOFF_MS.length - 1)]);
+    }
+  }
+
+  /** Nothing left to deliver and nothing awaiting an ack: the read model has caught up. */
+  async caughtUp(): Promise<boolean> {
+    const info = await this.o.bus.jsm.consumers.info(this.o.stream, this.o.durable);
+    return info.num_pending === 0 && info.num_ack_pending === 0;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.current?.stop();
+    await this.loop?.catch(() => undefined);
+    await this.runner.idle();
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * Runs tasks in order per key and in parallel across keys, with at most `limit` in
+ * flight overall: one slow workspace does not stall the others, and a burst cannot
+ * make concurrency unbounded.
+ */
+export class KeyedRunner {
+  private readonly tails = new Map<string, Promise<void>>();
+  private inFlight = 0;
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  /** Resolves once the task is scheduled (not finished); waits while the runner is full. */
+  async schedule(key: string, task: () => Promise<void>): Promise<void> {
+    while (this.inFlight >= this.limit) await new Promise<void>((r) => this.waiters.push(r));
+    this.inFlight++;
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const next = prev.then(task).finally(() => {
+      this.inFlight--;
+      if (this.tails.get(key) === next) this.tails.delete(key);
+      this.waiters.shift()?.();
+    });
+    this.tails.set(key, next.catch(() => undefined));
+  }
+
+  /** Waits for everything scheduled so far. */
+  async idle(): Promise<void> {
+    while (this.tails.size) await Promise.all([...this.tails.values()]);
+  }
+}

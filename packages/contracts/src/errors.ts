@@ -1,0 +1,76 @@
+import { z } from "zod";
+
+/** The fixed set of machine-readable error codes of the public API (myagentmail, Decisions item 6). */
+export const ErrorCode = z.enum([
+  "VALIDATION_ERROR",
+  "UNAUTHORIZED",
+  "FORBIDDEN",
+  "NOT_FOUND",
+  "CONFLICT",
+  "USERNAME_TAKEN",
+  "PLAN_LIMIT_REACHED",
+  "INBOX_PAUSED",
+  "RATE_LIMITED",
+  "PAYLOAD_TOO_LARGE",
+  "SMTP_ERROR",
+  "UNAVAILABLE",
+  "INTERNAL",
+]);
+export type ErrorCode = z.infer<typeof ErrorCode>;
+
+export const httpStatusOf: Record<ErrorCode, number> = {
+  VALIDATION_ERROR: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  USERNAME_TAKEN: 409,
+  PLAN_LIMIT_REACHED: 403,
+  INBOX_PAUSED: 403,
+  RATE_LIMITED: 429,
+  PAYLOAD_TOO_LARGE: 413,
+  SMTP_ERROR: 502,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+};
+
+export const ErrorBody = z.object({
+  error: z.string(),
+  code: ErrorCode,
+  fields: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+});
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+/** A failure the core raises; each edge (HTTP, RPC) maps it in one place. */
+export class AppError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly fields?: { path: string; message: string }[],
+  ) {
+    super(message);
+    this.name = "AppError";
+  }
+
+  toBody(): ErrorBody {
+    return this.fields ? { error: this.message, code: this.code, fields: this.fields } : { error: this.message, code: this.code };
+  }
+}
+
+export const notFound = (what = "Resource") => new AppError("NOT_FOUND", `${what} not found`);
+
+/** Turns zod issues into one readable message and a list of the offending fields. */
+export function validationError(error: z.ZodError, where = "body"): AppError {
+  const fields = error.issues.map((i) => ({
+    path: i.path.length ? i.path.map(String).join(".") : where,
+    message: i.message,
+  }));
+  const summary = fields.map((f) => `${f.path}: ${f.message}`).join("; ");
+  return new AppError("VALIDATION_ERROR", `Invalid ${where}: ${summary}`, fields);
+}
+
+export function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, where = "body"): z.infer<T> {
+  const r = schema.safeParse(value);
+  if (!r.success) throw validationError(r.error, where);
+  return r.data;
+}

@@ -1,0 +1,57 @@
+import { z } from "zod";
+
+const Name = z.string().trim().min(1, "must not be empty").max(200, "must be at most 200 characters");
+const ControlFree = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);
+
+export const Slug = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[a-z0-9]+(?:-[a-z0-9]+)*$/, "must be lowercase letters, digits and single hyphens");
+
+export const CreateTenantBody = z.object({
+  name: Name.refine(ControlFree, "must not contain control characters"),
+});
+export const CreateWorkspaceBody = z.object({
+  name: Name.refine(ControlFree, "must not contain control characters"),
+  slug: Slug.optional(),
+});
+export const CreateKeyBody = z.object({
+  name: Name.refine(ControlFree, "must not contain control characters").optional(),
+});
+
+export const IdParam = z.uuid("must be a UUID");
+
+export const Workspace = z.object({
+  id: z.uuid(),
+  tenantId: z.uuid(),
+  name: z.string(),
+  slug: z.string(),
+  isDefault: z.boolean(),
+  inboxCount: z.number().int(),
+  domainCount: z.number().int(),
+  createdAt: z.string(),
+});
+export type Workspace = z.infer<typeof Workspace>;
+
+export const KeySummary = z.object({
+  id: z.uuid(),
+  prefix: z.string(),
+  name: z.string().nullable(),
+  workspaceId: z.uuid().nullable(),
+  createdAt: z.string(),
+});
+export type KeySummary = z.infer<typeof KeySummary>;
+
+/** A key as returned by the request that created it: the only time `key` is shown. */
+export const IssuedKey = KeySummary.extend({ key: z.string() });
+export type IssuedKey = z.infer<typeof IssuedKey>;
+
+export const Tenant = z.object({ id: z.uuid(), name: z.string(), createdAt: z.string() });
+export type Tenant = z.infer<typeof Tenant>;
+
+/** Query bodies sent over NATS by the gateway; the scope token says who asks. */
+export const WorkspaceRef = z.object({ workspaceId: z.string() });
+export const KeyRef = z.object({ workspaceId: z.string(), keyId: z.string() });
+export const IssueKeyCommand = z.object({ workspaceId: z.string(), body: z.unknown() });
+export const ResolveKeyQuery = z.object({ keyHash: z.string().regex(/^[0-9a-f]{64}$/) });

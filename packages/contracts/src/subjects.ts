@@ -1,0 +1,22 @@
+/** Request-reply subjects of every service: `svc.<service>.<resource>.<verb>`. */
+export const Rpc = {
+  identity: {
+    tenantCreate: "svc.identity.tenant.create",
+    keyResolve: "svc.identity.key.resolve",
+    workspaceCreate: "svc.identity.workspace.create",
+    workspaceList: "svc.identity.workspace.list",
+    workspaceGet: "svc.identity.workspace.get",
+    workspaceDelete: "svc.identity.workspace.delete",
+    keyIssue: "svc.identity.key.issue",
+    keyList: "svc.identity.key.list",
+    keyRevoke: "svc.identity.key.revoke",
+  },
+} as const;
+
+export const rpcSubject = (prefix: string, subject: string) => `${prefix}${subject}`;
+
+/** Name of the JetStream stream holding every domain event under a subject prefix. */
+export function eventsStreamName(prefix: string): string {
+  const tag = prefix.replace(/[^A-Za-z0-9]/g, "").toUpperCase();
+  return tag ? `${tag}_EVENTS` : "EVENTS";
+}

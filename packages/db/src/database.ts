@@ -1,0 +1,80 @@
+import { Kysely, Migrator, PostgresDialect, sql, type Migration } from "kysely";
+import pg from "pg";
+import { DependencyUnavailable } from "@mam/runtime/dependency.ts";
+import type { Logger } from "@mam/runtime/logger.ts";
+
+// int8 (counts, stream sequences) as numbers: every value we store stays below 2^53.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export interface OpenDbOptions {
+  url: string;
+  /** Each service owns one schema; tests give every file its own. */
+  schema: string;
+  logger: Logger;
+  poolSize?: number;
+  migrations: Record<string, Migration>;
+}
+
+export interface Database<DB> {
+  db: Kysely<DB>;
+  schema: string;
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a pool whose connections all resolve names in the service's schema, creates the
+ * schema and applies the service's migrations (Kysely's migrator holds a lock while it
+ * does, so replicas starting together apply each migration once).
+ */
+export async function openDatabase<DB>(o: OpenDbOptions): Promise<Database<DB>> {
+  if (!SCHEMA_NAME.test(o.schema)) throw new Error(`invalid schema name: ${o.schema}`);
+  const pool = new pg.Pool({
+    connectionString: o.url,
+    max: o.poolSize ?? 10,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+    options: `-c search_path=${o.schema}`,
+    application_name: o.schema,
+  });
+  // An idle client losing its server must not crash the process; the next query reconnects.
+  pool.on("error", (err) => o.logger.warn({ err: err.message }, "PostgreSQL connection lost"));
+  try {
+    const c = await pool.connect();
+    try {
+      await c.query(`CREATE SCHEMA IF NOT EXISTS ${o.schema}`);
+    } finally {
+      c.release();
+    }
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw new DependencyUnavailable("PostgreSQL", o.url, err);
+  }
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => o.migrations },
+    migrationTableSchema: o.schema,
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  for (const r of results ?? []) o.logger.info({ migration: r.migrationName, status: r.status }, "migration");
+  if (error) {
+    await db.destroy();
+    throw error;
+  }
+  return {
+    db,
+    schema: o.schema,
+    ping: async () => {
+      try {
+        await sql`select 1`.execute(db);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    close: () => db.destroy(),
+  };
+}

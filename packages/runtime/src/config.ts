@@ -1,0 +1,41 @@
+import { z } from "zod";
+
+/** Defaults that work against the servers of a developer machine (see README). */
+export const LOCAL_DEFAULTS = {
+  NATS_URL: "nats://127.0.0.1:4222",
+  DATABASE_URL: "postgres://postgres@127.0.0.1:5432/postgres",
+  REDIS_URL: "redis://127.0.0.1:6379",
+} as const;
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+/** Settings every service shares. Each service extends this in its own config.ts. */
+export const BaseEnv = z.object({
+  NODE_ENV: z.string().default("development"),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  NATS_URL: z.string().default(LOCAL_DEFAULTS.NATS_URL),
+  /** Prefix for every NATS subject and stream; lets several deployments or tests share a server. */
+  NATS_PREFIX: z
+    .string()
+    .regex(/^([A-Za-z0-9_-]+\.)?$/, "must be empty or one token followed by a dot")
+    .default(""),
+  SCOPE_PUBLIC_KEY: z.string().optional(),
+  SCOPE_PRIVATE_KEY: z.string().optional(),
+  SCOPE_KEY_FILE: z.string().default(".data/scope-key.json"),
+  HEALTH_PORT: port.optional(),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+});
+
+export const PortSchema = port;
+
+/** Parses the environment once; a bad setting stops the process with a message naming it. */
+export function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.infer<T> {
+  const r = schema.safeParse(env);
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+  throw new ConfigError(`invalid configuration: ${lines.join("; ")}`);
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}

@@ -1,0 +1,58 @@
+import type { Logger } from "pino";
+import { ConfigError } from "./config.ts";
+import { DependencyUnavailable } from "./dependency.ts";
+
+/** The shape of every service: built by `create`, then started, then destroyed exactly once. */
+export interface Service {
+  start(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+/**
+ * Process glue shared by every main.ts: start, stop on SIGTERM/SIGINT within a bound,
+ * and turn a missing server or bad setting into one clear line instead of a stack trace.
+ */
+export async function runMain(
+  name: string,
+  build: () => Promise<{ service: Service; logger: Logger; shutdownTimeoutMs: number }>,
+): Promise<void> {
+  let built: Awaited<ReturnType<typeof build>>;
+  try {
+    built = await build();
+    await built.service.start();
+  } catch (err) {
+    if (err instanceof DependencyUnavailable || err instanceof ConfigError) {
+      process.stderr.write(`${name}: ${err.message}\n`);
+    } else {
+      process.stderr.write(`${name}: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    }
+    process.exitCode = 1;
+    // Whatever was half-opened must not keep the process alive.
+    setTimeout(() => process.exit(1), 2_000).unref();
+    return;
+  }
+  const { service, logger, shutdownTimeoutMs } = built;
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    const force = setTimeout(() => {
+      logger.error({ shutdownTimeoutMs }, "shutdown timed out; exiting");
+      process.exit(1);
+    }, shutdownTimeoutMs);
+    force.unref();
+    service.destroy().then(
+      () => {
+        logger.info("stopped");
+        logger.flush();
+      },
+      (err: unknown) => {
+        logger.error({ err }, "error during shutdown");
+        process.exitCode = 1;
+      },
+    );
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+}

@@ -1,0 +1,68 @@
+import type { Subscription } from "@nats-io/transport-node";
+import type { Bus } from "@mam/bus/connection.ts";
+import { request } from "@mam/bus/rpc.ts";
+import { AppError } from "@mam/contracts/errors.ts";
+import { IDENTITY_CONTEXT, KeyRevokedV1 } from "@mam/contracts/identity-events.ts";
+import { Principal } from "@mam/contracts/keys.ts";
+import { Rpc } from "@mam/contracts/subjects.ts";
+import { hashKey, KEY_SHAPE } from "@mam/scope/key-hash.ts";
+import type { Logger } from "@mam/runtime/logger.ts";
+import { KeyCache } from "./key-cache.ts";
+
+/** Turns a presented key into a principal: cache first, identity on a miss. */
+export class Authenticator {
+  private sub?: Subscription;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly cache: KeyCache,
+    private readonly logger: Logger,
+    private readonly timeoutMs: number,
+  ) {}
+
+  async resolve(rawKey: string | undefined, requestId: string): Promise<Principal> {
+    if (!rawKey) throw new AppError("UNAUTHORIZED", "Missing API key: send X-API-Key or Authorization: Bearer");
+    if (!KEY_SHAPE.test(rawKey)) throw new AppError("UNAUTHORIZED", "Invalid API key");
+    const hash = hashKey(rawKey);
+    const cached = this.cache.get(hash);
+    if (cached) return cached;
+    const reply = await request(this.bus, Rpc.identity.keyResolve, { keyHash: hash }, { requestId, timeoutMs: this.timeoutMs });
+    if (!reply.ok) throw new AppError(reply.error.code, reply.error.error);
+    const principal = (reply.body as { principal: unknown }).principal;
+    if (!principal) throw new AppError("UNAUTHORIZED", "Invalid API key");
+    const p = Principal.parse(principal);
+    if (this.cache.isRevoked(p.keyId)) throw new AppError("UNAUTHORIZED", "Invalid API key");
+    this.cache.set(hash, p);
+    return p;
+  }
+
+  /**
+   * Every gateway instance hears every revocation (a plain subscription: each instance
+   * must see each event, unlike a queue group) and evicts the key. Missed events are only
+   * possible while disconnected, so a reconnect empties the cache.
+   */
+  async watchRevocations(): Promise<void> {
+    const subject = `${this.bus.prefix}evt.${IDENTITY_CONTEXT}.*.*.KeyRevoked`;
+    this.sub = this.bus.nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return this.logger.error({ err }, "revocation subscription failed");
+        try {
+          const { keyId } = KeyRevokedV1.parse((msg.json() as { data: unknown }).data);
+          this.cache.revoke(keyId);
+        } catch (e) {
+          this.logger.warn({ err: e }, "unreadable KeyRevoked event");
+        }
+      },
+    });
+    await this.bus.nc.flush();
+    void (async () => {
+      for await (const s of this.bus.nc.status()) {
+        if (s.type === "reconnect") this.cache.clear();
+      }
+    })();
+  }
+
+  stop(): void {
+    this.sub?.unsubscribe();
+  }
+}

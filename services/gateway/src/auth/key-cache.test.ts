@@ -1,0 +1,25 @@
+import { describe, expect, it } from "vitest";
+import { KeyCache } from "./key-cache.ts";
+
+const p = (keyId: string) => ({ keyId, kind: "workspace" as const, tenantId: null, workspaceId: null, inboxId: null });
+const K1 = "0190a1a2-0000-7000-8000-000000000001";
+
+describe("KeyCache", () => {
+  it("expires entries after the TTL", () => {
+    let now = 0;
+    const c = new KeyCache(1000, () => now);
+    c.set("h", p(K1));
+    expect(c.get("h")?.keyId).toBe(K1);
+    now = 1001;
+    expect(c.get("h")).toBeUndefined();
+  });
+  it("evicts on revocation and refuses to cache a revoked key again", () => {
+    const c = new KeyCache(60_000, () => 0);
+    c.set("h", p(K1));
+    c.revoke(K1);
+    expect(c.get("h")).toBeUndefined();
+    c.set("h", p(K1));
+    expect(c.get("h")).toBeUndefined();
+    expect(c.isRevoked(K1)).toBe(true);
+  });
+});

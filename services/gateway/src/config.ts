@@ -1,0 +1,20 @@
+import { z } from "zod";
+import { BaseEnv, LOCAL_DEFAULTS, parseEnv, PortSchema } from "@mam/runtime/config.ts";
+
+const Env = BaseEnv.extend({
+  PORT: PortSchema.default(8080),
+  HOST: z.string().default("0.0.0.0"),
+  REDIS_URL: z.string().default(LOCAL_DEFAULTS.REDIS_URL),
+  /** Requests each key may make per window; over it: 429 with Retry-After. */
+  RATE_LIMIT_MAX: z.coerce.number().int().positive().default(600),
+  RATE_LIMIT_WINDOW_S: z.coerce.number().int().positive().default(60),
+  /** Largest JSON body accepted (bytes); over it: 413. Stays below NATS's 1 MB payload. */
+  BODY_LIMIT_BYTES: z.coerce.number().int().positive().max(900_000).default(512 * 1024),
+  /** How long a resolved key is trusted without asking identity again. Revocations evict at once. */
+  KEY_CACHE_TTL_S: z.coerce.number().int().positive().default(30),
+  SCOPE_TOKEN_TTL_S: z.coerce.number().int().positive().max(60).default(30),
+  RPC_TIMEOUT_MS: z.coerce.number().int().positive().default(5_000),
+});
+export type GatewayConfig = z.infer<typeof Env>;
+
+export const loadConfig = (env: NodeJS.ProcessEnv): GatewayConfig => parseEnv(Env, env);

@@ -1,0 +1,99 @@
+import express, { type NextFunction, type Request, type Response } from "express";
+import type { Bus } from "@mam/bus/connection.ts";
+import { request } from "@mam/bus/rpc.ts";
+import { AppError } from "@mam/contracts/errors.ts";
+import type { Principal } from "@mam/contracts/keys.ts";
+import { readinessBody, type ReadinessCheck } from "@mam/runtime/health.ts";
+import { uuidv7 } from "@mam/runtime/ids.ts";
+import type { Logger } from "@mam/runtime/logger.ts";
+import type { ScopeSigner } from "@mam/scope/token.ts";
+import type { Authenticator } from "../auth/authenticator.ts";
+import type { RateLimiter } from "../auth/rate-limit.ts";
+import type { GatewayConfig } from "../config.ts";
+import { errorHandler, sendError } from "./errors.ts";
+import { forwardRoutes } from "./routes.ts";
+
+export interface AppDeps {
+  cfg: GatewayConfig;
+  bus: Bus;
+  auth: Authenticator;
+  limiter: RateLimiter;
+  signer: ScopeSigner;
+  logger: Logger;
+  readiness: ReadinessCheck;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function presentedKey(req: Request): string | undefined {
+  const header = req.get("x-api-key");
+  if (header) return header.trim();
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.get("authorization") ?? "");
+  return m?.[1];
+}
+
+const principalOf = (res: Response) => res.locals.principal as Principal;
+
+/** `GET /v1/me`: what the key resolves to; `tenantId` is absent only for the operator. */
+function me(p: Principal) {
+  const out: Record<string, string> = { keyId: p.keyId, kind: p.kind };
+  if (p.tenantId) out.tenantId = p.tenantId;
+  if (p.workspaceId) out.workspaceId = p.workspaceId;
+  if (p.inboxId) out.inboxId = p.inboxId;
+  return out;
+}
+
+export function buildApp(d: AppDeps): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+
+  app.use((req, res, next) => {
+    const given = req.get("x-request-id");
+    const requestId = given && REQUEST_ID.test(given) ? given : uuidv7();
+    res.locals.requestId = requestId;
+    res.setHeader("X-Request-Id", requestId);
+    const started = process.hrtime.bigint();
+    res.on("finish", () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      d.logger.info({ requestId, method: req.method, path: req.originalUrl.split("?")[0], status: res.statusCode, ms: Math.round(ms * 10) / 10 }, "request");
+    });
+    next();
+  });
+
+  app.get("/healthz", (_req, res) => void res.json({ status: "ok" }));
+  app.get("/readyz", async (_req, res) => {
+    const r = await readinessBody(d.readiness);
+    res.status(r.status).json(r.body);
+  });
+
+  const v1 = express.Router();
+  v1.use(async (req: Request, res: Response, next: NextFunction) => {
+    res.locals.principal = await d.auth.resolve(presentedKey(req), res.locals.requestId);
+    const rate = await d.limiter.check(principalOf(res).keyId);
+    res.setHeader("X-RateLimit-Limit", String(rate.limit));
+    res.setHeader("X-RateLimit-Remaining", String(rate.remaining));
+    if (!rate.allowed) return sendError(res, { error: "Rate limit exceeded", code: "RATE_LIMITED" }, rate.retryAfterS);
+    next();
+  });
+  v1.use(express.json({ limit: d.cfg.BODY_LIMIT_BYTES, type: ["application/json", "application/*+json"] }));
+
+  v1.get("/me", (_req, res) => void res.json(me(principalOf(res))));
+  for (const r of forwardRoutes) {
+    v1[r.method](r.path, async (req: Request, res: Response) => {
+      const scope = d.signer.mint(principalOf(res), d.cfg.SCOPE_TOKEN_TTL_S);
+      const reply = await request(d.bus, r.subject, r.toRpc(req), {
+        scope,
+        requestId: res.locals.requestId,
+        timeoutMs: d.cfg.RPC_TIMEOUT_MS,
+      });
+      if (!reply.ok) throw new AppError(reply.error.code, reply.error.error, reply.error.fields);
+      res.status(reply.status).json(reply.body);
+    });
+  }
+  app.use("/v1", v1);
+
+  app.use((req, res) => sendError(res, { error: `No route for ${req.method} ${req.path}`, code: "NOT_FOUND" }));
+  app.use(errorHandler(d.logger));
+  return app;
+}

@@ -1,0 +1,29 @@
+import type { ErrorRequestHandler, Response } from "express";
+import { AppError, httpStatusOf, type ErrorBody } from "@mam/contracts/errors.ts";
+import type { Logger } from "@mam/runtime/logger.ts";
+
+export function sendError(res: Response, body: ErrorBody, retryAfterS?: number): void {
+  if (retryAfterS) res.setHeader("Retry-After", String(retryAfterS));
+  res.status(httpStatusOf[body.code]).json(body);
+}
+
+interface BodyParserError {
+  type?: string;
+  status?: number;
+}
+
+/** The one place where anything thrown on the HTTP edge becomes `{ error, code }`. */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err: unknown, _req, res, _next) => {
+    if (res.headersSent) return;
+    if (err instanceof AppError) return sendError(res, err.toBody());
+    const type = (err as BodyParserError)?.type;
+    if (type === "entity.parse.failed") return sendError(res, { error: "Malformed JSON in request body", code: "VALIDATION_ERROR" });
+    if (type === "entity.too.large") return sendError(res, { error: "Request body is too large", code: "PAYLOAD_TOO_LARGE" });
+    if (type === "encoding.unsupported" || type === "charset.unsupported" || type === "request.size.invalid") {
+      return sendError(res, { error: "Unsupported request body encoding", code: "VALIDATION_ERROR" });
+    }
+    logger.error({ err, requestId: res.locals.requestId }, "unhandled error");
+    sendError(res, { error: "Internal error", code: "INTERNAL" });
+  };
+}

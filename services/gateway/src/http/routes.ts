@@ -1,0 +1,35 @@
+import type { Request } from "express";
+import { Rpc } from "@mam/contracts/subjects.ts";
+
+export interface ForwardRoute {
+  method: "get" | "post" | "patch" | "delete";
+  path: string;
+  subject: string;
+  /** What the service receives: the body and path parameters it needs, nothing else. */
+  toRpc: (req: Request) => unknown;
+}
+
+const body = (req: Request) => req.body ?? {};
+const param = (req: Request, name: string) => String(req.params[name] ?? "");
+
+/** Public `/v1` routes that are forwarded, as they are, to the service owning them. */
+export const forwardRoutes: ForwardRoute[] = [
+  { method: "post", path: "/tenants", subject: Rpc.identity.tenantCreate, toRpc: body },
+  { method: "post", path: "/workspaces", subject: Rpc.identity.workspaceCreate, toRpc: body },
+  { method: "get", path: "/workspaces", subject: Rpc.identity.workspaceList, toRpc: () => ({}) },
+  { method: "get", path: "/workspaces/:id", subject: Rpc.identity.workspaceGet, toRpc: (r) => ({ workspaceId: param(r, "id") }) },
+  { method: "delete", path: "/workspaces/:id", subject: Rpc.identity.workspaceDelete, toRpc: (r) => ({ workspaceId: param(r, "id") }) },
+  {
+    method: "post",
+    path: "/workspaces/:id/keys",
+    subject: Rpc.identity.keyIssue,
+    toRpc: (r) => ({ workspaceId: param(r, "id"), body: body(r) }),
+  },
+  { method: "get", path: "/workspaces/:id/keys", subject: Rpc.identity.keyList, toRpc: (r) => ({ workspaceId: param(r, "id") }) },
+  {
+    method: "delete",
+    path: "/workspaces/:id/keys/:keyId",
+    subject: Rpc.identity.keyRevoke,
+    toRpc: (r) => ({ workspaceId: param(r, "id"), keyId: param(r, "keyId") }),
+  },
+];

@@ -1,0 +1,7 @@
+import type { Migration } from "kysely";
+import * as init from "./2026-11-27T0000-init.ts";
+
+/** Every migration, by name; names sort in the order they must run. */
+export const migrations: Record<string, Migration> = {
+  "2026-11-27T0000-init": init,
+};

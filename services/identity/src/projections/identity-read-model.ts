@@ -1,0 +1,104 @@
+import { sql, type Kysely } from "kysely";
+import type { IdentityEnvelope } from "@mam/contracts/identity-events.ts";
+import { NO_WORKSPACE, type IdentityDb } from "../db/schema.ts";
+
+export const PROJECTION = "identity";
+
+/**
+ * Applies one event to the read model inside the caller's transaction. Idempotent: the
+ * event id is recorded in the same transaction, so a redelivery (or the consumer seeing
+ * an event the command path already applied) changes nothing.
+ */
+export async function applyIdentityEvent(tx: Kysely<IdentityDb>, e: IdentityEnvelope, streamSeq: number): Promise<boolean> {
+  const inserted = await tx
+    .insertInto("applied_events")
+    .values({ workspace_id: e.workspaceId ?? NO_WORKSPACE, event_id: e.id, stream_seq: streamSeq })
+    .onConflict((oc) => oc.doNothing())
+    .executeTakeFirst();
+  if (!inserted.numInsertedOrUpdatedRows) return false;
+
+  await evolve(tx, e);
+
+  await tx
+    .insertInto("projection_checkpoint")
+    .values({ projection: PROJECTION, stream_seq: streamSeq, updated_at: new Date() })
+    .onConflict((oc) =>
+      oc.column("projection").doUpdateSet({
+        stream_seq: sql`greatest(projection_checkpoint.stream_seq, excluded.stream_seq)`,
+        updated_at: sql`excluded.updated_at`,
+      }),
+    )
+    .execute();
+  return true;
+}
+
+async function evolve(tx: Kysely<IdentityDb>, e: IdentityEnvelope): Promise<void> {
+  switch (e.type) {
+    case "TenantCreated":
+      await tx
+        .insertInto("tenants")
+        .values({
+          tenant_id: e.data.tenantId,
+          name: e.data.name,
+          default_workspace_id: e.data.defaultWorkspaceId,
+          created_at: e.occurredAt,
+        })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+      return;
+    case "WorkspaceCreated":
+      await tx
+        .insertInto("workspaces")
+        .values({
+          workspace_id: e.data.workspaceId,
+          tenant_id: e.data.tenantId,
+          name: e.data.name,
+          slug: e.data.slug,
+          is_default: e.data.isDefault,
+          created_at: e.occurredAt,
+          deleted_at: null,
+        })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+      return;
+    case "WorkspaceDeleted":
+      await tx
+        .updateTable("workspaces")
+        .set({ deleted_at: e.occurredAt })
+        .where("workspace_id", "=", e.data.workspaceId)
+        .where("deleted_at", "is", null)
+        .execute();
+      return;
+    case "KeyIssued":
+      await tx
+        .insertInto("api_keys")
+        .values({
+          workspace_id: e.data.workspaceId ?? NO_WORKSPACE,
+          key_id: e.data.keyId,
+          tenant_id: e.data.tenantId,
+          kind: e.data.kind,
+          name: e.data.name,
+          prefix: e.data.prefix,
+          key_hash: e.data.keyHash,
+          inbox_id: e.data.inboxId,
+          created_at: e.occurredAt,
+          revoked_at: null,
+        })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+      return;
+    case "KeyRevoked":
+      await tx
+        .updateTable("api_keys")
+        .set({ revoked_at: e.occurredAt })
+        .where("workspace_id", "=", e.workspaceId ?? NO_WORKSPACE)
+        .where("key_id", "=", e.data.keyId)
+        .where("revoked_at", "is", null)
+        .execute();
+      return;
+    default: {
+      const unreachable: never = e;
+      throw new Error(`unhandled identity event ${(unreachable as IdentityEnvelope).type}`);
+    }
+  }
+}

@@ -1,0 +1,105 @@
+import type { Kysely, Selectable } from "kysely";
+import type { KeySummary, Workspace } from "@mam/contracts/identity-api.ts";
+import { NO_WORKSPACE, type ApiKeysTable, type IdentityDb, type WorkspacesTable } from "../db/schema.ts";
+
+export type WorkspaceRow = Selectable<WorkspacesTable>;
+export type KeyRow = Selectable<ApiKeysTable>;
+
+const iso = (d: Date | string) => new Date(d).toISOString();
+
+export function toWorkspace(r: WorkspaceRow): Workspace {
+  return {
+    id: r.workspace_id,
+    tenantId: r.tenant_id,
+    name: r.name,
+    slug: r.slug,
+    isDefault: r.is_default,
+    inboxCount: r.inbox_count,
+    domainCount: r.domain_count,
+    createdAt: iso(r.created_at),
+  };
+}
+
+export function toKeySummary(r: KeyRow): KeySummary {
+  return {
+    id: r.key_id,
+    prefix: r.prefix,
+    name: r.name,
+    workspaceId: r.workspace_id === NO_WORKSPACE ? null : r.workspace_id,
+    createdAt: iso(r.created_at),
+  };
+}
+
+export function liveWorkspace(db: Kysely<IdentityDb>, workspaceId: string): Promise<WorkspaceRow | undefined> {
+  return db
+    .selectFrom("workspaces")
+    .selectAll()
+    .where("workspace_id", "=", workspaceId)
+    .where("deleted_at", "is", null)
+    .executeTakeFirst();
+}
+
+export function liveWorkspacesOfTenant(db: Kysely<IdentityDb>, tenantId: string): Promise<WorkspaceRow[]> {
+  return db
+    .selectFrom("workspaces")
+    .selectAll()
+    .where("tenant_id", "=", tenantId)
+    .where("deleted_at", "is", null)
+    .orderBy("created_at")
+    .orderBy("workspace_id")
+    .execute();
+}
+
+export async function slugTaken(db: Kysely<IdentityDb>, tenantId: string, slug: string): Promise<boolean> {
+  const r = await db
+    .selectFrom("workspaces")
+    .select("workspace_id")
+    .where("tenant_id", "=", tenantId)
+    .where("slug", "=", slug)
+    .where("deleted_at", "is", null)
+    .executeTakeFirst();
+  return r !== undefined;
+}
+
+export function activeKeysOfWorkspace(db: Kysely<IdentityDb>, workspaceId: string): Promise<KeyRow[]> {
+  return db
+    .selectFrom("api_keys")
+    .selectAll()
+    .where("workspace_id", "=", workspaceId)
+    .where("revoked_at", "is", null)
+    .orderBy("created_at")
+    .orderBy("key_id")
+    .execute();
+}
+
+export function keyOfWorkspace(db: Kysely<IdentityDb>, workspaceId: string, keyId: string): Promise<KeyRow | undefined> {
+  return db
+    .selectFrom("api_keys")
+    .selectAll()
+    .where("workspace_id", "=", workspaceId)
+    .where("key_id", "=", keyId)
+    .executeTakeFirst();
+}
+
+export function activeKeyByHash(db: Kysely<IdentityDb>, keyHash: string): Promise<KeyRow | undefined> {
+  return db
+    .selectFrom("api_keys")
+    .selectAll()
+    .where("key_hash", "=", keyHash)
+    .where("revoked_at", "is", null)
+    .executeTakeFirst();
+}
+
+export function activeOperatorKeys(db: Kysely<IdentityDb>): Promise<KeyRow[]> {
+  return db
+    .selectFrom("api_keys")
+    .selectAll()
+    .where("workspace_id", "=", NO_WORKSPACE)
+    .where("kind", "=", "super_admin")
+    .where("revoked_at", "is", null)
+    .execute();
+}
+
+export function tenantById(db: Kysely<IdentityDb>, tenantId: string) {
+  return db.selectFrom("tenants").selectAll().where("tenant_id", "=", tenantId).executeTakeFirst();
+}
