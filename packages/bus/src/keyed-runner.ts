@@ -15,12 +15,16 @@ export class KeyedRunner {
     while (this.inFlight >= this.limit) await new Promise<void>((r) => this.waiters.push(r));
     this.inFlight++;
     const prev = this.tails.get(key) ?? Promise.resolve();
-    const next = prev.then(task).finally(() => {
-      this.inFlight--;
-      if (this.tails.get(key) === next) this.tails.delete(key);
-      this.waiters.shift()?.();
-    });
-    this.tails.set(key, next.catch(() => undefined));
+    // Tasks handle their own failures; a rejection must not break the chain of its key.
+    const tail: Promise<void> = prev
+      .then(task)
+      .catch(() => undefined)
+      .finally(() => {
+        this.inFlight--;
+        if (this.tails.get(key) === tail) this.tails.delete(key);
+        this.waiters.shift()?.();
+      });
+    this.tails.set(key, tail);
   }
 
   /** Waits for everything scheduled so far. */

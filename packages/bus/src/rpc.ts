@@ -81,6 +81,7 @@ export class RpcServer {
     const rid = msg.headers?.get(Headers.requestId) ?? "";
     const requestId = REQUEST_ID.test(rid) ? rid : "unknown";
     const logger = this.logger.child({ requestId, rpc: subject });
+    const started = performance.now();
     let reply: RpcReply;
     try {
       let body: unknown;
@@ -96,6 +97,7 @@ export class RpcServer {
       if (err instanceof ScopeError) logger.warn({ reason: err.reason }, "refused request: scope token");
       reply = { ok: false, error };
     }
+    logger.info({ ok: reply.ok, code: reply.ok ? undefined : reply.error.code, ms: Math.round(performance.now() - started) }, "rpc");
     if (msg.reply) msg.respond(encode(reply));
   }
 

@@ -39,3 +39,5 @@ export function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv)
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
+
+export type BaseConfig = z.infer<typeof BaseEnv>;

@@ -1,0 +1,87 @@
+import type { Server } from "node:http";
+import type { Migration } from "kysely";
+import { closeBus, connectBus, type Bus } from "@mam/bus/connection.ts";
+import { ensureEventsStream } from "@mam/bus/streams.ts";
+import { openDatabase, type Database } from "@mam/db/database.ts";
+import type { BaseConfig } from "@mam/runtime/config.ts";
+import { closeServer, startHealthServer } from "@mam/runtime/health.ts";
+import type { Logger } from "@mam/runtime/logger.ts";
+import { loadScopeKeys } from "@mam/scope/key-material.ts";
+import { ScopeVerifier } from "@mam/scope/token.ts";
+
+type Env = BaseConfig;
+
+export interface BackboneOptions {
+  name: string;
+  env: Env & { HEALTH_PORT: number };
+  logger: Logger;
+  /** Services that own a store: its URL, schema and migrations. */
+  database?: { url: string; schema: string; migrations: Record<string, Migration> };
+  /** Extra readiness checks of the service itself (e.g. "read model caught up"). */
+  checks?: () => Promise<Record<string, boolean>>;
+}
+
+/**
+ * What every service stands on: NATS with the event stream declared, its own Postgres
+ * schema migrated, a scope-token verifier, and health/readiness endpoints. Connecting
+ * fails with one clear line when a server is missing (DependencyUnavailable).
+ */
+export class Backbone<DB = unknown> {
+  bus!: Bus;
+  stream!: string;
+  database?: Database<DB>;
+  verifier!: ScopeVerifier;
+  private health?: Server;
+
+  constructor(private readonly o: BackboneOptions) {}
+
+  get db() {
+    if (!this.database) throw new Error(`${this.o.name} has no database`);
+    return this.database.db;
+  }
+
+  async connect(): Promise<void> {
+    const { env, logger, name } = this.o;
+    const keys = loadScopeKeys({ privateKey: env.SCOPE_PRIVATE_KEY, publicKey: env.SCOPE_PUBLIC_KEY, keyFile: env.SCOPE_KEY_FILE });
+    this.verifier = new ScopeVerifier(keys.publicKeyPem);
+    this.bus = await connectBus({ url: env.NATS_URL, prefix: env.NATS_PREFIX, name, logger });
+    this.stream = await ensureEventsStream(this.bus);
+    if (this.o.database) {
+      this.database = await openDatabase<DB>({ ...this.o.database, logger });
+    }
+    this.health = await startHealthServer(env.HEALTH_PORT, () => this.readiness());
+  }
+
+  async readiness(): Promise<Record<string, boolean>> {
+    const base: Record<string, boolean> = { nats: !!this.bus && !this.bus.nc.isClosed() };
+    if (this.o.database) base.postgres = !!this.database && (await this.database.ping());
+    return { ...base, ...(this.o.checks ? await this.o.checks() : {}) };
+  }
+
+  async close(): Promise<void> {
+    if (this.health) await closeServer(this.health);
+    if (this.bus) await closeBus(this.bus);
+    await this.database?.close();
+  }
+}
+
+/**
+ * A service that is, for now, only its backbone: it starts, connects, reports health and
+ * stops cleanly. Services grow their own class once they have commands or consumers.
+ */
+export class BackboneService<DB = unknown> {
+  readonly backbone: Backbone<DB>;
+  constructor(private readonly o: BackboneOptions) {
+    this.backbone = new Backbone<DB>(o);
+  }
+  async start(): Promise<void> {
+    await this.backbone.connect();
+    this.o.logger.info({ healthPort: this.o.env.HEALTH_PORT }, `${this.o.name} started`);
+  }
+  readiness() {
+    return this.backbone.readiness();
+  }
+  destroy(): Promise<void> {
+    return this.backbone.close();
+  }
+}

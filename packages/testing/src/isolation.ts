@@ -1,0 +1,66 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { eventsStreamName } from "@mam/contracts/subjects.ts";
+import { generateScopeKeys } from "@mam/scope/key-material.ts";
+import { serverUrls } from "./servers.ts";
+
+/**
+ * Everything one test file needs to run beside others on the same servers: its own
+ * NATS subject prefix (so its own stream), its own Postgres schemas, its own scope keys.
+ */
+export interface Isolation {
+  tag: string;
+  prefix: string;
+  schema: (service: string) => string;
+  urls: { NATS_URL: string; DATABASE_URL: string; REDIS_URL: string };
+  scopeKeys: { privateKeyPem: string; publicKeyPem: string };
+  /** Environment shared by every service of this file (before each service's own settings). */
+  env: Record<string, string>;
+  cleanup(): Promise<void>;
+}
+
+export function isolate(): Isolation {
+  const tag = `t${randomBytes(5).toString("hex")}`;
+  const prefix = `${tag}.`;
+  const urls = serverUrls();
+  const scopeKeys = generateScopeKeys();
+  const schemas = new Set<string>();
+  return {
+    tag,
+    prefix,
+    urls,
+    scopeKeys,
+    schema: (service) => {
+      const s = `${tag}_${service.replace(/-/g, "_")}`;
+      schemas.add(s);
+      return s;
+    },
+    env: {
+      ...urls,
+      NATS_PREFIX: prefix,
+      LOG_LEVEL: "warn",
+      SCOPE_PUBLIC_KEY: Buffer.from(scopeKeys.publicKeyPem).toString("base64"),
+      HEALTH_PORT: "0",
+      PORT: "0",
+      HOST: "127.0.0.1",
+    },
+    async cleanup() {
+      const client = new pg.Client({ connectionString: urls.DATABASE_URL });
+      await client.connect();
+      try {
+        for (const s of schemas) await client.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
+      } finally {
+        await client.end();
+      }
+      const nc = await connect({ servers: urls.NATS_URL });
+      try {
+        const jsm = await jetstreamManager(nc);
+        await jsm.streams.delete(eventsStreamName(prefix)).catch(() => undefined);
+      } finally {
+        await nc.close();
+      }
+    },
+  };
+}

@@ -1,0 +1,13 @@
+import { createLogger, type Logger } from "@mam/runtime/logger.ts";
+import { BackboneService } from "@mam/service-kit/backbone.ts";
+import type { BillingConfig } from "./config.ts";
+
+/** Billing: connected to NATS and its own schema; its commands arrive with later work. */
+export function createBillingService(cfg: BillingConfig, logger: Logger = createLogger("billing", cfg.LOG_LEVEL)) {
+  return new BackboneService({
+    name: "billing",
+    env: cfg,
+    logger,
+    database: { url: cfg.DATABASE_URL, schema: cfg.DB_SCHEMA, migrations: {} },
+  });
+}

@@ -1,0 +1,11 @@
+import { z } from "zod";
+import { BaseEnv, LOCAL_DEFAULTS, parseEnv, PortSchema } from "@mam/runtime/config.ts";
+
+const Env = BaseEnv.extend({
+  DATABASE_URL: z.string().default(LOCAL_DEFAULTS.DATABASE_URL),
+  DB_SCHEMA: z.string().default("realtime"),
+  HEALTH_PORT: PortSchema.default(8085),
+});
+export type RealtimeConfig = z.infer<typeof Env>;
+
+export const loadConfig = (env: NodeJS.ProcessEnv): RealtimeConfig => parseEnv(Env, env);
