@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { connect } from "@nats-io/transport-node";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { eventsStreamName } from "@mam/contracts/subjects.ts";
 import { generateScopeKeys } from "@mam/scope/key-material.ts";
 import { serverUrls } from "./servers.ts";
@@ -18,7 +18,18 @@ export interface Isolation {
   scopeKeys: { privateKeyPem: string; publicKeyPem: string };
   /** Environment shared by every service of this file (before each service's own settings). */
   env: Record<string, string>;
+  /** Runs `fn` with a JetStream manager on its own short-lived connection. */
+  jetstream<T>(fn: (jsm: JetStreamManager) => Promise<T>): Promise<T>;
   cleanup(): Promise<void>;
+}
+
+async function withJetStream<T>(url: string, fn: (jsm: JetStreamManager) => Promise<T>): Promise<T> {
+  const nc = await connect({ servers: url });
+  try {
+    return await fn(await jetstreamManager(nc));
+  } finally {
+    await nc.close();
+  }
 }
 
 export function isolate(): Isolation {
@@ -46,6 +57,7 @@ export function isolate(): Isolation {
       PORT: "0",
       HOST: "127.0.0.1",
     },
+    jetstream: (fn) => withJetStream(urls.NATS_URL, fn),
     async cleanup() {
       const client = new pg.Client({ connectionString: urls.DATABASE_URL });
       await client.connect();
@@ -54,13 +66,7 @@ export function isolate(): Isolation {
       } finally {
         await client.end();
       }
-      const nc = await connect({ servers: urls.NATS_URL });
-      try {
-        const jsm = await jetstreamManager(nc);
-        await jsm.streams.delete(eventsStreamName(prefix)).catch(() => undefined);
-      } finally {
-        await nc.close();
-      }
+      await withJetStream(urls.NATS_URL, (jsm) => jsm.streams.delete(eventsStreamName(prefix)).catch(() => false));
     },
   };
 }
