@@ -41,6 +41,16 @@ export class Backbone<DB = unknown> {
   }
 
   async connect(): Promise<void> {
+    try {
+      await this.open();
+    } catch (err) {
+      // Whatever did open must not keep the process alive.
+      await this.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async open(): Promise<void> {
     const { env, logger, name } = this.o;
     const keys = loadScopeKeys({ privateKey: env.SCOPE_PRIVATE_KEY, publicKey: env.SCOPE_PUBLIC_KEY, keyFile: env.SCOPE_KEY_FILE });
     this.verifier = new ScopeVerifier(keys.publicKeyPem);

@@ -33,6 +33,15 @@ export class GatewayService implements Service {
   }
 
   async start(): Promise<void> {
+    try {
+      await this.open();
+    } catch (err) {
+      await this.destroy().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async open(): Promise<void> {
     const { cfg, logger } = this;
     const keys = loadScopeKeys({ privateKey: cfg.SCOPE_PRIVATE_KEY, publicKey: cfg.SCOPE_PUBLIC_KEY, keyFile: cfg.SCOPE_KEY_FILE });
     if (!keys.privateKeyPem) throw new Error("the gateway needs SCOPE_PRIVATE_KEY (or a key file) to mint scope tokens");
@@ -61,7 +70,7 @@ export class GatewayService implements Service {
   }
 
   async destroy(): Promise<void> {
-    if (this.server) await closeServer(this.server);
+    if (this.server?.listening) await closeServer(this.server);
     this.auth?.stop();
     if (this.bus) await closeBus(this.bus);
     this.redis?.disconnect();
