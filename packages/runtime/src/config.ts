@@ -23,6 +23,8 @@ export const BaseEnv = z.object({
   SCOPE_PRIVATE_KEY: z.string().optional(),
   SCOPE_KEY_FILE: z.string().default(".data/scope-key.json"),
   HEALTH_PORT: port.optional(),
+  /** Where health endpoints listen; 0.0.0.0 in containers so probes can reach them. */
+  HEALTH_HOST: z.string().default("127.0.0.1"),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
 });
 
@@ -30,7 +32,9 @@ export const PortSchema = port;
 
 /** Parses the environment once; a bad setting stops the process with a message naming it. */
 export function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.infer<T> {
-  const r = schema.safeParse(env);
+  // `NAME=` means unset, as in shells and compose files.
+  const given = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ""));
+  const r = schema.safeParse(given);
   if (r.success) return r.data;
   const lines = r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
   throw new ConfigError(`invalid configuration: ${lines.join("; ")}`);

@@ -59,7 +59,7 @@ export class Backbone<DB = unknown> {
     if (this.o.database) {
       this.database = await openDatabase<DB>({ ...this.o.database, logger });
     }
-    this.health = await startHealthServer(env.HEALTH_PORT, () => this.readiness());
+    this.health = await startHealthServer(env.HEALTH_PORT, () => this.readiness(), env.HEALTH_HOST);
   }
 
   async readiness(): Promise<Record<string, boolean>> {
