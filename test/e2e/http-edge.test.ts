@@ -102,3 +102,16 @@ describe("the HTTP edge", () => {
     expect(text).not.toMatch(/[0-9a-f]{64}/); // no key hash either
   });
 });
+
+describe("when identity is not running", () => {
+  const s = new Stack({ logLevel: "silent" });
+  beforeAll(() => s.startGateway().then((g) => void (s.api = s.client(0))));
+  afterAll(() => s.stop());
+
+  it("the gateway answers 503 with Retry-After, in the public error shape", async () => {
+    const r = await s.api("GET", "/v1/me", { key: "tk_" + "a".repeat(43) });
+    expect(r.status).toBe(503);
+    expect(r.body).toEqual({ error: expect.any(String), code: "INTERNAL" });
+    expect(r.headers.get("retry-after")).toBe("2");
+  });
+});

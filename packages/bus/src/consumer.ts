@@ -16,6 +16,8 @@ export interface ConsumerOptions {
   keyOf?: (msg: JsMsg) => string;
   concurrency?: number;
   maxDeliver?: number;
+  /** Failures no retry can cure (an event that does not parse): terminated at once, not retried. */
+  isPoison?: (err: unknown) => boolean;
 }
 
 const BACKOFF_MS = [500, 2_000, 10_000, 30_000];
@@ -82,7 +84,7 @@ export class DurableConsumer {
       msg.ack();
     } catch (err) {
       const attempt = msg.info.deliveryCount;
-      if (attempt >= (this.o.maxDeliver ?? 20)) {
+      if (this.o.isPoison?.(err) || attempt >= (this.o.maxDeliver ?? 20)) {
         this.o.logger.error({ err, seq: msg.seq, subject: msg.subject }, "giving up on event; terminated");
         msg.term();
         return;

@@ -1,6 +1,10 @@
 import { z } from "zod";
 
-/** The fixed set of machine-readable error codes of the public API (myagentmail, Decisions item 6). */
+/**
+ * Machine-readable error codes: the fixed public set of myagentmail (Decisions item 6),
+ * plus UNAVAILABLE, which stays internal: the public answer is 503 with code INTERNAL
+ * (see `publicErrorBody`).
+ */
 export const ErrorCode = z.enum([
   "VALIDATION_ERROR",
   "UNAUTHORIZED",
@@ -33,6 +37,12 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   UNAVAILABLE: 503,
   INTERNAL: 500,
 };
+
+/** What a client sees for an error: every code of the fixed public set, and a 503 for UNAVAILABLE. */
+export function publicErrorBody(body: ErrorBody): { status: number; body: ErrorBody } {
+  const status = httpStatusOf[body.code];
+  return { status, body: body.code === "UNAVAILABLE" ? { ...body, code: "INTERNAL" } : body };
+}
 
 export const ErrorBody = z.object({
   error: z.string(),

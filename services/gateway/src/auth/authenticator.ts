@@ -2,7 +2,7 @@ import type { Subscription } from "@nats-io/transport-node";
 import type { Bus } from "@mam/bus/connection.ts";
 import { request } from "@mam/bus/rpc.ts";
 import { AppError } from "@mam/contracts/errors.ts";
-import { IDENTITY_CONTEXT, KeyRevokedV1 } from "@mam/contracts/identity-events.ts";
+import { IDENTITY_CONTEXT, KeyRevokedV1, WorkspaceDeletedV1 } from "@mam/contracts/identity-events.ts";
 import { Principal } from "@mam/contracts/keys.ts";
 import { Rpc } from "@mam/contracts/subjects.ts";
 import { hashKey, KEY_SHAPE } from "@mam/scope/key-hash.ts";
@@ -11,7 +11,7 @@ import { KeyCache } from "./key-cache.ts";
 
 /** Turns a presented key into a principal: cache first, identity on a miss. */
 export class Authenticator {
-  private sub?: Subscription;
+  private readonly subs: Subscription[] = [];
 
   constructor(
     private readonly bus: Bus,
@@ -31,7 +31,7 @@ export class Authenticator {
     const principal = (reply.body as { principal: unknown }).principal;
     if (!principal) throw new AppError("UNAUTHORIZED", "Invalid API key");
     const p = Principal.parse(principal);
-    if (this.cache.isRevoked(p.keyId)) throw new AppError("UNAUTHORIZED", "Invalid API key");
+    if (this.cache.isRevoked(p)) throw new AppError("UNAUTHORIZED", "Invalid API key");
     this.cache.set(hash, p);
     return p;
   }
@@ -42,18 +42,21 @@ export class Authenticator {
    * possible while disconnected, so a reconnect empties the cache.
    */
   async watchRevocations(): Promise<void> {
-    const subject = `${this.bus.prefix}evt.${IDENTITY_CONTEXT}.*.*.KeyRevoked`;
-    this.sub = this.bus.nc.subscribe(subject, {
-      callback: (err, msg) => {
-        if (err) return this.logger.error({ err }, "revocation subscription failed");
-        try {
-          const { keyId } = KeyRevokedV1.parse((msg.json() as { data: unknown }).data);
-          this.cache.revoke(keyId);
-        } catch (e) {
-          this.logger.warn({ err: e }, "unreadable KeyRevoked event");
-        }
-      },
-    });
+    const on = (type: string, apply: (data: unknown) => void) => {
+      const sub = this.bus.nc.subscribe(`${this.bus.prefix}evt.${IDENTITY_CONTEXT}.*.*.${type}`, {
+        callback: (err, msg) => {
+          if (err) return this.logger.error({ err, type }, "revocation subscription failed");
+          try {
+            apply((msg.json() as { data: unknown }).data);
+          } catch (e) {
+            this.logger.warn({ err: e, type }, "unreadable revocation event");
+          }
+        },
+      });
+      this.subs.push(sub);
+    };
+    on("KeyRevoked", (d) => this.cache.revoke(KeyRevokedV1.parse(d).keyId));
+    on("WorkspaceDeleted", (d) => this.cache.revokeWorkspace(WorkspaceDeletedV1.parse(d).workspaceId));
     await this.bus.nc.flush();
     void (async () => {
       for await (const s of this.bus.nc.status()) {
@@ -63,6 +66,6 @@ export class Authenticator {
   }
 
   stop(): void {
-    this.sub?.unsubscribe();
+    for (const s of this.subs) s.unsubscribe();
   }
 }

@@ -20,6 +20,16 @@ describe("KeyCache", () => {
     expect(c.get("h")).toBeUndefined();
     c.set("h", p(K1));
     expect(c.get("h")).toBeUndefined();
-    expect(c.isRevoked(K1)).toBe(true);
+    expect(c.isRevoked(p(K1))).toBe(true);
+  });
+  it("a deleted workspace takes all its keys with it", () => {
+    const c = new KeyCache(60_000, () => 0);
+    const W = "0190a1a2-0000-7000-8000-0000000000aa";
+    c.set("h1", { ...p(K1), workspaceId: W });
+    c.revokeWorkspace(W);
+    expect(c.get("h1")).toBeUndefined();
+    const K2 = "0190a1a2-0000-7000-8000-000000000002";
+    c.set("h2", { ...p(K2), workspaceId: W });
+    expect(c.get("h2")).toBeUndefined();
   });
 });

@@ -24,7 +24,7 @@ export class KeyCache {
   get(hash: string): Principal | undefined {
     const e = this.byHash.get(hash);
     if (!e) return undefined;
-    if (e.expiresAt <= this.now() || this.isRevoked(e.principal.keyId)) {
+    if (e.expiresAt <= this.now() || this.isRevoked(e.principal)) {
       this.drop(hash, e.principal.keyId);
       return undefined;
     }
@@ -32,7 +32,7 @@ export class KeyCache {
   }
 
   set(hash: string, principal: Principal): void {
-    if (this.isRevoked(principal.keyId)) return;
+    if (this.isRevoked(principal)) return;
     if (this.byHash.size >= this.maxEntries) this.clear();
     this.byHash.set(hash, { principal, expiresAt: this.now() + this.ttlMs });
     let set = this.hashesOfKey.get(principal.keyId);
@@ -40,20 +40,37 @@ export class KeyCache {
     set.add(hash);
   }
 
-  isRevoked(keyId: string): boolean {
-    const until = this.tombstones.get(keyId);
-    if (until === undefined) return false;
-    if (until > this.now()) return true;
-    this.tombstones.delete(keyId);
-    return false;
+  /** Revoked itself, or scoped to a workspace that was deleted. */
+  isRevoked(p: Pick<Principal, "keyId" | "workspaceId">): boolean {
+    return this.tombstoned(`key:${p.keyId}`) || (p.workspaceId !== null && this.tombstoned(`ws:${p.workspaceId}`));
   }
 
   revoke(keyId: string): void {
     for (const h of this.hashesOfKey.get(keyId) ?? []) this.byHash.delete(h);
     this.hashesOfKey.delete(keyId);
+    this.bury(`key:${keyId}`);
+  }
+
+  /** Every key of a deleted workspace, whether or not its own revocation has arrived yet. */
+  revokeWorkspace(workspaceId: string): void {
+    for (const e of this.byHash.values()) {
+      if (e.principal.workspaceId === workspaceId) this.revoke(e.principal.keyId);
+    }
+    this.bury(`ws:${workspaceId}`);
+  }
+
+  private tombstoned(id: string): boolean {
+    const until = this.tombstones.get(id);
+    if (until === undefined) return false;
+    if (until > this.now()) return true;
+    this.tombstones.delete(id);
+    return false;
+  }
+
+  private bury(id: string): void {
     if (this.tombstones.size >= this.maxEntries) this.tombstones.clear();
     // Long enough to outlive any answer in flight and any cached copy elsewhere.
-    this.tombstones.set(keyId, this.now() + Math.max(this.ttlMs * 4, 10 * 60_000));
+    this.tombstones.set(id, this.now() + Math.max(this.ttlMs * 4, 10 * 60_000));
   }
 
   /** After a lost connection we may have missed revocations: trust nothing cached. */

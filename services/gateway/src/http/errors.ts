@@ -1,10 +1,15 @@
 import type { ErrorRequestHandler, Response } from "express";
-import { AppError, httpStatusOf, type ErrorBody } from "@mam/contracts/errors.ts";
+import { AppError, publicErrorBody, type ErrorBody } from "@mam/contracts/errors.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 
-export function sendError(res: Response, body: ErrorBody, retryAfterS?: number): void {
-  if (retryAfterS) res.setHeader("Retry-After", String(retryAfterS));
-  res.status(httpStatusOf[body.code]).json(body);
+/** A service that is down or restarting is worth retrying shortly. */
+const UNAVAILABLE_RETRY_S = 2;
+
+export function sendError(res: Response, error: ErrorBody, retryAfterS?: number): void {
+  const { status, body } = publicErrorBody(error);
+  const retry = retryAfterS ?? (error.code === "UNAVAILABLE" ? UNAVAILABLE_RETRY_S : undefined);
+  if (retry) res.setHeader("Retry-After", String(retry));
+  res.status(status).json(body);
 }
 
 interface BodyParserError {

@@ -1,5 +1,6 @@
 import { sql, type Kysely } from "kysely";
 import { appendEvent } from "@mam/bus/events.ts";
+import { AppError } from "@mam/contracts/errors.ts";
 import { IDENTITY_CONTEXT, type IdentityEnvelope, type IdentityEvent } from "@mam/contracts/identity-events.ts";
 import type { Actor } from "@mam/contracts/envelope.ts";
 import type { IdentityDb } from "../db/schema.ts";
@@ -53,7 +54,10 @@ export async function execute<T>(
         actor: meta.actor,
         data: d.event.data,
       } as IdentityEnvelope;
-      const ack = await appendEvent(ctx.bus, envelope);
+      const ack = await appendEvent(ctx.bus, envelope).catch((err: unknown) => {
+        ctx.logger.error({ err, type: envelope.type }, "could not append event");
+        throw new AppError("UNAVAILABLE", "The event store is unavailable; retry shortly");
+      });
       await applyIdentityEvent(tx, envelope, ack.seq);
       causationId = envelope.id;
     }

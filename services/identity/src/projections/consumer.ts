@@ -1,3 +1,4 @@
+import { ZodError } from "zod";
 import { DurableConsumer } from "@mam/bus/consumer.ts";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { IDENTITY_CONTEXT, parseIdentityEvent } from "@mam/contracts/identity-events.ts";
@@ -14,6 +15,7 @@ export function identityConsumer(ctx: IdentityContext, stream: string): DurableC
     durable: IDENTITY_DURABLE,
     filterSubject: contextEventsFilter(ctx.bus.prefix, IDENTITY_CONTEXT),
     logger: ctx.logger,
+    isPoison: (err) => err instanceof ZodError,
     handle: async (msg) => {
       const event = parseIdentityEvent(msg.json());
       await ctx.db.transaction().execute((tx) => applyIdentityEvent(tx, event, msg.seq));

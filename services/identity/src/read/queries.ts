@@ -81,12 +81,18 @@ export function keyOfWorkspace(db: Kysely<IdentityDb>, workspaceId: string, keyI
     .executeTakeFirst();
 }
 
+/**
+ * The live key with this hash. A key of a deleted workspace is refused even if its own
+ * revocation was never recorded (a crash between the events of one deletion).
+ */
 export function activeKeyByHash(db: Kysely<IdentityDb>, keyHash: string): Promise<KeyRow | undefined> {
   return db
-    .selectFrom("api_keys")
-    .selectAll()
-    .where("key_hash", "=", keyHash)
-    .where("revoked_at", "is", null)
+    .selectFrom("api_keys as k")
+    .leftJoin("workspaces as w", "w.workspace_id", "k.workspace_id")
+    .selectAll("k")
+    .where("k.key_hash", "=", keyHash)
+    .where("k.revoked_at", "is", null)
+    .where((eb) => eb.or([eb("k.workspace_id", "=", NO_WORKSPACE), eb.and([eb("w.workspace_id", "is not", null), eb("w.deleted_at", "is", null)])]))
     .executeTakeFirst();
 }
 

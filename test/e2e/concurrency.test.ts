@@ -1,0 +1,41 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { provisionTenant, Stack } from "../support/stack.ts";
+
+/** Decisions that span rows hold under parallel requests, across two gateways. */
+describe("concurrent commands", () => {
+  const s = new Stack({ gateways: 2, logLevel: "warn" });
+  beforeAll(() => s.start());
+  afterAll(() => s.stop());
+
+  it("parallel creates of the same workspace name get distinct slugs", async () => {
+    const t = await provisionTenant(s);
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => s.client(i % 2)("POST", "/v1/workspaces", { key: t.key.key, body: { name: "Acme Corp" } })),
+    );
+    expect(results.map((r) => r.status)).toEqual(Array(12).fill(201));
+    const slugs = results.map((r) => r.body.slug).sort();
+    expect(new Set(slugs).size).toBe(12);
+    expect(slugs).toContain("acme-corp");
+    const list = await s.api("GET", "/v1/workspaces", { key: t.key.key });
+    expect(list.body.workspaces).toHaveLength(13);
+  });
+
+  it("parallel creates of one explicit slug: exactly one wins, the rest are 409", async () => {
+    const t = await provisionTenant(s);
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => s.client(i % 2)("POST", "/v1/workspaces", { key: t.key.key, body: { name: `W${i}`, slug: "same" } })),
+    );
+    expect(results.filter((r) => r.status === 201)).toHaveLength(1);
+    expect(results.filter((r) => r.status === 409)).toHaveLength(7);
+  });
+
+  it("parallel tenants and keys are all issued, each unique", async () => {
+    const tenants = await Promise.all(Array.from({ length: 6 }, (_, i) => provisionTenant(s, `T${i}`)));
+    const ws = tenants[0]!.workspace.id;
+    const keys = await Promise.all(Array.from({ length: 10 }, () => s.api("POST", `/v1/workspaces/${ws}/keys`, { key: tenants[0]!.key.key, body: {} })));
+    const all = [...tenants.map((t) => t.key.key), ...keys.map((k) => k.body.key)];
+    expect(new Set(all).size).toBe(16);
+    const listed = await s.api("GET", `/v1/workspaces/${ws}/keys`, { key: tenants[0]!.key.key });
+    expect(listed.body.keys).toHaveLength(10);
+  });
+});
