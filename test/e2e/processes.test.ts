@@ -1,3 +1,4 @@
+import { createServer } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
 import { isolate } from "@mam/testing/isolation.ts";
 import { freePort, runService, type RunningProcess } from "@mam/testing/processes.ts";
@@ -73,5 +74,18 @@ describe("service processes", () => {
     expect(errLines).toHaveLength(1);
     expect(errLines[0]).toMatch(line);
     expect(p.stderr()).not.toContain("secret");
+  });
+
+  it("a port already taken is one clear line too", async () => {
+    const port = await freePort();
+    const blocker = createServer().listen(port, "127.0.0.1");
+    try {
+      const p = runService(entry("mailbox"), env("mailbox", { HEALTH_PORT: String(port) }));
+      running.push(p);
+      expect((await p.exited).code).toBe(1);
+      expect(p.stderr().trim()).toBe(`mailbox: port ${port} is already in use; set PORT (gateway) or HEALTH_PORT to another`);
+    } finally {
+      blocker.close();
+    }
   });
 });

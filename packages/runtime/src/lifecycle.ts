@@ -21,8 +21,11 @@ export async function runMain(
     built = await build();
     await built.service.start();
   } catch (err) {
+    const e = err as NodeJS.ErrnoException & { port?: number };
     if (err instanceof DependencyUnavailable || err instanceof ConfigError) {
       process.stderr.write(`${name}: ${err.message}\n`);
+    } else if (e?.code === "EADDRINUSE") {
+      process.stderr.write(`${name}: port ${e.port} is already in use; set PORT (gateway) or HEALTH_PORT to another\n`);
     } else {
       process.stderr.write(`${name}: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     }
