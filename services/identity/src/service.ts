@@ -5,6 +5,7 @@ import type { Service } from "@mam/runtime/lifecycle.ts";
 import { createLogger, type Logger } from "@mam/runtime/logger.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { Backbone } from "@mam/service-kit/backbone.ts";
+import { checkpointOf } from "@mam/service-kit/event-sourcing.ts";
 import { ensureOperatorKey } from "./commands/operator-key.ts";
 import type { IdentityConfig } from "./config.ts";
 import type { IdentityContext } from "./context.ts";
@@ -71,12 +72,7 @@ export class IdentityService implements Service {
   /** A read model without a checkpoint was dropped or never built: rebuild it from the first event. */
   private async replayIfReadModelIsEmpty(): Promise<void> {
     const b = this.backbone;
-    const cp = await b.db
-      .selectFrom("projection_checkpoint")
-      .select("stream_seq")
-      .where("projection", "=", PROJECTION)
-      .executeTakeFirst();
-    if (cp) return;
+    if ((await checkpointOf(b.db, PROJECTION)) !== undefined) return;
     try {
       await b.bus.jsm.consumers.delete(b.stream, IDENTITY_DURABLE);
       this.logger.info("read model is empty: replaying identity events from the start");

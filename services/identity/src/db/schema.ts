@@ -2,8 +2,7 @@ import type { ColumnType, Generated } from "kysely";
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
-/** Rows that belong to no workspace (tenant and operator keys) are filed under the nil UUID. */
-export const NO_WORKSPACE = "00000000-0000-0000-0000-000000000000";
+export { NO_WORKSPACE } from "@mam/service-kit/event-sourcing.ts";
 
 export interface TenantsTable {
   tenant_id: string;

@@ -1,35 +1,17 @@
-import { sql, type Kysely } from "kysely";
+import type { Kysely } from "kysely";
+import { applyOnce } from "@mam/service-kit/event-sourcing.ts";
 import type { IdentityEnvelope } from "@mam/contracts/identity-events.ts";
 import { NO_WORKSPACE, type IdentityDb } from "../db/schema.ts";
 
 export const PROJECTION = "identity";
 
 /**
- * Applies one event to the read model inside the caller's transaction. Idempotent: the
- * event id is recorded in the same transaction, so a redelivery (or the consumer seeing
- * an event the command path already applied) changes nothing.
+ * Applies one event to the read model inside the caller's transaction, once: a
+ * redelivery, or the consumer seeing an event the command path already applied,
+ * changes nothing.
  */
-export async function applyIdentityEvent(tx: Kysely<IdentityDb>, e: IdentityEnvelope, streamSeq: number): Promise<boolean> {
-  const inserted = await tx
-    .insertInto("applied_events")
-    .values({ workspace_id: e.workspaceId ?? NO_WORKSPACE, event_id: e.id, stream_seq: streamSeq })
-    .onConflict((oc) => oc.doNothing())
-    .executeTakeFirst();
-  if (!inserted.numInsertedOrUpdatedRows) return false;
-
-  await evolve(tx, e);
-
-  await tx
-    .insertInto("projection_checkpoint")
-    .values({ projection: PROJECTION, stream_seq: streamSeq, updated_at: new Date() })
-    .onConflict((oc) =>
-      oc.column("projection").doUpdateSet({
-        stream_seq: sql`greatest(projection_checkpoint.stream_seq, excluded.stream_seq)`,
-        updated_at: sql`excluded.updated_at`,
-      }),
-    )
-    .execute();
-  return true;
+export function applyIdentityEvent(tx: Kysely<IdentityDb>, e: IdentityEnvelope, streamSeq: number): Promise<boolean> {
+  return applyOnce(tx, PROJECTION, e, streamSeq, () => evolve(tx, e));
 }
 
 async function evolve(tx: Kysely<IdentityDb>, e: IdentityEnvelope): Promise<void> {

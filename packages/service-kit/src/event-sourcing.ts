@@ -1,0 +1,130 @@
+import { sql, type Kysely } from "kysely";
+import type { Bus } from "@mam/bus/connection.ts";
+import { appendEvent } from "@mam/bus/events.ts";
+import type { Actor, EventEnvelope } from "@mam/contracts/envelope.ts";
+import { AppError } from "@mam/contracts/errors.ts";
+import type { Clock, IdGen } from "@mam/runtime/ids.ts";
+import type { Logger } from "@mam/runtime/logger.ts";
+
+/** Rows that belong to no workspace (tenant- and operator-level facts) are filed under the nil UUID. */
+export const NO_WORKSPACE = "00000000-0000-0000-0000-000000000000";
+
+/** The two bookkeeping tables every projecting service has in its schema. */
+export interface ProjectionTables {
+  applied_events: { workspace_id: string; event_id: string; stream_seq: number };
+  projection_checkpoint: { projection: string; stream_seq: number; updated_at: Date | string };
+}
+
+/**
+ * Runs `evolve` for an event unless this projection already applied it, recording the
+ * event id and advancing the checkpoint in the caller's transaction, so data, dedupe
+ * record and checkpoint commit together.
+ */
+export async function applyOnce(
+  db: Kysely<any>,
+  projection: string,
+  e: Pick<EventEnvelope, "id" | "workspaceId">,
+  streamSeq: number,
+  evolve: () => Promise<void>,
+): Promise<boolean> {
+  const tx = db as Kysely<ProjectionTables>;
+  const inserted = await tx
+    .insertInto("applied_events")
+    .values({ workspace_id: e.workspaceId ?? NO_WORKSPACE, event_id: e.id, stream_seq: streamSeq })
+    .onConflict((oc) => oc.doNothing())
+    .executeTakeFirst();
+  if (!inserted.numInsertedOrUpdatedRows) return false;
+  await evolve();
+  await tx
+    .insertInto("projection_checkpoint")
+    .values({ projection, stream_seq: streamSeq, updated_at: new Date() })
+    .onConflict((oc) =>
+      oc.column("projection").doUpdateSet({
+        stream_seq: sql`greatest(projection_checkpoint.stream_seq, excluded.stream_seq)`,
+        updated_at: sql`excluded.updated_at`,
+      }),
+    )
+    .execute();
+  return true;
+}
+
+export async function checkpointOf(db: Kysely<any>, projection: string): Promise<number | undefined> {
+  const row = await (db as Kysely<ProjectionTables>)
+    .selectFrom("projection_checkpoint")
+    .select("stream_seq")
+    .where("projection", "=", projection)
+    .executeTakeFirst();
+  return row?.stream_seq;
+}
+
+export interface EventDraft<E extends { type: string; schemaVersion: number; data: unknown }> {
+  event: E;
+  tenantId: string | null;
+  workspaceId: string | null;
+  aggregateId: string;
+  aggregateVersion: number;
+}
+
+export interface CommandMeta {
+  actor: Actor;
+  requestId: string;
+}
+
+export interface CommandContext<DB> {
+  db: Kysely<DB>;
+  bus: Bus;
+  logger: Logger;
+  clock: Clock;
+  newId: IdGen;
+}
+
+/**
+ * The command path of an event-sourced service: serialise decisions on a lock key (an
+ * advisory lock held by the transaction), decide against the read model, append each
+ * event durably, apply it to the read model in the same transaction, then read the
+ * answer, so a GET right after sees it. The service's durable consumer applies the same
+ * events again idempotently; it rebuilds the read model and heals a crash between an
+ * append and the commit.
+ */
+export function commandExecutor<DB, E extends { type: string; schemaVersion: number; data: unknown }>(o: {
+  context: string;
+  apply: (tx: Kysely<DB>, e: EventEnvelope<E["data"]> & E, streamSeq: number) => Promise<unknown>;
+}) {
+  return async function execute<T>(
+    ctx: CommandContext<DB>,
+    lockKey: string,
+    meta: CommandMeta,
+    decide: (tx: Kysely<DB>) => Promise<EventDraft<E>[]>,
+    read: (tx: Kysely<DB>) => Promise<T>,
+  ): Promise<T> {
+    return ctx.db.transaction().execute(async (tx) => {
+      await sql`select pg_advisory_xact_lock(hashtextextended(${`${o.context}:${lockKey}`}, 0))`.execute(tx);
+      const drafts = await decide(tx);
+      let causationId: string | null = null;
+      for (const d of drafts) {
+        const envelope = {
+          id: ctx.newId(),
+          type: d.event.type,
+          schemaVersion: d.event.schemaVersion,
+          context: o.context,
+          tenantId: d.tenantId,
+          workspaceId: d.workspaceId,
+          aggregateId: d.aggregateId,
+          aggregateVersion: d.aggregateVersion,
+          occurredAt: ctx.clock().toISOString(),
+          causationId,
+          correlationId: meta.requestId,
+          actor: meta.actor,
+          data: d.event.data,
+        } as EventEnvelope<E["data"]> & E;
+        const ack = await appendEvent(ctx.bus, envelope).catch((err: unknown) => {
+          ctx.logger.error({ err, type: envelope.type }, "could not append event");
+          throw new AppError("UNAVAILABLE", "The event store is unavailable; retry shortly");
+        });
+        await o.apply(tx, envelope, ack.seq);
+        causationId = envelope.id;
+      }
+      return read(tx);
+    });
+  };
+}
