@@ -3,6 +3,8 @@ import { loadConfig as gatewayConfig } from "@mam/gateway/config.ts";
 import { GatewayService } from "@mam/gateway/service.ts";
 import { loadConfig as identityConfig } from "@mam/identity/config.ts";
 import { IdentityService } from "@mam/identity/service.ts";
+import { loadConfig as mailboxConfig } from "@mam/mailbox/config.ts";
+import { MailboxService } from "@mam/mailbox/service.ts";
 import { createLogger } from "@mam/runtime/logger.ts";
 import { apiClient, type ApiCall } from "@mam/testing/http.ts";
 import { isolate, type Isolation } from "@mam/testing/isolation.ts";
@@ -10,6 +12,8 @@ import { LogCapture } from "@mam/testing/log-capture.ts";
 
 export interface StackOptions {
   gateways?: number;
+  /** Start the mailbox service too (default: yes). */
+  mailbox?: boolean;
   gatewayEnv?: Record<string, string>;
   logLevel?: string;
 }
@@ -23,6 +27,8 @@ export class Stack {
   readonly operatorKey = `sa_${randomBytes(32).toString("base64url")}`;
   readonly logs = new LogCapture();
   identity!: IdentityService;
+  mailbox?: MailboxService;
+  readonly mailDomain = "agents.test";
   gateways: GatewayService[] = [];
   /** The client of the first gateway. */
   api!: ApiCall;
@@ -40,6 +46,13 @@ export class Stack {
     return this.identity;
   }
 
+  async startMailbox(): Promise<MailboxService> {
+    const cfg = mailboxConfig({ ...this.iso.env, DB_SCHEMA: this.iso.schema("mailbox"), MAIL_DOMAIN: this.mailDomain });
+    this.mailbox = new MailboxService(cfg, { logger: createLogger("mailbox", this.o.logLevel ?? "info", this.logs) });
+    await this.mailbox.start();
+    return this.mailbox;
+  }
+
   async startGateway(): Promise<GatewayService> {
     const cfg = gatewayConfig({
       ...this.iso.env,
@@ -54,6 +67,7 @@ export class Stack {
 
   async start(): Promise<this> {
     await this.startIdentity();
+    if (this.o.mailbox !== false) await this.startMailbox();
     for (let i = 0; i < (this.o.gateways ?? 1); i++) await this.startGateway();
     this.api = this.client(0);
     return this;
@@ -65,6 +79,7 @@ export class Stack {
 
   async stop(): Promise<void> {
     for (const g of this.gateways) await g.destroy();
+    await this.mailbox?.destroy();
     await this.identity?.destroy();
     await this.iso.cleanup();
   }

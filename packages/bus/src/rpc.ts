@@ -10,6 +10,8 @@ import type { Bus } from "./connection.ts";
 export interface RpcContext {
   /** Verified claims of the caller. Services take the workspace from here, never from the body alone. */
   claims: ScopeClaims;
+  /** The token itself, to forward when this service asks another on the caller's behalf. */
+  token: string;
   requestId: string;
   logger: Logger;
 }
@@ -19,7 +21,7 @@ export interface RpcResult {
 }
 export type RpcHandler = (body: unknown, ctx: RpcContext) => Promise<RpcResult>;
 /** Handlers that run before a scope exists (key resolution for the gateway). */
-export type PublicRpcHandler = (body: unknown, ctx: Omit<RpcContext, "claims">) => Promise<RpcResult>;
+export type PublicRpcHandler = (body: unknown, ctx: Omit<RpcContext, "claims" | "token">) => Promise<RpcResult>;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const encode = (r: RpcReply) => JSON.stringify(r);
@@ -49,8 +51,9 @@ export class RpcServer {
 
   handle(subject: string, handler: RpcHandler): void {
     this.listen(subject, async (msg, body, base) => {
-      const claims = this.verifier.verify(msg.headers?.get(Headers.scope));
-      return handler(body, { ...base, claims });
+      const token = msg.headers?.get(Headers.scope) ?? "";
+      const claims = this.verifier.verify(token);
+      return handler(body, { ...base, claims, token });
     });
   }
 
@@ -60,7 +63,7 @@ export class RpcServer {
 
   private listen(
     subject: string,
-    run: (msg: Msg, body: unknown, base: Omit<RpcContext, "claims">) => Promise<RpcResult>,
+    run: (msg: Msg, body: unknown, base: Omit<RpcContext, "claims" | "token">) => Promise<RpcResult>,
   ): void {
     const sub = this.bus.nc.subscribe(rpcSubject(this.bus.prefix, subject), {
       queue: this.queue,
@@ -76,7 +79,7 @@ export class RpcServer {
   private async answer(
     msg: Msg,
     subject: string,
-    run: (msg: Msg, body: unknown, base: Omit<RpcContext, "claims">) => Promise<RpcResult>,
+    run: (msg: Msg, body: unknown, base: Omit<RpcContext, "claims" | "token">) => Promise<RpcResult>,
   ): Promise<void> {
     const rid = msg.headers?.get(Headers.requestId) ?? "";
     const requestId = REQUEST_ID.test(rid) ? rid : "unknown";

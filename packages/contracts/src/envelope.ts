@@ -40,3 +40,14 @@ export function eventSubject(
 
 export const contextEventsFilter = (prefix: string, context: string) => `${prefix}evt.${context}.>`;
 export const allEventsSubject = (prefix: string) => `${prefix}evt.>`;
+
+/** Versioned payload schemas of one context, by event type then schema version. */
+export type EventSchemas = Record<string, Record<number, z.ZodType>>;
+
+/** Validates an envelope, then its payload against the schema registered for its type and version. */
+export function parseEventWith<T>(schemas: EventSchemas, raw: unknown): T {
+  const env = EventEnvelope.parse(raw);
+  const schema = schemas[env.type]?.[env.schemaVersion];
+  if (!schema) throw new z.ZodError([{ code: "custom", path: ["type"], message: `unknown event ${env.type} v${env.schemaVersion}`, input: env.type }]);
+  return { ...env, data: schema.parse(env.data) } as T;
+}

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { EventEnvelope } from "./envelope.ts";
+import { parseEventWith, type EventEnvelope } from "./envelope.ts";
 import { KeyKind } from "./keys.ts";
 
 export const IDENTITY_CONTEXT = "identity";
@@ -55,11 +55,4 @@ export type IdentityEvent =
 export type IdentityEventType = IdentityEvent["type"];
 export type IdentityEnvelope = Omit<EventEnvelope, "type" | "schemaVersion" | "data"> & IdentityEvent;
 
-/** Validates an envelope and its payload against the registered schema of its type and version. */
-export function parseIdentityEvent(raw: unknown): IdentityEnvelope {
-  const env = EventEnvelope.parse(raw);
-  const versions = (identityEventSchemas as Record<string, Record<number, z.ZodType>>)[env.type];
-  const schema = versions?.[env.schemaVersion];
-  if (!schema) throw new Error(`unknown identity event ${env.type} v${env.schemaVersion}`);
-  return { ...env, data: schema.parse(env.data) } as IdentityEnvelope;
-}
+export const parseIdentityEvent = (raw: unknown) => parseEventWith<IdentityEnvelope>(identityEventSchemas, raw);

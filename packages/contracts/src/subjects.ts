@@ -10,6 +10,18 @@ export const Rpc = {
     keyIssue: "svc.identity.key.issue",
     keyList: "svc.identity.key.list",
     keyRevoke: "svc.identity.key.revoke",
+    /** Internal: the mailbox asks for the ak_ key of an inbox it is creating. */
+    keyIssueForInbox: "svc.identity.key.issue-for-inbox",
+    tenantGet: "svc.identity.tenant.get",
+  },
+  mailbox: {
+    inboxCreate: "svc.mailbox.inbox.create",
+    inboxList: "svc.mailbox.inbox.list",
+    inboxGet: "svc.mailbox.inbox.get",
+    inboxUpdate: "svc.mailbox.inbox.update",
+    inboxDelete: "svc.mailbox.inbox.delete",
+    addressAdd: "svc.mailbox.address.add",
+    addressRemove: "svc.mailbox.address.remove",
   },
 } as const;
 

@@ -35,6 +35,10 @@ export class Backbone<DB = unknown> {
 
   constructor(private readonly o: BackboneOptions) {}
 
+  get logger() {
+    return this.o.logger;
+  }
+
   get db() {
     if (!this.database) throw new Error(`${this.o.name} has no database`);
     return this.database.db;

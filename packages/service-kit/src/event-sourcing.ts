@@ -57,6 +57,29 @@ export async function checkpointOf(db: Kysely<any>, projection: string): Promise
   return row?.stream_seq;
 }
 
+/**
+ * Decisions and projections of one tenant are serialised on one advisory lock. The
+ * command path holds it from decision to commit; the consumer takes it before applying
+ * an event, so it never races a command that is still applying the same event (which
+ * would deadlock on the event's dedupe row and the rows the command already wrote).
+ */
+export async function lockTenant(tx: Kysely<any>, context: string, tenantId: string | null): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtextextended(${`${context}:${tenantId ?? "operator"}`}, 0))`.execute(tx);
+}
+
+/** Applies a consumed event under its tenant's lock. */
+export function applyConsumed<DB>(
+  db: Kysely<DB>,
+  context: string,
+  e: Pick<EventEnvelope, "tenantId">,
+  apply: (tx: Kysely<DB>) => Promise<unknown>,
+): Promise<unknown> {
+  return db.transaction().execute(async (tx) => {
+    await lockTenant(tx, context, e.tenantId);
+    return apply(tx);
+  });
+}
+
 export interface EventDraft<E extends { type: string; schemaVersion: number; data: unknown }> {
   event: E;
   tenantId: string | null;
@@ -79,7 +102,7 @@ export interface CommandContext<DB> {
 }
 
 /**
- * The command path of an event-sourced service: serialise decisions on a lock key (an
+ * The command path of an event-sourced service: serialise decisions per tenant (an
  * advisory lock held by the transaction), decide against the read model, append each
  * event durably, apply it to the read model in the same transaction, then read the
  * answer, so a GET right after sees it. The service's durable consumer applies the same
@@ -92,13 +115,14 @@ export function commandExecutor<DB, E extends { type: string; schemaVersion: num
 }) {
   return async function execute<T>(
     ctx: CommandContext<DB>,
-    lockKey: string,
+    /** Whose decisions these are: the tenant, or null for operator-level facts. */
+    tenantId: string | null,
     meta: CommandMeta,
     decide: (tx: Kysely<DB>) => Promise<EventDraft<E>[]>,
     read: (tx: Kysely<DB>) => Promise<T>,
   ): Promise<T> {
     return ctx.db.transaction().execute(async (tx) => {
-      await sql`select pg_advisory_xact_lock(hashtextextended(${`${o.context}:${lockKey}`}, 0))`.execute(tx);
+      await lockTenant(tx, o.context, tenantId);
       const drafts = await decide(tx);
       let causationId: string | null = null;
       for (const d of drafts) {

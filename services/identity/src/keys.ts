@@ -8,15 +8,4 @@ export function generateKey(kind: KeyKind): string {
 
 export const shownPrefix = (key: string) => key.slice(0, SHOWN_PREFIX_LENGTH);
 
-/** "Acme Corp" → "acme-corp"; accents dropped, anything else becomes a single hyphen. */
-export function slugify(name: string): string {
-  const s = name
-    .normalize("NFKD")
-    .replace(/[\u0300-\u036f]/g, "")
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .slice(0, 56)
-    .replace(/-+$/g, "");
-  return s || "workspace";
-}
+export { slugify } from "@mam/contracts/slug.ts";

@@ -3,16 +3,13 @@ import { RpcServer } from "@mam/bus/rpc.ts";
 import { systemClock, uuidv7, type Clock, type IdGen } from "@mam/runtime/ids.ts";
 import type { Service } from "@mam/runtime/lifecycle.ts";
 import { createLogger, type Logger } from "@mam/runtime/logger.ts";
-import { waitFor } from "@mam/runtime/wait.ts";
 import { Backbone } from "@mam/service-kit/backbone.ts";
-import { checkpointOf } from "@mam/service-kit/event-sourcing.ts";
 import { ensureOperatorKey } from "./commands/operator-key.ts";
 import type { IdentityConfig } from "./config.ts";
 import type { IdentityContext } from "./context.ts";
 import { migrations } from "./db/migrations/index.ts";
 import type { IdentityDb } from "./db/schema.ts";
-import { IDENTITY_DURABLE, identityConsumer } from "./projections/consumer.ts";
-import { PROJECTION } from "./projections/identity-read-model.ts";
+import { startIdentityProjection } from "./projections/consumer.ts";
 import { registerIdentityRpc } from "./rpc/handlers.ts";
 
 export interface IdentityOptions {
@@ -54,11 +51,7 @@ export class IdentityService implements Service {
       clock: this.opts.clock ?? systemClock,
       newId: this.opts.newId ?? (() => uuidv7()),
     };
-    await this.replayIfReadModelIsEmpty();
-    this.consumer = identityConsumer(ctx, b.stream);
-    await this.consumer.start();
-    // Decisions are taken against the read model: serve nothing until it has caught up.
-    await waitFor(() => this.consumer!.caughtUp(), { timeoutMs: 10 * 60_000, intervalMs: 50, what: "identity read model" });
+    this.consumer = await startIdentityProjection(ctx, b);
     this.caughtUp = true;
 
     const generated = await ensureOperatorKey(ctx, this.cfg.SUPER_ADMIN_KEY);
@@ -67,18 +60,6 @@ export class IdentityService implements Service {
     this.rpc = new RpcServer(b.bus, "identity", b.verifier, this.logger);
     registerIdentityRpc(this.rpc, ctx);
     this.logger.info({ healthPort: this.cfg.HEALTH_PORT }, "identity started");
-  }
-
-  /** A read model without a checkpoint was dropped or never built: rebuild it from the first event. */
-  private async replayIfReadModelIsEmpty(): Promise<void> {
-    const b = this.backbone;
-    if ((await checkpointOf(b.db, PROJECTION)) !== undefined) return;
-    try {
-      await b.bus.jsm.consumers.delete(b.stream, IDENTITY_DURABLE);
-      this.logger.info("read model is empty: replaying identity events from the start");
-    } catch {
-      // No consumer yet: it will be created delivering from the first event.
-    }
   }
 
   readiness() {

@@ -1,13 +1,69 @@
+import type { DurableConsumer } from "@mam/bus/consumer.ts";
+import { RpcServer } from "@mam/bus/rpc.ts";
+import { systemClock, uuidv7, type Clock, type IdGen } from "@mam/runtime/ids.ts";
+import type { Service } from "@mam/runtime/lifecycle.ts";
 import { createLogger, type Logger } from "@mam/runtime/logger.ts";
-import { BackboneService } from "@mam/service-kit/backbone.ts";
+import { Backbone } from "@mam/service-kit/backbone.ts";
 import type { MailboxConfig } from "./config.ts";
+import type { MailboxContext } from "./context.ts";
+import { migrations } from "./db/migrations/index.ts";
+import type { MailboxDb } from "./db/schema.ts";
+import { startMailboxProjection } from "./projections/start.ts";
+import { registerMailboxRpc } from "./rpc/handlers.ts";
 
-/** Mailbox: connected to NATS and its own schema; its commands arrive with later work. */
-export function createMailboxService(cfg: MailboxConfig, logger: Logger = createLogger("mailbox", cfg.LOG_LEVEL)) {
-  return new BackboneService({
-    name: "mailbox",
-    env: cfg,
-    logger,
-    database: { url: cfg.DATABASE_URL, schema: cfg.DB_SCHEMA, migrations: {} },
-  });
+export interface MailboxOptions {
+  clock?: Clock;
+  newId?: IdGen;
+  logger?: Logger;
+}
+
+/** Inboxes and their addresses (messages, threads, drafts, lists and domains follow). */
+export class MailboxService implements Service {
+  readonly logger: Logger;
+  private readonly backbone: Backbone<MailboxDb>;
+  private consumer?: DurableConsumer;
+  private rpc?: RpcServer;
+  private caughtUp = false;
+
+  constructor(
+    readonly cfg: MailboxConfig,
+    private readonly opts: MailboxOptions = {},
+  ) {
+    this.logger = opts.logger ?? createLogger("mailbox", cfg.LOG_LEVEL);
+    this.backbone = new Backbone<MailboxDb>({
+      name: "mailbox",
+      env: cfg,
+      logger: this.logger,
+      database: { url: cfg.DATABASE_URL, schema: cfg.DB_SCHEMA, migrations },
+      checks: async () => ({ readModel: this.caughtUp }),
+    });
+  }
+
+  async start(): Promise<void> {
+    const b = this.backbone;
+    await b.connect();
+    const ctx: MailboxContext = {
+      cfg: this.cfg,
+      db: b.db,
+      bus: b.bus,
+      logger: this.logger,
+      clock: this.opts.clock ?? systemClock,
+      newId: this.opts.newId ?? (() => uuidv7()),
+    };
+    this.consumer = await startMailboxProjection(ctx, b);
+    this.caughtUp = true;
+    this.rpc = new RpcServer(b.bus, "mailbox", b.verifier, this.logger);
+    registerMailboxRpc(this.rpc, ctx);
+    this.logger.info({ healthPort: this.cfg.HEALTH_PORT, mailDomain: this.cfg.MAIL_DOMAIN }, "mailbox started");
+  }
+
+  readiness() {
+    return this.backbone.readiness();
+  }
+
+  async destroy(): Promise<void> {
+    await this.rpc?.close();
+    await this.consumer?.stop();
+    await this.backbone.close();
+  }
 }

@@ -11,6 +11,10 @@ export interface ForwardRoute {
 
 const body = (req: Request) => req.body ?? {};
 const param = (req: Request, name: string) => String(req.params[name] ?? "");
+/** Query parameters as plain strings (repeated ones: the first). */
+const query = (req: Request) =>
+  Object.fromEntries(Object.entries(req.query).map(([k, v]) => [k, Array.isArray(v) ? String(v[0]) : String(v ?? "")]));
+const inbox = (r: Request) => ({ inboxId: param(r, "id") });
 
 /** Public `/v1` routes that are forwarded, as they are, to the service owning them. */
 export const forwardRoutes: ForwardRoute[] = [
@@ -31,5 +35,17 @@ export const forwardRoutes: ForwardRoute[] = [
     path: "/workspaces/:id/keys/:keyId",
     subject: Rpc.identity.keyRevoke,
     toRpc: (r) => ({ workspaceId: param(r, "id"), keyId: param(r, "keyId") }),
+  },
+  { method: "post", path: "/inboxes", subject: Rpc.mailbox.inboxCreate, toRpc: (r) => ({ body: body(r), query: query(r) }) },
+  { method: "get", path: "/inboxes", subject: Rpc.mailbox.inboxList, toRpc: query },
+  { method: "get", path: "/inboxes/:id", subject: Rpc.mailbox.inboxGet, toRpc: inbox },
+  { method: "patch", path: "/inboxes/:id", subject: Rpc.mailbox.inboxUpdate, toRpc: (r) => ({ ...inbox(r), body: body(r) }) },
+  { method: "delete", path: "/inboxes/:id", subject: Rpc.mailbox.inboxDelete, toRpc: inbox },
+  { method: "post", path: "/inboxes/:id/addresses", subject: Rpc.mailbox.addressAdd, toRpc: (r) => ({ ...inbox(r), body: body(r) }) },
+  {
+    method: "delete",
+    path: "/inboxes/:id/addresses/:address",
+    subject: Rpc.mailbox.addressRemove,
+    toRpc: (r) => ({ ...inbox(r), address: param(r, "address") }),
   },
 ];

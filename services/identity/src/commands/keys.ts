@@ -1,4 +1,5 @@
-import { notFound, parseOrThrow } from "@mam/contracts/errors.ts";
+import { AppError, notFound, parseOrThrow } from "@mam/contracts/errors.ts";
+import { IssueInboxKeyCommand } from "@mam/contracts/mailbox-api.ts";
 import { CreateKeyBody, IdParam, type IssuedKey, type KeySummary } from "@mam/contracts/identity-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { IdentityContext } from "../context.ts";
@@ -61,5 +62,31 @@ export async function revokeWorkspaceKey(
       return k.revoked_at ? [] : [revokeDraft(k, w.workspace_id, "revoked")];
     },
     async () => ({ revoked: true as const, id }),
+  );
+}
+
+/**
+ * The ak_ key of an inbox the mailbox is creating, on behalf of the caller (whose token
+ * the mailbox forwards): only a tenant or workspace key that sees the workspace may.
+ */
+export async function issueInboxKey(
+  ctx: IdentityContext,
+  claims: ScopeClaims,
+  body: unknown,
+  meta: CommandMeta,
+): Promise<{ id: string; key: string; prefix: string }> {
+  if (claims.kind !== "tenant" && claims.kind !== "workspace") throw new AppError("FORBIDDEN", "Only tk_ and wk_ keys create inboxes");
+  const cmd = parseOrThrow(IssueInboxKeyCommand, body);
+  let issued: ReturnType<typeof newKey> | undefined;
+  return execute(
+    ctx,
+    claims.tenantId!,
+    meta,
+    async (tx) => {
+      const w = await visibleWorkspace(tx, claims, cmd.workspaceId);
+      issued = newKey(ctx, "inbox", { tenantId: w.tenant_id, workspaceId: w.workspace_id, inboxId: cmd.inboxId }, "Inbox key");
+      return [issued.draft];
+    },
+    async () => ({ id: issued!.keyId, key: issued!.plaintext, prefix: issued!.prefix }),
   );
 }

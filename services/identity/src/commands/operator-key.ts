@@ -19,7 +19,7 @@ export async function ensureOperatorKey(ctx: IdentityContext, configured: string
   let generated: string | null = null;
   await execute(
     ctx,
-    "operator",
+    null,
     SYSTEM,
     async (tx) => {
       const active = await activeOperatorKeys(tx);

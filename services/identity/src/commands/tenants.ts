@@ -58,3 +58,10 @@ export async function createTenant(
     },
   );
 }
+
+/** The caller's own tenant: what the mailbox needs to derive default usernames. */
+export async function getOwnTenant(ctx: IdentityContext, claims: ScopeClaims): Promise<Tenant & { defaultWorkspaceId: string }> {
+  const t = claims.tenantId ? await tenantById(ctx.db, claims.tenantId) : undefined;
+  if (!t) throw new AppError("NOT_FOUND", "Tenant not found");
+  return { id: t.tenant_id, name: t.name, createdAt: new Date(t.created_at).toISOString(), defaultWorkspaceId: t.default_workspace_id };
+}

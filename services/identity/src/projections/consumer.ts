@@ -1,24 +1,24 @@
 import { ZodError } from "zod";
-import { DurableConsumer } from "@mam/bus/consumer.ts";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { IDENTITY_CONTEXT, parseIdentityEvent } from "@mam/contracts/identity-events.ts";
+import type { Backbone } from "@mam/service-kit/backbone.ts";
+import { applyConsumed } from "@mam/service-kit/event-sourcing.ts";
+import { startProjection } from "@mam/service-kit/projection.ts";
 import type { IdentityContext } from "../context.ts";
-import { applyIdentityEvent } from "./identity-read-model.ts";
+import { applyIdentityEvent, PROJECTION } from "./identity-read-model.ts";
 
-export const IDENTITY_DURABLE = "identity-read-model";
+/** The durable consumer keeping identity's read model in step with the stream. */
+export const IDENTITY_DURABLE = PROJECTION;
 
-/** Keeps identity's read model in step with the stream, whoever appended the events. */
-export function identityConsumer(ctx: IdentityContext, stream: string): DurableConsumer {
-  return new DurableConsumer({
-    bus: ctx.bus,
-    stream,
-    durable: IDENTITY_DURABLE,
+export function startIdentityProjection(ctx: IdentityContext, backbone: Backbone<any>) {
+  return startProjection({
+    backbone,
+    projection: PROJECTION,
     filterSubject: contextEventsFilter(ctx.bus.prefix, IDENTITY_CONTEXT),
-    logger: ctx.logger,
     isPoison: (err) => err instanceof ZodError,
     handle: async (msg) => {
       const event = parseIdentityEvent(msg.json());
-      await ctx.db.transaction().execute((tx) => applyIdentityEvent(tx, event, msg.seq));
+      await applyConsumed(ctx.db, IDENTITY_CONTEXT, event, (tx) => applyIdentityEvent(tx, event, msg.seq));
     },
   });
 }

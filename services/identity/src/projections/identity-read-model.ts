@@ -3,7 +3,7 @@ import { applyOnce } from "@mam/service-kit/event-sourcing.ts";
 import type { IdentityEnvelope } from "@mam/contracts/identity-events.ts";
 import { NO_WORKSPACE, type IdentityDb } from "../db/schema.ts";
 
-export const PROJECTION = "identity";
+export const PROJECTION = "identity-read-model";
 
 /**
  * Applies one event to the read model inside the caller's transaction, once: a

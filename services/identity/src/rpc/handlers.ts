@@ -4,9 +4,9 @@ import { IssueKeyCommand, KeyRef, WorkspaceRef } from "@mam/contracts/identity-a
 import { Rpc } from "@mam/contracts/subjects.ts";
 import type { IdentityContext } from "../context.ts";
 import type { CommandMeta } from "../commands/append.ts";
-import { issueWorkspaceKey, listWorkspaceKeys, revokeWorkspaceKey } from "../commands/keys.ts";
+import { issueInboxKey, issueWorkspaceKey, listWorkspaceKeys, revokeWorkspaceKey } from "../commands/keys.ts";
 import { resolveKey } from "../commands/operator-key.ts";
-import { createTenant } from "../commands/tenants.ts";
+import { createTenant, getOwnTenant } from "../commands/tenants.ts";
 import { createWorkspace, deleteWorkspace, getWorkspace, listWorkspaces } from "../commands/workspaces.ts";
 
 const meta = (c: RpcContext): CommandMeta => ({ actor: { type: "key", id: c.claims.kid }, requestId: c.requestId });
@@ -36,6 +36,8 @@ export function registerIdentityRpc(server: RpcServer, ctx: IdentityContext): vo
     const { workspaceId } = parseOrThrow(WorkspaceRef, body);
     return ok(await listWorkspaceKeys(ctx, c.claims, workspaceId));
   });
+  server.handle(I.keyIssueForInbox, async (body, c) => created(await issueInboxKey(ctx, c.claims, body, meta(c))));
+  server.handle(I.tenantGet, async (_body, c) => ok(await getOwnTenant(ctx, c.claims)));
   server.handle(I.keyRevoke, async (body, c) => {
     const ref = parseOrThrow(KeyRef, body);
     return ok(await revokeWorkspaceKey(ctx, c.claims, ref.workspaceId, ref.keyId, meta(c)));

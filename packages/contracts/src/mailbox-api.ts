@@ -1,0 +1,82 @@
+import { z } from "zod";
+
+const noControl = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);
+
+/** Lowercase letters, digits, `.`, `-`, `_`; starts and ends with a letter or digit. */
+export const Username = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .min(1)
+  .max(64)
+  .regex(/^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$/, "must be lowercase letters, digits, '.', '-' or '_', starting and ending with a letter or digit");
+
+export const DomainName = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .max(253)
+  .regex(/^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/, "must be a domain name");
+
+/** An email address as we accept it: ASCII local part, no quoting, no CR/LF, at most 254 characters. */
+export const EmailAddress = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .max(254)
+  .regex(/^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/, "must be an email address");
+
+export const DisplayName = z.string().trim().max(200).refine(noControl, "must not contain control characters");
+
+/** Free-form metadata, bounded: at most 16 KiB once serialised. */
+export const Metadata = z
+  .record(z.string().max(200), z.unknown())
+  .refine((m) => JSON.stringify(m).length <= 16_384, "must be at most 16 KiB as JSON");
+
+export const CreateInboxBody = z.object({
+  username: Username.optional(),
+  displayName: DisplayName.optional(),
+  domain: DomainName.optional(),
+  workspaceId: z.uuid().optional(),
+  metadata: Metadata.optional(),
+});
+export const CreateInboxQuery = z.object({
+  strict: z
+    .enum(["true", "false", "1", "0"])
+    .optional()
+    .transform((v) => v === "true" || v === "1"),
+});
+
+export const UpdateInboxBody = z
+  .object({ displayName: DisplayName.nullable().optional(), metadata: Metadata.optional() })
+  .refine((b) => b.displayName !== undefined || b.metadata !== undefined, "give displayName or metadata");
+
+export const AddAddressBody = z.object({ email: EmailAddress, primary: z.boolean().default(true) });
+
+export const InboxAddress = z.object({ address: z.string(), isPrimary: z.boolean() });
+
+export const Inbox = z.object({
+  id: z.uuid(),
+  email: z.string(),
+  canonicalEmail: z.string(),
+  username: z.string(),
+  domain: z.string(),
+  displayName: z.string().nullable(),
+  workspaceId: z.uuid(),
+  addresses: z.array(InboxAddress),
+  metadata: z.record(z.string(), z.unknown()),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type Inbox = z.infer<typeof Inbox>;
+
+/** Bodies the gateway sends to the mailbox service. */
+export const CreateInboxCommand = z.object({ body: z.unknown(), query: z.unknown() });
+export const InboxRef = z.object({ inboxId: z.string() });
+export const ListInboxesQuery = z.object({ workspace: z.string().optional() });
+export const UpdateInboxCommand = z.object({ inboxId: z.string(), body: z.unknown() });
+export const AddAddressCommand = z.object({ inboxId: z.string(), body: z.unknown() });
+export const RemoveAddressCommand = z.object({ inboxId: z.string(), address: z.string() });
+
+/** Identity, asked by mailbox to issue the key of a new inbox. */
+export const IssueInboxKeyCommand = z.object({ workspaceId: z.uuid(), inboxId: z.uuid() });

@@ -1,0 +1,42 @@
+import type { ColumnType } from "kysely";
+import type { ProjectionTables } from "@mam/service-kit/event-sourcing.ts";
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type Json = ColumnType<Record<string, unknown>, string, string>;
+
+export interface InboxesTable {
+  workspace_id: string;
+  inbox_id: string;
+  tenant_id: string;
+  username: string;
+  domain: string;
+  canonical_email: string;
+  display_name: string | null;
+  metadata: Json;
+  /** The inbox aggregate's version: the aggregateVersion of the last event applied to it. */
+  version: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  deleted_at: Timestamp | null;
+}
+export interface InboxAddressesTable {
+  workspace_id: string;
+  inbox_id: string;
+  address: string;
+  is_primary: boolean;
+  is_canonical: boolean;
+  created_at: Timestamp;
+}
+/** The decision store of "an address belongs to one inbox, across all tenants". */
+export interface AddressClaimsTable {
+  address: string;
+  tenant_id: string;
+  workspace_id: string;
+  inbox_id: string;
+}
+
+export interface MailboxDb extends ProjectionTables {
+  inboxes: InboxesTable;
+  inbox_addresses: InboxAddressesTable;
+  address_claims: AddressClaimsTable;
+}

@@ -1,0 +1,123 @@
+import type { Kysely } from "kysely";
+import type { MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
+import { applyOnce } from "@mam/service-kit/event-sourcing.ts";
+import type { MailboxDb } from "../db/schema.ts";
+
+export const PROJECTION = "mailbox-read-model";
+
+/** Applies one mailbox event to the read model in the caller's transaction, once. */
+export function applyMailboxEvent(tx: Kysely<MailboxDb>, e: MailboxEnvelope, streamSeq: number): Promise<boolean> {
+  return applyOnce(tx, PROJECTION, e, streamSeq, () => evolve(tx, e));
+}
+
+async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> {
+  const workspaceId = e.workspaceId!;
+  switch (e.type) {
+    case "InboxCreated": {
+      const d = e.data;
+      await tx
+        .insertInto("inboxes")
+        .values({
+          workspace_id: d.workspaceId,
+          inbox_id: d.inboxId,
+          tenant_id: d.tenantId,
+          username: d.username,
+          domain: d.domain,
+          canonical_email: d.address,
+          display_name: d.displayName,
+          metadata: JSON.stringify(d.metadata),
+          version: e.aggregateVersion,
+          created_at: e.occurredAt,
+          updated_at: e.occurredAt,
+          deleted_at: null,
+        })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+      await tx
+        .insertInto("inbox_addresses")
+        .values({ workspace_id: d.workspaceId, inbox_id: d.inboxId, address: d.address, is_primary: true, is_canonical: true, created_at: e.occurredAt })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+      await claim(tx, d.address, { tenant_id: d.tenantId, workspace_id: d.workspaceId, inbox_id: d.inboxId });
+      return;
+    }
+    case "InboxUpdated": {
+      const set: { updated_at: string; version: number; display_name?: string | null; metadata?: string } = {
+        updated_at: e.occurredAt,
+        version: e.aggregateVersion,
+      };
+      if (e.data.displayName !== undefined) set.display_name = e.data.displayName;
+      if (e.data.metadata !== undefined) set.metadata = JSON.stringify(e.data.metadata);
+      await tx.updateTable("inboxes").set(set).where("workspace_id", "=", workspaceId).where("inbox_id", "=", e.data.inboxId).execute();
+      return;
+    }
+    case "InboxDeleted":
+      // History stays (soft delete); the addresses are released for anyone to take.
+      await tx
+        .updateTable("inboxes")
+        .set({ deleted_at: e.occurredAt, updated_at: e.occurredAt, version: e.aggregateVersion })
+        .where("workspace_id", "=", workspaceId)
+        .where("inbox_id", "=", e.data.inboxId)
+        .execute();
+      await tx.deleteFrom("inbox_addresses").where("workspace_id", "=", workspaceId).where("inbox_id", "=", e.data.inboxId).execute();
+      await tx.deleteFrom("address_claims").where("inbox_id", "=", e.data.inboxId).execute();
+      return;
+    case "AddressAdded": {
+      const d = e.data;
+      await bump(tx, e);
+      if (d.isPrimary) {
+        await tx.updateTable("inbox_addresses").set({ is_primary: false }).where("workspace_id", "=", workspaceId).where("inbox_id", "=", d.inboxId).execute();
+      }
+      await tx
+        .insertInto("inbox_addresses")
+        .values({ workspace_id: workspaceId, inbox_id: d.inboxId, address: d.address, is_primary: d.isPrimary, is_canonical: false, created_at: e.occurredAt })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+      await claim(tx, d.address, { tenant_id: e.tenantId!, workspace_id: workspaceId, inbox_id: d.inboxId });
+      return;
+    }
+    case "AddressRemoved": {
+      const d = e.data;
+      await bump(tx, e);
+      await tx
+        .deleteFrom("inbox_addresses")
+        .where("workspace_id", "=", workspaceId)
+        .where("inbox_id", "=", d.inboxId)
+        .where("address", "=", d.address)
+        .execute();
+      await tx.deleteFrom("address_claims").where("address", "=", d.address).where("inbox_id", "=", d.inboxId).execute();
+      if (d.newPrimary) {
+        await tx
+          .updateTable("inbox_addresses")
+          .set({ is_primary: true })
+          .where("workspace_id", "=", workspaceId)
+          .where("inbox_id", "=", d.inboxId)
+          .where("address", "=", d.newPrimary)
+          .execute();
+      }
+      return;
+    }
+    default: {
+      const unreachable: never = e;
+      throw new Error(`unhandled mailbox event ${(unreachable as MailboxEnvelope).type}`);
+    }
+  }
+}
+
+/** Replays re-create the claims the command path made; a claim already there stays. */
+async function claim(tx: Kysely<MailboxDb>, address: string, owner: { tenant_id: string; workspace_id: string; inbox_id: string }) {
+  await tx
+    .insertInto("address_claims")
+    .values({ address, ...owner })
+    .onConflict((oc) => oc.doNothing())
+    .execute();
+}
+
+function bump(tx: Kysely<MailboxDb>, e: MailboxEnvelope) {
+  return tx
+    .updateTable("inboxes")
+    .set({ version: e.aggregateVersion, updated_at: e.occurredAt })
+    .where("workspace_id", "=", e.workspaceId!)
+    .where("inbox_id", "=", e.aggregateId)
+    .execute();
+}

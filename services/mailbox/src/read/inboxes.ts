@@ -1,0 +1,88 @@
+import type { Kysely, Selectable } from "kysely";
+import { notFound, parseOrThrow } from "@mam/contracts/errors.ts";
+import { IdParam } from "@mam/contracts/identity-api.ts";
+import type { Inbox } from "@mam/contracts/mailbox-api.ts";
+import type { ScopeClaims } from "@mam/contracts/scope.ts";
+import { seesWorkspace } from "@mam/scope/access.ts";
+import type { InboxAddressesTable, InboxesTable, MailboxDb } from "../db/schema.ts";
+
+export type InboxRow = Selectable<InboxesTable>;
+type AddressRow = Selectable<InboxAddressesTable>;
+
+const iso = (d: Date | string) => new Date(d).toISOString();
+
+export function toInbox(r: InboxRow, addresses: AddressRow[]): Inbox {
+  const ordered = [...addresses].sort(
+    (a, b) => Number(b.is_canonical) - Number(a.is_canonical) || iso(a.created_at).localeCompare(iso(b.created_at)) || a.address.localeCompare(b.address),
+  );
+  return {
+    id: r.inbox_id,
+    email: ordered.find((a) => a.is_primary)?.address ?? r.canonical_email,
+    canonicalEmail: r.canonical_email,
+    username: r.username,
+    domain: r.domain,
+    displayName: r.display_name,
+    workspaceId: r.workspace_id,
+    addresses: ordered.map((a) => ({ address: a.address, isPrimary: a.is_primary })),
+    metadata: r.metadata,
+    createdAt: iso(r.created_at),
+    updatedAt: iso(r.updated_at),
+  };
+}
+
+/** True when the token may see this inbox: its workspace, and for an ak_ key that very inbox. */
+export const seesInbox = (c: ScopeClaims, r: InboxRow) =>
+  seesWorkspace(c, { tenantId: r.tenant_id, workspaceId: r.workspace_id }) && (c.inboxId === null || c.inboxId === r.inbox_id);
+
+/** The live inbox if the caller may see it; anything else is the same 404. */
+export async function visibleInbox(db: Kysely<MailboxDb>, claims: ScopeClaims, rawId: unknown): Promise<InboxRow> {
+  const id = parseOrThrow(IdParam, rawId, "inbox id");
+  const r = await db.selectFrom("inboxes").selectAll().where("inbox_id", "=", id).where("deleted_at", "is", null).executeTakeFirst();
+  if (!r || !seesInbox(claims, r)) throw notFound("Inbox");
+  return r;
+}
+
+export function addressesOf(db: Kysely<MailboxDb>, workspaceId: string, inboxIds: string[]): Promise<AddressRow[]> {
+  if (!inboxIds.length) return Promise.resolve([]);
+  return db.selectFrom("inbox_addresses").selectAll().where("workspace_id", "=", workspaceId).where("inbox_id", "in", inboxIds).execute();
+}
+
+export async function inboxView(db: Kysely<MailboxDb>, r: InboxRow): Promise<Inbox> {
+  return toInbox(r, await addressesOf(db, r.workspace_id, [r.inbox_id]));
+}
+
+/** Live inboxes of a tenant, narrowed to some workspaces and, for an ak_ key, one inbox. */
+export async function liveInboxes(
+  db: Kysely<MailboxDb>,
+  tenantId: string,
+  workspaces: "*" | string[],
+  inboxId: string | null,
+): Promise<Inbox[]> {
+  let q = db.selectFrom("inboxes").selectAll().where("tenant_id", "=", tenantId).where("deleted_at", "is", null);
+  if (workspaces !== "*") {
+    if (!workspaces.length) return [];
+    q = q.where("workspace_id", "in", workspaces);
+  }
+  if (inboxId) q = q.where("inbox_id", "=", inboxId);
+  const rows = await q.orderBy("created_at").orderBy("inbox_id").execute();
+  const addrs = await db
+    .selectFrom("inbox_addresses")
+    .selectAll()
+    .where("inbox_id", "in", rows.length ? rows.map((r) => r.inbox_id) : ["00000000-0000-0000-0000-000000000000"])
+    .execute();
+  return rows.map((r) => toInbox(r, addrs.filter((a) => a.inbox_id === r.inbox_id)));
+}
+
+export function claimOf(db: Kysely<MailboxDb>, address: string) {
+  return db.selectFrom("address_claims").selectAll().where("address", "=", address).executeTakeFirst();
+}
+
+/** Takes an address for an inbox, unless someone has it: the unique key decides, also under concurrency. */
+export async function tryClaim(db: Kysely<MailboxDb>, address: string, owner: { tenant_id: string; workspace_id: string; inbox_id: string }): Promise<boolean> {
+  const r = await db
+    .insertInto("address_claims")
+    .values({ address, ...owner })
+    .onConflict((oc) => oc.doNothing())
+    .executeTakeFirst();
+  return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+}

@@ -1,0 +1,24 @@
+import type { RpcContext, RpcServer } from "@mam/bus/rpc.ts";
+import { parseOrThrow } from "@mam/contracts/errors.ts";
+import { InboxRef } from "@mam/contracts/mailbox-api.ts";
+import { Rpc } from "@mam/contracts/subjects.ts";
+import type { MailboxContext } from "../context.ts";
+import { addAddress, removeAddress } from "../commands/addresses.ts";
+import { createInbox } from "../commands/create-inbox.ts";
+import type { CommandMeta } from "../commands/execute.ts";
+import { deleteInbox, getInbox, listInboxes, updateInbox } from "../commands/inboxes.ts";
+
+const meta = (c: RpcContext): CommandMeta => ({ actor: { type: "key", id: c.claims.kid }, requestId: c.requestId });
+const ok = (body: unknown) => ({ status: 200, body });
+
+/** The mailbox's commands and queries, one subject each. */
+export function registerMailboxRpc(server: RpcServer, ctx: MailboxContext): void {
+  const M = Rpc.mailbox;
+  server.handle(M.inboxCreate, (body, c) => createInbox(ctx, c, body, meta(c)));
+  server.handle(M.inboxList, async (body, c) => ok(await listInboxes(ctx, c.claims, body)));
+  server.handle(M.inboxGet, async (body, c) => ok(await getInbox(ctx, c.claims, parseOrThrow(InboxRef, body).inboxId)));
+  server.handle(M.inboxUpdate, async (body, c) => ok(await updateInbox(ctx, c.claims, body, meta(c))));
+  server.handle(M.inboxDelete, async (body, c) => ok(await deleteInbox(ctx, c.claims, parseOrThrow(InboxRef, body).inboxId, meta(c))));
+  server.handle(M.addressAdd, (body, c) => addAddress(ctx, c.claims, body, meta(c)));
+  server.handle(M.addressRemove, async (body, c) => ok(await removeAddress(ctx, c.claims, body, meta(c))));
+}
