@@ -30,12 +30,36 @@ export const AddressRemovedV1 = z.object({
   newPrimary: z.string().nullable(),
 });
 
+export const ListCreatedV1 = z.object({ listId: z.uuid(), inboxId: z.uuid(), name: z.string(), description: z.string().nullable() });
+export const ListUpdatedV1 = z.object({ listId: z.uuid(), name: z.string().optional(), description: z.string().nullable().optional() });
+export const ListDeletedV1 = z.object({ listId: z.uuid() });
+export const ListEntryAddedV1 = z.object({
+  listId: z.uuid(),
+  entryId: z.uuid(),
+  email: z.string(),
+  displayName: z.string().nullable(),
+  metadata: Metadata,
+});
+export const ListEntryUpdatedV1 = z.object({
+  listId: z.uuid(),
+  entryId: z.uuid(),
+  displayName: z.string().nullable().optional(),
+  metadata: Metadata.optional(),
+});
+export const ListEntryRemovedV1 = z.object({ listId: z.uuid(), entryId: z.uuid() });
+
 export const mailboxEventSchemas = {
   InboxCreated: { 1: InboxCreatedV1 },
   InboxUpdated: { 1: InboxUpdatedV1 },
   InboxDeleted: { 1: InboxDeletedV1 },
   AddressAdded: { 1: AddressAddedV1 },
   AddressRemoved: { 1: AddressRemovedV1 },
+  ListCreated: { 1: ListCreatedV1 },
+  ListUpdated: { 1: ListUpdatedV1 },
+  ListDeleted: { 1: ListDeletedV1 },
+  ListEntryAdded: { 1: ListEntryAddedV1 },
+  ListEntryUpdated: { 1: ListEntryUpdatedV1 },
+  ListEntryRemoved: { 1: ListEntryRemovedV1 },
 } as const;
 
 export type MailboxEvent =
@@ -43,7 +67,13 @@ export type MailboxEvent =
   | { type: "InboxUpdated"; schemaVersion: 1; data: z.infer<typeof InboxUpdatedV1> }
   | { type: "InboxDeleted"; schemaVersion: 1; data: z.infer<typeof InboxDeletedV1> }
   | { type: "AddressAdded"; schemaVersion: 1; data: z.infer<typeof AddressAddedV1> }
-  | { type: "AddressRemoved"; schemaVersion: 1; data: z.infer<typeof AddressRemovedV1> };
+  | { type: "AddressRemoved"; schemaVersion: 1; data: z.infer<typeof AddressRemovedV1> }
+  | { type: "ListCreated"; schemaVersion: 1; data: z.infer<typeof ListCreatedV1> }
+  | { type: "ListUpdated"; schemaVersion: 1; data: z.infer<typeof ListUpdatedV1> }
+  | { type: "ListDeleted"; schemaVersion: 1; data: z.infer<typeof ListDeletedV1> }
+  | { type: "ListEntryAdded"; schemaVersion: 1; data: z.infer<typeof ListEntryAddedV1> }
+  | { type: "ListEntryUpdated"; schemaVersion: 1; data: z.infer<typeof ListEntryUpdatedV1> }
+  | { type: "ListEntryRemoved"; schemaVersion: 1; data: z.infer<typeof ListEntryRemovedV1> };
 
 export type MailboxEnvelope = Omit<EventEnvelope, "type" | "schemaVersion" | "data"> & MailboxEvent;
 

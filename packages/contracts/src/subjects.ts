@@ -22,6 +22,14 @@ export const Rpc = {
     inboxDelete: "svc.mailbox.inbox.delete",
     addressAdd: "svc.mailbox.address.add",
     addressRemove: "svc.mailbox.address.remove",
+    listCreate: "svc.mailbox.list.create",
+    listList: "svc.mailbox.list.list",
+    listGet: "svc.mailbox.list.get",
+    listUpdate: "svc.mailbox.list.update",
+    listDelete: "svc.mailbox.list.delete",
+    entryAdd: "svc.mailbox.list-entry.add",
+    entryUpdate: "svc.mailbox.list-entry.update",
+    entryRemove: "svc.mailbox.list-entry.remove",
   },
 } as const;
 

@@ -15,6 +15,9 @@ const param = (req: Request, name: string) => String(req.params[name] ?? "");
 const query = (req: Request) =>
   Object.fromEntries(Object.entries(req.query).map(([k, v]) => [k, Array.isArray(v) ? String(v[0]) : String(v ?? "")]));
 const inbox = (r: Request) => ({ inboxId: param(r, "id") });
+const list = (r: Request) => ({ inboxId: param(r, "id"), listId: param(r, "lid") });
+const entry = (r: Request) => ({ ...list(r), entryId: param(r, "eid") });
+const withBody = (ref: (r: Request) => object) => (r: Request) => ({ ...ref(r), body: body(r) });
 
 /** Public `/v1` routes that are forwarded, as they are, to the service owning them. */
 export const forwardRoutes: ForwardRoute[] = [
@@ -48,4 +51,12 @@ export const forwardRoutes: ForwardRoute[] = [
     subject: Rpc.mailbox.addressRemove,
     toRpc: (r) => ({ ...inbox(r), address: param(r, "address") }),
   },
+  { method: "post", path: "/inboxes/:id/lists", subject: Rpc.mailbox.listCreate, toRpc: withBody(inbox) },
+  { method: "get", path: "/inboxes/:id/lists", subject: Rpc.mailbox.listList, toRpc: inbox },
+  { method: "get", path: "/inboxes/:id/lists/:lid", subject: Rpc.mailbox.listGet, toRpc: list },
+  { method: "patch", path: "/inboxes/:id/lists/:lid", subject: Rpc.mailbox.listUpdate, toRpc: withBody(list) },
+  { method: "delete", path: "/inboxes/:id/lists/:lid", subject: Rpc.mailbox.listDelete, toRpc: list },
+  { method: "post", path: "/inboxes/:id/lists/:lid/entries", subject: Rpc.mailbox.entryAdd, toRpc: withBody(list) },
+  { method: "patch", path: "/inboxes/:id/lists/:lid/entries/:eid", subject: Rpc.mailbox.entryUpdate, toRpc: withBody(entry) },
+  { method: "delete", path: "/inboxes/:id/lists/:lid/entries/:eid", subject: Rpc.mailbox.entryRemove, toRpc: entry },
 ];

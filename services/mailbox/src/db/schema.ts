@@ -35,7 +35,30 @@ export interface AddressClaimsTable {
   inbox_id: string;
 }
 
+export interface ListsTable {
+  workspace_id: string;
+  list_id: string;
+  inbox_id: string;
+  name: string;
+  description: string | null;
+  version: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  deleted_at: Timestamp | null;
+}
+export interface ListEntriesTable {
+  workspace_id: string;
+  list_id: string;
+  entry_id: string;
+  email: string;
+  display_name: string | null;
+  metadata: Json;
+  created_at: Timestamp;
+}
+
 export interface MailboxDb extends ProjectionTables {
+  lists: ListsTable;
+  list_entries: ListEntriesTable;
   inboxes: InboxesTable;
   inbox_addresses: InboxAddressesTable;
   address_claims: AddressClaimsTable;

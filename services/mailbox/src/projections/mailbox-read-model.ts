@@ -2,6 +2,7 @@ import type { Kysely } from "kysely";
 import type { MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
 import { applyOnce } from "@mam/service-kit/event-sourcing.ts";
 import type { MailboxDb } from "../db/schema.ts";
+import { evolveLists } from "./lists.ts";
 
 export const PROJECTION = "mailbox-read-model";
 
@@ -97,6 +98,13 @@ async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> 
       }
       return;
     }
+    case "ListCreated":
+    case "ListUpdated":
+    case "ListDeleted":
+    case "ListEntryAdded":
+    case "ListEntryUpdated":
+    case "ListEntryRemoved":
+      return evolveLists(tx, e);
     default: {
       const unreachable: never = e;
       throw new Error(`unhandled mailbox event ${(unreachable as MailboxEnvelope).type}`);

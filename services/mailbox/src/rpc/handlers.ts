@@ -7,6 +7,7 @@ import { addAddress, removeAddress } from "../commands/addresses.ts";
 import { createInbox } from "../commands/create-inbox.ts";
 import type { CommandMeta } from "../commands/execute.ts";
 import { deleteInbox, getInbox, listInboxes, updateInbox } from "../commands/inboxes.ts";
+import { addEntry, createList, deleteList, getList, getLists, removeEntry, updateEntry, updateList } from "../commands/lists.ts";
 
 const meta = (c: RpcContext): CommandMeta => ({ actor: { type: "key", id: c.claims.kid }, requestId: c.requestId });
 const ok = (body: unknown) => ({ status: 200, body });
@@ -21,4 +22,12 @@ export function registerMailboxRpc(server: RpcServer, ctx: MailboxContext): void
   server.handle(M.inboxDelete, async (body, c) => ok(await deleteInbox(ctx, c.claims, parseOrThrow(InboxRef, body).inboxId, meta(c))));
   server.handle(M.addressAdd, (body, c) => addAddress(ctx, c.claims, body, meta(c)));
   server.handle(M.addressRemove, async (body, c) => ok(await removeAddress(ctx, c.claims, body, meta(c))));
+  server.handle(M.listCreate, (body, c) => createList(ctx, c.claims, body, meta(c)));
+  server.handle(M.listList, async (body, c) => ok(await getLists(ctx, c.claims, body)));
+  server.handle(M.listGet, async (body, c) => ok(await getList(ctx, c.claims, body)));
+  server.handle(M.listUpdate, async (body, c) => ok(await updateList(ctx, c.claims, body, meta(c))));
+  server.handle(M.listDelete, async (body, c) => ok(await deleteList(ctx, c.claims, body, meta(c))));
+  server.handle(M.entryAdd, (body, c) => addEntry(ctx, c.claims, body, meta(c)));
+  server.handle(M.entryUpdate, async (body, c) => ok(await updateEntry(ctx, c.claims, body, meta(c))));
+  server.handle(M.entryRemove, async (body, c) => ok(await removeEntry(ctx, c.claims, body, meta(c))));
 }

@@ -1,0 +1,41 @@
+import { z } from "zod";
+import { DisplayName, EmailAddress, Metadata } from "./mailbox-api.ts";
+
+const ListName = z.string().trim().min(1, "must not be empty").max(200).refine((s) => !/[\u0000-\u001f\u007f]/.test(s), "must not contain control characters");
+const Description = z.string().trim().max(2000);
+
+export const CreateListBody = z.object({ name: ListName, description: Description.nullable().optional() });
+export const UpdateListBody = z
+  .object({ name: ListName.optional(), description: Description.nullable().optional() })
+  .refine((b) => b.name !== undefined || b.description !== undefined, "give name or description");
+export const AddEntryBody = z.object({ email: EmailAddress, displayName: DisplayName.nullable().optional(), metadata: Metadata.optional() });
+export const UpdateEntryBody = z
+  .object({ displayName: DisplayName.nullable().optional(), metadata: Metadata.optional() })
+  .refine((b) => b.displayName !== undefined || b.metadata !== undefined, "give displayName or metadata");
+
+export const ListEntry = z.object({
+  id: z.uuid(),
+  email: z.string(),
+  displayName: z.string().nullable(),
+  metadata: z.record(z.string(), z.unknown()),
+  createdAt: z.string(),
+});
+export const AddressList = z.object({
+  id: z.uuid(),
+  inboxId: z.uuid(),
+  name: z.string(),
+  description: z.string().nullable(),
+  entryCount: z.number().int(),
+  entries: z.array(ListEntry),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type ListEntry = z.infer<typeof ListEntry>;
+export type AddressList = z.infer<typeof AddressList>;
+
+/** Bodies the gateway sends: path parameters and the request body. */
+export const ListRef = z.object({ inboxId: z.string(), listId: z.string().optional(), entryId: z.string().optional(), body: z.unknown().optional() });
+
+/** Most lists and entries one inbox may hold: a bound on every input. */
+export const MAX_LISTS_PER_INBOX = 1_000;
+export const MAX_ENTRIES_PER_LIST = 10_000;
