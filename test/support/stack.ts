@@ -14,6 +14,7 @@ export interface StackOptions {
   gateways?: number;
   /** Start the mailbox service too (default: yes). */
   mailbox?: boolean;
+  mailboxEnv?: Record<string, string>;
   gatewayEnv?: Record<string, string>;
   logLevel?: string;
 }
@@ -47,7 +48,7 @@ export class Stack {
   }
 
   async startMailbox(): Promise<MailboxService> {
-    const cfg = mailboxConfig({ ...this.iso.env, DB_SCHEMA: this.iso.schema("mailbox"), MAIL_DOMAIN: this.mailDomain });
+    const cfg = mailboxConfig({ ...this.iso.env, DB_SCHEMA: this.iso.schema("mailbox"), MAIL_DOMAIN: this.mailDomain, ...this.o.mailboxEnv });
     this.mailbox = new MailboxService(cfg, { logger: createLogger("mailbox", this.o.logLevel ?? "info", this.logs) });
     await this.mailbox.start();
     return this.mailbox;

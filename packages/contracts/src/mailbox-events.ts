@@ -48,6 +48,29 @@ export const ListEntryUpdatedV1 = z.object({
 });
 export const ListEntryRemovedV1 = z.object({ listId: z.uuid(), entryId: z.uuid() });
 
+export const DnsRecordV1 = z.object({
+  type: z.enum(["MX", "TXT"]),
+  purpose: z.enum(["mx", "spf", "dkim", "dmarc"]),
+  name: z.string(),
+  value: z.string(),
+  priority: z.number().int().nullable(),
+  status: z.enum(["pending", "verified"]),
+});
+export const DomainAddedV1 = z.object({
+  domainId: z.uuid(),
+  domain: z.string(),
+  selector: z.string(),
+  /** Public half only; the private key is kept in the mailbox's key store, never in an event. */
+  dkimPublicKey: z.string(),
+  records: z.array(DnsRecordV1),
+});
+export const DomainCheckedV1 = z.object({
+  domainId: z.uuid(),
+  status: z.enum(["pending", "verified", "failed"]),
+  records: z.array(DnsRecordV1),
+});
+export const DomainRemovedV1 = z.object({ domainId: z.uuid(), domain: z.string() });
+
 export const mailboxEventSchemas = {
   InboxCreated: { 1: InboxCreatedV1 },
   InboxUpdated: { 1: InboxUpdatedV1 },
@@ -60,6 +83,9 @@ export const mailboxEventSchemas = {
   ListEntryAdded: { 1: ListEntryAddedV1 },
   ListEntryUpdated: { 1: ListEntryUpdatedV1 },
   ListEntryRemoved: { 1: ListEntryRemovedV1 },
+  DomainAdded: { 1: DomainAddedV1 },
+  DomainChecked: { 1: DomainCheckedV1 },
+  DomainRemoved: { 1: DomainRemovedV1 },
 } as const;
 
 export type MailboxEvent =
@@ -73,7 +99,12 @@ export type MailboxEvent =
   | { type: "ListDeleted"; schemaVersion: 1; data: z.infer<typeof ListDeletedV1> }
   | { type: "ListEntryAdded"; schemaVersion: 1; data: z.infer<typeof ListEntryAddedV1> }
   | { type: "ListEntryUpdated"; schemaVersion: 1; data: z.infer<typeof ListEntryUpdatedV1> }
-  | { type: "ListEntryRemoved"; schemaVersion: 1; data: z.infer<typeof ListEntryRemovedV1> };
+  | { type: "ListEntryRemoved"; schemaVersion: 1; data: z.infer<typeof ListEntryRemovedV1> }
+  | { type: "DomainAdded"; schemaVersion: 1; data: z.infer<typeof DomainAddedV1> }
+  | { type: "DomainChecked"; schemaVersion: 1; data: z.infer<typeof DomainCheckedV1> }
+  | { type: "DomainRemoved"; schemaVersion: 1; data: z.infer<typeof DomainRemovedV1> };
+
+export type DnsRecord = z.infer<typeof DnsRecordV1>;
 
 export type MailboxEnvelope = Omit<EventEnvelope, "type" | "schemaVersion" | "data"> & MailboxEvent;
 

@@ -30,6 +30,13 @@ export const Rpc = {
     entryAdd: "svc.mailbox.list-entry.add",
     entryUpdate: "svc.mailbox.list-entry.update",
     entryRemove: "svc.mailbox.list-entry.remove",
+    domainAdd: "svc.mailbox.domain.add",
+    domainList: "svc.mailbox.domain.list",
+    domainGet: "svc.mailbox.domain.get",
+    domainRemove: "svc.mailbox.domain.remove",
+    domainVerify: "svc.mailbox.domain.verify",
+    platformDomainGet: "svc.mailbox.platform-domain.get",
+    platformDomainVerify: "svc.mailbox.platform-domain.verify",
   },
 } as const;
 

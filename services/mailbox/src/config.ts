@@ -9,8 +9,14 @@ const Env = BaseEnv.extend({
   MAIL_DOMAIN: z.string().default("agents.localhost"),
   /** Outbound relay (smtp://user:pass@host:port); direct to MX when unset. */
   SMTP_RELAY_URL: z.string().optional(),
-  /** Resolvers for domain verification and MX lookups, comma separated (system resolvers when unset). */
+  /** Resolvers for domain verification and MX lookups, comma separated `host[:port]` (system resolvers when unset). */
   DNS_SERVERS: z.string().optional(),
+  /** Host custom domains point their MX at (default `mx.<MAIL_DOMAIN>`). */
+  MX_HOST: z.string().optional(),
+  /** SPF include custom domains add (default `_spf.<MAIL_DOMAIN>`); publish it with your sending IPs. */
+  SPF_INCLUDE: z.string().optional(),
+  /** DKIM selector of new keys. */
+  DKIM_SELECTOR: z.string().regex(/^[a-z0-9-]{1,63}$/).default("mam1"),
 });
 export type MailboxConfig = z.infer<typeof Env>;
 

@@ -8,6 +8,7 @@ import type { MailboxConfig } from "./config.ts";
 import type { MailboxContext } from "./context.ts";
 import { migrations } from "./db/migrations/index.ts";
 import type { MailboxDb } from "./db/schema.ts";
+import { ensurePlatformKey } from "./commands/platform-domain.ts";
 import { startMailboxProjection } from "./projections/start.ts";
 import { registerMailboxRpc } from "./rpc/handlers.ts";
 
@@ -51,6 +52,7 @@ export class MailboxService implements Service {
       newId: this.opts.newId ?? (() => uuidv7()),
     };
     this.consumer = await startMailboxProjection(ctx, b);
+    await ensurePlatformKey(ctx.db, this.cfg.DKIM_SELECTOR, ctx.clock());
     this.caughtUp = true;
     this.rpc = new RpcServer(b.bus, "mailbox", b.verifier, this.logger);
     registerMailboxRpc(this.rpc, ctx);

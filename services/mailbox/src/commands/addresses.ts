@@ -2,6 +2,7 @@ import { AppError, notFound, parseOrThrow } from "@mam/contracts/errors.ts";
 import { AddAddressBody, AddAddressCommand, RemoveAddressCommand } from "@mam/contracts/mailbox-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { MailboxContext } from "../context.ts";
+import { verifiedInWorkspace } from "../read/domains.ts";
 import { tryClaim, visibleInbox } from "../read/inboxes.ts";
 import { execute, type CommandMeta } from "./execute.ts";
 
@@ -11,7 +12,7 @@ export async function addAddress(ctx: MailboxContext, claims: ScopeClaims, raw: 
   const body = parseOrThrow(AddAddressBody, cmd.body);
   const inbox = await visibleInbox(ctx.db, claims, cmd.inboxId);
   const domain = body.email.split("@")[1];
-  if (domain !== ctx.cfg.MAIL_DOMAIN) {
+  if (domain !== ctx.cfg.MAIL_DOMAIN && !(await verifiedInWorkspace(ctx.db, inbox.workspace_id, domain!))) {
     throw new AppError("VALIDATION_ERROR", `The address must be on ${ctx.cfg.MAIL_DOMAIN} or a custom domain verified in this workspace`, [
       { path: "email", message: "domain not available to this workspace" },
     ]);

@@ -1,6 +1,5 @@
 import type { Kysely } from "kysely";
 import { AppError, parseOrThrow } from "@mam/contracts/errors.ts";
-import type { Workspace } from "@mam/contracts/identity-api.ts";
 import { CreateInboxBody, CreateInboxCommand, CreateInboxQuery, type Inbox } from "@mam/contracts/mailbox-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import { slugify } from "@mam/contracts/slug.ts";
@@ -11,29 +10,13 @@ import type { MailboxDb } from "../db/schema.ts";
 import { claimOf, inboxView, tryClaim } from "../read/inboxes.ts";
 import { execute, type CommandMeta } from "./execute.ts";
 import { askIdentity } from "./identity-client.ts";
+import { targetWorkspace, type Caller } from "./target-workspace.ts";
+import { verifiedInWorkspace } from "../read/domains.ts";
 
 /** `name`, then `name1` … `name99`, as the reference's allocation rule says. */
 export const MAX_FALLBACK = 99;
 
-export interface Caller {
-  claims: ScopeClaims;
-  token: string;
-  requestId: string;
-}
-
 type Created = { status: 201 | 200; body: Inbox & { apiKey?: string; existed: boolean } };
-
-async function targetWorkspace(ctx: MailboxContext, caller: Caller, requested: string | undefined): Promise<Workspace> {
-  const { claims } = caller;
-  if (claims.kind === "workspace") {
-    const own = (claims.workspaces as string[])[0]!;
-    if (requested && requested !== own) throw new AppError("FORBIDDEN", "workspaceId can be given with a tenant key (tk_) only");
-    return askIdentity<Workspace>(ctx, Rpc.identity.workspaceGet, { workspaceId: own }, caller);
-  }
-  let id = requested;
-  if (!id) id = (await askIdentity<{ defaultWorkspaceId: string }>(ctx, Rpc.identity.tenantGet, {}, caller)).defaultWorkspaceId;
-  return askIdentity<Workspace>(ctx, Rpc.identity.workspaceGet, { workspaceId: id }, caller);
-}
 
 /**
  * Creates an inbox, or returns the caller's own inbox at that address (200, `existed`).
@@ -45,13 +28,13 @@ export async function createInbox(ctx: MailboxContext, caller: Caller, raw: unkn
   const cmd = parseOrThrow(CreateInboxCommand, raw);
   const body = parseOrThrow(CreateInboxBody, cmd.body);
   const { strict } = parseOrThrow(CreateInboxQuery, cmd.query ?? {}, "query");
+  const ws = await targetWorkspace(ctx, caller, body.workspaceId);
   const domain = body.domain ?? ctx.cfg.MAIL_DOMAIN;
-  if (domain !== ctx.cfg.MAIL_DOMAIN) {
+  if (domain !== ctx.cfg.MAIL_DOMAIN && !(await verifiedInWorkspace(ctx.db, ws.id, domain))) {
     throw new AppError("VALIDATION_ERROR", `domain must be ${ctx.cfg.MAIL_DOMAIN} or a verified custom domain of this workspace`, [
       { path: "domain", message: "not a domain of this workspace" },
     ]);
   }
-  const ws = await targetWorkspace(ctx, caller, body.workspaceId);
   const base =
     body.username ??
     slugify((await askIdentity<{ name: string }>(ctx, Rpc.identity.tenantGet, {}, caller)).name, "agent", 60);

@@ -1,4 +1,5 @@
 import type { ColumnType } from "kysely";
+import type { DnsRecord } from "@mam/contracts/mailbox-events.ts";
 import type { ProjectionTables } from "@mam/service-kit/event-sourcing.ts";
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
@@ -56,7 +57,39 @@ export interface ListEntriesTable {
   created_at: Timestamp;
 }
 
+export interface DomainsTable {
+  workspace_id: string;
+  domain_id: string;
+  tenant_id: string;
+  domain: string;
+  selector: string;
+  dkim_public_key: string;
+  status: "pending" | "verified" | "failed";
+  records: ColumnType<DnsRecord[], string, string>;
+  version: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  verified_at: Timestamp | null;
+  deleted_at: Timestamp | null;
+}
+export interface DomainClaimsTable {
+  domain: string;
+  workspace_id: string;
+  domain_id: string;
+}
+/** Not a projection: survives a rebuild of the read model. */
+export interface DkimKeysTable {
+  key_ref: string;
+  selector: string;
+  private_key_pem: string;
+  public_key: string;
+  created_at: Timestamp;
+}
+
 export interface MailboxDb extends ProjectionTables {
+  domains: DomainsTable;
+  domain_claims: DomainClaimsTable;
+  dkim_keys: DkimKeysTable;
   lists: ListsTable;
   list_entries: ListEntriesTable;
   inboxes: InboxesTable;

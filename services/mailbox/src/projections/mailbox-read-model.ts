@@ -2,6 +2,7 @@ import type { Kysely } from "kysely";
 import type { MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
 import { applyOnce } from "@mam/service-kit/event-sourcing.ts";
 import type { MailboxDb } from "../db/schema.ts";
+import { evolveDomains } from "./domains.ts";
 import { evolveLists } from "./lists.ts";
 
 export const PROJECTION = "mailbox-read-model";
@@ -105,6 +106,10 @@ async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> 
     case "ListEntryUpdated":
     case "ListEntryRemoved":
       return evolveLists(tx, e);
+    case "DomainAdded":
+    case "DomainChecked":
+    case "DomainRemoved":
+      return evolveDomains(tx, e);
     default: {
       const unreachable: never = e;
       throw new Error(`unhandled mailbox event ${(unreachable as MailboxEnvelope).type}`);

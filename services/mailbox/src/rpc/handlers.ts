@@ -5,6 +5,8 @@ import { Rpc } from "@mam/contracts/subjects.ts";
 import type { MailboxContext } from "../context.ts";
 import { addAddress, removeAddress } from "../commands/addresses.ts";
 import { createInbox } from "../commands/create-inbox.ts";
+import { addDomain, getDomain, listDomains, removeDomain, verifyDomain } from "../commands/domains.ts";
+import { platformDomain } from "../commands/platform-domain.ts";
 import type { CommandMeta } from "../commands/execute.ts";
 import { deleteInbox, getInbox, listInboxes, updateInbox } from "../commands/inboxes.ts";
 import { addEntry, createList, deleteList, getList, getLists, removeEntry, updateEntry, updateList } from "../commands/lists.ts";
@@ -29,5 +31,12 @@ export function registerMailboxRpc(server: RpcServer, ctx: MailboxContext): void
   server.handle(M.listDelete, async (body, c) => ok(await deleteList(ctx, c.claims, body, meta(c))));
   server.handle(M.entryAdd, (body, c) => addEntry(ctx, c.claims, body, meta(c)));
   server.handle(M.entryUpdate, async (body, c) => ok(await updateEntry(ctx, c.claims, body, meta(c))));
+  server.handle(M.domainAdd, (body, c) => addDomain(ctx, c, body, meta(c)));
+  server.handle(M.domainList, async (_body, c) => ok(await listDomains(ctx, c.claims)));
+  server.handle(M.domainGet, async (body, c) => ok(await getDomain(ctx, c.claims, body)));
+  server.handle(M.domainVerify, async (body, c) => ok(await verifyDomain(ctx, c.claims, body, meta(c))));
+  server.handle(M.domainRemove, async (body, c) => ok(await removeDomain(ctx, c.claims, body, meta(c))));
+  server.handle(M.platformDomainGet, async (_body, c) => ok(await platformDomain(ctx, c.claims, false)));
+  server.handle(M.platformDomainVerify, async (_body, c) => ok(await platformDomain(ctx, c.claims, true)));
   server.handle(M.entryRemove, async (body, c) => ok(await removeEntry(ctx, c.claims, body, meta(c))));
 }

@@ -1,0 +1,35 @@
+import { z } from "zod";
+import { DomainName } from "./mailbox-api.ts";
+
+export const CreateDomainBody = z.object({ domain: DomainName, workspaceId: z.uuid().optional() });
+
+/** The path key of a domain: its id or its name (URL-decoded by the gateway). */
+export const DomainRef = z.object({ domain: z.string().min(1).max(253) });
+export const AddDomainCommand = z.object({ body: z.unknown() });
+
+export const DnsRecordOut = z.object({
+  type: z.enum(["MX", "TXT"]),
+  name: z.string(),
+  value: z.string(),
+  priority: z.number().int().nullable(),
+  status: z.enum(["pending", "verified"]),
+  /** What the record is for: mx, spf, dkim or dmarc. */
+  purpose: z.string(),
+});
+
+export const Domain = z.object({
+  id: z.uuid(),
+  domain: z.string(),
+  status: z.enum(["pending", "verified", "failed"]),
+  workspaceId: z.uuid().nullable(),
+  dnsRecords: z.array(DnsRecordOut),
+  /** The same records under the field names myagentmail's sample client reads. */
+  records: z.array(z.object({ type: z.string(), host: z.string(), value: z.string(), priority: z.number().int().optional() })),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  verifiedAt: z.string().nullable(),
+});
+export type Domain = z.infer<typeof Domain>;
+
+/** Most custom domains one workspace may add. */
+export const MAX_DOMAINS_PER_WORKSPACE = 100;

@@ -1,0 +1,73 @@
+import { createSocket, type Socket } from "node:dgram";
+import { createServer, type Server } from "node:net";
+import dnsPacket from "dns-packet";
+
+export interface Zone {
+  MX?: { exchange: string; priority: number }[];
+  /** Each record is one string; long ones are split into 255-byte chunks on the wire. */
+  TXT?: string[];
+}
+
+const chunks = (s: string) => (s.match(/[\s\S]{1,255}/g) ?? [""]).map((c) => Buffer.from(c));
+
+/**
+ * A small authoritative DNS server on loopback (UDP and TCP on one port), serving the
+ * zones a test sets, so domain verification runs real lookups through real resolvers.
+ */
+export class TestDnsServer {
+  readonly zones = new Map<string, Zone>();
+  private udp?: Socket;
+  private tcp?: Server;
+  port = 0;
+
+  set(name: string, zone: Zone): void {
+    this.zones.set(name.toLowerCase(), zone);
+  }
+
+  private answer(query: Buffer): Buffer {
+    const q = dnsPacket.decode(query);
+    const question = q.questions?.[0];
+    const name = question?.name.toLowerCase() ?? "";
+    const zone = this.zones.get(name);
+    const answers: dnsPacket.Answer[] = [];
+    if (zone && question?.type === "MX") for (const mx of zone.MX ?? []) answers.push({ type: "MX", name, ttl: 60, data: { exchange: mx.exchange, preference: mx.priority } });
+    if (zone && question?.type === "TXT") for (const t of zone.TXT ?? []) answers.push({ type: "TXT", name, ttl: 60, data: chunks(t) });
+    return dnsPacket.encode({
+      id: q.id,
+      type: "response",
+      flags: dnsPacket.AUTHORITATIVE_ANSWER | (zone ? 0 : 3), // rcode 3: NXDOMAIN
+      questions: q.questions,
+      answers,
+    });
+  }
+
+  async start(): Promise<string> {
+    this.udp = createSocket("udp4");
+    this.udp.on("message", (msg, rinfo) => this.udp!.send(this.answer(msg), rinfo.port, rinfo.address));
+    await new Promise<void>((r) => this.udp!.bind(0, "127.0.0.1", () => r()));
+    this.port = this.udp.address().port;
+    this.tcp = createServer((sock) => {
+      let buf = Buffer.alloc(0);
+      sock.on("data", (d) => {
+        buf = Buffer.concat([buf, d]);
+        while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+          const len = buf.readUInt16BE(0);
+          const reply = this.answer(buf.subarray(2, 2 + len));
+          buf = buf.subarray(2 + len);
+          const framed = Buffer.alloc(2 + reply.length);
+          framed.writeUInt16BE(reply.length, 0);
+          reply.copy(framed, 2);
+          sock.write(framed);
+        }
+      });
+      sock.on("error", () => undefined);
+    });
+    await new Promise<void>((r) => this.tcp!.listen(this.port, "127.0.0.1", () => r()));
+    return `127.0.0.1:${this.port}`;
+  }
+
+  async stop(): Promise<void> {
+    this.udp?.close();
+    await new Promise<void>((r) => (this.tcp ? this.tcp.close(() => r()) : r()));
+  }
+}

@@ -1,0 +1,67 @@
+import type { Kysely } from "kysely";
+import type { MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
+import type { MailboxDb } from "../db/schema.ts";
+
+type DomainEvent = Extract<MailboxEnvelope, { type: `Domain${string}` }>;
+
+/** Custom domains of a workspace, with the DNS records to publish and their status. */
+export async function evolveDomains(tx: Kysely<MailboxDb>, e: DomainEvent): Promise<void> {
+  const ws = e.workspaceId!;
+  switch (e.type) {
+    case "DomainAdded":
+      await tx
+        .insertInto("domains")
+        .values({
+          workspace_id: ws,
+          domain_id: e.data.domainId,
+          tenant_id: e.tenantId!,
+          domain: e.data.domain,
+          selector: e.data.selector,
+          dkim_public_key: e.data.dkimPublicKey,
+          status: "pending",
+          records: JSON.stringify(e.data.records),
+          version: e.aggregateVersion,
+          created_at: e.occurredAt,
+          updated_at: e.occurredAt,
+          verified_at: null,
+          deleted_at: null,
+        })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+      await tx
+        .insertInto("domain_claims")
+        .values({ domain: e.data.domain, workspace_id: ws, domain_id: e.data.domainId })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+      return;
+    case "DomainChecked": {
+      const row = await tx.selectFrom("domains").select(["verified_at"]).where("workspace_id", "=", ws).where("domain_id", "=", e.data.domainId).executeTakeFirst();
+      await tx
+        .updateTable("domains")
+        .set({
+          status: e.data.status,
+          records: JSON.stringify(e.data.records),
+          version: e.aggregateVersion,
+          updated_at: e.occurredAt,
+          verified_at: e.data.status === "verified" ? (row?.verified_at ?? e.occurredAt) : null,
+        })
+        .where("workspace_id", "=", ws)
+        .where("domain_id", "=", e.data.domainId)
+        .execute();
+      return;
+    }
+    case "DomainRemoved":
+      await tx
+        .updateTable("domains")
+        .set({ deleted_at: e.occurredAt, updated_at: e.occurredAt, version: e.aggregateVersion })
+        .where("workspace_id", "=", ws)
+        .where("domain_id", "=", e.data.domainId)
+        .execute();
+      await tx.deleteFrom("domain_claims").where("domain", "=", e.data.domain).where("domain_id", "=", e.data.domainId).execute();
+      return;
+    default: {
+      const unreachable: never = e;
+      throw new Error(`unhandled domain event ${(unreachable as DomainEvent).type}`);
+    }
+  }
+}
