@@ -9,9 +9,9 @@ import { LOCAL_DEFAULTS } from "@mam/runtime/config.ts";
 const SERVICES = ["identity", "gateway", "mailbox", "smtp-ingress", "billing", "realtime"] as const;
 
 const servers = [
-  { name: "NATS", url: process.env.NATS_URL ?? LOCAL_DEFAULTS.NATS_URL, port: 4222, hint: "nats-server -js" },
-  { name: "PostgreSQL", url: process.env.DATABASE_URL ?? LOCAL_DEFAULTS.DATABASE_URL, port: 5432, hint: "pg_ctlcluster 15 main start" },
-  { name: "Redis", url: process.env.REDIS_URL ?? LOCAL_DEFAULTS.REDIS_URL, port: 6379, hint: "redis-server --daemonize yes" },
+  { name: "NATS", url: process.env.NATS_URL || LOCAL_DEFAULTS.NATS_URL, port: 4222, hint: "nats-server -js" },
+  { name: "PostgreSQL", url: process.env.DATABASE_URL || LOCAL_DEFAULTS.DATABASE_URL, port: 5432, hint: "pg_ctlcluster 15 main start" },
+  { name: "Redis", url: process.env.REDIS_URL || LOCAL_DEFAULTS.REDIS_URL, port: 6379, hint: "redis-server --daemonize yes" },
 ];
 
 function reachable(url: string, defaultPort: number): Promise<boolean> {
@@ -62,7 +62,7 @@ for (const name of SERVICES) {
 process.on("SIGINT", () => stopAll(0));
 process.on("SIGTERM", () => stopAll(0));
 
-const port = process.env.PORT ?? "8080";
+const port = process.env.PORT || "8080";
 const readiness = [port, "8081", "8082", "8083", "8084", "8085"].map((p) => `http://127.0.0.1:${p}/readyz`);
 for (let i = 0; i < 600 && !stopping; i++) {
   const oks = await Promise.all(readiness.map((u) => fetch(u).then((r) => r.ok, () => false)));

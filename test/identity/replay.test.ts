@@ -59,6 +59,10 @@ describe("replaying identity's events", () => {
         await s.api("DELETE", `/v1/workspaces/${w.id}/keys/${k2.id}`, { key: t.key.key });
         if (ws === "Gone") await s.api("DELETE", `/v1/workspaces/${w.id}`, { key: t.key.key });
       }
+      // The freed slug taken again: on replay the delete must come before this create.
+      const again = (await s.api("POST", "/v1/workspaces", { key: t.key.key, body: { name: "Gone" } })).body;
+      expect(again.slug).toBe("gone");
+      keys.push((await s.api("POST", `/v1/workspaces/${again.id}/keys`, { key: t.key.key, body: {} })).body.key);
     }
   });
   afterAll(() => s.stop());
@@ -114,6 +118,13 @@ describe("replaying identity's events", () => {
         { name: "Generated operator key", active: false },
         { name: "SUPER_ADMIN_KEY", active: true },
       ]);
+      // Another key, then back to the first: the first is live again, the other retired.
+      const other = `sa_${"b".repeat(43)}`;
+      await (await boot({ ...env, SUPER_ADMIN_KEY: other })).destroy();
+      await (await boot({ ...env, SUPER_ADMIN_KEY: s.operatorKey })).destroy();
+      const live = await sql(`select key_hash from ${env.DB_SCHEMA}.api_keys where revoked_at is null`);
+      const { hashKey } = await import("@mam/scope/key-hash.ts");
+      expect(live).toEqual([{ key_hash: hashKey(s.operatorKey) }]);
     } finally {
       await s.iso.jetstream((jsm) => jsm.streams.delete(eventsStreamName(env.NATS_PREFIX!)).catch(() => false));
     }

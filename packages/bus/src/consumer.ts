@@ -12,7 +12,7 @@ export interface ConsumerOptions {
   logger: Logger;
   /** Handles one message. Throwing makes it redelivered later; it must be idempotent. */
   handle: (msg: JsMsg) => Promise<void>;
-  /** Messages with the same key are handled in order (by default: the workspace token of the subject). */
+  /** Messages with the same key are handled in order (by default: the tenant token of the subject). */
   keyOf?: (msg: JsMsg) => string;
   concurrency?: number;
   maxDeliver?: number;
@@ -20,10 +20,16 @@ export interface ConsumerOptions {
   isPoison?: (err: unknown) => boolean;
 }
 
-const BACKOFF_MS = [500, 2_000, 10_000, 30_000];
+/** Retries in place, holding the key's queue, so later events of the same tenant never overtake. */
+const RETRY_IN_PLACE_MS = [100, 500, 2_000, 5_000];
+const BACKOFF_MS = [5_000, 15_000, 30_000];
 
-/** `evt.<context>.<tenant>.<workspace>.<type>` → the workspace token. */
-export const workspaceKey = (msg: JsMsg) => msg.subject.split(".").at(-2) ?? "_";
+/**
+ * `evt.<context>.<tenant>.<workspace>.<type>` → the tenant token. Decisions are taken per
+ * tenant, and a tenant's events may depend on each other across its workspaces (a slug
+ * freed in one and taken in another), so a tenant's events are applied in stream order.
+ */
+export const tenantKey = (msg: JsMsg) => msg.subject.split(".").at(-3) ?? "_";
 
 /**
  * A durable pull consumer shared by every replica of a service. The loop re-creates its
@@ -62,12 +68,14 @@ export class DurableConsumer {
   }
 
   private async run(): Promise<void> {
-    const keyOf = this.o.keyOf ?? workspaceKey;
+    const keyOf = this.o.keyOf ?? tenantKey;
     while (!this.stopped) {
       try {
         await this.ensure();
         const consumer = await this.o.bus.js.consumers.get(this.o.stream, this.o.durable);
-        this.current = await consumer.consume({ max_messages: 256 });
+        // A deleted consumer ends the iteration, so this loop declares it again.
+        this.current = await consumer.consume({ max_messages: 256, abort_on_missing_resource: true });
+        if (this.stopped) this.current.stop();
         for await (const msg of this.current) {
           await this.runner.schedule(keyOf(msg), () => this.process(msg));
         }
@@ -79,19 +87,32 @@ export class DurableConsumer {
   }
 
   private async process(msg: JsMsg): Promise<void> {
-    try {
-      await this.o.handle(msg);
-      msg.ack();
-    } catch (err) {
-      const attempt = msg.info.deliveryCount;
-      if (this.o.isPoison?.(err) || attempt >= (this.o.maxDeliver ?? 20)) {
-        this.o.logger.error({ err, seq: msg.seq, subject: msg.subject }, "giving up on event; terminated");
-        msg.term();
+    for (let i = 0; ; i++) {
+      try {
+        await this.o.handle(msg);
+        msg.ack();
         return;
+      } catch (err) {
+        if (this.o.isPoison?.(err) || i >= RETRY_IN_PLACE_MS.length || this.stopped) return this.giveUp(msg, err);
+        msg.working();
+        await delay(RETRY_IN_PLACE_MS[i]!);
       }
-      this.o.logger.warn({ err, seq: msg.seq, attempt }, "event handling failed; will retry");
-      msg.nak(BACKOFF_MS[Math.min(attempt - 1, BACKOFF_MS.length - 1)]);
     }
+  }
+
+  /** Poison is terminated at once; anything else goes back to the server for a later try. */
+  private giveUp(msg: JsMsg, err: unknown): void {
+    const attempt = msg.info.deliveryCount;
+    if (this.o.isPoison?.(err) || attempt >= (this.o.maxDeliver ?? 20)) {
+      this.o.logger.error({ err, seq: msg.seq, subject: msg.subject }, "giving up on event; terminated");
+      msg.term();
+      return;
+    }
+    // Only a failure that outlasts the in-place retries (a database down for seconds) can
+    // let a later event of the tenant pass this one; the projections tolerate that for
+    // the events they hold today, and the log says it happened.
+    this.o.logger.warn({ err, seq: msg.seq, attempt }, "event handling failed; will retry later");
+    msg.nak(BACKOFF_MS[Math.min(attempt - 1, BACKOFF_MS.length - 1)]);
   }
 
   /** Nothing left to deliver and nothing awaiting an ack: the read model has caught up. */

@@ -9,6 +9,6 @@ import type { Bus } from "./connection.ts";
 export async function appendEvent(bus: Bus, event: EventEnvelope): Promise<PubAck> {
   return bus.js.publish(eventSubject(bus.prefix, event), JSON.stringify(event), {
     msgID: event.id,
-    timeout: 5_000,
+    timeout: 3_000,
   });
 }

@@ -11,6 +11,8 @@ export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = "***";
+    // A NATS token travels as the user part of the URL.
+    if (u.username && !u.password) u.username = "***";
     return u.toString();
   } catch {
     return "(unparseable URL)";

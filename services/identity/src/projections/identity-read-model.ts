@@ -25,7 +25,7 @@ async function evolve(tx: Kysely<IdentityDb>, e: IdentityEnvelope): Promise<void
           default_workspace_id: e.data.defaultWorkspaceId,
           created_at: e.occurredAt,
         })
-        .onConflict((oc) => oc.doNothing())
+        .onConflict((oc) => oc.column("tenant_id").doNothing())
         .execute();
       return;
     case "WorkspaceCreated":
@@ -40,7 +40,7 @@ async function evolve(tx: Kysely<IdentityDb>, e: IdentityEnvelope): Promise<void
           created_at: e.occurredAt,
           deleted_at: null,
         })
-        .onConflict((oc) => oc.doNothing())
+        .onConflict((oc) => oc.column("workspace_id").doNothing())
         .execute();
       return;
     case "WorkspaceDeleted":
@@ -66,7 +66,7 @@ async function evolve(tx: Kysely<IdentityDb>, e: IdentityEnvelope): Promise<void
           created_at: e.occurredAt,
           revoked_at: null,
         })
-        .onConflict((oc) => oc.doNothing())
+        .onConflict((oc) => oc.columns(["workspace_id", "key_id"]).doNothing())
         .execute();
       return;
     case "KeyRevoked":

@@ -26,7 +26,7 @@ export async function evolveDomains(tx: Kysely<MailboxDb>, e: DomainEvent): Prom
           verified_at: null,
           deleted_at: null,
         })
-        .onConflict((oc) => oc.doNothing())
+        .onConflict((oc) => oc.columns(["workspace_id", "domain_id"]).doNothing())
         .execute();
       await tx
         .insertInto("domain_claims")

@@ -29,7 +29,7 @@ export async function evolveLists(tx: Kysely<MailboxDb>, e: ListEvent): Promise<
           updated_at: e.occurredAt,
           deleted_at: null,
         })
-        .onConflict((oc) => oc.doNothing())
+        .onConflict((oc) => oc.columns(["workspace_id", "list_id"]).doNothing())
         .execute();
       return;
     case "ListUpdated": {
@@ -58,7 +58,7 @@ export async function evolveLists(tx: Kysely<MailboxDb>, e: ListEvent): Promise<
           metadata: JSON.stringify(e.data.metadata),
           created_at: e.occurredAt,
         })
-        .onConflict((oc) => oc.doNothing())
+        .onConflict((oc) => oc.columns(["workspace_id", "list_id", "entry_id"]).doNothing())
         .execute();
       return;
     case "ListEntryUpdated": {

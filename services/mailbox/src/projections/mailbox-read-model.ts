@@ -33,12 +33,12 @@ async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> 
           updated_at: e.occurredAt,
           deleted_at: null,
         })
-        .onConflict((oc) => oc.doNothing())
+        .onConflict((oc) => oc.columns(["workspace_id", "inbox_id"]).doNothing())
         .execute();
       await tx
         .insertInto("inbox_addresses")
         .values({ workspace_id: d.workspaceId, inbox_id: d.inboxId, address: d.address, is_primary: true, is_canonical: true, created_at: e.occurredAt })
-        .onConflict((oc) => oc.doNothing())
+        .onConflict((oc) => oc.columns(["workspace_id", "inbox_id", "address"]).doNothing())
         .execute();
       await claim(tx, d.address, { tenant_id: d.tenantId, workspace_id: d.workspaceId, inbox_id: d.inboxId });
       return;
@@ -73,7 +73,7 @@ async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> 
       await tx
         .insertInto("inbox_addresses")
         .values({ workspace_id: workspaceId, inbox_id: d.inboxId, address: d.address, is_primary: d.isPrimary, is_canonical: false, created_at: e.occurredAt })
-        .onConflict((oc) => oc.doNothing())
+        .onConflict((oc) => oc.columns(["workspace_id", "inbox_id", "address"]).doNothing())
         .execute();
       await claim(tx, d.address, { tenant_id: e.tenantId!, workspace_id: workspaceId, inbox_id: d.inboxId });
       return;

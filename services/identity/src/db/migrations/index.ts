@@ -1,7 +1,9 @@
 import type { Migration } from "kysely";
 import * as init from "./2026-11-27T0000-init.ts";
+import * as liveKeyHash from "./2026-11-27T0001-live-key-hash.ts";
 
 /** Every migration, by name; names sort in the order they must run. */
 export const migrations: Record<string, Migration> = {
   "2026-11-27T0000-init": init,
+  "2026-11-27T0001-live-key-hash": liveKeyHash,
 };
