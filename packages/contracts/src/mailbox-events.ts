@@ -1,5 +1,13 @@
 import { z } from "zod";
 import { parseEventWith, type EventEnvelope } from "./envelope.ts";
+import {
+  MessageBouncedV1,
+  MessageDeletedV1,
+  MessageDeliveredV1,
+  MessageFlaggedV1,
+  MessageReceivedV1,
+  MessageSentV1,
+} from "./message-events.ts";
 
 export const MAILBOX_CONTEXT = "mailbox";
 
@@ -72,6 +80,12 @@ export const DomainCheckedV1 = z.object({
 export const DomainRemovedV1 = z.object({ domainId: z.uuid(), domain: z.string() });
 
 export const mailboxEventSchemas = {
+  MessageSent: { 1: MessageSentV1 },
+  MessageReceived: { 1: MessageReceivedV1 },
+  MessageFlagged: { 1: MessageFlaggedV1 },
+  MessageDeleted: { 1: MessageDeletedV1 },
+  MessageDelivered: { 1: MessageDeliveredV1 },
+  MessageBounced: { 1: MessageBouncedV1 },
   InboxCreated: { 1: InboxCreatedV1 },
   InboxUpdated: { 1: InboxUpdatedV1 },
   InboxDeleted: { 1: InboxDeletedV1 },
@@ -102,7 +116,13 @@ export type MailboxEvent =
   | { type: "ListEntryRemoved"; schemaVersion: 1; data: z.infer<typeof ListEntryRemovedV1> }
   | { type: "DomainAdded"; schemaVersion: 1; data: z.infer<typeof DomainAddedV1> }
   | { type: "DomainChecked"; schemaVersion: 1; data: z.infer<typeof DomainCheckedV1> }
-  | { type: "DomainRemoved"; schemaVersion: 1; data: z.infer<typeof DomainRemovedV1> };
+  | { type: "DomainRemoved"; schemaVersion: 1; data: z.infer<typeof DomainRemovedV1> }
+  | { type: "MessageSent"; schemaVersion: 1; data: z.infer<typeof MessageSentV1> }
+  | { type: "MessageReceived"; schemaVersion: 1; data: z.infer<typeof MessageReceivedV1> }
+  | { type: "MessageFlagged"; schemaVersion: 1; data: z.infer<typeof MessageFlaggedV1> }
+  | { type: "MessageDeleted"; schemaVersion: 1; data: z.infer<typeof MessageDeletedV1> }
+  | { type: "MessageDelivered"; schemaVersion: 1; data: z.infer<typeof MessageDeliveredV1> }
+  | { type: "MessageBounced"; schemaVersion: 1; data: z.infer<typeof MessageBouncedV1> };
 
 export type DnsRecord = z.infer<typeof DnsRecordV1>;
 

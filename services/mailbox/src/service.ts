@@ -9,6 +9,9 @@ import type { MailboxContext } from "./context.ts";
 import { migrations } from "./db/migrations/index.ts";
 import type { MailboxDb } from "./db/schema.ts";
 import { ensurePlatformKey } from "./commands/platform-domain.ts";
+import { Outbound } from "./delivery/outbound.ts";
+import { deliveryWorker } from "./delivery/worker.ts";
+import { makeResolver } from "./dns/verify.ts";
 import { startMailboxProjection } from "./projections/start.ts";
 import { registerMailboxRpc } from "./rpc/handlers.ts";
 
@@ -23,6 +26,8 @@ export class MailboxService implements Service {
   readonly logger: Logger;
   private readonly backbone: Backbone<MailboxDb>;
   private consumer?: DurableConsumer;
+  private delivery?: DurableConsumer;
+  private outbound?: Outbound;
   private rpc?: RpcServer;
   private caughtUp = false;
 
@@ -54,6 +59,9 @@ export class MailboxService implements Service {
     this.consumer = await startMailboxProjection(ctx, b);
     await ensurePlatformKey(ctx.db, this.cfg.DKIM_SELECTOR, ctx.clock());
     this.caughtUp = true;
+    this.outbound = new Outbound(this.cfg.SMTP_RELAY_URL, makeResolver(this.cfg.DNS_SERVERS), this.cfg.MAIL_DOMAIN);
+    this.delivery = deliveryWorker(ctx, b, this.outbound);
+    await this.delivery.start();
     this.rpc = new RpcServer(b.bus, "mailbox", b.verifier, this.logger);
     registerMailboxRpc(this.rpc, ctx);
     this.logger.info({ healthPort: this.cfg.HEALTH_PORT, mailDomain: this.cfg.MAIL_DOMAIN }, "mailbox started");
@@ -65,7 +73,9 @@ export class MailboxService implements Service {
 
   async destroy(): Promise<void> {
     await this.rpc?.close();
+    await this.delivery?.stop();
     await this.consumer?.stop();
+    this.outbound?.close();
     await this.backbone.close();
   }
 }

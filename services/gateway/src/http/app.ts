@@ -2,6 +2,7 @@ import express, { type NextFunction, type Request, type Response } from "express
 import type { Bus } from "@mam/bus/connection.ts";
 import { request } from "@mam/bus/rpc.ts";
 import { AppError } from "@mam/contracts/errors.ts";
+import { BinaryBody } from "@mam/contracts/rpc.ts";
 import type { Principal } from "@mam/contracts/keys.ts";
 import { readinessBody, type ReadinessCheck } from "@mam/runtime/health.ts";
 import { uuidv7 } from "@mam/runtime/ids.ts";
@@ -88,6 +89,15 @@ export function buildApp(d: AppDeps): express.Express {
         timeoutMs: d.cfg.RPC_TIMEOUT_MS,
       });
       if (!reply.ok) throw new AppError(reply.error.code, reply.error.error, reply.error.fields);
+      const bin = BinaryBody.safeParse(reply.body);
+      if (bin.success) {
+        const { base64, contentType, filename } = bin.data.$binary;
+        res.status(reply.status).type(contentType);
+        if (filename) res.attachment(filename);
+        res.setHeader("Content-Type", contentType);
+        res.send(Buffer.from(base64, "base64"));
+        return;
+      }
       res.status(reply.status).json(reply.body);
     });
   }

@@ -18,6 +18,12 @@ const inbox = (r: Request) => ({ inboxId: param(r, "id") });
 const list = (r: Request) => ({ inboxId: param(r, "id"), listId: param(r, "lid") });
 const entry = (r: Request) => ({ ...list(r), entryId: param(r, "eid") });
 const withBody = (ref: (r: Request) => object) => (r: Request) => ({ ...ref(r), body: body(r) });
+const message = (r: Request) => ({ inboxId: param(r, "id"), messageId: param(r, "mid") });
+/** Sends carry the Idempotency-Key header, if any, to the mailbox. */
+const sending = (ref: (r: Request) => object) => (r: Request) => {
+  const key = r.get("idempotency-key");
+  return { ...ref(r), body: body(r), ...(key ? { idempotencyKey: key } : {}) };
+};
 
 /** Public `/v1` routes that are forwarded, as they are, to the service owning them. */
 export const forwardRoutes: ForwardRoute[] = [
@@ -59,6 +65,24 @@ export const forwardRoutes: ForwardRoute[] = [
   { method: "post", path: "/domains/:domain/verify", subject: Rpc.mailbox.domainVerify, toRpc: (r) => ({ domain: param(r, "domain") }) },
   { method: "get", path: "/platform/domain", subject: Rpc.mailbox.platformDomainGet, toRpc: () => ({}) },
   { method: "post", path: "/platform/domain/verify", subject: Rpc.mailbox.platformDomainVerify, toRpc: () => ({}) },
+  { method: "post", path: "/inboxes/:id/send", subject: Rpc.mailbox.messageSend, toRpc: sending(inbox) },
+  { method: "post", path: "/inboxes/:id/messages", subject: Rpc.mailbox.messageSend, toRpc: sending(inbox) },
+  { method: "post", path: "/inboxes/:id/reply/:mid", subject: Rpc.mailbox.messageReply, toRpc: sending(message) },
+  { method: "post", path: "/inboxes/:id/reply-all/:mid", subject: Rpc.mailbox.messageReplyAll, toRpc: sending(message) },
+  { method: "post", path: "/inboxes/:id/forward/:mid", subject: Rpc.mailbox.messageForward, toRpc: sending(message) },
+  { method: "get", path: "/inboxes/:id/messages", subject: Rpc.mailbox.messageList, toRpc: (r) => ({ ...query(r), ...inbox(r) }) },
+  { method: "get", path: "/inboxes/:id/messages/:mid", subject: Rpc.mailbox.messageGet, toRpc: message },
+  { method: "patch", path: "/inboxes/:id/messages/:mid", subject: Rpc.mailbox.messagePatch, toRpc: withBody(message) },
+  { method: "delete", path: "/inboxes/:id/messages/:mid", subject: Rpc.mailbox.messageDelete, toRpc: message },
+  { method: "get", path: "/inboxes/:id/messages/:mid/raw", subject: Rpc.mailbox.messageRaw, toRpc: message },
+  { method: "get", path: "/inboxes/:id/messages/:mid/attachments", subject: Rpc.mailbox.attachmentList, toRpc: message },
+  {
+    method: "get",
+    path: "/inboxes/:id/messages/:mid/attachments/:aid",
+    subject: Rpc.mailbox.attachmentGet,
+    toRpc: (r) => ({ ...message(r), attachmentId: param(r, "aid") }),
+  },
+  { method: "get", path: "/inboxes/:id/threads/:tid", subject: Rpc.mailbox.threadGet, toRpc: (r) => ({ inboxId: param(r, "id"), threadId: param(r, "tid") }) },
   { method: "post", path: "/inboxes/:id/lists", subject: Rpc.mailbox.listCreate, toRpc: withBody(inbox) },
   { method: "get", path: "/inboxes/:id/lists", subject: Rpc.mailbox.listList, toRpc: inbox },
   { method: "get", path: "/inboxes/:id/lists/:lid", subject: Rpc.mailbox.listGet, toRpc: list },

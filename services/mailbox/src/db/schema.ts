@@ -1,5 +1,6 @@
 import type { ColumnType } from "kysely";
 import type { DnsRecord } from "@mam/contracts/mailbox-events.ts";
+import type { AttachmentRef } from "@mam/contracts/message-events.ts";
 import type { ProjectionTables } from "@mam/service-kit/event-sourcing.ts";
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
@@ -86,7 +87,70 @@ export interface DkimKeysTable {
   created_at: Timestamp;
 }
 
+export interface ThreadsTable {
+  workspace_id: string;
+  thread_id: string;
+  inbox_id: string;
+  subject: string;
+  created_at: Timestamp;
+  last_message_at: Timestamp;
+}
+type JsonOf<T> = ColumnType<T, string, string>;
+export interface MessagesTable {
+  workspace_id: string;
+  message_id: string;
+  inbox_id: string;
+  tenant_id: string;
+  thread_id: string;
+  direction: "inbound" | "outbound";
+  status: "sent" | "delivered" | "bounced" | "received";
+  from_address: string;
+  from_name: string | null;
+  to_addresses: JsonOf<string[]>;
+  cc_addresses: JsonOf<string[]>;
+  bcc_addresses: JsonOf<string[]>;
+  reply_to: string | null;
+  subject: string;
+  preview: string;
+  plain_hash: string | null;
+  html_hash: string | null;
+  raw_hash: string;
+  raw_size: number;
+  message_id_header: string;
+  in_reply_to: string | null;
+  references: JsonOf<string[]>;
+  attachments: JsonOf<AttachmentRef[]>;
+  labels: JsonOf<string[]>;
+  is_read: boolean;
+  is_starred: boolean;
+  is_archived: boolean;
+  source_message_id: string | null;
+  version: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  deleted_at: Timestamp | null;
+}
+export interface BlobsTable {
+  workspace_id: string;
+  hash: string;
+  size: number;
+  data: Buffer;
+  created_at: Timestamp;
+}
+export interface IdempotencyKeysTable {
+  workspace_id: string;
+  inbox_id: string;
+  key: string;
+  request_hash: string;
+  response: JsonOf<unknown>;
+  created_at: Timestamp;
+}
+
 export interface MailboxDb extends ProjectionTables {
+  threads: ThreadsTable;
+  messages: MessagesTable;
+  blobs: BlobsTable;
+  idempotency_keys: IdempotencyKeysTable;
   domains: DomainsTable;
   domain_claims: DomainClaimsTable;
   dkim_keys: DkimKeysTable;

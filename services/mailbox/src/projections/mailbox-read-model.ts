@@ -4,6 +4,7 @@ import { applyOnce } from "@mam/service-kit/event-sourcing.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { evolveDomains } from "./domains.ts";
 import { evolveLists } from "./lists.ts";
+import { evolveMessages } from "./messages.ts";
 
 export const PROJECTION = "mailbox-read-model";
 
@@ -110,6 +111,13 @@ async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> 
     case "DomainChecked":
     case "DomainRemoved":
       return evolveDomains(tx, e);
+    case "MessageSent":
+    case "MessageReceived":
+    case "MessageFlagged":
+    case "MessageDeleted":
+    case "MessageDelivered":
+    case "MessageBounced":
+      return evolveMessages(tx, e);
     default: {
       const unreachable: never = e;
       throw new Error(`unhandled mailbox event ${(unreachable as MailboxEnvelope).type}`);

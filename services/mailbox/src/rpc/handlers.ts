@@ -5,6 +5,8 @@ import { Rpc } from "@mam/contracts/subjects.ts";
 import type { MailboxContext } from "../context.ts";
 import { addAddress, removeAddress } from "../commands/addresses.ts";
 import { createInbox } from "../commands/create-inbox.ts";
+import { deleteMessage, getAttachment, getMessage, getThread, listAttachments, listMessages, patchMessage, rawMessage } from "../commands/messages.ts";
+import { forward, reply, send } from "../commands/send.ts";
 import { addDomain, getDomain, listDomains, removeDomain, verifyDomain } from "../commands/domains.ts";
 import { platformDomain } from "../commands/platform-domain.ts";
 import type { CommandMeta } from "../commands/execute.ts";
@@ -38,5 +40,17 @@ export function registerMailboxRpc(server: RpcServer, ctx: MailboxContext): void
   server.handle(M.domainRemove, async (body, c) => ok(await removeDomain(ctx, c.claims, body, meta(c))));
   server.handle(M.platformDomainGet, async (_body, c) => ok(await platformDomain(ctx, c.claims, false)));
   server.handle(M.platformDomainVerify, async (_body, c) => ok(await platformDomain(ctx, c.claims, true)));
+  server.handle(M.messageSend, async (body, c) => ok(await send(ctx, c.claims, body, meta(c))));
+  server.handle(M.messageReply, async (body, c) => ok(await reply(ctx, c.claims, body, meta(c), false)));
+  server.handle(M.messageReplyAll, async (body, c) => ok(await reply(ctx, c.claims, body, meta(c), true)));
+  server.handle(M.messageForward, async (body, c) => ok(await forward(ctx, c.claims, body, meta(c))));
+  server.handle(M.messageList, async (body, c) => ok(await listMessages(ctx, c.claims, body)));
+  server.handle(M.messageGet, async (body, c) => ok(await getMessage(ctx, c.claims, body, meta(c))));
+  server.handle(M.messagePatch, async (body, c) => ok(await patchMessage(ctx, c.claims, body, meta(c))));
+  server.handle(M.messageDelete, async (body, c) => ok(await deleteMessage(ctx, c.claims, body, meta(c))));
+  server.handle(M.messageRaw, async (body, c) => ok(await rawMessage(ctx, c.claims, body)));
+  server.handle(M.attachmentList, async (body, c) => ok(await listAttachments(ctx, c.claims, body)));
+  server.handle(M.attachmentGet, async (body, c) => ok(await getAttachment(ctx, c.claims, body)));
+  server.handle(M.threadGet, async (body, c) => ok(await getThread(ctx, c.claims, body)));
   server.handle(M.entryRemove, async (body, c) => ok(await removeEntry(ctx, c.claims, body, meta(c))));
 }

@@ -1,0 +1,72 @@
+import { z } from "zod";
+import { EmailAddress } from "./mailbox-api.ts";
+
+const noCrLf = (s: string) => !/[\r\n]/.test(s);
+
+/** One address or several, as the reference accepts; each must be a plain address. */
+export const Recipients = z
+  .union([EmailAddress, z.array(EmailAddress).max(50)])
+  .transform((v) => (Array.isArray(v) ? v : [v]));
+
+export const Subject = z.string().max(998).refine(noCrLf, "must not contain CR or LF");
+export const Body = z.string().max(2_000_000);
+
+/** Attachments travel base64-encoded in JSON. */
+export const AttachmentIn = z.object({
+  filename: z.string().min(1).max(255).refine((s) => noCrLf(s) && !/[\u0000-\u001f"\\/]/.test(s), "must be a plain file name"),
+  contentType: z
+    .string()
+    .max(255)
+    .regex(/^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/i, "must be a MIME type like application/pdf")
+    .default("application/octet-stream"),
+  content: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, "must be base64"),
+});
+
+export const SendBody = z.object({
+  to: Recipients,
+  cc: Recipients.optional(),
+  bcc: Recipients.optional(),
+  subject: Subject,
+  plainBody: Body.optional(),
+  htmlBody: Body.optional(),
+  replyTo: EmailAddress.optional(),
+  verified: z.boolean().default(false),
+  attachments: z.array(AttachmentIn).max(20).optional(),
+});
+export const ReplyBody = z.object({
+  plainBody: Body.optional(),
+  htmlBody: Body.optional(),
+  cc: Recipients.optional(),
+  bcc: Recipients.optional(),
+  attachments: z.array(AttachmentIn).max(20).optional(),
+});
+export const ForwardBody = z.object({
+  to: Recipients,
+  cc: Recipients.optional(),
+  bcc: Recipients.optional(),
+  subject: Subject.optional(),
+  plainBody: Body.optional(),
+  htmlBody: Body.optional(),
+  verified: z.boolean().default(false),
+});
+
+export const SendCommand = z.object({
+  inboxId: z.string(),
+  messageId: z.string().optional(),
+  body: z.unknown(),
+  idempotencyKey: z.string().max(255).optional(),
+});
+
+export const ListMessagesQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  direction: z.enum(["inbound", "outbound"]).optional(),
+});
+export const MessageRef = z.object({ inboxId: z.string(), messageId: z.string(), attachmentId: z.string().optional() });
+export const ThreadRef = z.object({ inboxId: z.string(), threadId: z.string() });
+export const FlagsBody = z
+  .object({ isRead: z.boolean().optional(), isStarred: z.boolean().optional(), isArchived: z.boolean().optional() })
+  .refine((b) => b.isRead !== undefined || b.isStarred !== undefined || b.isArchived !== undefined, "give isRead, isStarred or isArchived");
+
+/** Most bytes of attachments in one message, decoded. */
+export const MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024;

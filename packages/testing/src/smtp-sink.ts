@@ -1,0 +1,47 @@
+import { SMTPServer } from "smtp-server";
+
+export interface Received {
+  from: string;
+  to: string[];
+  raw: Buffer;
+}
+
+/**
+ * An SMTP server on loopback standing in for the outbound relay: it accepts everything
+ * (or refuses recipients a test names, with a permanent 550) and keeps the exact bytes.
+ */
+export class SmtpSink {
+  readonly received: Received[] = [];
+  readonly refuse = new Set<string>();
+  private server?: SMTPServer;
+  port = 0;
+
+  async start(): Promise<string> {
+    this.server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ["STARTTLS"],
+      disableReverseLookup: true,
+      logger: false,
+      onRcptTo: (addr, _session, cb) => (this.refuse.has(addr.address.toLowerCase()) ? cb(Object.assign(new Error("5.1.1 no such user"), { responseCode: 550 })) : cb()),
+      onData: (stream, session, cb) => {
+        const chunks: Buffer[] = [];
+        stream.on("data", (c: Buffer) => chunks.push(c));
+        stream.on("end", () => {
+          this.received.push({
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
+            to: session.envelope.rcptTo.map((r) => r.address),
+            raw: Buffer.concat(chunks),
+          });
+          cb();
+        });
+      },
+    });
+    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", () => r()));
+    this.port = (this.server.server.address() as { port: number }).port;
+    return `smtp://127.0.0.1:${this.port}`;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((r) => this.server?.close(() => r()) ?? r());
+  }
+}

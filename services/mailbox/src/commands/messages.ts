@@ -1,0 +1,140 @@
+import { notFound, parseOrThrow } from "@mam/contracts/errors.ts";
+import { IdParam } from "@mam/contracts/identity-api.ts";
+import { FlagsBody, ListMessagesQuery, MessageRef, ThreadRef } from "@mam/contracts/messages-api.ts";
+import type { BinaryBody } from "@mam/contracts/rpc.ts";
+import type { ScopeClaims } from "@mam/contracts/scope.ts";
+import { z } from "zod";
+import type { MailboxContext } from "../context.ts";
+import { visibleInbox, type InboxRow } from "../read/inboxes.ts";
+import { messageOfInbox, viewsOf, type MessageRow } from "../read/messages.ts";
+import { getBlobs } from "../store/blobs.ts";
+import { execute, type CommandMeta } from "./execute.ts";
+
+/** Newest first, with the total for paging; `direction` narrows to inbound or outbound. */
+export async function listMessages(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
+  const { inboxId, ...query } = parseOrThrow(z.object({ inboxId: z.string() }).loose(), raw);
+  const q = parseOrThrow(ListMessagesQuery, query, "query");
+  const inbox = await visibleInbox(ctx.db, claims, inboxId);
+  let base = ctx.db.selectFrom("messages").where("workspace_id", "=", inbox.workspace_id).where("inbox_id", "=", inbox.inbox_id).where("deleted_at", "is", null);
+  if (q.direction) base = base.where("direction", "=", q.direction);
+  const [rows, total] = await Promise.all([
+    base.selectAll().orderBy("created_at", "desc").orderBy("message_id", "desc").limit(q.limit).offset(q.offset).execute(),
+    base.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow(),
+  ]);
+  return { messages: await viewsOf(ctx.db, inbox.workspace_id, rows), pagination: { total: Number(total.n), limit: q.limit, offset: q.offset } };
+}
+
+async function setFlags(ctx: MailboxContext, inbox: InboxRow, m: MessageRow, flags: { isRead?: boolean; isStarred?: boolean; isArchived?: boolean }, meta: CommandMeta) {
+  return execute(
+    ctx,
+    inbox.tenant_id,
+    meta,
+    async (tx) => {
+      const live = await messageOfInbox(tx, inbox, m.message_id);
+      return [
+        {
+          event: { type: "MessageFlagged", schemaVersion: 1, data: { messageId: live.message_id, ...flags } },
+          tenantId: inbox.tenant_id,
+          workspaceId: inbox.workspace_id,
+          aggregateId: live.message_id,
+          aggregateVersion: live.version + 1,
+        },
+      ];
+    },
+    async (tx) => (await viewsOf(tx, inbox.workspace_id, [await messageOfInbox(tx, inbox, m.message_id)]))[0]!,
+  );
+}
+
+/** Reading a message marks it read, as the reference says. */
+export async function getMessage(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta) {
+  const ref = parseOrThrow(MessageRef, raw);
+  const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
+  const m = await messageOfInbox(ctx.db, inbox, ref.messageId);
+  if (!m.is_read) return setFlags(ctx, inbox, m, { isRead: true }, meta);
+  return (await viewsOf(ctx.db, inbox.workspace_id, [m]))[0]!;
+}
+
+export async function patchMessage(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta) {
+  const ref = parseOrThrow(MessageRef.extend({ body: z.unknown() }), raw);
+  const flags = parseOrThrow(FlagsBody, ref.body ?? {});
+  const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
+  return setFlags(ctx, inbox, await messageOfInbox(ctx.db, inbox, ref.messageId), flags, meta);
+}
+
+/** Soft delete: gone from listings, kept in its thread's history and in the stream. */
+export async function deleteMessage(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta) {
+  const ref = parseOrThrow(MessageRef, raw);
+  const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
+  const m = await messageOfInbox(ctx.db, inbox, ref.messageId);
+  return execute(
+    ctx,
+    inbox.tenant_id,
+    meta,
+    async (tx) => {
+      const live = await messageOfInbox(tx, inbox, m.message_id);
+      return [
+        {
+          event: { type: "MessageDeleted", schemaVersion: 1, data: { messageId: live.message_id } },
+          tenantId: inbox.tenant_id,
+          workspaceId: inbox.workspace_id,
+          aggregateId: live.message_id,
+          aggregateVersion: live.version + 1,
+        },
+      ];
+    },
+    async () => ({ deleted: true, id: m.message_id }),
+  );
+}
+
+const binary = (data: Buffer, contentType: string, filename: string | null = null): BinaryBody => ({
+  $binary: { base64: data.toString("base64"), contentType, filename },
+});
+
+/** The exact RFC 5322 bytes, as sent or received. */
+export async function rawMessage(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
+  const ref = parseOrThrow(MessageRef, raw);
+  const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
+  const m = await messageOfInbox(ctx.db, inbox, ref.messageId);
+  const bytes = (await getBlobs(ctx.db, inbox.workspace_id, [m.raw_hash])).get(m.raw_hash);
+  if (!bytes) throw notFound("Raw message");
+  return binary(bytes, "message/rfc822", `${m.message_id}.eml`);
+}
+
+export async function listAttachments(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
+  const ref = parseOrThrow(MessageRef, raw);
+  const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
+  const m = await messageOfInbox(ctx.db, inbox, ref.messageId);
+  return { attachments: m.attachments.map((a) => ({ id: a.id, filename: a.filename, contentType: a.contentType, sizeBytes: a.sizeBytes })) };
+}
+
+export async function getAttachment(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
+  const ref = parseOrThrow(MessageRef, raw);
+  const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
+  const m = await messageOfInbox(ctx.db, inbox, ref.messageId);
+  const id = parseOrThrow(IdParam, ref.attachmentId, "attachment id");
+  const a = m.attachments.find((x) => x.id === id);
+  if (!a) throw notFound("Attachment");
+  const bytes = (await getBlobs(ctx.db, inbox.workspace_id, [a.hash])).get(a.hash);
+  if (!bytes) throw notFound("Attachment");
+  return binary(bytes, a.contentType, a.filename);
+}
+
+/** A thread of this inbox, oldest first; both response forms the reference mentions. */
+export async function getThread(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
+  const ref = parseOrThrow(ThreadRef, raw);
+  const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
+  const threadId = parseOrThrow(IdParam, ref.threadId, "thread id");
+  const rows = await ctx.db
+    .selectFrom("messages")
+    .selectAll()
+    .where("workspace_id", "=", inbox.workspace_id)
+    .where("thread_id", "=", threadId)
+    .where("inbox_id", "=", inbox.inbox_id)
+    .where("deleted_at", "is", null)
+    .orderBy("created_at")
+    .orderBy("message_id")
+    .execute();
+  if (!rows.length) throw notFound("Thread");
+  const messages = await viewsOf(ctx.db, inbox.workspace_id, rows);
+  return { threadId, messageCount: messages.length, thread: { id: threadId, subject: rows[0]!.subject, messageCount: messages.length }, messages };
+}

@@ -1,0 +1,132 @@
+import { AppError, parseOrThrow } from "@mam/contracts/errors.ts";
+import { ForwardBody, ReplyBody, SendBody, SendCommand } from "@mam/contracts/messages-api.ts";
+import type { ScopeClaims } from "@mam/contracts/scope.ts";
+import type { MailboxContext } from "../context.ts";
+import { visibleInbox, type InboxRow } from "../read/inboxes.ts";
+import { messageOfInbox, type MessageRow } from "../read/messages.ts";
+import { getBlobs } from "../store/blobs.ts";
+import type { CommandMeta } from "./execute.ts";
+import { decodeAttachments, sendFromInbox, type SendResult } from "./send-core.ts";
+
+const prefixed = (prefix: string, subject: string) => (subject.toLowerCase().startsWith(prefix.toLowerCase()) ? subject : `${prefix} ${subject}`);
+
+function requireBody(b: { plainBody?: string; htmlBody?: string }) {
+  if (b.plainBody === undefined && b.htmlBody === undefined) {
+    throw new AppError("VALIDATION_ERROR", "Give plainBody or htmlBody", [{ path: "plainBody", message: "required without htmlBody" }]);
+  }
+}
+
+async function ownAddresses(ctx: MailboxContext, inbox: InboxRow): Promise<Set<string>> {
+  const rows = await ctx.db.selectFrom("inbox_addresses").select("address").where("workspace_id", "=", inbox.workspace_id).where("inbox_id", "=", inbox.inbox_id).execute();
+  return new Set([...rows.map((r) => r.address), inbox.canonical_email]);
+}
+
+const idem = (cmd: { idempotencyKey?: string }, request: unknown) => (cmd.idempotencyKey ? { key: cmd.idempotencyKey, request } : undefined);
+
+/** POST /send: a new thread; recipients must have written first unless `verified`. */
+export async function send(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta): Promise<SendResult> {
+  const cmd = parseOrThrow(SendCommand, raw);
+  const b = parseOrThrow(SendBody, cmd.body);
+  requireBody(b);
+  const inbox = await visibleInbox(ctx.db, claims, cmd.inboxId);
+  return sendFromInbox(
+    ctx,
+    inbox,
+    {
+      to: b.to,
+      cc: b.cc ?? [],
+      bcc: b.bcc ?? [],
+      subject: b.subject,
+      text: b.plainBody,
+      html: b.htmlBody,
+      replyTo: b.replyTo,
+      attachments: decodeAttachments(b.attachments),
+      firstContactCheck: !b.verified,
+      inReplyTo: null,
+      references: [],
+      threadId: null,
+    },
+    meta,
+    idem(cmd, { kind: "send", body: cmd.body }),
+  );
+}
+
+function replyRecipients(original: MessageRow, all: boolean, own: Set<string>) {
+  const sender = original.direction === "inbound" ? [original.reply_to ?? original.from_address] : original.to_addresses;
+  let to = sender;
+  let cc: string[] = [];
+  if (all) {
+    to = [...new Set([...sender, ...(original.direction === "inbound" ? original.to_addresses : [])])];
+    cc = original.cc_addresses;
+  }
+  const keep = (a: string) => !own.has(a);
+  const toList = to.filter(keep);
+  return { to: toList.length ? toList : to, cc: cc.filter((a) => keep(a) && !toList.includes(a)) };
+}
+
+/** POST /reply/:mid and /reply-all/:mid: same thread, In-Reply-To and References set. */
+export async function reply(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta, all: boolean): Promise<SendResult> {
+  const cmd = parseOrThrow(SendCommand, raw);
+  const b = parseOrThrow(ReplyBody, cmd.body);
+  requireBody(b);
+  const inbox = await visibleInbox(ctx.db, claims, cmd.inboxId);
+  const original = await messageOfInbox(ctx.db, inbox, cmd.messageId);
+  const { to, cc } = replyRecipients(original, all, await ownAddresses(ctx, inbox));
+  return sendFromInbox(
+    ctx,
+    inbox,
+    {
+      to,
+      cc: [...new Set([...cc, ...(b.cc ?? [])])],
+      bcc: b.bcc ?? [],
+      subject: prefixed("Re:", original.subject),
+      text: b.plainBody,
+      html: b.htmlBody,
+      attachments: decodeAttachments(b.attachments),
+      // Answering the conversation: these addresses are already in it.
+      firstContactCheck: false,
+      inReplyTo: original.message_id_header,
+      references: [...original.references, original.message_id_header].slice(-50),
+      threadId: original.thread_id,
+    },
+    meta,
+    idem(cmd, { kind: all ? "reply-all" : "reply", messageId: cmd.messageId, body: cmd.body }),
+  );
+}
+
+/** POST /forward/:mid: a new thread carrying the original's text and attachments. */
+export async function forward(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta): Promise<SendResult> {
+  const cmd = parseOrThrow(SendCommand, raw);
+  const b = parseOrThrow(ForwardBody, cmd.body);
+  const inbox = await visibleInbox(ctx.db, claims, cmd.inboxId);
+  const original = await messageOfInbox(ctx.db, inbox, cmd.messageId);
+  const blobs = await getBlobs(ctx.db, inbox.workspace_id, [original.plain_hash, ...original.attachments.map((a) => a.hash)].filter((h): h is string => !!h));
+  const quoted = [
+    "---------- Forwarded message ---------",
+    `From: ${original.from_name ? `${original.from_name} <${original.from_address}>` : original.from_address}`,
+    `Date: ${new Date(original.created_at).toUTCString()}`,
+    `Subject: ${original.subject}`,
+    `To: ${original.to_addresses.join(", ")}`,
+    "",
+    original.plain_hash ? (blobs.get(original.plain_hash)?.toString("utf8") ?? "") : original.preview,
+  ].join("\n");
+  return sendFromInbox(
+    ctx,
+    inbox,
+    {
+      to: b.to,
+      cc: b.cc ?? [],
+      bcc: b.bcc ?? [],
+      subject: b.subject ?? prefixed("Fwd:", original.subject),
+      text: b.plainBody !== undefined ? `${b.plainBody}\n\n${quoted}` : quoted,
+      html: b.htmlBody,
+      attachments: original.attachments.map((a) => ({ filename: a.filename, contentType: a.contentType, content: blobs.get(a.hash) ?? Buffer.alloc(0) })),
+      firstContactCheck: !b.verified,
+      inReplyTo: null,
+      references: [],
+      threadId: null,
+    },
+    meta,
+    idem(cmd, { kind: "forward", messageId: cmd.messageId, body: cmd.body }),
+  );
+}

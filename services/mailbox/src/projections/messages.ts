@@ -1,0 +1,87 @@
+import { sql, type Kysely } from "kysely";
+import type { MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
+import type { MessageFacts } from "@mam/contracts/message-events.ts";
+import type { MailboxDb } from "../db/schema.ts";
+
+type MessageEvent = Extract<MailboxEnvelope, { type: `Message${string}` }>;
+
+async function insertMessage(tx: Kysely<MailboxDb>, e: MessageEvent, f: MessageFacts, inbound: boolean, source: string | null) {
+  const ws = e.workspaceId!;
+  await tx
+    .insertInto("threads")
+    .values({ workspace_id: ws, thread_id: f.threadId, inbox_id: f.inboxId, subject: f.subject, created_at: e.occurredAt, last_message_at: e.occurredAt })
+    .onConflict((oc) => oc.columns(["workspace_id", "thread_id"]).doUpdateSet({ last_message_at: sql`greatest(threads.last_message_at, excluded.last_message_at)` }))
+    .execute();
+  await tx
+    .insertInto("messages")
+    .values({
+      workspace_id: ws,
+      message_id: f.messageId,
+      inbox_id: f.inboxId,
+      tenant_id: e.tenantId!,
+      thread_id: f.threadId,
+      direction: inbound ? "inbound" : "outbound",
+      status: inbound ? "received" : "sent",
+      from_address: f.from.address,
+      from_name: f.from.name,
+      to_addresses: JSON.stringify(f.to),
+      cc_addresses: JSON.stringify(f.cc),
+      bcc_addresses: JSON.stringify(f.bcc),
+      reply_to: f.replyTo,
+      subject: f.subject,
+      preview: f.preview,
+      plain_hash: f.plainHash,
+      html_hash: f.htmlHash,
+      raw_hash: f.rawHash,
+      raw_size: f.rawSize,
+      message_id_header: f.messageIdHeader,
+      in_reply_to: f.inReplyTo,
+      references: JSON.stringify(f.references),
+      attachments: JSON.stringify(f.attachments),
+      labels: JSON.stringify(inbound ? ["received", "unread"] : ["sent"]),
+      is_read: !inbound,
+      is_starred: false,
+      is_archived: false,
+      source_message_id: source,
+      version: e.aggregateVersion,
+      created_at: e.occurredAt,
+      updated_at: e.occurredAt,
+      deleted_at: null,
+    })
+    .onConflict((oc) => oc.columns(["workspace_id", "message_id"]).doNothing())
+    .execute();
+}
+
+/** Messages and threads of an inbox, both directions. */
+export async function evolveMessages(tx: Kysely<MailboxDb>, e: MessageEvent): Promise<void> {
+  const ws = e.workspaceId!;
+  const row = (id: string) => tx.updateTable("messages").where("workspace_id", "=", ws).where("message_id", "=", id);
+  switch (e.type) {
+    case "MessageSent":
+      return insertMessage(tx, e, e.data, false, null);
+    case "MessageReceived":
+      return insertMessage(tx, e, e.data, true, e.data.sourceMessageId);
+    case "MessageFlagged": {
+      const { messageId, ...flags } = e.data;
+      const set: Record<string, unknown> = { version: e.aggregateVersion, updated_at: e.occurredAt };
+      if (flags.isRead !== undefined) set.is_read = flags.isRead;
+      if (flags.isStarred !== undefined) set.is_starred = flags.isStarred;
+      if (flags.isArchived !== undefined) set.is_archived = flags.isArchived;
+      await row(messageId).set(set).execute();
+      return;
+    }
+    case "MessageDeleted":
+      await row(e.data.messageId).set({ deleted_at: e.occurredAt, updated_at: e.occurredAt, version: e.aggregateVersion }).execute();
+      return;
+    case "MessageDelivered":
+      await row(e.data.messageId).set({ status: "delivered", updated_at: e.occurredAt }).where("status", "=", "sent").execute();
+      return;
+    case "MessageBounced":
+      await row(e.data.messageId).set({ status: "bounced", updated_at: e.occurredAt }).execute();
+      return;
+    default: {
+      const unreachable: never = e;
+      throw new Error(`unhandled message event ${(unreachable as MessageEvent).type}`);
+    }
+  }
+}

@@ -1,0 +1,71 @@
+import type { Kysely, Selectable } from "kysely";
+import { notFound, parseOrThrow } from "@mam/contracts/errors.ts";
+import { IdParam } from "@mam/contracts/identity-api.ts";
+import type { MailboxDb, MessagesTable } from "../db/schema.ts";
+import { getBlobs } from "../store/blobs.ts";
+import type { InboxRow } from "./inboxes.ts";
+
+export type MessageRow = Selectable<MessagesTable>;
+
+const iso = (d: Date | string) => new Date(d).toISOString();
+const formatAddress = (address: string, name: string | null) => (name ? `"${name.replace(/["\\]/g, "")}" <${address}>` : address);
+
+/** The public Message shape: the reference's fields, the sample client's, and what /v0 will need. */
+export function messageView(r: MessageRow, bodies: Map<string, Buffer>) {
+  const text = (h: string | null) => (h ? (bodies.get(h)?.toString("utf8") ?? null) : null);
+  const at = iso(r.created_at);
+  return {
+    id: r.message_id,
+    inboxId: r.inbox_id,
+    threadId: r.thread_id,
+    direction: r.direction,
+    status: r.status,
+    from: formatAddress(r.from_address, r.from_name),
+    fromAddress: r.from_address,
+    fromName: r.from_name,
+    to: r.to_addresses.join(", "),
+    toAddresses: r.to_addresses,
+    cc: r.cc_addresses,
+    bcc: r.direction === "outbound" ? r.bcc_addresses : [],
+    replyTo: r.reply_to,
+    subject: r.subject,
+    preview: r.preview,
+    plainBody: text(r.plain_hash),
+    htmlBody: text(r.html_hash),
+    isRead: r.is_read,
+    isStarred: r.is_starred,
+    isArchived: r.is_archived,
+    labels: r.labels,
+    messageIdHeader: r.message_id_header,
+    inReplyTo: r.in_reply_to,
+    references: r.references,
+    attachments: r.attachments.map((a) => ({ id: a.id, filename: a.filename, contentType: a.contentType, sizeBytes: a.sizeBytes })),
+    sizeBytes: r.raw_size,
+    receivedAt: at,
+    sentAt: r.direction === "outbound" ? at : null,
+    createdAt: at,
+    updatedAt: iso(r.updated_at),
+  };
+}
+export type MessageView = ReturnType<typeof messageView>;
+
+export async function viewsOf(db: Kysely<MailboxDb>, workspaceId: string, rows: MessageRow[]): Promise<MessageView[]> {
+  const hashes = rows.flatMap((r) => [r.plain_hash, r.html_hash]).filter((h): h is string => !!h);
+  const bodies = await getBlobs(db, workspaceId, hashes);
+  return rows.map((r) => messageView(r, bodies));
+}
+
+/** A live message of this inbox; one of another inbox is as missing as one that never was. */
+export async function messageOfInbox(db: Kysely<MailboxDb>, inbox: InboxRow, rawId: unknown): Promise<MessageRow> {
+  const id = parseOrThrow(IdParam, rawId, "message id");
+  const r = await db
+    .selectFrom("messages")
+    .selectAll()
+    .where("workspace_id", "=", inbox.workspace_id)
+    .where("message_id", "=", id)
+    .where("inbox_id", "=", inbox.inbox_id)
+    .where("deleted_at", "is", null)
+    .executeTakeFirst();
+  if (!r) throw notFound("Message");
+  return r;
+}

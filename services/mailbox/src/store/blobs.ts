@@ -1,0 +1,23 @@
+import { createHash } from "node:crypto";
+import type { Kysely } from "kysely";
+import type { MailboxDb } from "../db/schema.ts";
+
+export const sha256 = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
+
+/** Stores bytes once per workspace under their SHA-256; storing the same bytes again is free. */
+export async function putBlob(db: Kysely<MailboxDb>, workspaceId: string, data: Buffer, now: Date): Promise<string> {
+  const hash = sha256(data);
+  await db
+    .insertInto("blobs")
+    .values({ workspace_id: workspaceId, hash, size: data.length, data, created_at: now })
+    .onConflict((oc) => oc.columns(["workspace_id", "hash"]).doNothing())
+    .execute();
+  return hash;
+}
+
+export async function getBlobs(db: Kysely<MailboxDb>, workspaceId: string, hashes: string[]): Promise<Map<string, Buffer>> {
+  const wanted = [...new Set(hashes)];
+  if (!wanted.length) return new Map();
+  const rows = await db.selectFrom("blobs").select(["hash", "data"]).where("workspace_id", "=", workspaceId).where("hash", "in", wanted).execute();
+  return new Map(rows.map((r) => [r.hash, r.data]));
+}

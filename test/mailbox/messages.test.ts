@@ -1,0 +1,216 @@
+import { Resolver } from "node:dns/promises";
+import { authenticate } from "mailauth";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "@mam/runtime/wait.ts";
+import { TestDnsServer } from "@mam/testing/dns-server.ts";
+import { SmtpSink } from "@mam/testing/smtp-sink.ts";
+import { provisionTenant, Stack } from "../support/stack.ts";
+
+/**
+ * End to end through HTTP only, with a local SMTP server as the relay: inbox A (one
+ * tenant) writes to the outside world and to inbox B (another tenant); B answers.
+ */
+describe("sending, delivering and reading messages", () => {
+  const dns = new TestDnsServer();
+  const relay = new SmtpSink();
+  let s: Stack;
+  let a: { id: string; apiKey: string; email: string };
+  let b: { id: string; apiKey: string; email: string };
+  let dnsAddress: string;
+
+  const inboxMessages = async (inbox: { id: string; apiKey: string }, q = "") =>
+    (await s.api("GET", `/v1/inboxes/${inbox.id}/messages${q}`, { key: inbox.apiKey })).body;
+  const waitForCount = (inbox: { id: string; apiKey: string }, n: number, q = "?direction=inbound") =>
+    waitFor(async () => (await inboxMessages(inbox, q)).messages.length >= n, { timeoutMs: 10_000, what: `${n} messages` });
+
+  beforeAll(async () => {
+    dnsAddress = await dns.start();
+    const relayUrl = await relay.start();
+    s = new Stack({ logLevel: "warn", mailboxEnv: { SMTP_RELAY_URL: relayUrl, DNS_SERVERS: dnsAddress } });
+    await s.start();
+    const ta = await provisionTenant(s, "Alpha");
+    const tb = await provisionTenant(s, "Beta");
+    const wa = (await s.api("POST", "/v1/workspaces", { key: ta.key.key, body: { name: "A" } })).body.id;
+    const wb = (await s.api("POST", "/v1/workspaces", { key: tb.key.key, body: { name: "B" } })).body.id;
+    a = (await s.api("POST", "/v1/inboxes", { key: ta.key.key, body: { username: "alice", displayName: "Alice Agent", workspaceId: wa } })).body;
+    b = (await s.api("POST", "/v1/inboxes", { key: tb.key.key, body: { username: "bob", workspaceId: wb } })).body;
+    // Publish the platform's DKIM key where the verifier will look.
+    const platform = (await s.api("GET", "/v1/platform/domain", { key: s.operatorKey })).body;
+    const dkim = platform.dnsRecords.find((r: { purpose: string }) => r.purpose === "dkim");
+    dns.set(dkim.name, { TXT: [dkim.value] });
+  });
+  afterAll(async () => {
+    await s.stop();
+    await relay.stop();
+    await dns.stop();
+  });
+
+  it("first contact is refused unless verified: true", async () => {
+    const r = await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body: { to: "partner@example.com", subject: "Hi", plainBody: "x" } });
+    expect(r.status).toBe(403);
+    expect(r.body.error).toContain("partner@example.com");
+    expect(relay.received).toHaveLength(0);
+  });
+
+  it("sends outside through the relay, DKIM-signed; the stored raw is the bytes sent", async () => {
+    const r = await s.api("POST", `/v1/inboxes/${a.id}/send`, {
+      key: a.apiKey,
+      body: { to: ["partner@example.com"], subject: "Proposal", plainBody: "Hello partner", htmlBody: "<p>Hello partner</p>", verified: true },
+    });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ id: expect.any(String), threadId: expect.any(String), status: "sent", messageId: expect.stringMatching(/^<.+@agents\.test>$/) });
+    await waitFor(() => relay.received.length === 1, { timeoutMs: 10_000, what: "relay delivery" });
+    const got = relay.received[0]!;
+    expect(got.to).toEqual(["partner@example.com"]);
+    expect(got.from).toBe(a.email);
+
+    const resolver = new Resolver();
+    resolver.setServers([dnsAddress]);
+    const auth = await authenticate(got.raw, {
+      ip: "127.0.0.1",
+      helo: "localhost",
+      sender: got.from,
+      resolver: (name: string, type: string) => resolver.resolve(name, type as "TXT") as Promise<never>,
+    });
+    expect(auth.dkim.results.map((x: { status: { result: string } }) => x.status.result)).toContain("pass");
+
+    const raw = await fetch(`http://127.0.0.1:${s.gateways[0]!.port}/v1/inboxes/${a.id}/messages/${r.body.id}/raw`, { headers: { "x-api-key": a.apiKey } });
+    expect(raw.headers.get("content-type")).toContain("message/rfc822");
+    const stored = Buffer.from(await raw.arrayBuffer());
+    expect(stored.equals(got.raw)).toBe(true);
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${a.id}/messages/${r.body.id}`, { key: a.apiKey })).body.status === "delivered", { timeoutMs: 5_000 });
+  });
+
+  let sentToB: { id: string; threadId: string };
+  it("delivers locally to another tenant's inbox, threaded, with attachments byte for byte", async () => {
+    const pdf = Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 256));
+    const before = relay.received.length;
+    const r = await s.api("POST", `/v1/inboxes/${a.id}/send`, {
+      key: a.apiKey,
+      body: {
+        to: b.email,
+        subject: "Contract",
+        plainBody: "Please sign.",
+        verified: true,
+        attachments: [{ filename: "contract.pdf", contentType: "application/pdf", content: pdf.toString("base64") }],
+      },
+    });
+    expect(r.status).toBe(200);
+    sentToB = r.body;
+    await waitForCount(b, 1);
+    const inbound = (await inboxMessages(b, "?direction=inbound")).messages[0];
+    expect(inbound).toMatchObject({ direction: "inbound", subject: "Contract", plainBody: "Please sign.", fromAddress: a.email, fromName: "Alice Agent", isRead: false });
+    expect(inbound.attachments).toEqual([{ id: expect.any(String), filename: "contract.pdf", contentType: "application/pdf", sizeBytes: 3000 }]);
+    const att = await fetch(`http://127.0.0.1:${s.gateways[0]!.port}/v1/inboxes/${b.id}/messages/${inbound.id}/attachments/${inbound.attachments[0].id}`, { headers: { "x-api-key": b.apiKey } });
+    expect(att.headers.get("content-type")).toBe("application/pdf");
+    expect(Buffer.from(await att.arrayBuffer()).equals(pdf)).toBe(true);
+    // Local: no SMTP round trip.
+    expect(relay.received.length).toBe(before);
+    // Reading marks it read.
+    const read = await s.api("GET", `/v1/inboxes/${b.id}/messages/${inbound.id}`, { key: b.apiKey });
+    expect(read.body.isRead).toBe(true);
+  });
+
+  it("B replies; A sees the reply in the same thread, and may now write to B without verified", async () => {
+    const inbound = (await inboxMessages(b, "?direction=inbound")).messages[0];
+    const rep = await s.api("POST", `/v1/inboxes/${b.id}/reply/${inbound.id}`, { key: b.apiKey, body: { plainBody: "Signed." } });
+    expect(rep.status).toBe(200);
+    expect(rep.body.threadId).toBe(inbound.threadId);
+    await waitForCount(a, 1);
+    const answer = (await inboxMessages(a, "?direction=inbound")).messages[0];
+    expect(answer).toMatchObject({ subject: "Re: Contract", plainBody: "Signed.", threadId: sentToB.threadId, inReplyTo: expect.stringContaining(sentToB.id) });
+    const thread = (await s.api("GET", `/v1/inboxes/${a.id}/threads/${sentToB.threadId}`, { key: a.apiKey })).body;
+    expect(thread.messageCount).toBe(2);
+    expect(thread.messages.map((m: { direction: string }) => m.direction)).toEqual(["outbound", "inbound"]);
+    const again = await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body: { to: b.email, subject: "Thanks", plainBody: "!" } });
+    expect(again.status).toBe(200);
+  });
+
+  it("an Idempotency-Key makes a retried send return the first answer and send nothing twice", async () => {
+    const before = relay.received.length;
+    const body = { to: "partner@example.com", subject: "Once", plainBody: "only once", verified: true };
+    const headers = { "idempotency-key": "retry-1" };
+    const [r1, r2] = [await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body, headers }), await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body, headers })];
+    expect(r2.body).toEqual(r1.body);
+    await waitFor(() => relay.received.length === before + 1, { timeoutMs: 10_000 });
+    const other = await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body: { ...body, subject: "Different" }, headers });
+    expect(other.status).toBe(409);
+    const sent = (await inboxMessages(a, "?direction=outbound")).messages.filter((m: { subject: string }) => m.subject === "Once");
+    expect(sent).toHaveLength(1);
+  });
+
+  it("a permanent refusal by the relay is a bounce", async () => {
+    relay.refuse.add("nobody@example.com");
+    const r = await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body: { to: "nobody@example.com", subject: "Bounce", plainBody: "x", verified: true } });
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${a.id}/messages/${r.body.id}`, { key: a.apiKey })).body.status === "bounced", { timeoutMs: 10_000 });
+  });
+
+  it("reply-all and forward: recipients, subjects, threads", async () => {
+    const inbound = (await inboxMessages(a, "?direction=inbound")).messages[0];
+    const all = await s.api("POST", `/v1/inboxes/${a.id}/reply-all/${inbound.id}`, { key: a.apiKey, body: { plainBody: "To all" } });
+    const sentAll = (await s.api("GET", `/v1/inboxes/${a.id}/messages/${all.body.id}`, { key: a.apiKey })).body;
+    expect(sentAll.toAddresses).toEqual([b.email]);
+    expect(sentAll.threadId).toBe(inbound.threadId);
+    const fwd = await s.api("POST", `/v1/inboxes/${a.id}/forward/${inbound.id}`, { key: a.apiKey, body: { to: "partner@example.com", plainBody: "FYI", verified: true } });
+    const sentFwd = (await s.api("GET", `/v1/inboxes/${a.id}/messages/${fwd.body.id}`, { key: a.apiKey })).body;
+    expect(sentFwd.subject).toBe("Fwd: Re: Contract");
+    expect(sentFwd.threadId).not.toBe(inbound.threadId);
+    expect(sentFwd.plainBody).toContain("---------- Forwarded message ---------");
+  });
+
+  it("lists newest first with paging and direction; flags; soft delete", async () => {
+    const page = await inboxMessages(a, "?limit=2&offset=0");
+    expect(page.messages).toHaveLength(2);
+    const all = await inboxMessages(a, "?limit=100");
+    expect(page.pagination).toEqual({ total: all.messages.length, limit: 2, offset: 0 });
+    const times = all.messages.map((m: { createdAt: string }) => m.createdAt);
+    expect([...times].sort().reverse()).toEqual(times);
+    const target = all.messages[0];
+    const star = await s.api("PATCH", `/v1/inboxes/${a.id}/messages/${target.id}`, { key: a.apiKey, body: { isStarred: true, isArchived: true } });
+    expect(star.body).toMatchObject({ isStarred: true, isArchived: true });
+    expect((await s.api("DELETE", `/v1/inboxes/${a.id}/messages/${target.id}`, { key: a.apiKey })).body).toEqual({ deleted: true, id: target.id });
+    expect((await s.api("GET", `/v1/inboxes/${a.id}/messages/${target.id}`, { key: a.apiKey })).status).toBe(404);
+    expect((await inboxMessages(a, "?limit=100")).pagination.total).toBe(all.messages.length - 1);
+  });
+
+  it("bad input: clear 4xx and nothing sent", async () => {
+    // Let earlier sends finish delivering first (the forward was deleted from the listing, not unsent).
+    await waitFor(async () => (await inboxMessages(a, "?direction=outbound&limit=100")).messages.every((m: { status: string }) => m.status !== "sent"), { timeoutMs: 10_000 });
+    await waitFor(() => relay.received.some((m) => m.raw.includes("FYI")), { timeoutMs: 10_000, what: "the forward at the relay" });
+    const before = relay.received.length;
+    const cases: [unknown, number][] = [
+      [{ to: "not-an-address", subject: "x", plainBody: "x", verified: true }, 400],
+      [{ to: "ok@example.com", subject: "Hi\r\nBcc: victim@example.com", plainBody: "x", verified: true }, 400],
+      [{ to: "ok@example.com\r\nBcc: victim@example.com", subject: "x", plainBody: "x", verified: true }, 400],
+      [{ to: "ok@example.com", subject: "x", verified: true }, 400],
+      [{ to: "ok@example.com", subject: "x", plainBody: "x", verified: true, attachments: [{ filename: "a.bin", content: "A".repeat(700_000) }] }, 413],
+      [{ to: "ok@example.com", subject: "x", plainBody: "x", verified: true, attachments: [{ filename: "../etc/passwd", content: "AA==" }] }, 400],
+    ];
+    for (const [body, status] of cases) {
+      const r = await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body });
+      expect(r.status, JSON.stringify(body).slice(0, 80)).toBe(status);
+    }
+    expect((await s.api("POST", `/v1/inboxes/${a.id}/reply/0190a1a2-0000-7000-8000-000000000000`, { key: a.apiKey, body: { plainBody: "x" } })).status).toBe(404);
+    expect((await s.api("GET", `/v1/inboxes/${a.id}/messages/0190a1a2-0000-7000-8000-000000000000`, { key: a.apiKey })).status).toBe(404);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(relay.received.length).toBe(before);
+  });
+
+  it("another inbox's key sees none of it", async () => {
+    const mine = (await inboxMessages(a)).messages[0];
+    for (const [m, p] of [
+      ["GET", `/v1/inboxes/${a.id}/messages`],
+      ["GET", `/v1/inboxes/${a.id}/messages/${mine.id}`],
+      ["GET", `/v1/inboxes/${a.id}/messages/${mine.id}/raw`],
+      ["GET", `/v1/inboxes/${a.id}/threads/${mine.threadId}`],
+      ["PATCH", `/v1/inboxes/${a.id}/messages/${mine.id}`],
+      ["DELETE", `/v1/inboxes/${a.id}/messages/${mine.id}`],
+      ["POST", `/v1/inboxes/${a.id}/send`],
+      ["POST", `/v1/inboxes/${a.id}/reply/${mine.id}`],
+      ["GET", `/v1/inboxes/${b.id}/messages/${mine.id}`],
+    ] as const) {
+      const r = await s.api(m, p, { key: b.apiKey, body: m === "GET" ? undefined : { to: "x@example.com", subject: "x", plainBody: "x", isRead: true } });
+      expect(r.status, `${m} ${p}`).toBe(404);
+    }
+  });
+});
