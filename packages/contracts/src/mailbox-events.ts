@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { parseEventWith, type EventEnvelope } from "./envelope.ts";
 import {
+  DraftDeletedV1,
+  DraftSavedV1,
   MessageBouncedV1,
   MessageDeletedV1,
   MessageDeliveredV1,
@@ -86,6 +88,8 @@ export const mailboxEventSchemas = {
   MessageDeleted: { 1: MessageDeletedV1 },
   MessageDelivered: { 1: MessageDeliveredV1 },
   MessageBounced: { 1: MessageBouncedV1 },
+  DraftSaved: { 1: DraftSavedV1 },
+  DraftDeleted: { 1: DraftDeletedV1 },
   InboxCreated: { 1: InboxCreatedV1 },
   InboxUpdated: { 1: InboxUpdatedV1 },
   InboxDeleted: { 1: InboxDeletedV1 },
@@ -122,7 +126,9 @@ export type MailboxEvent =
   | { type: "MessageFlagged"; schemaVersion: 1; data: z.infer<typeof MessageFlaggedV1> }
   | { type: "MessageDeleted"; schemaVersion: 1; data: z.infer<typeof MessageDeletedV1> }
   | { type: "MessageDelivered"; schemaVersion: 1; data: z.infer<typeof MessageDeliveredV1> }
-  | { type: "MessageBounced"; schemaVersion: 1; data: z.infer<typeof MessageBouncedV1> };
+  | { type: "MessageBounced"; schemaVersion: 1; data: z.infer<typeof MessageBouncedV1> }
+  | { type: "DraftSaved"; schemaVersion: 1; data: z.infer<typeof DraftSavedV1> }
+  | { type: "DraftDeleted"; schemaVersion: 1; data: z.infer<typeof DraftDeletedV1> };
 
 export type DnsRecord = z.infer<typeof DnsRecordV1>;
 

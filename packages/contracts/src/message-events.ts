@@ -49,3 +49,16 @@ export const MessageFlaggedV1 = z.object({
 export const MessageDeletedV1 = z.object({ messageId: z.uuid() });
 export const MessageDeliveredV1 = z.object({ messageId: z.uuid(), recipients: z.array(z.string()), via: z.enum(["local", "relay", "mx"]) });
 export const MessageBouncedV1 = z.object({ messageId: z.uuid(), recipients: z.array(z.string()), reason: z.string() });
+
+export const DraftFields = z.object({
+  to: z.array(z.string()),
+  cc: z.array(z.string()),
+  bcc: z.array(z.string()),
+  subject: z.string(),
+  plainBody: z.string().nullable(),
+  htmlBody: z.string().nullable(),
+  replyToMessageId: z.uuid().nullable(),
+  verified: z.boolean(),
+});
+export const DraftSavedV1 = z.object({ draftId: z.uuid(), inboxId: z.uuid(), created: z.boolean(), fields: DraftFields });
+export const DraftDeletedV1 = z.object({ draftId: z.uuid(), sentMessageId: z.uuid().nullable() });

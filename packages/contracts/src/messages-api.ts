@@ -70,3 +70,23 @@ export const FlagsBody = z
 
 /** Most bytes of attachments in one message, decoded. */
 export const MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024;
+
+const DraftRecipients = z.union([EmailAddress, z.array(EmailAddress).max(50)]).transform((v) => (Array.isArray(v) ? v : [v]));
+const DraftBody = z.string().max(256 * 1024);
+
+/** Every field optional; to/cc/bcc take a string or a list. `verified` waives the first-contact check on send. */
+export const DraftInput = z.object({
+  to: DraftRecipients.optional(),
+  cc: DraftRecipients.optional(),
+  bcc: DraftRecipients.optional(),
+  subject: Subject.optional(),
+  plainBody: DraftBody.nullable().optional(),
+  htmlBody: DraftBody.nullable().optional(),
+  replyToMessageId: z.uuid().nullable().optional(),
+  verified: z.boolean().optional(),
+});
+export const DraftRef = z.object({ inboxId: z.string(), draftId: z.string().optional(), body: z.unknown().optional() });
+export const ListDraftsQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+});

@@ -7,7 +7,7 @@ import type { MailboxDb } from "../db/schema.ts";
 import { compose, previewOf } from "../mime/compose.ts";
 import type { InboxRow } from "../read/inboxes.ts";
 import { putBlob, sha256 } from "../store/blobs.ts";
-import { execute, type CommandMeta } from "./execute.ts";
+import { execute, type CommandMeta, type EventDraft } from "./execute.ts";
 
 export interface OutgoingSpec {
   to: string[];
@@ -100,6 +100,8 @@ export async function sendFromInbox(
   spec: OutgoingSpec,
   meta: CommandMeta,
   idempotency?: { key: string; request: unknown },
+  /** Events recorded in the same step as the send (a draft deleted by sending it). */
+  alongside: (tx: Kysely<MailboxDb>, messageId: string) => Promise<EventDraft[]> = async () => [],
 ): Promise<SendResult> {
   const recipients = [...new Set([...spec.to, ...spec.cc, ...spec.bcc])];
   if (!recipients.length) throw new AppError("VALIDATION_ERROR", "At least one recipient is required", [{ path: "to", message: "required" }]);
@@ -180,7 +182,11 @@ export async function sendFromInbox(
           .values({ workspace_id: ws, inbox_id: inbox.inbox_id, key: idempotency.key, request_hash: requestHash, response: JSON.stringify(result), created_at: now })
           .execute();
       }
-      return [{ event: { type: "MessageSent", schemaVersion: 1, data: facts }, tenantId: inbox.tenant_id, workspaceId: ws, aggregateId: messageId, aggregateVersion: 1 }];
+      const also = await alongside(tx, messageId);
+      return [
+        { event: { type: "MessageSent", schemaVersion: 1, data: facts }, tenantId: inbox.tenant_id, workspaceId: ws, aggregateId: messageId, aggregateVersion: 1 },
+        ...also,
+      ];
     },
     async () => result!,
   );

@@ -1,6 +1,9 @@
 import type { ColumnType } from "kysely";
 import type { DnsRecord } from "@mam/contracts/mailbox-events.ts";
-import type { AttachmentRef } from "@mam/contracts/message-events.ts";
+import type { AttachmentRef, DraftFields as DraftFieldsSchema } from "@mam/contracts/message-events.ts";
+import type { z } from "zod";
+
+type DraftFields = z.infer<typeof DraftFieldsSchema>;
 import type { ProjectionTables } from "@mam/service-kit/event-sourcing.ts";
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
@@ -146,7 +149,19 @@ export interface IdempotencyKeysTable {
   created_at: Timestamp;
 }
 
+export interface DraftsTable {
+  workspace_id: string;
+  draft_id: string;
+  inbox_id: string;
+  fields: JsonOf<DraftFields>;
+  version: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  deleted_at: Timestamp | null;
+}
+
 export interface MailboxDb extends ProjectionTables {
+  drafts: DraftsTable;
   threads: ThreadsTable;
   messages: MessagesTable;
   blobs: BlobsTable;

@@ -118,6 +118,32 @@ async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> 
     case "MessageDelivered":
     case "MessageBounced":
       return evolveMessages(tx, e);
+    case "DraftSaved":
+      await tx
+        .insertInto("drafts")
+        .values({
+          workspace_id: e.workspaceId!,
+          draft_id: e.data.draftId,
+          inbox_id: e.data.inboxId,
+          fields: JSON.stringify(e.data.fields),
+          version: e.aggregateVersion,
+          created_at: e.occurredAt,
+          updated_at: e.occurredAt,
+          deleted_at: null,
+        })
+        .onConflict((oc) =>
+          oc.columns(["workspace_id", "draft_id"]).doUpdateSet({ fields: JSON.stringify(e.data.fields), version: e.aggregateVersion, updated_at: e.occurredAt }),
+        )
+        .execute();
+      return;
+    case "DraftDeleted":
+      await tx
+        .updateTable("drafts")
+        .set({ deleted_at: e.occurredAt, updated_at: e.occurredAt, version: e.aggregateVersion })
+        .where("workspace_id", "=", e.workspaceId!)
+        .where("draft_id", "=", e.data.draftId)
+        .execute();
+      return;
     default: {
       const unreachable: never = e;
       throw new Error(`unhandled mailbox event ${(unreachable as MailboxEnvelope).type}`);

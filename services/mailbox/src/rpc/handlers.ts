@@ -5,6 +5,7 @@ import { Rpc } from "@mam/contracts/subjects.ts";
 import type { MailboxContext } from "../context.ts";
 import { addAddress, removeAddress } from "../commands/addresses.ts";
 import { createInbox } from "../commands/create-inbox.ts";
+import { createDraft, deleteDraft, getDraft, listDrafts, sendDraft, updateDraft } from "../commands/drafts.ts";
 import { deleteMessage, getAttachment, getMessage, getThread, listAttachments, listMessages, patchMessage, rawMessage } from "../commands/messages.ts";
 import { forward, reply, send } from "../commands/send.ts";
 import { addDomain, getDomain, listDomains, removeDomain, verifyDomain } from "../commands/domains.ts";
@@ -52,5 +53,11 @@ export function registerMailboxRpc(server: RpcServer, ctx: MailboxContext): void
   server.handle(M.attachmentList, async (body, c) => ok(await listAttachments(ctx, c.claims, body)));
   server.handle(M.attachmentGet, async (body, c) => ok(await getAttachment(ctx, c.claims, body)));
   server.handle(M.threadGet, async (body, c) => ok(await getThread(ctx, c.claims, body)));
+  server.handle(M.draftCreate, (body, c) => createDraft(ctx, c.claims, body, meta(c)));
+  server.handle(M.draftList, async (body, c) => ok(await listDrafts(ctx, c.claims, body)));
+  server.handle(M.draftGet, async (body, c) => ok(await getDraft(ctx, c.claims, body)));
+  server.handle(M.draftUpdate, (body, c) => updateDraft(ctx, c.claims, body, meta(c)));
+  server.handle(M.draftDelete, async (body, c) => ok(await deleteDraft(ctx, c.claims, body, meta(c))));
+  server.handle(M.draftSend, async (body, c) => ok(await sendDraft(ctx, c.claims, body, meta(c))));
   server.handle(M.entryRemove, async (body, c) => ok(await removeEntry(ctx, c.claims, body, meta(c))));
 }

@@ -3,6 +3,7 @@ import * as inboxes from "./2026-11-27T0100-inboxes.ts";
 import * as lists from "./2026-11-27T0200-lists.ts";
 import * as domains from "./2026-11-27T0300-domains.ts";
 import * as messages from "./2026-11-27T0400-messages.ts";
+import * as drafts from "./2026-11-27T0500-drafts.ts";
 
 /** Every migration, by name; names sort in the order they must run. */
 export const migrations: Record<string, Migration> = {
@@ -10,4 +11,5 @@ export const migrations: Record<string, Migration> = {
   "2026-11-27T0200-lists": lists,
   "2026-11-27T0300-domains": domains,
   "2026-11-27T0400-messages": messages,
+  "2026-11-27T0500-drafts": drafts,
 };
