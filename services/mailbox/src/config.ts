@@ -11,6 +11,8 @@ const Env = BaseEnv.extend({
   SMTP_RELAY_URL: z.string().optional(),
   /** Resolvers for domain verification and MX lookups, comma separated `host[:port]` (system resolvers when unset). */
   DNS_SERVERS: z.string().optional(),
+  /** Deliveries of one message to the relay or MX before a transient failure counts as a bounce (backoff grows to 30 s). */
+  DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(12),
   /** Host custom domains point their MX at (default `mx.<MAIL_DOMAIN>`). */
   MX_HOST: z.string().optional(),
   /** SPF include custom domains add (default `_spf.<MAIL_DOMAIN>`); publish it with your sending IPs. */

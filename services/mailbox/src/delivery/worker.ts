@@ -10,7 +10,7 @@ import type { MailboxDb } from "../db/schema.ts";
 import { execute, type CommandMeta } from "../commands/execute.ts";
 import { getBlobs, putBlob } from "../store/blobs.ts";
 import { derivedId } from "./ids.ts";
-import type { Outbound } from "./outbound.ts";
+import { TransientDeliveryError, type Outbound } from "./outbound.ts";
 
 export const DELIVERY_DURABLE = "mailbox-delivery";
 const SYSTEM: CommandMeta = { actor: { type: "system", id: "delivery" }, requestId: "delivery" };
@@ -84,7 +84,7 @@ async function record(ctx: MailboxContext, e: Sent, type: "MessageDelivered" | "
 }
 
 /** Delivers each sent message: locally where the address is ours, through Outbound elsewhere. */
-async function deliver(ctx: MailboxContext, outbound: Outbound, e: Sent): Promise<void> {
+async function deliver(ctx: MailboxContext, outbound: Outbound, e: Sent, attempt: number): Promise<void> {
   const f = e.data;
   const mine = await ctx.db.selectFrom("messages").select(["status"]).where("workspace_id", "=", e.workspaceId!).where("message_id", "=", f.messageId).executeTakeFirst();
   // Not committed yet by the command that sent it: throwing makes the consumer try again shortly.
@@ -101,7 +101,14 @@ async function deliver(ctx: MailboxContext, outbound: Outbound, e: Sent): Promis
   let via: "local" | "relay" | "mx" = "local";
   if (external.length) {
     const raw = (await getBlobs(ctx.db, e.workspaceId!, [f.rawHash])).get(f.rawHash)!;
-    const r = await outbound.send(f.from.address, external, raw);
+    let r;
+    try {
+      r = await outbound.send(f.from.address, external, raw);
+    } catch (err) {
+      // Retried with backoff by the consumer until the last attempt, which bounces.
+      if (!(err instanceof TransientDeliveryError) || attempt < ctx.cfg.DELIVERY_MAX_ATTEMPTS) throw err;
+      r = { delivered: [], rejected: [{ recipients: external, reason: `gave up after ${attempt} attempts: ${err.message}` }] };
+    }
     delivered.push(...r.delivered);
     via = ctx.cfg.SMTP_RELAY_URL ? "relay" : "mx";
     for (const b of r.rejected) await record(ctx, e, "MessageBounced", { recipients: b.recipients, reason: b.reason.slice(0, 1000) });
@@ -120,7 +127,7 @@ export function deliveryWorker(ctx: MailboxContext, backbone: Backbone<any>, out
     handle: async (msg) => {
       if (!msg.subject.endsWith(".MessageSent")) return;
       const e = parseMailboxEvent(msg.json());
-      if (e.type === "MessageSent") await deliver(ctx, outbound, e);
+      if (e.type === "MessageSent") await deliver(ctx, outbound, e, msg.info.deliveryCount);
     },
   });
 }
