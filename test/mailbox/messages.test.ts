@@ -213,4 +213,30 @@ describe("sending, delivering and reading messages", () => {
       expect(r.status, `${m} ${p}`).toBe(404);
     }
   });
+
+  it("the tenant-wide view: folders, thread grouping, counts, scope", async () => {
+    const all = (await inboxMessages(a, "?limit=100")).messages;
+    const sent = (await s.api("GET", "/v1/messages?folder=sent&limit=100", { key: a.apiKey })).body;
+    expect(sent.messages.map((m: { id: string }) => m.id).sort()).toEqual(all.filter((m: { direction: string }) => m.direction === "outbound").map((m: { id: string }) => m.id).sort());
+    expect(sent.messages[0]).toMatchObject({ inboxId: a.id, inboxUsername: "alice", inboxDomain: s.mailDomain, direction: "outbound" });
+    const inbox = (await s.api("GET", "/v1/messages?folder=inbox", { key: a.apiKey })).body.messages;
+    expect(inbox.every((m: { direction: string }) => m.direction === "inbound")).toBe(true);
+    const trash = (await s.api("GET", "/v1/messages?folder=trash", { key: a.apiKey })).body.messages;
+    expect(trash).toHaveLength(1);
+    const threads = (await s.api("GET", "/v1/messages?folder=sent&group=thread&limit=100", { key: a.apiKey })).body.messages;
+    const contract = threads.find((m: { threadId: string }) => m.threadId === sentToB.threadId);
+    expect(contract.threadCount).toBeGreaterThanOrEqual(2);
+    expect(new Set(threads.map((m: { threadId: string }) => m.threadId)).size).toBe(threads.length);
+    const counts = (await s.api("GET", "/v1/messages/folders/counts", { key: a.apiKey })).body;
+    expect(counts).toEqual({
+      inbox: { unread: expect.any(Number), total: inbox.length },
+      sent: { total: sent.messages.length },
+      starred: { total: 0 },
+      archived: { total: 0 },
+      trash: { total: 1 },
+    });
+    const theirs = (await s.api("GET", "/v1/messages?folder=sent&limit=100", { key: b.apiKey })).body.messages;
+    expect(theirs.some((m: { inboxId: string }) => m.inboxId === a.id)).toBe(false);
+    expect((await s.api("GET", "/v1/messages?folder=nope", { key: a.apiKey })).status).toBe(400);
+  });
 });

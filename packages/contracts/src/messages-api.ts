@@ -90,3 +90,13 @@ export const ListDraftsQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(50),
   offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
 });
+
+/** The tenant-wide mailbox view (`GET /v1/messages`) and its folder counts. */
+export const MailboxViewQuery = z.object({
+  folder: z.enum(["inbox", "sent", "starred", "archived", "trash"]).default("inbox"),
+  group: z.enum(["thread"]).optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  inboxId: z.uuid().optional(),
+});
+export const FolderCountsQuery = z.object({ inboxId: z.uuid().optional() });

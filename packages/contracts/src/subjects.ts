@@ -53,6 +53,8 @@ export const Rpc = {
     draftUpdate: "svc.mailbox.draft.update",
     draftDelete: "svc.mailbox.draft.delete",
     draftSend: "svc.mailbox.draft.send",
+    mailboxView: "svc.mailbox.view.messages",
+    folderCounts: "svc.mailbox.view.folder-counts",
     platformDomainGet: "svc.mailbox.platform-domain.get",
     platformDomainVerify: "svc.mailbox.platform-domain.verify",
   },

@@ -83,6 +83,8 @@ export const forwardRoutes: ForwardRoute[] = [
     toRpc: (r) => ({ ...message(r), attachmentId: param(r, "aid") }),
   },
   { method: "get", path: "/inboxes/:id/threads/:tid", subject: Rpc.mailbox.threadGet, toRpc: (r) => ({ inboxId: param(r, "id"), threadId: param(r, "tid") }) },
+  { method: "get", path: "/messages", subject: Rpc.mailbox.mailboxView, toRpc: query },
+  { method: "get", path: "/messages/folders/counts", subject: Rpc.mailbox.folderCounts, toRpc: query },
   { method: "post", path: "/inboxes/:id/drafts", subject: Rpc.mailbox.draftCreate, toRpc: withBody(inbox) },
   { method: "get", path: "/inboxes/:id/drafts", subject: Rpc.mailbox.draftList, toRpc: (r) => ({ ...query(r), ...inbox(r) }) },
   { method: "get", path: "/inboxes/:id/drafts/:did", subject: Rpc.mailbox.draftGet, toRpc: (r) => ({ ...inbox(r), draftId: param(r, "did") }) },

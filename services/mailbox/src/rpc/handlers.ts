@@ -5,6 +5,7 @@ import { Rpc } from "@mam/contracts/subjects.ts";
 import type { MailboxContext } from "../context.ts";
 import { addAddress, removeAddress } from "../commands/addresses.ts";
 import { createInbox } from "../commands/create-inbox.ts";
+import { folderCounts, mailboxView } from "../commands/mailbox-view.ts";
 import { createDraft, deleteDraft, getDraft, listDrafts, sendDraft, updateDraft } from "../commands/drafts.ts";
 import { deleteMessage, getAttachment, getMessage, getThread, listAttachments, listMessages, patchMessage, rawMessage } from "../commands/messages.ts";
 import { forward, reply, send } from "../commands/send.ts";
@@ -59,5 +60,7 @@ export function registerMailboxRpc(server: RpcServer, ctx: MailboxContext): void
   server.handle(M.draftUpdate, (body, c) => updateDraft(ctx, c.claims, body, meta(c)));
   server.handle(M.draftDelete, async (body, c) => ok(await deleteDraft(ctx, c.claims, body, meta(c))));
   server.handle(M.draftSend, async (body, c) => ok(await sendDraft(ctx, c.claims, body, meta(c))));
+  server.handle(M.mailboxView, async (body, c) => ok(await mailboxView(ctx, c.claims, body)));
+  server.handle(M.folderCounts, async (body, c) => ok(await folderCounts(ctx, c.claims, body)));
   server.handle(M.entryRemove, async (body, c) => ok(await removeEntry(ctx, c.claims, body, meta(c))));
 }
