@@ -1,0 +1,58 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "@mam/runtime/wait.ts";
+import { provisionTenant, Stack } from "../support/stack.ts";
+
+/** The mailbox's read model is a projection: truncate it, replay the stream, get the same answers. */
+describe("replaying the mailbox's events", () => {
+  const s = new Stack({ logLevel: "warn" });
+  let tk: string;
+  const inboxes: { id: string; apiKey: string; email: string }[] = [];
+
+  async function snapshot() {
+    const out: Record<string, unknown> = { inboxes: (await s.api("GET", "/v1/inboxes", { key: tk })).body };
+    for (const i of inboxes) {
+      for (const p of [`/v1/inboxes/${i.id}`, `/v1/inboxes/${i.id}/messages?limit=100`, `/v1/inboxes/${i.id}/drafts`, `/v1/inboxes/${i.id}/lists`]) {
+        out[p] = (await s.api("GET", p, { key: tk })).body;
+      }
+    }
+    out.view = (await s.api("GET", "/v1/messages?folder=sent&group=thread", { key: tk })).body;
+    out.counts = (await s.api("GET", "/v1/messages/folders/counts", { key: tk })).body;
+    return out;
+  }
+
+  beforeAll(async () => {
+    await s.start();
+    const t = await provisionTenant(s);
+    tk = t.key.key;
+    for (const u of ["one", "two", "three"]) inboxes.push((await s.api("POST", "/v1/inboxes", { key: tk, body: { username: u, displayName: u.toUpperCase() } })).body);
+    const [one, two, three] = inboxes as [(typeof inboxes)[0], (typeof inboxes)[0], (typeof inboxes)[0]];
+    await s.api("POST", `/v1/inboxes/${one.id}/addresses`, { key: tk, body: { email: `alias@${s.mailDomain}` } });
+    await s.api("PATCH", `/v1/inboxes/${two.id}`, { key: tk, body: { metadata: { team: "x" } } });
+    await s.api("DELETE", `/v1/inboxes/${three.id}`, { key: tk });
+    const list = (await s.api("POST", `/v1/inboxes/${one.id}/lists`, { key: tk, body: { name: "VIP" } })).body;
+    await s.api("POST", `/v1/inboxes/${one.id}/lists/${list.id}/entries`, { key: tk, body: { email: "vip@example.com" } });
+    await s.api("POST", `/v1/inboxes/${one.id}/drafts`, { key: tk, body: { to: two.email, subject: "Later" } });
+    const sent = (await s.api("POST", `/v1/inboxes/${one.id}/send`, { key: tk, body: { to: two.email, subject: "Hello", plainBody: "hi", verified: true } })).body;
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${two.id}/messages`, { key: tk })).body.messages.length === 1, { timeoutMs: 10_000 });
+    const got = (await s.api("GET", `/v1/inboxes/${two.id}/messages`, { key: tk })).body.messages[0];
+    await s.api("POST", `/v1/inboxes/${two.id}/reply/${got.id}`, { key: tk, body: { plainBody: "hello back" } });
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${one.id}/messages?direction=inbound`, { key: tk })).body.messages.length === 1, { timeoutMs: 10_000 });
+    await s.api("PATCH", `/v1/inboxes/${one.id}/messages/${sent.id}`, { key: tk, body: { isStarred: true } });
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${one.id}/messages/${sent.id}`, { key: tk })).body.status === "delivered", { timeoutMs: 10_000 });
+  });
+  afterAll(() => s.stop());
+
+  it("truncate every projection table, restart, replay: identical answers", async () => {
+    const before = await snapshot();
+    await s.mailbox!.destroy();
+    const schema = s.iso.schema("mailbox");
+    const c = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
+    await c.connect();
+    const projections = ["inboxes", "inbox_addresses", "address_claims", "lists", "list_entries", "domains", "domain_claims", "threads", "messages", "drafts", "applied_events", "projection_checkpoint"];
+    await c.query(`truncate ${projections.map((t) => `${schema}.${t}`).join(", ")}`);
+    await c.end();
+    await s.startMailbox();
+    expect(await snapshot()).toEqual(before);
+  });
+});
