@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "@mam/runtime/wait.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
 describe("inboxes and addresses", () => {
@@ -104,6 +105,11 @@ describe("inboxes and addresses", () => {
     const created = await s.api("POST", "/v1/inboxes", { key: acmeKey, body: { username: "solo" } });
     const ak = (await s.api("GET", "/v1/inboxes", { key: created.body.apiKey })).body.inboxes;
     expect(ak.map((i: { id: string }) => i.id)).toEqual([created.body.id]);
+  });
+
+  it("workspaces count their inboxes", async () => {
+    const live = (await s.api("GET", "/v1/inboxes", { key: acmeKey })).body.inboxes.length;
+    await waitFor(async () => (await s.api("GET", `/v1/workspaces/${acmeWs}`, { key: acmeKey })).body.inboxCount === live, { timeoutMs: 5_000, what: "inboxCount" });
   });
 
   it("derives the username from the tenant's name when none is given", async () => {

@@ -10,6 +10,7 @@ import type { IdentityContext } from "./context.ts";
 import { migrations } from "./db/migrations/index.ts";
 import type { IdentityDb } from "./db/schema.ts";
 import { startIdentityProjection } from "./projections/consumer.ts";
+import { startWorkspaceCounters } from "./projections/workspace-counters.ts";
 import { registerIdentityRpc } from "./rpc/handlers.ts";
 
 export interface IdentityOptions {
@@ -24,6 +25,7 @@ export class IdentityService implements Service {
   readonly logger: Logger;
   private readonly backbone: Backbone<IdentityDb>;
   private consumer?: DurableConsumer;
+  private counters?: DurableConsumer;
   private rpc?: RpcServer;
   private caughtUp = false;
 
@@ -52,6 +54,7 @@ export class IdentityService implements Service {
       newId: this.opts.newId ?? (() => uuidv7()),
     };
     this.consumer = await startIdentityProjection(ctx, b);
+    this.counters = await startWorkspaceCounters(ctx, b);
     this.caughtUp = true;
 
     const generated = await ensureOperatorKey(ctx, this.cfg.SUPER_ADMIN_KEY);
@@ -68,6 +71,7 @@ export class IdentityService implements Service {
 
   async destroy(): Promise<void> {
     await this.rpc?.close();
+    await this.counters?.stop();
     await this.consumer?.stop();
     await this.backbone.close();
   }
