@@ -13,6 +13,8 @@ const Env = BaseEnv.extend({
   DNS_SERVERS: z.string().optional(),
   /** Deliveries of one message to the relay or MX before a transient failure counts as a bounce (backoff grows to 30 s). */
   DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(12),
+  /** Port for direct-to-MX delivery (25 on the internet; tests point it at a local server). */
+  MX_PORT: z.coerce.number().int().min(1).max(65535).default(25),
   /** Host custom domains point their MX at (default `mx.<MAIL_DOMAIN>`). */
   MX_HOST: z.string().optional(),
   /** SPF include custom domains add (default `_spf.<MAIL_DOMAIN>`); publish it with your sending IPs. */

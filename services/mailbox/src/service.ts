@@ -59,7 +59,7 @@ export class MailboxService implements Service {
     this.consumer = await startMailboxProjection(ctx, b);
     await ensurePlatformKey(ctx.db, this.cfg.DKIM_SELECTOR, ctx.clock());
     this.caughtUp = true;
-    this.outbound = new Outbound(this.cfg.SMTP_RELAY_URL, makeResolver(this.cfg.DNS_SERVERS), this.cfg.MAIL_DOMAIN);
+    this.outbound = new Outbound(this.cfg.SMTP_RELAY_URL, makeResolver(this.cfg.DNS_SERVERS), this.cfg.MAIL_DOMAIN, this.cfg.MX_PORT);
     this.delivery = deliveryWorker(ctx, b, this.outbound);
     await this.delivery.start();
     this.rpc = new RpcServer(b.bus, "mailbox", b.verifier, this.logger);

@@ -28,6 +28,7 @@ export class Outbound {
     relayUrl: string | undefined,
     private readonly resolver: Resolver,
     private readonly heloName: string,
+    private readonly mxPort = 25,
   ) {
     if (relayUrl) this.relay = nodemailer.createTransport(relayUrl);
   }
@@ -73,7 +74,7 @@ export class Outbound {
     }
     let last: unknown;
     for (const host of hosts.length ? hosts : [domain]) {
-      const t = nodemailer.createTransport({ host, port: 25, secure: false, name: this.heloName, connectionTimeout: 10_000 });
+      const t = nodemailer.createTransport({ host, port: this.mxPort, secure: false, name: this.heloName, connectionTimeout: 10_000 });
       try {
         return await this.through(t, from, recipients, raw);
       } catch (err) {

@@ -1,0 +1,35 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "@mam/runtime/wait.ts";
+import { TestDnsServer } from "@mam/testing/dns-server.ts";
+import { SmtpSink } from "@mam/testing/smtp-sink.ts";
+import { provisionTenant, Stack } from "../support/stack.ts";
+
+/** Without SMTP_RELAY_URL, mail goes to the recipient domain's MX, found through DNS_SERVERS. */
+describe("direct-to-MX delivery", () => {
+  const dns = new TestDnsServer();
+  const mx = new SmtpSink();
+  let s: Stack;
+  beforeAll(async () => {
+    const resolver = await dns.start();
+    await mx.start();
+    dns.set("partner.example", { MX: [{ exchange: "127.0.0.1", priority: 10 }] });
+    s = new Stack({ logLevel: "silent", mailboxEnv: { DNS_SERVERS: resolver, MX_PORT: String(mx.port), DELIVERY_MAX_ATTEMPTS: "1" } });
+    await s.start();
+  });
+  afterAll(async () => {
+    await s.stop();
+    await mx.stop();
+    await dns.stop();
+  });
+
+  it("delivers to the MX and bounces a domain without one", async () => {
+    const t = await provisionTenant(s);
+    const inbox = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "direct" } })).body;
+    const ok = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, { key: inbox.apiKey, body: { to: "bob@partner.example", subject: "Direct", plainBody: "x", verified: true } });
+    await waitFor(() => mx.received.length === 1, { timeoutMs: 10_000, what: "MX delivery" });
+    expect(mx.received[0]!.to).toEqual(["bob@partner.example"]);
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${ok.body.id}`, { key: inbox.apiKey })).body.status === "delivered", { timeoutMs: 5_000 });
+    const none = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, { key: inbox.apiKey, body: { to: "x@nowhere.example", subject: "Lost", plainBody: "x", verified: true } });
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${none.body.id}`, { key: inbox.apiKey })).body.status === "bounced", { timeoutMs: 10_000 });
+  });
+});
