@@ -17,6 +17,7 @@ describe("sending, delivering and reading messages", () => {
   let a: { id: string; apiKey: string; email: string };
   let b: { id: string; apiKey: string; email: string };
   let dnsAddress: string;
+  let otherWorkspaceKey: string;
 
   const inboxMessages = async (inbox: { id: string; apiKey: string }, q = "") =>
     (await s.api("GET", `/v1/inboxes/${inbox.id}/messages${q}`, { key: inbox.apiKey })).body;
@@ -34,6 +35,8 @@ describe("sending, delivering and reading messages", () => {
     const wb = (await s.api("POST", "/v1/workspaces", { key: tb.key.key, body: { name: "B" } })).body.id;
     a = (await s.api("POST", "/v1/inboxes", { key: ta.key.key, body: { username: "alice", displayName: "Alice Agent", workspaceId: wa } })).body;
     b = (await s.api("POST", "/v1/inboxes", { key: tb.key.key, body: { username: "bob", workspaceId: wb } })).body;
+    const wa2 = (await s.api("POST", "/v1/workspaces", { key: ta.key.key, body: { name: "A2" } })).body.id;
+    otherWorkspaceKey = (await s.api("POST", `/v1/workspaces/${wa2}/keys`, { key: ta.key.key, body: {} })).body.key;
     // Publish the platform's DKIM key where the verifier will look.
     const platform = (await s.api("GET", "/v1/platform/domain", { key: s.operatorKey })).body;
     const dkim = platform.dnsRecords.find((r: { purpose: string }) => r.purpose === "dkim");
@@ -196,8 +199,10 @@ describe("sending, delivering and reading messages", () => {
     expect(relay.received.length).toBe(before);
   });
 
-  it("another inbox's key sees none of it", async () => {
+  it("another inbox's key, and another workspace's key, see none of it", async () => {
     const mine = (await inboxMessages(a)).messages[0];
+    const before = await inboxMessages(a, "?limit=100");
+    for (const key of [b.apiKey, otherWorkspaceKey])
     for (const [m, p] of [
       ["GET", `/v1/inboxes/${a.id}/messages`],
       ["GET", `/v1/inboxes/${a.id}/messages/${mine.id}`],
@@ -207,11 +212,16 @@ describe("sending, delivering and reading messages", () => {
       ["DELETE", `/v1/inboxes/${a.id}/messages/${mine.id}`],
       ["POST", `/v1/inboxes/${a.id}/send`],
       ["POST", `/v1/inboxes/${a.id}/reply/${mine.id}`],
+      ["GET", `/v1/inboxes/${a.id}/messages/${mine.id}/attachments`],
+      ["POST", `/v1/inboxes/${a.id}/forward/${mine.id}`],
+      ["POST", `/v1/inboxes/${a.id}/drafts`],
       ["GET", `/v1/inboxes/${b.id}/messages/${mine.id}`],
     ] as const) {
-      const r = await s.api(m, p, { key: b.apiKey, body: m === "GET" ? undefined : { to: "x@example.com", subject: "x", plainBody: "x", isRead: true } });
+      const r = await s.api(m, p, { key, body: m === "GET" ? undefined : { to: "x@example.com", subject: "x", plainBody: "x", isRead: true, verified: true } });
+      // b's own inbox answers b's key, but not with a's message: still 404.
       expect(r.status, `${m} ${p}`).toBe(404);
     }
+    expect(await inboxMessages(a, "?limit=100")).toEqual(before);
   });
 
   it("the tenant-wide view: folders, thread grouping, counts, scope", async () => {

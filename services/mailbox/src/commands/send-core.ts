@@ -110,6 +110,25 @@ export async function sendFromInbox(
   const messageId = ctx.newId();
   const threadId = spec.threadId ?? ctx.newId();
   let result: SendResult | undefined;
+  // Composing and signing is CPU work: done before taking the tenant's lock, not under it.
+  const fromAddress = await primaryAddress(ctx.db, inbox);
+  const domain = fromAddress.split("@")[1]!;
+  const header = `<${messageId}@${domain}>`;
+  const raw = await compose({
+    from: { address: fromAddress, name: inbox.display_name },
+    to: spec.to,
+    cc: spec.cc,
+    subject: spec.subject,
+    text: spec.text,
+    html: spec.html,
+    replyTo: spec.replyTo,
+    attachments: spec.attachments,
+    messageIdHeader: header,
+    inReplyTo: spec.inReplyTo,
+    references: spec.references,
+    date: ctx.clock(),
+    dkim: await dkimFor(ctx, ctx.db, inbox, domain),
+  });
 
   return execute(
     ctx,
@@ -131,25 +150,7 @@ export async function sendFromInbox(
         }
       }
       if (spec.firstContactCheck) await assertKnownRecipients(tx, inbox, recipients);
-      const fromAddress = await primaryAddress(tx, inbox);
-      const domain = fromAddress.split("@")[1]!;
-      const header = `<${messageId}@${domain}>`;
       const now = ctx.clock();
-      const raw = await compose({
-        from: { address: fromAddress, name: inbox.display_name },
-        to: spec.to,
-        cc: spec.cc,
-        subject: spec.subject,
-        text: spec.text,
-        html: spec.html,
-        replyTo: spec.replyTo,
-        attachments: spec.attachments,
-        messageIdHeader: header,
-        inReplyTo: spec.inReplyTo,
-        references: spec.references,
-        date: now,
-        dkim: await dkimFor(ctx, tx, inbox, domain),
-      });
       const ws = inbox.workspace_id;
       const attachments: AttachmentRef[] = [];
       for (const a of spec.attachments) {
