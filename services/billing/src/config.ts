@@ -12,4 +12,4 @@ const Env = BaseEnv.extend({
 });
 export type BillingConfig = z.infer<typeof Env>;
 
-export const loadConfig = (env: NodeJS.ProcessEnv): BillingConfig => parseEnv(Env, env);
+export const loadConfig = (env: NodeJS.ProcessEnv = process.env): BillingConfig => parseEnv(Env, env);

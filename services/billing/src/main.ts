@@ -4,7 +4,7 @@ import { loadConfig } from "./config.ts";
 import { createBillingService } from "./service.ts";
 
 await runMain("billing", async () => {
-  const cfg = loadConfig(process.env);
+  const cfg = loadConfig();
   const logger = createLogger("billing", cfg.LOG_LEVEL);
   return { service: createBillingService(cfg, logger), logger, shutdownTimeoutMs: cfg.SHUTDOWN_TIMEOUT_MS };
 });

@@ -18,4 +18,4 @@ const Env = BaseEnv.extend({
 });
 export type GatewayConfig = z.infer<typeof Env>;
 
-export const loadConfig = (env: NodeJS.ProcessEnv): GatewayConfig => parseEnv(Env, env);
+export const loadConfig = (env: NodeJS.ProcessEnv = process.env): GatewayConfig => parseEnv(Env, env);

@@ -3,7 +3,7 @@ import { loadConfig } from "./config.ts";
 import { GatewayService } from "./service.ts";
 
 await runMain("gateway", async () => {
-  const cfg = loadConfig(process.env);
+  const cfg = loadConfig();
   const service = new GatewayService(cfg);
   return { service, logger: service.logger, shutdownTimeoutMs: cfg.SHUTDOWN_TIMEOUT_MS };
 });

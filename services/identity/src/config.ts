@@ -13,4 +13,4 @@ const Env = BaseEnv.extend({
 });
 export type IdentityConfig = z.infer<typeof Env>;
 
-export const loadConfig = (env: NodeJS.ProcessEnv): IdentityConfig => parseEnv(Env, env);
+export const loadConfig = (env: NodeJS.ProcessEnv = process.env): IdentityConfig => parseEnv(Env, env);

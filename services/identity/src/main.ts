@@ -3,7 +3,7 @@ import { loadConfig } from "./config.ts";
 import { IdentityService } from "./service.ts";
 
 await runMain("identity", async () => {
-  const cfg = loadConfig(process.env);
+  const cfg = loadConfig();
   const service = new IdentityService(cfg, {
     // Printed once, straight to the terminal, never through the logger.
     onGeneratedOperatorKey: (key) =>

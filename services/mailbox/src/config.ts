@@ -24,4 +24,4 @@ const Env = BaseEnv.extend({
 });
 export type MailboxConfig = z.infer<typeof Env>;
 
-export const loadConfig = (env: NodeJS.ProcessEnv): MailboxConfig => parseEnv(Env, env);
+export const loadConfig = (env: NodeJS.ProcessEnv = process.env): MailboxConfig => parseEnv(Env, env);

@@ -3,7 +3,7 @@ import { loadConfig } from "./config.ts";
 import { MailboxService } from "./service.ts";
 
 await runMain("mailbox", async () => {
-  const cfg = loadConfig(process.env);
+  const cfg = loadConfig();
   const service = new MailboxService(cfg);
   return { service, logger: service.logger, shutdownTimeoutMs: cfg.SHUTDOWN_TIMEOUT_MS };
 });

@@ -8,4 +8,4 @@ const Env = BaseEnv.extend({
 });
 export type RealtimeConfig = z.infer<typeof Env>;
 
-export const loadConfig = (env: NodeJS.ProcessEnv): RealtimeConfig => parseEnv(Env, env);
+export const loadConfig = (env: NodeJS.ProcessEnv = process.env): RealtimeConfig => parseEnv(Env, env);

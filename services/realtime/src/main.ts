@@ -4,7 +4,7 @@ import { loadConfig } from "./config.ts";
 import { createRealtimeService } from "./service.ts";
 
 await runMain("realtime", async () => {
-  const cfg = loadConfig(process.env);
+  const cfg = loadConfig();
   const logger = createLogger("realtime", cfg.LOG_LEVEL);
   return { service: createRealtimeService(cfg, logger), logger, shutdownTimeoutMs: cfg.SHUTDOWN_TIMEOUT_MS };
 });

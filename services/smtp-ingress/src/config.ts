@@ -8,4 +8,4 @@ const Env = BaseEnv.extend({
 });
 export type SmtpIngressConfig = z.infer<typeof Env>;
 
-export const loadConfig = (env: NodeJS.ProcessEnv): SmtpIngressConfig => parseEnv(Env, env);
+export const loadConfig = (env: NodeJS.ProcessEnv = process.env): SmtpIngressConfig => parseEnv(Env, env);
