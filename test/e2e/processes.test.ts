@@ -30,7 +30,8 @@ describe("service processes", () => {
     for (const name of SERVICES) {
       const port = await freePort();
       ports.set(name, port);
-      const extra = name === "gateway" ? { PORT: String(port) } : { HEALTH_PORT: String(port) };
+      const extra: Record<string, string> = name === "gateway" ? { PORT: String(port) } : { HEALTH_PORT: String(port) };
+      if (name === "smtp-ingress") Object.assign(extra, { SMTP_PORT: String(await freePort()), SMTP_TLS_FILE: `/tmp/${iso.tag}-tls.json` });
       running.push(runService(entry(name), env(name, { ...extra, LOG_LEVEL: "info" })));
     }
     const procs = new Map(SERVICES.map((n, i) => [n, running[i]!]));

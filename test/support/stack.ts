@@ -6,6 +6,8 @@ import { IdentityService } from "@mam/identity/service.ts";
 import { loadConfig as mailboxConfig } from "@mam/mailbox/config.ts";
 import { MailboxService } from "@mam/mailbox/service.ts";
 import { createLogger } from "@mam/runtime/logger.ts";
+import { loadConfig as smtpConfig } from "@mam/smtp-ingress/config.ts";
+import { SmtpIngressService } from "@mam/smtp-ingress/service.ts";
 import { apiClient, type ApiCall } from "@mam/testing/http.ts";
 import { isolate, type Isolation } from "@mam/testing/isolation.ts";
 import { LogCapture } from "@mam/testing/log-capture.ts";
@@ -15,6 +17,9 @@ export interface StackOptions {
   /** Start the mailbox service too (default: yes). */
   mailbox?: boolean;
   mailboxEnv?: Record<string, string>;
+  /** Start smtp-ingress too (default: no). */
+  smtp?: boolean;
+  smtpEnv?: Record<string, string>;
   gatewayEnv?: Record<string, string>;
   logLevel?: string;
 }
@@ -29,6 +34,7 @@ export class Stack {
   readonly logs = new LogCapture();
   identity!: IdentityService;
   mailbox?: MailboxService;
+  smtp?: SmtpIngressService;
   readonly mailDomain = "agents.test";
   gateways: GatewayService[] = [];
   /** The client of the first gateway. */
@@ -54,6 +60,20 @@ export class Stack {
     return this.mailbox;
   }
 
+  async startSmtp(): Promise<SmtpIngressService> {
+    const cfg = smtpConfig({
+      ...this.iso.env,
+      SMTP_PORT: "0",
+      SMTP_HOST: "127.0.0.1",
+      MAIL_DOMAIN: this.mailDomain,
+      SMTP_TLS_FILE: `/tmp/${this.iso.tag}-smtp-tls.json`,
+      ...this.o.smtpEnv,
+    });
+    this.smtp = new SmtpIngressService(cfg, { logger: createLogger("smtp-ingress", this.o.logLevel ?? "info", this.logs) });
+    await this.smtp.start();
+    return this.smtp;
+  }
+
   async startGateway(): Promise<GatewayService> {
     const cfg = gatewayConfig({
       ...this.iso.env,
@@ -69,6 +89,7 @@ export class Stack {
   async start(): Promise<this> {
     await this.startIdentity();
     if (this.o.mailbox !== false) await this.startMailbox();
+    if (this.o.smtp) await this.startSmtp();
     for (let i = 0; i < (this.o.gateways ?? 1); i++) await this.startGateway();
     this.api = this.client(0);
     return this;
@@ -80,6 +101,7 @@ export class Stack {
 
   async stop(): Promise<void> {
     for (const g of this.gateways) await g.destroy();
+    await this.smtp?.destroy();
     await this.mailbox?.destroy();
     await this.identity?.destroy();
     await this.iso.cleanup();

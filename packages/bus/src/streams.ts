@@ -2,6 +2,7 @@ import { DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream"
 import { nanos } from "@nats-io/transport-node";
 import { allEventsSubject } from "@mam/contracts/envelope.ts";
 import { eventsStreamName } from "@mam/contracts/subjects.ts";
+import { ingestStreamName, ingestSubject } from "@mam/contracts/ingest.ts";
 import type { Bus } from "./connection.ts";
 
 /** Window inside which a republished event (same id) is stored only once. */
@@ -32,6 +33,36 @@ export async function ensureEventsStream(bus: Bus): Promise<string> {
       await bus.jsm.streams.add(config);
     } catch (err) {
       // Another process created it between our two calls.
+      await bus.jsm.streams.info(name).catch(() => {
+        throw err;
+      });
+    }
+  }
+  return name;
+}
+
+/**
+ * Inbound mail accepted by SMTP and not yet filed into inboxes. Work-queue retention: a
+ * message leaves the stream once the mailbox has acknowledged it. The duplicate window
+ * makes a client's resend after a lost 250 a no-op.
+ */
+export async function ensureIngestStream(bus: Bus, duplicateWindowMs = 10 * 60_000): Promise<string> {
+  const name = ingestStreamName(bus.prefix);
+  try {
+    await bus.jsm.streams.info(name);
+  } catch {
+    try {
+      await bus.jsm.streams.add({
+        name,
+        subjects: [ingestSubject(bus.prefix)],
+        storage: StorageType.File,
+        retention: RetentionPolicy.Workqueue,
+        discard: DiscardPolicy.New,
+        max_msg_size: -1,
+        duplicate_window: nanos(duplicateWindowMs),
+        num_replicas: 1,
+      });
+    } catch (err) {
       await bus.jsm.streams.info(name).catch(() => {
         throw err;
       });

@@ -3,6 +3,7 @@ import pg from "pg";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { eventsStreamName } from "@mam/contracts/subjects.ts";
+import { ingestBucketName, ingestStreamName } from "@mam/contracts/ingest.ts";
 import { generateScopeKeys } from "@mam/scope/key-material.ts";
 import { serverUrls } from "./servers.ts";
 
@@ -66,7 +67,11 @@ export function isolate(): Isolation {
       } finally {
         await client.end();
       }
-      await withJetStream(urls.NATS_URL, (jsm) => jsm.streams.delete(eventsStreamName(prefix)).catch(() => false));
+      await withJetStream(urls.NATS_URL, async (jsm) => {
+        for (const name of [eventsStreamName(prefix), ingestStreamName(prefix), `OBJ_${ingestBucketName(prefix)}`]) {
+          await jsm.streams.delete(name).catch(() => false);
+        }
+      });
     },
   };
 }

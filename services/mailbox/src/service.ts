@@ -10,6 +10,7 @@ import { migrations } from "./db/migrations/index.ts";
 import type { MailboxDb } from "./db/schema.ts";
 import { ensurePlatformKey } from "./commands/platform-domain.ts";
 import { Outbound } from "./delivery/outbound.ts";
+import { inboundWorker } from "./delivery/inbound.ts";
 import { deliveryWorker } from "./delivery/worker.ts";
 import { makeResolver } from "./dns/verify.ts";
 import { startMailboxProjection } from "./projections/start.ts";
@@ -27,6 +28,7 @@ export class MailboxService implements Service {
   private readonly backbone: Backbone<MailboxDb>;
   private consumer?: DurableConsumer;
   private delivery?: DurableConsumer;
+  private inbound?: DurableConsumer;
   private outbound?: Outbound;
   private rpc?: RpcServer;
   private caughtUp = false;
@@ -62,6 +64,8 @@ export class MailboxService implements Service {
     this.outbound = new Outbound(this.cfg.SMTP_RELAY_URL, makeResolver(this.cfg.DNS_SERVERS), this.cfg.MAIL_DOMAIN, this.cfg.MX_PORT);
     this.delivery = deliveryWorker(ctx, b, this.outbound);
     await this.delivery.start();
+    this.inbound = await inboundWorker(ctx, b);
+    await this.inbound.start();
     this.rpc = new RpcServer(b.bus, "mailbox", b.verifier, this.logger);
     registerMailboxRpc(this.rpc, ctx);
     this.logger.info({ healthPort: this.cfg.HEALTH_PORT, mailDomain: this.cfg.MAIL_DOMAIN }, "mailbox started");
@@ -73,6 +77,7 @@ export class MailboxService implements Service {
 
   async destroy(): Promise<void> {
     await this.rpc?.close();
+    await this.inbound?.stop();
     await this.delivery?.stop();
     await this.consumer?.stop();
     this.outbound?.close();

@@ -5,6 +5,23 @@ const Env = BaseEnv.extend({
   HEALTH_PORT: PortSchema.default(8083),
   /** The public SMTP door (25 in production). */
   SMTP_PORT: PortSchema.default(2525),
+  SMTP_HOST: z.string().default("0.0.0.0"),
+  /** The name this server gives in its greeting and Received headers. */
+  SMTP_HOSTNAME: z.string().optional(),
+  MAIL_DOMAIN: z.string().default("agents.localhost"),
+  /** Largest message accepted, announced in SIZE; over it: 552 5.3.4. */
+  SMTP_MAX_MESSAGE_BYTES: z.coerce.number().int().positive().default(25 * 1024 * 1024),
+  SMTP_MAX_RECIPIENTS: z.coerce.number().int().positive().default(100),
+  SMTP_MAX_CLIENTS: z.coerce.number().int().positive().default(500),
+  SMTP_MAX_CLIENTS_PER_IP: z.coerce.number().int().positive().default(20),
+  /** Idle time allowed between commands before the connection is closed. */
+  SMTP_IDLE_TIMEOUT_MS: z.coerce.number().int().positive().default(60_000),
+  /** PEM certificate and key for STARTTLS; a self-signed pair is generated when unset. */
+  SMTP_TLS_CERT: z.string().optional(),
+  SMTP_TLS_KEY: z.string().optional(),
+  SMTP_TLS_FILE: z.string().default(".data/smtp-tls.json"),
+  /** Messages up to this size travel inline in the ingest stream; larger ones via the object store. */
+  INGEST_INLINE_BYTES: z.coerce.number().int().positive().max(900_000).default(768 * 1024),
 });
 export type SmtpIngressConfig = z.infer<typeof Env>;
 

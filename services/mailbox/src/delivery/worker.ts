@@ -1,15 +1,12 @@
-import type { Kysely } from "kysely";
 import { ZodError } from "zod";
 import { DurableConsumer } from "@mam/bus/consumer.ts";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent, type MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
-import type { MessageFacts } from "@mam/contracts/message-events.ts";
 import type { Backbone } from "@mam/service-kit/backbone.ts";
 import type { MailboxContext } from "../context.ts";
-import type { MailboxDb } from "../db/schema.ts";
 import { execute, type CommandMeta } from "../commands/execute.ts";
-import { getBlobs, putBlob } from "../store/blobs.ts";
-import { derivedId } from "./ids.ts";
+import { getBlobs } from "../store/blobs.ts";
+import { receiveInto, type Target } from "./receive.ts";
 import { TransientDeliveryError, type Outbound } from "./outbound.ts";
 
 export const DELIVERY_DURABLE = "mailbox-delivery";
@@ -17,52 +14,13 @@ const SYSTEM: CommandMeta = { actor: { type: "system", id: "delivery" }, request
 
 type Sent = Extract<MailboxEnvelope, { type: "MessageSent" }>;
 
-/** The thread a message joins in an inbox: In-Reply-To first, then References, else a new one. */
-async function threadFor(tx: Kysely<MailboxDb>, ws: string, inboxId: string, f: MessageFacts, fallback: string): Promise<string> {
-  for (const header of [f.inReplyTo, ...[...f.references].reverse()].filter((h): h is string => !!h)) {
-    const hit = await tx
-      .selectFrom("messages")
-      .select("thread_id")
-      .where("workspace_id", "=", ws)
-      .where("inbox_id", "=", inboxId)
-      .where("message_id_header", "=", header)
-      .executeTakeFirst();
-    if (hit) return hit.thread_id;
-  }
-  return fallback;
-}
-
-/** A copy for an inbox of this platform, with no SMTP round trip; the same delivery twice makes one copy. */
-async function deliverLocally(ctx: MailboxContext, e: Sent, target: { tenant_id: string; workspace_id: string; inbox_id: string }) {
+/** A copy for an inbox of this platform, with no SMTP round trip. */
+async function deliverLocally(ctx: MailboxContext, e: Sent, target: Target) {
   const f = e.data;
-  const messageId = derivedId("local", f.messageId, target.inbox_id);
-  await execute(
-    ctx,
-    target.tenant_id,
-    SYSTEM,
-    async (tx) => {
-      const exists = await tx.selectFrom("messages").select("message_id").where("workspace_id", "=", target.workspace_id).where("message_id", "=", messageId).executeTakeFirst();
-      if (exists) return [];
-      const hashes = [f.rawHash, f.plainHash, f.htmlHash, ...f.attachments.map((a) => a.hash)].filter((h): h is string => !!h);
-      const blobs = await getBlobs(tx, e.workspaceId!, hashes);
-      for (const data of blobs.values()) await putBlob(tx, target.workspace_id, data, ctx.clock());
-      const threadId = await threadFor(tx, target.workspace_id, target.inbox_id, f, derivedId("thread", messageId));
-      return [
-        {
-          event: {
-            type: "MessageReceived",
-            schemaVersion: 1,
-            data: { ...f, messageId, inboxId: target.inbox_id, threadId, bcc: [], sourceMessageId: f.messageId },
-          },
-          tenantId: target.tenant_id,
-          workspaceId: target.workspace_id,
-          aggregateId: messageId,
-          aggregateVersion: 1,
-        },
-      ];
-    },
-    async () => undefined,
-  );
+  const hashes = [f.rawHash, f.plainHash, f.htmlHash, ...f.attachments.map((a) => a.hash)].filter((h): h is string => !!h);
+  const blobs = await getBlobs(ctx.db, e.workspaceId!, hashes);
+  const { messageId: _m, inboxId: _i, threadId: _t, ...facts } = f;
+  await receiveInto(ctx, target, facts, [...blobs.values()], { dedupeParts: ["local", f.messageId], sourceMessageId: f.messageId });
 }
 
 async function record(ctx: MailboxContext, e: Sent, type: "MessageDelivered" | "MessageBounced", data: object) {

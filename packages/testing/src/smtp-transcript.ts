@@ -1,0 +1,72 @@
+import { connect, type Socket } from "node:net";
+
+/**
+ * A raw SMTP conversation for asserting exact reply codes: writes bytes as given (whole,
+ * or split into small pieces) and reads complete replies, multi-line ones included.
+ */
+export class SmtpTranscript {
+  private buffer = "";
+  private waiters: (() => void)[] = [];
+  private socket!: Socket;
+  closed = false;
+
+  static async open(port: number): Promise<SmtpTranscript> {
+    const t = new SmtpTranscript();
+    t.socket = connect({ host: "127.0.0.1", port });
+    t.socket.setEncoding("latin1");
+    t.socket.on("data", (d: string) => {
+      t.buffer += d;
+      t.waiters.splice(0).forEach((w) => w());
+    });
+    t.socket.on("close", () => {
+      t.closed = true;
+      t.waiters.splice(0).forEach((w) => w());
+    });
+    await new Promise<void>((r, j) => t.socket.once("connect", () => r()).once("error", j));
+    return t;
+  }
+
+  /** The next complete reply, e.g. "250-mx\r\n250 SIZE 100\r\n" → its lines. */
+  async reply(timeoutMs = 10_000): Promise<string[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const lines = this.buffer.split("\r\n");
+      const end = lines.findIndex((l) => /^\d{3} /.test(l) || /^\d{3}$/.test(l));
+      if (end !== -1) {
+        this.buffer = lines.slice(end + 1).join("\r\n");
+        return lines.slice(0, end + 1);
+      }
+      if (this.closed) throw new Error(`connection closed; buffer: ${this.buffer}`);
+      if (Date.now() > deadline) throw new Error(`no reply; buffer: ${this.buffer}`);
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 100).unref();
+      });
+    }
+  }
+
+  write(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  /** Writes in pieces of 1 to `max` bytes, as a slow or hostile client would. */
+  async writeChunked(data: string | Buffer, max = 17): Promise<void> {
+    const b = Buffer.isBuffer(data) ? data : Buffer.from(data, "latin1");
+    for (let i = 0; i < b.length; ) {
+      const n = 1 + ((i * 7) % max);
+      this.socket.write(b.subarray(i, i + n));
+      i += n;
+      if (i % 64 < n) await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  /** Sends a command and returns the reply's last line. */
+  async command(line: string): Promise<string> {
+    this.write(`${line}\r\n`);
+    return (await this.reply()).at(-1)!;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}

@@ -1,0 +1,77 @@
+import { ZodError } from "zod";
+import { Objm, type ObjectStore } from "@nats-io/obj";
+import { nanos } from "@nats-io/transport-node";
+import { DurableConsumer } from "@mam/bus/consumer.ts";
+import { ensureIngestStream } from "@mam/bus/streams.ts";
+import { INGEST_META_HEADER, IngestMeta, ingestBucketName, ingestSubject } from "@mam/contracts/ingest.ts";
+import type { Backbone } from "@mam/service-kit/backbone.ts";
+import type { MailboxContext } from "../context.ts";
+import { previewOf } from "../mime/compose.ts";
+import { parseMail } from "../mime/parse.ts";
+import { sha256 } from "../store/blobs.ts";
+import { derivedId } from "./ids.ts";
+import { receiveInto } from "./receive.ts";
+
+export const INGEST_DURABLE = "mailbox-ingest";
+
+/** Raw messages too large for one NATS message wait in this bucket; they expire after a week. */
+export const openIngestBucket = (backbone: Backbone<any>): Promise<ObjectStore> =>
+  new Objm(backbone.bus.nc).create(ingestBucketName(backbone.bus.prefix), { ttl: nanos(7 * 86_400_000) });
+
+/** Files mail accepted by smtp-ingress into each recipient's inbox, once per inbox. */
+export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>): Promise<DurableConsumer> {
+  const stream = await ensureIngestStream(backbone.bus);
+  let bucket: Promise<ObjectStore> | undefined;
+  return new DurableConsumer({
+    bus: backbone.bus,
+    stream,
+    durable: INGEST_DURABLE,
+    filterSubject: ingestSubject(backbone.bus.prefix),
+    logger: ctx.logger,
+    isPoison: (err) => err instanceof ZodError || err instanceof SyntaxError,
+    keyOf: (msg) => String(msg.seq % 16),
+    handle: async (msg) => {
+      const meta = IngestMeta.parse(JSON.parse(msg.headers?.get(INGEST_META_HEADER) ?? "null"));
+      let raw = Buffer.from(msg.data);
+      if (meta.rawObject) {
+        const blob = await (await (bucket ??= openIngestBucket(backbone))).getBlob(meta.rawObject);
+        if (!blob) throw new ZodError([{ code: "custom", path: ["rawObject"], message: "raw message missing from the bucket", input: meta.rawObject }]);
+        raw = Buffer.from(blob);
+      }
+      const p = await parseMail(raw, meta.mailFrom);
+      const parts = [raw, ...(p.text !== undefined ? [Buffer.from(p.text)] : []), ...(p.html !== undefined ? [Buffer.from(p.html)] : []), ...p.attachments.map((a) => a.content)];
+      const facts = {
+        from: p.from,
+        to: p.to.length ? p.to : meta.recipients.map((r) => r.address),
+        cc: p.cc,
+        bcc: [],
+        replyTo: p.replyTo,
+        subject: p.subject,
+        messageIdHeader: p.messageIdHeader ?? `<${meta.queueId}@ingest.invalid>`,
+        inReplyTo: p.inReplyTo,
+        references: p.references,
+        rawHash: sha256(raw),
+        rawSize: raw.length,
+        plainHash: p.text !== undefined ? sha256(p.text) : null,
+        htmlHash: p.html !== undefined ? sha256(p.html) : null,
+        preview: previewOf(p.text, p.html),
+        attachments: p.attachments.map((a, i) => ({
+          id: derivedId("attachment", meta.dedupeKey, String(i)),
+          filename: a.filename,
+          contentType: a.contentType,
+          sizeBytes: a.content.length,
+          hash: sha256(a.content),
+        })),
+      };
+      const seen = new Set<string>();
+      for (const r of meta.recipients) {
+        if (seen.has(r.inboxId)) continue;
+        seen.add(r.inboxId);
+        await receiveInto(ctx, { tenant_id: r.tenantId, workspace_id: r.workspaceId, inbox_id: r.inboxId }, facts, parts, {
+          dedupeParts: ["smtp", meta.dedupeKey],
+          sourceMessageId: null,
+        });
+      }
+    },
+  });
+}

@@ -1,0 +1,69 @@
+import { simpleParser, type AddressObject } from "mailparser";
+
+export interface ParsedMail {
+  messageIdHeader: string | null;
+  from: { address: string; name: string | null };
+  to: string[];
+  cc: string[];
+  replyTo: string | null;
+  subject: string;
+  text?: string;
+  html?: string;
+  inReplyTo: string | null;
+  references: string[];
+  attachments: { filename: string; contentType: string; content: Buffer }[];
+}
+
+const PARSE_BUDGET_MS = 5_000;
+
+const addresses = (a: AddressObject | AddressObject[] | undefined) =>
+  (Array.isArray(a) ? a : a ? [a] : []).flatMap((o) => o.value.map((v) => (v.address ?? "").toLowerCase()).filter(Boolean));
+
+/** Only the header block, read without a MIME parser: what a hostile message cannot break. */
+function headerOf(raw: Buffer, name: string): string | null {
+  const end = raw.indexOf("\r\n\r\n");
+  const head = raw.subarray(0, end === -1 ? Math.min(raw.length, 65_536) : end).toString("latin1").replace(/\r\n[ \t]+/g, " ");
+  return new RegExp(`^${name}:[ \\t]*(.*)$`, "im").exec(head)?.[1]?.trim().slice(0, 998) ?? null;
+}
+
+/**
+ * Parses with mailparser under a time budget and without link or image rewriting. What
+ * cannot be parsed is still kept: headers read by hand, no bodies; the raw stays available.
+ */
+export async function parseMail(raw: Buffer, envelopeFrom: string | null): Promise<ParsedMail> {
+  try {
+    const p = await Promise.race([
+      simpleParser(raw, { skipImageLinks: true, skipTextLinks: true, skipHtmlToText: false, maxHtmlLengthToParse: 2_000_000 }),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error("parse budget exceeded")), PARSE_BUDGET_MS).unref()),
+    ]);
+    const from = p.from?.value[0];
+    const refs = p.references ? (Array.isArray(p.references) ? p.references : p.references.split(/\s+/)) : [];
+    return {
+      messageIdHeader: p.messageId ?? null,
+      from: { address: (from?.address ?? envelopeFrom ?? "unknown@invalid").toLowerCase(), name: from?.name || null },
+      to: addresses(p.to),
+      cc: addresses(p.cc),
+      replyTo: addresses(p.replyTo)[0] ?? null,
+      subject: (p.subject ?? "").slice(0, 998),
+      text: p.text,
+      html: typeof p.html === "string" ? p.html : undefined,
+      inReplyTo: p.inReplyTo ?? null,
+      references: refs.filter(Boolean).slice(-50),
+      attachments: p.attachments.slice(0, 100).map((a, i) => ({ filename: a.filename ?? `attachment-${i + 1}`, contentType: a.contentType || "application/octet-stream", content: a.content })),
+    };
+  } catch {
+    const fromHeader = headerOf(raw, "from");
+    const address = /<([^>]+)>/.exec(fromHeader ?? "")?.[1] ?? envelopeFrom ?? "unknown@invalid";
+    return {
+      messageIdHeader: headerOf(raw, "message-id"),
+      from: { address: address.toLowerCase().slice(0, 254), name: null },
+      to: [],
+      cc: [],
+      replyTo: null,
+      subject: headerOf(raw, "subject") ?? "(unparseable message)",
+      inReplyTo: headerOf(raw, "in-reply-to"),
+      references: (headerOf(raw, "references") ?? "").split(/\s+/).filter(Boolean).slice(-50),
+      attachments: [],
+    };
+  }
+}

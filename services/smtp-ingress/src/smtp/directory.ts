@@ -1,0 +1,82 @@
+import type { ConsumerMessages } from "@nats-io/jetstream";
+import type { Bus } from "@mam/bus/connection.ts";
+import { contextEventsFilter } from "@mam/contracts/envelope.ts";
+import { MAILBOX_CONTEXT, parseMailboxEvent } from "@mam/contracts/mailbox-events.ts";
+import type { Logger } from "@mam/runtime/logger.ts";
+
+export interface Mailbox {
+  tenantId: string;
+  workspaceId: string;
+  inboxId: string;
+}
+
+/**
+ * Every address of the platform, in memory, kept from the mailbox's events through an
+ * ordered consumer: RCPT is answered without a database round trip.
+ */
+export class Directory {
+  private readonly byAddress = new Map<string, Mailbox>();
+  private messages?: ConsumerMessages;
+  private caughtUp = false;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly stream: string,
+    private readonly logger: Logger,
+  ) {}
+
+  lookup(address: string): Mailbox | undefined {
+    return this.byAddress.get(address.toLowerCase());
+  }
+
+  get size(): number {
+    return this.byAddress.size;
+  }
+
+  get ready(): boolean {
+    return this.caughtUp;
+  }
+
+  async start(): Promise<void> {
+    const consumer = await this.bus.js.consumers.get(this.stream, { filter_subjects: contextEventsFilter(this.bus.prefix, MAILBOX_CONTEXT) });
+    const info = await consumer.info();
+    if (info.num_pending === 0) this.caughtUp = true;
+    this.messages = await consumer.consume();
+    void (async () => {
+      for await (const m of this.messages!) {
+        try {
+          this.apply(m.subject.split(".").at(-1) ?? "", m.json());
+        } catch (err) {
+          this.logger.warn({ err, seq: m.seq }, "directory: unreadable event");
+        }
+        if (m.info.pending === 0) this.caughtUp = true;
+      }
+    })();
+  }
+
+  private apply(type: string, raw: unknown): void {
+    if (!["InboxCreated", "AddressAdded", "AddressRemoved", "InboxDeleted"].includes(type)) return;
+    const e = parseMailboxEvent(raw);
+    const at = { tenantId: e.tenantId!, workspaceId: e.workspaceId! };
+    switch (e.type) {
+      case "InboxCreated":
+        this.byAddress.set(e.data.address, { ...at, inboxId: e.data.inboxId });
+        return;
+      case "AddressAdded":
+        this.byAddress.set(e.data.address, { ...at, inboxId: e.data.inboxId });
+        return;
+      case "AddressRemoved":
+        if (this.byAddress.get(e.data.address)?.inboxId === e.data.inboxId) this.byAddress.delete(e.data.address);
+        return;
+      case "InboxDeleted":
+        for (const a of e.data.addresses) if (this.byAddress.get(a)?.inboxId === e.data.inboxId) this.byAddress.delete(a);
+        return;
+      default:
+        return;
+    }
+  }
+
+  stop(): void {
+    this.messages?.stop();
+  }
+}

@@ -1,0 +1,161 @@
+import nodemailer from "nodemailer";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "@mam/runtime/wait.ts";
+import { SmtpTranscript } from "@mam/testing/smtp-transcript.ts";
+import { provisionTenant, Stack } from "../support/stack.ts";
+
+const MAX = 200_000;
+
+describe("SMTP ingress", () => {
+  const s = new Stack({ logLevel: "warn", smtp: true, smtpEnv: { SMTP_MAX_MESSAGE_BYTES: String(MAX), SMTP_MAX_RECIPIENTS: "5" } });
+  let a: { id: string; apiKey: string; email: string };
+  let b: { id: string; apiKey: string; email: string };
+  let port: number;
+
+  const inbound = async (inbox: { id: string; apiKey: string }) =>
+    (await s.api("GET", `/v1/inboxes/${inbox.id}/messages?direction=inbound&limit=100`, { key: inbox.apiKey })).body.messages as {
+      id: string;
+      subject: string;
+      plainBody: string | null;
+      threadId: string;
+      attachments: { id: string; filename: string; sizeBytes: number }[];
+    }[];
+  const waitInbound = (inbox: { id: string; apiKey: string }, n: number) =>
+    waitFor(async () => (await inbound(inbox)).length >= n, { timeoutMs: 10_000, what: `${n} inbound` });
+  const client = (opts: object = {}) => nodemailer.createTransport({ host: "127.0.0.1", port, secure: false, ignoreTLS: true, ...opts });
+
+  beforeAll(async () => {
+    await s.start();
+    port = s.smtp!.port;
+    const t1 = await provisionTenant(s, "One");
+    const t2 = await provisionTenant(s, "Two");
+    a = (await s.api("POST", "/v1/inboxes", { key: t1.key.key, body: { username: "inbound-a" } })).body;
+    b = (await s.api("POST", "/v1/inboxes", { key: t2.key.key, body: { username: "inbound-b" } })).body;
+    // The directory hears about new inboxes through events.
+    await waitFor(async () => {
+      const t = await SmtpTranscript.open(port);
+      await t.reply();
+      await t.command("EHLO probe");
+      await t.command("MAIL FROM:<p@example.com>");
+      const r = await t.command(`RCPT TO:<${b.email}>`);
+      t.close();
+      return r.startsWith("250");
+    }, { timeoutMs: 5_000, what: "directory" });
+  });
+  afterAll(() => s.stop());
+
+  it("announces SIZE, PIPELINING, 8BITMIME, SMTPUTF8 and STARTTLS", async () => {
+    const t = await SmtpTranscript.open(port);
+    expect((await t.reply())[0]).toMatch(/^220 /);
+    t.write("EHLO client.example\r\n");
+    const ehlo = (await t.reply()).map((l) => l.slice(4));
+    for (const ext of [`SIZE ${MAX}`, "PIPELINING", "8BITMIME", "SMTPUTF8", "STARTTLS"]) expect(ehlo).toContain(ext);
+    t.close();
+  });
+
+  it("refuses unknown addresses and foreign domains with 550 5.1.1: never a relay", async () => {
+    const t = await SmtpTranscript.open(port);
+    await t.reply();
+    await t.command("EHLO x");
+    expect(await t.command("MAIL FROM:<sender@example.com>")).toMatch(/^250/);
+    expect(await t.command(`RCPT TO:<nobody@${s.mailDomain}>`)).toMatch(/^550 5\.1\.1/);
+    expect(await t.command("RCPT TO:<someone@gmail.com>")).toMatch(/^550 5\.1\.1/);
+    expect(await t.command(`RCPT TO:<${a.email}>`)).toMatch(/^250/);
+    t.close();
+  });
+
+  it("delivers through a real client, in plain text and over STARTTLS, with attachments", async () => {
+    const pdf = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 31) % 256));
+    await client().sendMail({ from: "Partner <partner@example.com>", to: a.email, subject: "Plain", text: "hello a", attachments: [{ filename: "x.pdf", content: pdf }] });
+    await client({ ignoreTLS: false, requireTLS: true, tls: { rejectUnauthorized: false } }).sendMail({ from: "partner@example.com", to: a.email, subject: "Secure", text: "over tls" });
+    await waitInbound(a, 2);
+    const got = await inbound(a);
+    const plain = got.find((m) => m.subject === "Plain")!;
+    expect(plain.plainBody?.trim()).toBe("hello a");
+    const att = await fetch(`http://127.0.0.1:${s.gateways[0]!.port}/v1/inboxes/${a.id}/messages/${plain.id}/attachments/${plain.attachments[0]!.id}`, { headers: { "x-api-key": a.apiKey } });
+    expect(Buffer.from(await att.arrayBuffer()).equals(pdf)).toBe(true);
+    expect(got.find((m) => m.subject === "Secure")!.plainBody?.trim()).toBe("over tls");
+  });
+
+  it("one message to two inboxes in two tenants: one copy each, each seen only by its own key", async () => {
+    await client().sendMail({ from: "boss@example.com", to: [a.email, b.email], subject: "To both", text: "both" });
+    await waitFor(async () => (await inbound(a)).some((m) => m.subject === "To both") && (await inbound(b)).some((m) => m.subject === "To both"), { timeoutMs: 10_000 });
+    const copyB = (await inbound(b)).find((m) => m.subject === "To both")!;
+    expect((await s.api("GET", `/v1/inboxes/${b.id}/messages/${copyB.id}`, { key: a.apiKey })).status).toBe(404);
+  });
+
+  it("a resend of the same message (lost 250) does not make a second copy", async () => {
+    const msg = { from: "retry@example.com", to: b.email, subject: "Resent", text: "once", messageId: "<resend-1@example.com>" };
+    await client().sendMail(msg);
+    await client().sendMail(msg);
+    await waitFor(async () => (await inbound(b)).some((m) => m.subject === "Resent"), { timeoutMs: 10_000 });
+    await client().sendMail({ ...msg, subject: "Marker", messageId: "<marker@example.com>" });
+    await waitFor(async () => (await inbound(b)).some((m) => m.subject === "Marker"), { timeoutMs: 10_000 });
+    expect((await inbound(b)).filter((m) => m.subject === "Resent")).toHaveLength(1);
+  });
+
+  it("pipelined commands and input split into 1-17 byte pieces", async () => {
+    const t = await SmtpTranscript.open(port);
+    await t.reply();
+    await t.command("EHLO pipeliner");
+    const body = `From: slow@example.com\r\nTo: ${a.email}\r\nSubject: Chunked\r\nMessage-ID: <chunked@example.com>\r\n\r\n${"line of text\r\n".repeat(50)}.\r\n`;
+    await t.writeChunked(`MAIL FROM:<slow@example.com>\r\nRCPT TO:<${a.email}>\r\nDATA\r\n`);
+    expect((await t.reply())[0]).toMatch(/^250/);
+    expect((await t.reply())[0]).toMatch(/^250/);
+    expect((await t.reply())[0]).toMatch(/^354/);
+    await t.writeChunked(body);
+    expect((await t.reply())[0]).toMatch(/^250 2\.0\.0 Ok: queued as /);
+    expect(await t.command("QUIT")).toMatch(/^221/);
+    await waitFor(async () => (await inbound(a)).some((m) => m.subject === "Chunked"), { timeoutMs: 10_000 });
+  });
+
+  it("too many recipients: 452 4.5.3; too big: 552 5.3.4 after draining the rest", async () => {
+    const t = await SmtpTranscript.open(port);
+    await t.reply();
+    await t.command("EHLO big");
+    await t.command("MAIL FROM:<big@example.com>");
+    for (let i = 0; i < 5; i++) expect(await t.command(`RCPT TO:<${a.email}>`)).toMatch(/^250/);
+    expect(await t.command(`RCPT TO:<${a.email}>`)).toMatch(/^452 4\.5\.3/);
+    expect(await t.command("DATA")).toMatch(/^354/);
+    t.write(`Subject: huge\r\n\r\n${"x".repeat(998)}\r\n`.repeat(Math.ceil((MAX * 2) / 1000)));
+    t.write(".\r\n");
+    expect((await t.reply())[0]).toMatch(/^552 5\.3\.4/);
+    // The session is still usable.
+    expect(await t.command("RSET")).toMatch(/^250/);
+    t.close();
+  });
+
+  it("a reply to mail the inbox sent joins its thread", async () => {
+    const sent = await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body: { to: "partner@example.com", subject: "Quote", plainBody: "q", verified: true } });
+    await client().sendMail({ from: "partner@example.com", to: a.email, subject: "Re: Quote", text: "answer", inReplyTo: sent.body.messageId, references: [sent.body.messageId] });
+    await waitFor(async () => (await inbound(a)).some((m) => m.subject === "Re: Quote"), { timeoutMs: 10_000 });
+    expect((await inbound(a)).find((m) => m.subject === "Re: Quote")!.threadId).toBe(sent.body.threadId);
+  });
+
+  it("a corpus of malformed messages: each accepted, kept, visible; the server keeps answering", async () => {
+    const corpus = [
+      "no headers at all, just text\r\n",
+      "Subject: broken base64\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!not*base64***\r\n",
+      `Subject: many parts\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n${"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n".repeat(1500)}--b--\r\n`,
+      `Subject: giant header\r\nX-Big: ${"y".repeat(60_000)}\r\n\r\nbody\r\n`,
+      "Subject: =?bogus?Q?charset?=\r\nContent-Type: text/plain; charset=does-not-exist\r\n\r\n\xff\xfe broken bytes\r\n",
+      "Subject: unterminated multipart\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: text/html\r\n\r\n<p>never closed\r\n",
+    ];
+    const before = (await inbound(b)).length;
+    for (const [i, raw] of corpus.entries()) {
+      const t = await SmtpTranscript.open(port);
+      await t.reply();
+      await t.command("EHLO fuzz");
+      await t.command("MAIL FROM:<fuzz@example.com>");
+      await t.command(`RCPT TO:<${b.email}>`);
+      await t.command("DATA");
+      t.write(Buffer.from(`Message-ID: <fuzz-${i}@example.com>\r\n${raw.replace(/^\./gm, "..")}\r\n.\r\n`, "latin1"));
+      expect((await t.reply())[0], `message ${i}`).toMatch(/^250/);
+      t.close();
+    }
+    await waitFor(async () => (await inbound(b)).length >= before + corpus.length, { timeoutMs: 20_000, what: "the corpus in the inbox" });
+    const t = await SmtpTranscript.open(port);
+    expect((await t.reply())[0]).toMatch(/^220/);
+    t.close();
+  });
+});
