@@ -1,13 +1,16 @@
 import nodemailer from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "@mam/runtime/wait.ts";
+import { generateKeyPairSync } from "node:crypto";
+import { TestDnsServer } from "@mam/testing/dns-server.ts";
 import { SmtpTranscript } from "@mam/testing/smtp-transcript.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
 const MAX = 200_000;
 
 describe("SMTP ingress", () => {
-  const s = new Stack({ logLevel: "warn", smtp: true, smtpEnv: { SMTP_MAX_MESSAGE_BYTES: String(MAX), SMTP_MAX_RECIPIENTS: "5" } });
+  const dns = new TestDnsServer();
+  let s: Stack;
   let a: { id: string; apiKey: string; email: string };
   let b: { id: string; apiKey: string; email: string };
   let port: number;
@@ -25,6 +28,13 @@ describe("SMTP ingress", () => {
   const client = (opts: object = {}) => nodemailer.createTransport({ host: "127.0.0.1", port, secure: false, ignoreTLS: true, ...opts });
 
   beforeAll(async () => {
+    const resolver = await dns.start();
+    s = new Stack({
+      logLevel: "warn",
+      smtp: true,
+      smtpEnv: { SMTP_MAX_MESSAGE_BYTES: String(MAX), SMTP_MAX_RECIPIENTS: "5" },
+      mailboxEnv: { DNS_SERVERS: resolver },
+    });
     await s.start();
     port = s.smtp!.port;
     const t1 = await provisionTenant(s, "One");
@@ -42,7 +52,10 @@ describe("SMTP ingress", () => {
       return r.startsWith("250");
     }, { timeoutMs: 5_000, what: "directory" });
   });
-  afterAll(() => s.stop());
+  afterAll(async () => {
+    await s.stop();
+    await dns.stop();
+  });
 
   it("announces SIZE, PIPELINING, 8BITMIME, SMTPUTF8 and STARTTLS", async () => {
     const t = await SmtpTranscript.open(port);
@@ -157,5 +170,24 @@ describe("SMTP ingress", () => {
     const t = await SmtpTranscript.open(port);
     expect((await t.reply())[0]).toMatch(/^220/);
     t.close();
+  });
+
+  it("records SPF, DKIM and DMARC verdicts looked up through DNS_SERVERS", async () => {
+    const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    dns.set("sel._domainkey.signed.example", { TXT: [`v=DKIM1; k=rsa; p=${publicKey.export({ type: "spki", format: "der" }).toString("base64")}`] });
+    dns.set("signed.example", { TXT: ["v=spf1 ip4:127.0.0.1 -all"] });
+    dns.set("_dmarc.signed.example", { TXT: ["v=DMARC1; p=reject"] });
+    dns.set("forged.example", { TXT: ["v=spf1 ip4:192.0.2.1 -all"] });
+    await client({
+      dkim: { domainName: "signed.example", keySelector: "sel", privateKey: privateKey.export({ type: "pkcs8", format: "pem" }).toString() },
+    }).sendMail({ from: "ceo@signed.example", to: b.email, subject: "Signed", text: "trust me" });
+    await client().sendMail({ from: "ceo@forged.example", to: b.email, subject: "Forged", text: "trust me too" });
+    const find = async (subject: string) => {
+      const m = (await inbound(b)).find((x) => x.subject === subject);
+      return m ? (await s.api("GET", `/v1/inboxes/${b.id}/messages/${m.id}`, { key: b.apiKey })).body.authentication : undefined;
+    };
+    await waitFor(async () => !!(await find("Signed")) && !!(await find("Forged")), { timeoutMs: 15_000, what: "both messages" });
+    expect(await find("Signed")).toEqual({ spf: "pass", dkim: "pass", dmarc: "pass" });
+    expect(await find("Forged")).toMatchObject({ spf: "fail", dkim: "none" });
   });
 });

@@ -35,10 +35,16 @@ export const MessageFacts = z.object({
 });
 export type MessageFacts = z.infer<typeof MessageFacts>;
 
+export const Verdict = z.enum(["pass", "fail", "softfail", "neutral", "none", "policy", "temperror", "permerror"]);
+export const Authentication = z.object({ spf: Verdict, dkim: Verdict, dmarc: Verdict });
+export type Authentication = z.infer<typeof Authentication>;
+
 export const MessageSentV1 = MessageFacts;
 export const MessageReceivedV1 = MessageFacts.extend({
   /** For a message delivered locally: the sender's copy it came from. */
   sourceMessageId: z.uuid().nullable(),
+  /** SPF, DKIM and DMARC verdicts of mail that came in over SMTP. */
+  authentication: Authentication.nullable().optional(),
 });
 export const MessageFlaggedV1 = z.object({
   messageId: z.uuid(),

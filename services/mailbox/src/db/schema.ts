@@ -1,6 +1,6 @@
 import type { ColumnType } from "kysely";
 import type { DnsRecord } from "@mam/contracts/mailbox-events.ts";
-import type { AttachmentRef, DraftFields as DraftFieldsSchema } from "@mam/contracts/message-events.ts";
+import type { AttachmentRef, Authentication, DraftFields as DraftFieldsSchema } from "@mam/contracts/message-events.ts";
 import type { z } from "zod";
 
 type DraftFields = z.infer<typeof DraftFieldsSchema>;
@@ -128,6 +128,7 @@ export interface MessagesTable {
   is_starred: boolean;
   is_archived: boolean;
   source_message_id: string | null;
+  authentication: JsonOf<Authentication | null> | null;
   version: number;
   created_at: Timestamp;
   updated_at: Timestamp;

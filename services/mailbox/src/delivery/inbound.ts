@@ -7,7 +7,9 @@ import { INGEST_META_HEADER, IngestMeta, ingestBucketName, ingestSubject } from 
 import type { Backbone } from "@mam/service-kit/backbone.ts";
 import type { MailboxContext } from "../context.ts";
 import { previewOf } from "../mime/compose.ts";
+import { authVerdicts } from "../mime/authenticate.ts";
 import { parseMail } from "../mime/parse.ts";
+import { makeResolver } from "../dns/verify.ts";
 import { sha256 } from "../store/blobs.ts";
 import { derivedId } from "./ids.ts";
 import { receiveInto } from "./receive.ts";
@@ -22,6 +24,7 @@ export const openIngestBucket = (backbone: Backbone<any>): Promise<ObjectStore> 
 export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>): Promise<DurableConsumer> {
   const stream = await ensureIngestStream(backbone.bus);
   let bucket: Promise<ObjectStore> | undefined;
+  const resolver = makeResolver(ctx.cfg.DNS_SERVERS);
   return new DurableConsumer({
     bus: backbone.bus,
     stream,
@@ -38,7 +41,10 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
         if (!blob) throw new ZodError([{ code: "custom", path: ["rawObject"], message: "raw message missing from the bucket", input: meta.rawObject }]);
         raw = Buffer.from(blob);
       }
-      const p = await parseMail(raw, meta.mailFrom);
+      const [p, authentication] = await Promise.all([
+        parseMail(raw, meta.mailFrom),
+        authVerdicts(raw, { ip: meta.remoteAddress, helo: meta.helo, sender: meta.mailFrom, mta: ctx.cfg.MAIL_DOMAIN, resolver }),
+      ]);
       const parts = [raw, ...(p.text !== undefined ? [Buffer.from(p.text)] : []), ...(p.html !== undefined ? [Buffer.from(p.html)] : []), ...p.attachments.map((a) => a.content)];
       const facts = {
         from: p.from,
@@ -70,6 +76,7 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
         await receiveInto(ctx, { tenant_id: r.tenantId, workspace_id: r.workspaceId, inbox_id: r.inboxId }, facts, parts, {
           dedupeParts: ["smtp", meta.dedupeKey],
           sourceMessageId: null,
+          authentication,
         });
       }
     },

@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import type { MessageFacts } from "@mam/contracts/message-events.ts";
+import type { Authentication, MessageFacts } from "@mam/contracts/message-events.ts";
 import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { execute, type CommandMeta } from "../commands/execute.ts";
@@ -39,7 +39,7 @@ export async function receiveInto(
   target: Target,
   facts: Omit<MessageFacts, "messageId" | "inboxId" | "threadId">,
   blobs: Buffer[],
-  source: { dedupeParts: string[]; sourceMessageId: string | null },
+  source: { dedupeParts: string[]; sourceMessageId: string | null; authentication?: Authentication | null },
 ): Promise<void> {
   const messageId = derivedId(...source.dedupeParts, target.inbox_id);
   await execute(
@@ -56,7 +56,15 @@ export async function receiveInto(
           event: {
             type: "MessageReceived",
             schemaVersion: 1,
-            data: { ...facts, messageId, inboxId: target.inbox_id, threadId, bcc: [], sourceMessageId: source.sourceMessageId },
+            data: {
+              ...facts,
+              messageId,
+              inboxId: target.inbox_id,
+              threadId,
+              bcc: [],
+              sourceMessageId: source.sourceMessageId,
+              authentication: source.authentication ?? null,
+            },
           },
           tenantId: target.tenant_id,
           workspaceId: target.workspace_id,

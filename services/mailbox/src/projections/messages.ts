@@ -1,11 +1,18 @@
 import { sql, type Kysely } from "kysely";
 import type { MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
-import type { MessageFacts } from "@mam/contracts/message-events.ts";
+import type { Authentication, MessageFacts } from "@mam/contracts/message-events.ts";
 import type { MailboxDb } from "../db/schema.ts";
 
 type MessageEvent = Extract<MailboxEnvelope, { type: `Message${string}` }>;
 
-async function insertMessage(tx: Kysely<MailboxDb>, e: MessageEvent, f: MessageFacts, inbound: boolean, source: string | null) {
+async function insertMessage(
+  tx: Kysely<MailboxDb>,
+  e: MessageEvent,
+  f: MessageFacts,
+  inbound: boolean,
+  source: string | null,
+  authentication: Authentication | null = null,
+) {
   const ws = e.workspaceId!;
   await tx
     .insertInto("threads")
@@ -43,6 +50,7 @@ async function insertMessage(tx: Kysely<MailboxDb>, e: MessageEvent, f: MessageF
       is_starred: false,
       is_archived: false,
       source_message_id: source,
+      authentication: authentication ? JSON.stringify(authentication) : null,
       version: e.aggregateVersion,
       created_at: e.occurredAt,
       updated_at: e.occurredAt,
@@ -60,7 +68,7 @@ export async function evolveMessages(tx: Kysely<MailboxDb>, e: MessageEvent): Pr
     case "MessageSent":
       return insertMessage(tx, e, e.data, false, null);
     case "MessageReceived":
-      return insertMessage(tx, e, e.data, true, e.data.sourceMessageId);
+      return insertMessage(tx, e, e.data, true, e.data.sourceMessageId, e.data.authentication ?? null);
     case "MessageFlagged": {
       const { messageId, ...flags } = e.data;
       const set: Record<string, unknown> = { version: e.aggregateVersion, updated_at: e.occurredAt };

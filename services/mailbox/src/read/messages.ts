@@ -41,6 +41,7 @@ export function messageView(r: MessageRow, bodies: Map<string, Buffer>) {
     references: r.references,
     attachments: r.attachments.map((a) => ({ id: a.id, filename: a.filename, contentType: a.contentType, sizeBytes: a.sizeBytes })),
     sizeBytes: r.raw_size,
+    authentication: r.authentication ?? null,
     receivedAt: at,
     sentAt: r.direction === "outbound" ? at : null,
     createdAt: at,
