@@ -190,4 +190,48 @@ describe("SMTP ingress", () => {
     expect(await find("Signed")).toEqual({ spf: "pass", dkim: "pass", dmarc: "pass" });
     expect(await find("Forged")).toMatchObject({ spf: "fail", dkim: "none" });
   });
+
+  it("a delivery status notification for mail the platform sent marks that message bounced", async () => {
+    // far.example's MX refuses connections: delivery keeps retrying, so only the DSN can bounce it.
+    dns.set("far.example", { MX: [{ exchange: "127.0.0.1", priority: 10 }] });
+    const sent = await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body: { to: "gone@far.example", subject: "Will bounce", plainBody: "x", verified: true } });
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await s.api("GET", `/v1/inboxes/${a.id}/messages/${sent.body.id}`, { key: a.apiKey })).body.status).toBe("sent");
+    const dsn = [
+      `From: MAILER-DAEMON@far.example`,
+      `To: ${a.email}`,
+      `Subject: Undelivered Mail Returned to Sender`,
+      `Message-ID: <dsn-1@far.example>`,
+      `MIME-Version: 1.0`,
+      `Content-Type: multipart/report; report-type=delivery-status; boundary="R"`,
+      ``,
+      `--R`,
+      `Content-Type: text/plain`,
+      ``,
+      `Your message could not be delivered.`,
+      `--R`,
+      `Content-Type: message/delivery-status`,
+      ``,
+      `Reporting-MTA: dns; mx.far.example`,
+      ``,
+      `Final-Recipient: rfc822; gone@far.example`,
+      `Action: failed`,
+      `Status: 5.1.1`,
+      `Diagnostic-Code: smtp; 550 5.1.1 user unknown`,
+      `--R`,
+      `Content-Type: text/rfc822-headers`,
+      ``,
+      `Message-ID: ${sent.body.messageId}`,
+      `Subject: Will bounce`,
+      `--R--`,
+      ``,
+    ].join("\r\n");
+    await client().sendMail({ envelope: { from: "", to: [a.email] }, raw: dsn });
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${a.id}/messages/${sent.body.id}`, { key: a.apiKey })).body.status === "bounced", {
+      timeoutMs: 10_000,
+      what: "the bounce",
+    });
+    // The report itself is kept and visible too.
+    await waitFor(async () => (await inbound(a)).some((m) => m.subject === "Undelivered Mail Returned to Sender"), { timeoutMs: 5_000 });
+  });
 });

@@ -11,6 +11,7 @@ import { authVerdicts } from "../mime/authenticate.ts";
 import { parseMail } from "../mime/parse.ts";
 import { makeResolver } from "../dns/verify.ts";
 import { sha256 } from "../store/blobs.ts";
+import { readDeliveryReport, recordBounce } from "./bounces.ts";
 import { derivedId } from "./ids.ts";
 import { receiveInto } from "./receive.ts";
 
@@ -69,6 +70,7 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
           hash: sha256(a.content),
         })),
       };
+      const report = readDeliveryReport(raw);
       const seen = new Set<string>();
       for (const r of meta.recipients) {
         if (seen.has(r.inboxId)) continue;
@@ -78,6 +80,7 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
           sourceMessageId: null,
           authentication,
         });
+        if (report) await recordBounce(ctx, { tenant_id: r.tenantId, workspace_id: r.workspaceId, inbox_id: r.inboxId }, report);
       }
     },
   });
