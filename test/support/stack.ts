@@ -40,7 +40,12 @@ export class Stack {
   /** The client of the first gateway. */
   api!: ApiCall;
 
-  constructor(private readonly o: StackOptions = {}) {}
+  constructor(private readonly o: StackOptions = {}) {
+    if (o.natsUrl) {
+      this.iso.env.NATS_URL = o.natsUrl;
+      this.iso.urls.NATS_URL = o.natsUrl;
+    }
+  }
 
   identityEnv(): Record<string, string> {
     return { ...this.iso.env, DB_SCHEMA: this.iso.schema("identity"), SUPER_ADMIN_KEY: this.operatorKey };

@@ -16,6 +16,8 @@ export interface ConsumerOptions {
   keyOf?: (msg: JsMsg) => string;
   concurrency?: number;
   maxDeliver?: number;
+  /** How long a delivered message may stay unacknowledged before it goes to another replica. */
+  ackWaitMs?: number;
   /** Failures no retry can cure (an event that does not parse): terminated at once, not retried. */
   isPoison?: (err: unknown) => boolean;
 }
@@ -60,7 +62,7 @@ export class DurableConsumer {
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.All,
         filter_subject: filterSubject,
-        ack_wait: nanos(30_000),
+        ack_wait: nanos(this.o.ackWaitMs ?? 30_000),
         max_deliver: maxDeliver,
         max_ack_pending: 1_000,
       });

@@ -34,6 +34,8 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
     logger: ctx.logger,
     isPoison: (err) => err instanceof ZodError || err instanceof SyntaxError,
     keyOf: (msg) => String(msg.seq % 16),
+    // A mailbox that dies mid-message hands it to another replica (or its restart) soon.
+    ackWaitMs: 10_000,
     handle: async (msg) => {
       const meta = IngestMeta.parse(JSON.parse(msg.headers?.get(INGEST_META_HEADER) ?? "null"));
       let raw = Buffer.from(msg.data);

@@ -1,0 +1,48 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect } from "node:net";
+import { freePort } from "./processes.ts";
+
+const BINARY = process.env.NATS_SERVER_BIN ?? "nats-server";
+
+/** A nats-server of the test's own (own port, own store directory) that it may kill -9 and restart. */
+export class PrivateNatsServer {
+  readonly storeDir = mkdtempSync(join(tmpdir(), "nats-store-"));
+  port = 0;
+  private child?: ChildProcess;
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    if (!this.port) this.port = await freePort();
+    this.child = spawn(BINARY, ["-a", "127.0.0.1", "-p", String(this.port), "-js", "-sd", this.storeDir], { stdio: "ignore" });
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const up = await new Promise<boolean>((r) => {
+        const s = connect({ host: "127.0.0.1", port: this.port }, () => (s.destroy(), r(true)));
+        s.on("error", () => r(false));
+      });
+      if (up) return;
+      if (Date.now() > deadline) throw new Error("private nats-server did not start");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** kill -9: no chance to flush anything. */
+  async kill(): Promise<void> {
+    const c = this.child;
+    if (!c || c.exitCode !== null) return;
+    const exited = new Promise((r) => c.once("exit", r));
+    c.kill("SIGKILL");
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    await this.kill();
+    rmSync(this.storeDir, { recursive: true, force: true });
+  }
+}
