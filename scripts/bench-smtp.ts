@@ -1,0 +1,155 @@
+/**
+ * pnpm bench:smtp — N messages of SIZE bytes over K SMTP connections into one inbox, with
+ * all services running (mailbox and smtp-ingress as their own processes). Prints
+ * messages/s, p50/p99 time-to-250 and time-until-visible-through-the-API; in the same run
+ * a bare smtp-server that writes and fsyncs each message before its 250, as the baseline.
+ * Env: BENCH_N (2000), BENCH_SIZE (4096), BENCH_K (10). Prints figures; asserts nothing.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, openSync, writeSync, fsyncSync, closeSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import nodemailer from "nodemailer";
+import { SMTPServer } from "smtp-server";
+import { loadConfig as gatewayConfig } from "@mam/gateway/config.ts";
+import { GatewayService } from "@mam/gateway/service.ts";
+import { loadConfig as identityConfig } from "@mam/identity/config.ts";
+import { IdentityService } from "@mam/identity/service.ts";
+import { createLogger } from "@mam/runtime/logger.ts";
+import { waitFor } from "@mam/runtime/wait.ts";
+import { TestDnsServer } from "@mam/testing/dns-server.ts";
+import { apiClient } from "@mam/testing/http.ts";
+import { isolate } from "@mam/testing/isolation.ts";
+import { freePort, runService } from "@mam/testing/processes.ts";
+
+const N = Number(process.env.BENCH_N ?? 2000);
+const SIZE = Number(process.env.BENCH_SIZE ?? 4096);
+const K = Number(process.env.BENCH_K ?? 10);
+
+const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? NaN;
+const body = (i: number) => `Message ${i}\r\n${"x".repeat(Math.max(0, SIZE - 300))}`;
+
+/** Sends N messages over K pooled connections; returns per-message send times and time-to-250. */
+async function blast(port: number, to: string) {
+  const transport = nodemailer.createTransport({ host: "127.0.0.1", port, secure: false, ignoreTLS: true, pool: true, maxConnections: K, maxMessages: Infinity });
+  const sentAt: number[] = [];
+  const to250: number[] = [];
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: K * 4 }, async () => {
+      for (let i = next++; i < N; i = next++) {
+        const t = performance.now();
+        sentAt[i] = t;
+        await transport.sendMail({ from: "bench@example.com", to, subject: `bench ${i}`, text: body(i), messageId: `<bench-${i}-${randomBytes(4).toString("hex")}@example.com>` });
+        to250[i] = performance.now() - t;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  transport.close();
+  return { sentAt, to250, perSecond: N / seconds };
+}
+
+async function bareBaseline(): Promise<{ perSecond: number; to250: number[] }> {
+  const dir = mkdtempSync(join(tmpdir(), "bench-smtp-"));
+  let n = 0;
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ["STARTTLS", "AUTH"],
+    disableReverseLookup: true,
+    logger: false,
+    size: 25 * 1024 * 1024,
+    onData(stream, _s, cb) {
+      const chunks: Buffer[] = [];
+      stream.on("data", (c: Buffer) => chunks.push(c));
+      stream.on("end", () => {
+        const fd = openSync(join(dir, `${n++}.eml`), "w");
+        writeSync(fd, Buffer.concat(chunks));
+        fsyncSync(fd);
+        closeSync(fd);
+        cb();
+      });
+    },
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const port = (server.server.address() as { port: number }).port;
+  const r = await blast(port, "anyone@bench.test");
+  await new Promise<void>((res) => server.close(() => res()));
+  rmSync(dir, { recursive: true, force: true });
+  return r;
+}
+
+const iso = isolate();
+const silent = createLogger("bench", "silent");
+const operatorKey = `sa_${randomBytes(32).toString("base64url")}`;
+const identity = new IdentityService(identityConfig({ ...iso.env, DB_SCHEMA: iso.schema("identity"), SUPER_ADMIN_KEY: operatorKey }), { logger: silent });
+const gateway = new GatewayService(
+  gatewayConfig({ ...iso.env, SCOPE_PRIVATE_KEY: Buffer.from(iso.scopeKeys.privateKeyPem).toString("base64"), RATE_LIMIT_MAX: "100000000" }),
+  { logger: silent },
+);
+const children: ReturnType<typeof runService>[] = [];
+// A local resolver that answers at once (NXDOMAIN), as a caching resolver next to an MX would.
+const dns = new TestDnsServer();
+try {
+  const resolver = await dns.start();
+  await identity.start();
+  await gateway.start();
+  const smtpPort = await freePort();
+  for (const name of ["mailbox", "smtp-ingress"]) {
+    const health = await freePort();
+    const p = runService(`services/${name}/src/main.ts`, {
+      ...iso.env,
+      HEALTH_PORT: String(health),
+      DB_SCHEMA: iso.schema(name),
+      MAIL_DOMAIN: "bench.test",
+      LOG_LEVEL: "warn",
+      SMTP_PORT: String(smtpPort),
+      SMTP_HOST: "127.0.0.1",
+      SMTP_TLS_FILE: `/tmp/${iso.tag}-bench-tls.json`,
+      SMTP_MAX_CLIENTS_PER_IP: String(K * 2),
+      DNS_SERVERS: resolver,
+    });
+    children.push(p);
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${health}/readyz`).then((r) => r.status, () => 0)) === 200, { timeoutMs: 60_000, intervalMs: 100 });
+  }
+  const api = apiClient(`http://127.0.0.1:${gateway.port}`);
+  const tenant = (await api("POST", "/v1/tenants", { key: operatorKey, body: { name: "Bench" } })).body;
+  const inbox = (await api("POST", "/v1/inboxes", { key: tenant.key.key, body: { username: "bench" } })).body;
+  await new Promise((r) => setTimeout(r, 500)); // the directory hears of the inbox through an event
+
+  const visibleAt: number[] = [];
+  let polling = true;
+  const poller = (async () => {
+    while (polling) {
+      const r = await api("GET", `/v1/inboxes/${inbox.id}/messages?limit=1`, { key: inbox.apiKey });
+      const total = r.body?.pagination?.total ?? 0;
+      const now = performance.now();
+      while (visibleAt.length < total) visibleAt.push(now);
+      if (visibleAt.length >= N) break;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+  })();
+  const ours = await blast(smtpPort, inbox.email);
+  await waitFor(() => visibleAt.length >= N, { timeoutMs: 300_000, intervalMs: 50, what: "all messages visible" });
+  polling = false;
+  await poller;
+  // Arrival order approximates send order: the k-th visible message is matched with the k-th sent.
+  const order = ours.sentAt.map((t, i) => [t, i] as const).sort((a, b) => a[0] - b[0]);
+  const visible = order.map(([t], k) => visibleAt[k]! - t);
+  const bare = await bareBaseline();
+
+  const f = (x: number) => x.toFixed(1).padStart(8);
+  process.stdout.write(`\n${N} messages of ${SIZE} bytes over ${K} connections\n`);
+  process.stdout.write(`bare smtp-server, fsync before 250:  ${bare.perSecond.toFixed(0).padStart(6)} msg/s   250 p50 ${f(pct(bare.to250, 0.5))} ms  p99 ${f(pct(bare.to250, 0.99))} ms\n`);
+  process.stdout.write(`smtp-ingress → mailbox:              ${ours.perSecond.toFixed(0).padStart(6)} msg/s   250 p50 ${f(pct(ours.to250, 0.5))} ms  p99 ${f(pct(ours.to250, 0.99))} ms\n`);
+  process.stdout.write(`  visible through the API:           p50 ${f(pct(visible, 0.5))} ms  p99 ${f(pct(visible, 0.99))} ms\n`);
+  process.stdout.write(`  ratio to the bare server:          ${(ours.perSecond / bare.perSecond).toFixed(2)}x\n`);
+} finally {
+  for (const c of children) c.child.kill("SIGTERM");
+  await Promise.all(children.map((c) => c.exited));
+  await gateway.destroy().catch(() => undefined);
+  await identity.destroy().catch(() => undefined);
+  await iso.cleanup();
+  await dns.stop();
+}
