@@ -130,6 +130,19 @@ export async function sendFromInbox(
     dkim: await dkimFor(ctx, ctx.db, inbox, domain),
   });
 
+  // Bytes are content-addressed and idempotent: stored before the lock is taken.
+  const ws0 = inbox.workspace_id;
+  const at = ctx.clock();
+  const stored = {
+    raw: await putBlob(ctx.db, ws0, raw, at),
+    plain: spec.text !== undefined ? await putBlob(ctx.db, ws0, Buffer.from(spec.text), at) : null,
+    html: spec.html !== undefined ? await putBlob(ctx.db, ws0, Buffer.from(spec.html), at) : null,
+  };
+  const attachments: AttachmentRef[] = [];
+  for (const a of spec.attachments) {
+    attachments.push({ id: ctx.newId(), filename: a.filename, contentType: a.contentType, sizeBytes: a.content.length, hash: await putBlob(ctx.db, ws0, a.content, at) });
+  }
+
   return execute(
     ctx,
     inbox.tenant_id,
@@ -152,10 +165,6 @@ export async function sendFromInbox(
       if (spec.firstContactCheck) await assertKnownRecipients(tx, inbox, recipients);
       const now = ctx.clock();
       const ws = inbox.workspace_id;
-      const attachments: AttachmentRef[] = [];
-      for (const a of spec.attachments) {
-        attachments.push({ id: ctx.newId(), filename: a.filename, contentType: a.contentType, sizeBytes: a.content.length, hash: await putBlob(tx, ws, a.content, now) });
-      }
       const facts = {
         messageId,
         inboxId: inbox.inbox_id,
@@ -169,10 +178,10 @@ export async function sendFromInbox(
         messageIdHeader: header,
         inReplyTo: spec.inReplyTo,
         references: spec.references,
-        rawHash: await putBlob(tx, ws, raw, now),
+        rawHash: stored.raw,
         rawSize: raw.length,
-        plainHash: spec.text !== undefined ? await putBlob(tx, ws, Buffer.from(spec.text), now) : null,
-        htmlHash: spec.html !== undefined ? await putBlob(tx, ws, Buffer.from(spec.html), now) : null,
+        plainHash: stored.plain,
+        htmlHash: stored.html,
         preview: previewOf(spec.text, spec.html),
         attachments,
       };

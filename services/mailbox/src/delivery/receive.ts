@@ -42,6 +42,8 @@ export async function receiveInto(
   source: { dedupeParts: string[]; sourceMessageId: string | null; authentication?: Authentication | null },
 ): Promise<void> {
   const messageId = derivedId(...source.dedupeParts, target.inbox_id);
+  // Content-addressed and idempotent: stored before the lock, so the lock covers only the decision.
+  for (const data of blobs) await putBlob(ctx.db, target.workspace_id, data, ctx.clock());
   await execute(
     ctx,
     target.tenant_id,
@@ -49,7 +51,6 @@ export async function receiveInto(
     async (tx) => {
       const exists = await tx.selectFrom("messages").select("message_id").where("workspace_id", "=", target.workspace_id).where("message_id", "=", messageId).executeTakeFirst();
       if (exists) return [];
-      for (const data of blobs) await putBlob(tx, target.workspace_id, data, ctx.clock());
       const threadId = await threadFor(tx, target.workspace_id, target.inbox_id, facts, derivedId("thread", messageId));
       return [
         {
