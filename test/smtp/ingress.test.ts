@@ -32,7 +32,7 @@ describe("SMTP ingress", () => {
     s = new Stack({
       logLevel: "warn",
       smtp: true,
-      smtpEnv: { SMTP_MAX_MESSAGE_BYTES: String(MAX), SMTP_MAX_RECIPIENTS: "5" },
+      smtpEnv: { SMTP_MAX_MESSAGE_BYTES: String(MAX), SMTP_MAX_RECIPIENTS: "5", SMTP_MAX_CLIENTS_PER_IP: "6" },
       mailboxEnv: { DNS_SERVERS: resolver },
     });
     await s.start();
@@ -233,5 +233,35 @@ describe("SMTP ingress", () => {
     });
     // The report itself is kept and visible too.
     await waitFor(async () => (await inbound(a)).some((m) => m.subject === "Undelivered Mail Returned to Sender"), { timeoutMs: 5_000 });
+  });
+
+  it("a deleted inbox's address is refused with 550 5.1.1", async () => {
+    const t = await provisionTenant(s, "Leaving");
+    const gone = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "leaving" } })).body;
+    const rcpt = async () => {
+      const c = await SmtpTranscript.open(port);
+      await c.reply();
+      await c.command("EHLO x");
+      await c.command("MAIL FROM:<x@example.com>");
+      const r = await c.command(`RCPT TO:<${gone.email}>`);
+      c.close();
+      return r;
+    };
+    await waitFor(async () => (await rcpt()).startsWith("250"), { timeoutMs: 5_000, what: "address known" });
+    await s.api("DELETE", `/v1/inboxes/${gone.id}`, { key: t.key.key });
+    await waitFor(async () => /^550 5\.1\.1/.test(await rcpt()), { timeoutMs: 5_000, what: "address refused" });
+  });
+
+  it("connections per address are capped: 421 4.7.0 beyond the limit", async () => {
+    const open: SmtpTranscript[] = [];
+    for (let i = 0; i < 6; i++) {
+      const c = await SmtpTranscript.open(port);
+      expect((await c.reply())[0]).toMatch(/^220/);
+      open.push(c);
+    }
+    const extra = await SmtpTranscript.open(port);
+    expect((await extra.reply())[0]).toMatch(/^421 4\.7\.0/);
+    extra.close();
+    for (const c of open) c.close();
   });
 });
