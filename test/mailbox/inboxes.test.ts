@@ -164,7 +164,10 @@ describe("inboxes and addresses", () => {
     expect((await s.api("DELETE", `/v1/inboxes/${inbox.id}`, { key: inbox.apiKey })).status).toBe(403);
     expect((await s.api("DELETE", `/v1/inboxes/${inbox.id}`, { key: a.key.key })).body).toEqual({ deleted: true, id: inbox.id });
     expect((await s.api("GET", `/v1/inboxes/${inbox.id}`, { key: a.key.key })).status).toBe(404);
-    expect((await s.api("GET", `/v1/inboxes/${inbox.id}`, { key: inbox.apiKey })).status).toBe(404);
+    // Hidden at once (404), and its key revoked a moment later (401).
+    expect([401, 404]).toContain((await s.api("GET", `/v1/inboxes/${inbox.id}`, { key: inbox.apiKey })).status);
+    // Its ak_ key is revoked: refused everywhere, as an unknown key.
+    await waitFor(async () => (await s.api("GET", "/v1/me", { key: inbox.apiKey })).status === 401, { timeoutMs: 5_000, what: "ak_ revoked" });
     const list = (await s.api("GET", "/v1/inboxes", { key: a.key.key })).body.inboxes;
     expect(list.map((i: { id: string }) => i.id)).not.toContain(inbox.id);
     const again = await s.api("POST", "/v1/inboxes?strict=true", { key: b.key.key, body: { username: "temp" } });

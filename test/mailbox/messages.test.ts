@@ -33,8 +33,11 @@ describe("sending, delivering and reading messages", () => {
     const tb = await provisionTenant(s, "Beta");
     const wa = (await s.api("POST", "/v1/workspaces", { key: ta.key.key, body: { name: "A" } })).body.id;
     const wb = (await s.api("POST", "/v1/workspaces", { key: tb.key.key, body: { name: "B" } })).body.id;
-    a = (await s.api("POST", "/v1/inboxes", { key: ta.key.key, body: { username: "alice", displayName: "Alice Agent", workspaceId: wa } })).body;
-    b = (await s.api("POST", "/v1/inboxes", { key: tb.key.key, body: { username: "bob", workspaceId: wb } })).body;
+    const ra = await s.api("POST", "/v1/inboxes", { key: ta.key.key, body: { username: "alice", displayName: "Alice Agent", workspaceId: wa } });
+    const rb = await s.api("POST", "/v1/inboxes", { key: tb.key.key, body: { username: "bob", workspaceId: wb } });
+    expect([ra.status, rb.status], JSON.stringify([ra.body, rb.body])).toEqual([201, 201]);
+    a = ra.body;
+    b = rb.body;
     const wa2 = (await s.api("POST", "/v1/workspaces", { key: ta.key.key, body: { name: "A2" } })).body.id;
     otherWorkspaceKey = (await s.api("POST", `/v1/workspaces/${wa2}/keys`, { key: ta.key.key, body: {} })).body.key;
     // Publish the platform's DKIM key where the verifier will look.

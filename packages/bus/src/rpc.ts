@@ -124,7 +124,7 @@ export async function request(bus: Bus, subject: string, body: unknown, o: Reque
   if (o.requestId) h.set(Headers.requestId, o.requestId);
   try {
     const msg = await bus.nc.request(rpcSubject(bus.prefix, subject), JSON.stringify(body ?? {}), {
-      timeout: o.timeoutMs ?? 5_000,
+      timeout: o.timeoutMs ?? 10_000,
       headers: h,
     });
     return RpcReply.parse(msg.json());

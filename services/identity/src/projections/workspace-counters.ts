@@ -7,6 +7,28 @@ import type { Backbone } from "@mam/service-kit/backbone.ts";
 import { applyConsumed, applyOnce } from "@mam/service-kit/event-sourcing.ts";
 import { startProjection } from "@mam/service-kit/projection.ts";
 import type { IdentityContext } from "../context.ts";
+import { execute } from "../commands/append.ts";
+import { revokeDraft } from "../commands/issue-key.ts";
+
+/** A deleted inbox's ak_ keys stop working: revoked like any key (idempotent on redelivery). */
+async function revokeInboxKeys(ctx: IdentityContext, tenantId: string, workspaceId: string, inboxId: string) {
+  await execute(
+    ctx,
+    tenantId,
+    { actor: { type: "system", id: "inbox-deleted" }, requestId: `inbox-deleted:${inboxId}` },
+    async (tx) => {
+      const keys = await tx
+        .selectFrom("api_keys")
+        .selectAll()
+        .where("workspace_id", "=", workspaceId)
+        .where("inbox_id", "=", inboxId)
+        .where("revoked_at", "is", null)
+        .execute();
+      return keys.map((k) => revokeDraft(k, workspaceId, "revoked"));
+    },
+    async () => undefined,
+  );
+}
 
 export const COUNTERS = "identity-workspace-counters";
 
@@ -18,8 +40,9 @@ const DELTAS: Record<string, ["inbox_count" | "domain_count", number]> = {
 };
 
 /**
- * Workspace.inboxCount and domainCount, kept from the mailbox's events. They follow the
- * mailbox by a moment: the mailbox owns inboxes and domains, identity only counts them.
+ * Workspace.inboxCount and domainCount, kept from the mailbox's events, and the ak_ keys
+ * of deleted inboxes revoked. They follow the mailbox by a moment: the mailbox owns
+ * inboxes and domains, identity only counts them and owns their keys.
  */
 export function startWorkspaceCounters(ctx: IdentityContext, backbone: Backbone<any>) {
   return startProjection({
@@ -33,6 +56,7 @@ export function startWorkspaceCounters(ctx: IdentityContext, backbone: Backbone<
       if (!delta) return;
       const e = parseMailboxEvent(msg.json());
       const [column, by] = delta;
+      if (e.type === "InboxDeleted") await revokeInboxKeys(ctx, e.tenantId!, e.workspaceId!, e.data.inboxId);
       await applyConsumed(ctx.db, IDENTITY_CONTEXT, e, (tx) =>
         applyOnce(tx, COUNTERS, e, msg.seq, async () => {
           await tx
