@@ -58,7 +58,14 @@ export async function openDatabase<DB>(o: OpenDbOptions): Promise<Database<DB>> 
     provider: { getMigrations: async () => o.migrations },
     migrationTableSchema: o.schema,
   });
-  const { error, results } = await migrator.migrateToLatest();
+  // Kysely's migrator introspects every schema of the database; a schema dropped meanwhile by
+  // someone else (another service's tests, an operator) fails that scan, so it is retried.
+  let outcome = await migrator.migrateToLatest();
+  for (let i = 0; i < 5 && outcome.error && (outcome.error as { code?: string }).code === "3F000"; i++) {
+    await new Promise((r) => setTimeout(r, 100 * (i + 1)));
+    outcome = await migrator.migrateToLatest();
+  }
+  const { error, results } = outcome;
   for (const r of results ?? []) o.logger.info({ migration: r.migrationName, status: r.status }, "migration");
   if (error) {
     await db.destroy();
