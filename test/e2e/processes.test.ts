@@ -55,7 +55,8 @@ describe("service processes", () => {
 
     for (const p of running) p.child.kill("SIGTERM");
     const exits = await Promise.all(running.map((p) => p.exited));
-    expect(exits).toEqual(SERVICES.map(() => ({ code: 0, signal: null })));
+    const tails = SERVICES.map((n, i) => (exits[i]!.code === 0 ? "" : `${n}: ${procs.get(n)!.stdout().slice(-1500)} ${procs.get(n)!.stderr().slice(-500)}`)).join("\n");
+    expect(exits, tails).toEqual(SERVICES.map(() => ({ code: 0, signal: null })));
     for (const name of SERVICES) {
       const lines = procs.get(name)!.stdout().split("\n").filter((l) => l.startsWith("{"));
       expect(lines.map((l) => JSON.parse(l).msg)).toContain("stopped");

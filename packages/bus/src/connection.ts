@@ -44,7 +44,13 @@ async function watchStatus(nc: NatsConnection, logger: Logger) {
   }
 }
 
+/** Drains (lets in-flight replies go out), but never waits on it for more than a few seconds. */
 export async function closeBus(bus: Bus): Promise<void> {
   if (bus.nc.isClosed()) return;
-  await bus.nc.drain().catch(() => bus.nc.close());
+  const drained = bus.nc.drain().then(
+    () => true,
+    () => false,
+  );
+  const inTime = await Promise.race([drained, new Promise<boolean>((r) => setTimeout(() => r(false), 3_000).unref())]);
+  if (!inTime && !bus.nc.isClosed()) await bus.nc.close();
 }

@@ -126,7 +126,8 @@ export class DurableConsumer {
   async stop(): Promise<void> {
     this.stopped = true;
     this.current?.stop();
-    await this.loop?.catch(() => undefined);
-    await this.runner.idle();
+    // A pull in flight can keep the iterator open until it expires: don't wait for that.
+    await Promise.race([this.loop?.catch(() => undefined), delay(2_000)]);
+    await Promise.race([this.runner.idle(), delay(5_000)]);
   }
 }
