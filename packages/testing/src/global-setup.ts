@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import type { TestProject } from "vitest/node";
+import { testEnv } from "./config.ts";
 
 /**
  * Starts throwaway NATS (JetStream), Postgres and Redis containers only when the run was
@@ -7,9 +8,9 @@ import type { TestProject } from "vitest/node";
  * run, so this does nothing and tests use them.
  */
 export async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const given = ["NATS_URL", "DATABASE_URL", "REDIS_URL"].some((v) => process.env[v]);
-  const docker = process.env.DOCKER_HOST || existsSync("/var/run/docker.sock");
-  if (given || !docker || process.env.TEST_USE_LOCAL_SERVERS) return async () => undefined;
+  const given = !!(testEnv.NATS_URL || testEnv.DATABASE_URL || testEnv.REDIS_URL);
+  const docker = testEnv.DOCKER_HOST || existsSync("/var/run/docker.sock");
+  if (given || !docker || testEnv.TEST_USE_LOCAL_SERVERS) return async () => undefined;
 
   const { GenericContainer, Wait } = await import("testcontainers");
   const { PostgreSqlContainer } = await import("@testcontainers/postgresql");

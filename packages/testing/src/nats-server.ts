@@ -4,8 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "node:net";
 import { freePort } from "./processes.ts";
+import { testEnv } from "./config.ts";
 
-const BINARY = process.env.NATS_SERVER_BIN ?? "nats-server";
+const BINARY = testEnv.NATS_SERVER_BIN;
 
 /** A nats-server of the test's own (own port, own store directory) that it may kill -9 and restart. */
 export class PrivateNatsServer {

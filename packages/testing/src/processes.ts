@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
+import { testEnv } from "./config.ts";
 
 /** A port that was free a moment ago. */
 export function freePort(): Promise<number> {
@@ -23,7 +24,7 @@ export interface RunningProcess {
 /** Runs a service's main.ts as the operator would, in its own process. */
 export function runService(entry: string, env: Record<string, string>): RunningProcess {
   const child = spawn(process.execPath, ["--import", "tsx", entry], {
-    env: { PATH: process.env.PATH ?? "", ...env },
+    env: { PATH: testEnv.PATH, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

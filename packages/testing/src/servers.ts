@@ -1,5 +1,6 @@
 import { inject } from "vitest";
 import { LOCAL_DEFAULTS } from "@mam/runtime/config.ts";
+import { testEnv } from "./config.ts";
 
 export interface ServerUrls {
   NATS_URL: string;
@@ -25,8 +26,8 @@ export function serverUrls(): ServerUrls {
     provided = undefined;
   }
   return provided ?? {
-    NATS_URL: process.env.NATS_URL ?? LOCAL_DEFAULTS.NATS_URL,
-    DATABASE_URL: process.env.DATABASE_URL ?? LOCAL_DEFAULTS.DATABASE_URL,
-    REDIS_URL: process.env.REDIS_URL ?? LOCAL_DEFAULTS.REDIS_URL,
+    NATS_URL: testEnv.NATS_URL ?? LOCAL_DEFAULTS.NATS_URL,
+    DATABASE_URL: testEnv.DATABASE_URL ?? LOCAL_DEFAULTS.DATABASE_URL,
+    REDIS_URL: testEnv.REDIS_URL ?? LOCAL_DEFAULTS.REDIS_URL,
   };
 }

@@ -1,0 +1,12 @@
+/** The only place the test harness reads the environment: which servers, which binaries. */
+export const testEnv = {
+  NATS_URL: process.env.NATS_URL || undefined,
+  DATABASE_URL: process.env.DATABASE_URL || undefined,
+  REDIS_URL: process.env.REDIS_URL || undefined,
+  DOCKER_HOST: process.env.DOCKER_HOST || undefined,
+  /** Use the machine's servers even where a Docker engine exists. */
+  TEST_USE_LOCAL_SERVERS: !!process.env.TEST_USE_LOCAL_SERVERS,
+  NATS_SERVER_BIN: process.env.NATS_SERVER_BIN || "nats-server",
+  /** Child processes get PATH and nothing else from us. */
+  PATH: process.env.PATH ?? "",
+} as const;
