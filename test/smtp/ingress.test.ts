@@ -32,7 +32,7 @@ describe("SMTP ingress", () => {
     s = new Stack({
       logLevel: "warn",
       smtp: true,
-      smtpEnv: { SMTP_MAX_MESSAGE_BYTES: String(MAX), SMTP_MAX_RECIPIENTS: "5", SMTP_MAX_CLIENTS_PER_IP: "6" },
+      smtpEnv: { SMTP_MAX_MESSAGE_BYTES: String(MAX), SMTP_MAX_RECIPIENTS: "5", SMTP_MAX_CLIENTS_PER_IP: "6", INGEST_INLINE_BYTES: "50000" },
       mailboxEnv: { DNS_SERVERS: resolver },
     });
     await s.start();
@@ -263,5 +263,14 @@ describe("SMTP ingress", () => {
     expect((await extra.reply())[0]).toMatch(/^421 4\.7\.0/);
     extra.close();
     for (const c of open) c.close();
+  });
+
+  it("a message larger than one NATS message travels through the object store, intact", async () => {
+    const big = Buffer.from(Array.from({ length: 120_000 }, (_, i) => (i * 7) % 251));
+    await client().sendMail({ from: "big@example.com", to: b.email, subject: "Large", text: "see attachment", attachments: [{ filename: "big.bin", content: big }] });
+    await waitFor(async () => (await inbound(b)).some((m) => m.subject === "Large"), { timeoutMs: 15_000, what: "the large message" });
+    const m = (await inbound(b)).find((x) => x.subject === "Large")!;
+    const att = await fetch(`http://127.0.0.1:${s.gateways[0]!.port}/v1/inboxes/${b.id}/messages/${m.id}/attachments/${m.attachments[0]!.id}`, { headers: { "x-api-key": b.apiKey } });
+    expect(Buffer.from(await att.arrayBuffer()).equals(big)).toBe(true);
   });
 });
