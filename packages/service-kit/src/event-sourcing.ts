@@ -125,7 +125,7 @@ export function commandExecutor<DB, E extends { type: string; schemaVersion: num
       await lockTenant(tx, o.context, tenantId);
       const drafts = await decide(tx);
       let causationId: string | null = null;
-      for (const d of drafts) {
+      const envelopes = drafts.map((d) => {
         const envelope = {
           id: ctx.newId(),
           type: d.event.type,
@@ -141,13 +141,16 @@ export function commandExecutor<DB, E extends { type: string; schemaVersion: num
           actor: meta.actor,
           data: d.event.data,
         } as EventEnvelope<E["data"]> & E;
-        const ack = await appendEvent(ctx.bus, envelope).catch((err: unknown) => {
-          ctx.logger.error({ err, type: envelope.type }, "could not append event");
-          throw new AppError("UNAVAILABLE", "The event store is unavailable; retry shortly");
-        });
-        await o.apply(tx, envelope, ack.seq);
         causationId = envelope.id;
-      }
+        return envelope;
+      });
+      // Published together on one connection: the stream keeps their order, and a command
+      // of many events waits for one round of acknowledgements, not one per event.
+      const acks = await Promise.all(envelopes.map((e) => appendEvent(ctx.bus, e))).catch((err: unknown) => {
+        ctx.logger.error({ err, types: envelopes.map((e) => e.type) }, "could not append events");
+        throw new AppError("UNAVAILABLE", "The event store is unavailable; retry shortly");
+      });
+      for (const [i, envelope] of envelopes.entries()) await o.apply(tx, envelope, acks[i]!.seq);
       return read(tx);
     });
   };

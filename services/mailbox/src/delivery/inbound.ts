@@ -13,7 +13,7 @@ import { makeResolver } from "../dns/verify.ts";
 import { sha256 } from "../store/blobs.ts";
 import { readDeliveryReport, recordBounce } from "./bounces.ts";
 import { derivedId } from "./ids.ts";
-import { receiveInto } from "./receive.ts";
+import { Filer } from "./receive.ts";
 
 export const INGEST_DURABLE = "mailbox-ingest";
 
@@ -26,6 +26,7 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
   const stream = await ensureIngestStream(backbone.bus);
   let bucket: Promise<ObjectStore> | undefined;
   const resolver = makeResolver(ctx.cfg.DNS_SERVERS);
+  const filer = new Filer(ctx);
   return new DurableConsumer({
     bus: backbone.bus,
     stream,
@@ -33,7 +34,9 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
     filterSubject: ingestSubject(backbone.bus.prefix),
     logger: ctx.logger,
     isPoison: (err) => err instanceof ZodError || err instanceof SyntaxError,
-    keyOf: (msg) => String(msg.seq % 16),
+    // Many messages in flight, so that filings of one tenant group into one commit.
+    keyOf: (msg) => String(msg.seq % 64),
+    concurrency: 64,
     // A mailbox that dies mid-message hands it to another replica (or its restart) soon.
     ackWaitMs: 10_000,
     handle: async (msg) => {
@@ -77,7 +80,7 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
       for (const r of meta.recipients) {
         if (seen.has(r.inboxId)) continue;
         seen.add(r.inboxId);
-        await receiveInto(ctx, { tenant_id: r.tenantId, workspace_id: r.workspaceId, inbox_id: r.inboxId }, facts, parts, {
+        await filer.file({ tenant_id: r.tenantId, workspace_id: r.workspaceId, inbox_id: r.inboxId }, facts, parts, {
           dedupeParts: ["smtp", meta.dedupeKey],
           sourceMessageId: null,
           authentication,

@@ -6,7 +6,7 @@ import type { Backbone } from "@mam/service-kit/backbone.ts";
 import type { MailboxContext } from "../context.ts";
 import { execute, type CommandMeta } from "../commands/execute.ts";
 import { getBlobs } from "../store/blobs.ts";
-import { receiveInto, type Target } from "./receive.ts";
+import { Filer, type Target } from "./receive.ts";
 import { TransientDeliveryError, type Outbound } from "./outbound.ts";
 
 export const DELIVERY_DURABLE = "mailbox-delivery";
@@ -15,12 +15,12 @@ const SYSTEM: CommandMeta = { actor: { type: "system", id: "delivery" }, request
 type Sent = Extract<MailboxEnvelope, { type: "MessageSent" }>;
 
 /** A copy for an inbox of this platform, with no SMTP round trip. */
-async function deliverLocally(ctx: MailboxContext, e: Sent, target: Target) {
+async function deliverLocally(ctx: MailboxContext, filer: Filer, e: Sent, target: Target) {
   const f = e.data;
   const hashes = [f.rawHash, f.plainHash, f.htmlHash, ...f.attachments.map((a) => a.hash)].filter((h): h is string => !!h);
   const blobs = await getBlobs(ctx.db, e.workspaceId!, hashes);
   const { messageId: _m, inboxId: _i, threadId: _t, ...facts } = f;
-  await receiveInto(ctx, target, facts, [...blobs.values()], { dedupeParts: ["local", f.messageId], sourceMessageId: f.messageId });
+  await filer.file(target, facts, [...blobs.values()], { dedupeParts: ["local", f.messageId], sourceMessageId: f.messageId });
 }
 
 async function record(ctx: MailboxContext, e: Sent, type: "MessageDelivered" | "MessageBounced", data: object) {
@@ -42,7 +42,7 @@ async function record(ctx: MailboxContext, e: Sent, type: "MessageDelivered" | "
 }
 
 /** Delivers each sent message: locally where the address is ours, through Outbound elsewhere. */
-async function deliver(ctx: MailboxContext, outbound: Outbound, e: Sent, attempt: number): Promise<void> {
+async function deliver(ctx: MailboxContext, filer: Filer, outbound: Outbound, e: Sent, attempt: number): Promise<void> {
   const f = e.data;
   const mine = await ctx.db.selectFrom("messages").select(["status"]).where("workspace_id", "=", e.workspaceId!).where("message_id", "=", f.messageId).executeTakeFirst();
   // Not committed yet by the command that sent it: throwing makes the consumer try again shortly.
@@ -52,7 +52,7 @@ async function deliver(ctx: MailboxContext, outbound: Outbound, e: Sent, attempt
   const recipients = [...new Set([...f.to, ...f.cc, ...f.bcc])];
   const claims = await ctx.db.selectFrom("address_claims").selectAll().where("address", "in", recipients).execute();
   const local = new Map(claims.map((c) => [c.inbox_id, c]));
-  for (const target of local.values()) await deliverLocally(ctx, e, target);
+  await Promise.all([...local.values()].map((target) => deliverLocally(ctx, filer, e, target)));
 
   const external = recipients.filter((r) => !claims.some((c) => c.address === r));
   const delivered = claims.map((c) => c.address);
@@ -75,6 +75,7 @@ async function deliver(ctx: MailboxContext, outbound: Outbound, e: Sent, attempt
 }
 
 export function deliveryWorker(ctx: MailboxContext, backbone: Backbone<any>, outbound: Outbound): DurableConsumer {
+  const filer = new Filer(ctx);
   return new DurableConsumer({
     bus: backbone.bus,
     stream: backbone.stream,
@@ -85,7 +86,7 @@ export function deliveryWorker(ctx: MailboxContext, backbone: Backbone<any>, out
     handle: async (msg) => {
       if (!msg.subject.endsWith(".MessageSent")) return;
       const e = parseMailboxEvent(msg.json());
-      if (e.type === "MessageSent") await deliver(ctx, outbound, e, msg.info.deliveryCount);
+      if (e.type === "MessageSent") await deliver(ctx, filer, outbound, e, msg.info.deliveryCount);
     },
   });
 }
