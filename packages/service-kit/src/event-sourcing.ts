@@ -12,18 +12,19 @@ export const NO_WORKSPACE = "00000000-0000-0000-0000-000000000000";
 /** The two bookkeeping tables every projecting service has in its schema. */
 export interface ProjectionTables {
   applied_events: { workspace_id: string; event_id: string; stream_seq: number };
-  projection_checkpoint: { projection: string; stream_seq: number; updated_at: Date | string };
+  projection_checkpoint: { projection: string; tenant_key: string; stream_seq: number; updated_at: Date | string };
 }
 
 /**
  * Runs `evolve` for an event unless this projection already applied it, recording the
- * event id and advancing the checkpoint in the caller's transaction, so data, dedupe
- * record and checkpoint commit together.
+ * event id and advancing the checkpoint (one row per tenant, so tenants never wait on
+ * each other's row) in the caller's transaction: data, dedupe record and checkpoint
+ * commit together.
  */
 export async function applyOnce(
   db: Kysely<any>,
   projection: string,
-  e: Pick<EventEnvelope, "id" | "workspaceId">,
+  e: Pick<EventEnvelope, "id" | "workspaceId" | "tenantId">,
   streamSeq: number,
   evolve: () => Promise<void>,
 ): Promise<boolean> {
@@ -37,9 +38,9 @@ export async function applyOnce(
   await evolve();
   await tx
     .insertInto("projection_checkpoint")
-    .values({ projection, stream_seq: streamSeq, updated_at: new Date() })
+    .values({ projection, tenant_key: e.tenantId ?? "_", stream_seq: streamSeq, updated_at: new Date() })
     .onConflict((oc) =>
-      oc.column("projection").doUpdateSet({
+      oc.columns(["projection", "tenant_key"]).doUpdateSet({
         stream_seq: sql`greatest(projection_checkpoint.stream_seq, excluded.stream_seq)`,
         updated_at: sql`excluded.updated_at`,
       }),
@@ -51,10 +52,10 @@ export async function applyOnce(
 export async function checkpointOf(db: Kysely<any>, projection: string): Promise<number | undefined> {
   const row = await (db as Kysely<ProjectionTables>)
     .selectFrom("projection_checkpoint")
-    .select("stream_seq")
+    .select((eb) => eb.fn.max("stream_seq").as("seq"))
     .where("projection", "=", projection)
     .executeTakeFirst();
-  return row?.stream_seq;
+  return row?.seq === null || row?.seq === undefined ? undefined : Number(row.seq);
 }
 
 /**

@@ -35,7 +35,7 @@ export class SmtpIngressService implements Service {
     await ensureIngestStream(b.bus);
     this.directory = new Directory(b.bus, b.stream, this.logger);
     await this.directory.start();
-    await waitFor(() => this.directory!.ready, { timeoutMs: 5 * 60_000, intervalMs: 20, what: "address directory" });
+    await waitFor(() => this.directory!.checkCaughtUp(), { timeoutMs: 5 * 60_000, intervalMs: 20, what: "address directory" });
     const hostname = this.cfg.SMTP_HOSTNAME ?? `mx.${this.cfg.MAIL_DOMAIN}`;
     const tls = await tlsMaterial({ cert: this.cfg.SMTP_TLS_CERT, key: this.cfg.SMTP_TLS_KEY, file: this.cfg.SMTP_TLS_FILE, hostname });
     const store = () => (this.store ??= new Objm(b.bus.nc).create(ingestBucketName(b.bus.prefix)));

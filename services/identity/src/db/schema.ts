@@ -39,6 +39,7 @@ export interface AppliedEventsTable {
   stream_seq: number;
 }
 export interface CheckpointTable {
+  tenant_key: string;
   projection: string;
   stream_seq: number;
   updated_at: Timestamp;

@@ -1,4 +1,4 @@
-import type { ConsumerMessages } from "@nats-io/jetstream";
+import type { Consumer, ConsumerMessages } from "@nats-io/jetstream";
 import type { Bus } from "@mam/bus/connection.ts";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent } from "@mam/contracts/mailbox-events.ts";
@@ -17,7 +17,9 @@ export interface Mailbox {
 export class Directory {
   private readonly byAddress = new Map<string, Mailbox>();
   private messages?: ConsumerMessages;
+  private consumer?: Consumer;
   private caughtUp = false;
+  private processed = 0;
 
   constructor(
     private readonly bus: Bus,
@@ -37,10 +39,20 @@ export class Directory {
     return this.caughtUp;
   }
 
+  /**
+   * Caught up once the server has nothing left for us and everything it delivered has been
+   * applied (an ordered consumer exists only once consuming, so this is asked after that).
+   */
+  async checkCaughtUp(): Promise<boolean> {
+    if (this.caughtUp || !this.consumer) return this.caughtUp;
+    const info = await this.consumer.info(false).catch(() => undefined);
+    if (info && info.num_pending === 0 && this.processed >= info.delivered.consumer_seq) this.caughtUp = true;
+    return this.caughtUp;
+  }
+
   async start(): Promise<void> {
     const consumer = await this.bus.js.consumers.get(this.stream, { filter_subjects: contextEventsFilter(this.bus.prefix, MAILBOX_CONTEXT) });
-    const info = await consumer.info();
-    if (info.num_pending === 0) this.caughtUp = true;
+    this.consumer = consumer;
     this.messages = await consumer.consume();
     void (async () => {
       for await (const m of this.messages!) {
@@ -49,6 +61,7 @@ export class Directory {
         } catch (err) {
           this.logger.warn({ err, seq: m.seq }, "directory: unreadable event");
         }
+        this.processed++;
         if (m.info.pending === 0) this.caughtUp = true;
       }
     })();

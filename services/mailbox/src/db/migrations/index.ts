@@ -5,6 +5,7 @@ import * as domains from "./2026-11-27T0300-domains.ts";
 import * as messages from "./2026-11-27T0400-messages.ts";
 import * as drafts from "./2026-11-27T0500-drafts.ts";
 import * as authentication from "./2026-11-27T0600-authentication.ts";
+import * as checkpointPerTenant from "./2026-11-27T0700-checkpoint-per-tenant.ts";
 
 /** Every migration, by name; names sort in the order they must run. */
 export const migrations: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   "2026-11-27T0400-messages": messages,
   "2026-11-27T0500-drafts": drafts,
   "2026-11-27T0600-authentication": authentication,
+  "2026-11-27T0700-checkpoint-per-tenant": checkpointPerTenant,
 };
