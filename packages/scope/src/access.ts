@@ -11,5 +11,3 @@ export function seesWorkspace(c: ScopeClaims, at: Placement): boolean {
   if (c.kind === "super_admin" || c.tenantId !== at.tenantId) return false;
   return c.workspaces === "*" || c.workspaces.includes(at.workspaceId);
 }
-
-export const isTenantKey = (c: ScopeClaims) => c.kind === "tenant" && c.tenantId !== null;
