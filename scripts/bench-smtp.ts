@@ -3,13 +3,16 @@
  * all services running (mailbox and smtp-ingress as their own processes). Prints
  * messages/s, p50/p99 time-to-250 and time-until-visible-through-the-API; in the same run
  * a bare smtp-server that writes and fsyncs each message before its 250, as the baseline.
- * Env: BENCH_N (2000), BENCH_SIZE (4096), BENCH_K (10). Prints figures; asserts nothing.
+ * Env: BENCH_N (2000), BENCH_SIZE (4096), BENCH_K (10 connections), BENCH_PROCS (2 load
+ * processes), BENCH_PROFILE (a folder for CPU profiles of the services). Prints figures;
+ * asserts nothing.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, openSync, writeSync, fsyncSync, closeSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import nodemailer from "nodemailer";
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
 import { SMTPServer } from "smtp-server";
 import { loadConfig as gatewayConfig } from "@mam/gateway/config.ts";
 import { GatewayService } from "@mam/gateway/service.ts";
@@ -25,30 +28,42 @@ import { freePort, runService } from "@mam/testing/processes.ts";
 const N = Number(process.env.BENCH_N ?? 2000);
 const SIZE = Number(process.env.BENCH_SIZE ?? 4096);
 const K = Number(process.env.BENCH_K ?? 10);
+const P = Number(process.env.BENCH_PROCS ?? 2);
 
 const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? NaN;
-const body = (i: number) => `Message ${i}\r\n${"x".repeat(Math.max(0, SIZE - 300))}`;
 
-/** Sends N messages over K pooled connections; returns per-message send times and time-to-250. */
+/**
+ * Sends N messages over K connections from P load processes (scripts/smtp-load.ts), started
+ * together once every connection is open; returns per-message send times and time-to-250.
+ */
 async function blast(port: number, to: string) {
-  const transport = nodemailer.createTransport({ host: "127.0.0.1", port, secure: false, ignoreTLS: true, pool: true, maxConnections: K, maxMessages: Infinity });
-  const sentAt: number[] = [];
-  const to250: number[] = [];
-  const started = performance.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: K * 4 }, async () => {
-      for (let i = next++; i < N; i = next++) {
-        const t = performance.now();
-        sentAt[i] = t;
-        await transport.sendMail({ from: "bench@example.com", to, subject: `bench ${i}`, text: body(i), messageId: `<bench-${i}-${randomBytes(4).toString("hex")}@example.com>` });
-        to250[i] = performance.now() - t;
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  transport.close();
-  return { sentAt, to250, perSecond: N / seconds };
+  const procs = Math.min(P, K);
+  const children = Array.from({ length: procs }, (_, p) => {
+    const conns = Math.floor(K / procs) + (p < K % procs ? 1 : 0);
+    const count = Math.floor(N / procs) + (p < N % procs ? 1 : 0);
+    const job = { port, to, from: "bench@bench.example", count, conns, size: SIZE, offset: p * 1_000_000 };
+    const child = spawn(process.execPath, ["--import", "tsx", "scripts/smtp-load.ts", JSON.stringify(job)], { stdio: ["pipe", "pipe", "inherit"] });
+    const lines = createInterface({ input: child.stdout! });
+    const ready = new Promise<void>((res, rej) => {
+      lines.once("line", (l) => (l === "ready" ? res() : rej(new Error(`load process: ${l}`))));
+      child.once("close", (code) => rej(new Error(`load process exited with ${code}`)));
+    });
+    const result = new Promise<{ started: number; finished: number; sentAt: number[]; to250: number[] }>((res, rej) => {
+      lines.on("line", (l) => l.startsWith("{") && res(JSON.parse(l)));
+      child.once("close", (code) => rej(new Error(`load process exited with ${code}`)));
+    });
+    return { child, ready, result };
+  });
+  await Promise.all(children.map((c) => c.ready));
+  for (const c of children) c.child.stdin!.write("go\n");
+  const results = await Promise.all(children.map((c) => c.result));
+  const started = Math.min(...results.map((r) => r.started));
+  const finished = Math.max(...results.map((r) => r.finished));
+  return {
+    sentAt: results.flatMap((r) => r.sentAt),
+    to250: results.flatMap((r) => r.to250),
+    perSecond: N / ((finished - started) / 1000),
+  };
 }
 
 async function bareBaseline(): Promise<{ perSecond: number; to250: number[] }> {
@@ -109,7 +124,10 @@ try {
       SMTP_TLS_FILE: `/tmp/${iso.tag}-bench-tls.json`,
       SMTP_MAX_CLIENTS_PER_IP: String(K * 2),
       DNS_SERVERS: resolver,
-    });
+    },
+      // BENCH_PROFILE=<dir>: each service writes a V8 CPU profile there when it stops.
+      process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
+    );
     children.push(p);
     await waitFor(async () => (await fetch(`http://127.0.0.1:${health}/readyz`).then((r) => r.status, () => 0)) === 200, { timeoutMs: 60_000, intervalMs: 100 });
   }
@@ -124,7 +142,7 @@ try {
     while (polling) {
       const r = await api("GET", `/v1/inboxes/${inbox.id}/messages?limit=1`, { key: inbox.apiKey });
       const total = r.body?.pagination?.total ?? 0;
-      const now = performance.now();
+      const now = performance.timeOrigin + performance.now();
       while (visibleAt.length < total) visibleAt.push(now);
       if (visibleAt.length >= N) break;
       await new Promise((res) => setTimeout(res, 20));

@@ -5,6 +5,7 @@ import type { Actor, EventEnvelope } from "@mam/contracts/envelope.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import type { Clock, IdGen } from "@mam/runtime/ids.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
+import type { RecentlyApplied } from "./recent.ts";
 
 /** Rows that belong to no workspace (tenant- and operator-level facts) are filed under the nil UUID. */
 export const NO_WORKSPACE = "00000000-0000-0000-0000-000000000000";
@@ -28,17 +29,46 @@ export async function applyOnce(
   streamSeq: number,
   evolve: () => Promise<void>,
 ): Promise<boolean> {
+  const fresh = await applyOnceMany(db, projection, [{ e, seq: streamSeq }], () => evolve());
+  return fresh.length === 1;
+}
+
+export interface Sequenced<E> {
+  e: E;
+  /** The event's sequence number in the stream. */
+  seq: number;
+}
+
+/**
+ * `applyOnce` for a batch, in a constant number of statements: one insert records the
+ * event ids and tells which are new, `evolve` applies those (in stream order), and one
+ * upsert advances each tenant's checkpoint. Resolves with the events that were new.
+ */
+export async function applyOnceMany<E extends Pick<EventEnvelope, "id" | "workspaceId" | "tenantId">>(
+  db: Kysely<any>,
+  projection: string,
+  items: Sequenced<E>[],
+  evolve: (fresh: Sequenced<E>[]) => Promise<void>,
+): Promise<Sequenced<E>[]> {
+  if (!items.length) return [];
   const tx = db as Kysely<ProjectionTables>;
   const inserted = await tx
     .insertInto("applied_events")
-    .values({ workspace_id: e.workspaceId ?? NO_WORKSPACE, event_id: e.id, stream_seq: streamSeq })
+    .values(items.map(({ e, seq }) => ({ workspace_id: e.workspaceId ?? NO_WORKSPACE, event_id: e.id, stream_seq: seq })))
     .onConflict((oc) => oc.doNothing())
-    .executeTakeFirst();
-  if (!inserted.numInsertedOrUpdatedRows) return false;
-  await evolve();
+    .returning("event_id")
+    .execute();
+  const isNew = new Set(inserted.map((r) => r.event_id));
+  const fresh = items.filter(({ e }) => isNew.delete(e.id));
+  if (!fresh.length) return fresh;
+  await evolve(fresh);
+  // One row per tenant in the statement: an upsert may not touch the same row twice.
+  const last = new Map<string, number>();
+  for (const { e, seq } of fresh) last.set(e.tenantId ?? "_", Math.max(seq, last.get(e.tenantId ?? "_") ?? 0));
+  const now = new Date();
   await tx
     .insertInto("projection_checkpoint")
-    .values({ projection, tenant_key: e.tenantId ?? "_", stream_seq: streamSeq, updated_at: new Date() })
+    .values([...last].map(([tenant_key, stream_seq]) => ({ projection, tenant_key, stream_seq, updated_at: now })))
     .onConflict((oc) =>
       oc.columns(["projection", "tenant_key"]).doUpdateSet({
         stream_seq: sql`greatest(projection_checkpoint.stream_seq, excluded.stream_seq)`,
@@ -46,7 +76,18 @@ export async function applyOnce(
       }),
     )
     .execute();
-  return true;
+  return fresh;
+}
+
+/** Whether this service has applied the event already (its dedupe row is committed). */
+export async function wasApplied(db: Kysely<any>, e: Pick<EventEnvelope, "id" | "workspaceId">): Promise<boolean> {
+  const row = await (db as Kysely<ProjectionTables>)
+    .selectFrom("applied_events")
+    .select("event_id")
+    .where("workspace_id", "=", e.workspaceId ?? NO_WORKSPACE)
+    .where("event_id", "=", e.id)
+    .executeTakeFirst();
+  return !!row;
 }
 
 export async function checkpointOf(db: Kysely<any>, projection: string): Promise<number | undefined> {
@@ -68,13 +109,18 @@ export async function lockTenant(tx: Kysely<any>, context: string, tenantId: str
   await sql`select pg_advisory_xact_lock(hashtextextended(${`${context}:${tenantId ?? "operator"}`}, 0))`.execute(tx);
 }
 
-/** Applies a consumed event under its tenant's lock. */
-export function applyConsumed<DB>(
+/**
+ * Applies a consumed event under its tenant's lock. Most events reach their consumer
+ * after the command that appended them applied them inline: one read without a lock
+ * settles those, so the consumer does not queue on the lock behind the tenant's commands.
+ */
+export async function applyConsumed<DB>(
   db: Kysely<DB>,
   context: string,
-  e: Pick<EventEnvelope, "tenantId">,
+  e: Pick<EventEnvelope, "id" | "workspaceId" | "tenantId">,
   apply: (tx: Kysely<DB>) => Promise<unknown>,
 ): Promise<unknown> {
+  if (await wasApplied(db, e)) return false;
   return db.transaction().execute(async (tx) => {
     await lockTenant(tx, context, e.tenantId);
     return apply(tx);
@@ -100,6 +146,8 @@ export interface CommandContext<DB> {
   logger: Logger;
   clock: Clock;
   newId: IdGen;
+  /** Events this process applied inline, for its consumer to skip without a query. */
+  recent?: RecentlyApplied;
 }
 
 /**
@@ -112,7 +160,8 @@ export interface CommandContext<DB> {
  */
 export function commandExecutor<DB, E extends { type: string; schemaVersion: number; data: unknown }>(o: {
   context: string;
-  apply: (tx: Kysely<DB>, e: EventEnvelope<E["data"]> & E, streamSeq: number) => Promise<unknown>;
+  /** Applies a command's events, in order, to the read model in the command's transaction. */
+  apply: (tx: Kysely<DB>, events: Sequenced<EventEnvelope<E["data"]> & E>[]) => Promise<unknown>;
 }) {
   return async function execute<T>(
     ctx: CommandContext<DB>,
@@ -122,7 +171,8 @@ export function commandExecutor<DB, E extends { type: string; schemaVersion: num
     decide: (tx: Kysely<DB>) => Promise<EventDraft<E>[]>,
     read: (tx: Kysely<DB>) => Promise<T>,
   ): Promise<T> {
-    return ctx.db.transaction().execute(async (tx) => {
+    let committed: string[] = [];
+    const result = await ctx.db.transaction().execute(async (tx) => {
       await lockTenant(tx, o.context, tenantId);
       const drafts = await decide(tx);
       let causationId: string | null = null;
@@ -151,8 +201,11 @@ export function commandExecutor<DB, E extends { type: string; schemaVersion: num
         ctx.logger.error({ err, types: envelopes.map((e) => e.type) }, "could not append events");
         throw new AppError("UNAVAILABLE", "The event store is unavailable; retry shortly");
       });
-      for (const [i, envelope] of envelopes.entries()) await o.apply(tx, envelope, acks[i]!.seq);
+      await o.apply(tx, envelopes.map((e, i) => ({ e, seq: acks[i]!.seq })));
+      committed = envelopes.map((e) => e.id);
       return read(tx);
     });
+    ctx.recent?.add(committed);
+    return result;
   };
 }

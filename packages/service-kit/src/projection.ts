@@ -3,6 +3,7 @@ import { DurableConsumer } from "@mam/bus/consumer.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import type { Backbone } from "./backbone.ts";
 import { checkpointOf } from "./event-sourcing.ts";
+import type { RecentlyApplied } from "./recent.ts";
 
 export interface ProjectionOptions {
   backbone: Backbone<any>;
@@ -11,6 +12,8 @@ export interface ProjectionOptions {
   filterSubject: string;
   handle: (msg: JsMsg) => Promise<void>;
   isPoison?: (err: unknown) => boolean;
+  /** Events this process already applied inline: acknowledged without being handled. */
+  recent?: RecentlyApplied;
 }
 
 /**
@@ -29,7 +32,8 @@ export async function startProjection(o: ProjectionOptions): Promise<DurableCons
     durable: o.projection,
     filterSubject: o.filterSubject,
     logger: b.logger,
-    handle: o.handle,
+    // The event id is the message's Nats-Msg-Id (see appendEvent).
+    handle: o.recent ? (msg) => (o.recent!.take(msg.headers?.get("Nats-Msg-Id")) ? Promise.resolve() : o.handle(msg)) : o.handle,
     isPoison: o.isPoison,
   });
   await consumer.start();

@@ -16,6 +16,10 @@ const chunks = (s: string) => (s.match(/[\s\S]{1,255}/g) ?? [""]).map((c) => Buf
  */
 export class TestDnsServer {
   readonly zones = new Map<string, Zone>();
+  /** Every question asked, as "TYPE name", in order. */
+  readonly asked: string[] = [];
+  /** Names answered with SERVFAIL, as a broken upstream would. */
+  readonly failing = new Set<string>();
   private udp?: Socket;
   private tcp?: Server;
   port = 0;
@@ -29,13 +33,14 @@ export class TestDnsServer {
     const question = q.questions?.[0];
     const name = question?.name.toLowerCase() ?? "";
     const zone = this.zones.get(name);
+    this.asked.push(`${question?.type} ${name}`);
     const answers: dnsPacket.Answer[] = [];
     if (zone && question?.type === "MX") for (const mx of zone.MX ?? []) answers.push({ type: "MX", name, ttl: 60, data: { exchange: mx.exchange, preference: mx.priority } });
     if (zone && question?.type === "TXT") for (const t of zone.TXT ?? []) answers.push({ type: "TXT", name, ttl: 60, data: chunks(t) });
     return dnsPacket.encode({
       id: q.id,
       type: "response",
-      flags: dnsPacket.AUTHORITATIVE_ANSWER | (zone ? 0 : 3), // rcode 3: NXDOMAIN
+      flags: dnsPacket.AUTHORITATIVE_ANSWER | (this.failing.has(name) ? 2 : zone ? 0 : 3), // rcode 2: SERVFAIL, 3: NXDOMAIN
       questions: q.questions,
       answers,
     });

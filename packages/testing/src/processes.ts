@@ -22,8 +22,8 @@ export interface RunningProcess {
 }
 
 /** Runs a service's main.ts as the operator would, in its own process. */
-export function runService(entry: string, env: Record<string, string>): RunningProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", entry], {
+export function runService(entry: string, env: Record<string, string>, nodeArgs: string[] = []): RunningProcess {
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", entry], {
     env: { PATH: testEnv.PATH, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

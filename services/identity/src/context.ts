@@ -1,3 +1,4 @@
+import type { RecentlyApplied } from "@mam/service-kit/recent.ts";
 import type { Kysely } from "kysely";
 import type { Bus } from "@mam/bus/connection.ts";
 import type { Clock, IdGen } from "@mam/runtime/ids.ts";
@@ -11,4 +12,6 @@ export interface IdentityContext {
   logger: Logger;
   clock: Clock;
   newId: IdGen;
+  /** Events this process applied inline, for its consumer to skip without a query. */
+  recent?: RecentlyApplied;
 }

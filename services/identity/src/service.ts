@@ -1,6 +1,7 @@
 import type { DurableConsumer } from "@mam/bus/consumer.ts";
 import { RpcServer } from "@mam/bus/rpc.ts";
 import { systemClock, uuidv7, type Clock, type IdGen } from "@mam/runtime/ids.ts";
+import { RecentlyApplied } from "@mam/service-kit/recent.ts";
 import type { Service } from "@mam/runtime/lifecycle.ts";
 import { createLogger, type Logger } from "@mam/runtime/logger.ts";
 import { Backbone } from "@mam/service-kit/backbone.ts";
@@ -52,6 +53,7 @@ export class IdentityService implements Service {
       logger: this.logger,
       clock: this.opts.clock ?? systemClock,
       newId: this.opts.newId ?? (() => uuidv7()),
+      recent: new RecentlyApplied(),
     };
     this.consumer = await startIdentityProjection(ctx, b);
     this.counters = await startWorkspaceCounters(ctx, b);

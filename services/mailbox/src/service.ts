@@ -1,6 +1,7 @@
 import type { DurableConsumer } from "@mam/bus/consumer.ts";
 import { RpcServer } from "@mam/bus/rpc.ts";
 import { systemClock, uuidv7, type Clock, type IdGen } from "@mam/runtime/ids.ts";
+import { RecentlyApplied } from "@mam/service-kit/recent.ts";
 import type { Service } from "@mam/runtime/lifecycle.ts";
 import { createLogger, type Logger } from "@mam/runtime/logger.ts";
 import { Backbone } from "@mam/service-kit/backbone.ts";
@@ -57,6 +58,7 @@ export class MailboxService implements Service {
       logger: this.logger,
       clock: this.opts.clock ?? systemClock,
       newId: this.opts.newId ?? (() => uuidv7()),
+      recent: new RecentlyApplied(),
     };
     this.consumer = await startMailboxProjection(ctx, b);
     await ensurePlatformKey(ctx.db, this.cfg.DKIM_SELECTOR, ctx.clock());

@@ -16,6 +16,7 @@ export function startIdentityProjection(ctx: IdentityContext, backbone: Backbone
     projection: PROJECTION,
     filterSubject: contextEventsFilter(ctx.bus.prefix, IDENTITY_CONTEXT),
     isPoison: (err) => err instanceof ZodError,
+    recent: ctx.recent,
     handle: async (msg) => {
       const event = parseIdentityEvent(msg.json());
       await applyConsumed(ctx.db, IDENTITY_CONTEXT, event, (tx) => applyIdentityEvent(tx, event, msg.seq));

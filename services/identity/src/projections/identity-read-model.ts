@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { applyOnce } from "@mam/service-kit/event-sourcing.ts";
+import { applyOnce, applyOnceMany, type Sequenced } from "@mam/service-kit/event-sourcing.ts";
 import type { IdentityEnvelope } from "@mam/contracts/identity-events.ts";
 import { NO_WORKSPACE, type IdentityDb } from "../db/schema.ts";
 
@@ -12,6 +12,13 @@ export const PROJECTION = "identity-read-model";
  */
 export function applyIdentityEvent(tx: Kysely<IdentityDb>, e: IdentityEnvelope, streamSeq: number): Promise<boolean> {
   return applyOnce(tx, PROJECTION, e, streamSeq, () => evolve(tx, e));
+}
+
+/** A command's events, in order, each once. */
+export async function applyIdentityEvents(tx: Kysely<IdentityDb>, events: Sequenced<IdentityEnvelope>[]): Promise<void> {
+  await applyOnceMany(tx, PROJECTION, events, async (fresh) => {
+    for (const { e } of fresh) await evolve(tx, e);
+  });
 }
 
 async function evolve(tx: Kysely<IdentityDb>, e: IdentityEnvelope): Promise<void> {

@@ -9,6 +9,7 @@ import type { MailboxContext } from "../context.ts";
 import { previewOf } from "../mime/compose.ts";
 import { authVerdicts } from "../mime/authenticate.ts";
 import { parseMail } from "../mime/parse.ts";
+import { cachedLookup } from "../dns/cache.ts";
 import { makeResolver } from "../dns/verify.ts";
 import { sha256 } from "../store/blobs.ts";
 import { readDeliveryReport, recordBounce } from "./bounces.ts";
@@ -25,7 +26,7 @@ export const openIngestBucket = (backbone: Backbone<any>): Promise<ObjectStore> 
 export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>): Promise<DurableConsumer> {
   const stream = await ensureIngestStream(backbone.bus);
   let bucket: Promise<ObjectStore> | undefined;
-  const resolver = makeResolver(ctx.cfg.DNS_SERVERS);
+  const lookup = cachedLookup(makeResolver(ctx.cfg.DNS_SERVERS));
   const filer = new Filer(ctx);
   return new DurableConsumer({
     bus: backbone.bus,
@@ -49,7 +50,7 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
       }
       const [p, authentication] = await Promise.all([
         parseMail(raw, meta.mailFrom),
-        authVerdicts(raw, { ip: meta.remoteAddress, helo: meta.helo, sender: meta.mailFrom, mta: ctx.cfg.MAIL_DOMAIN, resolver }),
+        authVerdicts(raw, { ip: meta.remoteAddress, helo: meta.helo, sender: meta.mailFrom, mta: ctx.cfg.MAIL_DOMAIN, lookup }),
       ]);
       const parts = [raw, ...(p.text !== undefined ? [Buffer.from(p.text)] : []), ...(p.html !== undefined ? [Buffer.from(p.html)] : []), ...p.attachments.map((a) => a.content)];
       const facts = {

@@ -3,7 +3,7 @@ import type { Authentication, MessageFacts } from "@mam/contracts/message-events
 import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { execute, type CommandMeta } from "../commands/execute.ts";
-import { putBlob } from "../store/blobs.ts";
+import { putBlobs } from "../store/blobs.ts";
 import { derivedId } from "./ids.ts";
 
 const SYSTEM: CommandMeta = { actor: { type: "system", id: "delivery" }, requestId: "delivery" };
@@ -14,29 +14,31 @@ export interface Target {
   inbox_id: string;
 }
 
-/** The thread a message joins in an inbox: In-Reply-To first, then References, else a new one. */
-async function threadFor(tx: Kysely<MailboxDb>, ws: string, inboxId: string, f: Pick<MessageFacts, "inReplyTo" | "references">, fallback: string): Promise<string> {
-  for (const header of [f.inReplyTo, ...[...f.references].reverse()].filter((h): h is string => !!h)) {
-    const hit = await tx
-      .selectFrom("messages")
-      .select("thread_id")
-      .where("workspace_id", "=", ws)
-      .where("inbox_id", "=", inboxId)
-      .where("message_id_header", "=", header)
-      .executeTakeFirst();
-    if (hit) return hit.thread_id;
-  }
-  return fallback;
-}
+/** Bytes larger than this are stored on their own before the batch, not inside its statement. */
+const INLINE_BLOB_BYTES = 256 * 1024;
 
 interface Filing {
   target: Target;
+  blobs: Buffer[];
   facts: Omit<MessageFacts, "messageId" | "inboxId" | "threadId">;
   source: { dedupeParts: string[]; sourceMessageId: string | null; authentication?: Authentication | null };
   done: (err?: unknown) => void;
 }
 
 const MAX_BATCH = 200;
+const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+
+/** How many filings from the head of the queue make one commit: by count and by bytes. */
+function batchLength(q: Filing[]): number {
+  let bytes = 0;
+  let n = 0;
+  while (n < q.length && n < MAX_BATCH) {
+    bytes += q[n]!.blobs.reduce((sum, b) => sum + b.length, 0);
+    if (n > 0 && bytes > MAX_BATCH_BYTES) break;
+    n++;
+  }
+  return n;
+}
 
 /**
  * Files inbound messages into inboxes. Filings of one tenant that arrive while another
@@ -52,11 +54,16 @@ export class Filer {
   constructor(private readonly ctx: MailboxContext) {}
 
   async file(target: Target, facts: Filing["facts"], blobs: Buffer[], source: Filing["source"]): Promise<void> {
-    // Content-addressed and idempotent: stored before the lock, so the lock covers only the decision.
-    for (const data of blobs) await putBlob(this.ctx.db, target.workspace_id, data, this.ctx.clock());
+    // Content-addressed and idempotent: large bytes are stored first, on their own; the
+    // rest go into the batch's transaction, one statement for all of them.
+    const small: Buffer[] = [];
+    for (const data of blobs) {
+      if (data.length > INLINE_BLOB_BYTES) await putBlobs(this.ctx.db, [{ workspaceId: target.workspace_id, data }], this.ctx.clock());
+      else small.push(data);
+    }
     await new Promise<void>((resolve, reject) => {
       const q = this.queues.get(target.tenant_id) ?? [];
-      q.push({ target, facts, source, done: (err) => (err ? reject(err) : resolve()) });
+      q.push({ target, blobs: small, facts, source, done: (err) => (err ? reject(err) : resolve()) });
       this.queues.set(target.tenant_id, q);
       if (!this.busy.has(target.tenant_id)) void this.drain(target.tenant_id);
     });
@@ -68,7 +75,7 @@ export class Filer {
       for (;;) {
         const q = this.queues.get(tenantId) ?? [];
         if (!q.length) break;
-        const batch = q.splice(0, MAX_BATCH);
+        const batch = q.splice(0, batchLength(q));
         try {
           await this.commit(tenantId, batch);
           for (const f of batch) f.done();
@@ -88,19 +95,35 @@ export class Filer {
       tenantId,
       SYSTEM,
       async (tx) => {
+        await putBlobs(tx, batch.flatMap((f) => f.blobs.map((data) => ({ workspaceId: f.target.workspace_id, data }))), this.ctx.clock());
+        const ids = batch.map((f) => derivedId(...f.source.dedupeParts, f.target.inbox_id));
+        const workspaces = [...new Set(batch.map((f) => f.target.workspace_id))];
+        const existing = await tx.selectFrom("messages").select(["workspace_id", "message_id"]).where("workspace_id", "in", workspaces).where("message_id", "in", ids).execute();
+        const seen = new Set(existing.map((r) => `${r.workspace_id}/${r.message_id}`));
+        // Replies join their parent's thread: In-Reply-To first, then References from the
+        // nearest; the parent may be stored already or earlier in this very batch.
+        const headers = [...new Set(batch.flatMap((f) => [f.facts.inReplyTo, ...f.facts.references].filter((h): h is string => !!h)))];
+        const known = new Map<string, string>(); // workspace/inbox/header → thread
+        const key = (t: Pick<Target, "workspace_id" | "inbox_id">, h: string) => `${t.workspace_id}/${t.inbox_id}/${h}`;
+        if (headers.length) {
+          const rows = await tx
+            .selectFrom("messages")
+            .select(["workspace_id", "inbox_id", "message_id_header", "thread_id"])
+            .where("workspace_id", "in", workspaces)
+            .where("inbox_id", "in", [...new Set(batch.map((f) => f.target.inbox_id))])
+            .where("message_id_header", "in", headers)
+            .orderBy("created_at")
+            .execute();
+          for (const r of rows) if (!known.has(key(r, r.message_id_header))) known.set(key(r, r.message_id_header), r.thread_id);
+        }
         const drafts = [];
-        const inBatch = new Map<string, string>(); // workspace/inbox/header → thread, for replies within the batch
-        const seen = new Set<string>();
-        for (const { target, facts, source } of batch) {
-          const messageId = derivedId(...source.dedupeParts, target.inbox_id);
-          if (seen.has(messageId)) continue;
-          seen.add(messageId);
-          const exists = await tx.selectFrom("messages").select("message_id").where("workspace_id", "=", target.workspace_id).where("message_id", "=", messageId).executeTakeFirst();
-          if (exists) continue;
-          const key = (h: string) => `${target.workspace_id}/${target.inbox_id}/${h}`;
-          const local = [facts.inReplyTo, ...[...facts.references].reverse()].map((h) => (h ? inBatch.get(key(h)) : undefined)).find(Boolean);
-          const threadId = local ?? (await threadFor(tx, target.workspace_id, target.inbox_id, facts, derivedId("thread", messageId)));
-          inBatch.set(key(facts.messageIdHeader), threadId);
+        for (const [i, { target, facts, source }] of batch.entries()) {
+          const messageId = ids[i]!;
+          if (seen.has(`${target.workspace_id}/${messageId}`)) continue;
+          seen.add(`${target.workspace_id}/${messageId}`);
+          const parent = [facts.inReplyTo, ...[...facts.references].reverse()].map((h) => (h ? known.get(key(target, h)) : undefined)).find(Boolean);
+          const threadId = parent ?? derivedId("thread", messageId);
+          if (!known.has(key(target, facts.messageIdHeader))) known.set(key(target, facts.messageIdHeader), threadId);
           drafts.push({
             event: {
               type: "MessageReceived" as const,

@@ -1,6 +1,6 @@
-import type { Resolver } from "node:dns/promises";
 import { authenticate } from "mailauth";
 import type { Authentication } from "@mam/contracts/message-events.ts";
+import type { Lookup } from "../dns/cache.ts";
 import { Verdict } from "@mam/contracts/message-events.ts";
 
 const BUDGET_MS = 4_000;
@@ -13,7 +13,7 @@ const verdict = (v: unknown) => {
  * SPF, DKIM and DMARC for a message received over SMTP, through the configured resolvers.
  * A lookup that cannot finish in time is a temperror (retry later), never a fail.
  */
-export async function authVerdicts(raw: Buffer, o: { ip: string; helo: string; sender: string | null; mta: string; resolver: Resolver }): Promise<Authentication> {
+export async function authVerdicts(raw: Buffer, o: { ip: string; helo: string; sender: string | null; mta: string; lookup: Lookup }): Promise<Authentication> {
   try {
     const res = await Promise.race([
       authenticate(raw, {
@@ -23,7 +23,7 @@ export async function authVerdicts(raw: Buffer, o: { ip: string; helo: string; s
         mta: o.mta,
         disableArc: true,
         disableBimi: true,
-        resolver: ((name: string, rr: string) => o.resolver.resolve(name, rr as "TXT")) as never,
+        resolver: o.lookup as never,
       }),
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error("timeout")), BUDGET_MS).unref()),
     ]);

@@ -27,13 +27,14 @@ function headerOf(raw: Buffer, name: string): string | null {
 }
 
 /**
- * Parses with mailparser under a time budget and without link or image rewriting. What
+ * Parses with mailparser under a time budget, without link or image rewriting and without
+ * the HTML rendering of plain text (the API does not return it). What
  * cannot be parsed is still kept: headers read by hand, no bodies; the raw stays available.
  */
 export async function parseMail(raw: Buffer, envelopeFrom: string | null): Promise<ParsedMail> {
   try {
     const p = await Promise.race([
-      simpleParser(raw, { skipImageLinks: true, skipTextLinks: true, skipHtmlToText: false, maxHtmlLengthToParse: 2_000_000 }),
+      simpleParser(raw, { skipImageLinks: true, skipTextLinks: true, skipTextToHtml: true, skipHtmlToText: false, maxHtmlLengthToParse: 2_000_000 }),
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error("parse budget exceeded")), PARSE_BUDGET_MS).unref()),
     ]);
     const from = p.from?.value[0];

@@ -1,16 +1,36 @@
 import type { Kysely } from "kysely";
 import type { MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
-import { applyOnce } from "@mam/service-kit/event-sourcing.ts";
+import { applyOnceMany, type Sequenced } from "@mam/service-kit/event-sourcing.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { evolveDomains } from "./domains.ts";
 import { evolveLists } from "./lists.ts";
-import { evolveMessages } from "./messages.ts";
+import { evolveMessages, insertMessages, isNewMessage, type NewMessageEvent } from "./messages.ts";
 
 export const PROJECTION = "mailbox-read-model";
 
 /** Applies one mailbox event to the read model in the caller's transaction, once. */
-export function applyMailboxEvent(tx: Kysely<MailboxDb>, e: MailboxEnvelope, streamSeq: number): Promise<boolean> {
-  return applyOnce(tx, PROJECTION, e, streamSeq, () => evolve(tx, e));
+export async function applyMailboxEvent(tx: Kysely<MailboxDb>, e: MailboxEnvelope, streamSeq: number): Promise<boolean> {
+  return (await applyMailboxEvents(tx, [{ e, seq: streamSeq }])).length === 1;
+}
+
+/**
+ * Applies events in stream order, each once. Runs of new messages (a group-committed batch
+ * of inbound mail, say) are written with one statement per table rather than one per message.
+ */
+export function applyMailboxEvents(tx: Kysely<MailboxDb>, events: Sequenced<MailboxEnvelope>[]): Promise<Sequenced<MailboxEnvelope>[]> {
+  return applyOnceMany(tx, PROJECTION, events, async (fresh) => {
+    let run: NewMessageEvent[] = [];
+    for (const { e } of fresh) {
+      if (isNewMessage(e)) {
+        run.push(e);
+        continue;
+      }
+      if (run.length) await insertMessages(tx, run);
+      run = [];
+      await evolve(tx, e);
+    }
+    if (run.length) await insertMessages(tx, run);
+  });
 }
 
 async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> {

@@ -5,57 +5,73 @@ import type { MailboxDb } from "../db/schema.ts";
 
 type MessageEvent = Extract<MailboxEnvelope, { type: `Message${string}` }>;
 
-async function insertMessage(
-  tx: Kysely<MailboxDb>,
-  e: MessageEvent,
-  f: MessageFacts,
-  inbound: boolean,
-  source: string | null,
-  authentication: Authentication | null = null,
-) {
-  const ws = e.workspaceId!;
+export type NewMessageEvent = Extract<MessageEvent, { type: "MessageSent" | "MessageReceived" }>;
+
+export const isNewMessage = (e: { type: string }): e is NewMessageEvent => e.type === "MessageSent" || e.type === "MessageReceived";
+
+/** Inserts messages (and creates or touches their threads), one statement per table for the lot. */
+export async function insertMessages(tx: Kysely<MailboxDb>, events: NewMessageEvent[]): Promise<void> {
+  if (!events.length) return;
+  // One row per thread: an upsert may not touch the same row twice in one statement.
+  const threads = new Map<string, { workspace_id: string; thread_id: string; inbox_id: string; subject: string; created_at: string; last_message_at: string }>();
+  for (const e of events) {
+    const key = `${e.workspaceId}/${e.data.threadId}`;
+    const t = threads.get(key);
+    if (!t) {
+      threads.set(key, { workspace_id: e.workspaceId!, thread_id: e.data.threadId, inbox_id: e.data.inboxId, subject: e.data.subject, created_at: e.occurredAt, last_message_at: e.occurredAt });
+    } else if (e.occurredAt > t.last_message_at) {
+      t.last_message_at = e.occurredAt;
+    }
+  }
   await tx
     .insertInto("threads")
-    .values({ workspace_id: ws, thread_id: f.threadId, inbox_id: f.inboxId, subject: f.subject, created_at: e.occurredAt, last_message_at: e.occurredAt })
+    .values([...threads.values()])
     .onConflict((oc) => oc.columns(["workspace_id", "thread_id"]).doUpdateSet({ last_message_at: sql`greatest(threads.last_message_at, excluded.last_message_at)` }))
     .execute();
   await tx
     .insertInto("messages")
-    .values({
-      workspace_id: ws,
-      message_id: f.messageId,
-      inbox_id: f.inboxId,
-      tenant_id: e.tenantId!,
-      thread_id: f.threadId,
-      direction: inbound ? "inbound" : "outbound",
-      status: inbound ? "received" : "sent",
-      from_address: f.from.address,
-      from_name: f.from.name,
-      to_addresses: JSON.stringify(f.to),
-      cc_addresses: JSON.stringify(f.cc),
-      bcc_addresses: JSON.stringify(f.bcc),
-      reply_to: f.replyTo,
-      subject: f.subject,
-      preview: f.preview,
-      plain_hash: f.plainHash,
-      html_hash: f.htmlHash,
-      raw_hash: f.rawHash,
-      raw_size: f.rawSize,
-      message_id_header: f.messageIdHeader,
-      in_reply_to: f.inReplyTo,
-      references: JSON.stringify(f.references),
-      attachments: JSON.stringify(f.attachments),
-      labels: JSON.stringify(inbound ? ["received", "unread"] : ["sent"]),
-      is_read: !inbound,
-      is_starred: false,
-      is_archived: false,
-      source_message_id: source,
-      authentication: authentication ? JSON.stringify(authentication) : null,
-      version: e.aggregateVersion,
-      created_at: e.occurredAt,
-      updated_at: e.occurredAt,
-      deleted_at: null,
-    })
+    .values(
+      events.map((e) => {
+        const f: MessageFacts = e.data;
+        const inbound = e.type === "MessageReceived";
+        const authentication: Authentication | null = e.type === "MessageReceived" ? (e.data.authentication ?? null) : null;
+        return {
+          workspace_id: e.workspaceId!,
+          message_id: f.messageId,
+          inbox_id: f.inboxId,
+          tenant_id: e.tenantId!,
+          thread_id: f.threadId,
+          direction: inbound ? ("inbound" as const) : ("outbound" as const),
+          status: inbound ? "received" : "sent",
+          from_address: f.from.address,
+          from_name: f.from.name,
+          to_addresses: JSON.stringify(f.to),
+          cc_addresses: JSON.stringify(f.cc),
+          bcc_addresses: JSON.stringify(f.bcc),
+          reply_to: f.replyTo,
+          subject: f.subject,
+          preview: f.preview,
+          plain_hash: f.plainHash,
+          html_hash: f.htmlHash,
+          raw_hash: f.rawHash,
+          raw_size: f.rawSize,
+          message_id_header: f.messageIdHeader,
+          in_reply_to: f.inReplyTo,
+          references: JSON.stringify(f.references),
+          attachments: JSON.stringify(f.attachments),
+          labels: JSON.stringify(inbound ? ["received", "unread"] : ["sent"]),
+          is_read: !inbound,
+          is_starred: false,
+          is_archived: false,
+          source_message_id: e.type === "MessageReceived" ? e.data.sourceMessageId : null,
+          authentication: authentication ? JSON.stringify(authentication) : null,
+          version: e.aggregateVersion,
+          created_at: e.occurredAt,
+          updated_at: e.occurredAt,
+          deleted_at: null,
+        };
+      }),
+    )
     .onConflict((oc) => oc.columns(["workspace_id", "message_id"]).doNothing())
     .execute();
 }
@@ -66,9 +82,8 @@ export async function evolveMessages(tx: Kysely<MailboxDb>, e: MessageEvent): Pr
   const row = (id: string) => tx.updateTable("messages").where("workspace_id", "=", ws).where("message_id", "=", id);
   switch (e.type) {
     case "MessageSent":
-      return insertMessage(tx, e, e.data, false, null);
     case "MessageReceived":
-      return insertMessage(tx, e, e.data, true, e.data.sourceMessageId, e.data.authentication ?? null);
+      return insertMessages(tx, [e]);
     case "MessageFlagged": {
       const { messageId, ...flags } = e.data;
       const set: Record<string, unknown> = { version: e.aggregateVersion, updated_at: e.occurredAt };

@@ -14,6 +14,7 @@ export function startMailboxProjection(ctx: MailboxContext, backbone: Backbone<a
     projection: PROJECTION,
     filterSubject: contextEventsFilter(ctx.bus.prefix, MAILBOX_CONTEXT),
     isPoison: (err) => err instanceof ZodError,
+    recent: ctx.recent,
     handle: async (msg) => {
       const event = parseMailboxEvent(msg.json());
       await applyConsumed(ctx.db, MAILBOX_CONTEXT, event, (tx) => applyMailboxEvent(tx, event, msg.seq));

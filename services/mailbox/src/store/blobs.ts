@@ -15,6 +15,16 @@ export async function putBlob(db: Kysely<MailboxDb>, workspaceId: string, data: 
   return hash;
 }
 
+/** Stores many blobs with one statement (each once per workspace). */
+export async function putBlobs(db: Kysely<MailboxDb>, blobs: { workspaceId: string; data: Buffer }[], now: Date): Promise<void> {
+  if (!blobs.length) return;
+  await db
+    .insertInto("blobs")
+    .values(blobs.map(({ workspaceId, data }) => ({ workspace_id: workspaceId, hash: sha256(data), size: data.length, data, created_at: now })))
+    .onConflict((oc) => oc.columns(["workspace_id", "hash"]).doNothing())
+    .execute();
+}
+
 export async function getBlobs(db: Kysely<MailboxDb>, workspaceId: string, hashes: string[]): Promise<Map<string, Buffer>> {
   const wanted = [...new Set(hashes)];
   if (!wanted.length) return new Map();
