@@ -189,7 +189,10 @@ describe("sending, delivering and reading messages", () => {
       [{ to: "ok@example.com", subject: "Hi\r\nBcc: victim@example.com", plainBody: "x", verified: true }, 400],
       [{ to: "ok@example.com\r\nBcc: victim@example.com", subject: "x", plainBody: "x", verified: true }, 400],
       [{ to: "ok@example.com", subject: "x", verified: true }, 400],
-      [{ to: "ok@example.com", subject: "x", plainBody: "x", verified: true, attachments: [{ filename: "a.bin", content: "A".repeat(700_000) }] }, 413],
+      // Over the 10 MiB of attachments a message may carry (the body itself is accepted) ...
+      [{ to: "ok@example.com", subject: "x", plainBody: "x", verified: true, attachments: [{ filename: "a.bin", content: "A".repeat(14_400_000) }] }, 413],
+      // ... and a body over the gateway's limit.
+      [{ to: "ok@example.com", subject: "x", plainBody: "x", verified: true, attachments: [{ filename: "a.bin", content: "A".repeat(17_000_000) }] }, 413],
       [{ to: "ok@example.com", subject: "x", plainBody: "x", verified: true, attachments: [{ filename: "../etc/passwd", content: "AA==" }] }, 400],
     ];
     for (const [body, status] of cases) {
@@ -251,5 +254,34 @@ describe("sending, delivering and reading messages", () => {
     const theirs = (await s.api("GET", "/v1/messages?folder=sent&limit=100", { key: b.apiKey })).body.messages;
     expect(theirs.some((m: { inboxId: string }) => m.inboxId === a.id)).toBe(false);
     expect((await s.api("GET", "/v1/messages?folder=nope", { key: a.apiKey })).status).toBe(400);
+  });
+  it("a page larger than one NATS message still arrives whole", async () => {
+    const c = (await s.api("POST", "/v1/inboxes", { key: otherWorkspaceKey, body: { username: "bulky" } })).body;
+    const bodies = Array.from({ length: 5 }, (_, i) => `${i} `.repeat(125_000));
+    for (const [i, plainBody] of bodies.entries()) {
+      const r = await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body: { to: c.email, subject: `bulky ${i}`, plainBody, verified: true } });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+    }
+    await waitFor(async () => (await inboxMessages(c)).messages?.length === 5, { timeoutMs: 10_000, what: "five bulky messages" });
+    const page = await s.api("GET", `/v1/inboxes/${c.id}/messages?limit=10`, { key: c.apiKey });
+    expect(page.status).toBe(200);
+    // More than NATS carries in one message (1 MiB by default).
+    expect(JSON.stringify(page.body).length).toBeGreaterThan(1_200_000);
+    const got = page.body.messages.map((m: { subject: string; plainBody: string }) => [m.subject, m.plainBody]).sort();
+    expect(got).toEqual(bodies.map((b, i) => [`bulky ${i}`, b]));
+  });
+  it("a send with megabytes of attachments goes through whole, and downloads intact", async () => {
+    const pdf = Buffer.from(Array.from({ length: 3_000_000 }, (_, i) => (i * 13) % 256));
+    const r = await s.api("POST", `/v1/inboxes/${a.id}/send`, {
+      key: a.apiKey,
+      body: { to: b.email, subject: "heavy", plainBody: "see attached", verified: true, attachments: [{ filename: "report.pdf", contentType: "application/pdf", content: pdf.toString("base64") }] },
+    });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    await waitFor(async () => (await inboxMessages(b, "?direction=inbound")).messages.some((m: { subject: string }) => m.subject === "heavy"), { timeoutMs: 10_000, what: "the heavy message" });
+    const m = (await inboxMessages(b, "?direction=inbound")).messages.find((x: { subject: string }) => x.subject === "heavy");
+    expect(m.attachments).toMatchObject([{ filename: "report.pdf", contentType: "application/pdf", sizeBytes: pdf.length }]);
+    const got = await fetch(`http://127.0.0.1:${s.gateways[0]!.port}/v1/inboxes/${b.id}/messages/${m.id}/attachments/${m.attachments[0].id}`, { headers: { "x-api-key": b.apiKey } });
+    expect(got.status).toBe(200);
+    expect(Buffer.from(await got.arrayBuffer()).equals(pdf)).toBe(true);
   });
 });

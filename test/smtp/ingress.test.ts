@@ -1,4 +1,5 @@
 import nodemailer from "nodemailer";
+import MailComposer from "nodemailer/lib/mail-composer/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { generateKeyPairSync } from "node:crypto";
@@ -6,7 +7,7 @@ import { TestDnsServer } from "@mam/testing/dns-server.ts";
 import { SmtpTranscript } from "@mam/testing/smtp-transcript.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
-const MAX = 200_000;
+const MAX = 4_000_000;
 
 describe("SMTP ingress", () => {
   const dns = new TestDnsServer();
@@ -265,12 +266,27 @@ describe("SMTP ingress", () => {
     for (const c of open) c.close();
   });
 
-  it("a message larger than one NATS message travels through the object store, intact", async () => {
-    const big = Buffer.from(Array.from({ length: 120_000 }, (_, i) => (i * 7) % 251));
-    await client().sendMail({ from: "big@example.com", to: b.email, subject: "Large", text: "see attachment", attachments: [{ filename: "big.bin", content: big }] });
+  it("a message of megabytes travels through the object store and downloads intact, raw and attachment", async () => {
+    // Several times what one NATS message holds, both ways: in through the object store,
+    // out through the API in slices.
+    const big = Buffer.from(Array.from({ length: 2_500_000 }, (_, i) => (i * 7) % 251));
+    const sent = await new MailComposer({ from: "big@example.com", to: b.email, subject: "Large", messageId: "<large-1@example.com>", text: "see attachment", attachments: [{ filename: "big.bin", content: big }] })
+      .compile()
+      .build();
+    await client().sendMail({ envelope: { from: "big@example.com", to: [b.email] }, raw: sent });
     await waitFor(async () => (await inbound(b)).some((m) => m.subject === "Large"), { timeoutMs: 15_000, what: "the large message" });
     const m = (await inbound(b)).find((x) => x.subject === "Large")!;
-    const att = await fetch(`http://127.0.0.1:${s.gateways[0]!.port}/v1/inboxes/${b.id}/messages/${m.id}/attachments/${m.attachments[0]!.id}`, { headers: { "x-api-key": b.apiKey } });
+    const get = (path: string) => fetch(`http://127.0.0.1:${s.gateways[0]!.port}/v1/inboxes/${b.id}/messages/${m.id}${path}`, { headers: { "x-api-key": b.apiKey } });
+
+    const att = await get(`/attachments/${m.attachments[0]!.id}`);
+    expect(att.status).toBe(200);
+    expect(att.headers.get("content-length")).toBe(String(big.length));
     expect(Buffer.from(await att.arrayBuffer()).equals(big)).toBe(true);
+
+    // The raw is what the client sent, after the Received line this server added.
+    const raw = Buffer.from(await (await get("/raw")).arrayBuffer());
+    expect(raw.toString("latin1", 0, 9)).toBe("Received:");
+    expect(raw.length).toBeGreaterThan(sent.length);
+    expect(raw.subarray(raw.length - sent.length).equals(sent)).toBe(true);
   });
 });

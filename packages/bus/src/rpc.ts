@@ -1,8 +1,11 @@
-import { headers as natsHeaders, NoRespondersError, TimeoutError, type Msg, type Subscription } from "@nats-io/transport-node";
+import { randomUUID } from "node:crypto";
+import { Objm, StorageType, type ObjectStore } from "@nats-io/obj";
+import { headers as natsHeaders, nanos, NoRespondersError, TimeoutError, type Msg, type Subscription } from "@nats-io/transport-node";
+import { z } from "zod";
 import { AppError, type ErrorBody } from "@mam/contracts/errors.ts";
 import { RpcReply } from "@mam/contracts/rpc.ts";
 import { Headers, type ScopeClaims } from "@mam/contracts/scope.ts";
-import { rpcSubject } from "@mam/contracts/subjects.ts";
+import { rpcReplyBucketName, rpcSubject } from "@mam/contracts/subjects.ts";
 import { ScopeError, type ScopeVerifier } from "@mam/scope/token.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import type { Bus } from "./connection.ts";
@@ -25,6 +28,29 @@ export type PublicRpcHandler = (body: unknown, ctx: Omit<RpcContext, "claims" | 
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const encode = (r: RpcReply) => JSON.stringify(r);
+
+/**
+ * Requests and replies larger than this (a send with attachments, a page of long messages)
+ * do not fit one NATS message: they wait in an object-store bucket, and the message
+ * carries only their name, in a header.
+ */
+const INLINE_BYTES = 768 * 1024;
+const SpillName = z.string().uuid();
+
+const buckets = new WeakMap<Bus, Promise<ObjectStore>>();
+/**
+ * The bucket of large replies: in memory, bounded, and each reply expires after two
+ * minutes, so one whose caller gave up does not linger.
+ */
+function spillBucket(bus: Bus): Promise<ObjectStore> {
+  let b = buckets.get(bus);
+  if (!b) {
+    b = new Objm(bus.nc).create(rpcReplyBucketName(bus.prefix), { storage: StorageType.Memory, ttl: nanos(120_000), max_bytes: 256 * 1024 * 1024 });
+    b.catch(() => buckets.delete(bus));
+    buckets.set(bus, b);
+  }
+  return b;
+}
 
 function toErrorBody(err: unknown, logger: Logger): ErrorBody {
   if (err instanceof AppError) return err.toBody();
@@ -69,7 +95,9 @@ export class RpcServer {
       queue: this.queue,
       callback: (err, msg) => {
         if (err) return this.logger.error({ err, subject }, "subscription error");
-        const p = this.answer(msg, subject, run).finally(() => this.inFlight.delete(p));
+        const p = this.answer(msg, subject, run)
+          .catch((e: unknown) => this.logger.error({ err: e, subject }, "could not send a reply"))
+          .finally(() => this.inFlight.delete(p));
         this.inFlight.add(p);
       },
     });
@@ -87,9 +115,11 @@ export class RpcServer {
     const started = performance.now();
     let reply: RpcReply;
     try {
+      const spilled = msg.headers?.get(Headers.spilled);
+      const data = spilled ? await unspill(this.bus, spilled) : msg.data;
       let body: unknown;
       try {
-        body = msg.data.length ? msg.json() : {};
+        body = data.length ? JSON.parse(Buffer.from(data).toString("utf8")) : {};
       } catch {
         throw new AppError("VALIDATION_ERROR", "Request body is not valid JSON");
       }
@@ -101,7 +131,18 @@ export class RpcServer {
       reply = { ok: false, error };
     }
     logger.info({ ok: reply.ok, code: reply.ok ? undefined : reply.error.code, ms: Math.round(performance.now() - started) }, "rpc");
-    if (msg.reply) msg.respond(encode(reply));
+    if (!msg.reply) return;
+    const encoded = Buffer.from(encode(reply));
+    if (encoded.length <= INLINE_BYTES) {
+      msg.respond(encoded);
+      return;
+    }
+    try {
+      msg.respond(new Uint8Array(0), { headers: await spill(this.bus, encoded) });
+    } catch (err) {
+      logger.error({ err, bytes: encoded.length }, "could not hand over a large reply");
+      msg.respond(encode({ ok: false, error: { error: "The reply could not be delivered; retry shortly", code: "UNAVAILABLE" } }));
+    }
   }
 
   /** Stops taking requests, then waits for the ones being answered. */
@@ -119,15 +160,32 @@ export interface RequestOptions {
 
 /** Sends a command or query and returns the service's reply; an absent service is a 503. */
 export async function request(bus: Bus, subject: string, body: unknown, o: RequestOptions = {}): Promise<RpcReply> {
-  const h = natsHeaders();
+  let payload: Uint8Array = Buffer.from(JSON.stringify(body ?? {}));
+  let h = natsHeaders();
+  try {
+    if (payload.length > INLINE_BYTES) {
+      h = await spill(bus, payload);
+      payload = new Uint8Array(0);
+    }
+  } catch {
+    return { ok: false, error: { error: `The request to ${subject} could not be handed over; retry shortly`, code: "UNAVAILABLE" } };
+  }
   if (o.scope) h.set(Headers.scope, o.scope);
   if (o.requestId) h.set(Headers.requestId, o.requestId);
   try {
-    const msg = await bus.nc.request(rpcSubject(bus.prefix, subject), JSON.stringify(body ?? {}), {
+    const msg = await bus.nc.request(rpcSubject(bus.prefix, subject), payload, {
       timeout: o.timeoutMs ?? 10_000,
       headers: h,
     });
-    return RpcReply.parse(msg.json());
+    const spilled = msg.headers?.get(Headers.spilled);
+    if (!spilled) return RpcReply.parse(msg.json());
+    let data: Uint8Array;
+    try {
+      data = await unspill(bus, spilled);
+    } catch (err) {
+      return { ok: false, error: { error: `The reply of ${subject} could not be read: ${(err as Error).message}`, code: "UNAVAILABLE" } };
+    }
+    return RpcReply.parse(JSON.parse(Buffer.from(data).toString("utf8")));
   } catch (err) {
     if (err instanceof NoRespondersError || (err as Error)?.cause instanceof NoRespondersError) {
       return { ok: false, error: { error: `Service for ${subject} is not running`, code: "UNAVAILABLE" } };
@@ -137,4 +195,28 @@ export async function request(bus: Bus, subject: string, body: unknown, o: Reque
     }
     throw err;
   }
+}
+
+/** Puts bytes too large for one message into the bucket; returns the headers that name them. */
+async function spill(bus: Bus, data: Uint8Array) {
+  const name = randomUUID();
+  await (await spillBucket(bus)).putBlob({ name }, data);
+  const h = natsHeaders();
+  h.set(Headers.spilled, name);
+  return h;
+}
+
+/** Takes spilled bytes out of the bucket (each is read once). */
+async function unspill(bus: Bus, name: string): Promise<Uint8Array> {
+  if (!SpillName.safeParse(name).success) throw new AppError("VALIDATION_ERROR", "Malformed spilled-message name");
+  let data: Uint8Array | null;
+  try {
+    const store = await spillBucket(bus);
+    data = await store.getBlob(name);
+    void store.delete(name).catch(() => undefined);
+  } catch {
+    throw new AppError("UNAVAILABLE", "A large message could not be read from the message bus; retry shortly");
+  }
+  if (!data) throw new AppError("UNAVAILABLE", "A large message expired before it was read; retry");
+  return data;
 }

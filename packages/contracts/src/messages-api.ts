@@ -62,7 +62,13 @@ export const ListMessagesQuery = z.object({
   offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
   direction: z.enum(["inbound", "outbound"]).optional(),
 });
-export const MessageRef = z.object({ inboxId: z.string(), messageId: z.string(), attachmentId: z.string().optional() });
+export const MessageRef = z.object({
+  inboxId: z.string(),
+  messageId: z.string(),
+  attachmentId: z.string().optional(),
+  /** For bytes (raw, attachment): where the slice asked for starts. */
+  offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+});
 export const ThreadRef = z.object({ inboxId: z.string(), threadId: z.string() });
 export const FlagsBody = z
   .object({ isRead: z.boolean().optional(), isStarred: z.boolean().optional(), isArchived: z.boolean().optional() })

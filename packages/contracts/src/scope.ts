@@ -24,4 +24,6 @@ export type ScopeClaims = z.infer<typeof ScopeClaims>;
 export const Headers = {
   scope: "Mam-Scope",
   requestId: "Mam-Request-Id",
+  /** A request or reply too large for one NATS message: its name in the object-store bucket. */
+  spilled: "Mam-Spilled",
 } as const;

@@ -67,3 +67,6 @@ export function eventsStreamName(prefix: string): string {
   const tag = prefix.replace(/[^A-Za-z0-9]/g, "").toUpperCase();
   return tag ? `${tag}_EVENTS` : "EVENTS";
 }
+
+/** Object-store bucket where replies too large for one NATS message wait for their caller. */
+export const rpcReplyBucketName = (prefix: string) => `${prefix.replace(/[^A-Za-z0-9]/g, "") || "mam"}-rpc-replies`;

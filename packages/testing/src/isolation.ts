@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
-import { eventsStreamName } from "@mam/contracts/subjects.ts";
+import { eventsStreamName, rpcReplyBucketName } from "@mam/contracts/subjects.ts";
 import { ingestBucketName, ingestStreamName } from "@mam/contracts/ingest.ts";
 import { generateScopeKeys } from "@mam/scope/key-material.ts";
 import { serverUrls } from "./servers.ts";
@@ -68,7 +68,7 @@ export function isolate(): Isolation {
         await client.end();
       }
       await withJetStream(urls.NATS_URL, async (jsm) => {
-        for (const name of [eventsStreamName(prefix), ingestStreamName(prefix), `OBJ_${ingestBucketName(prefix)}`]) {
+        for (const name of [eventsStreamName(prefix), ingestStreamName(prefix), `OBJ_${ingestBucketName(prefix)}`, `OBJ_${rpcReplyBucketName(prefix)}`]) {
           await jsm.streams.delete(name).catch(() => false);
         }
       });

@@ -8,8 +8,12 @@ const Env = BaseEnv.extend({
   /** Requests each key may make per window; over it: 429 with Retry-After. */
   RATE_LIMIT_MAX: z.coerce.number().int().positive().default(600),
   RATE_LIMIT_WINDOW_S: z.coerce.number().int().positive().default(60),
-  /** Largest JSON body accepted (bytes); over it: 413. Stays below NATS's 1 MB payload. */
-  BODY_LIMIT_BYTES: z.coerce.number().int().positive().max(900_000).default(512 * 1024),
+  /**
+   * Largest JSON body accepted (bytes); over it: 413. Room for the 10 MiB of attachments a
+   * message may carry, base64-encoded; bodies beyond one NATS message travel through the
+   * bus's object store.
+   */
+  BODY_LIMIT_BYTES: z.coerce.number().int().positive().max(64 * 1024 * 1024).default(16 * 1024 * 1024),
   /** How long a resolved key is trusted without asking identity again. Revocations evict at once. */
   KEY_CACHE_TTL_S: z.coerce.number().int().positive().default(30),
   SCOPE_TOKEN_TTL_S: z.coerce.number().int().positive().max(60).default(30),

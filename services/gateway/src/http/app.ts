@@ -2,7 +2,7 @@ import express, { type NextFunction, type Request, type Response } from "express
 import type { Bus } from "@mam/bus/connection.ts";
 import { request } from "@mam/bus/rpc.ts";
 import { AppError } from "@mam/contracts/errors.ts";
-import { BinaryBody } from "@mam/contracts/rpc.ts";
+import { BinaryBody, type RpcReply } from "@mam/contracts/rpc.ts";
 import type { Principal } from "@mam/contracts/keys.ts";
 import { readinessBody, type ReadinessCheck } from "@mam/runtime/health.ts";
 import { uuidv7 } from "@mam/runtime/ids.ts";
@@ -82,22 +82,18 @@ export function buildApp(d: AppDeps): express.Express {
   v1.get("/me", (_req, res) => void res.json(me(principalOf(res))));
   for (const r of forwardRoutes) {
     v1[r.method](r.path, async (req: Request, res: Response) => {
-      const scope = d.signer.mint(principalOf(res), d.cfg.SCOPE_TOKEN_TTL_S);
-      const reply = await request(d.bus, r.subject, r.toRpc(req), {
-        scope,
-        requestId: res.locals.requestId,
-        timeoutMs: d.cfg.RPC_TIMEOUT_MS,
-      });
+      // A token per call: a long download outlives one token's minute.
+      const call = (body: unknown) =>
+        request(d.bus, r.subject, body, {
+          scope: d.signer.mint(principalOf(res), d.cfg.SCOPE_TOKEN_TTL_S),
+          requestId: res.locals.requestId,
+          timeoutMs: d.cfg.RPC_TIMEOUT_MS,
+        });
+      const rpcBody = r.toRpc(req);
+      const reply = await call(rpcBody);
       if (!reply.ok) throw new AppError(reply.error.code, reply.error.error, reply.error.fields);
       const bin = BinaryBody.safeParse(reply.body);
-      if (bin.success) {
-        const { base64, contentType, filename } = bin.data.$binary;
-        res.status(reply.status).type(contentType);
-        if (filename) res.attachment(filename);
-        res.setHeader("Content-Type", contentType);
-        res.send(Buffer.from(base64, "base64"));
-        return;
-      }
+      if (bin.success) return streamBinary(res, reply.status, bin.data, (offset) => call({ ...(rpcBody as object), offset }));
       res.status(reply.status).json(reply.body);
     });
   }
@@ -106,4 +102,34 @@ export function buildApp(d: AppDeps): express.Express {
   app.use((req, res) => sendError(res, { error: `No route for ${req.method} ${req.path}`, code: "NOT_FOUND" }));
   app.use(errorHandler(d.logger));
   return app;
+
+  /**
+   * Sends bytes that arrive in slices: headers (with the whole length) from the first,
+   * then each next slice asked for as the client takes them. A slice that fails after the
+   * headers went out can only cut the response short: the client sees fewer bytes than
+   * Content-Length announced, never a wrong body.
+   */
+  async function streamBinary(res: Response, status: number, first: BinaryBody, next: (offset: number) => Promise<RpcReply>): Promise<void> {
+    const { contentType, filename, size } = first.$binary;
+    res.status(status);
+    if (filename) res.attachment(filename);
+    res.setHeader("Content-Type", contentType);
+    res.setHeader("Content-Length", String(size));
+    let slice = first.$binary;
+    for (;;) {
+      const bytes = Buffer.from(slice.base64, "base64");
+      const offset = slice.offset + bytes.length;
+      if (!res.write(bytes)) await new Promise((resolve) => res.once("drain", resolve).once("close", resolve));
+      if (offset >= size || res.destroyed) break;
+      const reply = await next(offset);
+      const body = reply.ok ? BinaryBody.safeParse(reply.body) : undefined;
+      if (!body?.success || body.data.$binary.offset !== offset || body.data.$binary.size !== size || !body.data.$binary.base64) {
+        d.logger.warn({ requestId: res.locals.requestId, offset, size, error: reply.ok ? "bad slice" : reply.error.code }, "download cut short");
+        res.destroy();
+        return;
+      }
+      slice = body.data.$binary;
+    }
+    res.end();
+  }
 }

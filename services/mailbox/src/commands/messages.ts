@@ -1,13 +1,13 @@
-import { notFound, parseOrThrow } from "@mam/contracts/errors.ts";
+import { AppError, notFound, parseOrThrow } from "@mam/contracts/errors.ts";
 import { IdParam } from "@mam/contracts/identity-api.ts";
 import { FlagsBody, ListMessagesQuery, MessageRef, ThreadRef } from "@mam/contracts/messages-api.ts";
-import type { BinaryBody } from "@mam/contracts/rpc.ts";
+import { BINARY_CHUNK_BYTES, type BinaryBody } from "@mam/contracts/rpc.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import { z } from "zod";
 import type { MailboxContext } from "../context.ts";
 import { visibleInbox, type InboxRow } from "../read/inboxes.ts";
 import { messageOfInbox, viewsOf, type MessageRow } from "../read/messages.ts";
-import { getBlobs } from "../store/blobs.ts";
+import { getBlobSlice } from "../store/blobs.ts";
 import { execute, type CommandMeta } from "./execute.ts";
 
 /** Newest first, with the total for paging; `direction` narrows to inbound or outbound. */
@@ -86,18 +86,20 @@ export async function deleteMessage(ctx: MailboxContext, claims: ScopeClaims, ra
   );
 }
 
-const binary = (data: Buffer, contentType: string, filename: string | null = null): BinaryBody => ({
-  $binary: { base64: data.toString("base64"), contentType, filename },
-});
+/** One slice of stored bytes, from the offset the caller asked for. */
+async function binarySlice(ctx: MailboxContext, workspaceId: string, hash: string, offset: number, what: string, contentType: string, filename: string | null): Promise<BinaryBody> {
+  const slice = await getBlobSlice(ctx.db, workspaceId, hash, offset, BINARY_CHUNK_BYTES);
+  if (!slice) throw notFound(what);
+  if (offset > slice.size) throw new AppError("VALIDATION_ERROR", `offset is past the end (${slice.size} bytes)`);
+  return { $binary: { base64: slice.data.toString("base64"), contentType, filename, size: slice.size, offset } };
+}
 
 /** The exact RFC 5322 bytes, as sent or received. */
 export async function rawMessage(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
   const ref = parseOrThrow(MessageRef, raw);
   const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
   const m = await messageOfInbox(ctx.db, inbox, ref.messageId);
-  const bytes = (await getBlobs(ctx.db, inbox.workspace_id, [m.raw_hash])).get(m.raw_hash);
-  if (!bytes) throw notFound("Raw message");
-  return binary(bytes, "message/rfc822", `${m.message_id}.eml`);
+  return binarySlice(ctx, inbox.workspace_id, m.raw_hash, ref.offset ?? 0, "Raw message", "message/rfc822", `${m.message_id}.eml`);
 }
 
 export async function listAttachments(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
@@ -114,9 +116,7 @@ export async function getAttachment(ctx: MailboxContext, claims: ScopeClaims, ra
   const id = parseOrThrow(IdParam, ref.attachmentId, "attachment id");
   const a = m.attachments.find((x) => x.id === id);
   if (!a) throw notFound("Attachment");
-  const bytes = (await getBlobs(ctx.db, inbox.workspace_id, [a.hash])).get(a.hash);
-  if (!bytes) throw notFound("Attachment");
-  return binary(bytes, a.contentType, a.filename);
+  return binarySlice(ctx, inbox.workspace_id, a.hash, ref.offset ?? 0, "Attachment", a.contentType, a.filename);
 }
 
 /** A thread of this inbox, oldest first; both response forms the reference mentions. */

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import type { MailboxDb } from "../db/schema.ts";
 
 export const sha256 = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
@@ -30,4 +30,21 @@ export async function getBlobs(db: Kysely<MailboxDb>, workspaceId: string, hashe
   if (!wanted.length) return new Map();
   const rows = await db.selectFrom("blobs").select(["hash", "data"]).where("workspace_id", "=", workspaceId).where("hash", "in", wanted).execute();
   return new Map(rows.map((r) => [r.hash, r.data]));
+}
+
+/** A slice of a stored blob and the blob's whole size; undefined when there is no such blob. */
+export async function getBlobSlice(
+  db: Kysely<MailboxDb>,
+  workspaceId: string,
+  hash: string,
+  offset: number,
+  length: number,
+): Promise<{ size: number; data: Buffer } | undefined> {
+  const row = await db
+    .selectFrom("blobs")
+    .select(["size", sql<Buffer>`substring(data from ${offset + 1} for ${length})`.as("data")])
+    .where("workspace_id", "=", workspaceId)
+    .where("hash", "=", hash)
+    .executeTakeFirst();
+  return row && { size: Number(row.size), data: row.data };
 }

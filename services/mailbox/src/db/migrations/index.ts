@@ -6,6 +6,7 @@ import * as messages from "./2026-11-27T0400-messages.ts";
 import * as drafts from "./2026-11-27T0500-drafts.ts";
 import * as authentication from "./2026-11-27T0600-authentication.ts";
 import * as checkpointPerTenant from "./2026-11-27T0700-checkpoint-per-tenant.ts";
+import * as blobsUncompressed from "./2026-11-27T0800-blobs-uncompressed.ts";
 
 /** Every migration, by name; names sort in the order they must run. */
 export const migrations: Record<string, Migration> = {
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   "2026-11-27T0500-drafts": drafts,
   "2026-11-27T0600-authentication": authentication,
   "2026-11-27T0700-checkpoint-per-tenant": checkpointPerTenant,
+  "2026-11-27T0800-blobs-uncompressed": blobsUncompressed,
 };
