@@ -3,12 +3,12 @@
  * all services running (mailbox and smtp-ingress as their own processes). Prints
  * messages/s, p50/p99 time-to-250 and time-until-visible-through-the-API; in the same run
  * a bare smtp-server that writes and fsyncs each message before its 250, as the baseline.
- * Env: BENCH_N (2000), BENCH_SIZE (4096), BENCH_K (10 connections), BENCH_PROCS (2 load
+ * Env: BENCH_N (10000), BENCH_SIZE (4096), BENCH_K (10 connections), BENCH_PROCS (2 load
  * processes), BENCH_PROFILE (a folder for CPU profiles of the services). Prints figures;
  * asserts nothing.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, openSync, writeSync, fsyncSync, closeSync, rmSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
@@ -25,10 +25,38 @@ import { apiClient } from "@mam/testing/http.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { freePort, runService } from "@mam/testing/processes.ts";
 
-const N = Number(process.env.BENCH_N ?? 2000);
+const N = Number(process.env.BENCH_N ?? 10_000);
 const SIZE = Number(process.env.BENCH_SIZE ?? 4096);
 const K = Number(process.env.BENCH_K ?? 10);
 const P = Number(process.env.BENCH_PROCS ?? 2);
+
+/**
+ * CPU seconds used so far by each process that takes part, read from /proc (Linux): the
+ * two services, nats-server, every postgres backend, and this process (identity, the
+ * gateway and the poller). Empty where /proc is not there.
+ */
+function cpuSeconds(services: Record<string, number>): Map<string, number> {
+  const out = new Map<string, number>();
+  if (!existsSync("/proc/self/stat")) return out;
+  const ticks = (pid: string) => {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 10 ms
+  };
+  const add = (name: string, s: number) => out.set(name, (out.get(name) ?? 0) + s);
+  for (const [name, pid] of Object.entries(services)) add(name, ticks(String(pid)));
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+      if (comm === "nats-server") add("nats-server", ticks(pid));
+      else if (comm === "postgres" || comm.startsWith("postgres:")) add("postgres", ticks(pid));
+    } catch {
+      // Gone in between.
+    }
+  }
+  const self = process.cpuUsage();
+  add("bench process (identity, gateway, poller)", (self.user + self.system) / 1e6);
+  return out;
+}
 
 const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? NaN;
 
@@ -148,10 +176,13 @@ try {
       await new Promise((res) => setTimeout(res, 20));
     }
   })();
+  const pids = Object.fromEntries(children.map((c, i) => [["mailbox", "smtp-ingress"][i]!, c.child.pid!]));
+  const cpuBefore = cpuSeconds(pids);
   const ours = await blast(smtpPort, inbox.email);
   await waitFor(() => visibleAt.length >= N, { timeoutMs: 300_000, intervalMs: 50, what: "all messages visible" });
   polling = false;
   await poller;
+  const cpuAfter = cpuSeconds(pids);
   // Arrival order approximates send order: the k-th visible message is matched with the k-th sent.
   const order = ours.sentAt.map((t, i) => [t, i] as const).sort((a, b) => a[0] - b[0]);
   const visible = order.map(([t], k) => visibleAt[k]! - t);
@@ -163,6 +194,10 @@ try {
   process.stdout.write(`smtp-ingress → mailbox:              ${ours.perSecond.toFixed(0).padStart(6)} msg/s   250 p50 ${f(pct(ours.to250, 0.5))} ms  p99 ${f(pct(ours.to250, 0.99))} ms\n`);
   process.stdout.write(`  visible through the API:           p50 ${f(pct(visible, 0.5))} ms  p99 ${f(pct(visible, 0.99))} ms\n`);
   process.stdout.write(`  ratio to the bare server:          ${(ours.perSecond / bare.perSecond).toFixed(2)}x\n`);
+  if (cpuAfter.size) {
+    process.stdout.write(`  CPU ms per message, until all were visible (load processes not counted):\n`);
+    for (const [name, after] of cpuAfter) process.stdout.write(`    ${name.padEnd(44)} ${(((after - (cpuBefore.get(name) ?? 0)) * 1000) / N).toFixed(3)}\n`);
+  }
 } finally {
   for (const c of children) c.child.kill("SIGTERM");
   await Promise.all(children.map((c) => c.exited));

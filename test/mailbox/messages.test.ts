@@ -1,4 +1,5 @@
 import { Resolver } from "node:dns/promises";
+import { request as httpRequest } from "node:http";
 import { authenticate } from "mailauth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "@mam/runtime/wait.ts";
@@ -27,7 +28,7 @@ describe("sending, delivering and reading messages", () => {
   beforeAll(async () => {
     dnsAddress = await dns.start();
     const relayUrl = await relay.start();
-    s = new Stack({ logLevel: "warn", mailboxEnv: { SMTP_RELAY_URL: relayUrl, DNS_SERVERS: dnsAddress } });
+    s = new Stack({ logLevel: "warn", mailboxEnv: { SMTP_RELAY_URL: relayUrl, DNS_SERVERS: dnsAddress }, gatewayEnv: { LARGE_BODIES_PER_KEY: "1" } });
     await s.start();
     const ta = await provisionTenant(s, "Alpha");
     const tb = await provisionTenant(s, "Beta");
@@ -283,5 +284,29 @@ describe("sending, delivering and reading messages", () => {
     const got = await fetch(`http://127.0.0.1:${s.gateways[0]!.port}/v1/inboxes/${b.id}/messages/${m.id}/attachments/${m.attachments[0].id}`, { headers: { "x-api-key": b.apiKey } });
     expect(got.status).toBe(200);
     expect(Buffer.from(await got.arrayBuffer()).equals(pdf)).toBe(true);
+  });
+  it("large bodies in flight are capped per key: 429 with Retry-After, free again once the first ends", async () => {
+    const port = s.gateways[0]!.port;
+    const body = Buffer.from(JSON.stringify({ to: b.email, subject: "slow upload", plainBody: "x", verified: true, attachments: [{ filename: "a.bin", content: Buffer.alloc(1_500_000, 7).toString("base64") }] }));
+    // The first one arrives slowly: half now, the rest later.
+    const first = new Promise<number>((resolve, reject) => {
+      const req = httpRequest({ host: "127.0.0.1", port, method: "POST", path: `/v1/inboxes/${a.id}/send`, headers: { "x-api-key": a.apiKey, "content-type": "application/json", "content-length": body.length } }, (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode!));
+      });
+      req.on("error", reject);
+      req.write(body.subarray(0, body.length / 2));
+      setTimeout(() => req.end(body.subarray(body.length / 2)), 1_000);
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const second = await fetch(`http://127.0.0.1:${port}/v1/inboxes/${a.id}/send`, { method: "POST", headers: { "x-api-key": a.apiKey, "content-type": "application/json" }, body });
+    expect(second.status).toBe(429);
+    expect(second.headers.get("retry-after")).toBe("1");
+    expect((await second.json()).code).toBe("RATE_LIMITED");
+    // Small requests are not held up, and another key has its own room.
+    expect((await s.api("GET", `/v1/inboxes/${a.id}/messages?limit=1`, { key: a.apiKey })).status).toBe(200);
+    expect(await first).toBe(200);
+    const again = await fetch(`http://127.0.0.1:${port}/v1/inboxes/${a.id}/send`, { method: "POST", headers: { "x-api-key": a.apiKey, "content-type": "application/json" }, body });
+    expect(again.status).toBe(200);
   });
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Objm, StorageType, type ObjectStore } from "@nats-io/obj";
-import { headers as natsHeaders, nanos, NoRespondersError, TimeoutError, type Msg, type Subscription } from "@nats-io/transport-node";
+import { headers as natsHeaders, nanos, NoRespondersError, TimeoutError, type Msg, type MsgHdrs, type Subscription } from "@nats-io/transport-node";
 import { z } from "zod";
 import { AppError, type ErrorBody } from "@mam/contracts/errors.ts";
 import { RpcReply } from "@mam/contracts/rpc.ts";
@@ -39,13 +39,14 @@ const SpillName = z.string().uuid();
 
 const buckets = new WeakMap<Bus, Promise<ObjectStore>>();
 /**
- * The bucket of large replies: in memory, bounded, and each reply expires after two
- * minutes, so one whose caller gave up does not linger.
+ * The bucket of large requests and replies: on disk, bounded (2 GiB), and each one expires
+ * after two minutes, so one whose reader gave up does not linger. The gateway bounds how
+ * many large requests are in flight, so one client cannot fill it.
  */
 function spillBucket(bus: Bus): Promise<ObjectStore> {
   let b = buckets.get(bus);
   if (!b) {
-    b = new Objm(bus.nc).create(rpcReplyBucketName(bus.prefix), { storage: StorageType.Memory, ttl: nanos(120_000), max_bytes: 256 * 1024 * 1024 });
+    b = new Objm(bus.nc).create(rpcReplyBucketName(bus.prefix), { storage: StorageType.File, ttl: nanos(120_000), max_bytes: 2 * 1024 * 1024 * 1024 });
     b.catch(() => buckets.delete(bus));
     buckets.set(bus, b);
   }
@@ -160,16 +161,26 @@ export interface RequestOptions {
 
 /** Sends a command or query and returns the service's reply; an absent service is a 503. */
 export async function request(bus: Bus, subject: string, body: unknown, o: RequestOptions = {}): Promise<RpcReply> {
-  let payload: Uint8Array = Buffer.from(JSON.stringify(body ?? {}));
-  let h = natsHeaders();
+  const payload = Buffer.from(JSON.stringify(body ?? {}));
+  if (payload.length <= INLINE_BYTES) return exchange(bus, subject, payload, natsHeaders(), o);
+  let h;
   try {
-    if (payload.length > INLINE_BYTES) {
-      h = await spill(bus, payload);
-      payload = new Uint8Array(0);
-    }
+    h = await spill(bus, payload);
   } catch {
     return { ok: false, error: { error: `The request to ${subject} could not be handed over; retry shortly`, code: "UNAVAILABLE" } };
   }
+  const name = h.get(Headers.spilled);
+  try {
+    return await exchange(bus, subject, new Uint8Array(0), h, o);
+  } finally {
+    // The service drops what it read; this drops what nobody read (no service answered, say).
+    void spillBucket(bus)
+      .then((b) => b.delete(name))
+      .catch(() => undefined);
+  }
+}
+
+async function exchange(bus: Bus, subject: string, payload: Uint8Array, h: MsgHdrs, o: RequestOptions): Promise<RpcReply> {
   if (o.scope) h.set(Headers.scope, o.scope);
   if (o.requestId) h.set(Headers.requestId, o.requestId);
   try {

@@ -14,6 +14,9 @@ const Env = BaseEnv.extend({
    * bus's object store.
    */
   BODY_LIMIT_BYTES: z.coerce.number().int().positive().max(64 * 1024 * 1024).default(16 * 1024 * 1024),
+  /** Request bodies over 1 MiB in flight at once, in all and per key; beyond: 429 with Retry-After. */
+  LARGE_BODIES_IN_FLIGHT: z.coerce.number().int().positive().default(8),
+  LARGE_BODIES_PER_KEY: z.coerce.number().int().positive().default(2),
   /** How long a resolved key is trusted without asking identity again. Revocations evict at once. */
   KEY_CACHE_TTL_S: z.coerce.number().int().positive().default(30),
   SCOPE_TOKEN_TTL_S: z.coerce.number().int().positive().max(60).default(30),

@@ -12,6 +12,7 @@ import type { Authenticator } from "../auth/authenticator.ts";
 import type { RateLimiter } from "../auth/rate-limit.ts";
 import type { GatewayConfig } from "../config.ts";
 import { errorHandler, sendError } from "./errors.ts";
+import { admitLargeBodies, LargeBodies } from "./large-bodies.ts";
 import { forwardRoutes } from "./routes.ts";
 
 export interface AppDeps {
@@ -77,6 +78,13 @@ export function buildApp(d: AppDeps): express.Express {
     if (!rate.allowed) return sendError(res, { error: "Rate limit exceeded", code: "RATE_LIMITED" }, rate.retryAfterS);
     next();
   });
+  v1.use(
+    admitLargeBodies(
+      new LargeBodies(d.cfg.LARGE_BODIES_IN_FLIGHT, d.cfg.LARGE_BODIES_PER_KEY),
+      (res) => principalOf(res).keyId,
+      (res) => sendError(res, { error: "Too many large requests in flight; retry shortly", code: "RATE_LIMITED" }, 1),
+    ),
+  );
   v1.use(express.json({ limit: d.cfg.BODY_LIMIT_BYTES, type: ["application/json", "application/*+json"] }));
 
   v1.get("/me", (_req, res) => void res.json(me(principalOf(res))));
@@ -93,7 +101,7 @@ export function buildApp(d: AppDeps): express.Express {
       const reply = await call(rpcBody);
       if (!reply.ok) throw new AppError(reply.error.code, reply.error.error, reply.error.fields);
       const bin = BinaryBody.safeParse(reply.body);
-      if (bin.success) return streamBinary(res, reply.status, bin.data, (offset) => call({ ...(rpcBody as object), offset }));
+      if (bin.success) return streamBinary(req, res, reply.status, bin.data, (offset) => call({ ...(rpcBody as object), offset }));
       res.status(reply.status).json(reply.body);
     });
   }
@@ -107,29 +115,52 @@ export function buildApp(d: AppDeps): express.Express {
    * Sends bytes that arrive in slices: headers (with the whole length) from the first,
    * then each next slice asked for as the client takes them. A slice that fails after the
    * headers went out can only cut the response short: the client sees fewer bytes than
-   * Content-Length announced, never a wrong body.
+   * Content-Length announced, never a wrong body. A client that goes away stops it.
    */
-  async function streamBinary(res: Response, status: number, first: BinaryBody, next: (offset: number) => Promise<RpcReply>): Promise<void> {
+  async function streamBinary(req: Request, res: Response, status: number, first: BinaryBody, next: (offset: number) => Promise<RpcReply>): Promise<void> {
     const { contentType, filename, size } = first.$binary;
     res.status(status);
     if (filename) res.attachment(filename);
     res.setHeader("Content-Type", contentType);
     res.setHeader("Content-Length", String(size));
+    if (req.method === "HEAD") return void res.end();
+    const cutShort = (why: Record<string, unknown>) => {
+      d.logger.warn({ requestId: res.locals.requestId, size, ...why }, "download cut short");
+      res.destroy();
+    };
     let slice = first.$binary;
-    for (;;) {
-      const bytes = Buffer.from(slice.base64, "base64");
-      const offset = slice.offset + bytes.length;
-      if (!res.write(bytes)) await new Promise((resolve) => res.once("drain", resolve).once("close", resolve));
-      if (offset >= size || res.destroyed) break;
-      const reply = await next(offset);
-      const body = reply.ok ? BinaryBody.safeParse(reply.body) : undefined;
-      if (!body?.success || body.data.$binary.offset !== offset || body.data.$binary.size !== size || !body.data.$binary.base64) {
-        d.logger.warn({ requestId: res.locals.requestId, offset, size, error: reply.ok ? "bad slice" : reply.error.code }, "download cut short");
-        res.destroy();
-        return;
+    try {
+      for (;;) {
+        const bytes = Buffer.from(slice.base64, "base64");
+        const offset = slice.offset + bytes.length;
+        if (res.destroyed) return;
+        if (!res.write(bytes)) await drained(res);
+        if (offset >= size) break;
+        if (res.destroyed) return;
+        const reply = await next(offset);
+        const body = reply.ok ? BinaryBody.safeParse(reply.body) : undefined;
+        if (!body?.success || body.data.$binary.offset !== offset || body.data.$binary.size !== size || !body.data.$binary.base64) {
+          return cutShort({ offset, error: reply.ok ? "bad slice" : reply.error.code });
+        }
+        slice = body.data.$binary;
       }
-      slice = body.data.$binary;
+      res.end();
+    } catch (err) {
+      cutShort({ err });
     }
-    res.end();
   }
+}
+
+/** Until the response takes more bytes, or is gone; listeners are removed either way. */
+function drained(res: Response): Promise<void> {
+  if (res.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
 }

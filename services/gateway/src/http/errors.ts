@@ -20,7 +20,12 @@ interface BodyParserError {
 /** The one place where anything thrown on the HTTP edge becomes `{ error, code }`. */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, _req, res, _next) => {
-    if (res.headersSent) return;
+    if (res.headersSent) {
+      // Too late for an error body: end the connection rather than leave the client waiting.
+      logger.error({ err, requestId: res.locals.requestId }, "error after the response started");
+      res.destroy();
+      return;
+    }
     if (err instanceof AppError) return sendError(res, err.toBody());
     const type = (err as BodyParserError)?.type;
     if (type === "entity.parse.failed") return sendError(res, { error: "Malformed JSON in request body", code: "VALIDATION_ERROR" });

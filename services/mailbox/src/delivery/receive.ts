@@ -80,7 +80,12 @@ export class Filer {
           await this.commit(tenantId, batch);
           for (const f of batch) f.done();
         } catch (err) {
-          for (const f of batch) f.done(err);
+          if (batch.length === 1) {
+            batch[0]!.done(err);
+            continue;
+          }
+          // One filing that cannot be committed must not sink the others: each alone.
+          for (const f of batch) await this.commit(tenantId, [f]).then(() => f.done(), (e: unknown) => f.done(e));
         }
       }
     } finally {

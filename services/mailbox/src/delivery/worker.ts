@@ -14,13 +14,26 @@ const SYSTEM: CommandMeta = { actor: { type: "system", id: "delivery" }, request
 
 type Sent = Extract<MailboxEnvelope, { type: "MessageSent" }>;
 
-/** A copy for an inbox of this platform, with no SMTP round trip. */
-async function deliverLocally(ctx: MailboxContext, filer: Filer, e: Sent, target: Target) {
+/** Local copies at a time for one sent message: each holds the message's bytes until filed. */
+const LOCAL_COPIES_IN_FLIGHT = 4;
+
+/** Copies for inboxes of this platform, with no SMTP round trip; the bytes are read once. */
+async function deliverLocally(ctx: MailboxContext, filer: Filer, e: Sent, targets: Target[]) {
+  if (!targets.length) return;
   const f = e.data;
   const hashes = [f.rawHash, f.plainHash, f.htmlHash, ...f.attachments.map((a) => a.hash)].filter((h): h is string => !!h);
-  const blobs = await getBlobs(ctx.db, e.workspaceId!, hashes);
+  const blobs = [...(await getBlobs(ctx.db, e.workspaceId!, hashes)).values()];
   const { messageId: _m, inboxId: _i, threadId: _t, ...facts } = f;
-  await filer.file(target, facts, [...blobs.values()], { dedupeParts: ["local", f.messageId], sourceMessageId: f.messageId });
+  const queue = [...targets];
+  await Promise.all(
+    Array.from({ length: Math.min(LOCAL_COPIES_IN_FLIGHT, queue.length) }, async () => {
+      for (let target = queue.shift(); target; target = queue.shift()) {
+        // Within the sender's workspace the bytes are stored already.
+        const copy = target.workspace_id === e.workspaceId ? [] : blobs;
+        await filer.file(target, facts, copy, { dedupeParts: ["local", f.messageId], sourceMessageId: f.messageId });
+      }
+    }),
+  );
 }
 
 async function record(ctx: MailboxContext, e: Sent, type: "MessageDelivered" | "MessageBounced", data: object) {
@@ -28,15 +41,18 @@ async function record(ctx: MailboxContext, e: Sent, type: "MessageDelivered" | "
     ctx,
     e.tenantId,
     SYSTEM,
-    async () => [
-      {
-        event: { type, schemaVersion: 1, data: { messageId: e.data.messageId, ...data } } as never,
-        tenantId: e.tenantId,
-        workspaceId: e.workspaceId,
-        aggregateId: e.data.messageId,
-        aggregateVersion: 2,
-      },
-    ],
+    async (tx) => {
+      const current = await tx.selectFrom("messages").select("version").where("workspace_id", "=", e.workspaceId!).where("message_id", "=", e.data.messageId).executeTakeFirst();
+      return [
+        {
+          event: { type, schemaVersion: 1, data: { messageId: e.data.messageId, ...data } } as never,
+          tenantId: e.tenantId,
+          workspaceId: e.workspaceId,
+          aggregateId: e.data.messageId,
+          aggregateVersion: (current?.version ?? 1) + 1,
+        },
+      ];
+    },
     async () => undefined,
   );
 }
@@ -52,7 +68,7 @@ async function deliver(ctx: MailboxContext, filer: Filer, outbound: Outbound, e:
   const recipients = [...new Set([...f.to, ...f.cc, ...f.bcc])];
   const claims = await ctx.db.selectFrom("address_claims").selectAll().where("address", "in", recipients).execute();
   const local = new Map(claims.map((c) => [c.inbox_id, c]));
-  await Promise.all([...local.values()].map((target) => deliverLocally(ctx, filer, e, target)));
+  await deliverLocally(ctx, filer, e, [...local.values()]);
 
   const external = recipients.filter((r) => !claims.some((c) => c.address === r));
   const delivered = claims.map((c) => c.address);

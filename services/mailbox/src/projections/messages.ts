@@ -97,10 +97,13 @@ export async function evolveMessages(tx: Kysely<MailboxDb>, e: MessageEvent): Pr
       await row(e.data.messageId).set({ deleted_at: e.occurredAt, updated_at: e.occurredAt, version: e.aggregateVersion }).execute();
       return;
     case "MessageDelivered":
-      await row(e.data.messageId).set({ status: "delivered", updated_at: e.occurredAt }).where("status", "=", "sent").execute();
+      // Delivered never overrides a bounce of some of the recipients; the version moves on regardless.
+      await row(e.data.messageId)
+        .set({ status: sql<"delivered">`case when status = 'sent' then 'delivered' else status end`, updated_at: e.occurredAt, version: e.aggregateVersion })
+        .execute();
       return;
     case "MessageBounced":
-      await row(e.data.messageId).set({ status: "bounced", updated_at: e.occurredAt }).execute();
+      await row(e.data.messageId).set({ status: "bounced", updated_at: e.occurredAt, version: e.aggregateVersion }).execute();
       return;
     default: {
       const unreachable: never = e;

@@ -10,6 +10,8 @@ export interface Mailbox {
   inboxId: string;
 }
 
+const ADDRESS_EVENTS = new Set(["InboxCreated", "AddressAdded", "AddressRemoved", "InboxDeleted"]);
+
 /**
  * Every address of the platform, in memory, kept from the mailbox's events through an
  * ordered consumer: RCPT is answered without a database round trip.
@@ -57,7 +59,9 @@ export class Directory {
     void (async () => {
       for await (const m of this.messages!) {
         try {
-          this.apply(m.subject.split(".").at(-1) ?? "", m.json());
+          const type = m.subject.split(".").at(-1) ?? "";
+          // Most mailbox events (every message) say nothing about addresses: not even parsed.
+          if (ADDRESS_EVENTS.has(type)) this.apply(m.json());
         } catch (err) {
           this.logger.warn({ err, seq: m.seq }, "directory: unreadable event");
         }
@@ -67,8 +71,7 @@ export class Directory {
     })();
   }
 
-  private apply(type: string, raw: unknown): void {
-    if (!["InboxCreated", "AddressAdded", "AddressRemoved", "InboxDeleted"].includes(type)) return;
+  private apply(raw: unknown): void {
     const e = parseMailboxEvent(raw);
     const at = { tenantId: e.tenantId!, workspaceId: e.workspaceId! };
     switch (e.type) {
