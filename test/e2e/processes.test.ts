@@ -26,7 +26,7 @@ describe("service processes", () => {
   }
 
   it("all six start, report health and readiness, answer, and stop cleanly on SIGTERM", async () => {
-    const ports = new Map<string, number>();
+    const ports = new Map<(typeof SERVICES)[number], number>();
     for (const name of SERVICES) {
       const port = await freePort();
       ports.set(name, port);

@@ -95,7 +95,7 @@ describe("replaying identity's events", () => {
   });
 
   it("generates an operator key once when none is configured, and retires it when one is", async () => {
-    const env = { ...s.identityEnv(), DB_SCHEMA: s.iso.schema("identity_gen") };
+    const env: Record<string, string> = { ...s.identityEnv(), DB_SCHEMA: s.iso.schema("identity_gen") };
     delete (env as Record<string, string>).SUPER_ADMIN_KEY;
     // Its own stream too, so this tenant-less deployment starts from nothing.
     env.NATS_PREFIX = `${s.iso.tag}g.`;

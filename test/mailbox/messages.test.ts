@@ -302,7 +302,7 @@ describe("sending, delivering and reading messages", () => {
     const second = await fetch(`http://127.0.0.1:${port}/v1/inboxes/${a.id}/send`, { method: "POST", headers: { "x-api-key": a.apiKey, "content-type": "application/json" }, body });
     expect(second.status).toBe(429);
     expect(second.headers.get("retry-after")).toBe("1");
-    expect((await second.json()).code).toBe("RATE_LIMITED");
+    expect(((await second.json()) as { code: string }).code).toBe("RATE_LIMITED");
     // Small requests are not held up, and another key has its own room.
     expect((await s.api("GET", `/v1/inboxes/${a.id}/messages?limit=1`, { key: a.apiKey })).status).toBe(200);
     expect(await first).toBe(200);

@@ -22,6 +22,8 @@ export interface StackOptions {
   smtpEnv?: Record<string, string>;
   gatewayEnv?: Record<string, string>;
   logLevel?: string;
+  /** Another NATS server than the machine's (a private one a test may kill). */
+  natsUrl?: string;
 }
 
 /**

@@ -41,6 +41,10 @@ export async function openDatabase<DB>(o: OpenDbOptions): Promise<Database<DB>> 
   });
   // An idle client losing its server must not crash the process; the next query reconnects.
   pool.on("error", (err) => o.logger.warn({ err: err.message }, "PostgreSQL connection lost"));
+  // The pool listens for errors on idle connections only; one that breaks while checked out
+  // (a server restart mid-transaction) would otherwise be an unhandled 'error' event, which
+  // ends the process. Its query fails instead, and the caller retries.
+  pool.on("connect", (client) => client.on("error", (err) => o.logger.warn({ err: err.message }, "PostgreSQL connection lost while in use")));
   try {
     const c = await pool.connect();
     try {

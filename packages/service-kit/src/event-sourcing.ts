@@ -158,11 +158,57 @@ export interface CommandContext<DB> {
  * events again idempotently; it rebuilds the read model and heals a crash between an
  * append and the commit.
  */
-export function commandExecutor<DB, E extends { type: string; schemaVersion: number; data: unknown }>(o: {
+type Envelope<E extends { type: string; schemaVersion: number; data: unknown }> = EventEnvelope<E["data"]> & E;
+
+export interface ExecutorOptions<DB, E extends { type: string; schemaVersion: number; data: unknown }> {
   context: string;
-  /** Applies a command's events, in order, to the read model in the command's transaction. */
-  apply: (tx: Kysely<DB>, events: Sequenced<EventEnvelope<E["data"]> & E>[]) => Promise<unknown>;
-}) {
+  /** Applies events, in order, to the read model in the command's transaction. */
+  apply: (tx: Kysely<DB>, events: Sequenced<Envelope<E>>[]) => Promise<unknown>;
+}
+
+/** One command's events in their envelopes: each caused by the one before. */
+function envelopesOf<DB, E extends { type: string; schemaVersion: number; data: unknown }>(ctx: CommandContext<DB>, context: string, meta: CommandMeta, drafts: EventDraft<E>[]): Envelope<E>[] {
+  let causationId: string | null = null;
+  return drafts.map((d) => {
+    const envelope = {
+      id: ctx.newId(),
+      type: d.event.type,
+      schemaVersion: d.event.schemaVersion,
+      context,
+      tenantId: d.tenantId,
+      workspaceId: d.workspaceId,
+      aggregateId: d.aggregateId,
+      aggregateVersion: d.aggregateVersion,
+      occurredAt: ctx.clock().toISOString(),
+      causationId,
+      correlationId: meta.requestId,
+      actor: meta.actor,
+      data: d.event.data,
+    } as Envelope<E>;
+    causationId = envelope.id;
+    return envelope;
+  });
+}
+
+/**
+ * Appends events and applies them in the caller's transaction. Published together on one
+ * connection: the stream keeps their order, and many events wait for one round of
+ * acknowledgements, not one each.
+ */
+async function appendAndApply<DB, E extends { type: string; schemaVersion: number; data: unknown }>(
+  ctx: CommandContext<DB>,
+  o: ExecutorOptions<DB, E>,
+  tx: Kysely<DB>,
+  envelopes: Envelope<E>[],
+): Promise<void> {
+  const acks = await Promise.all(envelopes.map((e) => appendEvent(ctx.bus, e))).catch((err: unknown) => {
+    ctx.logger.error({ err, types: envelopes.map((e) => e.type) }, "could not append events");
+    throw new AppError("UNAVAILABLE", "The event store is unavailable; retry shortly");
+  });
+  await o.apply(tx, envelopes.map((e, i) => ({ e, seq: acks[i]!.seq })));
+}
+
+export function commandExecutor<DB, E extends { type: string; schemaVersion: number; data: unknown }>(o: ExecutorOptions<DB, E>) {
   return async function execute<T>(
     ctx: CommandContext<DB>,
     /** Whose decisions these are: the tenant, or null for operator-level facts. */
@@ -174,38 +220,93 @@ export function commandExecutor<DB, E extends { type: string; schemaVersion: num
     let committed: string[] = [];
     const result = await ctx.db.transaction().execute(async (tx) => {
       await lockTenant(tx, o.context, tenantId);
-      const drafts = await decide(tx);
-      let causationId: string | null = null;
-      const envelopes = drafts.map((d) => {
-        const envelope = {
-          id: ctx.newId(),
-          type: d.event.type,
-          schemaVersion: d.event.schemaVersion,
-          context: o.context,
-          tenantId: d.tenantId,
-          workspaceId: d.workspaceId,
-          aggregateId: d.aggregateId,
-          aggregateVersion: d.aggregateVersion,
-          occurredAt: ctx.clock().toISOString(),
-          causationId,
-          correlationId: meta.requestId,
-          actor: meta.actor,
-          data: d.event.data,
-        } as EventEnvelope<E["data"]> & E;
-        causationId = envelope.id;
-        return envelope;
-      });
-      // Published together on one connection: the stream keeps their order, and a command
-      // of many events waits for one round of acknowledgements, not one per event.
-      const acks = await Promise.all(envelopes.map((e) => appendEvent(ctx.bus, e))).catch((err: unknown) => {
-        ctx.logger.error({ err, types: envelopes.map((e) => e.type) }, "could not append events");
-        throw new AppError("UNAVAILABLE", "The event store is unavailable; retry shortly");
-      });
-      await o.apply(tx, envelopes.map((e, i) => ({ e, seq: acks[i]!.seq })));
+      const envelopes = envelopesOf(ctx, o.context, meta, await decide(tx));
+      await appendAndApply(ctx, o, tx, envelopes);
       committed = envelopes.map((e) => e.id);
       return read(tx);
     });
     ctx.recent?.add(committed);
     return result;
   };
+}
+
+/** A command for group commit: its decision and its answer. */
+export type BatchedDecision<DB, E extends { type: string; schemaVersion: number; data: unknown }, T> = (tx: Kysely<DB>) => Promise<{ events: EventDraft<E>[]; result: T }>;
+
+interface Pending<DB, E extends { type: string; schemaVersion: number; data: unknown }> {
+  meta: CommandMeta;
+  decide: BatchedDecision<DB, E, unknown>;
+  resolve: (v: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Group commit for commands of one kind whose decisions do not read each other's events
+ * (sends, say): commands of a tenant that arrive while a batch of that tenant is being
+ * committed wait and go together, with one lock, one transaction, one round of appends and
+ * one application of all their events. Each decision still runs alone, in arrival order,
+ * and sees what the ones before it wrote in the transaction. A decision refuses by throwing
+ * an AppError before it writes anything: that command alone is refused. Any other failure
+ * fails the batch, and its commands are tried again one by one, so one cannot sink others.
+ */
+export class GroupCommit<DB, E extends { type: string; schemaVersion: number; data: unknown }> {
+  private readonly queues = new Map<string, Pending<DB, E>[]>();
+  private readonly busy = new Set<string>();
+
+  constructor(
+    private readonly ctx: CommandContext<DB>,
+    private readonly o: ExecutorOptions<DB, E>,
+    private readonly maxBatch = 64,
+  ) {}
+
+  run<T>(tenantId: string, meta: CommandMeta, decide: BatchedDecision<DB, E, T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const q = this.queues.get(tenantId) ?? [];
+      q.push({ meta, decide, resolve: resolve as (v: unknown) => void, reject });
+      this.queues.set(tenantId, q);
+      if (!this.busy.has(tenantId)) void this.drain(tenantId);
+    });
+  }
+
+  private async drain(tenantId: string): Promise<void> {
+    this.busy.add(tenantId);
+    try {
+      for (;;) {
+        const batch = (this.queues.get(tenantId) ?? []).splice(0, this.maxBatch);
+        if (!batch.length) break;
+        try {
+          await this.commit(tenantId, batch);
+        } catch (err) {
+          // The event store is down, say: the same for each one, so no point trying singly.
+          if (batch.length === 1 || err instanceof AppError) for (const p of batch) p.reject(err);
+          else for (const p of batch) await this.commit(tenantId, [p]).catch((e: unknown) => p.reject(e));
+        }
+      }
+    } finally {
+      this.busy.delete(tenantId);
+      this.queues.delete(tenantId);
+    }
+  }
+
+  private async commit(tenantId: string, batch: Pending<DB, E>[]): Promise<void> {
+    const { ctx, o } = this;
+    const settled: (() => void)[] = [];
+    const envelopes: Envelope<E>[] = [];
+    await ctx.db.transaction().execute(async (tx) => {
+      await lockTenant(tx, o.context, tenantId);
+      for (const p of batch) {
+        try {
+          const { events, result } = await p.decide(tx);
+          envelopes.push(...envelopesOf(ctx, o.context, p.meta, events));
+          settled.push(() => p.resolve(result));
+        } catch (err) {
+          if (!(err instanceof AppError)) throw err;
+          settled.push(() => p.reject(err));
+        }
+      }
+      if (envelopes.length) await appendAndApply(ctx, o, tx, envelopes);
+    });
+    ctx.recent?.add(envelopes.map((e) => e.id));
+    for (const settle of settled) settle();
+  }
 }

@@ -7,7 +7,7 @@ import type { MailboxDb } from "../db/schema.ts";
 import { compose, previewOf } from "../mime/compose.ts";
 import type { InboxRow } from "../read/inboxes.ts";
 import { putBlob, sha256 } from "../store/blobs.ts";
-import { execute, type CommandMeta, type EventDraft } from "./execute.ts";
+import { execute, groupCommit, type CommandMeta, type EventDraft } from "./execute.ts";
 
 export interface OutgoingSpec {
   to: string[];
@@ -89,6 +89,13 @@ async function assertKnownRecipients(tx: Kysely<MailboxDb>, inbox: InboxRow, rec
   }
 }
 
+const batchers = new WeakMap<MailboxContext, ReturnType<typeof groupCommit>>();
+const sendsOf = (ctx: MailboxContext) => {
+  let b = batchers.get(ctx);
+  if (!b) batchers.set(ctx, (b = groupCommit(ctx)));
+  return b;
+};
+
 /**
  * Sends one message from an inbox: builds and signs it, stores its bytes once, records
  * MessageSent. Delivery (local or through the relay) follows from that event. With an
@@ -101,7 +108,7 @@ export async function sendFromInbox(
   meta: CommandMeta,
   idempotency?: { key: string; request: unknown },
   /** Events recorded in the same step as the send (a draft deleted by sending it). */
-  alongside: (tx: Kysely<MailboxDb>, messageId: string) => Promise<EventDraft[]> = async () => [],
+  alongside?: (tx: Kysely<MailboxDb>, messageId: string) => Promise<EventDraft[]>,
 ): Promise<SendResult> {
   const recipients = [...new Set([...spec.to, ...spec.cc, ...spec.bcc])];
   if (!recipients.length) throw new AppError("VALIDATION_ERROR", "At least one recipient is required", [{ path: "to", message: "required" }]);
@@ -109,7 +116,6 @@ export async function sendFromInbox(
   const requestHash = idempotency ? sha256(JSON.stringify(idempotency.request)) : "";
   const messageId = ctx.newId();
   const threadId = spec.threadId ?? ctx.newId();
-  let result: SendResult | undefined;
   // Composing and signing is CPU work: done before taking the tenant's lock, not under it.
   const fromAddress = await primaryAddress(ctx.db, inbox);
   const domain = fromAddress.split("@")[1]!;
@@ -143,61 +149,72 @@ export async function sendFromInbox(
     attachments.push({ id: ctx.newId(), filename: a.filename, contentType: a.contentType, sizeBytes: a.content.length, hash: await putBlob(ctx.db, ws0, a.content, at) });
   }
 
+  const decision = async (tx: Kysely<MailboxDb>): Promise<{ events: EventDraft[]; result: SendResult }> => {
+    if (idempotency) {
+      const seen = await tx
+        .selectFrom("idempotency_keys")
+        .selectAll()
+        .where("workspace_id", "=", inbox.workspace_id)
+        .where("inbox_id", "=", inbox.inbox_id)
+        .where("key", "=", idempotency.key)
+        .executeTakeFirst();
+      if (seen) {
+        if (seen.request_hash !== requestHash) throw new AppError("CONFLICT", "This Idempotency-Key was used for a different request");
+        return { events: [], result: seen.response as SendResult };
+      }
+    }
+    if (spec.firstContactCheck) await assertKnownRecipients(tx, inbox, recipients);
+    // Nothing is written above this line: a refusal leaves the transaction untouched.
+    const now = ctx.clock();
+    const ws = inbox.workspace_id;
+    const facts = {
+      messageId,
+      inboxId: inbox.inbox_id,
+      threadId,
+      from: { address: fromAddress, name: inbox.display_name },
+      to: spec.to,
+      cc: spec.cc,
+      bcc: spec.bcc,
+      replyTo: spec.replyTo ?? null,
+      subject: spec.subject,
+      messageIdHeader: header,
+      inReplyTo: spec.inReplyTo,
+      references: spec.references,
+      rawHash: stored.raw,
+      rawSize: raw.length,
+      plainHash: stored.plain,
+      htmlHash: stored.html,
+      preview: previewOf(spec.text, spec.html),
+      attachments,
+    };
+    const result: SendResult = { id: messageId, threadId, status: "sent", messageId: header };
+    if (idempotency) {
+      await tx
+        .insertInto("idempotency_keys")
+        .values({ workspace_id: ws, inbox_id: inbox.inbox_id, key: idempotency.key, request_hash: requestHash, response: JSON.stringify(result), created_at: now })
+        .execute();
+    }
+    const also = alongside ? await alongside(tx, messageId) : [];
+    const events: EventDraft[] = [
+      { event: { type: "MessageSent", schemaVersion: 1, data: facts }, tenantId: inbox.tenant_id, workspaceId: ws, aggregateId: messageId, aggregateVersion: 1 },
+      ...also,
+    ];
+    return { events, result };
+  };
+
+  // A send decides nothing another send's events could change, so the sends of a tenant are
+  // group-committed; one with other events alongside (a draft it deletes) goes alone.
+  if (!alongside) return sendsOf(ctx).run(inbox.tenant_id, meta, decision);
+  let decided: SendResult | undefined;
   return execute(
     ctx,
     inbox.tenant_id,
     meta,
     async (tx) => {
-      if (idempotency) {
-        const seen = await tx
-          .selectFrom("idempotency_keys")
-          .selectAll()
-          .where("workspace_id", "=", inbox.workspace_id)
-          .where("inbox_id", "=", inbox.inbox_id)
-          .where("key", "=", idempotency.key)
-          .executeTakeFirst();
-        if (seen) {
-          if (seen.request_hash !== requestHash) throw new AppError("CONFLICT", "This Idempotency-Key was used for a different request");
-          result = seen.response as SendResult;
-          return [];
-        }
-      }
-      if (spec.firstContactCheck) await assertKnownRecipients(tx, inbox, recipients);
-      const now = ctx.clock();
-      const ws = inbox.workspace_id;
-      const facts = {
-        messageId,
-        inboxId: inbox.inbox_id,
-        threadId,
-        from: { address: fromAddress, name: inbox.display_name },
-        to: spec.to,
-        cc: spec.cc,
-        bcc: spec.bcc,
-        replyTo: spec.replyTo ?? null,
-        subject: spec.subject,
-        messageIdHeader: header,
-        inReplyTo: spec.inReplyTo,
-        references: spec.references,
-        rawHash: stored.raw,
-        rawSize: raw.length,
-        plainHash: stored.plain,
-        htmlHash: stored.html,
-        preview: previewOf(spec.text, spec.html),
-        attachments,
-      };
-      result = { id: messageId, threadId, status: "sent", messageId: header };
-      if (idempotency) {
-        await tx
-          .insertInto("idempotency_keys")
-          .values({ workspace_id: ws, inbox_id: inbox.inbox_id, key: idempotency.key, request_hash: requestHash, response: JSON.stringify(result), created_at: now })
-          .execute();
-      }
-      const also = await alongside(tx, messageId);
-      return [
-        { event: { type: "MessageSent", schemaVersion: 1, data: facts }, tenantId: inbox.tenant_id, workspaceId: ws, aggregateId: messageId, aggregateVersion: 1 },
-        ...also,
-      ];
+      const d = await decision(tx);
+      decided = d.result;
+      return d.events;
     },
-    async () => result!,
+    async () => decided!,
   );
 }

@@ -4,7 +4,7 @@ import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent, type MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
 import type { Backbone } from "@mam/service-kit/backbone.ts";
 import type { MailboxContext } from "../context.ts";
-import { execute, type CommandMeta } from "../commands/execute.ts";
+import { groupCommit, type CommandMeta } from "../commands/execute.ts";
 import { getBlobs } from "../store/blobs.ts";
 import { Filer, type Target } from "./receive.ts";
 import { TransientDeliveryError, type Outbound } from "./outbound.ts";
@@ -36,14 +36,14 @@ async function deliverLocally(ctx: MailboxContext, filer: Filer, e: Sent, target
   );
 }
 
-async function record(ctx: MailboxContext, e: Sent, type: "MessageDelivered" | "MessageBounced", data: object) {
-  await execute(
-    ctx,
-    e.tenantId,
-    SYSTEM,
-    async (tx) => {
-      const current = await tx.selectFrom("messages").select("version").where("workspace_id", "=", e.workspaceId!).where("message_id", "=", e.data.messageId).executeTakeFirst();
-      return [
+type Records = ReturnType<typeof groupCommit>;
+
+/** Delivered and bounced are recorded through group commit: a burst of sends makes a burst of these. */
+async function record(ctx: MailboxContext, records: Records, e: Sent, type: "MessageDelivered" | "MessageBounced", data: object) {
+  await records.run(e.tenantId!, SYSTEM, async (tx) => {
+    const current = await tx.selectFrom("messages").select("version").where("workspace_id", "=", e.workspaceId!).where("message_id", "=", e.data.messageId).executeTakeFirst();
+    return {
+      events: [
         {
           event: { type, schemaVersion: 1, data: { messageId: e.data.messageId, ...data } } as never,
           tenantId: e.tenantId,
@@ -51,14 +51,14 @@ async function record(ctx: MailboxContext, e: Sent, type: "MessageDelivered" | "
           aggregateId: e.data.messageId,
           aggregateVersion: (current?.version ?? 1) + 1,
         },
-      ];
-    },
-    async () => undefined,
-  );
+      ],
+      result: undefined,
+    };
+  });
 }
 
 /** Delivers each sent message: locally where the address is ours, through Outbound elsewhere. */
-async function deliver(ctx: MailboxContext, filer: Filer, outbound: Outbound, e: Sent, attempt: number): Promise<void> {
+async function deliver(ctx: MailboxContext, filer: Filer, records: Records, outbound: Outbound, e: Sent, attempt: number): Promise<void> {
   const f = e.data;
   const mine = await ctx.db.selectFrom("messages").select(["status"]).where("workspace_id", "=", e.workspaceId!).where("message_id", "=", f.messageId).executeTakeFirst();
   // Not committed yet by the command that sent it: throwing makes the consumer try again shortly.
@@ -85,13 +85,14 @@ async function deliver(ctx: MailboxContext, filer: Filer, outbound: Outbound, e:
     }
     delivered.push(...r.delivered);
     via = ctx.cfg.SMTP_RELAY_URL ? "relay" : "mx";
-    for (const b of r.rejected) await record(ctx, e, "MessageBounced", { recipients: b.recipients, reason: b.reason.slice(0, 1000) });
+    for (const b of r.rejected) await record(ctx, records, e, "MessageBounced", { recipients: b.recipients, reason: b.reason.slice(0, 1000) });
   }
-  if (delivered.length) await record(ctx, e, "MessageDelivered", { recipients: delivered, via });
+  if (delivered.length) await record(ctx, records, e, "MessageDelivered", { recipients: delivered, via });
 }
 
 export function deliveryWorker(ctx: MailboxContext, backbone: Backbone<any>, outbound: Outbound): DurableConsumer {
   const filer = new Filer(ctx);
+  const records = groupCommit(ctx);
   return new DurableConsumer({
     bus: backbone.bus,
     stream: backbone.stream,
@@ -99,10 +100,14 @@ export function deliveryWorker(ctx: MailboxContext, backbone: Backbone<any>, out
     filterSubject: contextEventsFilter(ctx.bus.prefix, MAILBOX_CONTEXT),
     logger: ctx.logger,
     isPoison: (err) => err instanceof ZodError,
+    // Each sent message is delivered on its own: a tenant's burst goes out in parallel (and
+    // its local copies and records group-commit) instead of one message after another.
+    keyOf: (msg) => String(msg.seq % 32),
+    concurrency: 32,
     handle: async (msg) => {
       if (!msg.subject.endsWith(".MessageSent")) return;
       const e = parseMailboxEvent(msg.json());
-      if (e.type === "MessageSent") await deliver(ctx, filer, outbound, e, msg.info.deliveryCount);
+      if (e.type === "MessageSent") await deliver(ctx, filer, records, outbound, e, msg.info.deliveryCount);
     },
   });
 }
