@@ -54,18 +54,21 @@ export class DurableConsumer {
 
   private async ensure(): Promise<void> {
     const { bus, stream, durable, filterSubject, maxDeliver = 20 } = this.o;
-    try {
-      await bus.jsm.consumers.info(stream, durable);
-    } catch {
+    const ackWait = nanos(this.o.ackWaitMs ?? 30_000);
+    const existing = await bus.jsm.consumers.info(stream, durable).catch(() => undefined);
+    if (!existing) {
       await bus.jsm.consumers.add(stream, {
         durable_name: durable,
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.All,
         filter_subject: filterSubject,
-        ack_wait: nanos(this.o.ackWaitMs ?? 30_000),
+        ack_wait: ackWait,
         max_deliver: maxDeliver,
         max_ack_pending: 1_000,
       });
+    } else if (existing.config.ack_wait !== ackWait || existing.config.max_deliver !== maxDeliver) {
+      // Settings a newer release changed; the position in the stream stays.
+      await bus.jsm.consumers.update(stream, durable, { ack_wait: ackWait, max_deliver: maxDeliver });
     }
   }
 

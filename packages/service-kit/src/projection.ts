@@ -35,6 +35,9 @@ export async function startProjection(o: ProjectionOptions): Promise<DurableCons
     // The event id is the message's Nats-Msg-Id (see appendEvent).
     handle: o.recent ? (msg) => (o.recent!.take(msg.headers?.get("Nats-Msg-Id")) ? Promise.resolve() : o.handle(msg)) : o.handle,
     isPoison: o.isPoison,
+    // A restarted replica waits for what a crashed one left unacknowledged before it serves:
+    // applying an event takes milliseconds, so that wait need not be long.
+    ackWaitMs: 10_000,
   });
   await consumer.start();
   await waitFor(() => consumer.caughtUp(), { timeoutMs: 10 * 60_000, intervalMs: 50, what: `${o.projection} read model` });

@@ -1,0 +1,41 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { nanos } from "@nats-io/transport-node";
+import { createLogger } from "@mam/runtime/logger.ts";
+import { isolate } from "@mam/testing/isolation.ts";
+import { closeBus, connectBus, type Bus } from "./connection.ts";
+import { DurableConsumer } from "./consumer.ts";
+import { ensureEventsStream } from "./streams.ts";
+
+describe("DurableConsumer", () => {
+  const iso = isolate();
+  const logger = createLogger("test", "silent");
+  let bus: Bus;
+  let stream: string;
+  beforeAll(async () => {
+    bus = await connectBus({ url: iso.urls.NATS_URL, prefix: iso.prefix, name: "consumer-test", logger });
+    stream = await ensureEventsStream(bus);
+  });
+  afterAll(async () => {
+    await closeBus(bus);
+    await iso.cleanup();
+  });
+
+  const consumer = (ackWaitMs: number, maxDeliver: number) =>
+    new DurableConsumer({ bus, stream, durable: "settings", filterSubject: `${iso.prefix}evt.>`, logger, handle: async () => undefined, ackWaitMs, maxDeliver });
+
+  it("brings an existing durable's ack wait and max deliveries up to date, keeping its position", async () => {
+    await bus.js.publish(`${iso.prefix}evt.test._._.Happened`, "{}");
+    const first = consumer(30_000, 20);
+    await first.start();
+    await expect.poll(() => first.caughtUp(), { timeout: 5_000 }).toBe(true);
+    await first.stop();
+
+    const second = consumer(10_000, 7);
+    await second.start();
+    const info = await bus.jsm.consumers.info(stream, "settings");
+    expect(info.config.ack_wait).toBe(nanos(10_000));
+    expect(info.config.max_deliver).toBe(7);
+    expect(info.delivered.stream_seq).toBe(1);
+    await second.stop();
+  });
+});
