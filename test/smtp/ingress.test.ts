@@ -33,7 +33,7 @@ describe("SMTP ingress", () => {
     s = new Stack({
       logLevel: "warn",
       smtp: true,
-      smtpEnv: { SMTP_MAX_MESSAGE_BYTES: String(MAX), SMTP_MAX_RECIPIENTS: "5", SMTP_MAX_CLIENTS_PER_IP: "6", INGEST_INLINE_BYTES: "50000" },
+      smtpEnv: { SMTP_MAX_MESSAGE_BYTES: String(MAX), SMTP_MAX_RECIPIENTS: "5", SMTP_MAX_CLIENTS_PER_IP: "6", INGEST_INLINE_BYTES: "50000", SMTP_DATA_TIMEOUT_MS: "2000", SMTP_IDLE_TIMEOUT_MS: "3000" },
       mailboxEnv: { DNS_SERVERS: resolver },
     });
     await s.start();
@@ -288,5 +288,30 @@ describe("SMTP ingress", () => {
     expect(raw.toString("latin1", 0, 9)).toBe("Received:");
     expect(raw.length).toBeGreaterThan(sent.length);
     expect(raw.subarray(raw.length - sent.length).equals(sent)).toBe(true);
+  });
+  it("message data that trickles in past the data timeout: 421 4.4.2, closed, nothing filed", async () => {
+    const t = await SmtpTranscript.open(port);
+    await t.reply();
+    await t.command("EHLO slow");
+    await t.command("MAIL FROM:<slow@example.com>");
+    expect(await t.command(`RCPT TO:<${a.email}>`)).toMatch(/^250/);
+    expect(await t.command("DATA")).toMatch(/^354/);
+    t.write("Subject: trickled\r\n\r\n");
+    // A line every 200 ms: never idle, never done.
+    const trickle = setInterval(() => !t.closed && t.write("x\r\n"), 200);
+    try {
+      expect((await t.reply(10_000))[0]).toMatch(/^421 4\.4\.2/);
+      await waitFor(() => t.closed, { timeoutMs: 5_000, what: "the connection closed" });
+    } finally {
+      clearInterval(trickle);
+    }
+    expect((await inbound(a)).some((m) => m.subject === "trickled")).toBe(false);
+  });
+  it("a client that goes quiet is told 421 after the idle timeout and disconnected", async () => {
+    const t = await SmtpTranscript.open(port);
+    await t.reply();
+    expect(await t.command("EHLO quiet")).toMatch(/^250/);
+    expect((await t.reply(10_000))[0]).toMatch(/^421/);
+    await waitFor(() => t.closed, { timeoutMs: 5_000, what: "the connection closed" });
   });
 });

@@ -16,6 +16,11 @@ const Env = BaseEnv.extend({
   SMTP_MAX_CLIENTS_PER_IP: z.coerce.number().int().positive().default(20),
   /** Idle time allowed between commands before the connection is closed. */
   SMTP_IDLE_TIMEOUT_MS: z.coerce.number().int().positive().default(60_000),
+  /**
+   * The longest the message data of one transaction may take to arrive, however steadily it
+   * trickles (the idle timeout restarts with every byte); then 421 4.4.2 and the connection closes.
+   */
+  SMTP_DATA_TIMEOUT_MS: z.coerce.number().int().positive().default(10 * 60_000),
   /** PEM certificate and key for STARTTLS; a self-signed pair is generated when unset. */
   SMTP_TLS_CERT: z.string().optional(),
   SMTP_TLS_KEY: z.string().optional(),

@@ -9,6 +9,13 @@ import type { TlsMaterial } from "./tls.ts";
 
 type Callback = (err?: Error | null) => void;
 
+/** What smtp-server's live connections offer (public methods, absent from its typings). */
+interface LiveConnection {
+  session: SMTPServerSession;
+  send(code: number, message: string): void;
+  close(): void;
+}
+
 /** An SMTP refusal with a precise reply code; smtp-server prints `code message`. */
 const reply = (code: number, message: string) => Object.assign(new Error(message), { responseCode: code });
 
@@ -32,7 +39,7 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
   const targets = new WeakMap<SMTPServerSession, Map<string, Mailbox>>();
   const rcptCount = new WeakMap<SMTPServerSession, number>();
 
-  return new SMTPServer({
+  const server: SMTPServer = new SMTPServer({
     name: hostname,
     banner: "agent mail ESMTP",
     size: d.cfg.SMTP_MAX_MESSAGE_BYTES,
@@ -77,6 +84,16 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
       cb();
     },
     onData(stream: SMTPServerDataStream, session, cb: Callback) {
+      // A sender that trickles a byte now and then never trips the idle timeout: the data as a whole has a deadline.
+      const deadline = setTimeout(() => {
+        const conn = [...(server as unknown as { connections: Set<LiveConnection> }).connections].find((c) => c.session === session);
+        d.logger.warn({ remoteAddress: session.remoteAddress }, "message data too slow: connection closed");
+        conn?.send(421, "4.4.2 Message data took too long, closing connection");
+        conn?.close();
+      }, d.cfg.SMTP_DATA_TIMEOUT_MS);
+      deadline.unref();
+      stream.once("end", () => clearTimeout(deadline));
+      stream.once("error", () => clearTimeout(deadline));
       const chunks: Buffer[] = [];
       let size = 0;
       stream.on("data", (c: Buffer) => {
@@ -123,4 +140,5 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
       });
     },
   });
+  return server;
 }
