@@ -3,6 +3,8 @@
  * all services running (mailbox and smtp-ingress as their own processes). Prints
  * messages/s, p50/p99 time-to-250 and time-until-visible-through-the-API; in the same run
  * a bare smtp-server that writes and fsyncs each message before its 250, as the baseline.
+ * Mailbox, smtp-ingress, billing and realtime run as processes of their own; identity and
+ * the gateway in this one.
  * Env: BENCH_N (10000), BENCH_SIZE (4096), BENCH_K (10 connections), BENCH_PROCS (2 load
  * processes), BENCH_PROFILE (a folder for CPU profiles of the services). Prints figures;
  * asserts nothing.
@@ -57,6 +59,9 @@ function cpuSeconds(services: Record<string, number>): Map<string, number> {
   add("bench process (identity, gateway, poller)", (self.user + self.system) / 1e6);
   return out;
 }
+
+/** Run as processes of their own; identity and the gateway run in this one. */
+const SERVICES = ["mailbox", "smtp-ingress", "billing", "realtime"] as const;
 
 const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? NaN;
 
@@ -139,7 +144,8 @@ try {
   await identity.start();
   await gateway.start();
   const smtpPort = await freePort();
-  for (const name of ["mailbox", "smtp-ingress"]) {
+  // Every service runs: billing and realtime too, though this load asks nothing of them yet.
+  for (const name of SERVICES) {
     const health = await freePort();
     const p = runService(`services/${name}/src/main.ts`, {
       ...iso.env,
@@ -176,7 +182,7 @@ try {
       await new Promise((res) => setTimeout(res, 20));
     }
   })();
-  const pids = Object.fromEntries(children.map((c, i) => [["mailbox", "smtp-ingress"][i]!, c.child.pid!]));
+  const pids = Object.fromEntries(children.map((c, i) => [SERVICES[i]!, c.child.pid!]));
   const cpuBefore = cpuSeconds(pids);
   const ours = await blast(smtpPort, inbox.email);
   await waitFor(() => visibleAt.length >= N, { timeoutMs: 300_000, intervalMs: 50, what: "all messages visible" });
