@@ -2,6 +2,7 @@ import nodemailer from "nodemailer";
 import MailComposer from "nodemailer/lib/mail-composer/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "@mam/runtime/wait.ts";
+import { eventsStreamName } from "@mam/contracts/subjects.ts";
 import { generateKeyPairSync } from "node:crypto";
 import { TestDnsServer } from "@mam/testing/dns-server.ts";
 import { SmtpTranscript } from "@mam/testing/smtp-transcript.ts";
@@ -313,5 +314,56 @@ describe("SMTP ingress", () => {
     expect(await t.command("EHLO quiet")).toMatch(/^250/);
     expect((await t.reply(10_000))[0]).toMatch(/^421/);
     await waitFor(() => t.closed, { timeoutMs: 5_000, what: "the connection closed" });
+  });
+  it("a restarted smtp-ingress loads its directory from the mailbox's snapshot, or replays the events without a mailbox", async () => {
+    const t = await provisionTenant(s, "Restart");
+    const kept = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "kept" } })).body;
+    const alias = `kept-alias@${s.mailDomain}`;
+    expect((await s.api("POST", `/v1/inboxes/${kept.id}/addresses`, { key: t.key.key, body: { email: alias, primary: false } })).status).toBe(201);
+    const gone = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "gone" } })).body;
+    expect((await s.api("DELETE", `/v1/inboxes/${gone.id}`, { key: t.key.key })).status).toBe(200);
+    const rcpt = async (address: string) => {
+      const c = await SmtpTranscript.open(port);
+      await c.reply();
+      await c.command("EHLO restart");
+      await c.command("MAIL FROM:<r@example.com>");
+      const r = await c.command(`RCPT TO:<${address}>`);
+      c.close();
+      return r.slice(0, 3);
+    };
+    const expectDirectory = async () => {
+      expect(await rcpt(kept.email)).toBe("250");
+      expect(await rcpt(alias)).toBe("250");
+      expect(await rcpt(gone.email)).toBe("550");
+      expect(await rcpt(a.email)).toBe("250");
+    };
+    const replays = () => s.logs.text().split("replaying every mailbox event").length - 1;
+    await waitFor(async () => (await rcpt(alias)) === "250" && (await rcpt(gone.email)) === "550", { timeoutMs: 5_000, what: "the directory up to date" });
+
+    // Without a mailbox to ask: the whole stream, same answers.
+    const before = replays();
+    await s.mailbox!.destroy();
+    await s.smtp!.destroy();
+    await s.startSmtp();
+    port = s.smtp!.port;
+    expect(replays()).toBe(before + 1);
+    await expectDirectory();
+    await s.startMailbox();
+
+    // With one: from its snapshot and the events after it. The events the snapshot covers
+    // are purged first, so the answers can only come from the snapshot.
+    await s.iso.jetstream(async (jsm) => {
+      const stream = eventsStreamName(s.iso.prefix);
+      const floor = (await jsm.consumers.info(stream, "mailbox-read-model")).ack_floor.stream_seq;
+      await jsm.streams.purge(stream, { seq: floor + 1 });
+    });
+    await s.smtp!.destroy();
+    await s.startSmtp();
+    port = s.smtp!.port;
+    expect(replays()).toBe(before + 1);
+    await expectDirectory();
+    // Events after the snapshot still arrive.
+    const later = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "later" } })).body;
+    await waitFor(async () => (await rcpt(later.email)) === "250", { timeoutMs: 5_000, what: "an inbox created after the restart" });
   });
 });

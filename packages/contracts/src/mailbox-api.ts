@@ -80,3 +80,15 @@ export const RemoveAddressCommand = z.object({ inboxId: z.string(), address: z.s
 
 /** Identity, asked by mailbox to issue the key of a new inbox. */
 export const IssueInboxKeyCommand = z.object({ workspaceId: z.uuid(), inboxId: z.uuid() });
+
+/**
+ * A page of the address directory (every claimed address and its inbox), in address order.
+ * `fromSeq`: every mailbox event up to this stream sequence is in the pages; a reader
+ * replays the events after it (applying one already in a page again changes nothing).
+ */
+export const DirectoryPageQuery = z.object({ after: z.string().max(320).optional(), limit: z.number().int().min(1).max(10_000).default(5_000) });
+export const DirectoryPage = z.object({
+  fromSeq: z.number().int().min(0),
+  entries: z.array(z.object({ address: z.string(), tenantId: z.uuid(), workspaceId: z.uuid(), inboxId: z.uuid() })),
+});
+export type DirectoryPage = z.infer<typeof DirectoryPage>;

@@ -56,6 +56,8 @@ export const Rpc = {
     mailboxView: "svc.mailbox.view.messages",
     folderCounts: "svc.mailbox.view.folder-counts",
     platformDomainGet: "svc.mailbox.platform-domain.get",
+    /** Internal, unscoped: smtp-ingress loads the address directory from here at start. */
+    directoryPage: "svc.mailbox.directory.page",
     platformDomainVerify: "svc.mailbox.platform-domain.verify",
   },
 } as const;

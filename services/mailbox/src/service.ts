@@ -69,7 +69,7 @@ export class MailboxService implements Service {
     this.inbound = await inboundWorker(ctx, b);
     await this.inbound.start();
     this.rpc = new RpcServer(b.bus, "mailbox", b.verifier, this.logger);
-    registerMailboxRpc(this.rpc, ctx);
+    registerMailboxRpc(this.rpc, ctx, b.stream);
     this.logger.info({ healthPort: this.cfg.HEALTH_PORT, mailDomain: this.cfg.MAIL_DOMAIN }, "mailbox started");
   }
 

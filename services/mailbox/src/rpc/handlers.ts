@@ -11,6 +11,7 @@ import { deleteMessage, getAttachment, getMessage, getThread, listAttachments, l
 import { forward, reply, send } from "../commands/send.ts";
 import { addDomain, getDomain, listDomains, removeDomain, verifyDomain } from "../commands/domains.ts";
 import { platformDomain } from "../commands/platform-domain.ts";
+import { directoryPage } from "../commands/directory.ts";
 import type { CommandMeta } from "../commands/execute.ts";
 import { deleteInbox, getInbox, listInboxes, updateInbox } from "../commands/inboxes.ts";
 import { addEntry, createList, deleteList, getList, getLists, removeEntry, updateEntry, updateList } from "../commands/lists.ts";
@@ -19,7 +20,7 @@ const meta = (c: RpcContext): CommandMeta => ({ actor: { type: "key", id: c.clai
 const ok = (body: unknown) => ({ status: 200, body });
 
 /** The mailbox's commands and queries, one subject each. */
-export function registerMailboxRpc(server: RpcServer, ctx: MailboxContext): void {
+export function registerMailboxRpc(server: RpcServer, ctx: MailboxContext, stream: string): void {
   const M = Rpc.mailbox;
   server.handle(M.inboxCreate, (body, c) => createInbox(ctx, c, body, meta(c)));
   server.handle(M.inboxList, async (body, c) => ok(await listInboxes(ctx, c.claims, body)));
@@ -40,6 +41,8 @@ export function registerMailboxRpc(server: RpcServer, ctx: MailboxContext): void
   server.handle(M.domainGet, async (body, c) => ok(await getDomain(ctx, c.claims, body)));
   server.handle(M.domainVerify, async (body, c) => ok(await verifyDomain(ctx, c.claims, body, meta(c))));
   server.handle(M.domainRemove, async (body, c) => ok(await removeDomain(ctx, c.claims, body, meta(c))));
+  // No scope: it is the platform's, not a workspace's (every address is in the event stream anyway).
+  server.handlePublic(M.directoryPage, async (body) => ok(await directoryPage(ctx, stream, body)));
   server.handle(M.platformDomainGet, async (_body, c) => ok(await platformDomain(ctx, c.claims, false)));
   server.handle(M.platformDomainVerify, async (_body, c) => ok(await platformDomain(ctx, c.claims, true)));
   server.handle(M.messageSend, async (body, c) => ok(await send(ctx, c.claims, body, meta(c))));

@@ -1,4 +1,7 @@
-import type { Consumer, ConsumerMessages } from "@nats-io/jetstream";
+import { DeliverPolicy, type Consumer, type ConsumerMessages } from "@nats-io/jetstream";
+import { request } from "@mam/bus/rpc.ts";
+import { DirectoryPage } from "@mam/contracts/mailbox-api.ts";
+import { Rpc } from "@mam/contracts/subjects.ts";
 import type { Bus } from "@mam/bus/connection.ts";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent } from "@mam/contracts/mailbox-events.ts";
@@ -10,6 +13,7 @@ export interface Mailbox {
   inboxId: string;
 }
 
+const PAGE = 5_000;
 const ADDRESS_EVENTS = new Set(["InboxCreated", "AddressAdded", "AddressRemoved", "InboxDeleted"]);
 
 /**
@@ -52,8 +56,21 @@ export class Directory {
     return this.caughtUp;
   }
 
+  /**
+   * Loads the addresses from the mailbox's snapshot, then follows the events after it: the
+   * start costs as much as there are addresses, not as there were events (every message
+   * is one). Without a mailbox to ask, it replays the whole stream instead.
+   */
   async start(): Promise<void> {
-    const consumer = await this.bus.js.consumers.get(this.stream, { filter_subjects: contextEventsFilter(this.bus.prefix, MAILBOX_CONTEXT) });
+    const fromSeq = await this.loadSnapshot().catch((err: unknown) => {
+      this.logger.warn({ err: (err as Error).message }, "directory: no snapshot from the mailbox; replaying every mailbox event");
+      this.byAddress.clear();
+      return 0;
+    });
+    const consumer = await this.bus.js.consumers.get(this.stream, {
+      filter_subjects: contextEventsFilter(this.bus.prefix, MAILBOX_CONTEXT),
+      ...(fromSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq + 1 } : {}),
+    });
     this.consumer = consumer;
     this.messages = await consumer.consume();
     void (async () => {
@@ -69,6 +86,24 @@ export class Directory {
         if (m.info.pending === 0) this.caughtUp = true;
       }
     })();
+  }
+
+  /** Every page of the snapshot; resolves with the sequence to follow the events from. */
+  private async loadSnapshot(): Promise<number> {
+    let after: string | undefined;
+    let fromSeq: number | undefined;
+    for (;;) {
+      const reply = await request(this.bus, Rpc.mailbox.directoryPage, { after, limit: PAGE }, { timeoutMs: 10_000 });
+      if (!reply.ok) throw new Error(`${reply.error.code}: ${reply.error.error}`);
+      const page = DirectoryPage.parse(reply.body);
+      // The first page's sequence: each later page holds at least what the first did.
+      fromSeq ??= page.fromSeq;
+      for (const e of page.entries) this.byAddress.set(e.address, { tenantId: e.tenantId, workspaceId: e.workspaceId, inboxId: e.inboxId });
+      if (page.entries.length < PAGE) break;
+      after = page.entries.at(-1)!.address;
+    }
+    this.logger.info({ addresses: this.byAddress.size, fromSeq }, "directory: snapshot loaded");
+    return fromSeq;
   }
 
   private apply(raw: unknown): void {

@@ -1,0 +1,19 @@
+import { parseOrThrow } from "@mam/contracts/errors.ts";
+import { DirectoryPageQuery, type DirectoryPage } from "@mam/contracts/mailbox-api.ts";
+import type { MailboxContext } from "../context.ts";
+import { PROJECTION } from "../projections/mailbox-read-model.ts";
+
+/**
+ * A page of every claimed address, for smtp-ingress's in-memory directory. The sequence is
+ * read first: the read model holds at least every event up to the consumer's ack floor, so
+ * a reader that replays from there misses nothing, whenever it reads each page.
+ */
+export async function directoryPage(ctx: MailboxContext, stream: string, raw: unknown): Promise<DirectoryPage> {
+  const q = parseOrThrow(DirectoryPageQuery, raw);
+  const info = await ctx.bus.jsm.consumers.info(stream, PROJECTION).catch(() => undefined);
+  const fromSeq = info?.ack_floor.stream_seq ?? 0;
+  let rows = ctx.db.selectFrom("address_claims").select(["address", "tenant_id", "workspace_id", "inbox_id"]).orderBy("address").limit(q.limit);
+  if (q.after !== undefined) rows = rows.where("address", ">", q.after);
+  const entries = (await rows.execute()).map((r) => ({ address: r.address, tenantId: r.tenant_id, workspaceId: r.workspace_id, inboxId: r.inbox_id }));
+  return { fromSeq, entries };
+}
