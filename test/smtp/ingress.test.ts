@@ -34,7 +34,7 @@ describe("SMTP ingress", () => {
     s = new Stack({
       logLevel: "warn",
       smtp: true,
-      smtpEnv: { SMTP_MAX_MESSAGE_BYTES: String(MAX), SMTP_MAX_RECIPIENTS: "5", SMTP_MAX_CLIENTS_PER_IP: "6", INGEST_INLINE_BYTES: "50000", SMTP_DATA_TIMEOUT_MS: "2000", SMTP_IDLE_TIMEOUT_MS: "3000" },
+      smtpEnv: { SMTP_MAX_MESSAGE_BYTES: String(MAX), SMTP_MAX_RECIPIENTS: "5", SMTP_MAX_CLIENTS_PER_IP: "6", INGEST_INLINE_BYTES: "50000", SMTP_DATA_TIMEOUT_MS: "2000", SMTP_IDLE_TIMEOUT_MS: "3000", DIRECTORY_SNAPSHOT_WAIT_MS: "1000" },
       mailboxEnv: { DNS_SERVERS: resolver },
     });
     await s.start();
@@ -155,6 +155,9 @@ describe("SMTP ingress", () => {
       `Subject: giant header\r\nX-Big: ${"y".repeat(60_000)}\r\n\r\nbody\r\n`,
       "Subject: =?bogus?Q?charset?=\r\nContent-Type: text/plain; charset=does-not-exist\r\n\r\n\xff\xfe broken bytes\r\n",
       "Subject: unterminated multipart\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: text/html\r\n\r\n<p>never closed\r\n",
+      // NUL, which PostgreSQL text cannot hold, in the subject, a name and the body.
+      "Subject: nul\u0000inside\r\nFrom: \"Nul\u0000Name\" <nul@example.com>\r\n\r\nbody with \u0000 a NUL\r\n",
+      "Subject: encoded nul =?utf-8?B?AGhpZGRlbgA=?=\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nAGJhc2U2NCBOVUwA\r\n",
     ];
     const before = (await inbound(b)).length;
     for (const [i, raw] of corpus.entries()) {

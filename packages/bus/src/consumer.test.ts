@@ -38,4 +38,41 @@ describe("DurableConsumer", () => {
     expect(info.delivered.stream_seq).toBe(1);
     await second.stop();
   });
+
+  it("never drops a message whose handling keeps failing (it may heal); poison is terminated at once", async () => {
+    const subject = (t: string) => `${iso.prefix}evt.stub.t1._.${t}`;
+    let failuresLeft = 25;
+    const handled: string[] = [];
+    let poisonSeen = 0;
+    const c = new DurableConsumer({
+      bus,
+      stream,
+      durable: "stubborn",
+      filterSubject: `${iso.prefix}evt.stub.>`,
+      logger,
+      retryInPlaceMs: [],
+      backoffMs: [10],
+      isPoison: (err) => (err as Error).message === "poison",
+      handle: async (msg) => {
+        const type = msg.subject.split(".").at(-1)!;
+        if (type === "Poison") {
+          poisonSeen++;
+          throw new Error("poison");
+        }
+        if (failuresLeft-- > 0) throw new Error("database down");
+        handled.push(type);
+      },
+    });
+    await bus.js.publish(subject("Poison"), "{}");
+    await bus.js.publish(subject("Healed"), "{}");
+    await c.start();
+    try {
+      await expect.poll(() => handled, { timeout: 15_000 }).toEqual(["Healed"]);
+      await expect.poll(() => c.caughtUp(), { timeout: 5_000 }).toBe(true);
+      expect(poisonSeen).toBe(1);
+      expect((await bus.jsm.consumers.info(stream, "stubborn")).config.max_deliver).toBe(-1);
+    } finally {
+      await c.stop();
+    }
+  });
 });

@@ -15,7 +15,15 @@ export interface ConsumerOptions {
   /** Messages with the same key are handled in order (by default: the tenant token of the subject). */
   keyOf?: (msg: JsMsg) => string;
   concurrency?: number;
+  /**
+   * Deliveries before the server gives up on a message; unlimited by default. Accepted mail
+   * and events are never dropped for a failure that may heal (a database down for an hour):
+   * only poison is terminated, at once.
+   */
   maxDeliver?: number;
+  /** Pauses between the tries in place, then between returns to the server (tests shorten them). */
+  retryInPlaceMs?: number[];
+  backoffMs?: number[];
   /** How long a delivered message may stay unacknowledged before it goes to another replica. */
   ackWaitMs?: number;
   /** Failures no retry can cure (an event that does not parse): terminated at once, not retried. */
@@ -25,6 +33,8 @@ export interface ConsumerOptions {
 /** Retries in place, holding the key's queue, so later events of the same tenant never overtake. */
 const RETRY_IN_PLACE_MS = [100, 500, 2_000, 5_000];
 const BACKOFF_MS = [5_000, 15_000, 30_000];
+/** From this delivery on, a failure is logged as an error (someone should look). */
+const STILL_FAILING_AFTER = 10;
 
 /**
  * `evt.<context>.<tenant>.<workspace>.<type>` → the tenant token. Decisions are taken per
@@ -53,7 +63,7 @@ export class DurableConsumer {
   }
 
   private async ensure(): Promise<void> {
-    const { bus, stream, durable, filterSubject, maxDeliver = 20 } = this.o;
+    const { bus, stream, durable, filterSubject, maxDeliver = -1 } = this.o;
     const ackWait = nanos(this.o.ackWaitMs ?? 30_000);
     const existing = await bus.jsm.consumers.info(stream, durable).catch(() => undefined);
     if (!existing) {
@@ -92,15 +102,16 @@ export class DurableConsumer {
   }
 
   private async process(msg: JsMsg): Promise<void> {
+    const pauses = this.o.retryInPlaceMs ?? RETRY_IN_PLACE_MS;
     for (let i = 0; ; i++) {
       try {
         await this.o.handle(msg);
         msg.ack();
         return;
       } catch (err) {
-        if (this.o.isPoison?.(err) || i >= RETRY_IN_PLACE_MS.length || this.stopped) return this.giveUp(msg, err);
+        if (this.o.isPoison?.(err) || i >= pauses.length || this.stopped) return this.giveUp(msg, err);
         msg.working();
-        await delay(RETRY_IN_PLACE_MS[i]!);
+        await delay(pauses[i]!);
       }
     }
   }
@@ -108,16 +119,19 @@ export class DurableConsumer {
   /** Poison is terminated at once; anything else goes back to the server for a later try. */
   private giveUp(msg: JsMsg, err: unknown): void {
     const attempt = msg.info.deliveryCount;
-    if (this.o.isPoison?.(err) || attempt >= (this.o.maxDeliver ?? 20)) {
-      this.o.logger.error({ err, seq: msg.seq, subject: msg.subject }, "giving up on event; terminated");
+    if (this.o.isPoison?.(err)) {
+      this.o.logger.error({ err, seq: msg.seq, subject: msg.subject }, "unreadable message; terminated");
       msg.term();
       return;
     }
     // Only a failure that outlasts the in-place retries (a database down for seconds) can
     // let a later event of the tenant pass this one; the projections tolerate that for
-    // the events they hold today, and the log says it happened.
-    this.o.logger.warn({ err, seq: msg.seq, attempt }, "event handling failed; will retry later");
-    msg.nak(BACKOFF_MS[Math.min(attempt - 1, BACKOFF_MS.length - 1)]);
+    // the events they hold today, and the log says it happened. One that keeps failing is
+    // an error to look at, not a message to drop.
+    const backoff = this.o.backoffMs ?? BACKOFF_MS;
+    const level = attempt >= STILL_FAILING_AFTER ? "error" : "warn";
+    this.o.logger[level]({ err, seq: msg.seq, attempt }, "event handling failed; will retry later");
+    msg.nak(backoff[Math.min(attempt - 1, backoff.length - 1)]);
   }
 
   /** Nothing left to deliver and nothing awaiting an ack: the read model has caught up. */

@@ -31,7 +31,9 @@ export const DisplayName = z.string().trim().max(200).refine(noControl, "must no
 /** Free-form metadata, bounded: at most 16 KiB once serialised. */
 export const Metadata = z
   .record(z.string().max(200), z.unknown())
-  .refine((m) => JSON.stringify(m).length <= 16_384, "must be at most 16 KiB as JSON");
+  .refine((m) => JSON.stringify(m).length <= 16_384, "must be at most 16 KiB as JSON")
+  // Stored as jsonb, which cannot hold NUL.
+  .refine((m) => !JSON.stringify(m).includes("\\u0000"), "must not contain NUL characters");
 
 export const CreateInboxBody = z.object({
   username: Username.optional(),

@@ -62,11 +62,18 @@ export async function applyOnceMany<E extends Pick<EventEnvelope, "id" | "worksp
   const fresh = items.filter(({ e }) => isNew.delete(e.id));
   if (!fresh.length) return fresh;
   await evolve(fresh);
+  await advanceCheckpoint(db, projection, fresh);
+  return fresh;
+}
+
+/** Moves each tenant's checkpoint of a projection up to the highest of these sequences. */
+export async function advanceCheckpoint(db: Kysely<any>, projection: string, items: Sequenced<Pick<EventEnvelope, "tenantId">>[]): Promise<void> {
   // One row per tenant in the statement: an upsert may not touch the same row twice.
   const last = new Map<string, number>();
-  for (const { e, seq } of fresh) last.set(e.tenantId ?? "_", Math.max(seq, last.get(e.tenantId ?? "_") ?? 0));
+  for (const { e, seq } of items) last.set(e.tenantId ?? "_", Math.max(seq, last.get(e.tenantId ?? "_") ?? 0));
+  if (!last.size) return;
   const now = new Date();
-  await tx
+  await (db as Kysely<ProjectionTables>)
     .insertInto("projection_checkpoint")
     .values([...last].map(([tenant_key, stream_seq]) => ({ projection, tenant_key, stream_seq, updated_at: now })))
     .onConflict((oc) =>
@@ -76,7 +83,6 @@ export async function applyOnceMany<E extends Pick<EventEnvelope, "id" | "worksp
       }),
     )
     .execute();
-  return fresh;
 }
 
 /** Whether this service has applied the event already (its dedupe row is committed). */
@@ -129,6 +135,12 @@ export async function applyConsumed<DB>(
 
 export interface EventDraft<E extends { type: string; schemaVersion: number; data: unknown }> {
   event: E;
+  /**
+   * The event's id when the command must not make a second event if it is decided again
+   * (derived from what it is about); a fresh UUIDv7 otherwise. It is the Nats-Msg-Id, so a
+   * repeated append within the stream's duplicate window is stored once.
+   */
+  eventId?: string;
   tenantId: string | null;
   workspaceId: string | null;
   aggregateId: string;
@@ -162,6 +174,8 @@ type Envelope<E extends { type: string; schemaVersion: number; data: unknown }> 
 
 export interface ExecutorOptions<DB, E extends { type: string; schemaVersion: number; data: unknown }> {
   context: string;
+  /** The read model `apply` writes (its checkpoint is advanced once the events have sequences). */
+  projection: string;
   /** Applies events, in order, to the read model in the command's transaction. */
   apply: (tx: Kysely<DB>, events: Sequenced<Envelope<E>>[]) => Promise<unknown>;
 }
@@ -171,7 +185,7 @@ function envelopesOf<DB, E extends { type: string; schemaVersion: number; data: 
   let causationId: string | null = null;
   return drafts.map((d) => {
     const envelope = {
-      id: ctx.newId(),
+      id: d.eventId ?? ctx.newId(),
       type: d.event.type,
       schemaVersion: d.event.schemaVersion,
       context,
@@ -191,21 +205,36 @@ function envelopesOf<DB, E extends { type: string; schemaVersion: number; data: 
 }
 
 /**
- * Appends events and applies them in the caller's transaction. Published together on one
- * connection: the stream keeps their order, and many events wait for one round of
- * acknowledgements, not one each.
+ * Applies events in the caller's transaction, then appends them, then advances the read
+ * model's checkpoint to their sequences. Applied first: an event the read model refuses (a
+ * constraint, a bug) is never appended, so the stream holds no event of a command that
+ * failed before its commit. Published together on one connection: the stream keeps their
+ * order, and many events wait for one round of acknowledgements, not one each.
  */
-async function appendAndApply<DB, E extends { type: string; schemaVersion: number; data: unknown }>(
+async function applyAndAppend<DB, E extends { type: string; schemaVersion: number; data: unknown }>(
   ctx: CommandContext<DB>,
   o: ExecutorOptions<DB, E>,
   tx: Kysely<DB>,
   envelopes: Envelope<E>[],
 ): Promise<void> {
-  const acks = await Promise.all(envelopes.map((e) => appendEvent(ctx.bus, e))).catch((err: unknown) => {
+  // Sequence 0 until the stream gives the real ones (applied_events keeps it for information only).
+  await o.apply(tx, envelopes.map((e) => ({ e, seq: 0 })));
+  const acks = await appendAll(ctx, envelopes);
+  await advanceCheckpoint(tx, o.projection, envelopes.map((e, i) => ({ e, seq: acks[i]!.seq })));
+}
+
+function appendAll<DB>(ctx: CommandContext<DB>, envelopes: EventEnvelope[]) {
+  return Promise.all(envelopes.map((e) => appendEvent(ctx.bus, e))).catch((err: unknown) => {
     ctx.logger.error({ err, types: envelopes.map((e) => e.type) }, "could not append events");
     throw new AppError("UNAVAILABLE", "The event store is unavailable; retry shortly");
   });
-  await o.apply(tx, envelopes.map((e, i) => ({ e, seq: acks[i]!.seq })));
+}
+
+/** A batch that failed after its events were (perhaps) appended: not to be decided again. */
+class AppendedThenFailed extends Error {
+  constructor(override readonly cause: unknown) {
+    super("failed after appending events", { cause });
+  }
 }
 
 export function commandExecutor<DB, E extends { type: string; schemaVersion: number; data: unknown }>(o: ExecutorOptions<DB, E>) {
@@ -221,7 +250,7 @@ export function commandExecutor<DB, E extends { type: string; schemaVersion: num
     const result = await ctx.db.transaction().execute(async (tx) => {
       await lockTenant(tx, o.context, tenantId);
       const envelopes = envelopesOf(ctx, o.context, meta, await decide(tx));
-      await appendAndApply(ctx, o, tx, envelopes);
+      await applyAndAppend(ctx, o, tx, envelopes);
       committed = envelopes.map((e) => e.id);
       return read(tx);
     });
@@ -277,9 +306,11 @@ export class GroupCommit<DB, E extends { type: string; schemaVersion: number; da
         try {
           await this.commit(tenantId, batch);
         } catch (err) {
-          // The event store is down, say: the same for each one, so no point trying singly.
-          if (batch.length === 1 || err instanceof AppError) for (const p of batch) p.reject(err);
-          else for (const p of batch) await this.commit(tenantId, [p]).catch((e: unknown) => p.reject(e));
+          // Once appending began, the events may be in the stream: deciding again would make
+          // a second set. Before that, one command's failure (a row the read model refuses)
+          // must not sink the others: each is tried alone.
+          if (batch.length === 1 || err instanceof AppendedThenFailed) for (const p of batch) p.reject(err instanceof AppendedThenFailed ? err.cause : err);
+          else for (const p of batch) await this.commit(tenantId, [p]).catch((e: unknown) => p.reject(e instanceof AppendedThenFailed ? e.cause : e));
         }
       }
     } finally {
@@ -292,7 +323,8 @@ export class GroupCommit<DB, E extends { type: string; schemaVersion: number; da
     const { ctx, o } = this;
     const settled: (() => void)[] = [];
     const envelopes: Envelope<E>[] = [];
-    await ctx.db.transaction().execute(async (tx) => {
+    let appending = false;
+    const run = async (tx: Kysely<DB>) => {
       await lockTenant(tx, o.context, tenantId);
       for (const p of batch) {
         try {
@@ -304,8 +336,17 @@ export class GroupCommit<DB, E extends { type: string; schemaVersion: number; da
           settled.push(() => p.reject(err));
         }
       }
-      if (envelopes.length) await appendAndApply(ctx, o, tx, envelopes);
-    });
+      if (!envelopes.length) return;
+      await o.apply(tx, envelopes.map((e) => ({ e, seq: 0 })));
+      appending = true;
+      const acks = await appendAll(ctx, envelopes);
+      await advanceCheckpoint(tx, o.projection, envelopes.map((e, i) => ({ e, seq: acks[i]!.seq })));
+    };
+    try {
+      await ctx.db.transaction().execute(run);
+    } catch (err) {
+      throw appending ? new AppendedThenFailed(err) : err;
+    }
     ctx.recent?.add(envelopes.map((e) => e.id));
     for (const settle of settled) settle();
   }

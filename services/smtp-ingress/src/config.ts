@@ -25,6 +25,11 @@ const Env = BaseEnv.extend({
   SMTP_TLS_CERT: z.string().optional(),
   SMTP_TLS_KEY: z.string().optional(),
   SMTP_TLS_FILE: z.string().default(".data/smtp-tls.json"),
+  /**
+   * How long to keep asking the mailbox for the address snapshot at start (it may be
+   * starting too) before replaying every mailbox event instead.
+   */
+  DIRECTORY_SNAPSHOT_WAIT_MS: z.coerce.number().int().min(0).default(10_000),
   /** Messages up to this size travel inline in the ingest stream; larger ones via the object store. */
   INGEST_INLINE_BYTES: z.coerce.number().int().positive().max(900_000).default(768 * 1024),
 });

@@ -33,7 +33,7 @@ export class SmtpIngressService implements Service {
     const b = this.backbone;
     await b.connect();
     await ensureIngestStream(b.bus);
-    this.directory = new Directory(b.bus, b.stream, this.logger);
+    this.directory = new Directory(b.bus, b.stream, this.logger, this.cfg.DIRECTORY_SNAPSHOT_WAIT_MS);
     await this.directory.start();
     await waitFor(() => this.directory!.checkCaughtUp(), { timeoutMs: 5 * 60_000, intervalMs: 20, what: "address directory" });
     const hostname = this.cfg.SMTP_HOSTNAME ?? `mx.${this.cfg.MAIL_DOMAIN}`;

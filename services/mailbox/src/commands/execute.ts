@@ -2,13 +2,14 @@ import { MAILBOX_CONTEXT, type MailboxEnvelope, type MailboxEvent } from "@mam/c
 import type { Kysely } from "kysely";
 import { commandExecutor, GroupCommit, type CommandContext, type EventDraft as Draft, type Sequenced } from "@mam/service-kit/event-sourcing.ts";
 import type { MailboxDb } from "../db/schema.ts";
-import { applyMailboxEvents } from "../projections/mailbox-read-model.ts";
+import { applyMailboxEvents, PROJECTION } from "../projections/mailbox-read-model.ts";
 
 export type { CommandMeta } from "@mam/service-kit/event-sourcing.ts";
 export type EventDraft = Draft<MailboxEvent>;
 
 const options = {
   context: MAILBOX_CONTEXT,
+  projection: PROJECTION,
   apply: (tx: Kysely<MailboxDb>, events: Sequenced<unknown>[]) => applyMailboxEvents(tx, events as Sequenced<MailboxEnvelope>[]),
 };
 

@@ -6,6 +6,7 @@ import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { compose, previewOf } from "../mime/compose.ts";
 import type { InboxRow } from "../read/inboxes.ts";
+import { derivedId } from "../delivery/ids.ts";
 import { putBlob, sha256 } from "../store/blobs.ts";
 import { execute, groupCommit, type CommandMeta, type EventDraft } from "./execute.ts";
 
@@ -196,7 +197,15 @@ export async function sendFromInbox(
     }
     const also = alongside ? await alongside(tx, messageId) : [];
     const events: EventDraft[] = [
-      { event: { type: "MessageSent", schemaVersion: 1, data: facts }, tenantId: inbox.tenant_id, workspaceId: ws, aggregateId: messageId, aggregateVersion: 1 },
+      {
+        event: { type: "MessageSent", schemaVersion: 1, data: facts },
+        // Deciding this send again (a retry after a failed commit) appends the same event.
+        eventId: derivedId("event", messageId, "MessageSent"),
+        tenantId: inbox.tenant_id,
+        workspaceId: ws,
+        aggregateId: messageId,
+        aggregateVersion: 1,
+      },
       ...also,
     ];
     return { events, result };

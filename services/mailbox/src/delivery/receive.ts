@@ -143,6 +143,8 @@ export class Filer {
                 authentication: source.authentication ?? null,
               },
             },
+            // Filing the same message again (a retry after a failed commit) appends the same event.
+            eventId: derivedId("event", messageId, "MessageReceived"),
             tenantId: target.tenant_id,
             workspaceId: target.workspace_id,
             aggregateId: messageId,

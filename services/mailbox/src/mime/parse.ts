@@ -32,6 +32,30 @@ function headerOf(raw: Buffer, name: string): string | null {
  * cannot be parsed is still kept: headers read by hand, no bodies; the raw stays available.
  */
 export async function parseMail(raw: Buffer, envelopeFrom: string | null): Promise<ParsedMail> {
+  return withoutNul(await parseLeniently(raw, envelopeFrom));
+}
+
+/** NUL cannot be stored in PostgreSQL text or JSON; a hostile message's NULs are dropped from what is indexed (the raw keeps them). */
+function withoutNul(p: ParsedMail): ParsedMail {
+  const clean = (s: string) => (s.includes("\u0000") ? s.replaceAll("\u0000", "") : s);
+  const opt = (s: string | null | undefined) => (typeof s === "string" ? clean(s) : s);
+  return {
+    ...p,
+    messageIdHeader: opt(p.messageIdHeader) as string | null,
+    from: { address: clean(p.from.address), name: opt(p.from.name) as string | null },
+    to: p.to.map(clean),
+    cc: p.cc.map(clean),
+    replyTo: opt(p.replyTo) as string | null,
+    subject: clean(p.subject),
+    text: opt(p.text) as string | undefined,
+    html: opt(p.html) as string | undefined,
+    inReplyTo: opt(p.inReplyTo) as string | null,
+    references: p.references.map(clean),
+    attachments: p.attachments.map((a) => ({ ...a, filename: clean(a.filename), contentType: clean(a.contentType) })),
+  };
+}
+
+async function parseLeniently(raw: Buffer, envelopeFrom: string | null): Promise<ParsedMail> {
   try {
     const p = await Promise.race([
       simpleParser(raw, { skipImageLinks: true, skipTextLinks: true, skipTextToHtml: true, skipHtmlToText: false, maxHtmlLengthToParse: 2_000_000 }),

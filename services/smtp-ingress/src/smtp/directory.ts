@@ -31,6 +31,7 @@ export class Directory {
     private readonly bus: Bus,
     private readonly stream: string,
     private readonly logger: Logger,
+    private readonly snapshotWaitMs = 10_000,
   ) {}
 
   lookup(address: string): Mailbox | undefined {
@@ -62,7 +63,7 @@ export class Directory {
    * is one). Without a mailbox to ask, it replays the whole stream instead.
    */
   async start(): Promise<void> {
-    const fromSeq = await this.loadSnapshot().catch((err: unknown) => {
+    const fromSeq = await this.loadSnapshotPatiently().catch((err: unknown) => {
       this.logger.warn({ err: (err as Error).message }, "directory: no snapshot from the mailbox; replaying every mailbox event");
       this.byAddress.clear();
       return 0;
@@ -86,6 +87,20 @@ export class Directory {
         if (m.info.pending === 0) this.caughtUp = true;
       }
     })();
+  }
+
+  /** The mailbox may be starting at the same time: asked again for a while when it does not answer. */
+  private async loadSnapshotPatiently(): Promise<number> {
+    const deadline = Date.now() + this.snapshotWaitMs;
+    for (;;) {
+      try {
+        return await this.loadSnapshot();
+      } catch (err) {
+        this.byAddress.clear();
+        if (Date.now() >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
   }
 
   /** Every page of the snapshot; resolves with the sequence to follow the events from. */

@@ -1,0 +1,75 @@
+import { sql, type Kysely } from "kysely";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { closeBus, connectBus, type Bus } from "@mam/bus/connection.ts";
+import { ensureEventsStream } from "@mam/bus/streams.ts";
+import { AppError } from "@mam/contracts/errors.ts";
+import { openDatabase, type Database } from "@mam/db/database.ts";
+import { systemClock, uuidv7 } from "@mam/runtime/ids.ts";
+import { createLogger } from "@mam/runtime/logger.ts";
+import { isolate } from "@mam/testing/isolation.ts";
+import { applyOnceMany, GroupCommit, type CommandContext, type Sequenced } from "./event-sourcing.ts";
+
+type Named = { type: "Named"; schemaVersion: 1; data: { id: string; name: string } };
+
+/** A read model of one table, whose CHECK refuses the name "bad" as a stand-in for any row the database refuses. */
+const migrations = {
+  "0001": {
+    async up(db: Kysely<any>) {
+      await sql`create table applied_events (workspace_id uuid not null, event_id uuid not null, stream_seq bigint not null, primary key (workspace_id, event_id))`.execute(db);
+      await sql`create table projection_checkpoint (projection text not null, tenant_key text not null, stream_seq bigint not null, updated_at timestamptz not null, primary key (projection, tenant_key))`.execute(db);
+      await sql`create table names (id text primary key, name text not null check (name <> 'bad'))`.execute(db);
+    },
+  },
+};
+
+describe("GroupCommit", () => {
+  const iso = isolate();
+  const logger = createLogger("test", "silent");
+  let bus: Bus;
+  let database: Database<any>;
+  let stream: string;
+  let ctx: CommandContext<any>;
+  const tenant = "7b0f6c5e-3d1a-4c2b-9e8f-0a1b2c3d4e5f";
+
+  beforeAll(async () => {
+    bus = await connectBus({ url: iso.urls.NATS_URL, prefix: iso.prefix, name: "group-commit-test", logger });
+    stream = await ensureEventsStream(bus);
+    database = await openDatabase({ url: iso.urls.DATABASE_URL, schema: iso.schema("groupcommit"), logger, migrations });
+    ctx = { db: database.db, bus, logger, clock: systemClock, newId: () => uuidv7() };
+  });
+  afterAll(async () => {
+    await database.close();
+    await closeBus(bus);
+    await iso.cleanup();
+  });
+
+  const batcher = () =>
+    new GroupCommit<any, Named>(ctx, {
+      context: "test",
+      projection: "names",
+      apply: async (tx, events) => {
+        await applyOnceMany(tx, "names", events as Sequenced<any>[], async (fresh) => {
+          for (const { e } of fresh) await tx.insertInto("names").values({ id: e.data.id, name: e.data.name }).execute();
+        });
+      },
+    });
+
+  const named = (name: string) => async () => {
+    if (name === "refused") throw new AppError("CONFLICT", "refused by its decision");
+    const id = uuidv7();
+    return { events: [{ event: { type: "Named" as const, schemaVersion: 1 as const, data: { id, name } }, tenantId: tenant, workspaceId: null, aggregateId: id, aggregateVersion: 1 }], result: name };
+  };
+
+  it("a refusal and a row the database refuses fail alone; the others commit; the stream holds each event once", async () => {
+    const g = batcher();
+    const meta = { actor: { type: "system" as const, id: "test" }, requestId: "r" };
+    const names = ["a", "b", "refused", "c", "bad", "d", "e"];
+    const outcomes = await Promise.allSettled(names.map((n) => g.run(tenant, meta, named(n))));
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled", "rejected", "fulfilled", "fulfilled"]);
+    const stored = (await database.db.selectFrom("names").select("name").orderBy("name").execute()).map((r: { name: string }) => r.name);
+    expect(stored).toEqual(["a", "b", "c", "d", "e"]);
+    // No event of the failed ones, none twice.
+    const info = await bus.jsm.streams.info(stream);
+    expect(info.state.messages).toBe(5);
+  });
+});
