@@ -32,26 +32,34 @@ function headerOf(raw: Buffer, name: string): string | null {
  * cannot be parsed is still kept: headers read by hand, no bodies; the raw stays available.
  */
 export async function parseMail(raw: Buffer, envelopeFrom: string | null): Promise<ParsedMail> {
-  return withoutNul(await parseLeniently(raw, envelopeFrom));
+  return tidy(await parseLeniently(raw, envelopeFrom));
 }
 
-/** NUL cannot be stored in PostgreSQL text or JSON; a hostile message's NULs are dropped from what is indexed (the raw keeps them). */
-function withoutNul(p: ParsedMail): ParsedMail {
-  const clean = (s: string) => (s.includes("\u0000") ? s.replaceAll("\u0000", "") : s);
-  const opt = (s: string | null | undefined) => (typeof s === "string" ? clean(s) : s);
+/** At most this many addresses of To and of Cc are kept: they are informational, and the event carrying them stays small. */
+const MAX_LISTED = 200;
+
+/**
+ * What is indexed of a message must fit its event (one NATS message) and its row: lists and
+ * fields are bounded, and NUL, which PostgreSQL text and JSON cannot hold, is dropped. The
+ * raw message keeps everything.
+ */
+function tidy(p: ParsedMail): ParsedMail {
+  const clean = (s: string, max: number) => (s.includes("\u0000") ? s.replaceAll("\u0000", "") : s).slice(0, max);
+  const opt = <T extends string | null | undefined>(s: T, max: number): T => (typeof s === "string" ? (clean(s, max) as T) : s);
+  const list = (xs: string[]) => xs.slice(0, MAX_LISTED).map((x) => clean(x, 320));
   return {
     ...p,
-    messageIdHeader: opt(p.messageIdHeader) as string | null,
-    from: { address: clean(p.from.address), name: opt(p.from.name) as string | null },
-    to: p.to.map(clean),
-    cc: p.cc.map(clean),
-    replyTo: opt(p.replyTo) as string | null,
-    subject: clean(p.subject),
-    text: opt(p.text) as string | undefined,
-    html: opt(p.html) as string | undefined,
-    inReplyTo: opt(p.inReplyTo) as string | null,
-    references: p.references.map(clean),
-    attachments: p.attachments.map((a) => ({ ...a, filename: clean(a.filename), contentType: clean(a.contentType) })),
+    messageIdHeader: opt(p.messageIdHeader, 998),
+    from: { address: clean(p.from.address, 320), name: opt(p.from.name, 200) },
+    to: list(p.to),
+    cc: list(p.cc),
+    replyTo: opt(p.replyTo, 320),
+    subject: clean(p.subject, 998),
+    text: opt(p.text, Number.MAX_SAFE_INTEGER),
+    html: opt(p.html, Number.MAX_SAFE_INTEGER),
+    inReplyTo: opt(p.inReplyTo, 998),
+    references: p.references.map((r) => clean(r, 998)),
+    attachments: p.attachments.map((a) => ({ ...a, filename: clean(a.filename, 255), contentType: clean(a.contentType, 255) })),
   };
 }
 
