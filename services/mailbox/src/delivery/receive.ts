@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import { AppError } from "@mam/contracts/errors.ts";
 import type { Authentication, MessageFacts } from "@mam/contracts/message-events.ts";
 import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
@@ -80,8 +81,9 @@ export class Filer {
           await this.commit(tenantId, batch);
           for (const f of batch) f.done();
         } catch (err) {
-          if (batch.length === 1) {
-            batch[0]!.done(err);
+          // The event store is down, say: the same for each one, so not worth one try each.
+          if (batch.length === 1 || err instanceof AppError) {
+            for (const f of batch) f.done(err);
             continue;
           }
           // One filing that cannot be committed must not sink the others: each alone.
