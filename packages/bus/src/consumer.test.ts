@@ -75,4 +75,28 @@ describe("DurableConsumer", () => {
       await c.stop();
     }
   });
+
+  it("a message handled for longer than the ack wait is not delivered again meanwhile", async () => {
+    let calls = 0;
+    const c = new DurableConsumer({
+      bus,
+      stream,
+      durable: "slow",
+      filterSubject: `${iso.prefix}evt.slow.>`,
+      logger,
+      ackWaitMs: 1_500,
+      handle: async () => {
+        calls++;
+        await new Promise((r) => setTimeout(r, 4_000));
+      },
+    });
+    await bus.js.publish(`${iso.prefix}evt.slow.t1._.Took`, "{}");
+    await c.start();
+    try {
+      await expect.poll(() => c.caughtUp(), { timeout: 10_000, interval: 200 }).toBe(true);
+      expect(calls).toBe(1);
+    } finally {
+      await c.stop();
+    }
+  });
 });

@@ -52,6 +52,8 @@ export class DurableConsumer {
   private current?: ConsumerMessages;
   private loop?: Promise<void>;
   private readonly runner: KeyedRunner;
+  /** Stream sequences being handled by this process right now. */
+  private readonly inFlight = new Set<number>();
 
   constructor(private readonly o: ConsumerOptions) {
     this.runner = new KeyedRunner(o.concurrency ?? 16);
@@ -102,6 +104,22 @@ export class DurableConsumer {
   }
 
   private async process(msg: JsMsg): Promise<void> {
+    // The server redelivers what is not acknowledged within the ack wait. A message still
+    // being handled here (a slow relay, a long wait for a lock) says so, so that it is not
+    // handled a second time elsewhere meanwhile; and a redelivery of one this process is
+    // still handling is left to the first.
+    if (this.inFlight.has(msg.seq)) return;
+    this.inFlight.add(msg.seq);
+    const heartbeat = setInterval(() => msg.working(), Math.max(200, (this.o.ackWaitMs ?? 30_000) / 3));
+    try {
+      await this.attempt(msg);
+    } finally {
+      clearInterval(heartbeat);
+      this.inFlight.delete(msg.seq);
+    }
+  }
+
+  private async attempt(msg: JsMsg): Promise<void> {
     const pauses = this.o.retryInPlaceMs ?? RETRY_IN_PLACE_MS;
     for (let i = 0; ; i++) {
       try {
@@ -110,7 +128,6 @@ export class DurableConsumer {
         return;
       } catch (err) {
         if (this.o.isPoison?.(err) || i >= pauses.length || this.stopped) return this.giveUp(msg, err);
-        msg.working();
         await delay(pauses[i]!);
       }
     }
