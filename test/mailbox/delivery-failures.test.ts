@@ -8,7 +8,7 @@ describe("delivery failures", () => {
   let s: Stack;
   beforeAll(async () => {
     const dead = await freePort();
-    s = new Stack({ logLevel: "silent", mailboxEnv: { SMTP_RELAY_URL: `smtp://127.0.0.1:${dead}`, DELIVERY_MAX_ATTEMPTS: "1" } });
+    s = new Stack({ logLevel: "silent", mailboxEnv: { SMTP_RELAY_URL: `smtp://127.0.0.1:${dead}`, DELIVERY_GIVE_UP_AFTER_S: "0" } });
     await s.start();
   });
   afterAll(() => s.stop());

@@ -13,7 +13,7 @@ describe("direct-to-MX delivery", () => {
     const resolver = await dns.start();
     await mx.start();
     dns.set("partner.example", { MX: [{ exchange: "127.0.0.1", priority: 10 }] });
-    s = new Stack({ logLevel: "silent", mailboxEnv: { DNS_SERVERS: resolver, MX_PORT: String(mx.port), DELIVERY_MAX_ATTEMPTS: "1" } });
+    s = new Stack({ logLevel: "silent", mailboxEnv: { DNS_SERVERS: resolver, MX_PORT: String(mx.port), DELIVERY_GIVE_UP_AFTER_S: "0" } });
     await s.start();
   });
   afterAll(async () => {

@@ -28,7 +28,7 @@ describe("sending, delivering and reading messages", () => {
   beforeAll(async () => {
     dnsAddress = await dns.start();
     const relayUrl = await relay.start();
-    s = new Stack({ logLevel: "warn", mailboxEnv: { SMTP_RELAY_URL: relayUrl, DNS_SERVERS: dnsAddress }, gatewayEnv: { LARGE_BODIES_PER_KEY: "1" } });
+    s = new Stack({ logLevel: "warn", mailboxEnv: { SMTP_RELAY_URL: relayUrl, DNS_SERVERS: dnsAddress, DELIVERY_RETRY_DELAYS_S: "1" }, gatewayEnv: { LARGE_BODIES_PER_KEY: "1" } });
     await s.start();
     const ta = await provisionTenant(s, "Alpha");
     const tb = await provisionTenant(s, "Beta");
@@ -308,5 +308,16 @@ describe("sending, delivering and reading messages", () => {
     expect(await first).toBe(200);
     const again = await fetch(`http://127.0.0.1:${port}/v1/inboxes/${a.id}/send`, { method: "POST", headers: { "x-api-key": a.apiKey, "content-type": "application/json" }, body });
     expect(again.status).toBe(200);
+  });
+  it("a greylisted recipient is tried again later, and the others of the message are not sent twice", async () => {
+    relay.greylist.add("grey@example.org");
+    const r = await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body: { to: ["grey@example.org", "glad@example.org"], subject: "greylisted", plainBody: "x", verified: true } });
+    expect(r.status).toBe(200);
+    const status = async () => (await s.api("GET", `/v1/inboxes/${a.id}/messages/${r.body.id}`, { key: a.apiKey })).body.status;
+    await waitFor(async () => relay.received.some((m) => m.to.includes("grey@example.org")), { timeoutMs: 15_000, what: "the greylisted recipient's second try" });
+    await waitFor(async () => (await status()) === "delivered", { timeoutMs: 5_000, what: "delivered" });
+    const copies = (who: string) => relay.received.filter((m) => m.raw.includes("greylisted") && m.to.includes(who)).length;
+    expect(relay.rcptTries.get("grey@example.org")).toBe(2);
+    expect([copies("grey@example.org"), copies("glad@example.org")]).toEqual([1, 1]);
   });
 });

@@ -56,7 +56,7 @@ describe("replaying the mailbox's events", () => {
     const schema = s.iso.schema("mailbox");
     const c = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
     await c.connect();
-    const projections = ["inboxes", "inbox_addresses", "address_claims", "lists", "list_entries", "domains", "domain_claims", "threads", "messages", "drafts", "applied_events", "projection_checkpoint"];
+    const projections = ["inboxes", "inbox_addresses", "address_claims", "lists", "list_entries", "domains", "domain_claims", "threads", "messages", "drafts", "delivery_outcomes", "applied_events", "projection_checkpoint"];
     await c.query(`truncate ${projections.map((t) => `${schema}.${t}`).join(", ")}`);
     await c.end();
     await s.startMailbox();

@@ -8,11 +8,15 @@ export interface Received {
 
 /**
  * An SMTP server on loopback standing in for the outbound relay: it accepts everything
- * (or refuses recipients a test names, with a permanent 550) and keeps the exact bytes.
+ * (or refuses recipients a test names, with a permanent 550, or greylists them: 451 the
+ * first time) and keeps the exact bytes.
  */
 export class SmtpSink {
   readonly received: Received[] = [];
   readonly refuse = new Set<string>();
+  /** Recipients greylisted: their first RCPT gets 451 4.7.1, a later one is accepted. */
+  readonly greylist = new Set<string>();
+  readonly rcptTries = new Map<string, number>();
   private server?: SMTPServer;
   port = 0;
 
@@ -22,7 +26,14 @@ export class SmtpSink {
       disabledCommands: ["STARTTLS"],
       disableReverseLookup: true,
       logger: false,
-      onRcptTo: (addr, _session, cb) => (this.refuse.has(addr.address.toLowerCase()) ? cb(Object.assign(new Error("5.1.1 no such user"), { responseCode: 550 })) : cb()),
+      onRcptTo: (addr, _session, cb) => {
+        const a = addr.address.toLowerCase();
+        const tries = (this.rcptTries.get(a) ?? 0) + 1;
+        this.rcptTries.set(a, tries);
+        if (this.refuse.has(a)) return cb(Object.assign(new Error("5.1.1 no such user"), { responseCode: 550 }));
+        if (this.greylist.has(a) && tries === 1) return cb(Object.assign(new Error("4.7.1 Greylisted, try again later"), { responseCode: 451 }));
+        cb();
+      },
       onData: (stream, session, cb) => {
         const chunks: Buffer[] = [];
         stream.on("data", (c: Buffer) => chunks.push(c));

@@ -11,8 +11,23 @@ const Env = BaseEnv.extend({
   SMTP_RELAY_URL: z.string().optional(),
   /** Resolvers for domain verification and MX lookups, comma separated `host[:port]` (system resolvers when unset). */
   DNS_SERVERS: z.string().optional(),
-  /** Deliveries of one message to the relay or MX before a transient failure counts as a bounce (backoff grows to 30 s). */
-  DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(12),
+  /**
+   * Pauses between tries of a message the relay or MX refused for now (4xx, unreachable):
+   * the n-th retry waits the n-th value, the last repeats. Greylisting asks for minutes.
+   */
+  DELIVERY_RETRY_DELAYS_S: z
+    .string()
+    .default("60,300,900,1800,3600")
+    .transform((v, c) => {
+      const delays = v.split(",").map((x) => Number(x.trim()));
+      if (!delays.length || delays.some((d) => !Number.isFinite(d) || d <= 0)) {
+        c.addIssue({ code: "custom", message: "must be positive seconds, comma separated" });
+        return z.NEVER;
+      }
+      return delays;
+    }),
+  /** How long after sending a transient failure still gets retried; past it, the message bounces. */
+  DELIVERY_GIVE_UP_AFTER_S: z.coerce.number().int().min(0).default(2 * 86_400),
   /** Port for direct-to-MX delivery (25 on the internet; tests point it at a local server). */
   MX_PORT: z.coerce.number().int().min(1).max(65535).default(25),
   /** Host custom domains point their MX at (default `mx.<MAIL_DOMAIN>`). */

@@ -161,7 +161,16 @@ export interface DraftsTable {
   deleted_at: Timestamp | null;
 }
 
+export interface DeliveryOutcomesTable {
+  workspace_id: string;
+  message_id: string;
+  recipient: string;
+  outcome: "delivered" | "bounced";
+  at: string | Date;
+}
+
 export interface MailboxDb extends ProjectionTables {
+  delivery_outcomes: DeliveryOutcomesTable;
   drafts: DraftsTable;
   threads: ThreadsTable;
   messages: MessagesTable;

@@ -1,15 +1,25 @@
 import nodemailer, { type Transporter } from "nodemailer";
 import type { Resolver } from "node:dns/promises";
 
+export interface Refusal {
+  recipients: string[];
+  reason: string;
+}
+
+/** What became of each recipient of one try. */
 export interface OutboundResult {
   delivered: string[];
   /** Refused for good (5xx): these become a bounce. */
-  rejected: { recipients: string[]; reason: string }[];
+  rejected: Refusal[];
+  /** Refused for now (4xx, greylisting) or not reached: tried again later. */
+  deferred: Refusal[];
 }
 
-/** A failure worth retrying later (connection refused, 4xx): the event is redelivered. */
-export class TransientDeliveryError extends Error {
-  override name = "TransientDeliveryError";
+interface RecipientError {
+  recipient?: string;
+  responseCode?: number;
+  response?: string;
+  message: string;
 }
 
 const isPermanent = (err: unknown) => {
@@ -17,9 +27,21 @@ const isPermanent = (err: unknown) => {
   return typeof code === "number" && code >= 500;
 };
 
+/** Splits per-recipient refusals (RCPT replies) into the permanent and the temporary ones. */
+function sortRefusals(errors: RecipientError[]): { rejected: Refusal[]; deferred: Refusal[] } {
+  const rejected: Refusal[] = [];
+  const deferred: Refusal[] = [];
+  for (const e of errors) {
+    if (!e.recipient) continue;
+    (isPermanent(e) ? rejected : deferred).push({ recipients: [e.recipient], reason: e.response ?? e.message });
+  }
+  return { rejected, deferred };
+}
+
 /**
  * Sends the exact stored bytes: through SMTP_RELAY_URL when set, else straight to each
- * recipient domain's MX. What we store is what leaves.
+ * recipient domain's MX. What we store is what leaves. Never throws for a recipient:
+ * each one ends delivered, rejected or deferred, so a retry sends only to the deferred.
  */
 export class Outbound {
   private readonly relay?: Transporter;
@@ -40,11 +62,12 @@ export class Outbound {
       const d = r.split("@")[1]!;
       byDomain.set(d, [...(byDomain.get(d) ?? []), r]);
     }
-    const out: OutboundResult = { delivered: [], rejected: [] };
+    const out: OutboundResult = { delivered: [], rejected: [], deferred: [] };
     for (const [domain, rcpts] of byDomain) {
       const r = await this.toMx(domain, from, rcpts, raw);
       out.delivered.push(...r.delivered);
       out.rejected.push(...r.rejected);
+      out.deferred.push(...r.deferred);
     }
     return out;
   }
@@ -52,14 +75,15 @@ export class Outbound {
   private async through(t: Transporter, from: string, recipients: string[], raw: Buffer): Promise<OutboundResult> {
     try {
       const info = await t.sendMail({ envelope: { from, to: recipients }, raw });
-      const rejected = (info.rejected as string[] | undefined) ?? [];
-      return {
-        delivered: recipients.filter((r) => !rejected.includes(r)),
-        rejected: rejected.length ? [{ recipients: rejected, reason: String(info.response ?? "rejected") }] : [],
-      };
+      const refused = sortRefusals((info as { rejectedErrors?: RecipientError[] }).rejectedErrors ?? []);
+      const unsent = new Set([...refused.rejected, ...refused.deferred].flatMap((r) => r.recipients));
+      return { delivered: recipients.filter((r) => !unsent.has(r)), ...refused };
     } catch (err) {
-      if (isPermanent(err)) return { delivered: [], rejected: [{ recipients, reason: (err as Error).message }] };
-      throw new TransientDeliveryError((err as Error).message);
+      // Every recipient refused at RCPT: each for its own reason.
+      const perRecipient = (err as { rejectedErrors?: RecipientError[] }).rejectedErrors;
+      if (perRecipient?.length) return { delivered: [], ...sortRefusals(perRecipient) };
+      const refusal = [{ recipients, reason: (err as Error).message }];
+      return isPermanent(err) ? { delivered: [], rejected: refusal, deferred: [] } : { delivered: [], rejected: [], deferred: refusal };
     }
   }
 
@@ -69,21 +93,26 @@ export class Outbound {
       hosts = (await this.resolver.resolveMx(domain)).sort((a, b) => a.priority - b.priority).map((m) => m.exchange);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === "ENOTFOUND" || code === "ENODATA") return { delivered: [], rejected: [{ recipients, reason: `no MX for ${domain}` }] };
-      throw new TransientDeliveryError(`MX lookup for ${domain} failed: ${code}`);
+      if (code === "ENOTFOUND" || code === "ENODATA") return { delivered: [], rejected: [{ recipients, reason: `no MX for ${domain}` }], deferred: [] };
+      return { delivered: [], rejected: [], deferred: [{ recipients, reason: `MX lookup for ${domain} failed: ${code}` }] };
     }
-    let last: unknown;
+    // Each next MX is offered only what the ones before left deferred.
+    const out: OutboundResult = { delivered: [], rejected: [], deferred: [] };
+    let pending = recipients;
     for (const host of hosts.length ? hosts : [domain]) {
       const t = nodemailer.createTransport({ host, port: this.mxPort, secure: false, name: this.heloName, connectionTimeout: 10_000 });
       try {
-        return await this.through(t, from, recipients, raw);
-      } catch (err) {
-        last = err;
+        const r = await this.through(t, from, pending, raw);
+        out.delivered.push(...r.delivered);
+        out.rejected.push(...r.rejected);
+        out.deferred = r.deferred;
+        pending = r.deferred.flatMap((d) => d.recipients);
       } finally {
         t.close();
       }
+      if (!pending.length) break;
     }
-    throw last instanceof Error ? last : new TransientDeliveryError(`no MX of ${domain} answered`);
+    return out;
   }
 
   close(): void {

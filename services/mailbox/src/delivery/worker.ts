@@ -1,5 +1,5 @@
 import { ZodError } from "zod";
-import { DurableConsumer } from "@mam/bus/consumer.ts";
+import { DurableConsumer, RetryLater } from "@mam/bus/consumer.ts";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent, type MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
 import type { Backbone } from "@mam/service-kit/backbone.ts";
@@ -7,7 +7,7 @@ import type { MailboxContext } from "../context.ts";
 import { groupCommit, type CommandMeta } from "../commands/execute.ts";
 import { getBlobs } from "../store/blobs.ts";
 import { Filer, type Target } from "./receive.ts";
-import { TransientDeliveryError, type Outbound } from "./outbound.ts";
+import type { Outbound } from "./outbound.ts";
 
 export const DELIVERY_DURABLE = "mailbox-delivery";
 const SYSTEM: CommandMeta = { actor: { type: "system", id: "delivery" }, requestId: "delivery" };
@@ -57,37 +57,49 @@ async function record(ctx: MailboxContext, records: Records, e: Sent, type: "Mes
   });
 }
 
-/** Delivers each sent message: locally where the address is ours, through Outbound elsewhere. */
+/**
+ * Delivers each sent message: locally where the address is ours, through Outbound elsewhere.
+ * Each recipient's outcome is recorded as it is known, so a retry (after a greylisting 4xx,
+ * an unreachable MX, a crash) goes only to the recipients still without one: nobody gets
+ * a message twice because somebody else's server said "later".
+ */
 async function deliver(ctx: MailboxContext, filer: Filer, records: Records, outbound: Outbound, e: Sent, attempt: number): Promise<void> {
   const f = e.data;
-  const mine = await ctx.db.selectFrom("messages").select(["status"]).where("workspace_id", "=", e.workspaceId!).where("message_id", "=", f.messageId).executeTakeFirst();
+  const ws = e.workspaceId!;
+  const mine = await ctx.db.selectFrom("messages").select(["status"]).where("workspace_id", "=", ws).where("message_id", "=", f.messageId).executeTakeFirst();
   // Not committed yet by the command that sent it: throwing makes the consumer try again shortly.
   if (!mine) throw new Error(`message ${f.messageId} not visible yet`);
-  if (mine.status !== "sent") return;
+  const done = new Set(
+    (await ctx.db.selectFrom("delivery_outcomes").select("recipient").where("workspace_id", "=", ws).where("message_id", "=", f.messageId).execute()).map((r) => r.recipient),
+  );
+  // Settled before outcomes were kept per recipient.
+  if (mine.status !== "sent" && !done.size) return;
+  const pending = [...new Set([...f.to, ...f.cc, ...f.bcc].map((r) => r.toLowerCase()))].filter((r) => !done.has(r));
+  if (!pending.length) return;
 
-  const recipients = [...new Set([...f.to, ...f.cc, ...f.bcc])];
-  const claims = await ctx.db.selectFrom("address_claims").selectAll().where("address", "in", recipients).execute();
-  const local = new Map(claims.map((c) => [c.inbox_id, c]));
-  await deliverLocally(ctx, filer, e, [...local.values()]);
-
-  const external = recipients.filter((r) => !claims.some((c) => c.address === r));
-  const delivered = claims.map((c) => c.address);
-  let via: "local" | "relay" | "mx" = "local";
-  if (external.length) {
-    const raw = (await getBlobs(ctx.db, e.workspaceId!, [f.rawHash])).get(f.rawHash)!;
-    let r;
-    try {
-      r = await outbound.send(f.from.address, external, raw);
-    } catch (err) {
-      // Retried with backoff by the consumer until the last attempt, which bounces.
-      if (!(err instanceof TransientDeliveryError) || attempt < ctx.cfg.DELIVERY_MAX_ATTEMPTS) throw err;
-      r = { delivered: [], rejected: [{ recipients: external, reason: `gave up after ${attempt} attempts: ${err.message}` }] };
-    }
-    delivered.push(...r.delivered);
-    via = ctx.cfg.SMTP_RELAY_URL ? "relay" : "mx";
-    for (const b of r.rejected) await record(ctx, records, e, "MessageBounced", { recipients: b.recipients, reason: b.reason.slice(0, 1000) });
+  const claims = await ctx.db.selectFrom("address_claims").selectAll().where("address", "in", pending).execute();
+  if (claims.length) {
+    await deliverLocally(ctx, filer, e, [...new Map(claims.map((c) => [c.inbox_id, c])).values()]);
+    await record(ctx, records, e, "MessageDelivered", { recipients: claims.map((c) => c.address), via: "local" });
   }
-  if (delivered.length) await record(ctx, records, e, "MessageDelivered", { recipients: delivered, via });
+  const external = pending.filter((r) => !claims.some((c) => c.address === r));
+  if (!external.length) return;
+
+  const raw = (await getBlobs(ctx.db, ws, [f.rawHash])).get(f.rawHash)!;
+  const r = await outbound.send(f.from.address, external, raw);
+  if (r.delivered.length) await record(ctx, records, e, "MessageDelivered", { recipients: r.delivered, via: ctx.cfg.SMTP_RELAY_URL ? "relay" : "mx" });
+  for (const b of r.rejected) await record(ctx, records, e, "MessageBounced", { recipients: b.recipients, reason: b.reason.slice(0, 1000) });
+  if (!r.deferred.length) return;
+  // Tried again on the schedule (minutes, then hours) until the message is too old: then it bounces.
+  const ageS = (ctx.clock().getTime() - Date.parse(e.occurredAt)) / 1000;
+  const reasons = r.deferred.map((d) => d.reason).join("; ");
+  if (ageS < ctx.cfg.DELIVERY_GIVE_UP_AFTER_S) {
+    const delays = ctx.cfg.DELIVERY_RETRY_DELAYS_S;
+    throw new RetryLater(reasons.slice(0, 500), delays[Math.min(attempt - 1, delays.length - 1)]! * 1000);
+  }
+  for (const d of r.deferred) {
+    await record(ctx, records, e, "MessageBounced", { recipients: d.recipients, reason: `gave up after ${attempt} attempts over ${Math.round(ageS / 60)} min: ${d.reason}`.slice(0, 1000) });
+  }
 }
 
 export function deliveryWorker(ctx: MailboxContext, backbone: Backbone<any>, outbound: Outbound): DurableConsumer {

@@ -76,6 +76,17 @@ export async function insertMessages(tx: Kysely<MailboxDb>, events: NewMessageEv
     .execute();
 }
 
+/** Each recipient's outcome, once: the first one recorded stands. */
+async function outcomes(tx: Kysely<MailboxDb>, e: Extract<MessageEvent, { type: "MessageDelivered" | "MessageBounced" }>, outcome: "delivered" | "bounced") {
+  const recipients = [...new Set(e.data.recipients.map((r) => r.toLowerCase()))];
+  if (!recipients.length) return;
+  await tx
+    .insertInto("delivery_outcomes")
+    .values(recipients.map((recipient) => ({ workspace_id: e.workspaceId!, message_id: e.data.messageId, recipient, outcome, at: e.occurredAt })))
+    .onConflict((oc) => oc.columns(["workspace_id", "message_id", "recipient"]).doNothing())
+    .execute();
+}
+
 /** Messages and threads of an inbox, both directions. */
 export async function evolveMessages(tx: Kysely<MailboxDb>, e: MessageEvent): Promise<void> {
   const ws = e.workspaceId!;
@@ -97,12 +108,14 @@ export async function evolveMessages(tx: Kysely<MailboxDb>, e: MessageEvent): Pr
       await row(e.data.messageId).set({ deleted_at: e.occurredAt, updated_at: e.occurredAt, version: e.aggregateVersion }).execute();
       return;
     case "MessageDelivered":
+      await outcomes(tx, e, "delivered");
       // Delivered never overrides a bounce of some of the recipients; the version moves on regardless.
       await row(e.data.messageId)
         .set({ status: sql<"delivered">`case when status = 'sent' then 'delivered' else status end`, updated_at: e.occurredAt, version: e.aggregateVersion })
         .execute();
       return;
     case "MessageBounced":
+      await outcomes(tx, e, "bounced");
       await row(e.data.messageId).set({ status: "bounced", updated_at: e.occurredAt, version: e.aggregateVersion }).execute();
       return;
     default: {

@@ -7,6 +7,7 @@ import * as drafts from "./2026-11-27T0500-drafts.ts";
 import * as authentication from "./2026-11-27T0600-authentication.ts";
 import * as checkpointPerTenant from "./2026-11-27T0700-checkpoint-per-tenant.ts";
 import * as blobsUncompressed from "./2026-11-27T0800-blobs-uncompressed.ts";
+import * as deliveryOutcomes from "./2026-11-27T0900-delivery-outcomes.ts";
 
 /** Every migration, by name; names sort in the order they must run. */
 export const migrations: Record<string, Migration> = {
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   "2026-11-27T0600-authentication": authentication,
   "2026-11-27T0700-checkpoint-per-tenant": checkpointPerTenant,
   "2026-11-27T0800-blobs-uncompressed": blobsUncompressed,
+  "2026-11-27T0900-delivery-outcomes": deliveryOutcomes,
 };
