@@ -33,3 +33,34 @@ describe("direct-to-MX delivery", () => {
     await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${none.body.id}`, { key: inbox.apiKey })).body.status === "bounced", { timeoutMs: 10_000 });
   });
 });
+
+/** One message to a reachable domain and an unreachable one: the retries go to the second only. */
+describe("direct-to-MX delivery with one domain down", () => {
+  const dns = new TestDnsServer();
+  const mx = new SmtpSink();
+  let s: Stack;
+  beforeAll(async () => {
+    const resolver = await dns.start();
+    await mx.start();
+    dns.set("partner.example", { MX: [{ exchange: "127.0.0.1", priority: 10 }] });
+    // Loopback too, but nothing listens there: connection refused, a transient failure.
+    dns.set("down.example", { MX: [{ exchange: "127.0.0.2", priority: 10 }] });
+    s = new Stack({ logLevel: "silent", mailboxEnv: { DNS_SERVERS: resolver, MX_PORT: String(mx.port), DELIVERY_RETRY_DELAYS_S: "1", DELIVERY_GIVE_UP_AFTER_S: "4" } });
+    await s.start();
+  });
+  afterAll(async () => {
+    await s.stop();
+    await mx.stop();
+    await dns.stop();
+  });
+
+  it("delivers the reachable recipient once, retries the other, and bounces it once it is too old", async () => {
+    const t = await provisionTenant(s);
+    const inbox = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "split" } })).body;
+    const sent = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, { key: inbox.apiKey, body: { to: ["bob@partner.example", "carol@down.example"], subject: "Split", plainBody: "x", verified: true } });
+    expect(sent.status).toBe(200);
+    const status = async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${sent.body.id}`, { key: inbox.apiKey })).body.status;
+    await waitFor(async () => (await status()) === "bounced", { timeoutMs: 20_000, what: "carol bounced after the retries" });
+    expect(mx.received.map((m) => m.to)).toEqual([["bob@partner.example"]]);
+  });
+});
