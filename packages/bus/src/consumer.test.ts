@@ -76,27 +76,36 @@ describe("DurableConsumer", () => {
     }
   });
 
-  it("a message handled for longer than the ack wait is not delivered again meanwhile", async () => {
-    let calls = 0;
-    const c = new DurableConsumer({
-      bus,
-      stream,
-      durable: "slow",
-      filterSubject: `${iso.prefix}evt.slow.>`,
-      logger,
-      ackWaitMs: 1_500,
-      handle: async () => {
-        calls++;
-        await new Promise((r) => setTimeout(r, 4_000));
-      },
-    });
+  it("a message handled for longer than the ack wait, and one queued behind it, are not delivered again meanwhile", async () => {
+    const calls = new Map<string, number>();
+    // Two replicas on one durable: what the first holds too long would go to the second.
+    const replica = () =>
+      new DurableConsumer({
+        bus,
+        stream,
+        durable: "slow",
+        filterSubject: `${iso.prefix}evt.slow.>`,
+        logger,
+        ackWaitMs: 1_500,
+        handle: async (msg) => {
+          const type = msg.subject.split(".").at(-1)!;
+          calls.set(type, (calls.get(type) ?? 0) + 1);
+          if (type === "Took") await new Promise((r) => setTimeout(r, 4_000));
+        },
+      });
+    // Same tenant: the second waits its turn behind the first.
     await bus.js.publish(`${iso.prefix}evt.slow.t1._.Took`, "{}");
-    await c.start();
+    await bus.js.publish(`${iso.prefix}evt.slow.t1._.Queued`, "{}");
+    const first = replica();
+    await first.start();
+    await expect.poll(() => calls.get("Took"), { timeout: 5_000, interval: 20 }).toBe(1);
+    const second = replica();
+    await second.start();
     try {
-      await expect.poll(() => c.caughtUp(), { timeout: 10_000, interval: 200 }).toBe(true);
-      expect(calls).toBe(1);
+      await expect.poll(() => first.caughtUp(), { timeout: 10_000, interval: 200 }).toBe(true);
+      expect(Object.fromEntries(calls)).toEqual({ Took: 1, Queued: 1 });
     } finally {
-      await c.stop();
+      await Promise.all([first.stop(), second.stop()]);
     }
   });
 });

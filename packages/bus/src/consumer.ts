@@ -105,10 +105,23 @@ export class DurableConsumer {
         await this.ensure();
         const consumer = await this.o.bus.js.consumers.get(this.o.stream, this.o.durable);
         // A deleted consumer ends the iteration, so this loop declares it again.
-        this.current = await consumer.consume({ max_messages: 256, abort_on_missing_resource: true });
+        // Not many more than can be handled at once: a message waiting in the client's buffer
+        // has no heartbeat, so a deep buffer behind a slow handler means redeliveries.
+        this.current = await consumer.consume({ max_messages: Math.max(32, 2 * (this.o.concurrency ?? 16)), abort_on_missing_resource: true });
         if (this.stopped) this.current.stop();
         for await (const msg of this.current) {
-          await this.runner.schedule(keyOf(msg), () => this.process(msg));
+          // A redelivery of one still here (queued or being handled) is left to the first.
+          if (this.inFlight.has(msg.seq)) continue;
+          this.inFlight.add(msg.seq);
+          // From arrival, not from when its turn comes: one waiting behind a slow message
+          // must not be handed to another replica meanwhile.
+          const heartbeat = setInterval(() => msg.working(), Math.max(200, (this.o.ackWaitMs ?? 30_000) / 3));
+          await this.runner.schedule(keyOf(msg), () =>
+            this.process(msg).finally(() => {
+              clearInterval(heartbeat);
+              this.inFlight.delete(msg.seq);
+            }),
+          );
         }
       } catch (err) {
         if (!this.stopped) this.o.logger.warn({ err, durable: this.o.durable }, "consumer interrupted; resubscribing");
@@ -117,23 +130,13 @@ export class DurableConsumer {
     }
   }
 
+  /**
+   * Handles one message. The server redelivers what is not acknowledged within the ack
+   * wait: a message this process holds (queued or being handled: a slow relay, a long wait
+   * for a lock) sends a heartbeat meanwhile (see run), so it is not handled a second time
+   * elsewhere.
+   */
   private async process(msg: JsMsg): Promise<void> {
-    // The server redelivers what is not acknowledged within the ack wait. A message still
-    // being handled here (a slow relay, a long wait for a lock) says so, so that it is not
-    // handled a second time elsewhere meanwhile; and a redelivery of one this process is
-    // still handling is left to the first.
-    if (this.inFlight.has(msg.seq)) return;
-    this.inFlight.add(msg.seq);
-    const heartbeat = setInterval(() => msg.working(), Math.max(200, (this.o.ackWaitMs ?? 30_000) / 3));
-    try {
-      await this.attempt(msg);
-    } finally {
-      clearInterval(heartbeat);
-      this.inFlight.delete(msg.seq);
-    }
-  }
-
-  private async attempt(msg: JsMsg): Promise<void> {
     const pauses = this.o.retryInPlaceMs ?? RETRY_IN_PLACE_MS;
     for (let i = 0; ; i++) {
       try {

@@ -28,12 +28,20 @@ export const EmailAddress = z
 
 export const DisplayName = z.string().trim().max(200).refine(noControl, "must not contain control characters");
 
+/** Every string inside (keys too) is one jsonb can hold: no NUL, no unpaired surrogate. */
+function storable(v: unknown): boolean {
+  if (typeof v === "string") return !v.includes("\u0000") && v.isWellFormed();
+  if (Array.isArray(v)) return v.every(storable);
+  if (v && typeof v === "object") return Object.entries(v).every(([k, x]) => storable(k) && storable(x));
+  return true;
+}
+
 /** Free-form metadata, bounded: at most 16 KiB once serialised. */
 export const Metadata = z
   .record(z.string().max(200), z.unknown())
   .refine((m) => JSON.stringify(m).length <= 16_384, "must be at most 16 KiB as JSON")
   // Stored as jsonb, which cannot hold NUL.
-  .refine((m) => !JSON.stringify(m).includes("\\u0000"), "must not contain NUL characters");
+  .refine(storable, "must not contain NUL characters or unpaired surrogates");
 
 export const CreateInboxBody = z.object({
   username: Username.optional(),

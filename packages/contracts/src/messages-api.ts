@@ -8,11 +8,11 @@ export const Recipients = z
   .union([EmailAddress, z.array(EmailAddress).max(50)])
   .transform((v) => (Array.isArray(v) ? v : [v]));
 
-/** PostgreSQL text (and JSON) cannot hold NUL: refused at the door, not when stored. */
-const noNul = (s: string) => !s.includes("\u0000");
+/** PostgreSQL text and JSON cannot hold NUL or a lone surrogate: refused at the door, not when stored. */
+const noNul = (s: string) => !s.includes("\u0000") && s.isWellFormed();
 
-export const Subject = z.string().max(998).refine(noCrLf, "must not contain CR or LF").refine(noNul, "must not contain NUL characters");
-export const Body = z.string().max(2_000_000).refine(noNul, "must not contain NUL characters");
+export const Subject = z.string().max(998).refine(noCrLf, "must not contain CR or LF").refine(noNul, "must not contain NUL characters or unpaired surrogates");
+export const Body = z.string().max(2_000_000).refine(noNul, "must not contain NUL characters or unpaired surrogates");
 
 /** Attachments travel base64-encoded in JSON. */
 export const AttachmentIn = z.object({
@@ -81,7 +81,7 @@ export const FlagsBody = z
 export const MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024;
 
 const DraftRecipients = z.union([EmailAddress, z.array(EmailAddress).max(50)]).transform((v) => (Array.isArray(v) ? v : [v]));
-const DraftBody = z.string().max(256 * 1024).refine(noNul, "must not contain NUL characters");
+const DraftBody = z.string().max(256 * 1024).refine(noNul, "must not contain NUL characters or unpaired surrogates");
 
 /** Every field optional; to/cc/bcc take a string or a list. `verified` waives the first-contact check on send. */
 export const DraftInput = z.object({

@@ -20,8 +20,8 @@ const Env = BaseEnv.extend({
     .default("60,300,900,1800,3600")
     .transform((v, c) => {
       const delays = v.split(",").map((x) => Number(x.trim()));
-      if (!delays.length || delays.some((d) => !Number.isFinite(d) || d <= 0)) {
-        c.addIssue({ code: "custom", message: "must be positive seconds, comma separated" });
+      if (!delays.length || delays.some((d) => !Number.isInteger(d) || d < 1 || d > 7 * 86_400)) {
+        c.addIssue({ code: "custom", message: "must be whole seconds from 1 to 604800, comma separated" });
         return z.NEVER;
       }
       return delays;

@@ -90,16 +90,23 @@ export class Outbound {
   private async toMx(domain: string, from: string, recipients: string[], raw: Buffer): Promise<OutboundResult> {
     let hosts: string[];
     try {
-      hosts = (await this.resolver.resolveMx(domain)).sort((a, b) => a.priority - b.priority).map((m) => m.exchange);
+      const mx = await this.resolver.resolveMx(domain);
+      // RFC 7505: a single MX of "." says the domain accepts no mail at all.
+      if (mx.length === 1 && (mx[0]!.exchange === "" || mx[0]!.exchange === ".")) {
+        return { delivered: [], rejected: [{ recipients, reason: `${domain} accepts no mail (null MX)` }], deferred: [] };
+      }
+      hosts = mx.sort((a, b) => a.priority - b.priority).map((m) => m.exchange);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === "ENOTFOUND" || code === "ENODATA") return { delivered: [], rejected: [{ recipients, reason: `no MX for ${domain}` }], deferred: [] };
-      return { delivered: [], rejected: [], deferred: [{ recipients, reason: `MX lookup for ${domain} failed: ${code}` }] };
+      if (code === "ENOTFOUND") return { delivered: [], rejected: [{ recipients, reason: `no such domain: ${domain}` }], deferred: [] };
+      // RFC 5321 5.1: a domain without MX records is its own mail host (its A/AAAA records).
+      if (code === "ENODATA") hosts = [domain];
+      else return { delivered: [], rejected: [], deferred: [{ recipients, reason: `MX lookup for ${domain} failed: ${code}` }] };
     }
     // Each next MX is offered only what the ones before left deferred.
     const out: OutboundResult = { delivered: [], rejected: [], deferred: [] };
     let pending = recipients;
-    for (const host of hosts.length ? hosts : [domain]) {
+    for (const host of hosts) {
       const t = nodemailer.createTransport({ host, port: this.mxPort, secure: false, name: this.heloName, connectionTimeout: 10_000 });
       try {
         const r = await this.through(t, from, pending, raw);

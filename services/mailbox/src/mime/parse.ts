@@ -40,11 +40,13 @@ const MAX_LISTED = 200;
 
 /**
  * What is indexed of a message must fit its event (one NATS message) and its row: lists and
- * fields are bounded, and NUL, which PostgreSQL text and JSON cannot hold, is dropped. The
- * raw message keeps everything.
+ * fields are bounded, NUL (which PostgreSQL text and JSON cannot hold) is dropped and lone
+ * surrogates become U+FFFD. The raw message keeps everything.
  */
 function tidy(p: ParsedMail): ParsedMail {
-  const clean = (s: string, max: number) => (s.includes("\u0000") ? s.replaceAll("\u0000", "") : s).slice(0, max);
+  // Cut, then made well-formed: a cut through a surrogate pair, or a lone surrogate from a
+  // broken encoding, is a string PostgreSQL's JSON refuses.
+  const clean = (s: string, max: number) => (s.includes("\u0000") ? s.replaceAll("\u0000", "") : s).slice(0, max).toWellFormed();
   const opt = <T extends string | null | undefined>(s: T, max: number): T => (typeof s === "string" ? (clean(s, max) as T) : s);
   const list = (xs: string[]) => xs.slice(0, MAX_LISTED).map((x) => clean(x, 320));
   return {
