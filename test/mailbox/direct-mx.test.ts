@@ -45,6 +45,8 @@ describe("direct-to-MX delivery with one domain down", () => {
     dns.set("partner.example", { MX: [{ exchange: "127.0.0.1", priority: 10 }] });
     // Loopback too, but nothing listens there: connection refused, a transient failure.
     dns.set("down.example", { MX: [{ exchange: "127.0.0.2", priority: 10 }] });
+    // RFC 7505: "this domain accepts no mail".
+    dns.set("nomail.example", { MX: [{ exchange: ".", priority: 0 }] });
     s = new Stack({ logLevel: "silent", mailboxEnv: { DNS_SERVERS: resolver, MX_PORT: String(mx.port), DELIVERY_RETRY_DELAYS_S: "1", DELIVERY_GIVE_UP_AFTER_S: "4" } });
     await s.start();
   });
@@ -62,5 +64,14 @@ describe("direct-to-MX delivery with one domain down", () => {
     const status = async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${sent.body.id}`, { key: inbox.apiKey })).body.status;
     await waitFor(async () => (await status()) === "bounced", { timeoutMs: 20_000, what: "carol bounced after the retries" });
     expect(mx.received.map((m) => m.to)).toEqual([["bob@partner.example"]]);
+  });
+
+  it("a domain with a null MX bounces at once, and nothing is sent anywhere", async () => {
+    const t = await provisionTenant(s, "NullMx");
+    const inbox = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "nullmx" } })).body;
+    const before = mx.received.length;
+    const sent = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, { key: inbox.apiKey, body: { to: "anyone@nomail.example", subject: "Nowhere", plainBody: "x", verified: true } });
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${sent.body.id}`, { key: inbox.apiKey })).body.status === "bounced", { timeoutMs: 3_000, what: "bounced before any retry" });
+    expect(mx.received.length).toBe(before);
   });
 });

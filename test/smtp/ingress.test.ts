@@ -158,6 +158,8 @@ describe("SMTP ingress", () => {
       // NUL, which PostgreSQL text cannot hold, in the subject, a name and the body.
       "Subject: nul\u0000inside\r\nFrom: \"Nul\u0000Name\" <nul@example.com>\r\n\r\nbody with \u0000 a NUL\r\n",
       "Subject: encoded nul =?utf-8?B?AGhpZGRlbgA=?=\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nAGJhc2U2NCBOVUwA\r\n",
+      // An attachment name of 130 emoji: cut to 255 UTF-16 units it would end in half a pair, which jsonb refuses.
+      `Subject: emoji name\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=e\r\n\r\n--e\r\nContent-Type: text/plain\r\n\r\nsee file\r\n--e\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename*=UTF-8''${encodeURIComponent("😀".repeat(130))}\r\n\r\nxyz\r\n--e--\r\n`,
       // More addresses in To and Cc than one event (one NATS message) could carry.
       `Subject: crowded\r\nTo: ${Array.from({ length: 41_000 }, (_, i) => `u${i}@r.io`).join(",")}\r\nCc: ${Array.from({ length: 41_000 }, (_, i) => `c${i}@r.io`).join(",")}\r\n\r\nhi all\r\n`,
     ];
