@@ -30,20 +30,6 @@ export interface ConsumerOptions {
   isPoison?: (err: unknown) => boolean;
 }
 
-/**
- * Thrown by a handler that knows when a retry makes sense (a remote server said "later"):
- * the message goes back to the server at once with that delay, without retries in place.
- */
-export class RetryLater extends Error {
-  override name = "RetryLater";
-  constructor(
-    message: string,
-    readonly delayMs: number,
-  ) {
-    super(message);
-  }
-}
-
 /** Retries in place, holding the key's queue, so later events of the same tenant never overtake. */
 const RETRY_IN_PLACE_MS = [100, 500, 2_000, 5_000];
 const BACKOFF_MS = [5_000, 15_000, 30_000];
@@ -144,11 +130,6 @@ export class DurableConsumer {
         msg.ack();
         return;
       } catch (err) {
-        if (err instanceof RetryLater) {
-          this.o.logger.info({ seq: msg.seq, attempt: msg.info.deliveryCount, inMs: err.delayMs, reason: err.message }, "retrying later, as asked");
-          msg.nak(err.delayMs);
-          return;
-        }
         if (this.o.isPoison?.(err) || i >= pauses.length || this.stopped) return this.giveUp(msg, err);
         await delay(pauses[i]!);
       }

@@ -26,6 +26,8 @@ const Env = BaseEnv.extend({
       }
       return delays;
     }),
+  /** How often the retry queue is looked at for recipients due another try. */
+  DELIVERY_RETRY_POLL_MS: z.coerce.number().int().min(100).max(60_000).default(1_000),
   /** How long after sending a transient failure still gets retried; past it, the message bounces. */
   DELIVERY_GIVE_UP_AFTER_S: z.coerce.number().int().min(0).default(2 * 86_400),
   /** Port for direct-to-MX delivery (25 on the internet; tests point it at a local server). */

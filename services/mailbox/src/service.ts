@@ -12,7 +12,7 @@ import type { MailboxDb } from "./db/schema.ts";
 import { ensurePlatformKey } from "./commands/platform-domain.ts";
 import { Outbound } from "./delivery/outbound.ts";
 import { inboundWorker } from "./delivery/inbound.ts";
-import { deliveryWorker } from "./delivery/worker.ts";
+import { deliveryWorker, type RetryQueue } from "./delivery/worker.ts";
 import { makeResolver } from "./dns/verify.ts";
 import { startMailboxProjection } from "./projections/start.ts";
 import { registerMailboxRpc } from "./rpc/handlers.ts";
@@ -29,6 +29,7 @@ export class MailboxService implements Service {
   private readonly backbone: Backbone<MailboxDb>;
   private consumer?: DurableConsumer;
   private delivery?: DurableConsumer;
+  private retries?: RetryQueue;
   private inbound?: DurableConsumer;
   private outbound?: Outbound;
   private rpc?: RpcServer;
@@ -64,8 +65,11 @@ export class MailboxService implements Service {
     await ensurePlatformKey(ctx.db, this.cfg.DKIM_SELECTOR, ctx.clock());
     this.caughtUp = true;
     this.outbound = new Outbound(this.cfg.SMTP_RELAY_URL, makeResolver(this.cfg.DNS_SERVERS), this.cfg.MAIL_DOMAIN, this.cfg.MX_PORT);
-    this.delivery = deliveryWorker(ctx, b, this.outbound);
+    const delivery = deliveryWorker(ctx, b, this.outbound);
+    this.delivery = delivery.consumer;
+    this.retries = delivery.retries;
     await this.delivery.start();
+    this.retries.start();
     this.inbound = await inboundWorker(ctx, b);
     await this.inbound.start();
     this.rpc = new RpcServer(b.bus, "mailbox", b.verifier, this.logger);
@@ -80,6 +84,7 @@ export class MailboxService implements Service {
   async destroy(): Promise<void> {
     await this.rpc?.close();
     await this.inbound?.stop();
+    await this.retries?.stop();
     await this.delivery?.stop();
     await this.consumer?.stop();
     this.outbound?.close();

@@ -169,8 +169,18 @@ export interface DeliveryOutcomesTable {
   at: string | Date;
 }
 
+export interface DeliveryQueueTable {
+  workspace_id: string;
+  message_id: string;
+  tenant_id: string;
+  attempts: number;
+  next_try_at: string | Date;
+  last_error: string;
+}
+
 export interface MailboxDb extends ProjectionTables {
   delivery_outcomes: DeliveryOutcomesTable;
+  delivery_queue: DeliveryQueueTable;
   drafts: DraftsTable;
   threads: ThreadsTable;
   messages: MessagesTable;

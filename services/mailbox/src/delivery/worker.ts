@@ -1,5 +1,6 @@
 import { ZodError } from "zod";
-import { DurableConsumer, RetryLater } from "@mam/bus/consumer.ts";
+import { sql, type Kysely } from "kysely";
+import { DurableConsumer } from "@mam/bus/consumer.ts";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent, type MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
 import type { Backbone } from "@mam/service-kit/backbone.ts";
@@ -7,7 +8,9 @@ import type { MailboxContext } from "../context.ts";
 import { groupCommit, type CommandMeta } from "../commands/execute.ts";
 import { getBlobs } from "../store/blobs.ts";
 import { Filer, type Target } from "./receive.ts";
-import type { Outbound } from "./outbound.ts";
+import type { MailboxDb } from "../db/schema.ts";
+import { derivedId } from "./ids.ts";
+import type { Outbound, Refusal } from "./outbound.ts";
 
 export const DELIVERY_DURABLE = "mailbox-delivery";
 const SYSTEM: CommandMeta = { actor: { type: "system", id: "delivery" }, requestId: "delivery" };
@@ -38,74 +41,207 @@ async function deliverLocally(ctx: MailboxContext, filer: Filer, e: Sent, target
 
 type Records = ReturnType<typeof groupCommit>;
 
-/** Delivered and bounced are recorded through group commit: a burst of sends makes a burst of these. */
-async function record(ctx: MailboxContext, records: Records, e: Sent, type: "MessageDelivered" | "MessageBounced", data: object) {
-  await records.run(e.tenantId!, SYSTEM, async (tx) => {
-    const current = await tx.selectFrom("messages").select("version").where("workspace_id", "=", e.workspaceId!).where("message_id", "=", e.data.messageId).executeTakeFirst();
-    return {
-      events: [
-        {
-          event: { type, schemaVersion: 1, data: { messageId: e.data.messageId, ...data } } as never,
-          tenantId: e.tenantId,
-          workspaceId: e.workspaceId,
-          aggregateId: e.data.messageId,
-          aggregateVersion: (current?.version ?? 1) + 1,
-        },
-      ],
-      result: undefined,
-    };
-  });
+/** The sent message a delivery step is about. */
+interface SentRef {
+  tenantId: string;
+  workspaceId: string;
+  messageId: string;
+  from: string;
+  recipients: string[];
+  rawHash: string;
+  sentAt: string;
+}
+
+const refOf = (e: Sent): SentRef => ({
+  tenantId: e.tenantId!,
+  workspaceId: e.workspaceId!,
+  messageId: e.data.messageId,
+  from: e.data.from.address,
+  recipients: [...new Set([...e.data.to, ...e.data.cc, ...e.data.bcc].map((r) => r.toLowerCase()))],
+  rawHash: e.data.rawHash,
+  sentAt: e.occurredAt,
+});
+
+/**
+ * Records what became of some recipients, through group commit (a burst of sends makes a
+ * burst of these). The event id is derived from its content, and a failure is retried in
+ * place a few times: once a server said 250, losing the record would mean sending again.
+ */
+async function record(ctx: MailboxContext, records: Records, m: SentRef, type: "MessageDelivered" | "MessageBounced", data: { recipients: string[]; via?: string; reason?: string }) {
+  const eventId = derivedId("event", m.messageId, type, ...[...data.recipients].sort());
+  for (const pause of [200, 1_000, 3_000, 0]) {
+    try {
+      await records.run(m.tenantId, SYSTEM, async (tx) => {
+        const current = await tx.selectFrom("messages").select("version").where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId).executeTakeFirst();
+        return {
+          events: [
+            {
+              event: { type, schemaVersion: 1, data: { messageId: m.messageId, ...data } } as never,
+              eventId,
+              tenantId: m.tenantId,
+              workspaceId: m.workspaceId,
+              aggregateId: m.messageId,
+              aggregateVersion: (current?.version ?? 1) + 1,
+            },
+          ],
+          result: undefined,
+        };
+      });
+      return;
+    } catch (err) {
+      if (!pause) throw err;
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  }
+}
+
+/** Recipients of the message that have no outcome yet; none when it was settled before outcomes were kept. */
+async function pendingOf(ctx: MailboxContext, m: SentRef, status: string): Promise<string[]> {
+  const done = new Set(
+    (await ctx.db.selectFrom("delivery_outcomes").select("recipient").where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId).execute()).map((r) => r.recipient),
+  );
+  if (status !== "sent" && !done.size) return [];
+  return m.recipients.filter((r) => !done.has(r));
+}
+
+/**
+ * Offers the message to the relay or the recipients' MX and records each outcome. Resolves
+ * with what was refused for now (4xx, unreachable): to be tried again later.
+ */
+async function sendOut(ctx: MailboxContext, records: Records, outbound: Outbound, m: SentRef, external: string[]): Promise<Refusal[]> {
+  const raw = (await getBlobs(ctx.db, m.workspaceId, [m.rawHash])).get(m.rawHash);
+  if (!raw) throw new Error(`raw bytes of message ${m.messageId} missing`);
+  const r = await outbound.send(m.from, external, raw);
+  if (r.delivered.length) await record(ctx, records, m, "MessageDelivered", { recipients: r.delivered, via: ctx.cfg.SMTP_RELAY_URL ? "relay" : "mx" });
+  for (const b of r.rejected) await record(ctx, records, m, "MessageBounced", { recipients: b.recipients, reason: b.reason.slice(0, 1000) });
+  return r.deferred;
+}
+
+/**
+ * What is left after a try: nothing (done), a bounce when the message is too old to keep
+ * trying, or the next try in the queue.
+ */
+async function settle(ctx: MailboxContext, records: Records, m: SentRef, deferred: Refusal[], attempts: number): Promise<void> {
+  const key = (q: Kysely<MailboxDb>) => q.deleteFrom("delivery_queue").where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId);
+  if (!deferred.length) {
+    await key(ctx.db).execute();
+    return;
+  }
+  const ageS = (ctx.clock().getTime() - Date.parse(m.sentAt)) / 1000;
+  if (ageS >= ctx.cfg.DELIVERY_GIVE_UP_AFTER_S) {
+    for (const d of deferred) {
+      await record(ctx, records, m, "MessageBounced", { recipients: d.recipients, reason: `gave up after ${attempts} attempts over ${Math.round(ageS / 60)} min: ${d.reason}`.slice(0, 1000) });
+    }
+    await key(ctx.db).execute();
+    return;
+  }
+  const delays = ctx.cfg.DELIVERY_RETRY_DELAYS_S;
+  const next = new Date(ctx.clock().getTime() + delays[Math.min(attempts - 1, delays.length - 1)]! * 1000);
+  const lastError = deferred.map((d) => d.reason).join("; ").slice(0, 1000);
+  await ctx.db
+    .insertInto("delivery_queue")
+    .values({ workspace_id: m.workspaceId, message_id: m.messageId, tenant_id: m.tenantId, attempts, next_try_at: next, last_error: lastError })
+    .onConflict((oc) => oc.columns(["workspace_id", "message_id"]).doUpdateSet({ attempts, next_try_at: next, last_error: lastError }))
+    .execute();
 }
 
 /**
  * Delivers each sent message: locally where the address is ours, through Outbound elsewhere.
- * Each recipient's outcome is recorded as it is known, so a retry (after a greylisting 4xx,
- * an unreachable MX, a crash) goes only to the recipients still without one: nobody gets
- * a message twice because somebody else's server said "later".
+ * Each recipient's outcome is recorded as it is known; recipients refused for now wait in
+ * the retry queue (the event is acknowledged), so a retry goes only to them, and a domain
+ * that is down holds up nobody else's mail.
  */
-async function deliver(ctx: MailboxContext, filer: Filer, records: Records, outbound: Outbound, e: Sent, attempt: number): Promise<void> {
-  const f = e.data;
-  const ws = e.workspaceId!;
-  const mine = await ctx.db.selectFrom("messages").select(["status"]).where("workspace_id", "=", ws).where("message_id", "=", f.messageId).executeTakeFirst();
+async function deliver(ctx: MailboxContext, filer: Filer, records: Records, outbound: Outbound, e: Sent): Promise<void> {
+  const m = refOf(e);
+  const mine = await ctx.db.selectFrom("messages").select(["status"]).where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId).executeTakeFirst();
   // Not committed yet by the command that sent it: throwing makes the consumer try again shortly.
-  if (!mine) throw new Error(`message ${f.messageId} not visible yet`);
-  const done = new Set(
-    (await ctx.db.selectFrom("delivery_outcomes").select("recipient").where("workspace_id", "=", ws).where("message_id", "=", f.messageId).execute()).map((r) => r.recipient),
-  );
-  // Settled before outcomes were kept per recipient.
-  if (mine.status !== "sent" && !done.size) return;
-  const pending = [...new Set([...f.to, ...f.cc, ...f.bcc].map((r) => r.toLowerCase()))].filter((r) => !done.has(r));
+  if (!mine) throw new Error(`message ${m.messageId} not visible yet`);
+  const pending = await pendingOf(ctx, m, mine.status);
   if (!pending.length) return;
+  // Already waiting for a retry (this event is being delivered again): the queue has it.
+  const queued = await ctx.db.selectFrom("delivery_queue").select("attempts").where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId).executeTakeFirst();
+  if (queued) return;
 
   const claims = await ctx.db.selectFrom("address_claims").selectAll().where("address", "in", pending).execute();
   if (claims.length) {
     await deliverLocally(ctx, filer, e, [...new Map(claims.map((c) => [c.inbox_id, c])).values()]);
-    await record(ctx, records, e, "MessageDelivered", { recipients: claims.map((c) => c.address), via: "local" });
+    await record(ctx, records, m, "MessageDelivered", { recipients: claims.map((c) => c.address), via: "local" });
   }
   const external = pending.filter((r) => !claims.some((c) => c.address === r));
   if (!external.length) return;
+  await settle(ctx, records, m, await sendOut(ctx, records, outbound, m, external), 1);
+}
 
-  const raw = (await getBlobs(ctx.db, ws, [f.rawHash])).get(f.rawHash)!;
-  const r = await outbound.send(f.from.address, external, raw);
-  if (r.delivered.length) await record(ctx, records, e, "MessageDelivered", { recipients: r.delivered, via: ctx.cfg.SMTP_RELAY_URL ? "relay" : "mx" });
-  for (const b of r.rejected) await record(ctx, records, e, "MessageBounced", { recipients: b.recipients, reason: b.reason.slice(0, 1000) });
-  if (!r.deferred.length) return;
-  // Tried again on the schedule (minutes, then hours) until the message is too old: then it bounces.
-  const ageS = (ctx.clock().getTime() - Date.parse(e.occurredAt)) / 1000;
-  const reasons = r.deferred.map((d) => d.reason).join("; ");
-  if (ageS < ctx.cfg.DELIVERY_GIVE_UP_AFTER_S) {
-    const delays = ctx.cfg.DELIVERY_RETRY_DELAYS_S;
-    throw new RetryLater(reasons.slice(0, 500), delays[Math.min(attempt - 1, delays.length - 1)]! * 1000);
+/**
+ * Tries again the recipients waiting in the queue once their time has come. A due row is
+ * leased (its next try pushed ten minutes out) before it is worked on, so replicas share
+ * the queue and a crash mid-try only delays that message.
+ */
+export class RetryQueue {
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+
+  constructor(
+    private readonly ctx: MailboxContext,
+    private readonly records: Records,
+    private readonly outbound: Outbound,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.running ??= this.tick()
+        .catch((err: unknown) => this.ctx.logger.warn({ err }, "delivery retries: a round failed; trying again shortly"))
+        .finally(() => (this.running = undefined));
+    }, this.ctx.cfg.DELIVERY_RETRY_POLL_MS);
   }
-  for (const d of r.deferred) {
-    await record(ctx, records, e, "MessageBounced", { recipients: d.recipients, reason: `gave up after ${attempt} attempts over ${Math.round(ageS / 60)} min: ${d.reason}`.slice(0, 1000) });
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  private async tick(): Promise<void> {
+    const { ctx } = this;
+    const due = await sql<{ workspace_id: string; message_id: string; tenant_id: string; attempts: number }>`
+      update delivery_queue set next_try_at = now() + interval '10 minutes'
+      where (workspace_id, message_id) in (
+        select workspace_id, message_id from delivery_queue where next_try_at <= now() order by next_try_at limit 20 for update skip locked
+      )
+      returning workspace_id, message_id, tenant_id, attempts`.execute(ctx.db);
+    await Promise.all(due.rows.map((row) => this.retry(row).catch((err: unknown) => ctx.logger.warn({ err, messageId: row.message_id }, "delivery retry failed; leased for later"))));
+  }
+
+  private async retry(row: { workspace_id: string; message_id: string; tenant_id: string; attempts: number }): Promise<void> {
+    const { ctx } = this;
+    const msg = await ctx.db
+      .selectFrom("messages")
+      .select(["status", "from_address", "to_addresses", "cc_addresses", "bcc_addresses", "raw_hash", "created_at"])
+      .where("workspace_id", "=", row.workspace_id)
+      .where("message_id", "=", row.message_id)
+      .executeTakeFirst();
+    const gone = () => ctx.db.deleteFrom("delivery_queue").where("workspace_id", "=", row.workspace_id).where("message_id", "=", row.message_id).execute();
+    if (!msg) return void (await gone());
+    const list = (v: unknown) => (Array.isArray(v) ? (v as string[]) : (JSON.parse(String(v)) as string[]));
+    const m: SentRef = {
+      tenantId: row.tenant_id,
+      workspaceId: row.workspace_id,
+      messageId: row.message_id,
+      from: msg.from_address,
+      recipients: [...new Set([...list(msg.to_addresses), ...list(msg.cc_addresses), ...list(msg.bcc_addresses)].map((r) => r.toLowerCase()))],
+      rawHash: msg.raw_hash,
+      sentAt: new Date(msg.created_at).toISOString(),
+    };
+    const pending = await pendingOf(ctx, m, msg.status);
+    if (!pending.length) return void (await gone());
+    await settle(ctx, this.records, m, await sendOut(ctx, this.records, this.outbound, m, pending), row.attempts + 1);
   }
 }
 
-export function deliveryWorker(ctx: MailboxContext, backbone: Backbone<any>, outbound: Outbound): DurableConsumer {
+export function deliveryWorker(ctx: MailboxContext, backbone: Backbone<any>, outbound: Outbound): { consumer: DurableConsumer; retries: RetryQueue } {
   const filer = new Filer(ctx);
   const records = groupCommit(ctx);
-  return new DurableConsumer({
+  const retries = new RetryQueue(ctx, records, outbound);
+  const consumer = new DurableConsumer({
     bus: backbone.bus,
     stream: backbone.stream,
     durable: DELIVERY_DURABLE,
@@ -119,7 +255,8 @@ export function deliveryWorker(ctx: MailboxContext, backbone: Backbone<any>, out
     handle: async (msg) => {
       if (!msg.subject.endsWith(".MessageSent")) return;
       const e = parseMailboxEvent(msg.json());
-      if (e.type === "MessageSent") await deliver(ctx, filer, records, outbound, e, msg.info.deliveryCount);
+      if (e.type === "MessageSent") await deliver(ctx, filer, records, outbound, e);
     },
   });
+  return { consumer, retries };
 }

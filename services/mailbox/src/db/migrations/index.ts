@@ -8,6 +8,7 @@ import * as authentication from "./2026-11-27T0600-authentication.ts";
 import * as checkpointPerTenant from "./2026-11-27T0700-checkpoint-per-tenant.ts";
 import * as blobsUncompressed from "./2026-11-27T0800-blobs-uncompressed.ts";
 import * as deliveryOutcomes from "./2026-11-27T0900-delivery-outcomes.ts";
+import * as deliveryQueue from "./2026-11-27T1000-delivery-queue.ts";
 
 /** Every migration, by name; names sort in the order they must run. */
 export const migrations: Record<string, Migration> = {
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   "2026-11-27T0700-checkpoint-per-tenant": checkpointPerTenant,
   "2026-11-27T0800-blobs-uncompressed": blobsUncompressed,
   "2026-11-27T0900-delivery-outcomes": deliveryOutcomes,
+  "2026-11-27T1000-delivery-queue": deliveryQueue,
 };
