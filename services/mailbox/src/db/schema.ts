@@ -176,6 +176,16 @@ export interface DeliveryQueueTable {
   attempts: number;
   next_try_at: string | Date;
   last_error: string;
+  lease: string | null;
+  unrecorded: ColumnType<Unrecorded[], string, string>;
+}
+
+/** An outcome a server gave that is not recorded as an event yet. */
+export interface Unrecorded {
+  type: "MessageDelivered" | "MessageBounced";
+  recipients: string[];
+  via?: string;
+  reason?: string;
 }
 
 export interface MailboxDb extends ProjectionTables {

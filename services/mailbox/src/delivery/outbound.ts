@@ -107,7 +107,8 @@ export class Outbound {
     const out: OutboundResult = { delivered: [], rejected: [], deferred: [] };
     let pending = recipients;
     for (const host of hosts) {
-      const t = nodemailer.createTransport({ host, port: this.mxPort, secure: false, name: this.heloName, connectionTimeout: 10_000 });
+      // Bounded at every step (a tarpit cannot hold a try past the retry queue's lease).
+      const t = nodemailer.createTransport({ host, port: this.mxPort, secure: false, name: this.heloName, connectionTimeout: 10_000, greetingTimeout: 60_000, socketTimeout: 3 * 60_000 });
       try {
         const r = await this.through(t, from, pending, raw);
         out.delivered.push(...r.delivered);

@@ -1,5 +1,5 @@
 import { ZodError } from "zod";
-import { sql, type Kysely } from "kysely";
+import { sql } from "kysely";
 import { DurableConsumer } from "@mam/bus/consumer.ts";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent, type MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
@@ -8,7 +8,7 @@ import type { MailboxContext } from "../context.ts";
 import { groupCommit, type CommandMeta } from "../commands/execute.ts";
 import { getBlobs } from "../store/blobs.ts";
 import { Filer, type Target } from "./receive.ts";
-import type { MailboxDb } from "../db/schema.ts";
+import type { Unrecorded } from "../db/schema.ts";
 import { derivedId } from "./ids.ts";
 import type { Outbound, Refusal } from "./outbound.ts";
 
@@ -95,53 +95,86 @@ async function record(ctx: MailboxContext, records: Records, m: SentRef, type: "
   }
 }
 
-/** Recipients of the message that have no outcome yet; none when it was settled before outcomes were kept. */
-async function pendingOf(ctx: MailboxContext, m: SentRef, status: string): Promise<string[]> {
+/** Recipients of the message with no outcome yet (recorded or waiting to be); none when it was settled before outcomes were kept. */
+async function pendingOf(ctx: MailboxContext, m: SentRef, status: string, unrecorded: Unrecorded[] = []): Promise<string[]> {
   const done = new Set(
     (await ctx.db.selectFrom("delivery_outcomes").select("recipient").where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId).execute()).map((r) => r.recipient),
   );
-  if (status !== "sent" && !done.size) return [];
+  if (status !== "sent" && !done.size && !unrecorded.length) return [];
+  for (const u of unrecorded) for (const r of u.recipients) done.add(r);
   return m.recipients.filter((r) => !done.has(r));
 }
 
-/**
- * Offers the message to the relay or the recipients' MX and records each outcome. Resolves
- * with what was refused for now (4xx, unreachable): to be tried again later.
- */
-async function sendOut(ctx: MailboxContext, records: Records, outbound: Outbound, m: SentRef, external: string[]): Promise<Refusal[]> {
+/** Records outcomes; those that cannot be recorded now (the event store is down) are handed back. */
+async function recordAll(ctx: MailboxContext, records: Records, m: SentRef, outcomes: Unrecorded[]): Promise<Unrecorded[]> {
+  const left: Unrecorded[] = [];
+  for (const o of outcomes) {
+    const { type, ...data } = o;
+    try {
+      await record(ctx, records, m, type, data);
+    } catch (err) {
+      ctx.logger.warn({ err, messageId: m.messageId, type }, "could not record a delivery outcome yet; kept to record later");
+      left.push(o);
+    }
+  }
+  return left;
+}
+
+interface Try {
+  deferred: Refusal[];
+  /** Outcomes the servers gave that are not recorded yet: never to be sent again. */
+  unrecorded: Unrecorded[];
+}
+
+/** Offers the message to the relay or the recipients' MX and records each outcome. */
+async function sendOut(ctx: MailboxContext, records: Records, outbound: Outbound, m: SentRef, external: string[]): Promise<Try> {
   const raw = (await getBlobs(ctx.db, m.workspaceId, [m.rawHash])).get(m.rawHash);
   if (!raw) throw new Error(`raw bytes of message ${m.messageId} missing`);
   const r = await outbound.send(m.from, external, raw);
-  if (r.delivered.length) await record(ctx, records, m, "MessageDelivered", { recipients: r.delivered, via: ctx.cfg.SMTP_RELAY_URL ? "relay" : "mx" });
-  for (const b of r.rejected) await record(ctx, records, m, "MessageBounced", { recipients: b.recipients, reason: b.reason.slice(0, 1000) });
-  return r.deferred;
+  const outcomes: Unrecorded[] = [
+    ...(r.delivered.length ? [{ type: "MessageDelivered" as const, recipients: r.delivered, via: ctx.cfg.SMTP_RELAY_URL ? "relay" : "mx" }] : []),
+    ...r.rejected.map((b) => ({ type: "MessageBounced" as const, recipients: b.recipients, reason: b.reason.slice(0, 1000) })),
+  ];
+  return { deferred: r.deferred, unrecorded: await recordAll(ctx, records, m, outcomes) };
 }
 
 /**
- * What is left after a try: nothing (done), a bounce when the message is too old to keep
- * trying, or the next try in the queue.
+ * What is left after a try: nothing (the row goes), a bounce of the deferred when the
+ * message is too old to keep trying, or the next look in the queue. With a lease, only the
+ * holder of the lease may change the row.
  */
-async function settle(ctx: MailboxContext, records: Records, m: SentRef, deferred: Refusal[], attempts: number): Promise<void> {
-  const key = (q: Kysely<MailboxDb>) => q.deleteFrom("delivery_queue").where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId);
-  if (!deferred.length) {
-    await key(ctx.db).execute();
-    return;
-  }
+async function settle(ctx: MailboxContext, records: Records, m: SentRef, t: Try, attempts: number, lease: string | null): Promise<void> {
+  let { deferred, unrecorded } = t;
   const ageS = (ctx.clock().getTime() - Date.parse(m.sentAt)) / 1000;
-  if (ageS >= ctx.cfg.DELIVERY_GIVE_UP_AFTER_S) {
-    for (const d of deferred) {
-      await record(ctx, records, m, "MessageBounced", { recipients: d.recipients, reason: `gave up after ${attempts} attempts over ${Math.round(ageS / 60)} min: ${d.reason}`.slice(0, 1000) });
-    }
-    await key(ctx.db).execute();
+  if (deferred.length && ageS >= ctx.cfg.DELIVERY_GIVE_UP_AFTER_S) {
+    const bounces = deferred.map((d) => ({
+      type: "MessageBounced" as const,
+      recipients: d.recipients,
+      reason: `gave up after ${attempts} attempts over ${Math.round(ageS / 60)} min: ${d.reason}`.slice(0, 1000),
+    }));
+    unrecorded = [...unrecorded, ...(await recordAll(ctx, records, m, bounces))];
+    deferred = [];
+  }
+  const mine = (q: { where: (...a: any[]) => any }) => (lease ? q.where("lease", "=", lease) : q.where("lease", "is", null));
+  if (!deferred.length && !unrecorded.length) {
+    await mine(ctx.db.deleteFrom("delivery_queue").where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId)).execute();
     return;
   }
   const delays = ctx.cfg.DELIVERY_RETRY_DELAYS_S;
-  const next = new Date(ctx.clock().getTime() + delays[Math.min(attempts - 1, delays.length - 1)]! * 1000);
-  const lastError = deferred.map((d) => d.reason).join("; ").slice(0, 1000);
+  // Only outcomes to record: look again soon. Computed by the database's clock, as the lease is.
+  const waitS = deferred.length ? delays[Math.min(attempts - 1, delays.length - 1)]! : 10;
+  const next = sql<Date>`now() + make_interval(secs => ${waitS})`;
+  const lastError = (deferred.map((d) => d.reason).join("; ") || "outcomes not recorded yet").slice(0, 1000);
+  const json = JSON.stringify(unrecorded);
   await ctx.db
     .insertInto("delivery_queue")
-    .values({ workspace_id: m.workspaceId, message_id: m.messageId, tenant_id: m.tenantId, attempts, next_try_at: next, last_error: lastError })
-    .onConflict((oc) => oc.columns(["workspace_id", "message_id"]).doUpdateSet({ attempts, next_try_at: next, last_error: lastError }))
+    .values({ workspace_id: m.workspaceId, message_id: m.messageId, tenant_id: m.tenantId, attempts, next_try_at: next, last_error: lastError, lease: null, unrecorded: json })
+    .onConflict((oc) =>
+      oc
+        .columns(["workspace_id", "message_id"])
+        .doUpdateSet({ attempts, next_try_at: next, last_error: lastError, lease: null, unrecorded: json })
+        .where(lease ? sql<boolean>`delivery_queue.lease = ${lease}` : sql<boolean>`delivery_queue.lease is null`),
+    )
     .execute();
 }
 
@@ -156,11 +189,11 @@ async function deliver(ctx: MailboxContext, filer: Filer, records: Records, outb
   const mine = await ctx.db.selectFrom("messages").select(["status"]).where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId).executeTakeFirst();
   // Not committed yet by the command that sent it: throwing makes the consumer try again shortly.
   if (!mine) throw new Error(`message ${m.messageId} not visible yet`);
-  const pending = await pendingOf(ctx, m, mine.status);
-  if (!pending.length) return;
-  // Already waiting for a retry (this event is being delivered again): the queue has it.
+  // Already in the retry queue (this event is being delivered again): the queue drives it.
   const queued = await ctx.db.selectFrom("delivery_queue").select("attempts").where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId).executeTakeFirst();
   if (queued) return;
+  const pending = await pendingOf(ctx, m, mine.status);
+  if (!pending.length) return;
 
   const claims = await ctx.db.selectFrom("address_claims").selectAll().where("address", "in", pending).execute();
   if (claims.length) {
@@ -169,17 +202,29 @@ async function deliver(ctx: MailboxContext, filer: Filer, records: Records, outb
   }
   const external = pending.filter((r) => !claims.some((c) => c.address === r));
   if (!external.length) return;
-  await settle(ctx, records, m, await sendOut(ctx, records, outbound, m, external), 1);
+  await settle(ctx, records, m, await sendOut(ctx, records, outbound, m, external), 1, null);
 }
 
+/** Rows of the retry queue worked on at once by one replica. */
+const RETRIES_IN_FLIGHT = 20;
+/** How long a leased row is this replica's: longer than any one try can take (see Outbound's timeouts). */
+const LEASE = "30 minutes";
+
+type QueueRow = { workspace_id: string; message_id: string; tenant_id: string; attempts: number; lease: string; unrecorded: Unrecorded[] };
+
 /**
- * Tries again the recipients waiting in the queue once their time has come. A due row is
- * leased (its next try pushed ten minutes out) before it is worked on, so replicas share
- * the queue and a crash mid-try only delays that message.
+ * Tries again the recipients waiting in the queue once their time has come, and records the
+ * outcomes left unrecorded. A due row is leased (a token, and its next look pushed past any
+ * try) before it is worked on, so replicas share the queue, a crash mid-try only delays that
+ * message, and only the lease holder settles it. Each row runs on its own: a slow server
+ * delays only its message.
  */
 export class RetryQueue {
   private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
+  private readonly working = new Set<Promise<void>>();
+  private leasing = false;
+  private stopped = false;
+  private lastFailureLog = 0;
 
   constructor(
     private readonly ctx: MailboxContext,
@@ -188,30 +233,58 @@ export class RetryQueue {
   ) {}
 
   start(): void {
-    this.timer = setInterval(() => {
-      this.running ??= this.tick()
-        .catch((err: unknown) => this.ctx.logger.warn({ err }, "delivery retries: a round failed; trying again shortly"))
-        .finally(() => (this.running = undefined));
-    }, this.ctx.cfg.DELIVERY_RETRY_POLL_MS);
+    this.timer = setInterval(() => void this.tick(), this.ctx.cfg.DELIVERY_RETRY_POLL_MS);
   }
 
+  /** Takes no more rows; waits a little for the tries in flight (their leases cover the rest). */
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
-    await this.running;
+    await Promise.race([Promise.all([...this.working]), new Promise((r) => setTimeout(r, 5_000).unref())]);
   }
 
   private async tick(): Promise<void> {
-    const { ctx } = this;
-    const due = await sql<{ workspace_id: string; message_id: string; tenant_id: string; attempts: number }>`
-      update delivery_queue set next_try_at = now() + interval '10 minutes'
-      where (workspace_id, message_id) in (
-        select workspace_id, message_id from delivery_queue where next_try_at <= now() order by next_try_at limit 20 for update skip locked
-      )
-      returning workspace_id, message_id, tenant_id, attempts`.execute(ctx.db);
-    await Promise.all(due.rows.map((row) => this.retry(row).catch((err: unknown) => ctx.logger.warn({ err, messageId: row.message_id }, "delivery retry failed; leased for later"))));
+    const free = RETRIES_IN_FLIGHT - this.working.size;
+    if (this.stopped || this.leasing || free <= 0) return;
+    this.leasing = true;
+    try {
+      const due = await sql<QueueRow>`
+        update delivery_queue set next_try_at = now() + ${sql.raw(`interval '${LEASE}'`)}, lease = gen_random_uuid()
+        where (workspace_id, message_id) in (
+          select workspace_id, message_id from delivery_queue where next_try_at <= now() order by next_try_at limit ${free} for update skip locked
+        )
+        returning workspace_id, message_id, tenant_id, attempts, lease, unrecorded`.execute(this.ctx.db);
+      for (const row of due.rows) {
+        const p: Promise<void> = this.retry(row)
+          .catch((err: unknown) => this.failed(row, err))
+          .finally(() => this.working.delete(p));
+        this.working.add(p);
+      }
+    } catch (err) {
+      // The database is down, say: said once in a while, not every second.
+      if (Date.now() - this.lastFailureLog > 30_000) {
+        this.lastFailureLog = Date.now();
+        this.ctx.logger.warn({ err }, "delivery retries: cannot read the queue; trying again shortly");
+      }
+    } finally {
+      this.leasing = false;
+    }
   }
 
-  private async retry(row: { workspace_id: string; message_id: string; tenant_id: string; attempts: number }): Promise<void> {
+  /** A try that failed on our side (not the server's): looked at again in a minute, not when the lease runs out. */
+  private async failed(row: QueueRow, err: unknown): Promise<void> {
+    this.ctx.logger.warn({ err, messageId: row.message_id }, "delivery retry failed; trying again in a minute");
+    await this.ctx.db
+      .updateTable("delivery_queue")
+      .set({ next_try_at: sql<Date>`now() + interval '60 seconds'`, lease: null, last_error: String((err as Error)?.message ?? err).slice(0, 1000) })
+      .where("workspace_id", "=", row.workspace_id)
+      .where("message_id", "=", row.message_id)
+      .where("lease", "=", row.lease)
+      .execute()
+      .catch(() => undefined);
+  }
+
+  private async retry(row: QueueRow): Promise<void> {
     const { ctx } = this;
     const msg = await ctx.db
       .selectFrom("messages")
@@ -219,8 +292,10 @@ export class RetryQueue {
       .where("workspace_id", "=", row.workspace_id)
       .where("message_id", "=", row.message_id)
       .executeTakeFirst();
-    const gone = () => ctx.db.deleteFrom("delivery_queue").where("workspace_id", "=", row.workspace_id).where("message_id", "=", row.message_id).execute();
-    if (!msg) return void (await gone());
+    if (!msg) {
+      await ctx.db.deleteFrom("delivery_queue").where("workspace_id", "=", row.workspace_id).where("message_id", "=", row.message_id).where("lease", "=", row.lease).execute();
+      return;
+    }
     const list = (v: unknown) => (Array.isArray(v) ? (v as string[]) : (JSON.parse(String(v)) as string[]));
     const m: SentRef = {
       tenantId: row.tenant_id,
@@ -231,9 +306,11 @@ export class RetryQueue {
       rawHash: msg.raw_hash,
       sentAt: new Date(msg.created_at).toISOString(),
     };
-    const pending = await pendingOf(ctx, m, msg.status);
-    if (!pending.length) return void (await gone());
-    await settle(ctx, this.records, m, await sendOut(ctx, this.records, this.outbound, m, pending), row.attempts + 1);
+    // First what servers already said: those recipients are never offered the message again.
+    const unrecorded = await recordAll(ctx, this.records, m, row.unrecorded);
+    const pending = await pendingOf(ctx, m, msg.status, unrecorded);
+    const t = pending.length ? await sendOut(ctx, this.records, this.outbound, m, pending) : { deferred: [], unrecorded: [] };
+    await settle(ctx, this.records, m, { deferred: t.deferred, unrecorded: [...unrecorded, ...t.unrecorded] }, pending.length ? row.attempts + 1 : row.attempts, row.lease);
   }
 }
 
@@ -252,6 +329,9 @@ export function deliveryWorker(ctx: MailboxContext, backbone: Backbone<any>, out
     // its local copies and records group-commit) instead of one message after another.
     keyOf: (msg) => String(msg.seq % 32),
     concurrency: 32,
+    // A first pass includes an SMTP conversation: minutes, not seconds, before another
+    // replica may take the event over (the heartbeat covers the ones being handled).
+    ackWaitMs: 5 * 60_000,
     handle: async (msg) => {
       if (!msg.subject.endsWith(".MessageSent")) return;
       const e = parseMailboxEvent(msg.json());

@@ -1,0 +1,55 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
+import { waitFor } from "@mam/runtime/wait.ts";
+import { PrivateNatsServer } from "@mam/testing/nats-server.ts";
+import { SmtpSink } from "@mam/testing/smtp-sink.ts";
+import { provisionTenant, Stack } from "../support/stack.ts";
+
+/**
+ * A server says 250 while the event store is down, so the outcome cannot be recorded as an
+ * event: it is kept in the retry queue and recorded once NATS is back, and the recipient is
+ * never sent the message a second time.
+ */
+describe("a delivery outcome that cannot be recorded at once", () => {
+  const nats = new PrivateNatsServer();
+  const relay = new SmtpSink();
+  let s: Stack;
+
+  beforeAll(async () => {
+    await nats.start();
+    const relayUrl = await relay.start();
+    s = new Stack({ logLevel: "silent", natsUrl: nats.url, mailboxEnv: { SMTP_RELAY_URL: relayUrl, DELIVERY_RETRY_DELAYS_S: "2", DELIVERY_RETRY_POLL_MS: "200" } });
+    await s.start();
+  }, 60_000);
+  afterAll(async () => {
+    await s.stop();
+    await relay.stop();
+    await nats.stop();
+  });
+
+  it("is recorded when NATS is back, and the recipient gets one copy", async () => {
+    const t = await provisionTenant(s);
+    const inbox = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "outage" } })).body;
+    relay.greylist.add("late@example.org");
+    const sent = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, { key: inbox.apiKey, body: { to: "late@example.org", subject: "unrecorded", plainBody: "x", verified: true } });
+    expect(sent.status).toBe(200);
+    // Greylisted at first: the message waits in the queue for its retry in 2 s.
+    await waitFor(() => relay.rcptTries.get("late@example.org") === 1, { timeoutMs: 10_000, what: "the first try" });
+    await nats.kill();
+    // The retry reaches the relay (which says 250) while nothing can be appended.
+    await waitFor(() => relay.received.some((m) => m.to.includes("late@example.org")), { timeoutMs: 15_000, what: "the retry accepted" });
+    const db = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
+    await db.connect();
+    try {
+      const kept = async () =>
+        (await db.query(`select unrecorded from ${s.iso.schema("mailbox")}.delivery_queue`)).rows.flatMap((r: { unrecorded: { recipients: string[] }[] }) => r.unrecorded.flatMap((u) => u.recipients));
+      await waitFor(async () => (await kept()).includes("late@example.org"), { timeoutMs: 30_000, what: "the outcome kept in the queue" });
+      await nats.start();
+      await waitFor(async () => (await db.query(`select count(*)::int as n from ${s.iso.schema("mailbox")}.delivery_queue`)).rows[0].n === 0, { timeoutMs: 30_000, what: "the queue emptied" });
+    } finally {
+      await db.end();
+    }
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${sent.body.id}`, { key: inbox.apiKey })).body.status === "delivered", { timeoutMs: 15_000, what: "delivered" });
+    expect(relay.received.filter((m) => m.to.includes("late@example.org"))).toHaveLength(1);
+  }, 120_000);
+});
