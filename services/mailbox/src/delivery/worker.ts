@@ -155,9 +155,9 @@ async function settle(ctx: MailboxContext, records: Records, m: SentRef, t: Try,
     unrecorded = [...unrecorded, ...(await recordAll(ctx, records, m, bounces))];
     deferred = [];
   }
-  const mine = (q: { where: (...a: any[]) => any }) => (lease ? q.where("lease", "=", lease) : q.where("lease", "is", null));
   if (!deferred.length && !unrecorded.length) {
-    await mine(ctx.db.deleteFrom("delivery_queue").where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId)).execute();
+    const row = ctx.db.deleteFrom("delivery_queue").where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId);
+    await (lease ? row.where("lease", "=", lease) : row.where("lease", "is", null)).execute();
     return;
   }
   const delays = ctx.cfg.DELIVERY_RETRY_DELAYS_S;
