@@ -52,7 +52,8 @@ export class Outbound {
     private readonly heloName: string,
     private readonly mxPort = 25,
   ) {
-    if (relayUrl) this.relay = nodemailer.createTransport(relayUrl);
+    // The same bounds as toward an MX (the URL may set its own).
+    if (relayUrl) this.relay = nodemailer.createTransport({ url: relayUrl, connectionTimeout: 10_000, greetingTimeout: 60_000, socketTimeout: 3 * 60_000 });
   }
 
   async send(from: string, recipients: string[], raw: Buffer): Promise<OutboundResult> {
