@@ -166,15 +166,24 @@ async function settle(ctx: MailboxContext, records: Records, m: SentRef, t: Try,
   const next = sql<Date>`now() + make_interval(secs => ${waitS})`;
   const lastError = (deferred.map((d) => d.reason).join("; ") || "outcomes not recorded yet").slice(0, 1000);
   const json = JSON.stringify(unrecorded);
+  if (lease) {
+    // The holder read the row's outcomes and settles them all; without the lease (it ran
+    // out, another replica has the row) nothing is written, and a deleted row stays deleted.
+    await ctx.db
+      .updateTable("delivery_queue")
+      .set({ attempts, next_try_at: next, last_error: lastError, lease: null, unrecorded: json })
+      .where("workspace_id", "=", m.workspaceId)
+      .where("message_id", "=", m.messageId)
+      .where("lease", "=", lease)
+      .execute();
+    return;
+  }
   await ctx.db
     .insertInto("delivery_queue")
     .values({ workspace_id: m.workspaceId, message_id: m.messageId, tenant_id: m.tenantId, attempts, next_try_at: next, last_error: lastError, lease: null, unrecorded: json })
-    .onConflict((oc) =>
-      oc
-        .columns(["workspace_id", "message_id"])
-        .doUpdateSet({ attempts, next_try_at: next, last_error: lastError, lease: null, unrecorded: json })
-        .where(lease ? sql<boolean>`delivery_queue.lease = ${lease}` : sql<boolean>`delivery_queue.lease is null`),
-    )
+    // A first pass meeting a row (another first pass of the same event) only adds the
+    // outcomes it could not record: the row's own schedule and holder stay.
+    .onConflict((oc) => oc.columns(["workspace_id", "message_id"]).doUpdateSet({ unrecorded: sql<string>`delivery_queue.unrecorded || excluded.unrecorded` }))
     .execute();
 }
 
@@ -209,6 +218,7 @@ async function deliver(ctx: MailboxContext, filer: Filer, records: Records, outb
 const RETRIES_IN_FLIGHT = 20;
 /** How long a leased row is this replica's: longer than any one try can take (see Outbound's timeouts). */
 const LEASE = "30 minutes";
+const RENEW_EVERY_MS = 5 * 60_000;
 
 type QueueRow = { workspace_id: string; message_id: string; tenant_id: string; attempts: number; lease: string; unrecorded: Unrecorded[] };
 
@@ -223,6 +233,7 @@ export class RetryQueue {
   private timer?: NodeJS.Timeout;
   private readonly working = new Set<Promise<void>>();
   private leasing = false;
+  private ticking: Promise<void> = Promise.resolve();
   private stopped = false;
   private lastFailureLog = 0;
 
@@ -233,13 +244,16 @@ export class RetryQueue {
   ) {}
 
   start(): void {
-    this.timer = setInterval(() => void this.tick(), this.ctx.cfg.DELIVERY_RETRY_POLL_MS);
+    this.timer = setInterval(() => {
+      if (!this.leasing) this.ticking = this.tick();
+    }, this.ctx.cfg.DELIVERY_RETRY_POLL_MS);
   }
 
   /** Takes no more rows; waits a little for the tries in flight (their leases cover the rest). */
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    await Promise.race([this.ticking, new Promise((r) => setTimeout(r, 5_000).unref())]);
     await Promise.race([Promise.all([...this.working]), new Promise((r) => setTimeout(r, 5_000).unref())]);
   }
 
@@ -254,10 +268,26 @@ export class RetryQueue {
           select workspace_id, message_id from delivery_queue where next_try_at <= now() order by next_try_at limit ${free} for update skip locked
         )
         returning workspace_id, message_id, tenant_id, attempts, lease, unrecorded`.execute(this.ctx.db);
+      if (this.stopped) {
+        // Stopped while leasing: hand the rows back at once rather than hold them for the lease.
+        for (const row of due.rows) {
+          await this.ctx.db.updateTable("delivery_queue").set({ next_try_at: sql<Date>`now()`, lease: null }).where("workspace_id", "=", row.workspace_id).where("message_id", "=", row.message_id).where("lease", "=", row.lease).execute();
+        }
+        return;
+      }
       for (const row of due.rows) {
+        // A long conversation keeps its lease (a tarpit answers just often enough).
+        const renew = setInterval(() => {
+          void sql`update delivery_queue set next_try_at = now() + ${sql.raw(`interval '${LEASE}'`)} where workspace_id = ${row.workspace_id} and message_id = ${row.message_id} and lease = ${row.lease}`
+            .execute(this.ctx.db)
+            .catch(() => undefined);
+        }, RENEW_EVERY_MS);
         const p: Promise<void> = this.retry(row)
           .catch((err: unknown) => this.failed(row, err))
-          .finally(() => this.working.delete(p));
+          .finally(() => {
+            clearInterval(renew);
+            this.working.delete(p);
+          });
         this.working.add(p);
       }
     } catch (err) {
@@ -271,12 +301,28 @@ export class RetryQueue {
     }
   }
 
-  /** A try that failed on our side (not the server's): looked at again in a minute, not when the lease runs out. */
+  /**
+   * A try that failed on our side (not the server's): looked at again in a minute, not when
+   * the lease runs out, and counted; one that keeps failing past the give-up age leaves the
+   * queue (logged as an error: the message needs a person).
+   */
   private async failed(row: QueueRow, err: unknown): Promise<void> {
-    this.ctx.logger.warn({ err, messageId: row.message_id }, "delivery retry failed; trying again in a minute");
-    await this.ctx.db
+    const { ctx } = this;
+    const message = String((err as Error)?.message ?? err).slice(0, 1000);
+    const aged = await sql<{ old: boolean }>`
+      select m.created_at < now() - make_interval(secs => ${ctx.cfg.DELIVERY_GIVE_UP_AFTER_S}) as old
+      from messages m where m.workspace_id = ${row.workspace_id} and m.message_id = ${row.message_id}`
+      .execute(ctx.db)
+      .then((r) => r.rows[0]?.old ?? true, () => false);
+    if (aged) {
+      ctx.logger.error({ err, messageId: row.message_id, attempts: row.attempts }, "delivery retry keeps failing past the give-up age; removed from the queue");
+      await ctx.db.deleteFrom("delivery_queue").where("workspace_id", "=", row.workspace_id).where("message_id", "=", row.message_id).where("lease", "=", row.lease).execute().catch(() => undefined);
+      return;
+    }
+    ctx.logger.warn({ err, messageId: row.message_id }, "delivery retry failed; trying again in a minute");
+    await ctx.db
       .updateTable("delivery_queue")
-      .set({ next_try_at: sql<Date>`now() + interval '60 seconds'`, lease: null, last_error: String((err as Error)?.message ?? err).slice(0, 1000) })
+      .set({ next_try_at: sql<Date>`now() + interval '60 seconds'`, lease: null, last_error: message, attempts: row.attempts + 1 })
       .where("workspace_id", "=", row.workspace_id)
       .where("message_id", "=", row.message_id)
       .where("lease", "=", row.lease)
