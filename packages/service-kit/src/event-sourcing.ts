@@ -170,7 +170,7 @@ export interface CommandContext<DB> {
  * events again idempotently; it rebuilds the read model and heals a crash between an
  * append and the commit.
  */
-type Envelope<E extends { type: string; schemaVersion: number; data: unknown }> = EventEnvelope<E["data"]> & E;
+export type Envelope<E extends { type: string; schemaVersion: number; data: unknown }> = EventEnvelope<E["data"]> & E;
 
 export interface ExecutorOptions<DB, E extends { type: string; schemaVersion: number; data: unknown }> {
   context: string;
@@ -181,7 +181,7 @@ export interface ExecutorOptions<DB, E extends { type: string; schemaVersion: nu
 }
 
 /** One command's events in their envelopes: each caused by the one before. */
-function envelopesOf<DB, E extends { type: string; schemaVersion: number; data: unknown }>(ctx: CommandContext<DB>, context: string, meta: CommandMeta, drafts: EventDraft<E>[]): Envelope<E>[] {
+export function envelopesOf<DB, E extends { type: string; schemaVersion: number; data: unknown }>(ctx: CommandContext<DB>, context: string, meta: CommandMeta, drafts: EventDraft<E>[]): Envelope<E>[] {
   let causationId: string | null = null;
   return drafts.map((d) => {
     const envelope = {
@@ -211,14 +211,17 @@ function envelopesOf<DB, E extends { type: string; schemaVersion: number; data: 
  * failed before its commit. Published together on one connection: the stream keeps their
  * order, and many events wait for one round of acknowledgements, not one each.
  */
-async function applyAndAppend<DB, E extends { type: string; schemaVersion: number; data: unknown }>(
+export async function applyAndAppend<DB, E extends { type: string; schemaVersion: number; data: unknown }>(
   ctx: CommandContext<DB>,
   o: ExecutorOptions<DB, E>,
   tx: Kysely<DB>,
   envelopes: Envelope<E>[],
+  /** Told when appending begins: from then on the events may be in the stream. */
+  appending: () => void = () => undefined,
 ): Promise<void> {
   // Sequence 0 until the stream gives the real ones (applied_events keeps it for information only).
   await o.apply(tx, envelopes.map((e) => ({ e, seq: 0 })));
+  appending();
   const acks = await appendAll(ctx, envelopes);
   await advanceCheckpoint(tx, o.projection, envelopes.map((e, i) => ({ e, seq: acks[i]!.seq })));
 }
@@ -228,13 +231,6 @@ function appendAll<DB>(ctx: CommandContext<DB>, envelopes: EventEnvelope[]) {
     ctx.logger.error({ err, types: envelopes.map((e) => e.type) }, "could not append events");
     throw new AppError("UNAVAILABLE", "The event store is unavailable; retry shortly");
   });
-}
-
-/** A batch that failed after its events were (perhaps) appended: not to be decided again. */
-class AppendedThenFailed extends Error {
-  constructor(override readonly cause: unknown) {
-    super("failed after appending events", { cause });
-  }
 }
 
 export function commandExecutor<DB, E extends { type: string; schemaVersion: number; data: unknown }>(o: ExecutorOptions<DB, E>) {
@@ -257,97 +253,4 @@ export function commandExecutor<DB, E extends { type: string; schemaVersion: num
     ctx.recent?.add(committed);
     return result;
   };
-}
-
-/** A command for group commit: its decision and its answer. */
-export type BatchedDecision<DB, E extends { type: string; schemaVersion: number; data: unknown }, T> = (tx: Kysely<DB>) => Promise<{ events: EventDraft<E>[]; result: T }>;
-
-interface Pending<DB, E extends { type: string; schemaVersion: number; data: unknown }> {
-  meta: CommandMeta;
-  decide: BatchedDecision<DB, E, unknown>;
-  resolve: (v: unknown) => void;
-  reject: (err: unknown) => void;
-}
-
-/**
- * Group commit for commands of one kind whose decisions do not read each other's events
- * (sends, say): commands of a tenant that arrive while a batch of that tenant is being
- * committed wait and go together, with one lock, one transaction, one round of appends and
- * one application of all their events. Each decision still runs alone, in arrival order,
- * and sees what the ones before it wrote in the transaction. A decision refuses by throwing
- * an AppError before it writes anything: that command alone is refused. Any other failure
- * fails the batch, and its commands are tried again one by one, so one cannot sink others.
- */
-export class GroupCommit<DB, E extends { type: string; schemaVersion: number; data: unknown }> {
-  private readonly queues = new Map<string, Pending<DB, E>[]>();
-  private readonly busy = new Set<string>();
-
-  constructor(
-    private readonly ctx: CommandContext<DB>,
-    private readonly o: ExecutorOptions<DB, E>,
-    private readonly maxBatch = 64,
-  ) {}
-
-  run<T>(tenantId: string, meta: CommandMeta, decide: BatchedDecision<DB, E, T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const q = this.queues.get(tenantId) ?? [];
-      q.push({ meta, decide, resolve: resolve as (v: unknown) => void, reject });
-      this.queues.set(tenantId, q);
-      if (!this.busy.has(tenantId)) void this.drain(tenantId);
-    });
-  }
-
-  private async drain(tenantId: string): Promise<void> {
-    this.busy.add(tenantId);
-    try {
-      for (;;) {
-        const batch = (this.queues.get(tenantId) ?? []).splice(0, this.maxBatch);
-        if (!batch.length) break;
-        try {
-          await this.commit(tenantId, batch);
-        } catch (err) {
-          // Once appending began, the events may be in the stream: deciding again would make
-          // a second set. Before that, one command's failure (a row the read model refuses)
-          // must not sink the others: each is tried alone.
-          if (batch.length === 1 || err instanceof AppendedThenFailed) for (const p of batch) p.reject(err instanceof AppendedThenFailed ? err.cause : err);
-          else for (const p of batch) await this.commit(tenantId, [p]).catch((e: unknown) => p.reject(e instanceof AppendedThenFailed ? e.cause : e));
-        }
-      }
-    } finally {
-      this.busy.delete(tenantId);
-      this.queues.delete(tenantId);
-    }
-  }
-
-  private async commit(tenantId: string, batch: Pending<DB, E>[]): Promise<void> {
-    const { ctx, o } = this;
-    const settled: (() => void)[] = [];
-    const envelopes: Envelope<E>[] = [];
-    let appending = false;
-    const run = async (tx: Kysely<DB>) => {
-      await lockTenant(tx, o.context, tenantId);
-      for (const p of batch) {
-        try {
-          const { events, result } = await p.decide(tx);
-          envelopes.push(...envelopesOf(ctx, o.context, p.meta, events));
-          settled.push(() => p.resolve(result));
-        } catch (err) {
-          if (!(err instanceof AppError)) throw err;
-          settled.push(() => p.reject(err));
-        }
-      }
-      if (!envelopes.length) return;
-      await o.apply(tx, envelopes.map((e) => ({ e, seq: 0 })));
-      appending = true;
-      const acks = await appendAll(ctx, envelopes);
-      await advanceCheckpoint(tx, o.projection, envelopes.map((e, i) => ({ e, seq: acks[i]!.seq })));
-    };
-    try {
-      await ctx.db.transaction().execute(run);
-    } catch (err) {
-      throw appending ? new AppendedThenFailed(err) : err;
-    }
-    ctx.recent?.add(envelopes.map((e) => e.id));
-    for (const settle of settled) settle();
-  }
 }

@@ -7,7 +7,8 @@ import { openDatabase, type Database } from "@mam/db/database.ts";
 import { systemClock, uuidv7 } from "@mam/runtime/ids.ts";
 import { createLogger } from "@mam/runtime/logger.ts";
 import { isolate } from "@mam/testing/isolation.ts";
-import { applyOnceMany, GroupCommit, type CommandContext, type Sequenced } from "./event-sourcing.ts";
+import { applyOnceMany, type CommandContext, type Sequenced } from "./event-sourcing.ts";
+import { GroupCommit } from "./group-commit.ts";
 
 type Named = { type: "Named"; schemaVersion: 1; data: { id: string; name: string } };
 

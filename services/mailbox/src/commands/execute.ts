@@ -1,6 +1,7 @@
 import { MAILBOX_CONTEXT, type MailboxEnvelope, type MailboxEvent } from "@mam/contracts/mailbox-events.ts";
 import type { Kysely } from "kysely";
-import { commandExecutor, GroupCommit, type CommandContext, type EventDraft as Draft, type Sequenced } from "@mam/service-kit/event-sourcing.ts";
+import { commandExecutor, type CommandContext, type EventDraft as Draft, type Sequenced } from "@mam/service-kit/event-sourcing.ts";
+import { GroupCommit } from "@mam/service-kit/group-commit.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { applyMailboxEvents, PROJECTION } from "../projections/mailbox-read-model.ts";
 

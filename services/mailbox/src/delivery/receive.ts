@@ -1,5 +1,6 @@
 import type { Kysely } from "kysely";
 import { AppError } from "@mam/contracts/errors.ts";
+import { TenantBatches } from "@mam/service-kit/tenant-batches.ts";
 import type { Authentication, MessageFacts } from "@mam/contracts/message-events.ts";
 import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
@@ -49,10 +50,21 @@ function batchLength(q: Filing[]): number {
  * arriving twice leaves one copy.
  */
 export class Filer {
-  private readonly queues = new Map<string, Filing[]>();
-  private readonly busy = new Set<string>();
+  private readonly batches: TenantBatches<Filing>;
 
-  constructor(private readonly ctx: MailboxContext) {}
+  constructor(private readonly ctx: MailboxContext) {
+    this.batches = new TenantBatches<Filing>({
+      take: batchLength,
+      commit: async (tenantId, batch) => {
+        await this.commit(tenantId, batch);
+        for (const f of batch) f.done();
+      },
+      // The event store is down, say: the same for each one, so not worth one try each.
+      // (A filing decided again appends the same event: its id is derived.)
+      retryAlone: (err) => !(err instanceof AppError),
+      fail: (f, err) => f.done(err),
+    });
+  }
 
   async file(target: Target, facts: Filing["facts"], blobs: Buffer[], source: Filing["source"]): Promise<void> {
     // Content-addressed and idempotent: large bytes are stored first, on their own; the
@@ -62,38 +74,9 @@ export class Filer {
       if (data.length > INLINE_BLOB_BYTES) await putBlobs(this.ctx.db, [{ workspaceId: target.workspace_id, data }], this.ctx.clock());
       else small.push(data);
     }
-    await new Promise<void>((resolve, reject) => {
-      const q = this.queues.get(target.tenant_id) ?? [];
-      q.push({ target, blobs: small, facts, source, done: (err) => (err ? reject(err) : resolve()) });
-      this.queues.set(target.tenant_id, q);
-      if (!this.busy.has(target.tenant_id)) void this.drain(target.tenant_id);
-    });
-  }
-
-  private async drain(tenantId: string): Promise<void> {
-    this.busy.add(tenantId);
-    try {
-      for (;;) {
-        const q = this.queues.get(tenantId) ?? [];
-        if (!q.length) break;
-        const batch = q.splice(0, batchLength(q));
-        try {
-          await this.commit(tenantId, batch);
-          for (const f of batch) f.done();
-        } catch (err) {
-          // The event store is down, say: the same for each one, so not worth one try each.
-          if (batch.length === 1 || err instanceof AppError) {
-            for (const f of batch) f.done(err);
-            continue;
-          }
-          // One filing that cannot be committed must not sink the others: each alone.
-          for (const f of batch) await this.commit(tenantId, [f]).then(() => f.done(), (e: unknown) => f.done(e));
-        }
-      }
-    } finally {
-      this.busy.delete(tenantId);
-      this.queues.delete(tenantId);
-    }
+    await new Promise<void>((resolve, reject) =>
+      this.batches.add(target.tenant_id, { target, blobs: small, facts, source, done: (err) => (err ? reject(err) : resolve()) }),
+    );
   }
 
   private commit(tenantId: string, batch: Filing[]): Promise<void> {

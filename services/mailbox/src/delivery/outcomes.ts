@@ -1,0 +1,147 @@
+import { sql } from "kysely";
+import type { MailboxContext } from "../context.ts";
+import { groupCommit, type CommandMeta } from "../commands/execute.ts";
+import type { Unrecorded } from "../db/schema.ts";
+import { getBlobs } from "../store/blobs.ts";
+import { derivedId } from "./ids.ts";
+import type { Outbound, Refusal } from "./outbound.ts";
+
+const SYSTEM: CommandMeta = { actor: { type: "system", id: "delivery" }, requestId: "delivery" };
+
+export type Records = ReturnType<typeof groupCommit>;
+
+/** The sent message a delivery step is about. */
+export interface SentRef {
+  tenantId: string;
+  workspaceId: string;
+  messageId: string;
+  from: string;
+  recipients: string[];
+  rawHash: string;
+  sentAt: string;
+}
+
+/**
+ * Records what became of some recipients, through group commit (a burst of sends makes a
+ * burst of these). The event id is derived from its content, and a failure is retried in
+ * place a few times: once a server said 250, losing the record would mean sending again.
+ */
+export async function record(ctx: MailboxContext, records: Records, m: SentRef, type: "MessageDelivered" | "MessageBounced", data: { recipients: string[]; via?: string; reason?: string }) {
+  const eventId = derivedId("event", m.messageId, type, ...[...data.recipients].sort());
+  for (const pause of [200, 1_000, 3_000, 0]) {
+    try {
+      await records.run(m.tenantId, SYSTEM, async (tx) => {
+        const current = await tx.selectFrom("messages").select("version").where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId).executeTakeFirst();
+        return {
+          events: [
+            {
+              event: { type, schemaVersion: 1, data: { messageId: m.messageId, ...data } } as never,
+              eventId,
+              tenantId: m.tenantId,
+              workspaceId: m.workspaceId,
+              aggregateId: m.messageId,
+              aggregateVersion: (current?.version ?? 1) + 1,
+            },
+          ],
+          result: undefined,
+        };
+      });
+      return;
+    } catch (err) {
+      if (!pause) throw err;
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  }
+}
+
+/** Recipients of the message with no outcome yet (recorded or waiting to be); none when it was settled before outcomes were kept. */
+export async function pendingOf(ctx: MailboxContext, m: SentRef, status: string, unrecorded: Unrecorded[] = []): Promise<string[]> {
+  const done = new Set(
+    (await ctx.db.selectFrom("delivery_outcomes").select("recipient").where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId).execute()).map((r) => r.recipient),
+  );
+  if (status !== "sent" && !done.size && !unrecorded.length) return [];
+  for (const u of unrecorded) for (const r of u.recipients) done.add(r);
+  return m.recipients.filter((r) => !done.has(r));
+}
+
+/** Records outcomes; those that cannot be recorded now (the event store is down) are handed back. */
+export async function recordAll(ctx: MailboxContext, records: Records, m: SentRef, outcomes: Unrecorded[]): Promise<Unrecorded[]> {
+  const left: Unrecorded[] = [];
+  for (const o of outcomes) {
+    const { type, ...data } = o;
+    try {
+      await record(ctx, records, m, type, data);
+    } catch (err) {
+      ctx.logger.warn({ err, messageId: m.messageId, type }, "could not record a delivery outcome yet; kept to record later");
+      left.push(o);
+    }
+  }
+  return left;
+}
+
+export interface Try {
+  deferred: Refusal[];
+  /** Outcomes the servers gave that are not recorded yet: never to be sent again. */
+  unrecorded: Unrecorded[];
+}
+
+/** Offers the message to the relay or the recipients' MX and records each outcome. */
+export async function sendOut(ctx: MailboxContext, records: Records, outbound: Outbound, m: SentRef, external: string[]): Promise<Try> {
+  const raw = (await getBlobs(ctx.db, m.workspaceId, [m.rawHash])).get(m.rawHash);
+  if (!raw) throw new Error(`raw bytes of message ${m.messageId} missing`);
+  const r = await outbound.send(m.from, external, raw);
+  const outcomes: Unrecorded[] = [
+    ...(r.delivered.length ? [{ type: "MessageDelivered" as const, recipients: r.delivered, via: ctx.cfg.SMTP_RELAY_URL ? "relay" : "mx" }] : []),
+    ...r.rejected.map((b) => ({ type: "MessageBounced" as const, recipients: b.recipients, reason: b.reason.slice(0, 1000) })),
+  ];
+  return { deferred: r.deferred, unrecorded: await recordAll(ctx, records, m, outcomes) };
+}
+
+/**
+ * What is left after a try: nothing (the row goes), a bounce of the deferred when the
+ * message is too old to keep trying, or the next look in the queue. With a lease, only the
+ * holder of the lease may change the row.
+ */
+export async function settle(ctx: MailboxContext, records: Records, m: SentRef, t: Try, attempts: number, lease: string | null): Promise<void> {
+  let { deferred, unrecorded } = t;
+  const ageS = (ctx.clock().getTime() - Date.parse(m.sentAt)) / 1000;
+  if (deferred.length && ageS >= ctx.cfg.DELIVERY_GIVE_UP_AFTER_S) {
+    const bounces = deferred.map((d) => ({
+      type: "MessageBounced" as const,
+      recipients: d.recipients,
+      reason: `gave up after ${attempts} attempts over ${Math.round(ageS / 60)} min: ${d.reason}`.slice(0, 1000),
+    }));
+    unrecorded = [...unrecorded, ...(await recordAll(ctx, records, m, bounces))];
+    deferred = [];
+  }
+  if (!deferred.length && !unrecorded.length) {
+    const row = ctx.db.deleteFrom("delivery_queue").where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId);
+    await (lease ? row.where("lease", "=", lease) : row.where("lease", "is", null)).execute();
+    return;
+  }
+  const delays = ctx.cfg.DELIVERY_RETRY_DELAYS_S;
+  // Only outcomes to record: look again soon. Computed by the database's clock, as the lease is.
+  const waitS = deferred.length ? delays[Math.min(attempts - 1, delays.length - 1)]! : 10;
+  const next = sql<Date>`now() + make_interval(secs => ${waitS})`;
+  const lastError = (deferred.map((d) => d.reason).join("; ") || "outcomes not recorded yet").slice(0, 1000);
+  const json = JSON.stringify(unrecorded);
+  if (lease) {
+    // The holder read the row's outcomes and settles them all; without the lease (it ran
+    // out, another replica has the row) nothing is written, and a deleted row stays deleted.
+    await ctx.db
+      .updateTable("delivery_queue")
+      .set({ attempts, next_try_at: next, last_error: lastError, lease: null, unrecorded: json })
+      .where("workspace_id", "=", m.workspaceId)
+      .where("message_id", "=", m.messageId)
+      .where("lease", "=", lease)
+      .execute();
+    return;
+  }
+  await ctx.db
+    .insertInto("delivery_queue")
+    .values({ workspace_id: m.workspaceId, message_id: m.messageId, tenant_id: m.tenantId, attempts, next_try_at: next, last_error: lastError, lease: null, unrecorded: json })
+    // A first pass meeting a row (another first pass of the same event) only adds the
+    // outcomes it could not record: the row's own schedule and holder stay.
+    .onConflict((oc) => oc.columns(["workspace_id", "message_id"]).doUpdateSet({ unrecorded: sql<string>`delivery_queue.unrecorded || excluded.unrecorded` }))
+    .execute();
+}

@@ -1,0 +1,151 @@
+import { sql } from "kysely";
+import type { MailboxContext } from "../context.ts";
+import type { Unrecorded } from "../db/schema.ts";
+import type { Outbound } from "./outbound.ts";
+import { pendingOf, recordAll, sendOut, settle, type Records, type SentRef } from "./outcomes.ts";
+
+/** Rows of the retry queue worked on at once by one replica. */
+const RETRIES_IN_FLIGHT = 20;
+/** How long a leased row is this replica's: longer than any one try can take (see Outbound's timeouts). */
+const LEASE = "30 minutes";
+const RENEW_EVERY_MS = 5 * 60_000;
+
+type QueueRow = { workspace_id: string; message_id: string; tenant_id: string; attempts: number; lease: string; unrecorded: Unrecorded[] };
+
+/**
+ * Tries again the recipients waiting in the queue once their time has come, and records the
+ * outcomes left unrecorded. A due row is leased (a token, and its next look pushed past any
+ * try) before it is worked on, so replicas share the queue, a crash mid-try only delays that
+ * message, and only the lease holder settles it. Each row runs on its own: a slow server
+ * delays only its message.
+ */
+export class RetryQueue {
+  private timer?: NodeJS.Timeout;
+  private readonly working = new Set<Promise<void>>();
+  private leasing = false;
+  private ticking: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private lastFailureLog = 0;
+
+  constructor(
+    private readonly ctx: MailboxContext,
+    private readonly records: Records,
+    private readonly outbound: Outbound,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      if (!this.leasing) this.ticking = this.tick();
+    }, this.ctx.cfg.DELIVERY_RETRY_POLL_MS);
+  }
+
+  /** Takes no more rows; waits a little for the tries in flight (their leases cover the rest). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await Promise.race([this.ticking, new Promise((r) => setTimeout(r, 5_000).unref())]);
+    await Promise.race([Promise.all([...this.working]), new Promise((r) => setTimeout(r, 5_000).unref())]);
+  }
+
+  private async tick(): Promise<void> {
+    const free = RETRIES_IN_FLIGHT - this.working.size;
+    if (this.stopped || this.leasing || free <= 0) return;
+    this.leasing = true;
+    try {
+      const due = await sql<QueueRow>`
+        update delivery_queue set next_try_at = now() + ${sql.raw(`interval '${LEASE}'`)}, lease = gen_random_uuid()
+        where (workspace_id, message_id) in (
+          select workspace_id, message_id from delivery_queue where next_try_at <= now() order by next_try_at limit ${free} for update skip locked
+        )
+        returning workspace_id, message_id, tenant_id, attempts, lease, unrecorded`.execute(this.ctx.db);
+      if (this.stopped) {
+        // Stopped while leasing: hand the rows back at once rather than hold them for the lease.
+        for (const row of due.rows) {
+          await this.ctx.db.updateTable("delivery_queue").set({ next_try_at: sql<Date>`now()`, lease: null }).where("workspace_id", "=", row.workspace_id).where("message_id", "=", row.message_id).where("lease", "=", row.lease).execute();
+        }
+        return;
+      }
+      for (const row of due.rows) {
+        // A long conversation keeps its lease (a tarpit answers just often enough).
+        const renew = setInterval(() => {
+          void sql`update delivery_queue set next_try_at = now() + ${sql.raw(`interval '${LEASE}'`)} where workspace_id = ${row.workspace_id} and message_id = ${row.message_id} and lease = ${row.lease}`
+            .execute(this.ctx.db)
+            .catch(() => undefined);
+        }, RENEW_EVERY_MS);
+        const p: Promise<void> = this.retry(row)
+          .catch((err: unknown) => this.failed(row, err))
+          .finally(() => {
+            clearInterval(renew);
+            this.working.delete(p);
+          });
+        this.working.add(p);
+      }
+    } catch (err) {
+      // The database is down, say: said once in a while, not every second.
+      if (Date.now() - this.lastFailureLog > 30_000) {
+        this.lastFailureLog = Date.now();
+        this.ctx.logger.warn({ err }, "delivery retries: cannot read the queue; trying again shortly");
+      }
+    } finally {
+      this.leasing = false;
+    }
+  }
+
+  /**
+   * A try that failed on our side (not the server's): looked at again in a minute, not when
+   * the lease runs out, and counted; one that keeps failing past the give-up age leaves the
+   * queue (logged as an error: the message needs a person).
+   */
+  private async failed(row: QueueRow, err: unknown): Promise<void> {
+    const { ctx } = this;
+    const message = String((err as Error)?.message ?? err).slice(0, 1000);
+    const aged = await sql<{ old: boolean }>`
+      select m.created_at < now() - make_interval(secs => ${ctx.cfg.DELIVERY_GIVE_UP_AFTER_S}) as old
+      from messages m where m.workspace_id = ${row.workspace_id} and m.message_id = ${row.message_id}`
+      .execute(ctx.db)
+      .then((r) => r.rows[0]?.old ?? true, () => false);
+    if (aged) {
+      ctx.logger.error({ err, messageId: row.message_id, attempts: row.attempts }, "delivery retry keeps failing past the give-up age; removed from the queue");
+      await ctx.db.deleteFrom("delivery_queue").where("workspace_id", "=", row.workspace_id).where("message_id", "=", row.message_id).where("lease", "=", row.lease).execute().catch(() => undefined);
+      return;
+    }
+    ctx.logger.warn({ err, messageId: row.message_id }, "delivery retry failed; trying again in a minute");
+    await ctx.db
+      .updateTable("delivery_queue")
+      .set({ next_try_at: sql<Date>`now() + interval '60 seconds'`, lease: null, last_error: message, attempts: row.attempts + 1 })
+      .where("workspace_id", "=", row.workspace_id)
+      .where("message_id", "=", row.message_id)
+      .where("lease", "=", row.lease)
+      .execute()
+      .catch(() => undefined);
+  }
+
+  private async retry(row: QueueRow): Promise<void> {
+    const { ctx } = this;
+    const msg = await ctx.db
+      .selectFrom("messages")
+      .select(["status", "from_address", "to_addresses", "cc_addresses", "bcc_addresses", "raw_hash", "created_at"])
+      .where("workspace_id", "=", row.workspace_id)
+      .where("message_id", "=", row.message_id)
+      .executeTakeFirst();
+    if (!msg) {
+      await ctx.db.deleteFrom("delivery_queue").where("workspace_id", "=", row.workspace_id).where("message_id", "=", row.message_id).where("lease", "=", row.lease).execute();
+      return;
+    }
+    const list = (v: unknown) => (Array.isArray(v) ? (v as string[]) : (JSON.parse(String(v)) as string[]));
+    const m: SentRef = {
+      tenantId: row.tenant_id,
+      workspaceId: row.workspace_id,
+      messageId: row.message_id,
+      from: msg.from_address,
+      recipients: [...new Set([...list(msg.to_addresses), ...list(msg.cc_addresses), ...list(msg.bcc_addresses)].map((r) => r.toLowerCase()))],
+      rawHash: msg.raw_hash,
+      sentAt: new Date(msg.created_at).toISOString(),
+    };
+    // First what servers already said: those recipients are never offered the message again.
+    const unrecorded = await recordAll(ctx, this.records, m, row.unrecorded);
+    const pending = await pendingOf(ctx, m, msg.status, unrecorded);
+    const t = pending.length ? await sendOut(ctx, this.records, this.outbound, m, pending) : { deferred: [], unrecorded: [] };
+    await settle(ctx, this.records, m, { deferred: t.deferred, unrecorded: [...unrecorded, ...t.unrecorded] }, pending.length ? row.attempts + 1 : row.attempts, row.lease);
+  }
+}
