@@ -52,8 +52,9 @@ export class DurableConsumer {
   private current?: ConsumerMessages;
   private loop?: Promise<void>;
   private readonly runner: KeyedRunner;
-  /** Stream sequences being handled by this process right now. */
-  private readonly inFlight = new Set<number>();
+  /** Messages this process holds (queued or being handled), by stream sequence. */
+  private readonly held = new Map<number, JsMsg>();
+  private heartbeat?: NodeJS.Timeout;
 
   constructor(private readonly o: ConsumerOptions) {
     this.runner = new KeyedRunner(o.concurrency ?? 16);
@@ -61,6 +62,11 @@ export class DurableConsumer {
 
   async start(): Promise<void> {
     await this.ensure();
+    // Every message held says it is still being worked on, well within the ack wait.
+    this.heartbeat = setInterval(() => {
+      for (const msg of this.held.values()) msg.working();
+    }, Math.max(200, (this.o.ackWaitMs ?? 30_000) / 3));
+    this.heartbeat.unref();
     this.loop = this.run();
   }
 
@@ -97,17 +103,11 @@ export class DurableConsumer {
         if (this.stopped) this.current.stop();
         for await (const msg of this.current) {
           // A redelivery of one still here (queued or being handled) is left to the first.
-          if (this.inFlight.has(msg.seq)) continue;
-          this.inFlight.add(msg.seq);
-          // From arrival, not from when its turn comes: one waiting behind a slow message
-          // must not be handed to another replica meanwhile.
-          const heartbeat = setInterval(() => msg.working(), Math.max(200, (this.o.ackWaitMs ?? 30_000) / 3));
-          await this.runner.schedule(keyOf(msg), () =>
-            this.process(msg).finally(() => {
-              clearInterval(heartbeat);
-              this.inFlight.delete(msg.seq);
-            }),
-          );
+          if (this.held.has(msg.seq)) continue;
+          // Held (and kept alive by the heartbeat) from arrival, not from when its turn comes:
+          // one waiting behind a slow message must not be handed to another replica meanwhile.
+          this.held.set(msg.seq, msg);
+          await this.runner.schedule(keyOf(msg), () => this.process(msg).finally(() => this.held.delete(msg.seq)));
         }
       } catch (err) {
         if (!this.stopped) this.o.logger.warn({ err, durable: this.o.durable }, "consumer interrupted; resubscribing");
@@ -119,7 +119,7 @@ export class DurableConsumer {
   /**
    * Handles one message. The server redelivers what is not acknowledged within the ack
    * wait: a message this process holds (queued or being handled: a slow relay, a long wait
-   * for a lock) sends a heartbeat meanwhile (see run), so it is not handled a second time
+   * for a lock) is kept alive by the heartbeat meanwhile (see start), so it is not handled a second time
    * elsewhere.
    */
   private async process(msg: JsMsg): Promise<void> {
@@ -166,5 +166,6 @@ export class DurableConsumer {
     // A pull in flight can keep the iterator open until it expires: don't wait for that.
     await Promise.race([this.loop?.catch(() => undefined), delay(2_000)]);
     await Promise.race([this.runner.idle(), delay(5_000)]);
+    clearInterval(this.heartbeat);
   }
 }
