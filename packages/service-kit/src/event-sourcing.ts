@@ -233,22 +233,43 @@ function appendAll<DB>(ctx: CommandContext<DB>, envelopes: EventEnvelope[]) {
   });
 }
 
+/**
+ * A command in three steps. `load` reads, under the tenant's lock, what the decision needs
+ * (no remote call, no write); `decide` is a pure function from that to the events (or a
+ * thrown AppError: a refusal); `answer` runs after the events were applied, in the same
+ * transaction: it may write what is not a projection (an idempotency record) and reads the
+ * reply, so a GET right after sees it.
+ */
+export interface CommandSpec<DB, E extends { type: string; schemaVersion: number; data: unknown }, S, T> {
+  load: (tx: Kysely<DB>) => Promise<S>;
+  decide: (state: S) => EventDraft<E>[];
+  answer: (tx: Kysely<DB>, state: S, events: EventDraft<E>[]) => Promise<T>;
+}
+
 export function commandExecutor<DB, E extends { type: string; schemaVersion: number; data: unknown }>(o: ExecutorOptions<DB, E>) {
-  return async function execute<T>(
+  return async function execute<S, T>(
     ctx: CommandContext<DB>,
     /** Whose decisions these are: the tenant, or null for operator-level facts. */
     tenantId: string | null,
     meta: CommandMeta,
-    decide: (tx: Kysely<DB>) => Promise<EventDraft<E>[]>,
-    read: (tx: Kysely<DB>) => Promise<T>,
+    spec: CommandSpec<DB, E, S, T> | ((tx: Kysely<DB>) => Promise<EventDraft<E>[]>),
+    /** TRANSITIONAL (old form: decide and read); removed once every command is load/decide/answer. */
+    read?: (tx: Kysely<DB>) => Promise<T>,
   ): Promise<T> {
+    if (typeof spec === "function") {
+      const legacy = spec;
+      spec = { load: (tx) => legacy(tx) as Promise<S>, decide: (drafts) => drafts as EventDraft<E>[], answer: (tx) => read!(tx) };
+    }
     let committed: string[] = [];
     const result = await ctx.db.transaction().execute(async (tx) => {
       await lockTenant(tx, o.context, tenantId);
-      const envelopes = envelopesOf(ctx, o.context, meta, await decide(tx));
+      const s = spec as CommandSpec<DB, E, S, T>;
+      const state = await s.load(tx);
+      const drafts = s.decide(state);
+      const envelopes = envelopesOf(ctx, o.context, meta, drafts);
       await applyAndAppend(ctx, o, tx, envelopes);
       committed = envelopes.map((e) => e.id);
-      return read(tx);
+      return s.answer(tx, state, drafts);
     });
     ctx.recent?.add(committed);
     return result;

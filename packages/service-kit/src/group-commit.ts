@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely";
 import { AppError } from "@mam/contracts/errors.ts";
-import { applyAndAppend, envelopesOf, lockTenant, type CommandContext, type CommandMeta, type Envelope, type EventDraft, type ExecutorOptions } from "./event-sourcing.ts";
+import { applyAndAppend, envelopesOf, lockTenant, type CommandContext, type CommandMeta, type CommandSpec, type Envelope, type EventDraft, type ExecutorOptions } from "./event-sourcing.ts";
 import { TenantBatches } from "./tenant-batches.ts";
 
 /** A command for group commit: its decision and its answer. */
@@ -8,7 +8,7 @@ export type BatchedDecision<DB, E extends { type: string; schemaVersion: number;
 
 interface Pending<DB, E extends { type: string; schemaVersion: number; data: unknown }> {
   meta: CommandMeta;
-  decide: BatchedDecision<DB, E, unknown>;
+  spec: CommandSpec<DB, E, unknown, unknown>;
   resolve: (v: unknown) => void;
   reject: (err: unknown) => void;
 }
@@ -47,8 +47,15 @@ export class GroupCommit<DB, E extends { type: string; schemaVersion: number; da
     });
   }
 
-  run<T>(tenantId: string, meta: CommandMeta, decide: BatchedDecision<DB, E, T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => this.batches.add(tenantId, { meta, decide, resolve: resolve as (v: unknown) => void, reject }));
+  run<S, T>(tenantId: string, meta: CommandMeta, spec: CommandSpec<DB, E, S, T> | BatchedDecision<DB, E, T>): Promise<T> {
+    // TRANSITIONAL: the old form (one function deciding and answering) until sends are load/decide/answer.
+    const s: CommandSpec<DB, E, any, T> =
+      typeof spec === "function"
+        ? { load: (tx) => spec(tx), decide: (d: { events: EventDraft<E>[] }) => d.events, answer: async (_tx, d: { result: T }) => d.result }
+        : spec;
+    return new Promise<T>((resolve, reject) =>
+      this.batches.add(tenantId, { meta, spec: s as CommandSpec<DB, E, unknown, unknown>, resolve: resolve as (v: unknown) => void, reject }),
+    );
   }
 
   private async commit(tenantId: string, batch: Pending<DB, E>[]): Promise<void> {
@@ -58,17 +65,23 @@ export class GroupCommit<DB, E extends { type: string; schemaVersion: number; da
     let appending = false;
     const run = async (tx: Kysely<DB>) => {
       await lockTenant(tx, o.context, tenantId);
+      const decided: { p: Pending<DB, E>; state: unknown; events: EventDraft<E>[] }[] = [];
       for (const p of batch) {
         try {
-          const { events, result } = await p.decide(tx);
+          const state = await p.spec.load(tx);
+          const events = p.spec.decide(state);
           envelopes.push(...envelopesOf(ctx, o.context, p.meta, events));
-          settled.push(() => p.resolve(result));
+          decided.push({ p, state, events });
         } catch (err) {
           if (!(err instanceof AppError)) throw err;
           settled.push(() => p.reject(err));
         }
       }
       if (envelopes.length) await applyAndAppend(ctx, o, tx, envelopes, () => (appending = true));
+      for (const { p, state, events } of decided) {
+        const result = await p.spec.answer(tx, state, events);
+        settled.push(() => p.resolve(result));
+      }
     };
     try {
       await ctx.db.transaction().execute(run);
