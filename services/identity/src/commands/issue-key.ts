@@ -1,63 +1,26 @@
 import type { KeyKind } from "@mam/contracts/keys.ts";
-import type { IdentityContext } from "../context.ts";
 import { hashKey } from "@mam/scope/key-hash.ts";
+import type { IdentityContext } from "../context.ts";
 import { generateKey, shownPrefix } from "../keys.ts";
+import { keyRevoked, type NewKey } from "./decisions/drafts.ts";
 import type { EventDraft } from "./append.ts";
 
-export interface NewKey {
-  keyId: string;
-  plaintext: string;
-  prefix: string;
-  draft: EventDraft;
+/**
+ * A key's id, shown prefix and hash, made before its command is decided so the decision
+ * stays deterministic. The plaintext goes back to the caller and into no event.
+ */
+export function newKey(ctx: IdentityContext, kind: KeyKind, plaintext: string = generateKey(kind)): { plaintext: string; key: NewKey } {
+  return { plaintext, key: { keyId: ctx.newId(), prefix: shownPrefix(plaintext), keyHash: hashKey(plaintext) } };
 }
 
-/** Generates a key and the KeyIssued event that records only its hash. */
-export function newKey(
-  ctx: IdentityContext,
-  kind: KeyKind,
-  at: { tenantId: string | null; workspaceId: string | null; inboxId?: string | null },
-  name: string | null,
-  plaintext: string = generateKey(kind),
-): NewKey {
-  const keyId = ctx.newId();
-  const prefix = shownPrefix(plaintext);
-  return {
-    keyId,
-    plaintext,
-    prefix,
-    draft: {
-      event: {
-        type: "KeyIssued",
-        schemaVersion: 1,
-        data: {
-          keyId,
-          kind,
-          name,
-          prefix,
-          keyHash: hashKey(plaintext),
-          tenantId: at.tenantId,
-          workspaceId: at.workspaceId,
-          inboxId: at.inboxId ?? null,
-        },
-      },
-      tenantId: at.tenantId,
-      workspaceId: at.workspaceId,
-      aggregateId: keyId,
-      aggregateVersion: 1,
-    },
-  };
-}
-
+/**
+ * TRANSITIONAL: projections/workspace-counters.ts still revokes a deleted inbox's keys with
+ * its own decision; once it calls `revokeInboxKeys` (commands/inbox-keys.ts), this goes.
+ */
 export function revokeDraft(
-  key: { key_id: string; tenant_id: string | null; workspace_id: string },
+  key: { key_id: string; tenant_id: string | null },
   workspaceId: string | null,
   reason: "revoked" | "workspace_deleted",
 ): EventDraft {
-  return {
-    event: { type: "KeyRevoked", schemaVersion: 1, data: { keyId: key.key_id, reason } },
-    tenantId: key.tenant_id,
-    workspaceId,
-    aggregateId: key.key_id,
-    aggregateVersion: 2,
-  };
+  return keyRevoked({ keyId: key.key_id, tenantId: key.tenant_id, workspaceId }, reason);
 }

@@ -1,12 +1,14 @@
-import { AppError, notFound, parseOrThrow } from "@mam/contracts/errors.ts";
+import { AppError, parseOrThrow } from "@mam/contracts/errors.ts";
+import { CreateKeyBody, IdParam, type IssuedKey } from "@mam/contracts/identity-api.ts";
 import { IssueInboxKeyCommand } from "@mam/contracts/mailbox-api.ts";
-import { CreateKeyBody, IdParam, type IssuedKey, type KeySummary } from "@mam/contracts/identity-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { IdentityContext } from "../context.ts";
-import { activeKeysOfWorkspace, keyOfWorkspace, toKeySummary } from "../read/queries.ts";
-import { requireTenantKey, visibleWorkspace } from "./access.ts";
+import { requireTenantKey } from "../read/access.ts";
+import { keyOfWorkspace, toKeySummary } from "../read/queries.ts";
 import { execute, type CommandMeta } from "./append.ts";
-import { newKey, revokeDraft } from "./issue-key.ts";
+import { decideKey, type IssueInboxKey, type IssueWorkspaceKey, type RevokeWorkspaceKey } from "./decisions/keys.ts";
+import { newKey } from "./issue-key.ts";
+import { loadWorkspace } from "./load.ts";
 
 /** A wk_ key for one workspace; the plaintext is in this answer and nowhere else. */
 export async function issueWorkspaceKey(
@@ -18,27 +20,19 @@ export async function issueWorkspaceKey(
 ): Promise<IssuedKey> {
   requireTenantKey(claims, "issue keys");
   const input = parseOrThrow(CreateKeyBody, body);
-  let issued: ReturnType<typeof newKey> | undefined;
-  return execute(
-    ctx,
-    claims.tenantId,
-    meta,
-    async (tx) => {
-      const w = await visibleWorkspace(tx, claims, workspaceId);
-      issued = newKey(ctx, "workspace", { tenantId: w.tenant_id, workspaceId: w.workspace_id }, input.name ?? null);
-      return [issued.draft];
-    },
-    async (tx) => {
-      const k = (await keyOfWorkspace(tx, String(workspaceId), issued!.keyId))!;
-      return { ...toKeySummary(k), key: issued!.plaintext };
-    },
-  );
-}
-
-export async function listWorkspaceKeys(ctx: IdentityContext, claims: ScopeClaims, workspaceId: unknown): Promise<{ keys: KeySummary[] }> {
-  requireTenantKey(claims, "list keys");
-  const w = await visibleWorkspace(ctx.db, claims, workspaceId);
-  return { keys: (await activeKeysOfWorkspace(ctx.db, w.workspace_id)).map(toKeySummary) };
+  const { plaintext, key } = newKey(ctx, "workspace");
+  const command: IssueWorkspaceKey = {
+    type: "IssueWorkspaceKey",
+    claims,
+    workspaceId: parseOrThrow(IdParam, workspaceId, "workspace id"),
+    name: input.name ?? null,
+    key,
+  };
+  return execute(ctx, claims.tenantId, meta, {
+    load: (tx) => loadWorkspace(tx, command.workspaceId, "none"),
+    decide: (state) => decideKey(command, state),
+    answer: async (tx) => ({ ...toKeySummary((await keyOfWorkspace(tx, command.workspaceId, key.keyId))!), key: plaintext }),
+  });
 }
 
 /** Revoking is idempotent: revoking a revoked key answers the same and records nothing new. */
@@ -51,18 +45,12 @@ export async function revokeWorkspaceKey(
 ): Promise<{ revoked: true; id: string }> {
   requireTenantKey(claims, "revoke keys");
   const id = parseOrThrow(IdParam, keyId, "key id");
-  return execute(
-    ctx,
-    claims.tenantId,
-    meta,
-    async (tx) => {
-      const w = await visibleWorkspace(tx, claims, workspaceId);
-      const k = await keyOfWorkspace(tx, w.workspace_id, id);
-      if (!k) throw notFound("Key");
-      return k.revoked_at ? [] : [revokeDraft(k, w.workspace_id, "revoked")];
-    },
-    async () => ({ revoked: true as const, id }),
-  );
+  const command: RevokeWorkspaceKey = { type: "RevokeWorkspaceKey", claims, workspaceId: parseOrThrow(IdParam, workspaceId, "workspace id"), keyId: id };
+  return execute(ctx, claims.tenantId, meta, {
+    load: (tx) => loadWorkspace(tx, command.workspaceId, { keyId: id }),
+    decide: (state) => decideKey(command, state),
+    answer: async () => ({ revoked: true as const, id }),
+  });
 }
 
 /**
@@ -76,17 +64,12 @@ export async function issueInboxKey(
   meta: CommandMeta,
 ): Promise<{ id: string; key: string; prefix: string }> {
   if (claims.kind !== "tenant" && claims.kind !== "workspace") throw new AppError("FORBIDDEN", "Only tk_ and wk_ keys create inboxes");
-  const cmd = parseOrThrow(IssueInboxKeyCommand, body);
-  let issued: ReturnType<typeof newKey> | undefined;
-  return execute(
-    ctx,
-    claims.tenantId!,
-    meta,
-    async (tx) => {
-      const w = await visibleWorkspace(tx, claims, cmd.workspaceId);
-      issued = newKey(ctx, "inbox", { tenantId: w.tenant_id, workspaceId: w.workspace_id, inboxId: cmd.inboxId }, "Inbox key");
-      return [issued.draft];
-    },
-    async () => ({ id: issued!.keyId, key: issued!.plaintext, prefix: issued!.prefix }),
-  );
+  const input = parseOrThrow(IssueInboxKeyCommand, body);
+  const { plaintext, key } = newKey(ctx, "inbox");
+  const command: IssueInboxKey = { type: "IssueInboxKey", claims, workspaceId: input.workspaceId, inboxId: input.inboxId, key };
+  return execute(ctx, claims.tenantId!, meta, {
+    load: (tx) => loadWorkspace(tx, command.workspaceId, "none"),
+    decide: (state) => decideKey(command, state),
+    answer: async () => ({ id: key.keyId, key: plaintext, prefix: key.prefix }),
+  });
 }

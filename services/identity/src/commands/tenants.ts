@@ -3,11 +3,11 @@ import { CreateTenantBody, type IssuedKey, type Tenant, type Workspace } from "@
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { IdentityContext } from "../context.ts";
 import { NO_WORKSPACE } from "../db/schema.ts";
-import { keyOfWorkspace, liveWorkspace, tenantById, toKeySummary, toWorkspace } from "../read/queries.ts";
+import { keyOfWorkspace, liveWorkspace, tenantById, toKeySummary, toTenant, toWorkspace } from "../read/queries.ts";
 import { execute, type CommandMeta } from "./append.ts";
+import { initial } from "./decisions/state.ts";
+import { decideTenant, type CreateTenant } from "./decisions/tenants.ts";
 import { newKey } from "./issue-key.ts";
-
-export const DEFAULT_WORKSPACE = { name: "Default", slug: "default" } as const;
 
 /** Operator only: a tenant, its Default workspace and its tk_ key, shown this once. */
 export async function createTenant(
@@ -18,50 +18,17 @@ export async function createTenant(
 ): Promise<{ tenant: Tenant; workspace: Workspace; key: IssuedKey }> {
   if (claims.kind !== "super_admin") throw new AppError("FORBIDDEN", "Only the operator's sa_ key can create tenants");
   const input = parseOrThrow(CreateTenantBody, body);
-  const tenantId = ctx.newId();
-  const workspaceId = ctx.newId();
-  const key = newKey(ctx, "tenant", { tenantId, workspaceId: null }, "Tenant master key");
-  return execute(
-    ctx,
-    tenantId,
-    meta,
-    async () => [
-      {
-        event: { type: "TenantCreated", schemaVersion: 1, data: { tenantId, name: input.name, defaultWorkspaceId: workspaceId } },
-        tenantId,
-        workspaceId: null,
-        aggregateId: tenantId,
-        aggregateVersion: 1,
-      },
-      {
-        event: {
-          type: "WorkspaceCreated",
-          schemaVersion: 1,
-          data: { workspaceId, tenantId, name: DEFAULT_WORKSPACE.name, slug: DEFAULT_WORKSPACE.slug, isDefault: true },
-        },
-        tenantId,
-        workspaceId,
-        aggregateId: workspaceId,
-        aggregateVersion: 1,
-      },
-      key.draft,
-    ],
-    async (tx) => {
-      const t = (await tenantById(tx, tenantId))!;
-      const w = (await liveWorkspace(tx, workspaceId))!;
+  const { plaintext, key } = newKey(ctx, "tenant");
+  const command: CreateTenant = { type: "CreateTenant", tenantId: ctx.newId(), defaultWorkspaceId: ctx.newId(), name: input.name, key };
+  return execute(ctx, command.tenantId, meta, {
+    // A new tenant's ids are fresh: there is nothing to read.
+    load: async () => initial(),
+    decide: (state) => decideTenant(command, state),
+    answer: async (tx) => {
+      const t = (await tenantById(tx, command.tenantId))!;
+      const w = (await liveWorkspace(tx, command.defaultWorkspaceId))!;
       const k = (await keyOfWorkspace(tx, NO_WORKSPACE, key.keyId))!;
-      return {
-        tenant: { id: t.tenant_id, name: t.name, createdAt: new Date(t.created_at).toISOString() },
-        workspace: toWorkspace(w),
-        key: { ...toKeySummary(k), key: key.plaintext },
-      };
+      return { tenant: toTenant(t), workspace: toWorkspace(w), key: { ...toKeySummary(k), key: plaintext } };
     },
-  );
-}
-
-/** The caller's own tenant: what the mailbox needs to derive default usernames. */
-export async function getOwnTenant(ctx: IdentityContext, claims: ScopeClaims): Promise<Tenant & { defaultWorkspaceId: string }> {
-  const t = claims.tenantId ? await tenantById(ctx.db, claims.tenantId) : undefined;
-  if (!t) throw new AppError("NOT_FOUND", "Tenant not found");
-  return { id: t.tenant_id, name: t.name, createdAt: new Date(t.created_at).toISOString(), defaultWorkspaceId: t.default_workspace_id };
+  });
 }

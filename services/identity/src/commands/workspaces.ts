@@ -1,60 +1,31 @@
-import { AppError, parseOrThrow } from "@mam/contracts/errors.ts";
-import { CreateWorkspaceBody, type Workspace } from "@mam/contracts/identity-api.ts";
+import { parseOrThrow } from "@mam/contracts/errors.ts";
+import { CreateWorkspaceBody, IdParam, type Workspace } from "@mam/contracts/identity-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
+import { slugify } from "@mam/contracts/slug.ts";
 import type { IdentityContext } from "../context.ts";
-import { slugify } from "../keys.ts";
-import { activeKeysOfWorkspace, liveWorkspace, liveWorkspacesOfTenant, slugTaken, toWorkspace } from "../read/queries.ts";
-import { requireTenantKey, visibleWorkspace } from "./access.ts";
+import { requireTenantKey } from "../read/access.ts";
+import { liveWorkspace, liveWorkspacesWithSlug, toWorkspace } from "../read/queries.ts";
 import { execute, type CommandMeta } from "./append.ts";
-import { revokeDraft } from "./issue-key.ts";
+import { decideWorkspace, type CreateWorkspace, type DeleteWorkspace } from "./decisions/workspaces.ts";
+import { loadWorkspace, stateOf } from "./load.ts";
 
 export async function createWorkspace(ctx: IdentityContext, claims: ScopeClaims, body: unknown, meta: CommandMeta): Promise<Workspace> {
   requireTenantKey(claims, "create workspaces");
   const input = parseOrThrow(CreateWorkspaceBody, body);
-  const tenantId = claims.tenantId;
-  const workspaceId = ctx.newId();
-  return execute(
-    ctx,
-    tenantId,
-    meta,
-    async (tx) => {
-      let slug: string;
-      if (input.slug) {
-        if (await slugTaken(tx, tenantId, input.slug)) {
-          throw new AppError("CONFLICT", `A workspace with slug "${input.slug}" already exists`);
-        }
-        slug = input.slug;
-      } else {
-        const base = slugify(input.name);
-        slug = base;
-        for (let n = 2; await slugTaken(tx, tenantId, slug); n++) slug = `${base}-${n}`;
-      }
-      return [
-        {
-          event: { type: "WorkspaceCreated", schemaVersion: 1, data: { workspaceId, tenantId, name: input.name, slug, isDefault: false } },
-          tenantId,
-          workspaceId,
-          aggregateId: workspaceId,
-          aggregateVersion: 1,
-        },
-      ];
-    },
-    async (tx) => toWorkspace((await liveWorkspace(tx, workspaceId))!),
-  );
-}
-
-/** A tenant key sees every workspace of its tenant; a workspace or inbox key sees its own. */
-export async function listWorkspaces(ctx: IdentityContext, claims: ScopeClaims): Promise<{ workspaces: Workspace[] }> {
-  if (claims.kind === "super_admin" || !claims.tenantId) {
-    throw new AppError("FORBIDDEN", "The operator key manages tenants only");
-  }
-  const rows = await liveWorkspacesOfTenant(ctx.db, claims.tenantId);
-  const scope = claims.workspaces;
-  return { workspaces: rows.filter((r) => scope === "*" || scope.includes(r.workspace_id)).map(toWorkspace) };
-}
-
-export async function getWorkspace(ctx: IdentityContext, claims: ScopeClaims, id: unknown): Promise<Workspace> {
-  return toWorkspace(await visibleWorkspace(ctx.db, claims, id));
+  const command: CreateWorkspace = {
+    type: "CreateWorkspace",
+    tenantId: claims.tenantId,
+    workspaceId: ctx.newId(),
+    name: input.name,
+    slug: input.slug ?? null,
+  };
+  return execute(ctx, command.tenantId, meta, {
+    // Only the workspaces whose slug the new one could collide with.
+    load: async (tx) =>
+      stateOf(await liveWorkspacesWithSlug(tx, command.tenantId, command.slug ?? slugify(command.name), command.slug === null), []),
+    decide: (state) => decideWorkspace(command, state),
+    answer: async (tx) => toWorkspace((await liveWorkspace(tx, command.workspaceId))!),
+  });
 }
 
 /** Deleting a workspace revokes every key scoped to it, in the same command. */
@@ -65,26 +36,10 @@ export async function deleteWorkspace(
   meta: CommandMeta,
 ): Promise<{ deleted: true; id: string }> {
   requireTenantKey(claims, "delete workspaces");
-  const tenantId = claims.tenantId;
-  return execute(
-    ctx,
-    tenantId,
-    meta,
-    async (tx) => {
-      const w = await visibleWorkspace(tx, claims, id);
-      if (w.is_default) throw new AppError("CONFLICT", "The default workspace cannot be deleted");
-      const keys = await activeKeysOfWorkspace(tx, w.workspace_id);
-      return [
-        {
-          event: { type: "WorkspaceDeleted", schemaVersion: 1, data: { workspaceId: w.workspace_id, tenantId } },
-          tenantId,
-          workspaceId: w.workspace_id,
-          aggregateId: w.workspace_id,
-          aggregateVersion: 2,
-        },
-        ...keys.map((k) => revokeDraft(k, w.workspace_id, "workspace_deleted")),
-      ];
-    },
-    async () => ({ deleted: true as const, id: String(id) }),
-  );
+  const command: DeleteWorkspace = { type: "DeleteWorkspace", claims, workspaceId: parseOrThrow(IdParam, id, "workspace id") };
+  return execute(ctx, claims.tenantId, meta, {
+    load: (tx) => loadWorkspace(tx, command.workspaceId, "active"),
+    decide: (state) => decideWorkspace(command, state),
+    answer: async () => ({ deleted: true as const, id: command.workspaceId }),
+  });
 }

@@ -1,11 +1,16 @@
 import type { Kysely, Selectable } from "kysely";
-import type { KeySummary, Workspace } from "@mam/contracts/identity-api.ts";
-import { NO_WORKSPACE, type ApiKeysTable, type IdentityDb, type WorkspacesTable } from "../db/schema.ts";
+import type { KeySummary, Tenant, Workspace } from "@mam/contracts/identity-api.ts";
+import { NO_WORKSPACE, type ApiKeysTable, type IdentityDb, type TenantsTable, type WorkspacesTable } from "../db/schema.ts";
 
+export type TenantRow = Selectable<TenantsTable>;
 export type WorkspaceRow = Selectable<WorkspacesTable>;
 export type KeyRow = Selectable<ApiKeysTable>;
 
 const iso = (d: Date | string) => new Date(d).toISOString();
+
+export function toTenant(r: TenantRow): Tenant {
+  return { id: r.tenant_id, name: r.name, createdAt: iso(r.created_at) };
+}
 
 export function toWorkspace(r: WorkspaceRow): Workspace {
   return {
@@ -50,15 +55,19 @@ export function liveWorkspacesOfTenant(db: Kysely<IdentityDb>, tenantId: string)
     .execute();
 }
 
-export async function slugTaken(db: Kysely<IdentityDb>, tenantId: string, slug: string): Promise<boolean> {
-  const r = await db
+/**
+ * The tenant's live workspaces holding this slug or, with `numbered`, one of the derived
+ * `slug-2`, `slug-3`, ...: all a new workspace's slug can collide with. Slugs are
+ * lowercase letters, digits and hyphens, so the pattern needs no escaping.
+ */
+export function liveWorkspacesWithSlug(db: Kysely<IdentityDb>, tenantId: string, slug: string, numbered: boolean): Promise<WorkspaceRow[]> {
+  return db
     .selectFrom("workspaces")
-    .select("workspace_id")
+    .selectAll()
     .where("tenant_id", "=", tenantId)
-    .where("slug", "=", slug)
     .where("deleted_at", "is", null)
-    .executeTakeFirst();
-  return r !== undefined;
+    .where((eb) => (numbered ? eb.or([eb("slug", "=", slug), eb("slug", "like", `${slug}-%`)]) : eb("slug", "=", slug)))
+    .execute();
 }
 
 export function activeKeysOfWorkspace(db: Kysely<IdentityDb>, workspaceId: string): Promise<KeyRow[]> {
@@ -79,6 +88,18 @@ export function keyOfWorkspace(db: Kysely<IdentityDb>, workspaceId: string, keyI
     .where("workspace_id", "=", workspaceId)
     .where("key_id", "=", keyId)
     .executeTakeFirst();
+}
+
+export function activeKeysOfInbox(db: Kysely<IdentityDb>, workspaceId: string, inboxId: string): Promise<KeyRow[]> {
+  return db
+    .selectFrom("api_keys")
+    .selectAll()
+    .where("workspace_id", "=", workspaceId)
+    .where("inbox_id", "=", inboxId)
+    .where("revoked_at", "is", null)
+    .orderBy("created_at")
+    .orderBy("key_id")
+    .execute();
 }
 
 /**
@@ -106,6 +127,6 @@ export function activeOperatorKeys(db: Kysely<IdentityDb>): Promise<KeyRow[]> {
     .execute();
 }
 
-export function tenantById(db: Kysely<IdentityDb>, tenantId: string) {
+export function tenantById(db: Kysely<IdentityDb>, tenantId: string): Promise<TenantRow | undefined> {
   return db.selectFrom("tenants").selectAll().where("tenant_id", "=", tenantId).executeTakeFirst();
 }

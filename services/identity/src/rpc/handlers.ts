@@ -4,10 +4,12 @@ import { IssueKeyCommand, KeyRef, WorkspaceRef } from "@mam/contracts/identity-a
 import { Rpc } from "@mam/contracts/subjects.ts";
 import type { IdentityContext } from "../context.ts";
 import type { CommandMeta } from "../commands/append.ts";
-import { issueInboxKey, issueWorkspaceKey, listWorkspaceKeys, revokeWorkspaceKey } from "../commands/keys.ts";
-import { resolveKey } from "../commands/operator-key.ts";
-import { createTenant, getOwnTenant } from "../commands/tenants.ts";
-import { createWorkspace, deleteWorkspace, getWorkspace, listWorkspaces } from "../commands/workspaces.ts";
+import { issueInboxKey, issueWorkspaceKey, revokeWorkspaceKey } from "../commands/keys.ts";
+import { createTenant } from "../commands/tenants.ts";
+import { createWorkspace, deleteWorkspace } from "../commands/workspaces.ts";
+import { listWorkspaceKeys, resolveKey } from "../read/keys.ts";
+import { getOwnTenant } from "../read/tenants.ts";
+import { getWorkspace, listWorkspaces } from "../read/workspaces.ts";
 
 const meta = (c: RpcContext): CommandMeta => ({ actor: { type: "key", id: c.claims.kid }, requestId: c.requestId });
 const ok = (body: unknown) => ({ status: 200, body });

@@ -4,7 +4,7 @@ import { IdParam } from "@mam/contracts/identity-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import { seesWorkspace } from "@mam/scope/access.ts";
 import type { IdentityDb } from "../db/schema.ts";
-import { liveWorkspace, type WorkspaceRow } from "../read/queries.ts";
+import { liveWorkspace, type WorkspaceRow } from "./queries.ts";
 
 /** Workspaces and keys are managed with the tenant's master key only. */
 export function requireTenantKey(claims: ScopeClaims, what: string): asserts claims is ScopeClaims & { tenantId: string } {
@@ -15,7 +15,8 @@ export function requireTenantKey(claims: ScopeClaims, what: string): asserts cla
 
 /**
  * The workspace, if the caller may see it. Anything else (another tenant's, another
- * workspace's, deleted, never existed) is the same 404.
+ * workspace's, deleted, never existed) is the same 404. Commands decide the same against
+ * their loaded state (commands/decisions/visibility.ts).
  */
 export async function visibleWorkspace(db: Kysely<IdentityDb>, claims: ScopeClaims, rawId: unknown): Promise<WorkspaceRow> {
   const id = parseOrThrow(IdParam, rawId, "workspace id");

@@ -1,0 +1,97 @@
+import { describe, expect, it } from "vitest";
+import { deciderSpec } from "@mam/testing/decider-spec.ts";
+import { decideKey, type IssueInboxKey, type IssueWorkspaceKey, type RevokeInboxKeys, type RevokeWorkspaceKey } from "./keys.ts";
+import { filed, ids, keyIssued, keyRevoked, material, tenantKeyOf, twoTenants, workspaceDeleted, workspaceKeyOf } from "./fixtures.ts";
+import { evolve, initial } from "./state.ts";
+
+const spec = deciderSpec({ initial, evolve, decide: decideKey });
+const acmeTk = tenantKeyOf(ids.acme);
+const fresh = material(ids.newKey, "wk_fresh");
+
+describe("IssueWorkspaceKey", () => {
+  const issue = (workspaceId: string, name: string | null = "ci"): IssueWorkspaceKey => ({ type: "IssueWorkspaceKey", claims: acmeTk, workspaceId, name, key: fresh });
+
+  it("issues a wk_ key in the workspace, recording its hash", () => {
+    const { drafts } = spec
+      .given(twoTenants)
+      .when(issue(ids.acmeSales))
+      .expectEvents([keyIssued(fresh, "workspace", { tenantId: ids.acme, workspaceId: ids.acmeSales }, "ci")]);
+    expect(filed(drafts)).toEqual([{ tenantId: ids.acme, workspaceId: ids.acmeSales, aggregateId: ids.newKey, aggregateVersion: 1 }]);
+  });
+
+  it("issues an unnamed key", () => {
+    spec.given(twoTenants).when(issue(ids.acmeDefault, null)).expectEvents([keyIssued(fresh, "workspace", { tenantId: ids.acme, workspaceId: ids.acmeDefault }, null)]);
+  });
+
+  it.each([
+    ["another tenant's workspace", [], ids.otherDefault],
+    ["a deleted workspace", [workspaceDeleted(ids.acme, ids.acmeSales)], ids.acmeSales],
+    ["a workspace that never was", [], ids.newWorkspace],
+  ])("answers %s as not found", (_what, more, workspaceId) => {
+    spec.given([...twoTenants, ...more]).when(issue(workspaceId)).expectRefusal("NOT_FOUND", /^Workspace not found$/);
+  });
+});
+
+describe("RevokeWorkspaceKey", () => {
+  const salesKey = keyIssued(material(ids.salesKey, "wk_sales"), "workspace", { tenantId: ids.acme, workspaceId: ids.acmeSales }, null);
+  const revoke = (workspaceId: string, keyId: string = ids.salesKey): RevokeWorkspaceKey => ({ type: "RevokeWorkspaceKey", claims: acmeTk, workspaceId, keyId });
+
+  it("revokes the key, filed under its workspace", () => {
+    const { drafts } = spec.given([...twoTenants, salesKey]).when(revoke(ids.acmeSales)).expectEvents([keyRevoked(ids.salesKey, "revoked")]);
+    expect(filed(drafts)).toEqual([{ tenantId: ids.acme, workspaceId: ids.acmeSales, aggregateId: ids.salesKey, aggregateVersion: 2 }]);
+  });
+
+  it("records nothing for a key revoked already (the answer is the same)", () => {
+    spec.given([...twoTenants, salesKey, keyRevoked(ids.salesKey)]).when(revoke(ids.acmeSales)).expectEvents([]);
+  });
+
+  it("answers a key of another workspace, or none, as a key not found", () => {
+    spec.given([...twoTenants, salesKey]).when(revoke(ids.acmeDefault)).expectRefusal("NOT_FOUND", /^Key not found$/);
+    spec.given([...twoTenants, salesKey]).when(revoke(ids.acmeSales, ids.newKey)).expectRefusal("NOT_FOUND", /^Key not found$/);
+  });
+
+  it("answers a workspace the caller does not see, or a deleted one, as a workspace not found", () => {
+    spec.given([...twoTenants, salesKey]).when({ ...revoke(ids.acmeSales), claims: tenantKeyOf(ids.other) }).expectRefusal("NOT_FOUND", /^Workspace not found$/);
+    spec.given([...twoTenants, salesKey, workspaceDeleted(ids.acme, ids.acmeSales)]).when(revoke(ids.acmeSales)).expectRefusal("NOT_FOUND", /^Workspace not found$/);
+  });
+});
+
+describe("IssueInboxKey", () => {
+  const ak = material(ids.newKey, "ak_fresh");
+  const issue = (claims = acmeTk, workspaceId: string = ids.acmeSales): IssueInboxKey => ({ type: "IssueInboxKey", claims, workspaceId, inboxId: ids.inbox, key: ak });
+  const issued = keyIssued(ak, "inbox", { tenantId: ids.acme, workspaceId: ids.acmeSales, inboxId: ids.inbox }, "Inbox key");
+
+  it("issues an ak_ key for the inbox, for the tenant's key", () => {
+    spec.given(twoTenants).when(issue()).expectEvents([issued]);
+  });
+
+  it("issues it for a key of the same workspace", () => {
+    spec.given(twoTenants).when(issue(workspaceKeyOf(ids.acme, ids.acmeSales))).expectEvents([issued]);
+  });
+
+  it("answers a workspace key's request for another workspace as not found", () => {
+    spec.given(twoTenants).when(issue(workspaceKeyOf(ids.acme, ids.acmeDefault))).expectRefusal("NOT_FOUND", /^Workspace not found$/);
+  });
+
+  it("refuses a deleted workspace", () => {
+    spec.given([...twoTenants, workspaceDeleted(ids.acme, ids.acmeSales)]).when(issue()).expectRefusal("NOT_FOUND");
+  });
+});
+
+describe("RevokeInboxKeys", () => {
+  const revoke: RevokeInboxKeys = { type: "RevokeInboxKeys", workspaceId: ids.acmeSales, inboxId: ids.inbox };
+  const inboxKeys = [
+    keyIssued(material(ids.inboxKey, "ak_one"), "inbox", { tenantId: ids.acme, workspaceId: ids.acmeSales, inboxId: ids.inbox }, "Inbox key"),
+    keyIssued(material(ids.salesKey2, "ak_two"), "inbox", { tenantId: ids.acme, workspaceId: ids.acmeSales, inboxId: ids.inbox }, "Inbox key"),
+    keyIssued(material(ids.salesKey, "ak_other"), "inbox", { tenantId: ids.acme, workspaceId: ids.acmeSales, inboxId: ids.otherInbox }, "Inbox key"),
+  ];
+
+  it("revokes the inbox's live keys, and no other inbox's", () => {
+    const { drafts } = spec.given([...twoTenants, ...inboxKeys]).when(revoke).expectEvents([keyRevoked(ids.inboxKey), keyRevoked(ids.salesKey2)]);
+    expect(filed(drafts).map((d) => d.workspaceId)).toEqual([ids.acmeSales, ids.acmeSales]);
+  });
+
+  it("records nothing when decided again (a redelivered InboxDeleted)", () => {
+    spec.given([...twoTenants, ...inboxKeys, keyRevoked(ids.inboxKey), keyRevoked(ids.salesKey2)]).when(revoke).expectEvents([]);
+  });
+});
