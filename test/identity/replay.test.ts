@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
-import { IDENTITY_DURABLE } from "@mam/identity/projections/consumer.ts";
+import { PROJECTION as IDENTITY_DURABLE } from "@mam/identity/projections/identity-read-model.ts";
 import { loadConfig } from "@mam/identity/config.ts";
 import { IdentityService } from "@mam/identity/service.ts";
 import { eventsStreamName } from "@mam/contracts/subjects.ts";

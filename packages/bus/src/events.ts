@@ -7,8 +7,10 @@ import type { Bus } from "./connection.ts";
  * the same event inside the duplicate window is stored once (`ack.duplicate`).
  */
 export async function appendEvent(bus: Bus, event: EventEnvelope): Promise<PubAck> {
-  return bus.js.publish(eventSubject(bus.prefix, event), JSON.stringify(event), {
-    msgID: event.id,
-    timeout: 3_000,
-  });
+  return publishEncoded(bus, eventSubject("", event), JSON.stringify(event), event.id);
+}
+
+/** An event already encoded (as the outbox keeps it), on its subject without the deployment's prefix. */
+export async function publishEncoded(bus: Bus, subject: string, payload: string, eventId: string): Promise<PubAck> {
+  return bus.js.publish(`${bus.prefix}${subject}`, payload, { msgID: eventId, timeout: 3_000 });
 }

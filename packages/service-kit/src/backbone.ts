@@ -78,24 +78,3 @@ export class Backbone<DB = unknown> {
     await this.database?.close();
   }
 }
-
-/**
- * A service that is, for now, only its backbone: it starts, connects, reports health and
- * stops cleanly. Services grow their own class once they have commands or consumers.
- */
-export class BackboneService<DB = unknown> {
-  readonly backbone: Backbone<DB>;
-  constructor(private readonly o: BackboneOptions) {
-    this.backbone = new Backbone<DB>(o);
-  }
-  async start(): Promise<void> {
-    await this.backbone.connect();
-    this.o.logger.info({ healthPort: this.o.env.HEALTH_PORT }, `${this.o.name} started`);
-  }
-  readiness() {
-    return this.backbone.readiness();
-  }
-  destroy(): Promise<void> {
-    return this.backbone.close();
-  }
-}

@@ -1,10 +1,9 @@
 import { sql, type Kysely } from "kysely";
 import type { Bus } from "@mam/bus/connection.ts";
-import { appendEvent } from "@mam/bus/events.ts";
 import type { Actor, EventEnvelope } from "@mam/contracts/envelope.ts";
-import { AppError } from "@mam/contracts/errors.ts";
 import type { Clock, IdGen } from "@mam/runtime/ids.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
+import { recordInOutbox, tenantKeyOf } from "./outbox.ts";
 import type { RecentlyApplied } from "./recent.ts";
 
 /** Rows that belong to no workspace (tenant- and operator-level facts) are filed under the nil UUID. */
@@ -160,6 +159,8 @@ export interface CommandContext<DB> {
   newId: IdGen;
   /** Events this process applied inline, for its consumer to skip without a query. */
   recent?: RecentlyApplied;
+  /** Publishes committed outbox rows; told of each commit. */
+  relay?: { kick(tenantKey: string): Promise<void> };
 }
 
 /**
@@ -205,32 +206,43 @@ export function envelopesOf<DB, E extends { type: string; schemaVersion: number;
 }
 
 /**
- * Applies events in the caller's transaction, then appends them, then advances the read
- * model's checkpoint to their sequences. Applied first: an event the read model refuses (a
- * constraint, a bug) is never appended, so the stream holds no event of a command that
- * failed before its commit. Published together on one connection: the stream keeps their
- * order, and many events wait for one round of acknowledgements, not one each.
+ * Applies events in the caller's transaction, then writes them to the outbox in the same
+ * transaction: the read model and the events commit together or not at all, and the relay
+ * publishes them after the commit. An event the read model refuses is never recorded.
  */
-export async function applyAndAppend<DB, E extends { type: string; schemaVersion: number; data: unknown }>(
-  ctx: CommandContext<DB>,
+export async function applyAndRecord<DB, E extends { type: string; schemaVersion: number; data: unknown }>(
   o: ExecutorOptions<DB, E>,
   tx: Kysely<DB>,
   envelopes: Envelope<E>[],
-  /** Told when appending begins: from then on the events may be in the stream. */
-  appending: () => void = () => undefined,
 ): Promise<void> {
-  // Sequence 0 until the stream gives the real ones (applied_events keeps it for information only).
+  // Sequence 0: the stream gives the real ones when the relay publishes (applied_events keeps it for information only).
   await o.apply(tx, envelopes.map((e) => ({ e, seq: 0 })));
-  appending();
-  const acks = await appendAll(ctx, envelopes);
-  await advanceCheckpoint(tx, o.projection, envelopes.map((e, i) => ({ e, seq: acks[i]!.seq })));
+  await recordInOutbox(tx, envelopes);
 }
 
-function appendAll<DB>(ctx: CommandContext<DB>, envelopes: EventEnvelope[]) {
-  return Promise.all(envelopes.map((e) => appendEvent(ctx.bus, e))).catch((err: unknown) => {
-    ctx.logger.error({ err, types: envelopes.map((e) => e.type) }, "could not append events");
-    throw new AppError("UNAVAILABLE", "The event store is unavailable; retry shortly");
-  });
+/** How long a command's answer waits for its events to reach the stream (it succeeds either way). */
+const PUBLISH_WAIT_MS = 2_000;
+
+/**
+ * After a commit: the events are remembered as applied (for this process's consumer) and
+ * the relay is asked to publish them now. The answer waits for that, within a bound, so
+ * what follows from the events (a gateway evicting a revoked key, a local delivery) has
+ * usually begun when the caller hears back; with NATS down it answers after the bound, and
+ * the relay publishes once NATS is back.
+ */
+export async function afterCommit<DB>(ctx: CommandContext<DB>, envelopes: EventEnvelope[]): Promise<void> {
+  if (!envelopes.length) return;
+  ctx.recent?.add(envelopes.map((e) => e.id));
+  if (!ctx.relay) return;
+  const tenants = [...new Set(envelopes.map((e) => tenantKeyOf(e.tenantId)))];
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(tenants.map((t) => ctx.relay!.kick(t))),
+    new Promise<void>((r) => {
+      timer = setTimeout(r, PUBLISH_WAIT_MS);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /**
@@ -260,18 +272,18 @@ export function commandExecutor<DB, E extends { type: string; schemaVersion: num
       const legacy = spec;
       spec = { load: (tx) => legacy(tx) as Promise<S>, decide: (drafts) => drafts as EventDraft<E>[], answer: (tx) => read!(tx) };
     }
-    let committed: string[] = [];
+    let committed: Envelope<E>[] = [];
     const result = await ctx.db.transaction().execute(async (tx) => {
       await lockTenant(tx, o.context, tenantId);
       const s = spec as CommandSpec<DB, E, S, T>;
       const state = await s.load(tx);
       const drafts = s.decide(state);
       const envelopes = envelopesOf(ctx, o.context, meta, drafts);
-      await applyAndAppend(ctx, o, tx, envelopes);
-      committed = envelopes.map((e) => e.id);
+      await applyAndRecord(o, tx, envelopes);
+      committed = envelopes;
       return s.answer(tx, state, drafts);
     });
-    ctx.recent?.add(committed);
+    await afterCommit(ctx, committed);
     return result;
   };
 }

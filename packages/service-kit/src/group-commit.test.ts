@@ -9,6 +9,8 @@ import { createLogger } from "@mam/runtime/logger.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { applyOnceMany, type CommandContext, type Sequenced } from "./event-sourcing.ts";
 import { GroupCommit } from "./group-commit.ts";
+import { kitMigrations } from "./migrations/index.ts";
+import { OutboxRelay } from "./relay.ts";
 
 type Named = { type: "Named"; schemaVersion: 1; data: { id: string; name: string } };
 
@@ -21,6 +23,7 @@ const migrations = {
       await sql`create table names (id text primary key, name text not null check (name <> 'bad'))`.execute(db);
     },
   },
+  ...kitMigrations,
 };
 
 describe("GroupCommit", () => {
@@ -30,15 +33,19 @@ describe("GroupCommit", () => {
   let database: Database<any>;
   let stream: string;
   let ctx: CommandContext<any>;
+  let relay: OutboxRelay;
   const tenant = "7b0f6c5e-3d1a-4c2b-9e8f-0a1b2c3d4e5f";
 
   beforeAll(async () => {
     bus = await connectBus({ url: iso.urls.NATS_URL, prefix: iso.prefix, name: "group-commit-test", logger });
     stream = await ensureEventsStream(bus);
     database = await openDatabase({ url: iso.urls.DATABASE_URL, schema: iso.schema("groupcommit"), logger, migrations });
-    ctx = { db: database.db, bus, logger, clock: systemClock, newId: () => uuidv7() };
+    relay = new OutboxRelay({ db: database.db, bus, logger, context: "test", projection: "names" });
+    relay.start();
+    ctx = { db: database.db, bus, logger, clock: systemClock, newId: () => uuidv7(), relay };
   });
   afterAll(async () => {
+    await relay.stop();
     await database.close();
     await closeBus(bus);
     await iso.cleanup();

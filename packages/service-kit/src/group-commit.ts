@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely";
 import { AppError } from "@mam/contracts/errors.ts";
-import { applyAndAppend, envelopesOf, lockTenant, type CommandContext, type CommandMeta, type CommandSpec, type Envelope, type EventDraft, type ExecutorOptions } from "./event-sourcing.ts";
+import { afterCommit, applyAndRecord, envelopesOf, lockTenant, type CommandContext, type CommandMeta, type CommandSpec, type Envelope, type EventDraft, type ExecutorOptions } from "./event-sourcing.ts";
 import { TenantBatches } from "./tenant-batches.ts";
 
 /** A command for group commit: its decision and its answer. */
@@ -13,23 +13,15 @@ interface Pending<DB, E extends { type: string; schemaVersion: number; data: unk
   reject: (err: unknown) => void;
 }
 
-/** A batch that failed after its events were (perhaps) appended: not to be decided again. */
-class AppendedThenFailed extends Error {
-  constructor(override readonly cause: unknown) {
-    super("failed after appending events", { cause });
-  }
-}
-
 /**
  * Group commit for commands of one kind whose decisions do not read each other's events
  * (sends, say): commands of a tenant that arrive while a batch of that tenant is being
- * committed wait and go together, with one lock, one transaction, one round of appends and
- * one application of all their events. Each decision still runs alone, in arrival order,
- * and sees what the ones before it wrote in the transaction. A decision refuses by throwing
- * an AppError before it writes anything: that command alone is refused. A failure before
- * appending fails the batch, and its commands are tried again one by one, so one cannot
- * sink others; once appending began, the events may be in the stream and deciding again
- * would make a second set, so the batch fails as a whole.
+ * committed wait and go together, with one lock, one transaction and one application of all
+ * their events. Each command still loads and decides alone, in arrival order, and sees what
+ * the ones before it wrote in the transaction. A refusal (an AppError from load or decide)
+ * refuses that command alone. Any other failure fails the batch, which left nothing behind
+ * (its events were outbox rows of its transaction), and its commands are tried again one
+ * by one, so one cannot sink the others.
  */
 export class GroupCommit<DB, E extends { type: string; schemaVersion: number; data: unknown }> {
   private readonly batches: TenantBatches<Pending<DB, E>>;
@@ -42,8 +34,9 @@ export class GroupCommit<DB, E extends { type: string; schemaVersion: number; da
     this.batches = new TenantBatches({
       take: () => maxBatch,
       commit: (tenantId, batch) => this.commit(tenantId, batch),
-      retryAlone: (err) => !(err instanceof AppendedThenFailed),
-      fail: (p, err) => p.reject(err instanceof AppendedThenFailed ? err.cause : err),
+      // A failed batch left nothing behind (its events were in its transaction's outbox rows).
+      retryAlone: () => true,
+      fail: (p, err) => p.reject(err),
     });
   }
 
@@ -62,7 +55,6 @@ export class GroupCommit<DB, E extends { type: string; schemaVersion: number; da
     const { ctx, o } = this;
     const settled: (() => void)[] = [];
     const envelopes: Envelope<E>[] = [];
-    let appending = false;
     const run = async (tx: Kysely<DB>) => {
       await lockTenant(tx, o.context, tenantId);
       const decided: { p: Pending<DB, E>; state: unknown; events: EventDraft<E>[] }[] = [];
@@ -77,18 +69,16 @@ export class GroupCommit<DB, E extends { type: string; schemaVersion: number; da
           settled.push(() => p.reject(err));
         }
       }
-      if (envelopes.length) await applyAndAppend(ctx, o, tx, envelopes, () => (appending = true));
+      if (envelopes.length) await applyAndRecord(o, tx, envelopes);
       for (const { p, state, events } of decided) {
         const result = await p.spec.answer(tx, state, events);
         settled.push(() => p.resolve(result));
       }
     };
-    try {
-      await ctx.db.transaction().execute(run);
-    } catch (err) {
-      throw appending ? new AppendedThenFailed(err) : err;
-    }
-    ctx.recent?.add(envelopes.map((e) => e.id));
-    for (const settle of settled) settle();
+    await ctx.db.transaction().execute(run);
+    // The next batch need not wait for this one's publishing; its callers do (see afterCommit).
+    void afterCommit(ctx, envelopes).then(() => {
+      for (const settle of settled) settle();
+    });
   }
 }

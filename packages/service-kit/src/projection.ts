@@ -1,19 +1,22 @@
 import type { JsMsg } from "@nats-io/jetstream";
+import type { Kysely } from "kysely";
+import { ZodError } from "zod";
 import { DurableConsumer } from "@mam/bus/consumer.ts";
+import { contextEventsFilter, type EventEnvelope } from "@mam/contracts/envelope.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import type { Backbone } from "./backbone.ts";
-import { checkpointOf } from "./event-sourcing.ts";
+import { applyConsumed, checkpointOf } from "./event-sourcing.ts";
 import type { RecentlyApplied } from "./recent.ts";
 
-export interface ProjectionOptions {
-  backbone: Backbone<any>;
-  /** Name of the checkpoint row; also the durable consumer's name. */
-  projection: string;
-  filterSubject: string;
+/** A read model kept by a durable consumer. */
+export interface ProjectionSpec {
+  /** Name of the checkpoint rows; also the durable consumer's name. */
+  name: string;
+  filterSubject: (prefix: string) => string;
   handle: (msg: JsMsg) => Promise<void>;
   isPoison?: (err: unknown) => boolean;
-  /** Events this process already applied inline: acknowledged without being handled. */
-  recent?: RecentlyApplied;
+  /** Its own service's events: those this process applied inline are acknowledged without being handled. */
+  skipRecent?: boolean;
 }
 
 /**
@@ -21,25 +24,48 @@ export interface ProjectionOptions {
  * or never built, so its consumer is recreated to replay from the first event. Resolves
  * once it has caught up: decisions are taken against it, so nothing is served before.
  */
-export async function startProjection(o: ProjectionOptions): Promise<DurableConsumer> {
-  const { backbone: b } = o;
-  if ((await checkpointOf(b.db, o.projection)) === undefined) {
-    await b.bus.jsm.consumers.delete(b.stream, o.projection).catch(() => false);
+export async function startProjection(b: Backbone<any>, p: ProjectionSpec, recent?: RecentlyApplied): Promise<DurableConsumer> {
+  if ((await checkpointOf(b.db, p.name)) === undefined) {
+    await b.bus.jsm.consumers.delete(b.stream, p.name).catch(() => false);
   }
+  const skip = p.skipRecent ? recent : undefined;
   const consumer = new DurableConsumer({
     bus: b.bus,
     stream: b.stream,
-    durable: o.projection,
-    filterSubject: o.filterSubject,
+    durable: p.name,
+    filterSubject: p.filterSubject(b.bus.prefix),
     logger: b.logger,
-    // The event id is the message's Nats-Msg-Id (see appendEvent).
-    handle: o.recent ? (msg) => (o.recent!.take(msg.headers?.get("Nats-Msg-Id")) ? Promise.resolve() : o.handle(msg)) : o.handle,
-    isPoison: o.isPoison,
+    // The event id is the message's Nats-Msg-Id (the relay publishes it so).
+    handle: skip ? (msg) => (skip.take(msg.headers?.get("Nats-Msg-Id")) ? Promise.resolve() : p.handle(msg)) : p.handle,
+    isPoison: p.isPoison,
     // A restarted replica waits for what a crashed one left unacknowledged before it serves:
     // applying an event takes milliseconds, so that wait need not be long.
     ackWaitMs: 10_000,
   });
   await consumer.start();
-  await waitFor(() => consumer.caughtUp(), { timeoutMs: 10 * 60_000, intervalMs: 50, what: `${o.projection} read model` });
+  await waitFor(() => consumer.caughtUp(), { timeoutMs: 10 * 60_000, intervalMs: 50, what: `${p.name} read model` });
   return consumer;
+}
+
+/**
+ * A service's read model of its own events: each parsed (an unreadable one is poison),
+ * then applied once under its tenant's lock, so it never races a command of that tenant.
+ */
+export function ownEventsProjection<DB, E extends Pick<EventEnvelope, "id" | "workspaceId" | "tenantId">>(o: {
+  name: string;
+  context: string;
+  db: Kysely<DB>;
+  parse: (json: unknown) => E;
+  apply: (tx: Kysely<DB>, event: E, streamSeq: number) => Promise<unknown>;
+}): ProjectionSpec {
+  return {
+    name: o.name,
+    filterSubject: (prefix) => contextEventsFilter(prefix, o.context),
+    isPoison: (err) => err instanceof ZodError,
+    skipRecent: true,
+    handle: async (msg) => {
+      const event = o.parse(msg.json());
+      await applyConsumed(o.db, o.context, event, (tx) => o.apply(tx, event, msg.seq));
+    },
+  };
 }

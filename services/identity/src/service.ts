@@ -1,17 +1,15 @@
-import type { DurableConsumer } from "@mam/bus/consumer.ts";
-import { RpcServer } from "@mam/bus/rpc.ts";
-import { systemClock, uuidv7, type Clock, type IdGen } from "@mam/runtime/ids.ts";
-import { RecentlyApplied } from "@mam/service-kit/recent.ts";
-import type { Service } from "@mam/runtime/lifecycle.ts";
+import { IDENTITY_CONTEXT, parseIdentityEvent } from "@mam/contracts/identity-events.ts";
+import type { Clock, IdGen } from "@mam/runtime/ids.ts";
 import { createLogger, type Logger } from "@mam/runtime/logger.ts";
-import { Backbone } from "@mam/service-kit/backbone.ts";
+import { ownEventsProjection } from "@mam/service-kit/projection.ts";
+import { ServiceHost } from "@mam/service-kit/service.ts";
 import { ensureOperatorKey } from "./commands/operator-key.ts";
 import type { IdentityConfig } from "./config.ts";
 import type { IdentityContext } from "./context.ts";
 import { migrations } from "./db/migrations/index.ts";
 import type { IdentityDb } from "./db/schema.ts";
-import { startIdentityProjection } from "./projections/consumer.ts";
-import { startWorkspaceCounters } from "./projections/workspace-counters.ts";
+import { applyIdentityEvent, PROJECTION } from "./projections/identity-read-model.ts";
+import { workspaceCounters } from "./projections/workspace-counters.ts";
 import { registerIdentityRpc } from "./rpc/handlers.ts";
 
 export interface IdentityOptions {
@@ -22,59 +20,30 @@ export interface IdentityOptions {
   onGeneratedOperatorKey?: (key: string) => void;
 }
 
-export class IdentityService implements Service {
-  readonly logger: Logger;
-  private readonly backbone: Backbone<IdentityDb>;
-  private consumer?: DurableConsumer;
-  private counters?: DurableConsumer;
-  private rpc?: RpcServer;
-  private caughtUp = false;
-
+/** Tenants, workspaces and keys. */
+export class IdentityService extends ServiceHost<IdentityDb, IdentityContext> {
   constructor(
     readonly cfg: IdentityConfig,
-    private readonly opts: IdentityOptions = {},
+    opts: IdentityOptions = {},
   ) {
-    this.logger = opts.logger ?? createLogger("identity", cfg.LOG_LEVEL);
-    this.backbone = new Backbone<IdentityDb>({
+    super({
       name: "identity",
       env: cfg,
-      logger: this.logger,
+      logger: opts.logger ?? createLogger("identity", cfg.LOG_LEVEL),
       database: { url: cfg.DATABASE_URL, schema: cfg.DB_SCHEMA, migrations },
-      checks: async () => ({ readModel: this.caughtUp }),
+      events: { context: IDENTITY_CONTEXT, projection: PROJECTION },
+      clock: opts.clock,
+      newId: opts.newId,
+      context: (base) => base,
+      projections: (ctx) => [
+        ownEventsProjection({ name: PROJECTION, context: IDENTITY_CONTEXT, db: ctx.db, parse: parseIdentityEvent, apply: applyIdentityEvent }),
+        workspaceCounters(ctx),
+      ],
+      prepare: async (ctx) => {
+        const generated = await ensureOperatorKey(ctx, cfg.SUPER_ADMIN_KEY);
+        if (generated) opts.onGeneratedOperatorKey?.(generated);
+      },
+      handlers: (server, ctx) => registerIdentityRpc(server, ctx),
     });
-  }
-
-  async start(): Promise<void> {
-    const b = this.backbone;
-    await b.connect();
-    const ctx: IdentityContext = {
-      db: b.db,
-      bus: b.bus,
-      logger: this.logger,
-      clock: this.opts.clock ?? systemClock,
-      newId: this.opts.newId ?? (() => uuidv7()),
-      recent: new RecentlyApplied(),
-    };
-    this.consumer = await startIdentityProjection(ctx, b);
-    this.counters = await startWorkspaceCounters(ctx, b);
-    this.caughtUp = true;
-
-    const generated = await ensureOperatorKey(ctx, this.cfg.SUPER_ADMIN_KEY);
-    if (generated) this.opts.onGeneratedOperatorKey?.(generated);
-
-    this.rpc = new RpcServer(b.bus, "identity", b.verifier, this.logger);
-    registerIdentityRpc(this.rpc, ctx);
-    this.logger.info({ healthPort: this.cfg.HEALTH_PORT }, "identity started");
-  }
-
-  readiness() {
-    return this.backbone.readiness();
-  }
-
-  async destroy(): Promise<void> {
-    await this.rpc?.close();
-    await this.counters?.stop();
-    await this.consumer?.stop();
-    await this.backbone.close();
   }
 }

@@ -1,21 +1,18 @@
-import type { DurableConsumer } from "@mam/bus/consumer.ts";
-import { RpcServer } from "@mam/bus/rpc.ts";
-import { systemClock, uuidv7, type Clock, type IdGen } from "@mam/runtime/ids.ts";
-import { RecentlyApplied } from "@mam/service-kit/recent.ts";
-import type { Service } from "@mam/runtime/lifecycle.ts";
+import { MAILBOX_CONTEXT, parseMailboxEvent } from "@mam/contracts/mailbox-events.ts";
+import type { Clock, IdGen } from "@mam/runtime/ids.ts";
 import { createLogger, type Logger } from "@mam/runtime/logger.ts";
-import { Backbone } from "@mam/service-kit/backbone.ts";
+import { ownEventsProjection } from "@mam/service-kit/projection.ts";
+import { ServiceHost, type Part } from "@mam/service-kit/service.ts";
+import { ensurePlatformKey } from "./commands/platform-domain.ts";
 import type { MailboxConfig } from "./config.ts";
 import type { MailboxContext } from "./context.ts";
 import { migrations } from "./db/migrations/index.ts";
 import type { MailboxDb } from "./db/schema.ts";
-import { ensurePlatformKey } from "./commands/platform-domain.ts";
-import { Outbound } from "./delivery/outbound.ts";
 import { inboundWorker } from "./delivery/inbound.ts";
-import type { RetryQueue } from "./delivery/retry-queue.ts";
+import { Outbound } from "./delivery/outbound.ts";
 import { deliveryWorker } from "./delivery/worker.ts";
 import { makeResolver } from "./dns/verify.ts";
-import { startMailboxProjection } from "./projections/start.ts";
+import { applyMailboxEvent, PROJECTION } from "./projections/mailbox-read-model.ts";
 import { registerMailboxRpc } from "./rpc/handlers.ts";
 
 export interface MailboxOptions {
@@ -24,71 +21,36 @@ export interface MailboxOptions {
   logger?: Logger;
 }
 
-/** Inboxes and their addresses (messages, threads, drafts, lists and domains follow). */
-export class MailboxService implements Service {
-  readonly logger: Logger;
-  private readonly backbone: Backbone<MailboxDb>;
-  private consumer?: DurableConsumer;
-  private delivery?: DurableConsumer;
-  private retries?: RetryQueue;
-  private inbound?: DurableConsumer;
-  private outbound?: Outbound;
-  private rpc?: RpcServer;
-  private caughtUp = false;
-
+/** Inboxes, addresses, domains, messages and threads, drafts, lists; outbound delivery. */
+export class MailboxService extends ServiceHost<MailboxDb, MailboxContext> {
   constructor(
     readonly cfg: MailboxConfig,
-    private readonly opts: MailboxOptions = {},
+    opts: MailboxOptions = {},
   ) {
-    this.logger = opts.logger ?? createLogger("mailbox", cfg.LOG_LEVEL);
-    this.backbone = new Backbone<MailboxDb>({
+    super({
       name: "mailbox",
       env: cfg,
-      logger: this.logger,
+      logger: opts.logger ?? createLogger("mailbox", cfg.LOG_LEVEL),
       database: { url: cfg.DATABASE_URL, schema: cfg.DB_SCHEMA, migrations },
-      checks: async () => ({ readModel: this.caughtUp }),
+      events: { context: MAILBOX_CONTEXT, projection: PROJECTION },
+      clock: opts.clock,
+      newId: opts.newId,
+      context: (base) => ({ ...base, cfg }),
+      projections: (ctx) => [ownEventsProjection({ name: PROJECTION, context: MAILBOX_CONTEXT, db: ctx.db, parse: parseMailboxEvent, apply: applyMailboxEvent })],
+      prepare: async (ctx) => void (await ensurePlatformKey(ctx.db, cfg.DKIM_SELECTOR, ctx.clock())),
+      parts: async (ctx, b) => {
+        const outbound = new Outbound(cfg.SMTP_RELAY_URL, makeResolver(cfg.DNS_SERVERS), cfg.MAIL_DOMAIN, cfg.MX_PORT);
+        const delivery = deliveryWorker(ctx, b, outbound);
+        const parts: Part[] = [
+          { start: () => undefined, stop: () => outbound.close() },
+          delivery.consumer,
+          delivery.retries,
+          await inboundWorker(ctx, b),
+        ];
+        return parts;
+      },
+      handlers: (server, ctx, b) => registerMailboxRpc(server, ctx, b.stream),
+      describe: () => ({ mailDomain: cfg.MAIL_DOMAIN }),
     });
-  }
-
-  async start(): Promise<void> {
-    const b = this.backbone;
-    await b.connect();
-    const ctx: MailboxContext = {
-      cfg: this.cfg,
-      db: b.db,
-      bus: b.bus,
-      logger: this.logger,
-      clock: this.opts.clock ?? systemClock,
-      newId: this.opts.newId ?? (() => uuidv7()),
-      recent: new RecentlyApplied(),
-    };
-    this.consumer = await startMailboxProjection(ctx, b);
-    await ensurePlatformKey(ctx.db, this.cfg.DKIM_SELECTOR, ctx.clock());
-    this.caughtUp = true;
-    this.outbound = new Outbound(this.cfg.SMTP_RELAY_URL, makeResolver(this.cfg.DNS_SERVERS), this.cfg.MAIL_DOMAIN, this.cfg.MX_PORT);
-    const delivery = deliveryWorker(ctx, b, this.outbound);
-    this.delivery = delivery.consumer;
-    this.retries = delivery.retries;
-    await this.delivery.start();
-    this.retries.start();
-    this.inbound = await inboundWorker(ctx, b);
-    await this.inbound.start();
-    this.rpc = new RpcServer(b.bus, "mailbox", b.verifier, this.logger);
-    registerMailboxRpc(this.rpc, ctx, b.stream);
-    this.logger.info({ healthPort: this.cfg.HEALTH_PORT, mailDomain: this.cfg.MAIL_DOMAIN }, "mailbox started");
-  }
-
-  readiness() {
-    return this.backbone.readiness();
-  }
-
-  async destroy(): Promise<void> {
-    await this.rpc?.close();
-    await this.inbound?.stop();
-    await this.retries?.stop();
-    await this.delivery?.stop();
-    await this.consumer?.stop();
-    this.outbound?.close();
-    await this.backbone.close();
   }
 }

@@ -3,32 +3,10 @@ import { ZodError } from "zod";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { IDENTITY_CONTEXT } from "@mam/contracts/identity-events.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent } from "@mam/contracts/mailbox-events.ts";
-import type { Backbone } from "@mam/service-kit/backbone.ts";
 import { applyConsumed, applyOnce } from "@mam/service-kit/event-sourcing.ts";
-import { startProjection } from "@mam/service-kit/projection.ts";
+import type { ProjectionSpec } from "@mam/service-kit/projection.ts";
 import type { IdentityContext } from "../context.ts";
-import { execute } from "../commands/append.ts";
-import { revokeDraft } from "../commands/issue-key.ts";
-
-/** A deleted inbox's ak_ keys stop working: revoked like any key (idempotent on redelivery). */
-async function revokeInboxKeys(ctx: IdentityContext, tenantId: string, workspaceId: string, inboxId: string) {
-  await execute(
-    ctx,
-    tenantId,
-    { actor: { type: "system", id: "inbox-deleted" }, requestId: `inbox-deleted:${inboxId}` },
-    async (tx) => {
-      const keys = await tx
-        .selectFrom("api_keys")
-        .selectAll()
-        .where("workspace_id", "=", workspaceId)
-        .where("inbox_id", "=", inboxId)
-        .where("revoked_at", "is", null)
-        .execute();
-      return keys.map((k) => revokeDraft(k, workspaceId, "revoked"));
-    },
-    async () => undefined,
-  );
-}
+import { revokeInboxKeys } from "../commands/inbox-keys.ts";
 
 export const COUNTERS = "identity-workspace-counters";
 
@@ -44,11 +22,10 @@ const DELTAS: Record<string, ["inbox_count" | "domain_count", number]> = {
  * of deleted inboxes revoked. They follow the mailbox by a moment: the mailbox owns
  * inboxes and domains, identity only counts them and owns their keys.
  */
-export function startWorkspaceCounters(ctx: IdentityContext, backbone: Backbone<any>) {
-  return startProjection({
-    backbone,
-    projection: COUNTERS,
-    filterSubject: contextEventsFilter(ctx.bus.prefix, MAILBOX_CONTEXT),
+export function workspaceCounters(ctx: IdentityContext): ProjectionSpec {
+  return {
+    name: COUNTERS,
+    filterSubject: (prefix) => contextEventsFilter(prefix, MAILBOX_CONTEXT),
     isPoison: (err) => err instanceof ZodError,
     handle: async (msg) => {
       const type = msg.subject.split(".").at(-1) ?? "";
@@ -67,5 +44,5 @@ export function startWorkspaceCounters(ctx: IdentityContext, backbone: Backbone<
         }),
       );
     },
-  });
+  };
 }

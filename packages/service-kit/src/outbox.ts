@@ -1,0 +1,82 @@
+import { sql, type Generated, type Kysely } from "kysely";
+import { eventSubject, type EventEnvelope } from "@mam/contracts/envelope.ts";
+
+/** The outbox of a service's schema (see migrations/2026-11-30T0000-outbox.ts). */
+export interface OutboxTables {
+  outbox: {
+    seq: Generated<number>;
+    tenant_key: string;
+    event_id: string;
+    subject: string;
+    envelope: string;
+    created_at: Generated<Date>;
+    published_at: Date | null;
+    stream_seq: number | null;
+  };
+}
+
+export interface OutboxRow {
+  seq: number;
+  tenant_key: string;
+  event_id: string;
+  subject: string;
+  envelope: string;
+}
+
+/** Whose order an event keeps: its tenant's, or the operator's for events of no tenant. */
+export const tenantKeyOf = (tenantId: string | null | undefined): string => tenantId ?? "_";
+
+/**
+ * Writes a command's events into the outbox, in the command's transaction: they become
+ * visible to the relay only if the command commits, and all of them together.
+ */
+export async function recordInOutbox(tx: Kysely<any>, envelopes: EventEnvelope[]): Promise<void> {
+  if (!envelopes.length) return;
+  await (tx as Kysely<OutboxTables>)
+    .insertInto("outbox")
+    .values(
+      envelopes.map((e) => ({
+        tenant_key: tenantKeyOf(e.tenantId),
+        event_id: e.id,
+        subject: eventSubject("", e),
+        envelope: JSON.stringify(e),
+      })),
+    )
+    .execute();
+}
+
+/** The oldest unpublished rows of a tenant, in commit order. */
+export function pendingOf(tx: Kysely<any>, tenantKey: string, limit: number): Promise<OutboxRow[]> {
+  return (tx as Kysely<OutboxTables>)
+    .selectFrom("outbox")
+    .select(["seq", "tenant_key", "event_id", "subject", "envelope"])
+    .where("tenant_key", "=", tenantKey)
+    .where("published_at", "is", null)
+    .orderBy("seq")
+    .limit(limit)
+    .execute();
+}
+
+/** Marks rows published, with the sequence the stream gave each (one statement). */
+export async function markPublished(tx: Kysely<any>, published: { seq: number; streamSeq: number }[]): Promise<void> {
+  if (!published.length) return;
+  await sql`
+    update outbox set published_at = now(), stream_seq = v.stream_seq
+    from (select unnest(${published.map((p) => p.seq)}::bigint[]) as seq, unnest(${published.map((p) => p.streamSeq)}::bigint[]) as stream_seq) v
+    where outbox.seq = v.seq`.execute(tx);
+}
+
+/** Tenants with events waiting, for the relay's sweep. */
+export async function tenantsWithPending(db: Kysely<any>, limit: number): Promise<string[]> {
+  const rows = await sql<{ tenant_key: string }>`select distinct tenant_key from outbox where published_at is null limit ${limit}`.execute(db);
+  return rows.rows.map((r) => r.tenant_key);
+}
+
+/** Drops rows published longer ago than the retention, a bounded number at a time. */
+export async function prunePublished(db: Kysely<any>, olderThanMs: number, limit = 5_000): Promise<number> {
+  const r = await sql`
+    delete from outbox where seq in (
+      select seq from outbox where published_at < now() - make_interval(secs => ${olderThanMs / 1000}) limit ${limit}
+    )`.execute(db);
+  return Number(r.numAffectedRows ?? 0);
+}

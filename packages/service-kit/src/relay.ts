@@ -1,0 +1,202 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { sql, type Kysely } from "kysely";
+import type { PubAck } from "@nats-io/jetstream";
+import type { Bus } from "@mam/bus/connection.ts";
+import { publishEncoded } from "@mam/bus/events.ts";
+import type { Logger } from "@mam/runtime/logger.ts";
+import { advanceCheckpoint } from "./event-sourcing.ts";
+import { markPublished, pendingOf, prunePublished, tenantsWithPending, type OutboxRow } from "./outbox.ts";
+
+export type Publish = (bus: Bus, row: OutboxRow) => Promise<PubAck>;
+
+export interface RelayOptions {
+  db: Kysely<any>;
+  bus: Bus;
+  logger: Logger;
+  /** Namespace of the relay's per-tenant lock (the service's event context). */
+  context: string;
+  /** The read model whose per-tenant checkpoint moves to the sequences the stream gave. */
+  projection: string;
+  /** How an encoded event goes to the stream; tests put faults in here. */
+  publish?: Publish;
+  /** How often every tenant with waiting events is looked at (events of other replicas, a crashed relay, NATS back). */
+  sweepMs?: number;
+  /** Rows per publishing pass. */
+  batch?: number;
+  /** How long published rows are kept, for an operator to see what left and when. */
+  retentionMs?: number;
+  /** Tenants relayed at once by this process (each holds a database connection). */
+  concurrency?: number;
+}
+
+interface TenantState {
+  running: boolean;
+  /** Callers waiting for a pass that begins after their commit. */
+  waiting: (() => void)[];
+  failures: number;
+  retryAt: number;
+}
+
+type Pass = "busy" | "done" | "more";
+
+const defaultPublish: Publish = (bus, row) => publishEncoded(bus, row.subject, row.envelope, row.event_id);
+
+/**
+ * Publishes what commands committed to their outbox, per tenant in commit order. A pass
+ * is one transaction holding the tenant's relay lock (`pg_try_advisory_xact_lock`), so of
+ * all replicas exactly one relays a tenant at a time; it publishes the oldest waiting rows
+ * pipelined on one connection (JetStream stores them in the order sent), then marks them
+ * published and advances the read model's checkpoint in the same transaction. A relay that
+ * dies mid-pass leaves its rows unmarked and its lock released: the next pass, here or on
+ * another replica, publishes them again from the first, and the stream drops the copies by
+ * `Nats-Msg-Id` (its duplicate window is two minutes), so nothing is lost or reordered.
+ */
+export class OutboxRelay {
+  private readonly tenants = new Map<string, TenantState>();
+  /** Rows the stream took whose marking did not commit: marked next time, not sent again. */
+  private readonly unmarked = new Map<number, number>();
+  private readonly publish: Publish;
+  private readonly batch: number;
+  private slotsFree: number;
+  private readonly slotWaiters: (() => void)[] = [];
+  private sweeper?: NodeJS.Timeout;
+  private sweeping?: Promise<void>;
+  private stopped = false;
+  private lastPrune = 0;
+
+  constructor(private readonly o: RelayOptions) {
+    this.publish = o.publish ?? defaultPublish;
+    this.batch = o.batch ?? 500;
+    this.slotsFree = o.concurrency ?? 4;
+  }
+
+  /** Starts the sweep; commits kick their own tenant at once (see `kick`). */
+  start(): void {
+    const every = this.o.sweepMs ?? 500;
+    const tick = () => {
+      this.sweeping = this.sweep().finally(() => {
+        if (!this.stopped) this.sweeper = setTimeout(tick, every);
+      });
+    };
+    tick();
+  }
+
+  /**
+   * Relays a tenant's waiting events now. Resolves once a pass that began after this call
+   * has ended (published, failed, or found another replica on it), never with an error.
+   */
+  kick(tenantKey: string): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    let s = this.tenants.get(tenantKey);
+    if (!s) this.tenants.set(tenantKey, (s = { running: false, waiting: [], failures: 0, retryAt: 0 }));
+    const state = s;
+    return new Promise<void>((resolve) => {
+      state.waiting.push(resolve);
+      if (!state.running) void this.drain(tenantKey, state);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.sweeper);
+    await this.sweeping;
+    while ([...this.tenants.values()].some((s) => s.running)) await sleep(10);
+  }
+
+  private async drain(tenantKey: string, s: TenantState): Promise<void> {
+    s.running = true;
+    try {
+      while (s.waiting.length && !this.stopped) {
+        const served = s.waiting.splice(0);
+        if (Date.now() >= s.retryAt) await this.withSlot(() => this.relayTenant(tenantKey, s));
+        for (const done of served) done();
+      }
+    } finally {
+      s.running = false;
+      for (const done of s.waiting.splice(0)) done();
+      if (!s.failures) this.tenants.delete(tenantKey);
+    }
+  }
+
+  private async relayTenant(tenantKey: string, s: TenantState): Promise<void> {
+    try {
+      for (let busy = 0; !this.stopped; ) {
+        const r = await this.pass(tenantKey);
+        if (r === "done") break;
+        if (r === "busy") {
+          // Another replica is on it; it may have read its rows before ours committed.
+          if (++busy > 10) break;
+          await sleep(20);
+        }
+      }
+      if (s.failures) this.o.logger.info({ tenantKey, failures: s.failures }, "outbox relay recovered");
+      s.failures = 0;
+      s.retryAt = 0;
+    } catch (err) {
+      s.failures++;
+      s.retryAt = Date.now() + Math.min(5_000, 100 * 2 ** Math.min(s.failures, 6));
+      const log = s.failures === 1 ? "warn" : "debug";
+      this.o.logger[log]({ tenantKey, err: (err as Error).message, failures: s.failures }, "outbox relay could not publish; will retry");
+    }
+  }
+
+  /** One transaction: the tenant's relay lock, its oldest waiting rows, publish, mark. */
+  private pass(tenantKey: string): Promise<Pass> {
+    const acked: { seq: number; streamSeq: number }[] = [];
+    return this.o.db
+      .transaction()
+      .execute(async (tx): Promise<Pass> => {
+        const lock = await sql<{ got: boolean }>`select pg_try_advisory_xact_lock(hashtextextended(${`outbox:${this.o.context}:${tenantKey}`}, 0)) as got`.execute(tx);
+        if (!lock.rows[0]?.got) return "busy";
+        const rows = await pendingOf(tx, tenantKey, this.batch);
+        if (!rows.length) return "done";
+        const acks = await Promise.all(
+          rows.map(async (row) => {
+            const known = this.unmarked.get(row.seq);
+            const streamSeq = known ?? (await this.publish(this.o.bus, row)).seq;
+            acked.push({ seq: row.seq, streamSeq });
+            return { row, streamSeq };
+          }),
+        );
+        await markPublished(tx, acks.map((a) => ({ seq: a.row.seq, streamSeq: a.streamSeq })));
+        await advanceCheckpoint(tx, this.o.projection, acks.map((a) => ({ e: { tenantId: tenantKey === "_" ? null : tenantKey }, seq: a.streamSeq })));
+        return rows.length < this.batch ? "done" : "more";
+      })
+      .then(
+        (r) => {
+          for (const a of acked) this.unmarked.delete(a.seq);
+          return r;
+        },
+        (err: unknown) => {
+          // What the stream took stays taken: remembered, so the next pass marks it without a second send.
+          for (const a of acked) this.unmarked.set(a.seq, a.streamSeq);
+          throw err;
+        },
+      );
+  }
+
+  private async sweep(): Promise<void> {
+    try {
+      const tenants = await tenantsWithPending(this.o.db, 1_000);
+      for (const t of tenants) void this.kick(t);
+      if (Date.now() - this.lastPrune > 10_000) {
+        this.lastPrune = Date.now();
+        await prunePublished(this.o.db, this.o.retentionMs ?? 60_000);
+      }
+    } catch (err) {
+      this.o.logger.debug({ err: (err as Error).message }, "outbox sweep failed");
+    }
+  }
+
+  private async withSlot<T>(run: () => Promise<T>): Promise<T> {
+    if (this.slotsFree > 0) this.slotsFree--;
+    else await new Promise<void>((r) => this.slotWaiters.push(r));
+    try {
+      return await run();
+    } finally {
+      const next = this.slotWaiters.shift();
+      if (next) next();
+      else this.slotsFree++;
+    }
+  }
+}
