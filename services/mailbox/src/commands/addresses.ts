@@ -1,15 +1,19 @@
-import { AppError, notFound, parseOrThrow } from "@mam/contracts/errors.ts";
+import { AppError, parseOrThrow } from "@mam/contracts/errors.ts";
 import { AddAddressBody, AddAddressCommand, RemoveAddressCommand } from "@mam/contracts/mailbox-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { MailboxContext } from "../context.ts";
 import { verifiedInWorkspace } from "../read/domains.ts";
-import { tryClaim, visibleInbox } from "../read/inboxes.ts";
+import { visibleInbox } from "../read/inboxes.ts";
 import { execute, type CommandMeta } from "./execute.ts";
+import { idParam } from "./ids.ts";
+import { decide, type InboxCommand } from "./inbox-decisions.ts";
+import { loadInbox, reserveAddress, tenantOf } from "./inbox-load.ts";
 
 /** An alias for an inbox; by default it becomes the primary (outbound From) address. */
 export async function addAddress(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta) {
   const cmd = parseOrThrow(AddAddressCommand, raw);
   const body = parseOrThrow(AddAddressBody, cmd.body);
+  // Read before the lock: the domain check needs the inbox's workspace (and a stranger gets the 404 first).
   const inbox = await visibleInbox(ctx.db, claims, cmd.inboxId);
   const domain = body.email.split("@")[1];
   if (domain !== ctx.cfg.MAIL_DOMAIN && !(await verifiedInWorkspace(ctx.db, inbox.workspace_id, domain!))) {
@@ -17,62 +21,29 @@ export async function addAddress(ctx: MailboxContext, claims: ScopeClaims, raw: 
       { path: "email", message: "domain not available to this workspace" },
     ]);
   }
-  return execute(
-    ctx,
-    inbox.tenant_id,
-    meta,
-    async (tx) => {
-      const live = await visibleInbox(tx, claims, cmd.inboxId);
-      const owner = { tenant_id: live.tenant_id, workspace_id: live.workspace_id, inbox_id: live.inbox_id };
-      if (!(await tryClaim(tx, body.email, owner))) throw new AppError("CONFLICT", `The address ${body.email} already exists`);
-      return [
-        {
-          event: { type: "AddressAdded", schemaVersion: 1, data: { inboxId: live.inbox_id, address: body.email, isPrimary: body.primary } },
-          tenantId: live.tenant_id,
-          workspaceId: live.workspace_id,
-          aggregateId: live.inbox_id,
-          aggregateVersion: live.version + 1,
-        },
-      ];
+  const command: InboxCommand = { type: "AddAddress", caller: claims, inboxId: inbox.inbox_id, address: body.email, primary: body.primary };
+  return execute(ctx, inbox.tenant_id, meta, {
+    load: async (tx) => {
+      const state = await loadInbox(tx, inbox.inbox_id);
+      const live = state.inboxes[inbox.inbox_id];
+      if (!live) return state;
+      const holder = await reserveAddress(tx, body.email, { tenantId: live.tenantId, workspaceId: live.workspaceId, inboxId: live.id });
+      if (holder) state.claims[body.email] = holder;
+      return state;
     },
-    async () => ({ status: 201, body: { ok: true, address: body.email, isPrimary: body.primary } }),
-  );
+    decide: (state) => decide(command, state),
+    answer: async () => ({ status: 201, body: { ok: true, address: body.email, isPrimary: body.primary } }),
+  });
 }
 
 /** Removes an alias. The canonical address stays; if the primary goes, the canonical one is primary again. */
 export async function removeAddress(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta) {
   const cmd = parseOrThrow(RemoveAddressCommand, raw);
-  const address = cmd.address.trim().toLowerCase();
-  const inbox = await visibleInbox(ctx.db, claims, cmd.inboxId);
-  return execute(
-    ctx,
-    inbox.tenant_id,
-    meta,
-    async (tx) => {
-      const live = await visibleInbox(tx, claims, cmd.inboxId);
-      const row = await tx
-        .selectFrom("inbox_addresses")
-        .selectAll()
-        .where("workspace_id", "=", live.workspace_id)
-        .where("inbox_id", "=", live.inbox_id)
-        .where("address", "=", address)
-        .executeTakeFirst();
-      if (!row) throw notFound("Address");
-      if (row.is_canonical) throw new AppError("CONFLICT", "The canonical address of an inbox cannot be removed");
-      return [
-        {
-          event: {
-            type: "AddressRemoved",
-            schemaVersion: 1,
-            data: { inboxId: live.inbox_id, address, newPrimary: row.is_primary ? live.canonical_email : null },
-          },
-          tenantId: live.tenant_id,
-          workspaceId: live.workspace_id,
-          aggregateId: live.inbox_id,
-          aggregateVersion: live.version + 1,
-        },
-      ];
-    },
-    async () => ({ deleted: true, address }),
-  );
+  const inboxId = idParam(cmd.inboxId, "inbox id");
+  const command: InboxCommand = { type: "RemoveAddress", caller: claims, inboxId, address: cmd.address.trim().toLowerCase() };
+  return execute(ctx, tenantOf(claims), meta, {
+    load: (tx) => loadInbox(tx, inboxId),
+    decide: (state) => decide(command, state),
+    answer: async () => ({ deleted: true, address: command.address }),
+  });
 }

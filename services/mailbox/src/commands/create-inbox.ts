@@ -1,28 +1,67 @@
 import type { Kysely } from "kysely";
 import { AppError, parseOrThrow } from "@mam/contracts/errors.ts";
 import { CreateInboxBody, CreateInboxCommand, CreateInboxQuery, type Inbox } from "@mam/contracts/mailbox-api.ts";
-import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import { slugify } from "@mam/contracts/slug.ts";
 import { Rpc } from "@mam/contracts/subjects.ts";
-import { seesWorkspace } from "@mam/scope/access.ts";
 import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
-import { claimOf, inboxView, tryClaim } from "../read/inboxes.ts";
+import { verifiedInWorkspace } from "../read/domains.ts";
+import { inboxView } from "../read/inboxes.ts";
+import { allocate, candidates, decide, refusal, type CreateInbox } from "./create-inbox-decision.ts";
 import { execute, type CommandMeta } from "./execute.ts";
 import { askIdentity } from "./identity-client.ts";
+import { claimsOf, reserveAddress } from "./inbox-load.ts";
+import type { InboxesState } from "./inbox-state.ts";
 import { targetWorkspace, type Caller } from "./target-workspace.ts";
-import { verifiedInWorkspace } from "../read/domains.ts";
 
-/** `name`, then `name1` … `name99`, as the reference's allocation rule says. */
-export const MAX_FALLBACK = 99;
+export { MAX_FALLBACK } from "./create-inbox-decision.ts";
 
 type Created = { status: 201 | 200; body: Inbox & { apiKey?: string; existed: boolean } };
 
 /**
  * Creates an inbox, or returns the caller's own inbox at that address (200, `existed`).
  * An address owned elsewhere falls back to `name1` … `name99` unless `strict`.
+ *
+ * Every remote call happens before the tenant's lock: the workspace, the tenant's name,
+ * and the inbox's ak_ key, asked of identity only once a lockless probe of the addresses
+ * says a new inbox is likely. The lock then covers reads, the decision and the writes.
  */
 export async function createInbox(ctx: MailboxContext, caller: Caller, raw: unknown, meta: CommandMeta): Promise<Created> {
+  const command = await commandOf(ctx, caller, raw);
+
+  // A lockless look at the candidates answers what is known already (a refusal, the caller's
+  // own inbox) without issuing a key; the decision under the lock has the last word.
+  const probe = allocate(command, await claimsOf(ctx.db, addressesOf(command)));
+  if (probe.kind === "taken" || probe.kind === "exhausted") throw refusal(command, probe);
+  if (probe.kind === "existing") {
+    const view = await liveInboxView(ctx.db, probe.inboxId);
+    if (view) return { status: 200, body: { ...view, existed: true } };
+  }
+
+  const key = await askIdentity<{ id: string; key: string }>(ctx, Rpc.identity.keyIssueForInbox, { workspaceId: command.workspaceId, inboxId: command.inboxId }, caller);
+  let reply: Created | undefined;
+  try {
+    reply = await execute(ctx, command.tenantId, meta, {
+      load: (tx) => reserveAllocation(tx, command),
+      decide: (state) => decide(command, state),
+      answer: async (tx, state) => {
+        const pick = allocate(command, state);
+        if (pick.kind === "existing") return { status: 200 as const, body: { ...(await inboxView(tx, await inboxRow(tx, pick.inboxId))), existed: true } };
+        const view = await inboxView(tx, await inboxRow(tx, command.inboxId));
+        return { status: 201 as const, body: { ...view, apiKey: key.key, existed: false } };
+      },
+    });
+    return reply;
+  } finally {
+    // Another request won a race since the probe, or the command failed: the key was issued
+    // for an inbox that does not exist and its plaintext was shown to no one (it is only ever
+    // in a 201). Revoking it keeps identity's list of keys honest.
+    if (reply?.status !== 201) await discardKey(ctx, caller, command.workspaceId, key.id);
+  }
+}
+
+/** The command, with everything asked of identity (the workspace, the tenant's name) before any lock. */
+async function commandOf(ctx: MailboxContext, caller: Caller, raw: unknown): Promise<CreateInbox> {
   const { claims } = caller;
   if (claims.kind !== "tenant" && claims.kind !== "workspace") throw new AppError("FORBIDDEN", "Only tk_ and wk_ keys can create inboxes");
   const cmd = parseOrThrow(CreateInboxCommand, raw);
@@ -35,75 +74,55 @@ export async function createInbox(ctx: MailboxContext, caller: Caller, raw: unkn
       { path: "domain", message: "not a domain of this workspace" },
     ]);
   }
-  const base =
-    body.username ??
-    slugify((await askIdentity<{ name: string }>(ctx, Rpc.identity.tenantGet, {}, caller)).name, "agent", 60);
-  const inboxId = ctx.newId();
-  const owner = { tenant_id: ws.tenantId, workspace_id: ws.id, inbox_id: inboxId };
-
-  let outcome: { existing: string } | { username: string; address: string; apiKey: string } | undefined;
-  return execute(
-    ctx,
-    ws.tenantId,
-    meta,
-    async (tx) => {
-      outcome = await allocate(tx, caller, base, domain, owner, strict);
-      if ("existing" in outcome) return [];
-      const key = await askIdentity<{ key: string }>(ctx, Rpc.identity.keyIssueForInbox, { workspaceId: ws.id, inboxId }, caller);
-      outcome.apiKey = key.key;
-      return [
-        {
-          event: {
-            type: "InboxCreated",
-            schemaVersion: 1,
-            data: {
-              inboxId,
-              tenantId: ws.tenantId,
-              workspaceId: ws.id,
-              username: outcome.username,
-              domain,
-              address: outcome.address,
-              displayName: body.displayName ?? null,
-              metadata: body.metadata ?? {},
-            },
-          },
-          tenantId: ws.tenantId,
-          workspaceId: ws.id,
-          aggregateId: inboxId,
-          aggregateVersion: 1,
-        },
-      ];
-    },
-    async (tx) => {
-      const o = outcome!;
-      const id = "existing" in o ? o.existing : inboxId;
-      const row = (await tx.selectFrom("inboxes").selectAll().where("inbox_id", "=", id).executeTakeFirstOrThrow());
-      const view = await inboxView(tx, row);
-      return "existing" in o
-        ? { status: 200 as const, body: { ...view, existed: true } }
-        : { status: 201 as const, body: { ...view, apiKey: o.apiKey, existed: false } };
-    },
-  );
+  const base = body.username ?? slugify((await askIdentity<{ name: string }>(ctx, Rpc.identity.tenantGet, {}, caller)).name, "agent", 60);
+  return {
+    caller: claims,
+    inboxId: ctx.newId(),
+    tenantId: ws.tenantId,
+    workspaceId: ws.id,
+    base,
+    domain,
+    strict,
+    displayName: body.displayName ?? null,
+    metadata: body.metadata ?? {},
+  };
 }
 
-async function allocate(
-  tx: Kysely<MailboxDb>,
-  caller: Caller,
-  base: string,
-  domain: string,
-  owner: { tenant_id: string; workspace_id: string; inbox_id: string },
-  strict: boolean,
-): Promise<{ existing: string } | { username: string; address: string; apiKey: string }> {
-  for (let n = 0; n <= MAX_FALLBACK; n++) {
-    const username = n === 0 ? base : `${base.slice(0, 64 - String(n).length)}${n}`;
-    const address = `${username}@${domain}`;
-    if (await tryClaim(tx, address, owner)) return { username, address, apiKey: "" };
-    const holder = await claimOf(tx, address);
-    // The caller's own inbox at this name (or at a fallback it was given before): asking again returns it.
-    if (holder && holder.tenant_id === caller.claims.tenantId && seesWorkspace(caller.claims, { tenantId: holder.tenant_id, workspaceId: holder.workspace_id })) {
-      return { existing: holder.inbox_id };
-    }
-    if (strict) throw new AppError("USERNAME_TAKEN", `The username "${username}" is taken on ${domain}`);
+const addressesOf = (cmd: CreateInbox) => candidates(cmd).map((c) => c.address);
+
+/**
+ * Load under the lock: who holds the candidate addresses, with the address the decision
+ * will pick reserved for the new inbox (see `reserveAddress`). A reservation lost to another
+ * tenant teaches one more holder, so this ends within one round per candidate.
+ */
+async function reserveAllocation(tx: Kysely<MailboxDb>, cmd: CreateInbox): Promise<InboxesState> {
+  const state = await claimsOf(tx, addressesOf(cmd));
+  const owner = { tenantId: cmd.tenantId, workspaceId: cmd.workspaceId, inboxId: cmd.inboxId };
+  for (;;) {
+    const pick = allocate(cmd, state);
+    if (pick.kind !== "new") return state;
+    const holder = await reserveAddress(tx, pick.address, owner);
+    if (!holder) return state;
+    state.claims[pick.address] = holder;
   }
-  throw new AppError("USERNAME_TAKEN", `"${base}" and ${base}1 … ${base}${MAX_FALLBACK} are all taken on ${domain}`);
+}
+
+function inboxRow(db: Kysely<MailboxDb>, inboxId: string) {
+  return db.selectFrom("inboxes").selectAll().where("inbox_id", "=", inboxId).executeTakeFirstOrThrow();
+}
+
+async function liveInboxView(db: Kysely<MailboxDb>, inboxId: string): Promise<Inbox | undefined> {
+  const row = await db.selectFrom("inboxes").selectAll().where("inbox_id", "=", inboxId).where("deleted_at", "is", null).executeTakeFirst();
+  return row && inboxView(db, row);
+}
+
+/**
+ * Best effort. Identity revokes with a tenant key only, so a key issued on a wk_ key's
+ * behalf stays: harmless, as nobody holds its plaintext and its inbox does not exist.
+ */
+async function discardKey(ctx: MailboxContext, caller: Caller, workspaceId: string, keyId: string): Promise<void> {
+  if (caller.claims.kind !== "tenant") return;
+  await askIdentity(ctx, Rpc.identity.keyRevoke, { workspaceId, keyId }, caller).catch((err: unknown) =>
+    ctx.logger.warn({ err, keyId }, "could not revoke an unused inbox key"),
+  );
 }

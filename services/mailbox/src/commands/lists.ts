@@ -1,170 +1,121 @@
 import type { Kysely } from "kysely";
-import { AppError, notFound, parseOrThrow } from "@mam/contracts/errors.ts";
+import { parseOrThrow } from "@mam/contracts/errors.ts";
 import { IdParam } from "@mam/contracts/identity-api.ts";
-import {
-  AddEntryBody,
-  CreateListBody,
-  ListRef,
-  MAX_ENTRIES_PER_LIST,
-  MAX_LISTS_PER_INBOX,
-  UpdateEntryBody,
-  UpdateListBody,
-} from "@mam/contracts/lists-api.ts";
-import type { MailboxEvent } from "@mam/contracts/mailbox-events.ts";
+import { AddEntryBody, CreateListBody, ListRef, UpdateEntryBody, UpdateListBody } from "@mam/contracts/lists-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
-import { visibleInbox, type InboxRow } from "../read/inboxes.ts";
-import { listOfInbox, listsOfInbox, listView, toEntry, type ListRow } from "../read/lists.ts";
-import { execute, type CommandMeta, type EventDraft } from "./execute.ts";
+import { listView, toEntry } from "../read/lists.ts";
+import { execute, type CommandMeta } from "./execute.ts";
+import { idParam } from "./ids.ts";
+import { loadInbox, tenantOf } from "./inbox-load.ts";
+import { decide, initial, type ListCommand, type ListsState } from "./list-decisions.ts";
 
-const draft = (list: { list_id: string; version: number }, inbox: InboxRow, event: MailboxEvent): EventDraft => ({
-  event,
-  tenantId: inbox.tenant_id,
-  workspaceId: inbox.workspace_id,
-  aggregateId: list.list_id,
-  aggregateVersion: list.version + 1,
-});
-
-/** Runs a list command inside the tenant's lock, with the inbox (and list) re-read there. */
-async function onList<T>(
-  ctx: MailboxContext,
-  claims: ScopeClaims,
-  ref: { inboxId: string; listId?: string },
-  meta: CommandMeta,
-  decide: (tx: Kysely<MailboxDb>, inbox: InboxRow, list: ListRow) => Promise<EventDraft[]>,
-  read: (tx: Kysely<MailboxDb>, inbox: InboxRow, list: ListRow) => Promise<T>,
-): Promise<T> {
-  const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
-  let seen: { inbox: InboxRow; list: ListRow } | undefined;
-  return execute(
-    ctx,
-    inbox.tenant_id,
-    meta,
-    async (tx) => {
-      const live = await visibleInbox(tx, claims, ref.inboxId);
-      seen = { inbox: live, list: await listOfInbox(tx, live, ref.listId) };
-      return decide(tx, seen.inbox, seen.list);
-    },
-    (tx) => read(tx, seen!.inbox, seen!.list),
-  );
+/** Runs a list command under the tenant's lock; `answer` reads the reply in the inbox's workspace. */
+function run<T>(ctx: MailboxContext, command: ListCommand, meta: CommandMeta, answer: (tx: Kysely<MailboxDb>, workspaceId: string) => Promise<T>) {
+  return execute(ctx, tenantOf(command.caller), meta, {
+    load: (tx) => loadLists(tx, command),
+    decide: (state) => decide(command, state),
+    answer: (tx, state) => answer(tx, state.inboxes[command.inboxId]!.workspaceId),
+  });
 }
 
 export async function createList(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta) {
   const ref = parseOrThrow(ListRef, raw);
   const body = parseOrThrow(CreateListBody, ref.body ?? {});
-  const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
-  const listId = ctx.newId();
-  return execute(
-    ctx,
-    inbox.tenant_id,
-    meta,
-    async (tx) => {
-      const live = await visibleInbox(tx, claims, ref.inboxId);
-      if ((await listsOfInbox(tx, live)).length >= MAX_LISTS_PER_INBOX) throw new AppError("CONFLICT", `An inbox holds at most ${MAX_LISTS_PER_INBOX} lists`);
-      const event: MailboxEvent = { type: "ListCreated", schemaVersion: 1, data: { listId, inboxId: live.inbox_id, name: body.name, description: body.description ?? null } };
-      return [draft({ list_id: listId, version: 0 }, live, event)];
-    },
-    async (tx) => {
-      const row = await tx.selectFrom("lists").selectAll().where("workspace_id", "=", inbox.workspace_id).where("list_id", "=", listId).executeTakeFirstOrThrow();
-      return { status: 201, body: await listView(tx, row) };
-    },
-  );
-}
-
-export async function getLists(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
-  const ref = parseOrThrow(ListRef, raw);
-  return { lists: await listsOfInbox(ctx.db, await visibleInbox(ctx.db, claims, ref.inboxId)) };
-}
-
-export async function getList(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
-  const ref = parseOrThrow(ListRef, raw);
-  const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
-  return listView(ctx.db, await listOfInbox(ctx.db, inbox, ref.listId));
+  const inboxId = idParam(ref.inboxId, "inbox id");
+  const command: ListCommand = { type: "CreateList", caller: claims, inboxId, listId: ctx.newId(), name: body.name, description: body.description ?? null };
+  return run(ctx, command, meta, async (tx, ws) => ({ status: 201, body: await listView(tx, await listRow(tx, ws, command.listId)) }));
 }
 
 export async function updateList(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta) {
   const ref = parseOrThrow(ListRef, raw);
   const body = parseOrThrow(UpdateListBody, ref.body ?? {});
-  return onList(
-    ctx,
-    claims,
-    ref,
-    meta,
-    async (_tx, inbox, list) => [draft(list, inbox, { type: "ListUpdated", schemaVersion: 1, data: { listId: list.list_id, ...body } })],
-    async (tx, _inbox, list) => listView(tx, (await tx.selectFrom("lists").selectAll().where("workspace_id", "=", list.workspace_id).where("list_id", "=", list.list_id).executeTakeFirstOrThrow())),
-  );
+  const inboxId = idParam(ref.inboxId, "inbox id");
+  const command: ListCommand = { type: "UpdateList", caller: claims, inboxId, listId: ref.listId, ...body };
+  return run(ctx, command, meta, async (tx, ws) => listView(tx, await listRow(tx, ws, ref.listId!)));
 }
 
 export async function deleteList(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta) {
   const ref = parseOrThrow(ListRef, raw);
-  return onList(
-    ctx,
-    claims,
-    ref,
-    meta,
-    async (_tx, inbox, list) => [draft(list, inbox, { type: "ListDeleted", schemaVersion: 1, data: { listId: list.list_id } })],
-    async (_tx, _inbox, list) => ({ deleted: true, id: list.list_id }),
-  );
+  const inboxId = idParam(ref.inboxId, "inbox id");
+  return run(ctx, { type: "DeleteList", caller: claims, inboxId, listId: ref.listId }, meta, async () => ({ deleted: true, id: ref.listId!.toLowerCase() }));
 }
 
 export async function addEntry(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta) {
   const ref = parseOrThrow(ListRef, raw);
   const body = parseOrThrow(AddEntryBody, ref.body ?? {});
+  const inboxId = idParam(ref.inboxId, "inbox id");
   const entryId = ctx.newId();
-  return onList(
-    ctx,
-    claims,
-    ref,
-    meta,
-    async (tx, inbox, list) => {
-      const existing = await tx.selectFrom("list_entries").select(["email"]).where("workspace_id", "=", list.workspace_id).where("list_id", "=", list.list_id).execute();
-      if (existing.some((e) => e.email === body.email)) throw new AppError("CONFLICT", `${body.email} is already in this list`);
-      if (existing.length >= MAX_ENTRIES_PER_LIST) throw new AppError("CONFLICT", `A list holds at most ${MAX_ENTRIES_PER_LIST} entries`);
-      const data = { listId: list.list_id, entryId, email: body.email, displayName: body.displayName ?? null, metadata: body.metadata ?? {} };
-      return [draft(list, inbox, { type: "ListEntryAdded", schemaVersion: 1, data })];
-    },
-    async (tx, _inbox, list) => {
-      const row = await tx.selectFrom("list_entries").selectAll().where("workspace_id", "=", list.workspace_id).where("list_id", "=", list.list_id).where("entry_id", "=", entryId).executeTakeFirstOrThrow();
-      return { status: 201, body: toEntry(row) };
-    },
-  );
-}
-
-async function entryOf(tx: Kysely<MailboxDb>, list: ListRow, rawId: unknown) {
-  const id = parseOrThrow(IdParam, rawId, "entry id");
-  const row = await tx.selectFrom("list_entries").selectAll().where("workspace_id", "=", list.workspace_id).where("list_id", "=", list.list_id).where("entry_id", "=", id).executeTakeFirst();
-  if (!row) throw notFound("Entry");
-  return row;
+  const command: ListCommand = {
+    type: "AddEntry",
+    caller: claims,
+    inboxId,
+    listId: ref.listId,
+    entryId,
+    email: body.email,
+    displayName: body.displayName ?? null,
+    metadata: body.metadata ?? {},
+  };
+  return run(ctx, command, meta, async (tx, ws) => ({ status: 201, body: toEntry(await entryRow(tx, ws, ref.listId!, entryId)) }));
 }
 
 export async function updateEntry(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta) {
   const ref = parseOrThrow(ListRef, raw);
   const body = parseOrThrow(UpdateEntryBody, ref.body ?? {});
-  return onList(
-    ctx,
-    claims,
-    ref,
-    meta,
-    async (tx, inbox, list) => {
-      const entry = await entryOf(tx, list, ref.entryId);
-      return [draft(list, inbox, { type: "ListEntryUpdated", schemaVersion: 1, data: { listId: list.list_id, entryId: entry.entry_id, ...body } })];
-    },
-    async (tx, _inbox, list) => toEntry(await entryOf(tx, list, ref.entryId)),
-  );
+  const inboxId = idParam(ref.inboxId, "inbox id");
+  const command: ListCommand = { type: "UpdateEntry", caller: claims, inboxId, listId: ref.listId, entryId: ref.entryId, ...body };
+  return run(ctx, command, meta, async (tx, ws) => toEntry(await entryRow(tx, ws, ref.listId!, ref.entryId!)));
 }
 
 export async function removeEntry(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta) {
   const ref = parseOrThrow(ListRef, raw);
-  return onList(
-    ctx,
-    claims,
-    ref,
-    meta,
-    async (tx, inbox, list) => {
-      const entry = await entryOf(tx, list, ref.entryId);
-      return [draft(list, inbox, { type: "ListEntryRemoved", schemaVersion: 1, data: { listId: list.list_id, entryId: entry.entry_id } })];
-    },
-    async () => ({ deleted: true, id: String(ref.entryId) }),
-  );
+  const inboxId = idParam(ref.inboxId, "inbox id");
+  const command: ListCommand = { type: "RemoveEntry", caller: claims, inboxId, listId: ref.listId, entryId: ref.entryId };
+  return run(ctx, command, meta, async () => ({ deleted: true, id: String(ref.entryId) }));
+}
+
+const isId = (raw: string | undefined): raw is string => IdParam.safeParse(raw).success;
+
+/**
+ * The inbox, then what the command names: for a new list the inbox's count of lists, for
+ * the others the list with its count of entries and only the entries the command is about
+ * (an address being added, an entry by id), never the whole list.
+ */
+async function loadLists(tx: Kysely<MailboxDb>, cmd: ListCommand): Promise<ListsState> {
+  const state = (await loadInbox(tx, cmd.inboxId, initial())) as ListsState;
+  const inbox = state.inboxes[cmd.inboxId];
+  if (!inbox) return state;
+  if (cmd.type === "CreateList") {
+    const n = await tx.selectFrom("lists").select((eb) => eb.fn.countAll<number>().as("n")).where("workspace_id", "=", inbox.workspaceId).where("inbox_id", "=", inbox.id).where("deleted_at", "is", null).executeTakeFirstOrThrow();
+    state.listCount[inbox.id] = Number(n.n);
+    return state;
+  }
+  if (!isId(cmd.listId)) return state;
+  const list = await tx.selectFrom("lists").select(["list_id", "inbox_id", "version"]).where("workspace_id", "=", inbox.workspaceId).where("list_id", "=", cmd.listId).where("deleted_at", "is", null).executeTakeFirst();
+  if (!list) return state;
+  const entries = tx.selectFrom("list_entries").where("workspace_id", "=", inbox.workspaceId).where("list_id", "=", list.list_id);
+  const count = await entries.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+  const named =
+    cmd.type === "AddEntry"
+      ? await entries.select(["entry_id", "email"]).where("email", "=", cmd.email).execute()
+      : (cmd.type === "UpdateEntry" || cmd.type === "RemoveEntry") && isId(cmd.entryId)
+        ? await entries.select(["entry_id", "email"]).where("entry_id", "=", cmd.entryId).execute()
+        : [];
+  state.lists[list.list_id] = {
+    id: list.list_id,
+    inboxId: list.inbox_id,
+    version: list.version,
+    entryCount: Number(count.n),
+    entries: Object.fromEntries(named.map((e) => [e.entry_id, { email: e.email }])),
+  };
+  return state;
+}
+
+function listRow(tx: Kysely<MailboxDb>, workspaceId: string, listId: string) {
+  return tx.selectFrom("lists").selectAll().where("workspace_id", "=", workspaceId).where("list_id", "=", listId).executeTakeFirstOrThrow();
+}
+
+function entryRow(tx: Kysely<MailboxDb>, workspaceId: string, listId: string, entryId: string) {
+  return tx.selectFrom("list_entries").selectAll().where("workspace_id", "=", workspaceId).where("list_id", "=", listId).where("entry_id", "=", entryId).executeTakeFirstOrThrow();
 }

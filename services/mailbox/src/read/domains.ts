@@ -1,9 +1,11 @@
 import type { Kysely, Selectable } from "kysely";
-import type { Domain } from "@mam/contracts/domains-api.ts";
+import { DomainRef, type Domain } from "@mam/contracts/domains-api.ts";
 import type { DnsRecord } from "@mam/contracts/mailbox-events.ts";
-import { notFound } from "@mam/contracts/errors.ts";
+import { AppError, notFound, parseOrThrow } from "@mam/contracts/errors.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import { seesWorkspace } from "@mam/scope/access.ts";
+import { NO_WORKSPACE } from "@mam/service-kit/event-sourcing.ts";
+import type { MailboxContext } from "../context.ts";
 import type { DomainsTable, MailboxDb } from "../db/schema.ts";
 
 export type DomainRow = Selectable<DomainsTable>;
@@ -26,11 +28,15 @@ export function domainView(r: Pick<DomainRow, "domain_id" | "domain" | "status" 
   };
 }
 
+/** A domain's path key (its id or its name) as the store has it. */
+export const domainKey = (ref: string) => decodeURIComponent(ref).trim().toLowerCase();
+export const isDomainId = (key: string) => UUID.test(key);
+
 /** A live domain the caller may see, by id or by name; anything else is the same 404. */
 export async function visibleDomain(db: Kysely<MailboxDb>, claims: ScopeClaims, ref: string): Promise<DomainRow> {
-  const key = decodeURIComponent(ref).trim().toLowerCase();
+  const key = domainKey(ref);
   let q = db.selectFrom("domains").selectAll().where("deleted_at", "is", null);
-  q = UUID.test(key) ? q.where("domain_id", "=", key) : q.where("domain", "=", key);
+  q = isDomainId(key) ? q.where("domain_id", "=", key) : q.where("domain", "=", key);
   const rows = await q.execute();
   const r = rows.find((d) => seesWorkspace(claims, { tenantId: d.tenant_id, workspaceId: d.workspace_id }));
   if (!r || claims.inboxId) throw notFound("Domain");
@@ -48,4 +54,23 @@ export async function verifiedInWorkspace(db: Kysely<MailboxDb>, workspaceId: st
     .where("deleted_at", "is", null)
     .executeTakeFirst();
   return r !== undefined;
+}
+
+/** Custom domains are managed (and read) with tk_ and wk_ keys only. */
+export function requireDomainManager(claims: ScopeClaims) {
+  if (claims.kind !== "tenant" && claims.kind !== "workspace") throw new AppError("FORBIDDEN", "Only tk_ and wk_ keys manage domains");
+}
+
+export async function listDomains(ctx: MailboxContext, claims: ScopeClaims): Promise<{ domains: Domain[] }> {
+  requireDomainManager(claims);
+  let q = ctx.db.selectFrom("domains").selectAll().where("tenant_id", "=", claims.tenantId!).where("deleted_at", "is", null);
+  if (claims.workspaces !== "*") q = q.where("workspace_id", "in", claims.workspaces.length ? claims.workspaces : [NO_WORKSPACE]);
+  const rows = await q.orderBy("created_at").orderBy("domain_id").execute();
+  return { domains: rows.map((r) => domainView(r, r.workspace_id)) };
+}
+
+export async function getDomain(ctx: MailboxContext, claims: ScopeClaims, raw: unknown): Promise<Domain> {
+  requireDomainManager(claims);
+  const r = await visibleDomain(ctx.db, claims, parseOrThrow(DomainRef, raw).domain);
+  return domainView(r, r.workspace_id);
 }

@@ -1,9 +1,10 @@
 import type { Kysely, Selectable } from "kysely";
-import { notFound, parseOrThrow } from "@mam/contracts/errors.ts";
+import { AppError, notFound, parseOrThrow } from "@mam/contracts/errors.ts";
 import { IdParam } from "@mam/contracts/identity-api.ts";
-import type { Inbox } from "@mam/contracts/mailbox-api.ts";
+import { ListInboxesQuery, type Inbox } from "@mam/contracts/mailbox-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import { seesWorkspace } from "@mam/scope/access.ts";
+import type { MailboxContext } from "../context.ts";
 import type { InboxAddressesTable, InboxesTable, MailboxDb } from "../db/schema.ts";
 
 export type InboxRow = Selectable<InboxesTable>;
@@ -73,16 +74,19 @@ export async function liveInboxes(
   return rows.map((r) => toInbox(r, addrs.filter((a) => a.inbox_id === r.inbox_id)));
 }
 
-export function claimOf(db: Kysely<MailboxDb>, address: string) {
-  return db.selectFrom("address_claims").selectAll().where("address", "=", address).executeTakeFirst();
+/** A tk_ key lists its tenant's inboxes (optionally one workspace's), a wk_ key its workspace's, an ak_ key its own. */
+export async function listInboxes(ctx: MailboxContext, claims: ScopeClaims, raw: unknown): Promise<{ inboxes: Inbox[] }> {
+  if (claims.kind === "super_admin" || !claims.tenantId) throw new AppError("FORBIDDEN", "The operator key manages tenants only");
+  const { workspace } = parseOrThrow(ListInboxesQuery, raw, "query");
+  let scope = claims.workspaces;
+  if (workspace) {
+    // Filtering is the tenant key's; a narrower key may only name the workspace it already has.
+    if (scope !== "*" && !scope.includes(workspace)) throw notFound("Workspace");
+    scope = [workspace];
+  }
+  return { inboxes: await liveInboxes(ctx.db, claims.tenantId, scope, claims.inboxId) };
 }
 
-/** Takes an address for an inbox, unless someone has it: the unique key decides, also under concurrency. */
-export async function tryClaim(db: Kysely<MailboxDb>, address: string, owner: { tenant_id: string; workspace_id: string; inbox_id: string }): Promise<boolean> {
-  const r = await db
-    .insertInto("address_claims")
-    .values({ address, ...owner })
-    .onConflict((oc) => oc.doNothing())
-    .executeTakeFirst();
-  return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+export async function getInbox(ctx: MailboxContext, claims: ScopeClaims, id: unknown): Promise<Inbox> {
+  return inboxView(ctx.db, await visibleInbox(ctx.db, claims, id));
 }

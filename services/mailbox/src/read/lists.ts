@@ -1,9 +1,11 @@
 import type { Kysely, Selectable } from "kysely";
 import { notFound, parseOrThrow } from "@mam/contracts/errors.ts";
 import { IdParam } from "@mam/contracts/identity-api.ts";
-import type { AddressList, ListEntry } from "@mam/contracts/lists-api.ts";
+import { ListRef, type AddressList, type ListEntry } from "@mam/contracts/lists-api.ts";
+import type { ScopeClaims } from "@mam/contracts/scope.ts";
+import type { MailboxContext } from "../context.ts";
 import type { ListEntriesTable, ListsTable, MailboxDb } from "../db/schema.ts";
-import type { InboxRow } from "./inboxes.ts";
+import { visibleInbox, type InboxRow } from "./inboxes.ts";
 
 export type ListRow = Selectable<ListsTable>;
 type EntryRow = Selectable<ListEntriesTable>;
@@ -74,4 +76,15 @@ export async function listsOfInbox(db: Kysely<MailboxDb>, inbox: InboxRow): Prom
     .execute();
   const entries = await entriesOf(db, inbox.workspace_id, rows.map((r) => r.list_id));
   return rows.map((r) => toList(r, entries.filter((e) => e.list_id === r.list_id)));
+}
+
+export async function getLists(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
+  const ref = parseOrThrow(ListRef, raw);
+  return { lists: await listsOfInbox(ctx.db, await visibleInbox(ctx.db, claims, ref.inboxId)) };
+}
+
+export async function getList(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
+  const ref = parseOrThrow(ListRef, raw);
+  const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
+  return listView(ctx.db, await listOfInbox(ctx.db, inbox, ref.listId));
 }

@@ -1,0 +1,98 @@
+import { AppError } from "@mam/contracts/errors.ts";
+import type { ScopeClaims } from "@mam/contracts/scope.ts";
+import type { EventDraft } from "./execute.ts";
+import { ownedBy, type InboxesState } from "./inbox-state.ts";
+
+export { evolve, initial } from "./inbox-state.ts";
+
+/** `name`, then `name1` … `name99`, as the reference's allocation rule says. */
+export const MAX_FALLBACK = 99;
+
+/** Everything the decision needs, the new inbox's id included: made before the lock. */
+export interface CreateInbox {
+  caller: ScopeClaims;
+  inboxId: string;
+  tenantId: string;
+  workspaceId: string;
+  /** The username asked for (or derived from the tenant's name). */
+  base: string;
+  domain: string;
+  /** Only `base` itself, never a fallback. */
+  strict: boolean;
+  displayName: string | null;
+  metadata: Record<string, unknown>;
+}
+
+/** Where the new inbox may land, in the order they are tried. */
+export function candidates(cmd: Pick<CreateInbox, "base" | "domain" | "strict">): { username: string; address: string }[] {
+  const last = cmd.strict ? 0 : MAX_FALLBACK;
+  const out: { username: string; address: string }[] = [];
+  for (let n = 0; n <= last; n++) {
+    const username = n === 0 ? cmd.base : `${cmd.base.slice(0, 64 - String(n).length)}${n}`;
+    out.push({ username, address: `${username}@${cmd.domain}` });
+  }
+  return out;
+}
+
+export type Allocation =
+  | { kind: "new"; username: string; address: string }
+  /** The caller's own inbox at this name (or at a fallback it was given before): asking again returns it. */
+  | { kind: "existing"; inboxId: string }
+  | { kind: "taken"; username: string }
+  | { kind: "exhausted" };
+
+/** The first candidate that is free (or this command's own), unless one on the way is the caller's. */
+export function allocate(cmd: CreateInbox, state: InboxesState): Allocation {
+  for (const c of candidates(cmd)) {
+    const holder = state.claims[c.address];
+    if (!holder || holder.inboxId === cmd.inboxId) return { kind: "new", ...c };
+    if (ownedBy(cmd.caller, holder)) return { kind: "existing", inboxId: holder.inboxId };
+    if (cmd.strict) return { kind: "taken", username: c.username };
+  }
+  return { kind: "exhausted" };
+}
+
+/** Creates the inbox at the allocated address; none when the caller's own inbox is there already. */
+export function decide(cmd: CreateInbox, state: InboxesState): EventDraft[] {
+  const pick = allocate(cmd, state);
+  switch (pick.kind) {
+    case "new":
+      return [
+        {
+          event: {
+            type: "InboxCreated",
+            schemaVersion: 1,
+            data: {
+              inboxId: cmd.inboxId,
+              tenantId: cmd.tenantId,
+              workspaceId: cmd.workspaceId,
+              username: pick.username,
+              domain: cmd.domain,
+              address: pick.address,
+              displayName: cmd.displayName,
+              metadata: cmd.metadata,
+            },
+          },
+          tenantId: cmd.tenantId,
+          workspaceId: cmd.workspaceId,
+          aggregateId: cmd.inboxId,
+          aggregateVersion: 1,
+        },
+      ];
+    case "existing":
+      return [];
+    case "taken":
+    case "exhausted":
+      throw refusal(cmd, pick);
+    default: {
+      const unreachable: never = pick;
+      throw new Error(`unhandled allocation ${(unreachable as Allocation).kind}`);
+    }
+  }
+}
+
+export function refusal(cmd: CreateInbox, pick: Extract<Allocation, { kind: "taken" | "exhausted" }>): AppError {
+  return pick.kind === "taken"
+    ? new AppError("USERNAME_TAKEN", `The username "${pick.username}" is taken on ${cmd.domain}`)
+    : new AppError("USERNAME_TAKEN", `"${cmd.base}" and ${cmd.base}1 … ${cmd.base}${MAX_FALLBACK} are all taken on ${cmd.domain}`);
+}

@@ -1,0 +1,109 @@
+import { describe, expect, it } from "vitest";
+import { deciderSpec } from "@mam/testing/decider-spec.ts";
+import { addressAdded, addressRemoved, callers, filed, ids, inboxDeleted, mailboxes } from "./decision-fixtures.ts";
+import { decide, evolve, initial, type InboxCommand } from "./inbox-decisions.ts";
+
+const spec = deciderSpec({ initial, evolve, decide });
+const { acmeTenant, acmeMain, acmeSales, supportInbox, salesInbox, globexTenant, operator } = callers;
+
+describe("UpdateInbox", () => {
+  const update = (caller = acmeTenant): InboxCommand => ({ type: "UpdateInbox", caller, inboxId: ids.support, displayName: "Help", metadata: { tier: 1 } });
+
+  it("records the new displayName and metadata, one version on", () => {
+    const { drafts } = spec
+      .given([...mailboxes, addressAdded(ids.support, "help@mail.test")])
+      .when(update())
+      .expectEvents([{ type: "InboxUpdated", schemaVersion: 1, data: { inboxId: ids.support, displayName: "Help", metadata: { tier: 1 } } }]);
+    expect(filed(drafts)).toEqual([{ tenantId: ids.acme, workspaceId: ids.acmeMain, aggregateId: ids.support, aggregateVersion: 3 }]);
+  });
+
+  it("is open to the inbox's own ak_ key and its workspace's wk_ key", () => {
+    spec.given(mailboxes).when(update(supportInbox)).expectEvents([expect.objectContaining({ type: "InboxUpdated" })]);
+    spec.given(mailboxes).when(update(acmeMain)).expectEvents([expect.objectContaining({ type: "InboxUpdated" })]);
+  });
+
+  it("answers 404 to every outsider, as to a deleted inbox", () => {
+    for (const caller of [salesInbox, acmeSales, globexTenant, operator]) spec.given(mailboxes).when(update(caller)).expectRefusal("NOT_FOUND");
+    spec.given([...mailboxes, inboxDeleted(ids.support, ["support@mail.test"])]).when(update()).expectRefusal("NOT_FOUND");
+  });
+});
+
+describe("DeleteInbox", () => {
+  const del = (caller = acmeTenant): InboxCommand => ({ type: "DeleteInbox", caller, inboxId: ids.support });
+
+  it("deletes the inbox with every address it has", () => {
+    spec
+      .given([...mailboxes, addressAdded(ids.support, "help@mail.test"), addressAdded(ids.support, "old@mail.test"), addressRemoved(ids.support, "old@mail.test")])
+      .when(del(acmeMain))
+      .expectEvents([{ type: "InboxDeleted", schemaVersion: 1, data: { inboxId: ids.support, addresses: ["support@mail.test", "help@mail.test"] } }]);
+  });
+
+  it("is refused to ak_ keys, even the inbox's own (403 before 404)", () => {
+    spec.given(mailboxes).when(del(supportInbox)).expectRefusal("FORBIDDEN");
+    spec.given(mailboxes).when(del(salesInbox)).expectRefusal("FORBIDDEN");
+  });
+
+  it("answers 404 to other workspaces and tenants, and for an inbox already deleted", () => {
+    spec.given(mailboxes).when(del(acmeSales)).expectRefusal("NOT_FOUND");
+    spec.given(mailboxes).when(del(globexTenant)).expectRefusal("NOT_FOUND");
+    spec.given([...mailboxes, inboxDeleted(ids.support, ["support@mail.test"])]).when(del()).expectRefusal("NOT_FOUND");
+  });
+});
+
+describe("AddAddress", () => {
+  const add = (address: string, primary = true, caller = acmeTenant): InboxCommand => ({ type: "AddAddress", caller, inboxId: ids.support, address, primary });
+
+  it("adds an alias, primary or not, one version on", () => {
+    const { drafts } = spec
+      .given(mailboxes)
+      .when(add("help@mail.test"))
+      .expectEvents([{ type: "AddressAdded", schemaVersion: 1, data: { inboxId: ids.support, address: "help@mail.test", isPrimary: true } }]);
+    expect(filed(drafts)[0]!.aggregateVersion).toBe(2);
+    spec.given(mailboxes).when(add("help@mail.test", false)).expectEvents([expect.objectContaining({ data: expect.objectContaining({ isPrimary: false }) })]);
+  });
+
+  it("refuses an address anyone holds, another tenant or this very inbox: 409", () => {
+    spec.given(mailboxes).when(add("rival@mail.test")).expectRefusal("CONFLICT", /rival@mail\.test already exists/);
+    spec.given(mailboxes).when(add("sales@mail.test")).expectRefusal("CONFLICT");
+    spec.given(mailboxes).when(add("support@mail.test")).expectRefusal("CONFLICT");
+  });
+
+  it("takes an address its holder let go of", () => {
+    spec.given([...mailboxes, inboxDeleted(ids.rival, ["rival@mail.test"])]).when(add("rival@mail.test")).expectEvents([expect.objectContaining({ type: "AddressAdded" })]);
+  });
+
+  it("answers 404 to an outsider before looking at the address", () => {
+    spec.given(mailboxes).when(add("rival@mail.test", true, globexTenant)).expectRefusal("NOT_FOUND");
+  });
+});
+
+describe("RemoveAddress", () => {
+  const remove = (address: string, caller = acmeTenant): InboxCommand => ({ type: "RemoveAddress", caller, inboxId: ids.support, address });
+  const removed = (address: string, newPrimary: string | null) => ({ type: "AddressRemoved" as const, schemaVersion: 1 as const, data: { inboxId: ids.support, address, newPrimary } });
+
+  it("removes an alias; when it was the primary, the canonical address is primary again", () => {
+    spec.given([...mailboxes, addressAdded(ids.support, "help@mail.test")]).when(remove("help@mail.test")).expectEvents([removed("help@mail.test", "support@mail.test")]);
+    spec.given([...mailboxes, addressAdded(ids.support, "help@mail.test", false)]).when(remove("help@mail.test")).expectEvents([removed("help@mail.test", null)]);
+  });
+
+  it("follows the primary as aliases come: an alias no longer primary leaves the primary alone", () => {
+    const history = [...mailboxes, addressAdded(ids.support, "a@mail.test"), addressAdded(ids.support, "b@mail.test")];
+    spec.given(history).when(remove("a@mail.test")).expectEvents([removed("a@mail.test", null)]);
+    spec.given(history).when(remove("b@mail.test")).expectEvents([removed("b@mail.test", "support@mail.test")]);
+  });
+
+  it("refuses to remove the canonical address: 409", () => {
+    spec.given(mailboxes).when(remove("support@mail.test")).expectRefusal("CONFLICT", /canonical/);
+  });
+
+  it("answers 404 for an address the inbox does not have, or no longer has", () => {
+    spec.given(mailboxes).when(remove("sales@mail.test")).expectRefusal("NOT_FOUND", /Address/);
+    spec.given([...mailboxes, addressAdded(ids.support, "help@mail.test"), addressRemoved(ids.support, "help@mail.test", "support@mail.test")])
+      .when(remove("help@mail.test"))
+      .expectRefusal("NOT_FOUND", /Address/);
+  });
+
+  it("answers 404 (the inbox's) to outsiders", () => {
+    spec.given([...mailboxes, addressAdded(ids.support, "help@mail.test")]).when(remove("help@mail.test", salesInbox)).expectRefusal("NOT_FOUND", /Inbox/);
+  });
+});

@@ -1,0 +1,56 @@
+import { AppError, notFound } from "@mam/contracts/errors.ts";
+import type { MailboxEvent } from "@mam/contracts/mailbox-events.ts";
+import type { ScopeClaims } from "@mam/contracts/scope.ts";
+import type { EventDraft } from "./execute.ts";
+import { inboxVisibleTo, type InboxesState, type InboxState } from "./inbox-state.ts";
+
+export { evolve, initial } from "./inbox-state.ts";
+
+/** Commands on an existing inbox: its displayName and metadata, its life, its aliases. */
+export type InboxCommand =
+  | { type: "UpdateInbox"; caller: ScopeClaims; inboxId: string; displayName?: string | null; metadata?: Record<string, unknown> }
+  | { type: "DeleteInbox"; caller: ScopeClaims; inboxId: string }
+  | { type: "AddAddress"; caller: ScopeClaims; inboxId: string; address: string; primary: boolean }
+  | { type: "RemoveAddress"; caller: ScopeClaims; inboxId: string; address: string };
+
+const about = (inbox: InboxState, event: MailboxEvent): EventDraft => ({
+  event,
+  tenantId: inbox.tenantId,
+  workspaceId: inbox.workspaceId,
+  aggregateId: inbox.id,
+  aggregateVersion: inbox.version + 1,
+});
+
+export function decide(cmd: InboxCommand, state: InboxesState): EventDraft[] {
+  switch (cmd.type) {
+    case "UpdateInbox": {
+      // displayName and metadata only: the address identity of an inbox never changes.
+      const inbox = inboxVisibleTo(state, cmd.caller, cmd.inboxId);
+      return [about(inbox, { type: "InboxUpdated", schemaVersion: 1, data: { inboxId: inbox.id, displayName: cmd.displayName, metadata: cmd.metadata } })];
+    }
+    case "DeleteInbox": {
+      if (cmd.caller.kind !== "tenant" && cmd.caller.kind !== "workspace") throw new AppError("FORBIDDEN", "Only tk_ and wk_ keys can delete inboxes");
+      const inbox = inboxVisibleTo(state, cmd.caller, cmd.inboxId);
+      return [about(inbox, { type: "InboxDeleted", schemaVersion: 1, data: { inboxId: inbox.id, addresses: Object.keys(inbox.addresses) } })];
+    }
+    case "AddAddress": {
+      const inbox = inboxVisibleTo(state, cmd.caller, cmd.inboxId);
+      // Held by anyone, this inbox included, the answer is the same.
+      if (state.claims[cmd.address]) throw new AppError("CONFLICT", `The address ${cmd.address} already exists`);
+      return [about(inbox, { type: "AddressAdded", schemaVersion: 1, data: { inboxId: inbox.id, address: cmd.address, isPrimary: cmd.primary } })];
+    }
+    case "RemoveAddress": {
+      const inbox = inboxVisibleTo(state, cmd.caller, cmd.inboxId);
+      const address = inbox.addresses[cmd.address];
+      if (!address) throw notFound("Address");
+      if (address.isCanonical) throw new AppError("CONFLICT", "The canonical address of an inbox cannot be removed");
+      // The primary going, the canonical address is primary again.
+      const newPrimary = address.isPrimary ? inbox.canonicalEmail : null;
+      return [about(inbox, { type: "AddressRemoved", schemaVersion: 1, data: { inboxId: inbox.id, address: cmd.address, newPrimary } })];
+    }
+    default: {
+      const unreachable: never = cmd;
+      throw new Error(`unhandled inbox command ${(unreachable as InboxCommand).type}`);
+    }
+  }
+}
