@@ -38,4 +38,18 @@ describe("concurrent commands", () => {
     const listed = await s.api("GET", `/v1/workspaces/${ws}/keys`, { key: tenants[0]!.key.key });
     expect(listed.body.keys).toHaveLength(10);
   });
+
+  it("tenants racing for one username each get their own address; with strict, exactly one gets it", async () => {
+    const tenants = await Promise.all(Array.from({ length: 6 }, (_, i) => provisionTenant(s, `Racer${i}`)));
+    const create = (key: string, strict: boolean, username: string) =>
+      s.client(0)("POST", `/v1/inboxes${strict ? "?strict=true" : ""}`, { key, body: { username } });
+    const loose = await Promise.all(tenants.map((t) => create(t.key.key, false, "contested")));
+    expect(loose.map((r) => r.status)).toEqual(Array(6).fill(201));
+    const addresses = loose.map((r) => r.body.email as string);
+    expect(new Set(addresses).size).toBe(6);
+    expect(addresses).toContain("contested@agents.test");
+    const strict = await Promise.all(tenants.map((t) => create(t.key.key, true, "only-one")));
+    expect(strict.filter((r) => r.status === 201)).toHaveLength(1);
+    expect(strict.filter((r) => r.status === 409).map((r) => r.body.code)).toEqual(Array(5).fill("USERNAME_TAKEN"));
+  });
 });

@@ -1,6 +1,7 @@
 import { sql, type Kysely } from "kysely";
 import type { Bus } from "@mam/bus/connection.ts";
 import type { Actor, EventEnvelope } from "@mam/contracts/envelope.ts";
+import { AppError } from "@mam/contracts/errors.ts";
 import type { Clock, IdGen } from "@mam/runtime/ids.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import { recordInOutbox, tenantKeyOf } from "./outbox.ts";
@@ -258,6 +259,19 @@ export interface CommandSpec<DB, E extends { type: string; schemaVersion: number
   answer: (tx: Kysely<DB>, state: S, events: EventDraft<E>[]) => Promise<T>;
 }
 
+/**
+ * Thrown (from `answer`, after the events were applied) when a uniqueness another tenant's
+ * command decides under its own lock was won by that command: an address, a domain name.
+ * The loaded state was stale; the command is rolled back and loaded, decided and applied
+ * again, with the winner now in its state.
+ */
+export class LostRace extends Error {
+  override name = "LostRace";
+}
+
+/** Each round of a race has a winner, so this bounds how many may race for one name. */
+const RACE_TRIES = 20;
+
 export function commandExecutor<DB, E extends { type: string; schemaVersion: number; data: unknown }>(o: ExecutorOptions<DB, E>) {
   return async function execute<S, T>(
     ctx: CommandContext<DB>,
@@ -272,18 +286,27 @@ export function commandExecutor<DB, E extends { type: string; schemaVersion: num
       const legacy = spec;
       spec = { load: (tx) => legacy(tx) as Promise<S>, decide: (drafts) => drafts as EventDraft<E>[], answer: (tx) => read!(tx) };
     }
-    let committed: Envelope<E>[] = [];
-    const result = await ctx.db.transaction().execute(async (tx) => {
-      await lockTenant(tx, o.context, tenantId);
-      const s = spec as CommandSpec<DB, E, S, T>;
-      const state = await s.load(tx);
-      const drafts = s.decide(state);
-      const envelopes = envelopesOf(ctx, o.context, meta, drafts);
-      await applyAndRecord(o, tx, envelopes);
-      committed = envelopes;
-      return s.answer(tx, state, drafts);
-    });
-    await afterCommit(ctx, committed);
-    return result;
+    const s = spec as CommandSpec<DB, E, S, T>;
+    for (let attempt = 1; ; attempt++) {
+      let committed: Envelope<E>[] = [];
+      try {
+        const result = await ctx.db.transaction().execute(async (tx) => {
+          await lockTenant(tx, o.context, tenantId);
+          const state = await s.load(tx);
+          const drafts = s.decide(state);
+          const envelopes = envelopesOf(ctx, o.context, meta, drafts);
+          await applyAndRecord(o, tx, envelopes);
+          committed = envelopes;
+          return s.answer(tx, state, drafts);
+        });
+        await afterCommit(ctx, committed);
+        return result;
+      } catch (err) {
+        if (!(err instanceof LostRace)) throw err;
+        if (attempt >= RACE_TRIES) throw new AppError("UNAVAILABLE", `${err.message}; retry shortly`);
+        // Racers that lost together should not all meet again on the next name at once.
+        await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+      }
+    }
   };
 }

@@ -7,7 +7,7 @@ import { visibleInbox } from "../read/inboxes.ts";
 import { execute, type CommandMeta } from "./execute.ts";
 import { idParam } from "./ids.ts";
 import { decide, type InboxCommand } from "./inbox-decisions.ts";
-import { loadInbox, reserveAddress, tenantOf } from "./inbox-load.ts";
+import { assertClaimed, claimsOf, loadInbox, tenantOf } from "./inbox-load.ts";
 
 /** An alias for an inbox; by default it becomes the primary (outbound From) address. */
 export async function addAddress(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta) {
@@ -25,14 +25,14 @@ export async function addAddress(ctx: MailboxContext, claims: ScopeClaims, raw: 
   return execute(ctx, inbox.tenant_id, meta, {
     load: async (tx) => {
       const state = await loadInbox(tx, inbox.inbox_id);
-      const live = state.inboxes[inbox.inbox_id];
-      if (!live) return state;
-      const holder = await reserveAddress(tx, body.email, { tenantId: live.tenantId, workspaceId: live.workspaceId, inboxId: live.id });
-      if (holder) state.claims[body.email] = holder;
-      return state;
+      const claims = await claimsOf(tx, [body.email]);
+      return { ...state, claims: { ...state.claims, ...claims.claims } };
     },
     decide: (state) => decide(command, state),
-    answer: async () => ({ status: 201, body: { ok: true, address: body.email, isPrimary: body.primary } }),
+    answer: async (tx, _state, events) => {
+      if (events.length) await assertClaimed(tx, body.email, inbox.inbox_id);
+      return { status: 201, body: { ok: true, address: body.email, isPrimary: body.primary } };
+    },
   });
 }
 

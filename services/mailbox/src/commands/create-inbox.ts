@@ -10,8 +10,7 @@ import { inboxView } from "../read/inboxes.ts";
 import { allocate, candidates, decide, refusal, type CreateInbox } from "./create-inbox-decision.ts";
 import { execute, type CommandMeta } from "./execute.ts";
 import { askIdentity } from "./identity-client.ts";
-import { claimsOf, reserveAddress } from "./inbox-load.ts";
-import type { InboxesState } from "./inbox-state.ts";
+import { assertClaimed, claimsOf } from "./inbox-load.ts";
 import { targetWorkspace, type Caller } from "./target-workspace.ts";
 
 export { MAX_FALLBACK } from "./create-inbox-decision.ts";
@@ -42,11 +41,12 @@ export async function createInbox(ctx: MailboxContext, caller: Caller, raw: unkn
   let reply: Created | undefined;
   try {
     reply = await execute(ctx, command.tenantId, meta, {
-      load: (tx) => reserveAllocation(tx, command),
+      load: (tx) => claimsOf(tx, addressesOf(command)),
       decide: (state) => decide(command, state),
       answer: async (tx, state) => {
         const pick = allocate(command, state);
         if (pick.kind === "existing") return { status: 200 as const, body: { ...(await inboxView(tx, await inboxRow(tx, pick.inboxId))), existed: true } };
+        if (pick.kind === "new") await assertClaimed(tx, pick.address, command.inboxId);
         const view = await inboxView(tx, await inboxRow(tx, command.inboxId));
         return { status: 201 as const, body: { ...view, apiKey: key.key, existed: false } };
       },
@@ -89,23 +89,6 @@ async function commandOf(ctx: MailboxContext, caller: Caller, raw: unknown): Pro
 }
 
 const addressesOf = (cmd: CreateInbox) => candidates(cmd).map((c) => c.address);
-
-/**
- * Load under the lock: who holds the candidate addresses, with the address the decision
- * will pick reserved for the new inbox (see `reserveAddress`). A reservation lost to another
- * tenant teaches one more holder, so this ends within one round per candidate.
- */
-async function reserveAllocation(tx: Kysely<MailboxDb>, cmd: CreateInbox): Promise<InboxesState> {
-  const state = await claimsOf(tx, addressesOf(cmd));
-  const owner = { tenantId: cmd.tenantId, workspaceId: cmd.workspaceId, inboxId: cmd.inboxId };
-  for (;;) {
-    const pick = allocate(cmd, state);
-    if (pick.kind !== "new") return state;
-    const holder = await reserveAddress(tx, pick.address, owner);
-    if (!holder) return state;
-    state.claims[pick.address] = holder;
-  }
-}
 
 function inboxRow(db: Kysely<MailboxDb>, inboxId: string) {
   return db.selectFrom("inboxes").selectAll().where("inbox_id", "=", inboxId).executeTakeFirstOrThrow();

@@ -8,6 +8,7 @@ import { checkRecords, makeResolver } from "../dns/verify.ts";
 import { expectedRecords, newDkimKey } from "../dns/records.ts";
 import { domainKey, domainView, isDomainId, requireDomainManager, visibleDomain, type DomainRow } from "../read/domains.ts";
 import { decide, initial, type DomainCommand, type DomainsState } from "./domain-decisions.ts";
+import { LostRace } from "@mam/service-kit/event-sourcing.ts";
 import { execute, type CommandMeta } from "./execute.ts";
 import { targetWorkspace, type Caller } from "./target-workspace.ts";
 
@@ -36,6 +37,7 @@ export async function addDomain(ctx: MailboxContext, caller: Caller, raw: unknow
     load: (tx) => loadForNewDomain(tx, command),
     decide: (state) => decide(command, state),
     answer: async (tx) => {
+      await assertDomainClaimed(tx, command.domain, command.domainId);
       // The private half lives in the key store only (never in an event): not a projection.
       await tx
         .insertInto("dkim_keys")
@@ -116,23 +118,20 @@ async function loadForRemoval(tx: Kysely<MailboxDb>, ref: string): Promise<Domai
 
 /**
  * The target workspace's live domains (at most MAX_DOMAINS_PER_WORKSPACE) and who holds the
- * name, with the name reserved for the new domain if it is free. As with addresses (see
- * `reserveAddress`), names are unique across tenants, whose locks differ: the unique key of
- * `domain_claims` decides, in the command's transaction, so a refusal rolls it back.
+ * name. Names are unique across tenants, whose locks differ: as with addresses (see
+ * `assertClaimed`), the unique key of `domain_claims` decides, when the event is applied;
+ * `answer` checks the claim is ours (LostRace otherwise).
  */
 async function loadForNewDomain(tx: Kysely<MailboxDb>, cmd: Extract<DomainCommand, { type: "AddDomain" }>): Promise<DomainsState> {
   const state = initial();
   const rows = await tx.selectFrom("domains").select(COLUMNS).where("workspace_id", "=", cmd.workspaceId).where("deleted_at", "is", null).execute();
   for (const r of rows) state.domains[r.domain_id] = toState(r);
-  const claimed = await tx
-    .insertInto("domain_claims")
-    .values({ domain: cmd.domain, workspace_id: cmd.workspaceId, domain_id: cmd.domainId })
-    .onConflict((oc) => oc.doNothing())
-    .executeTakeFirst();
-  if (Number(claimed.numInsertedOrUpdatedRows ?? 0) > 0) return state;
-  // Held: by whom does not matter to the answer, only that it was when we asked (as before, a
-  // claim released a moment later still makes this attempt a 409).
   const holder = await tx.selectFrom("domain_claims").select("domain_id").where("domain", "=", cmd.domain).executeTakeFirst();
-  state.domainClaims[cmd.domain] = holder?.domain_id ?? "released since";
+  if (holder) state.domainClaims[cmd.domain] = holder.domain_id;
   return state;
+}
+
+async function assertDomainClaimed(tx: Kysely<MailboxDb>, domain: string, domainId: string): Promise<void> {
+  const holder = await tx.selectFrom("domain_claims").select("domain_id").where("domain", "=", domain).executeTakeFirst();
+  if (holder?.domain_id !== domainId) throw new LostRace(`${domain} was registered by another request`);
 }

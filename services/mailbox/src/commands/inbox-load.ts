@@ -1,8 +1,9 @@
 import type { Kysely } from "kysely";
-import { AppError, notFound } from "@mam/contracts/errors.ts";
+import { notFound } from "@mam/contracts/errors.ts";
+import { LostRace } from "@mam/service-kit/event-sourcing.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { MailboxDb } from "../db/schema.ts";
-import { initial, type Holder, type InboxesState } from "./inbox-state.ts";
+import { initial, type InboxesState } from "./inbox-state.ts";
 
 /**
  * The tenant whose lock a command on the caller's inboxes takes. Only that tenant's inboxes
@@ -48,32 +49,16 @@ export async function claimsOf(db: Kysely<MailboxDb>, addresses: string[]): Prom
   return state;
 }
 
-/** An address released between our insert and our read is tried again, this many times. */
-const RESERVE_TRIES = 3;
-
 /**
- * Reserves an address for the inbox a command is about to create or extend, or answers who
- * holds it. Addresses are unique across tenants, whose commands hold different locks, so
- * neither a read under the lock nor a pure decision can settle it: the unique key of
- * `address_claims` does. This is the one write before a decision, and on purpose:
- * - it runs in the command's transaction, so a refusal (or any failure) rolls it back;
- * - a claim another tenant has not committed yet makes the insert wait for that commit and
- *   then do nothing, so two tenants never both hold an address;
- * - the projection's apply of InboxCreated / AddressAdded inserts the same claim with `do
- *   nothing` (replays must pass), so it could not be the arbiter: a conflict would go unseen.
- * The caller hands `decide` a state where a reserved address is free: the reservation is the
- * command's own, not a holder in its way; the projection then finds the claim in place.
+ * Addresses are unique across tenants, whose commands hold different locks, so neither a
+ * read under the lock nor a pure decision can settle who gets one: the unique key of
+ * `address_claims` does. The decision picks an address that was free when loaded; applying
+ * the event inserts its claim (`do nothing` on conflict, so that replays pass; an insert
+ * meeting another tenant's uncommitted claim waits for that commit). This check, after the
+ * apply, tells whether the claim is really ours; if another command won it meanwhile, the
+ * command is rolled back and decided again with the winner in its state (LostRace).
  */
-export async function reserveAddress(tx: Kysely<MailboxDb>, address: string, owner: Holder): Promise<Holder | undefined> {
-  for (let i = 0; i < RESERVE_TRIES; i++) {
-    const inserted = await tx
-      .insertInto("address_claims")
-      .values({ address, tenant_id: owner.tenantId, workspace_id: owner.workspaceId, inbox_id: owner.inboxId })
-      .onConflict((oc) => oc.doNothing())
-      .executeTakeFirst();
-    if (Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0) return undefined;
-    const holder = await tx.selectFrom("address_claims").selectAll().where("address", "=", address).executeTakeFirst();
-    if (holder) return { tenantId: holder.tenant_id, workspaceId: holder.workspace_id, inboxId: holder.inbox_id };
-  }
-  throw new AppError("UNAVAILABLE", `The address ${address} is changing hands; retry shortly`);
+export async function assertClaimed(tx: Kysely<MailboxDb>, address: string, inboxId: string): Promise<void> {
+  const holder = await tx.selectFrom("address_claims").select("inbox_id").where("address", "=", address).executeTakeFirst();
+  if (holder?.inbox_id !== inboxId) throw new LostRace(`The address ${address} was claimed by another request`);
 }
