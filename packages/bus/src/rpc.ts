@@ -4,6 +4,7 @@ import { headers as natsHeaders, nanos, NoRespondersError, TimeoutError, type Ms
 import { z } from "zod";
 import { AppError, type ErrorBody } from "@mam/contracts/errors.ts";
 import { RpcReply } from "@mam/contracts/rpc.ts";
+import { parseRequest, type ReplyOf, type RequestIn, type RequestOf, type RpcContract } from "@mam/contracts/rpc-contract.ts";
 import { Headers, type ScopeClaims } from "@mam/contracts/scope.ts";
 import { rpcReplyBucketName, rpcSubject } from "@mam/contracts/subjects.ts";
 import { ScopeError, type ScopeVerifier } from "@mam/scope/token.ts";
@@ -25,6 +26,16 @@ export interface RpcResult {
 export type RpcHandler = (body: unknown, ctx: RpcContext) => Promise<RpcResult>;
 /** Handlers that run before a scope exists (key resolution for the gateway). */
 export type PublicRpcHandler = (body: unknown, ctx: Omit<RpcContext, "claims" | "token">) => Promise<RpcResult>;
+
+/** A reply of a contract: its body has the contract's reply type. */
+export interface ContractResult<C extends RpcContract> {
+  status: number;
+  body: z.input<C["reply"]>;
+}
+export type ContractHandler<C extends RpcContract> = (request: RequestOf<C>, ctx: RpcContext) => Promise<ContractResult<C>>;
+export type PublicContractHandler<C extends RpcContract> = (request: RequestOf<C>, ctx: Omit<RpcContext, "claims" | "token">) => Promise<ContractResult<C>>;
+/** What a caller of a contract gets: its reply body typed, or the service's error. */
+export type ContractReply<C extends RpcContract> = { ok: true; status: number; body: ReplyOf<C> } | { ok: false; error: ErrorBody };
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const encode = (r: RpcReply) => JSON.stringify(r);
@@ -88,10 +99,21 @@ export class RpcServer {
     this.listen(subject, (_msg, body, base) => handler(body, base));
   }
 
-  private listen(
-    subject: string,
-    run: (msg: Msg, body: unknown, base: Omit<RpcContext, "claims" | "token">) => Promise<RpcResult>,
-  ): void {
+  /**
+   * Serves a contract: after the scope token, the request is parsed with the contract's
+   * schema (a bad one is a VALIDATION_ERROR before the handler runs), and the handler's
+   * reply must have the contract's type.
+   */
+  serve<C extends RpcContract>(contract: C, handler: ContractHandler<C>): void {
+    this.handle(contract.subject, (body, ctx) => handler(parseRequest(contract, body), ctx));
+  }
+
+  /** A contract served without a scope token. */
+  servePublic<C extends RpcContract>(contract: C, handler: PublicContractHandler<C>): void {
+    this.handlePublic(contract.subject, (body, ctx) => handler(parseRequest(contract, body), ctx));
+  }
+
+  private listen(subject: string, run: (msg: Msg, body: unknown, base: Omit<RpcContext, "claims" | "token">) => Promise<RpcResult>): void {
     const sub = this.bus.nc.subscribe(rpcSubject(this.bus.prefix, subject), {
       queue: this.queue,
       callback: (err, msg) => {
@@ -159,11 +181,26 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
+/**
+ * Asks a contract's subject with a request of its type. The reply is typed, not parsed again:
+ * the service answering built it from the same contract.
+ */
+export function call<C extends RpcContract>(bus: Bus, contract: C, body: RequestIn<C>, o: RequestOptions = {}): Promise<ContractReply<C>> {
+  return request(bus, contract.subject, body, o) as Promise<ContractReply<C>>;
+}
+
+/** A contract's reply body; the service's error is thrown as the same AppError. */
+export async function callOrThrow<C extends RpcContract>(bus: Bus, contract: C, body: RequestIn<C>, o: RequestOptions = {}): Promise<ReplyOf<C>> {
+  const reply = await call(bus, contract, body, o);
+  if (!reply.ok) throw new AppError(reply.error.code, reply.error.error, reply.error.fields);
+  return reply.body;
+}
+
 /** Sends a command or query and returns the service's reply; an absent service is a 503. */
 export async function request(bus: Bus, subject: string, body: unknown, o: RequestOptions = {}): Promise<RpcReply> {
   const payload = Buffer.from(JSON.stringify(body ?? {}));
   if (payload.length <= INLINE_BYTES) return exchange(bus, subject, payload, natsHeaders(), o);
-  let h;
+  let h: MsgHdrs;
   try {
     h = await spill(bus, payload);
   } catch {

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { DomainName } from "./mailbox-api.ts";
 
-export const CreateDomainBody = z.object({ domain: DomainName, workspaceId: z.uuid().optional() });
+export const CreateDomainBody = z.object({ domain: DomainName, workspaceId: z.uuid().optional() }).meta({ id: "CreateDomainBody" });
 
 /** The path key of a domain: its id or its name (URL-decoded by the gateway). */
 export const DomainRef = z.object({ domain: z.string().min(1).max(253) });
@@ -17,19 +17,22 @@ export const DnsRecordOut = z.object({
   purpose: z.string(),
 });
 
-export const Domain = z.object({
-  id: z.uuid(),
-  domain: z.string(),
-  status: z.enum(["pending", "verified", "failed"]),
-  workspaceId: z.uuid().nullable(),
-  dnsRecords: z.array(DnsRecordOut),
-  /** The same records under the field names myagentmail's sample client reads. */
-  records: z.array(z.object({ type: z.string(), host: z.string(), value: z.string(), priority: z.number().int().optional() })),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-  verifiedAt: z.string().nullable(),
-});
+export const Domain = z
+  .object({
+    id: z.uuid(),
+    domain: z.string(),
+    status: z.enum(["pending", "verified", "failed"]),
+    workspaceId: z.uuid().nullable(),
+    dnsRecords: z.array(DnsRecordOut),
+    /** The same records under the field names myagentmail's sample client reads. */
+    records: z.array(z.object({ type: z.string(), host: z.string(), value: z.string(), priority: z.number().int().optional() })),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    verifiedAt: z.string().nullable(),
+  })
+  .meta({ id: "Domain" });
 export type Domain = z.infer<typeof Domain>;
+export const DomainList = z.object({ domains: z.array(Domain) });
 
 /** Most custom domains one workspace may add. */
 export const MAX_DOMAINS_PER_WORKSPACE = 100;

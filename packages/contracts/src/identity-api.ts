@@ -9,45 +9,55 @@ export const Slug = z
   .max(63)
   .regex(/^[a-z0-9]+(?:-[a-z0-9]+)*$/, "must be lowercase letters, digits and single hyphens");
 
-export const CreateTenantBody = z.object({
-  name: Name.refine(ControlFree, "must not contain control characters"),
-});
-export const CreateWorkspaceBody = z.object({
-  name: Name.refine(ControlFree, "must not contain control characters"),
-  slug: Slug.optional(),
-});
-export const CreateKeyBody = z.object({
-  name: Name.refine(ControlFree, "must not contain control characters").optional(),
-});
+export const CreateTenantBody = z
+  .object({
+    name: Name.refine(ControlFree, "must not contain control characters"),
+  })
+  .meta({ id: "CreateTenantBody" });
+export const CreateWorkspaceBody = z
+  .object({
+    name: Name.refine(ControlFree, "must not contain control characters"),
+    slug: Slug.optional(),
+  })
+  .meta({ id: "CreateWorkspaceBody" });
+export const CreateKeyBody = z
+  .object({
+    name: Name.refine(ControlFree, "must not contain control characters").optional(),
+  })
+  .meta({ id: "CreateKeyBody" });
 
 export const IdParam = z.uuid("must be a UUID");
 
-export const Workspace = z.object({
-  id: z.uuid(),
-  tenantId: z.uuid(),
-  name: z.string(),
-  slug: z.string(),
-  isDefault: z.boolean(),
-  inboxCount: z.number().int(),
-  domainCount: z.number().int(),
-  createdAt: z.string(),
-});
+export const Workspace = z
+  .object({
+    id: z.uuid(),
+    tenantId: z.uuid(),
+    name: z.string(),
+    slug: z.string(),
+    isDefault: z.boolean(),
+    inboxCount: z.number().int(),
+    domainCount: z.number().int(),
+    createdAt: z.string(),
+  })
+  .meta({ id: "Workspace" });
 export type Workspace = z.infer<typeof Workspace>;
 
-export const KeySummary = z.object({
-  id: z.uuid(),
-  prefix: z.string(),
-  name: z.string().nullable(),
-  workspaceId: z.uuid().nullable(),
-  createdAt: z.string(),
-});
+export const KeySummary = z
+  .object({
+    id: z.uuid(),
+    prefix: z.string(),
+    name: z.string().nullable(),
+    workspaceId: z.uuid().nullable(),
+    createdAt: z.string(),
+  })
+  .meta({ id: "KeySummary" });
 export type KeySummary = z.infer<typeof KeySummary>;
 
 /** A key as returned by the request that created it: the only time `key` is shown. */
-export const IssuedKey = KeySummary.extend({ key: z.string() });
+export const IssuedKey = KeySummary.extend({ key: z.string() }).meta({ id: "IssuedKey" });
 export type IssuedKey = z.infer<typeof IssuedKey>;
 
-export const Tenant = z.object({ id: z.uuid(), name: z.string(), createdAt: z.string() });
+export const Tenant = z.object({ id: z.uuid(), name: z.string(), createdAt: z.string() }).meta({ id: "Tenant" });
 export type Tenant = z.infer<typeof Tenant>;
 
 /** Query bodies sent over NATS by the gateway; the scope token says who asks. */
@@ -55,3 +65,13 @@ export const WorkspaceRef = z.object({ workspaceId: z.string() });
 export const KeyRef = z.object({ workspaceId: z.string(), keyId: z.string() });
 export const IssueKeyCommand = z.object({ workspaceId: z.string(), body: z.unknown() });
 export const ResolveKeyQuery = z.object({ keyHash: z.string().regex(/^[0-9a-f]{64}$/) });
+
+/** `POST /v1/tenants`: the tenant, its Default workspace and its tk_ key, shown once. */
+export const TenantCreated = z.object({ tenant: Tenant, workspace: Workspace, key: IssuedKey }).meta({ id: "TenantCreated" });
+/** The caller's own tenant, as the mailbox asks for it (to name an inbox after it). */
+export const OwnTenant = Tenant.extend({ defaultWorkspaceId: z.uuid() });
+export const WorkspaceList = z.object({ workspaces: z.array(Workspace) });
+export const KeyList = z.object({ keys: z.array(KeySummary) });
+export const KeyRevoked = z.object({ revoked: z.boolean(), id: z.string() });
+/** The ak_ key of a new inbox, for the mailbox to hand out once. */
+export const InboxKey = z.object({ id: z.uuid(), key: z.string(), prefix: z.string() });

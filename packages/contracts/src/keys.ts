@@ -22,3 +22,18 @@ export const Principal = z.object({
   inboxId: z.uuid().nullable(),
 });
 export type Principal = z.infer<typeof Principal>;
+
+/** What identity answers the gateway for a key's hash: null for a key it does not know. */
+export const ResolvedKey = z.object({ principal: Principal.nullable() });
+
+/** `GET /v1/me`: what the key resolves to; `tenantId` is absent only for the operator. */
+export const Me = z
+  .object({
+    keyId: z.uuid(),
+    kind: KeyKind,
+    tenantId: z.uuid().optional(),
+    workspaceId: z.uuid().optional(),
+    inboxId: z.uuid().optional(),
+  })
+  .meta({ id: "Me" });
+export type Me = z.infer<typeof Me>;

@@ -1,35 +1,49 @@
 import { z } from "zod";
 import { DisplayName, EmailAddress, Metadata } from "./mailbox-api.ts";
 
-const ListName = z.string().trim().min(1, "must not be empty").max(200).refine((s) => !/[\u0000-\u001f\u007f]/.test(s), "must not contain control characters");
+const ListName = z
+  .string()
+  .trim()
+  .min(1, "must not be empty")
+  .max(200)
+  .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), "must not contain control characters");
 const Description = z.string().trim().max(2000);
 
-export const CreateListBody = z.object({ name: ListName, description: Description.nullable().optional() });
+export const CreateListBody = z.object({ name: ListName, description: Description.nullable().optional() }).meta({ id: "CreateListBody" });
 export const UpdateListBody = z
   .object({ name: ListName.optional(), description: Description.nullable().optional() })
-  .refine((b) => b.name !== undefined || b.description !== undefined, "give name or description");
-export const AddEntryBody = z.object({ email: EmailAddress, displayName: DisplayName.nullable().optional(), metadata: Metadata.optional() });
+  .refine((b) => b.name !== undefined || b.description !== undefined, "give name or description")
+  .meta({ id: "UpdateListBody" });
+export const AddEntryBody = z
+  .object({ email: EmailAddress, displayName: DisplayName.nullable().optional(), metadata: Metadata.optional() })
+  .meta({ id: "AddEntryBody" });
 export const UpdateEntryBody = z
   .object({ displayName: DisplayName.nullable().optional(), metadata: Metadata.optional() })
-  .refine((b) => b.displayName !== undefined || b.metadata !== undefined, "give displayName or metadata");
+  .refine((b) => b.displayName !== undefined || b.metadata !== undefined, "give displayName or metadata")
+  .meta({ id: "UpdateEntryBody" });
 
-export const ListEntry = z.object({
-  id: z.uuid(),
-  email: z.string(),
-  displayName: z.string().nullable(),
-  metadata: z.record(z.string(), z.unknown()),
-  createdAt: z.string(),
-});
-export const AddressList = z.object({
-  id: z.uuid(),
-  inboxId: z.uuid(),
-  name: z.string(),
-  description: z.string().nullable(),
-  entryCount: z.number().int(),
-  entries: z.array(ListEntry),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-});
+export const ListEntry = z
+  .object({
+    id: z.uuid(),
+    email: z.string(),
+    displayName: z.string().nullable(),
+    metadata: z.record(z.string(), z.unknown()),
+    createdAt: z.string(),
+  })
+  .meta({ id: "ListEntry" });
+export const AddressList = z
+  .object({
+    id: z.uuid(),
+    inboxId: z.uuid(),
+    name: z.string(),
+    description: z.string().nullable(),
+    entryCount: z.number().int(),
+    entries: z.array(ListEntry),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: "List" });
+export const ListsOfInbox = z.object({ lists: z.array(AddressList) });
 export type ListEntry = z.infer<typeof ListEntry>;
 export type AddressList = z.infer<typeof AddressList>;
 

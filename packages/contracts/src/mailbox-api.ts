@@ -24,7 +24,10 @@ export const EmailAddress = z
   .trim()
   .toLowerCase()
   .max(254)
-  .regex(/^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/, "must be an email address");
+  .regex(
+    /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/,
+    "must be an email address",
+  );
 
 export const DisplayName = z.string().trim().max(200).refine(noControl, "must not contain control characters");
 
@@ -43,42 +46,52 @@ export const Metadata = z
   // Stored as jsonb, which cannot hold NUL.
   .refine(storable, "must not contain NUL characters or unpaired surrogates");
 
-export const CreateInboxBody = z.object({
-  username: Username.optional(),
-  displayName: DisplayName.optional(),
-  domain: DomainName.optional(),
-  workspaceId: z.uuid().optional(),
-  metadata: Metadata.optional(),
-});
+export const CreateInboxBody = z
+  .object({
+    username: Username.optional(),
+    displayName: DisplayName.optional(),
+    domain: DomainName.optional(),
+    workspaceId: z.uuid().optional(),
+    metadata: Metadata.optional(),
+  })
+  .meta({ id: "CreateInboxBody" });
+/** `?strict=true`: refuse instead of falling back to `name1` … `name99`. As it travels, a string. */
+export const StrictFlag = z.enum(["true", "false", "1", "0"]).optional();
 export const CreateInboxQuery = z.object({
-  strict: z
-    .enum(["true", "false", "1", "0"])
-    .optional()
-    .transform((v) => v === "true" || v === "1"),
+  strict: StrictFlag.transform((v) => v === "true" || v === "1"),
 });
 
 export const UpdateInboxBody = z
   .object({ displayName: DisplayName.nullable().optional(), metadata: Metadata.optional() })
-  .refine((b) => b.displayName !== undefined || b.metadata !== undefined, "give displayName or metadata");
+  .refine((b) => b.displayName !== undefined || b.metadata !== undefined, "give displayName or metadata")
+  .meta({ id: "UpdateInboxBody" });
 
-export const AddAddressBody = z.object({ email: EmailAddress, primary: z.boolean().default(true) });
+export const AddAddressBody = z.object({ email: EmailAddress, primary: z.boolean().default(true) }).meta({ id: "AddAddressBody" });
 
 export const InboxAddress = z.object({ address: z.string(), isPrimary: z.boolean() });
 
-export const Inbox = z.object({
-  id: z.uuid(),
-  email: z.string(),
-  canonicalEmail: z.string(),
-  username: z.string(),
-  domain: z.string(),
-  displayName: z.string().nullable(),
-  workspaceId: z.uuid(),
-  addresses: z.array(InboxAddress),
-  metadata: z.record(z.string(), z.unknown()),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-});
+export const Inbox = z
+  .object({
+    id: z.uuid(),
+    email: z.string(),
+    canonicalEmail: z.string(),
+    username: z.string(),
+    domain: z.string(),
+    displayName: z.string().nullable(),
+    workspaceId: z.uuid(),
+    addresses: z.array(InboxAddress),
+    metadata: z.record(z.string(), z.unknown()),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: "Inbox" });
 export type Inbox = z.infer<typeof Inbox>;
+
+/** `POST /v1/inboxes`: 201 with the ak_ key on first creation; 200 with `existed` for the caller's own inbox. */
+export const CreatedInbox = Inbox.extend({ apiKey: z.string().optional(), existed: z.boolean() }).meta({ id: "CreatedInbox" });
+export const InboxList = z.object({ inboxes: z.array(Inbox) });
+export const AddressAdded = z.object({ ok: z.boolean(), address: z.string(), isPrimary: z.boolean() });
+export const AddressRemoved = z.object({ deleted: z.boolean(), address: z.string() });
 
 /** Bodies the gateway sends to the mailbox service. */
 export const CreateInboxCommand = z.object({ body: z.unknown(), query: z.unknown() });

@@ -1,12 +1,12 @@
 import { z } from "zod";
 import { EmailAddress } from "./mailbox-api.ts";
+import { Authentication, DraftFields } from "./message-events.ts";
+import { Pagination } from "./results.ts";
 
 const noCrLf = (s: string) => !/[\r\n]/.test(s);
 
 /** One address or several, as the reference accepts; each must be a plain address. */
-export const Recipients = z
-  .union([EmailAddress, z.array(EmailAddress).max(50)])
-  .transform((v) => (Array.isArray(v) ? v : [v]));
+export const Recipients = z.union([EmailAddress, z.array(EmailAddress).max(50)]).transform((v) => (Array.isArray(v) ? v : [v]));
 
 /** PostgreSQL text and JSON cannot hold NUL or a lone surrogate: refused at the door, not when stored. */
 const noNul = (s: string) => !s.includes("\u0000") && s.isWellFormed();
@@ -16,7 +16,11 @@ export const Body = z.string().max(2_000_000).refine(noNul, "must not contain NU
 
 /** Attachments travel base64-encoded in JSON. */
 export const AttachmentIn = z.object({
-  filename: z.string().min(1).max(255).refine((s) => noCrLf(s) && !/[\u0000-\u001f"\\/]/.test(s), "must be a plain file name"),
+  filename: z
+    .string()
+    .min(1)
+    .max(255)
+    .refine((s) => noCrLf(s) && !/[\u0000-\u001f"\\/]/.test(s), "must be a plain file name"),
   contentType: z
     .string()
     .max(255)
@@ -25,33 +29,39 @@ export const AttachmentIn = z.object({
   content: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, "must be base64"),
 });
 
-export const SendBody = z.object({
-  to: Recipients,
-  cc: Recipients.optional(),
-  bcc: Recipients.optional(),
-  subject: Subject,
-  plainBody: Body.optional(),
-  htmlBody: Body.optional(),
-  replyTo: EmailAddress.optional(),
-  verified: z.boolean().default(false),
-  attachments: z.array(AttachmentIn).max(20).optional(),
-});
-export const ReplyBody = z.object({
-  plainBody: Body.optional(),
-  htmlBody: Body.optional(),
-  cc: Recipients.optional(),
-  bcc: Recipients.optional(),
-  attachments: z.array(AttachmentIn).max(20).optional(),
-});
-export const ForwardBody = z.object({
-  to: Recipients,
-  cc: Recipients.optional(),
-  bcc: Recipients.optional(),
-  subject: Subject.optional(),
-  plainBody: Body.optional(),
-  htmlBody: Body.optional(),
-  verified: z.boolean().default(false),
-});
+export const SendBody = z
+  .object({
+    to: Recipients,
+    cc: Recipients.optional(),
+    bcc: Recipients.optional(),
+    subject: Subject,
+    plainBody: Body.optional(),
+    htmlBody: Body.optional(),
+    replyTo: EmailAddress.optional(),
+    verified: z.boolean().default(false),
+    attachments: z.array(AttachmentIn).max(20).optional(),
+  })
+  .meta({ id: "SendBody" });
+export const ReplyBody = z
+  .object({
+    plainBody: Body.optional(),
+    htmlBody: Body.optional(),
+    cc: Recipients.optional(),
+    bcc: Recipients.optional(),
+    attachments: z.array(AttachmentIn).max(20).optional(),
+  })
+  .meta({ id: "ReplyBody" });
+export const ForwardBody = z
+  .object({
+    to: Recipients,
+    cc: Recipients.optional(),
+    bcc: Recipients.optional(),
+    subject: Subject.optional(),
+    plainBody: Body.optional(),
+    htmlBody: Body.optional(),
+    verified: z.boolean().default(false),
+  })
+  .meta({ id: "ForwardBody" });
 
 export const SendCommand = z.object({
   inboxId: z.string(),
@@ -75,25 +85,31 @@ export const MessageRef = z.object({
 export const ThreadRef = z.object({ inboxId: z.string(), threadId: z.string() });
 export const FlagsBody = z
   .object({ isRead: z.boolean().optional(), isStarred: z.boolean().optional(), isArchived: z.boolean().optional() })
-  .refine((b) => b.isRead !== undefined || b.isStarred !== undefined || b.isArchived !== undefined, "give isRead, isStarred or isArchived");
+  .refine((b) => b.isRead !== undefined || b.isStarred !== undefined || b.isArchived !== undefined, "give isRead, isStarred or isArchived")
+  .meta({ id: "FlagsBody" });
 
 /** Most bytes of attachments in one message, decoded. */
 export const MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024;
 
 const DraftRecipients = z.union([EmailAddress, z.array(EmailAddress).max(50)]).transform((v) => (Array.isArray(v) ? v : [v]));
-const DraftBody = z.string().max(256 * 1024).refine(noNul, "must not contain NUL characters or unpaired surrogates");
+const DraftBody = z
+  .string()
+  .max(256 * 1024)
+  .refine(noNul, "must not contain NUL characters or unpaired surrogates");
 
 /** Every field optional; to/cc/bcc take a string or a list. `verified` waives the first-contact check on send. */
-export const DraftInput = z.object({
-  to: DraftRecipients.optional(),
-  cc: DraftRecipients.optional(),
-  bcc: DraftRecipients.optional(),
-  subject: Subject.optional(),
-  plainBody: DraftBody.nullable().optional(),
-  htmlBody: DraftBody.nullable().optional(),
-  replyToMessageId: z.uuid().nullable().optional(),
-  verified: z.boolean().optional(),
-});
+export const DraftInput = z
+  .object({
+    to: DraftRecipients.optional(),
+    cc: DraftRecipients.optional(),
+    bcc: DraftRecipients.optional(),
+    subject: Subject.optional(),
+    plainBody: DraftBody.nullable().optional(),
+    htmlBody: DraftBody.nullable().optional(),
+    replyToMessageId: z.uuid().nullable().optional(),
+    verified: z.boolean().optional(),
+  })
+  .meta({ id: "DraftInput" });
 export const DraftRef = z.object({ inboxId: z.string(), draftId: z.string().optional(), body: z.unknown().optional() });
 export const ListDraftsQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(50),
@@ -109,3 +125,95 @@ export const MailboxViewQuery = z.object({
   inboxId: z.uuid().optional(),
 });
 export const FolderCountsQuery = z.object({ inboxId: z.uuid().optional() });
+
+export const AttachmentSummary = z.object({ id: z.uuid(), filename: z.string(), contentType: z.string(), sizeBytes: z.number().int() });
+export const AttachmentList = z.object({ attachments: z.array(AttachmentSummary) });
+
+/** The public Message: the reference's fields and the ones its sample client reads. */
+export const Message = z
+  .object({
+    id: z.uuid(),
+    inboxId: z.uuid(),
+    threadId: z.uuid(),
+    direction: z.enum(["inbound", "outbound"]),
+    status: z.enum(["sent", "delivered", "bounced", "received"]),
+    /** `"Name" <address>`, or the address alone. */
+    from: z.string(),
+    fromAddress: z.string(),
+    fromName: z.string().nullable(),
+    /** The To addresses, comma-separated, as the reference has it; `toAddresses` as a list. */
+    to: z.string(),
+    toAddresses: z.array(z.string()),
+    cc: z.array(z.string()),
+    /** Only on outbound messages; empty on inbound ones. */
+    bcc: z.array(z.string()),
+    replyTo: z.string().nullable(),
+    subject: z.string(),
+    preview: z.string(),
+    plainBody: z.string().nullable(),
+    htmlBody: z.string().nullable(),
+    isRead: z.boolean(),
+    isStarred: z.boolean(),
+    isArchived: z.boolean(),
+    labels: z.array(z.string()),
+    messageIdHeader: z.string(),
+    inReplyTo: z.string().nullable(),
+    references: z.array(z.string()),
+    attachments: z.array(AttachmentSummary),
+    sizeBytes: z.number().int(),
+    /** SPF, DKIM and DMARC verdicts of mail that came in over SMTP; null otherwise. */
+    authentication: Authentication.nullable(),
+    receivedAt: z.string(),
+    sentAt: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: "Message" });
+export type Message = z.infer<typeof Message>;
+export const MessagePage = z.object({ messages: z.array(Message), pagination: Pagination });
+
+export const SendResult = z.object({ id: z.uuid(), threadId: z.uuid(), status: z.literal("sent"), messageId: z.string() }).meta({ id: "SendResult" });
+export type SendResult = z.infer<typeof SendResult>;
+export const DraftSent = SendResult.extend({ draftId: z.uuid() });
+
+/** Both forms the reference mentions: `threadId`/`messageCount` and the sample client's `thread`. */
+export const Thread = z.object({
+  threadId: z.uuid(),
+  messageCount: z.number().int(),
+  thread: z.object({ id: z.uuid(), subject: z.string(), messageCount: z.number().int() }),
+  messages: z.array(Message),
+});
+
+export const Draft = DraftFields.extend({ id: z.uuid(), inboxId: z.uuid(), createdAt: z.string(), updatedAt: z.string() }).meta({ id: "Draft" });
+export const DraftPage = z.object({ drafts: z.array(Draft), pagination: Pagination });
+
+/** One row of the tenant-wide mailbox view; the thread counts only with `group=thread`. */
+export const MailboxItem = z
+  .object({
+    id: z.uuid(),
+    inboxId: z.uuid(),
+    inboxUsername: z.string(),
+    inboxDomain: z.string(),
+    direction: z.enum(["inbound", "outbound"]),
+    from: z.string(),
+    to: z.string(),
+    subject: z.string(),
+    snippet: z.string(),
+    isRead: z.boolean(),
+    isStarred: z.boolean(),
+    isArchived: z.boolean(),
+    receivedAt: z.string(),
+    threadId: z.uuid(),
+    threadCount: z.number().int().optional(),
+    threadUnreadCount: z.number().int().optional(),
+  })
+  .meta({ id: "MailboxItem" });
+export const MailboxPage = z.object({ messages: z.array(MailboxItem), pagination: Pagination });
+const Total = z.object({ total: z.number().int() });
+export const FolderCounts = z.object({
+  inbox: z.object({ unread: z.number().int(), total: z.number().int() }),
+  sent: Total,
+  starred: Total,
+  archived: Total,
+  trash: Total,
+});

@@ -1,4 +1,5 @@
 import { createServer, type Server } from "node:http";
+import type { Express } from "express";
 import type { Redis } from "ioredis";
 import { closeBus, connectBus, type Bus } from "@mam/bus/connection.ts";
 import { closeServer, boundPort } from "@mam/runtime/health.ts";
@@ -19,6 +20,8 @@ export class GatewayService implements Service {
   private redis?: Redis;
   private auth?: Authenticator;
   private server?: Server;
+  /** The express app, once started: what it routes is what the API document must show. */
+  app?: Express;
 
   constructor(
     readonly cfg: GatewayConfig,
@@ -49,7 +52,7 @@ export class GatewayService implements Service {
     this.redis = await connectRedis(cfg.REDIS_URL, logger);
     this.auth = new Authenticator(this.bus, new KeyCache(cfg.KEY_CACHE_TTL_S * 1000), logger, cfg.RPC_TIMEOUT_MS);
     await this.auth.watchRevocations();
-    const app = buildApp({
+    this.app = buildApp({
       cfg,
       bus: this.bus,
       auth: this.auth,
@@ -58,7 +61,7 @@ export class GatewayService implements Service {
       logger,
       readiness: async () => ({ nats: !this.bus!.nc.isClosed(), redis: this.redis!.status === "ready" }),
     });
-    this.server = createServer(app);
+    this.server = createServer(this.app);
     this.server.headersTimeout = 20_000;
     this.server.requestTimeout = 30_000;
     this.server.keepAliveTimeout = 5_000;

@@ -1,13 +1,13 @@
 import type { Subscription } from "@nats-io/transport-node";
 import type { Bus } from "@mam/bus/connection.ts";
-import { request } from "@mam/bus/rpc.ts";
+import { call } from "@mam/bus/rpc.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import { IDENTITY_CONTEXT, KeyRevokedV1, WorkspaceDeletedV1 } from "@mam/contracts/identity-events.ts";
 import { Principal } from "@mam/contracts/keys.ts";
-import { Rpc } from "@mam/contracts/subjects.ts";
+import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import { hashKey, KEY_SHAPE } from "@mam/scope/key-hash.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
-import { KeyCache } from "./key-cache.ts";
+import type { KeyCache } from "./key-cache.ts";
 
 /** Turns a presented key into a principal: cache first, identity on a miss. */
 export class Authenticator {
@@ -26,11 +26,11 @@ export class Authenticator {
     const hash = hashKey(rawKey);
     const cached = this.cache.get(hash);
     if (cached) return cached;
-    const reply = await request(this.bus, Rpc.identity.keyResolve, { keyHash: hash }, { requestId, timeoutMs: this.timeoutMs });
+    const reply = await call(this.bus, RpcContracts.identity.keyResolve, { keyHash: hash }, { requestId, timeoutMs: this.timeoutMs });
     if (!reply.ok) throw new AppError(reply.error.code, reply.error.error);
-    const principal = (reply.body as { principal: unknown }).principal;
-    if (!principal) throw new AppError("UNAUTHORIZED", "Invalid API key");
-    const p = Principal.parse(principal);
+    if (!reply.body.principal) throw new AppError("UNAUTHORIZED", "Invalid API key");
+    // Parsed here, not only typed: it is what every later decision about this caller rests on.
+    const p = Principal.parse(reply.body.principal);
     if (this.cache.isRevoked(p)) throw new AppError("UNAUTHORIZED", "Invalid API key");
     this.cache.set(hash, p);
     return p;

@@ -1,9 +1,10 @@
 import express, { type NextFunction, type Request, type Response } from "express";
+import { z } from "zod";
 import type { Bus } from "@mam/bus/connection.ts";
 import { request } from "@mam/bus/rpc.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import { BinaryBody, type RpcReply } from "@mam/contracts/rpc.ts";
-import type { Principal } from "@mam/contracts/keys.ts";
+import { Me, type Principal } from "@mam/contracts/keys.ts";
 import { readinessBody, type ReadinessCheck } from "@mam/runtime/health.ts";
 import { uuidv7 } from "@mam/runtime/ids.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
@@ -11,8 +12,10 @@ import type { ScopeSigner } from "@mam/scope/token.ts";
 import type { Authenticator } from "../auth/authenticator.ts";
 import type { RateLimiter } from "../auth/rate-limit.ts";
 import type { GatewayConfig } from "../config.ts";
+import { renderDocsPage } from "./docs-page.ts";
 import { errorHandler, sendError } from "./errors.ts";
 import { admitLargeBodies, LargeBodies } from "./large-bodies.ts";
+import { buildOpenApiDocument, type LocalRoute } from "./openapi.ts";
 import { forwardRoutes } from "./routes.ts";
 
 export interface AppDeps {
@@ -37,12 +40,44 @@ function presentedKey(req: Request): string | undefined {
 const principalOf = (res: Response) => res.locals.principal as Principal;
 
 /** `GET /v1/me`: what the key resolves to; `tenantId` is absent only for the operator. */
-function me(p: Principal) {
-  const out: Record<string, string> = { keyId: p.keyId, kind: p.kind };
+function me(p: Principal): Me {
+  const out: Me = { keyId: p.keyId, kind: p.kind };
   if (p.tenantId) out.tenantId = p.tenantId;
   if (p.workspaceId) out.workspaceId = p.workspaceId;
   if (p.inboxId) out.inboxId = p.inboxId;
   return out;
+}
+
+/** The `/v1` routes the gateway answers itself, as the API document shows them. */
+const localRoutes: LocalRoute[] = [
+  {
+    method: "get",
+    path: "/me",
+    operationId: "me",
+    summary: "What the key resolves to",
+    tag: "Keys",
+    keys: ["super_admin", "tenant", "workspace", "inbox"],
+    reply: Me,
+  },
+  {
+    method: "get",
+    path: "/openapi.json",
+    operationId: "openApiDocument",
+    summary: "This API as an OpenAPI 3.1 document (no key needed)",
+    tag: "Keys",
+    keys: [],
+    reply: z.looseObject({ openapi: z.string() }),
+  },
+];
+
+/** Built on first ask, once: the routes do not change while the process runs. */
+let document: { json: string; html: string } | undefined;
+function apiDocument() {
+  if (!document) {
+    const doc = buildOpenApiDocument(localRoutes, forwardRoutes);
+    document = { json: JSON.stringify(doc), html: renderDocsPage(doc) };
+  }
+  return document;
 }
 
 export function buildApp(d: AppDeps): express.Express {
@@ -69,6 +104,10 @@ export function buildApp(d: AppDeps): express.Express {
     res.status(r.status).json(r.body);
   });
 
+  // Before the /v1 router, whose first step asks every request for a key.
+  app.get("/v1/openapi.json", (_req, res) => void res.type("application/json").send(apiDocument().json));
+  app.get("/docs", (_req, res) => void res.type("html").send(apiDocument().html));
+
   const v1 = express.Router();
   v1.use(async (req: Request, res: Response, next: NextFunction) => {
     res.locals.principal = await d.auth.resolve(presentedKey(req), res.locals.requestId);
@@ -92,7 +131,7 @@ export function buildApp(d: AppDeps): express.Express {
     v1[r.method](r.path, async (req: Request, res: Response) => {
       // A token per call: a long download outlives one token's minute.
       const call = (body: unknown) =>
-        request(d.bus, r.subject, body, {
+        request(d.bus, r.contract.subject, body, {
           scope: d.signer.mint(principalOf(res), d.cfg.SCOPE_TOKEN_TTL_S),
           requestId: res.locals.requestId,
           timeoutMs: d.cfg.RPC_TIMEOUT_MS,

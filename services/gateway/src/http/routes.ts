@@ -1,102 +1,167 @@
-import type { Request } from "express";
-import { Rpc } from "@mam/contracts/subjects.ts";
+import type { KeyKind } from "@mam/contracts/keys.ts";
+import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
+import { route, type ForwardRoute } from "./route.ts";
 
-export interface ForwardRoute {
-  method: "get" | "post" | "patch" | "delete";
-  path: string;
-  subject: string;
-  /** What the service receives: the body and path parameters it needs, nothing else. */
-  toRpc: (req: Request) => unknown;
-}
+const I = RpcContracts.identity;
+const M = RpcContracts.mailbox;
 
-const body = (req: Request) => req.body ?? {};
-const param = (req: Request, name: string) => String(req.params[name] ?? "");
-/** Query parameters as plain strings (repeated ones: the first). */
-const query = (req: Request) =>
-  Object.fromEntries(Object.entries(req.query).map(([k, v]) => [k, Array.isArray(v) ? String(v[0]) : String(v ?? "")]));
-const inbox = (r: Request) => ({ inboxId: param(r, "id") });
-const list = (r: Request) => ({ inboxId: param(r, "id"), listId: param(r, "lid") });
-const entry = (r: Request) => ({ ...list(r), entryId: param(r, "eid") });
-const withBody = (ref: (r: Request) => object) => (r: Request) => ({ ...ref(r), body: body(r) });
-const message = (r: Request) => ({ inboxId: param(r, "id"), messageId: param(r, "mid") });
-/** Sends carry the Idempotency-Key header, if any, to the mailbox. */
-const sending = (ref: (r: Request) => object) => (r: Request) => {
-  const key = r.get("idempotency-key");
-  return { ...ref(r), body: body(r), ...(key ? { idempotencyKey: key } : {}) };
-};
+const OPERATOR: KeyKind[] = ["super_admin"];
+const TENANT: KeyKind[] = ["tenant"];
+const MANAGERS: KeyKind[] = ["tenant", "workspace"];
+/** Any key that sees the resource; an ak_ key sees its own inbox only. */
+const IN_SCOPE: KeyKind[] = ["tenant", "workspace", "inbox"];
 
-/** Public `/v1` routes that are forwarded, as they are, to the service owning them. */
+const SENDING = ["PLAN_LIMIT_REACHED", "INBOX_PAUSED", "SMTP_ERROR"] as const;
+const sent = { status: [200], errors: SENDING, tag: "Messages", keys: IN_SCOPE } as const;
+
+/** Public `/v1` routes, each forwarded to the service owning its contract. */
 export const forwardRoutes: ForwardRoute[] = [
-  { method: "post", path: "/tenants", subject: Rpc.identity.tenantCreate, toRpc: body },
-  { method: "post", path: "/workspaces", subject: Rpc.identity.workspaceCreate, toRpc: body },
-  { method: "get", path: "/workspaces", subject: Rpc.identity.workspaceList, toRpc: () => ({}) },
-  { method: "get", path: "/workspaces/:id", subject: Rpc.identity.workspaceGet, toRpc: (r) => ({ workspaceId: param(r, "id") }) },
-  { method: "delete", path: "/workspaces/:id", subject: Rpc.identity.workspaceDelete, toRpc: (r) => ({ workspaceId: param(r, "id") }) },
-  {
-    method: "post",
-    path: "/workspaces/:id/keys",
-    subject: Rpc.identity.keyIssue,
-    toRpc: (r) => ({ workspaceId: param(r, "id"), body: body(r) }),
-  },
-  { method: "get", path: "/workspaces/:id/keys", subject: Rpc.identity.keyList, toRpc: (r) => ({ workspaceId: param(r, "id") }) },
-  {
-    method: "delete",
-    path: "/workspaces/:id/keys/:keyId",
-    subject: Rpc.identity.keyRevoke,
-    toRpc: (r) => ({ workspaceId: param(r, "id"), keyId: param(r, "keyId") }),
-  },
-  { method: "post", path: "/inboxes", subject: Rpc.mailbox.inboxCreate, toRpc: (r) => ({ body: body(r), query: query(r) }) },
-  { method: "get", path: "/inboxes", subject: Rpc.mailbox.inboxList, toRpc: query },
-  { method: "get", path: "/inboxes/:id", subject: Rpc.mailbox.inboxGet, toRpc: inbox },
-  { method: "patch", path: "/inboxes/:id", subject: Rpc.mailbox.inboxUpdate, toRpc: (r) => ({ ...inbox(r), body: body(r) }) },
-  { method: "delete", path: "/inboxes/:id", subject: Rpc.mailbox.inboxDelete, toRpc: inbox },
-  { method: "post", path: "/inboxes/:id/addresses", subject: Rpc.mailbox.addressAdd, toRpc: (r) => ({ ...inbox(r), body: body(r) }) },
-  {
-    method: "delete",
-    path: "/inboxes/:id/addresses/:address",
-    subject: Rpc.mailbox.addressRemove,
-    toRpc: (r) => ({ ...inbox(r), address: param(r, "address") }),
-  },
-  { method: "post", path: "/domains", subject: Rpc.mailbox.domainAdd, toRpc: (r) => ({ body: body(r) }) },
-  { method: "get", path: "/domains", subject: Rpc.mailbox.domainList, toRpc: () => ({}) },
-  { method: "get", path: "/domains/:domain", subject: Rpc.mailbox.domainGet, toRpc: (r) => ({ domain: param(r, "domain") }) },
-  { method: "delete", path: "/domains/:domain", subject: Rpc.mailbox.domainRemove, toRpc: (r) => ({ domain: param(r, "domain") }) },
-  { method: "get", path: "/domains/:domain/verify", subject: Rpc.mailbox.domainVerify, toRpc: (r) => ({ domain: param(r, "domain") }) },
-  { method: "post", path: "/domains/:domain/verify", subject: Rpc.mailbox.domainVerify, toRpc: (r) => ({ domain: param(r, "domain") }) },
-  { method: "get", path: "/platform/domain", subject: Rpc.mailbox.platformDomainGet, toRpc: () => ({}) },
-  { method: "post", path: "/platform/domain/verify", subject: Rpc.mailbox.platformDomainVerify, toRpc: () => ({}) },
-  { method: "post", path: "/inboxes/:id/send", subject: Rpc.mailbox.messageSend, toRpc: sending(inbox) },
-  { method: "post", path: "/inboxes/:id/messages", subject: Rpc.mailbox.messageSend, toRpc: sending(inbox) },
-  { method: "post", path: "/inboxes/:id/reply/:mid", subject: Rpc.mailbox.messageReply, toRpc: sending(message) },
-  { method: "post", path: "/inboxes/:id/reply-all/:mid", subject: Rpc.mailbox.messageReplyAll, toRpc: sending(message) },
-  { method: "post", path: "/inboxes/:id/forward/:mid", subject: Rpc.mailbox.messageForward, toRpc: sending(message) },
-  { method: "get", path: "/inboxes/:id/messages", subject: Rpc.mailbox.messageList, toRpc: (r) => ({ ...query(r), ...inbox(r) }) },
-  { method: "get", path: "/inboxes/:id/messages/:mid", subject: Rpc.mailbox.messageGet, toRpc: message },
-  { method: "patch", path: "/inboxes/:id/messages/:mid", subject: Rpc.mailbox.messagePatch, toRpc: withBody(message) },
-  { method: "delete", path: "/inboxes/:id/messages/:mid", subject: Rpc.mailbox.messageDelete, toRpc: message },
-  { method: "get", path: "/inboxes/:id/messages/:mid/raw", subject: Rpc.mailbox.messageRaw, toRpc: message },
-  { method: "get", path: "/inboxes/:id/messages/:mid/attachments", subject: Rpc.mailbox.attachmentList, toRpc: message },
-  {
-    method: "get",
-    path: "/inboxes/:id/messages/:mid/attachments/:aid",
-    subject: Rpc.mailbox.attachmentGet,
-    toRpc: (r) => ({ ...message(r), attachmentId: param(r, "aid") }),
-  },
-  { method: "get", path: "/inboxes/:id/threads/:tid", subject: Rpc.mailbox.threadGet, toRpc: (r) => ({ inboxId: param(r, "id"), threadId: param(r, "tid") }) },
-  { method: "get", path: "/messages", subject: Rpc.mailbox.mailboxView, toRpc: query },
-  { method: "get", path: "/messages/folders/counts", subject: Rpc.mailbox.folderCounts, toRpc: query },
-  { method: "post", path: "/inboxes/:id/drafts", subject: Rpc.mailbox.draftCreate, toRpc: withBody(inbox) },
-  { method: "get", path: "/inboxes/:id/drafts", subject: Rpc.mailbox.draftList, toRpc: (r) => ({ ...query(r), ...inbox(r) }) },
-  { method: "get", path: "/inboxes/:id/drafts/:did", subject: Rpc.mailbox.draftGet, toRpc: (r) => ({ ...inbox(r), draftId: param(r, "did") }) },
-  { method: "patch", path: "/inboxes/:id/drafts/:did", subject: Rpc.mailbox.draftUpdate, toRpc: (r) => ({ ...inbox(r), draftId: param(r, "did"), body: body(r) }) },
-  { method: "delete", path: "/inboxes/:id/drafts/:did", subject: Rpc.mailbox.draftDelete, toRpc: (r) => ({ ...inbox(r), draftId: param(r, "did") }) },
-  { method: "post", path: "/inboxes/:id/drafts/:did/send", subject: Rpc.mailbox.draftSend, toRpc: (r) => ({ ...inbox(r), draftId: param(r, "did") }) },
-  { method: "post", path: "/inboxes/:id/lists", subject: Rpc.mailbox.listCreate, toRpc: withBody(inbox) },
-  { method: "get", path: "/inboxes/:id/lists", subject: Rpc.mailbox.listList, toRpc: inbox },
-  { method: "get", path: "/inboxes/:id/lists/:lid", subject: Rpc.mailbox.listGet, toRpc: list },
-  { method: "patch", path: "/inboxes/:id/lists/:lid", subject: Rpc.mailbox.listUpdate, toRpc: withBody(list) },
-  { method: "delete", path: "/inboxes/:id/lists/:lid", subject: Rpc.mailbox.listDelete, toRpc: list },
-  { method: "post", path: "/inboxes/:id/lists/:lid/entries", subject: Rpc.mailbox.entryAdd, toRpc: withBody(list) },
-  { method: "patch", path: "/inboxes/:id/lists/:lid/entries/:eid", subject: Rpc.mailbox.entryUpdate, toRpc: withBody(entry) },
-  { method: "delete", path: "/inboxes/:id/lists/:lid/entries/:eid", subject: Rpc.mailbox.entryRemove, toRpc: entry },
+  route("post", "/tenants", I.tenantCreate, {
+    summary: "Create a tenant with its Default workspace and tk_ key",
+    tag: "Tenants",
+    keys: OPERATOR,
+    status: [201],
+    from: "body",
+  }),
+
+  route("post", "/workspaces", I.workspaceCreate, {
+    summary: "Create a workspace",
+    tag: "Workspaces",
+    keys: TENANT,
+    status: [201],
+    from: "body",
+    errors: ["CONFLICT"],
+  }),
+  route("get", "/workspaces", I.workspaceList, { summary: "List the workspaces the key sees", tag: "Workspaces", keys: IN_SCOPE }),
+  route("get", "/workspaces/:workspaceId", I.workspaceGet, { summary: "Get a workspace", tag: "Workspaces", keys: IN_SCOPE }),
+  route("delete", "/workspaces/:workspaceId", I.workspaceDelete, {
+    summary: "Delete a workspace",
+    description: "Revokes every key scoped to it. The tenant's Default workspace cannot be deleted.",
+    tag: "Workspaces",
+    keys: TENANT,
+    errors: ["CONFLICT"],
+  }),
+  route("post", "/workspaces/:workspaceId/keys", I.keyIssue, {
+    summary: "Issue a wk_ key for a workspace",
+    description: "The plaintext `key` is in this response only.",
+    tag: "Workspaces",
+    keys: TENANT,
+    status: [201],
+  }),
+  route("get", "/workspaces/:workspaceId/keys", I.keyList, { summary: "List a workspace's keys (prefixes only)", tag: "Workspaces", keys: TENANT }),
+  route("delete", "/workspaces/:workspaceId/keys/:keyId", I.keyRevoke, { summary: "Revoke a workspace key", tag: "Workspaces", keys: TENANT }),
+
+  route("post", "/inboxes", M.inboxCreate, {
+    summary: "Create an inbox",
+    description:
+      "201 with its ak_ key (`apiKey`, shown once) on first creation; 200 with `existed: true` when the tenant already has the address. " +
+      "An address taken by another tenant falls back to `name1` … `name99`, unless `strict=true`.",
+    tag: "Inboxes",
+    keys: MANAGERS,
+    status: [201, 200],
+    errors: ["USERNAME_TAKEN", "PLAN_LIMIT_REACHED"],
+  }),
+  route("get", "/inboxes", M.inboxList, { summary: "List the inboxes the key sees", tag: "Inboxes", keys: IN_SCOPE, from: "query" }),
+  route("get", "/inboxes/:inboxId", M.inboxGet, { summary: "Get an inbox", tag: "Inboxes", keys: IN_SCOPE }),
+  route("patch", "/inboxes/:inboxId", M.inboxUpdate, { summary: "Update an inbox's display name or metadata", tag: "Inboxes", keys: IN_SCOPE }),
+  route("delete", "/inboxes/:inboxId", M.inboxDelete, { summary: "Delete an inbox (its messages are kept)", tag: "Inboxes", keys: MANAGERS }),
+  route("post", "/inboxes/:inboxId/addresses", M.addressAdd, {
+    summary: "Add an address (alias) to an inbox",
+    tag: "Inboxes",
+    keys: IN_SCOPE,
+    status: [201],
+    errors: ["CONFLICT"],
+  }),
+  route("delete", "/inboxes/:inboxId/addresses/:address", M.addressRemove, {
+    summary: "Remove an address from an inbox",
+    description: "The canonical address cannot be removed; when the primary goes, the canonical address is primary again.",
+    tag: "Inboxes",
+    keys: IN_SCOPE,
+    errors: ["CONFLICT"],
+  }),
+
+  route("post", "/domains", M.domainAdd, { summary: "Add a custom domain", tag: "Domains", keys: MANAGERS, status: [201], errors: ["CONFLICT"] }),
+  route("get", "/domains", M.domainList, { summary: "List custom domains", tag: "Domains", keys: MANAGERS }),
+  route("get", "/domains/:domain", M.domainGet, { summary: "Get a custom domain by id or name", tag: "Domains", keys: MANAGERS }),
+  route("delete", "/domains/:domain", M.domainRemove, { summary: "Remove a custom domain", tag: "Domains", keys: MANAGERS, errors: ["CONFLICT"] }),
+  route("get", "/domains/:domain/verify", M.domainVerify, {
+    summary: "Check a domain's DNS records",
+    tag: "Domains",
+    keys: MANAGERS,
+    operationId: "domainVerifyGet",
+  }),
+  route("post", "/domains/:domain/verify", M.domainVerify, { summary: "Check a domain's DNS records", tag: "Domains", keys: MANAGERS }),
+  route("get", "/platform/domain", M.platformDomainGet, { summary: "The platform's mail domain and its DNS records", tag: "Platform", keys: OPERATOR }),
+  route("post", "/platform/domain/verify", M.platformDomainVerify, { summary: "Check the platform domain's DNS records", tag: "Platform", keys: OPERATOR }),
+
+  route("post", "/inboxes/:inboxId/send", M.messageSend, {
+    ...sent,
+    summary: "Send a message (a new thread)",
+    description: "Recipients must have written to the inbox first unless `verified` is true. An `Idempotency-Key` makes a retry return the first answer.",
+  }),
+  route("post", "/inboxes/:inboxId/messages", M.messageSend, { ...sent, summary: "Send a message (alias of /send)", operationId: "messageSendAlias" }),
+  route("post", "/inboxes/:inboxId/reply/:messageId", M.messageReply, { ...sent, summary: "Reply to a message's sender, in its thread" }),
+  route("post", "/inboxes/:inboxId/reply-all/:messageId", M.messageReplyAll, { ...sent, summary: "Reply to everyone on a message, in its thread" }),
+  route("post", "/inboxes/:inboxId/forward/:messageId", M.messageForward, { ...sent, summary: "Forward a message (a new thread)" }),
+  route("get", "/inboxes/:inboxId/messages", M.messageList, {
+    summary: "List an inbox's messages, newest first",
+    tag: "Messages",
+    keys: IN_SCOPE,
+    from: "query",
+  }),
+  route("get", "/inboxes/:inboxId/messages/:messageId", M.messageGet, { summary: "Get a message (marks it read)", tag: "Messages", keys: IN_SCOPE }),
+  route("patch", "/inboxes/:inboxId/messages/:messageId", M.messagePatch, {
+    summary: "Set a message's read, starred or archived flags",
+    tag: "Messages",
+    keys: IN_SCOPE,
+  }),
+  route("delete", "/inboxes/:inboxId/messages/:messageId", M.messageDelete, { summary: "Delete a message (to the trash)", tag: "Messages", keys: IN_SCOPE }),
+  route("get", "/inboxes/:inboxId/messages/:messageId/raw", M.messageRaw, {
+    summary: "The message's raw RFC 5322 bytes",
+    tag: "Messages",
+    keys: IN_SCOPE,
+    bytes: "message/rfc822",
+  }),
+  route("get", "/inboxes/:inboxId/messages/:messageId/attachments", M.attachmentList, {
+    summary: "List a message's attachments",
+    tag: "Messages",
+    keys: IN_SCOPE,
+  }),
+  route("get", "/inboxes/:inboxId/messages/:messageId/attachments/:attachmentId", M.attachmentGet, {
+    summary: "Download an attachment",
+    description: "The body carries the attachment's own Content-Type, and a Content-Disposition with its file name.",
+    tag: "Messages",
+    keys: IN_SCOPE,
+    bytes: "application/octet-stream",
+  }),
+  route("get", "/inboxes/:inboxId/threads/:threadId", M.threadGet, { summary: "Get a thread, oldest message first", tag: "Messages", keys: IN_SCOPE }),
+  route("get", "/messages", M.mailboxView, { summary: "One folder across every inbox the key sees", tag: "Messages", keys: IN_SCOPE, from: "query" }),
+  route("get", "/messages/folders/counts", M.folderCounts, { summary: "Message counts per folder", tag: "Messages", keys: IN_SCOPE, from: "query" }),
+
+  route("post", "/inboxes/:inboxId/drafts", M.draftCreate, { summary: "Create a draft", tag: "Drafts", keys: IN_SCOPE, status: [201] }),
+  route("get", "/inboxes/:inboxId/drafts", M.draftList, { summary: "List an inbox's drafts, newest first", tag: "Drafts", keys: IN_SCOPE, from: "query" }),
+  route("get", "/inboxes/:inboxId/drafts/:draftId", M.draftGet, { summary: "Get a draft", tag: "Drafts", keys: IN_SCOPE }),
+  route("patch", "/inboxes/:inboxId/drafts/:draftId", M.draftUpdate, { summary: "Update a draft (omitted fields stay)", tag: "Drafts", keys: IN_SCOPE }),
+  route("delete", "/inboxes/:inboxId/drafts/:draftId", M.draftDelete, { summary: "Delete a draft", tag: "Drafts", keys: IN_SCOPE }),
+  route("post", "/inboxes/:inboxId/drafts/:draftId/send", M.draftSend, {
+    summary: "Send a draft and delete it",
+    tag: "Drafts",
+    keys: IN_SCOPE,
+    errors: [...SENDING, "CONFLICT"],
+  }),
+
+  route("post", "/inboxes/:inboxId/lists", M.listCreate, { summary: "Create a list", tag: "Lists", keys: IN_SCOPE, status: [201], errors: ["CONFLICT"] }),
+  route("get", "/inboxes/:inboxId/lists", M.listList, { summary: "List an inbox's lists", tag: "Lists", keys: IN_SCOPE }),
+  route("get", "/inboxes/:inboxId/lists/:listId", M.listGet, { summary: "Get a list with its entries", tag: "Lists", keys: IN_SCOPE }),
+  route("patch", "/inboxes/:inboxId/lists/:listId", M.listUpdate, { summary: "Rename or describe a list", tag: "Lists", keys: IN_SCOPE }),
+  route("delete", "/inboxes/:inboxId/lists/:listId", M.listDelete, { summary: "Delete a list", tag: "Lists", keys: IN_SCOPE }),
+  route("post", "/inboxes/:inboxId/lists/:listId/entries", M.entryAdd, {
+    summary: "Add an entry to a list",
+    tag: "Lists",
+    keys: IN_SCOPE,
+    status: [201],
+    errors: ["CONFLICT"],
+  }),
+  route("patch", "/inboxes/:inboxId/lists/:listId/entries/:entryId", M.entryUpdate, { summary: "Update a list entry", tag: "Lists", keys: IN_SCOPE }),
+  route("delete", "/inboxes/:inboxId/lists/:listId/entries/:entryId", M.entryRemove, { summary: "Remove a list entry", tag: "Lists", keys: IN_SCOPE }),
 ];

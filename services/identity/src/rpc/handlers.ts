@@ -1,7 +1,7 @@
 import type { RpcContext, RpcServer } from "@mam/bus/rpc.ts";
 import { parseOrThrow } from "@mam/contracts/errors.ts";
 import { IssueKeyCommand, KeyRef, WorkspaceRef } from "@mam/contracts/identity-api.ts";
-import { Rpc } from "@mam/contracts/subjects.ts";
+import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import type { IdentityContext } from "../context.ts";
 import type { CommandMeta } from "../commands/append.ts";
 import { issueInboxKey, issueWorkspaceKey, revokeWorkspaceKey } from "../commands/keys.ts";
@@ -12,36 +12,21 @@ import { getOwnTenant } from "../read/tenants.ts";
 import { getWorkspace, listWorkspaces } from "../read/workspaces.ts";
 
 const meta = (c: RpcContext): CommandMeta => ({ actor: { type: "key", id: c.claims.kid }, requestId: c.requestId });
-const ok = (body: unknown) => ({ status: 200, body });
-const created = (body: unknown) => ({ status: 201, body });
+const ok = <T>(body: T) => ({ status: 200, body });
+const created = <T>(body: T) => ({ status: 201, body });
 
-/** Identity's commands and queries, one subject each. */
+/** Identity's commands and queries, one contract each: requests arrive parsed, replies are typed. */
 export function registerIdentityRpc(server: RpcServer, ctx: IdentityContext): void {
-  const I = Rpc.identity;
-  server.handlePublic(I.keyResolve, async (body) => ok(await resolveKey(ctx, body)));
-  server.handle(I.tenantCreate, async (body, c) => created(await createTenant(ctx, c.claims, body, meta(c))));
-  server.handle(I.workspaceCreate, async (body, c) => created(await createWorkspace(ctx, c.claims, body, meta(c))));
-  server.handle(I.workspaceList, async (_body, c) => ok(await listWorkspaces(ctx, c.claims)));
-  server.handle(I.workspaceGet, async (body, c) => {
-    const { workspaceId } = parseOrThrow(WorkspaceRef, body);
-    return ok(await getWorkspace(ctx, c.claims, workspaceId));
-  });
-  server.handle(I.workspaceDelete, async (body, c) => {
-    const { workspaceId } = parseOrThrow(WorkspaceRef, body);
-    return ok(await deleteWorkspace(ctx, c.claims, workspaceId, meta(c)));
-  });
-  server.handle(I.keyIssue, async (body, c) => {
-    const cmd = parseOrThrow(IssueKeyCommand, body);
-    return created(await issueWorkspaceKey(ctx, c.claims, cmd.workspaceId, cmd.body, meta(c)));
-  });
-  server.handle(I.keyList, async (body, c) => {
-    const { workspaceId } = parseOrThrow(WorkspaceRef, body);
-    return ok(await listWorkspaceKeys(ctx, c.claims, workspaceId));
-  });
-  server.handle(I.keyIssueForInbox, async (body, c) => created(await issueInboxKey(ctx, c.claims, body, meta(c))));
-  server.handle(I.tenantGet, async (_body, c) => ok(await getOwnTenant(ctx, c.claims)));
-  server.handle(I.keyRevoke, async (body, c) => {
-    const ref = parseOrThrow(KeyRef, body);
-    return ok(await revokeWorkspaceKey(ctx, c.claims, ref.workspaceId, ref.keyId, meta(c)));
-  });
+  const I = RpcContracts.identity;
+  server.servePublic(I.keyResolve, async (req) => ok(await resolveKey(ctx, req)));
+  server.serve(I.tenantCreate, async (req, c) => created(await createTenant(ctx, c.claims, req, meta(c))));
+  server.serve(I.workspaceCreate, async (req, c) => created(await createWorkspace(ctx, c.claims, req, meta(c))));
+  server.serve(I.workspaceList, async (_req, c) => ok(await listWorkspaces(ctx, c.claims)));
+  server.serve(I.workspaceGet, async (req, c) => ok(await getWorkspace(ctx, c.claims, req.workspaceId)));
+  server.serve(I.workspaceDelete, async (req, c) => ok(await deleteWorkspace(ctx, c.claims, req.workspaceId, meta(c))));
+  server.serve(I.keyIssue, async (req, c) => created(await issueWorkspaceKey(ctx, c.claims, req.workspaceId, req.body, meta(c))));
+  server.serve(I.keyList, async (req, c) => ok(await listWorkspaceKeys(ctx, c.claims, req.workspaceId)));
+  server.serve(I.keyIssueForInbox, async (req, c) => created(await issueInboxKey(ctx, c.claims, req, meta(c))));
+  server.serve(I.tenantGet, async (_req, c) => ok(await getOwnTenant(ctx, c.claims)));
+  server.serve(I.keyRevoke, async (req, c) => ok(await revokeWorkspaceKey(ctx, c.claims, req.workspaceId, req.keyId, meta(c))));
 }

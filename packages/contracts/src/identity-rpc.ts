@@ -1,0 +1,38 @@
+import {
+  CreateKeyBody,
+  CreateTenantBody,
+  CreateWorkspaceBody,
+  InboxKey,
+  IssueKeyCommand,
+  IssuedKey,
+  KeyList,
+  KeyRef,
+  KeyRevoked,
+  OwnTenant,
+  ResolveKeyQuery,
+  TenantCreated,
+  Workspace,
+  WorkspaceList,
+  WorkspaceRef,
+} from "./identity-api.ts";
+import { ResolvedKey } from "./keys.ts";
+import { IssueInboxKeyCommand } from "./mailbox-api.ts";
+import { Deleted, NoParams } from "./results.ts";
+import { contract } from "./rpc-contract.ts";
+
+/** Identity's request subjects, `svc.identity.<resource>.<verb>`, with what each takes and answers. */
+export const IdentityRpc = {
+  tenantCreate: contract("svc.identity.tenant.create", CreateTenantBody, TenantCreated),
+  /** Public (no scope yet): the gateway turns a presented key into a principal. */
+  keyResolve: contract("svc.identity.key.resolve", ResolveKeyQuery, ResolvedKey),
+  workspaceCreate: contract("svc.identity.workspace.create", CreateWorkspaceBody, Workspace),
+  workspaceList: contract("svc.identity.workspace.list", NoParams, WorkspaceList),
+  workspaceGet: contract("svc.identity.workspace.get", WorkspaceRef, Workspace),
+  workspaceDelete: contract("svc.identity.workspace.delete", WorkspaceRef, Deleted),
+  keyIssue: contract("svc.identity.key.issue", IssueKeyCommand.extend({ body: CreateKeyBody }), IssuedKey),
+  keyList: contract("svc.identity.key.list", WorkspaceRef, KeyList),
+  keyRevoke: contract("svc.identity.key.revoke", KeyRef, KeyRevoked),
+  /** Internal: the mailbox asks for the ak_ key of an inbox it is creating. */
+  keyIssueForInbox: contract("svc.identity.key.issue-for-inbox", IssueInboxKeyCommand, InboxKey),
+  tenantGet: contract("svc.identity.tenant.get", NoParams, OwnTenant),
+};

@@ -1,0 +1,81 @@
+import type { Request } from "express";
+import type { z } from "zod";
+import type { ErrorCode } from "@mam/contracts/errors.ts";
+import type { KeyKind } from "@mam/contracts/keys.ts";
+import type { RpcContract } from "@mam/contracts/rpc-contract.ts";
+
+export type Method = "get" | "post" | "patch" | "delete";
+
+/** `"/inboxes/:inboxId/reply/:messageId"` → `"inboxId" | "messageId"`. */
+export type PathParams<P extends string> = P extends `${string}:${infer Name}/${infer Rest}`
+  ? Name | PathParams<`/${Rest}`>
+  : P extends `${string}:${infer Name}`
+    ? Name
+    : never;
+
+/** What the API document says of a route, beside what its contract says. */
+export interface RouteSpec {
+  summary: string;
+  description?: string;
+  tag: string;
+  /** The key kinds that may call it. The service decides; this is what the document shows. */
+  keys: readonly KeyKind[];
+  /** Success statuses, the usual one first (default 200). */
+  status?: readonly [number, ...number[]];
+  /**
+   * Where the request comes from: the JSON body as it is, or the query string with the path
+   * parameters. Otherwise the path parameters, and `body`, `query` and `idempotencyKey` when
+   * the contract's request has them.
+   */
+  from?: "body" | "query";
+  /** The success response is bytes of this media type, not JSON. */
+  bytes?: "message/rfc822" | "application/octet-stream";
+  /** Error codes this route may answer beyond the ones every route may. */
+  errors?: readonly ErrorCode[];
+  /** For a second route to the same subject: the document's operation ids are unique. */
+  operationId?: string;
+}
+
+/** A public `/v1` route forwarded to the service owning its contract. */
+export interface ForwardRoute extends RouteSpec {
+  method: Method;
+  /** Express form; every `:name` is a field of the contract's request. */
+  path: string;
+  contract: RpcContract;
+  /** What the service receives: the fields its request has, nothing else. */
+  toRpc: (req: Request) => unknown;
+}
+
+type Fields<C extends RpcContract> = keyof z.input<C["request"]> & string;
+/** A path parameter the request has no field for fails to compile, naming it. */
+type PathCheck<C extends RpcContract, P extends string> = [Exclude<PathParams<P>, Fields<C>>] extends [never]
+  ? unknown
+  : { pathParameterNotInRequest: Exclude<PathParams<P>, Fields<C>> };
+
+export function route<C extends RpcContract, P extends string>(method: Method, path: P, contract: C, spec: RouteSpec & PathCheck<C, P>): ForwardRoute {
+  return { ...spec, method, path, contract, toRpc: requestOf(path, contract, spec.from) };
+}
+
+export const pathParamNames = (path: string): string[] => [...path.matchAll(/:(\w+)/g)].map((m) => m[1]!);
+
+const bodyOf = (req: Request): unknown => req.body ?? {};
+/** Query parameters as plain strings (repeated ones: the first). */
+const queryOf = (req: Request): Record<string, string> =>
+  Object.fromEntries(Object.entries(req.query).map(([k, v]) => [k, Array.isArray(v) ? String(v[0]) : String(v ?? "")]));
+
+function requestOf(path: string, contract: RpcContract, from: RouteSpec["from"]): (req: Request) => unknown {
+  const names = pathParamNames(path);
+  const shape = contract.request.shape;
+  if (from === "body") return bodyOf;
+  return (req) => {
+    const out: Record<string, unknown> = from === "query" ? queryOf(req) : {};
+    for (const name of names) out[name] = String(req.params[name] ?? "");
+    if ("body" in shape) out.body = bodyOf(req);
+    if ("query" in shape) out.query = queryOf(req);
+    if ("idempotencyKey" in shape) {
+      const key = req.get("idempotency-key");
+      if (key) out.idempotencyKey = key;
+    }
+    return out;
+  };
+}
