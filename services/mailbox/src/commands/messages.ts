@@ -1,51 +1,31 @@
-import { AppError, notFound, parseOrThrow } from "@mam/contracts/errors.ts";
-import { IdParam } from "@mam/contracts/identity-api.ts";
-import { FlagsBody, ListMessagesQuery, MessageRef, ThreadRef } from "@mam/contracts/messages-api.ts";
-import { BINARY_CHUNK_BYTES, type BinaryBody } from "@mam/contracts/rpc.ts";
+import { parseOrThrow } from "@mam/contracts/errors.ts";
+import { FlagsBody, MessageRef } from "@mam/contracts/messages-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import { z } from "zod";
+import type { Kysely } from "kysely";
 import type { MailboxContext } from "../context.ts";
+import type { MailboxDb } from "../db/schema.ts";
 import { visibleInbox, type InboxRow } from "../read/inboxes.ts";
-import { messageOfInbox, viewsOf, type MessageRow } from "../read/messages.ts";
-import { getBlobSlice } from "../store/blobs.ts";
+import { loadMessages, messageOfInbox, viewsOf, type MessageRow } from "../read/messages.ts";
 import { execute, type CommandMeta } from "./execute.ts";
+import { decide, type Flags, type MessageCommand } from "./message-decision.ts";
 
-/** Newest first, with the total for paging; `direction` narrows to inbound or outbound. */
-export async function listMessages(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
-  const { inboxId, ...query } = parseOrThrow(z.object({ inboxId: z.string() }).loose(), raw);
-  const q = parseOrThrow(ListMessagesQuery, query, "query");
-  const inbox = await visibleInbox(ctx.db, claims, inboxId);
-  let base = ctx.db.selectFrom("messages").where("workspace_id", "=", inbox.workspace_id).where("inbox_id", "=", inbox.inbox_id).where("deleted_at", "is", null);
-  if (q.direction) base = base.where("direction", "=", q.direction);
-  const [rows, total] = await Promise.all([
-    base.selectAll().orderBy("created_at", "desc").orderBy("message_id", "desc").limit(q.limit).offset(q.offset).execute(),
-    base.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow(),
-  ]);
-  return { messages: await viewsOf(ctx.db, inbox.workspace_id, rows), pagination: { total: Number(total.n), limit: q.limit, offset: q.offset } };
+function run<T>(ctx: MailboxContext, inbox: InboxRow, meta: CommandMeta, c: MessageCommand, answer: (tx: Kysely<MailboxDb>) => Promise<T>) {
+  return execute(ctx, inbox.tenant_id, meta, {
+    load: (tx) => loadMessages(tx, inbox.workspace_id, [c.messageId]),
+    decide: (state) => decide(c, state),
+    answer: (tx) => answer(tx),
+  });
 }
 
-async function setFlags(ctx: MailboxContext, inbox: InboxRow, m: MessageRow, flags: { isRead?: boolean; isStarred?: boolean; isArchived?: boolean }, meta: CommandMeta) {
-  return execute(
-    ctx,
-    inbox.tenant_id,
-    meta,
-    async (tx) => {
-      const live = await messageOfInbox(tx, inbox, m.message_id);
-      return [
-        {
-          event: { type: "MessageFlagged", schemaVersion: 1, data: { messageId: live.message_id, ...flags } },
-          tenantId: inbox.tenant_id,
-          workspaceId: inbox.workspace_id,
-          aggregateId: live.message_id,
-          aggregateVersion: live.version + 1,
-        },
-      ];
-    },
-    async (tx) => (await viewsOf(tx, inbox.workspace_id, [await messageOfInbox(tx, inbox, m.message_id)]))[0]!,
-  );
+function setFlags(ctx: MailboxContext, inbox: InboxRow, m: MessageRow, flags: Flags, meta: CommandMeta) {
+  const owner = { tenantId: inbox.tenant_id, workspaceId: inbox.workspace_id };
+  return run(ctx, inbox, meta, { kind: "flag", owner, inboxId: inbox.inbox_id, messageId: m.message_id, flags }, async (tx) => {
+    return (await viewsOf(tx, inbox.workspace_id, [await messageOfInbox(tx, inbox, m.message_id)]))[0]!;
+  });
 }
 
-/** Reading a message marks it read, as the reference says. */
+/** Reading a message marks it read, as the reference says: a read, and a command when it was unread. */
 export async function getMessage(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta) {
   const ref = parseOrThrow(MessageRef, raw);
   const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
@@ -66,75 +46,6 @@ export async function deleteMessage(ctx: MailboxContext, claims: ScopeClaims, ra
   const ref = parseOrThrow(MessageRef, raw);
   const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
   const m = await messageOfInbox(ctx.db, inbox, ref.messageId);
-  return execute(
-    ctx,
-    inbox.tenant_id,
-    meta,
-    async (tx) => {
-      const live = await messageOfInbox(tx, inbox, m.message_id);
-      return [
-        {
-          event: { type: "MessageDeleted", schemaVersion: 1, data: { messageId: live.message_id } },
-          tenantId: inbox.tenant_id,
-          workspaceId: inbox.workspace_id,
-          aggregateId: live.message_id,
-          aggregateVersion: live.version + 1,
-        },
-      ];
-    },
-    async () => ({ deleted: true, id: m.message_id }),
-  );
-}
-
-/** One slice of stored bytes, from the offset the caller asked for. */
-async function binarySlice(ctx: MailboxContext, workspaceId: string, hash: string, offset: number, what: string, contentType: string, filename: string | null): Promise<BinaryBody> {
-  const slice = await getBlobSlice(ctx.db, workspaceId, hash, offset, BINARY_CHUNK_BYTES);
-  if (!slice) throw notFound(what);
-  if (offset > slice.size) throw new AppError("VALIDATION_ERROR", `offset is past the end (${slice.size} bytes)`);
-  return { $binary: { base64: slice.data.toString("base64"), contentType, filename, size: slice.size, offset } };
-}
-
-/** The exact RFC 5322 bytes, as sent or received. */
-export async function rawMessage(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
-  const ref = parseOrThrow(MessageRef, raw);
-  const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
-  const m = await messageOfInbox(ctx.db, inbox, ref.messageId);
-  return binarySlice(ctx, inbox.workspace_id, m.raw_hash, ref.offset ?? 0, "Raw message", "message/rfc822", `${m.message_id}.eml`);
-}
-
-export async function listAttachments(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
-  const ref = parseOrThrow(MessageRef, raw);
-  const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
-  const m = await messageOfInbox(ctx.db, inbox, ref.messageId);
-  return { attachments: m.attachments.map((a) => ({ id: a.id, filename: a.filename, contentType: a.contentType, sizeBytes: a.sizeBytes })) };
-}
-
-export async function getAttachment(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
-  const ref = parseOrThrow(MessageRef, raw);
-  const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
-  const m = await messageOfInbox(ctx.db, inbox, ref.messageId);
-  const id = parseOrThrow(IdParam, ref.attachmentId, "attachment id");
-  const a = m.attachments.find((x) => x.id === id);
-  if (!a) throw notFound("Attachment");
-  return binarySlice(ctx, inbox.workspace_id, a.hash, ref.offset ?? 0, "Attachment", a.contentType, a.filename);
-}
-
-/** A thread of this inbox, oldest first; both response forms the reference mentions. */
-export async function getThread(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
-  const ref = parseOrThrow(ThreadRef, raw);
-  const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
-  const threadId = parseOrThrow(IdParam, ref.threadId, "thread id");
-  const rows = await ctx.db
-    .selectFrom("messages")
-    .selectAll()
-    .where("workspace_id", "=", inbox.workspace_id)
-    .where("thread_id", "=", threadId)
-    .where("inbox_id", "=", inbox.inbox_id)
-    .where("deleted_at", "is", null)
-    .orderBy("created_at")
-    .orderBy("message_id")
-    .execute();
-  if (!rows.length) throw notFound("Thread");
-  const messages = await viewsOf(ctx.db, inbox.workspace_id, rows);
-  return { threadId, messageCount: messages.length, thread: { id: threadId, subject: rows[0]!.subject, messageCount: messages.length }, messages };
+  const owner = { tenantId: inbox.tenant_id, workspaceId: inbox.workspace_id };
+  return run(ctx, inbox, meta, { kind: "delete", owner, inboxId: inbox.inbox_id, messageId: m.message_id }, async () => ({ deleted: true, id: m.message_id }));
 }

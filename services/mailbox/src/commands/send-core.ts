@@ -7,8 +7,10 @@ import type { MailboxDb } from "../db/schema.ts";
 import { compose, previewOf } from "../mime/compose.ts";
 import type { InboxRow } from "../read/inboxes.ts";
 import { derivedId } from "../delivery/ids.ts";
+import { loadDraft } from "../read/drafts.ts";
 import { putBlob, sha256 } from "../store/blobs.ts";
-import { execute, groupCommit, type CommandMeta, type EventDraft } from "./execute.ts";
+import { execute, groupCommit, type CommandMeta } from "./execute.ts";
+import { answerOf, decide, idempotencyRecordOf, initial, senderKey, type SendCommand, type SendResult, type SendState } from "./send-decision.ts";
 
 export interface OutgoingSpec {
   to: string[];
@@ -25,13 +27,6 @@ export interface OutgoingSpec {
   references: string[];
   /** The thread to continue; a new one when null. */
   threadId: string | null;
-}
-
-export interface SendResult {
-  id: string;
-  threadId: string;
-  status: "sent";
-  messageId: string;
 }
 
 export function decodeAttachments(list: { filename: string; contentType: string; content: string }[] | undefined) {
@@ -70,7 +65,8 @@ async function dkimFor(ctx: MailboxContext, tx: Kysely<MailboxDb>, inbox: InboxR
   return key ? { domainName: domain, keySelector: key.selector, privateKey: key.private_key_pem } : undefined;
 }
 
-async function assertKnownRecipients(tx: Kysely<MailboxDb>, inbox: InboxRow, recipients: string[]) {
+/** Of these addresses, those that have written to the inbox. */
+async function knownSendersOf(tx: Kysely<MailboxDb>, inbox: InboxRow, addresses: string[]): Promise<Set<string>> {
   const rows = await tx
     .selectFrom("messages")
     .select("from_address")
@@ -78,16 +74,29 @@ async function assertKnownRecipients(tx: Kysely<MailboxDb>, inbox: InboxRow, rec
     .where("workspace_id", "=", inbox.workspace_id)
     .where("inbox_id", "=", inbox.inbox_id)
     .where("direction", "=", "inbound")
-    .where("from_address", "in", recipients)
+    .where("from_address", "in", addresses)
     .execute();
-  const known = new Set(rows.map((r) => r.from_address));
-  const unknown = recipients.filter((r) => !known.has(r));
-  if (unknown.length) {
-    throw new AppError(
-      "FORBIDDEN",
-      `First contact: ${unknown.join(", ")} never wrote to this inbox. Pass "verified": true once you have checked the address.`,
-    );
+  return new Set(rows.map((r) => senderKey(inbox.inbox_id, r.from_address)));
+}
+
+/** What a send is decided against: the key's record, which recipients wrote before, the draft it deletes. */
+async function loadSend(tx: Kysely<MailboxDb>, inbox: InboxRow, c: SendCommand): Promise<SendState> {
+  if (c.idempotency) {
+    const seen = await tx
+      .selectFrom("idempotency_keys")
+      .select(["request_hash", "response"])
+      .where("workspace_id", "=", inbox.workspace_id)
+      .where("inbox_id", "=", inbox.inbox_id)
+      .where("key", "=", c.idempotency.key)
+      .executeTakeFirst();
+    // A retry is answered from its record alone.
+    if (seen) return { ...initial(), idempotency: { requestHash: seen.request_hash, response: seen.response as SendResult } };
   }
+  return {
+    idempotency: null,
+    knownSenders: c.firstContactCheck ? await knownSendersOf(tx, inbox, c.recipients) : new Set(),
+    drafts: c.draft ? (await loadDraft(tx, inbox.workspace_id, c.draft.draftId)).drafts : new Map(),
+  };
 }
 
 const batchers = new WeakMap<MailboxContext, ReturnType<typeof groupCommit>>();
@@ -97,24 +106,43 @@ const sendsOf = (ctx: MailboxContext) => {
   return b;
 };
 
+const inFlight = new WeakMap<MailboxContext, Map<string, Promise<void>>>();
+const settled = () => undefined;
+
+/**
+ * Sends with the same Idempotency-Key go one after the other, so the second finds the
+ * first's record. In one batch both would be decided against what was committed before it
+ * and both send; their records would then collide and fail the whole batch, every send of
+ * it tried again alone. (In other processes, the tenant's lock puts their transactions one
+ * after the other already.)
+ */
+function oneAtATime<T>(ctx: MailboxContext, key: string | null, run: () => Promise<T>): Promise<T> {
+  if (!key) return run();
+  let waiting = inFlight.get(ctx);
+  if (!waiting) inFlight.set(ctx, (waiting = new Map()));
+  const mine = (waiting.get(key) ?? Promise.resolve()).then(run);
+  const done = mine.then(settled, settled);
+  waiting.set(key, done);
+  void done.then(() => waiting.get(key) === done && waiting.delete(key));
+  return mine;
+}
+
+export interface SendOptions {
+  /** With an Idempotency-Key, a retried request gets the first answer and sends nothing again. */
+  idempotency?: { key: string; request: unknown };
+  /** The draft deleted by sending it, as it was read. */
+  draft?: { draftId: string; version: number };
+}
+
 /**
  * Sends one message from an inbox: builds and signs it, stores its bytes once, records
- * MessageSent. Delivery (local or through the relay) follows from that event. With an
- * Idempotency-Key, a retried request gets the first answer and sends nothing again.
+ * MessageSent. Delivery (local or through the relay) follows from that event.
  */
-export async function sendFromInbox(
-  ctx: MailboxContext,
-  inbox: InboxRow,
-  spec: OutgoingSpec,
-  meta: CommandMeta,
-  idempotency?: { key: string; request: unknown },
-  /** Events recorded in the same step as the send (a draft deleted by sending it). */
-  alongside?: (tx: Kysely<MailboxDb>, messageId: string) => Promise<EventDraft[]>,
-): Promise<SendResult> {
+export async function sendFromInbox(ctx: MailboxContext, inbox: InboxRow, spec: OutgoingSpec, meta: CommandMeta, options: SendOptions = {}): Promise<SendResult> {
   const recipients = [...new Set([...spec.to, ...spec.cc, ...spec.bcc])];
   if (!recipients.length) throw new AppError("VALIDATION_ERROR", "At least one recipient is required", [{ path: "to", message: "required" }]);
   if (recipients.length > 50) throw new AppError("VALIDATION_ERROR", "At most 50 recipients per message", [{ path: "to", message: "too many" }]);
-  const requestHash = idempotency ? sha256(JSON.stringify(idempotency.request)) : "";
+  const { idempotency, draft } = options;
   const messageId = ctx.newId();
   const threadId = spec.threadId ?? ctx.newId();
   // Composing and signing is CPU work: done before taking the tenant's lock, not under it.
@@ -138,37 +166,21 @@ export async function sendFromInbox(
   });
 
   // Bytes are content-addressed and idempotent: stored before the lock is taken.
-  const ws0 = inbox.workspace_id;
+  const ws = inbox.workspace_id;
   const at = ctx.clock();
   const stored = {
-    raw: await putBlob(ctx.db, ws0, raw, at),
-    plain: spec.text !== undefined ? await putBlob(ctx.db, ws0, Buffer.from(spec.text), at) : null,
-    html: spec.html !== undefined ? await putBlob(ctx.db, ws0, Buffer.from(spec.html), at) : null,
+    raw: await putBlob(ctx.db, ws, raw, at),
+    plain: spec.text !== undefined ? await putBlob(ctx.db, ws, Buffer.from(spec.text), at) : null,
+    html: spec.html !== undefined ? await putBlob(ctx.db, ws, Buffer.from(spec.html), at) : null,
   };
   const attachments: AttachmentRef[] = [];
   for (const a of spec.attachments) {
-    attachments.push({ id: ctx.newId(), filename: a.filename, contentType: a.contentType, sizeBytes: a.content.length, hash: await putBlob(ctx.db, ws0, a.content, at) });
+    attachments.push({ id: ctx.newId(), filename: a.filename, contentType: a.contentType, sizeBytes: a.content.length, hash: await putBlob(ctx.db, ws, a.content, at) });
   }
 
-  const decision = async (tx: Kysely<MailboxDb>): Promise<{ events: EventDraft[]; result: SendResult }> => {
-    if (idempotency) {
-      const seen = await tx
-        .selectFrom("idempotency_keys")
-        .selectAll()
-        .where("workspace_id", "=", inbox.workspace_id)
-        .where("inbox_id", "=", inbox.inbox_id)
-        .where("key", "=", idempotency.key)
-        .executeTakeFirst();
-      if (seen) {
-        if (seen.request_hash !== requestHash) throw new AppError("CONFLICT", "This Idempotency-Key was used for a different request");
-        return { events: [], result: seen.response as SendResult };
-      }
-    }
-    if (spec.firstContactCheck) await assertKnownRecipients(tx, inbox, recipients);
-    // Nothing is written above this line: a refusal leaves the transaction untouched.
-    const now = ctx.clock();
-    const ws = inbox.workspace_id;
-    const facts = {
+  const command: SendCommand = {
+    owner: { tenantId: inbox.tenant_id, workspaceId: ws },
+    facts: {
       messageId,
       inboxId: inbox.inbox_id,
       threadId,
@@ -187,43 +199,33 @@ export async function sendFromInbox(
       htmlHash: stored.html,
       preview: previewOf(spec.text, spec.html),
       attachments,
-    };
-    const result: SendResult = { id: messageId, threadId, status: "sent", messageId: header };
-    if (idempotency) {
-      await tx
-        .insertInto("idempotency_keys")
-        .values({ workspace_id: ws, inbox_id: inbox.inbox_id, key: idempotency.key, request_hash: requestHash, response: JSON.stringify(result), created_at: now })
-        .execute();
-    }
-    const also = alongside ? await alongside(tx, messageId) : [];
-    const events: EventDraft[] = [
-      {
-        event: { type: "MessageSent", schemaVersion: 1, data: facts },
-        // Deciding this send again (a retry after a failed commit) appends the same event.
-        eventId: derivedId("event", messageId, "MessageSent"),
-        tenantId: inbox.tenant_id,
-        workspaceId: ws,
-        aggregateId: messageId,
-        aggregateVersion: 1,
-      },
-      ...also,
-    ];
-    return { events, result };
+    },
+    eventId: derivedId("event", messageId, "MessageSent"),
+    recipients,
+    firstContactCheck: spec.firstContactCheck,
+    idempotency: idempotency ? { key: idempotency.key, requestHash: sha256(JSON.stringify(idempotency.request)) } : null,
+    draft: draft ?? null,
+  };
+  const steps = {
+    load: (tx: Kysely<MailboxDb>) => loadSend(tx, inbox, command),
+    decide: (state: SendState) => decide(command, state),
+    answer: async (tx: Kysely<MailboxDb>, state: SendState) => {
+      // Recorded with the events, in their transaction: a retry finds it once they are committed.
+      const record = idempotencyRecordOf(command, state);
+      if (record && idempotency) {
+        await tx
+          .insertInto("idempotency_keys")
+          .values({ workspace_id: ws, inbox_id: inbox.inbox_id, key: idempotency.key, request_hash: record.requestHash, response: JSON.stringify(record.response), created_at: at })
+          .execute();
+      }
+      return answerOf(command, state);
+    },
   };
 
   // A send decides nothing another send's events could change, so the sends of a tenant are
-  // group-committed; one with other events alongside (a draft it deletes) goes alone.
-  if (!alongside) return sendsOf(ctx).run(inbox.tenant_id, meta, decision);
-  let decided: SendResult | undefined;
-  return execute(
-    ctx,
-    inbox.tenant_id,
-    meta,
-    async (tx) => {
-      const d = await decision(tx);
-      decided = d.result;
-      return d.events;
-    },
-    async () => decided!,
-  );
+  // group-committed; one that deletes a draft goes alone (two sends of one draft in a batch
+  // would both find it live).
+  if (draft) return execute(ctx, inbox.tenant_id, meta, steps);
+  const key = idempotency ? `${ws} ${inbox.inbox_id} ${idempotency.key}` : null;
+  return oneAtATime(ctx, key, () => sendsOf(ctx).run(inbox.tenant_id, meta, steps));
 }

@@ -6,7 +6,8 @@ import { visibleInbox, type InboxRow } from "../read/inboxes.ts";
 import { messageOfInbox, type MessageRow } from "../read/messages.ts";
 import { getBlobs } from "../store/blobs.ts";
 import type { CommandMeta } from "./execute.ts";
-import { decodeAttachments, sendFromInbox, type SendResult } from "./send-core.ts";
+import { decodeAttachments, sendFromInbox } from "./send-core.ts";
+import type { SendResult } from "./send-decision.ts";
 
 const prefixed = (prefix: string, subject: string) => (subject.toLowerCase().startsWith(prefix.toLowerCase()) ? subject : `${prefix} ${subject}`);
 
@@ -21,7 +22,7 @@ async function ownAddresses(ctx: MailboxContext, inbox: InboxRow): Promise<Set<s
   return new Set([...rows.map((r) => r.address), inbox.canonical_email]);
 }
 
-const idem = (cmd: { idempotencyKey?: string }, request: unknown) => (cmd.idempotencyKey ? { key: cmd.idempotencyKey, request } : undefined);
+const idem = (cmd: { idempotencyKey?: string }, request: unknown) => (cmd.idempotencyKey ? { idempotency: { key: cmd.idempotencyKey, request } } : {});
 
 /** POST /send: a new thread; recipients must have written first unless `verified`. */
 export async function send(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta): Promise<SendResult> {

@@ -1,6 +1,10 @@
 import type { MailboxContext } from "../context.ts";
-import { execute } from "../commands/execute.ts";
+import { decide, type DeliveryRecord } from "../commands/delivery-record-decision.ts";
+import { execute, type CommandMeta } from "../commands/execute.ts";
+import { DECISION_COLUMNS, messagesStateOf } from "../read/messages.ts";
 import type { Target } from "./receive.ts";
+
+const BOUNCES: CommandMeta = { actor: { type: "system", id: "bounces" }, requestId: "dsn" };
 
 export interface DeliveryReport {
   originalMessageIds: string[];
@@ -25,30 +29,28 @@ export function readDeliveryReport(raw: Buffer): DeliveryReport | null {
 
 /** A DSN about a message this inbox sent marks that message bounced (message.bounced). */
 export async function recordBounce(ctx: MailboxContext, target: Target, report: DeliveryReport): Promise<void> {
-  await execute(
-    ctx,
-    target.tenant_id,
-    { actor: { type: "system", id: "bounces" }, requestId: "dsn" },
-    async (tx) => {
-      const original = await tx
+  const c: DeliveryRecord = {
+    kind: "report",
+    owner: { tenantId: target.tenant_id, workspaceId: target.workspace_id },
+    inboxId: target.inbox_id,
+    originalHeaders: report.originalMessageIds,
+    recipients: report.recipients,
+    reason: report.reason,
+  };
+  await execute(ctx, target.tenant_id, BOUNCES, {
+    load: async (tx) => {
+      const rows = await tx
         .selectFrom("messages")
-        .select(["message_id", "status", "version"])
+        .select(DECISION_COLUMNS)
         .where("workspace_id", "=", target.workspace_id)
         .where("inbox_id", "=", target.inbox_id)
         .where("direction", "=", "outbound")
         .where("message_id_header", "in", report.originalMessageIds)
-        .executeTakeFirst();
-      if (!original || original.status === "bounced") return [];
-      return [
-        {
-          event: { type: "MessageBounced", schemaVersion: 1, data: { messageId: original.message_id, recipients: report.recipients, reason: report.reason } },
-          tenantId: target.tenant_id,
-          workspaceId: target.workspace_id,
-          aggregateId: original.message_id,
-          aggregateVersion: original.version + 1,
-        },
-      ];
+        .orderBy("created_at")
+        .execute();
+      return messagesStateOf(rows);
     },
-    async () => undefined,
-  );
+    decide: (state) => decide(c, state),
+    answer: async () => undefined,
+  });
 }

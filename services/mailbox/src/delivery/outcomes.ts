@@ -1,7 +1,9 @@
 import { sql } from "kysely";
 import type { MailboxContext } from "../context.ts";
+import { decide, type DeliveryRecord, type Outcome } from "../commands/delivery-record-decision.ts";
 import { groupCommit, type CommandMeta } from "../commands/execute.ts";
 import type { Unrecorded } from "../db/schema.ts";
+import { loadMessages } from "../read/messages.ts";
 import { getBlobs } from "../store/blobs.ts";
 import { derivedId } from "./ids.ts";
 import type { Outbound, Refusal } from "./outbound.ts";
@@ -27,24 +29,15 @@ export interface SentRef {
  * place a few times: once a server said 250, losing the record would mean sending again.
  */
 export async function record(ctx: MailboxContext, records: Records, m: SentRef, type: "MessageDelivered" | "MessageBounced", data: { recipients: string[]; via?: string; reason?: string }) {
-  const eventId = derivedId("event", m.messageId, type, ...[...data.recipients].sort());
+  const outcome = { type, schemaVersion: 1, data: { messageId: m.messageId, ...data } } as Outcome;
+  const owner = { tenantId: m.tenantId, workspaceId: m.workspaceId };
+  const c: DeliveryRecord = { kind: "outcome", owner, messageId: m.messageId, outcome, eventId: derivedId("event", m.messageId, type, ...[...data.recipients].sort()) };
   for (const pause of [200, 1_000, 3_000, 0]) {
     try {
-      await records.run(m.tenantId, SYSTEM, async (tx) => {
-        const current = await tx.selectFrom("messages").select("version").where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId).executeTakeFirst();
-        return {
-          events: [
-            {
-              event: { type, schemaVersion: 1, data: { messageId: m.messageId, ...data } } as never,
-              eventId,
-              tenantId: m.tenantId,
-              workspaceId: m.workspaceId,
-              aggregateId: m.messageId,
-              aggregateVersion: (current?.version ?? 1) + 1,
-            },
-          ],
-          result: undefined,
-        };
+      await records.run(m.tenantId, SYSTEM, {
+        load: (tx) => loadMessages(tx, m.workspaceId, [m.messageId]),
+        decide: (state) => decide(c, state),
+        answer: async () => undefined,
       });
       return;
     } catch (err) {

@@ -5,8 +5,10 @@ import type { Authentication, MessageFacts } from "@mam/contracts/message-events
 import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { execute, type CommandMeta } from "../commands/execute.ts";
+import { decide, filingOf, parentHeaders, type FilingCommand } from "../commands/filing-decision.ts";
+import type { MessagesState } from "../commands/message-state.ts";
+import { DECISION_COLUMNS, messagesStateOf } from "../read/messages.ts";
 import { putBlobs } from "../store/blobs.ts";
-import { derivedId } from "./ids.ts";
 
 const SYSTEM: CommandMeta = { actor: { type: "system", id: "delivery" }, requestId: "delivery" };
 
@@ -44,8 +46,8 @@ function batchLength(q: Filing[]): number {
 
 /**
  * Files inbound messages into inboxes. Filings of one tenant that arrive while another
- * batch of that tenant is being committed wait and are committed together: one lock, one
- * transaction and one round of appends for the lot (group commit), instead of one each.
+ * batch of that tenant is being committed wait and are committed together: one lock and one
+ * transaction for the lot (group commit), instead of one each.
  * Every message gets an id derived from `dedupeParts` and its inbox, so the same delivery
  * arriving twice leaves one copy.
  */
@@ -80,65 +82,44 @@ export class Filer {
   }
 
   private commit(tenantId: string, batch: Filing[]): Promise<void> {
-    return execute(
-      this.ctx,
-      tenantId,
-      SYSTEM,
-      async (tx) => {
-        await putBlobs(tx, batch.flatMap((f) => f.blobs.map((data) => ({ workspaceId: f.target.workspace_id, data }))), this.ctx.clock());
-        const ids = batch.map((f) => derivedId(...f.source.dedupeParts, f.target.inbox_id));
-        const workspaces = [...new Set(batch.map((f) => f.target.workspace_id))];
-        const existing = await tx.selectFrom("messages").select(["workspace_id", "message_id"]).where("workspace_id", "in", workspaces).where("message_id", "in", ids).execute();
-        const seen = new Set(existing.map((r) => `${r.workspace_id}/${r.message_id}`));
-        // Replies join their parent's thread: In-Reply-To first, then References from the
-        // nearest; the parent may be stored already or earlier in this very batch.
-        const headers = [...new Set(batch.flatMap((f) => [f.facts.inReplyTo, ...f.facts.references].filter((h): h is string => !!h)))];
-        const known = new Map<string, string>(); // workspace/inbox/header → thread
-        const key = (t: Pick<Target, "workspace_id" | "inbox_id">, h: string) => `${t.workspace_id}/${t.inbox_id}/${h}`;
-        if (headers.length) {
-          const rows = await tx
-            .selectFrom("messages")
-            .select(["workspace_id", "inbox_id", "message_id_header", "thread_id"])
-            .where("workspace_id", "in", workspaces)
-            .where("inbox_id", "in", [...new Set(batch.map((f) => f.target.inbox_id))])
-            .where("message_id_header", "in", headers)
-            .orderBy("created_at")
-            .execute();
-          for (const r of rows) if (!known.has(key(r, r.message_id_header))) known.set(key(r, r.message_id_header), r.thread_id);
-        }
-        const drafts = [];
-        for (const [i, { target, facts, source }] of batch.entries()) {
-          const messageId = ids[i]!;
-          if (seen.has(`${target.workspace_id}/${messageId}`)) continue;
-          seen.add(`${target.workspace_id}/${messageId}`);
-          const parent = [facts.inReplyTo, ...[...facts.references].reverse()].map((h) => (h ? known.get(key(target, h)) : undefined)).find(Boolean);
-          const threadId = parent ?? derivedId("thread", messageId);
-          if (!known.has(key(target, facts.messageIdHeader))) known.set(key(target, facts.messageIdHeader), threadId);
-          drafts.push({
-            event: {
-              type: "MessageReceived" as const,
-              schemaVersion: 1 as const,
-              data: {
-                ...facts,
-                messageId,
-                inboxId: target.inbox_id,
-                threadId,
-                bcc: [],
-                sourceMessageId: source.sourceMessageId,
-                authentication: source.authentication ?? null,
-              },
-            },
-            // Filing the same message again (a retry after a failed commit) appends the same event.
-            eventId: derivedId("event", messageId, "MessageReceived"),
-            tenantId: target.tenant_id,
-            workspaceId: target.workspace_id,
-            aggregateId: messageId,
-            aggregateVersion: 1,
-          });
-        }
-        return drafts;
-      },
-      async () => undefined,
-    );
+    const command: FilingCommand = {
+      filings: batch.map((f) => filingOf({ tenantId: f.target.tenant_id, workspaceId: f.target.workspace_id }, f.target.inbox_id, f.facts, f.source)),
+    };
+    const at = this.ctx.clock();
+    return execute(this.ctx, tenantId, SYSTEM, {
+      load: (tx) => loadFiling(tx, command),
+      decide: (state) => decide(command, state),
+      answer: (tx) => storeBytes(tx, batch, at),
+    });
   }
+}
+
+/** The batch's messages stored already, and those its messages answer (for their threads), oldest first. */
+async function loadFiling(tx: Kysely<MailboxDb>, c: FilingCommand): Promise<MessagesState> {
+  const workspaces = [...new Set(c.filings.map((f) => f.owner.workspaceId))];
+  const inboxes = [...new Set(c.filings.map((f) => f.inboxId))];
+  const headers = parentHeaders(c);
+  const rows = await tx
+    .selectFrom("messages")
+    .select(DECISION_COLUMNS)
+    .where("workspace_id", "in", workspaces)
+    .where((eb) =>
+      eb.or([
+        eb("message_id", "in", c.filings.map((f) => f.messageId)),
+        ...(headers.length ? [eb.and([eb("inbox_id", "in", inboxes), eb("message_id_header", "in", headers)])] : []),
+      ]),
+    )
+    .orderBy("created_at")
+    .execute();
+  return messagesStateOf(rows);
+}
+
+/**
+ * The batch's bytes, one statement for all of them, written by the answer: the transaction
+ * that records the events (in the outbox) stores them too, so no event is published without
+ * its bytes, and nothing is written before the decision. Bytes are content-addressed and
+ * idempotent: those of a message filed before cost nothing.
+ */
+function storeBytes(tx: Kysely<MailboxDb>, batch: Filing[], at: Date): Promise<void> {
+  return putBlobs(tx, batch.flatMap((f) => f.blobs.map((data) => ({ workspaceId: f.target.workspace_id, data }))), at);
 }

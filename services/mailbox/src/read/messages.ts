@@ -1,6 +1,7 @@
 import type { Kysely, Selectable } from "kysely";
 import { notFound, parseOrThrow } from "@mam/contracts/errors.ts";
 import { IdParam } from "@mam/contracts/identity-api.ts";
+import type { KnownMessage, MessagesState } from "../commands/message-state.ts";
 import type { MailboxDb, MessagesTable } from "../db/schema.ts";
 import { getBlobs } from "../store/blobs.ts";
 import type { InboxRow } from "./inboxes.ts";
@@ -69,4 +70,33 @@ export async function messageOfInbox(db: Kysely<MailboxDb>, inbox: InboxRow, raw
     .executeTakeFirst();
   if (!r) throw notFound("Message");
   return r;
+}
+
+/** The columns a decision about a message reads (see commands/message-state.ts). */
+export const DECISION_COLUMNS = ["message_id", "inbox_id", "thread_id", "direction", "message_id_header", "status", "deleted_at", "version"] as const;
+type DecisionRow = Pick<MessageRow, (typeof DECISION_COLUMNS)[number]>;
+
+/** Rows as decisions see them, in the order given (the order they were stored, when it matters). */
+export function messagesStateOf(rows: DecisionRow[]): MessagesState {
+  const messages = new Map<string, KnownMessage>();
+  for (const r of rows) {
+    if (messages.has(r.message_id)) continue;
+    messages.set(r.message_id, {
+      inboxId: r.inbox_id,
+      threadId: r.thread_id,
+      direction: r.direction,
+      messageIdHeader: r.message_id_header,
+      status: r.status,
+      deleted: r.deleted_at !== null,
+      version: r.version,
+    });
+  }
+  return { messages };
+}
+
+/** Messages of a workspace by id, deleted or not, of any inbox: the decision tells. */
+export async function loadMessages(db: Kysely<MailboxDb>, workspaceId: string, ids: string[]): Promise<MessagesState> {
+  if (!ids.length) return messagesStateOf([]);
+  const rows = await db.selectFrom("messages").select(DECISION_COLUMNS).where("workspace_id", "=", workspaceId).where("message_id", "in", ids).execute();
+  return messagesStateOf(rows);
 }

@@ -1,0 +1,62 @@
+import { describe, expect, it } from "vitest";
+import { deciderSpec } from "@mam/testing/decider-spec.ts";
+import { decide, evolve, initial, type DeliveryRecord, type Outcome } from "./delivery-record-decision.ts";
+import { bounced, delivered, flagged, ids, owner, received, sent } from "./message-fixtures.ts";
+
+const spec = deciderSpec({ initial, evolve, decide });
+const header = `<${ids.sent}@example.test>`;
+
+const report = (over: Partial<Extract<DeliveryRecord, { kind: "report" }>> = {}): DeliveryRecord => ({
+  kind: "report",
+  owner,
+  inboxId: ids.inbox,
+  originalHeaders: [header],
+  recipients: ["bob@example.test"],
+  reason: "550 5.1.1 no such user",
+  ...over,
+});
+
+describe("a bounce report (DSN) that came in", () => {
+  it("marks the message this inbox sent bounced", () => {
+    const { drafts } = spec.given([sent()]).when(report()).expectEvents([bounced(ids.sent, ["bob@example.test"])]);
+    expect(drafts[0]).toMatchObject({ aggregateId: ids.sent, aggregateVersion: 2, tenantId: ids.tenant, workspaceId: ids.workspace });
+  });
+
+  it("finds the message by any of the report's Message-IDs, and after other outcomes", () => {
+    const { drafts } = spec
+      .given([sent(), delivered(ids.sent, ["carol@example.test"])])
+      .when(report({ originalHeaders: ["<other@x>", header] }))
+      .expectEvents([bounced(ids.sent, ["bob@example.test"])]);
+    expect(drafts[0]).toMatchObject({ aggregateVersion: 3 });
+  });
+
+  it("records nothing for a message bounced already", () => {
+    spec.given([sent(), bounced(ids.sent, ["bob@example.test"])]).when(report()).expectEvents([]);
+  });
+
+  it("records nothing about mail the inbox did not send: received, another inbox's, or unknown", () => {
+    spec.given([received({ messageId: ids.sent, messageIdHeader: header })]).when(report()).expectEvents([]);
+    spec.given([sent({ inboxId: ids.otherInbox })]).when(report()).expectEvents([]);
+    spec.given([sent()]).when(report({ originalHeaders: ["<unknown@x>"] })).expectEvents([]);
+  });
+});
+
+describe("a delivery outcome of a send", () => {
+  const outcome: Outcome = { type: "MessageDelivered", schemaVersion: 1, data: { messageId: ids.sent, recipients: ["bob@example.test"], via: "mx" } };
+  const record = (o: Outcome = outcome): DeliveryRecord => ({ kind: "outcome", owner, messageId: ids.sent, outcome: o, eventId: ids.event });
+
+  it("records it with its derived event id, one version on", () => {
+    const { drafts } = spec.given([sent(), flagged(ids.sent, { isStarred: true })]).when(record()).expectEvents([outcome]);
+    expect(drafts[0]).toMatchObject({ eventId: ids.event, aggregateId: ids.sent, aggregateVersion: 3 });
+  });
+
+  it("records a bounce too, even after a delivery to others (each recipient has its own outcome)", () => {
+    const bounce: Outcome = { type: "MessageBounced", schemaVersion: 1, data: { messageId: ids.sent, recipients: ["carol@example.test"], reason: "550" } };
+    spec.given([sent(), delivered(ids.sent, ["bob@example.test"])]).when(record(bounce)).expectEvents([bounce]);
+  });
+
+  it("records it for a message not visible (version as if just sent)", () => {
+    const { drafts } = spec.given([]).when(record()).expectEvents([outcome]);
+    expect(drafts[0]).toMatchObject({ aggregateVersion: 2 });
+  });
+});
