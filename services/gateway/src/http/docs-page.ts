@@ -78,19 +78,24 @@ function parametersHtml(params: Operation["parameters"]): string {
   return `<h4>Parameters</h4><table><tr><th>name</th><th>in</th><th>type</th><th>required</th><th></th></tr>${rows.join("")}</table>`;
 }
 
-function contentHtml(content: oas31.ContentObject | undefined): string {
+/** A body or reply: a named schema is spelled out here too, so a route reads on its own. */
+function contentHtml(content: oas31.ContentObject | undefined, schemas: Record<string, Schema>): string {
   return Object.entries(content ?? {})
-    .map(([type, media]) => `<p class="media">${esc(type)}</p>${schemaHtml(media.schema as Schema)}`)
+    .map(([type, media]) => {
+      const s = media.schema as Schema | oas31.ReferenceObject | undefined;
+      const named = s && isRef(s) ? schemas[refName(s.$ref)] : undefined;
+      return `<p class="media">${esc(type)}${named ? `: ${typeLabel(s)}` : ""}</p>${schemaHtml(named ?? s)}`;
+    })
     .join("");
 }
 
-function operationHtml(method: string, path: string, op: Operation, keyOf: Map<string, string>): string {
+function operationHtml(method: string, path: string, op: Operation, keyOf: Map<string, string>, schemas: Record<string, Schema>): string {
   const keys = [...new Set((op.security ?? []).flatMap((req) => Object.keys(req).map((k) => keyOf.get(k) ?? k)))];
   const body = op.requestBody as oas31.RequestBodyObject | undefined;
   const responses = Object.entries(op.responses as oas31.ResponsesObject).map(([status, r]) => {
     const res = r as oas31.ResponseObject;
     return status.startsWith("2")
-      ? `<h5>${esc(status)} ${prose(res.description)}</h5>${contentHtml(res.content)}`
+      ? `<h5>${esc(status)} ${prose(res.description)}</h5>${contentHtml(res.content, schemas)}`
       : `<p class="error"><b>${esc(status)}</b> ${prose(res.description)}</p>`;
   });
   return (
@@ -98,13 +103,14 @@ function operationHtml(method: string, path: string, op: Operation, keyOf: Map<s
     `<p class="summary">${prose(op.summary)}</p>${op.description ? `<p>${prose(op.description)}</p>` : ""}` +
     `<p class="keys">${keys.length ? `Keys: ${keys.map((k) => `<code>${esc(k)}</code>`).join(", ")}` : "No key needed"}</p>` +
     parametersHtml(op.parameters) +
-    (body ? `<h4>Request body${body.required ? "" : " (optional)"}</h4>${contentHtml(body.content)}` : "") +
+    (body ? `<h4>Request body${body.required ? "" : " (optional)"}</h4>${contentHtml(body.content, schemas)}` : "") +
     `<h4>Responses</h4>${responses.join("")}<p class="note">Errors are <a href="#schema-Error">Error</a>.</p></article>`
   );
 }
 
 export function renderDocsPage(doc: oas31.OpenAPIObject): string {
   const schemes = (doc.components?.securitySchemes ?? {}) as Record<string, oas31.SecuritySchemeObject>;
+  const schemas = (doc.components?.schemas ?? {}) as Record<string, Schema>;
   // Scheme names → the key prefix their description leads with (`sa_`, `tk_` …).
   const keyOf = new Map(Object.entries(schemes).map(([name, s]) => [name, /`(\w+_)`/.exec(s.description ?? "")?.[1] ?? name]));
   const ops = Object.entries(doc.paths ?? {}).flatMap(([path, item]) =>
@@ -112,7 +118,7 @@ export function renderDocsPage(doc: oas31.OpenAPIObject): string {
   );
   const sections = (doc.tags ?? []).map((tag) => {
     const mine = ops.filter((o) => o.op.tags?.[0] === tag.name);
-    return `<section id="tag-${esc(tag.name)}"><h2>${esc(tag.name)}</h2><p>${prose(tag.description)}</p>${mine.map((o) => operationHtml(o.method, o.path, o.op, keyOf)).join("")}</section>`;
+    return `<section id="tag-${esc(tag.name)}"><h2>${esc(tag.name)}</h2><p>${prose(tag.description)}</p>${mine.map((o) => operationHtml(o.method, o.path, o.op, keyOf, schemas)).join("")}</section>`;
   });
   const nav = (doc.tags ?? []).map((tag) => {
     const links = ops
@@ -121,9 +127,7 @@ export function renderDocsPage(doc: oas31.OpenAPIObject): string {
     return `<h4>${esc(tag.name)}</h4><ul>${links.join("")}</ul>`;
   });
   const keyRows = Object.entries(schemes).map(([name, s]) => `<tr><td><code>${esc(name)}</code></td><td>${prose(s.description)}</td></tr>`);
-  const schemas = Object.entries(doc.components?.schemas ?? {}).map(
-    ([name, s]) => `<article id="schema-${esc(name)}"><h3>${esc(name)}</h3>${schemaHtml(s as Schema)}</article>`,
-  );
+  const named = Object.entries(schemas).map(([name, s]) => `<article id="schema-${esc(name)}"><h3>${esc(name)}</h3>${schemaHtml(s)}</article>`);
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(doc.info.title)}</title><style>${STYLE}</style></head><body>
 <nav><p><a href="#top">${esc(doc.info.title)}</a></p><p><a href="/v1/openapi.json">openapi.json</a></p>${nav.join("")}</nav>
@@ -131,13 +135,13 @@ export function renderDocsPage(doc: oas31.OpenAPIObject): string {
 <p>The same, as an OpenAPI ${esc(doc.openapi)} document: <a href="/v1/openapi.json">/v1/openapi.json</a>.</p>
 <section id="keys"><h2>Keys</h2><table>${keyRows.join("")}</table></section>
 ${sections.join("\n")}
-<section id="schemas"><h2>Schemas</h2>${schemas.join("\n")}</section></main></body></html>`;
+<section id="schemas"><h2>Schemas</h2>${named.join("\n")}</section></main></body></html>`;
 }
 
 const STYLE = `
 body{margin:0;font:15px/1.5 system-ui,sans-serif;color:#1d2430;display:flex}
 nav{position:sticky;top:0;height:100vh;overflow:auto;width:300px;flex:none;padding:12px 16px;background:#f5f6f8;border-right:1px solid #dde1e6;font-size:13px}
-nav ul{list-style:none;padding:0;margin:0 0 8px}nav a{color:#1d2430;text-decoration:none}nav h4{margin:12px 0 4px}
+nav ul{list-style:none;padding:0;margin:0 0 8px}nav li{overflow-wrap:anywhere;margin-bottom:2px}nav a{color:#1d2430;text-decoration:none}nav h4{margin:12px 0 4px}
 main{padding:16px 32px;max-width:1000px}h1 small{font-size:14px;color:#667}
 article{border-top:1px solid #dde1e6;padding:8px 0 16px}h3{margin:8px 0;font-size:17px}h4{margin:12px 0 4px;font-size:14px}h5{margin:8px 0 4px;font-size:14px}
 .method{display:inline-block;min-width:56px;text-align:center;border-radius:4px;color:#fff;font-size:12px;padding:2px 6px;vertical-align:middle}
