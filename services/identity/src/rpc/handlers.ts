@@ -1,6 +1,4 @@
 import type { RpcContext, RpcServer } from "@mam/bus/rpc.ts";
-import { parseOrThrow } from "@mam/contracts/errors.ts";
-import { IssueKeyCommand, KeyRef, WorkspaceRef } from "@mam/contracts/identity-api.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import type { IdentityContext } from "../context.ts";
 import type { CommandMeta } from "../commands/append.ts";

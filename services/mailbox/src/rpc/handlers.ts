@@ -1,6 +1,4 @@
 import type { RpcContext, RpcServer } from "@mam/bus/rpc.ts";
-import { parseOrThrow } from "@mam/contracts/errors.ts";
-import { InboxRef } from "@mam/contracts/mailbox-api.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import type { MailboxContext } from "../context.ts";
 import { addAddress, removeAddress } from "../commands/addresses.ts";
