@@ -278,15 +278,8 @@ export function commandExecutor<DB, E extends { type: string; schemaVersion: num
     /** Whose decisions these are: the tenant, or null for operator-level facts. */
     tenantId: string | null,
     meta: CommandMeta,
-    spec: CommandSpec<DB, E, S, T> | ((tx: Kysely<DB>) => Promise<EventDraft<E>[]>),
-    /** TRANSITIONAL (old form: decide and read); removed once every command is load/decide/answer. */
-    read?: (tx: Kysely<DB>) => Promise<T>,
+    s: CommandSpec<DB, E, S, T>,
   ): Promise<T> {
-    if (typeof spec === "function") {
-      const legacy = spec;
-      spec = { load: (tx) => legacy(tx) as Promise<S>, decide: (drafts) => drafts as EventDraft<E>[], answer: (tx) => read!(tx) };
-    }
-    const s = spec as CommandSpec<DB, E, S, T>;
     for (let attempt = 1; ; attempt++) {
       let committed: Envelope<E>[] = [];
       try {

@@ -62,11 +62,14 @@ describe("GroupCommit", () => {
       },
     });
 
-  const named = (name: string) => async () => {
-    if (name === "refused") throw new AppError("CONFLICT", "refused by its decision");
-    const id = uuidv7();
-    return { events: [{ event: { type: "Named" as const, schemaVersion: 1 as const, data: { id, name } }, tenantId: tenant, workspaceId: null, aggregateId: id, aggregateVersion: 1 }], result: name };
-  };
+  const named = (name: string) => ({
+    load: async () => uuidv7(),
+    decide: (id: string) => {
+      if (name === "refused") throw new AppError("CONFLICT", "refused by its decision");
+      return [{ event: { type: "Named" as const, schemaVersion: 1 as const, data: { id, name } }, tenantId: tenant, workspaceId: null, aggregateId: id, aggregateVersion: 1 }];
+    },
+    answer: async () => name,
+  });
 
   it("a refusal and a row the database refuses fail alone; the others commit; the stream holds each event once", async () => {
     const g = batcher();

@@ -3,8 +3,6 @@ import { AppError } from "@mam/contracts/errors.ts";
 import { afterCommit, applyAndRecord, envelopesOf, lockTenant, type CommandContext, type CommandMeta, type CommandSpec, type Envelope, type EventDraft, type ExecutorOptions } from "./event-sourcing.ts";
 import { TenantBatches } from "./tenant-batches.ts";
 
-/** A command for group commit: its decision and its answer. */
-export type BatchedDecision<DB, E extends { type: string; schemaVersion: number; data: unknown }, T> = (tx: Kysely<DB>) => Promise<{ events: EventDraft<E>[]; result: T }>;
 
 interface Pending<DB, E extends { type: string; schemaVersion: number; data: unknown }> {
   meta: CommandMeta;
@@ -40,14 +38,9 @@ export class GroupCommit<DB, E extends { type: string; schemaVersion: number; da
     });
   }
 
-  run<S, T>(tenantId: string, meta: CommandMeta, spec: CommandSpec<DB, E, S, T> | BatchedDecision<DB, E, T>): Promise<T> {
-    // TRANSITIONAL: the old form (one function deciding and answering) until sends are load/decide/answer.
-    const s: CommandSpec<DB, E, any, T> =
-      typeof spec === "function"
-        ? { load: (tx) => spec(tx), decide: (d: { events: EventDraft<E>[] }) => d.events, answer: async (_tx, d: { result: T }) => d.result }
-        : spec;
+  run<S, T>(tenantId: string, meta: CommandMeta, spec: CommandSpec<DB, E, S, T>): Promise<T> {
     return new Promise<T>((resolve, reject) =>
-      this.batches.add(tenantId, { meta, spec: s as CommandSpec<DB, E, unknown, unknown>, resolve: resolve as (v: unknown) => void, reject }),
+      this.batches.add(tenantId, { meta, spec: spec as CommandSpec<DB, E, unknown, unknown>, resolve: resolve as (v: unknown) => void, reject }),
     );
   }
 
