@@ -13,7 +13,9 @@ type Env = BaseConfig;
 
 export interface BackboneOptions {
   name: string;
-  env: Env & { HEALTH_PORT: number };
+  env: Env;
+  /** Whether to serve /healthz and /readyz on HEALTH_PORT (a service with an HTTP door of its own serves them there). */
+  healthServer?: boolean;
   logger: Logger;
   /** Services that own a store: its URL, schema and migrations. */
   database?: { url: string; schema: string; migrations: Record<string, Migration> };
@@ -63,7 +65,7 @@ export class Backbone<DB = unknown> {
     if (this.o.database) {
       this.database = await openDatabase<DB>({ ...this.o.database, logger });
     }
-    this.health = await startHealthServer(env.HEALTH_PORT, () => this.readiness(), env.HEALTH_HOST);
+    if (this.o.healthServer !== false) this.health = await startHealthServer(env.HEALTH_PORT ?? 0, () => this.readiness(), env.HEALTH_HOST);
   }
 
   async readiness(): Promise<Record<string, boolean>> {

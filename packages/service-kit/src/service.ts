@@ -23,7 +23,9 @@ export type BaseContext<DB> = CommandContext<DB>;
 
 export interface ServiceSpec<DB, Ctx> {
   name: string;
-  env: BaseConfig & { HEALTH_PORT: number };
+  env: BaseConfig;
+  /** False for a service that serves /healthz and /readyz on its own HTTP door. */
+  healthServer?: boolean;
   logger: Logger;
   /** A service that keeps a store: its URL, schema and migrations (the kit adds its outbox). */
   database?: { url: string; schema: string; migrations: Record<string, Migration> };
@@ -73,6 +75,7 @@ export class ServiceHost<DB, Ctx> implements Service {
       name: spec.name,
       env: spec.env,
       logger: spec.logger,
+      healthServer: spec.healthServer,
       database,
       checks: async () => ({
         ...(spec.projections ? { readModel: this.caughtUp } : {}),
