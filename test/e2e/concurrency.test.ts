@@ -51,5 +51,11 @@ describe("concurrent commands", () => {
     const strict = await Promise.all(tenants.map((t) => create(t.key.key, true, "only-one")));
     expect(strict.filter((r) => r.status === 201)).toHaveLength(1);
     expect(strict.filter((r) => r.status === 409).map((r) => r.body.code)).toEqual(Array(5).fill("USERNAME_TAKEN"));
+    // Losers may have been issued an ak_ key before losing under the lock: it is revoked, so
+    // each tenant keeps one live inbox key per inbox it has.
+    for (const [i, t] of tenants.entries()) {
+      const keys = (await s.api("GET", `/v1/workspaces/${t.workspace.id}/keys`, { key: t.key.key })).body.keys as { name: string }[];
+      expect(keys.filter((k) => k.name === "Inbox key")).toHaveLength(strict[i]!.status === 201 ? 2 : 1);
+    }
   });
 });

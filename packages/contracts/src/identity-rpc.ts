@@ -34,5 +34,7 @@ export const IdentityRpc = {
   keyRevoke: contract("svc.identity.key.revoke", KeyRef, KeyRevoked),
   /** Internal: the mailbox asks for the ak_ key of an inbox it is creating. */
   keyIssueForInbox: contract("svc.identity.key.issue-for-inbox", IssueInboxKeyCommand, InboxKey),
+  /** Internal: the mailbox revokes an inbox key it asked for and did not use (a lost race). */
+  keyDiscardForInbox: contract("svc.identity.key.discard-for-inbox", KeyRef, KeyRevoked),
   tenantGet: contract("svc.identity.tenant.get", NoParams, OwnTenant),
 };

@@ -6,7 +6,7 @@ import type { IdentityContext } from "../context.ts";
 import { requireTenantKey } from "../read/access.ts";
 import { keyOfWorkspace, toKeySummary } from "../read/queries.ts";
 import { execute, type CommandMeta } from "./append.ts";
-import { decideKey, type IssueInboxKey, type IssueWorkspaceKey, type RevokeWorkspaceKey } from "./decisions/keys.ts";
+import { decideKey, type DiscardInboxKey, type IssueInboxKey, type IssueWorkspaceKey, type RevokeWorkspaceKey } from "./decisions/keys.ts";
 import { newKey } from "./issue-key.ts";
 import { loadWorkspace } from "./load.ts";
 
@@ -71,5 +71,16 @@ export async function issueInboxKey(
     load: (tx) => loadWorkspace(tx, command.workspaceId, "none"),
     decide: (state) => decideKey(command, state),
     answer: async () => ({ id: key.keyId, key: plaintext, prefix: key.prefix }),
+  });
+}
+
+/** Internal: the mailbox revokes an inbox key it asked for and did not use (see DiscardInboxKey). */
+export async function discardInboxKey(ctx: IdentityContext, claims: ScopeClaims, ref: { workspaceId: string; keyId: string }, meta: CommandMeta): Promise<{ revoked: true; id: string }> {
+  if (claims.kind !== "tenant" && claims.kind !== "workspace") throw new AppError("FORBIDDEN", "Only tk_ and wk_ keys create inboxes");
+  const command: DiscardInboxKey = { type: "DiscardInboxKey", claims, workspaceId: parseOrThrow(IdParam, ref.workspaceId, "workspace id"), keyId: parseOrThrow(IdParam, ref.keyId, "key id") };
+  return execute(ctx, claims.tenantId!, meta, {
+    load: (tx) => loadWorkspace(tx, command.workspaceId, { keyId: command.keyId }),
+    decide: (state) => decideKey(command, state),
+    answer: async () => ({ revoked: true as const, id: command.keyId }),
   });
 }

@@ -2,7 +2,7 @@ import type { RpcContext, RpcServer } from "@mam/bus/rpc.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import type { IdentityContext } from "../context.ts";
 import type { CommandMeta } from "../commands/append.ts";
-import { issueInboxKey, issueWorkspaceKey, revokeWorkspaceKey } from "../commands/keys.ts";
+import { discardInboxKey, issueInboxKey, issueWorkspaceKey, revokeWorkspaceKey } from "../commands/keys.ts";
 import { createTenant } from "../commands/tenants.ts";
 import { createWorkspace, deleteWorkspace } from "../commands/workspaces.ts";
 import { listWorkspaceKeys, resolveKey } from "../read/keys.ts";
@@ -25,6 +25,7 @@ export function registerIdentityRpc(server: RpcServer, ctx: IdentityContext): vo
   server.serve(I.keyIssue, async (req, c) => created(await issueWorkspaceKey(ctx, c.claims, req.workspaceId, req.body, meta(c))));
   server.serve(I.keyList, async (req, c) => ok(await listWorkspaceKeys(ctx, c.claims, req.workspaceId)));
   server.serve(I.keyIssueForInbox, async (req, c) => created(await issueInboxKey(ctx, c.claims, req, meta(c))));
+  server.serve(I.keyDiscardForInbox, async (req, c) => ok(await discardInboxKey(ctx, c.claims, req, meta(c))));
   server.serve(I.tenantGet, async (_req, c) => ok(await getOwnTenant(ctx, c.claims)));
   server.serve(I.keyRevoke, async (req, c) => ok(await revokeWorkspaceKey(ctx, c.claims, req.workspaceId, req.keyId, meta(c))));
 }

@@ -2,7 +2,7 @@ import type { Kysely } from "kysely";
 import { AppError, parseOrThrow } from "@mam/contracts/errors.ts";
 import { CreateInboxBody, CreateInboxCommand, CreateInboxQuery, type Inbox } from "@mam/contracts/mailbox-api.ts";
 import { slugify } from "@mam/contracts/slug.ts";
-import { Rpc } from "@mam/contracts/subjects.ts";
+import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { verifiedInWorkspace } from "../read/domains.ts";
@@ -37,7 +37,7 @@ export async function createInbox(ctx: MailboxContext, caller: Caller, raw: unkn
     if (view) return { status: 200, body: { ...view, existed: true } };
   }
 
-  const key = await askIdentity<{ id: string; key: string }>(ctx, Rpc.identity.keyIssueForInbox, { workspaceId: command.workspaceId, inboxId: command.inboxId }, caller);
+  const key = await askIdentity(ctx, RpcContracts.identity.keyIssueForInbox, { workspaceId: command.workspaceId, inboxId: command.inboxId }, caller);
   let reply: Created | undefined;
   try {
     reply = await execute(ctx, command.tenantId, meta, {
@@ -74,7 +74,7 @@ async function commandOf(ctx: MailboxContext, caller: Caller, raw: unknown): Pro
       { path: "domain", message: "not a domain of this workspace" },
     ]);
   }
-  const base = body.username ?? slugify((await askIdentity<{ name: string }>(ctx, Rpc.identity.tenantGet, {}, caller)).name, "agent", 60);
+  const base = body.username ?? slugify((await askIdentity(ctx, RpcContracts.identity.tenantGet, {}, caller)).name, "agent", 60);
   return {
     caller: claims,
     inboxId: ctx.newId(),
@@ -99,13 +99,9 @@ async function liveInboxView(db: Kysely<MailboxDb>, inboxId: string): Promise<In
   return row && inboxView(db, row);
 }
 
-/**
- * Best effort. Identity revokes with a tenant key only, so a key issued on a wk_ key's
- * behalf stays: harmless, as nobody holds its plaintext and its inbox does not exist.
- */
+/** Best effort: a key left active grants an inbox that does not exist, and nobody holds its plaintext. */
 async function discardKey(ctx: MailboxContext, caller: Caller, workspaceId: string, keyId: string): Promise<void> {
-  if (caller.claims.kind !== "tenant") return;
-  await askIdentity(ctx, Rpc.identity.keyRevoke, { workspaceId, keyId }, caller).catch((err: unknown) =>
+  await askIdentity(ctx, RpcContracts.identity.keyDiscardForInbox, { workspaceId, keyId }, caller).catch((err: unknown) =>
     ctx.logger.warn({ err, keyId }, "could not revoke an unused inbox key"),
   );
 }

@@ -1,7 +1,7 @@
 import { AppError } from "@mam/contracts/errors.ts";
 import type { Workspace } from "@mam/contracts/identity-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
-import { Rpc } from "@mam/contracts/subjects.ts";
+import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import type { MailboxContext } from "../context.ts";
 import { askIdentity } from "./identity-client.ts";
 
@@ -21,9 +21,9 @@ export async function targetWorkspace(ctx: MailboxContext, caller: Caller, reque
   if (claims.kind === "workspace") {
     const own = (claims.workspaces as string[])[0]!;
     if (requested && requested !== own) throw new AppError("FORBIDDEN", "workspaceId can be given with a tenant key (tk_) only");
-    return askIdentity<Workspace>(ctx, Rpc.identity.workspaceGet, { workspaceId: own }, caller);
+    return askIdentity(ctx, RpcContracts.identity.workspaceGet, { workspaceId: own }, caller);
   }
   let id = requested;
-  if (!id) id = (await askIdentity<{ defaultWorkspaceId: string }>(ctx, Rpc.identity.tenantGet, {}, caller)).defaultWorkspaceId;
-  return askIdentity<Workspace>(ctx, Rpc.identity.workspaceGet, { workspaceId: id }, caller);
+  if (!id) id = (await askIdentity(ctx, RpcContracts.identity.tenantGet, {}, caller)).defaultWorkspaceId;
+  return askIdentity(ctx, RpcContracts.identity.workspaceGet, { workspaceId: id }, caller);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { deciderSpec } from "@mam/testing/decider-spec.ts";
-import { decideKey, type IssueInboxKey, type IssueWorkspaceKey, type RevokeInboxKeys, type RevokeWorkspaceKey } from "./keys.ts";
+import { decideKey, type DiscardInboxKey, type IssueInboxKey, type IssueWorkspaceKey, type RevokeInboxKeys, type RevokeWorkspaceKey } from "./keys.ts";
 import { filed, ids, keyIssued, keyRevoked, material, tenantKeyOf, twoTenants, workspaceDeleted, workspaceKeyOf } from "./fixtures.ts";
 import { evolve, initial } from "./state.ts";
 
@@ -93,5 +93,21 @@ describe("RevokeInboxKeys", () => {
 
   it("records nothing when decided again (a redelivered InboxDeleted)", () => {
     spec.given([...twoTenants, ...inboxKeys, keyRevoked(ids.inboxKey), keyRevoked(ids.salesKey2)]).when(revoke).expectEvents([]);
+  });
+});
+
+describe("DiscardInboxKey", () => {
+  const unused = keyIssued(material(ids.inboxKey, "ak_unused"), "inbox", { tenantId: ids.acme, workspaceId: ids.acmeSales, inboxId: ids.inbox }, "Inbox key");
+  const salesWk = keyIssued(material(ids.salesKey, "wk_sales"), "workspace", { tenantId: ids.acme, workspaceId: ids.acmeSales }, null);
+  const discard = (keyId: string, claims = workspaceKeyOf(ids.acme, ids.acmeSales)): DiscardInboxKey => ({ type: "DiscardInboxKey", claims, workspaceId: ids.acmeSales, keyId });
+
+  it("revokes an inbox key of the caller's workspace, once", () => {
+    spec.given([...twoTenants, unused]).when(discard(ids.inboxKey)).expectEvents([keyRevoked(ids.inboxKey, "revoked")]);
+    spec.given([...twoTenants, unused, keyRevoked(ids.inboxKey)]).when(discard(ids.inboxKey)).expectEvents([]);
+  });
+
+  it("never touches a workspace key, nor a workspace the caller does not see", () => {
+    spec.given([...twoTenants, unused, salesWk]).when(discard(ids.salesKey)).expectRefusal("NOT_FOUND", /^Key not found$/);
+    spec.given([...twoTenants, unused]).when(discard(ids.inboxKey, tenantKeyOf(ids.other))).expectRefusal("NOT_FOUND", /^Workspace not found$/);
   });
 });

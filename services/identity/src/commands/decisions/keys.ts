@@ -35,7 +35,18 @@ export interface RevokeInboxKeys {
   inboxId: string;
 }
 
-export type KeyCommand = IssueWorkspaceKey | RevokeWorkspaceKey | IssueInboxKey | RevokeInboxKeys;
+/**
+ * An inbox key the mailbox asked for and did not use (another request won the address):
+ * revoked on behalf of the same caller, who could have deleted that inbox anyway.
+ */
+export interface DiscardInboxKey {
+  type: "DiscardInboxKey";
+  claims: ScopeClaims;
+  workspaceId: string;
+  keyId: string;
+}
+
+export type KeyCommand = IssueWorkspaceKey | RevokeWorkspaceKey | IssueInboxKey | RevokeInboxKeys | DiscardInboxKey;
 
 export function decideKey(command: KeyCommand, state: IdentityState): Draft[] {
   switch (command.type) {
@@ -54,6 +65,12 @@ export function decideKey(command: KeyCommand, state: IdentityState): Draft[] {
       const w = workspaceSeenBy(state, command.claims, command.workspaceId);
       const at = { tenantId: w.tenantId, workspaceId: w.workspaceId, inboxId: command.inboxId };
       return [keyIssued(command.key, "inbox", at, "Inbox key")];
+    }
+    case "DiscardInboxKey": {
+      const w = workspaceSeenBy(state, command.claims, command.workspaceId);
+      const k = state.keys.find((x) => x.keyId === command.keyId && x.workspaceId === w.workspaceId && x.kind === "inbox");
+      if (!k) throw notFound("Key");
+      return k.revoked ? [] : [keyRevoked(k, "revoked")];
     }
     case "RevokeInboxKeys": {
       const keys = state.keys.filter((k) => k.workspaceId === command.workspaceId && k.inboxId === command.inboxId && !k.revoked);
