@@ -82,9 +82,9 @@ describe("the HTTP edge", () => {
   it("health and readiness", async () => {
     expect((await s.api("GET", "/healthz")).status).toBe(200);
     const ready = await s.api("GET", "/readyz");
-    expect(ready.body).toEqual({ status: "ready", checks: { nats: true, redis: true } });
+    expect(ready.body).toEqual({ status: "ready", checks: { nats: true, serving: true, redis: true } });
     const id = await s.identity.readiness();
-    expect(id).toEqual({ nats: true, postgres: true, readModel: true });
+    expect(id).toEqual({ nats: true, postgres: true, readModel: true, serving: true });
   });
 
   it("a request id follows the request across services; no key or secret reaches a log", async () => {

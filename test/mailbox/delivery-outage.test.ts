@@ -6,11 +6,11 @@ import { SmtpSink } from "@mam/testing/smtp-sink.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
 /**
- * A server says 250 while the event store is down, so the outcome cannot be recorded as an
- * event: it is kept in the retry queue and recorded once NATS is back, and the recipient is
- * never sent the message a second time.
+ * A server says 250 while NATS is down: the outcome is recorded at once all the same (its
+ * event waits in the outbox), the retry queue lets the recipient go, the event is published
+ * once NATS is back, and the recipient is never sent the message a second time.
  */
-describe("a delivery outcome that cannot be recorded at once", () => {
+describe("a delivery outcome while NATS is down", () => {
   const nats = new PrivateNatsServer();
   const relay = new SmtpSink();
   let s: Stack;
@@ -27,7 +27,7 @@ describe("a delivery outcome that cannot be recorded at once", () => {
     await nats.stop();
   });
 
-  it("is recorded when NATS is back, and the recipient gets one copy", async () => {
+  it("is recorded at once, published when NATS is back, and the recipient gets one copy", async () => {
     const t = await provisionTenant(s);
     const inbox = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "outage" } })).body;
     relay.greylist.add("late@example.org");
@@ -40,12 +40,15 @@ describe("a delivery outcome that cannot be recorded at once", () => {
     await waitFor(() => relay.received.some((m) => m.to.includes("late@example.org")), { timeoutMs: 15_000, what: "the retry accepted" });
     const db = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
     await db.connect();
+    const mailbox = s.iso.schema("mailbox");
+    const count = async (query: string) => (await db.query(query)).rows[0].n as number;
     try {
-      const kept = async () =>
-        (await db.query(`select unrecorded from ${s.iso.schema("mailbox")}.delivery_queue`)).rows.flatMap((r: { unrecorded: { recipients: string[] }[] }) => r.unrecorded.flatMap((u) => u.recipients));
-      await waitFor(async () => (await kept()).includes("late@example.org"), { timeoutMs: 30_000, what: "the outcome kept in the queue" });
+      await waitFor(async () => (await count(`select count(*)::int as n from ${mailbox}.delivery_queue`)) === 0, { timeoutMs: 30_000, what: "the queue let go" });
+      const delivered = `select count(*)::int as n from ${mailbox}.outbox where envelope like '%"MessageDelivered"%' and envelope like '%late@example.org%'`;
+      expect(await count(`${delivered} and published_at is null`)).toBe(1);
+      expect((await db.query(`select status from ${mailbox}.messages where message_id = $1`, [sent.body.id])).rows[0].status).toBe("delivered");
       await nats.start();
-      await waitFor(async () => (await db.query(`select count(*)::int as n from ${s.iso.schema("mailbox")}.delivery_queue`)).rows[0].n === 0, { timeoutMs: 30_000, what: "the queue emptied" });
+      await waitFor(async () => (await count(`${delivered} and published_at is not null`)) === 1, { timeoutMs: 30_000, what: "the outcome published" });
     } finally {
       await db.end();
     }

@@ -67,6 +67,8 @@ export class ServiceHost<DB, Ctx> implements Service {
   private parts: Part[] = [];
   private rpc?: RpcServer;
   private caughtUp = false;
+  /** Every part started and every handler subscribed. */
+  private serving = false;
 
   constructor(private readonly spec: ServiceSpec<DB, Ctx>) {
     this.logger = spec.logger;
@@ -79,6 +81,7 @@ export class ServiceHost<DB, Ctx> implements Service {
       database,
       checks: async () => ({
         ...(spec.projections ? { readModel: this.caughtUp } : {}),
+        serving: this.serving,
         ...(spec.checks ? (this.context ? await spec.checks(this.context) : { started: false }) : {}),
       }),
     });
@@ -128,7 +131,10 @@ export class ServiceHost<DB, Ctx> implements Service {
     if (spec.handlers) {
       this.rpc = new RpcServer(b.bus, spec.name, b.verifier, this.logger);
       spec.handlers(this.rpc, ctx, b);
+      // The server has our subscriptions before anyone is told we are started.
+      await b.bus.nc.flush();
     }
+    this.serving = true;
     this.logger.info({ healthPort: spec.env.HEALTH_PORT, ...spec.describe?.(ctx) }, `${spec.name} started`);
   }
 
@@ -137,6 +143,7 @@ export class ServiceHost<DB, Ctx> implements Service {
   }
 
   async destroy(): Promise<void> {
+    this.serving = false;
     await this.rpc?.close();
     for (const part of this.parts.splice(0).reverse()) await part.stop();
     for (const c of this.consumers.splice(0).reverse()) await c.stop();
