@@ -9,6 +9,8 @@ export interface Bus {
   jsm: JetStreamManager;
   /** Prefix of every subject and stream of this deployment (empty in production). */
   prefix: string;
+  /** False while the client is disconnected and trying to reconnect. */
+  connected: () => boolean;
 }
 
 /** Connects once at start; afterwards the client reconnects by itself for ever. */
@@ -32,12 +34,15 @@ export async function connectBus(opts: { url: string; prefix: string; name: stri
     await nc.close();
     throw new DependencyUnavailable("NATS", opts.url, new Error(`JetStream is not enabled (${(err as Error).message}); run nats-server with -js`));
   }
-  void watchStatus(nc, opts.logger);
-  return { nc, js: jetstream(nc), jsm, prefix: opts.prefix };
+  const link = { up: true };
+  void watchStatus(nc, opts.logger, link);
+  return { nc, js: jetstream(nc), jsm, prefix: opts.prefix, connected: () => link.up && !nc.isClosed() };
 }
 
-async function watchStatus(nc: NatsConnection, logger: Logger) {
+async function watchStatus(nc: NatsConnection, logger: Logger, link: { up: boolean }) {
   for await (const s of nc.status()) {
+    if (s.type === "disconnect") link.up = false;
+    if (s.type === "reconnect") link.up = true;
     if (s.type === "disconnect" || s.type === "reconnect" || s.type === "error") {
       logger.warn({ nats: s.type }, `NATS ${s.type}`);
     }

@@ -36,6 +36,8 @@ export async function openDatabase<DB>(o: OpenDbOptions): Promise<Database<DB>> 
     max: o.poolSize ?? 10,
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
+    // A server or host that vanished is noticed by the socket, not hours later.
+    keepAlive: true,
     options: `-c search_path=${o.schema}`,
     application_name: o.schema,
   });

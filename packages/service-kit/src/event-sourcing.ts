@@ -178,8 +178,8 @@ export interface ExecutorOptions<DB, E extends { type: string; schemaVersion: nu
   context: string;
   /** The read model `apply` writes (its checkpoint is advanced once the events have sequences). */
   projection: string;
-  /** Applies events, in order, to the read model in the command's transaction. */
-  apply: (tx: Kysely<DB>, events: Sequenced<Envelope<E>>[]) => Promise<unknown>;
+  /** Applies events, in order, each once, to the read model in the command's transaction; resolves with those it applied. */
+  apply: (tx: Kysely<DB>, events: Sequenced<Envelope<E>>[]) => Promise<Sequenced<{ id: string }>[]>;
 }
 
 /** One command's events in their envelopes: each caused by the one before. */
@@ -214,11 +214,18 @@ export function envelopesOf<DB, E extends { type: string; schemaVersion: number;
 export async function applyAndRecord<DB, E extends { type: string; schemaVersion: number; data: unknown }>(
   o: ExecutorOptions<DB, E>,
   tx: Kysely<DB>,
+  /** The tenant whose lock the transaction holds. */
+  lockedTenant: string | null,
   envelopes: Envelope<E>[],
 ): Promise<void> {
+  // The relay keeps a tenant's commit order only if each of its outbox rows was written
+  // under that tenant's lock.
+  const stray = envelopes.find((e) => tenantKeyOf(e.tenantId) !== tenantKeyOf(lockedTenant));
+  if (stray) throw new Error(`${stray.type} of tenant ${stray.tenantId} decided under the lock of ${lockedTenant}`);
   // Sequence 0: the stream gives the real ones when the relay publishes (applied_events keeps it for information only).
-  await o.apply(tx, envelopes.map((e) => ({ e, seq: 0 })));
-  await recordInOutbox(tx, envelopes);
+  const fresh = new Set((await o.apply(tx, envelopes.map((e) => ({ e, seq: 0 })))).map(({ e }) => e.id));
+  // An event applied before (decided again with the same derived id) was recorded then.
+  await recordInOutbox(tx, envelopes.filter((e) => fresh.has(e.id)));
 }
 
 /** How long a command's answer waits for its events to reach the stream (it succeeds either way). */
@@ -257,6 +264,8 @@ export interface CommandSpec<DB, E extends { type: string; schemaVersion: number
   load: (tx: Kysely<DB>) => Promise<S>;
   decide: (state: S) => EventDraft<E>[];
   answer: (tx: Kysely<DB>, state: S, events: EventDraft<E>[]) => Promise<T>;
+  /** False when the caller needs the commit only, not the events in the stream (an inbound filing): the answer does not wait for the relay. */
+  awaitPublish?: boolean;
 }
 
 /**
@@ -288,11 +297,12 @@ export function commandExecutor<DB, E extends { type: string; schemaVersion: num
           const state = await s.load(tx);
           const drafts = s.decide(state);
           const envelopes = envelopesOf(ctx, o.context, meta, drafts);
-          await applyAndRecord(o, tx, envelopes);
+          await applyAndRecord(o, tx, tenantId, envelopes);
           committed = envelopes;
           return s.answer(tx, state, drafts);
         });
-        await afterCommit(ctx, committed);
+        if (s.awaitPublish === false) void afterCommit(ctx, committed);
+        else await afterCommit(ctx, committed);
         return result;
       } catch (err) {
         if (!(err instanceof LostRace)) throw err;

@@ -55,11 +55,10 @@ describe("GroupCommit", () => {
     new GroupCommit<any, Named>(ctx, {
       context: "test",
       projection: "names",
-      apply: async (tx, events) => {
-        await applyOnceMany(tx, "names", events as Sequenced<any>[], async (fresh) => {
+      apply: (tx, events) =>
+        applyOnceMany(tx, "names", events as Sequenced<any>[], async (fresh) => {
           for (const { e } of fresh) await tx.insertInto("names").values({ id: e.data.id, name: e.data.name }).execute();
-        });
-      },
+        }),
     });
 
   const named = (name: string) => ({

@@ -15,8 +15,9 @@ interface Pending<DB, E extends { type: string; schemaVersion: number; data: unk
  * Group commit for commands of one kind whose decisions do not read each other's events
  * (sends, say): commands of a tenant that arrive while a batch of that tenant is being
  * committed wait and go together, with one lock, one transaction and one application of all
- * their events. Each command still loads and decides alone, in arrival order, and sees what
- * the ones before it wrote in the transaction. A refusal (an AppError from load or decide)
+ * their events. Each command still loads and decides alone, in arrival order, against the
+ * state before the batch's events are applied (so only commands that do not read each
+ * other's events belong here). A refusal (an AppError from load or decide)
  * refuses that command alone. Any other failure fails the batch, which left nothing behind
  * (its events were outbox rows of its transaction), and its commands are tried again one
  * by one, so one cannot sink the others.
@@ -62,7 +63,7 @@ export class GroupCommit<DB, E extends { type: string; schemaVersion: number; da
           settled.push(() => p.reject(err));
         }
       }
-      if (envelopes.length) await applyAndRecord(o, tx, envelopes);
+      if (envelopes.length) await applyAndRecord(o, tx, tenantId, envelopes);
       for (const { p, state, events } of decided) {
         const result = await p.spec.answer(tx, state, events);
         settled.push(() => p.resolve(result));

@@ -66,9 +66,10 @@ export async function markPublished(tx: Kysely<any>, published: { seq: number; s
     where outbox.seq = v.seq`.execute(tx);
 }
 
-/** Tenants with events waiting, for the relay's sweep. */
+/** Tenants with events waiting, those waiting longest first, for the relay's sweep. */
 export async function tenantsWithPending(db: Kysely<any>, limit: number): Promise<string[]> {
-  const rows = await sql<{ tenant_key: string }>`select distinct tenant_key from outbox where published_at is null limit ${limit}`.execute(db);
+  const rows = await sql<{ tenant_key: string }>`
+    select tenant_key from outbox where published_at is null group by tenant_key order by min(seq) limit ${limit}`.execute(db);
   return rows.rows.map((r) => r.tenant_key);
 }
 

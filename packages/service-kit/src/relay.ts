@@ -45,9 +45,11 @@ const defaultPublish: Publish = (bus, row) => publishEncoded(bus, row.subject, r
  * Publishes what commands committed to their outbox, per tenant in commit order. A pass
  * is one transaction holding the tenant's relay lock (`pg_try_advisory_xact_lock`), so of
  * all replicas exactly one relays a tenant at a time; it publishes the oldest waiting rows
- * pipelined on one connection (JetStream stores them in the order sent), then marks them
- * published and advances the read model's checkpoint in the same transaction. A relay that
- * dies mid-pass leaves its rows unmarked and its lock released: the next pass, here or on
+ * one after the other, each once the one before is stored (a failure never leaves a later
+ * row stored before an earlier one), then marks them published and advances the read
+ * model's checkpoint in the same transaction. Tenants are relayed in parallel. A relay that
+ * dies mid-pass leaves its rows unmarked and its lock released (the server ends a session
+ * idle in its transaction after 30 s, should the host vanish): the next pass, here or on
  * another replica, publishes them again from the first, and the stream drops the copies by
  * `Nats-Msg-Id` (its duplicate window is two minutes), so nothing is lost or reordered.
  */
@@ -96,11 +98,13 @@ export class OutboxRelay {
     });
   }
 
+  /** Stops sweeping and waits for passes under way (a pass is bounded by its statement and publish timeouts). */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.sweeper);
     await this.sweeping;
-    while ([...this.tenants.values()].some((s) => s.running)) await sleep(10);
+    const deadline = Date.now() + 35_000;
+    while ([...this.tenants.values()].some((s) => s.running) && Date.now() < deadline) await sleep(10);
   }
 
   private async drain(tenantKey: string, s: TenantState): Promise<void> {
@@ -124,42 +128,46 @@ export class OutboxRelay {
         const r = await this.pass(tenantKey);
         if (r === "done") break;
         if (r === "busy") {
-          // Another replica is on it; it may have read its rows before ours committed.
-          if (++busy > 10) break;
+          // Another replica is on it; it may have read its rows before ours committed. The sweep covers the rest.
+          if (++busy > 3) break;
           await sleep(20);
         }
       }
+      if (this.stopped) return;
       if (s.failures) this.o.logger.info({ tenantKey, failures: s.failures }, "outbox relay recovered");
       s.failures = 0;
       s.retryAt = 0;
     } catch (err) {
       s.failures++;
       s.retryAt = Date.now() + Math.min(5_000, 100 * 2 ** Math.min(s.failures, 6));
-      const log = s.failures === 1 ? "warn" : "debug";
+      // Once when it starts, and loudly when it lasts (a row NATS refuses for good holds its tenant's events back).
+      const log = s.failures === 1 ? "warn" : s.failures % 100 === 0 ? "error" : "debug";
       this.o.logger[log]({ tenantKey, err: (err as Error).message, failures: s.failures }, "outbox relay could not publish; will retry");
     }
   }
 
   /** One transaction: the tenant's relay lock, its oldest waiting rows, publish, mark. */
   private pass(tenantKey: string): Promise<Pass> {
+    // While disconnected, nats.js would buffer the bytes and send them on reconnect, perhaps
+    // long after another replica published and marked the same rows: no pass then.
+    if (!this.o.bus.connected()) return Promise.reject(new Error("NATS is disconnected"));
     const acked: { seq: number; streamSeq: number }[] = [];
     return this.o.db
       .transaction()
       .execute(async (tx): Promise<Pass> => {
         const lock = await sql<{ got: boolean }>`select pg_try_advisory_xact_lock(hashtextextended(${`outbox:${this.o.context}:${tenantKey}`}, 0)) as got`.execute(tx);
         if (!lock.rows[0]?.got) return "busy";
+        // A relay whose process hangs, or whose host vanished, must not hold the tenant for ever.
+        await sql`set local idle_in_transaction_session_timeout = '30s'`.execute(tx);
+        await sql`set local statement_timeout = '30s'`.execute(tx);
         const rows = await pendingOf(tx, tenantKey, this.batch);
         if (!rows.length) return "done";
-        const acks = await Promise.all(
-          rows.map(async (row) => {
-            const known = this.unmarked.get(row.seq);
-            const streamSeq = known ?? (await this.publish(this.o.bus, row)).seq;
-            acked.push({ seq: row.seq, streamSeq });
-            return { row, streamSeq };
-          }),
-        );
-        await markPublished(tx, acks.map((a) => ({ seq: a.row.seq, streamSeq: a.streamSeq })));
-        await advanceCheckpoint(tx, this.o.projection, acks.map((a) => ({ e: { tenantId: tenantKey === "_" ? null : tenantKey }, seq: a.streamSeq })));
+        for (const row of rows) {
+          const streamSeq = this.unmarked.get(row.seq) ?? (await this.publish(this.o.bus, row)).seq;
+          acked.push({ seq: row.seq, streamSeq });
+        }
+        await markPublished(tx, acked);
+        await advanceCheckpoint(tx, this.o.projection, acked.map((a) => ({ e: { tenantId: tenantKey === "_" ? null : tenantKey }, seq: a.streamSeq })));
         return rows.length < this.batch ? "done" : "more";
       })
       .then(
@@ -168,7 +176,7 @@ export class OutboxRelay {
           return r;
         },
         (err: unknown) => {
-          // What the stream took stays taken: remembered, so the next pass marks it without a second send.
+          // What the stream took stays taken: remembered, so the next pass here marks it without a second send.
           for (const a of acked) this.unmarked.set(a.seq, a.streamSeq);
           throw err;
         },
@@ -181,7 +189,8 @@ export class OutboxRelay {
       for (const t of tenants) void this.kick(t);
       if (Date.now() - this.lastPrune > 10_000) {
         this.lastPrune = Date.now();
-        await prunePublished(this.o.db, this.o.retentionMs ?? 60_000);
+        const limit = 5_000;
+        while (!this.stopped && (await prunePublished(this.o.db, this.o.retentionMs ?? 60_000, limit)) === limit);
       }
     } catch (err) {
       this.o.logger.debug({ err: (err as Error).message }, "outbox sweep failed");

@@ -54,7 +54,7 @@ export interface ServiceSpec<DB, Ctx> {
 
 /**
  * One service skeleton: connect (NATS with the event stream, the store migrated, the scope
- * verifier, health endpoints), start the outbox relay, bring the read models up to date,
+ * verifier, health endpoints), bring the read models up to date, start the outbox relay,
  * prepare, start the parts, then serve requests; `destroy` undoes it in reverse. A service
  * is a spec: its context, projections, parts and handlers.
  */
@@ -116,13 +116,14 @@ export class ServiceHost<DB, Ctx> implements Service {
     };
     if (spec.events) {
       this.relay = new OutboxRelay({ db: b.db, bus: b.bus, logger: this.logger, context: spec.events.context, projection: spec.events.projection, ...spec.events.relay });
-      this.relay.start();
       base.relay = this.relay;
     }
     const ctx = spec.context(base, b);
     this.context = ctx;
     for (const p of spec.projections?.(ctx) ?? []) this.consumers.push(await startProjection(b, p, base.recent));
     this.caughtUp = true;
+    // Swept only now: a pass moves checkpoints, and a read model without one is replayed above.
+    this.relay?.start();
     await spec.prepare?.(ctx);
     for (const part of (await spec.parts?.(ctx, b)) ?? []) {
       await part.start();

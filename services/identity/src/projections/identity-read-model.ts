@@ -15,8 +15,8 @@ export function applyIdentityEvent(tx: Kysely<IdentityDb>, e: IdentityEnvelope, 
 }
 
 /** A command's events, in order, each once. */
-export async function applyIdentityEvents(tx: Kysely<IdentityDb>, events: Sequenced<IdentityEnvelope>[]): Promise<void> {
-  await applyOnceMany(tx, PROJECTION, events, async (fresh) => {
+export function applyIdentityEvents(tx: Kysely<IdentityDb>, events: Sequenced<IdentityEnvelope>[]): Promise<Sequenced<IdentityEnvelope>[]> {
+  return applyOnceMany(tx, PROJECTION, events, async (fresh) => {
     for (const { e } of fresh) await evolve(tx, e);
   });
 }

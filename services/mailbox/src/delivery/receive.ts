@@ -90,6 +90,9 @@ export class Filer {
       load: (tx) => loadFiling(tx, command),
       decide: (state) => decide(command, state),
       answer: (tx) => storeBytes(tx, batch, at),
+      // The ingest consumer needs the filing committed, not published: the next batch of
+      // this tenant need not wait for the relay.
+      awaitPublish: false,
     });
   }
 }
