@@ -10,7 +10,14 @@ export async function appendEvent(bus: Bus, event: EventEnvelope): Promise<PubAc
   return publishEncoded(bus, eventSubject("", event), JSON.stringify(event), event.id);
 }
 
-/** An event already encoded (as the outbox keeps it), on its subject without the deployment's prefix. */
-export async function publishEncoded(bus: Bus, subject: string, payload: string, eventId: string): Promise<PubAck> {
-  return bus.js.publish(`${bus.prefix}${subject}`, payload, { msgID: eventId, timeout: 3_000 });
+/**
+ * An event already encoded (as the outbox keeps it), on its subject without the deployment's
+ * prefix. With `afterId`, the stream stores it only if its last message is that event
+ * (`Nats-Expected-Last-Msg-Id`; error 10070 otherwise).
+ */
+export async function publishEncoded(bus: Bus, subject: string, payload: string, eventId: string, afterId?: string): Promise<PubAck> {
+  return bus.js.publish(`${bus.prefix}${subject}`, payload, { msgID: eventId, timeout: 3_000, ...(afterId ? { expect: { lastMsgID: afterId } } : {}) });
 }
+
+/** The stream refused a message whose expected last message was not its last (another publisher came between). */
+export const isWrongLastMessage = (err: unknown): boolean => (err as { code?: unknown })?.code === 10070;

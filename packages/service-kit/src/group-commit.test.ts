@@ -40,7 +40,7 @@ describe("GroupCommit", () => {
     bus = await connectBus({ url: iso.urls.NATS_URL, prefix: iso.prefix, name: "group-commit-test", logger });
     stream = await ensureEventsStream(bus);
     database = await openDatabase({ url: iso.urls.DATABASE_URL, schema: iso.schema("groupcommit"), logger, migrations });
-    relay = new OutboxRelay({ db: database.db, bus, logger, context: "test", projection: "names" });
+    relay = new OutboxRelay({ db: database.db, bus, logger, context: "test" });
     relay.start();
     ctx = { db: database.db, bus, logger, clock: systemClock, newId: () => uuidv7(), relay };
   });

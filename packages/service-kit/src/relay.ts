@@ -2,12 +2,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { sql, type Kysely } from "kysely";
 import type { PubAck } from "@nats-io/jetstream";
 import type { Bus } from "@mam/bus/connection.ts";
-import { publishEncoded } from "@mam/bus/events.ts";
+import { isWrongLastMessage, publishEncoded } from "@mam/bus/events.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
-import { advanceCheckpoint } from "./event-sourcing.ts";
 import { markPublished, pendingOf, prunePublished, tenantsWithPending, type OutboxRow } from "./outbox.ts";
 
-export type Publish = (bus: Bus, row: OutboxRow) => Promise<PubAck>;
+/** Publishes one row; with `afterId`, only if that event is the stream's last message. */
+export type Publish = (bus: Bus, row: OutboxRow, afterId?: string) => Promise<PubAck>;
 
 export interface RelayOptions {
   db: Kysely<any>;
@@ -15,8 +15,6 @@ export interface RelayOptions {
   logger: Logger;
   /** Namespace of the relay's per-tenant lock (the service's event context). */
   context: string;
-  /** The read model whose per-tenant checkpoint moves to the sequences the stream gave. */
-  projection: string;
   /** How an encoded event goes to the stream; tests put faults in here. */
   publish?: Publish;
   /** How often every tenant with waiting events is looked at (events of other replicas, a crashed relay, NATS back). */
@@ -39,15 +37,14 @@ interface TenantState {
 
 type Pass = "busy" | "done" | "more";
 
-const defaultPublish: Publish = (bus, row) => publishEncoded(bus, row.subject, row.envelope, row.event_id);
+const defaultPublish: Publish = (bus, row, afterId) => publishEncoded(bus, row.subject, row.envelope, row.event_id, afterId);
 
 /**
  * Publishes what commands committed to their outbox, per tenant in commit order. A pass
  * is one transaction holding the tenant's relay lock (`pg_try_advisory_xact_lock`), so of
  * all replicas exactly one relays a tenant at a time; it publishes the oldest waiting rows
- * one after the other, each once the one before is stored (a failure never leaves a later
- * row stored before an earlier one), then marks them published and advances the read
- * model's checkpoint in the same transaction. Tenants are relayed in parallel. A relay that
+ * (see `publishInOrder`), then marks them published (with the sequence the stream gave
+ * each) in the same transaction. Tenants are relayed in parallel. A relay that
  * dies mid-pass leaves its rows unmarked and its lock released (the server ends a session
  * idle in its transaction after 30 s, should the host vanish): the next pass, here or on
  * another replica, publishes them again from the first, and the stream drops the copies by
@@ -155,19 +152,16 @@ export class OutboxRelay {
     return this.o.db
       .transaction()
       .execute(async (tx): Promise<Pass> => {
-        const lock = await sql<{ got: boolean }>`select pg_try_advisory_xact_lock(hashtextextended(${`outbox:${this.o.context}:${tenantKey}`}, 0)) as got`.execute(tx);
+        // One round trip: the tenant's relay lock, and bounds so that a relay whose process
+        // hangs, or whose host vanished, cannot hold the tenant for ever.
+        const lock = await sql<{ got: boolean }>`
+          select set_config('idle_in_transaction_session_timeout', '30s', true), set_config('statement_timeout', '30s', true),
+                 pg_try_advisory_xact_lock(hashtextextended(${`outbox:${this.o.context}:${tenantKey}`}, 0)) as got`.execute(tx);
         if (!lock.rows[0]?.got) return "busy";
-        // A relay whose process hangs, or whose host vanished, must not hold the tenant for ever.
-        await sql`set local idle_in_transaction_session_timeout = '30s'`.execute(tx);
-        await sql`set local statement_timeout = '30s'`.execute(tx);
         const rows = await pendingOf(tx, tenantKey, this.batch);
         if (!rows.length) return "done";
-        for (const row of rows) {
-          const streamSeq = this.unmarked.get(row.seq) ?? (await this.publish(this.o.bus, row)).seq;
-          acked.push({ seq: row.seq, streamSeq });
-        }
+        await this.publishInOrder(rows, acked);
         await markPublished(tx, acked);
-        await advanceCheckpoint(tx, this.o.projection, acked.map((a) => ({ e: { tenantId: tenantKey === "_" ? null : tenantKey }, seq: a.streamSeq })));
         return rows.length < this.batch ? "done" : "more";
       })
       .then(
@@ -181,6 +175,35 @@ export class OutboxRelay {
           throw err;
         },
       );
+  }
+
+  /**
+   * Publishes rows pipelined, yet never a later one stored without the one before: the first
+   * of a round goes as it is (all before it are stored), each next one only if the one before
+   * is the stream's last message (`Nats-Expected-Last-Msg-Id`). A row that fails makes every
+   * row after it fail; a row refused because another publisher came between starts the next
+   * round; any other failure ends the pass with what was stored so far.
+   */
+  private async publishInOrder(rows: OutboxRow[], acked: { seq: number; streamSeq: number }[]): Promise<void> {
+    for (let from = 0; from < rows.length; ) {
+      const round = rows.slice(from);
+      const results = await Promise.allSettled(
+        round.map((row, i) => {
+          const known = this.unmarked.get(row.seq);
+          return known !== undefined ? Promise.resolve({ seq: known }) : this.publish(this.o.bus, row, i === 0 ? undefined : round[i - 1]!.event_id);
+        }),
+      );
+      let stored = 0;
+      for (const r of results) {
+        if (r.status === "rejected") break;
+        acked.push({ seq: round[stored]!.seq, streamSeq: r.value.seq });
+        stored++;
+      }
+      if (stored === round.length) return;
+      const err = (results[stored] as PromiseRejectedResult).reason;
+      if (stored === 0 || !isWrongLastMessage(err)) throw err;
+      from += stored;
+    }
   }
 
   private async sweep(): Promise<void> {

@@ -115,14 +115,13 @@ export class ServiceHost<DB, Ctx> implements Service {
       recent: new RecentlyApplied(),
     };
     if (spec.events) {
-      this.relay = new OutboxRelay({ db: b.db, bus: b.bus, logger: this.logger, context: spec.events.context, projection: spec.events.projection, ...spec.events.relay });
+      this.relay = new OutboxRelay({ db: b.db, bus: b.bus, logger: this.logger, context: spec.events.context, ...spec.events.relay });
       base.relay = this.relay;
     }
     const ctx = spec.context(base, b);
     this.context = ctx;
     for (const p of spec.projections?.(ctx) ?? []) this.consumers.push(await startProjection(b, p, base.recent));
     this.caughtUp = true;
-    // Swept only now: a pass moves checkpoints, and a read model without one is replayed above.
     this.relay?.start();
     await spec.prepare?.(ctx);
     for (const part of (await spec.parts?.(ctx, b)) ?? []) {

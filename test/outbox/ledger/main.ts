@@ -14,8 +14,8 @@ const publish: Publish | undefined =
   fault === "before-publish"
     ? () => never()
     : fault === "after-publish"
-      ? async (bus, row) => {
-          await publishEncoded(bus, row.subject, row.envelope, row.event_id);
+      ? async (bus, row, afterId) => {
+          await publishEncoded(bus, row.subject, row.envelope, row.event_id, afterId);
           process.stdout.write(`published ${row.event_id}\n`);
           return never();
         }
