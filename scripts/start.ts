@@ -18,9 +18,15 @@ function reachable(url: string, defaultPort: number): Promise<boolean> {
   const u = new URL(url.split(",")[0]!);
   return new Promise((resolve) => {
     const s = connect({ host: u.hostname, port: Number(u.port || defaultPort), timeout: 2_000 });
-    s.once("connect", () => (s.destroy(), resolve(true)));
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
     s.once("error", () => resolve(false));
-    s.once("timeout", () => (s.destroy(), resolve(false)));
+    s.once("timeout", () => {
+      s.destroy();
+      resolve(false);
+    });
   });
 }
 

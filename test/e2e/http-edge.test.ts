@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ApiResponse } from "@mam/testing/http.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
 describe("the HTTP edge", () => {
@@ -64,7 +65,7 @@ describe("the HTTP edge", () => {
   it("over the per-key rate limit: 429 with Retry-After; other keys are unaffected", async () => {
     const t = await provisionTenant(limited);
     const statuses: number[] = [];
-    let last;
+    let last: ApiResponse | undefined;
     for (let i = 0; i < 5; i++) {
       last = await limited.api("GET", "/v1/me", { key: t.key.key });
       statuses.push(last.status);
@@ -105,11 +106,14 @@ describe("the HTTP edge", () => {
 
 describe("when identity is not running", () => {
   const s = new Stack({ logLevel: "silent" });
-  beforeAll(() => s.startGateway().then((g) => void (s.api = s.client(0))));
+  beforeAll(async () => {
+    await s.startGateway();
+    s.api = s.client(0);
+  });
   afterAll(() => s.stop());
 
   it("the gateway answers 503 with Retry-After, in the public error shape", async () => {
-    const r = await s.api("GET", "/v1/me", { key: "tk_" + "a".repeat(43) });
+    const r = await s.api("GET", "/v1/me", { key: `tk_${"a".repeat(43)}` });
     expect(r.status).toBe(503);
     expect(r.body).toEqual({ error: expect.any(String), code: "INTERNAL" });
     expect(r.headers.get("retry-after")).toBe("2");

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { generateScopeKeys } from "./key-material.ts";
-import { ScopeError, ScopeSigner, ScopeVerifier } from "./token.ts";
+import { type ScopeError, ScopeSigner, ScopeVerifier } from "./token.ts";
 
 const keys = generateScopeKeys();
 const p = {

@@ -24,7 +24,10 @@ export class PrivateNatsServer {
     const deadline = Date.now() + 10_000;
     for (;;) {
       const up = await new Promise<boolean>((r) => {
-        const s = connect({ host: "127.0.0.1", port: this.port }, () => (s.destroy(), r(true)));
+        const s = connect({ host: "127.0.0.1", port: this.port }, () => {
+          s.destroy();
+          r(true);
+        });
         s.on("error", () => r(false));
       });
       if (up) return;

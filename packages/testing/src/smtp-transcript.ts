@@ -16,11 +16,11 @@ export class SmtpTranscript {
     t.socket.setEncoding("latin1");
     t.socket.on("data", (d: string) => {
       t.buffer += d;
-      t.waiters.splice(0).forEach((w) => w());
+      for (const w of t.waiters.splice(0)) w();
     });
     t.socket.on("close", () => {
       t.closed = true;
-      t.waiters.splice(0).forEach((w) => w());
+      for (const w of t.waiters.splice(0)) w();
     });
     await new Promise<void>((r, j) => t.socket.once("connect", () => r()).once("error", j));
     return t;

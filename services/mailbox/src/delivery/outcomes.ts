@@ -1,7 +1,7 @@
 import { sql } from "kysely";
 import type { MailboxContext } from "../context.ts";
 import { decide, type DeliveryRecord, type Outcome } from "../commands/delivery-record-decision.ts";
-import { groupCommit, type CommandMeta } from "../commands/execute.ts";
+import type { groupCommit, CommandMeta } from "../commands/execute.ts";
 import type { Unrecorded } from "../db/schema.ts";
 import { loadMessages } from "../read/messages.ts";
 import { getBlobs } from "../store/blobs.ts";
@@ -28,7 +28,7 @@ export interface SentRef {
  * burst of these). The event id is derived from its content, and a failure is retried in
  * place a few times: once a server said 250, losing the record would mean sending again.
  */
-export async function record(ctx: MailboxContext, records: Records, m: SentRef, type: "MessageDelivered" | "MessageBounced", data: { recipients: string[]; via?: string; reason?: string }) {
+export async function record(_ctx: MailboxContext, records: Records, m: SentRef, type: "MessageDelivered" | "MessageBounced", data: { recipients: string[]; via?: string; reason?: string }) {
   const outcome = { type, schemaVersion: 1, data: { messageId: m.messageId, ...data } } as Outcome;
   const owner = { tenantId: m.tenantId, workspaceId: m.workspaceId };
   const c: DeliveryRecord = { kind: "outcome", owner, messageId: m.messageId, outcome, eventId: derivedId("event", m.messageId, type, ...[...data.recipients].sort()) };
