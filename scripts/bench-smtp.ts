@@ -147,23 +147,32 @@ try {
   // Every service runs: billing and realtime too, though this load asks nothing of them yet.
   for (const name of SERVICES) {
     const health = await freePort();
-    const p = runService(`services/${name}/src/main.ts`, {
-      ...iso.env,
-      HEALTH_PORT: String(health),
-      DB_SCHEMA: iso.schema(name),
-      MAIL_DOMAIN: "bench.test",
-      LOG_LEVEL: "warn",
-      SMTP_PORT: String(smtpPort),
-      SMTP_HOST: "127.0.0.1",
-      SMTP_TLS_FILE: `/tmp/${iso.tag}-bench-tls.json`,
-      SMTP_MAX_CLIENTS_PER_IP: String(K * 2),
-      DNS_SERVERS: resolver,
-    },
+    const p = runService(
+      `services/${name}/src/main.ts`,
+      {
+        ...iso.env,
+        HEALTH_PORT: String(health),
+        DB_SCHEMA: iso.schema(name),
+        MAIL_DOMAIN: "bench.test",
+        LOG_LEVEL: "warn",
+        SMTP_PORT: String(smtpPort),
+        SMTP_HOST: "127.0.0.1",
+        SMTP_TLS_FILE: `/tmp/${iso.tag}-bench-tls.json`,
+        SMTP_MAX_CLIENTS_PER_IP: String(K * 2),
+        DNS_SERVERS: resolver,
+      },
       // BENCH_PROFILE=<dir>: each service writes a V8 CPU profile there when it stops.
       process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
     );
     children.push(p);
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${health}/readyz`).then((r) => r.status, () => 0)) === 200, { timeoutMs: 60_000, intervalMs: 100 });
+    await waitFor(
+      async () =>
+        (await fetch(`http://127.0.0.1:${health}/readyz`).then(
+          (r) => r.status,
+          () => 0,
+        )) === 200,
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
   }
   const api = apiClient(`http://127.0.0.1:${gateway.port}`);
   const tenant = (await api("POST", "/v1/tenants", { key: operatorKey, body: { name: "Bench" } })).body;
@@ -196,8 +205,12 @@ try {
 
   const f = (x: number) => x.toFixed(1).padStart(8);
   process.stdout.write(`\n${N} messages of ${SIZE} bytes over ${K} connections\n`);
-  process.stdout.write(`bare smtp-server, fsync before 250:  ${bare.perSecond.toFixed(0).padStart(6)} msg/s   250 p50 ${f(pct(bare.to250, 0.5))} ms  p99 ${f(pct(bare.to250, 0.99))} ms\n`);
-  process.stdout.write(`smtp-ingress → mailbox:              ${ours.perSecond.toFixed(0).padStart(6)} msg/s   250 p50 ${f(pct(ours.to250, 0.5))} ms  p99 ${f(pct(ours.to250, 0.99))} ms\n`);
+  process.stdout.write(
+    `bare smtp-server, fsync before 250:  ${bare.perSecond.toFixed(0).padStart(6)} msg/s   250 p50 ${f(pct(bare.to250, 0.5))} ms  p99 ${f(pct(bare.to250, 0.99))} ms\n`,
+  );
+  process.stdout.write(
+    `smtp-ingress → mailbox:              ${ours.perSecond.toFixed(0).padStart(6)} msg/s   250 p50 ${f(pct(ours.to250, 0.5))} ms  p99 ${f(pct(ours.to250, 0.99))} ms\n`,
+  );
   process.stdout.write(`  visible through the API:           p50 ${f(pct(visible, 0.5))} ms  p99 ${f(pct(visible, 0.99))} ms\n`);
   process.stdout.write(`  ratio to the bare server:          ${(ours.perSecond / bare.perSecond).toFixed(2)}x\n`);
   if (cpuAfter.size) {

@@ -71,7 +71,14 @@ process.on("SIGTERM", () => stopAll(0));
 const port = process.env.PORT || "8080";
 const readiness = [port, "8081", "8082", "8083", "8084", "8085"].map((p) => `http://127.0.0.1:${p}/readyz`);
 for (let i = 0; i < 600 && !stopping; i++) {
-  const oks = await Promise.all(readiness.map((u) => fetch(u).then((r) => r.ok, () => false)));
+  const oks = await Promise.all(
+    readiness.map((u) =>
+      fetch(u).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    ),
+  );
   if (oks.every(Boolean)) {
     process.stdout.write(`\n  Platform ready: http://localhost:${port}/v1  (health on :8081-8085)\n\n`);
     break;

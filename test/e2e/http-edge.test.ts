@@ -55,7 +55,11 @@ describe("the HTTP edge", () => {
   });
 
   it("unknown routes are 404 JSON", async () => {
-    for (const [m, p] of [["GET", "/v1/nothing-here"], ["PATCH", "/v1/workspaces"], ["GET", "/"]] as const) {
+    for (const [m, p] of [
+      ["GET", "/v1/nothing-here"],
+      ["PATCH", "/v1/workspaces"],
+      ["GET", "/"],
+    ] as const) {
       const r = await s.api(m, p, { key: tk });
       expect(r.status).toBe(404);
       expect(r.body.code).toBe("NOT_FOUND");

@@ -37,7 +37,11 @@ describe("service processes", () => {
     const procs = new Map(SERVICES.map((n, i) => [n, running[i]!]));
     for (const [name, port] of ports) {
       await waitFor(
-        async () => (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status, () => 0)) === 200,
+        async () =>
+          (await fetch(`http://127.0.0.1:${port}/readyz`).then(
+            (r) => r.status,
+            () => 0,
+          )) === 200,
         { timeoutMs: 30_000, intervalMs: 100, what: `${name} ready (stderr: ${procs.get(name)!.stderr()})` },
       );
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
@@ -55,17 +59,27 @@ describe("service processes", () => {
 
     for (const p of running) p.child.kill("SIGTERM");
     const exits = await Promise.all(running.map((p) => p.exited));
-    const tails = SERVICES.map((n, i) => (exits[i]!.code === 0 ? "" : `${n}: ${procs.get(n)!.stdout().slice(-1500)} ${procs.get(n)!.stderr().slice(-500)}`)).join("\n");
+    const tails = SERVICES.map((n, i) =>
+      exits[i]!.code === 0 ? "" : `${n}: ${procs.get(n)!.stdout().slice(-1500)} ${procs.get(n)!.stderr().slice(-500)}`,
+    ).join("\n");
     expect(exits, tails).toEqual(SERVICES.map(() => ({ code: 0, signal: null })));
     for (const name of SERVICES) {
-      const lines = procs.get(name)!.stdout().split("\n").filter((l) => l.startsWith("{"));
+      const lines = procs
+        .get(name)!
+        .stdout()
+        .split("\n")
+        .filter((l) => l.startsWith("{"));
       expect(lines.map((l) => JSON.parse(l).msg)).toContain("stopped");
     }
   });
 
   it.each([
     ["identity", { NATS_URL: "nats://127.0.0.1:1" }, /^identity: cannot reach NATS at nats:\/\/127\.0\.0\.1:1.*nats-server -js/],
-    ["identity", { DATABASE_URL: "postgres://postgres:secret@127.0.0.1:1/postgres" }, /^identity: cannot reach PostgreSQL at postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/postgres.*pg_ctlcluster/],
+    [
+      "identity",
+      { DATABASE_URL: "postgres://postgres:secret@127.0.0.1:1/postgres" },
+      /^identity: cannot reach PostgreSQL at postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/postgres.*pg_ctlcluster/,
+    ],
     ["gateway", { REDIS_URL: "redis://127.0.0.1:1" }, /^gateway: cannot reach Redis at redis:\/\/127\.0\.0\.1:1.*redis-server/],
   ])("%s with %o unreachable says so in one line and exits 1", async (name, extra, line) => {
     const p = runService(entry(name), env(name, extra as Record<string, string>));

@@ -119,7 +119,10 @@ describe("provisioning tenants, workspaces and keys", () => {
     expect(revoked.body).toEqual({ revoked: true, id: wk.id });
     const t0 = Date.now();
     for (const i of [0, 1]) {
-      await waitFor(async () => (await s.client(i)("GET", "/v1/me", { key: wk.key })).status === 401, { timeoutMs: 1_000, what: `gateway ${i} refusing the key` });
+      await waitFor(async () => (await s.client(i)("GET", "/v1/me", { key: wk.key })).status === 401, {
+        timeoutMs: 1_000,
+        what: `gateway ${i} refusing the key`,
+      });
     }
     expect(Date.now() - t0).toBeLessThan(1_000);
     const r = await s.api("GET", `/v1/workspaces/${acmeWs.id}`, { key: wk.key });

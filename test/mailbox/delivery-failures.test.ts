@@ -16,7 +16,10 @@ describe("delivery failures", () => {
   it("an unreachable relay ends in a bounce once the attempts are used up", async () => {
     const t = await provisionTenant(s);
     const inbox = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "sender" } })).body;
-    const r = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, { key: inbox.apiKey, body: { to: "far@example.com", subject: "x", plainBody: "x", verified: true } });
+    const r = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, {
+      key: inbox.apiKey,
+      body: { to: "far@example.com", subject: "x", plainBody: "x", verified: true },
+    });
     expect(r.status).toBe(200);
     await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${r.body.id}`, { key: inbox.apiKey })).body.status === "bounced", {
       timeoutMs: 15_000,

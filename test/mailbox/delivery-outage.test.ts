@@ -18,7 +18,11 @@ describe("a delivery outcome while NATS is down", () => {
   beforeAll(async () => {
     await nats.start();
     const relayUrl = await relay.start();
-    s = new Stack({ logLevel: "silent", natsUrl: nats.url, mailboxEnv: { SMTP_RELAY_URL: relayUrl, DELIVERY_RETRY_DELAYS_S: "2", DELIVERY_RETRY_POLL_MS: "200" } });
+    s = new Stack({
+      logLevel: "silent",
+      natsUrl: nats.url,
+      mailboxEnv: { SMTP_RELAY_URL: relayUrl, DELIVERY_RETRY_DELAYS_S: "2", DELIVERY_RETRY_POLL_MS: "200" },
+    });
     await s.start();
   }, 60_000);
   afterAll(async () => {
@@ -31,7 +35,10 @@ describe("a delivery outcome while NATS is down", () => {
     const t = await provisionTenant(s);
     const inbox = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "outage" } })).body;
     relay.greylist.add("late@example.org");
-    const sent = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, { key: inbox.apiKey, body: { to: "late@example.org", subject: "unrecorded", plainBody: "x", verified: true } });
+    const sent = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, {
+      key: inbox.apiKey,
+      body: { to: "late@example.org", subject: "unrecorded", plainBody: "x", verified: true },
+    });
     expect(sent.status).toBe(200);
     // Greylisted at first: the message waits in the queue for its retry in 2 s.
     await waitFor(() => relay.rcptTries.get("late@example.org") === 1, { timeoutMs: 10_000, what: "the first try" });
@@ -43,7 +50,10 @@ describe("a delivery outcome while NATS is down", () => {
     const mailbox = s.iso.schema("mailbox");
     const count = async (query: string) => (await db.query(query)).rows[0].n as number;
     try {
-      await waitFor(async () => (await count(`select count(*)::int as n from ${mailbox}.delivery_queue`)) === 0, { timeoutMs: 30_000, what: "the queue let go" });
+      await waitFor(async () => (await count(`select count(*)::int as n from ${mailbox}.delivery_queue`)) === 0, {
+        timeoutMs: 30_000,
+        what: "the queue let go",
+      });
       const delivered = `select count(*)::int as n from ${mailbox}.outbox where envelope like '%"MessageDelivered"%' and envelope like '%late@example.org%'`;
       expect(await count(`${delivered} and published_at is null`)).toBe(1);
       expect((await db.query(`select status from ${mailbox}.messages where message_id = $1`, [sent.body.id])).rows[0].status).toBe("delivered");
@@ -52,7 +62,10 @@ describe("a delivery outcome while NATS is down", () => {
     } finally {
       await db.end();
     }
-    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${sent.body.id}`, { key: inbox.apiKey })).body.status === "delivered", { timeoutMs: 15_000, what: "delivered" });
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${sent.body.id}`, { key: inbox.apiKey })).body.status === "delivered", {
+      timeoutMs: 15_000,
+      what: "delivered",
+    });
     expect(relay.received.filter((m) => m.to.includes("late@example.org"))).toHaveLength(1);
   }, 120_000);
 });

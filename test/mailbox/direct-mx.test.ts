@@ -26,12 +26,22 @@ describe("direct-to-MX delivery", () => {
   it("delivers to the MX and bounces a domain without one", async () => {
     const t = await provisionTenant(s);
     const inbox = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "direct" } })).body;
-    const ok = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, { key: inbox.apiKey, body: { to: "bob@partner.example", subject: "Direct", plainBody: "x", verified: true } });
+    const ok = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, {
+      key: inbox.apiKey,
+      body: { to: "bob@partner.example", subject: "Direct", plainBody: "x", verified: true },
+    });
     await waitFor(() => mx.received.length === 1, { timeoutMs: 10_000, what: "MX delivery" });
     expect(mx.received[0]!.to).toEqual(["bob@partner.example"]);
-    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${ok.body.id}`, { key: inbox.apiKey })).body.status === "delivered", { timeoutMs: 5_000 });
-    const none = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, { key: inbox.apiKey, body: { to: "x@nowhere.example", subject: "Lost", plainBody: "x", verified: true } });
-    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${none.body.id}`, { key: inbox.apiKey })).body.status === "bounced", { timeoutMs: 10_000 });
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${ok.body.id}`, { key: inbox.apiKey })).body.status === "delivered", {
+      timeoutMs: 5_000,
+    });
+    const none = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, {
+      key: inbox.apiKey,
+      body: { to: "x@nowhere.example", subject: "Lost", plainBody: "x", verified: true },
+    });
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${none.body.id}`, { key: inbox.apiKey })).body.status === "bounced", {
+      timeoutMs: 10_000,
+    });
   });
 });
 
@@ -48,7 +58,10 @@ describe("direct-to-MX delivery with one domain down", () => {
     dns.set("down.example", { MX: [{ exchange: "127.0.0.2", priority: 10 }] });
     // RFC 7505: "this domain accepts no mail".
     dns.set("nomail.example", { MX: [{ exchange: ".", priority: 0 }] });
-    s = new Stack({ logLevel: "silent", mailboxEnv: { DNS_SERVERS: resolver, MX_PORT: String(mx.port), DELIVERY_RETRY_DELAYS_S: "1", DELIVERY_GIVE_UP_AFTER_S: "4" } });
+    s = new Stack({
+      logLevel: "silent",
+      mailboxEnv: { DNS_SERVERS: resolver, MX_PORT: String(mx.port), DELIVERY_RETRY_DELAYS_S: "1", DELIVERY_GIVE_UP_AFTER_S: "4" },
+    });
     await s.start();
   });
   afterAll(async () => {
@@ -60,7 +73,10 @@ describe("direct-to-MX delivery with one domain down", () => {
   it("delivers the reachable recipient once, retries the other, and bounces it once it is too old", async () => {
     const t = await provisionTenant(s);
     const inbox = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "split" } })).body;
-    const sent = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, { key: inbox.apiKey, body: { to: ["bob@partner.example", "carol@down.example"], subject: "Split", plainBody: "x", verified: true } });
+    const sent = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, {
+      key: inbox.apiKey,
+      body: { to: ["bob@partner.example", "carol@down.example"], subject: "Split", plainBody: "x", verified: true },
+    });
     expect(sent.status).toBe(200);
     const status = async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${sent.body.id}`, { key: inbox.apiKey })).body.status;
     await waitFor(() => mx.received.length === 1, { timeoutMs: 10_000, what: "bob's copy" });
@@ -77,8 +93,14 @@ describe("direct-to-MX delivery with one domain down", () => {
     const t = await provisionTenant(s, "NullMx");
     const inbox = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "nullmx" } })).body;
     const before = mx.received.length;
-    const sent = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, { key: inbox.apiKey, body: { to: "anyone@nomail.example", subject: "Nowhere", plainBody: "x", verified: true } });
-    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${sent.body.id}`, { key: inbox.apiKey })).body.status === "bounced", { timeoutMs: 3_000, what: "bounced before any retry" });
+    const sent = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, {
+      key: inbox.apiKey,
+      body: { to: "anyone@nomail.example", subject: "Nowhere", plainBody: "x", verified: true },
+    });
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${sent.body.id}`, { key: inbox.apiKey })).body.status === "bounced", {
+      timeoutMs: 3_000,
+      what: "bounced before any retry",
+    });
     expect(mx.received.length).toBe(before);
   });
 });

@@ -106,7 +106,11 @@ describe("custom domains", () => {
     const mine = (await s.api("GET", "/v1/domains", { key: wk })).body.domains.map((d: { domain: string }) => d.domain);
     expect(mine).toEqual(["acme.example", "pending.example"]);
     expect((await s.api("GET", "/v1/domains", { key: otherWk })).body.domains).toEqual([]);
-    for (const [m, p] of [["GET", "/v1/domains/acme.example"], ["POST", "/v1/domains/acme.example/verify"], ["DELETE", "/v1/domains/acme.example"]] as const) {
+    for (const [m, p] of [
+      ["GET", "/v1/domains/acme.example"],
+      ["POST", "/v1/domains/acme.example/verify"],
+      ["DELETE", "/v1/domains/acme.example"],
+    ] as const) {
       expect((await s.api(m, p, { key: otherWk })).status, `${m} ${p}`).toBe(404);
     }
     expect((await s.api("GET", "/v1/domains/acme.example", { key: wk })).body.status).toBe("verified");

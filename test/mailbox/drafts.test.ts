@@ -22,7 +22,10 @@ describe("drafts", () => {
   });
 
   it("create, read, merge-patch, list, send: the draft becomes a message and is gone", async () => {
-    const c = await s.api("POST", `/v1/inboxes/${a.id}/drafts`, { key: a.apiKey, body: { to: "client@example.com", subject: "Offer", plainBody: "v1", verified: true } });
+    const c = await s.api("POST", `/v1/inboxes/${a.id}/drafts`, {
+      key: a.apiKey,
+      body: { to: "client@example.com", subject: "Offer", plainBody: "v1", verified: true },
+    });
     expect(c.status).toBe(201);
     expect(c.body).toMatchObject({ to: ["client@example.com"], cc: [], bcc: [], subject: "Offer", plainBody: "v1", htmlBody: null, replyToMessageId: null });
     const p = await s.api("PATCH", `/v1/inboxes/${a.id}/drafts/${c.body.id}`, { key: a.apiKey, body: { plainBody: "v2", cc: "boss@example.com" } });
@@ -43,7 +46,9 @@ describe("drafts", () => {
 
   it("a reply draft continues the thread of the message it answers", async () => {
     await s.api("POST", `/v1/inboxes/${b.id}/send`, { key: b.apiKey, body: { to: a.email, subject: "Question", plainBody: "?", verified: true } });
-    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${a.id}/messages?direction=inbound`, { key: a.apiKey })).body.messages.length === 1, { timeoutMs: 10_000 });
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${a.id}/messages?direction=inbound`, { key: a.apiKey })).body.messages.length === 1, {
+      timeoutMs: 10_000,
+    });
     const q = (await s.api("GET", `/v1/inboxes/${a.id}/messages?direction=inbound`, { key: a.apiKey })).body.messages[0];
     const d = (await s.api("POST", `/v1/inboxes/${a.id}/drafts`, { key: a.apiKey, body: { to: b.email, plainBody: "Answer", replyToMessageId: q.id } })).body;
     const sent = await s.api("POST", `/v1/inboxes/${a.id}/drafts/${d.id}/send`, { key: a.apiKey });
@@ -53,7 +58,9 @@ describe("drafts", () => {
   });
 
   it("sending one draft twice at once sends it once", async () => {
-    const d = (await s.api("POST", `/v1/inboxes/${a.id}/drafts`, { key: a.apiKey, body: { to: "once@example.com", subject: "Once", plainBody: "x", verified: true } })).body;
+    const d = (
+      await s.api("POST", `/v1/inboxes/${a.id}/drafts`, { key: a.apiKey, body: { to: "once@example.com", subject: "Once", plainBody: "x", verified: true } })
+    ).body;
     const results = await Promise.all([1, 2, 3].map(() => s.api("POST", `/v1/inboxes/${a.id}/drafts/${d.id}/send`, { key: a.apiKey })));
     expect(results.map((r) => r.status).sort()).toEqual([200, 404, 404]);
   });
@@ -62,7 +69,9 @@ describe("drafts", () => {
     const d = (await s.api("POST", `/v1/inboxes/${a.id}/drafts`, { key: a.apiKey, body: { subject: "No one" } })).body;
     expect((await s.api("POST", `/v1/inboxes/${a.id}/drafts/${d.id}/send`, { key: a.apiKey })).status).toBe(400);
     expect((await s.api("POST", `/v1/inboxes/${a.id}/drafts`, { key: a.apiKey, body: { to: "bad" } })).status).toBe(400);
-    expect((await s.api("POST", `/v1/inboxes/${a.id}/drafts`, { key: a.apiKey, body: { replyToMessageId: "0190a1a2-0000-7000-8000-000000000000" } })).status).toBe(404);
+    expect(
+      (await s.api("POST", `/v1/inboxes/${a.id}/drafts`, { key: a.apiKey, body: { replyToMessageId: "0190a1a2-0000-7000-8000-000000000000" } })).status,
+    ).toBe(404);
     expect((await s.api("GET", `/v1/inboxes/${a.id}/drafts/${d.id}`, { key: a.apiKey })).body.to).toEqual([]);
   });
 

@@ -109,7 +109,10 @@ describe("inboxes and addresses", () => {
 
   it("workspaces count their inboxes", async () => {
     const live = (await s.api("GET", "/v1/inboxes", { key: acmeKey })).body.inboxes.length;
-    await waitFor(async () => (await s.api("GET", `/v1/workspaces/${acmeWs}`, { key: acmeKey })).body.inboxCount === live, { timeoutMs: 5_000, what: "inboxCount" });
+    await waitFor(async () => (await s.api("GET", `/v1/workspaces/${acmeWs}`, { key: acmeKey })).body.inboxCount === live, {
+      timeoutMs: 5_000,
+      what: "inboxCount",
+    });
   });
 
   it("derives the username from the tenant's name when none is given", async () => {
@@ -175,7 +178,13 @@ describe("inboxes and addresses", () => {
   });
 
   it("bad input gets a clear 400", async () => {
-    for (const body of [{ username: "has space" }, { username: "-dash" }, { username: "a".repeat(65) }, { displayName: "x\r\nBcc: evil@x.com" }, { domain: "not a domain" }]) {
+    for (const body of [
+      { username: "has space" },
+      { username: "-dash" },
+      { username: "a".repeat(65) },
+      { displayName: "x\r\nBcc: evil@x.com" },
+      { domain: "not a domain" },
+    ]) {
       const r = await s.api("POST", "/v1/inboxes", { key: a.key.key, body });
       expect(r.status, JSON.stringify(body)).toBe(400);
       expect(r.body.code).toBe("VALIDATION_ERROR");

@@ -24,7 +24,10 @@ describe("address lists", () => {
     expect(created.body).toMatchObject({ name: "Investors", description: "Seed round", entryCount: 0, entries: [], inboxId: inbox.id });
     const lid = created.body.id;
 
-    const e1 = await s.api("POST", `/v1/inboxes/${inbox.id}/lists/${lid}/entries`, { key: k, body: { email: "Ada@Example.com", displayName: "Ada", metadata: { tier: 1 } } });
+    const e1 = await s.api("POST", `/v1/inboxes/${inbox.id}/lists/${lid}/entries`, {
+      key: k,
+      body: { email: "Ada@Example.com", displayName: "Ada", metadata: { tier: 1 } },
+    });
     expect(e1.status).toBe(201);
     expect(e1.body).toMatchObject({ email: "ada@example.com", displayName: "Ada", metadata: { tier: 1 } });
     const dup = await s.api("POST", `/v1/inboxes/${inbox.id}/lists/${lid}/entries`, { key: k, body: { email: "ada@example.com" } });

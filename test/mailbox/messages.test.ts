@@ -28,7 +28,11 @@ describe("sending, delivering and reading messages", () => {
   beforeAll(async () => {
     dnsAddress = await dns.start();
     const relayUrl = await relay.start();
-    s = new Stack({ logLevel: "warn", mailboxEnv: { SMTP_RELAY_URL: relayUrl, DNS_SERVERS: dnsAddress, DELIVERY_RETRY_DELAYS_S: "1" }, gatewayEnv: { LARGE_BODIES_PER_KEY: "1" } });
+    s = new Stack({
+      logLevel: "warn",
+      mailboxEnv: { SMTP_RELAY_URL: relayUrl, DNS_SERVERS: dnsAddress, DELIVERY_RETRY_DELAYS_S: "1" },
+      gatewayEnv: { LARGE_BODIES_PER_KEY: "1" },
+    });
     await s.start();
     const ta = await provisionTenant(s, "Alpha");
     const tb = await provisionTenant(s, "Beta");
@@ -65,7 +69,12 @@ describe("sending, delivering and reading messages", () => {
       body: { to: ["partner@example.com"], subject: "Proposal", plainBody: "Hello partner", htmlBody: "<p>Hello partner</p>", verified: true },
     });
     expect(r.status).toBe(200);
-    expect(r.body).toMatchObject({ id: expect.any(String), threadId: expect.any(String), status: "sent", messageId: expect.stringMatching(/^<.+@agents\.test>$/) });
+    expect(r.body).toMatchObject({
+      id: expect.any(String),
+      threadId: expect.any(String),
+      status: "sent",
+      messageId: expect.stringMatching(/^<.+@agents\.test>$/),
+    });
     await waitFor(() => relay.received.length === 1, { timeoutMs: 10_000, what: "relay delivery" });
     const got = relay.received[0]!;
     expect(got.to).toEqual(["partner@example.com"]);
@@ -85,7 +94,9 @@ describe("sending, delivering and reading messages", () => {
     expect(raw.headers.get("content-type")).toContain("message/rfc822");
     const stored = Buffer.from(await raw.arrayBuffer());
     expect(stored.equals(got.raw)).toBe(true);
-    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${a.id}/messages/${r.body.id}`, { key: a.apiKey })).body.status === "delivered", { timeoutMs: 5_000 });
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${a.id}/messages/${r.body.id}`, { key: a.apiKey })).body.status === "delivered", {
+      timeoutMs: 5_000,
+    });
   });
 
   let sentToB: { id: string; threadId: string };
@@ -106,9 +117,18 @@ describe("sending, delivering and reading messages", () => {
     sentToB = r.body;
     await waitForCount(b, 1);
     const inbound = (await inboxMessages(b, "?direction=inbound")).messages[0];
-    expect(inbound).toMatchObject({ direction: "inbound", subject: "Contract", plainBody: "Please sign.", fromAddress: a.email, fromName: "Alice Agent", isRead: false });
+    expect(inbound).toMatchObject({
+      direction: "inbound",
+      subject: "Contract",
+      plainBody: "Please sign.",
+      fromAddress: a.email,
+      fromName: "Alice Agent",
+      isRead: false,
+    });
     expect(inbound.attachments).toEqual([{ id: expect.any(String), filename: "contract.pdf", contentType: "application/pdf", sizeBytes: 3000 }]);
-    const att = await fetch(`http://127.0.0.1:${s.gateways[0]!.port}/v1/inboxes/${b.id}/messages/${inbound.id}/attachments/${inbound.attachments[0].id}`, { headers: { "x-api-key": b.apiKey } });
+    const att = await fetch(`http://127.0.0.1:${s.gateways[0]!.port}/v1/inboxes/${b.id}/messages/${inbound.id}/attachments/${inbound.attachments[0].id}`, {
+      headers: { "x-api-key": b.apiKey },
+    });
     expect(att.headers.get("content-type")).toBe("application/pdf");
     expect(Buffer.from(await att.arrayBuffer()).equals(pdf)).toBe(true);
     // Local: no SMTP round trip.
@@ -137,7 +157,10 @@ describe("sending, delivering and reading messages", () => {
     const before = relay.received.length;
     const body = { to: "partner@example.com", subject: "Once", plainBody: "only once", verified: true };
     const headers = { "idempotency-key": "retry-1" };
-    const [r1, r2] = [await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body, headers }), await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body, headers })];
+    const [r1, r2] = [
+      await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body, headers }),
+      await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body, headers }),
+    ];
     expect(r2.body).toEqual(r1.body);
     await waitFor(() => relay.received.length === before + 1, { timeoutMs: 10_000 });
     const other = await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body: { ...body, subject: "Different" }, headers });
@@ -148,8 +171,13 @@ describe("sending, delivering and reading messages", () => {
 
   it("a permanent refusal by the relay is a bounce", async () => {
     relay.refuse.add("nobody@example.com");
-    const r = await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body: { to: "nobody@example.com", subject: "Bounce", plainBody: "x", verified: true } });
-    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${a.id}/messages/${r.body.id}`, { key: a.apiKey })).body.status === "bounced", { timeoutMs: 10_000 });
+    const r = await s.api("POST", `/v1/inboxes/${a.id}/send`, {
+      key: a.apiKey,
+      body: { to: "nobody@example.com", subject: "Bounce", plainBody: "x", verified: true },
+    });
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${a.id}/messages/${r.body.id}`, { key: a.apiKey })).body.status === "bounced", {
+      timeoutMs: 10_000,
+    });
   });
 
   it("reply-all and forward: recipients, subjects, threads", async () => {
@@ -158,7 +186,10 @@ describe("sending, delivering and reading messages", () => {
     const sentAll = (await s.api("GET", `/v1/inboxes/${a.id}/messages/${all.body.id}`, { key: a.apiKey })).body;
     expect(sentAll.toAddresses).toEqual([b.email]);
     expect(sentAll.threadId).toBe(inbound.threadId);
-    const fwd = await s.api("POST", `/v1/inboxes/${a.id}/forward/${inbound.id}`, { key: a.apiKey, body: { to: "partner@example.com", plainBody: "FYI", verified: true } });
+    const fwd = await s.api("POST", `/v1/inboxes/${a.id}/forward/${inbound.id}`, {
+      key: a.apiKey,
+      body: { to: "partner@example.com", plainBody: "FYI", verified: true },
+    });
     const sentFwd = (await s.api("GET", `/v1/inboxes/${a.id}/messages/${fwd.body.id}`, { key: a.apiKey })).body;
     expect(sentFwd.subject).toBe("Fwd: Re: Contract");
     expect(sentFwd.threadId).not.toBe(inbound.threadId);
@@ -182,7 +213,9 @@ describe("sending, delivering and reading messages", () => {
 
   it("bad input: clear 4xx and nothing sent", async () => {
     // Let earlier sends finish delivering first (the forward was deleted from the listing, not unsent).
-    await waitFor(async () => (await inboxMessages(a, "?direction=outbound&limit=100")).messages.every((m: { status: string }) => m.status !== "sent"), { timeoutMs: 10_000 });
+    await waitFor(async () => (await inboxMessages(a, "?direction=outbound&limit=100")).messages.every((m: { status: string }) => m.status !== "sent"), {
+      timeoutMs: 10_000,
+    });
     await waitFor(() => relay.received.some((m) => m.raw.includes("FYI")), { timeoutMs: 10_000, what: "the forward at the relay" });
     const before = relay.received.length;
     const cases: [unknown, number][] = [
@@ -200,7 +233,9 @@ describe("sending, delivering and reading messages", () => {
       const r = await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body });
       expect(r.status, JSON.stringify(body).slice(0, 80)).toBe(status);
     }
-    expect((await s.api("POST", `/v1/inboxes/${a.id}/reply/0190a1a2-0000-7000-8000-000000000000`, { key: a.apiKey, body: { plainBody: "x" } })).status).toBe(404);
+    expect((await s.api("POST", `/v1/inboxes/${a.id}/reply/0190a1a2-0000-7000-8000-000000000000`, { key: a.apiKey, body: { plainBody: "x" } })).status).toBe(
+      404,
+    );
     expect((await s.api("GET", `/v1/inboxes/${a.id}/messages/0190a1a2-0000-7000-8000-000000000000`, { key: a.apiKey })).status).toBe(404);
     await new Promise((r) => setTimeout(r, 300));
     expect(relay.received.length).toBe(before);
@@ -210,31 +245,39 @@ describe("sending, delivering and reading messages", () => {
     const mine = (await inboxMessages(a)).messages[0];
     const before = await inboxMessages(a, "?limit=100");
     for (const key of [b.apiKey, otherWorkspaceKey])
-    for (const [m, p] of [
-      ["GET", `/v1/inboxes/${a.id}/messages`],
-      ["GET", `/v1/inboxes/${a.id}/messages/${mine.id}`],
-      ["GET", `/v1/inboxes/${a.id}/messages/${mine.id}/raw`],
-      ["GET", `/v1/inboxes/${a.id}/threads/${mine.threadId}`],
-      ["PATCH", `/v1/inboxes/${a.id}/messages/${mine.id}`],
-      ["DELETE", `/v1/inboxes/${a.id}/messages/${mine.id}`],
-      ["POST", `/v1/inboxes/${a.id}/send`],
-      ["POST", `/v1/inboxes/${a.id}/reply/${mine.id}`],
-      ["GET", `/v1/inboxes/${a.id}/messages/${mine.id}/attachments`],
-      ["POST", `/v1/inboxes/${a.id}/forward/${mine.id}`],
-      ["POST", `/v1/inboxes/${a.id}/drafts`],
-      ["GET", `/v1/inboxes/${b.id}/messages/${mine.id}`],
-    ] as const) {
-      const r = await s.api(m, p, { key, body: m === "GET" ? undefined : { to: "x@example.com", subject: "x", plainBody: "x", isRead: true, verified: true } });
-      // b's own inbox answers b's key, but not with a's message: still 404.
-      expect(r.status, `${m} ${p}`).toBe(404);
-    }
+      for (const [m, p] of [
+        ["GET", `/v1/inboxes/${a.id}/messages`],
+        ["GET", `/v1/inboxes/${a.id}/messages/${mine.id}`],
+        ["GET", `/v1/inboxes/${a.id}/messages/${mine.id}/raw`],
+        ["GET", `/v1/inboxes/${a.id}/threads/${mine.threadId}`],
+        ["PATCH", `/v1/inboxes/${a.id}/messages/${mine.id}`],
+        ["DELETE", `/v1/inboxes/${a.id}/messages/${mine.id}`],
+        ["POST", `/v1/inboxes/${a.id}/send`],
+        ["POST", `/v1/inboxes/${a.id}/reply/${mine.id}`],
+        ["GET", `/v1/inboxes/${a.id}/messages/${mine.id}/attachments`],
+        ["POST", `/v1/inboxes/${a.id}/forward/${mine.id}`],
+        ["POST", `/v1/inboxes/${a.id}/drafts`],
+        ["GET", `/v1/inboxes/${b.id}/messages/${mine.id}`],
+      ] as const) {
+        const r = await s.api(m, p, {
+          key,
+          body: m === "GET" ? undefined : { to: "x@example.com", subject: "x", plainBody: "x", isRead: true, verified: true },
+        });
+        // b's own inbox answers b's key, but not with a's message: still 404.
+        expect(r.status, `${m} ${p}`).toBe(404);
+      }
     expect(await inboxMessages(a, "?limit=100")).toEqual(before);
   });
 
   it("the tenant-wide view: folders, thread grouping, counts, scope", async () => {
     const all = (await inboxMessages(a, "?limit=100")).messages;
     const sent = (await s.api("GET", "/v1/messages?folder=sent&limit=100", { key: a.apiKey })).body;
-    expect(sent.messages.map((m: { id: string }) => m.id).sort()).toEqual(all.filter((m: { direction: string }) => m.direction === "outbound").map((m: { id: string }) => m.id).sort());
+    expect(sent.messages.map((m: { id: string }) => m.id).sort()).toEqual(
+      all
+        .filter((m: { direction: string }) => m.direction === "outbound")
+        .map((m: { id: string }) => m.id)
+        .sort(),
+    );
     expect(sent.messages[0]).toMatchObject({ inboxId: a.id, inboxUsername: "alice", inboxDomain: s.mailDomain, direction: "outbound" });
     const inbox = (await s.api("GET", "/v1/messages?folder=inbox", { key: a.apiKey })).body.messages;
     expect(inbox.every((m: { direction: string }) => m.direction === "inbound")).toBe(true);
@@ -275,46 +318,88 @@ describe("sending, delivering and reading messages", () => {
     const pdf = Buffer.from(Array.from({ length: 3_000_000 }, (_, i) => (i * 13) % 256));
     const r = await s.api("POST", `/v1/inboxes/${a.id}/send`, {
       key: a.apiKey,
-      body: { to: b.email, subject: "heavy", plainBody: "see attached", verified: true, attachments: [{ filename: "report.pdf", contentType: "application/pdf", content: pdf.toString("base64") }] },
+      body: {
+        to: b.email,
+        subject: "heavy",
+        plainBody: "see attached",
+        verified: true,
+        attachments: [{ filename: "report.pdf", contentType: "application/pdf", content: pdf.toString("base64") }],
+      },
     });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
-    await waitFor(async () => (await inboxMessages(b, "?direction=inbound")).messages.some((m: { subject: string }) => m.subject === "heavy"), { timeoutMs: 10_000, what: "the heavy message" });
+    await waitFor(async () => (await inboxMessages(b, "?direction=inbound")).messages.some((m: { subject: string }) => m.subject === "heavy"), {
+      timeoutMs: 10_000,
+      what: "the heavy message",
+    });
     const m = (await inboxMessages(b, "?direction=inbound")).messages.find((x: { subject: string }) => x.subject === "heavy");
     expect(m.attachments).toMatchObject([{ filename: "report.pdf", contentType: "application/pdf", sizeBytes: pdf.length }]);
-    const got = await fetch(`http://127.0.0.1:${s.gateways[0]!.port}/v1/inboxes/${b.id}/messages/${m.id}/attachments/${m.attachments[0].id}`, { headers: { "x-api-key": b.apiKey } });
+    const got = await fetch(`http://127.0.0.1:${s.gateways[0]!.port}/v1/inboxes/${b.id}/messages/${m.id}/attachments/${m.attachments[0].id}`, {
+      headers: { "x-api-key": b.apiKey },
+    });
     expect(got.status).toBe(200);
     expect(Buffer.from(await got.arrayBuffer()).equals(pdf)).toBe(true);
   });
   it("large bodies in flight are capped per key: 429 with Retry-After, free again once the first ends", async () => {
     const port = s.gateways[0]!.port;
-    const body = Buffer.from(JSON.stringify({ to: b.email, subject: "slow upload", plainBody: "x", verified: true, attachments: [{ filename: "a.bin", content: Buffer.alloc(1_500_000, 7).toString("base64") }] }));
+    const body = Buffer.from(
+      JSON.stringify({
+        to: b.email,
+        subject: "slow upload",
+        plainBody: "x",
+        verified: true,
+        attachments: [{ filename: "a.bin", content: Buffer.alloc(1_500_000, 7).toString("base64") }],
+      }),
+    );
     // The first one arrives slowly: half now, the rest later.
     const first = new Promise<number>((resolve, reject) => {
-      const req = httpRequest({ host: "127.0.0.1", port, method: "POST", path: `/v1/inboxes/${a.id}/send`, headers: { "x-api-key": a.apiKey, "content-type": "application/json", "content-length": body.length } }, (res) => {
-        res.resume();
-        res.on("end", () => resolve(res.statusCode!));
-      });
+      const req = httpRequest(
+        {
+          host: "127.0.0.1",
+          port,
+          method: "POST",
+          path: `/v1/inboxes/${a.id}/send`,
+          headers: { "x-api-key": a.apiKey, "content-type": "application/json", "content-length": body.length },
+        },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode!));
+        },
+      );
       req.on("error", reject);
       req.write(body.subarray(0, body.length / 2));
       setTimeout(() => req.end(body.subarray(body.length / 2)), 1_000);
     });
     await new Promise((r) => setTimeout(r, 300));
-    const second = await fetch(`http://127.0.0.1:${port}/v1/inboxes/${a.id}/send`, { method: "POST", headers: { "x-api-key": a.apiKey, "content-type": "application/json" }, body });
+    const second = await fetch(`http://127.0.0.1:${port}/v1/inboxes/${a.id}/send`, {
+      method: "POST",
+      headers: { "x-api-key": a.apiKey, "content-type": "application/json" },
+      body,
+    });
     expect(second.status).toBe(429);
     expect(second.headers.get("retry-after")).toBe("1");
     expect(((await second.json()) as { code: string }).code).toBe("RATE_LIMITED");
     // Small requests are not held up, and another key has its own room.
     expect((await s.api("GET", `/v1/inboxes/${a.id}/messages?limit=1`, { key: a.apiKey })).status).toBe(200);
     expect(await first).toBe(200);
-    const again = await fetch(`http://127.0.0.1:${port}/v1/inboxes/${a.id}/send`, { method: "POST", headers: { "x-api-key": a.apiKey, "content-type": "application/json" }, body });
+    const again = await fetch(`http://127.0.0.1:${port}/v1/inboxes/${a.id}/send`, {
+      method: "POST",
+      headers: { "x-api-key": a.apiKey, "content-type": "application/json" },
+      body,
+    });
     expect(again.status).toBe(200);
   });
   it("a greylisted recipient is tried again later, and the others of the message are not sent twice", async () => {
     relay.greylist.add("grey@example.org");
-    const r = await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body: { to: ["grey@example.org", "glad@example.org"], subject: "greylisted", plainBody: "x", verified: true } });
+    const r = await s.api("POST", `/v1/inboxes/${a.id}/send`, {
+      key: a.apiKey,
+      body: { to: ["grey@example.org", "glad@example.org"], subject: "greylisted", plainBody: "x", verified: true },
+    });
     expect(r.status).toBe(200);
     const status = async () => (await s.api("GET", `/v1/inboxes/${a.id}/messages/${r.body.id}`, { key: a.apiKey })).body.status;
-    await waitFor(async () => relay.received.some((m) => m.to.includes("grey@example.org")), { timeoutMs: 15_000, what: "the greylisted recipient's second try" });
+    await waitFor(async () => relay.received.some((m) => m.to.includes("grey@example.org")), {
+      timeoutMs: 15_000,
+      what: "the greylisted recipient's second try",
+    });
     await waitFor(async () => (await status()) === "delivered", { timeoutMs: 5_000, what: "delivered" });
     const copies = (who: string) => relay.received.filter((m) => m.raw.includes("greylisted") && m.to.includes(who)).length;
     expect(relay.rcptTries.get("grey@example.org")).toBe(2);

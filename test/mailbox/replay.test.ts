@@ -25,7 +25,8 @@ describe("replaying the mailbox's events", () => {
     await s.start();
     const t = await provisionTenant(s);
     tk = t.key.key;
-    for (const u of ["one", "two", "three"]) inboxes.push((await s.api("POST", "/v1/inboxes", { key: tk, body: { username: u, displayName: u.toUpperCase() } })).body);
+    for (const u of ["one", "two", "three"])
+      inboxes.push((await s.api("POST", "/v1/inboxes", { key: tk, body: { username: u, displayName: u.toUpperCase() } })).body);
     const [one, two, three] = inboxes as [(typeof inboxes)[0], (typeof inboxes)[0], (typeof inboxes)[0]];
     await s.api("POST", `/v1/inboxes/${one.id}/addresses`, { key: tk, body: { email: `alias@${s.mailDomain}` } });
     await s.api("PATCH", `/v1/inboxes/${two.id}`, { key: tk, body: { metadata: { team: "x" } } });
@@ -33,17 +34,22 @@ describe("replaying the mailbox's events", () => {
     const list = (await s.api("POST", `/v1/inboxes/${one.id}/lists`, { key: tk, body: { name: "VIP" } })).body;
     await s.api("POST", `/v1/inboxes/${one.id}/lists/${list.id}/entries`, { key: tk, body: { email: "vip@example.com" } });
     await s.api("POST", `/v1/inboxes/${one.id}/drafts`, { key: tk, body: { to: two.email, subject: "Later" } });
-    const sent = (await s.api("POST", `/v1/inboxes/${one.id}/send`, { key: tk, body: { to: two.email, subject: "Hello", plainBody: "hi", verified: true } })).body;
+    const sent = (await s.api("POST", `/v1/inboxes/${one.id}/send`, { key: tk, body: { to: two.email, subject: "Hello", plainBody: "hi", verified: true } }))
+      .body;
     await waitFor(async () => (await s.api("GET", `/v1/inboxes/${two.id}/messages`, { key: tk })).body.messages.length === 1, { timeoutMs: 10_000 });
     const got = (await s.api("GET", `/v1/inboxes/${two.id}/messages`, { key: tk })).body.messages[0];
     await s.api("POST", `/v1/inboxes/${two.id}/reply/${got.id}`, { key: tk, body: { plainBody: "hello back" } });
-    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${one.id}/messages?direction=inbound`, { key: tk })).body.messages.length === 1, { timeoutMs: 10_000 });
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${one.id}/messages?direction=inbound`, { key: tk })).body.messages.length === 1, {
+      timeoutMs: 10_000,
+    });
     await s.api("PATCH", `/v1/inboxes/${one.id}/messages/${sent.id}`, { key: tk, body: { isStarred: true } });
     // Nothing may still be changing when the first snapshot is taken: every send delivered.
     for (const i of [one, two]) {
       await waitFor(
         async () =>
-          (await s.api("GET", `/v1/inboxes/${i.id}/messages?direction=outbound`, { key: tk })).body.messages.every((m: { status: string }) => m.status === "delivered"),
+          (await s.api("GET", `/v1/inboxes/${i.id}/messages?direction=outbound`, { key: tk })).body.messages.every(
+            (m: { status: string }) => m.status === "delivered",
+          ),
         { timeoutMs: 10_000, what: "deliveries settled" },
       );
     }
@@ -56,7 +62,21 @@ describe("replaying the mailbox's events", () => {
     const schema = s.iso.schema("mailbox");
     const c = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
     await c.connect();
-    const projections = ["inboxes", "inbox_addresses", "address_claims", "lists", "list_entries", "domains", "domain_claims", "threads", "messages", "drafts", "delivery_outcomes", "applied_events", "projection_checkpoint"];
+    const projections = [
+      "inboxes",
+      "inbox_addresses",
+      "address_claims",
+      "lists",
+      "list_entries",
+      "domains",
+      "domain_claims",
+      "threads",
+      "messages",
+      "drafts",
+      "delivery_outcomes",
+      "applied_events",
+      "projection_checkpoint",
+    ];
     await c.query(`truncate ${projections.map((t) => `${schema}.${t}`).join(", ")}`);
     await c.end();
     await s.startMailbox();

@@ -32,7 +32,15 @@ describe("the outbox", () => {
   let db: pg.Pool;
   const children: RunningProcess[] = [];
 
-  const t = (transferId: string, over: Partial<Transfer> = {}): Transfer => ({ tenantId: tenant, workspaceId: workspace, transferId, from: "bank", to: "alice", amount: 1, ...over });
+  const t = (transferId: string, over: Partial<Transfer> = {}): Transfer => ({
+    tenantId: tenant,
+    workspaceId: workspace,
+    transferId,
+    from: "bank",
+    to: "alice",
+    amount: 1,
+    ...over,
+  });
   const cfg = () => ledgerConfig({ ...env, HEALTH_PORT: "0" });
 
   /** Every event in the stream, in stream order. */
@@ -57,11 +65,18 @@ describe("the outbox", () => {
     const health = await freePort();
     const p = runService("test/outbox/ledger/main.ts", { ...env, HEALTH_PORT: String(health), LEDGER_FAULT: fault });
     children.push(p);
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${health}/readyz`).then((r) => r.status, () => 0)) === 200, {
-      timeoutMs: 30_000,
-      intervalMs: 100,
-      what: `ledger ready (${p.stderr()})`,
-    });
+    await waitFor(
+      async () =>
+        (await fetch(`http://127.0.0.1:${health}/readyz`).then(
+          (r) => r.status,
+          () => 0,
+        )) === 200,
+      {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        what: `ledger ready (${p.stderr()})`,
+      },
+    );
     return p;
   }
   async function kill9(p: RunningProcess) {
@@ -230,7 +245,9 @@ describe("the outbox", () => {
       const all = await streamed();
       for (const tenantId of tenants) {
         const mine = all.filter((e) => e.transferId.startsWith(`pair-${tenantId}-`));
-        expect(mine.map((e) => `${e.transferId}:${e.type}`)).toEqual(Array.from({ length: 15 }, (_, i) => [`pair-${tenantId}-${i}:Debited`, `pair-${tenantId}-${i}:Credited`]).flat());
+        expect(mine.map((e) => `${e.transferId}:${e.type}`)).toEqual(
+          Array.from({ length: 15 }, (_, i) => [`pair-${tenantId}-${i}:Debited`, `pair-${tenantId}-${i}:Credited`]).flat(),
+        );
       }
       expect(new Set(all.map((e) => e.id)).size).toBe(all.length);
     } finally {

@@ -31,11 +31,18 @@ describe("accepted mail survives crashes", () => {
     };
     const p = runService(`services/${name}/src/main.ts`, env);
     children.set(name, p);
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${health}/readyz`).then((r) => r.status, () => 0)) === 200, {
-      timeoutMs: 30_000,
-      intervalMs: 100,
-      what: `${name} ready (${p.stderr()})`,
-    });
+    await waitFor(
+      async () =>
+        (await fetch(`http://127.0.0.1:${health}/readyz`).then(
+          (r) => r.status,
+          () => 0,
+        )) === 200,
+      {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        what: `${name} ready (${p.stderr()})`,
+      },
+    );
   }
 
   async function kill9(name: string): Promise<void> {

@@ -34,7 +34,15 @@ describe("SMTP ingress", () => {
     s = new Stack({
       logLevel: "warn",
       smtp: true,
-      smtpEnv: { SMTP_MAX_MESSAGE_BYTES: String(MAX), SMTP_MAX_RECIPIENTS: "5", SMTP_MAX_CLIENTS_PER_IP: "6", INGEST_INLINE_BYTES: "50000", SMTP_DATA_TIMEOUT_MS: "2000", SMTP_IDLE_TIMEOUT_MS: "3000", DIRECTORY_SNAPSHOT_WAIT_MS: "1000" },
+      smtpEnv: {
+        SMTP_MAX_MESSAGE_BYTES: String(MAX),
+        SMTP_MAX_RECIPIENTS: "5",
+        SMTP_MAX_CLIENTS_PER_IP: "6",
+        INGEST_INLINE_BYTES: "50000",
+        SMTP_DATA_TIMEOUT_MS: "2000",
+        SMTP_IDLE_TIMEOUT_MS: "3000",
+        DIRECTORY_SNAPSHOT_WAIT_MS: "1000",
+      },
       mailboxEnv: { DNS_SERVERS: resolver },
     });
     await s.start();
@@ -44,15 +52,18 @@ describe("SMTP ingress", () => {
     a = (await s.api("POST", "/v1/inboxes", { key: t1.key.key, body: { username: "inbound-a" } })).body;
     b = (await s.api("POST", "/v1/inboxes", { key: t2.key.key, body: { username: "inbound-b" } })).body;
     // The directory hears about new inboxes through events.
-    await waitFor(async () => {
-      const t = await SmtpTranscript.open(port);
-      await t.reply();
-      await t.command("EHLO probe");
-      await t.command("MAIL FROM:<p@example.com>");
-      const r = await t.command(`RCPT TO:<${b.email}>`);
-      t.close();
-      return r.startsWith("250");
-    }, { timeoutMs: 5_000, what: "directory" });
+    await waitFor(
+      async () => {
+        const t = await SmtpTranscript.open(port);
+        await t.reply();
+        await t.command("EHLO probe");
+        await t.command("MAIL FROM:<p@example.com>");
+        const r = await t.command(`RCPT TO:<${b.email}>`);
+        t.close();
+        return r.startsWith("250");
+      },
+      { timeoutMs: 5_000, what: "directory" },
+    );
   });
   afterAll(async () => {
     await s.stop();
@@ -81,20 +92,35 @@ describe("SMTP ingress", () => {
 
   it("delivers through a real client, in plain text and over STARTTLS, with attachments", async () => {
     const pdf = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 31) % 256));
-    await client().sendMail({ from: "Partner <partner@example.com>", to: a.email, subject: "Plain", text: "hello a", attachments: [{ filename: "x.pdf", content: pdf }] });
-    await client({ ignoreTLS: false, requireTLS: true, tls: { rejectUnauthorized: false } }).sendMail({ from: "partner@example.com", to: a.email, subject: "Secure", text: "over tls" });
+    await client().sendMail({
+      from: "Partner <partner@example.com>",
+      to: a.email,
+      subject: "Plain",
+      text: "hello a",
+      attachments: [{ filename: "x.pdf", content: pdf }],
+    });
+    await client({ ignoreTLS: false, requireTLS: true, tls: { rejectUnauthorized: false } }).sendMail({
+      from: "partner@example.com",
+      to: a.email,
+      subject: "Secure",
+      text: "over tls",
+    });
     await waitInbound(a, 2);
     const got = await inbound(a);
     const plain = got.find((m) => m.subject === "Plain")!;
     expect(plain.plainBody?.trim()).toBe("hello a");
-    const att = await fetch(`http://127.0.0.1:${s.gateways[0]!.port}/v1/inboxes/${a.id}/messages/${plain.id}/attachments/${plain.attachments[0]!.id}`, { headers: { "x-api-key": a.apiKey } });
+    const att = await fetch(`http://127.0.0.1:${s.gateways[0]!.port}/v1/inboxes/${a.id}/messages/${plain.id}/attachments/${plain.attachments[0]!.id}`, {
+      headers: { "x-api-key": a.apiKey },
+    });
     expect(Buffer.from(await att.arrayBuffer()).equals(pdf)).toBe(true);
     expect(got.find((m) => m.subject === "Secure")!.plainBody?.trim()).toBe("over tls");
   });
 
   it("one message to two inboxes in two tenants: one copy each, each seen only by its own key", async () => {
     await client().sendMail({ from: "boss@example.com", to: [a.email, b.email], subject: "To both", text: "both" });
-    await waitFor(async () => (await inbound(a)).some((m) => m.subject === "To both") && (await inbound(b)).some((m) => m.subject === "To both"), { timeoutMs: 10_000 });
+    await waitFor(async () => (await inbound(a)).some((m) => m.subject === "To both") && (await inbound(b)).some((m) => m.subject === "To both"), {
+      timeoutMs: 10_000,
+    });
     const copyB = (await inbound(b)).find((m) => m.subject === "To both")!;
     expect((await s.api("GET", `/v1/inboxes/${b.id}/messages/${copyB.id}`, { key: a.apiKey })).status).toBe(404);
   });
@@ -141,8 +167,18 @@ describe("SMTP ingress", () => {
   });
 
   it("a reply to mail the inbox sent joins its thread", async () => {
-    const sent = await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body: { to: "partner@example.com", subject: "Quote", plainBody: "q", verified: true } });
-    await client().sendMail({ from: "partner@example.com", to: a.email, subject: "Re: Quote", text: "answer", inReplyTo: sent.body.messageId, references: [sent.body.messageId] });
+    const sent = await s.api("POST", `/v1/inboxes/${a.id}/send`, {
+      key: a.apiKey,
+      body: { to: "partner@example.com", subject: "Quote", plainBody: "q", verified: true },
+    });
+    await client().sendMail({
+      from: "partner@example.com",
+      to: a.email,
+      subject: "Re: Quote",
+      text: "answer",
+      inReplyTo: sent.body.messageId,
+      references: [sent.body.messageId],
+    });
     await waitFor(async () => (await inbound(a)).some((m) => m.subject === "Re: Quote"), { timeoutMs: 10_000 });
     expect((await inbound(a)).find((m) => m.subject === "Re: Quote")!.threadId).toBe(sent.body.threadId);
   });
@@ -156,7 +192,7 @@ describe("SMTP ingress", () => {
       "Subject: =?bogus?Q?charset?=\r\nContent-Type: text/plain; charset=does-not-exist\r\n\r\n\xff\xfe broken bytes\r\n",
       "Subject: unterminated multipart\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: text/html\r\n\r\n<p>never closed\r\n",
       // NUL, which PostgreSQL text cannot hold, in the subject, a name and the body.
-      "Subject: nul\u0000inside\r\nFrom: \"Nul\u0000Name\" <nul@example.com>\r\n\r\nbody with \u0000 a NUL\r\n",
+      'Subject: nul\u0000inside\r\nFrom: "Nul\u0000Name" <nul@example.com>\r\n\r\nbody with \u0000 a NUL\r\n',
       "Subject: encoded nul =?utf-8?B?AGhpZGRlbgA=?=\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nAGJhc2U2NCBOVUwA\r\n",
       // An attachment name of 130 emoji: cut to 255 UTF-16 units it would end in half a pair, which jsonb refuses.
       `Subject: emoji name\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=e\r\n\r\n--e\r\nContent-Type: text/plain\r\n\r\nsee file\r\n--e\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename*=UTF-8''${encodeURIComponent("😀".repeat(130))}\r\n\r\nxyz\r\n--e--\r\n`,
@@ -203,7 +239,10 @@ describe("SMTP ingress", () => {
   it("a delivery status notification for mail the platform sent marks that message bounced", async () => {
     // far.example's MX refuses connections: delivery keeps retrying, so only the DSN can bounce it.
     dns.set("far.example", { MX: [{ exchange: "127.0.0.1", priority: 10 }] });
-    const sent = await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body: { to: "gone@far.example", subject: "Will bounce", plainBody: "x", verified: true } });
+    const sent = await s.api("POST", `/v1/inboxes/${a.id}/send`, {
+      key: a.apiKey,
+      body: { to: "gone@far.example", subject: "Will bounce", plainBody: "x", verified: true },
+    });
     await new Promise((r) => setTimeout(r, 300));
     expect((await s.api("GET", `/v1/inboxes/${a.id}/messages/${sent.body.id}`, { key: a.apiKey })).body.status).toBe("sent");
     const dsn = [
@@ -278,13 +317,21 @@ describe("SMTP ingress", () => {
     // Several times what one NATS message holds, both ways: in through the object store,
     // out through the API in slices.
     const big = Buffer.from(Array.from({ length: 2_500_000 }, (_, i) => (i * 7) % 251));
-    const sent = await new MailComposer({ from: "big@example.com", to: b.email, subject: "Large", messageId: "<large-1@example.com>", text: "see attachment", attachments: [{ filename: "big.bin", content: big }] })
+    const sent = await new MailComposer({
+      from: "big@example.com",
+      to: b.email,
+      subject: "Large",
+      messageId: "<large-1@example.com>",
+      text: "see attachment",
+      attachments: [{ filename: "big.bin", content: big }],
+    })
       .compile()
       .build();
     await client().sendMail({ envelope: { from: "big@example.com", to: [b.email] }, raw: sent });
     await waitFor(async () => (await inbound(b)).some((m) => m.subject === "Large"), { timeoutMs: 15_000, what: "the large message" });
     const m = (await inbound(b)).find((x) => x.subject === "Large")!;
-    const get = (path: string) => fetch(`http://127.0.0.1:${s.gateways[0]!.port}/v1/inboxes/${b.id}/messages/${m.id}${path}`, { headers: { "x-api-key": b.apiKey } });
+    const get = (path: string) =>
+      fetch(`http://127.0.0.1:${s.gateways[0]!.port}/v1/inboxes/${b.id}/messages/${m.id}${path}`, { headers: { "x-api-key": b.apiKey } });
 
     const att = await get(`/attachments/${m.attachments[0]!.id}`);
     expect(att.status).toBe(200);

@@ -29,7 +29,11 @@ describe("accepted mail survives a PostgreSQL outage", () => {
   const children = new Map<string, RunningProcess>();
 
   const tlsFile = () => `/tmp/${s!.iso.tag}-outage-tls.json`;
-  const ready = (port: number) => fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
+  const ready = (port: number) =>
+    fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
 
   async function launch(name: "mailbox" | "smtp-ingress", own: Record<string, string>): Promise<number> {
     const health = await freePort();
@@ -50,7 +54,11 @@ describe("accepted mail survives a PostgreSQL outage", () => {
   function mailbox(): RunningProcess {
     const p = children.get("mailbox")!;
     if (p.child.exitCode !== null || p.child.signalCode !== null) {
-      const why = p.stderr().split("\n").find((l) => /^\w*error\b/i.test(l)) ?? "";
+      const why =
+        p
+          .stderr()
+          .split("\n")
+          .find((l) => /^\w*error\b/i.test(l)) ?? "";
       throw new Error(`the mailbox exited (${p.child.exitCode ?? p.child.signalCode}): ${why}\n${p.stderr().slice(0, 1_500)}`);
     }
     return p;
@@ -105,7 +113,11 @@ describe("accepted mail survives a PostgreSQL outage", () => {
 
     // Outlast the mailbox's retries in place, so every message goes back to JetStream with a
     // backoff: the path a longer outage takes.
-    const handedBack = () => mailbox().stdout().split("\n").filter((l) => l.includes("will retry later")).length;
+    const handedBack = () =>
+      mailbox()
+        .stdout()
+        .split("\n")
+        .filter((l) => l.includes("will retry later")).length;
     await waitFor(() => handedBack() >= during.length, { timeoutMs: 20_000, intervalMs: 100, what: "the mailbox handing every message back for later" });
 
     await postgres.start();

@@ -21,7 +21,16 @@ describe("DurableConsumer", () => {
   });
 
   const consumer = (ackWaitMs: number, maxDeliver: number) =>
-    new DurableConsumer({ bus, stream, durable: "settings", filterSubject: `${iso.prefix}evt.>`, logger, handle: async () => undefined, ackWaitMs, maxDeliver });
+    new DurableConsumer({
+      bus,
+      stream,
+      durable: "settings",
+      filterSubject: `${iso.prefix}evt.>`,
+      logger,
+      handle: async () => undefined,
+      ackWaitMs,
+      maxDeliver,
+    });
 
   it("brings an existing durable's ack wait and max deliveries up to date, keeping its position", async () => {
     await bus.js.publish(`${iso.prefix}evt.test._._.Happened`, "{}");

@@ -63,9 +63,12 @@ export class DurableConsumer {
   async start(): Promise<void> {
     await this.ensure();
     // Every message held says it is still being worked on, well within the ack wait.
-    this.heartbeat = setInterval(() => {
-      for (const msg of this.held.values()) msg.working();
-    }, Math.max(200, (this.o.ackWaitMs ?? 30_000) / 3));
+    this.heartbeat = setInterval(
+      () => {
+        for (const msg of this.held.values()) msg.working();
+      },
+      Math.max(200, (this.o.ackWaitMs ?? 30_000) / 3),
+    );
     this.heartbeat.unref();
     this.loop = this.run();
   }

@@ -31,10 +31,7 @@ export type EventEnvelope<D = unknown> = Omit<z.infer<typeof EventEnvelope>, "da
  * `evt.<context>.<tenantId>.<workspaceId>.<type>`: one wildcard taps a context
  * (`evt.identity.>`) or one workspace across contexts (`evt.*.<t>.<w>.>`).
  */
-export function eventSubject(
-  prefix: string,
-  e: Pick<EventEnvelope, "context" | "tenantId" | "workspaceId" | "type">,
-): string {
+export function eventSubject(prefix: string, e: Pick<EventEnvelope, "context" | "tenantId" | "workspaceId" | "type">): string {
   return `${prefix}evt.${e.context}.${e.tenantId ?? NO_SCOPE_TOKEN}.${e.workspaceId ?? NO_SCOPE_TOKEN}.${e.type}`;
 }
 

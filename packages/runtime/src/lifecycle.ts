@@ -12,10 +12,7 @@ export interface Service {
  * Process glue shared by every main.ts: start, stop on SIGTERM/SIGINT within a bound,
  * and turn a missing server or bad setting into one clear line instead of a stack trace.
  */
-export async function runMain(
-  name: string,
-  build: () => Promise<{ service: Service; logger: Logger; shutdownTimeoutMs: number }>,
-): Promise<void> {
+export async function runMain(name: string, build: () => Promise<{ service: Service; logger: Logger; shutdownTimeoutMs: number }>): Promise<void> {
   let built: Awaited<ReturnType<typeof build>>;
   try {
     built = await build();

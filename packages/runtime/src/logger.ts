@@ -27,11 +27,11 @@ const REDACT = [
 export function createLogger(service: string, level = "info", destination?: DestinationStream): Logger {
   return pino(
     {
-    name: service,
-    level,
-    base: { service },
-    redact: { paths: REDACT, censor: "[redacted]" },
-    timestamp: pino.stdTimeFunctions.isoTime,
+      name: service,
+      level,
+      base: { service },
+      redact: { paths: REDACT, censor: "[redacted]" },
+      timestamp: pino.stdTimeFunctions.isoTime,
     },
     destination,
   );

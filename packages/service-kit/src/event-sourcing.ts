@@ -183,7 +183,12 @@ export interface ExecutorOptions<DB, E extends { type: string; schemaVersion: nu
 }
 
 /** One command's events in their envelopes: each caused by the one before. */
-export function envelopesOf<DB, E extends { type: string; schemaVersion: number; data: unknown }>(ctx: CommandContext<DB>, context: string, meta: CommandMeta, drafts: EventDraft<E>[]): Envelope<E>[] {
+export function envelopesOf<DB, E extends { type: string; schemaVersion: number; data: unknown }>(
+  ctx: CommandContext<DB>,
+  context: string,
+  meta: CommandMeta,
+  drafts: EventDraft<E>[],
+): Envelope<E>[] {
   let causationId: string | null = null;
   return drafts.map((d) => {
     const envelope = {
@@ -223,9 +228,19 @@ export async function applyAndRecord<DB, E extends { type: string; schemaVersion
   const stray = envelopes.find((e) => tenantKeyOf(e.tenantId) !== tenantKeyOf(lockedTenant));
   if (stray) throw new Error(`${stray.type} of tenant ${stray.tenantId} decided under the lock of ${lockedTenant}`);
   // Sequence 0: the stream gives the real ones when the relay publishes (applied_events keeps it for information only).
-  const fresh = new Set((await o.apply(tx, envelopes.map((e) => ({ e, seq: 0 })))).map(({ e }) => e.id));
+  const fresh = new Set(
+    (
+      await o.apply(
+        tx,
+        envelopes.map((e) => ({ e, seq: 0 })),
+      )
+    ).map(({ e }) => e.id),
+  );
   // An event applied before (decided again with the same derived id) was recorded then.
-  await recordInOutbox(tx, envelopes.filter((e) => fresh.has(e.id)));
+  await recordInOutbox(
+    tx,
+    envelopes.filter((e) => fresh.has(e.id)),
+  );
 }
 
 /** How long a command's answer waits for its events to reach the stream (it succeeds either way). */

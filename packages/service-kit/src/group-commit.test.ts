@@ -18,8 +18,12 @@ type Named = { type: "Named"; schemaVersion: 1; data: { id: string; name: string
 const migrations = {
   "0001": {
     async up(db: Kysely<any>) {
-      await sql`create table applied_events (workspace_id uuid not null, event_id uuid not null, stream_seq bigint not null, primary key (workspace_id, event_id))`.execute(db);
-      await sql`create table projection_checkpoint (projection text not null, tenant_key text not null, stream_seq bigint not null, updated_at timestamptz not null, primary key (projection, tenant_key))`.execute(db);
+      await sql`create table applied_events (workspace_id uuid not null, event_id uuid not null, stream_seq bigint not null, primary key (workspace_id, event_id))`.execute(
+        db,
+      );
+      await sql`create table projection_checkpoint (projection text not null, tenant_key text not null, stream_seq bigint not null, updated_at timestamptz not null, primary key (projection, tenant_key))`.execute(
+        db,
+      );
       await sql`create table names (id text primary key, name text not null check (name <> 'bad'))`.execute(db);
     },
   },
@@ -65,7 +69,15 @@ describe("GroupCommit", () => {
     load: async () => uuidv7(),
     decide: (id: string) => {
       if (name === "refused") throw new AppError("CONFLICT", "refused by its decision");
-      return [{ event: { type: "Named" as const, schemaVersion: 1 as const, data: { id, name } }, tenantId: tenant, workspaceId: null, aggregateId: id, aggregateVersion: 1 }];
+      return [
+        {
+          event: { type: "Named" as const, schemaVersion: 1 as const, data: { id, name } },
+          tenantId: tenant,
+          workspaceId: null,
+          aggregateId: id,
+          aggregateVersion: 1,
+        },
+      ];
     },
     answer: async () => name,
   });

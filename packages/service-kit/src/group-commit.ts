@@ -1,8 +1,18 @@
 import type { Kysely } from "kysely";
 import { AppError } from "@mam/contracts/errors.ts";
-import { afterCommit, applyAndRecord, envelopesOf, lockTenant, type CommandContext, type CommandMeta, type CommandSpec, type Envelope, type EventDraft, type ExecutorOptions } from "./event-sourcing.ts";
+import {
+  afterCommit,
+  applyAndRecord,
+  envelopesOf,
+  lockTenant,
+  type CommandContext,
+  type CommandMeta,
+  type CommandSpec,
+  type Envelope,
+  type EventDraft,
+  type ExecutorOptions,
+} from "./event-sourcing.ts";
 import { TenantBatches } from "./tenant-batches.ts";
-
 
 interface Pending<DB, E extends { type: string; schemaVersion: number; data: unknown }> {
   meta: CommandMeta;

@@ -72,7 +72,10 @@ export class ServiceHost<DB, Ctx> implements Service {
 
   constructor(private readonly spec: ServiceSpec<DB, Ctx>) {
     this.logger = spec.logger;
-    const database = spec.database && { ...spec.database, migrations: spec.events ? { ...spec.database.migrations, ...kitMigrations } : spec.database.migrations };
+    const database = spec.database && {
+      ...spec.database,
+      migrations: spec.events ? { ...spec.database.migrations, ...kitMigrations } : spec.database.migrations,
+    };
     this.backbone = new Backbone<DB>({
       name: spec.name,
       env: spec.env,

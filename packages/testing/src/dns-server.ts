@@ -35,7 +35,8 @@ export class TestDnsServer {
     const zone = this.zones.get(name);
     this.asked.push(`${question?.type} ${name}`);
     const answers: dnsPacket.Answer[] = [];
-    if (zone && question?.type === "MX") for (const mx of zone.MX ?? []) answers.push({ type: "MX", name, ttl: 60, data: { exchange: mx.exchange, preference: mx.priority } });
+    if (zone && question?.type === "MX")
+      for (const mx of zone.MX ?? []) answers.push({ type: "MX", name, ttl: 60, data: { exchange: mx.exchange, preference: mx.priority } });
     if (zone && question?.type === "TXT") for (const t of zone.TXT ?? []) answers.push({ type: "TXT", name, ttl: 60, data: chunks(t) });
     return dnsPacket.encode({
       id: q.id,

@@ -25,9 +25,11 @@ export function serverUrls(): ServerUrls {
   } catch {
     provided = undefined;
   }
-  return provided ?? {
-    NATS_URL: testEnv.NATS_URL ?? LOCAL_DEFAULTS.NATS_URL,
-    DATABASE_URL: testEnv.DATABASE_URL ?? LOCAL_DEFAULTS.DATABASE_URL,
-    REDIS_URL: testEnv.REDIS_URL ?? LOCAL_DEFAULTS.REDIS_URL,
-  };
+  return (
+    provided ?? {
+      NATS_URL: testEnv.NATS_URL ?? LOCAL_DEFAULTS.NATS_URL,
+      DATABASE_URL: testEnv.DATABASE_URL ?? LOCAL_DEFAULTS.DATABASE_URL,
+      REDIS_URL: testEnv.REDIS_URL ?? LOCAL_DEFAULTS.REDIS_URL,
+    }
+  );
 }

@@ -13,7 +13,12 @@ const Env = BaseEnv.extend({
    * message may carry, base64-encoded; bodies beyond one NATS message travel through the
    * bus's object store.
    */
-  BODY_LIMIT_BYTES: z.coerce.number().int().positive().max(64 * 1024 * 1024).default(16 * 1024 * 1024),
+  BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(64 * 1024 * 1024)
+    .default(16 * 1024 * 1024),
   /** Request bodies over 1 MiB in flight at once, in all and per key; beyond: 429 with Retry-After. */
   LARGE_BODIES_IN_FLIGHT: z.coerce.number().int().positive().default(8),
   LARGE_BODIES_PER_KEY: z.coerce.number().int().positive().default(2),

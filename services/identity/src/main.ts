@@ -7,9 +7,7 @@ await runMain("identity", async () => {
   const service = new IdentityService(cfg, {
     // Printed once, straight to the terminal, never through the logger.
     onGeneratedOperatorKey: (key) =>
-      process.stdout.write(
-        `\n  Operator key generated (shown once, stored hashed): ${key}\n  Set SUPER_ADMIN_KEY to choose your own.\n\n`,
-      ),
+      process.stdout.write(`\n  Operator key generated (shown once, stored hashed): ${key}\n  Set SUPER_ADMIN_KEY to choose your own.\n\n`),
   });
   return { service, logger: service.logger, shutdownTimeoutMs: cfg.SHUTDOWN_TIMEOUT_MS };
 });

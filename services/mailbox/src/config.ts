@@ -29,7 +29,11 @@ const Env = BaseEnv.extend({
   /** How often the retry queue is looked at for recipients due another try. */
   DELIVERY_RETRY_POLL_MS: z.coerce.number().int().min(100).max(60_000).default(1_000),
   /** How long after sending a transient failure still gets retried; past it, the message bounces. */
-  DELIVERY_GIVE_UP_AFTER_S: z.coerce.number().int().min(0).default(2 * 86_400),
+  DELIVERY_GIVE_UP_AFTER_S: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(2 * 86_400),
   /** Port for direct-to-MX delivery (25 on the internet; tests point it at a local server). */
   MX_PORT: z.coerce.number().int().min(1).max(65535).default(25),
   /** Host custom domains point their MX at (default `mx.<MAIL_DOMAIN>`). */
@@ -37,7 +41,10 @@ const Env = BaseEnv.extend({
   /** SPF include custom domains add (default `_spf.<MAIL_DOMAIN>`); publish it with your sending IPs. */
   SPF_INCLUDE: z.string().optional(),
   /** DKIM selector of new keys. */
-  DKIM_SELECTOR: z.string().regex(/^[a-z0-9-]{1,63}$/).default("mam1"),
+  DKIM_SELECTOR: z
+    .string()
+    .regex(/^[a-z0-9-]{1,63}$/)
+    .default("mam1"),
 });
 export type MailboxConfig = z.infer<typeof Env>;
 

@@ -36,17 +36,14 @@ export class MailboxService extends ServiceHost<MailboxDb, MailboxContext> {
       clock: opts.clock,
       newId: opts.newId,
       context: (base) => ({ ...base, cfg }),
-      projections: (ctx) => [ownEventsProjection({ name: PROJECTION, context: MAILBOX_CONTEXT, db: ctx.db, parse: parseMailboxEvent, apply: applyMailboxEvent })],
+      projections: (ctx) => [
+        ownEventsProjection({ name: PROJECTION, context: MAILBOX_CONTEXT, db: ctx.db, parse: parseMailboxEvent, apply: applyMailboxEvent }),
+      ],
       prepare: async (ctx) => void (await ensurePlatformKey(ctx.db, cfg.DKIM_SELECTOR, ctx.clock())),
       parts: async (ctx, b) => {
         const outbound = new Outbound(cfg.SMTP_RELAY_URL, makeResolver(cfg.DNS_SERVERS), cfg.MAIL_DOMAIN, cfg.MX_PORT);
         const delivery = deliveryWorker(ctx, b, outbound);
-        const parts: Part[] = [
-          { start: () => undefined, stop: () => outbound.close() },
-          delivery.consumer,
-          delivery.retries,
-          await inboundWorker(ctx, b),
-        ];
+        const parts: Part[] = [{ start: () => undefined, stop: () => outbound.close() }, delivery.consumer, delivery.retries, await inboundWorker(ctx, b)];
         return parts;
       },
       handlers: (server, ctx, b) => registerMailboxRpc(server, ctx, b.stream),

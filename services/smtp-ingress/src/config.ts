@@ -10,7 +10,11 @@ const Env = BaseEnv.extend({
   SMTP_HOSTNAME: z.string().optional(),
   MAIL_DOMAIN: z.string().default("agents.localhost"),
   /** Largest message accepted, announced in SIZE; over it: 552 5.3.4. */
-  SMTP_MAX_MESSAGE_BYTES: z.coerce.number().int().positive().default(25 * 1024 * 1024),
+  SMTP_MAX_MESSAGE_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(25 * 1024 * 1024),
   SMTP_MAX_RECIPIENTS: z.coerce.number().int().positive().default(100),
   SMTP_MAX_CLIENTS: z.coerce.number().int().positive().default(500),
   SMTP_MAX_CLIENTS_PER_IP: z.coerce.number().int().positive().default(20),
@@ -20,7 +24,11 @@ const Env = BaseEnv.extend({
    * The longest the message data of one transaction may take to arrive, however steadily it
    * trickles (the idle timeout restarts with every byte); then 421 4.4.2 and the connection closes.
    */
-  SMTP_DATA_TIMEOUT_MS: z.coerce.number().int().positive().default(10 * 60_000),
+  SMTP_DATA_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(10 * 60_000),
   /** PEM certificate and key for STARTTLS; a self-signed pair is generated when unset. */
   SMTP_TLS_CERT: z.string().optional(),
   SMTP_TLS_KEY: z.string().optional(),
@@ -31,7 +39,12 @@ const Env = BaseEnv.extend({
    */
   DIRECTORY_SNAPSHOT_WAIT_MS: z.coerce.number().int().min(0).default(10_000),
   /** Messages up to this size travel inline in the ingest stream; larger ones via the object store. */
-  INGEST_INLINE_BYTES: z.coerce.number().int().positive().max(900_000).default(768 * 1024),
+  INGEST_INLINE_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(900_000)
+    .default(768 * 1024),
 });
 export type SmtpIngressConfig = z.infer<typeof Env>;
 

@@ -19,7 +19,18 @@ export const LEDGER_PROJECTION = "ledger-read-model";
 export const TRANSFER_SUBJECT = "svc.ledger.transfer";
 
 const Moved = z.object({ transferId: z.string(), account: z.string(), amount: z.number().int() });
-const base = { id: z.string().uuid(), context: z.literal(LEDGER_CONTEXT), tenantId: z.string().uuid(), workspaceId: z.string().uuid(), aggregateId: z.string(), aggregateVersion: z.number(), occurredAt: z.string(), causationId: z.string().nullable(), correlationId: z.string(), actor: z.object({ type: z.string(), id: z.string() }) };
+const base = {
+  id: z.string().uuid(),
+  context: z.literal(LEDGER_CONTEXT),
+  tenantId: z.string().uuid(),
+  workspaceId: z.string().uuid(),
+  aggregateId: z.string(),
+  aggregateVersion: z.number(),
+  occurredAt: z.string(),
+  causationId: z.string().nullable(),
+  correlationId: z.string(),
+  actor: z.object({ type: z.string(), id: z.string() }),
+};
 export const LedgerEnvelope = z.discriminatedUnion("type", [
   z.object({ ...base, type: z.literal("Debited"), schemaVersion: z.literal(1), data: Moved }),
   z.object({ ...base, type: z.literal("Credited"), schemaVersion: z.literal(1), data: Moved }),
@@ -34,9 +45,15 @@ interface LedgerDb {
 const migrations = {
   "0001-ledger": {
     async up(db: Kysely<any>) {
-      await sql`create table applied_events (workspace_id uuid not null, event_id uuid not null, stream_seq bigint not null, primary key (workspace_id, event_id))`.execute(db);
-      await sql`create table projection_checkpoint (projection text not null, tenant_key text not null, stream_seq bigint not null, updated_at timestamptz not null, primary key (projection, tenant_key))`.execute(db);
-      await sql`create table balances (workspace_id uuid not null, account text not null check (account <> 'refused'), balance int not null, primary key (workspace_id, account))`.execute(db);
+      await sql`create table applied_events (workspace_id uuid not null, event_id uuid not null, stream_seq bigint not null, primary key (workspace_id, event_id))`.execute(
+        db,
+      );
+      await sql`create table projection_checkpoint (projection text not null, tenant_key text not null, stream_seq bigint not null, updated_at timestamptz not null, primary key (projection, tenant_key))`.execute(
+        db,
+      );
+      await sql`create table balances (workspace_id uuid not null, account text not null check (account <> 'refused'), balance int not null, primary key (workspace_id, account))`.execute(
+        db,
+      );
     },
   },
 };
@@ -89,7 +106,8 @@ export type LedgerContext = BaseContext<LedgerDb>;
 export function transfer(ctx: LedgerContext, t: Transfer): Promise<Record<string, number>> {
   const meta = { actor: { type: "system" as const, id: "ledger-test" }, requestId: t.transferId };
   const balanceOf = async (tx: Kysely<LedgerDb>, account: string) =>
-    (await tx.selectFrom("balances").select("balance").where("workspace_id", "=", t.workspaceId).where("account", "=", account).executeTakeFirst())?.balance ?? 0;
+    (await tx.selectFrom("balances").select("balance").where("workspace_id", "=", t.workspaceId).where("account", "=", account).executeTakeFirst())?.balance ??
+    0;
   return execute(ctx, t.tenantId, meta, {
     load: async (tx) => ({ fromBalance: await balanceOf(tx, t.from) }),
     decide: (state) => decideTransfer(t, state),
@@ -110,7 +128,15 @@ export function ledgerService(cfg: LedgerConfig, o: { logger?: Logger; publish?:
     database: { url: cfg.DATABASE_URL, schema: cfg.DB_SCHEMA, migrations },
     events: { context: LEDGER_CONTEXT, projection: LEDGER_PROJECTION, relay: { publish: o.publish, sweepMs: o.sweepMs ?? 100 } },
     context: (b) => b,
-    projections: (ctx) => [ownEventsProjection({ name: LEDGER_PROJECTION, context: LEDGER_CONTEXT, db: ctx.db, parse: (j) => LedgerEnvelope.parse(j), apply: (tx, e, seq) => applyEvents(tx, [{ e, seq }]) })],
+    projections: (ctx) => [
+      ownEventsProjection({
+        name: LEDGER_PROJECTION,
+        context: LEDGER_CONTEXT,
+        db: ctx.db,
+        parse: (j) => LedgerEnvelope.parse(j),
+        apply: (tx, e, seq) => applyEvents(tx, [{ e, seq }]),
+      }),
+    ],
     handlers: (server, ctx) => server.handlePublic(TRANSFER_SUBJECT, async (body) => ({ status: 200, body: await transfer(ctx, Transfer.parse(body)) })),
   });
 }

@@ -11,13 +11,7 @@ import { newKey } from "./issue-key.ts";
 import { loadWorkspace } from "./load.ts";
 
 /** A wk_ key for one workspace; the plaintext is in this answer and nowhere else. */
-export async function issueWorkspaceKey(
-  ctx: IdentityContext,
-  claims: ScopeClaims,
-  workspaceId: unknown,
-  body: unknown,
-  meta: CommandMeta,
-): Promise<IssuedKey> {
+export async function issueWorkspaceKey(ctx: IdentityContext, claims: ScopeClaims, workspaceId: unknown, body: unknown, meta: CommandMeta): Promise<IssuedKey> {
   requireTenantKey(claims, "issue keys");
   const input = parseOrThrow(CreateKeyBody, body);
   const { plaintext, key } = newKey(ctx, "workspace");
@@ -75,9 +69,19 @@ export async function issueInboxKey(
 }
 
 /** Internal: the mailbox revokes an inbox key it asked for and did not use (see DiscardInboxKey). */
-export async function discardInboxKey(ctx: IdentityContext, claims: ScopeClaims, ref: { workspaceId: string; keyId: string }, meta: CommandMeta): Promise<{ revoked: true; id: string }> {
+export async function discardInboxKey(
+  ctx: IdentityContext,
+  claims: ScopeClaims,
+  ref: { workspaceId: string; keyId: string },
+  meta: CommandMeta,
+): Promise<{ revoked: true; id: string }> {
   if (claims.kind !== "tenant" && claims.kind !== "workspace") throw new AppError("FORBIDDEN", "Only tk_ and wk_ keys create inboxes");
-  const command: DiscardInboxKey = { type: "DiscardInboxKey", claims, workspaceId: parseOrThrow(IdParam, ref.workspaceId, "workspace id"), keyId: parseOrThrow(IdParam, ref.keyId, "key id") };
+  const command: DiscardInboxKey = {
+    type: "DiscardInboxKey",
+    claims,
+    workspaceId: parseOrThrow(IdParam, ref.workspaceId, "workspace id"),
+    keyId: parseOrThrow(IdParam, ref.keyId, "key id"),
+  };
   return execute(ctx, claims.tenantId!, meta, {
     load: (tx) => loadWorkspace(tx, command.workspaceId, { keyId: command.keyId }),
     decide: (state) => decideKey(command, state),

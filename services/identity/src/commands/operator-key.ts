@@ -19,7 +19,6 @@ export async function ensureOperatorKey(ctx: IdentityContext, configured: string
   return execute(ctx, null, SYSTEM, {
     load: async (tx) => stateOf([], await activeOperatorKeys(tx)),
     decide: (state) => decideOperatorKey(command, state),
-    answer: async (_tx, _state, events) =>
-      command.source === "generated" && events.some((d) => d.event.type === "KeyIssued") ? plaintext : null,
+    answer: async (_tx, _state, events) => (command.source === "generated" && events.some((d) => d.event.type === "KeyIssued") ? plaintext : null),
   });
 }

@@ -21,20 +21,14 @@ export async function createWorkspace(ctx: IdentityContext, claims: ScopeClaims,
   };
   return execute(ctx, command.tenantId, meta, {
     // Only the workspaces whose slug the new one could collide with.
-    load: async (tx) =>
-      stateOf(await liveWorkspacesWithSlug(tx, command.tenantId, command.slug ?? slugify(command.name), command.slug === null), []),
+    load: async (tx) => stateOf(await liveWorkspacesWithSlug(tx, command.tenantId, command.slug ?? slugify(command.name), command.slug === null), []),
     decide: (state) => decideWorkspace(command, state),
     answer: async (tx) => toWorkspace((await liveWorkspace(tx, command.workspaceId))!),
   });
 }
 
 /** Deleting a workspace revokes every key scoped to it, in the same command. */
-export async function deleteWorkspace(
-  ctx: IdentityContext,
-  claims: ScopeClaims,
-  id: unknown,
-  meta: CommandMeta,
-): Promise<{ deleted: true; id: string }> {
+export async function deleteWorkspace(ctx: IdentityContext, claims: ScopeClaims, id: unknown, meta: CommandMeta): Promise<{ deleted: true; id: string }> {
   requireTenantKey(claims, "delete workspaces");
   const command: DeleteWorkspace = { type: "DeleteWorkspace", claims, workspaceId: parseOrThrow(IdParam, id, "workspace id") };
   return execute(ctx, claims.tenantId, meta, {

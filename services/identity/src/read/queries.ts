@@ -36,12 +36,7 @@ export function toKeySummary(r: KeyRow): KeySummary {
 }
 
 export function liveWorkspace(db: Kysely<IdentityDb>, workspaceId: string): Promise<WorkspaceRow | undefined> {
-  return db
-    .selectFrom("workspaces")
-    .selectAll()
-    .where("workspace_id", "=", workspaceId)
-    .where("deleted_at", "is", null)
-    .executeTakeFirst();
+  return db.selectFrom("workspaces").selectAll().where("workspace_id", "=", workspaceId).where("deleted_at", "is", null).executeTakeFirst();
 }
 
 export function liveWorkspacesOfTenant(db: Kysely<IdentityDb>, tenantId: string): Promise<WorkspaceRow[]> {
@@ -82,12 +77,7 @@ export function activeKeysOfWorkspace(db: Kysely<IdentityDb>, workspaceId: strin
 }
 
 export function keyOfWorkspace(db: Kysely<IdentityDb>, workspaceId: string, keyId: string): Promise<KeyRow | undefined> {
-  return db
-    .selectFrom("api_keys")
-    .selectAll()
-    .where("workspace_id", "=", workspaceId)
-    .where("key_id", "=", keyId)
-    .executeTakeFirst();
+  return db.selectFrom("api_keys").selectAll().where("workspace_id", "=", workspaceId).where("key_id", "=", keyId).executeTakeFirst();
 }
 
 export function activeKeysOfInbox(db: Kysely<IdentityDb>, workspaceId: string, inboxId: string): Promise<KeyRow[]> {

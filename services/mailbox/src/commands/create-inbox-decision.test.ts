@@ -35,31 +35,50 @@ const created = (username: string, cmd = create()): MailboxEvent => ({
 });
 
 /** globex holds these usernames. */
-const globexHolds = (...names: string[]) => names.map((n, i) => inboxCreated(`01900000-0000-7000-8000-0000000090${String(i).padStart(2, "0")}`, ids.globex, ids.globexMain, n));
+const globexHolds = (...names: string[]) =>
+  names.map((n, i) => inboxCreated(`01900000-0000-7000-8000-0000000090${String(i).padStart(2, "0")}`, ids.globex, ids.globexMain, n));
 
 describe("CreateInbox", () => {
   it("takes the name asked for when it is free: a new inbox, version 1, in the target workspace", () => {
-    const { drafts } = spec.given(mailboxes).when(create()).expectEvents([created("bob")]);
+    const { drafts } = spec
+      .given(mailboxes)
+      .when(create())
+      .expectEvents([created("bob")]);
     expect(filed(drafts)).toEqual([{ tenantId: ids.acme, workspaceId: ids.acmeMain, aggregateId: ids.newInbox, aggregateVersion: 1 }]);
   });
 
   it("falls back to name1, name2 … when another tenant holds the name", () => {
-    spec.given(globexHolds("bob")).when(create()).expectEvents([created("bob1")]);
-    spec.given(globexHolds("bob", "bob1")).when(create()).expectEvents([created("bob2")]);
+    spec
+      .given(globexHolds("bob"))
+      .when(create())
+      .expectEvents([created("bob1")]);
+    spec
+      .given(globexHolds("bob", "bob1"))
+      .when(create())
+      .expectEvents([created("bob2")]);
   });
 
   it("refuses USERNAME_TAKEN under strict, naming the username", () => {
-    spec.given(globexHolds("bob")).when(create({ strict: true })).expectRefusal("USERNAME_TAKEN", /"bob" is taken on mail\.test/);
+    spec
+      .given(globexHolds("bob"))
+      .when(create({ strict: true }))
+      .expectRefusal("USERNAME_TAKEN", /"bob" is taken on mail\.test/);
   });
 
   it("refuses USERNAME_TAKEN when the name and all its fallbacks are held", () => {
     const all = candidates(create()).map((c) => c.username);
     expect(all).toHaveLength(MAX_FALLBACK + 1);
-    spec.given(globexHolds(...all)).when(create()).expectRefusal("USERNAME_TAKEN", /bob1 … bob99 are all taken/);
+    spec
+      .given(globexHolds(...all))
+      .when(create())
+      .expectRefusal("USERNAME_TAKEN", /bob1 … bob99 are all taken/);
   });
 
   it("returns the caller's own inbox at that name: no event", () => {
-    const outcome = spec.given([inboxCreated(ids.support, ids.acme, ids.acmeMain, "bob")]).when(create()).expectEvents([]);
+    const outcome = spec
+      .given([inboxCreated(ids.support, ids.acme, ids.acmeMain, "bob")])
+      .when(create())
+      .expectEvents([]);
     expect(outcome.drafts).toEqual([]);
     const state = [inboxCreated(ids.support, ids.acme, ids.acmeMain, "bob")].reduce(evolve, initial());
     expect(allocate(create(), state)).toEqual({ kind: "existing", inboxId: ids.support });
@@ -68,21 +87,39 @@ describe("CreateInbox", () => {
   it("returns the caller's own inbox at a fallback it was given before, also under strict", () => {
     const history = [...globexHolds("bob"), inboxCreated(ids.support, ids.acme, ids.acmeMain, "bob1")];
     spec.given(history).when(create()).expectEvents([]);
-    spec.given([inboxCreated(ids.support, ids.acme, ids.acmeMain, "bob")]).when(create({ strict: true })).expectEvents([]);
+    spec
+      .given([inboxCreated(ids.support, ids.acme, ids.acmeMain, "bob")])
+      .when(create({ strict: true }))
+      .expectEvents([]);
   });
 
   it("treats an inbox of a workspace the caller does not see as someone else's", () => {
     const history = [inboxCreated(ids.support, ids.acme, ids.acmeSales, "bob")];
-    spec.given(history).when(create({ caller: callers.acmeMain })).expectEvents([created("bob1")]);
-    spec.given(history).when(create({ caller: callers.acmeMain, strict: true })).expectRefusal("USERNAME_TAKEN");
+    spec
+      .given(history)
+      .when(create({ caller: callers.acmeMain }))
+      .expectEvents([created("bob1")]);
+    spec
+      .given(history)
+      .when(create({ caller: callers.acmeMain, strict: true }))
+      .expectRefusal("USERNAME_TAKEN");
   });
 
   it("takes an address freed by a deleted inbox or a removed alias", () => {
     const [rival] = globexHolds("bob");
-    spec.given([rival!, inboxDeleted("01900000-0000-7000-8000-000000009000", ["bob@mail.test"])]).when(create()).expectEvents([created("bob")]);
+    spec
+      .given([rival!, inboxDeleted("01900000-0000-7000-8000-000000009000", ["bob@mail.test"])])
+      .when(create())
+      .expectEvents([created("bob")]);
     const alias = [addressAdded(ids.rival, "bob@mail.test"), addressRemoved(ids.rival, "bob@mail.test", "rival@mail.test")];
-    spec.given([...mailboxes, alias[0]!]).when(create()).expectEvents([created("bob1")]);
-    spec.given([...mailboxes, ...alias]).when(create()).expectEvents([created("bob")]);
+    spec
+      .given([...mailboxes, alias[0]!])
+      .when(create())
+      .expectEvents([created("bob1")]);
+    spec
+      .given([...mailboxes, ...alias])
+      .when(create())
+      .expectEvents([created("bob")]);
   });
 
   it("counts an address reserved for this very command as free", () => {

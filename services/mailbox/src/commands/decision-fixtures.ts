@@ -58,7 +58,11 @@ export const mailboxes: MailboxEvent[] = [
   inboxCreated(ids.rival, ids.globex, ids.globexMain, "rival"),
 ];
 
-export const addressAdded = (inboxId: string, address: string, isPrimary = true): MailboxEvent => ({ type: "AddressAdded", schemaVersion: 1, data: { inboxId, address, isPrimary } });
+export const addressAdded = (inboxId: string, address: string, isPrimary = true): MailboxEvent => ({
+  type: "AddressAdded",
+  schemaVersion: 1,
+  data: { inboxId, address, isPrimary },
+});
 
 export const addressRemoved = (inboxId: string, address: string, newPrimary: string | null = null): MailboxEvent => ({
   type: "AddressRemoved",

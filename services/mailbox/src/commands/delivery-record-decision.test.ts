@@ -18,7 +18,10 @@ const report = (over: Partial<Extract<DeliveryRecord, { kind: "report" }>> = {})
 
 describe("a bounce report (DSN) that came in", () => {
   it("marks the message this inbox sent bounced", () => {
-    const { drafts } = spec.given([sent()]).when(report()).expectEvents([bounced(ids.sent, ["bob@example.test"])]);
+    const { drafts } = spec
+      .given([sent()])
+      .when(report())
+      .expectEvents([bounced(ids.sent, ["bob@example.test"])]);
     expect(drafts[0]).toMatchObject({ aggregateId: ids.sent, aggregateVersion: 2, tenantId: ids.tenant, workspaceId: ids.workspace });
   });
 
@@ -31,13 +34,25 @@ describe("a bounce report (DSN) that came in", () => {
   });
 
   it("records nothing for a message bounced already", () => {
-    spec.given([sent(), bounced(ids.sent, ["bob@example.test"])]).when(report()).expectEvents([]);
+    spec
+      .given([sent(), bounced(ids.sent, ["bob@example.test"])])
+      .when(report())
+      .expectEvents([]);
   });
 
   it("records nothing about mail the inbox did not send: received, another inbox's, or unknown", () => {
-    spec.given([received({ messageId: ids.sent, messageIdHeader: header })]).when(report()).expectEvents([]);
-    spec.given([sent({ inboxId: ids.otherInbox })]).when(report()).expectEvents([]);
-    spec.given([sent()]).when(report({ originalHeaders: ["<unknown@x>"] })).expectEvents([]);
+    spec
+      .given([received({ messageId: ids.sent, messageIdHeader: header })])
+      .when(report())
+      .expectEvents([]);
+    spec
+      .given([sent({ inboxId: ids.otherInbox })])
+      .when(report())
+      .expectEvents([]);
+    spec
+      .given([sent()])
+      .when(report({ originalHeaders: ["<unknown@x>"] }))
+      .expectEvents([]);
   });
 });
 
@@ -46,13 +61,19 @@ describe("a delivery outcome of a send", () => {
   const record = (o: Outcome = outcome): DeliveryRecord => ({ kind: "outcome", owner, messageId: ids.sent, outcome: o, eventId: ids.event });
 
   it("records it with its derived event id, one version on", () => {
-    const { drafts } = spec.given([sent(), flagged(ids.sent, { isStarred: true })]).when(record()).expectEvents([outcome]);
+    const { drafts } = spec
+      .given([sent(), flagged(ids.sent, { isStarred: true })])
+      .when(record())
+      .expectEvents([outcome]);
     expect(drafts[0]).toMatchObject({ eventId: ids.event, aggregateId: ids.sent, aggregateVersion: 3 });
   });
 
   it("records a bounce too, even after a delivery to others (each recipient has its own outcome)", () => {
     const bounce: Outcome = { type: "MessageBounced", schemaVersion: 1, data: { messageId: ids.sent, recipients: ["carol@example.test"], reason: "550" } };
-    spec.given([sent(), delivered(ids.sent, ["bob@example.test"])]).when(record(bounce)).expectEvents([bounce]);
+    spec
+      .given([sent(), delivered(ids.sent, ["bob@example.test"])])
+      .when(record(bounce))
+      .expectEvents([bounce]);
   });
 
   it("records it for a message not visible (version as if just sent)", () => {

@@ -17,7 +17,9 @@ export type DeliveryRecord =
 export function decide(c: DeliveryRecord, state: MessagesState): EventDraft[] {
   switch (c.kind) {
     case "report": {
-      const original = [...state.messages].find(([, m]) => m.inboxId === c.inboxId && m.direction === "outbound" && c.originalHeaders.includes(m.messageIdHeader));
+      const original = [...state.messages].find(
+        ([, m]) => m.inboxId === c.inboxId && m.direction === "outbound" && c.originalHeaders.includes(m.messageIdHeader),
+      );
       // A report about mail this inbox never sent, or one bounced already: nothing to record.
       if (!original || original[1].status === "bounced") return [];
       const [messageId, m] = original;

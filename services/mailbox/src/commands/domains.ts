@@ -43,7 +43,12 @@ export async function addDomain(ctx: MailboxContext, caller: Caller, raw: unknow
         .insertInto("dkim_keys")
         .values({ key_ref: command.domainId, selector: key.selector, private_key_pem: key.privateKeyPem, public_key: key.publicKey, created_at: now })
         .execute();
-      const row = await tx.selectFrom("domains").selectAll().where("workspace_id", "=", ws.id).where("domain_id", "=", command.domainId).executeTakeFirstOrThrow();
+      const row = await tx
+        .selectFrom("domains")
+        .selectAll()
+        .where("workspace_id", "=", ws.id)
+        .where("domain_id", "=", command.domainId)
+        .executeTakeFirstOrThrow();
       return { status: 201, body: domainView(row, row.workspace_id) };
     },
   });
@@ -56,7 +61,12 @@ export async function verifyDomain(ctx: MailboxContext, claims: ScopeClaims, raw
   const ref = domainKey(given);
   const before = await visibleDomain(ctx.db, claims, given);
   const checked = await checkRecords(makeResolver(ctx.cfg.DNS_SERVERS), before.records as never);
-  const command: DomainCommand = { type: "CheckDomain", caller: claims, ref, checked: { status: checked.verified ? "verified" : "pending", records: checked.records } };
+  const command: DomainCommand = {
+    type: "CheckDomain",
+    caller: claims,
+    ref,
+    checked: { status: checked.verified ? "verified" : "pending", records: checked.records },
+  };
   return execute(ctx, before.tenant_id, meta, {
     load: (tx) => loadDomain(tx, ref),
     decide: (state) => decide(command, state),
@@ -101,7 +111,12 @@ const COLUMNS = ["domain_id", "domain", "status", "records", "version", "tenant_
 /** The live domains with this id or name, whoever's: the decision picks the one the caller sees. */
 async function loadDomain(tx: Kysely<MailboxDb>, ref: string): Promise<DomainsState> {
   const state = initial();
-  const rows = await tx.selectFrom("domains").select(COLUMNS).where("deleted_at", "is", null).where(isDomainId(ref) ? "domain_id" : "domain", "=", ref).execute();
+  const rows = await tx
+    .selectFrom("domains")
+    .select(COLUMNS)
+    .where("deleted_at", "is", null)
+    .where(isDomainId(ref) ? "domain_id" : "domain", "=", ref)
+    .execute();
   for (const r of rows) state.domains[r.domain_id] = toState(r);
   return state;
 }

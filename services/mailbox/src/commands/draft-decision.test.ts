@@ -17,7 +17,10 @@ const remove = (inboxId = ids.inbox): DraftCommand => ({ kind: "delete", owner, 
 
 describe("save a draft", () => {
   it("creates it from the fields given, the others empty", () => {
-    const { drafts } = spec.given([]).when(save({ to: ["bob@example.test"], subject: "Hi" }, true)).expectEvents([draftSaved({ to: ["bob@example.test"], subject: "Hi" })]);
+    const { drafts } = spec
+      .given([])
+      .when(save({ to: ["bob@example.test"], subject: "Hi" }, true))
+      .expectEvents([draftSaved({ to: ["bob@example.test"], subject: "Hi" })]);
     expect(drafts[0]).toMatchObject({ aggregateId: ids.draft, aggregateVersion: 1 });
   });
 
@@ -35,24 +38,45 @@ describe("save a draft", () => {
   });
 
   it("refuses to update a draft that is deleted, of another inbox, or never was", () => {
-    spec.given([draftSaved({}), draftDeleted()]).when(save({ subject: "a" })).expectRefusal("NOT_FOUND", /^Draft not found$/);
-    spec.given([draftSaved({}, true, ids.otherInbox)]).when(save({ subject: "a" })).expectRefusal("NOT_FOUND");
-    spec.given([]).when(save({ subject: "a" })).expectRefusal("NOT_FOUND");
+    spec
+      .given([draftSaved({}), draftDeleted()])
+      .when(save({ subject: "a" }))
+      .expectRefusal("NOT_FOUND", /^Draft not found$/);
+    spec
+      .given([draftSaved({}, true, ids.otherInbox)])
+      .when(save({ subject: "a" }))
+      .expectRefusal("NOT_FOUND");
+    spec
+      .given([])
+      .when(save({ subject: "a" }))
+      .expectRefusal("NOT_FOUND");
   });
 
   it("a new draft starts from the empty fields", () => {
-    spec.given([]).when(save({}, true)).expectEvents([{ type: "DraftSaved", schemaVersion: 1, data: { draftId: ids.draft, inboxId: ids.inbox, created: true, fields: EMPTY_FIELDS } }]);
+    spec
+      .given([])
+      .when(save({}, true))
+      .expectEvents([{ type: "DraftSaved", schemaVersion: 1, data: { draftId: ids.draft, inboxId: ids.inbox, created: true, fields: EMPTY_FIELDS } }]);
   });
 });
 
 describe("delete a draft", () => {
   it("deletes a live draft (not sent)", () => {
-    const { drafts } = spec.given([draftSaved({})]).when(remove()).expectEvents([draftDeleted(null)]);
+    const { drafts } = spec
+      .given([draftSaved({})])
+      .when(remove())
+      .expectEvents([draftDeleted(null)]);
     expect(drafts[0]).toMatchObject({ aggregateId: ids.draft, aggregateVersion: 2 });
   });
 
   it("refuses a draft deleted already or of another inbox", () => {
-    spec.given([draftSaved({}), draftDeleted()]).when(remove()).expectRefusal("NOT_FOUND");
-    spec.given([draftSaved({})]).when(remove(ids.otherInbox)).expectRefusal("NOT_FOUND");
+    spec
+      .given([draftSaved({}), draftDeleted()])
+      .when(remove())
+      .expectRefusal("NOT_FOUND");
+    spec
+      .given([draftSaved({})])
+      .when(remove(ids.otherInbox))
+      .expectRefusal("NOT_FOUND");
   });
 });

@@ -52,7 +52,8 @@ export async function sendDraft(ctx: MailboxContext, claims: ScopeClaims, raw: u
   const f = d.fields;
   if (!f.to.length) throw new AppError("VALIDATION_ERROR", "The draft has no recipient", [{ path: "to", message: "required to send" }]);
   if (!f.subject && !f.replyToMessageId) throw new AppError("VALIDATION_ERROR", "The draft has no subject", [{ path: "subject", message: "required to send" }]);
-  if (f.plainBody === null && f.htmlBody === null) throw new AppError("VALIDATION_ERROR", "The draft has no body", [{ path: "plainBody", message: "required to send" }]);
+  if (f.plainBody === null && f.htmlBody === null)
+    throw new AppError("VALIDATION_ERROR", "The draft has no body", [{ path: "plainBody", message: "required to send" }]);
   const original = f.replyToMessageId ? await messageOfInbox(ctx.db, inbox, f.replyToMessageId) : undefined;
   const subject = f.subject || (original ? (original.subject.toLowerCase().startsWith("re:") ? original.subject : `Re: ${original.subject}`) : "");
   const result = await sendFromInbox(

@@ -9,7 +9,12 @@ const spec = deciderSpec({ initial, evolve, decide });
 
 /** An inbound message for our inbox, as SMTP ingress hands it over. */
 function filing(key: string, over: Partial<MessageFacts> = {}, inboxId = ids.inbox): Filing {
-  const { messageId: _m, inboxId: _i, threadId: _t, ...rest } = facts({ messageIdHeader: `<${key}@sender.test>`, from: { address: "bob@sender.test", name: null }, ...over });
+  const {
+    messageId: _m,
+    inboxId: _i,
+    threadId: _t,
+    ...rest
+  } = facts({ messageIdHeader: `<${key}@sender.test>`, from: { address: "bob@sender.test", name: null }, ...over });
   return filingOf(owner, inboxId, rest, { dedupeParts: ["smtp", key], sourceMessageId: null });
 }
 const batch = (...filings: Filing[]): FilingCommand => ({ filings });
@@ -45,7 +50,10 @@ describe("filing inbound mail", () => {
 
   it("files nothing for a message filed already (the same delivery again)", () => {
     const f = filing("q1");
-    spec.given([received({ messageId: f.messageId, threadId: f.newThreadId })]).when(batch(f)).expectEvents([]);
+    spec
+      .given([received({ messageId: f.messageId, threadId: f.newThreadId })])
+      .when(batch(f))
+      .expectEvents([]);
   });
 
   it("files once a delivery that is twice in one batch", () => {

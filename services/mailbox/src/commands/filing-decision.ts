@@ -49,7 +49,9 @@ export function filingOf(
 const headerKey = (inboxId: string, header: string) => `${inboxId} ${header}`;
 
 /** The Message-ID headers `load` must find the threads of: each filing's own parents. */
-export const parentHeaders = (c: FilingCommand) => [...new Set(c.filings.flatMap((f) => [f.facts.inReplyTo, ...f.facts.references].filter((h): h is string => !!h)))];
+export const parentHeaders = (c: FilingCommand) => [
+  ...new Set(c.filings.flatMap((f) => [f.facts.inReplyTo, ...f.facts.references].filter((h): h is string => !!h))),
+];
 
 /**
  * Files each message not stored already. A reply joins its parent's thread: In-Reply-To
@@ -72,7 +74,15 @@ export function decide(c: FilingCommand, state: MessagesState): EventDraft[] {
     const threadId = parent ?? f.newThreadId;
     const own = headerKey(f.inboxId, facts.messageIdHeader);
     if (!threads.has(own)) threads.set(own, threadId);
-    const data = { ...facts, messageId: f.messageId, inboxId: f.inboxId, threadId, bcc: [], sourceMessageId: f.sourceMessageId, authentication: f.authentication };
+    const data = {
+      ...facts,
+      messageId: f.messageId,
+      inboxId: f.inboxId,
+      threadId,
+      bcc: [],
+      sourceMessageId: f.sourceMessageId,
+      authentication: f.authentication,
+    };
     events.push(drafted(f.owner, f.messageId, 1, { type: "MessageReceived", schemaVersion: 1, data }, f.eventId));
   }
   return events;

@@ -18,13 +18,22 @@ describe("UpdateInbox", () => {
   });
 
   it("is open to the inbox's own ak_ key and its workspace's wk_ key", () => {
-    spec.given(mailboxes).when(update(supportInbox)).expectEvents([expect.objectContaining({ type: "InboxUpdated" })]);
-    spec.given(mailboxes).when(update(acmeMain)).expectEvents([expect.objectContaining({ type: "InboxUpdated" })]);
+    spec
+      .given(mailboxes)
+      .when(update(supportInbox))
+      .expectEvents([expect.objectContaining({ type: "InboxUpdated" })]);
+    spec
+      .given(mailboxes)
+      .when(update(acmeMain))
+      .expectEvents([expect.objectContaining({ type: "InboxUpdated" })]);
   });
 
   it("answers 404 to every outsider, as to a deleted inbox", () => {
     for (const caller of [salesInbox, acmeSales, globexTenant, operator]) spec.given(mailboxes).when(update(caller)).expectRefusal("NOT_FOUND");
-    spec.given([...mailboxes, inboxDeleted(ids.support, ["support@mail.test"])]).when(update()).expectRefusal("NOT_FOUND");
+    spec
+      .given([...mailboxes, inboxDeleted(ids.support, ["support@mail.test"])])
+      .when(update())
+      .expectRefusal("NOT_FOUND");
   });
 });
 
@@ -33,7 +42,12 @@ describe("DeleteInbox", () => {
 
   it("deletes the inbox with every address it has", () => {
     spec
-      .given([...mailboxes, addressAdded(ids.support, "help@mail.test"), addressAdded(ids.support, "old@mail.test"), addressRemoved(ids.support, "old@mail.test")])
+      .given([
+        ...mailboxes,
+        addressAdded(ids.support, "help@mail.test"),
+        addressAdded(ids.support, "old@mail.test"),
+        addressRemoved(ids.support, "old@mail.test"),
+      ])
       .when(del(acmeMain))
       .expectEvents([{ type: "InboxDeleted", schemaVersion: 1, data: { inboxId: ids.support, addresses: ["support@mail.test", "help@mail.test"] } }]);
   });
@@ -46,7 +60,10 @@ describe("DeleteInbox", () => {
   it("answers 404 to other workspaces and tenants, and for an inbox already deleted", () => {
     spec.given(mailboxes).when(del(acmeSales)).expectRefusal("NOT_FOUND");
     spec.given(mailboxes).when(del(globexTenant)).expectRefusal("NOT_FOUND");
-    spec.given([...mailboxes, inboxDeleted(ids.support, ["support@mail.test"])]).when(del()).expectRefusal("NOT_FOUND");
+    spec
+      .given([...mailboxes, inboxDeleted(ids.support, ["support@mail.test"])])
+      .when(del())
+      .expectRefusal("NOT_FOUND");
   });
 });
 
@@ -59,51 +76,89 @@ describe("AddAddress", () => {
       .when(add("help@mail.test"))
       .expectEvents([{ type: "AddressAdded", schemaVersion: 1, data: { inboxId: ids.support, address: "help@mail.test", isPrimary: true } }]);
     expect(filed(drafts)[0]!.aggregateVersion).toBe(2);
-    spec.given(mailboxes).when(add("help@mail.test", false)).expectEvents([expect.objectContaining({ data: expect.objectContaining({ isPrimary: false }) })]);
+    spec
+      .given(mailboxes)
+      .when(add("help@mail.test", false))
+      .expectEvents([expect.objectContaining({ data: expect.objectContaining({ isPrimary: false }) })]);
   });
 
   it("refuses an address anyone holds, another tenant or this very inbox: 409", () => {
-    spec.given(mailboxes).when(add("rival@mail.test")).expectRefusal("CONFLICT", /rival@mail\.test already exists/);
+    spec
+      .given(mailboxes)
+      .when(add("rival@mail.test"))
+      .expectRefusal("CONFLICT", /rival@mail\.test already exists/);
     spec.given(mailboxes).when(add("sales@mail.test")).expectRefusal("CONFLICT");
     spec.given(mailboxes).when(add("support@mail.test")).expectRefusal("CONFLICT");
   });
 
   it("takes an address its holder let go of", () => {
-    spec.given([...mailboxes, inboxDeleted(ids.rival, ["rival@mail.test"])]).when(add("rival@mail.test")).expectEvents([expect.objectContaining({ type: "AddressAdded" })]);
+    spec
+      .given([...mailboxes, inboxDeleted(ids.rival, ["rival@mail.test"])])
+      .when(add("rival@mail.test"))
+      .expectEvents([expect.objectContaining({ type: "AddressAdded" })]);
   });
 
   it("answers 404 to an outsider before looking at the address", () => {
-    spec.given(mailboxes).when(add("rival@mail.test", true, globexTenant)).expectRefusal("NOT_FOUND");
+    spec
+      .given(mailboxes)
+      .when(add("rival@mail.test", true, globexTenant))
+      .expectRefusal("NOT_FOUND");
   });
 });
 
 describe("RemoveAddress", () => {
   const remove = (address: string, caller = acmeTenant): InboxCommand => ({ type: "RemoveAddress", caller, inboxId: ids.support, address });
-  const removed = (address: string, newPrimary: string | null) => ({ type: "AddressRemoved" as const, schemaVersion: 1 as const, data: { inboxId: ids.support, address, newPrimary } });
+  const removed = (address: string, newPrimary: string | null) => ({
+    type: "AddressRemoved" as const,
+    schemaVersion: 1 as const,
+    data: { inboxId: ids.support, address, newPrimary },
+  });
 
   it("removes an alias; when it was the primary, the canonical address is primary again", () => {
-    spec.given([...mailboxes, addressAdded(ids.support, "help@mail.test")]).when(remove("help@mail.test")).expectEvents([removed("help@mail.test", "support@mail.test")]);
-    spec.given([...mailboxes, addressAdded(ids.support, "help@mail.test", false)]).when(remove("help@mail.test")).expectEvents([removed("help@mail.test", null)]);
+    spec
+      .given([...mailboxes, addressAdded(ids.support, "help@mail.test")])
+      .when(remove("help@mail.test"))
+      .expectEvents([removed("help@mail.test", "support@mail.test")]);
+    spec
+      .given([...mailboxes, addressAdded(ids.support, "help@mail.test", false)])
+      .when(remove("help@mail.test"))
+      .expectEvents([removed("help@mail.test", null)]);
   });
 
   it("follows the primary as aliases come: an alias no longer primary leaves the primary alone", () => {
     const history = [...mailboxes, addressAdded(ids.support, "a@mail.test"), addressAdded(ids.support, "b@mail.test")];
-    spec.given(history).when(remove("a@mail.test")).expectEvents([removed("a@mail.test", null)]);
-    spec.given(history).when(remove("b@mail.test")).expectEvents([removed("b@mail.test", "support@mail.test")]);
+    spec
+      .given(history)
+      .when(remove("a@mail.test"))
+      .expectEvents([removed("a@mail.test", null)]);
+    spec
+      .given(history)
+      .when(remove("b@mail.test"))
+      .expectEvents([removed("b@mail.test", "support@mail.test")]);
   });
 
   it("refuses to remove the canonical address: 409", () => {
-    spec.given(mailboxes).when(remove("support@mail.test")).expectRefusal("CONFLICT", /canonical/);
+    spec
+      .given(mailboxes)
+      .when(remove("support@mail.test"))
+      .expectRefusal("CONFLICT", /canonical/);
   });
 
   it("answers 404 for an address the inbox does not have, or no longer has", () => {
-    spec.given(mailboxes).when(remove("sales@mail.test")).expectRefusal("NOT_FOUND", /Address/);
-    spec.given([...mailboxes, addressAdded(ids.support, "help@mail.test"), addressRemoved(ids.support, "help@mail.test", "support@mail.test")])
+    spec
+      .given(mailboxes)
+      .when(remove("sales@mail.test"))
+      .expectRefusal("NOT_FOUND", /Address/);
+    spec
+      .given([...mailboxes, addressAdded(ids.support, "help@mail.test"), addressRemoved(ids.support, "help@mail.test", "support@mail.test")])
       .when(remove("help@mail.test"))
       .expectRefusal("NOT_FOUND", /Address/);
   });
 
   it("answers 404 (the inbox's) to outsiders", () => {
-    spec.given([...mailboxes, addressAdded(ids.support, "help@mail.test")]).when(remove("help@mail.test", salesInbox)).expectRefusal("NOT_FOUND", /Inbox/);
+    spec
+      .given([...mailboxes, addressAdded(ids.support, "help@mail.test")])
+      .when(remove("help@mail.test", salesInbox))
+      .expectRefusal("NOT_FOUND", /Inbox/);
   });
 });

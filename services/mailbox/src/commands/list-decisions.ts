@@ -68,7 +68,11 @@ export function decide(cmd: ListCommand, state: ListsState): EventDraft[] {
     }
     case "UpdateList": {
       const list = listOf(state, inbox, cmd.listId);
-      const data = { listId: list.id, ...(cmd.name !== undefined && { name: cmd.name }), ...(cmd.description !== undefined && { description: cmd.description }) };
+      const data = {
+        listId: list.id,
+        ...(cmd.name !== undefined && { name: cmd.name }),
+        ...(cmd.description !== undefined && { description: cmd.description }),
+      };
       return [about(list, inbox, { type: "ListUpdated", schemaVersion: 1, data })];
     }
     case "DeleteList": {
@@ -120,7 +124,11 @@ export function evolve(state: ListsState, e: MailboxEvent): ListsState {
       return { ...state, lists, listCount: counted(state, list.inboxId, -1) };
     }
     case "ListEntryAdded":
-      return withList(state, e.data.listId, (l) => ({ ...l, entryCount: l.entryCount + 1, entries: { ...l.entries, [e.data.entryId]: { email: e.data.email } } }));
+      return withList(state, e.data.listId, (l) => ({
+        ...l,
+        entryCount: l.entryCount + 1,
+        entries: { ...l.entries, [e.data.entryId]: { email: e.data.email } },
+      }));
     case "ListEntryUpdated":
       return withList(state, e.data.listId, (l) => l);
     case "ListEntryRemoved":

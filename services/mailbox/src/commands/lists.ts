@@ -87,12 +87,24 @@ async function loadLists(tx: Kysely<MailboxDb>, cmd: ListCommand): Promise<Lists
   const inbox = state.inboxes[cmd.inboxId];
   if (!inbox) return state;
   if (cmd.type === "CreateList") {
-    const n = await tx.selectFrom("lists").select((eb) => eb.fn.countAll<number>().as("n")).where("workspace_id", "=", inbox.workspaceId).where("inbox_id", "=", inbox.id).where("deleted_at", "is", null).executeTakeFirstOrThrow();
+    const n = await tx
+      .selectFrom("lists")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("workspace_id", "=", inbox.workspaceId)
+      .where("inbox_id", "=", inbox.id)
+      .where("deleted_at", "is", null)
+      .executeTakeFirstOrThrow();
     state.listCount[inbox.id] = Number(n.n);
     return state;
   }
   if (!isId(cmd.listId)) return state;
-  const list = await tx.selectFrom("lists").select(["list_id", "inbox_id", "version"]).where("workspace_id", "=", inbox.workspaceId).where("list_id", "=", cmd.listId).where("deleted_at", "is", null).executeTakeFirst();
+  const list = await tx
+    .selectFrom("lists")
+    .select(["list_id", "inbox_id", "version"])
+    .where("workspace_id", "=", inbox.workspaceId)
+    .where("list_id", "=", cmd.listId)
+    .where("deleted_at", "is", null)
+    .executeTakeFirst();
   if (!list) return state;
   const entries = tx.selectFrom("list_entries").where("workspace_id", "=", inbox.workspaceId).where("list_id", "=", list.list_id);
   const count = await entries.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
@@ -117,5 +129,11 @@ function listRow(tx: Kysely<MailboxDb>, workspaceId: string, listId: string) {
 }
 
 function entryRow(tx: Kysely<MailboxDb>, workspaceId: string, listId: string, entryId: string) {
-  return tx.selectFrom("list_entries").selectAll().where("workspace_id", "=", workspaceId).where("list_id", "=", listId).where("entry_id", "=", entryId).executeTakeFirstOrThrow();
+  return tx
+    .selectFrom("list_entries")
+    .selectAll()
+    .where("workspace_id", "=", workspaceId)
+    .where("list_id", "=", listId)
+    .where("entry_id", "=", entryId)
+    .executeTakeFirstOrThrow();
 }

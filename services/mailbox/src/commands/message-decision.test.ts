@@ -11,12 +11,18 @@ const remove = (inboxId = ids.inbox): MessageCommand => ({ kind: "delete", owner
 
 describe("patch a message", () => {
   it("marks it read", () => {
-    const { drafts } = spec.given([received()]).when(flag({ isRead: true })).expectEvents([flagged(mine, { isRead: true })]);
+    const { drafts } = spec
+      .given([received()])
+      .when(flag({ isRead: true }))
+      .expectEvents([flagged(mine, { isRead: true })]);
     expect(drafts[0]).toMatchObject({ aggregateId: mine, aggregateVersion: 2, tenantId: ids.tenant, workspaceId: ids.workspace });
   });
 
   it("sets only the flags given", () => {
-    spec.given([received(), flagged(mine, { isRead: true })]).when(flag({ isStarred: true, isArchived: false })).expectEvents([flagged(mine, { isStarred: true, isArchived: false })]);
+    spec
+      .given([received(), flagged(mine, { isRead: true })])
+      .when(flag({ isStarred: true, isArchived: false }))
+      .expectEvents([flagged(mine, { isStarred: true, isArchived: false })]);
   });
 
   it("versions follow every event about the message", () => {
@@ -25,20 +31,35 @@ describe("patch a message", () => {
   });
 
   it("refuses a message deleted, of another inbox, or that never was", () => {
-    spec.given([received(), deleted(mine)]).when(flag({ isRead: true })).expectRefusal("NOT_FOUND", /^Message not found$/);
-    spec.given([received()]).when(flag({ isRead: true }, ids.otherInbox)).expectRefusal("NOT_FOUND");
-    spec.given([]).when(flag({ isRead: true })).expectRefusal("NOT_FOUND");
+    spec
+      .given([received(), deleted(mine)])
+      .when(flag({ isRead: true }))
+      .expectRefusal("NOT_FOUND", /^Message not found$/);
+    spec
+      .given([received()])
+      .when(flag({ isRead: true }, ids.otherInbox))
+      .expectRefusal("NOT_FOUND");
+    spec
+      .given([])
+      .when(flag({ isRead: true }))
+      .expectRefusal("NOT_FOUND");
   });
 });
 
 describe("delete a message", () => {
   it("deletes it (softly: the event only marks it)", () => {
-    const { drafts } = spec.given([received()]).when(remove()).expectEvents([deleted(mine)]);
+    const { drafts } = spec
+      .given([received()])
+      .when(remove())
+      .expectEvents([deleted(mine)]);
     expect(drafts[0]).toMatchObject({ aggregateVersion: 2 });
   });
 
   it("refuses one deleted already or of another inbox", () => {
-    spec.given([received(), deleted(mine)]).when(remove()).expectRefusal("NOT_FOUND");
+    spec
+      .given([received(), deleted(mine)])
+      .when(remove())
+      .expectRefusal("NOT_FOUND");
     spec.given([received()]).when(remove(ids.otherInbox)).expectRefusal("NOT_FOUND");
   });
 });

@@ -58,7 +58,11 @@ export const flagged = (messageId: string, flags: { isRead?: boolean; isStarred?
   data: { messageId, ...flags },
 });
 export const deleted = (messageId: string): MailboxEvent => ({ type: "MessageDeleted", schemaVersion: 1, data: { messageId } });
-export const delivered = (messageId: string, recipients: string[]): MailboxEvent => ({ type: "MessageDelivered", schemaVersion: 1, data: { messageId, recipients, via: "mx" } });
+export const delivered = (messageId: string, recipients: string[]): MailboxEvent => ({
+  type: "MessageDelivered",
+  schemaVersion: 1,
+  data: { messageId, recipients, via: "mx" },
+});
 export const bounced = (messageId: string, recipients: string[], reason = "550 5.1.1 no such user"): MailboxEvent => ({
   type: "MessageBounced",
   schemaVersion: 1,
@@ -72,4 +76,8 @@ export const draftSaved = (fields: Partial<Fields>, created = true, inboxId = id
   schemaVersion: 1,
   data: { draftId: ids.draft, inboxId, created, fields: { ...EMPTY_FIELDS, ...fields } },
 });
-export const draftDeleted = (sentMessageId: string | null = null): MailboxEvent => ({ type: "DraftDeleted", schemaVersion: 1, data: { draftId: ids.draft, sentMessageId } });
+export const draftDeleted = (sentMessageId: string | null = null): MailboxEvent => ({
+  type: "DraftDeleted",
+  schemaVersion: 1,
+  data: { draftId: ids.draft, sentMessageId },
+});

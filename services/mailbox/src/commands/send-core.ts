@@ -138,7 +138,13 @@ export interface SendOptions {
  * Sends one message from an inbox: builds and signs it, stores its bytes once, records
  * MessageSent. Delivery (local or through the relay) follows from that event.
  */
-export async function sendFromInbox(ctx: MailboxContext, inbox: InboxRow, spec: OutgoingSpec, meta: CommandMeta, options: SendOptions = {}): Promise<SendResult> {
+export async function sendFromInbox(
+  ctx: MailboxContext,
+  inbox: InboxRow,
+  spec: OutgoingSpec,
+  meta: CommandMeta,
+  options: SendOptions = {},
+): Promise<SendResult> {
   const recipients = [...new Set([...spec.to, ...spec.cc, ...spec.bcc])];
   if (!recipients.length) throw new AppError("VALIDATION_ERROR", "At least one recipient is required", [{ path: "to", message: "required" }]);
   if (recipients.length > 50) throw new AppError("VALIDATION_ERROR", "At most 50 recipients per message", [{ path: "to", message: "too many" }]);
@@ -175,7 +181,13 @@ export async function sendFromInbox(ctx: MailboxContext, inbox: InboxRow, spec: 
   };
   const attachments: AttachmentRef[] = [];
   for (const a of spec.attachments) {
-    attachments.push({ id: ctx.newId(), filename: a.filename, contentType: a.contentType, sizeBytes: a.content.length, hash: await putBlob(ctx.db, ws, a.content, at) });
+    attachments.push({
+      id: ctx.newId(),
+      filename: a.filename,
+      contentType: a.contentType,
+      sizeBytes: a.content.length,
+      hash: await putBlob(ctx.db, ws, a.content, at),
+    });
   }
 
   const command: SendCommand = {
@@ -215,7 +227,14 @@ export async function sendFromInbox(ctx: MailboxContext, inbox: InboxRow, spec: 
       if (record && idempotency) {
         await tx
           .insertInto("idempotency_keys")
-          .values({ workspace_id: ws, inbox_id: inbox.inbox_id, key: idempotency.key, request_hash: record.requestHash, response: JSON.stringify(record.response), created_at: at })
+          .values({
+            workspace_id: ws,
+            inbox_id: inbox.inbox_id,
+            key: idempotency.key,
+            request_hash: record.requestHash,
+            response: JSON.stringify(record.response),
+            created_at: at,
+          })
           .execute();
       }
       return answerOf(command, state);

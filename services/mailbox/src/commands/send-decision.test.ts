@@ -20,32 +20,50 @@ const sentOf = (c: SendCommand) => ({ type: "MessageSent" as const, schemaVersio
 
 describe("send: the first-contact safeguard", () => {
   it("refuses mail to an address that never wrote to the inbox", () => {
-    spec.given([]).when(command()).expectRefusal("FORBIDDEN", /^First contact: bob@example\.test never wrote to this inbox/);
+    spec
+      .given([])
+      .when(command())
+      .expectRefusal("FORBIDDEN", /^First contact: bob@example\.test never wrote to this inbox/);
   });
 
   it("refuses it when the address wrote to another inbox only", () => {
-    spec.given([received({ inboxId: ids.otherInbox })]).when(command()).expectRefusal("FORBIDDEN", /bob@example\.test/);
+    spec
+      .given([received({ inboxId: ids.otherInbox })])
+      .when(command())
+      .expectRefusal("FORBIDDEN", /bob@example\.test/);
   });
 
   it("names only the recipients that never wrote", () => {
     const c = command({ recipients: ["bob@example.test", "carol@example.test"] });
-    spec.given([received()]).when(c).expectRefusal("FORBIDDEN", /^First contact: carol@example\.test never/);
+    spec
+      .given([received()])
+      .when(c)
+      .expectRefusal("FORBIDDEN", /^First contact: carol@example\.test never/);
   });
 
   it("sends to an address that wrote to the inbox, with the event id derived before", () => {
     const c = command();
-    const { drafts } = spec.given([received()]).when(c).expectEvents([sentOf(c)]);
+    const { drafts } = spec
+      .given([received()])
+      .when(c)
+      .expectEvents([sentOf(c)]);
     expect(drafts[0]).toMatchObject({ eventId: ids.event, tenantId: ids.tenant, workspaceId: ids.workspace, aggregateId: ids.sent, aggregateVersion: 1 });
   });
 
   it("sends to anyone once the caller verified the address", () => {
     const c = command({ firstContactCheck: false });
-    spec.given([]).when(c).expectEvents([sentOf(c)]);
+    spec
+      .given([])
+      .when(c)
+      .expectEvents([sentOf(c)]);
   });
 
   it("allows a reply to a known sender (a reply is not checked: the address is in the conversation)", () => {
     const reply = command({ firstContactCheck: false, facts: facts({ inReplyTo: "<m1@example.test>", references: ["<m1@example.test>"] }) });
-    spec.given([received({ messageIdHeader: "<m1@example.test>" })]).when(reply).expectEvents([sentOf(reply)]);
+    spec
+      .given([received({ messageIdHeader: "<m1@example.test>" })])
+      .when(reply)
+      .expectEvents([sentOf(reply)]);
   });
 
   it("decided again (a retry after a failed commit), makes the same event id", () => {
@@ -65,8 +83,14 @@ describe("send: the Idempotency-Key", () => {
   const retry = command({ firstContactCheck: false, idempotency: key, facts: facts({ messageId: ids.newMessage }) });
 
   it("the first send with a key sends and records its answer", () => {
-    spec.given([]).when(first).expectEvents([sentOf(first)]);
-    expect(record).toEqual({ requestHash: "hash-of-request", response: { id: ids.sent, threadId: ids.thread, status: "sent", messageId: `<${ids.sent}@example.test>` } });
+    spec
+      .given([])
+      .when(first)
+      .expectEvents([sentOf(first)]);
+    expect(record).toEqual({
+      requestHash: "hash-of-request",
+      response: { id: ids.sent, threadId: ids.thread, status: "sent", messageId: `<${ids.sent}@example.test>` },
+    });
   });
 
   it("the same key with the same request sends nothing and gets the first answer", () => {
@@ -76,7 +100,10 @@ describe("send: the Idempotency-Key", () => {
   });
 
   it("the same key with another request is a conflict", () => {
-    afterFirst.given([]).when({ ...retry, idempotency: { key: "k-1", requestHash: "another" } }).expectRefusal("CONFLICT", /different request/);
+    afterFirst
+      .given([])
+      .when({ ...retry, idempotency: { key: "k-1", requestHash: "another" } })
+      .expectRefusal("CONFLICT", /different request/);
   });
 
   it("a send without a key records nothing", () => {
@@ -96,18 +123,30 @@ describe("send: a draft, deleted by sending it", () => {
   });
 
   it("refuses a draft changed since it was read", () => {
-    spec.given([draftSaved({ subject: "a" }), draftSaved({ subject: "b" }, false)]).when(c).expectRefusal("CONFLICT", /changed while being sent/);
+    spec
+      .given([draftSaved({ subject: "a" }), draftSaved({ subject: "b" }, false)])
+      .when(c)
+      .expectRefusal("CONFLICT", /changed while being sent/);
   });
 
   it("refuses a draft sent (or deleted) meanwhile, so it is not sent twice", () => {
-    spec.given([draftSaved({ subject: "a" }), draftDeleted(ids.newMessage)]).when(c).expectRefusal("NOT_FOUND", /^Draft not found$/);
+    spec
+      .given([draftSaved({ subject: "a" }), draftDeleted(ids.newMessage)])
+      .when(c)
+      .expectRefusal("NOT_FOUND", /^Draft not found$/);
   });
 
   it("refuses a draft of another inbox", () => {
-    spec.given([draftSaved({ subject: "a" }, true, ids.otherInbox)]).when(c).expectRefusal("NOT_FOUND");
+    spec
+      .given([draftSaved({ subject: "a" }, true, ids.otherInbox)])
+      .when(c)
+      .expectRefusal("NOT_FOUND");
   });
 
   it("checks first contact before the draft (an unverified draft to a stranger is refused as such)", () => {
-    spec.given([draftSaved({ subject: "a" })]).when({ ...c, firstContactCheck: true }).expectRefusal("FORBIDDEN");
+    spec
+      .given([draftSaved({ subject: "a" })])
+      .when({ ...c, firstContactCheck: true })
+      .expectRefusal("FORBIDDEN");
   });
 });

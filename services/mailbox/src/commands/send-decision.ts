@@ -59,10 +59,7 @@ export function evolve(state: SendState, event: MailboxEvent): SendState {
 function refuseFirstContact(c: SendCommand, state: SendState) {
   const unknown = c.recipients.filter((r) => !state.knownSenders.has(senderKey(c.facts.inboxId, r)));
   if (unknown.length) {
-    throw new AppError(
-      "FORBIDDEN",
-      `First contact: ${unknown.join(", ")} never wrote to this inbox. Pass "verified": true once you have checked the address.`,
-    );
+    throw new AppError("FORBIDDEN", `First contact: ${unknown.join(", ")} never wrote to this inbox. Pass "verified": true once you have checked the address.`);
   }
 }
 

@@ -18,7 +18,12 @@ function requireBody(b: { plainBody?: string; htmlBody?: string }) {
 }
 
 async function ownAddresses(ctx: MailboxContext, inbox: InboxRow): Promise<Set<string>> {
-  const rows = await ctx.db.selectFrom("inbox_addresses").select("address").where("workspace_id", "=", inbox.workspace_id).where("inbox_id", "=", inbox.inbox_id).execute();
+  const rows = await ctx.db
+    .selectFrom("inbox_addresses")
+    .select("address")
+    .where("workspace_id", "=", inbox.workspace_id)
+    .where("inbox_id", "=", inbox.inbox_id)
+    .execute();
   return new Set([...rows.map((r) => r.address), inbox.canonical_email]);
 }
 
@@ -101,7 +106,11 @@ export async function forward(ctx: MailboxContext, claims: ScopeClaims, raw: unk
   const b = parseOrThrow(ForwardBody, cmd.body);
   const inbox = await visibleInbox(ctx.db, claims, cmd.inboxId);
   const original = await messageOfInbox(ctx.db, inbox, cmd.messageId);
-  const blobs = await getBlobs(ctx.db, inbox.workspace_id, [original.plain_hash, ...original.attachments.map((a) => a.hash)].filter((h): h is string => !!h));
+  const blobs = await getBlobs(
+    ctx.db,
+    inbox.workspace_id,
+    [original.plain_hash, ...original.attachments.map((a) => a.hash)].filter((h): h is string => !!h),
+  );
   const quoted = [
     "---------- Forwarded message ---------",
     `From: ${original.from_name ? `${original.from_name} <${original.from_address}>` : original.from_address}`,

@@ -52,7 +52,12 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
         parseMail(raw, meta.mailFrom),
         authVerdicts(raw, { ip: meta.remoteAddress, helo: meta.helo, sender: meta.mailFrom, mta: ctx.cfg.MAIL_DOMAIN, lookup }),
       ]);
-      const parts = [raw, ...(p.text !== undefined ? [Buffer.from(p.text)] : []), ...(p.html !== undefined ? [Buffer.from(p.html)] : []), ...p.attachments.map((a) => a.content)];
+      const parts = [
+        raw,
+        ...(p.text !== undefined ? [Buffer.from(p.text)] : []),
+        ...(p.html !== undefined ? [Buffer.from(p.html)] : []),
+        ...p.attachments.map((a) => a.content),
+      ];
       const facts = {
         from: p.from,
         to: p.to.length ? p.to : meta.recipients.map((r) => r.address),

@@ -109,7 +109,15 @@ export class Outbound {
     let pending = recipients;
     for (const host of hosts) {
       // Bounded at every step (a tarpit cannot hold a try past the retry queue's lease).
-      const t = nodemailer.createTransport({ host, port: this.mxPort, secure: false, name: this.heloName, connectionTimeout: 10_000, greetingTimeout: 60_000, socketTimeout: 3 * 60_000 });
+      const t = nodemailer.createTransport({
+        host,
+        port: this.mxPort,
+        secure: false,
+        name: this.heloName,
+        connectionTimeout: 10_000,
+        greetingTimeout: 60_000,
+        socketTimeout: 3 * 60_000,
+      });
       try {
         const r = await this.through(t, from, pending, raw);
         out.delivered.push(...r.delivered);

@@ -28,10 +28,22 @@ export interface SentRef {
  * burst of these). The event id is derived from its content, and a failure is retried in
  * place a few times: once a server said 250, losing the record would mean sending again.
  */
-export async function record(_ctx: MailboxContext, records: Records, m: SentRef, type: "MessageDelivered" | "MessageBounced", data: { recipients: string[]; via?: string; reason?: string }) {
+export async function record(
+  _ctx: MailboxContext,
+  records: Records,
+  m: SentRef,
+  type: "MessageDelivered" | "MessageBounced",
+  data: { recipients: string[]; via?: string; reason?: string },
+) {
   const outcome = { type, schemaVersion: 1, data: { messageId: m.messageId, ...data } } as Outcome;
   const owner = { tenantId: m.tenantId, workspaceId: m.workspaceId };
-  const c: DeliveryRecord = { kind: "outcome", owner, messageId: m.messageId, outcome, eventId: derivedId("event", m.messageId, type, ...[...data.recipients].sort()) };
+  const c: DeliveryRecord = {
+    kind: "outcome",
+    owner,
+    messageId: m.messageId,
+    outcome,
+    eventId: derivedId("event", m.messageId, type, ...[...data.recipients].sort()),
+  };
   for (const pause of [200, 1_000, 3_000, 0]) {
     try {
       await records.run(m.tenantId, SYSTEM, {
@@ -50,7 +62,9 @@ export async function record(_ctx: MailboxContext, records: Records, m: SentRef,
 /** Recipients of the message with no outcome yet (recorded or waiting to be); none when it was settled before outcomes were kept. */
 export async function pendingOf(ctx: MailboxContext, m: SentRef, status: string, unrecorded: Unrecorded[] = []): Promise<string[]> {
   const done = new Set(
-    (await ctx.db.selectFrom("delivery_outcomes").select("recipient").where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId).execute()).map((r) => r.recipient),
+    (
+      await ctx.db.selectFrom("delivery_outcomes").select("recipient").where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId).execute()
+    ).map((r) => r.recipient),
   );
   if (status !== "sent" && !done.size && !unrecorded.length) return [];
   for (const u of unrecorded) for (const r of u.recipients) done.add(r);
@@ -132,7 +146,16 @@ export async function settle(ctx: MailboxContext, records: Records, m: SentRef, 
   }
   await ctx.db
     .insertInto("delivery_queue")
-    .values({ workspace_id: m.workspaceId, message_id: m.messageId, tenant_id: m.tenantId, attempts, next_try_at: next, last_error: lastError, lease: null, unrecorded: json })
+    .values({
+      workspace_id: m.workspaceId,
+      message_id: m.messageId,
+      tenant_id: m.tenantId,
+      attempts,
+      next_try_at: next,
+      last_error: lastError,
+      lease: null,
+      unrecorded: json,
+    })
     // A first pass meeting a row (another first pass of the same event) only adds the
     // outcomes it could not record: the row's own schedule and holder stay.
     .onConflict((oc) => oc.columns(["workspace_id", "message_id"]).doUpdateSet({ unrecorded: sql<string>`delivery_queue.unrecorded || excluded.unrecorded` }))

@@ -108,7 +108,11 @@ async function loadFiling(tx: Kysely<MailboxDb>, c: FilingCommand): Promise<Mess
     .where("workspace_id", "in", workspaces)
     .where((eb) =>
       eb.or([
-        eb("message_id", "in", c.filings.map((f) => f.messageId)),
+        eb(
+          "message_id",
+          "in",
+          c.filings.map((f) => f.messageId),
+        ),
         ...(headers.length ? [eb.and([eb("inbox_id", "in", inboxes), eb("message_id_header", "in", headers)])] : []),
       ]),
     )
@@ -124,5 +128,9 @@ async function loadFiling(tx: Kysely<MailboxDb>, c: FilingCommand): Promise<Mess
  * idempotent: those of a message filed before cost nothing.
  */
 function storeBytes(tx: Kysely<MailboxDb>, batch: Filing[], at: Date): Promise<void> {
-  return putBlobs(tx, batch.flatMap((f) => f.blobs.map((data) => ({ workspaceId: f.target.workspace_id, data }))), at);
+  return putBlobs(
+    tx,
+    batch.flatMap((f) => f.blobs.map((data) => ({ workspaceId: f.target.workspace_id, data }))),
+    at,
+  );
 }

@@ -61,7 +61,13 @@ export class RetryQueue {
       if (this.stopped) {
         // Stopped while leasing: hand the rows back at once rather than hold them for the lease.
         for (const row of due.rows) {
-          await this.ctx.db.updateTable("delivery_queue").set({ next_try_at: sql<Date>`now()`, lease: null }).where("workspace_id", "=", row.workspace_id).where("message_id", "=", row.message_id).where("lease", "=", row.lease).execute();
+          await this.ctx.db
+            .updateTable("delivery_queue")
+            .set({ next_try_at: sql<Date>`now()`, lease: null })
+            .where("workspace_id", "=", row.workspace_id)
+            .where("message_id", "=", row.message_id)
+            .where("lease", "=", row.lease)
+            .execute();
         }
         return;
       }
@@ -103,10 +109,19 @@ export class RetryQueue {
       select m.created_at < now() - make_interval(secs => ${ctx.cfg.DELIVERY_GIVE_UP_AFTER_S}) as old
       from messages m where m.workspace_id = ${row.workspace_id} and m.message_id = ${row.message_id}`
       .execute(ctx.db)
-      .then((r) => r.rows[0]?.old ?? true, () => false);
+      .then(
+        (r) => r.rows[0]?.old ?? true,
+        () => false,
+      );
     if (aged) {
       ctx.logger.error({ err, messageId: row.message_id, attempts: row.attempts }, "delivery retry keeps failing past the give-up age; removed from the queue");
-      await ctx.db.deleteFrom("delivery_queue").where("workspace_id", "=", row.workspace_id).where("message_id", "=", row.message_id).where("lease", "=", row.lease).execute().catch(() => undefined);
+      await ctx.db
+        .deleteFrom("delivery_queue")
+        .where("workspace_id", "=", row.workspace_id)
+        .where("message_id", "=", row.message_id)
+        .where("lease", "=", row.lease)
+        .execute()
+        .catch(() => undefined);
       return;
     }
     ctx.logger.warn({ err, messageId: row.message_id }, "delivery retry failed; trying again in a minute");
@@ -129,7 +144,12 @@ export class RetryQueue {
       .where("message_id", "=", row.message_id)
       .executeTakeFirst();
     if (!msg) {
-      await ctx.db.deleteFrom("delivery_queue").where("workspace_id", "=", row.workspace_id).where("message_id", "=", row.message_id).where("lease", "=", row.lease).execute();
+      await ctx.db
+        .deleteFrom("delivery_queue")
+        .where("workspace_id", "=", row.workspace_id)
+        .where("message_id", "=", row.message_id)
+        .where("lease", "=", row.lease)
+        .execute();
       return;
     }
     const list = (v: unknown) => (Array.isArray(v) ? (v as string[]) : (JSON.parse(String(v)) as string[]));
@@ -146,6 +166,13 @@ export class RetryQueue {
     const unrecorded = await recordAll(ctx, this.records, m, row.unrecorded);
     const pending = await pendingOf(ctx, m, msg.status, unrecorded);
     const t = pending.length ? await sendOut(ctx, this.records, this.outbound, m, pending) : { deferred: [], unrecorded: [] };
-    await settle(ctx, this.records, m, { deferred: t.deferred, unrecorded: [...unrecorded, ...t.unrecorded] }, pending.length ? row.attempts + 1 : row.attempts, row.lease);
+    await settle(
+      ctx,
+      this.records,
+      m,
+      { deferred: t.deferred, unrecorded: [...unrecorded, ...t.unrecorded] },
+      pending.length ? row.attempts + 1 : row.attempts,
+      row.lease,
+    );
   }
 }

@@ -29,7 +29,14 @@ export function expectedRecords(cfg: MailboxConfig, domain: string, key: { selec
   return [
     { type: "MX", purpose: "mx", name: domain, value: mxHost(cfg), priority: 10, status: "pending" },
     { type: "TXT", purpose: "spf", name: domain, value: `v=spf1 include:${spfInclude(cfg)} ~all`, priority: null, status: "pending" },
-    { type: "TXT", purpose: "dkim", name: `${key.selector}._domainkey.${domain}`, value: `v=DKIM1; k=rsa; p=${key.publicKey}`, priority: null, status: "pending" },
+    {
+      type: "TXT",
+      purpose: "dkim",
+      name: `${key.selector}._domainkey.${domain}`,
+      value: `v=DKIM1; k=rsa; p=${key.publicKey}`,
+      priority: null,
+      status: "pending",
+    },
     { type: "TXT", purpose: "dmarc", name: `_dmarc.${domain}`, value: "v=DMARC1; p=none", priority: null, status: "pending" },
   ];
 }

@@ -7,7 +7,13 @@ const clean = (h: string) => h.toLowerCase().replace(/\.$/, "");
 /** A resolver on the configured servers (`host[:port]`, comma separated), or the system's. */
 export function makeResolver(servers: string | undefined): Resolver {
   const r = new Resolver({ timeout: 2_000, tries: 2 });
-  if (servers) r.setServers(servers.split(",").map((s) => s.trim()).filter(Boolean));
+  if (servers)
+    r.setServers(
+      servers
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    );
   return r;
 }
 

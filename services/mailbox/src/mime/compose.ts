@@ -45,7 +45,12 @@ export async function compose(c: Composition): Promise<Buffer> {
 /** A short plain-text preview for listings. */
 export function previewOf(text: string | undefined, html: string | undefined): string {
   // Only the head of a long body is read: enough to fill the preview after whitespace folds.
-  const source = text ?? (html ?? "").slice(0, 65_536).replace(/<style[\s\S]*?<\/style>|<script[\s\S]*?<\/script>/gi, " ").replace(/<[^>]+>/g, " ");
+  const source =
+    text ??
+    (html ?? "")
+      .slice(0, 65_536)
+      .replace(/<style[\s\S]*?<\/style>|<script[\s\S]*?<\/script>/gi, " ")
+      .replace(/<[^>]+>/g, " ");
   let preview = "";
   for (let at = 0; at < source.length && preview.length <= 200; at += 512) preview = `${preview}${source.slice(at, at + 512)}`.replace(/\s+/g, " ").trimStart();
   return preview.trim().slice(0, 200);

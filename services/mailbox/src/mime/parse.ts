@@ -22,7 +22,10 @@ const addresses = (a: AddressObject | AddressObject[] | undefined) =>
 /** Only the header block, read without a MIME parser: what a hostile message cannot break. */
 function headerOf(raw: Buffer, name: string): string | null {
   const end = raw.indexOf("\r\n\r\n");
-  const head = raw.subarray(0, end === -1 ? Math.min(raw.length, 65_536) : end).toString("latin1").replace(/\r\n[ \t]+/g, " ");
+  const head = raw
+    .subarray(0, end === -1 ? Math.min(raw.length, 65_536) : end)
+    .toString("latin1")
+    .replace(/\r\n[ \t]+/g, " ");
   return new RegExp(`^${name}:[ \\t]*(.*)$`, "im").exec(head)?.[1]?.trim().slice(0, 998) ?? null;
 }
 
@@ -84,7 +87,9 @@ async function parseLeniently(raw: Buffer, envelopeFrom: string | null): Promise
       html: typeof p.html === "string" ? p.html : undefined,
       inReplyTo: p.inReplyTo ?? null,
       references: refs.filter(Boolean).slice(-50),
-      attachments: p.attachments.slice(0, 100).map((a, i) => ({ filename: a.filename ?? `attachment-${i + 1}`, contentType: a.contentType || "application/octet-stream", content: a.content })),
+      attachments: p.attachments
+        .slice(0, 100)
+        .map((a, i) => ({ filename: a.filename ?? `attachment-${i + 1}`, contentType: a.contentType || "application/octet-stream", content: a.content })),
     };
   } catch {
     const fromHeader = headerOf(raw, "from");

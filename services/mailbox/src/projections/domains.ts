@@ -35,7 +35,12 @@ export async function evolveDomains(tx: Kysely<MailboxDb>, e: DomainEvent): Prom
         .execute();
       return;
     case "DomainChecked": {
-      const row = await tx.selectFrom("domains").select(["verified_at"]).where("workspace_id", "=", ws).where("domain_id", "=", e.data.domainId).executeTakeFirst();
+      const row = await tx
+        .selectFrom("domains")
+        .select(["verified_at"])
+        .where("workspace_id", "=", ws)
+        .where("domain_id", "=", e.data.domainId)
+        .executeTakeFirst();
       await tx
         .updateTable("domains")
         .set({

@@ -66,7 +66,13 @@ export async function evolveLists(tx: Kysely<MailboxDb>, e: ListEvent): Promise<
       if (e.data.displayName !== undefined) set.display_name = e.data.displayName;
       if (e.data.metadata !== undefined) set.metadata = JSON.stringify(e.data.metadata);
       await touch();
-      await tx.updateTable("list_entries").set(set).where("workspace_id", "=", ws).where("list_id", "=", e.data.listId).where("entry_id", "=", e.data.entryId).execute();
+      await tx
+        .updateTable("list_entries")
+        .set(set)
+        .where("workspace_id", "=", ws)
+        .where("list_id", "=", e.data.listId)
+        .where("entry_id", "=", e.data.entryId)
+        .execute();
       return;
     }
     case "ListEntryRemoved":

@@ -152,7 +152,9 @@ async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> 
           deleted_at: null,
         })
         .onConflict((oc) =>
-          oc.columns(["workspace_id", "draft_id"]).doUpdateSet({ fields: JSON.stringify(e.data.fields), version: e.aggregateVersion, updated_at: e.occurredAt }),
+          oc
+            .columns(["workspace_id", "draft_id"])
+            .doUpdateSet({ fields: JSON.stringify(e.data.fields), version: e.aggregateVersion, updated_at: e.occurredAt }),
         )
         .execute();
       return;

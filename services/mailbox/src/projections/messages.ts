@@ -13,12 +13,22 @@ export const isNewMessage = (e: { type: string }): e is NewMessageEvent => e.typ
 export async function insertMessages(tx: Kysely<MailboxDb>, events: NewMessageEvent[]): Promise<void> {
   if (!events.length) return;
   // One row per thread: an upsert may not touch the same row twice in one statement.
-  const threads = new Map<string, { workspace_id: string; thread_id: string; inbox_id: string; subject: string; created_at: string; last_message_at: string }>();
+  const threads = new Map<
+    string,
+    { workspace_id: string; thread_id: string; inbox_id: string; subject: string; created_at: string; last_message_at: string }
+  >();
   for (const e of events) {
     const key = `${e.workspaceId}/${e.data.threadId}`;
     const t = threads.get(key);
     if (!t) {
-      threads.set(key, { workspace_id: e.workspaceId!, thread_id: e.data.threadId, inbox_id: e.data.inboxId, subject: e.data.subject, created_at: e.occurredAt, last_message_at: e.occurredAt });
+      threads.set(key, {
+        workspace_id: e.workspaceId!,
+        thread_id: e.data.threadId,
+        inbox_id: e.data.inboxId,
+        subject: e.data.subject,
+        created_at: e.occurredAt,
+        last_message_at: e.occurredAt,
+      });
     } else if (e.occurredAt > t.last_message_at) {
       t.last_message_at = e.occurredAt;
     }
@@ -26,7 +36,9 @@ export async function insertMessages(tx: Kysely<MailboxDb>, events: NewMessageEv
   await tx
     .insertInto("threads")
     .values([...threads.values()])
-    .onConflict((oc) => oc.columns(["workspace_id", "thread_id"]).doUpdateSet({ last_message_at: sql`greatest(threads.last_message_at, excluded.last_message_at)` }))
+    .onConflict((oc) =>
+      oc.columns(["workspace_id", "thread_id"]).doUpdateSet({ last_message_at: sql`greatest(threads.last_message_at, excluded.last_message_at)` }),
+    )
     .execute();
   await tx
     .insertInto("messages")

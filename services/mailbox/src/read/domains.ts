@@ -13,7 +13,10 @@ export type DomainRow = Selectable<DomainsTable>;
 const iso = (d: Date | string) => new Date(d).toISOString();
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export function domainView(r: Pick<DomainRow, "domain_id" | "domain" | "status" | "records" | "created_at" | "updated_at" | "verified_at">, workspaceId: string | null): Domain {
+export function domainView(
+  r: Pick<DomainRow, "domain_id" | "domain" | "status" | "records" | "created_at" | "updated_at" | "verified_at">,
+  workspaceId: string | null,
+): Domain {
   const records = r.records as DnsRecord[];
   return {
     id: r.domain_id,

@@ -44,7 +44,12 @@ export async function draftOf(db: Kysely<MailboxDb>, inbox: InboxRow, rawId: unk
 
 /** A draft as its commands are decided against it (deleted or of another inbox included: the decision tells). */
 export async function loadDraft(db: Kysely<MailboxDb>, workspaceId: string, draftId: string): Promise<DraftsState> {
-  const r = await db.selectFrom("drafts").select(["inbox_id", "fields", "version", "deleted_at"]).where("workspace_id", "=", workspaceId).where("draft_id", "=", draftId).executeTakeFirst();
+  const r = await db
+    .selectFrom("drafts")
+    .select(["inbox_id", "fields", "version", "deleted_at"])
+    .where("workspace_id", "=", workspaceId)
+    .where("draft_id", "=", draftId)
+    .executeTakeFirst();
   const drafts = new Map(r ? [[draftId, { inboxId: r.inbox_id, fields: r.fields, deleted: r.deleted_at !== null, version: r.version }]] : []);
   return { drafts };
 }
@@ -53,7 +58,11 @@ export async function listDrafts(ctx: MailboxContext, claims: ScopeClaims, raw: 
   const { inboxId, ...query } = parseOrThrow(z.object({ inboxId: z.string() }).loose(), raw);
   const q = parseOrThrow(ListDraftsQuery, query, "query");
   const inbox = await visibleInbox(ctx.db, claims, inboxId);
-  const base = ctx.db.selectFrom("drafts").where("workspace_id", "=", inbox.workspace_id).where("inbox_id", "=", inbox.inbox_id).where("deleted_at", "is", null);
+  const base = ctx.db
+    .selectFrom("drafts")
+    .where("workspace_id", "=", inbox.workspace_id)
+    .where("inbox_id", "=", inbox.inbox_id)
+    .where("deleted_at", "is", null);
   const [rows, total] = await Promise.all([
     base.selectAll().orderBy("created_at", "desc").orderBy("draft_id", "desc").limit(q.limit).offset(q.offset).execute(),
     base.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow(),

@@ -53,12 +53,7 @@ export async function inboxView(db: Kysely<MailboxDb>, r: InboxRow): Promise<Inb
 }
 
 /** Live inboxes of a tenant, narrowed to some workspaces and, for an ak_ key, one inbox. */
-export async function liveInboxes(
-  db: Kysely<MailboxDb>,
-  tenantId: string,
-  workspaces: "*" | string[],
-  inboxId: string | null,
-): Promise<Inbox[]> {
+export async function liveInboxes(db: Kysely<MailboxDb>, tenantId: string, workspaces: "*" | string[], inboxId: string | null): Promise<Inbox[]> {
   let q = db.selectFrom("inboxes").selectAll().where("tenant_id", "=", tenantId).where("deleted_at", "is", null);
   if (workspaces !== "*") {
     if (!workspaces.length) return [];
@@ -71,7 +66,12 @@ export async function liveInboxes(
     .selectAll()
     .where("inbox_id", "in", rows.length ? rows.map((r) => r.inbox_id) : ["00000000-0000-0000-0000-000000000000"])
     .execute();
-  return rows.map((r) => toInbox(r, addrs.filter((a) => a.inbox_id === r.inbox_id)));
+  return rows.map((r) =>
+    toInbox(
+      r,
+      addrs.filter((a) => a.inbox_id === r.inbox_id),
+    ),
+  );
 }
 
 /** A tk_ key lists its tenant's inboxes (optionally one workspace's), a wk_ key its workspace's, an ak_ key its own. */

@@ -74,8 +74,17 @@ export async function listsOfInbox(db: Kysely<MailboxDb>, inbox: InboxRow): Prom
     .orderBy("created_at")
     .orderBy("list_id")
     .execute();
-  const entries = await entriesOf(db, inbox.workspace_id, rows.map((r) => r.list_id));
-  return rows.map((r) => toList(r, entries.filter((e) => e.list_id === r.list_id)));
+  const entries = await entriesOf(
+    db,
+    inbox.workspace_id,
+    rows.map((r) => r.list_id),
+  );
+  return rows.map((r) =>
+    toList(
+      r,
+      entries.filter((e) => e.list_id === r.list_id),
+    ),
+  );
 }
 
 export async function getLists(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {

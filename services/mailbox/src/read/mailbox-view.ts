@@ -16,7 +16,8 @@ function scoped(ctx: MailboxContext, claims: ScopeClaims, inboxId: string | unde
     .innerJoin("inboxes", (j) => j.onRef("inboxes.workspace_id", "=", "messages.workspace_id").onRef("inboxes.inbox_id", "=", "messages.inbox_id"))
     .where("messages.tenant_id", "=", claims.tenantId)
     .where("inboxes.deleted_at", "is", null);
-  if (claims.workspaces !== "*") q = q.where("messages.workspace_id", "in", claims.workspaces.length ? claims.workspaces : ["00000000-0000-0000-0000-000000000000"]);
+  if (claims.workspaces !== "*")
+    q = q.where("messages.workspace_id", "in", claims.workspaces.length ? claims.workspaces : ["00000000-0000-0000-0000-000000000000"]);
   if (claims.inboxId) q = q.where("messages.inbox_id", "=", claims.inboxId);
   if (inboxId) q = q.where("messages.inbox_id", "=", inboxId);
   return q;
@@ -68,7 +69,9 @@ export async function mailboxView(ctx: MailboxContext, claims: ScopeClaims, raw:
     .select([
       sql<number>`count(*) over (partition by messages.workspace_id, messages.thread_id)`.as("thread_count"),
       sql<number>`count(*) filter (where not messages.is_read) over (partition by messages.workspace_id, messages.thread_id)`.as("thread_unread"),
-      sql<number>`row_number() over (partition by messages.workspace_id, messages.thread_id order by messages.created_at desc, messages.message_id desc)`.as("rank_in_thread"),
+      sql<number>`row_number() over (partition by messages.workspace_id, messages.thread_id order by messages.created_at desc, messages.message_id desc)`.as(
+        "rank_in_thread",
+      ),
     ])
     .as("ranked");
   const grouped = ctx.db.selectFrom(ranked).where((eb) => (q.group === "thread" ? eb("rank_in_thread", "=", 1) : eb.lit(true)));
@@ -115,5 +118,11 @@ export async function folderCounts(ctx: MailboxContext, claims: ScopeClaims, raw
     count("archived"),
     count("trash"),
   ]);
-  return { inbox: { unread: inboxUnread, total: inboxTotal }, sent: { total: sent }, starred: { total: starred }, archived: { total: archived }, trash: { total: trash } };
+  return {
+    inbox: { unread: inboxUnread, total: inboxTotal },
+    sent: { total: sent },
+    starred: { total: starred },
+    archived: { total: archived },
+    trash: { total: trash },
+  };
 }

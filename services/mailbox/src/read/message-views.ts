@@ -14,7 +14,11 @@ export async function listMessages(ctx: MailboxContext, claims: ScopeClaims, raw
   const { inboxId, ...query } = parseOrThrow(z.object({ inboxId: z.string() }).loose(), raw);
   const q = parseOrThrow(ListMessagesQuery, query, "query");
   const inbox = await visibleInbox(ctx.db, claims, inboxId);
-  let base = ctx.db.selectFrom("messages").where("workspace_id", "=", inbox.workspace_id).where("inbox_id", "=", inbox.inbox_id).where("deleted_at", "is", null);
+  let base = ctx.db
+    .selectFrom("messages")
+    .where("workspace_id", "=", inbox.workspace_id)
+    .where("inbox_id", "=", inbox.inbox_id)
+    .where("deleted_at", "is", null);
   if (q.direction) base = base.where("direction", "=", q.direction);
   const [rows, total] = await Promise.all([
     base.selectAll().orderBy("created_at", "desc").orderBy("message_id", "desc").limit(q.limit).offset(q.offset).execute(),
@@ -24,7 +28,15 @@ export async function listMessages(ctx: MailboxContext, claims: ScopeClaims, raw
 }
 
 /** One slice of stored bytes, from the offset the caller asked for. */
-async function binarySlice(ctx: MailboxContext, workspaceId: string, hash: string, offset: number, what: string, contentType: string, filename: string | null): Promise<BinaryBody> {
+async function binarySlice(
+  ctx: MailboxContext,
+  workspaceId: string,
+  hash: string,
+  offset: number,
+  what: string,
+  contentType: string,
+  filename: string | null,
+): Promise<BinaryBody> {
   const slice = await getBlobSlice(ctx.db, workspaceId, hash, offset, BINARY_CHUNK_BYTES);
   if (!slice) throw notFound(what);
   if (offset > slice.size) throw new AppError("VALIDATION_ERROR", `offset is past the end (${slice.size} bytes)`);

@@ -24,7 +24,15 @@ export async function platformDomain(ctx: MailboxContext, claims: ScopeClaims, v
   }
   const now = ctx.clock();
   return domainView(
-    { domain_id: NO_WORKSPACE, domain: ctx.cfg.MAIL_DOMAIN, status, records, created_at: key.created_at, updated_at: now, verified_at: status === "verified" ? now : null },
+    {
+      domain_id: NO_WORKSPACE,
+      domain: ctx.cfg.MAIL_DOMAIN,
+      status,
+      records,
+      created_at: key.created_at,
+      updated_at: now,
+      verified_at: status === "verified" ? now : null,
+    },
     null,
   );
 }

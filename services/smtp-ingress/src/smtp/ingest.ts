@@ -18,7 +18,9 @@ export function messageIdOf(raw: Buffer): string | null {
  */
 export function dedupeKeyOf(raw: Buffer, recipients: string[]): string {
   const id = messageIdOf(raw) ?? createHash("sha256").update(raw).digest("hex");
-  return createHash("sha256").update(`${id}\u0000${[...recipients].sort().join(",")}`).digest("hex");
+  return createHash("sha256")
+    .update(`${id}\u0000${[...recipients].sort().join(",")}`)
+    .digest("hex");
 }
 
 /**

@@ -19,7 +19,11 @@ export async function tlsMaterial(o: { cert?: string; key?: string; file: string
   } catch {
     // made below
   }
-  const pems = await generate([{ name: "commonName", value: o.hostname }], { keySize: 2048, notAfterDate: new Date(Date.now() + 825 * 86_400_000), algorithm: "sha256" });
+  const pems = await generate([{ name: "commonName", value: o.hostname }], {
+    keySize: 2048,
+    notAfterDate: new Date(Date.now() + 825 * 86_400_000),
+    algorithm: "sha256",
+  });
   mkdirSync(dirname(o.file), { recursive: true, mode: 0o700 });
   const tmp = `${o.file}.${randomBytes(6).toString("hex")}.tmp`;
   writeFileSync(tmp, JSON.stringify({ key: pems.private, cert: pems.cert }), { mode: 0o600 });

@@ -55,7 +55,16 @@ export function keyIssued(
   return {
     type: "KeyIssued",
     schemaVersion: 1,
-    data: { keyId: key.keyId, kind, name, prefix: key.prefix, keyHash: key.keyHash, tenantId: at.tenantId, workspaceId: at.workspaceId, inboxId: at.inboxId ?? null },
+    data: {
+      keyId: key.keyId,
+      kind,
+      name,
+      prefix: key.prefix,
+      keyHash: key.keyHash,
+      tenantId: at.tenantId,
+      workspaceId: at.workspaceId,
+      inboxId: at.inboxId ?? null,
+    },
   };
 }
 
@@ -90,4 +99,5 @@ export const tenantKeyOf = (tenantId: string) => claims("tenant", tenantId, "*")
 export const workspaceKeyOf = (tenantId: string, workspaceId: string) => claims("workspace", tenantId, [workspaceId]);
 
 /** The test helper sees decisions' drafts as events only; ours carry where each is filed. */
-export const filed = (drafts: { event: IdentityEvent }[]) => (drafts as Draft[]).map((d) => ({ tenantId: d.tenantId, workspaceId: d.workspaceId, aggregateId: d.aggregateId, aggregateVersion: d.aggregateVersion }));
+export const filed = (drafts: { event: IdentityEvent }[]) =>
+  (drafts as Draft[]).map((d) => ({ tenantId: d.tenantId, workspaceId: d.workspaceId, aggregateId: d.aggregateId, aggregateVersion: d.aggregateVersion }));

@@ -9,7 +9,13 @@ const acmeTk = tenantKeyOf(ids.acme);
 const fresh = material(ids.newKey, "wk_fresh");
 
 describe("IssueWorkspaceKey", () => {
-  const issue = (workspaceId: string, name: string | null = "ci"): IssueWorkspaceKey => ({ type: "IssueWorkspaceKey", claims: acmeTk, workspaceId, name, key: fresh });
+  const issue = (workspaceId: string, name: string | null = "ci"): IssueWorkspaceKey => ({
+    type: "IssueWorkspaceKey",
+    claims: acmeTk,
+    workspaceId,
+    name,
+    key: fresh,
+  });
 
   it("issues a wk_ key in the workspace, recording its hash", () => {
     const { drafts } = spec
@@ -20,7 +26,10 @@ describe("IssueWorkspaceKey", () => {
   });
 
   it("issues an unnamed key", () => {
-    spec.given(twoTenants).when(issue(ids.acmeDefault, null)).expectEvents([keyIssued(fresh, "workspace", { tenantId: ids.acme, workspaceId: ids.acmeDefault }, null)]);
+    spec
+      .given(twoTenants)
+      .when(issue(ids.acmeDefault, null))
+      .expectEvents([keyIssued(fresh, "workspace", { tenantId: ids.acme, workspaceId: ids.acmeDefault }, null)]);
   });
 
   it.each([
@@ -28,37 +37,69 @@ describe("IssueWorkspaceKey", () => {
     ["a deleted workspace", [workspaceDeleted(ids.acme, ids.acmeSales)], ids.acmeSales],
     ["a workspace that never was", [], ids.newWorkspace],
   ])("answers %s as not found", (_what, more, workspaceId) => {
-    spec.given([...twoTenants, ...more]).when(issue(workspaceId)).expectRefusal("NOT_FOUND", /^Workspace not found$/);
+    spec
+      .given([...twoTenants, ...more])
+      .when(issue(workspaceId))
+      .expectRefusal("NOT_FOUND", /^Workspace not found$/);
   });
 });
 
 describe("RevokeWorkspaceKey", () => {
   const salesKey = keyIssued(material(ids.salesKey, "wk_sales"), "workspace", { tenantId: ids.acme, workspaceId: ids.acmeSales }, null);
-  const revoke = (workspaceId: string, keyId: string = ids.salesKey): RevokeWorkspaceKey => ({ type: "RevokeWorkspaceKey", claims: acmeTk, workspaceId, keyId });
+  const revoke = (workspaceId: string, keyId: string = ids.salesKey): RevokeWorkspaceKey => ({
+    type: "RevokeWorkspaceKey",
+    claims: acmeTk,
+    workspaceId,
+    keyId,
+  });
 
   it("revokes the key, filed under its workspace", () => {
-    const { drafts } = spec.given([...twoTenants, salesKey]).when(revoke(ids.acmeSales)).expectEvents([keyRevoked(ids.salesKey, "revoked")]);
+    const { drafts } = spec
+      .given([...twoTenants, salesKey])
+      .when(revoke(ids.acmeSales))
+      .expectEvents([keyRevoked(ids.salesKey, "revoked")]);
     expect(filed(drafts)).toEqual([{ tenantId: ids.acme, workspaceId: ids.acmeSales, aggregateId: ids.salesKey, aggregateVersion: 2 }]);
   });
 
   it("records nothing for a key revoked already (the answer is the same)", () => {
-    spec.given([...twoTenants, salesKey, keyRevoked(ids.salesKey)]).when(revoke(ids.acmeSales)).expectEvents([]);
+    spec
+      .given([...twoTenants, salesKey, keyRevoked(ids.salesKey)])
+      .when(revoke(ids.acmeSales))
+      .expectEvents([]);
   });
 
   it("answers a key of another workspace, or none, as a key not found", () => {
-    spec.given([...twoTenants, salesKey]).when(revoke(ids.acmeDefault)).expectRefusal("NOT_FOUND", /^Key not found$/);
-    spec.given([...twoTenants, salesKey]).when(revoke(ids.acmeSales, ids.newKey)).expectRefusal("NOT_FOUND", /^Key not found$/);
+    spec
+      .given([...twoTenants, salesKey])
+      .when(revoke(ids.acmeDefault))
+      .expectRefusal("NOT_FOUND", /^Key not found$/);
+    spec
+      .given([...twoTenants, salesKey])
+      .when(revoke(ids.acmeSales, ids.newKey))
+      .expectRefusal("NOT_FOUND", /^Key not found$/);
   });
 
   it("answers a workspace the caller does not see, or a deleted one, as a workspace not found", () => {
-    spec.given([...twoTenants, salesKey]).when({ ...revoke(ids.acmeSales), claims: tenantKeyOf(ids.other) }).expectRefusal("NOT_FOUND", /^Workspace not found$/);
-    spec.given([...twoTenants, salesKey, workspaceDeleted(ids.acme, ids.acmeSales)]).when(revoke(ids.acmeSales)).expectRefusal("NOT_FOUND", /^Workspace not found$/);
+    spec
+      .given([...twoTenants, salesKey])
+      .when({ ...revoke(ids.acmeSales), claims: tenantKeyOf(ids.other) })
+      .expectRefusal("NOT_FOUND", /^Workspace not found$/);
+    spec
+      .given([...twoTenants, salesKey, workspaceDeleted(ids.acme, ids.acmeSales)])
+      .when(revoke(ids.acmeSales))
+      .expectRefusal("NOT_FOUND", /^Workspace not found$/);
   });
 });
 
 describe("IssueInboxKey", () => {
   const ak = material(ids.newKey, "ak_fresh");
-  const issue = (claims = acmeTk, workspaceId: string = ids.acmeSales): IssueInboxKey => ({ type: "IssueInboxKey", claims, workspaceId, inboxId: ids.inbox, key: ak });
+  const issue = (claims = acmeTk, workspaceId: string = ids.acmeSales): IssueInboxKey => ({
+    type: "IssueInboxKey",
+    claims,
+    workspaceId,
+    inboxId: ids.inbox,
+    key: ak,
+  });
   const issued = keyIssued(ak, "inbox", { tenantId: ids.acme, workspaceId: ids.acmeSales, inboxId: ids.inbox }, "Inbox key");
 
   it("issues an ak_ key for the inbox, for the tenant's key", () => {
@@ -66,15 +107,24 @@ describe("IssueInboxKey", () => {
   });
 
   it("issues it for a key of the same workspace", () => {
-    spec.given(twoTenants).when(issue(workspaceKeyOf(ids.acme, ids.acmeSales))).expectEvents([issued]);
+    spec
+      .given(twoTenants)
+      .when(issue(workspaceKeyOf(ids.acme, ids.acmeSales)))
+      .expectEvents([issued]);
   });
 
   it("answers a workspace key's request for another workspace as not found", () => {
-    spec.given(twoTenants).when(issue(workspaceKeyOf(ids.acme, ids.acmeDefault))).expectRefusal("NOT_FOUND", /^Workspace not found$/);
+    spec
+      .given(twoTenants)
+      .when(issue(workspaceKeyOf(ids.acme, ids.acmeDefault)))
+      .expectRefusal("NOT_FOUND", /^Workspace not found$/);
   });
 
   it("refuses a deleted workspace", () => {
-    spec.given([...twoTenants, workspaceDeleted(ids.acme, ids.acmeSales)]).when(issue()).expectRefusal("NOT_FOUND");
+    spec
+      .given([...twoTenants, workspaceDeleted(ids.acme, ids.acmeSales)])
+      .when(issue())
+      .expectRefusal("NOT_FOUND");
   });
 });
 
@@ -87,27 +137,50 @@ describe("RevokeInboxKeys", () => {
   ];
 
   it("revokes the inbox's live keys, and no other inbox's", () => {
-    const { drafts } = spec.given([...twoTenants, ...inboxKeys]).when(revoke).expectEvents([keyRevoked(ids.inboxKey), keyRevoked(ids.salesKey2)]);
+    const { drafts } = spec
+      .given([...twoTenants, ...inboxKeys])
+      .when(revoke)
+      .expectEvents([keyRevoked(ids.inboxKey), keyRevoked(ids.salesKey2)]);
     expect(filed(drafts).map((d) => d.workspaceId)).toEqual([ids.acmeSales, ids.acmeSales]);
   });
 
   it("records nothing when decided again (a redelivered InboxDeleted)", () => {
-    spec.given([...twoTenants, ...inboxKeys, keyRevoked(ids.inboxKey), keyRevoked(ids.salesKey2)]).when(revoke).expectEvents([]);
+    spec
+      .given([...twoTenants, ...inboxKeys, keyRevoked(ids.inboxKey), keyRevoked(ids.salesKey2)])
+      .when(revoke)
+      .expectEvents([]);
   });
 });
 
 describe("DiscardInboxKey", () => {
   const unused = keyIssued(material(ids.inboxKey, "ak_unused"), "inbox", { tenantId: ids.acme, workspaceId: ids.acmeSales, inboxId: ids.inbox }, "Inbox key");
   const salesWk = keyIssued(material(ids.salesKey, "wk_sales"), "workspace", { tenantId: ids.acme, workspaceId: ids.acmeSales }, null);
-  const discard = (keyId: string, claims = workspaceKeyOf(ids.acme, ids.acmeSales)): DiscardInboxKey => ({ type: "DiscardInboxKey", claims, workspaceId: ids.acmeSales, keyId });
+  const discard = (keyId: string, claims = workspaceKeyOf(ids.acme, ids.acmeSales)): DiscardInboxKey => ({
+    type: "DiscardInboxKey",
+    claims,
+    workspaceId: ids.acmeSales,
+    keyId,
+  });
 
   it("revokes an inbox key of the caller's workspace, once", () => {
-    spec.given([...twoTenants, unused]).when(discard(ids.inboxKey)).expectEvents([keyRevoked(ids.inboxKey, "revoked")]);
-    spec.given([...twoTenants, unused, keyRevoked(ids.inboxKey)]).when(discard(ids.inboxKey)).expectEvents([]);
+    spec
+      .given([...twoTenants, unused])
+      .when(discard(ids.inboxKey))
+      .expectEvents([keyRevoked(ids.inboxKey, "revoked")]);
+    spec
+      .given([...twoTenants, unused, keyRevoked(ids.inboxKey)])
+      .when(discard(ids.inboxKey))
+      .expectEvents([]);
   });
 
   it("never touches a workspace key, nor a workspace the caller does not see", () => {
-    spec.given([...twoTenants, unused, salesWk]).when(discard(ids.salesKey)).expectRefusal("NOT_FOUND", /^Key not found$/);
-    spec.given([...twoTenants, unused]).when(discard(ids.inboxKey, tenantKeyOf(ids.other))).expectRefusal("NOT_FOUND", /^Workspace not found$/);
+    spec
+      .given([...twoTenants, unused, salesWk])
+      .when(discard(ids.salesKey))
+      .expectRefusal("NOT_FOUND", /^Key not found$/);
+    spec
+      .given([...twoTenants, unused])
+      .when(discard(ids.inboxKey, tenantKeyOf(ids.other)))
+      .expectRefusal("NOT_FOUND", /^Workspace not found$/);
   });
 });

@@ -13,16 +13,25 @@ const generated: EnsureOperatorKey = { type: "EnsureOperatorKey", source: "gener
 
 describe("EnsureOperatorKey without SUPER_ADMIN_KEY", () => {
   it("issues the generated key when no operator key is stored", () => {
-    const { drafts } = spec.given(twoTenants).when(generated).expectEvents([keyIssued(generated.key, "super_admin", OPERATOR, "Generated operator key")]);
+    const { drafts } = spec
+      .given(twoTenants)
+      .when(generated)
+      .expectEvents([keyIssued(generated.key, "super_admin", OPERATOR, "Generated operator key")]);
     expect(filed(drafts)).toEqual([{ tenantId: null, workspaceId: null, aggregateId: ids.newKey, aggregateVersion: 1 }]);
   });
 
   it("keeps the stored key on a later start", () => {
-    spec.given([stored(ids.operatorKey, "sa_first")]).when(generated).expectEvents([]);
+    spec
+      .given([stored(ids.operatorKey, "sa_first")])
+      .when(generated)
+      .expectEvents([]);
   });
 
   it("issues one again if the stored one was revoked", () => {
-    spec.given([stored(ids.operatorKey, "sa_first"), keyRevoked(ids.operatorKey)]).when(generated).expectEvents([keyIssued(generated.key, "super_admin", OPERATOR, "Generated operator key")]);
+    spec
+      .given([stored(ids.operatorKey, "sa_first"), keyRevoked(ids.operatorKey)])
+      .when(generated)
+      .expectEvents([keyIssued(generated.key, "super_admin", OPERATOR, "Generated operator key")]);
   });
 });
 
@@ -34,21 +43,38 @@ describe("EnsureOperatorKey with SUPER_ADMIN_KEY", () => {
   });
 
   it("keeps the configured key when it is stored already", () => {
-    spec.given([issuedConfigured]).when({ ...configured, key: material(ids.operatorKey2, "sa_configured") }).expectEvents([]);
+    spec
+      .given([issuedConfigured])
+      .when({ ...configured, key: material(ids.operatorKey2, "sa_configured") })
+      .expectEvents([]);
   });
 
   it("revokes every other operator key and keeps the configured one", () => {
-    const history = [stored(ids.operatorKey, "sa_first"), { ...issuedConfigured, data: { ...issuedConfigured.data, keyId: ids.operatorKey2 } } as typeof issuedConfigured];
-    const { drafts } = spec.given(history).when(configured).expectEvents([keyRevoked(ids.operatorKey)]);
+    const history = [
+      stored(ids.operatorKey, "sa_first"),
+      { ...issuedConfigured, data: { ...issuedConfigured.data, keyId: ids.operatorKey2 } } as typeof issuedConfigured,
+    ];
+    const { drafts } = spec
+      .given(history)
+      .when(configured)
+      .expectEvents([keyRevoked(ids.operatorKey)]);
     expect(filed(drafts)).toEqual([{ tenantId: null, workspaceId: null, aggregateId: ids.operatorKey, aggregateVersion: 2 }]);
   });
 
   it("replaces a generated key by the configured one", () => {
-    spec.given([stored(ids.operatorKey, "sa_first")]).when(configured).expectEvents([keyRevoked(ids.operatorKey), issuedConfigured]);
+    spec
+      .given([stored(ids.operatorKey, "sa_first")])
+      .when(configured)
+      .expectEvents([keyRevoked(ids.operatorKey), issuedConfigured]);
   });
 
   it("leaves tenants' keys alone", () => {
     spec.given(twoTenants).when(configured).expectEvents([issuedConfigured]);
-    expect(spec.given(twoTenants).when(configured).outcome.events.some((e) => e.type === "KeyRevoked")).toBe(false);
+    expect(
+      spec
+        .given(twoTenants)
+        .when(configured)
+        .outcome.events.some((e) => e.type === "KeyRevoked"),
+    ).toBe(false);
   });
 });

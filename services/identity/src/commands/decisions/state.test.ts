@@ -13,7 +13,15 @@ describe("evolve: identity's events into the state decisions are made against", 
       [ids.other, "default", true, false],
     ]);
     expect(s.keys).toEqual([
-      { keyId: ids.tenantKey, kind: "tenant", tenantId: ids.acme, workspaceId: null, inboxId: null, keyHash: material(ids.tenantKey, "tk_acme").keyHash, revoked: false },
+      {
+        keyId: ids.tenantKey,
+        kind: "tenant",
+        tenantId: ids.acme,
+        workspaceId: null,
+        inboxId: null,
+        keyHash: material(ids.tenantKey, "tk_acme").keyHash,
+        revoked: false,
+      },
     ]);
   });
 

@@ -10,11 +10,14 @@ const create: CreateTenant = { type: "CreateTenant", tenantId: ids.acme, default
 
 describe("CreateTenant", () => {
   it("creates the tenant, its Default workspace and its master key", () => {
-    spec.given([]).when(create).expectEvents([
-      tenantCreated(ids.acme, ids.acmeDefault, "Acme"),
-      workspaceCreated(ids.acme, ids.acmeDefault, "default", true, "Default"),
-      keyIssued(key, "tenant", { tenantId: ids.acme, workspaceId: null }, "Tenant master key"),
-    ]);
+    spec
+      .given([])
+      .when(create)
+      .expectEvents([
+        tenantCreated(ids.acme, ids.acmeDefault, "Acme"),
+        workspaceCreated(ids.acme, ids.acmeDefault, "default", true, "Default"),
+        keyIssued(key, "tenant", { tenantId: ids.acme, workspaceId: null }, "Tenant master key"),
+      ]);
   });
 
   it("files the tenant and its key under no workspace, the Default workspace under itself", () => {

@@ -7,34 +7,61 @@ import { decideWorkspace, type CreateWorkspace, type DeleteWorkspace } from "./w
 const spec = deciderSpec({ initial, evolve, decide: decideWorkspace });
 
 describe("CreateWorkspace", () => {
-  const create = (name: string, slug: string | null = null): CreateWorkspace => ({ type: "CreateWorkspace", tenantId: ids.acme, workspaceId: ids.newWorkspace, name, slug });
+  const create = (name: string, slug: string | null = null): CreateWorkspace => ({
+    type: "CreateWorkspace",
+    tenantId: ids.acme,
+    workspaceId: ids.newWorkspace,
+    name,
+    slug,
+  });
   const created = (name: string, slug: string) => workspaceCreated(ids.acme, ids.newWorkspace, slug, false, name);
 
   it("derives the slug from the name", () => {
-    const { drafts } = spec.given(twoTenants).when(create("Acme Corp")).expectEvents([created("Acme Corp", "acme-corp")]);
+    const { drafts } = spec
+      .given(twoTenants)
+      .when(create("Acme Corp"))
+      .expectEvents([created("Acme Corp", "acme-corp")]);
     expect(filed(drafts)).toEqual([{ tenantId: ids.acme, workspaceId: ids.newWorkspace, aggregateId: ids.newWorkspace, aggregateVersion: 1 }]);
   });
 
   it("numbers a derived slug past the ones taken in the tenant", () => {
-    const taken = [workspaceCreated(ids.acme, "01900000-0000-7000-8000-0000000000e1", "acme-corp"), workspaceCreated(ids.acme, "01900000-0000-7000-8000-0000000000e2", "acme-corp-2")];
-    spec.given([...twoTenants, ...taken]).when(create("Acme Corp")).expectEvents([created("Acme Corp", "acme-corp-3")]);
+    const taken = [
+      workspaceCreated(ids.acme, "01900000-0000-7000-8000-0000000000e1", "acme-corp"),
+      workspaceCreated(ids.acme, "01900000-0000-7000-8000-0000000000e2", "acme-corp-2"),
+    ];
+    spec
+      .given([...twoTenants, ...taken])
+      .when(create("Acme Corp"))
+      .expectEvents([created("Acme Corp", "acme-corp-3")]);
   });
 
   it("frees a deleted workspace's slug", () => {
-    spec.given([...twoTenants, workspaceDeleted(ids.acme, ids.acmeSales)]).when(create("Sales")).expectEvents([created("Sales", "sales")]);
+    spec
+      .given([...twoTenants, workspaceDeleted(ids.acme, ids.acmeSales)])
+      .when(create("Sales"))
+      .expectEvents([created("Sales", "sales")]);
   });
 
   it("ignores other tenants' slugs", () => {
     const elsewhere = workspaceCreated(ids.other, "01900000-0000-7000-8000-0000000000e3", "acme-corp");
-    spec.given([...twoTenants, elsewhere]).when(create("Acme Corp")).expectEvents([created("Acme Corp", "acme-corp")]);
+    spec
+      .given([...twoTenants, elsewhere])
+      .when(create("Acme Corp"))
+      .expectEvents([created("Acme Corp", "acme-corp")]);
   });
 
   it("takes a free explicit slug as asked", () => {
-    spec.given(twoTenants).when(create("Acme Corp", "acme")).expectEvents([created("Acme Corp", "acme")]);
+    spec
+      .given(twoTenants)
+      .when(create("Acme Corp", "acme"))
+      .expectEvents([created("Acme Corp", "acme")]);
   });
 
   it("refuses an explicit slug that is taken, rather than numbering it", () => {
-    spec.given(twoTenants).when(create("Anything", "sales")).expectRefusal("CONFLICT", /^A workspace with slug "sales" already exists$/);
+    spec
+      .given(twoTenants)
+      .when(create("Anything", "sales"))
+      .expectRefusal("CONFLICT", /^A workspace with slug "sales" already exists$/);
   });
 });
 
@@ -61,11 +88,17 @@ describe("DeleteWorkspace", () => {
   });
 
   it("deletes a workspace without keys with one event", () => {
-    spec.given(twoTenants).when(del(ids.acmeSales)).expectEvents([workspaceDeleted(ids.acme, ids.acmeSales)]);
+    spec
+      .given(twoTenants)
+      .when(del(ids.acmeSales))
+      .expectEvents([workspaceDeleted(ids.acme, ids.acmeSales)]);
   });
 
   it("refuses to delete the default workspace", () => {
-    spec.given([...twoTenants, ...salesKeys]).when(del(ids.acmeDefault)).expectRefusal("CONFLICT", /default workspace cannot be deleted/);
+    spec
+      .given([...twoTenants, ...salesKeys])
+      .when(del(ids.acmeDefault))
+      .expectRefusal("CONFLICT", /default workspace cannot be deleted/);
   });
 
   it.each([
@@ -73,6 +106,9 @@ describe("DeleteWorkspace", () => {
     ["a workspace that never was", [], ids.newWorkspace],
     ["another tenant's workspace", [], ids.otherDefault],
   ])("answers %s as not found", (_what, more, workspaceId) => {
-    spec.given([...twoTenants, ...more]).when(del(workspaceId)).expectRefusal("NOT_FOUND", /^Workspace not found$/);
+    spec
+      .given([...twoTenants, ...more])
+      .when(del(workspaceId))
+      .expectRefusal("NOT_FOUND", /^Workspace not found$/);
   });
 });

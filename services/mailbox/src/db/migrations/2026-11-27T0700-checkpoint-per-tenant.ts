@@ -3,7 +3,10 @@ import { sql, type Kysely } from "kysely";
 // Frozen. One checkpoint row per projection was a lock every tenant's commit waited on;
 // one row per projection and tenant keeps tenants independent.
 export async function up(db: Kysely<any>): Promise<void> {
-  await db.schema.alterTable("projection_checkpoint").addColumn("tenant_key", "text", (c) => c.notNull().defaultTo("_")).execute();
+  await db.schema
+    .alterTable("projection_checkpoint")
+    .addColumn("tenant_key", "text", (c) => c.notNull().defaultTo("_"))
+    .execute();
   await sql`alter table projection_checkpoint drop constraint projection_checkpoint_pkey`.execute(db);
   await sql`alter table projection_checkpoint add primary key (projection, tenant_key)`.execute(db);
 }
