@@ -1,7 +1,7 @@
 import { DeliverPolicy, type Consumer, type ConsumerMessages } from "@nats-io/jetstream";
-import { request } from "@mam/bus/rpc.ts";
+import { call } from "@mam/bus/rpc.ts";
 import { DirectoryPage } from "@mam/contracts/mailbox-api.ts";
-import { Rpc } from "@mam/contracts/subjects.ts";
+import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import type { Bus } from "@mam/bus/connection.ts";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent } from "@mam/contracts/mailbox-events.ts";
@@ -108,8 +108,9 @@ export class Directory {
     let after: string | undefined;
     let fromSeq: number | undefined;
     for (;;) {
-      const reply = await request(this.bus, Rpc.mailbox.directoryPage, { after, limit: PAGE }, { timeoutMs: 10_000 });
+      const reply = await call(this.bus, RpcContracts.mailbox.directoryPage, { after, limit: PAGE }, { timeoutMs: 10_000 });
       if (!reply.ok) throw new Error(`${reply.error.code}: ${reply.error.error}`);
+      // Checked all the same: it comes from another process.
       const page = DirectoryPage.parse(reply.body);
       // The first page's sequence: each later page holds at least what the first did.
       fromSeq ??= page.fromSeq;
