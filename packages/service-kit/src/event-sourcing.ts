@@ -4,7 +4,7 @@ import type { Actor, EventEnvelope } from "@mam/contracts/envelope.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import type { Clock, IdGen } from "@mam/runtime/ids.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
-import { recordInOutbox, tenantKeyOf } from "./outbox.ts";
+import { recordInOutbox, tenantKeyOf, type EncodedEvent } from "./outbox.ts";
 import type { RecentlyApplied } from "./recent.ts";
 
 /** Rows that belong to no workspace (tenant- and operator-level facts) are filed under the nil UUID. */
@@ -161,7 +161,7 @@ export interface CommandContext<DB> {
   /** Events this process applied inline, for its consumer to skip without a query. */
   recent?: RecentlyApplied;
   /** Publishes committed outbox rows; told of each commit. */
-  relay?: { kick(tenantKey: string): Promise<void> };
+  relay?: { kick(tenantKey: string): Promise<void>; remember(events: EncodedEvent[]): void };
 }
 
 /**
@@ -222,7 +222,7 @@ export async function applyAndRecord<DB, E extends { type: string; schemaVersion
   /** The tenant whose lock the transaction holds. */
   lockedTenant: string | null,
   envelopes: Envelope<E>[],
-): Promise<void> {
+): Promise<EncodedEvent[]> {
   // The relay keeps a tenant's commit order only if each of its outbox rows was written
   // under that tenant's lock.
   const stray = envelopes.find((e) => tenantKeyOf(e.tenantId) !== tenantKeyOf(lockedTenant));
@@ -237,7 +237,7 @@ export async function applyAndRecord<DB, E extends { type: string; schemaVersion
     ).map(({ e }) => e.id),
   );
   // An event applied before (decided again with the same derived id) was recorded then.
-  await recordInOutbox(
+  return recordInOutbox(
     tx,
     envelopes.filter((e) => fresh.has(e.id)),
   );
@@ -253,10 +253,11 @@ const PUBLISH_WAIT_MS = 2_000;
  * usually begun when the caller hears back; with NATS down it answers after the bound, and
  * the relay publishes once NATS is back.
  */
-export async function afterCommit<DB>(ctx: CommandContext<DB>, envelopes: EventEnvelope[]): Promise<void> {
+export async function afterCommit<DB>(ctx: CommandContext<DB>, envelopes: EventEnvelope[], recorded: EncodedEvent[]): Promise<void> {
   if (!envelopes.length) return;
   ctx.recent?.add(envelopes.map((e) => e.id));
   if (!ctx.relay) return;
+  ctx.relay.remember(recorded);
   const tenants = [...new Set(envelopes.map((e) => tenantKeyOf(e.tenantId)))];
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([
@@ -306,18 +307,19 @@ export function commandExecutor<DB, E extends { type: string; schemaVersion: num
   ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       let committed: Envelope<E>[] = [];
+      let recorded: EncodedEvent[] = [];
       try {
         const result = await ctx.db.transaction().execute(async (tx) => {
           await lockTenant(tx, o.context, tenantId);
           const state = await s.load(tx);
           const drafts = s.decide(state);
           const envelopes = envelopesOf(ctx, o.context, meta, drafts);
-          await applyAndRecord(o, tx, tenantId, envelopes);
+          recorded = await applyAndRecord(o, tx, tenantId, envelopes);
           committed = envelopes;
           return s.answer(tx, state, drafts);
         });
-        if (s.awaitPublish === false) void afterCommit(ctx, committed);
-        else await afterCommit(ctx, committed);
+        if (s.awaitPublish === false) void afterCommit(ctx, committed, recorded);
+        else await afterCommit(ctx, committed, recorded);
         return result;
       } catch (err) {
         if (!(err instanceof LostRace)) throw err;

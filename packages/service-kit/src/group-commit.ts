@@ -12,6 +12,7 @@ import {
   type EventDraft,
   type ExecutorOptions,
 } from "./event-sourcing.ts";
+import type { EncodedEvent } from "./outbox.ts";
 import { TenantBatches } from "./tenant-batches.ts";
 
 interface Pending<DB, E extends { type: string; schemaVersion: number; data: unknown }> {
@@ -59,6 +60,7 @@ export class GroupCommit<DB, E extends { type: string; schemaVersion: number; da
     const { ctx, o } = this;
     const settled: (() => void)[] = [];
     const envelopes: Envelope<E>[] = [];
+    let recorded: EncodedEvent[] = [];
     const run = async (tx: Kysely<DB>) => {
       await lockTenant(tx, o.context, tenantId);
       const decided: { p: Pending<DB, E>; state: unknown; events: EventDraft<E>[] }[] = [];
@@ -73,7 +75,7 @@ export class GroupCommit<DB, E extends { type: string; schemaVersion: number; da
           settled.push(() => p.reject(err));
         }
       }
-      if (envelopes.length) await applyAndRecord(o, tx, tenantId, envelopes);
+      if (envelopes.length) recorded = await applyAndRecord(o, tx, tenantId, envelopes);
       for (const { p, state, events } of decided) {
         const result = await p.spec.answer(tx, state, events);
         settled.push(() => p.resolve(result));
@@ -81,7 +83,7 @@ export class GroupCommit<DB, E extends { type: string; schemaVersion: number; da
     };
     await ctx.db.transaction().execute(run);
     // The next batch need not wait for this one's publishing; its callers do (see afterCommit).
-    void afterCommit(ctx, envelopes).then(() => {
+    void afterCommit(ctx, envelopes, recorded).then(() => {
       for (const settle of settled) settle();
     });
   }

@@ -23,6 +23,13 @@ export interface OutboxRow {
   envelope: string;
 }
 
+/** An event as the outbox keeps it: its subject (without the deployment's prefix) and its encoded envelope. */
+export interface EncodedEvent {
+  event_id: string;
+  subject: string;
+  envelope: string;
+}
+
 /** Whose order an event keeps: its tenant's, or the operator's for events of no tenant. */
 export const tenantKeyOf = (tenantId: string | null | undefined): string => tenantId ?? "_";
 
@@ -30,26 +37,18 @@ export const tenantKeyOf = (tenantId: string | null | undefined): string => tena
  * Writes a command's events into the outbox, in the command's transaction: they become
  * visible to the relay only if the command commits, and all of them together.
  */
-export async function recordInOutbox(tx: Kysely<any>, envelopes: EventEnvelope[]): Promise<void> {
-  if (!envelopes.length) return;
-  await (tx as Kysely<OutboxTables>)
-    .insertInto("outbox")
-    .values(
-      envelopes.map((e) => ({
-        tenant_key: tenantKeyOf(e.tenantId),
-        event_id: e.id,
-        subject: eventSubject("", e),
-        envelope: JSON.stringify(e),
-      })),
-    )
-    .execute();
+export async function recordInOutbox(tx: Kysely<any>, envelopes: EventEnvelope[]): Promise<EncodedEvent[]> {
+  if (!envelopes.length) return [];
+  const rows = envelopes.map((e) => ({ tenant_key: tenantKeyOf(e.tenantId), event_id: e.id, subject: eventSubject("", e), envelope: JSON.stringify(e) }));
+  await (tx as Kysely<OutboxTables>).insertInto("outbox").values(rows).execute();
+  return rows;
 }
 
-/** The oldest unpublished rows of a tenant, in commit order. */
-export function pendingOf(tx: Kysely<any>, tenantKey: string, limit: number): Promise<OutboxRow[]> {
+/** The oldest unpublished rows of a tenant, in commit order, without their envelopes. */
+export function pendingOf(tx: Kysely<any>, tenantKey: string, limit: number): Promise<Omit<OutboxRow, "envelope">[]> {
   return (tx as Kysely<OutboxTables>)
     .selectFrom("outbox")
-    .select(["seq", "tenant_key", "event_id", "subject", "envelope"])
+    .select(["seq", "tenant_key", "event_id", "subject"])
     .where("tenant_key", "=", tenantKey)
     .where("published_at", "is", null)
     .orderBy("seq")
@@ -57,11 +56,21 @@ export function pendingOf(tx: Kysely<any>, tenantKey: string, limit: number): Pr
     .execute();
 }
 
-/** Marks rows published, with the sequence the stream gave each (one statement). */
+/** The envelopes of these rows, by seq. */
+export async function envelopesOfRows(tx: Kysely<any>, seqs: number[]): Promise<Map<number, string>> {
+  if (!seqs.length) return new Map();
+  const rows = await (tx as Kysely<OutboxTables>).selectFrom("outbox").select(["seq", "envelope"]).where("seq", "in", seqs).execute();
+  return new Map(rows.map((r) => [r.seq, r.envelope]));
+}
+
+/**
+ * Marks rows published, with the sequence the stream gave each (one statement). The
+ * envelope is dropped: the stream holds it now, and the row left behind is small.
+ */
 export async function markPublished(tx: Kysely<any>, published: { seq: number; streamSeq: number }[]): Promise<void> {
   if (!published.length) return;
   await sql`
-    update outbox set published_at = now(), stream_seq = v.stream_seq
+    update outbox set published_at = now(), stream_seq = v.stream_seq, envelope = ''
     from (select unnest(${published.map((p) => p.seq)}::bigint[]) as seq, unnest(${published.map((p) => p.streamSeq)}::bigint[]) as stream_seq) v
     where outbox.seq = v.seq`.execute(tx);
 }

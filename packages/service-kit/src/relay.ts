@@ -4,7 +4,7 @@ import type { PubAck } from "@nats-io/jetstream";
 import type { Bus } from "@mam/bus/connection.ts";
 import { isWrongLastMessage, publishEncoded } from "@mam/bus/events.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
-import { markPublished, pendingOf, prunePublished, tenantsWithPending, type OutboxRow } from "./outbox.ts";
+import { envelopesOfRows, markPublished, pendingOf, prunePublished, tenantsWithPending, type EncodedEvent, type OutboxRow } from "./outbox.ts";
 
 /** Publishes one row; with `afterId`, only if that event is the stream's last message. */
 export type Publish = (bus: Bus, row: OutboxRow, afterId?: string) => Promise<PubAck>;
@@ -37,6 +37,8 @@ interface TenantState {
 
 type Pass = "busy" | "done" | "more";
 
+const ENCODED_CACHE = 20_000;
+
 const defaultPublish: Publish = (bus, row, afterId) => publishEncoded(bus, row.subject, row.envelope, row.event_id, afterId);
 
 /**
@@ -54,6 +56,8 @@ export class OutboxRelay {
   private readonly tenants = new Map<string, TenantState>();
   /** Rows the stream took whose marking did not commit: marked next time, not sent again. */
   private readonly unmarked = new Map<number, number>();
+  /** Envelopes this process just wrote, by event id, so a pass need not read them back. */
+  private readonly encoded = new Map<string, string>();
   private readonly publish: Publish;
   private readonly batch: number;
   private slotsFree: number;
@@ -78,6 +82,16 @@ export class OutboxRelay {
       });
     };
     tick();
+  }
+
+  /** Envelopes a command of this process committed: its relay publishes them without reading them back. */
+  remember(events: EncodedEvent[]): void {
+    for (const e of events) this.encoded.set(e.event_id, e.envelope);
+    // Bounded: a forgotten one is read from the outbox instead.
+    for (const id of this.encoded.keys()) {
+      if (this.encoded.size <= ENCODED_CACHE) break;
+      this.encoded.delete(id);
+    }
   }
 
   /**
@@ -149,6 +163,7 @@ export class OutboxRelay {
     // long after another replica published and marked the same rows: no pass then.
     if (!this.o.bus.connected()) return Promise.reject(new Error("NATS is disconnected"));
     const acked: { seq: number; streamSeq: number }[] = [];
+    let published: string[] = [];
     return this.o.db
       .transaction()
       .execute(async (tx): Promise<Pass> => {
@@ -158,15 +173,20 @@ export class OutboxRelay {
           select set_config('idle_in_transaction_session_timeout', '30s', true), set_config('statement_timeout', '30s', true),
                  pg_try_advisory_xact_lock(hashtextextended(${`outbox:${this.o.context}:${tenantKey}`}, 0)) as got`.execute(tx);
         if (!lock.rows[0]?.got) return "busy";
-        const rows = await pendingOf(tx, tenantKey, this.batch);
-        if (!rows.length) return "done";
+        const pending = await pendingOf(tx, tenantKey, this.batch);
+        if (!pending.length) return "done";
+        const unknown = pending.filter((r) => !this.encoded.has(r.event_id)).map((r) => r.seq);
+        const read = await envelopesOfRows(tx, unknown);
+        const rows: OutboxRow[] = pending.map((r) => ({ ...r, envelope: this.encoded.get(r.event_id) ?? read.get(r.seq)! }));
         await this.publishInOrder(rows, acked);
+        published = rows.map((r) => r.event_id);
         await markPublished(tx, acked);
-        return rows.length < this.batch ? "done" : "more";
+        return pending.length < this.batch ? "done" : "more";
       })
       .then(
         (r) => {
           for (const a of acked) this.unmarked.delete(a.seq);
+          for (const id of published) this.encoded.delete(id);
           return r;
         },
         (err: unknown) => {
