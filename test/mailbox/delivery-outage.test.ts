@@ -54,7 +54,9 @@ describe("a delivery outcome while NATS is down", () => {
         timeoutMs: 30_000,
         what: "the queue let go",
       });
-      const waiting = await db.query(`select seq from ${mailbox}.outbox where published_at is null and envelope like '%"MessageDelivered"%' and envelope like '%late@example.org%'`);
+      const waiting = await db.query(
+        `select seq from ${mailbox}.outbox where published_at is null and envelope like '%"MessageDelivered"%' and envelope like '%late@example.org%'`,
+      );
       expect(waiting.rows).toHaveLength(1);
       const delivered = `select count(*)::int as n from ${mailbox}.outbox where seq = ${Number(waiting.rows[0].seq)}`;
       expect((await db.query(`select status from ${mailbox}.messages where message_id = $1`, [sent.body.id])).rows[0].status).toBe("delivered");
@@ -63,9 +65,17 @@ describe("a delivery outcome while NATS is down", () => {
     } finally {
       await db.end();
     }
-    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${sent.body.id}`, { key: inbox.apiKey })).body.status === "delivered", {
-      timeoutMs: 15_000,
-      what: "delivered",
+    // The services reconnect to the restarted server on their own; under load that may take a while.
+    let last: unknown;
+    await waitFor(
+      async () => {
+        const r = await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${sent.body.id}`, { key: inbox.apiKey });
+        last = { status: r.status, body: r.body?.status ?? r.body };
+        return r.body?.status === "delivered";
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: "delivered through the API" },
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; last answer ${JSON.stringify(last)}`);
     });
     expect(relay.received.filter((m) => m.to.includes("late@example.org"))).toHaveLength(1);
   }, 120_000);
