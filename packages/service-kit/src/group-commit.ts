@@ -4,14 +4,14 @@ import {
   afterCommit,
   applyAndRecord,
   envelopesOf,
-  lockTenant,
   type CommandContext,
   type CommandMeta,
   type CommandSpec,
   type Envelope,
   type EventDraft,
   type ExecutorOptions,
-} from "./event-sourcing.ts";
+} from "./commands.ts";
+import { lockTenant } from "./event-sourcing.ts";
 import type { EncodedEvent } from "./outbox.ts";
 import { TenantBatches } from "./tenant-batches.ts";
 

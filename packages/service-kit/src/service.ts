@@ -6,7 +6,7 @@ import { systemClock, uuidv7, type Clock, type IdGen } from "@mam/runtime/ids.ts
 import type { Service } from "@mam/runtime/lifecycle.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import { Backbone } from "./backbone.ts";
-import type { CommandContext } from "./event-sourcing.ts";
+import type { CommandContext } from "./commands.ts";
 import { kitMigrations } from "./migrations/index.ts";
 import { startProjection, type ProjectionSpec } from "./projection.ts";
 import { RecentlyApplied } from "./recent.ts";

@@ -47,10 +47,30 @@ export class TestDnsServer {
     });
   }
 
+  /**
+   * UDP and TCP on one port number. A port free for UDP may be in use for TCP (an outgoing
+   * connection of another test has it), so a pair that cannot be had is given up and
+   * another tried.
+   */
   async start(): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.bindBoth();
+        return `127.0.0.1:${this.port}`;
+      } catch (err) {
+        await this.stop();
+        if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt >= 20) throw err;
+      }
+    }
+  }
+
+  private async bindBoth(): Promise<void> {
     this.udp = createSocket("udp4");
     this.udp.on("message", (msg, rinfo) => this.udp!.send(this.answer(msg), rinfo.port, rinfo.address));
-    await new Promise<void>((r) => this.udp!.bind(0, "127.0.0.1", () => r()));
+    await new Promise<void>((resolve, reject) => {
+      this.udp!.once("error", reject);
+      this.udp!.bind(0, "127.0.0.1", () => resolve());
+    });
     this.port = this.udp.address().port;
     this.tcp = createServer((sock) => {
       let buf = Buffer.alloc(0);
@@ -68,12 +88,21 @@ export class TestDnsServer {
       });
       sock.on("error", () => undefined);
     });
-    await new Promise<void>((r) => this.tcp!.listen(this.port, "127.0.0.1", () => r()));
-    return `127.0.0.1:${this.port}`;
+    await new Promise<void>((resolve, reject) => {
+      this.tcp!.once("error", reject);
+      this.tcp!.listen(this.port, "127.0.0.1", () => resolve());
+    });
   }
 
   async stop(): Promise<void> {
-    this.udp?.close();
-    await new Promise<void>((r) => (this.tcp ? this.tcp.close(() => r()) : r()));
+    try {
+      this.udp?.close();
+    } catch {
+      // never bound, or closed already
+    }
+    this.udp = undefined;
+    const tcp = this.tcp;
+    this.tcp = undefined;
+    await new Promise<void>((r) => (tcp?.listening ? tcp.close(() => r()) : r()));
   }
 }

@@ -1,4 +1,4 @@
-import type { CommandContext } from "@mam/service-kit/event-sourcing.ts";
+import type { CommandContext } from "@mam/service-kit/commands.ts";
 import type { MailboxConfig } from "./config.ts";
 import type { MailboxDb } from "./db/schema.ts";
 

@@ -8,7 +8,7 @@ import { checkRecords, makeResolver } from "../dns/verify.ts";
 import { expectedRecords, newDkimKey } from "../dns/records.ts";
 import { domainKey, domainView, isDomainId, requireDomainManager, visibleDomain, type DomainRow } from "../read/domains.ts";
 import { decide, initial, type DomainCommand, type DomainsState } from "./domain-decisions.ts";
-import { LostRace } from "@mam/service-kit/event-sourcing.ts";
+import { LostRace } from "@mam/service-kit/commands.ts";
 import { execute, type CommandMeta } from "./execute.ts";
 import { targetWorkspace, type Caller } from "./target-workspace.ts";
 

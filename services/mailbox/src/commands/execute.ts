@@ -1,11 +1,12 @@
 import { MAILBOX_CONTEXT, type MailboxEnvelope, type MailboxEvent } from "@mam/contracts/mailbox-events.ts";
 import type { Kysely } from "kysely";
-import { commandExecutor, type CommandContext, type EventDraft as Draft, type Sequenced } from "@mam/service-kit/event-sourcing.ts";
+import { commandExecutor, type CommandContext, type EventDraft as Draft } from "@mam/service-kit/commands.ts";
+import type { Sequenced } from "@mam/service-kit/event-sourcing.ts";
 import { GroupCommit } from "@mam/service-kit/group-commit.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { applyMailboxEvents, PROJECTION } from "../projections/mailbox-read-model.ts";
 
-export type { CommandMeta } from "@mam/service-kit/event-sourcing.ts";
+export type { CommandMeta } from "@mam/service-kit/commands.ts";
 export type EventDraft = Draft<MailboxEvent>;
 
 const options = {

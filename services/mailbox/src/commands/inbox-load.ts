@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely";
 import { notFound } from "@mam/contracts/errors.ts";
-import { LostRace } from "@mam/service-kit/event-sourcing.ts";
+import { LostRace } from "@mam/service-kit/commands.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { initial, type InboxesState } from "./inbox-state.ts";

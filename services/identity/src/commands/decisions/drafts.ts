@@ -1,6 +1,6 @@
 import type { IdentityEvent } from "@mam/contracts/identity-events.ts";
 import type { KeyKind } from "@mam/contracts/keys.ts";
-import type { EventDraft } from "@mam/service-kit/event-sourcing.ts";
+import type { EventDraft } from "@mam/service-kit/commands.ts";
 import type { KeyFacts } from "./state.ts";
 
 export type Draft = EventDraft<IdentityEvent>;
