@@ -8,6 +8,8 @@ import { MailboxService } from "@mam/mailbox/service.ts";
 import { createLogger } from "@mam/runtime/logger.ts";
 import { loadConfig as smtpConfig } from "@mam/smtp-ingress/config.ts";
 import { SmtpIngressService } from "@mam/smtp-ingress/service.ts";
+import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
+import { replyOf } from "@mam/testing/contract-reply.ts";
 import { apiClient, type ApiCall } from "@mam/testing/http.ts";
 import { isolate, type Isolation } from "@mam/testing/isolation.ts";
 import { LogCapture } from "@mam/testing/log-capture.ts";
@@ -115,9 +117,7 @@ export class Stack {
   }
 }
 
-/** Provisions a tenant through the operator key, as an operator would with curl. */
+/** Provisions a tenant through the operator key, as an operator would with curl; the answer is typed by its contract. */
 export async function provisionTenant(s: Stack, name = "Tenant") {
-  const r = await s.api("POST", "/v1/tenants", { key: s.operatorKey, body: { name } });
-  if (r.status !== 201) throw new Error(`tenant creation failed: ${r.status} ${JSON.stringify(r.body)}`);
-  return r.body as { tenant: { id: string }; workspace: { id: string }; key: { id: string; key: string } };
+  return replyOf(RpcContracts.identity.tenantCreate, await s.api("POST", "/v1/tenants", { key: s.operatorKey, body: { name } }), 201);
 }
