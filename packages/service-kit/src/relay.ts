@@ -175,9 +175,13 @@ export class OutboxRelay {
         if (!lock.rows[0]?.got) return "busy";
         const pending = await pendingOf(tx, tenantKey, this.batch);
         if (!pending.length) return "done";
-        const unknown = pending.filter((r) => !this.encoded.has(r.event_id)).map((r) => r.seq);
-        const read = await envelopesOfRows(tx, unknown);
-        const rows: OutboxRow[] = pending.map((r) => ({ ...r, envelope: this.encoded.get(r.event_id) ?? read.get(r.seq)! }));
+        // Taken from the cache before the next await: commits meanwhile may trim it.
+        const cached = new Map(pending.map((r) => [r.seq, this.encoded.get(r.event_id)]));
+        const read = await envelopesOfRows(
+          tx,
+          pending.filter((r) => cached.get(r.seq) === undefined).map((r) => r.seq),
+        );
+        const rows: OutboxRow[] = pending.map((r) => ({ ...r, envelope: cached.get(r.seq) ?? read.get(r.seq)! }));
         await this.publishInOrder(rows, acked);
         published = rows.map((r) => r.event_id);
         await markPublished(tx, acked);
