@@ -25,7 +25,7 @@ import { waitFor } from "@mam/runtime/wait.ts";
 import { TestDnsServer } from "@mam/testing/dns-server.ts";
 import { apiClient } from "@mam/testing/http.ts";
 import { isolate } from "@mam/testing/isolation.ts";
-import { freePort, runService } from "@mam/testing/processes.ts";
+import { freePort, runService, untilReady } from "@mam/testing/processes.ts";
 
 const N = Number(process.env.BENCH_N ?? 10_000);
 const SIZE = Number(process.env.BENCH_SIZE ?? 4096);
@@ -165,14 +165,7 @@ try {
       process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
     );
     children.push(p);
-    await waitFor(
-      async () =>
-        (await fetch(`http://127.0.0.1:${health}/readyz`).then(
-          (r) => r.status,
-          () => 0,
-        )) === 200,
-      { timeoutMs: 60_000, intervalMs: 100 },
-    );
+    await untilReady(p, health, name, 60_000);
   }
   const api = apiClient(`http://127.0.0.1:${gateway.port}`);
   const tenant = (await api("POST", "/v1/tenants", { key: operatorKey, body: { name: "Bench" } })).body;

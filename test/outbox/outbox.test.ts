@@ -11,7 +11,7 @@ import type { Publish } from "@mam/service-kit/relay.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { PrivateNatsServer } from "@mam/testing/nats-server.ts";
 import { PrivatePostgresServer } from "@mam/testing/postgres-server.ts";
-import { freePort, runService, type RunningProcess } from "@mam/testing/processes.ts";
+import { freePort, runService, untilReady, type RunningProcess } from "@mam/testing/processes.ts";
 import { ledgerConfig, ledgerService, TRANSFER_SUBJECT, transfer, type Transfer } from "./ledger/ledger.ts";
 
 /**
@@ -65,18 +65,7 @@ describe("the outbox", () => {
     const health = await freePort();
     const p = runService("test/outbox/ledger/main.ts", { ...env, HEALTH_PORT: String(health), LEDGER_FAULT: fault });
     children.push(p);
-    await waitFor(
-      async () =>
-        (await fetch(`http://127.0.0.1:${health}/readyz`).then(
-          (r) => r.status,
-          () => 0,
-        )) === 200,
-      {
-        timeoutMs: 30_000,
-        intervalMs: 100,
-        what: `ledger ready (${p.stderr()})`,
-      },
-    );
+    await untilReady(p, health, "ledger");
     return p;
   }
   async function kill9(p: RunningProcess) {

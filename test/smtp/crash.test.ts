@@ -2,7 +2,7 @@ import nodemailer from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { PrivateNatsServer } from "@mam/testing/nats-server.ts";
-import { freePort, runService, type RunningProcess } from "@mam/testing/processes.ts";
+import { freePort, runService, untilReady, type RunningProcess } from "@mam/testing/processes.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
 /**
@@ -31,18 +31,7 @@ describe("accepted mail survives crashes", () => {
     };
     const p = runService(`services/${name}/src/main.ts`, env);
     children.set(name, p);
-    await waitFor(
-      async () =>
-        (await fetch(`http://127.0.0.1:${health}/readyz`).then(
-          (r) => r.status,
-          () => 0,
-        )) === 200,
-      {
-        timeoutMs: 30_000,
-        intervalMs: 100,
-        what: `${name} ready (${p.stderr()})`,
-      },
-    );
+    await untilReady(p, health, name);
   }
 
   async function kill9(name: string): Promise<void> {

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
+import { waitFor } from "@mam/runtime/wait.ts";
 import { testEnv } from "./config.ts";
 
 /** A port that was free a moment ago. */
@@ -35,4 +36,16 @@ export function runService(entry: string, env: Record<string, string>, nodeArgs:
     child.once("exit", (code, signal) => resolve({ code, signal })),
   );
   return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Until the process's health endpoint answers ready; a timeout names it and shows what it printed. */
+export async function untilReady(p: RunningProcess, healthPort: number, name: string, timeoutMs = 30_000): Promise<void> {
+  const ready = () =>
+    fetch(`http://127.0.0.1:${healthPort}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+  await waitFor(ready, { timeoutMs, intervalMs: 100, what: `${name} ready` }).catch((err: Error) => {
+    throw new Error(`${err.message} (${p.stderr()})`);
+  });
 }
