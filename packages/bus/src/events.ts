@@ -1,19 +1,12 @@
 import type { PubAck } from "@nats-io/jetstream";
-import { eventSubject, type EventEnvelope } from "@mam/contracts/envelope.ts";
 import type { Bus } from "./connection.ts";
 
 /**
- * Appends one event durably. The event id is the `Nats-Msg-Id`, so a retried append of
- * the same event inside the duplicate window is stored once (`ack.duplicate`).
- */
-export async function appendEvent(bus: Bus, event: EventEnvelope): Promise<PubAck> {
-  return publishEncoded(bus, eventSubject("", event), JSON.stringify(event), event.id);
-}
-
-/**
- * An event already encoded (as the outbox keeps it), on its subject without the deployment's
- * prefix. With `afterId`, the stream stores it only if its last message is that event
- * (`Nats-Expected-Last-Msg-Id`; error 10070 otherwise).
+ * Appends an event durably, encoded as the outbox keeps it, on its subject without the
+ * deployment's prefix. The event id is the `Nats-Msg-Id`, so a retried append of the same
+ * event inside the duplicate window is stored once (`ack.duplicate`). With `afterId`, the
+ * stream stores it only if its last message is that event (`Nats-Expected-Last-Msg-Id`;
+ * error 10070 otherwise).
  */
 export async function publishEncoded(bus: Bus, subject: string, payload: string, eventId: string, afterId?: string): Promise<PubAck> {
   return bus.js.publish(`${bus.prefix}${subject}`, payload, { msgID: eventId, timeout: 3_000, ...(afterId ? { expect: { lastMsgID: afterId } } : {}) });

@@ -111,7 +111,7 @@ export async function lockTenant(tx: Kysely<any>, context: string, tenantId: str
 
 /**
  * Applies a consumed event under its tenant's lock. Most events reach their consumer
- * after the command that appended them applied them inline: one read without a lock
+ * after the command that recorded them applied them inline: one read without a lock
  * settles those, so the consumer does not queue on the lock behind the tenant's commands.
  */
 export async function applyConsumed<DB>(

@@ -2,8 +2,7 @@
  * Per-tenant group commit, the queueing half: items of a tenant that arrive while a batch
  * of that tenant is being committed wait and go together in the next one. A failed batch
  * is tried again one item at a time when the failure may be one item's (so one cannot sink
- * the others), and failed as a whole when it is everyone's (the event store is down) or
- * when trying again would repeat what may already have happened.
+ * the others), and failed as a whole when it is everyone's (as its caller tells).
  */
 export class TenantBatches<T> {
   private readonly queues = new Map<string, T[]>();

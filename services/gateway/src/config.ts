@@ -25,7 +25,7 @@ const Env = BaseEnv.extend({
   /** How long a resolved key is trusted without asking identity again. Revocations evict at once. */
   KEY_CACHE_TTL_S: z.coerce.number().int().positive().default(30),
   SCOPE_TOKEN_TTL_S: z.coerce.number().int().positive().max(60).default(30),
-  /** Longer than a service's worst-case command (several appends at their own timeout), so a slow append is not reported as failed while it succeeds. */
+  /** Longer than a service's worst-case command (its transaction, then up to 2 s waiting for the relay), so a slow command is not reported as failed while it succeeds. */
   RPC_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
 });
 export type GatewayConfig = z.infer<typeof Env>;

@@ -95,7 +95,12 @@ export function decide(cmd: DomainCommand, state: DomainsState): EventDraft[] {
   }
 }
 
+type DomainEvent = Extract<PlacedEvent, { type: "DomainAdded" | "DomainChecked" | "DomainRemoved" }>;
+const DOMAIN_EVENTS: ReadonlySet<string> = new Set<DomainEvent["type"]>(["DomainAdded", "DomainChecked", "DomainRemoved"]);
+const isDomainEvent = (e: PlacedEvent): e is DomainEvent => DOMAIN_EVENTS.has(e.type);
+
 export function evolve(state: DomainsState, e: PlacedEvent): DomainsState {
+  if (!isDomainEvent(e)) return { ...state, ...evolveInboxes(state, e) };
   switch (e.type) {
     case "DomainAdded": {
       if (!e.at) throw new Error("a DomainAdded is folded with its envelope's tenant and workspace");
@@ -114,29 +119,9 @@ export function evolve(state: DomainsState, e: PlacedEvent): DomainsState {
       const claims = Object.entries(state.domainClaims).filter(([name, id]) => !(name === e.data.domain && id === e.data.domainId));
       return { ...state, domains, domainClaims: Object.fromEntries(claims) };
     }
-    case "InboxCreated":
-    case "InboxUpdated":
-    case "InboxDeleted":
-    case "AddressAdded":
-    case "AddressRemoved":
-    case "ListCreated":
-    case "ListUpdated":
-    case "ListDeleted":
-    case "ListEntryAdded":
-    case "ListEntryUpdated":
-    case "ListEntryRemoved":
-    case "MessageSent":
-    case "MessageReceived":
-    case "MessageFlagged":
-    case "MessageDeleted":
-    case "MessageDelivered":
-    case "MessageBounced":
-    case "DraftSaved":
-    case "DraftDeleted":
-      return { ...state, ...evolveInboxes(state, e) };
     default: {
       const unreachable: never = e;
-      throw new Error(`unhandled mailbox event ${(unreachable as MailboxEvent).type}`);
+      throw new Error(`unhandled domain event ${(unreachable as DomainEvent).type}`);
     }
   }
 }

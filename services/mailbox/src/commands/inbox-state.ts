@@ -44,7 +44,14 @@ export function inboxVisibleTo(state: InboxesState, caller: ScopeClaims, inboxId
 /** True when `holder` is an inbox of the caller's (its tenant, a workspace it sees). */
 export const ownedBy = (caller: ScopeClaims, holder: Holder) => holder.tenantId === caller.tenantId && seesWorkspace(caller, holder);
 
+/** The events that change what inbox decisions read; deciders of other things fold the rest themselves. */
+export type InboxEvent = Extract<MailboxEvent, { type: "InboxCreated" | "InboxUpdated" | "InboxDeleted" | "AddressAdded" | "AddressRemoved" }>;
+const INBOX_EVENTS: ReadonlySet<string> = new Set<InboxEvent["type"]>(["InboxCreated", "InboxUpdated", "InboxDeleted", "AddressAdded", "AddressRemoved"]);
+export const isInboxEvent = (e: MailboxEvent): e is InboxEvent => INBOX_EVENTS.has(e.type);
+
+/** Folds an event into the inboxes and address claims; any other event leaves them as they are. */
 export function evolve(state: InboxesState, e: MailboxEvent): InboxesState {
+  if (!isInboxEvent(e)) return state;
   switch (e.type) {
     case "InboxCreated": {
       const d = e.data;
@@ -84,27 +91,9 @@ export function evolve(state: InboxesState, e: MailboxEvent): InboxesState {
       });
       return { ...next, claims: without(next.claims, (h, address) => address === d.address && h.inboxId === d.inboxId) };
     }
-    case "ListCreated":
-    case "ListUpdated":
-    case "ListDeleted":
-    case "ListEntryAdded":
-    case "ListEntryUpdated":
-    case "ListEntryRemoved":
-    case "DomainAdded":
-    case "DomainChecked":
-    case "DomainRemoved":
-    case "MessageSent":
-    case "MessageReceived":
-    case "MessageFlagged":
-    case "MessageDeleted":
-    case "MessageDelivered":
-    case "MessageBounced":
-    case "DraftSaved":
-    case "DraftDeleted":
-      return state;
     default: {
       const unreachable: never = e;
-      throw new Error(`unhandled mailbox event ${(unreachable as MailboxEvent).type}`);
+      throw new Error(`unhandled inbox event ${(unreachable as InboxEvent).type}`);
     }
   }
 }

@@ -109,7 +109,19 @@ export function decide(cmd: ListCommand, state: ListsState): EventDraft[] {
   }
 }
 
+type ListEvent = Extract<MailboxEvent, { type: "ListCreated" | "ListUpdated" | "ListDeleted" | "ListEntryAdded" | "ListEntryUpdated" | "ListEntryRemoved" }>;
+const LIST_EVENTS: ReadonlySet<string> = new Set<ListEvent["type"]>([
+  "ListCreated",
+  "ListUpdated",
+  "ListDeleted",
+  "ListEntryAdded",
+  "ListEntryUpdated",
+  "ListEntryRemoved",
+]);
+const isListEvent = (e: MailboxEvent): e is ListEvent => LIST_EVENTS.has(e.type);
+
 export function evolve(state: ListsState, e: MailboxEvent): ListsState {
+  if (!isListEvent(e)) return { ...state, ...evolveInboxes(state, e) };
   switch (e.type) {
     case "ListCreated": {
       const list: ListState = { id: e.data.listId, inboxId: e.data.inboxId, version: 1, entryCount: 0, entries: {} };
@@ -136,26 +148,9 @@ export function evolve(state: ListsState, e: MailboxEvent): ListsState {
         const { [e.data.entryId]: _gone, ...entries } = l.entries;
         return { ...l, entryCount: l.entryCount - 1, entries };
       });
-    case "InboxCreated":
-    case "InboxUpdated":
-    case "InboxDeleted":
-    case "AddressAdded":
-    case "AddressRemoved":
-    case "DomainAdded":
-    case "DomainChecked":
-    case "DomainRemoved":
-    case "MessageSent":
-    case "MessageReceived":
-    case "MessageFlagged":
-    case "MessageDeleted":
-    case "MessageDelivered":
-    case "MessageBounced":
-    case "DraftSaved":
-    case "DraftDeleted":
-      return { ...state, ...evolveInboxes(state, e) };
     default: {
       const unreachable: never = e;
-      throw new Error(`unhandled mailbox event ${(unreachable as MailboxEvent).type}`);
+      throw new Error(`unhandled list event ${(unreachable as ListEvent).type}`);
     }
   }
 }

@@ -71,7 +71,7 @@ export async function pendingOf(ctx: MailboxContext, m: SentRef, status: string,
   return m.recipients.filter((r) => !done.has(r));
 }
 
-/** Records outcomes; those that cannot be recorded now (the event store is down) are handed back. */
+/** Records outcomes; those that cannot be recorded now (the database is unreachable) are handed back. */
 export async function recordAll(ctx: MailboxContext, records: Records, m: SentRef, outcomes: Unrecorded[]): Promise<Unrecorded[]> {
   const left: Unrecorded[] = [];
   for (const o of outcomes) {

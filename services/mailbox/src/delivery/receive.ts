@@ -61,8 +61,8 @@ export class Filer {
         await this.commit(tenantId, batch);
         for (const f of batch) f.done();
       },
-      // The event store is down, say: the same for each one, so not worth one try each.
-      // (A filing decided again appends the same event: its id is derived.)
+      // A failure the service itself reports (an AppError) is the same for each filing, so
+      // not worth one try each. (A filing decided again makes the same event: its id is derived.)
       retryAlone: (err) => !(err instanceof AppError),
       fail: (f, err) => f.done(err),
     });

@@ -2,7 +2,7 @@ import type { IdentityEvent } from "@mam/contracts/identity-events.ts";
 import type { KeyKind } from "@mam/contracts/keys.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import { hashKey } from "@mam/scope/key-hash.ts";
-import type { Draft, NewKey } from "./drafts.ts";
+import { keyIssued as draftOfKey, type Draft, type NewKey } from "./drafts.ts";
 
 /** Histories and callers for the decisions' given/when/then tests. */
 
@@ -46,27 +46,13 @@ export const workspaceDeleted = (tenantId: string, workspaceId: string): Identit
   data: { workspaceId, tenantId },
 });
 
-export function keyIssued(
+/** The event a decision makes for this key (the drafts' own builder, without its envelope fields). */
+export const keyIssued = (
   key: NewKey,
   kind: KeyKind,
   at: { tenantId: string | null; workspaceId: string | null; inboxId?: string | null },
   name: string | null,
-): IdentityEvent {
-  return {
-    type: "KeyIssued",
-    schemaVersion: 1,
-    data: {
-      keyId: key.keyId,
-      kind,
-      name,
-      prefix: key.prefix,
-      keyHash: key.keyHash,
-      tenantId: at.tenantId,
-      workspaceId: at.workspaceId,
-      inboxId: at.inboxId ?? null,
-    },
-  };
-}
+): IdentityEvent => draftOfKey(key, kind, { ...at, inboxId: at.inboxId ?? null }, name).event;
 
 export const keyRevoked = (keyId: string, reason: "revoked" | "workspace_deleted" = "revoked"): IdentityEvent => ({
   type: "KeyRevoked",
