@@ -126,6 +126,7 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
             helo: session.hostNameAppearsAs || "",
             mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : null,
             recipients: [...rcpts.entries()].map(([address, box]) => ({ address, ...box })),
+            returnPaths: [],
             size: raw.length,
           },
           raw,
