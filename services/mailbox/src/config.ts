@@ -45,6 +45,30 @@ const Env = BaseEnv.extend({
     .string()
     .regex(/^[a-z0-9-]{1,63}$/)
     .default("mam1"),
+  /**
+   * Days an address released by a deleted inbox or workspace stays held back from other
+   * tenants (the tenant that had it may reclaim it at once), so a stranger cannot receive
+   * the previous owner's password resets.
+   */
+  ADDRESS_QUARANTINE_DAYS: z.coerce.number().int().min(0).max(3650).default(30),
+  /**
+   * Local parts of the platform domain no tenant may take, besides the built-in role and
+   * system addresses (RFC 2142, postmaster, mailer-daemon, root, noreply, admin, ...):
+   * comma separated, case-insensitive.
+   */
+  RESERVED_LOCAL_PARTS: z
+    .string()
+    .default("")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((x) => x.trim().toLowerCase())
+        .filter(Boolean),
+    ),
+  /** Addresses (the inbox's own plus aliases) one inbox may have. */
+  MAX_ADDRESSES_PER_INBOX: z.coerce.number().int().min(1).max(1000).default(20),
+  /** Days a custom domain may stay unverified; then its claim lapses and the name is free again. */
+  DOMAIN_CLAIM_TTL_DAYS: z.coerce.number().int().min(1).max(365).default(7),
 });
 export type MailboxConfig = z.infer<typeof Env>;
 
