@@ -26,7 +26,11 @@ export interface StackOptions {
   logLevel?: string;
   /** Another NATS server than the machine's (a private one a test may kill). */
   natsUrl?: string;
+  /** NATS settings of each service (its own user on a locked-down server), over the file's own. */
+  natsEnv?: (service: StackService) => Record<string, string>;
 }
+
+export type StackService = "identity" | "mailbox" | "smtp-ingress" | "gateway";
 
 /**
  * Identity and N gateways, in this process, on this file's own schema, subject prefix and
@@ -52,7 +56,7 @@ export class Stack {
   }
 
   identityEnv(): Record<string, string> {
-    return { ...this.iso.env, DB_SCHEMA: this.iso.schema("identity"), SUPER_ADMIN_KEY: this.operatorKey };
+    return { ...this.iso.env, ...this.o.natsEnv?.("identity"), DB_SCHEMA: this.iso.schema("identity"), SUPER_ADMIN_KEY: this.operatorKey };
   }
 
   async startIdentity(): Promise<IdentityService> {
@@ -63,7 +67,13 @@ export class Stack {
   }
 
   async startMailbox(): Promise<MailboxService> {
-    const cfg = mailboxConfig({ ...this.iso.env, DB_SCHEMA: this.iso.schema("mailbox"), MAIL_DOMAIN: this.mailDomain, ...this.o.mailboxEnv });
+    const cfg = mailboxConfig({
+      ...this.iso.env,
+      ...this.o.natsEnv?.("mailbox"),
+      DB_SCHEMA: this.iso.schema("mailbox"),
+      MAIL_DOMAIN: this.mailDomain,
+      ...this.o.mailboxEnv,
+    });
     this.mailbox = new MailboxService(cfg, { logger: createLogger("mailbox", this.o.logLevel ?? "info", this.logs) });
     await this.mailbox.start();
     return this.mailbox;
@@ -72,6 +82,7 @@ export class Stack {
   async startSmtp(): Promise<SmtpIngressService> {
     const cfg = smtpConfig({
       ...this.iso.env,
+      ...this.o.natsEnv?.("smtp-ingress"),
       SMTP_PORT: "0",
       SMTP_HOST: "127.0.0.1",
       MAIL_DOMAIN: this.mailDomain,
@@ -86,6 +97,7 @@ export class Stack {
   async startGateway(): Promise<GatewayService> {
     const cfg = gatewayConfig({
       ...this.iso.env,
+      ...this.o.natsEnv?.("gateway"),
       SCOPE_PRIVATE_KEY: Buffer.from(this.iso.scopeKeys.privateKeyPem).toString("base64"),
       ...this.o.gatewayEnv,
     });

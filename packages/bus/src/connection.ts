@@ -1,6 +1,7 @@
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { AuthorizationError, connect, PermissionViolationError, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import { DependencyUnavailable } from "@mam/runtime/dependency.ts";
+import { ConfigError } from "@mam/runtime/config.ts";
+import { DependencyUnavailable, redactUrl } from "@mam/runtime/dependency.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 
 export interface Bus {
@@ -13,31 +14,90 @@ export interface Bus {
   connected: () => boolean;
 }
 
+export interface BusOptions {
+  /** One or more servers, comma separated; `nats://user:pass@host:4222` carries credentials too. */
+  url: string;
+  prefix: string;
+  /** The service's name: its connection name and the prefix of its reply inboxes. */
+  name: string;
+  logger: Logger;
+  /** This service's NATS user and password (a locked-down server gives each service its own). */
+  user?: string;
+  password?: string;
+}
+
+/** Reply inboxes of a service: a locked-down server lets only that service read them. */
+export const inboxPrefixOf = (service: string) => `_INBOX_${service.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+
+/** The servers without their credentials, and the credentials (from the options first, else the URL). */
+export function serversAndCredentials(url: string, user?: string, password?: string): { servers: string[]; user?: string; pass?: string } {
+  let fromUrl: { user?: string; pass?: string } = {};
+  const servers = url.split(",").map((raw) => {
+    const server = raw.trim();
+    const at = server.lastIndexOf("@");
+    if (at < 0) return server;
+    const scheme = server.indexOf("://");
+    const userinfo = server.slice(scheme < 0 ? 0 : scheme + 3, at);
+    const colon = userinfo.indexOf(":");
+    const u = decodeURIComponent(colon < 0 ? userinfo : userinfo.slice(0, colon));
+    const p = colon < 0 ? undefined : decodeURIComponent(userinfo.slice(colon + 1));
+    if (!fromUrl.user) fromUrl = { user: u, pass: p };
+    return `${scheme < 0 ? "" : server.slice(0, scheme + 3)}${server.slice(at + 1)}`;
+  });
+  if (user) return { servers, user, pass: password };
+  return { servers, ...fromUrl };
+}
+
+let warnedUnauthenticated = false;
+
 /** Connects once at start; afterwards the client reconnects by itself for ever. */
-export async function connectBus(opts: { url: string; prefix: string; name: string; logger: Logger }): Promise<Bus> {
+export async function connectBus(opts: BusOptions): Promise<Bus> {
+  const { servers, user, pass } = serversAndCredentials(opts.url, opts.user, opts.password);
   let nc: NatsConnection;
   try {
     nc = await connect({
-      servers: opts.url.split(","),
+      servers,
       name: opts.name,
+      ...(user ? { user, pass } : {}),
+      inboxPrefix: inboxPrefixOf(opts.name),
       timeout: 3_000,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
     });
   } catch (err) {
+    if (isAuthorizationError(err)) {
+      throw new ConfigError(
+        `NATS at ${redactUrl(servers.join(","))} refused ${user ? `the credentials of user "${user}"` : "a connection without credentials"}; set NATS_USER and NATS_PASSWORD (or nats://user:password@host:4222 in NATS_URL)`,
+      );
+    }
     throw new DependencyUnavailable("NATS", opts.url, err);
+  }
+  if (!nc.info?.auth_required && !warnedUnauthenticated) {
+    // Fine on a developer's machine; in production anyone who reaches NATS could act as any service.
+    warnedUnauthenticated = true;
+    opts.logger.warn(
+      { nats: servers.join(",") },
+      "NATS accepts unauthenticated connections: any process that reaches it can act as any service (see infra/nats/nats.conf)",
+    );
   }
   let jsm: JetStreamManager;
   try {
     jsm = await jetstreamManager(nc, { timeout: 5_000 });
   } catch (err) {
     await nc.close();
+    if (isPermissionError(err)) throw new ConfigError(`NATS user "${user}" may not use the JetStream API ($JS.API.INFO); see infra/nats/nats.conf`);
     throw new DependencyUnavailable("NATS", opts.url, new Error(`JetStream is not enabled (${(err as Error).message}); run nats-server with -js`));
   }
   const link = { up: true };
   void watchStatus(nc, opts.logger, link);
   return { nc, js: jetstream(nc), jsm, prefix: opts.prefix, connected: () => link.up && !nc.isClosed() };
 }
+
+const isAuthorizationError = (err: unknown) => err instanceof AuthorizationError || /authorization violation/i.test((err as Error)?.message ?? "");
+const isPermissionError = (err: unknown): boolean =>
+  err instanceof PermissionViolationError ||
+  /permissions violation/i.test((err as Error)?.message ?? "") ||
+  (!!(err as Error)?.cause && isPermissionError((err as Error).cause));
 
 async function watchStatus(nc: NatsConnection, logger: Logger, link: { up: boolean }) {
   for await (const s of nc.status()) {

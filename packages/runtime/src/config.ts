@@ -19,6 +19,9 @@ export const BaseEnv = z.object({
     .string()
     .regex(/^([A-Za-z0-9_-]+\.)?$/, "must be empty or one token followed by a dot")
     .default(""),
+  /** This service's NATS user on a locked-down server (infra/nats/nats.conf); unset: anonymous, or the user in NATS_URL. */
+  NATS_USER: z.string().optional(),
+  NATS_PASSWORD: z.string().optional(),
   SCOPE_PUBLIC_KEY: z.string().optional(),
   SCOPE_PRIVATE_KEY: z.string().optional(),
   SCOPE_KEY_FILE: z.string().default(".data/scope-key.json"),

@@ -60,7 +60,7 @@ export class Backbone<DB = unknown> {
     const { env, logger, name } = this.o;
     const keys = loadScopeKeys({ privateKey: env.SCOPE_PRIVATE_KEY, publicKey: env.SCOPE_PUBLIC_KEY, keyFile: env.SCOPE_KEY_FILE });
     this.verifier = new ScopeVerifier(keys.publicKeyPem);
-    this.bus = await connectBus({ url: env.NATS_URL, prefix: env.NATS_PREFIX, name, logger });
+    this.bus = await connectBus({ url: env.NATS_URL, prefix: env.NATS_PREFIX, name, logger, user: env.NATS_USER, password: env.NATS_PASSWORD });
     this.stream = await ensureEventsStream(this.bus);
     if (this.o.database) {
       this.database = await openDatabase<DB>({ ...this.o.database, logger });

@@ -8,11 +8,26 @@ import { testEnv } from "./config.ts";
 
 const BINARY = testEnv.NATS_SERVER_BIN;
 
+export interface PrivateNatsOptions {
+  /** A configuration file (e.g. the shipped infra/nats/nats.conf); port, host and store directory are still ours. */
+  config?: string;
+  /** Environment of the server: what the configuration's `$VARIABLES` read (passwords). */
+  env?: Record<string, string>;
+}
+
 /** A nats-server of the test's own (own port, own store directory) that it may kill -9 and restart. */
 export class PrivateNatsServer {
   readonly storeDir = mkdtempSync(join(tmpdir(), "nats-store-"));
   port = 0;
   private child?: ChildProcess;
+  private log = "";
+
+  constructor(private readonly o: PrivateNatsOptions = {}) {}
+
+  /** What the server logged (with a configuration: permission violations among it). */
+  get output(): string {
+    return this.log;
+  }
 
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
@@ -20,7 +35,13 @@ export class PrivateNatsServer {
 
   async start(): Promise<void> {
     if (!this.port) this.port = await freePort();
-    this.child = spawn(BINARY, ["-a", "127.0.0.1", "-p", String(this.port), "-js", "-sd", this.storeDir], { stdio: "ignore" });
+    const args = [...(this.o.config ? ["-c", this.o.config] : []), "-a", "127.0.0.1", "-p", String(this.port), "-js", "-sd", this.storeDir];
+    const child = spawn(BINARY, args, { stdio: ["ignore", "ignore", this.o.config ? "pipe" : "ignore"], env: { PATH: testEnv.PATH, ...this.o.env } });
+    this.child = child;
+    child.stderr?.on("data", (d: Buffer) => {
+      // Bounded: a test reads the last few lines it caused, not the whole history.
+      this.log = (this.log + d.toString()).slice(-256 * 1024);
+    });
     const deadline = Date.now() + 10_000;
     for (;;) {
       const up = await new Promise<boolean>((r) => {
@@ -31,6 +52,7 @@ export class PrivateNatsServer {
         s.on("error", () => r(false));
       });
       if (up) return;
+      if (child.exitCode !== null) throw new Error(`private nats-server exited at start: ${this.log.trim().split("\n").at(-1) ?? ""}`);
       if (Date.now() > deadline) throw new Error("private nats-server did not start");
       await new Promise((r) => setTimeout(r, 50));
     }
