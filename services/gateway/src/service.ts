@@ -76,7 +76,17 @@ export class GatewayService extends ServiceHost<never, GatewayContext> {
           cfg,
           bus: ctx.bus,
           auth: ctx.auth!,
-          limiter: new RateLimiter(ctx.redis!, cfg.RATE_LIMIT_MAX, cfg.RATE_LIMIT_WINDOW_S, ctx.logger, cfg.NATS_PREFIX),
+          limiter: new RateLimiter(
+            ctx.redis!,
+            {
+              keyMax: cfg.RATE_LIMIT_MAX,
+              tenantMax: cfg.TENANT_RATE_LIMIT_MAX,
+              unauthenticatedMax: cfg.UNAUTHENTICATED_RATE_LIMIT_MAX,
+              windowS: cfg.RATE_LIMIT_WINDOW_S,
+            },
+            ctx.logger,
+            cfg.NATS_PREFIX,
+          ),
           signer: new ScopeSigner(keys.privateKeyPem),
           logger: ctx.logger,
           readiness: () => b.readiness(),

@@ -5,9 +5,33 @@ import { AppError } from "@mam/contracts/errors.ts";
 import { IDENTITY_CONTEXT, KeyRevokedV1, WorkspaceDeletedV1 } from "@mam/contracts/identity-events.ts";
 import { Principal } from "@mam/contracts/keys.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
-import { hashKey, KEY_SHAPE } from "@mam/scope/key-hash.ts";
+import { hashKey } from "@mam/scope/key-hash.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import type { KeyCache } from "./key-cache.ts";
+import type { RateDecision } from "./rate-limit.ts";
+
+/**
+ * The keys identity can know: generated ones are a prefix and 32 random bytes in base64url
+ * (43 characters); the operator may choose its own `sa_` key (SUPER_ADMIN_KEY: 22 to 200
+ * characters). Anything else is refused without a lookup, and without counting against the
+ * client's address: refusing it costs nothing.
+ */
+const KEY_SHAPE = /^(?:(?:tk|wk|ak)_[A-Za-z0-9_-]{43}|sa_[A-Za-z0-9_-]{22,200})$/;
+
+/** Keeps one client address from having guessed keys looked up at its own pace. */
+export interface LookupGuard {
+  /** Before identity is asked about a key this gateway has not seen resolve. */
+  mayLookUp(): Promise<RateDecision>;
+  /** Identity did not know the key. */
+  unknownKey(): Promise<void>;
+}
+
+/** The address has had too many unknown keys looked up in this window. */
+export class LookupRefused extends AppError {
+  constructor(readonly rate: RateDecision) {
+    super("RATE_LIMITED", "Too many unknown API keys from this address; retry later");
+  }
+}
 
 /** Turns a presented key into a principal: cache first, identity on a miss. */
 export class Authenticator {
@@ -20,18 +44,31 @@ export class Authenticator {
     private readonly timeoutMs: number,
   ) {}
 
-  async resolve(rawKey: string | undefined, requestId: string): Promise<Principal> {
+  /**
+   * Without a guard every cache miss is looked up. With one, a client address over its
+   * limit of unknown keys is refused ({@link LookupRefused}) before identity is asked,
+   * unless the key is cached or resolved here recently: a shared address (a NAT, an office)
+   * must not lock out known-good keys because someone behind it guesses.
+   */
+  async resolve(rawKey: string | undefined, requestId: string, guard?: LookupGuard): Promise<Principal> {
     if (!rawKey) throw new AppError("UNAUTHORIZED", "Missing API key: send X-API-Key or Authorization: Bearer");
     if (!KEY_SHAPE.test(rawKey)) throw new AppError("UNAUTHORIZED", "Invalid API key");
     const hash = hashKey(rawKey);
     const cached = this.cache.get(hash);
     if (cached) return cached;
+    if (guard && !this.cache.seen(hash)) {
+      const rate = await guard.mayLookUp();
+      if (!rate.allowed) throw new LookupRefused(rate);
+    }
     const reply = await call(this.bus, RpcContracts.identity.keyResolve, { keyHash: hash }, { requestId, timeoutMs: this.timeoutMs });
     if (!reply.ok) throw new AppError(reply.error.code, reply.error.error);
-    if (!reply.body.principal) throw new AppError("UNAUTHORIZED", "Invalid API key");
     // Parsed here, not only typed: it is what every later decision about this caller rests on.
-    const p = Principal.parse(reply.body.principal);
-    if (this.cache.isRevoked(p)) throw new AppError("UNAUTHORIZED", "Invalid API key");
+    const p = reply.body.principal ? Principal.parse(reply.body.principal) : undefined;
+    if (!p || this.cache.isRevoked(p)) {
+      this.cache.forget(hash);
+      await guard?.unknownKey();
+      throw new AppError("UNAUTHORIZED", "Invalid API key");
+    }
     this.cache.set(hash, p);
     return p;
   }

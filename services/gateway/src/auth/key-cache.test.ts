@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { KeyCache } from "./key-cache.ts";
+import { KeyCache, SEEN_FOR_MS } from "./key-cache.ts";
 
 const p = (keyId: string) => ({ keyId, kind: "workspace" as const, tenantId: null, workspaceId: null, inboxId: null });
 const K1 = "0190a1a2-0000-7000-8000-000000000001";
@@ -31,5 +31,20 @@ describe("KeyCache", () => {
     const K2 = "0190a1a2-0000-7000-8000-000000000002";
     c.set("h2", { ...p(K2), workspaceId: W });
     expect(c.get("h2")).toBeUndefined();
+  });
+  it("remembers for a day that a key resolved, past its entry's expiry and a clear, until told to forget", () => {
+    let now = 0;
+    const c = new KeyCache(1000, () => now);
+    expect(c.seen("h")).toBe(false);
+    c.set("h", p(K1));
+    now = 5000;
+    c.clear();
+    expect(c.get("h")).toBeUndefined();
+    expect(c.seen("h")).toBe(true);
+    c.forget("h");
+    expect(c.seen("h")).toBe(false);
+    c.set("h", p(K1));
+    now += SEEN_FOR_MS;
+    expect(c.seen("h")).toBe(false);
   });
 });

@@ -5,6 +5,9 @@ interface Entry {
   expiresAt: number;
 }
 
+/** How long a key that once resolved still counts as known to this gateway (see {@link KeyCache.seen}). */
+export const SEEN_FOR_MS = 24 * 3_600_000;
+
 /**
  * Resolved keys, by hash, for a short while. A revocation evicts the key at once and
  * leaves a tombstone, so an answer that was already on its way from identity when the
@@ -14,12 +17,34 @@ export class KeyCache {
   private readonly byHash = new Map<string, Entry>();
   private readonly hashesOfKey = new Map<string, Set<string>>();
   private readonly tombstones = new Map<string, number>();
+  /** Hashes that resolved here once, until when: no principal, only a right to be looked up. */
+  private readonly seenUntil = new Map<string, number>();
 
   constructor(
     private readonly ttlMs: number,
     private readonly now: () => number = Date.now,
     private readonly maxEntries = 100_000,
   ) {}
+
+  /**
+   * Whether this hash resolved here in the last day, though its cache entry may have
+   * expired or been dropped. Such a key is looked up again even when its client address is
+   * over the limit for unknown keys: it vouches for nothing (identity still decides), it
+   * only keeps a known-good key from being locked out by someone else's guesses from the
+   * same address. Survives {@link clear}: being looked up again is safe after missed events.
+   */
+  seen(hash: string): boolean {
+    const until = this.seenUntil.get(hash);
+    if (until === undefined) return false;
+    if (until > this.now()) return true;
+    this.seenUntil.delete(hash);
+    return false;
+  }
+
+  /** Identity no longer knows this key (revoked, deleted): it has no more right to a lookup than any guess. */
+  forget(hash: string): void {
+    this.seenUntil.delete(hash);
+  }
 
   get(hash: string): Principal | undefined {
     const e = this.byHash.get(hash);
@@ -38,6 +63,8 @@ export class KeyCache {
     let set = this.hashesOfKey.get(principal.keyId);
     if (!set) this.hashesOfKey.set(principal.keyId, (set = new Set()));
     set.add(hash);
+    if (this.seenUntil.size >= this.maxEntries) this.seenUntil.clear();
+    this.seenUntil.set(hash, this.now() + SEEN_FOR_MS);
   }
 
   /** Revoked itself, or scoped to a workspace that was deleted. */

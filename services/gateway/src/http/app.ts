@@ -9,8 +9,8 @@ import { readinessBody, type ReadinessCheck } from "@mam/runtime/health.ts";
 import { uuidv7 } from "@mam/runtime/ids.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import type { ScopeSigner } from "@mam/scope/token.ts";
-import type { Authenticator } from "../auth/authenticator.ts";
-import type { RateLimiter } from "../auth/rate-limit.ts";
+import { LookupRefused, type Authenticator, type LookupGuard } from "../auth/authenticator.ts";
+import type { RateDecision, RateLimiter } from "../auth/rate-limit.ts";
 import type { GatewayConfig } from "../config.ts";
 import { renderDocsPage } from "./docs-page.ts";
 import { errorHandler, sendError } from "./errors.ts";
@@ -38,6 +38,24 @@ function presentedKey(req: Request): string | undefined {
 }
 
 const principalOf = (res: Response) => res.locals.principal as Principal;
+
+const RATE_MESSAGE: Record<RateDecision["scope"], string> = {
+  key: "Rate limit exceeded for this key",
+  tenant: "Rate limit exceeded for this tenant (all its keys together)",
+  address: "Too many unknown API keys from this address; retry later",
+};
+
+/** Which window the figures describe: key, tenant or address. */
+function setRateHeaders(res: Response, rate: RateDecision): void {
+  res.setHeader("X-RateLimit-Limit", String(rate.limit));
+  res.setHeader("X-RateLimit-Remaining", String(rate.remaining));
+  res.setHeader("X-RateLimit-Scope", rate.scope);
+}
+
+function refuseRate(res: Response, rate: RateDecision, message: string): void {
+  setRateHeaders(res, rate);
+  sendError(res, { error: message, code: "RATE_LIMITED" }, rate.retryAfterS);
+}
 
 /** `GET /v1/me`: what the key resolves to; `tenantId` is absent only for the operator. */
 function me(p: Principal): Me {
@@ -84,6 +102,7 @@ export function buildApp(d: AppDeps): express.Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
+  app.set("trust proxy", d.cfg.TRUST_PROXY);
 
   app.use((req, res, next) => {
     const given = req.get("x-request-id");
@@ -110,18 +129,26 @@ export function buildApp(d: AppDeps): express.Express {
 
   const v1 = express.Router();
   v1.use(async (req: Request, res: Response, next: NextFunction) => {
-    res.locals.principal = await d.auth.resolve(presentedKey(req), res.locals.requestId);
-    const rate = await d.limiter.check(principalOf(res).keyId);
-    res.setHeader("X-RateLimit-Limit", String(rate.limit));
-    res.setHeader("X-RateLimit-Remaining", String(rate.remaining));
-    if (!rate.allowed) return sendError(res, { error: "Rate limit exceeded", code: "RATE_LIMITED" }, rate.retryAfterS);
+    // req.ip is the TCP peer unless TRUST_PROXY names the proxies whose X-Forwarded-For to believe.
+    const address = req.ip ?? req.socket.remoteAddress ?? "unknown";
+    const guard: LookupGuard = { mayLookUp: () => d.limiter.mayLookUp(address), unknownKey: () => d.limiter.unknownKey(address) };
+    try {
+      res.locals.principal = await d.auth.resolve(presentedKey(req), res.locals.requestId, guard);
+    } catch (err) {
+      if (!(err instanceof LookupRefused)) throw err;
+      return refuseRate(res, err.rate, RATE_MESSAGE.address);
+    }
+    const rate = await d.limiter.check(principalOf(res));
+    setRateHeaders(res, rate);
+    if (!rate.allowed) return refuseRate(res, rate, RATE_MESSAGE[rate.scope]);
     next();
   });
   v1.use(
     admitLargeBodies(
-      new LargeBodies(d.cfg.LARGE_BODIES_IN_FLIGHT, d.cfg.LARGE_BODIES_PER_KEY),
-      (res) => principalOf(res).keyId,
+      new LargeBodies(d.cfg.LARGE_BODIES_IN_FLIGHT, d.cfg.LARGE_BODIES_PER_KEY, d.cfg.LARGE_BODIES_PER_TENANT),
+      (res) => ({ key: principalOf(res).keyId, tenant: principalOf(res).tenantId }),
       (res) => sendError(res, { error: "Too many large requests in flight; retry shortly", code: "RATE_LIMITED" }, 1),
+      d.logger,
     ),
   );
   v1.use(express.json({ limit: d.cfg.BODY_LIMIT_BYTES, type: ["application/json", "application/*+json"] }));
