@@ -10,9 +10,13 @@ export class SmtpTranscript {
   private socket!: Socket;
   closed = false;
 
-  static async open(port: number): Promise<SmtpTranscript> {
+  /**
+   * `from` picks the client's own address: any of 127.0.0.0/8 reaches a server on 127.0.0.1,
+   * so one machine can play several remote addresses.
+   */
+  static async open(port: number, o: { from?: string } = {}): Promise<SmtpTranscript> {
     const t = new SmtpTranscript();
-    t.socket = connect({ host: "127.0.0.1", port });
+    t.socket = connect({ host: "127.0.0.1", port, ...(o.from ? { localAddress: o.from } : {}) });
     t.socket.setEncoding("latin1");
     t.socket.on("data", (d: string) => {
       t.buffer += d;
@@ -68,5 +72,17 @@ export class SmtpTranscript {
 
   close(): void {
     this.socket.destroy();
+  }
+
+  /** Resolves once the server has closed the connection (or it was closed here). */
+  async closedByPeer(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closed) {
+      if (Date.now() > deadline) throw new Error("the connection is still open");
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 100).unref();
+      });
+    }
   }
 }

@@ -16,8 +16,20 @@ const Env = BaseEnv.extend({
     .positive()
     .default(25 * 1024 * 1024),
   SMTP_MAX_RECIPIENTS: z.coerce.number().int().positive().default(100),
+  /** Open connections in all; beyond it a new one is told 421 and closed. */
   SMTP_MAX_CLIENTS: z.coerce.number().int().positive().default(500),
+  /** Open connections from one address; beyond it 421 4.7.0 and closed. */
   SMTP_MAX_CLIENTS_PER_IP: z.coerce.number().int().positive().default(20),
+  /**
+   * Message bytes held in memory across all connections at once (data still arriving, or
+   * waiting to be recorded). A message that would pass it is refused with 452 4.3.1, to be
+   * sent again later. At least SMTP_MAX_MESSAGE_BYTES, or the largest message could never pass.
+   */
+  SMTP_MAX_BUFFERED_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(256 * 1024 * 1024),
   /** Idle time allowed between commands before the connection is closed. */
   SMTP_IDLE_TIMEOUT_MS: z.coerce.number().int().positive().default(60_000),
   /**
@@ -45,6 +57,9 @@ const Env = BaseEnv.extend({
     .positive()
     .max(900_000)
     .default(768 * 1024),
+}).refine((e) => e.SMTP_MAX_BUFFERED_BYTES >= e.SMTP_MAX_MESSAGE_BYTES, {
+  path: ["SMTP_MAX_BUFFERED_BYTES"],
+  message: "must be at least SMTP_MAX_MESSAGE_BYTES",
 });
 export type SmtpIngressConfig = z.infer<typeof Env>;
 

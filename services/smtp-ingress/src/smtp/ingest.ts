@@ -1,41 +1,88 @@
 import { createHash } from "node:crypto";
 import { headers as natsHeaders } from "@nats-io/transport-node";
+import type { PubAck } from "@nats-io/jetstream";
 import type { ObjectStore } from "@nats-io/obj";
 import type { Bus } from "@mam/bus/connection.ts";
 import { INGEST_META_HEADER, ingestSubject, type IngestMeta } from "@mam/contracts/ingest.ts";
+import type { Logger } from "@mam/runtime/logger.ts";
 
-/** The Message-ID of a raw message, read from its header block only. */
-export function messageIdOf(raw: Buffer): string | null {
-  const end = raw.indexOf("\r\n\r\n");
-  const head = raw.subarray(0, end === -1 ? Math.min(raw.length, 65_536) : end).toString("latin1");
-  const m = /^message-id:[ \t]*(<[^>\r\n]{1,250}>)/im.exec(head);
-  return m?.[1] ?? null;
+/** How long a raw message waits in the object store for the mailbox (the mailbox opens the bucket with the same). */
+export const INGEST_RAW_TTL_MS = 7 * 86_400_000;
+
+export interface Delivery {
+  /** The reverse-path as given in MAIL FROM, "" for the null reverse-path. */
+  mailFrom: string;
+  recipients: string[];
+  returnPaths: string[];
+  /** SHA-256 of the message bytes as the client sent them (without our Received header). */
+  contentHash: string;
 }
 
 /**
- * The same message to the same recipients is the same delivery: a client resending after a
- * lost 250 gets the first one back, not a second copy.
+ * The same bytes from the same sender to the same recipients are the same delivery: a client
+ * resending after a lost 250 gets the first one back, not a second copy. Everything a sender
+ * controls is in it, so knowing another message's Message-ID is not enough to have the
+ * genuine message dropped as a duplicate of a forgery.
  */
-export function dedupeKeyOf(raw: Buffer, recipients: string[]): string {
-  const id = messageIdOf(raw) ?? createHash("sha256").update(raw).digest("hex");
+export function dedupeKeyOf(d: Delivery): string {
+  const list = (xs: string[]) => [...new Set(xs.map((x) => x.toLowerCase()))].sort().join(",");
   return createHash("sha256")
-    .update(`${id}\u0000${[...recipients].sort().join(",")}`)
+    .update(["smtp/2", d.mailFrom, list(d.recipients), list(d.returnPaths), d.contentHash].join("\u0000"))
     .digest("hex");
+}
+
+export interface RawMessage {
+  /** Our Received header, put in front of the client's bytes. */
+  head: Buffer;
+  chunks: Buffer[];
+  size: number;
 }
 
 /**
  * Records accepted mail durably: the PubAck means JetStream stored it. Only after this
- * resolves may the server answer 250.
+ * resolves may the server answer 250. A large message goes to the object store first, under
+ * its queue id: no other upload can replace it before the mailbox reads it. When JetStream
+ * says the publish was a duplicate, the stored message refers to the first upload, so this
+ * one is deleted.
  */
-export async function publishIngest(bus: Bus, store: () => Promise<ObjectStore>, meta: Omit<IngestMeta, "rawObject">, raw: Buffer, inlineLimit: number) {
+export async function publishIngest(
+  bus: Bus,
+  store: () => Promise<ObjectStore>,
+  meta: Omit<IngestMeta, "rawObject">,
+  raw: RawMessage,
+  inlineLimit: number,
+  logger: Logger,
+): Promise<PubAck> {
   let rawObject: string | null = null;
-  let payload = raw;
-  if (raw.length > inlineLimit) {
-    rawObject = meta.dedupeKey;
-    await (await store()).putBlob({ name: rawObject }, raw);
+  let payload: Buffer;
+  if (raw.size > inlineLimit) {
+    rawObject = meta.queueId;
+    await (await store()).put({ name: rawObject }, streamOf([raw.head, ...raw.chunks]));
     payload = Buffer.alloc(0);
+  } else {
+    payload = Buffer.concat([raw.head, ...raw.chunks], raw.size);
   }
   const h = natsHeaders();
   h.set(INGEST_META_HEADER, JSON.stringify({ ...meta, rawObject }));
-  return bus.js.publish(ingestSubject(bus.prefix), payload, { msgID: meta.dedupeKey, headers: h, timeout: 5_000 });
+  const ack = await bus.js.publish(ingestSubject(bus.prefix), payload, { msgID: meta.dedupeKey, headers: h, timeout: 5_000 });
+  if (ack.duplicate && rawObject) {
+    const name = rawObject;
+    // Not awaited: the reply need not wait; the bucket's TTL removes it should this fail.
+    void store()
+      .then((s) => s.delete(name))
+      .catch((err: unknown) => logger.warn({ err: (err as Error).message, queueId: meta.queueId }, "could not delete the upload of a duplicate"));
+  }
+  return ack;
+}
+
+/** The parts in order, each handed over once and then let go. */
+function streamOf(parts: Buffer[]): ReadableStream<Uint8Array> {
+  const rest = [...parts];
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      const next = rest.shift();
+      if (next) controller.enqueue(next);
+      else controller.close();
+    },
+  });
 }

@@ -3,11 +3,17 @@ import type { ObjectStore } from "@nats-io/obj";
 import type { Bus } from "@mam/bus/connection.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import type { SmtpIngressConfig } from "../config.ts";
-import type { Directory, Mailbox } from "./directory.ts";
+import { ConnectionAdmission } from "./admission.ts";
+import { BufferBudget } from "./buffer-budget.ts";
+import type { Directory } from "./directory.ts";
 import { dedupeKeyOf, publishIngest } from "./ingest.ts";
+import { readMessageData } from "./message-data.ts";
+import { admitRcpt, decideRcpt, newTransaction, type Transaction } from "./recipients.ts";
 import type { TlsMaterial } from "./tls.ts";
 
 type Callback = (err?: Error | null) => void;
+/** onData's callback takes the 250's text too (absent from the typings). */
+type DataCallback = (err: Error | null, message?: string) => void;
 
 /** What smtp-server's live connections offer (public methods, absent from its typings). */
 interface LiveConnection {
@@ -35,9 +41,14 @@ export interface SmtpDeps {
  */
 export function createSmtpServer(d: SmtpDeps): SMTPServer {
   const hostname = d.cfg.SMTP_HOSTNAME ?? `mx.${d.cfg.MAIL_DOMAIN}`;
-  const perIp = new Map<string, number>();
-  const targets = new WeakMap<SMTPServerSession, Map<string, Mailbox>>();
-  const rcptCount = new WeakMap<SMTPServerSession, number>();
+  const admission = new ConnectionAdmission(d.cfg.SMTP_MAX_CLIENTS_PER_IP);
+  const budget = new BufferBudget(d.cfg.SMTP_MAX_BUFFERED_BYTES);
+  const transactions = new WeakMap<SMTPServerSession, Transaction>();
+  const transactionOf = (session: SMTPServerSession) => {
+    let txn = transactions.get(session);
+    if (!txn) transactions.set(session, (txn = newTransaction()));
+    return txn;
+  };
 
   const server: SMTPServer = new SMTPServer({
     name: hostname,
@@ -48,98 +59,119 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
     authOptional: true,
     disabledCommands: ["AUTH"],
     disableReverseLookup: true,
+    // Counts every open connection, those not yet greeted too; refused ones leave it at once.
     maxClients: d.cfg.SMTP_MAX_CLIENTS,
     socketTimeout: d.cfg.SMTP_IDLE_TIMEOUT_MS,
     closeTimeout: 10_000,
     logger: false,
     onConnect(session, cb: Callback) {
-      const ip = session.remoteAddress;
-      const n = (perIp.get(ip) ?? 0) + 1;
-      if (n > d.cfg.SMTP_MAX_CLIENTS_PER_IP) return cb(reply(421, "4.7.0 Too many connections from your address, try later"));
-      perIp.set(ip, n);
+      if (!admission.admit(session)) return cb(reply(421, "4.7.0 Too many connections from your address, try later"));
       cb();
     },
     onClose(session) {
-      const ip = session.remoteAddress;
-      const n = (perIp.get(ip) ?? 1) - 1;
-      if (n <= 0) perIp.delete(ip);
-      else perIp.set(ip, n);
+      admission.release(session);
     },
     onMailFrom(_address: SMTPServerAddress, session, cb: Callback) {
-      targets.set(session, new Map());
-      rcptCount.set(session, 0);
+      transactions.set(session, newTransaction());
       cb();
     },
     onRcptTo(address: SMTPServerAddress, session, cb: Callback) {
-      const rcpts = targets.get(session) ?? new Map<string, Mailbox>();
-      targets.set(session, rcpts);
-      const accepted = rcptCount.get(session) ?? 0;
-      if (accepted >= d.cfg.SMTP_MAX_RECIPIENTS) return cb(reply(452, "4.5.3 Too many recipients"));
-      if (!d.directory.ready) return cb(reply(451, "4.3.0 Address directory is loading, try again shortly"));
-      const box = d.directory.lookup(address.address);
-      // Never a relay: only our own addresses are accepted.
-      if (!box) return cb(reply(550, "5.1.1 No such mailbox here"));
-      rcpts.set(address.address.toLowerCase(), box);
-      rcptCount.set(session, accepted + 1);
+      const txn = transactionOf(session);
+      const decision = decideRcpt({
+        address: address.address,
+        nullSender: !!session.envelope.mailFrom && session.envelope.mailFrom.address === "",
+        txn,
+        maxRecipients: d.cfg.SMTP_MAX_RECIPIENTS,
+        mailDomain: d.cfg.MAIL_DOMAIN,
+        directoryReady: d.directory.ready,
+        lookup: (a) => d.directory.lookup(a),
+      });
+      if (decision.kind === "refuse") return cb(reply(decision.code, decision.text));
+      admitRcpt(txn, decision);
       cb();
     },
     onData(stream: SMTPServerDataStream, session, cb: Callback) {
-      // A sender that trickles a byte now and then never trips the idle timeout: the data as a whole has a deadline.
-      const deadline = setTimeout(() => {
-        const conn = [...(server as unknown as { connections: Set<LiveConnection> }).connections].find((c) => c.session === session);
-        d.logger.warn({ remoteAddress: session.remoteAddress }, "message data too slow: connection closed");
-        conn?.send(421, "4.4.2 Message data took too long, closing connection");
-        conn?.close();
-      }, d.cfg.SMTP_DATA_TIMEOUT_MS);
-      deadline.unref();
-      stream.once("end", () => clearTimeout(deadline));
-      stream.once("error", () => clearTimeout(deadline));
-      const chunks: Buffer[] = [];
-      let size = 0;
-      stream.on("data", (c: Buffer) => {
-        size += c.length;
-        // Past the limit the rest is read and dropped, never buffered.
-        if (size <= d.cfg.SMTP_MAX_MESSAGE_BYTES) chunks.push(c);
-      });
-      stream.on("error", (err) => cb(err));
-      stream.on("end", () => {
-        if (stream.sizeExceeded || size > d.cfg.SMTP_MAX_MESSAGE_BYTES) {
-          return cb(reply(552, `5.3.4 Message too big: at most ${d.cfg.SMTP_MAX_MESSAGE_BYTES} bytes`));
-        }
-        const rcpts = targets.get(session) ?? new Map<string, Mailbox>();
-        const queueId = d.newId();
-        const now = new Date();
-        const received = Buffer.from(
-          `Received: from ${session.hostNameAppearsAs || "unknown"} (${session.remoteAddress}) by ${hostname} with ${session.secure ? "ESMTPS" : "ESMTP"} id ${queueId};\r\n\t${now.toUTCString()}\r\n`,
-        );
-        const raw = Buffer.concat([received, ...chunks]);
-        const addresses = [...rcpts.keys()];
-        publishIngest(
-          d.bus,
-          d.store,
-          {
-            v: 1,
-            dedupeKey: dedupeKeyOf(Buffer.concat(chunks), addresses),
-            queueId,
-            receivedAt: now.toISOString(),
-            remoteAddress: session.remoteAddress,
-            helo: session.hostNameAppearsAs || "",
-            mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : null,
-            recipients: [...rcpts.entries()].map(([address, box]) => ({ address, ...box })),
-            returnPaths: [],
-            size: raw.length,
-          },
-          raw,
-          d.cfg.INGEST_INLINE_BYTES,
-        ).then(
-          () => (cb as (err: null, message: string) => void)(null, `2.0.0 Ok: queued as ${queueId}`),
-          (err: unknown) => {
-            d.logger.error({ err: (err as Error).message, queueId }, "could not record accepted mail");
+      const stopDeadline = dataDeadline(server, session, d);
+      readMessageData(stream, d.cfg.SMTP_MAX_MESSAGE_BYTES, budget).then(
+        async (data) => {
+          stopDeadline();
+          if (data.outcome === "too-big") return cb(reply(552, `5.3.4 Message too big: at most ${d.cfg.SMTP_MAX_MESSAGE_BYTES} bytes`));
+          if (data.outcome === "no-room") {
+            d.logger.warn({ remoteAddress: session.remoteAddress, size: data.size, cap: budget.cap }, "message refused: buffer budget full");
+            return cb(reply(452, "4.3.1 Insufficient system storage, try again later"));
+          }
+          try {
+            (cb as DataCallback)(null, await record(d, session, transactionOf(session), data, hostname));
+          } catch (err) {
+            d.logger.error({ err: (err as Error).message }, "could not record accepted mail");
             cb(reply(451, "4.3.0 Temporary failure storing the message, try again"));
-          },
-        );
-      });
+          } finally {
+            data.reservation.release();
+          }
+        },
+        (err: Error) => {
+          stopDeadline();
+          cb(err);
+        },
+      );
     },
   });
   return server;
+}
+
+/** Publishes a message the client sent in full; resolves with the 250 reply's text. */
+async function record(
+  d: SmtpDeps,
+  session: SMTPServerSession,
+  txn: Transaction,
+  data: { chunks: Buffer[]; size: number; contentHash: string },
+  hostname: string,
+): Promise<string> {
+  const queueId = d.newId();
+  const now = new Date();
+  const head = Buffer.from(
+    `Received: from ${session.hostNameAppearsAs || "unknown"} (${session.remoteAddress}) by ${hostname} with ${session.secure ? "ESMTPS" : "ESMTP"} id ${queueId};\r\n\t${now.toUTCString()}\r\n`,
+  );
+  const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : null;
+  const returnPaths = [...txn.returnPaths.entries()].map(([address, token]) => ({ address, token }));
+  await publishIngest(
+    d.bus,
+    d.store,
+    {
+      v: 1,
+      dedupeKey: dedupeKeyOf({
+        mailFrom: mailFrom ?? "",
+        recipients: [...txn.recipients.keys()],
+        returnPaths: returnPaths.map((r) => r.address),
+        contentHash: data.contentHash,
+      }),
+      queueId,
+      receivedAt: now.toISOString(),
+      remoteAddress: session.remoteAddress,
+      helo: session.hostNameAppearsAs || "",
+      mailFrom,
+      recipients: [...txn.recipients.entries()].map(([address, box]) => ({ address, ...box })),
+      returnPaths,
+      size: head.length + data.size,
+    },
+    { head, chunks: data.chunks, size: head.length + data.size },
+    d.cfg.INGEST_INLINE_BYTES,
+    d.logger,
+  );
+  return `2.0.0 Ok: queued as ${queueId}`;
+}
+
+/**
+ * A sender that trickles a byte now and then never trips the idle timeout: the data as a
+ * whole has a deadline. Returns what stops it.
+ */
+function dataDeadline(server: SMTPServer, session: SMTPServerSession, d: SmtpDeps): () => void {
+  const timer = setTimeout(() => {
+    const conn = [...(server as unknown as { connections: Set<LiveConnection> }).connections].find((c) => c.session === session);
+    d.logger.warn({ remoteAddress: session.remoteAddress }, "message data too slow: connection closed");
+    conn?.send(421, "4.4.2 Message data took too long, closing connection");
+    conn?.close();
+  }, d.cfg.SMTP_DATA_TIMEOUT_MS);
+  timer.unref();
+  return () => clearTimeout(timer);
 }
