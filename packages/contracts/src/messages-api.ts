@@ -129,6 +129,19 @@ export const FolderCountsQuery = z.object({ inboxId: z.uuid().optional() });
 export const AttachmentSummary = z.object({ id: z.uuid(), filename: z.string(), contentType: z.string(), sizeBytes: z.number().int() });
 export const AttachmentList = z.object({ attachments: z.array(AttachmentSummary) });
 
+/** What became of one recipient of an outgoing message so far. */
+export const RecipientDelivery = z
+  .object({
+    recipient: z.string(),
+    /** pending: not tried yet; deferred: refused for now or not reached, tried again later. */
+    status: z.enum(["pending", "delivered", "bounced", "deferred"]),
+    /** Why it bounced, or what its last try met (deferred); null otherwise. */
+    reason: z.string().nullable(),
+    /** When it was delivered or bounced; null while it waits. */
+    at: z.string().nullable(),
+  })
+  .meta({ id: "RecipientDelivery" });
+
 /** The public Message: the reference's fields and the ones its sample client reads. */
 export const Message = z
   .object({
@@ -136,7 +149,8 @@ export const Message = z
     inboxId: z.uuid(),
     threadId: z.uuid(),
     direction: z.enum(["inbound", "outbound"]),
-    status: z.enum(["sent", "delivered", "bounced", "received"]),
+    /** Outgoing: sent (not tried yet), deferred (some recipient waits for another try), delivered, bounced. */
+    status: z.enum(["sent", "deferred", "delivered", "bounced", "received"]),
     /** `"Name" <address>`, or the address alone. */
     from: z.string(),
     fromAddress: z.string(),
@@ -160,6 +174,8 @@ export const Message = z
     inReplyTo: z.string().nullable(),
     references: z.array(z.string()),
     attachments: z.array(AttachmentSummary),
+    /** Each recipient of an outgoing message with what became of it; empty on inbound ones. */
+    deliveries: z.array(RecipientDelivery),
     sizeBytes: z.number().int(),
     /** SPF, DKIM and DMARC verdicts of mail that came in over SMTP; null otherwise. */
     authentication: Authentication.nullable(),

@@ -6,6 +6,8 @@ export interface Zone {
   MX?: { exchange: string; priority: number }[];
   /** Each record is one string; long ones are split into 255-byte chunks on the wire. */
   TXT?: string[];
+  A?: string[];
+  AAAA?: string[];
 }
 
 const chunks = (s: string) => (s.match(/[\s\S]{1,255}/g) ?? [""]).map((c) => Buffer.from(c));
@@ -38,6 +40,8 @@ export class TestDnsServer {
     if (zone && question?.type === "MX")
       for (const mx of zone.MX ?? []) answers.push({ type: "MX", name, ttl: 60, data: { exchange: mx.exchange, preference: mx.priority } });
     if (zone && question?.type === "TXT") for (const t of zone.TXT ?? []) answers.push({ type: "TXT", name, ttl: 60, data: chunks(t) });
+    if (zone && question?.type === "A") for (const a of zone.A ?? []) answers.push({ type: "A", name, ttl: 60, data: a });
+    if (zone && question?.type === "AAAA") for (const a of zone.AAAA ?? []) answers.push({ type: "AAAA", name, ttl: 60, data: a });
     return dnsPacket.encode({
       id: q.id,
       type: "response",

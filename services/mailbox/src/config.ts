@@ -9,6 +9,31 @@ const Env = BaseEnv.extend({
   MAIL_DOMAIN: z.string().default("agents.localhost"),
   /** Outbound relay (smtp://user:pass@host:port); direct to MX when unset. */
   SMTP_RELAY_URL: z.string().optional(),
+  /**
+   * TLS toward the relay: `verify` (STARTTLS required and the certificate verified; implicit
+   * TLS for smtps:// URLs), `opportunistic` (STARTTLS when offered, certificate not checked),
+   * `none` (never TLS). A `tls=` parameter in the URL's query wins over this.
+   */
+  SMTP_RELAY_TLS: z.enum(["verify", "opportunistic", "none"]).default("verify"),
+  /** The name given in HELO/EHLO, toward the relay and toward MX hosts (default MAIL_DOMAIN). */
+  SMTP_HELO_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, "must be a host name")
+    .optional(),
+  /**
+   * Lets direct-to-MX delivery connect to private, loopback, link-local and other special-use
+   * addresses (refused by default, so DNS cannot point our connections into the network).
+   */
+  OUTBOUND_ALLOW_PRIVATE: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true"),
+  /**
+   * Key of the return-path tokens (bounces+<token>@MAIL_DOMAIN) that let a bounce name the
+   * message it is about; at least 32 characters. When unset, derived from the platform's DKIM
+   * key (kept in the database: the same for every replica and across restarts).
+   */
+  BOUNCE_SECRET: z.string().min(32).optional(),
   /** Resolvers for domain verification and MX lookups, comma separated `host[:port]` (system resolvers when unset). */
   DNS_SERVERS: z.string().optional(),
   /**

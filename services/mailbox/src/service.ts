@@ -41,7 +41,14 @@ export class MailboxService extends ServiceHost<MailboxDb, MailboxContext> {
       ],
       prepare: async (ctx) => void (await ensurePlatformKey(ctx.db, cfg.DKIM_SELECTOR, ctx.clock())),
       parts: async (ctx, b) => {
-        const outbound = new Outbound(cfg.SMTP_RELAY_URL, makeResolver(cfg.DNS_SERVERS), cfg.MAIL_DOMAIN, cfg.MX_PORT);
+        const outbound = new Outbound({
+          relayUrl: cfg.SMTP_RELAY_URL,
+          relayTls: cfg.SMTP_RELAY_TLS,
+          resolver: makeResolver(cfg.DNS_SERVERS),
+          heloName: cfg.SMTP_HELO_NAME ?? cfg.MAIL_DOMAIN,
+          mxPort: cfg.MX_PORT,
+          allowPrivate: cfg.OUTBOUND_ALLOW_PRIVATE,
+        });
         const delivery = deliveryWorker(ctx, b, outbound);
         const parts: Part[] = [{ start: () => undefined, stop: () => outbound.close() }, delivery.consumer, delivery.retries, await inboundWorker(ctx, b)];
         return parts;

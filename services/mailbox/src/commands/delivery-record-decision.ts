@@ -9,22 +9,22 @@ export type Outcome = Extract<MailboxEvent, { type: "MessageDelivered" | "Messag
 
 /** What became of a sent message: facts from outside, recorded, never refused. */
 export type DeliveryRecord =
-  /** A delivery status notification came in to the inbox about mail it sent (RFC 3464). */
-  | { kind: "report"; owner: Owner; inboxId: string; originalHeaders: string[]; recipients: string[]; reason: string }
+  /**
+   * A delivery status notification (RFC 3464) came back from a null sender to the return
+   * path of a message we sent: the return path's token named the message.
+   */
+  | { kind: "report"; owner: Owner; messageId: string; recipients: string[]; reason: string }
   /** A server accepted or refused some recipients of the message. */
   | { kind: "outcome"; owner: Owner; messageId: string; outcome: Outcome; eventId: string };
 
 export function decide(c: DeliveryRecord, state: MessagesState): EventDraft[] {
   switch (c.kind) {
     case "report": {
-      const original = [...state.messages].find(
-        ([, m]) => m.inboxId === c.inboxId && m.direction === "outbound" && c.originalHeaders.includes(m.messageIdHeader),
-      );
-      // A report about mail this inbox never sent, or one bounced already: nothing to record.
-      if (!original || original[1].status === "bounced") return [];
-      const [messageId, m] = original;
-      const data = { messageId, recipients: c.recipients, reason: c.reason };
-      return [drafted(c.owner, messageId, m.version + 1, { type: "MessageBounced", schemaVersion: 1, data })];
+      const m = state.messages.get(c.messageId);
+      // A report about mail that was not sent (or is gone), or one bounced already: nothing to record.
+      if (!m || m.direction !== "outbound" || m.status === "bounced") return [];
+      const data = { messageId: c.messageId, recipients: c.recipients, reason: c.reason };
+      return [drafted(c.owner, c.messageId, m.version + 1, { type: "MessageBounced", schemaVersion: 1, data })];
     }
     case "outcome": {
       // The id is derived from the content: recorded again after a failure, it is the same event.

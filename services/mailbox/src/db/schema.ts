@@ -167,6 +167,8 @@ export interface DeliveryOutcomesTable {
   recipient: string;
   outcome: "delivered" | "bounced";
   at: string | Date;
+  /** Why it bounced (null for a delivery, and for outcomes recorded before reasons were kept). */
+  reason: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface DeliveryQueueTable {
@@ -178,6 +180,8 @@ export interface DeliveryQueueTable {
   last_error: string;
   lease: string | null;
   unrecorded: ColumnType<Unrecorded[], string, string>;
+  /** What the last try met, for the recipients waiting: { recipients, reason }[]. */
+  deferred: ColumnType<{ recipients: string[]; reason: string }[], string | undefined, string>;
 }
 
 /** An outcome a server gave that is not recorded as an event yet. */

@@ -13,6 +13,7 @@ import { cachedLookup } from "../dns/cache.ts";
 import { makeResolver } from "../dns/verify.ts";
 import { sha256 } from "../store/blobs.ts";
 import { readDeliveryReport, recordBounce } from "./bounces.ts";
+import { returnPaths } from "./return-path.ts";
 import { derivedId } from "./ids.ts";
 import { Filer } from "./receive.ts";
 
@@ -48,6 +49,8 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
         if (!blob) throw new ZodError([{ code: "custom", path: ["rawObject"], message: "raw message missing from the bucket", input: meta.rawObject }]);
         raw = Buffer.from(blob);
       }
+      if (meta.returnPaths.length) await bounced(ctx, meta, raw);
+      if (!meta.recipients.length) return;
       const [p, authentication] = await Promise.all([
         parseMail(raw, meta.mailFrom),
         authVerdicts(raw, { ip: meta.remoteAddress, helo: meta.helo, sender: meta.mailFrom, mta: ctx.cfg.MAIL_DOMAIN, lookup }),
@@ -81,7 +84,7 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
           hash: sha256(a.content),
         })),
       };
-      const report = readDeliveryReport(raw);
+      // A report sent to an inbox is mail like any other: only a return path can mark a bounce.
       const seen = new Set<string>();
       for (const r of meta.recipients) {
         if (seen.has(r.inboxId)) continue;
@@ -91,8 +94,37 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
           sourceMessageId: null,
           authentication,
         });
-        if (report) await recordBounce(ctx, { tenant_id: r.tenantId, workspace_id: r.workspaceId, inbox_id: r.inboxId }, report);
       }
     },
   });
+}
+
+/**
+ * Mail to the return paths of our own outgoing messages. Only a failure report (RFC 3464)
+ * from the null sender (RFC 5321 4.5.5: reports never come from a mailbox), to a token we
+ * made, marks the message the token names bounced. Anything else there has no inbox to be
+ * filed in: it is dropped, and said so.
+ */
+async function bounced(ctx: MailboxContext, meta: IngestMeta, raw: Buffer): Promise<void> {
+  const about = { queueId: meta.queueId, remoteAddress: meta.remoteAddress };
+  if (meta.mailFrom !== null) {
+    ctx.logger.warn({ ...about, mailFrom: meta.mailFrom }, "mail to a return path from a non-null sender dropped");
+    return;
+  }
+  const report = readDeliveryReport(raw);
+  const paths = await returnPaths(ctx);
+  for (const rp of meta.returnPaths) {
+    const messageId = paths.messageOf(rp.token);
+    if (!messageId) {
+      ctx.logger.warn({ ...about, address: rp.address }, "report to a return path with a token we did not make dropped");
+      continue;
+    }
+    if (!report) {
+      ctx.logger.info({ ...about, messageId }, "mail to a return path that is no failure report dropped");
+      continue;
+    }
+    const result = await recordBounce(ctx, messageId, report);
+    if (result === "no such message") ctx.logger.warn({ ...about, messageId }, "report about a message that does not exist dropped");
+    else ctx.logger.info({ ...about, messageId, recipients: report.recipients, reason: report.reason }, "bounce recorded");
+  }
 }

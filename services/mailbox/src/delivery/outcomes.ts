@@ -6,6 +6,7 @@ import type { Unrecorded } from "../db/schema.ts";
 import { loadMessages } from "../read/messages.ts";
 import { getBlobs } from "../store/blobs.ts";
 import { derivedId } from "./ids.ts";
+import { returnPaths } from "./return-path.ts";
 import type { Outbound, Refusal } from "./outbound.ts";
 
 const SYSTEM: CommandMeta = { actor: { type: "system", id: "delivery" }, requestId: "delivery" };
@@ -96,9 +97,15 @@ export interface Try {
 export async function sendOut(ctx: MailboxContext, records: Records, outbound: Outbound, m: SentRef, external: string[]): Promise<Try> {
   const raw = (await getBlobs(ctx.db, m.workspaceId, [m.rawHash])).get(m.rawHash);
   if (!raw) throw new Error(`raw bytes of message ${m.messageId} missing`);
-  const r = await outbound.send(m.from, external, raw);
+  // The envelope sender is the message's own return path, not its From: a bounce comes back
+  // to an address that names the message, and that nobody else can make up.
+  const returnPath = (await returnPaths(ctx)).address(m.messageId);
+  const r = await outbound.send(returnPath, external, raw);
+  // Said where an operator looks: a failure nobody sees looks like "sent" (reasons hold no secrets).
+  for (const d of r.deferred) ctx.logger.warn({ messageId: m.messageId, recipients: d.recipients, reason: d.reason, via: outbound.via }, "delivery deferred");
+  for (const b of r.rejected) ctx.logger.warn({ messageId: m.messageId, recipients: b.recipients, reason: b.reason, via: outbound.via }, "delivery refused");
   const outcomes: Unrecorded[] = [
-    ...(r.delivered.length ? [{ type: "MessageDelivered" as const, recipients: r.delivered, via: ctx.cfg.SMTP_RELAY_URL ? "relay" : "mx" }] : []),
+    ...(r.delivered.length ? [{ type: "MessageDelivered" as const, recipients: r.delivered, via: outbound.via }] : []),
     ...r.rejected.map((b) => ({ type: "MessageBounced" as const, recipients: b.recipients, reason: b.reason.slice(0, 1000) })),
   ];
   return { deferred: r.deferred, unrecorded: await recordAll(ctx, records, m, outcomes) };
@@ -113,6 +120,7 @@ export async function settle(ctx: MailboxContext, records: Records, m: SentRef, 
   let { deferred, unrecorded } = t;
   const ageS = (ctx.clock().getTime() - Date.parse(m.sentAt)) / 1000;
   if (deferred.length && ageS >= ctx.cfg.DELIVERY_GIVE_UP_AFTER_S) {
+    ctx.logger.warn({ messageId: m.messageId, attempts, reasons: deferred.map((d) => d.reason) }, "delivery given up: the deferred recipients bounce");
     const bounces = deferred.map((d) => ({
       type: "MessageBounced" as const,
       recipients: d.recipients,
@@ -132,12 +140,13 @@ export async function settle(ctx: MailboxContext, records: Records, m: SentRef, 
   const next = sql<Date>`now() + make_interval(secs => ${waitS})`;
   const lastError = (deferred.map((d) => d.reason).join("; ") || "outcomes not recorded yet").slice(0, 1000);
   const json = JSON.stringify(unrecorded);
+  const waiting = JSON.stringify(deferred.map((d) => ({ recipients: d.recipients, reason: d.reason.slice(0, 1000) })));
   if (lease) {
     // The holder read the row's outcomes and settles them all; without the lease (it ran
     // out, another replica has the row) nothing is written, and a deleted row stays deleted.
     await ctx.db
       .updateTable("delivery_queue")
-      .set({ attempts, next_try_at: next, last_error: lastError, lease: null, unrecorded: json })
+      .set({ attempts, next_try_at: next, last_error: lastError, lease: null, unrecorded: json, deferred: waiting })
       .where("workspace_id", "=", m.workspaceId)
       .where("message_id", "=", m.messageId)
       .where("lease", "=", lease)
@@ -155,6 +164,7 @@ export async function settle(ctx: MailboxContext, records: Records, m: SentRef, 
       last_error: lastError,
       lease: null,
       unrecorded: json,
+      deferred: waiting,
     })
     // A first pass meeting a row (another first pass of the same event) only adds the
     // outcomes it could not record: the row's own schedule and holder stay.

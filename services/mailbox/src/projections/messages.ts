@@ -94,7 +94,16 @@ async function outcomes(tx: Kysely<MailboxDb>, e: Extract<MessageEvent, { type: 
   if (!recipients.length) return;
   await tx
     .insertInto("delivery_outcomes")
-    .values(recipients.map((recipient) => ({ workspace_id: e.workspaceId!, message_id: e.data.messageId, recipient, outcome, at: e.occurredAt })))
+    .values(
+      recipients.map((recipient) => ({
+        workspace_id: e.workspaceId!,
+        message_id: e.data.messageId,
+        recipient,
+        outcome,
+        at: e.occurredAt,
+        reason: e.type === "MessageBounced" ? e.data.reason : null,
+      })),
+    )
     .onConflict((oc) => oc.columns(["workspace_id", "message_id", "recipient"]).doNothing())
     .execute();
 }

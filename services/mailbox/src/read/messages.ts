@@ -3,6 +3,7 @@ import { notFound, parseOrThrow } from "@mam/contracts/errors.ts";
 import { IdParam } from "@mam/contracts/identity-api.ts";
 import type { KnownMessage, MessagesState } from "../commands/message-state.ts";
 import type { MailboxDb, MessagesTable } from "../db/schema.ts";
+import { withDeliveries } from "../delivery/status.ts";
 import { getBlobs } from "../store/blobs.ts";
 import type { InboxRow } from "./inboxes.ts";
 
@@ -51,10 +52,15 @@ export function messageView(r: MessageRow, bodies: Map<string, Buffer>) {
 }
 export type MessageView = ReturnType<typeof messageView>;
 
-export async function viewsOf(db: Kysely<MailboxDb>, workspaceId: string, rows: MessageRow[]): Promise<MessageView[]> {
+/** Views with each outgoing message's deliveries, per recipient (see delivery/status.ts). */
+export async function viewsOf(db: Kysely<MailboxDb>, workspaceId: string, rows: MessageRow[]) {
   const hashes = rows.flatMap((r) => [r.plain_hash, r.html_hash]).filter((h): h is string => !!h);
   const bodies = await getBlobs(db, workspaceId, hashes);
-  return rows.map((r) => messageView(r, bodies));
+  return withDeliveries(
+    db,
+    workspaceId,
+    rows.map((r) => messageView(r, bodies)),
+  );
 }
 
 /** A live message of this inbox; one of another inbox is as missing as one that never was. */

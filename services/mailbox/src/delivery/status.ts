@@ -1,0 +1,61 @@
+import type { Kysely } from "kysely";
+import type { MailboxDb } from "../db/schema.ts";
+
+export type RecipientStatus = "pending" | "delivered" | "bounced" | "deferred";
+
+export interface RecipientDelivery {
+  recipient: string;
+  status: RecipientStatus;
+  /** Why it bounced, or what its last try met; null otherwise. */
+  reason: string | null;
+  /** When it was delivered or bounced; null while it waits. */
+  at: string | null;
+}
+
+interface Outbound {
+  id: string;
+  direction: "inbound" | "outbound";
+  status: "sent" | "delivered" | "bounced" | "received";
+  toAddresses: string[];
+  cc: string[];
+  bcc: string[];
+}
+
+/**
+ * Each outgoing message's recipients, each with what became of it so far, and the message's
+ * status with `deferred` while some recipient waits for another try (and none bounced):
+ * from the recorded outcomes and the retry queue.
+ */
+export async function withDeliveries<V extends Outbound>(
+  db: Kysely<MailboxDb>,
+  workspaceId: string,
+  views: V[],
+): Promise<(Omit<V, "status"> & { status: V["status"] | "deferred"; deliveries: RecipientDelivery[] })[]> {
+  const ids = views.filter((v) => v.direction === "outbound").map((v) => v.id);
+  const [outcomes, queued] = ids.length
+    ? await Promise.all([
+        db
+          .selectFrom("delivery_outcomes")
+          .select(["message_id", "recipient", "outcome", "at", "reason"])
+          .where("workspace_id", "=", workspaceId)
+          .where("message_id", "in", ids)
+          .execute(),
+        db.selectFrom("delivery_queue").select(["message_id", "deferred"]).where("workspace_id", "=", workspaceId).where("message_id", "in", ids).execute(),
+      ])
+    : [[], []];
+  return views.map((v) => {
+    if (v.direction !== "outbound") return { ...v, deliveries: [] };
+    const done = new Map(outcomes.filter((o) => o.message_id === v.id).map((o) => [o.recipient, o]));
+    const waiting = new Map<string, string>();
+    for (const d of queued.find((q) => q.message_id === v.id)?.deferred ?? []) for (const r of d.recipients) waiting.set(r.toLowerCase(), d.reason);
+    const recipients = [...new Set([...v.toAddresses, ...v.cc, ...v.bcc].map((r) => r.toLowerCase()))];
+    const deliveries = recipients.map((recipient): RecipientDelivery => {
+      const o = done.get(recipient);
+      if (o) return { recipient, status: o.outcome, reason: o.reason ?? null, at: new Date(o.at).toISOString() };
+      const reason = waiting.get(recipient);
+      return reason !== undefined ? { recipient, status: "deferred", reason, at: null } : { recipient, status: "pending", reason: null, at: null };
+    });
+    const deferred = v.status !== "bounced" && deliveries.some((d) => d.status === "deferred");
+    return { ...v, status: deferred ? "deferred" : v.status, deliveries };
+  });
+}
