@@ -12,6 +12,7 @@ export interface Bus {
   prefix: string;
   /** False while the client is disconnected and trying to reconnect. */
   connected: () => boolean;
+  logger: Logger;
 }
 
 export interface BusOptions {
@@ -90,11 +91,12 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
   }
   const link = { up: true };
   void watchStatus(nc, opts.logger, link);
-  return { nc, js: jetstream(nc), jsm, prefix: opts.prefix, connected: () => link.up && !nc.isClosed() };
+  return { nc, js: jetstream(nc), jsm, prefix: opts.prefix, connected: () => link.up && !nc.isClosed(), logger: opts.logger };
 }
 
 const isAuthorizationError = (err: unknown) => err instanceof AuthorizationError || /authorization violation/i.test((err as Error)?.message ?? "");
-const isPermissionError = (err: unknown): boolean =>
+/** The server refused a subject to this user (a publish, a subscription, a JetStream API request). */
+export const isPermissionError = (err: unknown): boolean =>
   err instanceof PermissionViolationError ||
   /permissions violation/i.test((err as Error)?.message ?? "") ||
   (!!(err as Error)?.cause && isPermissionError((err as Error).cause));

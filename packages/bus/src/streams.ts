@@ -1,16 +1,18 @@
-import { DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import { DiscardPolicy, RetentionPolicy, StorageType, type StreamConfig } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { allEventsSubject } from "@mam/contracts/envelope.ts";
 import { eventsStreamName } from "@mam/contracts/subjects.ts";
 import { ingestStreamName, ingestSubject } from "@mam/contracts/ingest.ts";
-import type { Bus } from "./connection.ts";
+import { waitFor } from "@mam/runtime/wait.ts";
+import { isPermissionError, type Bus } from "./connection.ts";
 
 /** Window inside which a republished event (same id) is stored only once. */
 export const DUPLICATE_WINDOW_MS = 2 * 60_000;
 
 /**
  * The event stream is the source of truth: file storage, kept for ever, never discarding
- * new events. Declared here as code; every service ensures it at start (idempotent).
+ * new events. Declared here as code; every service ensures it at start (idempotent; on a
+ * locked-down server only identity and the mailbox, its writers, may create it).
  */
 export async function ensureEventsStream(bus: Bus): Promise<string> {
   const name = eventsStreamName(bus.prefix);
@@ -26,18 +28,7 @@ export async function ensureEventsStream(bus: Bus): Promise<string> {
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
     num_replicas: 1,
   };
-  try {
-    await bus.jsm.streams.info(name);
-  } catch {
-    try {
-      await bus.jsm.streams.add(config);
-    } catch (err) {
-      // Another process created it between our two calls.
-      await bus.jsm.streams.info(name).catch(() => {
-        throw err;
-      });
-    }
-  }
+  await ensureStream(bus, config);
   return name;
 }
 
@@ -48,25 +39,44 @@ export async function ensureEventsStream(bus: Bus): Promise<string> {
  */
 export async function ensureIngestStream(bus: Bus, duplicateWindowMs = 10 * 60_000): Promise<string> {
   const name = ingestStreamName(bus.prefix);
+  await ensureStream(bus, {
+    name,
+    subjects: [ingestSubject(bus.prefix)],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Workqueue,
+    discard: DiscardPolicy.New,
+    max_msg_size: -1,
+    duplicate_window: nanos(duplicateWindowMs),
+    num_replicas: 1,
+  });
+  return name;
+}
+
+/** How long a service that may not create a stream waits for one that may. */
+export const STREAM_WAIT_MS = 5 * 60_000;
+
+/**
+ * Declares a stream unless it exists. On a locked-down server only a stream's writers may
+ * create it (a reader that could would also choose its limits): a service refused the
+ * creation waits for a writer to start, and says so once.
+ */
+async function ensureStream(bus: Bus, config: Partial<StreamConfig> & { name: string }, waitMs = STREAM_WAIT_MS): Promise<void> {
+  const exists = () =>
+    bus.jsm.streams.info(config.name).then(
+      () => true,
+      () => false,
+    );
+  if (await exists()) return;
   try {
-    await bus.jsm.streams.info(name);
-  } catch {
-    try {
-      await bus.jsm.streams.add({
-        name,
-        subjects: [ingestSubject(bus.prefix)],
-        storage: StorageType.File,
-        retention: RetentionPolicy.Workqueue,
-        discard: DiscardPolicy.New,
-        max_msg_size: -1,
-        duplicate_window: nanos(duplicateWindowMs),
-        num_replicas: 1,
-      });
-    } catch (err) {
-      await bus.jsm.streams.info(name).catch(() => {
-        throw err;
-      });
+    await bus.jsm.streams.add(config);
+    return;
+  } catch (err) {
+    if (!isPermissionError(err)) {
+      // Another process created it between our two calls.
+      if (await exists()) return;
+      throw err;
     }
   }
-  return name;
+  bus.logger.warn({ stream: config.name }, `waiting for the ${config.name} stream: this service may not create it, the services that write to it do`);
+  await waitFor(exists, { timeoutMs: waitMs, intervalMs: 500, what: `the ${config.name} stream (created by the services that write to it)` });
 }
