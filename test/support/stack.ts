@@ -5,6 +5,7 @@ import { loadConfig as identityConfig } from "@mam/identity/config.ts";
 import { IdentityService } from "@mam/identity/service.ts";
 import { loadConfig as mailboxConfig } from "@mam/mailbox/config.ts";
 import { MailboxService } from "@mam/mailbox/service.ts";
+import type { Clock } from "@mam/runtime/ids.ts";
 import { createLogger } from "@mam/runtime/logger.ts";
 import { loadConfig as smtpConfig } from "@mam/smtp-ingress/config.ts";
 import { SmtpIngressService } from "@mam/smtp-ingress/service.ts";
@@ -19,6 +20,8 @@ export interface StackOptions {
   /** Start the mailbox service too (default: yes). */
   mailbox?: boolean;
   mailboxEnv?: Record<string, string>;
+  /** The mailbox's clock (default: the system's), for a test to move time-bound rules along. */
+  mailboxClock?: Clock;
   /** Start smtp-ingress too (default: no). */
   smtp?: boolean;
   smtpEnv?: Record<string, string>;
@@ -74,7 +77,7 @@ export class Stack {
       MAIL_DOMAIN: this.mailDomain,
       ...this.o.mailboxEnv,
     });
-    this.mailbox = new MailboxService(cfg, { logger: createLogger("mailbox", this.o.logLevel ?? "info", this.logs) });
+    this.mailbox = new MailboxService(cfg, { logger: createLogger("mailbox", this.o.logLevel ?? "info", this.logs), clock: this.o.mailboxClock });
     await this.mailbox.start();
     return this.mailbox;
   }

@@ -79,7 +79,13 @@ export const DomainCheckedV1 = z.object({
   status: z.enum(["pending", "verified", "failed"]),
   records: z.array(DnsRecordV1),
 });
-export const DomainRemovedV1 = z.object({ domainId: z.uuid(), domain: z.string() });
+/**
+ * Why an unverified claim was released without its tenant asking: it lapsed (older than the
+ * claim TTL), or another tenant proved DNS control of the name. Absent: removed on purpose.
+ */
+export const DomainReleaseReason = z.enum(["expired", "verified_elsewhere"]);
+export type DomainReleaseReason = z.infer<typeof DomainReleaseReason>;
+export const DomainRemovedV1 = z.object({ domainId: z.uuid(), domain: z.string(), reason: DomainReleaseReason.optional() });
 
 export const mailboxEventSchemas = {
   MessageSent: { 1: MessageSentV1 },

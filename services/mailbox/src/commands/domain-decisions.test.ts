@@ -8,25 +8,44 @@ const spec = deciderSpec<DomainCommand, ReturnType<typeof initial>, PlacedEvent>
 const { acmeTenant, acmeMain, acmeSales, supportInbox, globexTenant } = callers;
 const acmeAt = { tenantId: ids.acme, workspaceId: ids.acmeMain };
 
-const domainAdded = (domain: string, domainId = ids.domain, at = acmeAt): PlacedEvent => ({
+const globexAt = { tenantId: ids.globex, workspaceId: ids.globexMain };
+const globexDomain = "01900000-0000-7000-8000-00000000f002";
+
+/** Claims are made at T0; commands are decided an hour later unless they say otherwise. */
+const T0 = "2026-12-01T00:00:00.000Z";
+const DAY = 86_400_000;
+const at = (ms: number) => ({ now: new Date(Date.parse(T0) + ms).toISOString(), claimTtlDays: 7 });
+const clock = at(3_600_000);
+
+const domainAdded = (domain: string, domainId = ids.domain, placed = acmeAt): PlacedEvent => ({
   type: "DomainAdded",
   schemaVersion: 1,
   data: { domainId, domain, selector: "mam1", dkimPublicKey: "MIIB", records: records(domain) },
-  at,
+  at: placed,
+  occurredAt: T0,
 });
 const domainRemoved = (domain: string, domainId = ids.domain): PlacedEvent => ({ type: "DomainRemoved", schemaVersion: 1, data: { domainId, domain } });
+const domainVerified = (domainId = ids.domain, domain = "acme.example"): PlacedEvent => ({
+  type: "DomainChecked",
+  schemaVersion: 1,
+  data: { domainId, status: "verified", records: records(domain, "verified") },
+});
 const acmeDomain = [...mailboxes, domainAdded("acme.example")];
+/** globex claimed acme.example (before acme, or as well as acme), without proving anything. */
+const globexClaim = [...mailboxes, domainAdded("acme.example", globexDomain, globexAt)];
+const squatted = [...acmeDomain, domainAdded("acme.example", globexDomain, globexAt)];
 
 describe("AddDomain", () => {
-  const add = (domain: string, workspaceId = ids.acmeMain): DomainCommand => ({
+  const add = (domain: string, workspaceId = ids.acmeMain, when = clock, tenantId = ids.acme): DomainCommand => ({
     type: "AddDomain",
-    tenantId: ids.acme,
+    tenantId,
     workspaceId,
     domainId: ids.newDomain,
     domain,
     selector: "mam1",
     dkimPublicKey: "MIIC",
     records: records(domain),
+    ...when,
   });
 
   it("registers the domain with its public key and the records to publish, version 1", () => {
@@ -58,6 +77,55 @@ describe("AddDomain", () => {
       .expectEvents([expect.objectContaining({ type: "DomainAdded" })]);
   });
 
+  it("another tenant's unverified claim does not hold the name: a second claim is made, with its own key", () => {
+    spec
+      .given(globexClaim)
+      .when(add("acme.example"))
+      .expectEvents([expect.objectContaining({ type: "DomainAdded", data: expect.objectContaining({ domain: "acme.example", dkimPublicKey: "MIIC" }) })]);
+  });
+
+  it("refuses a name another tenant has verified (409), and says why", () => {
+    spec
+      .given([...globexClaim, domainVerified(globexDomain)])
+      .when(add("acme.example"))
+      .expectRefusal("CONFLICT", /already registered: another account has verified it/);
+  });
+
+  it("the tenant's own unverified claim holds the name in all its workspaces until the TTL; then it is released as expired and the name taken anew", () => {
+    spec
+      .given(acmeDomain)
+      .when(add("acme.example", ids.acmeSales, at(7 * DAY - 1)))
+      .expectRefusal("CONFLICT", /already registered/);
+    const { drafts } = spec
+      .given(acmeDomain)
+      .when(add("acme.example", ids.acmeSales, at(7 * DAY)))
+      .expectEvents([
+        { type: "DomainRemoved", schemaVersion: 1, data: { domainId: ids.domain, domain: "acme.example", reason: "expired" } },
+        expect.objectContaining({ type: "DomainAdded" }),
+      ]);
+    expect(filed(drafts)).toEqual([
+      { ...acmeAt, aggregateId: ids.domain, aggregateVersion: 2 },
+      { tenantId: ids.acme, workspaceId: ids.acmeSales, aggregateId: ids.newDomain, aggregateVersion: 1 },
+    ]);
+  });
+
+  it("a verified claim never lapses", () => {
+    spec
+      .given([...acmeDomain, domainVerified()])
+      .when(add("acme.example", ids.acmeSales, at(365 * DAY)))
+      .expectRefusal("CONFLICT", /already registered$/);
+  });
+
+  it("lapsed claims do not count towards the workspace's limit", () => {
+    const full = Array.from({ length: MAX_DOMAINS_PER_WORKSPACE }, (_, i) =>
+      domainAdded(`d${i}.example`, `01900000-0000-7000-8000-${String(i).padStart(12, "0")}`),
+    );
+    spec
+      .given(full)
+      .when(add("beta.example", ids.acmeMain, at(8 * DAY)))
+      .expectEvents([expect.objectContaining({ type: "DomainAdded" })]);
+  });
+
   it(`refuses the ${MAX_DOMAINS_PER_WORKSPACE + 1}th domain of a workspace (409); other workspaces' do not count`, () => {
     const full = Array.from({ length: MAX_DOMAINS_PER_WORKSPACE }, (_, i) =>
       domainAdded(`d${i}.example`, `01900000-0000-7000-8000-${String(i).padStart(12, "0")}`),
@@ -74,11 +142,12 @@ describe("AddDomain", () => {
 });
 
 describe("CheckDomain", () => {
-  const check = (status: "pending" | "verified", ref = "acme.example", caller = acmeTenant): DomainCommand => ({
+  const check = (status: "pending" | "verified", ref = "acme.example", caller = acmeTenant, when = clock): DomainCommand => ({
     type: "CheckDomain",
     caller,
     ref,
     checked: { status, records: records("acme.example", status) },
+    ...when,
   });
 
   it("records a change of status and records, one version on", () => {
@@ -128,8 +197,81 @@ describe("CheckDomain", () => {
   });
 });
 
+describe("CheckDomain between tenants", () => {
+  const check = (caller = globexTenant, ref = "acme.example", when = clock): DomainCommand => ({
+    type: "CheckDomain",
+    caller,
+    ref,
+    checked: { status: "verified", records: records("acme.example", "verified") },
+    ...when,
+  });
+
+  it("a squatter's claim verifies like any other while nobody owns the name", () => {
+    spec
+      .given(squatted)
+      .when(check())
+      .expectEvents([expect.objectContaining({ type: "DomainChecked", data: expect.objectContaining({ domainId: globexDomain, status: "verified" }) })]);
+  });
+
+  it("once another tenant's claim verified, the other claims are gone: 404", () => {
+    spec
+      .given([...squatted, domainVerified()])
+      .when(check())
+      .expectRefusal("NOT_FOUND");
+    spec
+      .given([...squatted, domainVerified()])
+      .when(check(acmeTenant))
+      .expectEvents([]);
+  });
+
+  it("a claim older than the TTL is gone: 404 to its own tenant", () => {
+    spec
+      .given(squatted)
+      .when(check(globexTenant, "acme.example", at(7 * DAY)))
+      .expectRefusal("NOT_FOUND");
+  });
+
+  it("the first proof folded owns the name; a later one does not take it over", () => {
+    spec
+      .given([...squatted, domainVerified(), domainVerified(globexDomain)])
+      .when(check())
+      .expectRefusal("NOT_FOUND");
+  });
+});
+
+describe("ReleaseDomainClaims", () => {
+  const release = (tenantId = ids.globex, when = clock): DomainCommand => ({ type: "ReleaseDomainClaims", tenantId, domain: "acme.example", ...when });
+
+  it("releases the tenant's claim of a name another tenant verified, on the claim's own aggregate", () => {
+    const { drafts } = spec
+      .given([...squatted, domainVerified()])
+      .when(release())
+      .expectEvents([{ type: "DomainRemoved", schemaVersion: 1, data: { domainId: globexDomain, domain: "acme.example", reason: "verified_elsewhere" } }]);
+    expect(filed(drafts)).toEqual([{ ...globexAt, aggregateId: globexDomain, aggregateVersion: 2 }]);
+  });
+
+  it("releases a claim past the TTL as expired", () => {
+    spec
+      .given(squatted)
+      .when(release(ids.globex, at(8 * DAY)))
+      .expectEvents([{ type: "DomainRemoved", schemaVersion: 1, data: { domainId: globexDomain, domain: "acme.example", reason: "expired" } }]);
+  });
+
+  it("leaves claims that still hold, and never the owner's", () => {
+    spec.given(squatted).when(release()).expectEvents([]);
+    spec
+      .given([...squatted, domainVerified()])
+      .when(release(ids.acme, at(30 * DAY)))
+      .expectEvents([]);
+    spec
+      .given([...squatted, domainVerified(), domainRemoved("acme.example", globexDomain)])
+      .when(release())
+      .expectEvents([]);
+  });
+});
+
 describe("RemoveDomain", () => {
-  const remove = (caller = acmeTenant, ref = "acme.example"): DomainCommand => ({ type: "RemoveDomain", caller, ref });
+  const remove = (caller = acmeTenant, ref = "acme.example"): DomainCommand => ({ type: "RemoveDomain", caller, ref, ...clock });
 
   it("removes a domain no address uses", () => {
     const { drafts } = spec

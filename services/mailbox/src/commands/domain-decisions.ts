@@ -1,6 +1,6 @@
 import { AppError, notFound } from "@mam/contracts/errors.ts";
 import { MAX_DOMAINS_PER_WORKSPACE } from "@mam/contracts/domains-api.ts";
-import type { DnsRecord, MailboxEvent } from "@mam/contracts/mailbox-events.ts";
+import type { DnsRecord, DomainReleaseReason, MailboxEvent } from "@mam/contracts/mailbox-events.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import { seesWorkspace, type Placement } from "@mam/scope/access.ts";
 import type { EventDraft } from "./execute.ts";
@@ -14,6 +14,8 @@ export interface DomainState {
   version: number;
   tenantId: string;
   workspaceId: string;
+  /** When the claim was made (its DomainAdded): an unverified claim lapses a TTL later. */
+  addedAt: string;
 }
 
 /**
@@ -23,12 +25,21 @@ export interface DomainState {
  */
 export interface DomainsState extends InboxesState {
   domains: Record<string, DomainState>;
-  /** Which domain holds a name, across all workspaces. */
+  /**
+   * Which domain owns a name, across all tenants: the first claim whose DNS proof verified.
+   * Unverified claims own nothing; several tenants may hold one each.
+   */
   domainClaims: Record<string, string>;
 }
 
+/** The decision's clock: what "now" is and how long an unverified claim holds (DOMAIN_CLAIM_TTL_DAYS). */
+export interface ClaimClock {
+  now: string;
+  claimTtlDays: number;
+}
+
 export type DomainCommand =
-  | {
+  | ({
       type: "AddDomain";
       tenantId: string;
       workspaceId: string;
@@ -37,16 +48,18 @@ export type DomainCommand =
       selector: string;
       dkimPublicKey: string;
       records: DnsRecord[];
-    }
+    } & ClaimClock)
   /** `ref`: the domain's id or its name, lower-case. `checked`: what the DNS said just now. */
-  | { type: "CheckDomain"; caller: ScopeClaims; ref: string; checked: { status: "pending" | "verified"; records: DnsRecord[] } }
-  | { type: "RemoveDomain"; caller: ScopeClaims; ref: string };
+  | ({ type: "CheckDomain"; caller: ScopeClaims; ref: string; checked: { status: "pending" | "verified"; records: DnsRecord[] } } & ClaimClock)
+  | ({ type: "RemoveDomain"; caller: ScopeClaims; ref: string } & ClaimClock)
+  /** Ends the tenant's claims on `domain` that no longer hold: lapsed, or owned by another tenant since. */
+  | ({ type: "ReleaseDomainClaims"; tenantId: string; domain: string } & ClaimClock);
 
 /**
- * A domain event does not say whose domain it is (its envelope does): folded from history,
- * a DomainAdded comes with the tenant and workspace of its envelope.
+ * A domain event does not say whose domain it is, nor when (its envelope does): folded from
+ * history, a DomainAdded comes with the tenant and workspace of its envelope and its time.
  */
-export type PlacedEvent = MailboxEvent & { at?: Placement };
+export type PlacedEvent = MailboxEvent & { at?: Placement; occurredAt?: string };
 
 export const initial = (): DomainsState => ({ inboxes: {}, claims: {}, domains: {}, domainClaims: {} });
 
@@ -58,36 +71,75 @@ const about = (d: Pick<DomainState, "id" | "version" | "tenantId" | "workspaceId
   aggregateVersion: d.version + 1,
 });
 
-/** A live domain the caller sees, by id or by name; anything else is the same 404. */
-function domainOf(state: DomainsState, caller: ScopeClaims, ref: string): DomainState {
-  const d = Object.values(state.domains).find((x) => (x.id === ref || x.name === ref) && seesWorkspace(caller, x));
-  if (!d || caller.inboxId) throw notFound("Domain");
+const DAY_MS = 86_400_000;
+
+/**
+ * Why a claim no longer holds, or null while it does. The owner's claim always holds; an
+ * unverified one ends when another claim of the name proves DNS control, or once it is
+ * `claimTtlDays` old. A pure function of the clock: the read model hides such a claim at
+ * once (see `liveDomain` in read/domains.ts), and the next command that meets it records why.
+ */
+export function lapsed(state: Pick<DomainsState, "domainClaims">, d: DomainState, clock: ClaimClock): DomainReleaseReason | null {
+  const owner = state.domainClaims[d.name];
+  if (owner === d.id) return null;
+  if (owner) return "verified_elsewhere";
+  return Date.parse(d.addedAt) + clock.claimTtlDays * DAY_MS <= Date.parse(clock.now) ? "expired" : null;
+}
+
+const live = (state: DomainsState, clock: ClaimClock) => Object.values(state.domains).filter((d) => lapsed(state, d, clock) === null);
+
+/** A live domain the caller sees, by id or by name; anything else (a lapsed claim too) is the same 404. */
+function domainOf(state: DomainsState, cmd: { caller: ScopeClaims; ref: string } & ClaimClock): DomainState {
+  const d = live(state, cmd).find((x) => (x.id === cmd.ref || x.name === cmd.ref) && seesWorkspace(cmd.caller, x));
+  if (!d || cmd.caller.inboxId) throw notFound("Domain");
   return d;
+}
+
+const released = (d: DomainState, reason: DomainReleaseReason): EventDraft =>
+  about(d, { type: "DomainRemoved", schemaVersion: 1, data: { domainId: d.id, domain: d.name, reason } });
+
+/** The tenant's claims on the name that lapsed, each released with its reason. */
+function lapsedClaims(state: DomainsState, tenantId: string, domain: string, clock: ClaimClock): EventDraft[] {
+  return Object.values(state.domains).flatMap((d) => {
+    const reason = d.tenantId === tenantId && d.name === domain ? lapsed(state, d, clock) : null;
+    return reason ? [released(d, reason)] : [];
+  });
 }
 
 export function decide(cmd: DomainCommand, state: DomainsState): EventDraft[] {
   switch (cmd.type) {
     case "AddDomain": {
-      const inWorkspace = Object.values(state.domains).filter((d) => d.workspaceId === cmd.workspaceId).length;
+      const current = live(state, cmd);
+      const inWorkspace = current.filter((d) => d.workspaceId === cmd.workspaceId).length;
       if (inWorkspace >= MAX_DOMAINS_PER_WORKSPACE) throw new AppError("CONFLICT", `A workspace holds at most ${MAX_DOMAINS_PER_WORKSPACE} domains`);
-      // Whoever has it, the answer is the same: the domain is not available.
-      if (state.domainClaims[cmd.domain]) throw new AppError("CONFLICT", `${cmd.domain} is already registered`);
+      const owner = state.domains[state.domainClaims[cmd.domain] ?? ""];
+      if (owner && owner.tenantId !== cmd.tenantId) {
+        throw new AppError("CONFLICT", `${cmd.domain} is already registered: another account has verified it in DNS`);
+      }
+      // The tenant's own claim (verified, or not yet lapsed) holds the name in all its workspaces.
+      if (current.some((d) => d.tenantId === cmd.tenantId && d.name === cmd.domain)) throw new AppError("CONFLICT", `${cmd.domain} is already registered`);
+      // Other tenants' unverified claims do not hold it: each claim has its own DKIM key to prove.
       const data = { domainId: cmd.domainId, domain: cmd.domain, selector: cmd.selector, dkimPublicKey: cmd.dkimPublicKey, records: cmd.records };
-      return [about({ id: cmd.domainId, version: 0, tenantId: cmd.tenantId, workspaceId: cmd.workspaceId }, { type: "DomainAdded", schemaVersion: 1, data })];
+      return [
+        ...lapsedClaims(state, cmd.tenantId, cmd.domain, cmd),
+        about({ id: cmd.domainId, version: 0, tenantId: cmd.tenantId, workspaceId: cmd.workspaceId }, { type: "DomainAdded", schemaVersion: 1, data }),
+      ];
     }
     case "CheckDomain": {
-      const d = domainOf(state, cmd.caller, cmd.ref);
+      const d = domainOf(state, cmd);
       // Only a change is recorded: status, or any record's.
       if (d.status === cmd.checked.status && JSON.stringify(d.records) === JSON.stringify(cmd.checked.records)) return [];
       return [about(d, { type: "DomainChecked", schemaVersion: 1, data: { domainId: d.id, ...cmd.checked } })];
     }
     case "RemoveDomain": {
-      const d = domainOf(state, cmd.caller, cmd.ref);
+      const d = domainOf(state, cmd);
       if (Object.keys(state.claims).some((address) => address.endsWith(`@${d.name}`))) {
         throw new AppError("CONFLICT", `${d.name} is still used by inbox addresses; remove them first`);
       }
       return [about(d, { type: "DomainRemoved", schemaVersion: 1, data: { domainId: d.id, domain: d.name } })];
     }
+    case "ReleaseDomainClaims":
+      return lapsedClaims(state, cmd.tenantId, cmd.domain, cmd);
     default: {
       const unreachable: never = cmd;
       throw new Error(`unhandled domain command ${(unreachable as DomainCommand).type}`);
@@ -103,16 +155,22 @@ export function evolve(state: DomainsState, e: PlacedEvent): DomainsState {
   if (!isDomainEvent(e)) return { ...state, ...evolveInboxes(state, e) };
   switch (e.type) {
     case "DomainAdded": {
-      if (!e.at) throw new Error("a DomainAdded is folded with its envelope's tenant and workspace");
+      if (!e.at || !e.occurredAt) throw new Error("a DomainAdded is folded with its envelope's tenant, workspace and time");
       const d = e.data;
-      const domain: DomainState = { id: d.domainId, name: d.domain, status: "pending", records: d.records, version: 1, ...e.at };
-      return { ...state, domains: { ...state.domains, [d.domainId]: domain }, domainClaims: { ...state.domainClaims, [d.domain]: d.domainId } };
+      const domain: DomainState = { id: d.domainId, name: d.domain, status: "pending", records: d.records, version: 1, ...e.at, addedAt: e.occurredAt };
+      return { ...state, domains: { ...state.domains, [d.domainId]: domain } };
     }
     case "DomainChecked": {
       const d = state.domains[e.data.domainId];
       if (!d) return state;
       const checked = { ...d, status: e.data.status, records: e.data.records, version: d.version + 1 };
-      return { ...state, domains: { ...state.domains, [d.id]: checked } };
+      // The first proof owns the name for good (a later lapse of the DNS records does not free it).
+      const owns = e.data.status === "verified" && !state.domainClaims[d.name];
+      return {
+        ...state,
+        domains: { ...state.domains, [d.id]: checked },
+        domainClaims: owns ? { ...state.domainClaims, [d.name]: d.id } : state.domainClaims,
+      };
     }
     case "DomainRemoved": {
       const { [e.data.domainId]: _gone, ...domains } = state.domains;

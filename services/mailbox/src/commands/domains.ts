@@ -1,4 +1,4 @@
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import { AppError, parseOrThrow } from "@mam/contracts/errors.ts";
 import { AddDomainCommand, CreateDomainBody, DomainRef, type Domain } from "@mam/contracts/domains-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
@@ -6,10 +6,10 @@ import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { checkRecords, makeResolver } from "../dns/verify.ts";
 import { expectedRecords, newDkimKey } from "../dns/records.ts";
-import { domainKey, domainView, isDomainId, requireDomainManager, visibleDomain, type DomainRow } from "../read/domains.ts";
-import { decide, initial, type DomainCommand, type DomainsState } from "./domain-decisions.ts";
+import { claimCutoff, domainKey, domainView, requireDomainManager, visibleDomain, type DomainRow } from "../read/domains.ts";
+import { decide, initial, type ClaimClock, type DomainCommand, type DomainsState } from "./domain-decisions.ts";
 import { LostRace } from "@mam/service-kit/commands.ts";
-import { execute, type CommandMeta } from "./execute.ts";
+import { execute, type CommandMeta, type EventDraft } from "./execute.ts";
 import { targetWorkspace, type Caller } from "./target-workspace.ts";
 
 /** Registers a custom domain in one workspace, with a fresh DKIM key and the records to publish. */
@@ -31,13 +31,14 @@ export async function addDomain(ctx: MailboxContext, caller: Caller, raw: unknow
     selector: key.selector,
     dkimPublicKey: key.publicKey,
     records: expectedRecords(ctx.cfg, body.domain, key),
+    ...claimClock(ctx),
   };
   const now = ctx.clock();
   return execute(ctx, ws.tenantId, meta, {
     load: (tx) => loadForNewDomain(tx, command),
     decide: (state) => decide(command, state),
-    answer: async (tx) => {
-      await assertDomainClaimed(tx, command.domain, command.domainId);
+    answer: async (tx, _state, events) => {
+      await forgetKeysOfRemoved(tx, events);
       // The private half lives in the key store only (never in an event): not a projection.
       await tx
         .insertInto("dkim_keys")
@@ -54,27 +55,68 @@ export async function addDomain(ctx: MailboxContext, caller: Caller, raw: unknow
   });
 }
 
-/** Looks the records up now (before the lock); a change of any record's status (or the domain's) is recorded as an event. */
+/**
+ * Looks the records up now (before the lock); a change of any record's status (or the
+ * domain's) is recorded as an event. The first claim of a name to verify owns it; the other
+ * tenants' claims of the name are then released, each under its own tenant's lock.
+ */
 export async function verifyDomain(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta): Promise<Domain> {
   requireDomainManager(claims);
   const given = parseOrThrow(DomainRef, raw).domain;
   const ref = domainKey(given);
-  const before = await visibleDomain(ctx.db, claims, given);
+  const before = await visibleDomain(ctx.db, claims, given, claimCutoff(ctx));
   const checked = await checkRecords(makeResolver(ctx.cfg.DNS_SERVERS), before.records as never);
   const command: DomainCommand = {
     type: "CheckDomain",
     caller: claims,
     ref,
     checked: { status: checked.verified ? "verified" : "pending", records: checked.records },
+    ...claimClock(ctx),
   };
-  return execute(ctx, before.tenant_id, meta, {
-    load: (tx) => loadDomain(tx, ref),
+  const view = await execute(ctx, before.tenant_id, meta, {
+    load: (tx) => loadNamed(tx, before.domain),
     decide: (state) => decide(command, state),
-    answer: async (tx) => {
-      const r = await visibleDomain(tx, claims, given);
+    answer: async (tx, _state, events) => {
+      if (events.some((d) => d.event.type === "DomainChecked" && d.event.data.status === "verified")) {
+        await assertOwner(tx, before.domain, before.domain_id);
+      }
+      const r = await visibleDomain(tx, claims, given, claimCutoff(ctx));
       return domainView(r, r.workspace_id);
     },
   });
+  // Also when it was verified before: a release an earlier verification could not finish is done now.
+  if (view.status === "verified") await releaseOtherClaims(ctx, before.domain, before.tenant_id, meta);
+  return view;
+}
+
+/**
+ * Ends every other tenant's claim of a name someone now owns. Each tenant's events are
+ * decided under that tenant's lock (the relay keeps a tenant's order only so); until this
+ * has run, the read model already hides those claims (`liveDomain`).
+ */
+async function releaseOtherClaims(ctx: MailboxContext, domain: string, ownerTenant: string, meta: CommandMeta): Promise<void> {
+  const others = await ctx.db
+    .selectFrom("domains")
+    .select("tenant_id")
+    .distinct()
+    .where("domain", "=", domain)
+    .where("deleted_at", "is", null)
+    .where("tenant_id", "<>", ownerTenant)
+    .execute();
+  const system: CommandMeta = { actor: { type: "system", id: null }, requestId: meta.requestId };
+  for (const { tenant_id: tenantId } of others) {
+    const command: DomainCommand = { type: "ReleaseDomainClaims", tenantId, domain, ...claimClock(ctx) };
+    try {
+      await execute(ctx, tenantId, system, {
+        load: (tx) => loadNamed(tx, domain),
+        decide: (state) => decide(command, state),
+        answer: (tx, _state, events) => forgetKeysOfRemoved(tx, events),
+      });
+    } catch (err) {
+      // The owner's verification stands; the next verification (or add) of the name retries this.
+      ctx.logger.warn({ err, domain, tenantId }, "could not release a claim of a domain verified elsewhere");
+    }
+  }
 }
 
 /** Refused while an inbox address still uses the domain. */
@@ -82,21 +124,28 @@ export async function removeDomain(ctx: MailboxContext, claims: ScopeClaims, raw
   requireDomainManager(claims);
   const given = parseOrThrow(DomainRef, raw).domain;
   const ref = domainKey(given);
-  const d = await visibleDomain(ctx.db, claims, given);
-  const command: DomainCommand = { type: "RemoveDomain", caller: claims, ref };
+  const d = await visibleDomain(ctx.db, claims, given, claimCutoff(ctx));
+  const command: DomainCommand = { type: "RemoveDomain", caller: claims, ref, ...claimClock(ctx) };
   return execute(ctx, d.tenant_id, meta, {
-    load: (tx) => loadForRemoval(tx, ref),
+    load: (tx) => loadForRemoval(tx, d.domain),
     decide: (state) => decide(command, state),
     answer: async (tx, _state, events) => {
-      const removed = events[0]?.aggregateId;
-      // The private key goes with the domain: the key store is not a projection, nothing else removes it.
-      if (removed) await tx.deleteFrom("dkim_keys").where("key_ref", "=", removed).execute();
+      await forgetKeysOfRemoved(tx, events);
       return { deleted: true, id: d.domain_id };
     },
   });
 }
 
-const toState = (r: Pick<DomainRow, "domain_id" | "domain" | "status" | "records" | "version" | "tenant_id" | "workspace_id">) => ({
+const claimClock = (ctx: MailboxContext): ClaimClock => ({ now: ctx.clock().toISOString(), claimTtlDays: ctx.cfg.DOMAIN_CLAIM_TTL_DAYS });
+
+/** The private key goes with its domain: the key store is not a projection, nothing else removes it. */
+async function forgetKeysOfRemoved(tx: Kysely<MailboxDb>, events: EventDraft[]): Promise<void> {
+  const removed = events.filter((d) => d.event.type === "DomainRemoved").map((d) => d.aggregateId);
+  if (removed.length) await tx.deleteFrom("dkim_keys").where("key_ref", "in", removed).execute();
+}
+
+type StateRow = Pick<DomainRow, "domain_id" | "domain" | "status" | "records" | "version" | "tenant_id" | "workspace_id" | "created_at">;
+const toState = (r: StateRow) => ({
   id: r.domain_id,
   name: r.domain,
   status: r.status,
@@ -104,49 +153,65 @@ const toState = (r: Pick<DomainRow, "domain_id" | "domain" | "status" | "records
   version: r.version,
   tenantId: r.tenant_id,
   workspaceId: r.workspace_id,
+  addedAt: new Date(r.created_at).toISOString(),
 });
 
-const COLUMNS = ["domain_id", "domain", "status", "records", "version", "tenant_id", "workspace_id"] as const;
+const COLUMNS = ["domain_id", "domain", "status", "records", "version", "tenant_id", "workspace_id", "created_at"] as const;
 
-/** The live domains with this id or name, whoever's: the decision picks the one the caller sees. */
-async function loadDomain(tx: Kysely<MailboxDb>, ref: string): Promise<DomainsState> {
-  const state = initial();
-  const rows = await tx
-    .selectFrom("domains")
-    .select(COLUMNS)
-    .where("deleted_at", "is", null)
-    .where(isDomainId(ref) ? "domain_id" : "domain", "=", ref)
-    .execute();
+/**
+ * Serialises, across tenants, the commands that change who may hold a name: adding a claim
+ * and verifying one. Taken after the tenant's lock (as every command takes that first), so
+ * the two never wait on each other in opposite orders. Without it, a claim added while
+ * another tenant's verification commits could miss that verification's release.
+ */
+async function lockName(tx: Kysely<MailboxDb>, domain: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtextextended(${`mailbox-domain-name:${domain}`}, 0))`.execute(tx);
+}
+
+/**
+ * Every tenant's removed-or-not-yet claims of a name, and its owner: the decision picks the
+ * one the caller sees and says which have lapsed.
+ */
+async function loadNamed(tx: Kysely<MailboxDb>, domain: string, state = initial()): Promise<DomainsState> {
+  await lockName(tx, domain);
+  const rows = await tx.selectFrom("domains").select(COLUMNS).where("deleted_at", "is", null).where("domain", "=", domain).execute();
   for (const r of rows) state.domains[r.domain_id] = toState(r);
+  const owner = await tx.selectFrom("domain_claims").select("domain_id").where("domain", "=", domain).executeTakeFirst();
+  if (owner) state.domainClaims[domain] = owner.domain_id;
   return state;
 }
 
-/** The domain, and one address on it if any (of any tenant): enough to refuse. */
-async function loadForRemoval(tx: Kysely<MailboxDb>, ref: string): Promise<DomainsState> {
-  const state = await loadDomain(tx, ref);
-  for (const live of Object.values(state.domains)) {
-    const used = await tx.selectFrom("address_claims").selectAll().where("address", "like", `%@${live.name}`).limit(1).executeTakeFirst();
-    if (used) state.claims[used.address] = { tenantId: used.tenant_id, workspaceId: used.workspace_id, inboxId: used.inbox_id };
+/** The claims of the name, and one address on it if any (of any tenant): enough to refuse. */
+async function loadForRemoval(tx: Kysely<MailboxDb>, domain: string): Promise<DomainsState> {
+  const state = await loadNamed(tx, domain);
+  const used = await tx.selectFrom("address_claims").selectAll().where("address", "like", `%@${domain}`).limit(1).executeTakeFirst();
+  if (used) state.claims[used.address] = { tenantId: used.tenant_id, workspaceId: used.workspace_id, inboxId: used.inbox_id };
+  return state;
+}
+
+/**
+ * The target workspace's domains (at most MAX_DOMAINS_PER_WORKSPACE live ones), and every
+ * claim of the name with its owner: the tenant's own claim (in any workspace) holds the name
+ * for it, another tenant's only once verified.
+ */
+async function loadForNewDomain(tx: Kysely<MailboxDb>, cmd: Extract<DomainCommand, { type: "AddDomain" }>): Promise<DomainsState> {
+  const state = await loadNamed(tx, cmd.domain);
+  const rows = await tx.selectFrom("domains").select(COLUMNS).where("workspace_id", "=", cmd.workspaceId).where("deleted_at", "is", null).execute();
+  for (const r of rows) state.domains[r.domain_id] = toState(r);
+  // The lapse of the workspace's other claims needs their names' owners.
+  const names = [...new Set(rows.map((r) => r.domain))];
+  if (names.length) {
+    const owners = await tx.selectFrom("domain_claims").select(["domain", "domain_id"]).where("domain", "in", names).execute();
+    for (const o of owners) state.domainClaims[o.domain] = o.domain_id;
   }
   return state;
 }
 
 /**
- * The target workspace's live domains (at most MAX_DOMAINS_PER_WORKSPACE) and who holds the
- * name. Names are unique across tenants, whose locks differ: as with addresses (see
- * `assertClaimed`), the unique key of `domain_claims` decides, when the event is applied;
- * `answer` checks the claim is ours (LostRace otherwise).
+ * Behind the name lock two verifications cannot both find the name free; should they
+ * anyway, the unique key of `domain_claims` kept the first, and this one is decided again.
  */
-async function loadForNewDomain(tx: Kysely<MailboxDb>, cmd: Extract<DomainCommand, { type: "AddDomain" }>): Promise<DomainsState> {
-  const state = initial();
-  const rows = await tx.selectFrom("domains").select(COLUMNS).where("workspace_id", "=", cmd.workspaceId).where("deleted_at", "is", null).execute();
-  for (const r of rows) state.domains[r.domain_id] = toState(r);
-  const holder = await tx.selectFrom("domain_claims").select("domain_id").where("domain", "=", cmd.domain).executeTakeFirst();
-  if (holder) state.domainClaims[cmd.domain] = holder.domain_id;
-  return state;
-}
-
-async function assertDomainClaimed(tx: Kysely<MailboxDb>, domain: string, domainId: string): Promise<void> {
-  const holder = await tx.selectFrom("domain_claims").select("domain_id").where("domain", "=", domain).executeTakeFirst();
-  if (holder?.domain_id !== domainId) throw new LostRace(`${domain} was registered by another request`);
+async function assertOwner(tx: Kysely<MailboxDb>, domain: string, domainId: string): Promise<void> {
+  const owner = await tx.selectFrom("domain_claims").select("domain_id").where("domain", "=", domain).executeTakeFirst();
+  if (owner?.domain_id !== domainId) throw new LostRace(`${domain} was verified by another request`);
 }

@@ -4,7 +4,11 @@ import type { MailboxDb } from "../db/schema.ts";
 
 type DomainEvent = Extract<MailboxEnvelope, { type: `Domain${string}` }>;
 
-/** Custom domains of a workspace, with the DNS records to publish and their status. */
+/**
+ * Custom domains of a workspace, with the DNS records to publish and their status, and
+ * `domain_claims`: which claim of a name owns it (several tenants may claim a name; only a
+ * DNS proof makes one the owner).
+ */
 export async function evolveDomains(tx: Kysely<MailboxDb>, e: DomainEvent): Promise<void> {
   const ws = e.workspaceId!;
   switch (e.type) {
@@ -28,16 +32,11 @@ export async function evolveDomains(tx: Kysely<MailboxDb>, e: DomainEvent): Prom
         })
         .onConflict((oc) => oc.columns(["workspace_id", "domain_id"]).doNothing())
         .execute();
-      await tx
-        .insertInto("domain_claims")
-        .values({ domain: e.data.domain, workspace_id: ws, domain_id: e.data.domainId })
-        .onConflict((oc) => oc.doNothing())
-        .execute();
       return;
     case "DomainChecked": {
       const row = await tx
         .selectFrom("domains")
-        .select(["verified_at"])
+        .select(["domain", "verified_at"])
         .where("workspace_id", "=", ws)
         .where("domain_id", "=", e.data.domainId)
         .executeTakeFirst();
@@ -53,6 +52,15 @@ export async function evolveDomains(tx: Kysely<MailboxDb>, e: DomainEvent): Prom
         .where("workspace_id", "=", ws)
         .where("domain_id", "=", e.data.domainId)
         .execute();
+      // The first claim of a name to verify owns it (the unique key decides between tenants,
+      // whose commands hold different locks); it stays the owner until removed.
+      if (row && e.data.status === "verified") {
+        await tx
+          .insertInto("domain_claims")
+          .values({ domain: row.domain, workspace_id: ws, domain_id: e.data.domainId })
+          .onConflict((oc) => oc.doNothing())
+          .execute();
+      }
       return;
     }
     case "DomainRemoved":

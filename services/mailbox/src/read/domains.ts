@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from "kysely";
+import type { ExpressionBuilder, Kysely, Selectable } from "kysely";
 import { DomainRef, type Domain } from "@mam/contracts/domains-api.ts";
 import type { DnsRecord } from "@mam/contracts/mailbox-events.ts";
 import { AppError, notFound, parseOrThrow } from "@mam/contracts/errors.ts";
@@ -35,10 +35,34 @@ export function domainView(
 export const domainKey = (ref: string) => decodeURIComponent(ref).trim().toLowerCase();
 export const isDomainId = (key: string) => UUID.test(key);
 
-/** A live domain the caller may see, by id or by name; anything else is the same 404. */
-export async function visibleDomain(db: Kysely<MailboxDb>, claims: ScopeClaims, ref: string): Promise<DomainRow> {
+const DAY_MS = 86_400_000;
+
+/** Claims made before this instant and still unverified have lapsed (DOMAIN_CLAIM_TTL_DAYS). */
+export const claimCutoff = (ctx: Pick<MailboxContext, "clock" | "cfg">) => new Date(ctx.clock().getTime() - ctx.cfg.DOMAIN_CLAIM_TTL_DAYS * DAY_MS);
+
+/**
+ * A claim that still holds, as `lapsed` in commands/domain-decisions.ts decides it: not
+ * removed, and either the name's owner (the first to prove DNS control) or unverified,
+ * younger than the TTL, on a name nobody owns. A lapsed claim is hidden at once; the event
+ * that ends it is recorded when a command next meets it.
+ */
+export function liveDomain(cutoff: Date) {
+  return (eb: ExpressionBuilder<MailboxDb, "domains">) => {
+    const owners = () => eb.selectFrom("domain_claims").select("domain_claims.domain_id");
+    return eb.and([
+      eb("domains.deleted_at", "is", null),
+      eb.or([
+        eb.exists(owners().whereRef("domain_claims.domain_id", "=", "domains.domain_id")),
+        eb.and([eb("domains.created_at", ">", cutoff), eb.not(eb.exists(owners().whereRef("domain_claims.domain", "=", "domains.domain")))]),
+      ]),
+    ]);
+  };
+}
+
+/** A live domain the caller may see, by id or by name; anything else (a lapsed claim too) is the same 404. */
+export async function visibleDomain(db: Kysely<MailboxDb>, claims: ScopeClaims, ref: string, cutoff: Date): Promise<DomainRow> {
   const key = domainKey(ref);
-  let q = db.selectFrom("domains").selectAll().where("deleted_at", "is", null);
+  let q = db.selectFrom("domains").selectAll().where(liveDomain(cutoff));
   q = isDomainId(key) ? q.where("domain_id", "=", key) : q.where("domain", "=", key);
   const rows = await q.execute();
   const r = rows.find((d) => seesWorkspace(claims, { tenantId: d.tenant_id, workspaceId: d.workspace_id }));
@@ -46,15 +70,16 @@ export async function visibleDomain(db: Kysely<MailboxDb>, claims: ScopeClaims, 
   return r;
 }
 
-/** True when `domain` is verified in this workspace: then inboxes and aliases may use it. */
+/** True when `domain` is verified in this workspace, by the name's owner: then inboxes and aliases may use it. */
 export async function verifiedInWorkspace(db: Kysely<MailboxDb>, workspaceId: string, domain: string): Promise<boolean> {
   const r = await db
     .selectFrom("domains")
-    .select("domain_id")
-    .where("workspace_id", "=", workspaceId)
-    .where("domain", "=", domain)
-    .where("status", "=", "verified")
-    .where("deleted_at", "is", null)
+    .innerJoin("domain_claims", "domain_claims.domain_id", "domains.domain_id")
+    .select("domains.domain_id")
+    .where("domains.workspace_id", "=", workspaceId)
+    .where("domains.domain", "=", domain)
+    .where("domains.status", "=", "verified")
+    .where("domains.deleted_at", "is", null)
     .executeTakeFirst();
   return r !== undefined;
 }
@@ -66,7 +91,11 @@ export function requireDomainManager(claims: ScopeClaims) {
 
 export async function listDomains(ctx: MailboxContext, claims: ScopeClaims): Promise<{ domains: Domain[] }> {
   requireDomainManager(claims);
-  let q = ctx.db.selectFrom("domains").selectAll().where("tenant_id", "=", claims.tenantId!).where("deleted_at", "is", null);
+  let q = ctx.db
+    .selectFrom("domains")
+    .selectAll()
+    .where("tenant_id", "=", claims.tenantId!)
+    .where(liveDomain(claimCutoff(ctx)));
   if (claims.workspaces !== "*") q = q.where("workspace_id", "in", claims.workspaces.length ? claims.workspaces : [NO_WORKSPACE]);
   const rows = await q.orderBy("created_at").orderBy("domain_id").execute();
   return { domains: rows.map((r) => domainView(r, r.workspace_id)) };
@@ -74,6 +103,6 @@ export async function listDomains(ctx: MailboxContext, claims: ScopeClaims): Pro
 
 export async function getDomain(ctx: MailboxContext, claims: ScopeClaims, raw: unknown): Promise<Domain> {
   requireDomainManager(claims);
-  const r = await visibleDomain(ctx.db, claims, parseOrThrow(DomainRef, raw).domain);
+  const r = await visibleDomain(ctx.db, claims, parseOrThrow(DomainRef, raw).domain, claimCutoff(ctx));
   return domainView(r, r.workspace_id);
 }
