@@ -88,7 +88,11 @@ export async function insertMessages(tx: Kysely<MailboxDb>, events: NewMessageEv
     .execute();
 }
 
-/** Each recipient's outcome, once: the first one recorded stands. */
+/**
+ * Each recipient's outcome: the first one recorded stands, except that a bounce report that
+ * comes back after a server accepted the message (a relay takes it, the final MX refuses it)
+ * turns "delivered" into "bounced".
+ */
 async function outcomes(tx: Kysely<MailboxDb>, e: Extract<MessageEvent, { type: "MessageDelivered" | "MessageBounced" }>, outcome: "delivered" | "bounced") {
   const recipients = [...new Set(e.data.recipients.map((r) => r.toLowerCase()))];
   if (!recipients.length) return;
@@ -104,7 +108,13 @@ async function outcomes(tx: Kysely<MailboxDb>, e: Extract<MessageEvent, { type: 
         reason: e.type === "MessageBounced" ? e.data.reason : null,
       })),
     )
-    .onConflict((oc) => oc.columns(["workspace_id", "message_id", "recipient"]).doNothing())
+    .onConflict((oc) => {
+      const same = oc.columns(["workspace_id", "message_id", "recipient"]);
+      if (outcome === "delivered") return same.doNothing();
+      return same
+        .doUpdateSet({ outcome: "bounced", reason: sql<string>`excluded.reason`, at: sql<string>`excluded.at` })
+        .where("delivery_outcomes.outcome", "=", "delivered");
+    })
     .execute();
 }
 

@@ -1,0 +1,35 @@
+import { describe, expect, it } from "vitest";
+import { isSpecialUse } from "./special-use.ts";
+
+describe("special-use addresses", () => {
+  it("covers this host, private, shared, link-local, multicast and reserved space, in every spelling", () => {
+    for (const ip of [
+      "0.0.0.0",
+      "10.2.3.4",
+      "100.64.0.1",
+      "127.0.0.1",
+      "169.254.169.254",
+      "172.16.0.1",
+      "172.31.255.255",
+      "192.168.1.1",
+      "224.0.0.1",
+      "255.255.255.255",
+      "::",
+      "::1",
+      "fc00::1",
+      "fd12:3456::1",
+      "fe80::1",
+      "ff02::1",
+      "::ffff:127.0.0.1",
+      "::ffff:10.0.0.1",
+      "::ffff:7f00:1",
+      "::ffff:a9fe:a9fe",
+      "not an address",
+    ])
+      expect(isSpecialUse(ip), ip).toBe(true);
+  });
+
+  it("lets public addresses through", () => {
+    for (const ip of ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2a00:1450:4001::1a", "::ffff:8.8.8.8"]) expect(isSpecialUse(ip), ip).toBe(false);
+  });
+});

@@ -1,0 +1,135 @@
+import { randomUUID } from "node:crypto";
+import nodemailer from "nodemailer";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ReturnPaths } from "@mam/mailbox/delivery/return-path.ts";
+import { waitFor } from "@mam/runtime/wait.ts";
+import { SmtpSink } from "@mam/testing/smtp-sink.ts";
+import { provisionTenant, Stack } from "../support/stack.ts";
+
+const SECRET = "bounce-secret-of-this-test-0123456789abcdef";
+
+/** A failure report (RFC 3464) as an MX sends one about a recipient it refused, quoting the original's Message-ID. */
+const report = (to: string, recipient: string, diagnostic: string, original = `<${randomUUID()}@agents.test>`) =>
+  [
+    "From: Mail Delivery System <MAILER-DAEMON@partner.example>",
+    `To: ${to}`,
+    "Subject: Undelivered Mail Returned to Sender",
+    `Message-ID: <${randomUUID()}@partner.example>`,
+    "MIME-Version: 1.0",
+    'Content-Type: multipart/report; report-type=delivery-status; boundary="dsn"',
+    "",
+    "--dsn",
+    "Content-Type: text/plain",
+    "",
+    "Your message could not be delivered.",
+    "--dsn",
+    "Content-Type: message/delivery-status",
+    "",
+    "Reporting-MTA: dns; mx.partner.example",
+    "",
+    `Final-Recipient: rfc822; ${recipient}`,
+    "Action: failed",
+    "Status: 5.1.1",
+    `Diagnostic-Code: smtp; ${diagnostic}`,
+    "",
+    "--dsn",
+    "Content-Type: text/rfc822-headers",
+    "",
+    `Message-ID: ${original}`,
+    "",
+    "--dsn--",
+    "",
+  ].join("\r\n");
+
+/**
+ * Bounces come back to the return path of the message they are about (bounces+<token>), from
+ * the null sender, through smtp-ingress. Only such a report marks a message bounced; the same
+ * report anywhere else is ordinary mail, and a token we did not make does nothing.
+ */
+describe("bounces", () => {
+  const relay = new SmtpSink();
+  let s: Stack;
+  let inbox: { id: string; email: string; apiKey: string };
+  const paths = new ReturnPaths(Buffer.from(SECRET), "agents.test");
+  const smtp = () => nodemailer.createTransport({ host: "127.0.0.1", port: s.smtp!.port, secure: false, ignoreTLS: true });
+  const message = async (id: string) => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${id}`, { key: inbox.apiKey })).body;
+
+  /** Sends a message to bob@partner.example through the relay; its id and return path once delivered. */
+  async function sendOne(subject: string): Promise<{ id: string; returnPath: string; header: string }> {
+    const before = relay.received.length;
+    const sent = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, {
+      key: inbox.apiKey,
+      body: { to: "bob@partner.example", subject, plainBody: "x", verified: true },
+    });
+    expect(sent.status).toBe(200);
+    await waitFor(async () => (await message(sent.body.id)).status === "delivered", { timeoutMs: 10_000, what: "delivered" });
+    const out = relay.received[before]!;
+    // The envelope sender names the message; the From header stays the inbox's.
+    expect(out.from).toBe(paths.address(sent.body.id));
+    expect(out.from).toMatch(/^bounces\+[a-z2-7]{16,56}@agents\.test$/);
+    expect(out.raw.toString()).toContain(`From: ${inbox.email}`);
+    return { id: sent.body.id, returnPath: out.from, header: (await message(sent.body.id)).messageIdHeader };
+  }
+
+  beforeAll(async () => {
+    s = new Stack({ logLevel: "info", smtp: true, mailboxEnv: { SMTP_RELAY_URL: await relay.start(), BOUNCE_SECRET: SECRET } });
+    await s.start();
+    const t = await provisionTenant(s);
+    inbox = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "sender" } })).body;
+  });
+  afterAll(async () => {
+    await s.stop();
+    await relay.stop();
+  });
+
+  it("a report from the null sender to the message's return path marks it bounced, with the reason", async () => {
+    const { id, returnPath } = await sendOne("Will bounce");
+    await smtp().sendMail({ envelope: { from: "", to: [returnPath] }, raw: report(returnPath, "bob@partner.example", "550 5.1.1 no such user bob") });
+    await waitFor(async () => (await message(id)).status === "bounced", { timeoutMs: 10_000, what: "bounced" });
+    expect((await message(id)).deliveries).toMatchObject([{ recipient: "bob@partner.example", status: "bounced", reason: "smtp; 550 5.1.1 no such user bob" }]);
+    // It had no inbox to be filed in.
+    const inboundList = await s.api("GET", `/v1/inboxes/${inbox.id}/messages?direction=inbound`, { key: inbox.apiKey });
+    expect(inboundList.body.messages).toHaveLength(0);
+  });
+
+  it("the same report from a sender, or to the inbox's own address, is ordinary mail and bounces nothing", async () => {
+    const { id, returnPath, header } = await sendOne("Stays delivered");
+    // It names the message by its Message-ID too, which once sufficed to mark it bounced.
+    const raw = report(returnPath, "bob@partner.example", "550 5.1.1 forged", header);
+    // To the return path from a mailbox: refused at RCPT by smtp-ingress.
+    await expect(smtp().sendMail({ envelope: { from: "mallory@evil.example", to: [returnPath] }, raw })).rejects.toMatchObject({ responseCode: 550 });
+    // To the inbox, from the null sender and from a mailbox: filed, nothing more (the address
+    // directory of smtp-ingress hears of the inbox shortly after it is made).
+    await waitFor(
+      () =>
+        smtp()
+          .sendMail({ envelope: { from: "", to: [inbox.email] }, raw: raw.replace("Subject: Undelivered", "Subject: Null-sender Undelivered") })
+          .then(
+            () => true,
+            () => false,
+          ),
+      { timeoutMs: 10_000, what: "the inbox known to smtp-ingress" },
+    );
+    await smtp().sendMail({ envelope: { from: "mallory@evil.example", to: [inbox.email] }, raw });
+    const inbound = async () =>
+      (await s.api("GET", `/v1/inboxes/${inbox.id}/messages?direction=inbound`, { key: inbox.apiKey })).body.messages as { subject: string }[];
+    await waitFor(async () => (await inbound()).length === 2, { timeoutMs: 10_000, what: "both reports filed" });
+    expect((await inbound()).map((m) => m.subject).sort()).toEqual(["Null-sender Undelivered Mail Returned to Sender", "Undelivered Mail Returned to Sender"]);
+    expect((await message(id)).status).toBe("delivered");
+  });
+
+  it("a forged token, or a genuine one naming no message, does nothing but a log line", async () => {
+    const { id, returnPath } = await sendOne("Not yours to bounce");
+    const token = returnPath.slice("bounces+".length, returnPath.indexOf("@"));
+    // The same message id with another MAC, and a MAC made with our key for a message that never was.
+    const forged = `bounces+${token.slice(0, 26)}${token.slice(26).replace(/./g, (c) => (c === "a" ? "b" : "a"))}@agents.test`;
+    const nowhere = paths.address(randomUUID());
+    for (const to of [forged, nowhere]) await smtp().sendMail({ envelope: { from: "", to: [to] }, raw: report(to, "bob@partner.example", "550 5.1.1 forged") });
+    const said = (msg: string) => s.logs.entries().some((e) => e.msg === msg);
+    await waitFor(() => said("report to a return path with a token we did not make dropped") && said("report about a message that does not exist dropped"), {
+      timeoutMs: 10_000,
+      what: "both reports dropped",
+    });
+    expect((await message(id)).status).toBe("delivered");
+  });
+});
