@@ -40,7 +40,7 @@ describe("identity verifies the scope token on every command and query", () => {
   const get = (workspaceId: string, scope?: string) => request(bus, Rpc.identity.workspaceGet, { workspaceId }, { scope });
 
   it("answers a valid token for its own workspace", async () => {
-    const r = await get(acmeId, signer.mint(wkPrincipal));
+    const r = await get(acmeId, signer.mint(wkPrincipal, ["identity"]));
     expect(r.ok).toBe(true);
   });
 
@@ -51,12 +51,12 @@ describe("identity verifies the scope token on every command and query", () => {
 
   it("refuses a token signed by another key", async () => {
     const forger = new ScopeSigner(generateScopeKeys().privateKeyPem);
-    const r = await get(acmeId, forger.mint(wkPrincipal));
+    const r = await get(acmeId, forger.mint(wkPrincipal, ["identity"]));
     expect(r.ok ? "ok" : r.error.code).toBe("UNAUTHORIZED");
   });
 
   it("refuses a token whose claims were altered after signing", async () => {
-    const [body, sig] = signer.mint(wkPrincipal).split(".") as [string, string];
+    const [body, sig] = signer.mint(wkPrincipal, ["identity"]).split(".") as [string, string];
     const claims = JSON.parse(Buffer.from(body, "base64url").toString());
     claims.workspaces = "*";
     claims.kind = "tenant";
@@ -67,7 +67,7 @@ describe("identity verifies the scope token on every command and query", () => {
 
   it("refuses an expired token", async () => {
     const past = new ScopeSigner(s.iso.scopeKeys.privateKeyPem, () => Date.now() - 120_000);
-    const r = await get(acmeId, past.mint(wkPrincipal));
+    const r = await get(acmeId, past.mint(wkPrincipal, ["identity"]));
     expect(r.ok ? "ok" : r.error.code).toBe("UNAUTHORIZED");
   });
 
@@ -79,18 +79,18 @@ describe("identity verifies the scope token on every command and query", () => {
   });
 
   it("refuses a valid token for another workspace, as if the workspace did not exist", async () => {
-    const r = await get(defaultId, signer.mint(wkPrincipal));
+    const r = await get(defaultId, signer.mint(wkPrincipal, ["identity"]));
     expect(r.ok ? "ok" : r.error.code).toBe("NOT_FOUND");
     // Even if the body names the other workspace, a command takes the scope from the token.
-    const issue = await request(bus, Rpc.identity.keyIssue, { workspaceId: defaultId, body: {} }, { scope: signer.mint(wkPrincipal) });
+    const issue = await request(bus, Rpc.identity.keyIssue, { workspaceId: defaultId, body: {} }, { scope: signer.mint(wkPrincipal, ["identity"]) });
     expect(issue.ok ? "ok" : issue.error.code).toBe("FORBIDDEN");
   });
 
   it("a tenant token for one tenant cannot reach another tenant's workspace", async () => {
     const t2 = await provisionTenant(s, "Other");
-    const r = await get(t2.workspace.id, signer.mint(tenantPrincipal));
+    const r = await get(t2.workspace.id, signer.mint(tenantPrincipal, ["identity"]));
     expect(r.ok ? "ok" : r.error.code).toBe("NOT_FOUND");
-    const del = await request(bus, Rpc.identity.workspaceDelete, { workspaceId: t2.workspace.id }, { scope: signer.mint(tenantPrincipal) });
+    const del = await request(bus, Rpc.identity.workspaceDelete, { workspaceId: t2.workspace.id }, { scope: signer.mint(tenantPrincipal, ["identity"]) });
     expect(del.ok ? "ok" : del.error.code).toBe("NOT_FOUND");
   });
 });

@@ -7,7 +7,7 @@ import { RpcReply } from "@mam/contracts/rpc.ts";
 import { parseRequest, type ReplyOf, type RequestIn, type RequestOf, type RpcContract } from "@mam/contracts/rpc-contract.ts";
 import { Headers, type ScopeClaims } from "@mam/contracts/scope.ts";
 import { rpcReplyBucketName, rpcSubject } from "@mam/contracts/subjects.ts";
-import { ScopeError, type ScopeVerifier } from "@mam/scope/token.ts";
+import { ScopeError, type ScopeVerifier, type VerifyOptions } from "@mam/scope/token.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import type { Bus } from "./connection.ts";
 
@@ -73,8 +73,8 @@ function toErrorBody(err: unknown, logger: Logger): ErrorBody {
 
 /**
  * Serves commands and queries on `svc.*` subjects in a queue group, so N replicas share
- * the load. Every scoped handler first verifies the scope token: no token, a forged one
- * or an expired one is refused before the handler runs.
+ * the load. Every scoped handler first verifies the scope token: no token, a forged one,
+ * an expired one or one minted for another service is refused before the handler runs.
  */
 export class RpcServer {
   private readonly subs: Subscription[] = [];
@@ -87,10 +87,11 @@ export class RpcServer {
     private readonly logger: Logger,
   ) {}
 
-  handle(subject: string, handler: RpcHandler): void {
+  /** `verify.forwarded`: also served to a service asking on a caller's behalf (see VerifyOptions). */
+  handle(subject: string, handler: RpcHandler, verify: VerifyOptions = {}): void {
     this.listen(subject, async (msg, body, base) => {
       const token = msg.headers?.get(Headers.scope) ?? "";
-      const claims = this.verifier.verify(token);
+      const claims = this.verifier.verify(token, verify);
       return handler(body, { ...base, claims, token });
     });
   }
@@ -104,8 +105,8 @@ export class RpcServer {
    * schema (a bad one is a VALIDATION_ERROR before the handler runs), and the handler's
    * reply must have the contract's type.
    */
-  serve<C extends RpcContract>(contract: C, handler: ContractHandler<C>): void {
-    this.handle(contract.subject, (body, ctx) => handler(parseRequest(contract, body), ctx));
+  serve<C extends RpcContract>(contract: C, handler: ContractHandler<C>, verify: VerifyOptions = {}): void {
+    this.handle(contract.subject, (body, ctx) => handler(parseRequest(contract, body), ctx), verify);
   }
 
   /** A contract served without a scope token. */

@@ -63,6 +63,8 @@ export type Tenant = z.infer<typeof Tenant>;
 /** Query bodies sent over NATS by the gateway; the scope token says who asks. */
 export const WorkspaceRef = z.object({ workspaceId: z.string() });
 export const KeyRef = z.object({ workspaceId: z.string(), keyId: z.string() });
+export const TenantRef = z.object({ tenantId: z.string() });
+export const TenantKeyRef = z.object({ tenantId: z.string(), keyId: z.string() });
 export const IssueKeyCommand = z.object({ workspaceId: z.string(), body: z.unknown() });
 export const ResolveKeyQuery = z.object({ keyHash: z.string().regex(/^[0-9a-f]{64}$/) });
 
@@ -73,5 +75,8 @@ export const OwnTenant = Tenant.extend({ defaultWorkspaceId: z.uuid() });
 export const WorkspaceList = z.object({ workspaces: z.array(Workspace) });
 export const KeyList = z.object({ keys: z.array(KeySummary) });
 export const KeyRevoked = z.object({ revoked: z.boolean(), id: z.string() });
+/** A tenant's new tk_ key, replacing one or more it revoked: the only time `key` is shown. */
+export const RotatedKey = z.object({ id: z.uuid(), key: z.string(), prefix: z.string(), createdAt: z.string() }).meta({ id: "RotatedKey" });
+export type RotatedKey = z.infer<typeof RotatedKey>;
 /** The ak_ key of a new inbox, for the mailbox to hand out once. */
 export const InboxKey = z.object({ id: z.uuid(), key: z.string(), prefix: z.string() });

@@ -31,9 +31,12 @@ export const KeyIssuedV1 = z.object({
   workspaceId: z.uuid().nullable(),
   inboxId: z.uuid().nullable(),
 });
+/** `rotated`: replaced by a new key of the same kind (a tk_ key's rotation, or the operator's re-issue). */
+export const KeyRevokedReason = z.enum(["revoked", "workspace_deleted", "rotated"]);
+export type KeyRevokedReason = z.infer<typeof KeyRevokedReason>;
 export const KeyRevokedV1 = z.object({
   keyId: z.uuid(),
-  reason: z.enum(["revoked", "workspace_deleted"]),
+  reason: KeyRevokedReason,
 });
 
 /** Versioned payload schemas, by event type then schema version. */

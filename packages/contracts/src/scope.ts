@@ -4,12 +4,33 @@ import { KeyKind } from "./keys.ts";
 /** Longest lifetime a scope token may have, in seconds. */
 export const SCOPE_TOKEN_MAX_TTL_S = 60;
 
+/** A service a scope token may be presented to, by the name it serves requests under. */
+export const Audience = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/);
+
+/**
+ * Who a token is for. The first is the service the gateway called; any after it are
+ * services that one may ask on the caller's behalf, forwarding the token. Those accept
+ * it only for the requests they serve to such forwarders (see `verify` in
+ * packages/scope/src/token.ts), never as if it had been minted for them.
+ */
+export const ScopeAudience = z.tuple([Audience], Audience).refine((a) => a.length <= 4, "at most 4 audiences");
+export type ScopeAudience = [string, ...string[]];
+
+/** The service a request subject (`svc.<service>.<resource>.<verb>`) belongs to: its tokens' audience. */
+export function serviceOfSubject(subject: string): string {
+  const service = subject.split(".")[1];
+  if (!subject.startsWith("svc.") || !service) throw new Error(`not a request subject: ${subject}`);
+  return service;
+}
+
 /**
  * Claims of a scope token. `workspaces` is "*" for a tenant key (every workspace of
- * the tenant, including ones created after the token) and a list otherwise.
+ * the tenant, including ones created after the token) and a list otherwise. `aud`
+ * names the services it is for.
  */
 export const ScopeClaims = z.object({
   v: z.literal(1),
+  aud: ScopeAudience,
   kid: z.uuid(),
   kind: KeyKind,
   tenantId: z.uuid().nullable(),

@@ -22,13 +22,28 @@ export const BaseEnv = z.object({
   /** This service's NATS user on a locked-down server (infra/nats/nats.conf); unset: anonymous, or the user in NATS_URL. */
   NATS_USER: z.string().optional(),
   NATS_PASSWORD: z.string().optional(),
+  /** The gateway's public key (PEM, or PEM in base64) that scope tokens are verified with. */
   SCOPE_PUBLIC_KEY: z.string().optional(),
-  SCOPE_PRIVATE_KEY: z.string().optional(),
-  SCOPE_KEY_FILE: z.string().default(".data/scope-key.json"),
+  /** Without SCOPE_PUBLIC_KEY: the file the gateway writes the public key to when it creates the pair. */
+  SCOPE_PUBLIC_KEY_FILE: z.string().default(".data/scope-key.pub.pem"),
+  /** How long a service started before the gateway waits for that file, then fails. */
+  SCOPE_PUBLIC_KEY_WAIT_S: z.coerce.number().int().min(0).max(3600).default(60),
+  /** Only the gateway signs (ScopeSigningEnv): a private key anywhere else is refused. */
+  SCOPE_PRIVATE_KEY: z
+    .undefined({ error: "only the gateway holds the scope private key; remove it from this service's environment (it verifies with SCOPE_PUBLIC_KEY)" })
+    .optional(),
   HEALTH_PORT: port.optional(),
   /** Where health endpoints listen; 0.0.0.0 in containers so probes can reach them. */
   HEALTH_HOST: z.string().default("127.0.0.1"),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+});
+
+/** The gateway's signing key, on top of BaseEnv: no other service reads these. */
+export const ScopeSigningEnv = z.object({
+  /** Ed25519 private key (PEM, or PEM in base64); when unset, read from SCOPE_KEY_FILE. */
+  SCOPE_PRIVATE_KEY: z.string().optional(),
+  /** The private key file, created once with mode 0600 when absent; the public key goes to SCOPE_PUBLIC_KEY_FILE. */
+  SCOPE_KEY_FILE: z.string().default(".data/scope-key.pem"),
 });
 
 export const PortSchema = port;

@@ -1,3 +1,4 @@
+import { createPrivateKey, sign } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { generateScopeKeys } from "./key-material.ts";
 import { type ScopeError, ScopeSigner, ScopeVerifier } from "./token.ts";
@@ -18,27 +19,67 @@ const reason = (f: () => unknown) => {
     return (e as ScopeError).reason;
   }
 };
+const signer = new ScopeSigner(keys.privateKeyPem);
+const identity = new ScopeVerifier(keys.publicKeyPem, "identity");
+const mailbox = new ScopeVerifier(keys.publicKeyPem, "mailbox");
 
 describe("scope tokens", () => {
-  it("carry the principal's scope and verify", () => {
-    const c = new ScopeVerifier(keys.publicKeyPem).verify(new ScopeSigner(keys.privateKeyPem).mint(p));
-    expect(c).toMatchObject({ kid: p.keyId, kind: "workspace", tenantId: p.tenantId, workspaces: [p.workspaceId], inboxId: null });
+  it("carry the principal's scope and audience, and verify", () => {
+    const c = identity.verify(signer.mint(p, ["identity"]));
+    expect(c).toMatchObject({ aud: ["identity"], kid: p.keyId, kind: "workspace", tenantId: p.tenantId, workspaces: [p.workspaceId], inboxId: null });
     expect(c.exp - c.iat).toBeLessThanOrEqual(60);
   });
   it("never live longer than a minute, whatever is asked", () => {
-    const c = new ScopeVerifier(keys.publicKeyPem).verify(new ScopeSigner(keys.privateKeyPem).mint(p, 3600));
+    const c = identity.verify(signer.mint(p, ["identity"], 3600));
     expect(c.exp - c.iat).toBe(60);
   });
   it("give tenant keys every workspace of the tenant", () => {
-    const t = new ScopeSigner(keys.privateKeyPem).mint({ ...p, kind: "tenant", workspaceId: null });
-    expect(new ScopeVerifier(keys.publicKeyPem).verify(t).workspaces).toBe("*");
+    const t = signer.mint({ ...p, kind: "tenant", workspaceId: null }, ["identity"]);
+    expect(identity.verify(t).workspaces).toBe("*");
   });
   it("are refused when missing, expired, forged or malformed", () => {
-    const v = new ScopeVerifier(keys.publicKeyPem);
     const now = Date.now();
-    expect(reason(() => v.verify(undefined))).toBe("missing");
-    expect(reason(() => v.verify(new ScopeSigner(keys.privateKeyPem, () => now - 61_000).mint(p)))).toBe("expired");
-    expect(reason(() => v.verify(new ScopeSigner(generateScopeKeys().privateKeyPem).mint(p)))).toBe("bad_signature");
-    expect(reason(() => v.verify("not-a-token"))).toBe("malformed");
+    expect(reason(() => identity.verify(undefined))).toBe("missing");
+    expect(reason(() => identity.verify(new ScopeSigner(keys.privateKeyPem, () => now - 61_000).mint(p, ["identity"])))).toBe("expired");
+    expect(reason(() => identity.verify(new ScopeSigner(generateScopeKeys().privateKeyPem).mint(p, ["identity"])))).toBe("bad_signature");
+    expect(reason(() => identity.verify("not-a-token"))).toBe("malformed");
+  });
+});
+
+describe("a scope token's audience", () => {
+  it("is the service it was minted for: another service refuses it", () => {
+    expect(reason(() => mailbox.verify(signer.mint(p, ["mailbox"])))).toBe("ok");
+    expect(reason(() => identity.verify(signer.mint(p, ["mailbox"])))).toBe("wrong_audience");
+    expect(reason(() => mailbox.verify(signer.mint(p, ["identity"])))).toBe("wrong_audience");
+    expect(reason(() => identity.verify(signer.mint(p, ["mailbox"]), { forwarded: true }))).toBe("wrong_audience");
+  });
+
+  it("names after it a service the first may consult on the caller's behalf, good there for forwarded requests only", () => {
+    const t = signer.mint(p, ["mailbox", "identity"]);
+    expect(reason(() => mailbox.verify(t))).toBe("ok");
+    expect(reason(() => identity.verify(t, { forwarded: true }))).toBe("ok");
+    expect(reason(() => identity.verify(t))).toBe("wrong_audience");
+    // The order is part of it: a token for identity that names the mailbox after it is not the mailbox's own.
+    expect(reason(() => mailbox.verify(signer.mint(p, ["identity", "mailbox"])))).toBe("wrong_audience");
+  });
+
+  it("cannot be changed without breaking the signature", () => {
+    const [body, sig] = signer.mint(p, ["mailbox"]).split(".") as [string, string];
+    const claims = JSON.parse(Buffer.from(body, "base64url").toString());
+    claims.aud = ["identity"];
+    expect(reason(() => identity.verify(`${Buffer.from(JSON.stringify(claims)).toString("base64url")}.${sig}`))).toBe("bad_signature");
+  });
+
+  it("is required: a token without one is malformed", () => {
+    const body = Buffer.from(JSON.stringify({ v: 1, kid: p.keyId, kind: "tenant", tenantId: p.tenantId, workspaces: "*", inboxId: null, iat: 0, exp: 1 }));
+    const b = body.toString("base64url");
+    const token = `${b}.${sign(null, Buffer.from(b), createPrivateKey(keys.privateKeyPem)).toString("base64url")}`;
+    expect(reason(() => identity.verify(token))).toBe("malformed");
+  });
+});
+
+describe("a verifier", () => {
+  it("holds a public key only: a private key is refused", () => {
+    expect(() => new ScopeVerifier(keys.privateKeyPem, "identity")).toThrow(/public key only/);
   });
 });

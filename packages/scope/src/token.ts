@@ -1,8 +1,8 @@
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from "node:crypto";
 import type { Principal } from "@mam/contracts/keys.ts";
-import { SCOPE_TOKEN_MAX_TTL_S, ScopeClaims } from "@mam/contracts/scope.ts";
+import { SCOPE_TOKEN_MAX_TTL_S, ScopeClaims, type ScopeAudience } from "@mam/contracts/scope.ts";
 
-export type ScopeFailure = "missing" | "malformed" | "bad_signature" | "expired";
+export type ScopeFailure = "missing" | "malformed" | "bad_signature" | "expired" | "wrong_audience";
 
 export class ScopeError extends Error {
   override name = "ScopeError";
@@ -23,14 +23,16 @@ export class ScopeSigner {
     this.key = createPrivateKey(privateKeyPem);
   }
 
-  mint(p: Principal, ttlSeconds = 30, workspaces: "*" | string[] = p.workspaceId ? [p.workspaceId] : "*"): string {
+  /** `aud`: the service called first, then any it may ask on the caller's behalf (see ScopeAudience). */
+  mint(p: Principal, aud: ScopeAudience, ttlSeconds = 30): string {
     const iat = Math.floor(this.nowMs() / 1000);
     const claims: ScopeClaims = {
       v: 1,
+      aud: [...aud],
       kid: p.keyId,
       kind: p.kind,
       tenantId: p.tenantId,
-      workspaces: p.kind === "super_admin" ? [] : workspaces,
+      workspaces: p.kind === "super_admin" ? [] : p.workspaceId ? [p.workspaceId] : "*",
       inboxId: p.inboxId,
       iat,
       exp: iat + Math.min(ttlSeconds, SCOPE_TOKEN_MAX_TTL_S),
@@ -40,17 +42,31 @@ export class ScopeSigner {
   }
 }
 
-/** Checks a token's signature, shape and expiry. Every service holds one. */
+export interface VerifyOptions {
+  /**
+   * The request is one this service serves to another service asking on a caller's
+   * behalf: a token minted for that service, naming this one after it, is accepted too.
+   */
+  forwarded?: boolean;
+}
+
+/**
+ * Checks a token's signature, shape, expiry and audience. Every service holds one, with
+ * the public key only, for itself: a token minted for another service is refused.
+ */
 export class ScopeVerifier {
   private readonly key: KeyObject;
   constructor(
     publicKeyPem: string,
+    readonly audience: string,
     private readonly nowMs: () => number = Date.now,
   ) {
+    // createPublicKey would derive one from a private key too: a verifier must never hold that.
+    if (publicKeyPem.includes("PRIVATE KEY")) throw new Error("a scope verifier takes the public key only");
     this.key = createPublicKey(publicKeyPem);
   }
 
-  verify(token: string | undefined | null): ScopeClaims {
+  verify(token: string | undefined | null, o: VerifyOptions = {}): ScopeClaims {
     if (!token) throw new ScopeError("missing");
     const parts = token.split(".");
     if (parts.length !== 2 || !parts[0] || !parts[1]) throw new ScopeError("malformed");
@@ -70,6 +86,8 @@ export class ScopeVerifier {
     }
     const now = Math.floor(this.nowMs() / 1000);
     if (claims.exp <= now || claims.exp - claims.iat > SCOPE_TOKEN_MAX_TTL_S) throw new ScopeError("expired");
+    const [first, ...onBehalf] = claims.aud;
+    if (first !== this.audience && !(o.forwarded && onBehalf.includes(this.audience))) throw new ScopeError("wrong_audience");
     return claims;
   }
 }

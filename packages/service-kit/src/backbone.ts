@@ -3,10 +3,10 @@ import type { Migration } from "kysely";
 import { closeBus, connectBus, type Bus } from "@mam/bus/connection.ts";
 import { ensureEventsStream } from "@mam/bus/streams.ts";
 import { openDatabase, type Database } from "@mam/db/database.ts";
-import type { BaseConfig } from "@mam/runtime/config.ts";
+import { ConfigError, type BaseConfig } from "@mam/runtime/config.ts";
 import { closeServer, startHealthServer } from "@mam/runtime/health.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
-import { loadScopeKeys } from "@mam/scope/key-material.ts";
+import { loadPublicKey, ScopeKeyError } from "@mam/scope/key-material.ts";
 import { ScopeVerifier } from "@mam/scope/token.ts";
 
 type Env = BaseConfig;
@@ -58,14 +58,34 @@ export class Backbone<DB = unknown> {
 
   private async open(): Promise<void> {
     const { env, logger, name } = this.o;
-    const keys = loadScopeKeys({ privateKey: env.SCOPE_PRIVATE_KEY, publicKey: env.SCOPE_PUBLIC_KEY, keyFile: env.SCOPE_KEY_FILE });
-    this.verifier = new ScopeVerifier(keys.publicKeyPem);
+    this.verifier = new ScopeVerifier(await this.publicKey(), name);
     this.bus = await connectBus({ url: env.NATS_URL, prefix: env.NATS_PREFIX, name, logger, user: env.NATS_USER, password: env.NATS_PASSWORD });
     this.stream = await ensureEventsStream(this.bus);
     if (this.o.database) {
       this.database = await openDatabase<DB>({ ...this.o.database, logger });
     }
     if (this.o.healthServer !== false) this.health = await startHealthServer(env.HEALTH_PORT ?? 0, () => this.readiness(), env.HEALTH_HOST);
+  }
+
+  /**
+   * The public key only: a service verifies tokens, and only the gateway, which signs them,
+   * ever reads the private key (config refuses SCOPE_PRIVATE_KEY anywhere else).
+   */
+  private async publicKey(): Promise<string> {
+    const { env, logger, name } = this.o;
+    if ((env as { SCOPE_PRIVATE_KEY?: unknown }).SCOPE_PRIVATE_KEY) throw new ConfigError(`${name} was given SCOPE_PRIVATE_KEY: only the gateway holds it`);
+    try {
+      return await loadPublicKey({
+        publicKey: env.SCOPE_PUBLIC_KEY,
+        publicKeyFile: env.SCOPE_PUBLIC_KEY_FILE,
+        waitMs: env.SCOPE_PUBLIC_KEY_WAIT_S * 1000,
+        onWait: (file) =>
+          logger.warn({ file, waitS: env.SCOPE_PUBLIC_KEY_WAIT_S }, "waiting for the scope public key file: the gateway creates it when it first starts"),
+      });
+    } catch (err) {
+      if (err instanceof ScopeKeyError) throw new ConfigError(err.message);
+      throw err;
+    }
   }
 
   async readiness(): Promise<Record<string, boolean>> {

@@ -2,8 +2,9 @@ import { createServer, type Server } from "node:http";
 import type { Express } from "express";
 import type { Redis } from "ioredis";
 import { boundPort, closeServer } from "@mam/runtime/health.ts";
+import { ConfigError } from "@mam/runtime/config.ts";
 import { createLogger, type Logger } from "@mam/runtime/logger.ts";
-import { loadScopeKeys } from "@mam/scope/key-material.ts";
+import { loadSigningKeys, ScopeKeyError, type SigningKeys } from "@mam/scope/key-material.ts";
 import { ScopeSigner } from "@mam/scope/token.ts";
 import type { Backbone } from "@mam/service-kit/backbone.ts";
 import { ServiceHost, type BaseContext, type Part } from "@mam/service-kit/service.ts";
@@ -25,13 +26,18 @@ export class GatewayService extends ServiceHost<never, GatewayContext> {
   /** The express app, once started: what it routes is what the API document must show. */
   app?: Express;
 
+  private readonly keys: SigningKeys;
+
   constructor(
     readonly cfg: GatewayConfig,
     opts: { logger?: Logger } = {},
   ) {
+    // Before the backbone opens: it verifies with the public key, which this may be creating.
+    const keys = signingKeys(cfg);
     super({
       name: "gateway",
-      env: cfg,
+      // The private key stays here: the backbone, like every service's, gets the public one only.
+      env: { ...cfg, SCOPE_PRIVATE_KEY: undefined, SCOPE_PUBLIC_KEY: keys.publicKeyPem },
       logger: opts.logger ?? createLogger("gateway", cfg.LOG_LEVEL),
       healthServer: false,
       context: (base) => ({ ...base }),
@@ -39,6 +45,7 @@ export class GatewayService extends ServiceHost<never, GatewayContext> {
       parts: (ctx, b) => [this.redisPart(ctx), this.authPart(ctx), this.httpPart(ctx, b)],
       describe: () => ({ port: this.port }),
     });
+    this.keys = keys;
   }
 
   /** The port actually bound (useful when PORT=0). */
@@ -70,8 +77,6 @@ export class GatewayService extends ServiceHost<never, GatewayContext> {
     const { cfg } = this;
     return {
       start: async () => {
-        const keys = loadScopeKeys({ privateKey: cfg.SCOPE_PRIVATE_KEY, publicKey: cfg.SCOPE_PUBLIC_KEY, keyFile: cfg.SCOPE_KEY_FILE });
-        if (!keys.privateKeyPem) throw new Error("the gateway needs SCOPE_PRIVATE_KEY (or a key file) to mint scope tokens");
         this.app = buildApp({
           cfg,
           bus: ctx.bus,
@@ -87,7 +92,7 @@ export class GatewayService extends ServiceHost<never, GatewayContext> {
             ctx.logger,
             cfg.NATS_PREFIX,
           ),
-          signer: new ScopeSigner(keys.privateKeyPem),
+          signer: new ScopeSigner(this.keys.privateKeyPem),
           logger: ctx.logger,
           readiness: () => b.readiness(),
         });
@@ -105,5 +110,20 @@ export class GatewayService extends ServiceHost<never, GatewayContext> {
         if (this.server?.listening) await closeServer(this.server);
       },
     };
+  }
+}
+
+/** The signing pair: SCOPE_PRIVATE_KEY, or the key file (created, and its public half written, on first start). */
+function signingKeys(cfg: GatewayConfig): SigningKeys {
+  try {
+    return loadSigningKeys({
+      privateKey: cfg.SCOPE_PRIVATE_KEY,
+      publicKey: cfg.SCOPE_PUBLIC_KEY,
+      keyFile: cfg.SCOPE_KEY_FILE,
+      publicKeyFile: cfg.SCOPE_PUBLIC_KEY_FILE,
+    });
+  } catch (err) {
+    if (err instanceof ScopeKeyError) throw new ConfigError(err.message);
+    throw err;
   }
 }

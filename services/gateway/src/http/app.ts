@@ -16,7 +16,7 @@ import { renderDocsPage } from "./docs-page.ts";
 import { errorHandler, sendError } from "./errors.ts";
 import { admitLargeBodies, LargeBodies } from "./large-bodies.ts";
 import { buildOpenApiDocument, type LocalRoute } from "./openapi.ts";
-import { forwardRoutes } from "./routes.ts";
+import { audienceOf, forwardRoutes } from "./routes.ts";
 
 export interface AppDeps {
   cfg: GatewayConfig;
@@ -159,7 +159,7 @@ export function buildApp(d: AppDeps): express.Express {
       // A token per call: a long download outlives one token's minute.
       const call = (body: unknown) =>
         request(d.bus, r.contract.subject, body, {
-          scope: d.signer.mint(principalOf(res), d.cfg.SCOPE_TOKEN_TTL_S),
+          scope: d.signer.mint(principalOf(res), audienceOf(r), d.cfg.SCOPE_TOKEN_TTL_S),
           requestId: res.locals.requestId,
           timeoutMs: d.cfg.RPC_TIMEOUT_MS,
         });

@@ -1,5 +1,7 @@
 import type { KeyKind } from "@mam/contracts/keys.ts";
+import type { RpcContract } from "@mam/contracts/rpc-contract.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
+import { serviceOfSubject, type ScopeAudience } from "@mam/contracts/scope.ts";
 import { route, type ForwardRoute } from "./route.ts";
 
 const I = RpcContracts.identity;
@@ -7,6 +9,8 @@ const M = RpcContracts.mailbox;
 
 const OPERATOR: KeyKind[] = ["super_admin"];
 const TENANT: KeyKind[] = ["tenant"];
+/** The operator, or a tenant's own tk_ key (another tenant is a 404). */
+const TENANT_ADMIN: KeyKind[] = ["super_admin", "tenant"];
 const MANAGERS: KeyKind[] = ["tenant", "workspace"];
 /** Any key that sees the resource; an ak_ key sees its own inbox only. */
 const IN_SCOPE: KeyKind[] = ["tenant", "workspace", "inbox"];
@@ -50,6 +54,22 @@ export const forwardRoutes: ForwardRoute[] = [
   }),
   route("get", "/workspaces/:workspaceId/keys", I.keyList, { summary: "List a workspace's keys (prefixes only)", tag: "Workspaces", keys: TENANT }),
   route("delete", "/workspaces/:workspaceId/keys/:keyId", I.keyRevoke, { summary: "Revoke a workspace key", tag: "Workspaces", keys: TENANT }),
+
+  route("post", "/tenant/keys/rotate", I.tenantKeyRotate, {
+    summary: "Rotate the calling tk_ key",
+    description: "Issues a new tk_ key (the plaintext `key` is in this response only) and revokes the key that called, on every gateway within a second.",
+    tag: "Tenants",
+    keys: TENANT,
+    status: [201],
+  }),
+  route("post", "/tenants/:tenantId/keys/rotate", I.tenantKeyReissue, {
+    summary: "Revoke every tk_ key of a tenant and issue a new one",
+    description: "For a leaked or lost tk_ key. The plaintext `key` is in this response only.",
+    tag: "Tenants",
+    keys: TENANT_ADMIN,
+    status: [201],
+  }),
+  route("delete", "/tenants/:tenantId/keys/:keyId", I.tenantKeyRevoke, { summary: "Revoke one tk_ key of a tenant", tag: "Tenants", keys: TENANT_ADMIN }),
 
   route("post", "/inboxes", M.inboxCreate, {
     summary: "Create an inbox",
@@ -165,3 +185,19 @@ export const forwardRoutes: ForwardRoute[] = [
   route("patch", "/inboxes/:inboxId/lists/:listId/entries/:entryId", M.entryUpdate, { summary: "Update a list entry", tag: "Lists", keys: IN_SCOPE }),
   route("delete", "/inboxes/:inboxId/lists/:listId/entries/:entryId", M.entryRemove, { summary: "Remove a list entry", tag: "Lists", keys: IN_SCOPE }),
 ];
+
+/**
+ * Routes whose service asks identity on the caller's behalf, forwarding the caller's token
+ * (the mailbox placing an inbox or a domain in a workspace, and minting an inbox's ak_
+ * key). Their token names identity after the service, and identity accepts such a token
+ * only for those requests (`identityOnBehalf`); every other route's token is for its own
+ * service alone. Narrower than a token good at identity for anything: a token of any
+ * other route, or of one of these used for anything else, is refused there.
+ */
+const consultsIdentity: ReadonlySet<RpcContract> = new Set<RpcContract>([M.inboxCreate, M.domainAdd]);
+
+/** Who a route's scope token is for: the service owning its contract, then any it consults for the caller. */
+export function audienceOf(r: ForwardRoute): ScopeAudience {
+  const service = serviceOfSubject(r.contract.subject);
+  return consultsIdentity.has(r.contract) ? [service, serviceOfSubject(I.workspaceGet.subject)] : [service];
+}

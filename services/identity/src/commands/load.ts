@@ -1,7 +1,16 @@
 import type { Kysely } from "kysely";
 import type { KeyKind } from "@mam/contracts/keys.ts";
 import { NO_WORKSPACE, type IdentityDb } from "../db/schema.ts";
-import { activeKeysOfWorkspace, keyOfWorkspace, liveWorkspace, type KeyRow, type WorkspaceRow } from "../read/queries.ts";
+import {
+  activeKeysOfWorkspace,
+  activeTenantKeys,
+  keyOfWorkspace,
+  liveWorkspace,
+  tenantById,
+  type KeyRow,
+  type TenantRow,
+  type WorkspaceRow,
+} from "../read/queries.ts";
 import type { IdentityState, KeyFacts, WorkspaceFacts } from "./decisions/state.ts";
 
 /** The facts of a read-model row, in the shape `evolve` folds events into. */
@@ -21,7 +30,8 @@ export function keyFacts(r: KeyRow): KeyFacts {
   };
 }
 
-export const stateOf = (workspaces: WorkspaceRow[], keys: KeyRow[]): IdentityState => ({
+export const stateOf = (workspaces: WorkspaceRow[], keys: KeyRow[], tenants: TenantRow[] = []): IdentityState => ({
+  tenants: tenants.map((t) => ({ tenantId: t.tenant_id })),
   workspaces: workspaces.map(workspaceFacts),
   keys: keys.map(keyFacts),
 });
@@ -37,4 +47,16 @@ export async function loadWorkspace(tx: Kysely<IdentityDb>, workspaceId: string,
   if (!w || keys === "none") return stateOf(present(w), []);
   if (keys === "active") return stateOf([w], await activeKeysOfWorkspace(tx, workspaceId));
   return stateOf([w], present(await keyOfWorkspace(tx, workspaceId, keys.keyId)));
+}
+
+/**
+ * A tenant (none if it never was) and the tk_ keys the decision needs: its live ones, or
+ * the one key it is about, live or not (another kind's, or another tenant's, is loaded
+ * too: the decision says it is not found).
+ */
+export async function loadTenant(tx: Kysely<IdentityDb>, tenantId: string, keys: "active" | { keyId: string }): Promise<IdentityState> {
+  const t = await tenantById(tx, tenantId);
+  if (!t) return stateOf([], []);
+  if (keys === "active") return stateOf([], await activeTenantKeys(tx, tenantId), [t]);
+  return stateOf([], present(await keyOfWorkspace(tx, NO_WORKSPACE, keys.keyId)), [t]);
 }

@@ -107,6 +107,20 @@ export function activeKeyByHash(db: Kysely<IdentityDb>, keyHash: string): Promis
     .executeTakeFirst();
 }
 
+/** A tenant's live tk_ keys (usually one). */
+export function activeTenantKeys(db: Kysely<IdentityDb>, tenantId: string): Promise<KeyRow[]> {
+  return db
+    .selectFrom("api_keys")
+    .selectAll()
+    .where("workspace_id", "=", NO_WORKSPACE)
+    .where("tenant_id", "=", tenantId)
+    .where("kind", "=", "tenant")
+    .where("revoked_at", "is", null)
+    .orderBy("created_at")
+    .orderBy("key_id")
+    .execute();
+}
+
 export function activeOperatorKeys(db: Kysely<IdentityDb>): Promise<KeyRow[]> {
   return db
     .selectFrom("api_keys")

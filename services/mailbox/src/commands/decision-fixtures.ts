@@ -26,6 +26,7 @@ export const D = "mail.test";
 
 const claims = (kind: ScopeClaims["kind"], tenantId: string | null, workspaces: ScopeClaims["workspaces"], inboxId: string | null = null): ScopeClaims => ({
   v: 1,
+  aud: ["mailbox"],
   kid: "01900000-0000-7000-8000-000000000001",
   kind,
   tenantId,

@@ -1,4 +1,4 @@
-import type { IdentityEvent } from "@mam/contracts/identity-events.ts";
+import type { IdentityEvent, KeyRevokedReason } from "@mam/contracts/identity-events.ts";
 import type { KeyKind } from "@mam/contracts/keys.ts";
 import type { EventDraft } from "@mam/service-kit/commands.ts";
 import type { KeyFacts } from "./state.ts";
@@ -46,7 +46,7 @@ export function keyIssued(key: NewKey, kind: KeyKind, at: KeyPlacement, name: st
 }
 
 /** The draft's workspace is the key's: the read model finds the key's row by it. */
-export function keyRevoked(key: Pick<KeyFacts, "keyId" | "tenantId" | "workspaceId">, reason: "revoked" | "workspace_deleted"): Draft {
+export function keyRevoked(key: Pick<KeyFacts, "keyId" | "tenantId" | "workspaceId">, reason: KeyRevokedReason): Draft {
   return {
     event: { type: "KeyRevoked", schemaVersion: 1, data: { keyId: key.keyId, reason } },
     tenantId: key.tenantId,

@@ -1,4 +1,4 @@
-import type { IdentityEvent } from "@mam/contracts/identity-events.ts";
+import type { IdentityEvent, KeyRevokedReason } from "@mam/contracts/identity-events.ts";
 import type { KeyKind } from "@mam/contracts/keys.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import { hashKey } from "@mam/scope/key-hash.ts";
@@ -54,7 +54,7 @@ export const keyIssued = (
   name: string | null,
 ): IdentityEvent => draftOfKey(key, kind, { ...at, inboxId: at.inboxId ?? null }, name).event;
 
-export const keyRevoked = (keyId: string, reason: "revoked" | "workspace_deleted" = "revoked"): IdentityEvent => ({
+export const keyRevoked = (keyId: string, reason: KeyRevokedReason = "revoked"): IdentityEvent => ({
   type: "KeyRevoked",
   schemaVersion: 1,
   data: { keyId, reason },
@@ -70,9 +70,10 @@ export const twoTenants: IdentityEvent[] = [
   workspaceCreated(ids.other, ids.otherDefault, "default", true),
 ];
 
-const claims = (kind: KeyKind, tenantId: string | null, workspaces: ScopeClaims["workspaces"]): ScopeClaims => ({
+const claims = (kind: KeyKind, tenantId: string | null, workspaces: ScopeClaims["workspaces"], kid: string = ids.tenantKey): ScopeClaims => ({
   v: 1,
-  kid: ids.tenantKey,
+  aud: ["identity"],
+  kid,
   kind,
   tenantId,
   workspaces,
@@ -83,6 +84,7 @@ const claims = (kind: KeyKind, tenantId: string | null, workspaces: ScopeClaims[
 
 export const tenantKeyOf = (tenantId: string) => claims("tenant", tenantId, "*");
 export const workspaceKeyOf = (tenantId: string, workspaceId: string) => claims("workspace", tenantId, [workspaceId]);
+export const operatorKey = () => claims("super_admin", null, [], ids.operatorKey);
 
 /** The test helper sees decisions' drafts as events only; ours carry where each is filed. */
 export const filed = (drafts: { event: IdentityEvent }[]) =>

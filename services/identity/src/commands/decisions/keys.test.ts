@@ -1,7 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { deciderSpec } from "@mam/testing/decider-spec.ts";
-import { decideKey, type DiscardInboxKey, type IssueInboxKey, type IssueWorkspaceKey, type RevokeInboxKeys, type RevokeWorkspaceKey } from "./keys.ts";
-import { filed, ids, keyIssued, keyRevoked, material, tenantKeyOf, twoTenants, workspaceDeleted, workspaceKeyOf } from "./fixtures.ts";
+import {
+  decideKey,
+  type DiscardInboxKey,
+  type IssueInboxKey,
+  type IssueWorkspaceKey,
+  type ReissueTenantKey,
+  type RevokeInboxKeys,
+  type RevokeTenantKey,
+  type RevokeWorkspaceKey,
+  type RotateTenantKey,
+} from "./keys.ts";
+import { filed, ids, keyIssued, keyRevoked, material, operatorKey, tenantKeyOf, twoTenants, workspaceDeleted, workspaceKeyOf } from "./fixtures.ts";
 import { evolve, initial } from "./state.ts";
 
 const spec = deciderSpec({ initial, evolve, decide: decideKey });
@@ -182,5 +192,134 @@ describe("DiscardInboxKey", () => {
       .given([...twoTenants, unused])
       .when(discard(ids.inboxKey, tenantKeyOf(ids.other)))
       .expectRefusal("NOT_FOUND", /^Workspace not found$/);
+  });
+});
+
+describe("RotateTenantKey", () => {
+  const tk = material(ids.newKey, "tk_fresh");
+  const rotate = (claims = acmeTk): RotateTenantKey => ({ type: "RotateTenantKey", claims, key: tk });
+  const newTk = keyIssued(tk, "tenant", { tenantId: ids.acme, workspaceId: null }, "Tenant master key");
+
+  it("issues a new tk_ key and revokes the calling one as rotated, both filed under the tenant", () => {
+    const { drafts } = spec
+      .given(twoTenants)
+      .when(rotate())
+      .expectEvents([newTk, keyRevoked(ids.tenantKey, "rotated")]);
+    expect(filed(drafts)).toEqual([
+      { tenantId: ids.acme, workspaceId: null, aggregateId: ids.newKey, aggregateVersion: 1 },
+      { tenantId: ids.acme, workspaceId: null, aggregateId: ids.tenantKey, aggregateVersion: 2 },
+    ]);
+  });
+
+  it("leaves the tenant's other tk_ keys alone", () => {
+    const second = keyIssued(material(ids.defaultKey, "tk_second"), "tenant", { tenantId: ids.acme, workspaceId: null }, "Tenant master key");
+    spec
+      .given([...twoTenants, second])
+      .when(rotate())
+      .expectEvents([newTk, keyRevoked(ids.tenantKey, "rotated")]);
+  });
+
+  it("refuses a key revoked in the meantime (a rotation that lost a race issues nothing)", () => {
+    spec
+      .given([...twoTenants, keyRevoked(ids.tenantKey, "rotated")])
+      .when(rotate())
+      .expectRefusal("UNAUTHORIZED", /^Invalid API key$/);
+  });
+
+  it("is for tk_ keys only", () => {
+    spec
+      .given(twoTenants)
+      .when(rotate(workspaceKeyOf(ids.acme, ids.acmeSales)))
+      .expectRefusal("FORBIDDEN");
+    spec.given(twoTenants).when(rotate(operatorKey())).expectRefusal("FORBIDDEN");
+  });
+});
+
+describe("ReissueTenantKey", () => {
+  const tk = material(ids.newKey, "tk_reissued");
+  const reissue = (tenantId: string, claims = operatorKey()): ReissueTenantKey => ({ type: "ReissueTenantKey", claims, tenantId, key: tk });
+  const second = keyIssued(material(ids.defaultKey, "tk_second"), "tenant", { tenantId: ids.acme, workspaceId: null }, "Tenant master key");
+  const salesWk = keyIssued(material(ids.salesKey, "wk_sales"), "workspace", { tenantId: ids.acme, workspaceId: ids.acmeSales }, null);
+
+  it("revokes every live tk_ key of the tenant, and no other key, and issues one new one", () => {
+    spec
+      .given([...twoTenants, second, salesWk])
+      .when(reissue(ids.acme))
+      .expectEvents([
+        keyIssued(tk, "tenant", { tenantId: ids.acme, workspaceId: null }, "Tenant master key"),
+        keyRevoked(ids.tenantKey, "rotated"),
+        keyRevoked(ids.defaultKey, "rotated"),
+      ]);
+  });
+
+  it("issues a key to a tenant left with none", () => {
+    spec
+      .given([...twoTenants, keyRevoked(ids.tenantKey)])
+      .when(reissue(ids.acme))
+      .expectEvents([keyIssued(tk, "tenant", { tenantId: ids.acme, workspaceId: null }, "Tenant master key")]);
+  });
+
+  it("answers a tenant that never was as not found", () => {
+    spec
+      .given(twoTenants)
+      .when(reissue(ids.newWorkspace))
+      .expectRefusal("NOT_FOUND", /^Tenant not found$/);
+  });
+
+  it("lets a tk_ key reissue its own tenant's keys, and answers another tenant as not found", () => {
+    spec
+      .given(twoTenants)
+      .when(reissue(ids.acme, acmeTk))
+      .expectEvents([keyIssued(tk, "tenant", { tenantId: ids.acme, workspaceId: null }, "Tenant master key"), keyRevoked(ids.tenantKey, "rotated")]);
+    spec
+      .given(twoTenants)
+      .when(reissue(ids.other, acmeTk))
+      .expectRefusal("NOT_FOUND", /^Tenant not found$/);
+    spec
+      .given(twoTenants)
+      .when(reissue(ids.acme, workspaceKeyOf(ids.acme, ids.acmeDefault)))
+      .expectRefusal("NOT_FOUND", /^Tenant not found$/);
+  });
+});
+
+describe("RevokeTenantKey", () => {
+  const revoke = (tenantId: string, keyId: string, claims = operatorKey()): RevokeTenantKey => ({ type: "RevokeTenantKey", claims, tenantId, keyId });
+  const salesWk = keyIssued(material(ids.salesKey, "wk_sales"), "workspace", { tenantId: ids.acme, workspaceId: ids.acmeSales }, null);
+
+  it("revokes the tk_ key, once", () => {
+    spec
+      .given(twoTenants)
+      .when(revoke(ids.acme, ids.tenantKey))
+      .expectEvents([keyRevoked(ids.tenantKey, "revoked")]);
+    spec
+      .given([...twoTenants, keyRevoked(ids.tenantKey)])
+      .when(revoke(ids.acme, ids.tenantKey))
+      .expectEvents([]);
+  });
+
+  it("answers another tenant's key, a workspace key or no key as a key not found", () => {
+    spec
+      .given(twoTenants)
+      .when(revoke(ids.other, ids.tenantKey))
+      .expectRefusal("NOT_FOUND", /^Key not found$/);
+    spec
+      .given([...twoTenants, salesWk])
+      .when(revoke(ids.acme, ids.salesKey))
+      .expectRefusal("NOT_FOUND", /^Key not found$/);
+    spec
+      .given(twoTenants)
+      .when(revoke(ids.acme, ids.newKey))
+      .expectRefusal("NOT_FOUND", /^Key not found$/);
+  });
+
+  it("answers an unknown tenant, or another tenant for a tk_ key, as a tenant not found", () => {
+    spec
+      .given(twoTenants)
+      .when(revoke(ids.newWorkspace, ids.tenantKey))
+      .expectRefusal("NOT_FOUND", /^Tenant not found$/);
+    spec
+      .given(twoTenants)
+      .when(revoke(ids.other, ids.tenantKey, tenantKeyOf(ids.acme)))
+      .expectRefusal("NOT_FOUND", /^Tenant not found$/);
   });
 });

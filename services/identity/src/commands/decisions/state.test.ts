@@ -38,7 +38,8 @@ describe("evolve: identity's events into the state decisions are made against", 
     expect(fold([created, issued, keyRevoked(ids.salesKey), workspaceDeleted(ids.acme, ids.acmeSales), created, issued])).toEqual(once);
   });
 
-  it("keeps no tenants: no decision reads them", () => {
-    expect(fold([tenantCreated(ids.acme, ids.acmeDefault)])).toEqual(initial());
+  it("keeps a tenant's id, once, and nothing else of it", () => {
+    const created = tenantCreated(ids.acme, ids.acmeDefault);
+    expect(fold([created, created])).toEqual({ ...initial(), tenants: [{ tenantId: ids.acme }] });
   });
 });

@@ -10,6 +10,11 @@ export interface WorkspaceFacts {
   deleted: boolean;
 }
 
+/** A tenant the read model holds: the operator's key commands answer 404 for any other. */
+export interface TenantFacts {
+  tenantId: string;
+}
+
 /** An api_keys row, in the columns decisions look at. `workspaceId` is null for tenant and operator keys. */
 export interface KeyFacts {
   keyId: string;
@@ -27,18 +32,21 @@ export interface KeyFacts {
  * with `evolve`. Each decision looks up what it needs, so either serves.
  */
 export interface IdentityState {
+  tenants: readonly TenantFacts[];
   workspaces: readonly WorkspaceFacts[];
   keys: readonly KeyFacts[];
 }
 
-export const initial = (): IdentityState => ({ workspaces: [], keys: [] });
+export const initial = (): IdentityState => ({ tenants: [], workspaces: [], keys: [] });
 
 /** The read model's projection (projections/identity-read-model.ts), in memory: a repeated event changes nothing. */
 export function evolve(state: IdentityState, event: IdentityEvent): IdentityState {
   switch (event.type) {
-    case "TenantCreated":
-      // No decision reads tenants: a tenant's id is fresh and its name free.
-      return state;
+    case "TenantCreated": {
+      const { tenantId } = event.data;
+      if (state.tenants.some((t) => t.tenantId === tenantId)) return state;
+      return { ...state, tenants: [...state.tenants, { tenantId }] };
+    }
     case "WorkspaceCreated": {
       const d = event.data;
       if (state.workspaces.some((w) => w.workspaceId === d.workspaceId)) return state;

@@ -3,6 +3,8 @@ import { keyIssued } from "./drafts.ts";
 import type { IdentityState } from "./state.ts";
 
 export const DEFAULT_WORKSPACE = { name: "Default", slug: "default" } as const;
+/** The name of every tk_ key: the one a tenant is created with, and each that replaces it. */
+export const TENANT_KEY_NAME = "Tenant master key";
 
 /** Ids and key made by the caller: the decision only arranges them into events. */
 export interface CreateTenant {
@@ -39,7 +41,7 @@ export function decideTenant(command: TenantCommand, _state: IdentityState): Dra
           aggregateId: workspaceId,
           aggregateVersion: 1,
         },
-        keyIssued(command.key, "tenant", { tenantId, workspaceId: null, inboxId: null }, "Tenant master key"),
+        keyIssued(command.key, "tenant", { tenantId, workspaceId: null, inboxId: null }, TENANT_KEY_NAME),
       ];
     }
     default: {
