@@ -77,6 +77,11 @@ describe("the HTTP edge", () => {
     // One request of the budget went to creating the tenant under the operator key, not this one.
     expect(statuses).toEqual([200, 200, 200, 429, 429]);
     expect(last!.body.code).toBe("RATE_LIMITED");
+    expect([last!.headers.get("x-ratelimit-scope"), last!.headers.get("x-ratelimit-limit"), last!.headers.get("x-ratelimit-remaining")]).toEqual([
+      "key",
+      "3",
+      "0",
+    ]);
     const retry = Number(last!.headers.get("retry-after"));
     expect(retry).toBeGreaterThanOrEqual(1);
     expect(retry).toBeLessThanOrEqual(60);

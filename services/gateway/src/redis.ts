@@ -15,7 +15,19 @@ export async function connectRedis(url: string, logger: Logger): Promise<Redis> 
     commandTimeout: 1_000,
     retryStrategy: (times) => Math.min(times * 200, 2_000),
   });
-  redis.on("error", (err) => logger.warn({ err: err.message }, "Redis error"));
+  // While Redis is away every reconnect attempt fails: one line when it goes, one when it is back.
+  let down = false;
+  redis.on("error", (err) => {
+    if (redis.status === "ready") return logger.warn({ err: err.message }, "Redis error");
+    if (down) return;
+    down = true;
+    logger.warn({ err: err.message }, "Redis unreachable; retrying quietly until it answers");
+  });
+  redis.on("ready", () => {
+    if (!down) return;
+    down = false;
+    logger.info("Redis reachable again");
+  });
   try {
     await redis.connect();
     await redis.ping();
