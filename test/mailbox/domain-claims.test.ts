@@ -142,25 +142,31 @@ describe("custom-domain claims between tenants", () => {
     expect(await removalReason(loser)).toBe("verified_elsewhere");
   });
 
-  // Moves the clock on for good: the last test of the file.
-  it("an unverified claim older than the TTL no longer blocks, and leaves its tenant's listing", async () => {
+  // Moves the clock on for good: the last test but one of the file.
+  it("an unverified claim older than the TTL no longer blocks and leaves its tenant's listing; its end is recorded", async () => {
     const ws = (await s.api("POST", "/v1/workspaces", { key: owner, body: { name: "Second" } })).body.id;
     const old = await claim(owner, "lapse.example");
+    const quiet = await claim(owner, "quiet.example", ws);
     // Until it lapses, a tenant's claim holds the name in all its workspaces.
     expect((await s.api("POST", "/v1/domains", { key: owner, body: { domain: "lapse.example", workspaceId: ws } })).status).toBe(409);
     skew = 7 * DAY_MS - 60_000;
-    expect(await listed(owner)).toContain(old.id);
+    expect(await listed(owner)).toEqual(expect.arrayContaining([old.id, quiet.id]));
 
     skew = 7 * DAY_MS + 60_000;
-    expect(await listed(owner)).not.toContain(old.id);
+    // Claimed again, a lapsed claim is ended first (the claim itself records why).
+    const quietAgain = await claim(owner, "quiet.example");
+    expect(await removalReason(quiet.id)).toBe("expired");
     expect((await s.api("GET", "/v1/domains/lapse.example", { key: owner })).status).toBe(404);
     expect((await s.api("POST", `/v1/domains/${old.id}/verify`, { key: owner })).status).toBe(404);
+    // Listed, it is left out, and its end is recorded then.
+    const now = await listed(owner);
+    expect(now).not.toContain(old.id);
+    expect(now).toContain(quietAgain.id);
+    expect(await removalReason(old.id)).toBe("expired");
     // The verified domain does not lapse.
     expect((await s.api("GET", "/v1/domains/contested.example", { key: owner })).body.status).toBe("verified");
-
     const again = await claim(owner, "lapse.example", ws);
     expect(await listed(owner)).toContain(again.id);
-    expect(await removalReason(old.id)).toBe("expired");
   });
 
   it("rebuilt from its events, the read model gives the same answers", async () => {
@@ -171,7 +177,7 @@ describe("custom-domain claims between tenants", () => {
       return out;
     };
     const before = await snapshot();
-    expect((before.owner as { domains: Claim[] }).domains.map((d) => d.domain)).toEqual(["contested.example", "lapse.example"]);
+    expect((before.owner as { domains: Claim[] }).domains.map((d) => d.domain)).toEqual(["contested.example", "quiet.example", "lapse.example"]);
     await s.mailbox!.destroy();
     const schema = s.iso.schema("mailbox");
     const c = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from "kysely";
+import type { Kysely } from "kysely";
 import { AppError, parseOrThrow } from "@mam/contracts/errors.ts";
 import { AddDomainCommand, CreateDomainBody, DomainRef, type Domain } from "@mam/contracts/domains-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
@@ -6,10 +6,11 @@ import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { checkRecords, makeResolver } from "../dns/verify.ts";
 import { expectedRecords, newDkimKey } from "../dns/records.ts";
-import { claimCutoff, domainKey, domainView, requireDomainManager, visibleDomain, type DomainRow } from "../read/domains.ts";
-import { decide, initial, type ClaimClock, type DomainCommand, type DomainsState } from "./domain-decisions.ts";
+import { claimCutoff, domainKey, domainView, requireDomainManager, visibleDomain } from "../read/domains.ts";
+import { claimClock, forgetKeysOfRemoved, loadNamed, releaseOtherClaims, STATE_COLUMNS, toState } from "./domain-claims.ts";
+import { decide, type DomainCommand, type DomainsState } from "./domain-decisions.ts";
 import { LostRace } from "@mam/service-kit/commands.ts";
-import { execute, type CommandMeta, type EventDraft } from "./execute.ts";
+import { execute, type CommandMeta } from "./execute.ts";
 import { targetWorkspace, type Caller } from "./target-workspace.ts";
 
 /** Registers a custom domain in one workspace, with a fresh DKIM key and the records to publish. */
@@ -89,36 +90,6 @@ export async function verifyDomain(ctx: MailboxContext, claims: ScopeClaims, raw
   return view;
 }
 
-/**
- * Ends every other tenant's claim of a name someone now owns. Each tenant's events are
- * decided under that tenant's lock (the relay keeps a tenant's order only so); until this
- * has run, the read model already hides those claims (`liveDomain`).
- */
-async function releaseOtherClaims(ctx: MailboxContext, domain: string, ownerTenant: string, meta: CommandMeta): Promise<void> {
-  const others = await ctx.db
-    .selectFrom("domains")
-    .select("tenant_id")
-    .distinct()
-    .where("domain", "=", domain)
-    .where("deleted_at", "is", null)
-    .where("tenant_id", "<>", ownerTenant)
-    .execute();
-  const system: CommandMeta = { actor: { type: "system", id: null }, requestId: meta.requestId };
-  for (const { tenant_id: tenantId } of others) {
-    const command: DomainCommand = { type: "ReleaseDomainClaims", tenantId, domain, ...claimClock(ctx) };
-    try {
-      await execute(ctx, tenantId, system, {
-        load: (tx) => loadNamed(tx, domain),
-        decide: (state) => decide(command, state),
-        answer: (tx, _state, events) => forgetKeysOfRemoved(tx, events),
-      });
-    } catch (err) {
-      // The owner's verification stands; the next verification (or add) of the name retries this.
-      ctx.logger.warn({ err, domain, tenantId }, "could not release a claim of a domain verified elsewhere");
-    }
-  }
-}
-
 /** Refused while an inbox address still uses the domain. */
 export async function removeDomain(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta) {
   requireDomainManager(claims);
@@ -136,51 +107,6 @@ export async function removeDomain(ctx: MailboxContext, claims: ScopeClaims, raw
   });
 }
 
-const claimClock = (ctx: MailboxContext): ClaimClock => ({ now: ctx.clock().toISOString(), claimTtlDays: ctx.cfg.DOMAIN_CLAIM_TTL_DAYS });
-
-/** The private key goes with its domain: the key store is not a projection, nothing else removes it. */
-async function forgetKeysOfRemoved(tx: Kysely<MailboxDb>, events: EventDraft[]): Promise<void> {
-  const removed = events.filter((d) => d.event.type === "DomainRemoved").map((d) => d.aggregateId);
-  if (removed.length) await tx.deleteFrom("dkim_keys").where("key_ref", "in", removed).execute();
-}
-
-type StateRow = Pick<DomainRow, "domain_id" | "domain" | "status" | "records" | "version" | "tenant_id" | "workspace_id" | "created_at">;
-const toState = (r: StateRow) => ({
-  id: r.domain_id,
-  name: r.domain,
-  status: r.status,
-  records: r.records,
-  version: r.version,
-  tenantId: r.tenant_id,
-  workspaceId: r.workspace_id,
-  addedAt: new Date(r.created_at).toISOString(),
-});
-
-const COLUMNS = ["domain_id", "domain", "status", "records", "version", "tenant_id", "workspace_id", "created_at"] as const;
-
-/**
- * Serialises, across tenants, the commands that change who may hold a name: adding a claim
- * and verifying one. Taken after the tenant's lock (as every command takes that first), so
- * the two never wait on each other in opposite orders. Without it, a claim added while
- * another tenant's verification commits could miss that verification's release.
- */
-async function lockName(tx: Kysely<MailboxDb>, domain: string): Promise<void> {
-  await sql`select pg_advisory_xact_lock(hashtextextended(${`mailbox-domain-name:${domain}`}, 0))`.execute(tx);
-}
-
-/**
- * Every tenant's removed-or-not-yet claims of a name, and its owner: the decision picks the
- * one the caller sees and says which have lapsed.
- */
-async function loadNamed(tx: Kysely<MailboxDb>, domain: string, state = initial()): Promise<DomainsState> {
-  await lockName(tx, domain);
-  const rows = await tx.selectFrom("domains").select(COLUMNS).where("deleted_at", "is", null).where("domain", "=", domain).execute();
-  for (const r of rows) state.domains[r.domain_id] = toState(r);
-  const owner = await tx.selectFrom("domain_claims").select("domain_id").where("domain", "=", domain).executeTakeFirst();
-  if (owner) state.domainClaims[domain] = owner.domain_id;
-  return state;
-}
-
 /** The claims of the name, and one address on it if any (of any tenant): enough to refuse. */
 async function loadForRemoval(tx: Kysely<MailboxDb>, domain: string): Promise<DomainsState> {
   const state = await loadNamed(tx, domain);
@@ -196,7 +122,7 @@ async function loadForRemoval(tx: Kysely<MailboxDb>, domain: string): Promise<Do
  */
 async function loadForNewDomain(tx: Kysely<MailboxDb>, cmd: Extract<DomainCommand, { type: "AddDomain" }>): Promise<DomainsState> {
   const state = await loadNamed(tx, cmd.domain);
-  const rows = await tx.selectFrom("domains").select(COLUMNS).where("workspace_id", "=", cmd.workspaceId).where("deleted_at", "is", null).execute();
+  const rows = await tx.selectFrom("domains").select(STATE_COLUMNS).where("workspace_id", "=", cmd.workspaceId).where("deleted_at", "is", null).execute();
   for (const r of rows) state.domains[r.domain_id] = toState(r);
   // The lapse of the workspace's other claims needs their names' owners.
   const names = [...new Set(rows.map((r) => r.domain))];

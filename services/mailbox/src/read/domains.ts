@@ -5,6 +5,7 @@ import { AppError, notFound, parseOrThrow } from "@mam/contracts/errors.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import { seesWorkspace } from "@mam/scope/access.ts";
 import { NO_WORKSPACE } from "@mam/service-kit/event-sourcing.ts";
+import { releaseLapsedClaims } from "../commands/domain-claims.ts";
 import type { MailboxContext } from "../context.ts";
 import type { DomainsTable, MailboxDb } from "../db/schema.ts";
 
@@ -89,15 +90,23 @@ export function requireDomainManager(claims: ScopeClaims) {
   if (claims.kind !== "tenant" && claims.kind !== "workspace") throw new AppError("FORBIDDEN", "Only tk_ and wk_ keys manage domains");
 }
 
+/**
+ * The caller's live domains. Lapsed claims are left out; reading them is also when their
+ * end is recorded (DomainRemoved with its reason), so history agrees with what was shown.
+ */
 export async function listDomains(ctx: MailboxContext, claims: ScopeClaims): Promise<{ domains: Domain[] }> {
   requireDomainManager(claims);
-  let q = ctx.db
-    .selectFrom("domains")
-    .selectAll()
-    .where("tenant_id", "=", claims.tenantId!)
-    .where(liveDomain(claimCutoff(ctx)));
+  const cutoff = claimCutoff(ctx);
+  let q = ctx.db.selectFrom("domains").selectAll().where("tenant_id", "=", claims.tenantId!).where("deleted_at", "is", null);
   if (claims.workspaces !== "*") q = q.where("workspace_id", "in", claims.workspaces.length ? claims.workspaces : [NO_WORKSPACE]);
-  const rows = await q.orderBy("created_at").orderBy("domain_id").execute();
+  const lapsed = await q
+    .clearSelect()
+    .select("domain")
+    .distinct()
+    .where((eb) => eb.not(liveDomain(cutoff)(eb)))
+    .execute();
+  for (const { domain } of lapsed) await releaseLapsedClaims(ctx, claims.tenantId!, domain, ctx.newId());
+  const rows = await q.where(liveDomain(cutoff)).orderBy("created_at").orderBy("domain_id").execute();
   return { domains: rows.map((r) => domainView(r, r.workspace_id)) };
 }
 
