@@ -20,21 +20,21 @@ describe("inboxes and addresses", () => {
   afterAll(() => s.stop());
 
   it("creates an inbox once with its ak_ key; asking again returns it without secrets", async () => {
-    const r = await s.api("POST", "/v1/inboxes", { key: a.key.key, body: { username: "Support", displayName: "Support desk" } });
+    const r = await s.api("POST", "/v1/inboxes", { key: a.key.key, body: { username: "Helpdesk", displayName: "Support desk" } });
     expect(r.status).toBe(201);
     expect(r.body).toMatchObject({
-      email: `support@${D}`,
-      canonicalEmail: `support@${D}`,
-      username: "support",
+      email: `helpdesk@${D}`,
+      canonicalEmail: `helpdesk@${D}`,
+      username: "helpdesk",
       domain: D,
       displayName: "Support desk",
       workspaceId: a.workspace.id,
-      addresses: [{ address: `support@${D}`, isPrimary: true }],
+      addresses: [{ address: `helpdesk@${D}`, isPrimary: true }],
       metadata: {},
       existed: false,
     });
     expect(r.body.apiKey).toMatch(/^ak_[A-Za-z0-9_-]{43}$/);
-    const again = await s.api("POST", "/v1/inboxes", { key: a.key.key, body: { username: "support" } });
+    const again = await s.api("POST", "/v1/inboxes", { key: a.key.key, body: { username: "helpdesk" } });
     expect(again.status).toBe(200);
     expect(again.body.existed).toBe(true);
     expect(again.body.id).toBe(r.body.id);
@@ -48,18 +48,18 @@ describe("inboxes and addresses", () => {
   });
 
   it("a name owned by another tenant falls back to name1, name2…; strict answers 409 USERNAME_TAKEN", async () => {
-    const first = await s.api("POST", "/v1/inboxes", { key: b.key.key, body: { username: "sales" } });
-    expect(first.body.email).toBe(`sales@${D}`);
-    const second = await s.api("POST", "/v1/inboxes", { key: a.key.key, body: { username: "sales" } });
+    const first = await s.api("POST", "/v1/inboxes", { key: b.key.key, body: { username: "deals" } });
+    expect(first.body.email).toBe(`deals@${D}`);
+    const second = await s.api("POST", "/v1/inboxes", { key: a.key.key, body: { username: "deals" } });
     expect(second.status).toBe(201);
-    expect(second.body.username).toBe("sales1");
+    expect(second.body.username).toBe("deals1");
     // Asking again gives back the inbox the fallback allocated, not another one.
-    const repeat = await s.api("POST", "/v1/inboxes", { key: a.key.key, body: { username: "sales" } });
+    const repeat = await s.api("POST", "/v1/inboxes", { key: a.key.key, body: { username: "deals" } });
     expect(repeat.status).toBe(200);
     expect(repeat.body.id).toBe(second.body.id);
-    const third = await s.api("POST", "/v1/inboxes", { key: b.key.key, body: { username: "sales1" } });
-    expect(third.body.username).toBe("sales11");
-    const strict = await s.api("POST", "/v1/inboxes?strict=true", { key: b.key.key, body: { username: "support" } });
+    const third = await s.api("POST", "/v1/inboxes", { key: b.key.key, body: { username: "deals1" } });
+    expect(third.body.username).toBe("deals11");
+    const strict = await s.api("POST", "/v1/inboxes?strict=true", { key: b.key.key, body: { username: "helpdesk" } });
     expect(strict.status).toBe(409);
     expect(strict.body.code).toBe("USERNAME_TAKEN");
   });
@@ -143,7 +143,7 @@ describe("inboxes and addresses", () => {
     expect(got.canonicalEmail).toBe(`alias-owner@${D}`);
     const side = await s.api("POST", `/v1/inboxes/${inbox.id}/addresses`, { key: a.key.key, body: { email: `side@${D}`, primary: false } });
     expect(side.body.isPrimary).toBe(false);
-    const taken = await s.api("POST", `/v1/inboxes/${inbox.id}/addresses`, { key: a.key.key, body: { email: `sales@${D}` } });
+    const taken = await s.api("POST", `/v1/inboxes/${inbox.id}/addresses`, { key: a.key.key, body: { email: `deals@${D}` } });
     expect(taken.status).toBe(409);
     const offDomain = await s.api("POST", `/v1/inboxes/${inbox.id}/addresses`, { key: a.key.key, body: { email: "me@example.com" } });
     expect(offDomain.status).toBe(400);
@@ -157,12 +157,15 @@ describe("inboxes and addresses", () => {
       { address: `alias-owner@${D}`, isPrimary: true },
       { address: `side@${D}`, isPrimary: false },
     ]);
-    // A removed address is free for anyone.
-    const reuse = await s.api("POST", "/v1/inboxes?strict=true", { key: b.key.key, body: { username: "hello" } });
+    // A removed address is held back from other tenants (ADDRESS_QUARANTINE_DAYS); its own tenant takes it again at once.
+    const stranger = await s.api("POST", "/v1/inboxes?strict=true", { key: b.key.key, body: { username: "hello" } });
+    expect(stranger.status).toBe(409);
+    expect(stranger.body.code).toBe("USERNAME_TAKEN");
+    const reuse = await s.api("POST", "/v1/inboxes?strict=true", { key: a.key.key, body: { username: "hello" } });
     expect(reuse.status).toBe(201);
   });
 
-  it("soft delete hides the inbox and frees its addresses; ak_ keys cannot delete", async () => {
+  it("soft delete hides the inbox, revokes its ak_ key and frees its addresses for its tenant; ak_ keys cannot delete", async () => {
     const inbox = (await s.api("POST", "/v1/inboxes", { key: a.key.key, body: { username: "temp" } })).body;
     expect((await s.api("DELETE", `/v1/inboxes/${inbox.id}`, { key: inbox.apiKey })).status).toBe(403);
     expect((await s.api("DELETE", `/v1/inboxes/${inbox.id}`, { key: a.key.key })).body).toEqual({ deleted: true, id: inbox.id });
@@ -173,7 +176,8 @@ describe("inboxes and addresses", () => {
     await waitFor(async () => (await s.api("GET", "/v1/me", { key: inbox.apiKey })).status === 401, { timeoutMs: 5_000, what: "ak_ revoked" });
     const list = (await s.api("GET", "/v1/inboxes", { key: a.key.key })).body.inboxes;
     expect(list.map((i: { id: string }) => i.id)).not.toContain(inbox.id);
-    const again = await s.api("POST", "/v1/inboxes?strict=true", { key: b.key.key, body: { username: "temp" } });
+    expect((await s.api("POST", "/v1/inboxes?strict=true", { key: b.key.key, body: { username: "temp" } })).status).toBe(409);
+    const again = await s.api("POST", "/v1/inboxes?strict=true", { key: a.key.key, body: { username: "temp" } });
     expect(again.status).toBe(201);
   });
 

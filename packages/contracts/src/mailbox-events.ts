@@ -31,7 +31,9 @@ export const InboxUpdatedV1 = z.object({
   displayName: z.string().nullable().optional(),
   metadata: Metadata.optional(),
 });
-export const InboxDeletedV1 = z.object({ inboxId: z.uuid(), addresses: z.array(z.string()) });
+/** Why an inbox ended: its own delete, or the end of its workspace. Optional (v1 events had none: deleted). */
+export const InboxDeletionReason = z.enum(["deleted", "workspace_deleted"]);
+export const InboxDeletedV1 = z.object({ inboxId: z.uuid(), addresses: z.array(z.string()), reason: InboxDeletionReason.optional() });
 export const AddressAddedV1 = z.object({ inboxId: z.uuid(), address: z.string(), isPrimary: z.boolean() });
 export const AddressRemovedV1 = z.object({
   inboxId: z.uuid(),
@@ -87,6 +89,12 @@ export const DomainReleaseReason = z.enum(["expired", "verified_elsewhere"]);
 export type DomainReleaseReason = z.infer<typeof DomainReleaseReason>;
 export const DomainRemovedV1 = z.object({ domainId: z.uuid(), domain: z.string(), reason: DomainReleaseReason.optional() });
 
+/**
+ * The mailbox heard that identity deleted the workspace: nothing may be created in it any
+ * more. Its inboxes and domains end with their own InboxDeleted and DomainRemoved.
+ */
+export const WorkspaceClosedV1 = z.object({ workspaceId: z.uuid(), tenantId: z.uuid() });
+
 export const mailboxEventSchemas = {
   MessageSent: { 1: MessageSentV1 },
   MessageReceived: { 1: MessageReceivedV1 },
@@ -110,6 +118,7 @@ export const mailboxEventSchemas = {
   DomainAdded: { 1: DomainAddedV1 },
   DomainChecked: { 1: DomainCheckedV1 },
   DomainRemoved: { 1: DomainRemovedV1 },
+  WorkspaceClosed: { 1: WorkspaceClosedV1 },
 } as const;
 
 export type MailboxEvent =
@@ -127,6 +136,7 @@ export type MailboxEvent =
   | { type: "DomainAdded"; schemaVersion: 1; data: z.infer<typeof DomainAddedV1> }
   | { type: "DomainChecked"; schemaVersion: 1; data: z.infer<typeof DomainCheckedV1> }
   | { type: "DomainRemoved"; schemaVersion: 1; data: z.infer<typeof DomainRemovedV1> }
+  | { type: "WorkspaceClosed"; schemaVersion: 1; data: z.infer<typeof WorkspaceClosedV1> }
   | { type: "MessageSent"; schemaVersion: 1; data: z.infer<typeof MessageSentV1> }
   | { type: "MessageReceived"; schemaVersion: 1; data: z.infer<typeof MessageReceivedV1> }
   | { type: "MessageFlagged"; schemaVersion: 1; data: z.infer<typeof MessageFlaggedV1> }

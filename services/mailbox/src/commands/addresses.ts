@@ -8,6 +8,7 @@ import { execute, type CommandMeta } from "./execute.ts";
 import { idParam } from "./ids.ts";
 import { decide, type InboxCommand } from "./inbox-decisions.ts";
 import { assertClaimed, claimsOf, loadInbox, tenantOf } from "./inbox-load.ts";
+import { quarantineAt } from "./inbox-state.ts";
 
 /** An alias for an inbox; by default it becomes the primary (outbound From) address. */
 export async function addAddress(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta) {
@@ -21,12 +22,21 @@ export async function addAddress(ctx: MailboxContext, claims: ScopeClaims, raw: 
       { path: "email", message: "domain not available to this workspace" },
     ]);
   }
-  const command: InboxCommand = { type: "AddAddress", caller: claims, inboxId: inbox.inbox_id, address: body.email, primary: body.primary };
+  const command: InboxCommand = {
+    type: "AddAddress",
+    caller: claims,
+    inboxId: inbox.inbox_id,
+    address: body.email,
+    primary: body.primary,
+    maxAddresses: ctx.cfg.MAX_ADDRESSES_PER_INBOX,
+    quarantine: quarantineAt(ctx.clock(), ctx.cfg.MAIL_DOMAIN, ctx.cfg.ADDRESS_QUARANTINE_DAYS),
+    reserved: { domain: ctx.cfg.MAIL_DOMAIN, extra: ctx.cfg.RESERVED_LOCAL_PARTS },
+  };
   return execute(ctx, inbox.tenant_id, meta, {
     load: async (tx) => {
       const state = await loadInbox(tx, inbox.inbox_id);
       const claims = await claimsOf(tx, [body.email]);
-      return { ...state, claims: { ...state.claims, ...claims.claims } };
+      return { ...state, claims: { ...state.claims, ...claims.claims }, released: claims.released };
     },
     decide: (state) => decide(command, state),
     answer: async (tx, _state, events) => {

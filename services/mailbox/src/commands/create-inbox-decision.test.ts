@@ -3,6 +3,11 @@ import type { MailboxEvent } from "@mam/contracts/mailbox-events.ts";
 import { deciderSpec } from "@mam/testing/decider-spec.ts";
 import { allocate, candidates, decide, evolve, initial, MAX_FALLBACK, type CreateInbox } from "./create-inbox-decision.ts";
 import { addressAdded, addressRemoved, callers, D, filed, ids, inboxCreated, inboxDeleted, mailboxes } from "./decision-fixtures.ts";
+import { quarantineAt } from "./inbox-state.ts";
+
+/** The service clock of these decisions. */
+const NOW = "2026-11-30T12:00:00.000Z";
+const at = (e: MailboxEvent, occurredAt: string) => ({ ...e, occurredAt });
 
 const spec = deciderSpec({ initial, evolve, decide });
 
@@ -16,6 +21,8 @@ const create = (over: Partial<CreateInbox> = {}): CreateInbox => ({
   strict: false,
   displayName: "Bob",
   metadata: { team: "a" },
+  quarantine: quarantineAt(new Date(NOW), D, 30),
+  reserved: { domain: "platform.test", extra: [] },
   ...over,
 });
 
@@ -105,10 +112,10 @@ describe("CreateInbox", () => {
       .expectRefusal("USERNAME_TAKEN");
   });
 
-  it("takes an address freed by a deleted inbox or a removed alias", () => {
+  it("takes an address freed by a deleted inbox or a removed alias once its quarantine is over", () => {
     const [rival] = globexHolds("bob");
     spec
-      .given([rival!, inboxDeleted("01900000-0000-7000-8000-000000009000", ["bob@mail.test"])])
+      .given([rival!, at(inboxDeleted("01900000-0000-7000-8000-000000009000", ["bob@mail.test"]), "2026-10-31T11:59:59.000Z")])
       .when(create())
       .expectEvents([created("bob")]);
     const alias = [addressAdded(ids.rival, "bob@mail.test"), addressRemoved(ids.rival, "bob@mail.test", "rival@mail.test")];
@@ -118,8 +125,93 @@ describe("CreateInbox", () => {
       .expectEvents([created("bob1")]);
     spec
       .given([...mailboxes, ...alias])
-      .when(create())
+      .when(create({ quarantine: null }))
       .expectEvents([created("bob")]);
+  });
+
+  describe("quarantine of released addresses", () => {
+    const [rival] = globexHolds("bob");
+    const released = (when: string) => [rival!, at(inboxDeleted("01900000-0000-7000-8000-000000009000", ["bob@mail.test"]), when)];
+
+    it("holds back an address another tenant released within ADDRESS_QUARANTINE_DAYS: a fallback, or 409 under strict", () => {
+      spec
+        .given(released("2026-11-29T00:00:00.000Z"))
+        .when(create())
+        .expectEvents([created("bob1")]);
+      spec
+        .given(released("2026-11-29T00:00:00.000Z"))
+        .when(create({ strict: true }))
+        .expectRefusal("USERNAME_TAKEN", /bob@mail\.test was released recently by another account and is held back/);
+    });
+
+    it("lets time pass on the service clock: free once the days are over, or at once with 0 days", () => {
+      const history = released("2026-11-29T00:00:00.000Z");
+      spec
+        .given(history)
+        .when(create({ strict: true, quarantine: quarantineAt(new Date("2026-12-29T00:00:00.000Z"), D, 30) }))
+        .expectRefusal("USERNAME_TAKEN");
+      spec
+        .given(history)
+        .when(create({ strict: true, quarantine: quarantineAt(new Date("2026-12-29T00:00:00.001Z"), D, 30) }))
+        .expectEvents([created("bob")]);
+      expect(quarantineAt(new Date(NOW), D, 0)).toBeNull();
+      spec
+        .given(history)
+        .when(create({ strict: true, quarantine: quarantineAt(new Date(NOW), D, 0) }))
+        .expectEvents([created("bob")]);
+    });
+
+    it("lets the tenant that released it take it back at once", () => {
+      spec
+        .given(released("2026-11-30T11:00:00.000Z"))
+        .when(create({ caller: callers.globexTenant, tenantId: ids.globex, workspaceId: ids.globexMain, strict: true }))
+        .expectEvents([created("bob", create({ caller: callers.globexTenant, tenantId: ids.globex, workspaceId: ids.globexMain }))]);
+    });
+
+    it("ends with a new claim: released again later, it is held back from then", () => {
+      const reclaimed = [
+        ...released("2026-01-01T00:00:00.000Z"),
+        inboxCreated(ids.rival, ids.globex, ids.globexMain, "bob"),
+        at(inboxDeleted(ids.rival, ["bob@mail.test"]), "2026-11-30T00:00:00.000Z"),
+      ];
+      spec
+        .given(reclaimed)
+        .when(create({ strict: true }))
+        .expectRefusal("USERNAME_TAKEN", /held back/);
+    });
+  });
+
+  describe("reserved addresses and closed workspaces", () => {
+    it("refuses a reserved username on the platform domain (RFC 2142 and system names, RESERVED_LOCAL_PARTS)", () => {
+      for (const base of ["postmaster", "abuse", "admin", "hostmaster", "webmaster", "root", "noreply", "ssl-admin", "custom"]) {
+        spec
+          .given([])
+          .when(create({ base, reserved: { domain: D, extra: ["custom"] } }))
+          .expectRefusal("VALIDATION_ERROR", new RegExp(`"${base}" is reserved on mail\\.test`));
+      }
+    });
+
+    it("leaves a tenant's custom domain alone, and skips a reserved fallback", () => {
+      spec
+        .given([])
+        .when(create({ base: "postmaster", domain: "acme.example", reserved: { domain: D, extra: [] } }))
+        .expectEvents([created("postmaster", create({ base: "postmaster", domain: "acme.example" }))]);
+      spec
+        .given(globexHolds("bob"))
+        .when(create({ reserved: { domain: D, extra: ["bob1"] } }))
+        .expectEvents([created("bob2")]);
+    });
+
+    it("creates nothing in a workspace that ended: 404", () => {
+      spec
+        .given([{ type: "WorkspaceClosed", schemaVersion: 1, data: { workspaceId: ids.acmeMain, tenantId: ids.acme } }])
+        .when(create())
+        .expectRefusal("NOT_FOUND", /Workspace/);
+      spec
+        .given([{ type: "WorkspaceClosed", schemaVersion: 1, data: { workspaceId: ids.acmeSales, tenantId: ids.acme } }])
+        .when(create())
+        .expectEvents([created("bob")]);
+    });
   });
 
   it("counts an address reserved for this very command as free", () => {

@@ -1,7 +1,8 @@
-import { AppError } from "@mam/contracts/errors.ts";
+import { AppError, notFound } from "@mam/contracts/errors.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { EventDraft } from "./execute.ts";
-import { ownedBy, type InboxesState } from "./inbox-state.ts";
+import { heldBack, ownedBy, type InboxesState, type Quarantine } from "./inbox-state.ts";
+import { isReserved, refuseReserved, type ReservedPolicy } from "./reserved-addresses.ts";
 
 export { evolve, initial } from "./inbox-state.ts";
 
@@ -21,6 +22,10 @@ export interface CreateInbox {
   strict: boolean;
   displayName: string | null;
   metadata: Record<string, unknown>;
+  /** Addresses other tenants released lately are held back from this one (made from the service clock). */
+  quarantine: Quarantine;
+  /** Role and system addresses of the platform domain: never a tenant's. */
+  reserved: ReservedPolicy;
 }
 
 /** Where the new inbox may land, in the order they are tried. */
@@ -39,21 +44,39 @@ export type Allocation =
   /** The caller's own inbox at this name (or at a fallback it was given before): asking again returns it. */
   | { kind: "existing"; inboxId: string }
   | { kind: "taken"; username: string }
+  /** Free, but released lately by another tenant: held back (under strict). */
+  | { kind: "held"; username: string }
   | { kind: "exhausted" };
 
-/** The first candidate that is free (or this command's own), unless one on the way is the caller's. */
+/**
+ * The first candidate that is free (or this command's own), unless one on the way is the
+ * caller's. An address another tenant released lately counts as taken.
+ */
 export function allocate(cmd: CreateInbox, state: InboxesState): Allocation {
   for (const c of candidates(cmd)) {
+    // The name asked for is refused when reserved (see decide); a fallback is skipped.
+    if (isReserved(c.address, cmd.reserved)) continue;
     const holder = state.claims[c.address];
-    if (!holder || holder.inboxId === cmd.inboxId) return { kind: "new", ...c };
+    if (holder?.inboxId === cmd.inboxId) return { kind: "new", ...c };
+    if (!holder) {
+      if (!heldBack(state, cmd.quarantine, cmd.tenantId, c.address)) return { kind: "new", ...c };
+      if (cmd.strict) return { kind: "held", username: c.username };
+      continue;
+    }
     if (ownedBy(cmd.caller, holder)) return { kind: "existing", inboxId: holder.inboxId };
     if (cmd.strict) return { kind: "taken", username: c.username };
   }
   return { kind: "exhausted" };
 }
 
-/** Creates the inbox at the allocated address; none when the caller's own inbox is there already. */
+/**
+ * Creates the inbox at the allocated address; none when the caller's own inbox is there
+ * already. Nothing is created in a workspace that ended (a create that passed identity's
+ * check just before the workspace was deleted meets this under the tenant's lock).
+ */
 export function decide(cmd: CreateInbox, state: InboxesState): EventDraft[] {
+  if (state.closed?.[cmd.workspaceId]) throw notFound("Workspace");
+  refuseReserved(`${cmd.base}@${cmd.domain}`, cmd.reserved, "username");
   const pick = allocate(cmd, state);
   switch (pick.kind) {
     case "new":
@@ -82,6 +105,7 @@ export function decide(cmd: CreateInbox, state: InboxesState): EventDraft[] {
     case "existing":
       return [];
     case "taken":
+    case "held":
     case "exhausted":
       throw refusal(cmd, pick);
     default: {
@@ -91,8 +115,21 @@ export function decide(cmd: CreateInbox, state: InboxesState): EventDraft[] {
   }
 }
 
-export function refusal(cmd: CreateInbox, pick: Extract<Allocation, { kind: "taken" | "exhausted" }>): AppError {
-  return pick.kind === "taken"
-    ? new AppError("USERNAME_TAKEN", `The username "${pick.username}" is taken on ${cmd.domain}`)
-    : new AppError("USERNAME_TAKEN", `"${cmd.base}" and ${cmd.base}1 … ${cmd.base}${MAX_FALLBACK} are all taken on ${cmd.domain}`);
+export function refusal(cmd: CreateInbox, pick: Extract<Allocation, { kind: "taken" | "held" | "exhausted" }>): AppError {
+  switch (pick.kind) {
+    case "taken":
+      return new AppError("USERNAME_TAKEN", `The username "${pick.username}" is taken on ${cmd.domain}`);
+    case "held":
+      return new AppError("USERNAME_TAKEN", heldMessage(`${pick.username}@${cmd.domain}`));
+    case "exhausted":
+      return new AppError("USERNAME_TAKEN", `"${cmd.base}" and ${cmd.base}1 … ${cmd.base}${MAX_FALLBACK} are all taken on ${cmd.domain}`);
+    default: {
+      const unreachable: never = pick;
+      throw new Error(`unhandled refusal ${(unreachable as Allocation).kind}`);
+    }
+  }
 }
+
+/** Says why without saying whose it was or when it went. */
+export const heldMessage = (address: string) =>
+  `The address ${address} was released recently by another account and is held back for a while, so that its mail (password resets) cannot reach a stranger`;

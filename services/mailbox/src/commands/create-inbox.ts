@@ -10,7 +10,9 @@ import { inboxView } from "../read/inboxes.ts";
 import { allocate, candidates, decide, refusal, type CreateInbox } from "./create-inbox-decision.ts";
 import { execute, type CommandMeta } from "./execute.ts";
 import { askIdentity } from "./identity-client.ts";
-import { assertClaimed, claimsOf } from "./inbox-load.ts";
+import { assertClaimed, claimsOf, isClosed } from "./inbox-load.ts";
+import { quarantineAt } from "./inbox-state.ts";
+import { refuseReserved } from "./reserved-addresses.ts";
 import { targetWorkspace, type Caller } from "./target-workspace.ts";
 
 export { MAX_FALLBACK } from "./create-inbox-decision.ts";
@@ -31,7 +33,7 @@ export async function createInbox(ctx: MailboxContext, caller: Caller, raw: unkn
   // A lockless look at the candidates answers what is known already (a refusal, the caller's
   // own inbox) without issuing a key; the decision under the lock has the last word.
   const probe = allocate(command, await claimsOf(ctx.db, addressesOf(command)));
-  if (probe.kind === "taken" || probe.kind === "exhausted") throw refusal(command, probe);
+  if (probe.kind === "taken" || probe.kind === "held" || probe.kind === "exhausted") throw refusal(command, probe);
   if (probe.kind === "existing") {
     const view = await liveInboxView(ctx.db, probe.inboxId);
     if (view) return { status: 200, body: { ...view, existed: true } };
@@ -41,7 +43,11 @@ export async function createInbox(ctx: MailboxContext, caller: Caller, raw: unkn
   let reply: Created | undefined;
   try {
     reply = await execute(ctx, command.tenantId, meta, {
-      load: (tx) => claimsOf(tx, addressesOf(command)),
+      load: async (tx) => {
+        const state = await claimsOf(tx, addressesOf(command));
+        if (await isClosed(tx, command.workspaceId)) state.closed![command.workspaceId] = true;
+        return state;
+      },
       decide: (state) => decide(command, state),
       answer: async (tx, state) => {
         const pick = allocate(command, state);
@@ -75,6 +81,9 @@ async function commandOf(ctx: MailboxContext, caller: Caller, raw: unknown): Pro
     ]);
   }
   const base = body.username ?? slugify((await askIdentity(ctx, RpcContracts.identity.tenantGet, {}, caller)).name, "agent", 60);
+  const reserved = { domain: ctx.cfg.MAIL_DOMAIN, extra: ctx.cfg.RESERVED_LOCAL_PARTS };
+  // Before any key is issued; the decision says it again.
+  refuseReserved(`${base}@${domain}`, reserved, "username");
   return {
     caller: claims,
     inboxId: ctx.newId(),
@@ -85,6 +94,8 @@ async function commandOf(ctx: MailboxContext, caller: Caller, raw: unknown): Pro
     strict,
     displayName: body.displayName ?? null,
     metadata: body.metadata ?? {},
+    quarantine: quarantineAt(ctx.clock(), ctx.cfg.MAIL_DOMAIN, ctx.cfg.ADDRESS_QUARANTINE_DAYS),
+    reserved,
   };
 }
 

@@ -1,7 +1,12 @@
 import { describe, expect, it } from "vitest";
+import type { MailboxEvent } from "@mam/contracts/mailbox-events.ts";
 import { deciderSpec } from "@mam/testing/decider-spec.ts";
-import { addressAdded, addressRemoved, callers, filed, ids, inboxDeleted, mailboxes } from "./decision-fixtures.ts";
+import { addressAdded, addressRemoved, callers, D, filed, ids, inboxDeleted, mailboxes } from "./decision-fixtures.ts";
 import { decide, evolve, initial, type InboxCommand } from "./inbox-decisions.ts";
+import { quarantineAt } from "./inbox-state.ts";
+
+/** The service clock of these decisions. */
+const NOW = "2026-11-30T12:00:00.000Z";
 
 const spec = deciderSpec({ initial, evolve, decide });
 const { acmeTenant, acmeMain, acmeSales, supportInbox, salesInbox, globexTenant, operator } = callers;
@@ -49,7 +54,9 @@ describe("DeleteInbox", () => {
         addressRemoved(ids.support, "old@mail.test"),
       ])
       .when(del(acmeMain))
-      .expectEvents([{ type: "InboxDeleted", schemaVersion: 1, data: { inboxId: ids.support, addresses: ["support@mail.test", "help@mail.test"] } }]);
+      .expectEvents([
+        { type: "InboxDeleted", schemaVersion: 1, data: { inboxId: ids.support, addresses: ["support@mail.test", "help@mail.test"], reason: "deleted" } },
+      ]);
   });
 
   it("is refused to ak_ keys, even the inbox's own (403 before 404)", () => {
@@ -68,7 +75,18 @@ describe("DeleteInbox", () => {
 });
 
 describe("AddAddress", () => {
-  const add = (address: string, primary = true, caller = acmeTenant): InboxCommand => ({ type: "AddAddress", caller, inboxId: ids.support, address, primary });
+  const add = (address: string, primary = true, caller = acmeTenant, over: Partial<Extract<InboxCommand, { type: "AddAddress" }>> = {}): InboxCommand => ({
+    type: "AddAddress",
+    caller,
+    inboxId: ids.support,
+    address,
+    primary,
+    maxAddresses: 20,
+    quarantine: quarantineAt(new Date(NOW), D, 30),
+    reserved: { domain: "platform.test", extra: [] },
+    ...over,
+  });
+  const at = (e: MailboxEvent, occurredAt: string) => ({ ...e, occurredAt });
 
   it("adds an alias, primary or not, one version on", () => {
     const { drafts } = spec
@@ -91,10 +109,73 @@ describe("AddAddress", () => {
     spec.given(mailboxes).when(add("support@mail.test")).expectRefusal("CONFLICT");
   });
 
-  it("takes an address its holder let go of", () => {
+  it("takes an address its holder let go of, when no quarantine holds it back", () => {
     spec
       .given([...mailboxes, inboxDeleted(ids.rival, ["rival@mail.test"])])
+      .when(add("rival@mail.test", true, acmeTenant, { quarantine: null }))
+      .expectEvents([expect.objectContaining({ type: "AddressAdded" })]);
+  });
+
+  it("holds back an address another tenant released within the quarantine; its own tenant may reclaim it", () => {
+    const released = [...mailboxes, at(inboxDeleted(ids.rival, ["rival@mail.test"]), "2026-11-20T00:00:00.000Z")];
+    spec
+      .given(released)
       .when(add("rival@mail.test"))
+      .expectRefusal("CONFLICT", /rival@mail\.test was released recently by another account and is held back/);
+    // 30 days later it is free for anyone; with the quarantine off, at once.
+    spec
+      .given(released)
+      .when(add("rival@mail.test", true, acmeTenant, { quarantine: quarantineAt(new Date("2026-12-20T00:00:01.000Z"), D, 30) }))
+      .expectEvents([expect.objectContaining({ type: "AddressAdded" })]);
+    spec
+      .given(released)
+      .when(add("rival@mail.test", true, acmeTenant, { quarantine: quarantineAt(new Date(NOW), D, 0) }))
+      .expectEvents([expect.objectContaining({ type: "AddressAdded" })]);
+    // acme's own alias, removed: acme takes it back.
+    spec
+      .given([
+        ...mailboxes,
+        addressAdded(ids.sales, "old@mail.test"),
+        at(addressRemoved(ids.sales, "old@mail.test", "sales@mail.test"), "2026-11-29T00:00:00.000Z"),
+      ])
+      .when(add("old@mail.test"))
+      .expectEvents([expect.objectContaining({ type: "AddressAdded" })]);
+  });
+
+  it("holds back only addresses of the quarantined domain (a custom domain's owner has its mail anyway)", () => {
+    spec
+      .given([...mailboxes, addressAdded(ids.rival, "x@globex.example"), at(addressRemoved(ids.rival, "x@globex.example"), "2026-11-29T00:00:00.000Z")])
+      .when(add("x@globex.example"))
+      .expectEvents([expect.objectContaining({ type: "AddressAdded" })]);
+  });
+
+  it("refuses a reserved address of the platform domain: 400", () => {
+    for (const local of ["postmaster", "abuse", "hostmaster", "admin", "mailer-daemon", "no-reply", "bounces+abcdefghijklmnop", "custom"]) {
+      spec
+        .given(mailboxes)
+        .when(add(`${local}@mail.test`, true, acmeTenant, { reserved: { domain: D, extra: ["custom"] } }))
+        .expectRefusal("VALIDATION_ERROR", /is reserved on mail\.test/);
+    }
+    spec
+      .given(mailboxes)
+      .when(add("postmaster@acme.example", true, acmeTenant, { reserved: { domain: D, extra: [] } }))
+      .expectEvents([expect.objectContaining({ type: "AddressAdded" })]);
+  });
+
+  it("caps the addresses of an inbox, its own included: 409 beyond the cap", () => {
+    const withTwo = [...mailboxes, addressAdded(ids.support, "a@mail.test")];
+    spec
+      .given(withTwo)
+      .when(add("b@mail.test", true, acmeTenant, { maxAddresses: 2 }))
+      .expectRefusal("CONFLICT", /at most 2 addresses/);
+    spec
+      .given(withTwo)
+      .when(add("b@mail.test", true, acmeTenant, { maxAddresses: 3 }))
+      .expectEvents([expect.objectContaining({ type: "AddressAdded" })]);
+    // A removed alias frees its place.
+    spec
+      .given([...withTwo, addressRemoved(ids.support, "a@mail.test", "support@mail.test")])
+      .when(add("b@mail.test", true, acmeTenant, { maxAddresses: 2 }))
       .expectEvents([expect.objectContaining({ type: "AddressAdded" })]);
   });
 

@@ -2,7 +2,9 @@ import { AppError, notFound } from "@mam/contracts/errors.ts";
 import type { MailboxEvent } from "@mam/contracts/mailbox-events.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { EventDraft } from "./execute.ts";
-import { inboxVisibleTo, type InboxesState, type InboxState } from "./inbox-state.ts";
+import { heldMessage } from "./create-inbox-decision.ts";
+import { heldBack, inboxVisibleTo, type InboxesState, type InboxState, type Quarantine } from "./inbox-state.ts";
+import { refuseReserved, type ReservedPolicy } from "./reserved-addresses.ts";
 
 export { evolve, initial } from "./inbox-state.ts";
 
@@ -10,7 +12,17 @@ export { evolve, initial } from "./inbox-state.ts";
 export type InboxCommand =
   | { type: "UpdateInbox"; caller: ScopeClaims; inboxId: string; displayName?: string | null; metadata?: Record<string, unknown> }
   | { type: "DeleteInbox"; caller: ScopeClaims; inboxId: string }
-  | { type: "AddAddress"; caller: ScopeClaims; inboxId: string; address: string; primary: boolean }
+  | {
+      type: "AddAddress";
+      caller: ScopeClaims;
+      inboxId: string;
+      address: string;
+      primary: boolean;
+      /** MAX_ADDRESSES_PER_INBOX: the inbox's own address included. */
+      maxAddresses: number;
+      quarantine: Quarantine;
+      reserved: ReservedPolicy;
+    }
   | { type: "RemoveAddress"; caller: ScopeClaims; inboxId: string; address: string };
 
 const about = (inbox: InboxState, event: MailboxEvent): EventDraft => ({
@@ -31,12 +43,19 @@ export function decide(cmd: InboxCommand, state: InboxesState): EventDraft[] {
     case "DeleteInbox": {
       if (cmd.caller.kind !== "tenant" && cmd.caller.kind !== "workspace") throw new AppError("FORBIDDEN", "Only tk_ and wk_ keys can delete inboxes");
       const inbox = inboxVisibleTo(state, cmd.caller, cmd.inboxId);
-      return [about(inbox, { type: "InboxDeleted", schemaVersion: 1, data: { inboxId: inbox.id, addresses: Object.keys(inbox.addresses) } })];
+      return [
+        about(inbox, { type: "InboxDeleted", schemaVersion: 1, data: { inboxId: inbox.id, addresses: Object.keys(inbox.addresses), reason: "deleted" } }),
+      ];
     }
     case "AddAddress": {
       const inbox = inboxVisibleTo(state, cmd.caller, cmd.inboxId);
+      refuseReserved(cmd.address, cmd.reserved, "email");
       // Held by anyone, this inbox included, the answer is the same.
       if (state.claims[cmd.address]) throw new AppError("CONFLICT", `The address ${cmd.address} already exists`);
+      if (heldBack(state, cmd.quarantine, inbox.tenantId, cmd.address)) throw new AppError("CONFLICT", heldMessage(cmd.address));
+      if (Object.keys(inbox.addresses).length >= cmd.maxAddresses) {
+        throw new AppError("CONFLICT", `An inbox may have at most ${cmd.maxAddresses} addresses, its own included: remove an alias first`);
+      }
       return [about(inbox, { type: "AddressAdded", schemaVersion: 1, data: { inboxId: inbox.id, address: cmd.address, isPrimary: cmd.primary } })];
     }
     case "RemoveAddress": {

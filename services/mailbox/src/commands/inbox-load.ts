@@ -1,4 +1,4 @@
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import { notFound } from "@mam/contracts/errors.ts";
 import { LostRace } from "@mam/service-kit/commands.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
@@ -40,13 +40,36 @@ export async function loadInbox(db: Kysely<MailboxDb>, inboxId: string, into: In
   return into;
 }
 
-/** Who holds each of these addresses, in one query. */
+/**
+ * Who holds each of these addresses, and which of them were released by whom and when, in
+ * one statement: an inbox deleted meanwhile (its claims gone, its releases written in the
+ * same commit) is seen either still holding or having released, never neither.
+ */
 export async function claimsOf(db: Kysely<MailboxDb>, addresses: string[]): Promise<InboxesState> {
   const state = initial();
   if (!addresses.length) return state;
-  const rows = await db.selectFrom("address_claims").selectAll().where("address", "in", addresses).execute();
-  for (const r of rows) state.claims[r.address] = { tenantId: r.tenant_id, workspaceId: r.workspace_id, inboxId: r.inbox_id };
+  const rows = await db
+    .selectFrom("address_claims")
+    .select(["address", "tenant_id", "workspace_id", "inbox_id", sql<Date | null>`null::timestamptz`.as("released_at")])
+    .where("address", "in", addresses)
+    .unionAll(
+      db
+        .selectFrom("address_quarantine")
+        .select(["address", "tenant_id", sql<string>`null::uuid`.as("workspace_id"), sql<string>`null::uuid`.as("inbox_id"), "released_at"])
+        .where("address", "in", addresses),
+    )
+    .execute();
+  for (const r of rows) {
+    if (r.released_at === null) state.claims[r.address] = { tenantId: r.tenant_id, workspaceId: r.workspace_id, inboxId: r.inbox_id };
+    else state.released![r.address] = { tenantId: r.tenant_id, at: new Date(r.released_at).toISOString() };
+  }
   return state;
+}
+
+/** Whether the mailbox heard that this workspace ended. */
+export async function isClosed(db: Kysely<MailboxDb>, workspaceId: string): Promise<boolean> {
+  const r = await db.selectFrom("closed_workspaces").select("workspace_id").where("workspace_id", "=", workspaceId).executeTakeFirst();
+  return r !== undefined;
 }
 
 /**

@@ -29,9 +29,44 @@ export interface InboxesState {
   /** Live inboxes: a deleted one is as missing as one that never was. */
   inboxes: Record<string, InboxState>;
   claims: Record<string, Holder>;
+  /** Addresses given up and not claimed since: by which tenant, when (null: a history folded without times). */
+  released?: Record<string, Release>;
+  /** Workspaces that ended: nothing is created in them. */
+  closed?: Record<string, true>;
 }
 
-export const initial = (): InboxesState => ({ inboxes: {}, claims: {} });
+export interface Release {
+  tenantId: string;
+  at: string | null;
+}
+
+export const initial = (): InboxesState => ({ inboxes: {}, claims: {}, released: {}, closed: {} });
+
+/**
+ * An event as decisions fold it: when it happened comes from its envelope (load reads it
+ * from the read model), and only the quarantine of released addresses needs it.
+ */
+export type TimedEvent = MailboxEvent & { occurredAt?: string };
+
+/**
+ * Who may not take a released address yet: tenants other than the one that gave it up, for
+ * addresses of `domain` (the platform's; a custom domain's owner controls its mail anyway)
+ * released at or after `since`. Null: no quarantine.
+ */
+export type Quarantine = { domain: string; since: string } | null;
+
+/** Whether a free address is held back from `tenantId` by its quarantine. */
+export function heldBack(state: InboxesState, quarantine: Quarantine, tenantId: string, address: string): boolean {
+  const r = state.released?.[address];
+  if (!r || !quarantine || r.tenantId === tenantId) return false;
+  if (address.slice(address.lastIndexOf("@") + 1) !== quarantine.domain) return false;
+  return r.at === null || new Date(r.at).getTime() >= new Date(quarantine.since).getTime();
+}
+
+/** The quarantine in force at `now` for addresses of `domain`: `days` back from now. */
+export function quarantineAt(now: Date, domain: string, days: number): Quarantine {
+  return days > 0 ? { domain, since: new Date(now.getTime() - days * 86_400_000).toISOString() } : null;
+}
 
 /** The live inbox if the caller may see it: its workspace, and for an ak_ key that very inbox. */
 export function inboxVisibleTo(state: InboxesState, caller: ScopeClaims, inboxId: string): InboxState {
@@ -45,13 +80,28 @@ export function inboxVisibleTo(state: InboxesState, caller: ScopeClaims, inboxId
 export const ownedBy = (caller: ScopeClaims, holder: Holder) => holder.tenantId === caller.tenantId && seesWorkspace(caller, holder);
 
 /** The events that change what inbox decisions read; deciders of other things fold the rest themselves. */
-export type InboxEvent = Extract<MailboxEvent, { type: "InboxCreated" | "InboxUpdated" | "InboxDeleted" | "AddressAdded" | "AddressRemoved" }>;
-const INBOX_EVENTS: ReadonlySet<string> = new Set<InboxEvent["type"]>(["InboxCreated", "InboxUpdated", "InboxDeleted", "AddressAdded", "AddressRemoved"]);
-export const isInboxEvent = (e: MailboxEvent): e is InboxEvent => INBOX_EVENTS.has(e.type);
+export type InboxEvent = Extract<
+  TimedEvent,
+  { type: "InboxCreated" | "InboxUpdated" | "InboxDeleted" | "AddressAdded" | "AddressRemoved" | "WorkspaceClosed" }
+>;
+const INBOX_EVENTS: ReadonlySet<string> = new Set<InboxEvent["type"]>([
+  "InboxCreated",
+  "InboxUpdated",
+  "InboxDeleted",
+  "AddressAdded",
+  "AddressRemoved",
+  "WorkspaceClosed",
+]);
+export const isInboxEvent = (e: TimedEvent): e is InboxEvent => INBOX_EVENTS.has(e.type);
 
 /** Folds an event into the inboxes and address claims; any other event leaves them as they are. */
-export function evolve(state: InboxesState, e: MailboxEvent): InboxesState {
+export function evolve(state: InboxesState, e: TimedEvent): InboxesState {
   if (!isInboxEvent(e)) return state;
+  const next = evolveClaims(state, e);
+  return { ...next, released: releasedAfter(state, next, e) };
+}
+
+function evolveClaims(state: InboxesState, e: InboxEvent): InboxesState {
   switch (e.type) {
     case "InboxCreated": {
       const d = e.data;
@@ -64,13 +114,13 @@ export function evolve(state: InboxesState, e: MailboxEvent): InboxesState {
         addresses: { [d.address]: { isPrimary: true, isCanonical: true } },
       };
       const holder = { tenantId: d.tenantId, workspaceId: d.workspaceId, inboxId: d.inboxId };
-      return { inboxes: { ...state.inboxes, [d.inboxId]: inbox }, claims: { ...state.claims, [d.address]: holder } };
+      return { ...state, inboxes: { ...state.inboxes, [d.inboxId]: inbox }, claims: { ...state.claims, [d.address]: holder } };
     }
     case "InboxUpdated":
       return withInbox(state, e.data.inboxId, (i) => i);
     case "InboxDeleted": {
       const { [e.data.inboxId]: _gone, ...inboxes } = state.inboxes;
-      return { inboxes, claims: without(state.claims, (h) => h.inboxId === e.data.inboxId) };
+      return { ...state, inboxes, claims: without(state.claims, (h) => h.inboxId === e.data.inboxId) };
     }
     case "AddressAdded": {
       const d = e.data;
@@ -91,6 +141,8 @@ export function evolve(state: InboxesState, e: MailboxEvent): InboxesState {
       });
       return { ...next, claims: without(next.claims, (h, address) => address === d.address && h.inboxId === d.inboxId) };
     }
+    case "WorkspaceClosed":
+      return { ...state, closed: { ...state.closed, [e.data.workspaceId]: true } };
     default: {
       const unreachable: never = e;
       throw new Error(`unhandled inbox event ${(unreachable as InboxEvent).type}`);
@@ -107,4 +159,14 @@ function withInbox(state: InboxesState, inboxId: string, change: (i: InboxState)
 
 function without(claims: Record<string, Holder>, drop: (h: Holder, address: string) => boolean): Record<string, Holder> {
   return Object.fromEntries(Object.entries(claims).filter(([address, h]) => !drop(h, address)));
+}
+
+/** Claims an event ended are released (by their holder's tenant, at the event's time); a new claim ends a release. */
+function releasedAfter(before: InboxesState, after: InboxesState, e: TimedEvent): Record<string, Release> {
+  const released = { ...before.released };
+  for (const [address, h] of Object.entries(before.claims)) {
+    if (!after.claims[address]) released[address] = { tenantId: h.tenantId, at: e.occurredAt ?? null };
+  }
+  for (const address of Object.keys(after.claims)) delete released[address];
+  return released;
 }

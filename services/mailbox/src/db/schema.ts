@@ -40,6 +40,22 @@ export interface AddressClaimsTable {
   inbox_id: string;
 }
 
+/**
+ * Addresses released by a deleted inbox or a removed alias, by whom and when: held back from
+ * other tenants for ADDRESS_QUARANTINE_DAYS. A new claim of the address ends its row.
+ */
+export interface AddressQuarantineTable {
+  address: string;
+  tenant_id: string;
+  released_at: Timestamp;
+}
+/** Workspaces whose end the mailbox heard of (WorkspaceClosed). */
+export interface ClosedWorkspacesTable {
+  workspace_id: string;
+  tenant_id: string;
+  closed_at: Timestamp;
+}
+
 export interface ListsTable {
   workspace_id: string;
   list_id: string;
@@ -208,4 +224,6 @@ export interface MailboxDb extends ProjectionTables {
   inboxes: InboxesTable;
   inbox_addresses: InboxAddressesTable;
   address_claims: AddressClaimsTable;
+  address_quarantine: AddressQuarantineTable;
+  closed_workspaces: ClosedWorkspacesTable;
 }

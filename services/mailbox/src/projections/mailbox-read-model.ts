@@ -75,7 +75,7 @@ async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> 
       return;
     }
     case "InboxDeleted":
-      // History stays (soft delete); the addresses are released for anyone to take.
+      // History stays (soft delete); the addresses are released (held back from other tenants for a while).
       await tx
         .updateTable("inboxes")
         .set({ deleted_at: e.occurredAt, updated_at: e.occurredAt, version: e.aggregateVersion })
@@ -83,7 +83,7 @@ async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> 
         .where("inbox_id", "=", e.data.inboxId)
         .execute();
       await tx.deleteFrom("inbox_addresses").where("workspace_id", "=", workspaceId).where("inbox_id", "=", e.data.inboxId).execute();
-      await tx.deleteFrom("address_claims").where("inbox_id", "=", e.data.inboxId).execute();
+      await release(tx, e.data.inboxId, null, e.tenantId!, e.occurredAt);
       return;
     case "AddressAdded": {
       const d = e.data;
@@ -108,7 +108,7 @@ async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> 
         .where("inbox_id", "=", d.inboxId)
         .where("address", "=", d.address)
         .execute();
-      await tx.deleteFrom("address_claims").where("address", "=", d.address).where("inbox_id", "=", d.inboxId).execute();
+      await release(tx, d.inboxId, d.address, e.tenantId!, e.occurredAt);
       if (d.newPrimary) {
         await tx
           .updateTable("inbox_addresses")
@@ -131,6 +131,13 @@ async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> 
     case "DomainChecked":
     case "DomainRemoved":
       return evolveDomains(tx, e);
+    case "WorkspaceClosed":
+      await tx
+        .insertInto("closed_workspaces")
+        .values({ workspace_id: e.data.workspaceId, tenant_id: e.data.tenantId, closed_at: e.occurredAt })
+        .onConflict((oc) => oc.column("workspace_id").doNothing())
+        .execute();
+      return;
     case "MessageSent":
     case "MessageReceived":
     case "MessageFlagged":
@@ -173,12 +180,33 @@ async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> 
   }
 }
 
-/** Replays re-create the claims the command path made; a claim already there stays. */
+/**
+ * Replays re-create the claims the command path made; a claim already there stays. A claim
+ * ends the address's quarantine (the decision allowed it: the same tenant, or time passed).
+ */
 async function claim(tx: Kysely<MailboxDb>, address: string, owner: { tenant_id: string; workspace_id: string; inbox_id: string }) {
   await tx
     .insertInto("address_claims")
     .values({ address, ...owner })
     .onConflict((oc) => oc.doNothing())
+    .execute();
+  await tx.deleteFrom("address_quarantine").where("address", "=", address).execute();
+}
+
+/**
+ * Addresses an inbox gives up: free again, but held back from other tenants from this
+ * moment (decisions read `address_quarantine` with the claims, in one statement). Only an
+ * address this inbox really held is released: one (an alias removed), or all it has.
+ */
+async function release(tx: Kysely<MailboxDb>, inboxId: string, address: string | null, tenantId: string, at: string) {
+  let q = tx.deleteFrom("address_claims").where("inbox_id", "=", inboxId);
+  if (address !== null) q = q.where("address", "=", address);
+  const gone = await q.returning("address").execute();
+  if (!gone.length) return;
+  await tx
+    .insertInto("address_quarantine")
+    .values(gone.map((g) => ({ address: g.address, tenant_id: tenantId, released_at: at })))
+    .onConflict((oc) => oc.column("address").doUpdateSet((eb) => ({ tenant_id: eb.ref("excluded.tenant_id"), released_at: eb.ref("excluded.released_at") })))
     .execute();
 }
 

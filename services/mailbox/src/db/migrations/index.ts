@@ -9,6 +9,7 @@ import * as checkpointPerTenant from "./2026-11-27T0700-checkpoint-per-tenant.ts
 import * as blobsUncompressed from "./2026-11-27T0800-blobs-uncompressed.ts";
 import * as deliveryOutcomes from "./2026-11-27T0900-delivery-outcomes.ts";
 import * as deliveryQueue from "./2026-11-27T1000-delivery-queue.ts";
+import * as workspaceEndsAndQuarantine from "./2026-11-30T1000-workspace-ends-and-quarantine.ts";
 import * as domainOwnership from "./2026-11-30T1100-domain-ownership.ts";
 import * as deliveryDeferrals from "./2026-11-30T2200-delivery-deferrals.ts";
 
@@ -24,6 +25,7 @@ export const migrations: Record<string, Migration> = {
   "2026-11-27T0800-blobs-uncompressed": blobsUncompressed,
   "2026-11-27T0900-delivery-outcomes": deliveryOutcomes,
   "2026-11-27T1000-delivery-queue": deliveryQueue,
+  "2026-11-30T1000-workspace-ends-and-quarantine": workspaceEndsAndQuarantine,
   "2026-11-30T1100-domain-ownership": domainOwnership,
   "2026-11-30T2200-delivery-deferrals": deliveryDeferrals,
 };

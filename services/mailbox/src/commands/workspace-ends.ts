@@ -1,0 +1,80 @@
+import type { Kysely } from "kysely";
+import { ZodError } from "zod";
+import { DurableConsumer } from "@mam/bus/consumer.ts";
+import { eventSubject } from "@mam/contracts/envelope.ts";
+import { IDENTITY_CONTEXT, parseIdentityEvent, type IdentityEventType } from "@mam/contracts/identity-events.ts";
+import type { Backbone } from "@mam/service-kit/backbone.ts";
+import type { MailboxContext } from "../context.ts";
+import type { MailboxDb } from "../db/schema.ts";
+import { execute, type CommandMeta } from "./execute.ts";
+import { isClosed, loadInbox } from "./inbox-load.ts";
+import { decide, initial, type EndWorkspace, type WorkspaceEndState } from "./workspace-end-decision.ts";
+
+/** The durable consumer of identity's WorkspaceDeleted events (shared by the mailbox's replicas). */
+export const WORKSPACE_ENDS_DURABLE = "mailbox-workspace-ends";
+const WORKSPACE_DELETED: IdentityEventType = "WorkspaceDeleted";
+
+/** Everything the cascade needs, under the tenant's lock: the workspace's live inboxes and domains, and its closed mark. */
+async function loadWorkspace(tx: Kysely<MailboxDb>, cmd: EndWorkspace): Promise<WorkspaceEndState> {
+  const state = initial();
+  if (await isClosed(tx, cmd.workspaceId)) state.closed![cmd.workspaceId] = true;
+  const inboxes = await tx
+    .selectFrom("inboxes")
+    .select("inbox_id")
+    .where("workspace_id", "=", cmd.workspaceId)
+    .where("tenant_id", "=", cmd.tenantId)
+    .where("deleted_at", "is", null)
+    .execute();
+  for (const i of inboxes) await loadInbox(tx, i.inbox_id, state);
+  const domains = await tx
+    .selectFrom("domains")
+    .select(["domain_id", "domain", "version"])
+    .where("workspace_id", "=", cmd.workspaceId)
+    .where("tenant_id", "=", cmd.tenantId)
+    .where("deleted_at", "is", null)
+    .execute();
+  for (const d of domains) {
+    state.domains[d.domain_id] = { id: d.domain_id, name: d.domain, version: d.version, tenantId: cmd.tenantId, workspaceId: cmd.workspaceId };
+  }
+  return state;
+}
+
+/**
+ * Ends a workspace in the mailbox, in one command of its tenant: its events (WorkspaceClosed,
+ * an InboxDeleted per inbox, a DomainRemoved per domain) reach the read model and the outbox
+ * in one transaction. Idempotent: decided again, it finds nothing left to end.
+ */
+export async function endWorkspace(ctx: MailboxContext, cmd: EndWorkspace, meta: CommandMeta): Promise<number> {
+  return execute(ctx, cmd.tenantId, meta, {
+    load: (tx) => loadWorkspace(tx, cmd),
+    decide: (state) => decide(cmd, state),
+    answer: async (_tx, _state, events) => events.length,
+  });
+}
+
+/**
+ * Follows identity's WorkspaceDeleted events. A message is acknowledged only once the
+ * cascade committed (the consumer acks after the handler resolves), so a crash halfway
+ * means a redelivery, which the command's idempotence makes harmless.
+ */
+export function workspaceEndsConsumer(ctx: MailboxContext, backbone: Backbone<any>): DurableConsumer {
+  return new DurableConsumer({
+    bus: backbone.bus,
+    stream: backbone.stream,
+    durable: WORKSPACE_ENDS_DURABLE,
+    // One filter subject (nats-server 2.9): every tenant's and workspace's WorkspaceDeleted.
+    filterSubject: eventSubject(backbone.bus.prefix, { context: IDENTITY_CONTEXT, tenantId: "*", workspaceId: "*", type: WORKSPACE_DELETED }),
+    logger: ctx.logger,
+    isPoison: (err) => err instanceof ZodError,
+    handle: async (msg) => {
+      const e = parseIdentityEvent(msg.json());
+      if (e.type !== "WorkspaceDeleted") return;
+      const ended = await endWorkspace(
+        ctx,
+        { tenantId: e.data.tenantId, workspaceId: e.data.workspaceId },
+        { actor: { type: "system", id: null }, requestId: e.correlationId ?? e.id },
+      );
+      if (ended) ctx.logger.info({ workspaceId: e.data.workspaceId, events: ended }, "workspace ended in the mailbox");
+    },
+  });
+}

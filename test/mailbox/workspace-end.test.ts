@@ -1,0 +1,158 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "@mam/runtime/wait.ts";
+import { SmtpTranscript } from "@mam/testing/smtp-transcript.ts";
+import { provisionTenant, Stack } from "../support/stack.ts";
+
+type Tenant = Awaited<ReturnType<typeof provisionTenant>>;
+type Created = { id: string; email: string; apiKey: string; workspaceId: string };
+
+/** Deleting a workspace ends everything in it, through every key and over SMTP; another workspace goes on. */
+describe("the end of a workspace", () => {
+  const s = new Stack({ logLevel: "warn", smtp: true });
+  const D = s.mailDomain;
+  let t: Tenant;
+  let stranger: Tenant;
+  let tk: string;
+  let ending: { ws: string; wk: string; inbox: Created; alias: string; listId: string; draftId: string; messageId: string; threadId: string };
+  let staying: { ws: string; wk: string; inbox: Created };
+
+  async function rcpt(address: string): Promise<string> {
+    const c = await SmtpTranscript.open(s.smtp!.port);
+    try {
+      await c.reply();
+      await c.command("EHLO test.example");
+      await c.command("MAIL FROM:<someone@example.com>");
+      return await c.command(`RCPT TO:<${address}>`);
+    } finally {
+      c.close();
+    }
+  }
+
+  async function workspaceWithKey(name: string): Promise<{ ws: string; wk: string }> {
+    const ws = (await s.api("POST", "/v1/workspaces", { key: tk, body: { name } })).body.id;
+    const wk = (await s.api("POST", `/v1/workspaces/${ws}/keys`, { key: tk, body: {} })).body.key;
+    return { ws, wk };
+  }
+
+  beforeAll(async () => {
+    await s.start();
+    t = await provisionTenant(s, "Ender");
+    stranger = await provisionTenant(s, "Stranger");
+    tk = t.key.key;
+    const e = await workspaceWithKey("Ending");
+    const k = await workspaceWithKey("Staying");
+    const inbox: Created = (await s.api("POST", "/v1/inboxes", { key: tk, body: { username: "ending", workspaceId: e.ws } })).body;
+    const alias = `ending-alias@${D}`;
+    expect((await s.api("POST", `/v1/inboxes/${inbox.id}/addresses`, { key: tk, body: { email: alias, primary: false } })).status).toBe(201);
+    const stay: Created = (await s.api("POST", "/v1/inboxes", { key: k.wk, body: { username: "staying" } })).body;
+    const list = (await s.api("POST", `/v1/inboxes/${inbox.id}/lists`, { key: tk, body: { name: "VIP" } })).body;
+    const draft = (await s.api("POST", `/v1/inboxes/${inbox.id}/drafts`, { key: tk, body: { to: stay.email, subject: "Later" } })).body;
+    expect((await s.api("POST", "/v1/domains", { key: e.wk, body: { domain: "ending.example" } })).status).toBe(201);
+    const sent = (await s.api("POST", `/v1/inboxes/${inbox.id}/send`, { key: tk, body: { to: stay.email, subject: "Hello", plainBody: "hi", verified: true } }))
+      .body;
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${stay.id}/messages`, { key: k.wk })).body.messages?.length === 1, {
+      timeoutMs: 10_000,
+      what: "the local delivery",
+    });
+    ending = { ...e, inbox, alias, listId: list.id, draftId: draft.id, messageId: sent.id, threadId: sent.threadId };
+    staying = { ...k, inbox: stay };
+    for (const a of [inbox.email, alias, stay.email]) await waitFor(async () => (await rcpt(a)).startsWith("250"), { timeoutMs: 10_000, what: `${a} known` });
+
+    expect((await s.api("DELETE", `/v1/workspaces/${e.ws}`, { key: tk })).status).toBeLessThan(300);
+    // The mailbox hears it through its consumer: eventually, not in the DELETE's answer.
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}`, { key: tk })).status === 404, { timeoutMs: 15_000, what: "the cascade" });
+  });
+  afterAll(() => s.stop());
+
+  it("the tenant key finds nothing of it: the inbox, its messages, thread, lists, drafts, its domain", async () => {
+    const { inbox } = ending;
+    const paths = [
+      `/v1/inboxes/${inbox.id}`,
+      `/v1/inboxes/${inbox.id}/messages`,
+      `/v1/inboxes/${inbox.id}/messages/${ending.messageId}`,
+      `/v1/inboxes/${inbox.id}/threads/${ending.threadId}`,
+      `/v1/inboxes/${inbox.id}/lists`,
+      `/v1/inboxes/${inbox.id}/lists/${ending.listId}`,
+      `/v1/inboxes/${inbox.id}/drafts`,
+      `/v1/inboxes/${inbox.id}/drafts/${ending.draftId}`,
+      "/v1/domains/ending.example",
+    ];
+    for (const p of paths) {
+      const r = await s.api("GET", p, { key: tk });
+      expect(r.status, p).toBe(404);
+      expect(r.body.code, p).toBe("NOT_FOUND");
+    }
+    const listed = (await s.api("GET", "/v1/inboxes", { key: tk })).body.inboxes.map((i: { id: string }) => i.id);
+    expect(listed).toContain(staying.inbox.id);
+    expect(listed).not.toContain(inbox.id);
+    expect((await s.api("GET", `/v1/inboxes?workspace=${ending.ws}`, { key: tk })).body.inboxes).toEqual([]);
+    const domains = (await s.api("GET", "/v1/domains", { key: tk })).body.domains.map((d: { domain: string }) => d.domain);
+    expect(domains).not.toContain("ending.example");
+    const sentView = (await s.api("GET", "/v1/messages?folder=sent", { key: tk })).body.messages.map((m: { inboxId: string }) => m.inboxId);
+    expect(sentView).not.toContain(inbox.id);
+  });
+
+  it("and changes nothing in it: send, draft, list, alias, a new inbox: 404", async () => {
+    const { inbox } = ending;
+    const writes: [string, string, unknown][] = [
+      ["POST", `/v1/inboxes/${inbox.id}/send`, { to: staying.inbox.email, subject: "Still here?", plainBody: "x", verified: true }],
+      ["POST", `/v1/inboxes/${inbox.id}/drafts`, { to: staying.inbox.email, subject: "x" }],
+      ["POST", `/v1/inboxes/${inbox.id}/lists`, { name: "Again" }],
+      ["POST", `/v1/inboxes/${inbox.id}/addresses`, { email: `late-alias@${D}` }],
+      ["PATCH", `/v1/inboxes/${inbox.id}`, { displayName: "Ghost" }],
+      ["POST", "/v1/inboxes", { username: "late", workspaceId: ending.ws }],
+      ["POST", "/v1/domains", { domain: "late.example", workspaceId: ending.ws }],
+    ];
+    for (const [method, path, body] of writes) {
+      const r = await s.api(method, path, { key: tk, body });
+      expect(r.status, `${method} ${path}`).toBe(404);
+    }
+    expect((await s.api("GET", "/v1/inboxes", { key: tk })).body.inboxes.map((i: { username: string }) => i.username)).not.toContain("late");
+  });
+
+  it("its wk_ and ak_ keys are refused: 401", async () => {
+    for (const key of [ending.wk, ending.inbox.apiKey]) {
+      await waitFor(async () => (await s.api("GET", "/v1/inboxes", { key })).status === 401, { timeoutMs: 10_000, what: "key revoked" });
+      expect((await s.api("GET", `/v1/inboxes/${ending.inbox.id}`, { key })).status).toBe(401);
+      expect((await s.api("POST", "/v1/inboxes", { key, body: { username: "via-old-key" } })).status).toBe(401);
+    }
+  });
+
+  it("its addresses refuse mail over SMTP: 550 5.1.1", async () => {
+    for (const a of [ending.inbox.email, ending.alias]) {
+      await waitFor(async () => /^550 5\.1\.1/.test(await rcpt(a)), { timeoutMs: 10_000, what: `${a} refused` });
+    }
+  });
+
+  it("another workspace of the same tenant goes on: its inbox, its mail, its key, new inboxes", async () => {
+    const got = await s.api("GET", `/v1/inboxes/${staying.inbox.id}`, { key: staying.wk });
+    expect(got.status).toBe(200);
+    expect((await s.api("GET", `/v1/inboxes/${staying.inbox.id}/messages`, { key: staying.inbox.apiKey })).body.messages).toHaveLength(1);
+    expect(await rcpt(staying.inbox.email)).toMatch(/^250/);
+    const fresh = await s.api("POST", "/v1/inboxes", { key: staying.wk, body: { username: "after-the-end" } });
+    expect(fresh.status).toBe(201);
+    expect(fresh.body.workspaceId).toBe(staying.ws);
+  });
+
+  it("its addresses are held back from other tenants; the same tenant may take them again", async () => {
+    const taken = await s.api("POST", "/v1/inboxes?strict=true", { key: stranger.key.key, body: { username: "ending" } });
+    expect(taken.status).toBe(409);
+    expect(taken.body.code).toBe("USERNAME_TAKEN");
+    expect(taken.body.error).toMatch(/held back/);
+    const mine = await s.api("POST", "/v1/inboxes?strict=true", { key: staying.wk, body: { username: "ending" } });
+    expect(mine.status).toBe(201);
+    expect(mine.body.workspaceId).toBe(staying.ws);
+  });
+
+  it("is finished when the mailbox was down as the workspace was deleted (the event waits for its consumer)", async () => {
+    const w = await workspaceWithKey("Interrupted");
+    const inbox: Created = (await s.api("POST", "/v1/inboxes", { key: w.wk, body: { username: "interrupted" } })).body;
+    await waitFor(async () => (await rcpt(inbox.email)).startsWith("250"), { timeoutMs: 10_000, what: "address known" });
+    await s.mailbox!.destroy();
+    expect((await s.api("DELETE", `/v1/workspaces/${w.ws}`, { key: tk })).status).toBeLessThan(300);
+    await s.startMailbox();
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}`, { key: tk })).status === 404, { timeoutMs: 15_000, what: "the cascade" });
+    await waitFor(async () => /^550 5\.1\.1/.test(await rcpt(inbox.email)), { timeoutMs: 10_000, what: "address refused" });
+    expect((await s.api("GET", `/v1/inboxes/${staying.inbox.id}`, { key: tk })).status).toBe(200);
+  });
+});
