@@ -1,7 +1,5 @@
 import type { SMTPServer } from "smtp-server";
-import { Objm, type ObjectStore } from "@nats-io/obj";
-import { nanos } from "@nats-io/transport-node";
-import { ingestBucketName } from "@mam/contracts/ingest.ts";
+import type { ObjectStore } from "@nats-io/obj";
 import { ensureIngestStream } from "@mam/bus/streams.ts";
 import { uuidv7 } from "@mam/runtime/ids.ts";
 import { createLogger, type Logger } from "@mam/runtime/logger.ts";
@@ -10,7 +8,7 @@ import type { Backbone } from "@mam/service-kit/backbone.ts";
 import { ServiceHost, type BaseContext, type Part } from "@mam/service-kit/service.ts";
 import type { SmtpIngressConfig } from "./config.ts";
 import { Directory } from "./smtp/directory.ts";
-import { INGEST_RAW_TTL_MS } from "./smtp/ingest.ts";
+import { openRawStore } from "./smtp/ingest.ts";
 import { createSmtpServer } from "./smtp/server.ts";
 import { tlsMaterial } from "./smtp/tls.ts";
 
@@ -62,10 +60,9 @@ export class SmtpIngressService extends ServiceHost<never, IngressContext> {
           cfg,
           bus: b.bus,
           directory: ctx.directory!,
-          // Whichever of us and the mailbox makes the bucket, it gets the TTL: an upload nobody reads does not stay for ever.
           // A failed attempt is not kept: the next large message asks again.
           store: () =>
-            (store ??= new Objm(b.bus.nc).create(ingestBucketName(b.bus.prefix), { ttl: nanos(INGEST_RAW_TTL_MS) }).catch((err: unknown) => {
+            (store ??= openRawStore(b.bus.nc, b.bus.prefix).catch((err: unknown) => {
               store = undefined;
               throw err;
             })),

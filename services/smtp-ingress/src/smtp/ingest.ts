@@ -1,13 +1,21 @@
 import { createHash } from "node:crypto";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { PubAck } from "@nats-io/jetstream";
-import type { ObjectStore } from "@nats-io/obj";
+import { Objm, type ObjectStore } from "@nats-io/obj";
+import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import type { Bus } from "@mam/bus/connection.ts";
-import { INGEST_META_HEADER, ingestSubject, type IngestMeta } from "@mam/contracts/ingest.ts";
+import { INGEST_META_HEADER, ingestBucketName, ingestSubject, type IngestMeta } from "@mam/contracts/ingest.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 
 /** How long a raw message waits in the object store for the mailbox (the mailbox opens the bucket with the same). */
 export const INGEST_RAW_TTL_MS = 7 * 86_400_000;
+
+/**
+ * The bucket of raw messages too large to travel inline. Whichever of smtp-ingress and the
+ * mailbox makes it first, it gets the TTL: an upload nobody reads does not stay for ever.
+ */
+export const openRawStore = (nc: NatsConnection, prefix: string): Promise<ObjectStore> =>
+  new Objm(nc).create(ingestBucketName(prefix), { ttl: nanos(INGEST_RAW_TTL_MS) });
 
 export interface Delivery {
   /** The reverse-path as given in MAIL FROM, "" for the null reverse-path. */

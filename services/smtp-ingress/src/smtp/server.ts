@@ -100,14 +100,17 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
             d.logger.warn({ remoteAddress: session.remoteAddress, size: data.size, cap: budget.cap }, "message refused: buffer budget full");
             return cb(reply(452, "4.3.1 Insufficient system storage, try again later"));
           }
+          let answer: string | Error;
           try {
-            (cb as DataCallback)(null, await record(d, session, transactionOf(session), data, hostname));
+            answer = await record(d, session, transactionOf(session), data, hostname);
           } catch (err) {
-            d.logger.error({ err: (err as Error).message }, "could not record accepted mail");
-            cb(reply(451, "4.3.0 Temporary failure storing the message, try again"));
-          } finally {
-            data.reservation.release();
+            d.logger.error({ err: (err as Error).message, remoteAddress: session.remoteAddress }, "could not record accepted mail");
+            answer = reply(451, "4.3.0 Temporary failure storing the message, try again");
           }
+          // Recorded or not, the bytes are no longer held: released before the client hears.
+          data.reservation.release();
+          if (answer instanceof Error) cb(answer);
+          else (cb as DataCallback)(null, answer);
         },
         (err: Error) => {
           stopDeadline();
@@ -132,7 +135,8 @@ async function record(
   const head = Buffer.from(
     `Received: from ${session.hostNameAppearsAs || "unknown"} (${session.remoteAddress}) by ${hostname} with ${session.secure ? "ESMTPS" : "ESMTP"} id ${queueId};\r\n\t${now.toUTCString()}\r\n`,
   );
-  const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : null;
+  // null for the null reverse-path (`MAIL FROM:<>`), which smtp-server gives as "".
+  const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address || null : null;
   const returnPaths = [...txn.returnPaths.entries()].map(([address, token]) => ({ address, token }));
   await publishIngest(
     d.bus,
