@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { BaseEnv, LOCAL_DEFAULTS, parseEnv, PortSchema } from "@mam/runtime/config.ts";
+import { relaySettings } from "./delivery/transports.ts";
 
 const Env = BaseEnv.extend({
   DATABASE_URL: z.string().default(LOCAL_DEFAULTS.DATABASE_URL),
@@ -94,6 +95,14 @@ const Env = BaseEnv.extend({
   MAX_ADDRESSES_PER_INBOX: z.coerce.number().int().min(1).max(1000).default(20),
   /** Days a custom domain may stay unverified; then its claim lapses and the name is free again. */
   DOMAIN_CLAIM_TTL_DAYS: z.coerce.number().int().min(1).max(365).default(7),
+}).superRefine((env, c) => {
+  // A relay URL that cannot work is said at start, not at the first send (never with its password).
+  if (!env.SMTP_RELAY_URL) return;
+  try {
+    relaySettings(env.SMTP_RELAY_URL, env.SMTP_RELAY_TLS, env.SMTP_HELO_NAME ?? env.MAIL_DOMAIN);
+  } catch (err) {
+    c.addIssue({ code: "custom", path: ["SMTP_RELAY_URL"], message: (err as Error).message });
+  }
 });
 export type MailboxConfig = z.infer<typeof Env>;
 

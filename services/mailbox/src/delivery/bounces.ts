@@ -6,7 +6,7 @@ import { loadMessages } from "../read/messages.ts";
 const BOUNCES: CommandMeta = { actor: { type: "system", id: "bounces" }, requestId: "dsn" };
 
 export interface DeliveryReport {
-  /** The recipients the report says failed (Final-Recipient), lower case. */
+  /** The recipients the report says failed (Final-Recipient, Original-Recipient), lower case. */
   recipients: string[];
   reason: string;
 }
@@ -19,7 +19,8 @@ export function readDeliveryReport(raw: Buffer): DeliveryReport | null {
   if (!/^content-type:\s*multipart\/report\b[^\r\n]*report-type="?delivery-status/im.test(head)) return null;
   const body = text.slice(headEnd);
   if (!/^Action:\s*failed/im.test(body)) return null;
-  const recipients = [...new Set([...body.matchAll(/^Final-Recipient:\s*[^;]*;\s*([^\s]+)/gim)].map((m) => m[1]!.toLowerCase()))];
+  // Final-Recipient, and Original-Recipient where a forwarder changed the address on the way.
+  const recipients = [...new Set([...body.matchAll(/^(?:Final|Original)-Recipient:\s*[^;]*;\s*([^\s]+)/gim)].map((m) => m[1]!.toLowerCase()))];
   const reason = /^Diagnostic-Code:\s*([^\r\n]+)/im.exec(body)?.[1] ?? /^Status:\s*([^\r\n]+)/im.exec(body)?.[1] ?? "delivery failed";
   return { recipients, reason: reason.slice(0, 1000) };
 }

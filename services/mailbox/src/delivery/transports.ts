@@ -27,14 +27,14 @@ export function relaySettings(relayUrl: string, envMode: TlsMode, heloName: stri
   try {
     url = new URL(relayUrl);
   } catch {
-    throw new Error("SMTP_RELAY_URL is not a URL (smtp://user:pass@host:port or smtps://...)");
+    throw new Error("not a URL (smtp://user:pass@host:port or smtps://...)");
   }
-  if (url.protocol !== "smtp:" && url.protocol !== "smtps:") throw new Error(`SMTP_RELAY_URL must be smtp:// or smtps://, not ${url.protocol}//`);
+  if (url.protocol !== "smtp:" && url.protocol !== "smtps:") throw new Error(`must be smtp:// or smtps://, not ${url.protocol}//`);
   const asked = url.searchParams.get("tls");
-  if (asked !== null && !MODES.includes(asked as TlsMode)) throw new Error(`SMTP_RELAY_URL: tls=${asked} is not one of ${MODES.join(", ")}`);
+  if (asked !== null && !MODES.includes(asked as TlsMode)) throw new Error(`tls=${asked} is not one of ${MODES.join(", ")}`);
   const mode = (asked as TlsMode | null) ?? envMode;
   const implicit = url.protocol === "smtps:";
-  if (implicit && mode === "none") throw new Error("SMTP_RELAY_URL: smtps:// is TLS from the first byte; tls=none contradicts it");
+  if (implicit && mode === "none") throw new Error("smtps:// is TLS from the first byte; tls=none contradicts it");
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
   const port = url.port ? Number(url.port) : implicit ? 465 : 587;
   const password = url.password ? decodeURIComponent(url.password) : undefined;
