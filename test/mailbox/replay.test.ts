@@ -8,6 +8,8 @@ describe("replaying the mailbox's events", () => {
   const s = new Stack({ logLevel: "warn" });
   let tk: string;
   const inboxes: { id: string; apiKey: string; email: string }[] = [];
+  /** An inbox of a workspace that ended, and the workspace. */
+  let ended: { id: string; ws: string; alias: string };
 
   async function snapshot() {
     const out: Record<string, unknown> = { inboxes: (await s.api("GET", "/v1/inboxes", { key: tk })).body };
@@ -15,6 +17,10 @@ describe("replaying the mailbox's events", () => {
       for (const p of [`/v1/inboxes/${i.id}`, `/v1/inboxes/${i.id}/messages?limit=100`, `/v1/inboxes/${i.id}/drafts`, `/v1/inboxes/${i.id}/lists`]) {
         out[p] = (await s.api("GET", p, { key: tk })).body;
       }
+    }
+    for (const p of [`/v1/inboxes/${ended.id}`, `/v1/inboxes/${ended.id}/messages`, `/v1/inboxes?workspace=${ended.ws}`, "/v1/domains"]) {
+      const r = await s.api("GET", p, { key: tk });
+      out[p] = { status: r.status, body: r.body };
     }
     out.view = (await s.api("GET", "/v1/messages?folder=sent&group=thread", { key: tk })).body;
     out.counts = (await s.api("GET", "/v1/messages/folders/counts", { key: tk })).body;
@@ -43,6 +49,19 @@ describe("replaying the mailbox's events", () => {
       timeoutMs: 10_000,
     });
     await s.api("PATCH", `/v1/inboxes/${one.id}/messages/${sent.id}`, { key: tk, body: { isStarred: true } });
+    // A workspace that ends, with an inbox (and an alias) and a domain: the cascade's events rebuild the same answers.
+    const ws = (await s.api("POST", "/v1/workspaces", { key: tk, body: { name: "Ending" } })).body.id;
+    const doomed = (await s.api("POST", "/v1/inboxes", { key: tk, body: { username: "doomed", workspaceId: ws } })).body;
+    const alias = `doomed-alias@${s.mailDomain}`;
+    await s.api("POST", `/v1/inboxes/${doomed.id}/addresses`, { key: tk, body: { email: alias } });
+    expect((await s.api("POST", "/v1/domains", { key: tk, body: { domain: "doomed.example", workspaceId: ws } })).status).toBe(201);
+    await s.api("DELETE", `/v1/workspaces/${ws}`, { key: tk });
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${doomed.id}`, { key: tk })).status === 404, { timeoutMs: 15_000, what: "the cascade" });
+    await waitFor(async () => !JSON.stringify((await s.api("GET", "/v1/domains", { key: tk })).body).includes("doomed.example"), {
+      timeoutMs: 5_000,
+      what: "the domain released",
+    });
+    ended = { id: doomed.id, ws, alias };
     // Nothing may still be changing when the first snapshot is taken: every send delivered.
     for (const i of [one, two]) {
       await waitFor(
@@ -74,12 +93,23 @@ describe("replaying the mailbox's events", () => {
       "messages",
       "drafts",
       "delivery_outcomes",
+      "address_quarantine",
+      "closed_workspaces",
       "applied_events",
       "projection_checkpoint",
     ];
     await c.query(`truncate ${projections.map((t) => `${schema}.${t}`).join(", ")}`);
-    await c.end();
     await s.startMailbox();
     expect(await snapshot()).toEqual(before);
+    // What decisions read came back too: the workspace is closed, its addresses held back from strangers.
+    const closed = await c.query(`select workspace_id from ${schema}.closed_workspaces`);
+    expect(closed.rows.map((r) => r.workspace_id)).toEqual([ended.ws]);
+    await c.end();
+    const stranger = await provisionTenant(s, "Stranger");
+    const taken = await s.api("POST", "/v1/inboxes?strict=true", { key: stranger.key.key, body: { username: "doomed" } });
+    expect(taken.status).toBe(409);
+    expect(taken.body.error).toMatch(/held back/);
+    // And the addresses of the inbox deleted on its own (three@) as well.
+    expect((await s.api("POST", "/v1/inboxes?strict=true", { key: stranger.key.key, body: { username: "three" } })).status).toBe(409);
   });
 });

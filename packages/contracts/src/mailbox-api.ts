@@ -48,7 +48,11 @@ export const Metadata = z
 
 export const CreateInboxBody = z
   .object({
-    username: Username.optional(),
+    username: Username.optional().meta({
+      description:
+        "Role and system names of the platform domain (postmaster, abuse, admin, hostmaster, …; RESERVED_LOCAL_PARTS) are refused with 400. " +
+        "An address another account released lately is held back (409 USERNAME_TAKEN) for ADDRESS_QUARANTINE_DAYS; its own tenant may take it again.",
+    }),
     displayName: DisplayName.optional(),
     domain: DomainName.optional(),
     workspaceId: z.uuid().optional(),
@@ -66,7 +70,16 @@ export const UpdateInboxBody = z
   .refine((b) => b.displayName !== undefined || b.metadata !== undefined, "give displayName or metadata")
   .meta({ id: "UpdateInboxBody" });
 
-export const AddAddressBody = z.object({ email: EmailAddress, primary: z.boolean().default(true) }).meta({ id: "AddAddressBody" });
+export const AddAddressBody = z
+  .object({
+    email: EmailAddress.meta({
+      description:
+        "On the platform domain or a domain verified in the inbox's workspace. Reserved role addresses are refused (400); an address held " +
+        "by anyone, or released lately by another account, is refused (409); an inbox has at most MAX_ADDRESSES_PER_INBOX addresses, its own included (409).",
+    }),
+    primary: z.boolean().default(true),
+  })
+  .meta({ id: "AddAddressBody" });
 
 export const InboxAddress = z.object({ address: z.string(), isPrimary: z.boolean() });
 
