@@ -6,7 +6,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { connect } from "node:net";
 import { LOCAL_DEFAULTS } from "@mam/runtime/config.ts";
 
-const SERVICES = ["identity", "gateway", "mailbox", "smtp-ingress", "billing", "realtime"] as const;
+// The gateway first: it creates the scope key pair the others wait for (SCOPE_PUBLIC_KEY_FILE).
+const SERVICES = ["gateway", "identity", "mailbox", "smtp-ingress", "billing", "realtime"] as const;
 
 const servers = [
   { name: "NATS", url: process.env.NATS_URL || LOCAL_DEFAULTS.NATS_URL, port: 4222, hint: "nats-server -js" },
@@ -53,8 +54,14 @@ function stopAll(code: number) {
 const childEnv = { ...process.env };
 delete childEnv.HEALTH_PORT;
 
+// Only the gateway signs scope tokens: the others refuse to start with its private key.
+const verifierEnv = { ...childEnv };
+delete verifierEnv.SCOPE_PRIVATE_KEY;
+delete verifierEnv.SCOPE_KEY_FILE;
+
 for (const name of SERVICES) {
-  const child = spawn(process.execPath, ["--import", "tsx", `services/${name}/src/main.ts`], { stdio: "inherit", env: childEnv });
+  const env = name === "gateway" ? childEnv : verifierEnv;
+  const child = spawn(process.execPath, ["--import", "tsx", `services/${name}/src/main.ts`], { stdio: "inherit", env });
   children.set(name, child);
   child.on("exit", (code, signal) => {
     children.delete(name);

@@ -16,6 +16,7 @@ export interface Isolation {
   prefix: string;
   schema: (service: string) => string;
   urls: { NATS_URL: string; DATABASE_URL: string; REDIS_URL: string };
+  /** This file's own pair: the private key goes to its gateways (and to tests that sign tokens themselves), the public one to every service. */
   scopeKeys: { privateKeyPem: string; publicKeyPem: string };
   /** Environment shared by every service of this file (before each service's own settings). */
   env: Record<string, string>;
