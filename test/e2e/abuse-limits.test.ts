@@ -149,6 +149,19 @@ describe("unknown keys, per client address", () => {
     expectRefused(await s.api("GET", "/v1/me", { key: neverSeen, headers: from(address) }), "address", 3);
     expect((await s.api("GET", "/v1/me", { key: neverSeen, headers: from("198.51.100.10") })).status).toBe(200);
   });
+
+  it("valid keys do not use up an address's allowance; guesses sent all at once cannot overshoot it", async () => {
+    const tk = (await provisionTenant(s, "Busy office")).key.key;
+    const ws = await newWorkspace(s, tk);
+    for (let i = 0; i < 3; i++) {
+      const fresh = await newKeyOf(s, tk, ws);
+      expect((await s.api("GET", "/v1/me", { key: fresh, headers: from("203.0.113.50") })).status).toBe(200);
+    }
+    const before = await lookupsSoFar();
+    const all = await Promise.all(Array.from({ length: 10 }, () => s.api("GET", "/v1/me", { key: guessedKey(), headers: from("203.0.113.50") })));
+    expect(all.map((r) => r.status).sort()).toEqual([...Array(3).fill(401), ...Array(7).fill(429)]);
+    expect(await lookupsSoFar()).toBe(before + 3);
+  });
 });
 
 describe("the client address without TRUST_PROXY", () => {

@@ -20,10 +20,10 @@ const KEY_SHAPE = /^(?:(?:tk|wk|ak)_[A-Za-z0-9_-]{43}|sa_[A-Za-z0-9_-]{22,200})$
 
 /** Keeps one client address from having guessed keys looked up at its own pace. */
 export interface LookupGuard {
-  /** Before identity is asked about a key this gateway has not seen resolve. */
-  mayLookUp(): Promise<RateDecision>;
-  /** Identity did not know the key. */
-  unknownKey(): Promise<void>;
+  /** Before identity is asked about a key this gateway has not seen resolve: takes one from the address's allowance. */
+  takeLookup(): Promise<RateDecision>;
+  /** The key was known after all, or identity could not tell: the lookup does not count. */
+  giveBackLookup(): Promise<void>;
 }
 
 /** The address has had too many unknown keys looked up in this window. */
@@ -56,19 +56,29 @@ export class Authenticator {
     const hash = hashKey(rawKey);
     const cached = this.cache.get(hash);
     if (cached) return cached;
-    if (guard && !this.cache.seen(hash)) {
-      const rate = await guard.mayLookUp();
+    const guarded = guard && !this.cache.seen(hash) ? guard : undefined;
+    if (guarded) {
+      const rate = await guarded.takeLookup();
       if (!rate.allowed) throw new LookupRefused(rate);
     }
-    const reply = await call(this.bus, RpcContracts.identity.keyResolve, { keyHash: hash }, { requestId, timeoutMs: this.timeoutMs });
-    if (!reply.ok) throw new AppError(reply.error.code, reply.error.error);
-    // Parsed here, not only typed: it is what every later decision about this caller rests on.
-    const p = reply.body.principal ? Principal.parse(reply.body.principal) : undefined;
+    let p: Principal | undefined;
+    try {
+      const reply = await call(this.bus, RpcContracts.identity.keyResolve, { keyHash: hash }, { requestId, timeoutMs: this.timeoutMs });
+      if (!reply.ok) throw new AppError(reply.error.code, reply.error.error);
+      // Parsed here, not only typed: it is what every later decision about this caller rests on.
+      p = reply.body.principal ? Principal.parse(reply.body.principal) : undefined;
+    } catch (err) {
+      if (guarded) void guarded.giveBackLookup();
+      throw err;
+    }
     if (!p || this.cache.isRevoked(p)) {
+      // The lookup stays counted against the address; and a key identity no longer knows
+      // loses its pass around the address limit.
       this.cache.forget(hash);
-      await guard?.unknownKey();
       throw new AppError("UNAUTHORIZED", "Invalid API key");
     }
+    // Not awaited: a known key need not wait for the books to be put right.
+    if (guarded) void guarded.giveBackLookup();
     this.cache.set(hash, p);
     return p;
   }

@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Principal } from "@mam/contracts/keys.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
+import { addressBucket } from "./client-address.ts";
 
 export interface RateDecision {
   allowed: boolean;
@@ -41,14 +42,21 @@ end
 return out
 `;
 
+/** Takes one back from a window, unless it has ended meanwhile (a count without a TTL would never go). */
+const GIVE_BACK = `
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+`;
+
 interface Window {
   scope: RateDecision["scope"];
   key: string;
   max: number;
 }
 
-/** The script as ioredis defines it: EVALSHA, falling back to EVAL once per connection. */
-type CountAllOrNone = (numKeys: number, ...keysThenArgs: (string | number)[]) => Promise<number[]>;
+/** The scripts as ioredis defines them: EVALSHA, falling back to EVAL once per connection. */
+type Script<R> = (numKeys: number, ...keysThenArgs: (string | number)[]) => Promise<R>;
 
 /**
  * Fixed windows in Redis, shared by every gateway instance. A window starts with its first
@@ -60,17 +68,20 @@ type CountAllOrNone = (numKeys: number, ...keysThenArgs: (string | number)[]) =>
  */
 export class RateLimiter {
   private outage = false;
-  private readonly countAllOrNone: CountAllOrNone;
+  private readonly countAllOrNone: Script<number[]>;
+  private readonly giveBack: Script<number>;
 
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly o: { keyMax: number; tenantMax: number; unauthenticatedMax: number; windowS: number },
     private readonly logger: Logger,
     private readonly prefix: string,
   ) {
-    const commands = redis as unknown as { mamCountAllOrNone?: CountAllOrNone };
+    const commands = redis as unknown as { mamCountAllOrNone?: Script<number[]>; mamGiveBack?: Script<number> };
     if (!commands.mamCountAllOrNone) redis.defineCommand("mamCountAllOrNone", { lua: COUNT_ALL_OR_NONE });
+    if (!commands.mamGiveBack) redis.defineCommand("mamGiveBack", { lua: GIVE_BACK });
     this.countAllOrNone = commands.mamCountAllOrNone!.bind(redis);
+    this.giveBack = commands.mamGiveBack!.bind(redis);
   }
 
   /** A request of a resolved key: its own window, and its tenant's (operator keys have none). */
@@ -82,35 +93,31 @@ export class RateLimiter {
   }
 
   /**
-   * Whether a client address may still have keys looked up: read only, the count goes up
-   * when a lookup fails ({@link unknownKey}), so a valid key costs nothing.
+   * Takes one lookup from a client address's allowance for keys this gateway has not seen
+   * resolve, or refuses when it is spent. Taken before the lookup, so that guesses sent all
+   * at once cannot overshoot it; {@link giveBackLookup} returns it when the key was known.
    *
    * On a Redis outage this fails open too. The limit keeps identity from serving lookups of
    * guessed keys at an attacker's pace; for the length of an outage those lookups are as
-   * cheap as any request (an indexed read of a hash) and still answer 401, and the
-   * alternative, failing closed, would refuse every key not in this gateway's cache.
+   * cheap as any request (an indexed read of a hash) and still answer 401, while failing
+   * closed would refuse every key not in this gateway's cache.
    */
-  async mayLookUp(address: string): Promise<RateDecision> {
-    const key = this.addressKey(address);
-    const max = this.o.unauthenticatedMax;
+  takeLookup(address: string): Promise<RateDecision> {
+    return this.count([{ scope: "address", key: this.addressKey(address), max: this.o.unauthenticatedMax }]);
+  }
+
+  /** The key was known (or identity could not tell): its lookup does not count against the address. */
+  async giveBackLookup(address: string): Promise<void> {
     try {
-      const res = await this.redis.multi().get(key).pttl(key).exec();
+      await this.giveBack(1, this.addressKey(address));
       this.recovered();
-      const count = Number(res?.[0]?.[1] ?? 0);
-      return { allowed: count < max, scope: "address", limit: max, remaining: Math.max(0, max - count), retryAfterS: retryAfter(res?.[1]?.[1]) };
     } catch (err) {
-      return this.failOpen(err, "address", max);
+      this.failOpen(err, "address", this.o.unauthenticatedMax);
     }
   }
 
-  /** A key from this address was not known: one more toward its limit. */
-  async unknownKey(address: string): Promise<void> {
-    // No limit on counting: refusing happens in mayLookUp, before the lookup.
-    await this.count([{ scope: "address", key: this.addressKey(address), max: Number.MAX_SAFE_INTEGER }]);
-  }
-
   private addressKey(address: string): string {
-    return `${this.prefix}rl:{addr:${address}}`;
+    return `${this.prefix}rl:{addr:${addressBucket(address)}}`;
   }
 
   private async count(windows: Window[]): Promise<RateDecision> {

@@ -131,7 +131,7 @@ export function buildApp(d: AppDeps): express.Express {
   v1.use(async (req: Request, res: Response, next: NextFunction) => {
     // req.ip is the TCP peer unless TRUST_PROXY names the proxies whose X-Forwarded-For to believe.
     const address = req.ip ?? req.socket.remoteAddress ?? "unknown";
-    const guard: LookupGuard = { mayLookUp: () => d.limiter.mayLookUp(address), unknownKey: () => d.limiter.unknownKey(address) };
+    const guard: LookupGuard = { takeLookup: () => d.limiter.takeLookup(address), giveBackLookup: () => d.limiter.giveBackLookup(address) };
     try {
       res.locals.principal = await d.auth.resolve(presentedKey(req), res.locals.requestId, guard);
     } catch (err) {
