@@ -42,6 +42,12 @@ describe("the gateway's key files", () => {
     expect(readFileSync(files.publicKeyFile, "utf8")).toBe(first.publicKeyPem);
   });
 
+  it("refuses a SCOPE_PUBLIC_KEY that is not the key file's pair (the services would refuse every token)", () => {
+    const keys = loadSigningKeys(files);
+    expect(loadSigningKeys({ ...files, publicKey: keys.publicKeyPem })).toEqual(keys);
+    expect(() => loadSigningKeys({ ...files, publicKey: generateScopeKeys().publicKeyPem })).toThrow(/SCOPE_PUBLIC_KEY is not the public half of the key file/);
+  });
+
   it("reads a key file of the earlier format (JSON holding both keys)", () => {
     const legacy = generateScopeKeys();
     writeFileSync(files.keyFile.replace("private/", ""), JSON.stringify(legacy), { mode: 0o600 });

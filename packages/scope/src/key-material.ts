@@ -67,15 +67,13 @@ export interface SigningKeyOptions {
  * private key file is read by the gateway and nothing else.
  */
 export function loadSigningKeys(o: SigningKeyOptions): SigningKeys {
-  if (o.privateKey) {
-    const keys = signingKeysOf(pem(o.privateKey), "SCOPE_PRIVATE_KEY");
-    if (o.publicKey && publicPemOf(o.publicKey, "SCOPE_PUBLIC_KEY") !== keys.publicKeyPem) {
-      throw new ScopeKeyError("SCOPE_PUBLIC_KEY is not the public half of SCOPE_PRIVATE_KEY");
-    }
-    return keys;
+  const source = o.privateKey ? "SCOPE_PRIVATE_KEY" : `the key file ${o.keyFile}`;
+  const keys = signingKeysOf(o.privateKey ? pem(o.privateKey) : readOrCreatePrivateKeyFile(o.keyFile), source);
+  // The services would verify with it: a gateway signing with another key would be refused everywhere.
+  if (o.publicKey && publicPemOf(o.publicKey, "SCOPE_PUBLIC_KEY") !== keys.publicKeyPem) {
+    throw new ScopeKeyError(`SCOPE_PUBLIC_KEY is not the public half of ${source}`);
   }
-  const keys = signingKeysOf(readOrCreatePrivateKeyFile(o.keyFile), `the key file ${o.keyFile}`);
-  publishPublicKey(o.publicKeyFile, keys.publicKeyPem);
+  if (!o.privateKey) publishPublicKey(o.publicKeyFile, keys.publicKeyPem);
   return keys;
 }
 

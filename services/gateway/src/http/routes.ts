@@ -194,10 +194,11 @@ export const forwardRoutes: ForwardRoute[] = [
  * service alone. Narrower than a token good at identity for anything: a token of any
  * other route, or of one of these used for anything else, is refused there.
  */
+const IDENTITY = serviceOfSubject(I.workspaceGet.subject);
 const consultsIdentity: ReadonlySet<RpcContract> = new Set<RpcContract>([M.inboxCreate, M.domainAdd]);
 
 /** Who a route's scope token is for: the service owning its contract, then any it consults for the caller. */
 export function audienceOf(r: ForwardRoute): ScopeAudience {
   const service = serviceOfSubject(r.contract.subject);
-  return consultsIdentity.has(r.contract) ? [service, serviceOfSubject(I.workspaceGet.subject)] : [service];
+  return consultsIdentity.has(r.contract) ? [service, IDENTITY] : [service];
 }
