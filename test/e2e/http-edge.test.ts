@@ -14,7 +14,8 @@ describe("the HTTP edge", () => {
   afterAll(() => Promise.all([s.stop(), limited.stop()]));
 
   it("missing, unknown and malformed keys get 401 { error, code }", async () => {
-    for (const key of [undefined, "tk_doesnotexistdoesnotexist0000000000000000", "not-a-key", "tk_"]) {
+    // Unknown but well formed (looked up), then missing or malformed (refused without a lookup).
+    for (const key of [`tk_doesnotexistdoesnotexist${"0".repeat(19)}`, undefined, "tk_doesnotexistdoesnotexist0000000000000000", "not-a-key", "tk_"]) {
       const r = await s.api("GET", "/v1/workspaces", { key });
       expect(r.status).toBe(401);
       expect(r.body).toEqual({ error: expect.any(String), code: "UNAUTHORIZED" });

@@ -1,5 +1,15 @@
+import { isIP } from "node:net";
 import { z } from "zod";
 import { BaseEnv, LOCAL_DEFAULTS, parseEnv, PortSchema, ScopeSigningEnv } from "@mam/runtime/config.ts";
+
+const PROXY_NAMES = new Set(["loopback", "linklocal", "uniquelocal"]);
+
+/** An address, or a subnet as address/prefix-length or address/netmask. */
+function isProxyAddress(x: string): boolean {
+  const [addr = "", range, ...rest] = x.split("/");
+  if (rest.length || !isIP(addr)) return false;
+  return range === undefined || /^\d{1,3}$/.test(range) || isIP(range) === 4;
+}
 
 const Env = BaseEnv.extend({
   // The gateway alone signs scope tokens: the private key settings are its own.
@@ -39,10 +49,16 @@ const Env = BaseEnv.extend({
         c.addIssue({ code: "custom", message: "must be a hop count or a list of proxy addresses, not true (any client could pick its own address)" });
         return z.NEVER;
       }
-      return given
+      const list = given
         .split(",")
         .map((x) => x.trim())
         .filter(Boolean);
+      const wrong = list.filter((x) => !PROXY_NAMES.has(x) && !isProxyAddress(x));
+      if (wrong.length) {
+        c.addIssue({ code: "custom", message: `not an address, subnet or loopback / linklocal / uniquelocal: ${wrong.join(", ")}` });
+        return z.NEVER;
+      }
+      return list;
     }),
   /**
    * Largest JSON body accepted (bytes); over it: 413. Room for the 10 MiB of attachments a
