@@ -144,6 +144,33 @@ describe("the end of a workspace", () => {
     expect(mine.body.workspaceId).toBe(staying.ws);
   });
 
+  it("an inbox created while the workspace is being deleted does not survive it", async () => {
+    const w = await workspaceWithKey("Racing");
+    // Four callers keep creating inboxes in the workspace (tk_ and wk_ keys) until the delete has answered.
+    let done = false;
+    let n = 0;
+    const results: { status: number; body: Created }[] = [];
+    const racer = async (key: string, workspaceId?: string) => {
+      while (!done) results.push(await s.api("POST", "/v1/inboxes", { key, body: { username: `racer-${n++}`, workspaceId } }));
+    };
+    const racers = [racer(tk, w.ws), racer(w.wk), racer(tk, w.ws), racer(w.wk)];
+    await waitFor(() => results.some((r) => r.status === 201), { timeoutMs: 10_000, what: "a first inbox in the workspace" });
+    expect((await s.api("DELETE", `/v1/workspaces/${w.ws}`, { key: tk })).status).toBeLessThan(300);
+    done = true;
+    await Promise.all(racers);
+    // Each create either lost to the delete (404, or 401 for the revoked wk_ key) or made an inbox the cascade ends.
+    for (const r of results) expect([201, 401, 404]).toContain(r.status);
+    const made = results.filter((r) => r.status === 201).map((r) => r.body);
+    for (const inbox of made) {
+      await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}`, { key: tk })).status === 404, {
+        timeoutMs: 15_000,
+        what: `${inbox.email} ended`,
+      });
+      await waitFor(async () => /^550 5\.1\.1/.test(await rcpt(inbox.email)), { timeoutMs: 10_000, what: `${inbox.email} refused` });
+    }
+    expect((await s.api("GET", `/v1/inboxes?workspace=${w.ws}`, { key: tk })).body.inboxes).toEqual([]);
+  });
+
   it("is finished when the mailbox was down as the workspace was deleted (the event waits for its consumer)", async () => {
     const w = await workspaceWithKey("Interrupted");
     const inbox: Created = (await s.api("POST", "/v1/inboxes", { key: w.wk, body: { username: "interrupted" } })).body;

@@ -7,25 +7,52 @@ import type { Backbone } from "@mam/service-kit/backbone.ts";
 import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { execute, type CommandMeta } from "./execute.ts";
-import { isClosed, loadInbox } from "./inbox-load.ts";
+import { isClosed } from "./inbox-load.ts";
 import { decide, initial, type EndWorkspace, type WorkspaceEndState } from "./workspace-end-decision.ts";
 
 /** The durable consumer of identity's WorkspaceDeleted events (shared by the mailbox's replicas). */
 export const WORKSPACE_ENDS_DURABLE = "mailbox-workspace-ends";
 const WORKSPACE_DELETED: IdentityEventType = "WorkspaceDeleted";
 
-/** Everything the cascade needs, under the tenant's lock: the workspace's live inboxes and domains, and its closed mark. */
+/**
+ * Everything the cascade needs, under the tenant's lock, in four statements however many
+ * inboxes: the workspace's live inboxes with their addresses, its live domains, its closed mark.
+ */
 async function loadWorkspace(tx: Kysely<MailboxDb>, cmd: EndWorkspace): Promise<WorkspaceEndState> {
   const state = initial();
   if (await isClosed(tx, cmd.workspaceId)) state.closed![cmd.workspaceId] = true;
   const inboxes = await tx
     .selectFrom("inboxes")
-    .select("inbox_id")
+    .select(["inbox_id", "canonical_email", "version"])
     .where("workspace_id", "=", cmd.workspaceId)
     .where("tenant_id", "=", cmd.tenantId)
     .where("deleted_at", "is", null)
     .execute();
-  for (const i of inboxes) await loadInbox(tx, i.inbox_id, state);
+  const addresses = inboxes.length
+    ? await tx
+        .selectFrom("inbox_addresses")
+        .select(["inbox_id", "address", "is_primary", "is_canonical"])
+        .where("workspace_id", "=", cmd.workspaceId)
+        .where(
+          "inbox_id",
+          "in",
+          inboxes.map((i) => i.inbox_id),
+        )
+        .orderBy("created_at")
+        .orderBy("address")
+        .execute()
+    : [];
+  for (const i of inboxes) {
+    const own = addresses.filter((a) => a.inbox_id === i.inbox_id);
+    state.inboxes[i.inbox_id] = {
+      id: i.inbox_id,
+      tenantId: cmd.tenantId,
+      workspaceId: cmd.workspaceId,
+      canonicalEmail: i.canonical_email,
+      version: i.version,
+      addresses: Object.fromEntries(own.map((a) => [a.address, { isPrimary: a.is_primary, isCanonical: a.is_canonical }])),
+    };
+  }
   const domains = await tx
     .selectFrom("domains")
     .select(["domain_id", "domain", "version"])
