@@ -139,8 +139,8 @@ export function buildApp(d: AppDeps): express.Express {
       return refuseRate(res, err.rate, RATE_MESSAGE.address);
     }
     const rate = await d.limiter.check(principalOf(res));
-    setRateHeaders(res, rate);
     if (!rate.allowed) return refuseRate(res, rate, RATE_MESSAGE[rate.scope]);
+    setRateHeaders(res, rate);
     next();
   });
   v1.use(
