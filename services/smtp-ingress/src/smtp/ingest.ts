@@ -33,9 +33,10 @@ export interface Delivery {
  * genuine message dropped as a duplicate of a forgery.
  */
 export function dedupeKeyOf(d: Delivery): string {
-  const list = (xs: string[]) => [...new Set(xs.map((x) => x.toLowerCase()))].sort().join(",");
+  const list = (xs: string[]) => [...new Set(xs.map((x) => x.toLowerCase()))].sort();
+  // JSON: no field can spill into the next, whatever characters an address holds.
   return createHash("sha256")
-    .update(["smtp/2", d.mailFrom, list(d.recipients), list(d.returnPaths), d.contentHash].join("\u0000"))
+    .update(JSON.stringify(["smtp/2", d.mailFrom, list(d.recipients), list(d.returnPaths), d.contentHash]))
     .digest("hex");
 }
 
