@@ -18,6 +18,7 @@ describe("KeyCache", () => {
     c.set("h", p(K1));
     c.revoke(K1);
     expect(c.get("h")).toBeUndefined();
+    expect(c.seen("h")).toBe(false);
     c.set("h", p(K1));
     expect(c.get("h")).toBeUndefined();
     expect(c.isRevoked(p(K1))).toBe(true);

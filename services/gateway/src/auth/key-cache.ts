@@ -73,7 +73,10 @@ export class KeyCache {
   }
 
   revoke(keyId: string): void {
-    for (const h of this.hashesOfKey.get(keyId) ?? []) this.byHash.delete(h);
+    for (const h of this.hashesOfKey.get(keyId) ?? []) {
+      this.byHash.delete(h);
+      this.seenUntil.delete(h);
+    }
     this.hashesOfKey.delete(keyId);
     this.bury(`key:${keyId}`);
   }
