@@ -1,3 +1,4 @@
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { SmtpTranscript } from "@mam/testing/smtp-transcript.ts";
@@ -15,6 +16,7 @@ describe("the end of a workspace", () => {
   let tk: string;
   let ending: { ws: string; wk: string; inbox: Created; alias: string; listId: string; draftId: string; messageId: string; threadId: string };
   let staying: { ws: string; wk: string; inbox: Created };
+  let domainId: string;
 
   async function rcpt(address: string): Promise<string> {
     const c = await SmtpTranscript.open(s.smtp!.port);
@@ -47,7 +49,9 @@ describe("the end of a workspace", () => {
     const stay: Created = (await s.api("POST", "/v1/inboxes", { key: k.wk, body: { username: "staying" } })).body;
     const list = (await s.api("POST", `/v1/inboxes/${inbox.id}/lists`, { key: tk, body: { name: "VIP" } })).body;
     const draft = (await s.api("POST", `/v1/inboxes/${inbox.id}/drafts`, { key: tk, body: { to: stay.email, subject: "Later" } })).body;
-    expect((await s.api("POST", "/v1/domains", { key: e.wk, body: { domain: "ending.example" } })).status).toBe(201);
+    const domain = await s.api("POST", "/v1/domains", { key: e.wk, body: { domain: "ending.example" } });
+    expect(domain.status).toBe(201);
+    domainId = domain.body.id;
     const sent = (await s.api("POST", `/v1/inboxes/${inbox.id}/send`, { key: tk, body: { to: stay.email, subject: "Hello", plainBody: "hi", verified: true } }))
       .body;
     await waitFor(async () => (await s.api("GET", `/v1/inboxes/${stay.id}/messages`, { key: k.wk })).body.messages?.length === 1, {
@@ -90,6 +94,20 @@ describe("the end of a workspace", () => {
     expect(domains).not.toContain("ending.example");
     const sentView = (await s.api("GET", "/v1/messages?folder=sent", { key: tk })).body.messages.map((m: { inboxId: string }) => m.inboxId);
     expect(sentView).not.toContain(inbox.id);
+  });
+
+  it("its domain is released with its private DKIM key; the name may be claimed again", async () => {
+    const c = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
+    await c.connect();
+    try {
+      const keys = await c.query(`select key_ref from ${s.iso.schema("mailbox")}.dkim_keys where key_ref = $1`, [domainId]);
+      expect(keys.rows).toEqual([]);
+    } finally {
+      await c.end();
+    }
+    const again = await s.api("POST", "/v1/domains", { key: staying.wk, body: { domain: "ending.example" } });
+    expect(again.status).toBe(201);
+    expect(again.body.workspaceId).toBe(staying.ws);
   });
 
   it("and changes nothing in it: send, draft, list, alias, a new inbox: 404", async () => {

@@ -6,6 +6,7 @@ import { IDENTITY_CONTEXT, parseIdentityEvent, type IdentityEventType } from "@m
 import type { Backbone } from "@mam/service-kit/backbone.ts";
 import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
+import { forgetKeysOfRemoved } from "./domain-claims.ts";
 import { execute, type CommandMeta } from "./execute.ts";
 import { isClosed } from "./inbox-load.ts";
 import { decide, initial, type EndWorkspace, type WorkspaceEndState } from "./workspace-end-decision.ts";
@@ -75,7 +76,11 @@ export async function endWorkspace(ctx: MailboxContext, cmd: EndWorkspace, meta:
   return execute(ctx, cmd.tenantId, meta, {
     load: (tx) => loadWorkspace(tx, cmd),
     decide: (state) => decide(cmd, state),
-    answer: async (_tx, _state, events) => events.length,
+    answer: async (tx, _state, events) => {
+      // A released domain's private DKIM key goes with it (the key store is no projection).
+      await forgetKeysOfRemoved(tx, events);
+      return events.length;
+    },
   });
 }
 
