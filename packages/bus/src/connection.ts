@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { AuthorizationError, connect, PermissionViolationError, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { ConfigError } from "@mam/runtime/config.ts";
@@ -25,6 +26,8 @@ export interface BusOptions {
   /** This service's NATS user and password (a locked-down server gives each service its own). */
   user?: string;
   password?: string;
+  /** Without `password`: the file that holds it (NATS_PASSWORD_FILE), read once here. */
+  passwordFile?: string;
 }
 
 /** Reply inboxes of a service: a locked-down server lets only that service read them. */
@@ -53,7 +56,8 @@ let warnedUnauthenticated = false;
 
 /** Connects once at start; afterwards the client reconnects by itself for ever. */
 export async function connectBus(opts: BusOptions): Promise<Bus> {
-  const { servers, user, pass } = serversAndCredentials(opts.url, opts.user, opts.password);
+  const password = opts.password || (opts.passwordFile ? await readPasswordFile(opts.passwordFile) : undefined);
+  const { servers, user, pass } = serversAndCredentials(opts.url, opts.user, password);
   let nc: NatsConnection;
   try {
     nc = await connect({
@@ -68,7 +72,7 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
   } catch (err) {
     if (isAuthorizationError(err)) {
       throw new ConfigError(
-        `NATS at ${redactUrl(servers.join(","))} refused ${user ? `the credentials of user "${user}"` : "a connection without credentials"}; set NATS_USER and NATS_PASSWORD (or nats://user:password@host:4222 in NATS_URL)`,
+        `NATS at ${redactUrl(servers.join(","))} refused ${user ? `the credentials of user "${user}"` : "a connection without credentials"}; set NATS_USER and NATS_PASSWORD or NATS_PASSWORD_FILE (or nats://user:password@host:4222 in NATS_URL)`,
       );
     }
     throw new DependencyUnavailable("NATS", opts.url, err);
@@ -92,6 +96,19 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
   const link = { up: true };
   void watchStatus(nc, opts.logger, link);
   return { nc, js: jetstream(nc), jsm, prefix: opts.prefix, connected: () => link.up && !nc.isClosed(), logger: opts.logger };
+}
+
+/** The password in NATS_PASSWORD_FILE: a missing or empty file stops the service with its name. */
+export async function readPasswordFile(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`NATS_PASSWORD_FILE ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  const password = text.trim();
+  if (!password) throw new ConfigError(`NATS_PASSWORD_FILE ${path} is empty`);
+  return password;
 }
 
 const isAuthorizationError = (err: unknown) => err instanceof AuthorizationError || /authorization violation/i.test((err as Error)?.message ?? "");

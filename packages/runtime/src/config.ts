@@ -22,6 +22,8 @@ export const BaseEnv = z.object({
   /** This service's NATS user on a locked-down server (infra/nats/nats.conf); unset: anonymous, or the user in NATS_URL. */
   NATS_USER: z.string().optional(),
   NATS_PASSWORD: z.string().optional(),
+  /** Without NATS_PASSWORD: a file holding it (read once at start, trimmed), e.g. /secrets/nats/identity.password in compose. */
+  NATS_PASSWORD_FILE: z.string().optional(),
   /** The gateway's public key (PEM, or PEM in base64) that scope tokens are verified with. */
   SCOPE_PUBLIC_KEY: z.string().optional(),
   /** Without SCOPE_PUBLIC_KEY: the file the gateway writes the public key to when it creates the pair. */

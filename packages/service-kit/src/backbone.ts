@@ -59,7 +59,15 @@ export class Backbone<DB = unknown> {
   private async open(): Promise<void> {
     const { env, logger, name } = this.o;
     this.verifier = new ScopeVerifier(await this.publicKey(), name);
-    this.bus = await connectBus({ url: env.NATS_URL, prefix: env.NATS_PREFIX, name, logger, user: env.NATS_USER, password: env.NATS_PASSWORD });
+    this.bus = await connectBus({
+      url: env.NATS_URL,
+      prefix: env.NATS_PREFIX,
+      name,
+      logger,
+      user: env.NATS_USER,
+      password: env.NATS_PASSWORD,
+      passwordFile: env.NATS_PASSWORD_FILE,
+    });
     this.stream = await ensureEventsStream(this.bus);
     if (this.o.database) {
       this.database = await openDatabase<DB>({ ...this.o.database, logger });
