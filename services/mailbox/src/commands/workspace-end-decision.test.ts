@@ -73,6 +73,19 @@ describe("EndWorkspace", () => {
       .expectEvents([workspaceDeleted(ids.sales, ["sales@mail.test"]), workspaceDeleted(ids.newInbox, ["late@mail.test"])]);
   });
 
+  it("ends a large workspace in batches, closing it in the first", () => {
+    const first = spec.given(history).when({ ...end, batch: 2 }).outcome.events;
+    expect(first.map((e) => e.type)).toEqual(["WorkspaceClosed", "InboxDeleted", "InboxDeleted"]);
+    const second = spec
+      .given([...history, ...first])
+      .when({ ...end, batch: 2 })
+      .expectEvents([{ type: "DomainRemoved", schemaVersion: 1, data: { domainId: ids.domain, domain: "acme.example" } }]).events;
+    spec
+      .given([...history, ...first, ...second])
+      .when({ ...end, batch: 2 })
+      .expectEvents([]);
+  });
+
   it("leaves other tenants alone, even for the same workspace id", () => {
     spec
       .given(mailboxes)

@@ -7,6 +7,11 @@ import { evolve as evolveInboxes, initial as initialInboxes, type InboxesState, 
 export interface EndWorkspace {
   tenantId: string;
   workspaceId: string;
+  /**
+   * At most this many inboxes and domains ended by one decision: a large workspace ends in
+   * several commits (each well inside Postgres's bind-parameter limit), the first closing it.
+   */
+  batch?: number;
 }
 
 /** A live custom domain, as the cascade releases it. */
@@ -44,19 +49,21 @@ export function decide(cmd: EndWorkspace, state: WorkspaceEndState): EventDraft[
   const inboxes = Object.values(state.inboxes)
     .filter(inWorkspace)
     .sort((a, b) => a.id.localeCompare(b.id));
-  for (const inbox of inboxes) drafts.push(inboxDeleted(inbox));
   const domains = Object.values(state.domains)
     .filter(inWorkspace)
     .sort((a, b) => a.id.localeCompare(b.id));
-  for (const d of domains) {
-    drafts.push({
-      event: { type: "DomainRemoved", schemaVersion: 1, data: { domainId: d.id, domain: d.name } },
-      ...at,
-      aggregateId: d.id,
-      aggregateVersion: d.version + 1,
-    });
-  }
-  return drafts;
+  const ends: EventDraft[] = [
+    ...inboxes.map(inboxDeleted),
+    ...domains.map(
+      (d): EventDraft => ({
+        event: { type: "DomainRemoved", schemaVersion: 1, data: { domainId: d.id, domain: d.name } },
+        ...at,
+        aggregateId: d.id,
+        aggregateVersion: d.version + 1,
+      }),
+    ),
+  ];
+  return [...drafts, ...ends.slice(0, cmd.batch ?? ends.length)];
 }
 
 const inboxDeleted = (inbox: InboxState): EventDraft => ({

@@ -13,6 +13,8 @@ import { decide, initial, type EndWorkspace, type WorkspaceEndState } from "./wo
 
 /** The durable consumer of identity's WorkspaceDeleted events (shared by the mailbox's replicas). */
 export const WORKSPACE_ENDS_DURABLE = "mailbox-workspace-ends";
+/** Inboxes and domains ended per commit (each inbox's event writes a handful of rows and parameters). */
+const ENDS_PER_COMMIT = 500;
 const WORKSPACE_DELETED: IdentityEventType = "WorkspaceDeleted";
 
 /**
@@ -73,15 +75,22 @@ async function loadWorkspace(tx: Kysely<MailboxDb>, cmd: EndWorkspace): Promise<
  * in one transaction. Idempotent: decided again, it finds nothing left to end.
  */
 export async function endWorkspace(ctx: MailboxContext, cmd: EndWorkspace, meta: CommandMeta): Promise<number> {
-  return execute(ctx, cmd.tenantId, meta, {
-    load: (tx) => loadWorkspace(tx, cmd),
-    decide: (state) => decide(cmd, state),
-    answer: async (tx, _state, events) => {
-      // A released domain's private DKIM key goes with it (the key store is no projection).
-      await forgetKeysOfRemoved(tx, events);
-      return events.length;
-    },
-  });
+  const batch = cmd.batch ?? ENDS_PER_COMMIT;
+  let total = 0;
+  for (;;) {
+    const decided = await execute(ctx, cmd.tenantId, meta, {
+      load: (tx) => loadWorkspace(tx, cmd),
+      decide: (state) => decide({ ...cmd, batch }, state),
+      answer: async (tx, _state, events) => {
+        // A released domain's private DKIM key goes with it (the key store is no projection).
+        await forgetKeysOfRemoved(tx, events);
+        return events.filter((d) => d.event.type !== "WorkspaceClosed").length;
+      },
+    });
+    total += decided;
+    // A batch not full was the last one: nothing is left in the workspace.
+    if (decided < batch) return total;
+  }
 }
 
 /**
@@ -106,7 +115,7 @@ export function workspaceEndsConsumer(ctx: MailboxContext, backbone: Backbone<an
         { tenantId: e.data.tenantId, workspaceId: e.data.workspaceId },
         { actor: { type: "system", id: null }, requestId: e.correlationId ?? e.id },
       );
-      if (ended) ctx.logger.info({ workspaceId: e.data.workspaceId, events: ended }, "workspace ended in the mailbox");
+      if (ended) ctx.logger.info({ workspaceId: e.data.workspaceId, ended }, "workspace ended in the mailbox");
     },
   });
 }
