@@ -35,7 +35,8 @@ export class PrivateNatsServer {
 
   async start(): Promise<void> {
     if (!this.port) this.port = await freePort();
-    const args = [...(this.o.config ? ["-c", this.o.config] : []), "-a", "127.0.0.1", "-p", String(this.port), "-js", "-sd", this.storeDir];
+    // `-m -1`: a monitoring port of its own (the shipped configuration names 8222, which two servers cannot share).
+    const args = [...(this.o.config ? ["-c", this.o.config, "-m", "-1"] : []), "-a", "127.0.0.1", "-p", String(this.port), "-js", "-sd", this.storeDir];
     const child = spawn(BINARY, args, { stdio: ["ignore", "ignore", this.o.config ? "pipe" : "ignore"], env: { PATH: testEnv.PATH, ...this.o.env } });
     this.child = child;
     child.stderr?.on("data", (d: Buffer) => {
@@ -61,7 +62,8 @@ export class PrivateNatsServer {
   /** kill -9: no chance to flush anything. */
   async kill(): Promise<void> {
     const c = this.child;
-    if (!c || c.exitCode !== null) return;
+    // A process killed by a signal keeps exitCode null: signalCode says it is gone.
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise((r) => c.once("exit", r));
     c.kill("SIGKILL");
     await exited;
