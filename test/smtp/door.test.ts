@@ -193,6 +193,9 @@ describe("SMTP door: connections, memory, deduplication, return paths", () => {
     );
     expect(refusal).toMatch(/^452 4\.3\.1/);
     expect(await b.command("RSET")).toMatch(/^250/);
+    // Declared up front (SIZE): refused before a byte of it is sent.
+    expect(await b.command("MAIL FROM:<b@example.com> SIZE=100000")).toMatch(/^452 4\.3\.1/);
+    expect(await b.command("RSET")).toMatch(/^250/);
 
     // A ends its message: recorded, and its bytes are free before it hears 250.
     a.write(".\r\n");

@@ -43,7 +43,9 @@ export function dedupeKeyOf(d: Delivery): string {
 export interface RawMessage {
   /** Our Received header, put in front of the client's bytes. */
   head: Buffer;
+  /** Taken out of this array as they are used, so that nothing keeps them once copied. */
   chunks: Buffer[];
+  /** Of the head and the chunks together. */
   size: number;
 }
 
@@ -66,10 +68,10 @@ export async function publishIngest(
   let payload: Buffer;
   if (raw.size > inlineLimit) {
     rawObject = meta.queueId;
-    await (await store()).put({ name: rawObject }, streamOf([raw.head, ...raw.chunks]));
+    await (await store()).put({ name: rawObject }, streamOf([raw.head, ...raw.chunks.splice(0)]));
     payload = Buffer.alloc(0);
   } else {
-    payload = Buffer.concat([raw.head, ...raw.chunks], raw.size);
+    payload = joined(raw);
   }
   const h = natsHeaders();
   h.set(INGEST_META_HEADER, JSON.stringify({ ...meta, rawObject }));
@@ -84,12 +86,16 @@ export async function publishIngest(
   return ack;
 }
 
-/** The parts in order, each handed over once and then let go. */
+/** The one copy of an inline message: the chunks are let go, only the payload stays while it is published. */
+function joined(raw: RawMessage): Buffer {
+  return Buffer.concat([raw.head, ...raw.chunks.splice(0)], raw.size);
+}
+
+/** The parts in order, each let go once handed over. */
 function streamOf(parts: Buffer[]): ReadableStream<Uint8Array> {
-  const rest = [...parts];
   return new ReadableStream<Uint8Array>({
     pull(controller) {
-      const next = rest.shift();
+      const next = parts.shift();
       if (next) controller.enqueue(next);
       else controller.close();
     },

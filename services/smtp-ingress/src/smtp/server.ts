@@ -71,8 +71,12 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
     onClose(session) {
       admission.release(session);
     },
-    onMailFrom(_address: SMTPServerAddress, session, cb: Callback) {
+    onMailFrom(address: SMTPServerAddress, session, cb: Callback) {
       transactions.set(session, newTransaction());
+      // A size declared up front (RFC 1870) that cannot be held now is refused before the data is sent.
+      const args = address.args as Record<string, string | undefined> | false;
+      const declared = args ? Number(args.SIZE ?? 0) : 0;
+      if (declared > budget.cap - budget.inUse) return cb(reply(452, "4.3.1 Insufficient system storage, try again later"));
       cb();
     },
     onRcptTo(address: SMTPServerAddress, session, cb: Callback) {
