@@ -18,10 +18,10 @@ const ENDS_PER_COMMIT = 500;
 const WORKSPACE_DELETED: IdentityEventType = "WorkspaceDeleted";
 
 /**
- * Everything the cascade needs, under the tenant's lock, in four statements however many
- * inboxes: the workspace's live inboxes with their addresses, its live domains, its closed mark.
+ * What one batch of the cascade needs, under the tenant's lock, in four statements: the
+ * workspace's first live inboxes with their addresses, its first live domains, its closed mark.
  */
-async function loadWorkspace(tx: Kysely<MailboxDb>, cmd: EndWorkspace): Promise<WorkspaceEndState> {
+async function loadWorkspace(tx: Kysely<MailboxDb>, cmd: EndWorkspace & { batch: number }): Promise<WorkspaceEndState> {
   const state = initial();
   if (await isClosed(tx, cmd.workspaceId)) state.closed![cmd.workspaceId] = true;
   const inboxes = await tx
@@ -30,6 +30,9 @@ async function loadWorkspace(tx: Kysely<MailboxDb>, cmd: EndWorkspace): Promise<
     .where("workspace_id", "=", cmd.workspaceId)
     .where("tenant_id", "=", cmd.tenantId)
     .where("deleted_at", "is", null)
+    // The decision ends a batch in id order: more need not be read.
+    .orderBy("inbox_id")
+    .limit(cmd.batch)
     .execute();
   const addresses = inboxes.length
     ? await tx
@@ -62,6 +65,8 @@ async function loadWorkspace(tx: Kysely<MailboxDb>, cmd: EndWorkspace): Promise<
     .where("workspace_id", "=", cmd.workspaceId)
     .where("tenant_id", "=", cmd.tenantId)
     .where("deleted_at", "is", null)
+    .orderBy("domain_id")
+    .limit(cmd.batch)
     .execute();
   for (const d of domains) {
     state.domains[d.domain_id] = { id: d.domain_id, name: d.domain, version: d.version, tenantId: cmd.tenantId, workspaceId: cmd.workspaceId };
@@ -79,7 +84,7 @@ export async function endWorkspace(ctx: MailboxContext, cmd: EndWorkspace, meta:
   let total = 0;
   for (;;) {
     const decided = await execute(ctx, cmd.tenantId, meta, {
-      load: (tx) => loadWorkspace(tx, cmd),
+      load: (tx) => loadWorkspace(tx, { ...cmd, batch }),
       decide: (state) => decide({ ...cmd, batch }, state),
       answer: async (tx, _state, events) => {
         // A released domain's private DKIM key goes with it (the key store is no projection).
