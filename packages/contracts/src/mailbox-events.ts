@@ -82,10 +82,11 @@ export const DomainCheckedV1 = z.object({
   records: z.array(DnsRecordV1),
 });
 /**
- * Why an unverified claim was released without its tenant asking: it lapsed (older than the
- * claim TTL), or another tenant proved DNS control of the name. Absent: removed on purpose.
+ * Why a domain was released without its tenant asking: an unverified claim lapsed (older
+ * than the claim TTL), another tenant proved DNS control of the name, or its workspace was
+ * deleted. Absent: removed on purpose.
  */
-export const DomainReleaseReason = z.enum(["expired", "verified_elsewhere"]);
+export const DomainReleaseReason = z.enum(["expired", "verified_elsewhere", "workspace_deleted"]);
 export type DomainReleaseReason = z.infer<typeof DomainReleaseReason>;
 export const DomainRemovedV1 = z.object({ domainId: z.uuid(), domain: z.string(), reason: DomainReleaseReason.optional() });
 

@@ -40,7 +40,7 @@ describe("EndWorkspace", () => {
         closed,
         workspaceDeleted(ids.support, ["support@mail.test", "help@mail.test"]),
         workspaceDeleted(ids.sales, ["sales@mail.test"]),
-        { type: "DomainRemoved", schemaVersion: 1, data: { domainId: ids.domain, domain: "acme.example" } },
+        { type: "DomainRemoved", schemaVersion: 1, data: { domainId: ids.domain, domain: "acme.example", reason: "workspace_deleted" } },
       ]);
     expect(filed(drafts)).toEqual([
       { tenantId: ids.acme, workspaceId: ids.acmeMain, aggregateId: ids.acmeMain, aggregateVersion: 1 },
@@ -79,7 +79,7 @@ describe("EndWorkspace", () => {
     const second = spec
       .given([...history, ...first])
       .when({ ...end, batch: 2 })
-      .expectEvents([{ type: "DomainRemoved", schemaVersion: 1, data: { domainId: ids.domain, domain: "acme.example" } }]).events;
+      .expectEvents([{ type: "DomainRemoved", schemaVersion: 1, data: { domainId: ids.domain, domain: "acme.example", reason: "workspace_deleted" } }]).events;
     spec
       .given([...history, ...first, ...second])
       .when({ ...end, batch: 2 })

@@ -56,7 +56,7 @@ export function decide(cmd: EndWorkspace, state: WorkspaceEndState): EventDraft[
     ...inboxes.map(inboxDeleted),
     ...domains.map(
       (d): EventDraft => ({
-        event: { type: "DomainRemoved", schemaVersion: 1, data: { domainId: d.id, domain: d.name } },
+        event: { type: "DomainRemoved", schemaVersion: 1, data: { domainId: d.id, domain: d.name, reason: "workspace_deleted" } },
         ...at,
         aggregateId: d.id,
         aggregateVersion: d.version + 1,
