@@ -140,8 +140,9 @@ describe("SMTP door: connections, memory, deduplication, return paths", () => {
     for (const c of again) c.t.close();
   });
 
-  it("in all (SMTP_MAX_CLIENTS): at most the cap are greeted, the rest told 421 and closed; refusals free no slot", async () => {
+  it("in all (SMTP_MAX_CLIENTS): at most the cap are greeted, the rest told 421 and closed; refusals free no slot, in all or per address", async () => {
     const total = 4;
+    const perIp = 2;
     const other = new SmtpIngressService(
       smtpConfig({
         ...s.iso.env,
@@ -150,23 +151,46 @@ describe("SMTP door: connections, memory, deduplication, return paths", () => {
         MAIL_DOMAIN: s.mailDomain,
         SMTP_TLS_FILE: `/tmp/${s.iso.tag}-smtp-tls.json`,
         SMTP_MAX_CLIENTS: String(total),
-        SMTP_MAX_CLIENTS_PER_IP: "100",
+        SMTP_MAX_CLIENTS_PER_IP: String(perIp),
       }),
       { logger: createLogger("smtp-ingress", "warn", s.logs) },
     );
     await other.start();
+    const [x, y, z] = ["127.0.0.3", "127.0.0.4", "127.0.0.5"];
     try {
-      const first = await openMany(3 * total, "127.0.0.3", other.port);
-      expect(greeted(first)).toHaveLength(total);
-      for (const c of refused(first)) expect(c.first).toMatch(/^421 /);
-      await Promise.all(refused(first).map((c) => c.t.closedByPeer()));
+      const fromX = await openMany(perIp, x, other.port);
+      const fromY = await openMany(perIp, y, other.port);
+      expect(greeted([...fromX, ...fromY])).toHaveLength(total);
+
+      // Full: everyone is refused, from a new address as from one that holds slots, round after round.
       for (let round = 0; round < 2; round++) {
-        const more = await openMany(total, "127.0.0.4", other.port);
+        const more = [...(await openMany(3 * total, z, other.port)), ...(await openMany(perIp, x, other.port))];
         expect(greeted(more)).toHaveLength(0);
+        for (const c of more) expect(c.first).toMatch(/^421 /);
         await Promise.all(more.map((c) => c.t.closedByPeer()));
       }
-      for (const c of greeted(first)) c.t.close();
-      await waitFor(() => allGreeted(total, "127.0.0.5", other.port), { timeoutMs: 5_000, what: "the slots freed" });
+
+      // Y leaves: room in all, but X still holds its own cap (the refusals above freed none of it).
+      for (const c of fromY) c.t.close();
+      let answer = "";
+      await waitFor(
+        async () => {
+          const [c] = await openMany(1, x, other.port);
+          c!.t.close();
+          answer = c!.first;
+          return !/^421 (?!4\.7\.0)/.test(answer);
+        },
+        { timeoutMs: 5_000, what: "Y's slots freed in all" },
+      );
+      expect(answer).toMatch(/^421 4\.7\.0/);
+      // And exactly Y's slots are free in all.
+      const byZ = (await Promise.all([openMany(perIp, z, other.port), openMany(perIp, "127.0.0.6", other.port)])).flat();
+      expect(greeted(byZ)).toHaveLength(total - perIp);
+      for (const c of [...byZ, ...fromX]) c.t.close();
+      await waitFor(async () => (await Promise.all([allGreeted(perIp, y, other.port), allGreeted(perIp, z, other.port)])).every(Boolean), {
+        timeoutMs: 5_000,
+        what: "every slot freed",
+      });
     } finally {
       await other.destroy();
     }
