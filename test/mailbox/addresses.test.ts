@@ -81,6 +81,22 @@ describe("addresses of the platform domain", () => {
     const aliasBack = await s.api("POST", `/v1/inboxes/${back.body.id}/addresses`, { key: a.key.key, body: { email: `resets-alias@${D}` } });
     expect(aliasBack.status).toBe(201);
   });
+
+  it("never hands a released address to a stranger racing its release", async () => {
+    for (let round = 0; round < 4; round++) {
+      const username = `contested-${round}`;
+      const held = (await create(a, username)).body;
+      const [deleted, ...grabs] = await Promise.all([
+        s.api("DELETE", `/v1/inboxes/${held.id}`, { key: a.key.key }),
+        ...Array.from({ length: 6 }, () => create(b, username)),
+      ]);
+      expect(deleted.status).toBe(200);
+      // Before the release the address is taken, after it held back: 409 either way, never 201.
+      for (const g of grabs) expect(g.status).toBe(409);
+    }
+    const mine = (await s.api("GET", "/v1/inboxes", { key: b.key.key })).body.inboxes.map((i: { username: string }) => i.username);
+    expect(mine.filter((u: string) => u.startsWith("contested"))).toEqual([]);
+  });
 });
 
 describe("with ADDRESS_QUARANTINE_DAYS=0", () => {
