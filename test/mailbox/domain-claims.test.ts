@@ -1,5 +1,6 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sweepLapsedClaims } from "@mam/mailbox/commands/domain-claims.ts";
 import { eventsStreamName } from "@mam/contracts/subjects.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { TestDnsServer } from "@mam/testing/dns-server.ts";
@@ -188,5 +189,17 @@ describe("custom-domain claims between tenants", () => {
     await c.end();
     await s.startMailbox();
     expect(await snapshot()).toEqual(before);
+  });
+
+  it("a lapsed claim nobody touches is released by the mailbox's sweep, its private key with it", async () => {
+    const quiet = await claim(third, "untouched.example");
+    skew += 8 * DAY_MS;
+    expect(await sweepLapsedClaims(s.mailbox!.ctx)).toBeGreaterThan(0);
+    expect(await removalReason(quiet.id)).toBe("expired");
+    const keys = await s.mailbox!.ctx.db.selectFrom("dkim_keys").select("key_ref").where("key_ref", "=", quiet.id).execute();
+    expect(keys).toEqual([]);
+    // A second sweep finds nothing of it left to do.
+    await sweepLapsedClaims(s.mailbox!.ctx);
+    expect((await domainEvents()).filter((e) => e.type === "DomainRemoved" && e.data.domainId === quiet.id)).toHaveLength(1);
   });
 });

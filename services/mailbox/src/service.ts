@@ -3,6 +3,7 @@ import type { Clock, IdGen } from "@mam/runtime/ids.ts";
 import { createLogger, type Logger } from "@mam/runtime/logger.ts";
 import { ownEventsProjection } from "@mam/service-kit/projection.ts";
 import { ServiceHost, type Part } from "@mam/service-kit/service.ts";
+import { lapsedClaimSweeper } from "./commands/domain-claims.ts";
 import { ensurePlatformKey } from "./commands/platform-domain.ts";
 import { workspaceEndsConsumer } from "./commands/workspace-ends.ts";
 import type { MailboxConfig } from "./config.ts";
@@ -52,7 +53,7 @@ export class MailboxService extends ServiceHost<MailboxDb, MailboxContext> {
         });
         const delivery = deliveryWorker(ctx, b, outbound);
         const parts: Part[] = [{ start: () => undefined, stop: () => outbound.close() }, delivery.consumer, delivery.retries, await inboundWorker(ctx, b)];
-        parts.push(workspaceEndsConsumer(ctx, b));
+        parts.push(workspaceEndsConsumer(ctx, b), lapsedClaimSweeper(ctx));
         return parts;
       },
       handlers: (server, ctx, b) => registerMailboxRpc(server, ctx, b.stream),

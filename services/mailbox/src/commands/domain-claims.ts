@@ -1,3 +1,4 @@
+import type { Part } from "@mam/service-kit/service.ts";
 import { sql, type Kysely, type Selectable } from "kysely";
 import type { MailboxContext } from "../context.ts";
 import type { DomainsTable, MailboxDb } from "../db/schema.ts";
@@ -83,4 +84,54 @@ export async function releaseOtherClaims(ctx: MailboxContext, domain: string, ow
     .where("tenant_id", "<>", ownerTenant)
     .execute();
   for (const { tenant_id: tenantId } of others) await releaseLapsedClaims(ctx, tenantId, domain, meta.requestId);
+}
+
+/**
+ * Claims that have lapsed (unverified past DOMAIN_CLAIM_TTL_DAYS, or outlived by another
+ * tenant's verified ownership of the name, e.g. after a crash between the verification and
+ * the releases) but that no command has met yet: released now, with their private keys.
+ * Every replica may run it; a release already made is decided as nothing.
+ */
+export async function sweepLapsedClaims(ctx: MailboxContext, limit = 500): Promise<number> {
+  const cutoff = new Date(ctx.clock().getTime() - ctx.cfg.DOMAIN_CLAIM_TTL_DAYS * 86_400_000);
+  const rows = await ctx.db
+    .selectFrom("domains as d")
+    .leftJoin("domain_claims as c", "c.domain", "d.domain")
+    .select(["d.tenant_id", "d.domain"])
+    .distinct()
+    .where("d.deleted_at", "is", null)
+    .where((eb) =>
+      eb.or([
+        // Nobody owns the name and this claim is past its time...
+        eb.and([eb("c.domain_id", "is", null), eb("d.created_at", "<", cutoff)]),
+        // ...or someone else owns it.
+        eb.and([eb("c.domain_id", "is not", null), eb("c.domain_id", "<>", eb.ref("d.domain_id"))]),
+      ]),
+    )
+    .limit(limit)
+    .execute();
+  for (const r of rows) await releaseLapsedClaims(ctx, r.tenant_id, r.domain, ctx.newId());
+  return rows.length;
+}
+
+/** Runs the sweep at start and then hourly; stopping waits for a sweep under way. */
+export function lapsedClaimSweeper(ctx: MailboxContext, everyMs = 3_600_000): Part {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> = Promise.resolve();
+  const tick = () => {
+    running = sweepLapsedClaims(ctx).catch((err: unknown) =>
+      ctx.logger.warn({ err: (err as Error).message }, "lapsed domain claims sweep failed; next hour again"),
+    );
+  };
+  return {
+    start: () => {
+      tick();
+      timer = setInterval(tick, everyMs);
+      timer.unref();
+    },
+    stop: async () => {
+      clearInterval(timer);
+      await running;
+    },
+  };
 }

@@ -62,6 +62,24 @@ describe("AddDomain", () => {
     expect(filed(drafts)).toEqual([{ tenantId: ids.acme, workspaceId: ids.acmeMain, aggregateId: ids.newDomain, aggregateVersion: 1 }]);
   });
 
+  it("adds nothing to a workspace that ended: 404 (other workspaces still add)", () => {
+    const closed: PlacedEvent = { type: "WorkspaceClosed", schemaVersion: 1, data: { workspaceId: ids.acmeMain, tenantId: ids.acme } };
+    spec
+      .given([...acmeDomain, closed])
+      .when(add("beta.example"))
+      .expectRefusal("NOT_FOUND", /Workspace/);
+    spec
+      .given([...acmeDomain, closed])
+      .when(add("beta.example", ids.acmeSales))
+      .expectEvents([
+        {
+          type: "DomainAdded",
+          schemaVersion: 1,
+          data: { domainId: ids.newDomain, domain: "beta.example", selector: "mam1", dkimPublicKey: "MIIC", records: records("beta.example") },
+        },
+      ]);
+  });
+
   it("refuses a name any workspace holds (409), takes it once removed", () => {
     spec
       .given(acmeDomain)

@@ -109,6 +109,8 @@ function lapsedClaims(state: DomainsState, tenantId: string, domain: string, clo
 export function decide(cmd: DomainCommand, state: DomainsState): EventDraft[] {
   switch (cmd.type) {
     case "AddDomain": {
+      // A workspace that ended refuses new domains, also when identity still knew it a moment ago.
+      if (state.closed?.[cmd.workspaceId]) throw new AppError("NOT_FOUND", "Workspace not found");
       const current = live(state, cmd);
       const inWorkspace = current.filter((d) => d.workspaceId === cmd.workspaceId).length;
       if (inWorkspace >= MAX_DOMAINS_PER_WORKSPACE) throw new AppError("CONFLICT", `A workspace holds at most ${MAX_DOMAINS_PER_WORKSPACE} domains`);

@@ -7,6 +7,7 @@ import type { MailboxDb } from "../db/schema.ts";
 import { checkRecords, makeResolver } from "../dns/verify.ts";
 import { expectedRecords, newDkimKey } from "../dns/records.ts";
 import { claimCutoff, domainKey, domainView, requireDomainManager, visibleDomain } from "../read/domains.ts";
+import { isClosed } from "./inbox-load.ts";
 import { claimClock, forgetKeysOfRemoved, loadNamed, releaseOtherClaims, STATE_COLUMNS, toState } from "./domain-claims.ts";
 import { decide, type DomainCommand, type DomainsState } from "./domain-decisions.ts";
 import { LostRace } from "@mam/service-kit/commands.ts";
@@ -122,6 +123,7 @@ async function loadForRemoval(tx: Kysely<MailboxDb>, domain: string): Promise<Do
  */
 async function loadForNewDomain(tx: Kysely<MailboxDb>, cmd: Extract<DomainCommand, { type: "AddDomain" }>): Promise<DomainsState> {
   const state = await loadNamed(tx, cmd.domain);
+  if (await isClosed(tx, cmd.workspaceId)) state.closed = { [cmd.workspaceId]: true };
   const rows = await tx.selectFrom("domains").select(STATE_COLUMNS).where("workspace_id", "=", cmd.workspaceId).where("deleted_at", "is", null).execute();
   for (const r of rows) state.domains[r.domain_id] = toState(r);
   // The lapse of the workspace's other claims needs their names' owners.
