@@ -3,34 +3,51 @@ export interface Peer {
   remoteAddress: string;
 }
 
+/** Why a connection was turned away, or null when it was admitted. */
+export type Refusal = "address" | "total" | null;
+
 /**
- * Open connections per remote address. A connection counts from the moment it is admitted
- * until it closes, and only then: smtp-server also reports the close of a connection that
- * was refused (by this cap, or by its own maxClients), and releasing a slot for those would
- * let every refusal make room for one more connection.
+ * Open connections in all and per remote address. A connection counts from the moment it
+ * is admitted until it closes, and only then: smtp-server also reports the close of a
+ * connection that was refused (by these caps, or by its own maxClients backstop), and
+ * releasing a slot for those would let every refusal make room for one more connection.
+ * The total is counted here rather than left to smtp-server's maxClients so that its
+ * refusal carries an enhanced status code like every other.
  */
 export class ConnectionAdmission {
   private readonly perAddress = new Map<string, number>();
   private readonly admitted = new WeakSet<Peer>();
+  private total = 0;
 
-  constructor(private readonly maxPerAddress: number) {}
+  constructor(
+    private readonly maxPerAddress: number,
+    private readonly maxTotal = Number.POSITIVE_INFINITY,
+  ) {}
 
-  /** True when the connection may proceed, and then it counts until `release`. */
-  admit(peer: Peer): boolean {
-    if (this.admitted.has(peer)) return true;
+  /** Null when the connection may proceed, and then it counts until `release`; else why not. */
+  admit(peer: Peer): Refusal {
+    if (this.admitted.has(peer)) return null;
+    if (this.total >= this.maxTotal) return "total";
     const n = this.perAddress.get(peer.remoteAddress) ?? 0;
-    if (n >= this.maxPerAddress) return false;
+    if (n >= this.maxPerAddress) return "address";
     this.perAddress.set(peer.remoteAddress, n + 1);
     this.admitted.add(peer);
-    return true;
+    this.total++;
+    return null;
   }
 
   /** Called for every closed connection, admitted or not; only an admitted one frees its slot, once. */
   release(peer: Peer): void {
     if (!this.admitted.delete(peer)) return;
+    this.total--;
     const n = (this.perAddress.get(peer.remoteAddress) ?? 1) - 1;
     if (n <= 0) this.perAddress.delete(peer.remoteAddress);
     else this.perAddress.set(peer.remoteAddress, n);
+  }
+
+  /** Admitted connections open now, in all. */
+  get open(): number {
+    return this.total;
   }
 
   /** Connections open from an address now. */

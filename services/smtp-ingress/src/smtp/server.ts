@@ -41,7 +41,7 @@ export interface SmtpDeps {
  */
 export function createSmtpServer(d: SmtpDeps): SMTPServer {
   const hostname = d.cfg.SMTP_HOSTNAME ?? `mx.${d.cfg.MAIL_DOMAIN}`;
-  const admission = new ConnectionAdmission(d.cfg.SMTP_MAX_CLIENTS_PER_IP);
+  const admission = new ConnectionAdmission(d.cfg.SMTP_MAX_CLIENTS_PER_IP, d.cfg.SMTP_MAX_CLIENTS);
   const budget = new BufferBudget(d.cfg.SMTP_MAX_BUFFERED_BYTES);
   const transactions = new WeakMap<SMTPServerSession, Transaction>();
   const transactionOf = (session: SMTPServerSession) => {
@@ -60,12 +60,16 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
     disabledCommands: ["AUTH"],
     disableReverseLookup: true,
     // Counts every open connection, those not yet greeted too; refused ones leave it at once.
-    maxClients: d.cfg.SMTP_MAX_CLIENTS,
+    // A backstop only: the caps are counted in onConnect, which answers with an enhanced code.
+    // Above it smtp-server refuses on its own (421 without one) before asking us.
+    maxClients: Math.max(2 * d.cfg.SMTP_MAX_CLIENTS, d.cfg.SMTP_MAX_CLIENTS + 100),
     socketTimeout: d.cfg.SMTP_IDLE_TIMEOUT_MS,
     closeTimeout: 10_000,
     logger: false,
     onConnect(session, cb: Callback) {
-      if (!admission.admit(session)) return cb(reply(421, "4.7.0 Too many connections from your address, try later"));
+      const refusal = admission.admit(session);
+      if (refusal === "address") return cb(reply(421, "4.7.0 Too many connections from your address, try later"));
+      if (refusal === "total") return cb(reply(421, "4.7.0 Too many connections, try later"));
       cb();
     },
     onClose(session) {
