@@ -190,4 +190,39 @@ describe("NATS as a trust boundary", () => {
     await waitFor(async () => (await actsAsOperator(control)) === 201, { timeoutMs: 10_000, what: "the admin's KeyIssued applied" });
     for (const [user, key] of forged) expect({ user, status: await actsAsOperator(key) }).toEqual({ user, status: 401 });
   });
+  it("no caller can aim a service's answer at a subject of its choosing (a JetStream API or event subject)", async () => {
+    const admin = await jetstreamManager(await as("admin"));
+    const stored = async () => (await admin.streams.info(EVENTS)).state.messages;
+    const before = await stored();
+    expect(before).toBeGreaterThan(0);
+    const refusedByUs = () => s.logs.entries().filter((e) => e.msg === "refused request: its reply subject is not an inbox").length;
+
+    // Our services drop such a request without running it.
+    const ingress = await as("smtp-ingress");
+    ingress.publish("svc.mailbox.directory.page", "{}", { reply: `$JS.API.STREAM.PURGE.${EVENTS}` });
+    const mailbox = await as("mailbox");
+    mailbox.publish("svc.identity.key.resolve", "{}", { reply: "evt.identity._._.KeyIssued" });
+    await Promise.all([ingress.flush(), mailbox.flush()]);
+    await waitFor(async () => refusedByUs() >= 2, { timeoutMs: 10_000, what: "both requests refused by the services" });
+
+    // And the server refuses the publish of an answer that went there anyway (no allow_responses).
+    const responder = await as("identity");
+    const probe = responder.subscribe("svc.identity.probe", {
+      callback: (_err, msg) => msg.respond(new TextEncoder().encode("{}")),
+    });
+    await responder.flush();
+    mailbox.publish("svc.identity.probe", "{}", { reply: `$JS.API.STREAM.PURGE.${EVENTS}` });
+    await mailbox.flush();
+    await waitFor(async () => /Publish Violation - User "identity", Subject "\$JS\.API\.STREAM\.PURGE/.test(nats.output), {
+      timeoutMs: 10_000,
+      what: "the server refusing identity's answer to the purge subject",
+    });
+    probe.unsubscribe();
+    expect(await stored()).toBe(before);
+    // A legitimate answer to a caller's inbox still goes through.
+    const answered = responder.subscribe("svc.identity.probe2", { callback: (_err, msg) => msg.respond(new TextEncoder().encode("ok")) });
+    await responder.flush();
+    expect(new TextDecoder().decode((await mailbox.request("svc.identity.probe2", "{}", { timeout: 5_000 })).data)).toBe("ok");
+    answered.unsubscribe();
+  });
 });

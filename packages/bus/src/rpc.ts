@@ -119,6 +119,13 @@ export class RpcServer {
       queue: this.queue,
       callback: (err, msg) => {
         if (err) return this.logger.error({ err, subject }, "subscription error");
+        if (msg.reply && !isReplyInbox(msg.reply)) {
+          // An answer goes to a caller's reply inbox, nowhere else: a request naming another
+          // subject as its reply (a JetStream API subject, an event subject) would have us
+          // publish there with our rights. Such a request is not run at all.
+          this.logger.warn({ subject, reply: msg.reply.slice(0, 200) }, "refused request: its reply subject is not an inbox");
+          return;
+        }
         const p = this.answer(msg, subject, run)
           .catch((e: unknown) => this.logger.error({ err: e, subject }, "could not send a reply"))
           .finally(() => this.inFlight.delete(p));
@@ -175,6 +182,12 @@ export class RpcServer {
     await Promise.all([...this.inFlight]);
   }
 }
+
+/**
+ * Reply subjects a responder answers on: the clients' inboxes (`_INBOX.` by default,
+ * `_INBOX_<service>.` for our services), never any other subject.
+ */
+export const isReplyInbox = (reply: string) => /^_INBOX(_[A-Za-z0-9_-]+)?\./.test(reply);
 
 export interface RequestOptions {
   scope?: string;
