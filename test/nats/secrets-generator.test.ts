@@ -1,8 +1,19 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { ensureNatsSecrets, generatePassword, INCLUDE_FILE, NATS_USERS, PASSWORD_LENGTH, passwordFile, SERVER_CONF_FILE } from "../../scripts/nats-secrets.ts";
+import {
+  ensureNatsSecrets,
+  generatePassword,
+  INCLUDE_FILE,
+  NATS_USERS,
+  PASSWORD_LENGTH,
+  passwordFile,
+  SERVER_CONF_FILE,
+  SERVER_DIR,
+  secretDir,
+  serverFile,
+} from "../../scripts/nats-secrets.ts";
 
 const SHIPPED = new URL("../../infra/nats/nats.conf", import.meta.url).pathname;
 
@@ -33,17 +44,38 @@ describe("NATS secrets generator", () => {
     const before = passwords(dir);
     expect(new Set(Object.values(before)).size).toBe(NATS_USERS.length);
     for (const u of NATS_USERS) expect(statSync(passwordFile(dir, u)).mode & 0o777).toBe(0o600);
-    expect(statSync(join(dir, INCLUDE_FILE)).mode & 0o777).toBe(0o600);
+    expect(statSync(serverFile(dir, INCLUDE_FILE)).mode & 0o777).toBe(0o600);
 
     const second = await ensureNatsSecrets({ dir, natsConf: SHIPPED, env: {} });
     expect(second).toEqual({ created: [], kept: [...NATS_USERS], fromEnv: [] });
     expect(passwords(dir)).toEqual(before);
     // The include defines every variable nats.conf reads, with the files' passwords.
-    const include = readFileSync(join(dir, INCLUDE_FILE), "utf8");
+    const include = readFileSync(serverFile(dir, INCLUDE_FILE), "utf8");
     for (const u of NATS_USERS) expect(include).toContain(`: "${before[u]}"`);
-    const server = readFileSync(join(dir, SERVER_CONF_FILE), "utf8");
+    const server = readFileSync(serverFile(dir, SERVER_CONF_FILE), "utf8");
     expect(server).toContain(`include ./${INCLUDE_FILE}\n`);
     expect(server.endsWith(readFileSync(SHIPPED, "utf8"))).toBe(true);
+  });
+
+  it("gives each service a directory of its own with its password alone; only the server's holds the others", async () => {
+    const dir = tempDir();
+    await ensureNatsSecrets({ dir, natsConf: SHIPPED, env: {} });
+    const all = passwords(dir);
+    const services = NATS_USERS.filter((u) => u !== "admin");
+    // Each directory is one compose volume, mounted by one container: what it holds is what that container can read.
+    expect(readdirSync(dir).sort()).toEqual([...services, SERVER_DIR].sort());
+    for (const u of services) {
+      expect(secretDir(dir, u)).toBe(join(dir, u));
+      expect(readdirSync(secretDir(dir, u)), u).toEqual(["password"]);
+      expect(statSync(secretDir(dir, u)).mode & 0o777).toBe(0o700);
+    }
+    expect(readdirSync(join(dir, SERVER_DIR)).sort()).toEqual(["admin.password", INCLUDE_FILE, SERVER_CONF_FILE].sort());
+    expect(passwordFile(dir, "admin")).toBe(join(dir, SERVER_DIR, "admin.password"));
+    // The include names every password but the operator's: nats.conf reads admin's too.
+    const include = readFileSync(serverFile(dir, INCLUDE_FILE), "utf8");
+    for (const u of NATS_USERS) expect(include, u).toContain(`: "${all[u]}"`);
+    // The server configuration includes by a relative path, so the server directory works wherever it is mounted.
+    expect(readFileSync(serverFile(dir, SERVER_CONF_FILE), "utf8")).toMatch(new RegExp(`^include \\./${INCLUDE_FILE.replace(".", "\\.")}$`, "m"));
   });
 
   it("keeps a password that exists and fills in only the missing ones", async () => {
@@ -54,14 +86,14 @@ describe("NATS secrets generator", () => {
     const r = await ensureNatsSecrets({ dir, natsConf: SHIPPED, env: {} });
     expect(r.created).toEqual(["realtime"]);
     expect(readFileSync(passwordFile(dir, "billing"), "utf8")).toBe("chosenByHand42\n");
-    expect(readFileSync(join(dir, INCLUDE_FILE), "utf8")).toContain('NATS_BILLING_PASSWORD: "chosenByHand42"');
+    expect(readFileSync(serverFile(dir, INCLUDE_FILE), "utf8")).toContain('NATS_BILLING_PASSWORD: "chosenByHand42"');
   });
 
   it("agrees with a run at the same time: each password created once, both see the same", async () => {
     const dir = tempDir();
     const [a, b] = await Promise.all([ensureNatsSecrets({ dir, natsConf: SHIPPED, env: {} }), ensureNatsSecrets({ dir, natsConf: SHIPPED, env: {} })]);
     expect([...a.created, ...b.created].sort()).toEqual([...NATS_USERS].sort());
-    const include = readFileSync(join(dir, INCLUDE_FILE), "utf8");
+    const include = readFileSync(serverFile(dir, INCLUDE_FILE), "utf8");
     for (const [u, p] of Object.entries(passwords(dir))) expect(include, u).toContain(`: "${p}"`);
   });
 
@@ -69,7 +101,7 @@ describe("NATS secrets generator", () => {
     const dir = tempDir();
     const r = await ensureNatsSecrets({ dir, natsConf: SHIPPED, env: { NATS_BILLING_PASSWORD: "fromSecretsManager1", NATS_MAILBOX_PASSWORD: "" } });
     expect(r.fromEnv).toEqual(["billing"]);
-    const include = readFileSync(join(dir, INCLUDE_FILE), "utf8");
+    const include = readFileSync(serverFile(dir, INCLUDE_FILE), "utf8");
     expect(include).not.toContain("NATS_BILLING_PASSWORD");
     expect(include).not.toContain("fromSecretsManager1");
     // Empty means unset, as in compose: the generated one is defined.
@@ -84,11 +116,11 @@ describe("NATS secrets generator", () => {
     const conf = join(dir, "..", "only-identity.conf");
     writeFileSync(conf, "authorization { users: [ { user: identity, password: $NATS_IDENTITY_PASSWORD } ] }\n");
     await ensureNatsSecrets({ dir, natsConf: conf, env: {} });
-    const include = readFileSync(join(dir, INCLUDE_FILE), "utf8");
+    const include = readFileSync(serverFile(dir, INCLUDE_FILE), "utf8");
     expect(include.match(/^NATS_\w+_PASSWORD:/gm)).toEqual(["NATS_IDENTITY_PASSWORD:"]);
 
     writeFileSync(passwordFile(dir, "gateway"), "");
-    await expect(ensureNatsSecrets({ dir, natsConf: conf, env: {} })).rejects.toThrow(/gateway\.password must hold one password/);
+    await expect(ensureNatsSecrets({ dir, natsConf: conf, env: {} })).rejects.toThrow(/gateway\/password must hold one password/);
     expect(readFileSync(passwordFile(dir, "gateway"), "utf8")).toBe("");
     await expect(ensureNatsSecrets({ dir, natsConf: join(dir, "missing.conf"), env: {} })).rejects.toThrow(
       /cannot read the NATS configuration .*missing\.conf: ENOENT/,

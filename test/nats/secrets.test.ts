@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,7 +11,7 @@ import { createBillingService } from "@mam/billing/service.ts";
 import { createLogger } from "@mam/runtime/logger.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { PrivateNatsServer } from "@mam/testing/nats-server.ts";
-import { ensureNatsSecrets, NATS_USERS, passwordFile, passwordVariable, SERVER_CONF_FILE } from "../../scripts/nats-secrets.ts";
+import { ensureNatsSecrets, NATS_USERS, passwordFile, passwordVariable, SERVER_CONF_FILE, SERVER_DIR } from "../../scripts/nats-secrets.ts";
 
 const SHIPPED = new URL("../../infra/nats/nats.conf", import.meta.url).pathname;
 const silent = createLogger("test", "silent");
@@ -20,16 +20,20 @@ const emptyEnv = Object.fromEntries(NATS_USERS.map((u) => [passwordVariable(u), 
 
 /**
  * docker-compose.yml's route, on a private nats-server: scripts/nats-secrets.ts writes the
- * passwords and nats-server.conf (their include, then the shipped nats.conf); a service
- * connects with NATS_PASSWORD_FILE; a password set in the environment wins. The servers
- * run one after the other: nats.conf names the monitoring port.
+ * passwords and nats-server.conf (their include, then the shipped nats.conf); nats-server
+ * runs from the server directory alone (its own volume in compose); a service connects
+ * with NATS_PASSWORD_FILE; a password set in the environment wins. The servers run one
+ * after the other: nats.conf names the monitoring port.
  */
 describe("NATS passwords generated for compose", () => {
   const root = mkdtempSync(join(tmpdir(), "nats-secrets-it-"));
   const iso = isolate();
   const servers: PrivateNatsServer[] = [];
+  /** From a copy of the server directory only: nats needs nothing the services' volumes hold. */
   const startNats = async (dir: string, env: Record<string, string>) => {
-    const nats = new PrivateNatsServer({ config: join(dir, SERVER_CONF_FILE), env });
+    const mounted = join(root, `${dir.split("/").pop()}-nats`);
+    cpSync(join(dir, SERVER_DIR), mounted, { recursive: true });
+    const nats = new PrivateNatsServer({ config: join(mounted, SERVER_CONF_FILE), env });
     servers.push(nats);
     await nats.start();
     return nats;
@@ -61,6 +65,9 @@ describe("NATS passwords generated for compose", () => {
     expect(identity.nc.info?.auth_required).toBe(true);
     await ensureEventsStream(identity);
     await identity.nc.close();
+    // The operator's password is in the server directory, beside the configuration.
+    const admin = await connect({ servers: nats.url, user: "admin", pass: (await readFile(passwordFile(dir, "admin"), "utf8")).trim() });
+    await admin.close();
 
     const billing = createBillingService(
       billingConfig({
