@@ -208,7 +208,9 @@ describe("NATS as a trust boundary", () => {
     // And the server refuses the publish of an answer that went there anyway (no allow_responses).
     const responder = await as("identity");
     const probe = responder.subscribe("svc.identity.probe", {
-      callback: (_err, msg) => msg.respond(new TextEncoder().encode("{}")),
+      callback: (_err, msg) => {
+        msg.respond(new TextEncoder().encode("{}"));
+      },
     });
     await responder.flush();
     mailbox.publish("svc.identity.probe", "{}", { reply: `$JS.API.STREAM.PURGE.${EVENTS}` });
@@ -220,7 +222,11 @@ describe("NATS as a trust boundary", () => {
     probe.unsubscribe();
     expect(await stored()).toBe(before);
     // A legitimate answer to a caller's inbox still goes through.
-    const answered = responder.subscribe("svc.identity.probe2", { callback: (_err, msg) => msg.respond(new TextEncoder().encode("ok")) });
+    const answered = responder.subscribe("svc.identity.probe2", {
+      callback: (_err, msg) => {
+        msg.respond(new TextEncoder().encode("ok"));
+      },
+    });
     await responder.flush();
     expect(new TextDecoder().decode((await mailbox.request("svc.identity.probe2", "{}", { timeout: 5_000 })).data)).toBe("ok");
     answered.unsubscribe();

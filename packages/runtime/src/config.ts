@@ -22,7 +22,7 @@ export const BaseEnv = z.object({
   /** This service's NATS user on a locked-down server (infra/nats/nats.conf); unset: anonymous, or the user in NATS_URL. */
   NATS_USER: z.string().optional(),
   NATS_PASSWORD: z.string().optional(),
-  /** Without NATS_PASSWORD: a file holding it (read once at start, trimmed), e.g. /secrets/nats/identity.password in compose. */
+  /** Without NATS_PASSWORD: a file holding it (read once at start, trimmed), e.g. /secrets/nats/password in compose. */
   NATS_PASSWORD_FILE: z.string().optional(),
   /** The gateway's public key (PEM, or PEM in base64) that scope tokens are verified with. */
   SCOPE_PUBLIC_KEY: z.string().optional(),
