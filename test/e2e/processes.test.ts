@@ -56,6 +56,11 @@ describe("service processes", () => {
       body: JSON.stringify({ name: "Process Test" }),
     });
     expect(res.status).toBe(201);
+    // This machine's NATS takes anyone: each service works, and says so once.
+    for (const [name, p] of procs) {
+      const warnings = p.stdout().split("\n").filter((l) => l.includes("NATS accepts unauthenticated connections"));
+      expect({ name, warnings: warnings.length }).toEqual({ name, warnings: 1 });
+    }
 
     for (const p of running) p.child.kill("SIGTERM");
     const exits = await Promise.all(running.map((p) => p.exited));
