@@ -13,7 +13,13 @@ export interface Mailbox {
   inboxId: string;
 }
 
-const PAGE = 5_000;
+/**
+ * Addresses per snapshot page: an entry is about 190 bytes of JSON, so a page stays well
+ * inside one NATS message. A larger answer would travel through the RPC reply bucket, which
+ * smtp-ingress's NATS user may not read (infra/nats/nats.conf): the snapshot would fail and
+ * the directory fall back to replaying every mailbox event.
+ */
+const PAGE = 2_000;
 const ADDRESS_EVENTS = new Set(["InboxCreated", "AddressAdded", "AddressRemoved", "InboxDeleted"]);
 
 /**
