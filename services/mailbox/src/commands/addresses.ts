@@ -1,4 +1,4 @@
-import { AppError, parseOrThrow } from "@mam/contracts/errors.ts";
+import { parseOrThrow } from "@mam/contracts/errors.ts";
 import { AddAddressBody, AddAddressCommand, RemoveAddressCommand } from "@mam/contracts/mailbox-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { MailboxContext } from "../context.ts";
@@ -6,7 +6,7 @@ import { verifiedInWorkspace } from "../read/domains.ts";
 import { visibleInbox } from "../read/inboxes.ts";
 import { execute, type CommandMeta } from "./execute.ts";
 import { idParam } from "./ids.ts";
-import { decide, type InboxCommand } from "./inbox-decisions.ts";
+import { decide, domainNotAvailable, type InboxCommand } from "./inbox-decisions.ts";
 import { assertClaimed, claimsOf, loadInbox, tenantOf } from "./inbox-load.ts";
 import { quarantineAt } from "./inbox-state.ts";
 
@@ -16,12 +16,9 @@ export async function addAddress(ctx: MailboxContext, claims: ScopeClaims, raw: 
   const body = parseOrThrow(AddAddressBody, cmd.body);
   // Read before the lock: the domain check needs the inbox's workspace (and a stranger gets the 404 first).
   const inbox = await visibleInbox(ctx.db, claims, cmd.inboxId);
-  const domain = body.email.split("@")[1];
-  if (domain !== ctx.cfg.MAIL_DOMAIN && !(await verifiedInWorkspace(ctx.db, inbox.workspace_id, domain!))) {
-    throw new AppError("VALIDATION_ERROR", `The address must be on ${ctx.cfg.MAIL_DOMAIN} or a custom domain verified in this workspace`, [
-      { path: "email", message: "domain not available to this workspace" },
-    ]);
-  }
+  const domain = body.email.slice(body.email.lastIndexOf("@") + 1);
+  const custom = domain !== ctx.cfg.MAIL_DOMAIN;
+  if (custom && !(await verifiedInWorkspace(ctx.db, inbox.workspace_id, domain))) throw domainNotAvailable(ctx.cfg.MAIL_DOMAIN);
   const command: InboxCommand = {
     type: "AddAddress",
     caller: claims,
@@ -29,6 +26,7 @@ export async function addAddress(ctx: MailboxContext, claims: ScopeClaims, raw: 
     address: body.email,
     primary: body.primary,
     maxAddresses: ctx.cfg.MAX_ADDRESSES_PER_INBOX,
+    platformDomain: ctx.cfg.MAIL_DOMAIN,
     quarantine: quarantineAt(ctx.clock(), ctx.cfg.MAIL_DOMAIN, ctx.cfg.ADDRESS_QUARANTINE_DAYS),
     reserved: { domain: ctx.cfg.MAIL_DOMAIN, extra: ctx.cfg.RESERVED_LOCAL_PARTS },
   };
@@ -36,7 +34,9 @@ export async function addAddress(ctx: MailboxContext, claims: ScopeClaims, raw: 
     load: async (tx) => {
       const state = await loadInbox(tx, inbox.inbox_id);
       const claims = await claimsOf(tx, [body.email]);
-      return { ...state, claims: { ...state.claims, ...claims.claims }, released: claims.released };
+      // The domain read again under the lock (removeDomain takes it too): the check before it may be stale.
+      const customDomains = custom && (await verifiedInWorkspace(tx, inbox.workspace_id, domain)) ? { [inbox.workspace_id]: [domain] } : {};
+      return { ...state, claims: { ...state.claims, ...claims.claims }, released: claims.released, customDomains };
     },
     decide: (state) => decide(command, state),
     answer: async (tx, _state, events) => {

@@ -10,6 +10,8 @@ const NOW = "2026-11-30T12:00:00.000Z";
 const at = (e: MailboxEvent, occurredAt: string) => ({ ...e, occurredAt });
 
 const spec = deciderSpec({ initial, evolve, decide });
+/** As load reads them under the lock: custom domains verified in acme's main workspace. */
+const withDomains = (...names: string[]) => deciderSpec({ initial: () => ({ ...initial(), customDomains: { [ids.acmeMain]: names } }), evolve, decide });
 
 const create = (over: Partial<CreateInbox> = {}): CreateInbox => ({
   caller: callers.acmeTenant,
@@ -18,6 +20,7 @@ const create = (over: Partial<CreateInbox> = {}): CreateInbox => ({
   workspaceId: ids.acmeMain,
   base: "bob",
   domain: D,
+  platformDomain: D,
   strict: false,
   displayName: "Bob",
   metadata: { team: "a" },
@@ -192,7 +195,7 @@ describe("CreateInbox", () => {
     });
 
     it("leaves a tenant's custom domain alone, and skips a reserved fallback", () => {
-      spec
+      withDomains("acme.example")
         .given([])
         .when(create({ base: "postmaster", domain: "acme.example", reserved: { domain: D, extra: [] } }))
         .expectEvents([created("postmaster", create({ base: "postmaster", domain: "acme.example" }))]);
@@ -211,6 +214,25 @@ describe("CreateInbox", () => {
         .given([{ type: "WorkspaceClosed", schemaVersion: 1, data: { workspaceId: ids.acmeSales, tenantId: ids.acme } }])
         .when(create())
         .expectEvents([created("bob")]);
+    });
+
+    it("creates nothing on a custom domain that load did not find verified in the workspace (removed since the lockless check): 400", () => {
+      const onAcme = create({ domain: "acme.example" });
+      withDomains("acme.example")
+        .given([])
+        .when(onAcme)
+        .expectEvents([created("bob", onAcme)]);
+      for (const usable of [spec, withDomains("other.example")]) {
+        usable
+          .given([])
+          .when(onAcme)
+          .expectRefusal("VALIDATION_ERROR", /domain must be mail\.test or a verified custom domain of this workspace/);
+      }
+      // Verified in another workspace of the tenant is not enough.
+      deciderSpec({ initial: () => ({ ...initial(), customDomains: { [ids.acmeSales]: ["acme.example"] } }), evolve, decide })
+        .given([])
+        .when(onAcme)
+        .expectRefusal("VALIDATION_ERROR", /verified custom domain of this workspace/);
     });
   });
 

@@ -1,7 +1,7 @@
 import { AppError, notFound } from "@mam/contracts/errors.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { EventDraft } from "./execute.ts";
-import { heldBack, ownedBy, type InboxesState, type Quarantine } from "./inbox-state.ts";
+import { domainUsable, heldBack, ownedBy, type InboxesState, type Quarantine } from "./inbox-state.ts";
 import { isReserved, refuseReserved, type ReservedPolicy } from "./reserved-addresses.ts";
 
 export { evolve, initial } from "./inbox-state.ts";
@@ -18,6 +18,8 @@ export interface CreateInbox {
   /** The username asked for (or derived from the tenant's name). */
   base: string;
   domain: string;
+  /** MAIL_DOMAIN: any other domain must be a custom domain usable in the workspace (see `customDomains`). */
+  platformDomain: string;
   /** Only `base` itself, never a fallback. */
   strict: boolean;
   displayName: string | null;
@@ -69,13 +71,22 @@ export function allocate(cmd: CreateInbox, state: InboxesState): Allocation {
   return { kind: "exhausted" };
 }
 
+/** The refusal of a domain that is neither the platform's nor verified in the workspace: the lockless check and the decision say the same. */
+export const notAWorkspaceDomain = (platformDomain: string) =>
+  new AppError("VALIDATION_ERROR", `domain must be ${platformDomain} or a verified custom domain of this workspace`, [
+    { path: "domain", message: "not a domain of this workspace" },
+  ]);
+
 /**
  * Creates the inbox at the allocated address; none when the caller's own inbox is there
  * already. Nothing is created in a workspace that ended (a create that passed identity's
- * check just before the workspace was deleted meets this under the tenant's lock).
+ * check just before the workspace was deleted meets this under the tenant's lock), nor on
+ * a custom domain removed since the lockless check (its address would outlive it, and
+ * keep the mail of whoever verifies the name next).
  */
 export function decide(cmd: CreateInbox, state: InboxesState): EventDraft[] {
   if (state.closed?.[cmd.workspaceId]) throw notFound("Workspace");
+  if (!domainUsable(state, cmd.platformDomain, cmd.workspaceId, cmd.domain)) throw notAWorkspaceDomain(cmd.platformDomain);
   refuseReserved(`${cmd.base}@${cmd.domain}`, cmd.reserved, "username");
   const pick = allocate(cmd, state);
   switch (pick.kind) {

@@ -7,7 +7,7 @@ import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { verifiedInWorkspace } from "../read/domains.ts";
 import { inboxView } from "../read/inboxes.ts";
-import { allocate, candidates, decide, refusal, type CreateInbox } from "./create-inbox-decision.ts";
+import { allocate, candidates, decide, notAWorkspaceDomain, refusal, type CreateInbox } from "./create-inbox-decision.ts";
 import { execute, type CommandMeta } from "./execute.ts";
 import { askIdentity } from "./identity-client.ts";
 import { assertClaimed, claimsOf, isClosed } from "./inbox-load.ts";
@@ -46,6 +46,10 @@ export async function createInbox(ctx: MailboxContext, caller: Caller, raw: unkn
       load: async (tx) => {
         const state = await claimsOf(tx, addressesOf(command));
         if (await isClosed(tx, command.workspaceId)) state.closed![command.workspaceId] = true;
+        // Read again under the lock (removeDomain takes it too): the check before it may be stale.
+        if (command.domain !== command.platformDomain && (await verifiedInWorkspace(tx, command.workspaceId, command.domain))) {
+          state.customDomains = { [command.workspaceId]: [command.domain] };
+        }
         return state;
       },
       decide: (state) => decide(command, state),
@@ -75,11 +79,8 @@ async function commandOf(ctx: MailboxContext, caller: Caller, raw: unknown): Pro
   const { strict } = parseOrThrow(CreateInboxQuery, cmd.query ?? {}, "query");
   const ws = await targetWorkspace(ctx, caller, body.workspaceId);
   const domain = body.domain ?? ctx.cfg.MAIL_DOMAIN;
-  if (domain !== ctx.cfg.MAIL_DOMAIN && !(await verifiedInWorkspace(ctx.db, ws.id, domain))) {
-    throw new AppError("VALIDATION_ERROR", `domain must be ${ctx.cfg.MAIL_DOMAIN} or a verified custom domain of this workspace`, [
-      { path: "domain", message: "not a domain of this workspace" },
-    ]);
-  }
+  // Before any key is issued; the decision checks again under the lock.
+  if (domain !== ctx.cfg.MAIL_DOMAIN && !(await verifiedInWorkspace(ctx.db, ws.id, domain))) throw notAWorkspaceDomain(ctx.cfg.MAIL_DOMAIN);
   const base = body.username ?? slugify((await askIdentity(ctx, RpcContracts.identity.tenantGet, {}, caller)).name, "agent", 60);
   const reserved = { domain: ctx.cfg.MAIL_DOMAIN, extra: ctx.cfg.RESERVED_LOCAL_PARTS };
   // Before any key is issued; the decision says it again.
@@ -91,6 +92,7 @@ async function commandOf(ctx: MailboxContext, caller: Caller, raw: unknown): Pro
     workspaceId: ws.id,
     base,
     domain,
+    platformDomain: ctx.cfg.MAIL_DOMAIN,
     strict,
     displayName: body.displayName ?? null,
     metadata: body.metadata ?? {},

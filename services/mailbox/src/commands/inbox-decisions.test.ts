@@ -9,6 +9,8 @@ import { quarantineAt } from "./inbox-state.ts";
 const NOW = "2026-11-30T12:00:00.000Z";
 
 const spec = deciderSpec({ initial, evolve, decide });
+/** As load reads them under the lock: custom domains verified in acme's main workspace. */
+const withDomains = (...names: string[]) => deciderSpec({ initial: () => ({ ...initial(), customDomains: { [ids.acmeMain]: names } }), evolve, decide });
 const { acmeTenant, acmeMain, acmeSales, supportInbox, salesInbox, globexTenant, operator } = callers;
 
 describe("UpdateInbox", () => {
@@ -82,6 +84,7 @@ describe("AddAddress", () => {
     address,
     primary,
     maxAddresses: 20,
+    platformDomain: D,
     quarantine: quarantineAt(new Date(NOW), D, 30),
     reserved: { domain: "platform.test", extra: [] },
     ...over,
@@ -143,7 +146,7 @@ describe("AddAddress", () => {
   });
 
   it("holds back only addresses of the quarantined domain (a custom domain's owner has its mail anyway)", () => {
-    spec
+    withDomains("globex.example")
       .given([...mailboxes, addressAdded(ids.rival, "x@globex.example"), at(addressRemoved(ids.rival, "x@globex.example"), "2026-11-29T00:00:00.000Z")])
       .when(add("x@globex.example"))
       .expectEvents([expect.objectContaining({ type: "AddressAdded" })]);
@@ -156,10 +159,28 @@ describe("AddAddress", () => {
         .when(add(`${local}@mail.test`, true, acmeTenant, { reserved: { domain: D, extra: ["custom"] } }))
         .expectRefusal("VALIDATION_ERROR", /is reserved on mail\.test/);
     }
-    spec
+    withDomains("acme.example")
       .given(mailboxes)
       .when(add("postmaster@acme.example", true, acmeTenant, { reserved: { domain: D, extra: [] } }))
       .expectEvents([expect.objectContaining({ type: "AddressAdded" })]);
+  });
+
+  it("refuses an alias on a custom domain that load did not find verified in the inbox's workspace (removed since the lockless check): 400", () => {
+    withDomains("acme.example")
+      .given(mailboxes)
+      .when(add("alice@acme.example"))
+      .expectEvents([expect.objectContaining({ type: "AddressAdded" })]);
+    for (const usable of [spec, withDomains("other.example")]) {
+      usable
+        .given(mailboxes)
+        .when(add("alice@acme.example"))
+        .expectRefusal("VALIDATION_ERROR", /must be on mail\.test or a custom domain verified in this workspace/);
+    }
+    // Verified in another workspace of the tenant is not enough.
+    deciderSpec({ initial: () => ({ ...initial(), customDomains: { [ids.acmeSales]: ["acme.example"] } }), evolve, decide })
+      .given(mailboxes)
+      .when(add("alice@acme.example"))
+      .expectRefusal("VALIDATION_ERROR", /custom domain verified in this workspace/);
   });
 
   it("caps the addresses of an inbox, its own included: 409 beyond the cap", () => {

@@ -3,7 +3,7 @@ import type { MailboxEvent } from "@mam/contracts/mailbox-events.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { EventDraft } from "./execute.ts";
 import { heldMessage } from "./create-inbox-decision.ts";
-import { heldBack, inboxVisibleTo, type InboxesState, type InboxState, type Quarantine } from "./inbox-state.ts";
+import { domainUsable, heldBack, inboxVisibleTo, type InboxesState, type InboxState, type Quarantine } from "./inbox-state.ts";
 import { refuseReserved, type ReservedPolicy } from "./reserved-addresses.ts";
 
 export { evolve, initial } from "./inbox-state.ts";
@@ -20,10 +20,18 @@ export type InboxCommand =
       primary: boolean;
       /** MAX_ADDRESSES_PER_INBOX: the inbox's own address included. */
       maxAddresses: number;
+      /** MAIL_DOMAIN: an address on any other domain needs a custom domain usable in the inbox's workspace. */
+      platformDomain: string;
       quarantine: Quarantine;
       reserved: ReservedPolicy;
     }
   | { type: "RemoveAddress"; caller: ScopeClaims; inboxId: string; address: string };
+
+/** The refusal of an alias on a domain the inbox's workspace may not use: the lockless check and the decision say the same. */
+export const domainNotAvailable = (platformDomain: string) =>
+  new AppError("VALIDATION_ERROR", `The address must be on ${platformDomain} or a custom domain verified in this workspace`, [
+    { path: "email", message: "domain not available to this workspace" },
+  ]);
 
 const about = (inbox: InboxState, event: MailboxEvent): EventDraft => ({
   event,
@@ -49,6 +57,9 @@ export function decide(cmd: InboxCommand, state: InboxesState): EventDraft[] {
     }
     case "AddAddress": {
       const inbox = inboxVisibleTo(state, cmd.caller, cmd.inboxId);
+      // A custom domain removed since the lockless check is missing from what load read under the lock.
+      const domain = cmd.address.slice(cmd.address.lastIndexOf("@") + 1);
+      if (!domainUsable(state, cmd.platformDomain, inbox.workspaceId, domain)) throw domainNotAvailable(cmd.platformDomain);
       refuseReserved(cmd.address, cmd.reserved, "email");
       // Held by anyone, this inbox included, the answer is the same.
       if (state.claims[cmd.address]) throw new AppError("CONFLICT", `The address ${cmd.address} already exists`);

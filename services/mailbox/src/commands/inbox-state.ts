@@ -33,6 +33,12 @@ export interface InboxesState {
   released?: Record<string, Release>;
   /** Workspaces that ended: nothing is created in them. */
   closed?: Record<string, true>;
+  /**
+   * Custom domains that inboxes and aliases of a workspace may use (live, verified there by
+   * the name's owner), by workspace, as `load` read them under the tenant's lock: a domain
+   * removed since a lockless check is missing here, and the decision refuses its addresses.
+   */
+  customDomains?: Record<string, string[]>;
 }
 
 export interface Release {
@@ -61,6 +67,11 @@ export function heldBack(state: InboxesState, quarantine: Quarantine, tenantId: 
   if (!r || !quarantine || r.tenantId === tenantId) return false;
   if (address.slice(address.lastIndexOf("@") + 1) !== quarantine.domain) return false;
   return r.at === null || new Date(r.at).getTime() >= new Date(quarantine.since).getTime();
+}
+
+/** Whether addresses on `domain` may be given out in this workspace: the platform's own domain, or a custom domain loaded as usable there. */
+export function domainUsable(state: InboxesState, platformDomain: string, workspaceId: string, domain: string): boolean {
+  return domain === platformDomain || (state.customDomains?.[workspaceId]?.includes(domain) ?? false);
 }
 
 /** The quarantine in force at `now` for addresses of `domain`: `days` back from now. */
