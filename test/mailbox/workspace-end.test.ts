@@ -1,5 +1,12 @@
+import { randomUUID } from "node:crypto";
 import pg from "pg";
+import { jetstream } from "@nats-io/jetstream";
+import { connect, headers } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventSubject } from "@mam/contracts/envelope.ts";
+import { INGEST_META_HEADER, ingestStreamName, ingestSubject, type IngestMeta } from "@mam/contracts/ingest.ts";
+import { MAILBOX_CONTEXT } from "@mam/contracts/mailbox-events.ts";
+import { INGEST_DURABLE } from "@mam/mailbox/delivery/inbound.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { SmtpTranscript } from "@mam/testing/smtp-transcript.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
@@ -150,6 +157,84 @@ describe("the end of a workspace", () => {
     const fresh = await s.api("POST", "/v1/inboxes", { key: staying.wk, body: { username: "after-the-end" } });
     expect(fresh.status).toBe(201);
     expect(fresh.body.workspaceId).toBe(staying.ws);
+  });
+
+  /**
+   * smtp-ingress's directory lists an address until InboxDeleted reaches it: mail it accepts
+   * in that window reaches the ingest stream naming the ended inbox. Published here as
+   * smtp-ingress publishes it (publishIngest), to reach the window without racing for it.
+   */
+  it("mail accepted for it after the cascade is filed nowhere, published nowhere, and acknowledged", async () => {
+    const queueId = `late-${randomUUID()}`;
+    const subject = `Too late ${queueId}`;
+    const raw = Buffer.from(
+      [
+        "From: someone@example.com",
+        `To: ${ending.inbox.email}, ${staying.inbox.email}`,
+        `Subject: ${subject}`,
+        `Message-ID: <${queueId}@example.com>`,
+        "",
+        "hello",
+        "",
+      ].join("\r\n"),
+    );
+    const recipient = (inbox: Created) => ({ address: inbox.email, tenantId: t.tenant.id, workspaceId: inbox.workspaceId, inboxId: inbox.id });
+    const meta: IngestMeta = {
+      v: 1,
+      dedupeKey: queueId,
+      queueId,
+      receivedAt: new Date().toISOString(),
+      remoteAddress: "127.0.0.1",
+      helo: "test.example",
+      mailFrom: "someone@example.com",
+      recipients: [recipient(ending.inbox), recipient(staying.inbox)],
+      returnPaths: [],
+      size: raw.length,
+      rawObject: null,
+    };
+    expect(ending.inbox.workspaceId).toBe(ending.ws);
+    const nc = await connect({ servers: s.iso.urls.NATS_URL });
+    let seq: number;
+    try {
+      const h = headers();
+      h.set(INGEST_META_HEADER, JSON.stringify(meta));
+      seq = (await jetstream(nc).publish(ingestSubject(s.iso.prefix), raw, { msgID: meta.dedupeKey, headers: h })).seq;
+    } finally {
+      await nc.close();
+    }
+    // The live recipient of the same message gets it.
+    const stayingSubjects = async () =>
+      ((await s.api("GET", `/v1/inboxes/${staying.inbox.id}/messages`, { key: staying.wk })).body.messages as { subject: string }[]).map((m) => m.subject);
+    await waitFor(async () => (await stayingSubjects()).includes(subject), { timeoutMs: 10_000, what: "the live recipient's copy" });
+    // The ingest message is acknowledged, not left to be redelivered.
+    await waitFor(
+      () =>
+        s.iso.jetstream(async (jsm) => {
+          const c = await jsm.consumers.info(ingestStreamName(s.iso.prefix), INGEST_DURABLE);
+          return c.ack_floor.stream_seq >= seq && c.num_ack_pending === 0 && c.num_pending === 0;
+        }),
+      { timeoutMs: 10_000, what: "the ingest message acknowledged" },
+    );
+    // Acknowledged means committed: nothing in the ended inbox, and no MessageReceived in its
+    // workspace's outbox (which keeps every event, published or not), so none in the stream either.
+    const c = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
+    await c.connect();
+    try {
+      const schema = s.iso.schema("mailbox");
+      const filed = await c.query(`select message_id from ${schema}.messages where inbox_id = $1 and direction = 'inbound'`, [ending.inbox.id]);
+      expect(filed.rows).toEqual([]);
+      const received = (workspaceId: string) => eventSubject("", { context: MAILBOX_CONTEXT, tenantId: t.tenant.id, workspaceId, type: "MessageReceived" });
+      const events = async (workspaceId: string) => (await c.query(`select event_id from ${schema}.outbox where subject = $1`, [received(workspaceId)])).rows;
+      expect(await events(ending.ws)).toEqual([]);
+      // The same query finds the live recipient's event: it would find one in the ended workspace.
+      expect((await events(staying.ws)).length).toBeGreaterThan(0);
+    } finally {
+      await c.end();
+    }
+    // Said where an operator looks: the sender was told 250.
+    expect(s.logs.entries().some((e) => e.msg === "accepted mail for an inbox that no longer takes mail dropped (no DSN sent)" && e.queueId === queueId)).toBe(
+      true,
+    );
   });
 
   it("its addresses are held back from other tenants; the same tenant may take them again", async () => {

@@ -1,10 +1,45 @@
+import type { MailboxEvent } from "@mam/contracts/mailbox-events.ts";
 import type { Authentication, MessageFacts } from "@mam/contracts/message-events.ts";
 import { derivedId } from "../delivery/ids.ts";
 import { drafted, type Owner } from "./drafted.ts";
 import type { EventDraft } from "./execute.ts";
-import type { MessagesState } from "./message-state.ts";
+import { evolve as evolveMessages, initial as initialMessages, type MessagesState } from "./message-state.ts";
 
-export { evolve, initial } from "./message-state.ts";
+/**
+ * What a filing is decided against: the messages the batch is about, and which of its inboxes
+ * take mail. An inbox takes mail while it is live and its workspace open; smtp-ingress's
+ * directory may still list one that ended (it hears of the end later), so this is checked
+ * here, under the tenant's lock, against what the cascade committed.
+ */
+export interface FilingState extends MessagesState {
+  /** Inboxes that take mail, with their workspace. */
+  liveInboxes: ReadonlyMap<string, string>;
+  /** Workspaces that ended (only folded histories need it: `load` reads live inboxes alone). */
+  closedWorkspaces: ReadonlySet<string>;
+}
+
+export const initial = (): FilingState => ({ ...initialMessages(), liveInboxes: new Map(), closedWorkspaces: new Set() });
+
+/** Folds events as the read model applies them: messages, and the inboxes that take mail. */
+export function evolve(state: FilingState, e: MailboxEvent): FilingState {
+  switch (e.type) {
+    case "InboxCreated":
+      if (state.closedWorkspaces.has(e.data.workspaceId)) return state;
+      return { ...state, liveInboxes: new Map(state.liveInboxes).set(e.data.inboxId, e.data.workspaceId) };
+    case "InboxDeleted": {
+      const liveInboxes = new Map(state.liveInboxes);
+      liveInboxes.delete(e.data.inboxId);
+      return { ...state, liveInboxes };
+    }
+    case "WorkspaceClosed": {
+      const ws = e.data.workspaceId;
+      const liveInboxes = new Map([...state.liveInboxes].filter(([, w]) => w !== ws));
+      return { ...state, liveInboxes, closedWorkspaces: new Set(state.closedWorkspaces).add(ws) };
+    }
+    default:
+      return { ...state, ...evolveMessages(state, e) };
+  }
+}
 
 /** One inbound message for one inbox, with the ids it gets whatever the decision. */
 export interface Filing {
@@ -53,12 +88,22 @@ export const parentHeaders = (c: FilingCommand) => [
   ...new Set(c.filings.flatMap((f) => [f.facts.inReplyTo, ...f.facts.references].filter((h): h is string => !!h))),
 ];
 
+/** Whether the filing's inbox takes mail: live, in the workspace the filing names, that workspace open. */
+const takesMail = (state: FilingState, f: Filing) => state.liveInboxes.get(f.inboxId) === f.owner.workspaceId;
+
 /**
- * Files each message not stored already. A reply joins its parent's thread: In-Reply-To
+ * The filings decided nothing because their inbox does not take mail (deleted, or its
+ * workspace ended): the caller says so, as the mail was accepted already.
+ */
+export const unfileable = (c: FilingCommand, state: FilingState): Filing[] => c.filings.filter((f) => !takesMail(state, f));
+
+/**
+ * Files each message not stored already, in an inbox that takes mail; nothing for an inbox
+ * that was deleted or whose workspace ended (see `unfileable`). A reply joins its parent's thread: In-Reply-To
  * first, then References from the nearest; the parent may be stored already or earlier in
  * this very batch. Of two messages with one header in an inbox, the first stored counts.
  */
-export function decide(c: FilingCommand, state: MessagesState): EventDraft[] {
+export function decide(c: FilingCommand, state: FilingState): EventDraft[] {
   const filed = new Set(state.messages.keys());
   const threads = new Map<string, string>();
   for (const m of state.messages.values()) {
@@ -67,7 +112,7 @@ export function decide(c: FilingCommand, state: MessagesState): EventDraft[] {
   }
   const events: EventDraft[] = [];
   for (const f of c.filings) {
-    if (filed.has(f.messageId)) continue;
+    if (filed.has(f.messageId) || !takesMail(state, f)) continue;
     filed.add(f.messageId);
     const { facts } = f;
     const parent = [facts.inReplyTo, ...[...facts.references].reverse()].map((h) => (h ? threads.get(headerKey(f.inboxId, h)) : undefined)).find(Boolean);

@@ -85,15 +85,25 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
         })),
       };
       // A report sent to an inbox is mail like any other: only a return path can mark a bounce.
-      const seen = new Set<string>();
-      for (const r of meta.recipients) {
-        if (seen.has(r.inboxId)) continue;
-        seen.add(r.inboxId);
-        await filer.file({ tenant_id: r.tenantId, workspace_id: r.workspaceId, inbox_id: r.inboxId }, facts, parts, {
+      const byInbox = new Map<string, IngestMeta["recipients"]>();
+      for (const r of meta.recipients) byInbox.set(r.inboxId, [...(byInbox.get(r.inboxId) ?? []), r]);
+      for (const [inboxId, rs] of byInbox) {
+        const r = rs[0]!;
+        const result = await filer.file({ tenant_id: r.tenantId, workspace_id: r.workspaceId, inbox_id: inboxId }, facts, parts, {
           dedupeParts: ["smtp", meta.dedupeKey],
           sourceMessageId: null,
           authentication,
         });
+        // smtp-ingress's directory still listed the inbox (it hears of a deletion or of its
+        // workspace's end after the fact). The sender got 250, so the mail is lost to it
+        // without a word: we do not generate a DSN (bounce) yet. It is not filed (nothing
+        // could ever read it) and the ingest message is acknowledged, not redelivered.
+        if (result === "inbox gone") {
+          ctx.logger.warn(
+            { queueId: meta.queueId, addresses: rs.map((x) => x.address), inboxId, workspaceId: r.workspaceId },
+            "accepted mail for an inbox that no longer takes mail dropped (no DSN sent)",
+          );
+        }
       }
     },
   });

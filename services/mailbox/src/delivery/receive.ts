@@ -5,8 +5,7 @@ import type { Authentication, MessageFacts } from "@mam/contracts/message-events
 import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { execute, type CommandMeta } from "../commands/execute.ts";
-import { decide, filingOf, parentHeaders, type FilingCommand } from "../commands/filing-decision.ts";
-import type { MessagesState } from "../commands/message-state.ts";
+import { decide, filingOf, parentHeaders, unfileable, type FilingCommand, type FilingState } from "../commands/filing-decision.ts";
 import { DECISION_COLUMNS, messagesStateOf } from "../read/messages.ts";
 import { putBlobs } from "../store/blobs.ts";
 
@@ -26,8 +25,14 @@ interface Filing {
   blobs: Buffer[];
   facts: Omit<MessageFacts, "messageId" | "inboxId" | "threadId">;
   source: { dedupeParts: string[]; sourceMessageId: string | null; authentication?: Authentication | null };
-  done: (err?: unknown) => void;
+  done: (err: unknown, result?: FileResult) => void;
 }
+
+/**
+ * "filed" (now or before: the same delivery again), or "inbox gone": the inbox was deleted
+ * or its workspace ended, and nothing was filed.
+ */
+export type FileResult = "filed" | "inbox gone";
 
 const MAX_BATCH = 200;
 const MAX_BATCH_BYTES = 8 * 1024 * 1024;
@@ -58,8 +63,8 @@ export class Filer {
     this.batches = new TenantBatches<Filing>({
       take: batchLength,
       commit: async (tenantId, batch) => {
-        await this.commit(tenantId, batch);
-        for (const f of batch) f.done();
+        const gone = await this.commit(tenantId, batch);
+        batch.forEach((f, i) => f.done(undefined, gone.has(i) ? "inbox gone" : "filed"));
       },
       // A failure the service itself reports (an AppError) is the same for each filing, so
       // not worth one try each. (A filing decided again makes the same event: its id is derived.)
@@ -68,7 +73,7 @@ export class Filer {
     });
   }
 
-  async file(target: Target, facts: Filing["facts"], blobs: Buffer[], source: Filing["source"]): Promise<void> {
+  async file(target: Target, facts: Filing["facts"], blobs: Buffer[], source: Filing["source"]): Promise<FileResult> {
     // Content-addressed and idempotent: large bytes are stored first, on their own; the
     // rest go into the batch's transaction, one statement for all of them.
     const small: Buffer[] = [];
@@ -76,20 +81,31 @@ export class Filer {
       if (data.length > INLINE_BLOB_BYTES) await putBlobs(this.ctx.db, [{ workspaceId: target.workspace_id, data }], this.ctx.clock());
       else small.push(data);
     }
-    await new Promise<void>((resolve, reject) =>
-      this.batches.add(target.tenant_id, { target, blobs: small, facts, source, done: (err) => (err ? reject(err) : resolve()) }),
+    return new Promise<FileResult>((resolve, reject) =>
+      this.batches.add(target.tenant_id, { target, blobs: small, facts, source, done: (err, result) => (err ? reject(err) : resolve(result!)) }),
     );
   }
 
-  private commit(tenantId: string, batch: Filing[]): Promise<void> {
+  /** Commits a batch; resolves with the positions of the filings whose inbox took no mail. */
+  private commit(tenantId: string, batch: Filing[]): Promise<Set<number>> {
     const command: FilingCommand = {
       filings: batch.map((f) => filingOf({ tenantId: f.target.tenant_id, workspaceId: f.target.workspace_id }, f.target.inbox_id, f.facts, f.source)),
     };
     const at = this.ctx.clock();
     return execute(this.ctx, tenantId, SYSTEM, {
-      load: (tx) => loadFiling(tx, command),
+      load: (tx) => loadFiling(tx, tenantId, command),
       decide: (state) => decide(command, state),
-      answer: (tx) => storeBytes(tx, batch, at),
+      answer: async (tx, state) => {
+        const notFiled = new Set(unfileable(command, state));
+        const gone = new Set(command.filings.flatMap((f, i) => (notFiled.has(f) ? [i] : [])));
+        // The bytes of mail filed nowhere are not kept (in a workspace that ended, nothing could read them).
+        await storeBytes(
+          tx,
+          batch.filter((_, i) => !gone.has(i)),
+          at,
+        );
+        return gone;
+      },
       // The ingest consumer needs the filing committed, not published: the next batch of
       // this tenant need not wait for the relay.
       awaitPublish: false,
@@ -97,10 +113,36 @@ export class Filer {
   }
 }
 
-/** The batch's messages stored already, and those its messages answer (for their threads), oldest first. */
-async function loadFiling(tx: Kysely<MailboxDb>, c: FilingCommand): Promise<MessagesState> {
+/**
+ * The batch's inboxes that take mail (live, their workspace not closed), read under the
+ * tenant's lock, so a filing after the workspace-deletion cascade committed sees its end.
+ */
+async function liveInboxesOf(tx: Kysely<MailboxDb>, tenantId: string, inboxes: string[]): Promise<Map<string, string>> {
+  const rows = await tx
+    .selectFrom("inboxes")
+    .select(["inbox_id", "workspace_id"])
+    .where("tenant_id", "=", tenantId)
+    .where("inbox_id", "in", inboxes)
+    .where("deleted_at", "is", null)
+    .where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom("closed_workspaces").select("closed_workspaces.workspace_id").whereRef("closed_workspaces.workspace_id", "=", "inboxes.workspace_id"),
+        ),
+      ),
+    )
+    .execute();
+  return new Map(rows.map((r) => [r.inbox_id, r.workspace_id]));
+}
+
+/**
+ * The batch's live inboxes; its messages stored already, and those its messages answer (for
+ * their threads), oldest first.
+ */
+async function loadFiling(tx: Kysely<MailboxDb>, tenantId: string, c: FilingCommand): Promise<FilingState> {
   const workspaces = [...new Set(c.filings.map((f) => f.owner.workspaceId))];
   const inboxes = [...new Set(c.filings.map((f) => f.inboxId))];
+  const liveInboxes = await liveInboxesOf(tx, tenantId, inboxes);
   const headers = parentHeaders(c);
   const rows = await tx
     .selectFrom("messages")
@@ -118,7 +160,8 @@ async function loadFiling(tx: Kysely<MailboxDb>, c: FilingCommand): Promise<Mess
     )
     .orderBy("created_at")
     .execute();
-  return messagesStateOf(rows);
+  // Only live inboxes are read: closed workspaces need not be listed.
+  return { ...messagesStateOf(rows), liveInboxes, closedWorkspaces: new Set() };
 }
 
 /**

@@ -31,7 +31,10 @@ async function deliverLocally(ctx: MailboxContext, filer: Filer, e: Sent, target
       for (let target = queue.shift(); target; target = queue.shift()) {
         // Within the sender's workspace the bytes are stored already.
         const copy = target.workspace_id === e.workspaceId ? [] : blobs;
-        await filer.file(target, facts, copy, { dedupeParts: ["local", f.messageId], sourceMessageId: f.messageId });
+        const result = await filer.file(target, facts, copy, { dedupeParts: ["local", f.messageId], sourceMessageId: f.messageId });
+        // The inbox ended between reading its claim and filing (the cascade's commit came in between).
+        if (result === "inbox gone")
+          ctx.logger.warn({ messageId: f.messageId, inboxId: target.inbox_id }, "local copy for an inbox that no longer takes mail dropped");
       }
     }),
   );
