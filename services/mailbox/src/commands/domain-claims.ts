@@ -102,8 +102,9 @@ export async function sweepLapsedClaims(ctx: MailboxContext, limit = 500): Promi
     .where("d.deleted_at", "is", null)
     .where((eb) =>
       eb.or([
-        // Nobody owns the name and this claim is past its time...
-        eb.and([eb("c.domain_id", "is", null), eb("d.created_at", "<", cutoff)]),
+        // Nobody owns the name and this unverified claim is past its time (a verified one
+        // never expires, see `lapsed`: its private key must not go)...
+        eb.and([eb("c.domain_id", "is", null), eb("d.status", "<>", "verified"), eb("d.created_at", "<", cutoff)]),
         // ...or someone else owns it.
         eb.and([eb("c.domain_id", "is not", null), eb("c.domain_id", "<>", eb.ref("d.domain_id"))]),
       ]),

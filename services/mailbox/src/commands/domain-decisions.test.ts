@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { MAX_DOMAINS_PER_WORKSPACE } from "@mam/contracts/domains-api.ts";
 import { deciderSpec } from "@mam/testing/decider-spec.ts";
 import { addressAdded, callers, filed, ids, inboxCreated, inboxDeleted, mailboxes, records } from "./decision-fixtures.ts";
-import { decide, evolve, initial, type DomainCommand, type PlacedEvent } from "./domain-decisions.ts";
+import { decide, evolve, initial, lapsed, type DomainCommand, type PlacedEvent } from "./domain-decisions.ts";
 
 const spec = deciderSpec<DomainCommand, ReturnType<typeof initial>, PlacedEvent>({ initial, evolve, decide });
 const { acmeTenant, acmeMain, acmeSales, supportInbox, globexTenant } = callers;
@@ -285,6 +285,26 @@ describe("ReleaseDomainClaims", () => {
       .given([...squatted, domainVerified(), domainRemoved("acme.example", globexDomain)])
       .when(release())
       .expectEvents([]);
+  });
+
+  /** globex's claim verified (so it owns the name), then its owner row gone, as a rebuilt read model may show it for a while. */
+  const unowned = () => {
+    const state = [...squatted, domainVerified(globexDomain)].reduce(evolve, initial());
+    expect(state.domainClaims).toEqual({ "acme.example": globexDomain });
+    return { ...state, domainClaims: {} };
+  };
+
+  it("never expires a verified claim that owns nothing: its private key would go for good", () => {
+    const late = at(30 * DAY);
+    const state = unowned();
+    expect(lapsed(state, state.domains[globexDomain]!, late)).toBeNull();
+    expect(decide(release(ids.globex, late), state)).toEqual([]);
+    // An unverified claim of the same age, with no owner, has expired; younger, it holds.
+    expect(lapsed(state, state.domains[ids.domain]!, late)).toBe("expired");
+    expect(lapsed(state, state.domains[ids.domain]!, at(DAY))).toBeNull();
+    expect(decide(release(ids.acme, late), state).map((d) => d.event)).toEqual([
+      { type: "DomainRemoved", schemaVersion: 1, data: { domainId: ids.domain, domain: "acme.example", reason: "expired" } },
+    ]);
   });
 });
 

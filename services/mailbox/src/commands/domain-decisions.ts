@@ -78,11 +78,17 @@ const DAY_MS = 86_400_000;
  * unverified one ends when another claim of the name proves DNS control, or once it is
  * `claimTtlDays` old. A pure function of the clock: the read model hides such a claim at
  * once (see `liveDomain` in read/domains.ts), and the next command that meets it records why.
+ *
+ * A verified claim never expires. Decided in commit order, a claim verifies only by becoming
+ * the owner; one that finds no owner is met in a read model rebuilt with tenants' events
+ * interleaved otherwise (its proof applied before the removal of the claim that owned the
+ * name then, which hands the name over to it). Expiring it would delete its private key for good.
  */
 export function lapsed(state: Pick<DomainsState, "domainClaims">, d: DomainState, clock: ClaimClock): DomainReleaseReason | null {
   const owner = state.domainClaims[d.name];
   if (owner === d.id) return null;
   if (owner) return "verified_elsewhere";
+  if (d.status === "verified") return null;
   return Date.parse(d.addedAt) + clock.claimTtlDays * DAY_MS <= Date.parse(clock.now) ? "expired" : null;
 }
 

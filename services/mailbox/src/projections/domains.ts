@@ -1,4 +1,4 @@
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import type { MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
 import type { MailboxDb } from "../db/schema.ts";
 
@@ -71,10 +71,28 @@ export async function evolveDomains(tx: Kysely<MailboxDb>, e: DomainEvent): Prom
         .where("domain_id", "=", e.data.domainId)
         .execute();
       await tx.deleteFrom("domain_claims").where("domain", "=", e.data.domain).where("domain_id", "=", e.data.domainId).execute();
+      await promoteOwner(tx, e.data.domain);
       return;
     default: {
       const unreachable: never = e;
       throw new Error(`unhandled domain event ${(unreachable as DomainEvent).type}`);
     }
   }
+}
+
+/**
+ * A name whose owner went is owned by its earliest live verified claim, if any. In commit
+ * order there is none (no claim verifies while another owns the name), but tenants reach the
+ * stream in parallel: on a rebuild, B's verification may come before the removal of A's
+ * claim that preceded it, find A still the owner and insert nothing. Without this the name
+ * would be left unowned, B's verified domain hidden, and the sweep would release it.
+ */
+async function promoteOwner(tx: Kysely<MailboxDb>, domain: string): Promise<void> {
+  await sql`
+    insert into domain_claims (domain, workspace_id, domain_id)
+    select domain, workspace_id, domain_id from domains
+    where domain = ${domain} and status = 'verified' and deleted_at is null
+    order by verified_at, domain_id
+    limit 1
+    on conflict do nothing`.execute(tx);
 }

@@ -1,4 +1,4 @@
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import type { MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
 import { applyOnceMany, type Sequenced } from "@mam/service-kit/event-sourcing.ts";
 import type { MailboxDb } from "../db/schema.ts";
@@ -61,7 +61,7 @@ async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> 
         .values({ workspace_id: d.workspaceId, inbox_id: d.inboxId, address: d.address, is_primary: true, is_canonical: true, created_at: e.occurredAt })
         .onConflict((oc) => oc.columns(["workspace_id", "inbox_id", "address"]).doNothing())
         .execute();
-      await claim(tx, d.address, { tenant_id: d.tenantId, workspace_id: d.workspaceId, inbox_id: d.inboxId });
+      await claim(tx, d.address, { tenant_id: d.tenantId, workspace_id: d.workspaceId, inbox_id: d.inboxId }, e.occurredAt);
       return;
     }
     case "InboxUpdated": {
@@ -83,7 +83,7 @@ async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> 
         .where("inbox_id", "=", e.data.inboxId)
         .execute();
       await tx.deleteFrom("inbox_addresses").where("workspace_id", "=", workspaceId).where("inbox_id", "=", e.data.inboxId).execute();
-      await release(tx, e.data.inboxId, null, e.tenantId!, e.occurredAt);
+      await release(tx, e.data.inboxId, null, e.data.addresses, e.tenantId!, e.occurredAt);
       return;
     case "AddressAdded": {
       const d = e.data;
@@ -96,7 +96,7 @@ async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> 
         .values({ workspace_id: workspaceId, inbox_id: d.inboxId, address: d.address, is_primary: d.isPrimary, is_canonical: false, created_at: e.occurredAt })
         .onConflict((oc) => oc.columns(["workspace_id", "inbox_id", "address"]).doNothing())
         .execute();
-      await claim(tx, d.address, { tenant_id: e.tenantId!, workspace_id: workspaceId, inbox_id: d.inboxId });
+      await claim(tx, d.address, { tenant_id: e.tenantId!, workspace_id: workspaceId, inbox_id: d.inboxId }, e.occurredAt);
       return;
     }
     case "AddressRemoved": {
@@ -108,7 +108,7 @@ async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> 
         .where("inbox_id", "=", d.inboxId)
         .where("address", "=", d.address)
         .execute();
-      await release(tx, d.inboxId, d.address, e.tenantId!, e.occurredAt);
+      await release(tx, d.inboxId, d.address, [d.address], e.tenantId!, e.occurredAt);
       if (d.newPrimary) {
         await tx
           .updateTable("inbox_addresses")
@@ -180,34 +180,77 @@ async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> 
   }
 }
 
+/*
+ * Address claims and quarantine are shared by all tenants, whose events reach the stream in
+ * parallel: a rebuild may apply B's claim of an address before A's release that preceded it
+ * (the claim then finds A still there), or B's release before A's. Each address converges
+ * all the same, to what applying in commit order gives: held by the live inbox that has it
+ * (`inbox_addresses`), and quarantined to its latest release unless claimed since.
+ */
+
 /**
  * Replays re-create the claims the command path made; a claim already there stays. A claim
- * ends the address's quarantine (the decision allowed it: the same tenant, or time passed).
+ * ends the quarantine of the releases before it (the decision allowed it: the same tenant,
+ * or time passed); a later release, of a tenant whose events came first, stays.
  */
-async function claim(tx: Kysely<MailboxDb>, address: string, owner: { tenant_id: string; workspace_id: string; inbox_id: string }) {
+async function claim(tx: Kysely<MailboxDb>, address: string, owner: { tenant_id: string; workspace_id: string; inbox_id: string }, at: string) {
   await tx
     .insertInto("address_claims")
     .values({ address, ...owner })
     .onConflict((oc) => oc.doNothing())
     .execute();
-  await tx.deleteFrom("address_quarantine").where("address", "=", address).execute();
+  await tx.deleteFrom("address_quarantine").where("address", "=", address).where("released_at", "<=", new Date(at)).execute();
 }
 
 /**
- * Addresses an inbox gives up: free again, but held back from other tenants from this
- * moment (decisions read `address_quarantine` with the claims, in one statement). Only an
- * address this inbox really held is released: one (an alias removed), or all it has.
+ * Addresses an inbox gives up: one (an alias removed), or all it has (`listed`, with the
+ * claims it holds). Each goes to another live inbox that has it, if one does (its claim was
+ * applied first, see above), else is free again, held back from other tenants from this
+ * moment (decisions read `address_quarantine` with the claims, in one statement).
  */
-async function release(tx: Kysely<MailboxDb>, inboxId: string, address: string | null, tenantId: string, at: string) {
+async function release(tx: Kysely<MailboxDb>, inboxId: string, only: string | null, listed: string[], tenantId: string, at: string) {
   let q = tx.deleteFrom("address_claims").where("inbox_id", "=", inboxId);
-  if (address !== null) q = q.where("address", "=", address);
-  const gone = await q.returning("address").execute();
-  if (!gone.length) return;
+  if (only !== null) q = q.where("address", "=", only);
+  const held = await q.returning("address").execute();
+  const given = [...new Set([...listed, ...held.map((g) => g.address)])];
+  if (!given.length) return;
+  await claimForLiveHolders(tx, given);
   await tx
     .insertInto("address_quarantine")
-    .values(gone.map((g) => ({ address: g.address, tenant_id: tenantId, released_at: at })))
-    .onConflict((oc) => oc.column("address").doUpdateSet((eb) => ({ tenant_id: eb.ref("excluded.tenant_id"), released_at: eb.ref("excluded.released_at") })))
+    .values(given.map((address) => ({ address, tenant_id: tenantId, released_at: at })))
+    .onConflict((oc) =>
+      oc
+        .column("address")
+        .doUpdateSet((eb) => ({ tenant_id: eb.ref("excluded.tenant_id"), released_at: eb.ref("excluded.released_at") }))
+        // The latest release is the one in force, whichever tenant's came first.
+        .where("address_quarantine.released_at", "<", (eb) => eb.ref("excluded.released_at")),
+    )
     .execute();
+  await endQuarantinesBeforeClaims(tx, given);
+}
+
+/** Unclaimed addresses that a live inbox still has: claimed for it (the one that has had it longest). */
+async function claimForLiveHolders(tx: Kysely<MailboxDb>, addresses: string[]) {
+  await sql`
+    insert into address_claims (address, tenant_id, workspace_id, inbox_id)
+    select distinct on (a.address) a.address, i.tenant_id, a.workspace_id, a.inbox_id
+    from inbox_addresses a
+    join inboxes i on i.workspace_id = a.workspace_id and i.inbox_id = a.inbox_id and i.deleted_at is null
+    where a.address = any(${addresses}::text[])
+      and not exists (select 1 from address_claims c where c.address = a.address)
+    order by a.address, a.created_at, a.inbox_id
+    on conflict do nothing`.execute(tx);
+}
+
+/** A release older than the claim that holds its address now was ended by that claim. */
+async function endQuarantinesBeforeClaims(tx: Kysely<MailboxDb>, addresses: string[]) {
+  await sql`
+    delete from address_quarantine q
+    using address_claims c, inbox_addresses a
+    where q.address = any(${addresses}::text[])
+      and c.address = q.address
+      and a.workspace_id = c.workspace_id and a.inbox_id = c.inbox_id and a.address = c.address
+      and q.released_at <= a.created_at`.execute(tx);
 }
 
 function bump(tx: Kysely<MailboxDb>, e: MailboxEnvelope) {

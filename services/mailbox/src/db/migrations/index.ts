@@ -12,6 +12,7 @@ import * as deliveryQueue from "./2026-11-27T1000-delivery-queue.ts";
 import * as workspaceEndsAndQuarantine from "./2026-11-30T1000-workspace-ends-and-quarantine.ts";
 import * as domainOwnership from "./2026-11-30T1100-domain-ownership.ts";
 import * as deliveryDeferrals from "./2026-11-30T2200-delivery-deferrals.ts";
+import * as inboxAddressesByAddress from "./2026-11-30T2310-inbox-addresses-by-address.ts";
 
 /** Every migration, by name; names sort in the order they must run. */
 export const migrations: Record<string, Migration> = {
@@ -28,4 +29,5 @@ export const migrations: Record<string, Migration> = {
   "2026-11-30T1000-workspace-ends-and-quarantine": workspaceEndsAndQuarantine,
   "2026-11-30T1100-domain-ownership": domainOwnership,
   "2026-11-30T2200-delivery-deferrals": deliveryDeferrals,
+  "2026-11-30T2310-inbox-addresses-by-address": inboxAddressesByAddress,
 };
