@@ -7,9 +7,11 @@ import { SmtpSink } from "@mam/testing/smtp-sink.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
 const SECRET = "bounce-secret-of-this-test-0123456789abcdef";
+/** Polls of the API spaced so that a slow run stays inside the key's rate limit (600 a minute). */
+const POLL_MS = 100;
 
-/** A failure report (RFC 3464) as an MX sends one about a recipient it refused, quoting the original's Message-ID. */
-const report = (to: string, recipient: string, diagnostic: string, original = `<${randomUUID()}@agents.test>`) =>
+/** A failure report (RFC 3464) as an MX sends one about recipients it refused, quoting the original's Message-ID. */
+const dsn = (to: string, recipients: string[], diagnostic: string, original = `<${randomUUID()}@agents.test>`) =>
   [
     "From: Mail Delivery System <MAILER-DAEMON@partner.example>",
     `To: ${to}`,
@@ -26,11 +28,13 @@ const report = (to: string, recipient: string, diagnostic: string, original = `<
     "Content-Type: message/delivery-status",
     "",
     "Reporting-MTA: dns; mx.partner.example",
-    "",
-    `Final-Recipient: rfc822; ${recipient}`,
-    "Action: failed",
-    "Status: 5.1.1",
-    `Diagnostic-Code: smtp; ${diagnostic}`,
+    ...recipients.flatMap((recipient) => [
+      "",
+      `Final-Recipient: rfc822; ${recipient}`,
+      "Action: failed",
+      "Status: 5.1.1",
+      `Diagnostic-Code: smtp; ${diagnostic}`,
+    ]),
     "",
     "--dsn",
     "Content-Type: text/rfc822-headers",
@@ -54,15 +58,26 @@ describe("bounces", () => {
   const smtp = () => nodemailer.createTransport({ host: "127.0.0.1", port: s.smtp!.port, secure: false, ignoreTLS: true });
   const message = async (id: string) => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${id}`, { key: inbox.apiKey })).body;
 
-  /** Sends a message to bob@partner.example through the relay; its id and return path once delivered. */
-  async function sendOne(subject: string): Promise<{ id: string; returnPath: string; header: string }> {
+  type Delivery = { recipient: string; status: string; reason: string | null; at: string | null };
+  const deliveries = async (id: string) => ((await message(id)).deliveries as Delivery[]).toSorted((a, b) => a.recipient.localeCompare(b.recipient));
+  const report = (to: string, recipient: string, diagnostic: string, original?: string) => dsn(to, [recipient], diagnostic, original);
+
+  /**
+   * Sends a message through the relay (to bob@partner.example unless told); its id and return
+   * path once the relay answered for every recipient.
+   */
+  async function sendOne(subject: string, to: string | string[] = "bob@partner.example"): Promise<{ id: string; returnPath: string; header: string }> {
     const before = relay.received.length;
     const sent = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, {
       key: inbox.apiKey,
-      body: { to: "bob@partner.example", subject, plainBody: "x", verified: true },
+      body: { to, subject, plainBody: "x", verified: true },
     });
     expect(sent.status).toBe(200);
-    await waitFor(async () => (await message(sent.body.id)).status === "delivered", { timeoutMs: 10_000, what: "delivered" });
+    await waitFor(async () => (await deliveries(sent.body.id)).every((d) => d.status !== "pending"), {
+      timeoutMs: 10_000,
+      intervalMs: POLL_MS,
+      what: "an outcome for each recipient",
+    });
     const out = relay.received[before]!;
     // The envelope sender names the message; the From header stays the inbox's.
     expect(out.from).toBe(paths.address(sent.body.id));
@@ -116,6 +131,69 @@ describe("bounces", () => {
     await waitFor(async () => (await inbound()).length === 2, { timeoutMs: 10_000, what: "both reports filed" });
     expect((await inbound()).map((m) => m.subject).sort()).toEqual(["Null-sender Undelivered Mail Returned to Sender", "Undelivered Mail Returned to Sender"]);
     expect((await message(id)).status).toBe("delivered");
+  });
+
+  const said = (msg: string, messageId: string) => s.logs.entries().some((e) => e.msg === msg && e.messageId === messageId);
+  const bounceBack = (returnPath: string, recipients: string[], diagnostic: string) =>
+    smtp().sendMail({ envelope: { from: "", to: [returnPath] }, raw: dsn(returnPath, recipients, diagnostic) });
+
+  it("each recipient's own report bounces it: the second report is not ignored because the first bounced the message", async () => {
+    // The relay takes both; each final MX refuses its own recipient and sends its own report.
+    const { id, returnPath } = await sendOne("Two reports", ["bob@partner.example", "carol@other.example"]);
+    expect((await deliveries(id)).map((d) => d.status)).toEqual(["delivered", "delivered"]);
+    await bounceBack(returnPath, ["bob@partner.example"], "550 5.1.1 no bob here");
+    await waitFor(async () => (await message(id)).status === "bounced", { timeoutMs: 10_000, intervalMs: POLL_MS, what: "the first bounce" });
+    await bounceBack(returnPath, ["carol@other.example"], "550 5.1.1 no carol here");
+    await waitFor(async () => (await deliveries(id)).every((d) => d.status === "bounced"), {
+      timeoutMs: 10_000,
+      intervalMs: POLL_MS,
+      what: "the second bounce",
+    });
+    expect(await deliveries(id)).toMatchObject([
+      { recipient: "bob@partner.example", status: "bounced", reason: "smtp; 550 5.1.1 no bob here" },
+      { recipient: "carol@other.example", status: "bounced", reason: "smtp; 550 5.1.1 no carol here" },
+    ]);
+    // A third report about them (another copy, or the same one again) records nothing more.
+    await bounceBack(returnPath, ["carol@other.example", "bob@partner.example"], "550 again");
+    await waitFor(() => said("report about recipients bounced already: nothing to record", id), {
+      timeoutMs: 10_000,
+      intervalMs: POLL_MS,
+      what: "the third report read",
+    });
+    expect((await deliveries(id)).map((d) => d.reason)).toEqual(["smtp; 550 5.1.1 no bob here", "smtp; 550 5.1.1 no carol here"]);
+  });
+
+  it("after the relay refused one recipient at RCPT, a report about another still bounces it", async () => {
+    relay.refuse.add("dave@other.example");
+    try {
+      const { id, returnPath } = await sendOne("Refused then reported", ["bob@partner.example", "dave@other.example"]);
+      expect((await message(id)).status).toBe("bounced");
+      expect((await deliveries(id)).map((d) => [d.recipient, d.status])).toEqual([
+        ["bob@partner.example", "delivered"],
+        ["dave@other.example", "bounced"],
+      ]);
+      await bounceBack(returnPath, ["bob@partner.example"], "550 5.1.1 mailbox full for good");
+      await waitFor(async () => (await deliveries(id))[0]!.status === "bounced", { timeoutMs: 10_000, intervalMs: POLL_MS, what: "bob bounced" });
+      expect((await deliveries(id))[0]!.reason).toBe("smtp; 550 5.1.1 mailbox full for good");
+    } finally {
+      relay.refuse.delete("dave@other.example");
+    }
+  });
+
+  it("a report bounces only the recipients it names that the message was sent to; one naming none of them, nobody", async () => {
+    const { id, returnPath } = await sendOne("Named only", ["bob@partner.example", "carol@other.example"]);
+    // Any recipient (a Bcc too) sees the return path: naming others marks nobody.
+    await bounceBack(returnPath, ["mallory@evil.example"], "550 5.1.1 forged for everyone");
+    await waitFor(() => said("report naming no recipient of the message dropped", id), { timeoutMs: 10_000, intervalMs: POLL_MS, what: "the report dropped" });
+    expect((await message(id)).status).toBe("delivered");
+    expect((await deliveries(id)).map((d) => d.status)).toEqual(["delivered", "delivered"]);
+    // Naming one of them and someone else: that one only.
+    await bounceBack(returnPath, ["carol@other.example", "mallory@evil.example"], "550 5.1.1 no carol");
+    await waitFor(async () => (await message(id)).status === "bounced", { timeoutMs: 10_000, intervalMs: POLL_MS, what: "carol bounced" });
+    expect((await deliveries(id)).map((d) => [d.recipient, d.status])).toEqual([
+      ["bob@partner.example", "delivered"],
+      ["carol@other.example", "bounced"],
+    ]);
   });
 
   it("a forged token, or a genuine one naming no message, does nothing but a log line", async () => {

@@ -1,7 +1,7 @@
 import type { MailboxContext } from "../context.ts";
 import { decide, type DeliveryRecord } from "../commands/delivery-record-decision.ts";
 import { execute, type CommandMeta } from "../commands/execute.ts";
-import { loadMessages } from "../read/messages.ts";
+import { loadDeliveryState } from "./outcomes.ts";
 
 const BOUNCES: CommandMeta = { actor: { type: "system", id: "bounces" }, requestId: "dsn" };
 
@@ -25,12 +25,19 @@ export function readDeliveryReport(raw: Buffer): DeliveryReport | null {
   return { recipients, reason: reason.slice(0, 1000) };
 }
 
-export type BounceResult = "recorded" | "no such message";
+export type BounceResult =
+  | { result: "recorded"; recipients: string[] }
+  /** Every recipient it names that the message was sent to is bounced already (a redelivered report, or another about them). */
+  | { result: "bounced already" }
+  | { result: "no such message" }
+  /** It names none of the message's recipients: it marks nobody. */
+  | { result: "no recipient of the message" };
 
 /**
  * A report that came back to the return path of message `messageId` (its token verified)
- * marks that message bounced for the recipients the report names that it was sent to (all
- * of them when it names none of them: a forwarder may name the final address instead).
+ * marks bounced the recipients it names that the message was sent to, and only those. The
+ * token is per message and every recipient (Bcc too) sees it, so a report naming none of
+ * them, or others, marks nobody: anyone who got the message could send one.
  */
 export async function recordBounce(ctx: MailboxContext, messageId: string, report: DeliveryReport): Promise<BounceResult> {
   const m = await ctx.db
@@ -39,20 +46,21 @@ export async function recordBounce(ctx: MailboxContext, messageId: string, repor
     .where("message_id", "=", messageId)
     .where("direction", "=", "outbound")
     .executeTakeFirst();
-  if (!m) return "no such message";
+  if (!m) return { result: "no such message" };
   const sentTo = new Set([...m.to_addresses, ...m.cc_addresses, ...m.bcc_addresses].map((r) => r.toLowerCase()));
   const named = report.recipients.filter((r) => sentTo.has(r));
+  if (!named.length) return { result: "no recipient of the message" };
   const c: DeliveryRecord = {
     kind: "report",
     owner: { tenantId: m.tenant_id, workspaceId: m.workspace_id },
     messageId,
-    recipients: named.length ? named : [...sentTo],
+    recipients: named,
     reason: report.reason,
   };
-  await execute(ctx, m.tenant_id, BOUNCES, {
-    load: (tx) => loadMessages(tx, m.workspace_id, [messageId]),
+  const recorded = await execute(ctx, m.tenant_id, BOUNCES, {
+    load: (tx) => loadDeliveryState(tx, m.workspace_id, messageId),
     decide: (state) => decide(c, state),
-    answer: async () => undefined,
+    answer: async (_tx, _state, events) => events.flatMap((d) => (d.event.type === "MessageBounced" ? d.event.data.recipients : [])),
   });
-  return "recorded";
+  return recorded.length ? { result: "recorded", recipients: recorded } : { result: "bounced already" };
 }

@@ -12,7 +12,7 @@ import { parseMail } from "../mime/parse.ts";
 import { cachedLookup } from "../dns/cache.ts";
 import { makeResolver } from "../dns/verify.ts";
 import { sha256 } from "../store/blobs.ts";
-import { readDeliveryReport, recordBounce } from "./bounces.ts";
+import { readDeliveryReport, recordBounce, type BounceResult } from "./bounces.ts";
 import { returnPaths } from "./return-path.ts";
 import { derivedId } from "./ids.ts";
 import { Filer } from "./receive.ts";
@@ -133,8 +133,24 @@ async function bounced(ctx: MailboxContext, meta: IngestMeta, raw: Buffer): Prom
       ctx.logger.info({ ...about, messageId }, "mail to a return path that is no failure report dropped");
       continue;
     }
-    const result = await recordBounce(ctx, messageId, report);
-    if (result === "no such message") ctx.logger.warn({ ...about, messageId }, "report about a message that does not exist dropped");
-    else ctx.logger.info({ ...about, messageId, recipients: report.recipients, reason: report.reason }, "bounce recorded");
+    const r = await recordBounce(ctx, messageId, report);
+    switch (r.result) {
+      case "no such message":
+        ctx.logger.warn({ ...about, messageId }, "report about a message that does not exist dropped");
+        break;
+      case "no recipient of the message":
+        ctx.logger.warn({ ...about, messageId, named: report.recipients }, "report naming no recipient of the message dropped");
+        break;
+      case "bounced already":
+        ctx.logger.info({ ...about, messageId, named: report.recipients }, "report about recipients bounced already: nothing to record");
+        break;
+      case "recorded":
+        ctx.logger.info({ ...about, messageId, recipients: r.recipients, reason: report.reason }, "bounce recorded");
+        break;
+      default: {
+        const unreachable: never = r;
+        throw new Error(`unknown bounce result ${(unreachable as BounceResult).result}`);
+      }
+    }
   }
 }

@@ -1,8 +1,8 @@
-import { sql } from "kysely";
+import { sql, type Kysely } from "kysely";
 import type { MailboxContext } from "../context.ts";
-import { decide, type DeliveryRecord, type Outcome } from "../commands/delivery-record-decision.ts";
+import { decide, type DeliveryRecord, type DeliveryState, type Outcome } from "../commands/delivery-record-decision.ts";
 import type { groupCommit, CommandMeta } from "../commands/execute.ts";
-import type { Unrecorded } from "../db/schema.ts";
+import type { MailboxDb, Unrecorded } from "../db/schema.ts";
 import { loadMessages } from "../read/messages.ts";
 import { getBlobs } from "../store/blobs.ts";
 import { derivedId } from "./ids.ts";
@@ -22,6 +22,19 @@ export interface SentRef {
   recipients: string[];
   rawHash: string;
   sentAt: string;
+}
+
+/** What a delivery record is decided against: the message, and those of its recipients bounced already. */
+export async function loadDeliveryState(tx: Kysely<MailboxDb>, workspaceId: string, messageId: string): Promise<DeliveryState> {
+  const state = await loadMessages(tx, workspaceId, [messageId]);
+  const rows = await tx
+    .selectFrom("delivery_outcomes")
+    .select("recipient")
+    .where("workspace_id", "=", workspaceId)
+    .where("message_id", "=", messageId)
+    .where("outcome", "=", "bounced")
+    .execute();
+  return { ...state, bounced: new Map([[messageId, new Set(rows.map((r) => r.recipient))]]) };
 }
 
 /**
@@ -48,7 +61,7 @@ export async function record(
   for (const pause of [200, 1_000, 3_000, 0]) {
     try {
       await records.run(m.tenantId, SYSTEM, {
-        load: (tx) => loadMessages(tx, m.workspaceId, [m.messageId]),
+        load: (tx) => loadDeliveryState(tx, m.workspaceId, m.messageId),
         decide: (state) => decide(c, state),
         answer: async () => undefined,
       });

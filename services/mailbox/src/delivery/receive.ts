@@ -64,7 +64,7 @@ export class Filer {
       take: batchLength,
       commit: async (tenantId, batch) => {
         const gone = await this.commit(tenantId, batch);
-        batch.forEach((f, i) => f.done(undefined, gone.has(i) ? "inbox gone" : "filed"));
+        for (const [i, f] of batch.entries()) f.done(undefined, gone.has(i) ? "inbox gone" : "filed");
       },
       // A failure the service itself reports (an AppError) is the same for each filing, so
       // not worth one try each. (A filing decided again makes the same event: its id is derived.)
