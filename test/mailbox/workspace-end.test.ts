@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import pg from "pg";
 import { jetstream } from "@nats-io/jetstream";
 import { connect, headers } from "@nats-io/transport-node";
@@ -164,7 +164,11 @@ describe("the end of a workspace", () => {
    * in that window reaches the ingest stream naming the ended inbox. Published here as
    * smtp-ingress publishes it (publishIngest), to reach the window without racing for it.
    */
-  it("mail accepted for it after the cascade is filed nowhere, published nowhere, and acknowledged", async () => {
+  // Small bytes go into the filing's commit; large ones (over 256 KiB) are stored before it.
+  it.each([
+    ["small", 10],
+    ["large", 300 * 1024],
+  ])("mail accepted for it after the cascade is filed nowhere, stored nowhere, published nowhere, and acknowledged (%s)", async (_size, bodyBytes) => {
     const queueId = `late-${randomUUID()}`;
     const subject = `Too late ${queueId}`;
     const raw = Buffer.from(
@@ -174,7 +178,8 @@ describe("the end of a workspace", () => {
         `Subject: ${subject}`,
         `Message-ID: <${queueId}@example.com>`,
         "",
-        "hello",
+        // Lines of at most 998 characters (RFC 5322), each different from every other message's.
+        ...Array.from({ length: Math.ceil(bodyBytes / 80) }, (_, i) => `${queueId} ${i}`.padEnd(78, ".")),
         "",
       ].join("\r\n"),
     );
@@ -205,7 +210,7 @@ describe("the end of a workspace", () => {
     // The live recipient of the same message gets it.
     const stayingSubjects = async () =>
       ((await s.api("GET", `/v1/inboxes/${staying.inbox.id}/messages`, { key: staying.wk })).body.messages as { subject: string }[]).map((m) => m.subject);
-    await waitFor(async () => (await stayingSubjects()).includes(subject), { timeoutMs: 10_000, what: "the live recipient's copy" });
+    await waitFor(async () => (await stayingSubjects()).includes(subject), { timeoutMs: 10_000, intervalMs: 100, what: "the live recipient's copy" });
     // The ingest message is acknowledged, not left to be redelivered.
     await waitFor(
       () =>
@@ -215,18 +220,23 @@ describe("the end of a workspace", () => {
         }),
       { timeoutMs: 10_000, what: "the ingest message acknowledged" },
     );
-    // Acknowledged means committed: nothing in the ended inbox, and no MessageReceived in its
-    // workspace's outbox (which keeps every event, published or not), so none in the stream either.
+    // Acknowledged means committed: nothing in the ended inbox, none of its bytes in the ended
+    // workspace, and no MessageReceived in its outbox (which keeps every event, published or
+    // not), so none in the stream either. The same queries find the live recipient's.
     const c = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
     await c.connect();
     try {
       const schema = s.iso.schema("mailbox");
       const filed = await c.query(`select message_id from ${schema}.messages where inbox_id = $1 and direction = 'inbound'`, [ending.inbox.id]);
       expect(filed.rows).toEqual([]);
+      const hash = createHash("sha256").update(raw).digest("hex");
+      const stored = async (workspaceId: string) =>
+        (await c.query(`select size from ${schema}.blobs where workspace_id = $1 and hash = $2`, [workspaceId, hash])).rows;
+      expect(await stored(ending.ws)).toEqual([]);
+      expect(await stored(staying.ws)).toEqual([{ size: raw.length }]);
       const received = (workspaceId: string) => eventSubject("", { context: MAILBOX_CONTEXT, tenantId: t.tenant.id, workspaceId, type: "MessageReceived" });
       const events = async (workspaceId: string) => (await c.query(`select event_id from ${schema}.outbox where subject = $1`, [received(workspaceId)])).rows;
       expect(await events(ending.ws)).toEqual([]);
-      // The same query finds the live recipient's event: it would find one in the ended workspace.
       expect((await events(staying.ws)).length).toBeGreaterThan(0);
     } finally {
       await c.end();

@@ -77,6 +77,14 @@ export class Filer {
     // Content-addressed and idempotent: large bytes are stored first, on their own; the
     // rest go into the batch's transaction, one statement for all of them.
     const small: Buffer[] = [];
+    // Large bytes for an inbox that takes no mail would be stored for nobody. Checked outside
+    // the lock, but an inbox never comes back: gone now, gone at the commit too.
+    if (
+      blobs.some((b) => b.length > INLINE_BLOB_BYTES) &&
+      (await liveInboxesOf(this.ctx.db, target.tenant_id, [target.inbox_id])).get(target.inbox_id) !== target.workspace_id
+    ) {
+      return "inbox gone";
+    }
     for (const data of blobs) {
       if (data.length > INLINE_BLOB_BYTES) await putBlobs(this.ctx.db, [{ workspaceId: target.workspace_id, data }], this.ctx.clock());
       else small.push(data);
