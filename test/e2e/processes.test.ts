@@ -58,7 +58,10 @@ describe("service processes", () => {
     expect(res.status).toBe(201);
     // This machine's NATS takes anyone: each service works, and says so once.
     for (const [name, p] of procs) {
-      const warnings = p.stdout().split("\n").filter((l) => l.includes("NATS accepts unauthenticated connections"));
+      const warnings = p
+        .stdout()
+        .split("\n")
+        .filter((l) => l.includes("NATS accepts unauthenticated connections"));
       expect({ name, warnings: warnings.length }).toEqual({ name, warnings: 1 });
     }
 
