@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Principal } from "@mam/contracts/keys.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
-import { addressBucket } from "./client-address.ts";
+import { addressBucket } from "@mam/runtime/client-address.ts";
 
 export interface RateDecision {
   allowed: boolean;

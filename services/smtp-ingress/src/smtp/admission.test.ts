@@ -40,4 +40,15 @@ describe("ConnectionAdmission", () => {
     expect(a.admit(peer("192.0.2.4"))).toBeNull();
     expect(a.admit(peer("192.0.2.5"))).toBe("total");
   });
+
+  it("counts an IPv6 client by its /64, and IPv4 written as IPv6 as IPv4", () => {
+    const a = new ConnectionAdmission(2);
+    expect(a.admit(peer("2001:db8:1:2::1"))).toBeNull();
+    expect(a.admit(peer("2001:db8:1:2:ffff::9"))).toBeNull();
+    expect(a.admit(peer("2001:db8:1:2::abcd"))).toBe("address");
+    expect(a.admit(peer("2001:db8:1:3::1"))).toBeNull();
+    expect(a.admit(peer("::ffff:192.0.2.1"))).toBeNull();
+    expect(a.admit(peer("192.0.2.1"))).toBeNull();
+    expect(a.admit(peer("192.0.2.1"))).toBe("address");
+  });
 });

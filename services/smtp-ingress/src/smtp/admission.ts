@@ -1,3 +1,5 @@
+import { addressBucket } from "@mam/runtime/client-address.ts";
+
 /** What a connection is known by: smtp-server keeps one session object per connection. */
 export interface Peer {
   remoteAddress: string;
@@ -7,7 +9,9 @@ export interface Peer {
 export type Refusal = "address" | "total" | null;
 
 /**
- * Open connections in all and per remote address. A connection counts from the moment it
+ * Open connections in all and per remote address (an IPv4 address, or the /64 of an IPv6
+ * one: a subscriber is usually handed a whole /64, and counting single addresses would give
+ * it 2^64 fresh allowances). A connection counts from the moment it
  * is admitted until it closes, and only then: smtp-server also reports the close of a
  * connection that was refused (by these caps, or by its own maxClients backstop), and
  * releasing a slot for those would let every refusal make room for one more connection.
@@ -28,9 +32,10 @@ export class ConnectionAdmission {
   admit(peer: Peer): Refusal {
     if (this.admitted.has(peer)) return null;
     if (this.total >= this.maxTotal) return "total";
-    const n = this.perAddress.get(peer.remoteAddress) ?? 0;
+    const bucket = addressBucket(peer.remoteAddress);
+    const n = this.perAddress.get(bucket) ?? 0;
     if (n >= this.maxPerAddress) return "address";
-    this.perAddress.set(peer.remoteAddress, n + 1);
+    this.perAddress.set(bucket, n + 1);
     this.admitted.add(peer);
     this.total++;
     return null;
@@ -40,9 +45,10 @@ export class ConnectionAdmission {
   release(peer: Peer): void {
     if (!this.admitted.delete(peer)) return;
     this.total--;
-    const n = (this.perAddress.get(peer.remoteAddress) ?? 1) - 1;
-    if (n <= 0) this.perAddress.delete(peer.remoteAddress);
-    else this.perAddress.set(peer.remoteAddress, n);
+    const bucket = addressBucket(peer.remoteAddress);
+    const n = (this.perAddress.get(bucket) ?? 1) - 1;
+    if (n <= 0) this.perAddress.delete(bucket);
+    else this.perAddress.set(bucket, n);
   }
 
   /** Admitted connections open now, in all. */
@@ -52,6 +58,6 @@ export class ConnectionAdmission {
 
   /** Connections open from an address now. */
   openFrom(remoteAddress: string): number {
-    return this.perAddress.get(remoteAddress) ?? 0;
+    return this.perAddress.get(addressBucket(remoteAddress)) ?? 0;
   }
 }
