@@ -123,6 +123,33 @@ describe("the read model rebuilt from tenants' events interleaved in any order",
     expect(expected.domain_claims).toEqual([{ domain: "x.example", workspace_id: b.workspaceId, domain_id: bId }]);
   });
 
+  it("...also when the new owner's DNS check fails afterwards: a proof is not undone, the name stays the other's", async () => {
+    const [a, b] = [tenant(), tenant()];
+    const [aId, bId] = [randomUUID(), randomUUID()];
+    const records = [{ type: "MX" as const, purpose: "mx" as const, name: "y.example", value: `mx.${D}`, priority: 10, status: "verified" as const }];
+    const added = (domainId: string): MailboxEvent => ({
+      type: "DomainAdded",
+      schemaVersion: 1,
+      data: { domainId, domain: "y.example", selector: "mam1", dkimPublicKey: "MIIB", records },
+    });
+    const checked = (domainId: string, status: "verified" | "pending"): MailboxEvent => ({
+      type: "DomainChecked",
+      schemaVersion: 1,
+      data: { domainId, status, records: records.map((r) => ({ ...r, status })) },
+    });
+    const aDomain = aggregate(a, aId);
+    const bDomain = aggregate(b, bId);
+    const { expected } = await sameInEveryOrder([
+      [
+        aDomain(0, added(aId)),
+        aDomain(1, checked(aId, "verified")),
+        aDomain(3, { type: "DomainRemoved", schemaVersion: 1, data: { domainId: aId, domain: "y.example", reason: "workspace_deleted" } }),
+      ],
+      [bDomain(2, added(bId)), bDomain(4, checked(bId, "verified")), bDomain(5, checked(bId, "pending"))],
+    ]);
+    expect(expected.domain_claims).toEqual([{ domain: "y.example", workspace_id: b.workspaceId, domain_id: bId }]);
+  });
+
   it("an address given up by two tenants in turn and then taken by a third: the third holds it, nothing is held back", async () => {
     const [a, b, c] = [tenant(), tenant(), tenant()];
     const ids = [randomUUID(), randomUUID(), randomUUID()] as const;

@@ -14,7 +14,7 @@ export async function forgetKeysOfRemoved(tx: Kysely<MailboxDb>, events: EventDr
   if (removed.length) await tx.deleteFrom("dkim_keys").where("key_ref", "in", removed).execute();
 }
 
-export const STATE_COLUMNS = ["domain_id", "domain", "status", "records", "version", "tenant_id", "workspace_id", "created_at"] as const;
+export const STATE_COLUMNS = ["domain_id", "domain", "status", "records", "version", "tenant_id", "workspace_id", "created_at", "verified_at"] as const;
 type StateRow = Pick<Selectable<DomainsTable>, (typeof STATE_COLUMNS)[number]>;
 
 export const toState = (r: StateRow): DomainState => ({
@@ -26,6 +26,7 @@ export const toState = (r: StateRow): DomainState => ({
   tenantId: r.tenant_id,
   workspaceId: r.workspace_id,
   addedAt: new Date(r.created_at).toISOString(),
+  proven: r.verified_at !== null,
 });
 
 /**
@@ -104,7 +105,7 @@ export async function sweepLapsedClaims(ctx: MailboxContext, limit = 500): Promi
       eb.or([
         // Nobody owns the name and this unverified claim is past its time (a verified one
         // never expires, see `lapsed`: its private key must not go)...
-        eb.and([eb("c.domain_id", "is", null), eb("d.status", "<>", "verified"), eb("d.created_at", "<", cutoff)]),
+        eb.and([eb("c.domain_id", "is", null), eb("d.verified_at", "is", null), eb("d.created_at", "<", cutoff)]),
         // ...or someone else owns it.
         eb.and([eb("c.domain_id", "is not", null), eb("c.domain_id", "<>", eb.ref("d.domain_id"))]),
       ]),

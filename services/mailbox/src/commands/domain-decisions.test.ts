@@ -306,6 +306,17 @@ describe("ReleaseDomainClaims", () => {
       { type: "DomainRemoved", schemaVersion: 1, data: { domainId: ids.domain, domain: "acme.example", reason: "expired" } },
     ]);
   });
+
+  it("nor one proven once whose later check failed (pending now): a proof is not undone", () => {
+    const late = at(30 * DAY);
+    const state = unowned();
+    const d = state.domains[globexDomain]!;
+    const proven = { ...state, domains: { ...state.domains, [globexDomain]: { ...d, status: "pending" as const, proven: true } } };
+    expect(lapsed(proven, proven.domains[globexDomain]!, late)).toBeNull();
+    expect(decide(release(ids.globex, late), proven)).toEqual([]);
+    const never = { ...state, domains: { ...state.domains, [globexDomain]: { ...d, status: "pending" as const, proven: false } } };
+    expect(lapsed(never, never.domains[globexDomain]!, late)).toBe("expired");
+  });
 });
 
 describe("RemoveDomain", () => {

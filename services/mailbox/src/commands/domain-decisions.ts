@@ -16,6 +16,8 @@ export interface DomainState {
   workspaceId: string;
   /** When the claim was made (its DomainAdded): an unverified claim lapses a TTL later. */
   addedAt: string;
+  /** Whether a DNS check ever verified it (a later failed check does not undo that). */
+  proven?: boolean;
 }
 
 /**
@@ -88,7 +90,7 @@ export function lapsed(state: Pick<DomainsState, "domainClaims">, d: DomainState
   const owner = state.domainClaims[d.name];
   if (owner === d.id) return null;
   if (owner) return "verified_elsewhere";
-  if (d.status === "verified") return null;
+  if (d.status === "verified" || d.proven) return null;
   return Date.parse(d.addedAt) + clock.claimTtlDays * DAY_MS <= Date.parse(clock.now) ? "expired" : null;
 }
 
@@ -171,7 +173,7 @@ export function evolve(state: DomainsState, e: PlacedEvent): DomainsState {
     case "DomainChecked": {
       const d = state.domains[e.data.domainId];
       if (!d) return state;
-      const checked = { ...d, status: e.data.status, records: e.data.records, version: d.version + 1 };
+      const checked = { ...d, status: e.data.status, records: e.data.records, version: d.version + 1, proven: d.proven || e.data.status === "verified" };
       // The first proof owns the name for good (a later lapse of the DNS records does not free it).
       const owns = e.data.status === "verified" && !state.domainClaims[d.name];
       return {

@@ -47,7 +47,9 @@ export async function evolveDomains(tx: Kysely<MailboxDb>, e: DomainEvent): Prom
           records: JSON.stringify(e.data.records),
           version: e.aggregateVersion,
           updated_at: e.occurredAt,
-          verified_at: e.data.status === "verified" ? (row?.verified_at ?? e.occurredAt) : null,
+          // Sticky: once proven, a claim stays proven (its owner keeps the name when a later
+          // check fails, and a rebuild must know it was proven, whatever the status now).
+          verified_at: e.data.status === "verified" ? (row?.verified_at ?? e.occurredAt) : (row?.verified_at ?? null),
         })
         .where("workspace_id", "=", ws)
         .where("domain_id", "=", e.data.domainId)
@@ -81,7 +83,8 @@ export async function evolveDomains(tx: Kysely<MailboxDb>, e: DomainEvent): Prom
 }
 
 /**
- * A name whose owner went is owned by its earliest live verified claim, if any. In commit
+ * A name whose owner went is owned by its earliest live claim that was ever proven (a later
+ * failed check does not undo a proof: in commit order the owner keeps the name), if any. In commit
  * order there is none (no claim verifies while another owns the name), but tenants reach the
  * stream in parallel: on a rebuild, B's verification may come before the removal of A's
  * claim that preceded it, find A still the owner and insert nothing. Without this the name
@@ -91,7 +94,7 @@ async function promoteOwner(tx: Kysely<MailboxDb>, domain: string): Promise<void
   await sql`
     insert into domain_claims (domain, workspace_id, domain_id)
     select domain, workspace_id, domain_id from domains
-    where domain = ${domain} and status = 'verified' and deleted_at is null
+    where domain = ${domain} and verified_at is not null and deleted_at is null
     order by verified_at, domain_id
     limit 1
     on conflict do nothing`.execute(tx);

@@ -28,7 +28,7 @@ export function domainView(
     records: records.map((x) => ({ type: x.type, host: x.name, value: x.value, ...(x.priority !== null ? { priority: x.priority } : {}) })),
     createdAt: iso(r.created_at),
     updatedAt: iso(r.updated_at),
-    verifiedAt: r.verified_at ? iso(r.verified_at) : null,
+    verifiedAt: r.status === "verified" && r.verified_at ? iso(r.verified_at) : null,
   };
 }
 
