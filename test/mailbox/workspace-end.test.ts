@@ -247,6 +247,45 @@ describe("the end of a workspace", () => {
     );
   });
 
+  it("mail for an inbox this read model does not know at all (being rebuilt, say) is not dropped: it is tried again", async () => {
+    const queueId = `unknown-${randomUUID()}`;
+    const raw = Buffer.from(`From: someone@example.com\r\nTo: ghost@${s.mailDomain}\r\nSubject: ${queueId}\r\n\r\nhello\r\n`);
+    const meta: IngestMeta = {
+      v: 1,
+      dedupeKey: queueId,
+      queueId,
+      receivedAt: new Date().toISOString(),
+      remoteAddress: "127.0.0.1",
+      helo: "test.example",
+      mailFrom: "someone@example.com",
+      recipients: [{ address: `ghost@${s.mailDomain}`, tenantId: t.tenant.id, workspaceId: staying.ws, inboxId: randomUUID() }],
+      returnPaths: [],
+      size: raw.length,
+      rawObject: null,
+    };
+    const nc = await connect({ servers: s.iso.urls.NATS_URL });
+    let seq: number;
+    try {
+      const h = headers();
+      h.set(INGEST_META_HEADER, JSON.stringify(meta));
+      seq = (await jetstream(nc).publish(ingestSubject(s.iso.prefix), raw, { msgID: meta.dedupeKey, headers: h })).seq;
+    } finally {
+      await nc.close();
+    }
+    // Handed back to the server for a later try (after the tries in place), never acknowledged.
+    await waitFor(async () => s.logs.entries().some((e) => e.msg === "event handling failed; will retry later" && e.seq === seq), {
+      timeoutMs: 15_000,
+      what: "the filing handed back for a later try",
+    });
+    const info = await s.iso.jetstream((jsm) => jsm.consumers.info(ingestStreamName(s.iso.prefix), INGEST_DURABLE));
+    expect(info.ack_floor.stream_seq).toBeLessThan(seq);
+    expect(s.logs.entries().some((e) => e.msg === "accepted mail for an inbox that no longer takes mail dropped (no DSN sent)" && e.queueId === queueId)).toBe(
+      false,
+    );
+    // Done looking: out of the stream, so it is not tried for the rest of the file.
+    await s.iso.jetstream((jsm) => jsm.streams.deleteMessage(ingestStreamName(s.iso.prefix), seq));
+  });
+
   it("its addresses are held back from other tenants; the same tenant may take them again", async () => {
     const taken = await s.api("POST", "/v1/inboxes?strict=true", { key: stranger.key.key, body: { username: "ending" } });
     expect(taken.status).toBe(409);

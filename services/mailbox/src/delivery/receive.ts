@@ -124,23 +124,35 @@ export class Filer {
 /**
  * The batch's inboxes that take mail (live, their workspace not closed), read under the
  * tenant's lock, so a filing after the workspace-deletion cascade committed sees its end.
+ * An inbox with no row at all is not "gone": mail reaches the door only for addresses the
+ * mailbox published, after their row was committed, so a missing row means this read model
+ * is being rebuilt (or lags): the filing fails, to be tried again, rather than drop mail that
+ * was answered 250.
  */
 async function liveInboxesOf(tx: Kysely<MailboxDb>, tenantId: string, inboxes: string[]): Promise<Map<string, string>> {
   const rows = await tx
     .selectFrom("inboxes")
-    .select(["inbox_id", "workspace_id"])
+    .select(["inbox_id", "workspace_id", "deleted_at"])
+    .select(({ exists, selectFrom }) =>
+      exists(
+        selectFrom("closed_workspaces").select("closed_workspaces.workspace_id").whereRef("closed_workspaces.workspace_id", "=", "inboxes.workspace_id"),
+      ).as("closed"),
+    )
     .where("tenant_id", "=", tenantId)
     .where("inbox_id", "in", inboxes)
-    .where("deleted_at", "is", null)
-    .where(({ not, exists, selectFrom }) =>
-      not(
-        exists(
-          selectFrom("closed_workspaces").select("closed_workspaces.workspace_id").whereRef("closed_workspaces.workspace_id", "=", "inboxes.workspace_id"),
-        ),
-      ),
-    )
     .execute();
-  return new Map(rows.map((r) => [r.inbox_id, r.workspace_id]));
+  const known = new Set(rows.map((r) => r.inbox_id));
+  const missing = inboxes.filter((i) => !known.has(i));
+  if (missing.length) throw new InboxNotInReadModel(missing);
+  return new Map(rows.filter((r) => r.deleted_at === null && !r.closed).map((r) => [r.inbox_id, r.workspace_id]));
+}
+
+/** Retryable: the inbox is not in the read model (yet, or again after a rebuild). */
+export class InboxNotInReadModel extends Error {
+  override name = "InboxNotInReadModel";
+  constructor(readonly inboxIds: string[]) {
+    super(`inbox ${inboxIds.join(", ")} is not in the read model yet; the filing is tried again`);
+  }
 }
 
 /**
