@@ -125,7 +125,7 @@ describe("when identity is not running", () => {
   it("the gateway answers 503 with Retry-After, in the public error shape", async () => {
     const r = await s.api("GET", "/v1/me", { key: `tk_${"a".repeat(43)}` });
     expect(r.status).toBe(503);
-    expect(r.body).toEqual({ error: expect.any(String), code: "INTERNAL" });
+    expect(r.body).toEqual({ error: expect.any(String), code: "UNAVAILABLE" });
     expect(r.headers.get("retry-after")).toBe("2");
   });
 });

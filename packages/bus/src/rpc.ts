@@ -1,6 +1,16 @@
 import { randomUUID } from "node:crypto";
 import { Objm, StorageType, type ObjectStore } from "@nats-io/obj";
-import { headers as natsHeaders, nanos, NoRespondersError, TimeoutError, type Msg, type MsgHdrs, type Subscription } from "@nats-io/transport-node";
+import {
+  ClosedConnectionError,
+  DrainingConnectionError,
+  headers as natsHeaders,
+  nanos,
+  NoRespondersError,
+  TimeoutError,
+  type Msg,
+  type MsgHdrs,
+  type Subscription,
+} from "@nats-io/transport-node";
 import { z } from "zod";
 import { AppError, type ErrorBody } from "@mam/contracts/errors.ts";
 import { RpcReply } from "@mam/contracts/rpc.ts";
@@ -8,6 +18,7 @@ import { parseRequest, type ReplyOf, type RequestIn, type RequestOf, type RpcCon
 import { Headers, type ScopeClaims } from "@mam/contracts/scope.ts";
 import { rpcReplyBucketName, rpcSubject } from "@mam/contracts/subjects.ts";
 import { ScopeError, type ScopeVerifier, type VerifyOptions } from "@mam/scope/token.ts";
+import { isDependencyOutage } from "@mam/runtime/dependency.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import type { Bus } from "./connection.ts";
 
@@ -64,9 +75,25 @@ function spillBucket(bus: Bus): Promise<ObjectStore> {
   return b;
 }
 
+/** The answer to a request whose handler could not reach the database or the bus: not a bug, retry shortly. */
+const UNAVAILABLE_BODY: ErrorBody = {
+  error: "Temporarily unavailable: a database or service this request needs cannot be reached; retry shortly",
+  code: "UNAVAILABLE",
+};
+
+/**
+ * What a caller hears of a failure. An AppError says its own message; anything else says
+ * only "unavailable" (a dependency outage) or "Internal error" (a bug): its message, stack,
+ * SQL and paths go to this service's log, never into the reply.
+ */
 function toErrorBody(err: unknown, logger: Logger): ErrorBody {
   if (err instanceof AppError) return err.toBody();
   if (err instanceof ScopeError) return { error: "Invalid or expired scope token", code: "UNAUTHORIZED" };
+  if (isDependencyOutage(err)) {
+    // An outage fails every request until it ends: one line each, without a stack.
+    logger.warn({ err: (err as Error).message, code: (err as { code?: unknown }).code }, "dependency unavailable");
+    return UNAVAILABLE_BODY;
+  }
   logger.error({ err }, "unhandled error in handler");
   return { error: "Internal error", code: "INTERNAL" };
 }
@@ -210,8 +237,12 @@ export async function callOrThrow<C extends RpcContract>(bus: Bus, contract: C, 
   return reply.body;
 }
 
-/** Sends a command or query and returns the service's reply; an absent service is a 503. */
+const BUS_DOWN: ErrorBody = { error: "The message bus is unreachable; retry shortly", code: "UNAVAILABLE" };
+
+/** Sends a command or query and returns the service's reply; an absent service, or the bus down, is a 503. */
 export async function request(bus: Bus, subject: string, body: unknown, o: RequestOptions = {}): Promise<RpcReply> {
+  // Said at once rather than after the whole timeout: a request sent now would wait in the client's buffer.
+  if (!bus.connected()) return { ok: false, error: BUS_DOWN };
   const payload = Buffer.from(JSON.stringify(body ?? {}));
   if (payload.length <= INLINE_BYTES) return exchange(bus, subject, payload, natsHeaders(), o);
   let h: MsgHdrs;
@@ -245,7 +276,11 @@ async function exchange(bus: Bus, subject: string, payload: Uint8Array, h: MsgHd
     try {
       data = await unspill(bus, spilled);
     } catch (err) {
-      return { ok: false, error: { error: `The reply of ${subject} could not be read: ${(err as Error).message}`, code: "UNAVAILABLE" } };
+      // The AppError of unspill says what a client may know; anything else stays out of the answer.
+      return {
+        ok: false,
+        error: err instanceof AppError ? err.toBody() : { error: `The reply of ${subject} could not be read; retry shortly`, code: "UNAVAILABLE" },
+      };
     }
     return RpcReply.parse(JSON.parse(Buffer.from(data).toString("utf8")));
   } catch (err) {
@@ -254,6 +289,10 @@ async function exchange(bus: Bus, subject: string, payload: Uint8Array, h: MsgHd
     }
     if (err instanceof TimeoutError || (err as Error)?.cause instanceof TimeoutError) {
       return { ok: false, error: { error: `Service for ${subject} did not answer in time`, code: "UNAVAILABLE" } };
+    }
+    // Our own connection to NATS is closed or closing (a shutdown, or a server gone for good).
+    if (err instanceof ClosedConnectionError || err instanceof DrainingConnectionError || isDependencyOutage(err)) {
+      return { ok: false, error: BUS_DOWN };
     }
     throw err;
   }

@@ -2,8 +2,8 @@ import { z } from "zod";
 
 /**
  * Machine-readable error codes: the fixed public set of myagentmail (Decisions item 6),
- * plus UNAVAILABLE, which stays internal: the public answer is 503 with code INTERNAL
- * (see `publicErrorBody`).
+ * plus UNAVAILABLE (503, with Retry-After): a database or the message bus cannot be reached
+ * right now. Unlike INTERNAL it is not a bug, and retrying later works.
  */
 export const ErrorCode = z.enum([
   "VALIDATION_ERROR",
@@ -38,10 +38,9 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   INTERNAL: 500,
 };
 
-/** What a client sees for an error: every code of the fixed public set, and a 503 for UNAVAILABLE. */
+/** What a client sees for an error: its code, and the status that code stands for. */
 export function publicErrorBody(body: ErrorBody): { status: number; body: ErrorBody } {
-  const status = httpStatusOf[body.code];
-  return { status, body: body.code === "UNAVAILABLE" ? { ...body, code: "INTERNAL" } : body };
+  return { status: httpStatusOf[body.code], body };
 }
 
 export const ErrorBody = z.object({

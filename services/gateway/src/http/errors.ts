@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, Response } from "express";
 import { AppError, publicErrorBody, type ErrorBody } from "@mam/contracts/errors.ts";
+import { isDependencyOutage } from "@mam/runtime/dependency.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 
 /** A service that is down or restarting is worth retrying shortly. */
@@ -17,7 +18,11 @@ interface BodyParserError {
   status?: number;
 }
 
-/** The one place where anything thrown on the HTTP edge becomes `{ error, code }`. */
+/**
+ * The one place where anything thrown on the HTTP edge becomes `{ error, code }`. Anything
+ * unexpected is logged here, once, with its stack and the request id; the client gets a
+ * fixed body and the request id (in X-Request-Id) to quote, never a message, stack or path.
+ */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, _req, res, _next) => {
     if (res.headersSent) {
@@ -32,6 +37,10 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (type === "entity.too.large") return sendError(res, { error: "Request body is too large", code: "PAYLOAD_TOO_LARGE" });
     if (type === "encoding.unsupported" || type === "charset.unsupported" || type === "request.size.invalid") {
       return sendError(res, { error: "Unsupported request body encoding", code: "VALIDATION_ERROR" });
+    }
+    if (isDependencyOutage(err)) {
+      logger.warn({ err: (err as Error).message, requestId: res.locals.requestId }, "dependency unavailable");
+      return sendError(res, { error: "Temporarily unavailable: a server this request needs cannot be reached; retry shortly", code: "UNAVAILABLE" });
     }
     logger.error({ err, requestId: res.locals.requestId }, "unhandled error");
     sendError(res, { error: "Internal error", code: "INTERNAL" });

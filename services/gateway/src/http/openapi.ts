@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { createDocument, type oas31, type ZodOpenApiOperationObject, type ZodOpenApiPathsObject, type ZodOpenApiResponsesObject } from "zod-openapi";
-import { ErrorBody, ErrorCode, httpStatusOf } from "@mam/contracts/errors.ts";
+import { ErrorBody, type ErrorCode, httpStatusOf } from "@mam/contracts/errors.ts";
 import { keyPrefixOf, KeyKind } from "@mam/contracts/keys.ts";
 import { pathParamNames, type ForwardRoute, type Method } from "./route.ts";
 import { forwardRoutes } from "./routes.ts";
@@ -16,8 +16,8 @@ export interface LocalRoute {
   reply: z.ZodType;
 }
 
-/** What a client sees of an error: UNAVAILABLE goes out as INTERNAL (a 503). */
-const PublicError = ErrorBody.extend({ code: ErrorCode.exclude(["UNAVAILABLE"]) }).meta({ id: "Error" });
+/** What a client sees of an error: every code, UNAVAILABLE included (a 503). */
+const PublicError = ErrorBody.meta({ id: "Error" });
 
 const SCHEME_NAME: Record<KeyKind, string> = { super_admin: "operator", tenant: "tenant", workspace: "workspace", inbox: "inbox" };
 const KEY_LABEL: Record<KeyKind, string> = {
@@ -48,7 +48,8 @@ const ERROR_NOTE: Partial<Record<ErrorCode, string>> = {
   UNAUTHORIZED: "missing, unknown or revoked key",
   NOT_FOUND: "also for what exists but the key does not see",
   RATE_LIMITED: "with Retry-After",
-  UNAVAILABLE: "a service is down or restarting: code INTERNAL, with Retry-After",
+  INTERNAL: "a bug on our side; the body never says more than `Internal error`",
+  UNAVAILABLE: "a database, the message bus or a service is unreachable or restarting: retry after Retry-After seconds",
 };
 
 function errorResponses(codes: readonly ErrorCode[]): ZodOpenApiResponsesObject {
@@ -119,7 +120,8 @@ const operationIdOf = (subject: string) =>
     .replace(/-(\w)/g, (_m, c: string) => c.toUpperCase());
 
 function localOperation(r: LocalRoute): ZodOpenApiOperationObject {
-  const errors: ErrorCode[] = r.keys.length ? ["UNAUTHORIZED", "RATE_LIMITED", "INTERNAL"] : [];
+  // Resolving a key the gateway has not cached asks identity, which may be unreachable.
+  const errors: ErrorCode[] = r.keys.length ? ["UNAUTHORIZED", "RATE_LIMITED", "INTERNAL", "UNAVAILABLE"] : [];
   return {
     operationId: r.operationId,
     summary: r.summary,
