@@ -73,7 +73,7 @@ describe("an internal error answers a stable 500 that leaks nothing", () => {
     const subject = rpcSubject(s.iso.prefix, RpcContracts.mailbox.inboxGet.subject);
     const replies = [`{"ok":true,"status":"${INTERNAL_TEXT}"}`, `not json: ${INTERNAL_TEXT}`];
     let next = 0;
-    nc.subscribe(subject, { callback: (_err, msg) => msg.respond(replies[next++ % replies.length]) });
+    nc.subscribe(subject, { callback: (_err, msg) => void msg.respond(replies[next++ % replies.length]) });
     await nc.flush();
     for (const [i] of replies.entries()) {
       const requestId = `internal-error-reply-${i}`;
