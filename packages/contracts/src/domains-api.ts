@@ -3,8 +3,13 @@ import { DomainName } from "./mailbox-api.ts";
 
 export const CreateDomainBody = z.object({ domain: DomainName, workspaceId: z.uuid().optional() }).meta({ id: "CreateDomainBody" });
 
-/** The path key of a domain: its id or its name (URL-decoded by the gateway). */
-export const DomainRef = z.object({ domain: z.string().min(1).max(253) });
+/** The path key of a domain: its id or its name, as Express decoded it (once; never decoded again). */
+export const DomainKey = z
+  .string()
+  .min(1)
+  .max(253)
+  .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), "must not contain control characters");
+export const DomainRef = z.object({ domain: DomainKey });
 export const AddDomainCommand = z.object({ body: z.unknown() });
 
 export const DnsRecordOut = z.object({

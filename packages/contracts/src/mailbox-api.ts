@@ -109,10 +109,12 @@ export const AddressRemoved = z.object({ deleted: z.boolean(), address: z.string
 /** Bodies the gateway sends to the mailbox service. */
 export const CreateInboxCommand = z.object({ body: z.unknown(), query: z.unknown() });
 export const InboxRef = z.object({ inboxId: z.string() });
-export const ListInboxesQuery = z.object({ workspace: z.string().optional() });
+export const ListInboxesQuery = z.object({ workspace: z.uuid("must be a UUID").optional() });
 export const UpdateInboxCommand = z.object({ inboxId: z.string(), body: z.unknown() });
 export const AddAddressCommand = z.object({ inboxId: z.string(), body: z.unknown() });
-export const RemoveAddressCommand = z.object({ inboxId: z.string(), address: z.string() });
+/** An address as a path segment (`DELETE /inboxes/:inboxId/addresses/:address`), decoded once by Express. */
+export const AddressKey = z.string().min(1).max(320).refine(noControl, "must not contain control characters");
+export const RemoveAddressCommand = z.object({ inboxId: z.string(), address: AddressKey });
 
 /** Identity, asked by mailbox to issue the key of a new inbox. */
 export const IssueInboxKeyCommand = z.object({ workspaceId: z.uuid(), inboxId: z.uuid() });

@@ -16,6 +16,7 @@ import { renderDocsPage } from "./docs-page.ts";
 import { errorHandler, sendError } from "./errors.ts";
 import { admitLargeBodies, LargeBodies } from "./large-bodies.ts";
 import { buildOpenApiDocument, type LocalRoute } from "./openapi.ts";
+import { malformedPathHandler } from "./path-decoding.ts";
 import { audienceOf, forwardRoutes } from "./routes.ts";
 
 export interface AppDeps {
@@ -164,6 +165,7 @@ export function buildApp(d: AppDeps): express.Express {
           timeoutMs: d.cfg.RPC_TIMEOUT_MS,
         });
       const rpcBody = r.toRpc(req);
+      r.check(req, rpcBody);
       const reply = await call(rpcBody);
       if (!reply.ok) throw new AppError(reply.error.code, reply.error.error, reply.error.fields);
       const bin = BinaryBody.safeParse(reply.body);
@@ -174,6 +176,7 @@ export function buildApp(d: AppDeps): express.Express {
   app.use("/v1", v1);
 
   app.use((req, res) => sendError(res, { error: `No route for ${req.method} ${req.path}`, code: "NOT_FOUND" }));
+  app.use(malformedPathHandler(forwardRoutes));
   app.use(errorHandler(d.logger));
   return app;
 

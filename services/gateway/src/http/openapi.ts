@@ -2,7 +2,7 @@ import { z } from "zod";
 import { createDocument, type oas31, type ZodOpenApiOperationObject, type ZodOpenApiPathsObject, type ZodOpenApiResponsesObject } from "zod-openapi";
 import { ErrorBody, type ErrorCode, httpStatusOf } from "@mam/contracts/errors.ts";
 import { keyPrefixOf, KeyKind } from "@mam/contracts/keys.ts";
-import { pathParamNames, type ForwardRoute, type Method } from "./route.ts";
+import { pathParamNames, pathParamSchemas, type ForwardRoute, type Method } from "./route.ts";
 import { forwardRoutes } from "./routes.ts";
 
 /** A route the gateway answers itself; `keys: []` needs no key. */
@@ -66,13 +66,13 @@ function errorResponses(codes: readonly ErrorCode[]): ZodOpenApiResponsesObject 
 type StatusKey = `${1 | 2 | 3 | 4 | 5}${string}`;
 const STATUS_TEXT: Record<number, string> = { 200: "OK", 201: "Created" };
 
-/** The document says what a good id is; the service answers 400 for a malformed one. */
-function pathParamDoc(name: string, r: ForwardRoute): z.ZodType {
-  const field = r.contract.request.shape[name] as z.ZodType;
-  if (name.endsWith("Id")) return z.uuid().meta({ description: `The ${name.slice(0, -2)}'s id` });
-  if (name === "domain") return field.meta({ description: "The domain's id or its name" });
-  if (name === "address") return field.meta({ description: "The address, URL-encoded" });
-  return field;
+/** The schema the gateway checks each path parameter with; it answers 400 for a malformed one. */
+function pathParamDoc(name: string): z.ZodType {
+  const schema: z.ZodType = pathParamSchemas[name as keyof typeof pathParamSchemas];
+  if (name.endsWith("Id")) return schema.meta({ description: `The ${name.slice(0, -2)}'s id` });
+  if (name === "domain") return schema.meta({ description: "The domain's id or its name" });
+  if (name === "address") return schema.meta({ description: "The address, URL-encoded" });
+  return schema;
 }
 
 const IdempotencyKey = z.string().max(255).optional().meta({ description: "A retry with the same key returns the first answer and sends nothing again" });
@@ -86,7 +86,7 @@ function forwardOperation(r: ForwardRoute): ZodOpenApiOperationObject {
   // The path parameters are in the request too: the query is the rest of it.
   if (r.from === "query") query = request.omit(Object.fromEntries(names.map((n) => [n, true])) as Record<string, true> & Record<number, never>);
   const requestParams = {
-    ...(names.length ? { path: z.object(Object.fromEntries(names.map((n) => [n, pathParamDoc(n, r)]))) } : {}),
+    ...(names.length ? { path: z.object(Object.fromEntries(names.map((n) => [n, pathParamDoc(n)]))) } : {}),
     ...(query ? { query } : {}),
     ...("idempotencyKey" in shape ? { header: z.object({ "Idempotency-Key": IdempotencyKey }) } : {}),
   };

@@ -1,8 +1,11 @@
 import type { Request } from "express";
 import type { z } from "zod";
-import type { ErrorCode } from "@mam/contracts/errors.ts";
+import { DomainKey } from "@mam/contracts/domains-api.ts";
+import { AppError, type ErrorCode } from "@mam/contracts/errors.ts";
+import { IdParam } from "@mam/contracts/identity-api.ts";
 import type { KeyKind } from "@mam/contracts/keys.ts";
-import type { RpcContract } from "@mam/contracts/rpc-contract.ts";
+import { AddressKey } from "@mam/contracts/mailbox-api.ts";
+import { parseRequest, type RpcContract } from "@mam/contracts/rpc-contract.ts";
 
 export type Method = "get" | "post" | "patch" | "delete";
 
@@ -12,6 +15,26 @@ export type PathParams<P extends string> = P extends `${string}:${infer Name}/${
   : P extends `${string}:${infer Name}`
     ? Name
     : never;
+
+/**
+ * What each path parameter may be, checked before a request leaves the gateway: an id is a
+ * UUID, a domain its id or name, an address a plain string; none holds a control character.
+ */
+export const pathParamSchemas = {
+  tenantId: IdParam,
+  workspaceId: IdParam,
+  keyId: IdParam,
+  inboxId: IdParam,
+  messageId: IdParam,
+  attachmentId: IdParam,
+  threadId: IdParam,
+  draftId: IdParam,
+  listId: IdParam,
+  entryId: IdParam,
+  domain: DomainKey,
+  address: AddressKey,
+} satisfies Record<string, z.ZodType<string>>;
+type KnownParam = keyof typeof pathParamSchemas;
 
 /** What the API document says of a route, beside what its contract says. */
 export interface RouteSpec {
@@ -44,16 +67,40 @@ export interface ForwardRoute extends RouteSpec {
   contract: RpcContract;
   /** What the service receives: the fields its request has, nothing else. */
   toRpc: (req: Request) => unknown;
+  /** Throws a VALIDATION_ERROR unless the path parameters and the request meet their schemas. */
+  check: (req: Request, rpcBody: unknown) => void;
 }
 
 type Fields<C extends RpcContract> = keyof z.input<C["request"]> & string;
 /** A path parameter the request has no field for fails to compile, naming it. */
 type PathCheck<C extends RpcContract, P extends string> = [Exclude<PathParams<P>, Fields<C>>] extends [never]
-  ? unknown
+  ? [Exclude<PathParams<P>, KnownParam>] extends [never]
+    ? unknown
+    : { pathParameterWithoutSchema: Exclude<PathParams<P>, KnownParam> }
   : { pathParameterNotInRequest: Exclude<PathParams<P>, Fields<C>> };
 
 export function route<C extends RpcContract, P extends string>(method: Method, path: P, contract: C, spec: RouteSpec & PathCheck<C, P>): ForwardRoute {
-  return { ...spec, method, path, contract, toRpc: requestOf(path, contract, spec.from) };
+  return { ...spec, method, path, contract, toRpc: requestOf(path, contract, spec.from), check: checkerOf(path, contract) };
+}
+
+/**
+ * The path parameters first (each against its schema, named as the path names it), then the
+ * whole request against the contract the service parses it with: bad input is a 400 here,
+ * before any service is asked. The services check again; this only answers sooner.
+ */
+function checkerOf(path: string, contract: RpcContract): ForwardRoute["check"] {
+  const names = pathParamNames(path) as KnownParam[];
+  return (req, rpcBody) => {
+    const fields: { path: string; message: string }[] = [];
+    for (const name of names) {
+      const r = pathParamSchemas[name].safeParse(req.params[name] ?? "");
+      if (!r.success) fields.push(...r.error.issues.map((i) => ({ path: name, message: i.message })));
+    }
+    if (fields.length) {
+      throw new AppError("VALIDATION_ERROR", `Invalid path: ${fields.map((f) => `${f.path}: ${f.message}`).join("; ")}`, fields);
+    }
+    parseRequest(contract, rpcBody);
+  };
 }
 
 export const pathParamNames = (path: string): string[] => [...path.matchAll(/:(\w+)/g)].map((m) => m[1]!);

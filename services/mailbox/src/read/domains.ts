@@ -33,7 +33,8 @@ export function domainView(
 }
 
 /** A domain's path key (its id or its name) as the store has it. */
-export const domainKey = (ref: string) => decodeURIComponent(ref).trim().toLowerCase();
+/** Express decoded the path segment already: decoding it again would misread `%25E0` (and throw). */
+export const domainKey = (ref: string) => ref.trim().toLowerCase();
 export const isDomainId = (key: string) => UUID.test(key);
 
 const DAY_MS = 86_400_000;
