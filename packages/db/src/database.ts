@@ -34,6 +34,8 @@ export async function openDatabase<DB>(o: OpenDbOptions): Promise<Database<DB>> 
   const pool = new pg.Pool({
     connectionString: o.url,
     max: o.poolSize ?? 10,
+    // Bounded well below the gateway's RPC timeout (15 s): with the server unreachable, a
+    // request is answered 503 UNAVAILABLE within this, rather than outliving its caller.
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
     // A server or host that vanished is noticed by the socket, not hours later.
