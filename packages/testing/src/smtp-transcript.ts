@@ -1,4 +1,5 @@
 import { connect, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 
 /**
  * A raw SMTP conversation for asserting exact reply codes: writes bytes as given (whole,
@@ -16,18 +17,41 @@ export class SmtpTranscript {
    */
   static async open(port: number, o: { from?: string } = {}): Promise<SmtpTranscript> {
     const t = new SmtpTranscript();
-    t.socket = connect({ host: "127.0.0.1", port, ...(o.from ? { localAddress: o.from } : {}) });
-    t.socket.setEncoding("latin1");
-    t.socket.on("data", (d: string) => {
-      t.buffer += d;
-      for (const w of t.waiters.splice(0)) w();
-    });
-    t.socket.on("close", () => {
-      t.closed = true;
-      for (const w of t.waiters.splice(0)) w();
-    });
+    t.attach(connect({ host: "127.0.0.1", port, ...(o.from ? { localAddress: o.from } : {}) }));
     await new Promise<void>((r, j) => t.socket.once("connect", () => r()).once("error", j));
     return t;
+  }
+
+  private attach(socket: Socket): void {
+    this.socket = socket;
+    socket.setEncoding("latin1");
+    socket.on("data", (d: string) => {
+      this.buffer += d;
+      for (const w of this.waiters.splice(0)) w();
+    });
+    socket.on("close", () => {
+      this.closed = true;
+      for (const w of this.waiters.splice(0)) w();
+    });
+    // A reset by the server shows as a close; the error itself is not the test's concern.
+    socket.on("error", () => {});
+  }
+
+  /**
+   * After the server's 220 to STARTTLS: the handshake over the same connection (any
+   * certificate: the server's is self-signed), then the conversation goes on encrypted.
+   */
+  async startTls(): Promise<void> {
+    const plain = this.socket;
+    plain.removeAllListeners("data");
+    const secure = tlsConnect({ socket: plain, rejectUnauthorized: false });
+    this.attach(secure);
+    await new Promise<void>((r, j) => secure.once("secureConnect", () => r()).once("error", j));
+  }
+
+  /** What the server sent that no `reply` has read yet. */
+  get unread(): string {
+    return this.buffer;
   }
 
   /** The next complete reply, e.g. "250-mx\r\n250 SIZE 100\r\n" → its lines. */
