@@ -466,6 +466,21 @@ describe("SMTP door fuzzed: generated sessions of commands, arguments and bodies
     await s?.stop();
   });
 
+  it("found by the fuzz: a reply that names what the client sent stays printable ASCII", async () => {
+    const t = await SmtpTranscript.open(port);
+    expect(checkReply(await t.reply())).toBe(220);
+    expect(await t.command("EHLO regress.example")).toMatch(/^250 /);
+    // smtp-server names a duplicate parameter in its refusal, as it decoded the client's bytes.
+    t.write(Buffer.from("MAIL FROM:<a@example.com> \xff\xfe=1 \xff\xfe=2\r\n", "latin1"));
+    t.write(Buffer.from("MAIL FROM:<a@example.com> \u00e9t\u00e9=1 \u00e9t\u00e9=2\r\n", "utf8"));
+    for (let i = 0; i < 2; i++) {
+      const lines = await t.reply();
+      expect(checkReply(lines)).toBe(501);
+      expect(lines[0]).toMatch(/duplicate/);
+    }
+    t.close();
+  });
+
   it(`${RUNS} generated sessions (seed ${SEED}): well-formed replies, no stall, the server stays up, every 250 filed`, {
     timeout: Math.max(600_000, RUNS * 2_000),
   }, async () => {

@@ -18,7 +18,8 @@ type DataCallback = (err: Error | null, message?: string) => void;
 /** What smtp-server's live connections offer (public methods, absent from its typings). */
 interface LiveConnection {
   session: SMTPServerSession;
-  send(code: number, message: string): void;
+  /** `message` a line, or the lines of a multi-line reply; `context` picks an enhanced code (false: none). */
+  send(code: number, message?: string | string[], context?: string | false): void;
   close(): void;
 }
 
@@ -50,83 +51,110 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
     return txn;
   };
 
-  const server: SMTPServer = new SMTPServer({
-    name: hostname,
-    banner: "agent mail ESMTP",
-    size: d.cfg.SMTP_MAX_MESSAGE_BYTES,
-    key: d.tls.key,
-    cert: d.tls.cert,
-    authOptional: true,
-    disabledCommands: ["AUTH"],
-    disableReverseLookup: true,
-    // Counts every open connection, those not yet greeted too; refused ones leave it at once.
-    // A backstop only: the caps are counted in onConnect, which answers with an enhanced code.
-    // Above it smtp-server refuses on its own (421 without one) before asking us.
-    maxClients: Math.max(2 * d.cfg.SMTP_MAX_CLIENTS, d.cfg.SMTP_MAX_CLIENTS + 100),
-    socketTimeout: d.cfg.SMTP_IDLE_TIMEOUT_MS,
-    closeTimeout: 10_000,
-    logger: false,
-    onConnect(session, cb: Callback) {
-      const refusal = admission.admit(session);
-      if (refusal === "address") return cb(reply(421, "4.7.0 Too many connections from your address, try later"));
-      if (refusal === "total") return cb(reply(421, "4.7.0 Too many connections, try later"));
-      cb();
-    },
-    onClose(session) {
-      admission.release(session);
-    },
-    onMailFrom(address: SMTPServerAddress, session, cb: Callback) {
-      transactions.set(session, newTransaction());
-      // A size declared up front (RFC 1870) that cannot be held now is refused before the data is sent.
-      const args = address.args as Record<string, string | undefined> | false;
-      const declared = args ? Number(args.SIZE ?? 0) : 0;
-      if (declared > budget.cap - budget.inUse) return cb(reply(452, "4.3.1 Insufficient system storage, try again later"));
-      cb();
-    },
-    onRcptTo(address: SMTPServerAddress, session, cb: Callback) {
-      const txn = transactionOf(session);
-      const decision = decideRcpt({
-        address: address.address,
-        nullSender: !!session.envelope.mailFrom && session.envelope.mailFrom.address === "",
-        txn,
-        maxRecipients: d.cfg.SMTP_MAX_RECIPIENTS,
-        mailDomain: d.cfg.MAIL_DOMAIN,
-        directoryReady: d.directory.ready,
-        lookup: (a) => d.directory.lookup(a),
-      });
-      if (decision.kind === "refuse") return cb(reply(decision.code, decision.text));
-      admitRcpt(txn, decision);
-      cb();
-    },
-    onData(stream: SMTPServerDataStream, session, cb: Callback) {
-      const stopDeadline = dataDeadline(server, session, d);
-      readMessageData(stream, d.cfg.SMTP_MAX_MESSAGE_BYTES, budget).then(
-        async (data) => {
-          stopDeadline();
-          if (data.outcome === "too-big") return cb(reply(552, `5.3.4 Message too big: at most ${d.cfg.SMTP_MAX_MESSAGE_BYTES} bytes`));
-          if (data.outcome === "no-room") {
-            d.logger.warn({ remoteAddress: session.remoteAddress, size: data.size, cap: budget.cap }, "message refused: buffer budget full");
-            return cb(reply(452, "4.3.1 Insufficient system storage, try again later"));
-          }
-          let answer: string | Error;
-          try {
-            answer = await record(d, session, transactionOf(session), data, hostname);
-          } catch (err) {
-            d.logger.error({ err: (err as Error).message, remoteAddress: session.remoteAddress }, "could not record accepted mail");
-            answer = reply(451, "4.3.0 Temporary failure storing the message, try again");
-          }
-          // Recorded or not, the bytes are no longer held: released before the client hears.
-          data.reservation.release();
-          if (answer instanceof Error) cb(answer);
-          else (cb as DataCallback)(null, answer);
-        },
-        (err: Error) => {
-          stopDeadline();
-          cb(err);
-        },
-      );
-    },
-  });
+  const server: SMTPServer = withAsciiReplies(
+    new SMTPServer({
+      name: hostname,
+      banner: "agent mail ESMTP",
+      size: d.cfg.SMTP_MAX_MESSAGE_BYTES,
+      key: d.tls.key,
+      cert: d.tls.cert,
+      authOptional: true,
+      disabledCommands: ["AUTH"],
+      disableReverseLookup: true,
+      // Counts every open connection, those not yet greeted too; refused ones leave it at once.
+      // A backstop only: the caps are counted in onConnect, which answers with an enhanced code.
+      // Above it smtp-server refuses on its own (421 without one) before asking us.
+      maxClients: Math.max(2 * d.cfg.SMTP_MAX_CLIENTS, d.cfg.SMTP_MAX_CLIENTS + 100),
+      socketTimeout: d.cfg.SMTP_IDLE_TIMEOUT_MS,
+      closeTimeout: 10_000,
+      logger: false,
+      onConnect(session, cb: Callback) {
+        const refusal = admission.admit(session);
+        if (refusal === "address") return cb(reply(421, "4.7.0 Too many connections from your address, try later"));
+        if (refusal === "total") return cb(reply(421, "4.7.0 Too many connections, try later"));
+        cb();
+      },
+      onClose(session) {
+        admission.release(session);
+      },
+      onMailFrom(address: SMTPServerAddress, session, cb: Callback) {
+        transactions.set(session, newTransaction());
+        // A size declared up front (RFC 1870) that cannot be held now is refused before the data is sent.
+        const args = address.args as Record<string, string | undefined> | false;
+        const declared = args ? Number(args.SIZE ?? 0) : 0;
+        if (declared > budget.cap - budget.inUse) return cb(reply(452, "4.3.1 Insufficient system storage, try again later"));
+        cb();
+      },
+      onRcptTo(address: SMTPServerAddress, session, cb: Callback) {
+        const txn = transactionOf(session);
+        const decision = decideRcpt({
+          address: address.address,
+          nullSender: !!session.envelope.mailFrom && session.envelope.mailFrom.address === "",
+          txn,
+          maxRecipients: d.cfg.SMTP_MAX_RECIPIENTS,
+          mailDomain: d.cfg.MAIL_DOMAIN,
+          directoryReady: d.directory.ready,
+          lookup: (a) => d.directory.lookup(a),
+        });
+        if (decision.kind === "refuse") return cb(reply(decision.code, decision.text));
+        admitRcpt(txn, decision);
+        cb();
+      },
+      onData(stream: SMTPServerDataStream, session, cb: Callback) {
+        const stopDeadline = dataDeadline(server, session, d);
+        readMessageData(stream, d.cfg.SMTP_MAX_MESSAGE_BYTES, budget).then(
+          async (data) => {
+            stopDeadline();
+            if (data.outcome === "too-big") return cb(reply(552, `5.3.4 Message too big: at most ${d.cfg.SMTP_MAX_MESSAGE_BYTES} bytes`));
+            if (data.outcome === "no-room") {
+              d.logger.warn({ remoteAddress: session.remoteAddress, size: data.size, cap: budget.cap }, "message refused: buffer budget full");
+              return cb(reply(452, "4.3.1 Insufficient system storage, try again later"));
+            }
+            let answer: string | Error;
+            try {
+              answer = await record(d, session, transactionOf(session), data, hostname);
+            } catch (err) {
+              d.logger.error({ err: (err as Error).message, remoteAddress: session.remoteAddress }, "could not record accepted mail");
+              answer = reply(451, "4.3.0 Temporary failure storing the message, try again");
+            }
+            // Recorded or not, the bytes are no longer held: released before the client hears.
+            data.reservation.release();
+            if (answer instanceof Error) cb(answer);
+            else (cb as DataCallback)(null, answer);
+          },
+          (err: Error) => {
+            stopDeadline();
+            cb(err);
+          },
+        );
+      },
+    }),
+  );
+  return server;
+}
+
+/** Reply text is printable US-ASCII (RFC 5321 4.2: textstring); anything else becomes "?". */
+export const asciiReplyText = (text: string): string => text.replace(/[^\t\x20-\x7e]/g, "?");
+
+/**
+ * smtp-server names some of what the client sent in its own refusals (the name of a duplicate
+ * MAIL parameter) as it decoded the bytes: 8-bit input came back as UTF-8 in the reply. Every
+ * connection's replies pass through asciiReplyText; control characters smtp-server already
+ * turns into spaces.
+ */
+function withAsciiReplies(server: SMTPServer): SMTPServer {
+  const s = server as unknown as { connect(socket: unknown, options: unknown): void; connections: Set<LiveConnection> };
+  const connect = s.connect.bind(s);
+  s.connect = (socket, options) => {
+    connect(socket, options);
+    // The connection just made is the last one in the set (insertion order).
+    let conn: LiveConnection | undefined;
+    for (const c of s.connections) conn = c;
+    if (!conn) return;
+    const send = conn.send.bind(conn);
+    conn.send = (code, data, context) =>
+      send(code, Array.isArray(data) ? data.map(asciiReplyText) : typeof data === "string" ? asciiReplyText(data) : data, context);
+  };
   return server;
 }
 
