@@ -8,6 +8,7 @@ import { BufferBudget } from "./buffer-budget.ts";
 import type { Directory } from "./directory.ts";
 import { dedupeKeyOf, publishIngest } from "./ingest.ts";
 import { readMessageData } from "./message-data.ts";
+import { withAsciiReplies } from "./reply-text.ts";
 import { admitRcpt, decideRcpt, newTransaction, type Transaction } from "./recipients.ts";
 import type { TlsMaterial } from "./tls.ts";
 
@@ -130,31 +131,6 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
       },
     }),
   );
-  return server;
-}
-
-/** Reply text is printable US-ASCII (RFC 5321 4.2: textstring); anything else becomes "?". */
-export const asciiReplyText = (text: string): string => text.replace(/[^\t\x20-\x7e]/g, "?");
-
-/**
- * smtp-server names some of what the client sent in its own refusals (the name of a duplicate
- * MAIL parameter) as it decoded the bytes: 8-bit input came back as UTF-8 in the reply. Every
- * connection's replies pass through asciiReplyText; control characters smtp-server already
- * turns into spaces.
- */
-function withAsciiReplies(server: SMTPServer): SMTPServer {
-  const s = server as unknown as { connect(socket: unknown, options: unknown): void; connections: Set<LiveConnection> };
-  const connect = s.connect.bind(s);
-  s.connect = (socket, options) => {
-    connect(socket, options);
-    // The connection just made is the last one in the set (insertion order).
-    let conn: LiveConnection | undefined;
-    for (const c of s.connections) conn = c;
-    if (!conn) return;
-    const send = conn.send.bind(conn);
-    conn.send = (code, data, context) =>
-      send(code, Array.isArray(data) ? data.map(asciiReplyText) : typeof data === "string" ? asciiReplyText(data) : data, context);
-  };
   return server;
 }
 
