@@ -296,7 +296,6 @@ describe("SMTP door fuzzed: generated sessions of commands, arguments and bodies
   let inbox: { id: string; apiKey: string; email: string };
   const accepted: Accepted[] = [];
   let tokens = 0;
-  const codes = new Map<number, number>();
   let clientNo = 0;
 
   const fill = (t: string) => t.replaceAll("{inbox}", inbox.email).replaceAll("{domain}", s.mailDomain);
@@ -322,7 +321,6 @@ describe("SMTP door fuzzed: generated sessions of commands, arguments and bodies
       const lines = await t.reply(REPLY_BOUND_MS);
       log.push(`S: ${lines.join(" | ").slice(0, 200)}`);
       const code = checkReply(lines);
-      codes.set(code, (codes.get(code) ?? 0) + 1);
       const verb = answering ? answering.text.split(" ")[0]!.toUpperCase() : undefined;
       if (code === 250 && verb === "MAIL") toInbox = false;
       if (code === 250 && verb === "RCPT" && fill(answering!.text).toLowerCase().includes(inbox.email.toLowerCase())) toInbox = true;
@@ -572,27 +570,16 @@ describe("SMTP door fuzzed: generated sessions of commands, arguments and bodies
     for (let offset = 0; offset < Math.max(total, 1); offset += 100) {
       for (const m of (await inboundPage(offset)).messages) filed.push(await raw(m.id));
     }
-    const missing = accepted.filter((a) => filed.filter((r) => r.subarray(r.length - a.stored.length).equals(a.stored)).length !== 1).map((a) => a.token);
-    if (process.env.FUZZ_DEBUG) {
-      console.log("accepted", accepted.length, "replies", JSON.stringify([...codes].sort()));
-      for (const tk of missing) {
-        const a = accepted.find((x) => x.token === tk)!;
-        const f = filed.find((r) => r.includes(tk));
-        console.log(
-          tk,
-          JSON.stringify(a.stored.toString("latin1").slice(0, 300)),
-          "FILED:",
-          f ? JSON.stringify(f.toString("latin1").slice(-a.stored.length - 20, -a.stored.length + 280)) : "none",
-        );
-      }
-      console.log(
-        s.logs.lines
-          .filter((l) => /"level":(40|50)/.test(l))
-          .map((l) => l.slice(0, 400))
-          .join("\n"),
+    // Lost, or kept with other bytes than were sent: each with the start of what was sent.
+    const missing = accepted
+      .filter((a) => filed.filter((r) => r.subarray(r.length - a.stored.length).equals(a.stored)).length !== 1)
+      .map(
+        (a) =>
+          `${a.token} (${filed.some((r) => r.includes(a.token)) ? "bytes differ" : "not filed"}): ${JSON.stringify(a.stored.toString("latin1").slice(0, 160))}`,
       );
-    }
     expect(missing, `of ${accepted.length} accepted, ${filed.length} filed`).toEqual([]);
+    // The run did deliver: at least the worst bodies and the last message (a generator gone wrong could send none).
+    expect(accepted.length).toBeGreaterThan(worstBodies.length);
     expect(filed).toHaveLength(accepted.length);
     // Nor filed only at the second try: no message failed in the mailbox, none went unrecorded at the door.
     const trouble = s.logs
