@@ -20,7 +20,7 @@ export function readDeliveryReport(raw: Buffer): DeliveryReport | null {
   const body = text.slice(headEnd);
   if (!/^Action:\s*failed/im.test(body)) return null;
   // Final-Recipient, and Original-Recipient where a forwarder changed the address on the way.
-  const recipients = [...new Set([...body.matchAll(/^(?:Final|Original)-Recipient:\s*[^;]*;\s*([^\s]+)/gim)].map((m) => m[1]!.toLowerCase()))];
+  const recipients = [...new Set([...body.matchAll(/^(?:Final|Original)-Recipient:\s*[^;\r\n]*;\s*([^\s]+)/gim)].map((m) => m[1]!.toLowerCase()))];
   const reason = /^Diagnostic-Code:\s*([^\r\n]+)/im.exec(body)?.[1] ?? /^Status:\s*([^\r\n]+)/im.exec(body)?.[1] ?? "delivery failed";
   return { recipients, reason: reason.slice(0, 1000) };
 }

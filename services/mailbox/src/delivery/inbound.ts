@@ -121,14 +121,16 @@ async function bounced(ctx: MailboxContext, meta: IngestMeta, raw: Buffer): Prom
     ctx.logger.warn({ ...about, mailFrom: meta.mailFrom }, "mail to a return path from a non-null sender dropped");
     return;
   }
-  const report = readDeliveryReport(raw);
   const paths = await returnPaths(ctx);
+  // Read only once a token is ours: a stranger's bytes are not worth parsing.
+  let report: ReturnType<typeof readDeliveryReport> | undefined;
   for (const rp of meta.returnPaths) {
     const messageId = paths.messageOf(rp.token);
     if (!messageId) {
       ctx.logger.warn({ ...about, address: rp.address }, "report to a return path with a token we did not make dropped");
       continue;
     }
+    if (report === undefined) report = readDeliveryReport(raw);
     if (!report) {
       ctx.logger.info({ ...about, messageId }, "mail to a return path that is no failure report dropped");
       continue;
