@@ -25,6 +25,18 @@ describe("isDependencyOutage", () => {
     expect(isDependencyOutage(new Error("Connection terminated due to connection timeout", { cause: new Error("timeout expired") }))).toBe(true);
   });
 
+  it("a server's host name gone (a stopped container) or its socket missing is an outage; a lookup a handler made is not", () => {
+    const sys = (code: string, syscall: string) => Object.assign(new Error(`${syscall} ${code} postgres`), { code, syscall });
+    expect(isDependencyOutage(sys("ENOTFOUND", "getaddrinfo"))).toBe(true);
+    expect(isDependencyOutage(sys("ENOENT", "connect"))).toBe(true);
+    expect(isDependencyOutage(sys("ENOTFOUND", "queryMx"))).toBe(false);
+    expect(isDependencyOutage(sys("ENOENT", "open"))).toBe(false);
+  });
+
+  it("a protocol violation (08P01) is Postgres refusing a bug of ours, not an outage", () => {
+    expect(isDependencyOutage(withCode("08P01", "bind message has 70000 parameter formats but 0 parameters"))).toBe(false);
+  });
+
   it("NATS closed, draining, silent or with no responder is an outage", () => {
     for (const n of ["ClosedConnectionError", "DrainingConnectionError", "TimeoutError", "NoResponders"]) expect(isDependencyOutage(named(n)), n).toBe(true);
   });

@@ -39,9 +39,10 @@ const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "EP
  * PostgreSQL's SQLSTATEs of a server that cannot serve now: class 08 (connection
  * exception), 57P01-57P03 (admin or crash shutdown, cannot connect now: starting or in
  * recovery), 53300 (too many connections). A constraint violation or a syntax error is not
- * among them: those are answers, not an outage.
+ * among them: those are answers, not an outage; nor is 08P01 (protocol violation), which
+ * is what Postgres says to a bug of ours, such as a statement with too many parameters.
  */
-const PG_UNAVAILABLE = /^(08[0-9A-Z]{3}|57P0[123]|53300)$/;
+const PG_UNAVAILABLE = /^(08(?!P01)[0-9A-Z]{3}|57P0[123]|53300)$/;
 
 /** What node-postgres and its pool say, without a code, when the connection is gone or never came. */
 const PG_LOST = [
@@ -65,6 +66,10 @@ export function isDependencyOutage(err: unknown, depth = 0): boolean {
   if (err instanceof DependencyUnavailable) return true;
   const code = (err as { code?: unknown }).code;
   if (typeof code === "string" && (NETWORK_CODES.has(code) || PG_UNAVAILABLE.test(code))) return true;
+  // The server's host name does not resolve (a container stopped: its name is gone with it),
+  // or its Unix socket is not there: the connect itself, not a lookup the handler made.
+  const syscall = (err as { syscall?: unknown }).syscall;
+  if ((code === "ENOTFOUND" && syscall === "getaddrinfo") || (code === "ENOENT" && syscall === "connect")) return true;
   if (NATS_DOWN.has(err.name)) return true;
   if (PG_LOST.some((m) => err.message.startsWith(m))) return true;
   if (err instanceof AggregateError && err.errors.some((e) => isDependencyOutage(e, depth + 1))) return true;

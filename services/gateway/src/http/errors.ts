@@ -35,6 +35,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     const type = (err as BodyParserError)?.type;
     if (type === "entity.parse.failed") return sendError(res, { error: "Malformed JSON in request body", code: "VALIDATION_ERROR" });
     if (type === "entity.too.large") return sendError(res, { error: "Request body is too large", code: "PAYLOAD_TOO_LARGE" });
+    // The client hung up mid-body (ECONNABORTED): its fault, not an outage; nobody reads the answer.
+    if (type === "request.aborted") return sendError(res, { error: "Request body was not sent whole", code: "VALIDATION_ERROR" });
     if (type === "encoding.unsupported" || type === "charset.unsupported" || type === "request.size.invalid") {
       return sendError(res, { error: "Unsupported request body encoding", code: "VALIDATION_ERROR" });
     }

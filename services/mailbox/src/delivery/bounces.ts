@@ -17,10 +17,12 @@ export function readDeliveryReport(raw: Buffer): DeliveryReport | null {
   const headEnd = text.indexOf("\r\n\r\n");
   const head = text.slice(0, headEnd === -1 ? text.length : headEnd).replace(/\r\n[ \t]+/g, " ");
   if (!/^content-type:\s*multipart\/report\b[^\r\n]*report-type="?delivery-status/im.test(head)) return null;
-  const body = text.slice(headEnd);
+  // Unfolded, so a field folded anywhere reads as one line (and the patterns stay on one line).
+  const body = text.slice(headEnd).replace(/\r\n[ \t]+/g, " ");
   if (!/^Action:\s*failed/im.test(body)) return null;
   // Final-Recipient, and Original-Recipient where a forwarder changed the address on the way.
-  const recipients = [...new Set([...body.matchAll(/^(?:Final|Original)-Recipient:\s*[^;\r\n]*;\s*([^\s]+)/gim)].map((m) => m[1]!.toLowerCase()))];
+  // `rfc822; a@b`, also written `rfc822; <a@b>`.
+  const recipients = [...new Set([...body.matchAll(/^(?:Final|Original)-Recipient:[ \t]*[^;\r\n]*;[ \t]*<?([^\s<>;]+)>?/gim)].map((m) => m[1]!.toLowerCase()))];
   const reason = /^Diagnostic-Code:\s*([^\r\n]+)/im.exec(body)?.[1] ?? /^Status:\s*([^\r\n]+)/im.exec(body)?.[1] ?? "delivery failed";
   return { recipients, reason: reason.slice(0, 1000) };
 }
