@@ -37,6 +37,18 @@ describe("the end of a workspace", () => {
     }
   }
 
+  /** Puts accepted mail on the ingest stream as smtp-ingress does (publishIngest); answers its stream sequence. */
+  async function publishIngest(meta: IngestMeta, raw: Buffer): Promise<number> {
+    const nc = await connect({ servers: s.iso.urls.NATS_URL });
+    try {
+      const h = headers();
+      h.set(INGEST_META_HEADER, JSON.stringify(meta));
+      return (await jetstream(nc).publish(ingestSubject(s.iso.prefix), raw, { msgID: meta.dedupeKey, headers: h })).seq;
+    } finally {
+      await nc.close();
+    }
+  }
+
   async function workspaceWithKey(name: string): Promise<{ ws: string; wk: string }> {
     const ws = (await s.api("POST", "/v1/workspaces", { key: tk, body: { name } })).body.id;
     const wk = (await s.api("POST", `/v1/workspaces/${ws}/keys`, { key: tk, body: {} })).body.key;
@@ -198,15 +210,7 @@ describe("the end of a workspace", () => {
       rawObject: null,
     };
     expect(ending.inbox.workspaceId).toBe(ending.ws);
-    const nc = await connect({ servers: s.iso.urls.NATS_URL });
-    let seq: number;
-    try {
-      const h = headers();
-      h.set(INGEST_META_HEADER, JSON.stringify(meta));
-      seq = (await jetstream(nc).publish(ingestSubject(s.iso.prefix), raw, { msgID: meta.dedupeKey, headers: h })).seq;
-    } finally {
-      await nc.close();
-    }
+    const seq = await publishIngest(meta, raw);
     // The live recipient of the same message gets it.
     const stayingSubjects = async () =>
       ((await s.api("GET", `/v1/inboxes/${staying.inbox.id}/messages`, { key: staying.wk })).body.messages as { subject: string }[]).map((m) => m.subject);
@@ -263,15 +267,7 @@ describe("the end of a workspace", () => {
       size: raw.length,
       rawObject: null,
     };
-    const nc = await connect({ servers: s.iso.urls.NATS_URL });
-    let seq: number;
-    try {
-      const h = headers();
-      h.set(INGEST_META_HEADER, JSON.stringify(meta));
-      seq = (await jetstream(nc).publish(ingestSubject(s.iso.prefix), raw, { msgID: meta.dedupeKey, headers: h })).seq;
-    } finally {
-      await nc.close();
-    }
+    const seq = await publishIngest(meta, raw);
     // Handed back to the server for a later try (after the tries in place), never acknowledged.
     await waitFor(async () => s.logs.entries().some((e) => e.msg === "event handling failed; will retry later" && e.seq === seq), {
       timeoutMs: 15_000,

@@ -1,26 +1,24 @@
-import { randomUUID } from "node:crypto";
-import { Objm, StorageType, type ObjectStore } from "@nats-io/obj";
 import {
   ClosedConnectionError,
   DrainingConnectionError,
   headers as natsHeaders,
-  nanos,
   NoRespondersError,
   TimeoutError,
   type Msg,
   type MsgHdrs,
   type Subscription,
 } from "@nats-io/transport-node";
-import { z } from "zod";
+import type { z } from "zod";
 import { AppError, type ErrorBody } from "@mam/contracts/errors.ts";
 import { RpcReply } from "@mam/contracts/rpc.ts";
 import { parseRequest, type ReplyOf, type RequestIn, type RequestOf, type RpcContract } from "@mam/contracts/rpc-contract.ts";
 import { Headers, type ScopeClaims } from "@mam/contracts/scope.ts";
-import { rpcReplyBucketName, rpcSubject } from "@mam/contracts/subjects.ts";
+import { rpcSubject } from "@mam/contracts/subjects.ts";
 import { ScopeError, type ScopeVerifier, type VerifyOptions } from "@mam/scope/token.ts";
 import { isDependencyOutage } from "@mam/runtime/dependency.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import type { Bus } from "./connection.ts";
+import { discardSpilled, INLINE_BYTES, spill, unspill } from "./spill.ts";
 
 export interface RpcContext {
   /** Verified claims of the caller. Services take the workspace from here, never from the body alone. */
@@ -50,30 +48,6 @@ export type ContractReply<C extends RpcContract> = { ok: true; status: number; b
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const encode = (r: RpcReply) => JSON.stringify(r);
-
-/**
- * Requests and replies larger than this (a send with attachments, a page of long messages)
- * do not fit one NATS message: they wait in an object-store bucket, and the message
- * carries only their name, in a header.
- */
-const INLINE_BYTES = 768 * 1024;
-const SpillName = z.string().uuid();
-
-const buckets = new WeakMap<Bus, Promise<ObjectStore>>();
-/**
- * The bucket of large requests and replies: on disk, bounded (2 GiB), and each one expires
- * after two minutes, so one whose reader gave up does not linger. The gateway bounds how
- * many large requests are in flight, so one client cannot fill it.
- */
-function spillBucket(bus: Bus): Promise<ObjectStore> {
-  let b = buckets.get(bus);
-  if (!b) {
-    b = new Objm(bus.nc).create(rpcReplyBucketName(bus.prefix), { storage: StorageType.File, ttl: nanos(120_000), max_bytes: 2 * 1024 * 1024 * 1024 });
-    b.catch(() => buckets.delete(bus));
-    buckets.set(bus, b);
-  }
-  return b;
-}
 
 /** The answer to a request whose handler could not reach the database or the bus: not a bug, retry shortly. */
 const UNAVAILABLE_BODY: ErrorBody = {
@@ -256,9 +230,7 @@ export async function request(bus: Bus, subject: string, body: unknown, o: Reque
     return await exchange(bus, subject, new Uint8Array(0), h, o);
   } finally {
     // The service drops what it read; this drops what nobody read (no service answered, say).
-    void spillBucket(bus)
-      .then((b) => b.delete(name))
-      .catch(() => undefined);
+    discardSpilled(bus, name);
   }
 }
 
@@ -296,28 +268,4 @@ async function exchange(bus: Bus, subject: string, payload: Uint8Array, h: MsgHd
     }
     throw err;
   }
-}
-
-/** Puts bytes too large for one message into the bucket; returns the headers that name them. */
-async function spill(bus: Bus, data: Uint8Array) {
-  const name = randomUUID();
-  await (await spillBucket(bus)).putBlob({ name }, data);
-  const h = natsHeaders();
-  h.set(Headers.spilled, name);
-  return h;
-}
-
-/** Takes spilled bytes out of the bucket (each is read once). */
-async function unspill(bus: Bus, name: string): Promise<Uint8Array> {
-  if (!SpillName.safeParse(name).success) throw new AppError("VALIDATION_ERROR", "Malformed spilled-message name");
-  let data: Uint8Array | null;
-  try {
-    const store = await spillBucket(bus);
-    data = await store.getBlob(name);
-    void store.delete(name).catch(() => undefined);
-  } catch {
-    throw new AppError("UNAVAILABLE", "A large message could not be read from the message bus; retry shortly");
-  }
-  if (!data) throw new AppError("UNAVAILABLE", "A large message expired before it was read; retry");
-  return data;
 }

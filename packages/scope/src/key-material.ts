@@ -1,7 +1,8 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from "node:crypto";
-import { chmodSync, linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { createFileOnce } from "@mam/runtime/files.ts";
 
 /** The gateway's key pair: it alone signs scope tokens. */
 export interface SigningKeys {
@@ -84,17 +85,7 @@ export function loadSigningKeys(o: SigningKeyOptions): SigningKeys {
 function readOrCreatePrivateKeyFile(file: string): string {
   const existing = readIfPresent(file);
   if (existing !== undefined) return privatePemOfFile(existing, file);
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${randomBytes(6).toString("hex")}.tmp`;
-  writeFileSync(tmp, generateScopeKeys().privateKeyPem, { mode: 0o600 });
-  try {
-    linkSync(tmp, file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-  } finally {
-    unlinkSync(tmp);
-  }
-  return privatePemOfFile(readFileSync(file, "utf8"), file);
+  return privatePemOfFile(createFileOnce(file, generateScopeKeys().privateKeyPem, 0o600), file);
 }
 
 function privatePemOfFile(text: string, file: string): string {

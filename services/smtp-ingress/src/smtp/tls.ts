@@ -1,7 +1,6 @@
-import { mkdirSync, readFileSync, writeFileSync, linkSync, unlinkSync } from "node:fs";
-import { randomBytes } from "node:crypto";
-import { dirname } from "node:path";
+import { readFileSync } from "node:fs";
 import { generate } from "selfsigned";
+import { createFileOnce } from "@mam/runtime/files.ts";
 
 export interface TlsMaterial {
   key: string;
@@ -24,15 +23,6 @@ export async function tlsMaterial(o: { cert?: string; key?: string; file: string
     notAfterDate: new Date(Date.now() + 825 * 86_400_000),
     algorithm: "sha256",
   });
-  mkdirSync(dirname(o.file), { recursive: true, mode: 0o700 });
-  const tmp = `${o.file}.${randomBytes(6).toString("hex")}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ key: pems.private, cert: pems.cert }), { mode: 0o600 });
-  try {
-    linkSync(tmp, o.file);
-  } catch {
-    // another process made it first: use theirs
-  } finally {
-    unlinkSync(tmp);
-  }
-  return JSON.parse(readFileSync(o.file, "utf8")) as TlsMaterial;
+  // Another process may make it first: theirs is used.
+  return JSON.parse(createFileOnce(o.file, JSON.stringify({ key: pems.private, cert: pems.cert }), 0o600)) as TlsMaterial;
 }
