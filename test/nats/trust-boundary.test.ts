@@ -11,7 +11,7 @@ import { eventsStreamName } from "@mam/contracts/subjects.ts";
 import { loadConfig as billingConfig } from "@mam/billing/config.ts";
 import { createBillingService } from "@mam/billing/service.ts";
 import { loadConfig as realtimeConfig } from "@mam/realtime/config.ts";
-import { createRealtimeService } from "@mam/realtime/service.ts";
+import { RealtimeService } from "@mam/realtime/service.ts";
 import { uuidv7 } from "@mam/runtime/ids.ts";
 import { createLogger } from "@mam/runtime/logger.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
@@ -95,7 +95,7 @@ describe("NATS as a trust boundary", () => {
       DB_SCHEMA: s.iso.schema(service),
     });
     others.push(createBillingService(billingConfig(env("billing")), createLogger("billing", "warn", s.logs)));
-    others.push(createRealtimeService(realtimeConfig(env("realtime")), createLogger("realtime", "warn", s.logs)));
+    others.push(new RealtimeService(realtimeConfig(env("realtime")), { logger: createLogger("realtime", "warn", s.logs) }));
     for (const o of others) await (o as unknown as { start(): Promise<void> }).start();
   });
   afterAll(async () => {

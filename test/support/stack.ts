@@ -7,6 +7,8 @@ import { loadConfig as mailboxConfig } from "@mam/mailbox/config.ts";
 import { MailboxService } from "@mam/mailbox/service.ts";
 import type { Clock } from "@mam/runtime/ids.ts";
 import { createLogger } from "@mam/runtime/logger.ts";
+import { loadConfig as realtimeConfig } from "@mam/realtime/config.ts";
+import { RealtimeService } from "@mam/realtime/service.ts";
 import { loadConfig as smtpConfig } from "@mam/smtp-ingress/config.ts";
 import { SmtpIngressService } from "@mam/smtp-ingress/service.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
@@ -26,6 +28,9 @@ export interface StackOptions {
   smtp?: boolean;
   smtpEnv?: Record<string, string>;
   gatewayEnv?: Record<string, string>;
+  /** Realtime replicas to start (default: none). */
+  realtime?: number;
+  realtimeEnv?: Record<string, string>;
   logLevel?: string;
   /** Another NATS server than the machine's (a private one a test may kill). */
   natsUrl?: string;
@@ -33,7 +38,7 @@ export interface StackOptions {
   natsEnv?: (service: StackService) => Record<string, string>;
 }
 
-export type StackService = "identity" | "mailbox" | "smtp-ingress" | "gateway";
+export type StackService = "identity" | "mailbox" | "smtp-ingress" | "gateway" | "realtime";
 
 /**
  * Identity and N gateways, in this process, on this file's own schema, subject prefix and
@@ -48,6 +53,7 @@ export class Stack {
   smtp?: SmtpIngressService;
   readonly mailDomain = "agents.test";
   gateways: GatewayService[] = [];
+  realtimes: RealtimeService[] = [];
   /** The client of the first gateway. */
   api!: ApiCall;
 
@@ -97,6 +103,24 @@ export class Stack {
     return this.smtp;
   }
 
+  /** One more realtime replica (its WebSocket port chosen by the system, on loopback). */
+  async startRealtime(env: Record<string, string> = {}): Promise<RealtimeService> {
+    const cfg = realtimeConfig({
+      ...this.iso.env,
+      ...this.o.natsEnv?.("realtime"),
+      DB_SCHEMA: this.iso.schema("realtime"),
+      WS_PORT: "0",
+      WS_HOST: "127.0.0.1",
+      WEBHOOK_ALLOW_PRIVATE: "true",
+      ...this.o.realtimeEnv,
+      ...env,
+    });
+    const r = new RealtimeService(cfg, { logger: createLogger("realtime", this.o.logLevel ?? "info", this.logs) });
+    await r.start();
+    this.realtimes.push(r);
+    return r;
+  }
+
   async startGateway(): Promise<GatewayService> {
     const cfg = gatewayConfig({
       ...this.iso.env,
@@ -114,6 +138,7 @@ export class Stack {
     await this.startIdentity();
     if (this.o.mailbox !== false) await this.startMailbox();
     if (this.o.smtp) await this.startSmtp();
+    for (let i = 0; i < (this.o.realtime ?? 0); i++) await this.startRealtime();
     for (let i = 0; i < (this.o.gateways ?? 1); i++) await this.startGateway();
     this.api = this.client(0);
     return this;
@@ -126,6 +151,7 @@ export class Stack {
   async stop(): Promise<void> {
     for (const g of this.gateways) await g.destroy();
     await this.smtp?.destroy();
+    for (const r of this.realtimes) await r.destroy();
     await this.mailbox?.destroy();
     await this.identity?.destroy();
     await this.iso.cleanup();

@@ -44,6 +44,7 @@ import {
   ThreadRef,
 } from "./messages-api.ts";
 import { Deleted, NoParams, Updated } from "./results.ts";
+import { FeedMessage, FeedThread } from "./realtime-feed.ts";
 import { BinaryBody } from "./rpc.ts";
 import { contract } from "./rpc-contract.ts";
 
@@ -56,6 +57,10 @@ const ofMessage = MessageRef.pick({ inboxId: true, messageId: true });
 const ofDraft = ofInbox.extend({ draftId: z.string() });
 const sending = SendCommand.omit({ messageId: true });
 const answering = SendCommand.required({ messageId: true });
+
+const FeedMessagesQuery = z.object({ workspaceId: z.uuid(), messageIds: z.array(z.uuid()).min(1).max(100) });
+/** Messages not found in the workspace are left out. */
+const FeedMessages = z.object({ messages: z.array(z.object({ message: FeedMessage, thread: FeedThread })) });
 
 /** The mailbox's request subjects, `svc.mailbox.<resource>.<verb>`, with what each takes and answers. */
 export const MailboxRpc = {
@@ -103,5 +108,7 @@ export const MailboxRpc = {
   platformDomainGet: contract("svc.mailbox.platform-domain.get", NoParams, Domain),
   /** Internal, unscoped: smtp-ingress loads the address directory from here at start. */
   directoryPage: contract("svc.mailbox.directory.page", DirectoryPageQuery, DirectoryPage),
+  /** Internal, unscoped (only realtime may ask): the messages of one workspace as the feed shows them. */
+  feedMessages: contract("svc.mailbox.feed.messages", FeedMessagesQuery, FeedMessages),
   platformDomainVerify: contract("svc.mailbox.platform-domain.verify", NoParams, Domain),
 };

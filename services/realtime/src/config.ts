@@ -5,6 +5,9 @@ const Env = BaseEnv.extend({
   DATABASE_URL: z.string().default(LOCAL_DEFAULTS.DATABASE_URL),
   DB_SCHEMA: z.string().default("realtime"),
   HEALTH_PORT: PortSchema.default(8085),
+  // --- feed (feed/) ---
+  // --- WebSocket (ws/) ---
+  // --- webhooks (webhooks/) ---
 });
 export type RealtimeConfig = z.infer<typeof Env>;
 

@@ -1,0 +1,9 @@
+import type { Migration } from "kysely";
+// --- feed migrations ---
+// --- webhooks migrations ---
+
+/** Every migration, by name; names sort in the order they must run. */
+export const migrations: Record<string, Migration> = {
+  // --- feed ---
+  // --- webhooks ---
+};
