@@ -2,6 +2,7 @@ import { DiscardPolicy, RetentionPolicy, StorageType, type StreamConfig } from "
 import { nanos } from "@nats-io/transport-node";
 import { allEventsSubject } from "@mam/contracts/envelope.ts";
 import { eventsStreamName } from "@mam/contracts/subjects.ts";
+import { allFeedSubjects, feedStreamName } from "@mam/contracts/realtime-feed.ts";
 import { ingestStreamName, ingestSubject } from "@mam/contracts/ingest.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { isPermissionError, type Bus } from "./connection.ts";
@@ -29,6 +30,33 @@ export async function ensureEventsStream(bus: Bus): Promise<string> {
     num_replicas: 1,
   };
   await ensureStream(bus, config);
+  return name;
+}
+
+/**
+ * The public feed realtime renders (one entry per public event, for WebSocket clients and
+ * webhooks). Not the source of truth: entries older than the retention window are dropped,
+ * and the window is how far back a WebSocket client may resume. A changed window is applied
+ * to the existing stream.
+ */
+export async function ensureFeedStream(bus: Bus, retentionS: number, duplicateWindowMs = DUPLICATE_WINDOW_MS): Promise<string> {
+  const name = feedStreamName(bus.prefix);
+  const config = {
+    name,
+    subjects: [allFeedSubjects(bus.prefix)],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    max_msgs: -1,
+    max_bytes: -1,
+    max_age: nanos(retentionS * 1000),
+    duplicate_window: nanos(Math.min(duplicateWindowMs, retentionS * 1000)),
+    num_replicas: 1,
+  };
+  await ensureStream(bus, config);
+  const info = await bus.jsm.streams.info(name);
+  if (info.config.max_age !== config.max_age)
+    await bus.jsm.streams.update(name, { ...info.config, max_age: config.max_age, duplicate_window: config.duplicate_window });
   return name;
 }
 

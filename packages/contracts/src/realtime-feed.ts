@@ -127,14 +127,7 @@ export const ClientFrame = z.discriminatedUnion("type", [SubscribeFrame, ClientP
 export type ClientFrame = z.infer<typeof ClientFrame>;
 
 /** Codes of `error` frames. */
-export const WsErrorCode = z.enum([
-  "INVALID_FRAME",
-  "FRAME_TOO_LARGE",
-  "NOT_FOUND",
-  "RESUME_TOO_OLD",
-  "RESUME_UNKNOWN_EVENT",
-  "RATE_LIMITED",
-]);
+export const WsErrorCode = z.enum(["INVALID_FRAME", "FRAME_TOO_LARGE", "NOT_FOUND", "RESUME_TOO_OLD", "RESUME_UNKNOWN_EVENT", "RATE_LIMITED"]);
 export type WsErrorCode = z.infer<typeof WsErrorCode>;
 
 /** Close codes (RFC 6455 §7.4: 4000-4999 are ours). */
@@ -187,7 +180,14 @@ export type EventFrame = z.infer<typeof EventFrame>;
 
 export const ServerFrame = z.discriminatedUnion("type", [
   /** Right after the handshake; camelCase, as the reference has it. `inboxId`/`email` only for an inbox key or the per-inbox path. */
-  z.object({ type: z.literal("connected"), keyKind: z.string(), tenantId: z.uuid().nullable(), workspaceId: z.uuid().nullable(), inboxId: z.uuid().nullable(), email: z.string().nullable() }),
+  z.object({
+    type: z.literal("connected"),
+    keyKind: z.string(),
+    tenantId: z.uuid().nullable(),
+    workspaceId: z.uuid().nullable(),
+    inboxId: z.uuid().nullable(),
+    email: z.string().nullable(),
+  }),
   z.object({
     type: z.literal("subscribed"),
     event_types: z.array(PublicEventType),

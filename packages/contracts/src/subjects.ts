@@ -6,7 +6,11 @@ const subjectsOf = <T extends Record<string, RpcContract>>(contracts: T) =>
   Object.fromEntries(Object.entries(contracts).map(([name, c]) => [name, c.subject])) as SubjectsOf<T>;
 
 /** Request-reply subjects of every service, `svc.<service>.<resource>.<verb>`: the names in `RpcContracts`. */
-export const Rpc = { identity: subjectsOf(RpcContracts.identity), mailbox: subjectsOf(RpcContracts.mailbox), realtime: subjectsOf(RpcContracts.realtime) } as const;
+export const Rpc = {
+  identity: subjectsOf(RpcContracts.identity),
+  mailbox: subjectsOf(RpcContracts.mailbox),
+  realtime: subjectsOf(RpcContracts.realtime),
+} as const;
 
 export const rpcSubject = (prefix: string, subject: string) => `${prefix}${subject}`;
 

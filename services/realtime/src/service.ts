@@ -5,6 +5,7 @@ import type { RealtimeConfig } from "./config.ts";
 import type { RealtimeContext } from "./context.ts";
 import { migrations } from "./db/migrations/index.ts";
 import type { RealtimeDb } from "./db/schema.ts";
+import { ensureFeedStream } from "@mam/bus/streams.ts";
 // --- feed imports ---
 // --- ws imports ---
 // --- webhooks imports ---
@@ -33,6 +34,7 @@ export class RealtimeService extends ServiceHost<RealtimeDb, RealtimeContext> {
       clock: opts.clock,
       newId: opts.newId,
       context: (base) => ({ ...base, cfg }),
+      prepare: async (ctx) => void (await ensureFeedStream(ctx.bus, cfg.FEED_RETENTION_S)),
       // --- projections ---
       parts: async (ctx, b) => {
         const parts: Part[] = [];
