@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { feedStreamName } from "@mam/contracts/realtime-feed.ts";
 import { eventsStreamName, rpcReplyBucketName } from "@mam/contracts/subjects.ts";
 import { ingestBucketName, ingestStreamName } from "@mam/contracts/ingest.ts";
 import { generateScopeKeys } from "@mam/scope/key-material.ts";
@@ -69,7 +70,7 @@ export function isolate(): Isolation {
         await client.end();
       }
       await withJetStream(urls.NATS_URL, async (jsm) => {
-        for (const name of [eventsStreamName(prefix), ingestStreamName(prefix), `OBJ_${ingestBucketName(prefix)}`, `OBJ_${rpcReplyBucketName(prefix)}`]) {
+        for (const name of [eventsStreamName(prefix), feedStreamName(prefix), ingestStreamName(prefix), `OBJ_${ingestBucketName(prefix)}`, `OBJ_${rpcReplyBucketName(prefix)}`]) {
           await jsm.streams.delete(name).catch(() => false);
         }
       });
