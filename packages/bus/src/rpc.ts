@@ -207,7 +207,7 @@ export function call<C extends RpcContract>(bus: Bus, contract: C, body: Request
 /** A contract's reply body; the service's error is thrown as the same AppError. */
 export async function callOrThrow<C extends RpcContract>(bus: Bus, contract: C, body: RequestIn<C>, o: RequestOptions = {}): Promise<ReplyOf<C>> {
   const reply = await call(bus, contract, body, o);
-  if (!reply.ok) throw new AppError(reply.error.code, reply.error.error, reply.error.fields);
+  if (!reply.ok) throw AppError.fromBody(reply.error);
   return reply.body;
 }
 

@@ -47,8 +47,19 @@ export const ErrorBody = z.object({
   error: z.string(),
   code: ErrorCode,
   fields: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  /** PLAN_LIMIT_REACHED: the limit reached (e.g. "webhooks"), how much is in use, and the most allowed. */
+  limit: z.string().optional(),
+  usage: z.number().int().optional(),
+  max: z.number().int().optional(),
 });
 export type ErrorBody = z.infer<typeof ErrorBody>;
+
+/** What a PLAN_LIMIT_REACHED refusal says beside its message. */
+export interface LimitReached {
+  limit: string;
+  usage: number;
+  max: number;
+}
 
 /** A failure the core raises; each edge (HTTP, RPC) maps it in one place. */
 export class AppError extends Error {
@@ -56,15 +67,30 @@ export class AppError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly fields?: { path: string; message: string }[],
+    readonly limitReached?: LimitReached,
   ) {
     super(message);
     this.name = "AppError";
   }
 
+  /** The same error again, from the body a service answered with. */
+  static fromBody(b: ErrorBody): AppError {
+    const reached = b.limit !== undefined && b.usage !== undefined && b.max !== undefined ? { limit: b.limit, usage: b.usage, max: b.max } : undefined;
+    return new AppError(b.code, b.error, b.fields, reached);
+  }
+
   toBody(): ErrorBody {
-    return this.fields ? { error: this.message, code: this.code, fields: this.fields } : { error: this.message, code: this.code };
+    return {
+      error: this.message,
+      code: this.code,
+      ...(this.fields && { fields: this.fields }),
+      ...(this.limitReached && { limit: this.limitReached.limit, usage: this.limitReached.usage, max: this.limitReached.max }),
+    };
   }
 }
+
+/** 403 PLAN_LIMIT_REACHED naming the limit, its usage and its maximum. */
+export const limitReached = (message: string, reached: LimitReached) => new AppError("PLAN_LIMIT_REACHED", message, undefined, reached);
 
 export const notFound = (what = "Resource") => new AppError("NOT_FOUND", `${what} not found`);
 

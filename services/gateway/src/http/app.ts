@@ -167,7 +167,7 @@ export function buildApp(d: AppDeps): express.Express {
       const rpcBody = r.toRpc(req);
       r.check(req, rpcBody);
       const reply = await call(rpcBody);
-      if (!reply.ok) throw new AppError(reply.error.code, reply.error.error, reply.error.fields);
+      if (!reply.ok) throw AppError.fromBody(reply.error);
       const bin = BinaryBody.safeParse(reply.body);
       if (bin.success) return streamBinary(req, res, reply.status, bin.data, (offset) => call({ ...(rpcBody as object), offset }));
       res.status(reply.status).json(reply.body);

@@ -1,7 +1,7 @@
 import { isIP } from "node:net";
 import type { Resolver } from "node:dns/promises";
 import nodemailer, { type Transporter } from "nodemailer";
-import { isSpecialUse } from "./special-use.ts";
+import { isSpecialUse } from "@mam/runtime/special-use.ts";
 import { mxOptions, relaySettings, type RelaySettings, type TlsMode } from "./transports.ts";
 
 export interface Refusal {

@@ -24,12 +24,20 @@ describe("special-use addresses", () => {
       "::ffff:10.0.0.1",
       "::ffff:7f00:1",
       "::ffff:a9fe:a9fe",
+      "0:0:0:0:0:ffff:7f00:1",
+      "::127.0.0.1",
+      "64:ff9b::10.0.0.1",
+      "2002:7f00:1::1",
+      "2002:c0a8:101::",
+      "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+      "192.88.99.1",
       "not an address",
     ])
       expect(isSpecialUse(ip), ip).toBe(true);
   });
 
   it("lets public addresses through", () => {
-    for (const ip of ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2a00:1450:4001::1a", "::ffff:8.8.8.8"]) expect(isSpecialUse(ip), ip).toBe(false);
+    for (const ip of ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2a00:1450:4001::1a", "::ffff:8.8.8.8", "64:ff9b::8.8.8.8", "2002:808:808::1"])
+      expect(isSpecialUse(ip), ip).toBe(false);
   });
 });
