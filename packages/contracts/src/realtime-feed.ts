@@ -12,8 +12,21 @@ export type PublicEventType = z.infer<typeof PublicEventType>;
 
 /** A public event id: `evt_` and the id of the domain event it was rendered from (a UUIDv7). */
 export const PublicEventId = z.string().regex(/^evt_[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-export const publicEventId = (domainEventId: string) => `evt_${domainEventId}`;
-/** The domain event id inside a public event id (its first 48 bits are its time in ms). */
+/**
+ * `evt_` and the domain event's id when that is a UUIDv7. A domain event whose id is derived
+ * instead (name-based, version 8: a received message's, so that a redelivery files it once)
+ * gets a UUIDv7 made of its `occurredAt` and the derived id's last 74 bits: deterministic
+ * too, and time-ordered like every other public id (resuming a feed relies on it).
+ */
+export function publicEventId(domainEventId: string, occurredAt?: string): string {
+  const hex = domainEventId.toLowerCase().replace(/-/g, "");
+  if (hex[12] === "7" || occurredAt === undefined || hex.length !== 32) return `evt_${domainEventId}`;
+  const ms = Math.max(0, Date.parse(occurredAt) || 0);
+  const variant = ((Number.parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
+  const v7 = `${ms.toString(16).padStart(12, "0").slice(-12)}7${hex.slice(13, 16)}${variant}${hex.slice(17)}`;
+  return `evt_${v7.slice(0, 8)}-${v7.slice(8, 12)}-${v7.slice(12, 16)}-${v7.slice(16, 20)}-${v7.slice(20)}`;
+}
+/** The domain event id inside a public event id (its first 48 bits are its time in ms); not for a derived one (see publicEventId). */
 export const domainEventIdOf = (eventId: string) => eventId.slice("evt_".length);
 /** When the domain event behind a public event id happened (UUIDv7 timestamp), in ms since the epoch. */
 export function publicEventTime(eventId: string): number {
@@ -125,6 +138,17 @@ export type SubscribeFrame = z.infer<typeof SubscribeFrame>;
 export const ClientPingFrame = z.strictObject({ type: z.enum(["ping", "pong"]) });
 export const ClientFrame = z.discriminatedUnion("type", [SubscribeFrame, ClientPingFrame]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
+
+/**
+ * Headers the gateway adds to an upgrade it hands a realtime replica, beside the scope token
+ * (`Mam-Scope`, audience realtime); any the client sent itself are removed first.
+ */
+export const WsUpgradeHeaders = {
+  /** `/v1/inboxes/:id/ws`: the inbox, checked in the key's scope. */
+  inbox: "Mam-Inbox",
+  /** Its address, for the `connected` frame. */
+  inboxEmail: "Mam-Inbox-Email",
+} as const;
 
 /** Codes of `error` frames. */
 export const WsErrorCode = z.enum(["INVALID_FRAME", "FRAME_TOO_LARGE", "NOT_FOUND", "RESUME_TOO_OLD", "RESUME_UNKNOWN_EVENT", "RATE_LIMITED"]);

@@ -13,6 +13,7 @@ import { addDomain, removeDomain, verifyDomain } from "../commands/domains.ts";
 import { getDomain, listDomains } from "../read/domains.ts";
 import { platformDomain } from "../read/platform-domain.ts";
 import { directoryPage } from "../read/directory.ts";
+import { registerFeedRpc } from "./feed.ts";
 import type { CommandMeta } from "../commands/execute.ts";
 import { deleteInbox, updateInbox } from "../commands/inboxes.ts";
 import { getInbox, listInboxes } from "../read/inboxes.ts";
@@ -46,6 +47,7 @@ export function registerMailboxRpc(server: RpcServer, ctx: MailboxContext, strea
   server.serve(M.domainRemove, async (req, c) => ok(await removeDomain(ctx, c.claims, req, meta(c))));
   // No scope: it is the platform's, not a workspace's (every address is in the event stream anyway).
   server.servePublic(M.directoryPage, async (req) => ok(await directoryPage(ctx, stream, req)));
+  registerFeedRpc(server, ctx);
   server.serve(M.platformDomainGet, async (_req, c) => ok(await platformDomain(ctx, c.claims, false)));
   server.serve(M.platformDomainVerify, async (_req, c) => ok(await platformDomain(ctx, c.claims, true)));
   server.serve(M.messageSend, async (req, c) => ok(await send(ctx, c.claims, req, meta(c))));

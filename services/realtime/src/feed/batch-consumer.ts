@@ -1,0 +1,176 @@
+import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import { delay, nanos } from "@nats-io/transport-node";
+import type { Bus } from "@mam/bus/connection.ts";
+import type { Logger } from "@mam/runtime/logger.ts";
+
+export interface BatchConsumerOptions {
+  bus: Bus;
+  stream: string;
+  durable: string;
+  filterSubject: string;
+  logger: Logger;
+  /**
+   * Handles the messages that arrived together, in stream order, and settles each one
+   * (ack, nak or term). Whatever it leaves unsettled, or all of them if it throws, is
+   * handed back to the server for a later try.
+   */
+  handle: (batch: JsMsg[], settle: Settle) => Promise<void>;
+  /** Acknowledged as they arrive, never handled (events the handler has no use for). */
+  skip?: (msg: JsMsg) => boolean;
+  /** Most messages in one batch. */
+  maxBatch?: number;
+  /** Where a consumer created for the first time starts: this far back in the stream. */
+  startBackMs: number;
+  ackWaitMs?: number;
+}
+
+/** Acknowledges a handled message, terminates poison, or hands one back for a later try. */
+export type Settle = (msg: JsMsg, how: "ack" | "term" | "nak") => void;
+
+const BACKOFF_MS = [1_000, 5_000, 15_000, 30_000];
+
+/**
+ * A durable pull consumer whose messages are handled a batch at a time: whatever arrived
+ * while the previous batch was being handled goes together in the next one, so under load
+ * a round trip serves many messages, and when idle a message waits for nobody. Shared by a
+ * service's replicas (each message goes to one of them). The loop re-creates its
+ * subscription when the server drops it, as DurableConsumer's does.
+ */
+export class BatchConsumer {
+  private stopped = false;
+  private current?: ConsumerMessages;
+  private pump?: Promise<void>;
+  private worker?: Promise<void>;
+  /** Arrived, not yet handed to a batch. */
+  private queue: JsMsg[] = [];
+  /** Being handled. */
+  private inBatch: JsMsg[] = [];
+  private wake?: () => void;
+  private roomMade?: () => void;
+  private heartbeat?: NodeJS.Timeout;
+  private readonly maxBatch: number;
+  /** Stream sequences of the messages held (queued or in the batch). */
+  private readonly held = new Set<number>();
+
+  constructor(private readonly o: BatchConsumerOptions) {
+    this.maxBatch = o.maxBatch ?? 256;
+  }
+
+  async start(): Promise<void> {
+    await this.ensure();
+    // Every message held (queued or in the batch) says it is being worked on, within the ack wait.
+    this.heartbeat = setInterval(
+      () => {
+        for (const m of this.queue) m.working();
+        for (const m of this.inBatch) m.working();
+      },
+      Math.max(200, (this.o.ackWaitMs ?? 30_000) / 3),
+    );
+    this.heartbeat.unref();
+    this.pump = this.run();
+    this.worker = this.work();
+  }
+
+  private async ensure(): Promise<void> {
+    const { bus, stream, durable, filterSubject } = this.o;
+    const ackWait = nanos(this.o.ackWaitMs ?? 30_000);
+    const existing = await bus.jsm.consumers.info(stream, durable).catch(() => undefined);
+    if (existing) {
+      if (existing.config.ack_wait !== ackWait) await bus.jsm.consumers.update(stream, durable, { ack_wait: ackWait });
+      return;
+    }
+    try {
+      await bus.jsm.consumers.add(stream, {
+        durable_name: durable,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.StartTime,
+        opt_start_time: new Date(Date.now() - this.o.startBackMs).toISOString(),
+        filter_subject: filterSubject,
+        ack_wait: ackWait,
+        max_deliver: -1,
+        max_ack_pending: 4 * this.maxBatch,
+      });
+    } catch (err) {
+      // Another replica created it first (its start time differs by a few milliseconds).
+      if (!(await bus.jsm.consumers.info(stream, durable).catch(() => undefined))) throw err;
+    }
+  }
+
+  /** Takes messages from the server into the queue, pausing while a batch's worth waits. */
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.ensure();
+        const consumer = await this.o.bus.js.consumers.get(this.o.stream, this.o.durable);
+        this.current = await consumer.consume({ max_messages: this.maxBatch, abort_on_missing_resource: true });
+        if (this.stopped) this.current.stop();
+        for await (const msg of this.current) {
+          if (this.o.skip?.(msg)) {
+            msg.ack();
+            continue;
+          }
+          // A redelivery of one still held here is left to the first.
+          if (this.held.has(msg.seq)) continue;
+          this.held.add(msg.seq);
+          this.queue.push(msg);
+          this.wake?.();
+          while (this.queue.length >= this.maxBatch && !this.stopped) await new Promise<void>((r) => (this.roomMade = r));
+        }
+      } catch (err) {
+        if (!this.stopped) this.o.logger.warn({ err, durable: this.o.durable }, "consumer interrupted; resubscribing");
+      }
+      if (!this.stopped) await delay(500);
+    }
+  }
+
+  private async work(): Promise<void> {
+    while (!this.stopped) {
+      if (!this.queue.length) {
+        await new Promise<void>((r) => (this.wake = r));
+        continue;
+      }
+      const batch = this.queue.splice(0, this.maxBatch);
+      this.inBatch = batch;
+      this.roomMade?.();
+      const settled = new Set<JsMsg>();
+      const settle: Settle = (msg, how) => {
+        if (settled.has(msg)) return;
+        settled.add(msg);
+        if (how === "ack") msg.ack();
+        else if (how === "term") msg.term();
+        else nakLater(msg);
+      };
+      try {
+        await this.o.handle(batch, settle);
+      } catch (err) {
+        this.o.logger.warn({ err, durable: this.o.durable, messages: batch.length }, "batch failed; its messages will be tried again");
+      }
+      for (const m of batch) {
+        settle(m, "nak");
+        this.held.delete(m.seq);
+      }
+      this.inBatch = [];
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.current?.stop();
+    this.wake?.();
+    this.roomMade?.();
+    // A pull in flight can keep the iterator open until it expires: don't wait for that.
+    await Promise.race([this.pump?.catch(() => undefined), delay(2_000)]);
+    await Promise.race([this.worker?.catch(() => undefined), delay(5_000)]);
+    // What waited here goes to another replica now rather than after the ack wait.
+    for (const m of this.queue.splice(0)) {
+      m.nak();
+      this.held.delete(m.seq);
+    }
+    clearInterval(this.heartbeat);
+  }
+}
+
+/** Back to the server, to be delivered again after a pause that grows with each try. */
+function nakLater(msg: JsMsg): void {
+  msg.nak(BACKOFF_MS[Math.min(msg.info.deliveryCount - 1, BACKOFF_MS.length - 1)]);
+}

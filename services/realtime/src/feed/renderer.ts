@@ -1,0 +1,145 @@
+import type { JsMsg } from "@nats-io/jetstream";
+import { ZodError } from "zod";
+import { contextEventsFilter } from "@mam/contracts/envelope.ts";
+import { MAILBOX_CONTEXT, parseMailboxEvent } from "@mam/contracts/mailbox-events.ts";
+import { feedSubject, type FeedEvent } from "@mam/contracts/realtime-feed.ts";
+import type { Part } from "@mam/service-kit/service.ts";
+import type { RealtimeContext } from "../context.ts";
+import { BatchConsumer, type Settle } from "./batch-consumer.ts";
+import { fitEntry } from "./fit.ts";
+import { showMessages, shownKey } from "./show.ts";
+import {
+  domainNameOf,
+  isMessageEvent,
+  isRendered,
+  isScoped,
+  messageIdOf,
+  renderDomainVerified,
+  renderMessageEvent,
+  type DomainEvent,
+  type MessageEvent,
+  type Rendered,
+  type Scoped,
+} from "./render.ts";
+import { forgetVerified, markVerified } from "./verified-domains.ts";
+
+/** The durable consumer rendering the mailbox's events, shared by every realtime replica. */
+export const FEED_DURABLE = "realtime-feed";
+
+/** `evt.mailbox.<tenant>.<workspace>.<type>`: the type, read without parsing the event. */
+const typeOf = (msg: JsMsg) => msg.subject.slice(msg.subject.lastIndexOf(".") + 1);
+
+export interface RendererOptions {
+  /** The event stream. */
+  stream: string;
+  maxBatch?: number;
+}
+
+/**
+ * Renders the mailbox's events into the public feed, each once: a batch of events at a
+ * time, with one request to the mailbox per workspace for the messages it shows, the
+ * entries published together (each with its event id as Nats-Msg-Id, so a redelivered
+ * event adds nothing), and each event acknowledged once its entry is stored. Entries of a
+ * workspace are published in stream order within a batch.
+ */
+export class FeedRenderer implements Part {
+  private readonly consumer: BatchConsumer;
+
+  constructor(
+    private readonly ctx: RealtimeContext,
+    o: RendererOptions,
+  ) {
+    this.consumer = new BatchConsumer({
+      bus: ctx.bus,
+      stream: o.stream,
+      durable: FEED_DURABLE,
+      filterSubject: contextEventsFilter(ctx.bus.prefix, MAILBOX_CONTEXT),
+      logger: ctx.logger,
+      handle: (batch, settle) => this.render(batch, settle),
+      skip: (msg) => !isRendered(typeOf(msg)),
+      maxBatch: o.maxBatch,
+      // A new deployment renders what the feed would still hold, not the whole history.
+      startBackMs: ctx.cfg.FEED_RETENTION_S * 1000,
+    });
+  }
+
+  start(): Promise<void> {
+    return this.consumer.start();
+  }
+
+  stop(): Promise<void> {
+    return this.consumer.stop();
+  }
+
+  private async render(batch: JsMsg[], settle: Settle): Promise<void> {
+    const started = performance.now();
+    const events: { msg: JsMsg; e: Rendered & Scoped }[] = [];
+    for (const msg of batch) {
+      const e = this.parse(msg, settle);
+      if (e) events.push({ msg, e });
+    }
+    const messages = events.map((x) => x.e).filter((e): e is MessageEvent & Scoped => isMessageEvent(e));
+    const shown = await showMessages(this.ctx, messages);
+    const entries: { msg: JsMsg; entry?: FeedEvent }[] = [];
+    for (const { msg, e } of events) {
+      const entry = isMessageEvent(e) ? renderMessageEvent(e, shown.get(shownKey(e.workspaceId, messageIdOf(e)))) : await this.domainEntry(e);
+      entries.push({ msg, entry });
+    }
+    // Published in order on one connection, so the stream stores a workspace's entries in order.
+    const acks = entries.map(({ entry }) => (entry ? this.publish(entry) : Promise.resolve()));
+    const results = await Promise.allSettled(acks);
+    for (const [i, r] of results.entries()) settle(entries[i]!.msg, r.status === "fulfilled" ? "ack" : "nak");
+    const failed = results.filter((r) => r.status === "rejected");
+    if (failed.length) this.ctx.logger.warn({ err: failed[0]!.reason, failed: failed.length }, "feed entries not stored; will retry");
+    this.ctx.logger.debug({ events: batch.length, entries: entries.filter((x) => x.entry).length, ms: Math.round(performance.now() - started) }, "feed batch");
+  }
+
+  /** The event, or nothing when it is unreadable (terminated, said once) or has no workspace. */
+  private parse(msg: JsMsg, settle: Settle): (Rendered & Scoped) | undefined {
+    let e: ReturnType<typeof parseMailboxEvent>;
+    try {
+      e = parseMailboxEvent(msg.json());
+    } catch (err) {
+      const reason = err instanceof ZodError ? err.issues.slice(0, 3) : (err as Error).message;
+      this.ctx.logger.error({ seq: msg.seq, subject: msg.subject, reason }, "unreadable event; terminated");
+      settle(msg, "term");
+      return undefined;
+    }
+    if (!isRendered(e.type) || !isScoped(e)) {
+      settle(msg, "ack");
+      return undefined;
+    }
+    return e as Rendered & Scoped;
+  }
+
+  /** domain.verified on the transition to verified; any other domain event only updates what is known. */
+  private async domainEntry(e: DomainEvent & Scoped): Promise<FeedEvent | undefined> {
+    const { db } = this.ctx;
+    if (e.type === "DomainRemoved" || e.data.status !== "verified") {
+      await forgetVerified(db, e.workspaceId, e.data.domainId);
+      return undefined;
+    }
+    const domain = domainNameOf(e.data.records);
+    if (!domain) {
+      this.ctx.logger.warn({ domainId: e.data.domainId, eventId: e.id }, "verified domain without its name in its records; not announced");
+      return undefined;
+    }
+    const fires = await markVerified(db, { workspaceId: e.workspaceId, domainId: e.data.domainId, domain, eventId: e.id, at: new Date(e.occurredAt) });
+    return fires ? renderDomainVerified(e as Extract<DomainEvent, { type: "DomainChecked" }> & Scoped, domain) : undefined;
+  }
+
+  private async publish(entry: FeedEvent): Promise<void> {
+    const { bus } = this.ctx;
+    const fit = fitEntry(entry, maxEntryBytes(bus.nc.info?.max_payload));
+    if (!fit) {
+      this.ctx.logger.error({ eventId: entry.eventId }, "feed entry too large for one NATS message even without its bodies; not published");
+      return;
+    }
+    if (fit.dropped !== "nothing")
+      this.ctx.logger.warn({ eventId: entry.eventId, dropped: fit.dropped }, "feed entry too large for one NATS message; sent without");
+    await bus.js.publish(feedSubject(bus.prefix, entry), fit.json, { msgID: entry.eventId });
+  }
+}
+
+/** Room for an entry in one NATS message, headers aside. */
+const maxEntryBytes = (maxPayload = 1024 * 1024) => maxPayload - 4 * 1024;
