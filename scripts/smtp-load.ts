@@ -4,7 +4,9 @@
  * one pipelined write (RFC 2920), the message follows the 354, and the next transaction
  * starts on the 250. Message bytes are built once; only the headers differ per message.
  *
- * Input (argv[2], JSON): { port, to, from, count, conns, size, offset }.
+ * Input (argv[2], JSON): { port, to, from, count, conns, size, offset, rate? }. With `rate`
+ * (messages/s for this process) the i-th message is not started before i/rate seconds after
+ * the start: a steady rate instead of as fast as the server answers.
  * Protocol with the parent: prints "ready" once every connection has its EHLO answered,
  * starts on a line on stdin, and prints one JSON line of results at the end.
  */
@@ -20,6 +22,7 @@ interface Job {
   size: number;
   /** Numbering of this process's messages, so Message-IDs differ across processes. */
   offset: number;
+  rate?: number;
 }
 
 const job = JSON.parse(process.argv[2] ?? "{}") as Job;
@@ -105,6 +108,11 @@ const started = now();
 await Promise.all(
   sessions.map(async ({ socket, replies }) => {
     for (let i = next++; i < job.count; i = next++) {
+      if (job.rate) {
+        const due = started + (i * 1000) / job.rate;
+        const wait = due - now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
       const data = message(i);
       const t = now();
       sentAt[i] = t;
