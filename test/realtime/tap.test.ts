@@ -1,0 +1,167 @@
+import { readFileSync } from "node:fs";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import addFormats from "ajv-formats";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+// The tapping side uses nothing of ours: only the NATS client, as a consumer outside the project would.
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { provisionTenant, Stack } from "../support/stack.ts";
+
+/** A stream's name under a deployment's NATS_PREFIX (none in production: EVENTS and FEED). */
+const streamName = (prefix: string, base: "EVENTS" | "FEED") => {
+  const tag = prefix.replace(/[^A-Za-z0-9]/g, "").toUpperCase();
+  return tag ? `${tag}_${base}` : base;
+};
+
+/** The published JSON Schemas (docs/events/), as a consumer would validate what it reads. */
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+addFormats(ajv);
+const schemaOf = (file: string) => ajv.compile(JSON.parse(readFileSync(new URL(`../../docs/events/${file}`, import.meta.url), "utf8")));
+const matchesSchema = (file: string, value: unknown) => {
+  const validate = schemaOf(file);
+  return validate(value) ? true : validate.errors;
+};
+
+interface Tapped {
+  subject: string;
+  msgId: string | undefined;
+  body: Record<string, any>;
+}
+
+/** Everything a stream holds under a filter, read with an ordered consumer (nothing left on the server). */
+async function readAll(js: JetStreamClient, stream: string, filter: string): Promise<Tapped[]> {
+  const consumer = await js.consumers.get(stream, { filter_subjects: filter, deliver_policy: DeliverPolicy.All });
+  const out: Tapped[] = [];
+  if ((await consumer.info(true)).num_pending === 0) return out;
+  const messages = await consumer.consume();
+  for await (const m of messages) {
+    out.push({ subject: m.subject, msgId: m.headers?.get("Nats-Msg-Id"), body: m.json() });
+    if (m.info.pending === 0) break;
+  }
+  messages.stop();
+  return out;
+}
+
+/**
+ * Taps one workspace's events as docs/events.md tells an outside consumer to: a subject filter
+ * on the event stream and on the feed, with an ordered consumer and with a durable one.
+ */
+describe("tapping one workspace with the NATS client alone", () => {
+  let s: Stack;
+  let nc: NatsConnection;
+  let js: JetStreamClient;
+  let jsm: JetStreamManager;
+  let prefix: string;
+  let tenantId: string;
+  const ws: Record<"A" | "B", string> = { A: "", B: "" };
+
+  /** Two inboxes in a workspace, the first writing to the second. */
+  async function mailIn(name: "A" | "B", key: string) {
+    const inbox = async (username: string) =>
+      (await s.api("POST", "/v1/inboxes", { key, body: { username, workspaceId: ws[name] } })).body as { id: string; apiKey: string; email: string };
+    const [from, to] = [await inbox(`tap-${name.toLowerCase()}-1`), await inbox(`tap-${name.toLowerCase()}-2`)];
+    const sent = await s.api("POST", `/v1/inboxes/${from.id}/send`, {
+      key: from.apiKey,
+      body: { to: [to.email], subject: `in ${name}`, plainBody: `hello ${name}`, verified: true },
+    });
+    expect(sent.status).toBe(200);
+    return { from, to };
+  }
+
+  beforeAll(async () => {
+    s = new Stack({ logLevel: "warn", realtime: 1 });
+    await s.start();
+    prefix = s.iso.prefix;
+    nc = await connect({ servers: s.iso.urls.NATS_URL });
+    js = jetstream(nc);
+    jsm = await jetstreamManager(nc);
+    const t = await provisionTenant(s, "Tapped");
+    tenantId = t.tenant.id;
+    ws.A = (await s.api("POST", "/v1/workspaces", { key: t.key.key, body: { name: "A" } })).body.id;
+    ws.B = (await s.api("POST", "/v1/workspaces", { key: t.key.key, body: { name: "B" } })).body.id;
+    await mailIn("A", t.key.key);
+    await mailIn("B", t.key.key);
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await s?.stop();
+  });
+
+  /** How many messages a stream holds under a filter (the server counts them per subject). */
+  const held = async (stream: string, filter: string) =>
+    Object.values((await jsm.streams.info(stream, { subjects_filter: filter })).state.subjects ?? {}).reduce((n, c) => n + c, 0);
+  const waitFor = async (cond: () => Promise<boolean>, what: string) => {
+    for (const deadline = Date.now() + 15_000; !(await cond()); ) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  it("the event stream: evt.*.<tenant>.<workspace>.> gives that workspace's domain events, enveloped, and none of another's", async () => {
+    const EVENTS = streamName(prefix, "EVENTS");
+    const filterOf = (w: string) => `${prefix}evt.*.${tenantId}.${w}.>`;
+    // Both workspaces' messages are through: the one not tapped is there to be left out.
+    for (const w of [ws.A, ws.B]) {
+      await waitFor(async () => (await held(EVENTS, `${prefix}evt.mailbox.${tenantId}.${w}.MessageDelivered`)) === 1, "the message delivered");
+    }
+    const tapped = await readAll(js, EVENTS, filterOf(ws.A));
+    const types = tapped.map((e) => e.body.type);
+    expect(types).toEqual(expect.arrayContaining(["WorkspaceCreated", "InboxCreated", "MessageSent", "MessageReceived", "MessageDelivered"]));
+    expect(types.filter((t) => t === "InboxCreated")).toHaveLength(2);
+    for (const e of tapped) {
+      expect(Object.keys(e.body).sort()).toEqual(
+        [
+          "actor",
+          "aggregateId",
+          "aggregateVersion",
+          "causationId",
+          "context",
+          "correlationId",
+          "data",
+          "id",
+          "occurredAt",
+          "schemaVersion",
+          "tenantId",
+          "type",
+          "workspaceId",
+        ].sort(),
+      );
+      expect(e.body).toMatchObject({ tenantId, workspaceId: ws.A, schemaVersion: 1 });
+      expect(e.subject).toBe(`${prefix}evt.${e.body.context}.${tenantId}.${ws.A}.${e.body.type}`);
+      // The envelope's id is the message's Nats-Msg-Id: the stream stores an event once.
+      expect(e.msgId).toBe(e.body.id);
+      expect(matchesSchema(`${e.body.context}.${e.body.type}.v${e.body.schemaVersion}.schema.json`, e.body), e.body.type).toBe(true);
+    }
+    const sent = tapped.find((e) => e.body.type === "MessageSent")!;
+    expect(sent.body.data).toMatchObject({ subject: "in A", to: [expect.stringContaining("tap-a-2@")] });
+    expect(JSON.stringify(tapped)).not.toContain(ws.B);
+    expect(await held(EVENTS, filterOf(ws.B))).toBeGreaterThan(0);
+  });
+
+  it("the feed: rt.<tenant>.<workspace>.> gives that workspace's public events, to an ordered consumer or a durable one of the tapper's own", async () => {
+    const FEED = streamName(prefix, "FEED");
+    const filter = `${prefix}rt.${tenantId}.${ws.A}.>`;
+    for (const w of [ws.A, ws.B]) await waitFor(async () => (await held(FEED, `${prefix}rt.${tenantId}.${w}.>`)) === 3, "three feed entries");
+    const tapped = await readAll(js, FEED, filter);
+    expect(tapped.map((e) => e.body.eventType).sort()).toEqual(["message.delivered", "message.received", "message.sent"]);
+    for (const e of tapped) {
+      expect(e.body).toMatchObject({ tenantId, workspaceId: ws.A, message: { subject: "in A", plainBody: "hello A" } });
+      expect(e.msgId).toBe(e.body.eventId);
+      expect(matchesSchema("feed-event.schema.json", e.body)).toBe(true);
+      expect(e.subject).toBe(`${prefix}rt.${tenantId}.${ws.A}.${e.body.inboxId}.${e.body.eventType}`);
+    }
+
+    // A durable consumer of one's own keeps its place across reconnects: acknowledged entries are not delivered again.
+    await jsm.consumers.add(FEED, { durable_name: "tapper", filter_subject: filter, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All });
+    const durable = await js.consumers.get(FEED, "tapper");
+    const first = [];
+    for await (const m of await durable.fetch({ max_messages: 3, expires: 5_000 })) {
+      first.push(m.json<{ eventId: string; workspaceId: string }>());
+      await m.ackAck();
+      if (first.length === 3) break;
+    }
+    expect(first.map((e) => e.eventId)).toEqual(tapped.map((e) => e.body.eventId));
+    expect(first.every((e) => e.workspaceId === ws.A)).toBe(true);
+    expect((await durable.info()).num_pending).toBe(0);
+  });
+});
