@@ -2,7 +2,10 @@ import nodemailer from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, type JetStreamClient, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { INLINE_BYTES } from "@mam/bus/spill.ts";
+import { call } from "@mam/bus/rpc.ts";
 import { eventSubject, EventEnvelope } from "@mam/contracts/envelope.ts";
+import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import { MAILBOX_CONTEXT } from "@mam/contracts/mailbox-events.ts";
 import { FEED_BODY_MAX_BYTES, FeedEvent, feedFilterOf, feedStreamName, feedSubject, publicEventId } from "@mam/contracts/realtime-feed.ts";
 import { eventsStreamName } from "@mam/contracts/subjects.ts";
@@ -200,6 +203,38 @@ describe("the public feed", () => {
     // The message itself is whole.
     const full = await s.api("GET", `/v1/inboxes/${b.id}/messages/${long.message!.messageId}`, { key: b.apiKey });
     expect(full.body.plainBody.trim()).toBe(text);
+  });
+
+  it("the mailbox's feed.messages answers the asked workspace's messages only, cut, however large the answer", async () => {
+    // Two bodies past the cap each: two such messages make an answer too large for one NATS message.
+    const body = "z".repeat(FEED_BODY_MAX_BYTES + 10);
+    for (const subject of ["Big 1", "Big 2"]) await smtp().sendMail({ from: "big@example.com", to: b.email, subject, text: body, html: `<p>${body}</p>` });
+    const big = await Promise.all(
+      ["Big 1", "Big 2"].map((subject) =>
+        entryWhere(feedFilterOf(s.iso.prefix, { tenantId, workspaceId, inboxId: b.id }), (x) => x.message?.subject === subject),
+      ),
+    );
+    // A message of another tenant's workspace, asked for under this workspace, is not there.
+    const other = await provisionTenant(s, "Other");
+    const stranger = (await s.api("POST", "/v1/inboxes", { key: other.key.key, body: { username: "stranger" } })).body;
+    await smtp().sendMail({ from: "x@example.com", to: stranger.email, subject: "Elsewhere", text: "not yours" });
+    const elsewhere = await entryWhere(feedFilterOf(s.iso.prefix, { tenantId: other.tenant.id }), () => true);
+
+    const ids = [...big.map((e) => e.message!.messageId), elsewhere.message!.messageId, uuidv7()];
+    const r = await call(s.realtimes[0]!.ctx.bus, RpcContracts.mailbox.feedMessages, { workspaceId, messageIds: ids });
+    if (!r.ok) throw new Error(r.error.error);
+    expect(Buffer.byteLength(JSON.stringify(r.body))).toBeGreaterThan(INLINE_BYTES);
+    expect(r.body.messages.map((m) => m.message.subject).sort()).toEqual(["Big 1", "Big 2"]);
+    for (const { message } of r.body.messages) {
+      expect(message).toMatchObject({
+        bodyTruncated: true,
+        plainBody: body.slice(0, FEED_BODY_MAX_BYTES),
+        htmlBody: `<p>${body}`.slice(0, FEED_BODY_MAX_BYTES),
+      });
+    }
+    // Asked under its own workspace, it is.
+    const own = await call(s.realtimes[0]!.ctx.bus, RpcContracts.mailbox.feedMessages, { workspaceId: other.workspace.id, messageIds: ids });
+    expect(own.ok && own.body.messages.map((m) => m.message.subject)).toEqual(["Elsewhere"]);
   });
 
   it("an event delivered again (its consumer re-created, the stream read again) adds no entry", async () => {
