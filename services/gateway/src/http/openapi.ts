@@ -143,6 +143,7 @@ const TAGS = [
   ["Lists", "Named groups of addresses, per inbox."],
   ["Domains", "Custom domains and their DNS records."],
   ["Platform", "The platform's own mail domain (operator)."],
+  ["Webhooks", "Signed HTTP callbacks for mail events, retried, with a delivery log."],
   ["Keys", "What a key is, and this document."],
 ] as const;
 

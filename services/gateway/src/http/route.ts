@@ -31,6 +31,7 @@ export const pathParamSchemas = {
   draftId: IdParam,
   listId: IdParam,
   entryId: IdParam,
+  webhookId: IdParam,
   domain: DomainKey,
   address: AddressKey,
 } satisfies Record<string, z.ZodType<string>>;

@@ -6,6 +6,7 @@ import { route, type ForwardRoute } from "./route.ts";
 
 const I = RpcContracts.identity;
 const M = RpcContracts.mailbox;
+const R = RpcContracts.realtime;
 
 const OPERATOR: KeyKind[] = ["super_admin"];
 const TENANT: KeyKind[] = ["tenant"];
@@ -184,6 +185,33 @@ export const forwardRoutes: ForwardRoute[] = [
   }),
   route("patch", "/inboxes/:inboxId/lists/:listId/entries/:entryId", M.entryUpdate, { summary: "Update a list entry", tag: "Lists", keys: IN_SCOPE }),
   route("delete", "/inboxes/:inboxId/lists/:listId/entries/:entryId", M.entryRemove, { summary: "Remove a list entry", tag: "Lists", keys: IN_SCOPE }),
+
+  route("post", "/webhooks", R.webhookCreate, {
+    summary: "Register a webhook",
+    description:
+      "Each event of the chosen types is POSTed to `url` as JSON, signed with the webhook's `secret` (in this response only): " +
+      "`x-myagentmail-signature: v1=<hex HMAC-SHA256(secret, body)>`, and `x-myagentmail-signature-ts` over `<x-myagentmail-timestamp>.<body>`. " +
+      "Any 2xx is success; anything else is retried with growing delays for hours. A tk_ key's webhook fires for every workspace of the tenant, a wk_ key's for its workspace.",
+    tag: "Webhooks",
+    keys: MANAGERS,
+    status: [201],
+    errors: ["PLAN_LIMIT_REACHED"],
+  }),
+  route("get", "/webhooks", R.webhookList, { summary: "List the webhooks the key sees", tag: "Webhooks", keys: MANAGERS }),
+  route("get", "/webhooks/:webhookId", R.webhookGet, { summary: "Get a webhook and its delivery status", tag: "Webhooks", keys: MANAGERS }),
+  route("patch", "/webhooks/:webhookId", R.webhookUpdate, { summary: "Change a webhook's URL or events, or pause it", tag: "Webhooks", keys: MANAGERS }),
+  route("delete", "/webhooks/:webhookId", R.webhookDelete, {
+    summary: "Delete a webhook",
+    description: "Its pending deliveries are dropped.",
+    tag: "Webhooks",
+    keys: MANAGERS,
+  }),
+  route("get", "/webhooks/:webhookId/deliveries", R.webhookDeliveries, {
+    summary: "A webhook's delivery log, newest attempt first",
+    tag: "Webhooks",
+    keys: MANAGERS,
+    from: "query",
+  }),
 ];
 
 /**

@@ -1,0 +1,146 @@
+import { lookup as dnsLookup, type LookupAddress } from "node:dns";
+import http from "node:http";
+import https from "node:https";
+import type { LookupFunction } from "node:net";
+import { isSpecialUse } from "@mam/runtime/special-use.ts";
+import { literalAddressOf } from "./url-policy.ts";
+
+/** A receiver's answer is read up to this many bytes, then the connection is dropped. */
+export const RESPONSE_READ_CAP = 64 * 1024;
+/** Of a refusal's body, this much is kept for the delivery log. */
+export const ERROR_TEXT_CAP = 1024;
+export const USER_AGENT = "agentmail-platform-webhooks/1.0";
+
+export interface AttemptResult {
+  /** The receiver's status; null when no response came (refused, timed out, blocked). */
+  statusCode: number | null;
+  latencyMs: number;
+  success: boolean;
+  error: string | null;
+}
+
+export interface SenderOptions {
+  timeoutMs: number;
+  allowPrivate: boolean;
+}
+
+/** Refused by our own rules, not by the network: the address a name resolved to is special-use. */
+class BlockedAddress extends Error {
+  override name = "BlockedAddress";
+}
+
+/**
+ * Resolves a host name and hands the connection only addresses outside the special-use
+ * ranges. The socket connects to exactly what this returned, so a name that resolves to a
+ * public address here and to 127.0.0.1 a moment later (DNS rebinding) cannot reach inside.
+ */
+export function guardedLookup(allowPrivate: boolean): LookupFunction {
+  return (hostname, options, callback) => {
+    dnsLookup(hostname, { all: true, family: options.family, hints: options.hints }, (err, addresses: LookupAddress[]) => {
+      if (err) return callback(err, "", 0);
+      const allowed = allowPrivate ? addresses : addresses.filter((a) => !isSpecialUse(a.address));
+      if (!allowed.length) {
+        const seen = addresses.map((a) => a.address).join(", ");
+        return callback(new BlockedAddress(`${hostname} resolves only to private or special-use addresses (${seen}); not connected`), "", 0);
+      }
+      if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, allowed);
+      callback(null, allowed[0]!.address, allowed[0]!.family);
+    });
+  };
+}
+
+const oneLine = (s: string, max = ERROR_TEXT_CAP) =>
+  s
+    .replace(/[\r\n\t]+/g, " ")
+    .replace(/[^\x20-\x7e\u00a0-\uffff]/g, "?")
+    .slice(0, max);
+
+/**
+ * POSTs signed webhook bodies. Each attempt is bounded in time as a whole, never follows a
+ * redirect, reads at most RESPONSE_READ_CAP of the answer, and connects only to an address
+ * it checked (unless private addresses are allowed). Sockets are kept alive between attempts.
+ */
+export class WebhookSender {
+  private readonly lookup: LookupFunction;
+  private readonly agents = {
+    "http:": new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: 60_000 }),
+    "https:": new https.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: 60_000 }),
+  };
+
+  constructor(private readonly o: SenderOptions) {
+    this.lookup = guardedLookup(o.allowPrivate);
+  }
+
+  async post(rawUrl: string, body: Buffer, headers: Record<string, string>): Promise<AttemptResult> {
+    const started = performance.now();
+    const done = (r: Omit<AttemptResult, "latencyMs">): AttemptResult => ({ ...r, latencyMs: Math.round(performance.now() - started) });
+    let url: URL;
+    try {
+      url = new URL(rawUrl);
+    } catch {
+      return done({ statusCode: null, success: false, error: "the URL does not parse" });
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") return done({ statusCode: null, success: false, error: `${url.protocol} is not http or https` });
+    const literal = literalAddressOf(url);
+    // A literal address is never looked up: it is checked here.
+    if (literal && !this.o.allowPrivate && isSpecialUse(literal)) {
+      return done({ statusCode: null, success: false, error: `${literal} is a private or special-use address; not connected` });
+    }
+    return new Promise<AttemptResult>((resolve) => {
+      let settled = false;
+      const finish = (r: Omit<AttemptResult, "latencyMs">) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(done(r));
+      };
+      const transport = url.protocol === "https:" ? https : http;
+      const req = transport.request(url, {
+        method: "POST",
+        agent: this.agents[url.protocol as "http:" | "https:"],
+        lookup: this.lookup,
+        headers: { ...headers, "content-type": "application/json", "content-length": String(body.length), "user-agent": USER_AGENT },
+      });
+      const timer = setTimeout(() => {
+        req.destroy();
+        finish({ statusCode: null, success: false, error: `timed out after ${this.o.timeoutMs} ms` });
+      }, this.o.timeoutMs);
+      req.on("error", (err: NodeJS.ErrnoException) => {
+        const what = err instanceof BlockedAddress ? err.message : `${err.code ? `${err.code}: ` : ""}${err.message}`;
+        finish({ statusCode: null, success: false, error: oneLine(what) });
+      });
+      req.on("response", (res) => {
+        const status = res.statusCode ?? 0;
+        const kept: Buffer[] = [];
+        let read = 0;
+        let keptBytes = 0;
+        const conclude = () => {
+          const text = oneLine(Buffer.concat(kept).toString("utf8").trim());
+          if (status >= 200 && status < 300) return finish({ statusCode: status, success: true, error: null });
+          if (status >= 300 && status < 400) return finish({ statusCode: status, success: false, error: "redirect not followed" });
+          finish({ statusCode: status, success: false, error: text ? `HTTP ${status}: ${text}` : `HTTP ${status}` });
+        };
+        res.on("data", (chunk: Buffer) => {
+          read += chunk.length;
+          if (keptBytes < ERROR_TEXT_CAP) {
+            kept.push(chunk.subarray(0, ERROR_TEXT_CAP - keptBytes));
+            keptBytes += Math.min(chunk.length, ERROR_TEXT_CAP - keptBytes);
+          }
+          // Enough of it: the rest is not read (the socket goes, rather than back to the pool).
+          if (read >= RESPONSE_READ_CAP) {
+            res.destroy();
+            conclude();
+          }
+        });
+        res.on("end", conclude);
+        res.on("error", conclude);
+        res.on("aborted", conclude);
+      });
+      req.end(body);
+    });
+  }
+
+  close(): void {
+    for (const a of Object.values(this.agents)) a.destroy();
+  }
+}
