@@ -12,6 +12,7 @@ import { arbitraryOf, hostileValue } from "@mam/testing/zod-arbitrary.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
 const I = RpcContracts.identity;
+const R = RpcContracts.realtime;
 
 /**
  * Every route of the gateway's table, fed requests generated from its contract (well formed
@@ -71,6 +72,7 @@ interface World {
   messageId: string;
   threadId: string;
   attachmentId: string;
+  webhookId: string;
 }
 
 describe("the HTTP API under generated input", () => {
@@ -123,6 +125,11 @@ describe("the HTTP API under generated input", () => {
     [w.messageId, w.threadId] = [sent.id, sent.threadId];
     w.attachmentId = (await ok("GET", `/v1/inboxes/${w.inboxId}/messages/${w.messageId}/attachments`, { key: w.tk })).attachments[0].id;
   }
+  async function makeWebhook() {
+    // A name that resolves nowhere: a delivery to it fails and is retried, never reaching anyone.
+    const body = { url: `https://fuzz-${++serial}.invalid/hook`, events: ["message.received"] };
+    w.webhookId = (await ok("POST", "/v1/webhooks", { key: w.wk, body })).id;
+  }
   async function makeDomain() {
     w.domainName = `fuzz${++serial}.example.net`;
     w.domainId = (await ok("POST", "/v1/domains", { key: w.tk, body: { domain: w.domainName, workspaceId: w.workspaceId } })).id;
@@ -141,10 +148,11 @@ describe("the HTTP API under generated input", () => {
     }
     if ((await status(`/v1/workspaces/${w.workspaceId}`, w.tk)) !== 200) {
       await makeWorkspace();
-      await Promise.all([makeInbox(), makeDomain()]);
+      await Promise.all([makeInbox(), makeDomain(), makeWebhook()]);
       return;
     }
     if (r.contract === I.keyRevoke) await issueWorkspaceKey();
+    if (r.contract === R.webhookDelete || (await status(`/v1/webhooks/${w.webhookId}`, w.tk)) !== 200) await makeWebhook();
     if ((await status(`/v1/domains/${w.domainId}`, w.tk)) !== 200) await makeDomain();
     const inbox = await call("GET", `/v1/inboxes/${w.inboxId}`, { key: w.tk });
     if (inbox.status !== 200) return makeInbox();
@@ -172,10 +180,13 @@ describe("the HTTP API under generated input", () => {
       `/v1/inboxes/${i}/drafts?limit=100`,
       "/v1/messages/folders/counts",
       `/v1/inboxes/${i}/messages?limit=100`,
+      "/v1/webhooks",
     ];
     const got = await Promise.all(paths.map((p) => call("GET", p, { key: w.tk })));
     return got.map((r) => {
       if (r.body?.messages) return r.body.messages.map((m: any) => [m.id, m.isRead, m.isStarred, m.isArchived, m.labels]);
+      // Delivery status moves on its own; what a request could change is the rest.
+      if (r.body?.webhooks) return r.body.webhooks.map((h: any) => [h.id, h.url, h.events, h.isActive, h.workspaceId]);
       return [r.status, r.body];
     });
   }
@@ -197,6 +208,7 @@ describe("the HTTP API under generated input", () => {
       entryId: [w.entryId],
       domain: [w.domainName, w.domainId],
       address: [w.address],
+      webhookId: [w.webhookId],
     };
     return (byName[name] ?? []).map(encodeURIComponent);
   }
@@ -292,6 +304,7 @@ describe("the HTTP API under generated input", () => {
     const relayUrl = await relay.start();
     s = new Stack({
       logLevel: "silent",
+      realtime: 1,
       mailboxEnv: { SMTP_RELAY_URL: relayUrl, DNS_SERVERS: dnsAddress },
       gatewayEnv: { RATE_LIMIT_MAX: "1000000", UNAUTHENTICATED_RATE_LIMIT_MAX: "1000000", BODY_LIMIT_BYTES: "262144" },
     });
@@ -299,7 +312,7 @@ describe("the HTTP API under generated input", () => {
     const t = await provisionTenant(s, "Fuzz");
     [w.tenantId, w.tk, w.tkKeyId] = [t.tenant.id, t.key.key, t.key.id];
     await makeWorkspace();
-    await Promise.all([makeInbox(), makeDomain()]);
+    await Promise.all([makeInbox(), makeDomain(), makeWebhook()]);
     console.log(`fuzz-api: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS} (per route; ${forwardRoutes.length} routes)`);
   });
   afterAll(async () => {
