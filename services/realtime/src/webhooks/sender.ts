@@ -19,9 +19,16 @@ export interface AttemptResult {
   error: string | null;
 }
 
+/** Every address of a host name (the system's resolver by default: /etc/hosts, then DNS). */
+export type Resolve = (hostname: string, family: number) => Promise<LookupAddress[]>;
+
+const systemResolve: Resolve = (hostname, family) =>
+  new Promise((resolve, reject) => dnsLookup(hostname, { all: true, family }, (err, addresses) => (err ? reject(err) : resolve(addresses))));
+
 export interface SenderOptions {
   timeoutMs: number;
   allowPrivate: boolean;
+  resolve?: Resolve;
 }
 
 /** Refused by our own rules, not by the network: the address a name resolved to is special-use. */
@@ -34,18 +41,20 @@ class BlockedAddress extends Error {
  * ranges. The socket connects to exactly what this returned, so a name that resolves to a
  * public address here and to 127.0.0.1 a moment later (DNS rebinding) cannot reach inside.
  */
-export function guardedLookup(allowPrivate: boolean): LookupFunction {
+export function guardedLookup(allowPrivate: boolean, resolve: Resolve = systemResolve): LookupFunction {
   return (hostname, options, callback) => {
-    dnsLookup(hostname, { all: true, family: options.family, hints: options.hints }, (err, addresses: LookupAddress[]) => {
-      if (err) return callback(err, "", 0);
-      const allowed = allowPrivate ? addresses : addresses.filter((a) => !isSpecialUse(a.address));
-      if (!allowed.length) {
-        const seen = addresses.map((a) => a.address).join(", ");
-        return callback(new BlockedAddress(`${hostname} resolves only to private or special-use addresses (${seen}); not connected`), "", 0);
-      }
-      if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, allowed);
-      callback(null, allowed[0]!.address, allowed[0]!.family);
-    });
+    resolve(hostname, Number(options.family) || 0).then(
+      (addresses) => {
+        const allowed = allowPrivate ? addresses : addresses.filter((a) => !isSpecialUse(a.address));
+        if (!allowed.length) {
+          const seen = addresses.map((a) => a.address).join(", ") || "nothing";
+          return callback(new BlockedAddress(`${hostname} resolves only to private or special-use addresses (${seen}); not connected`), "", 0);
+        }
+        if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, allowed);
+        callback(null, allowed[0]!.address, allowed[0]!.family);
+      },
+      (err: NodeJS.ErrnoException) => callback(err, "", 0),
+    );
   };
 }
 
@@ -68,7 +77,7 @@ export class WebhookSender {
   };
 
   constructor(private readonly o: SenderOptions) {
-    this.lookup = guardedLookup(o.allowPrivate);
+    this.lookup = guardedLookup(o.allowPrivate, o.resolve);
   }
 
   async post(rawUrl: string, body: Buffer, headers: Record<string, string>): Promise<AttemptResult> {

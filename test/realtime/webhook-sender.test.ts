@@ -1,0 +1,131 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ERROR_TEXT_CAP, WebhookSender } from "@mam/realtime/webhooks/sender.ts";
+
+/**
+ * The request a delivery attempt makes, against a real HTTP server on loopback: what counts
+ * as success, redirects, answers too long or too slow, and which addresses it connects to.
+ */
+describe("webhook attempts", () => {
+  const seen: { path: string; host: string | undefined; body: string }[] = [];
+  /** Bytes the endless answer wrote before the client went away. */
+  let endlessWritten = 0;
+  let endlessClosed: Promise<void> = Promise.resolve();
+  let server: Server;
+  let port = 0;
+  const body = Buffer.from('{"event":"message.received"}');
+  const headers = { "x-myagentmail-event-id": "evt_test" };
+
+  const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void> = {
+    "/ok": (_q, res) => res.writeHead(204).end(),
+    "/created": (_q, res) => res.writeHead(201).end("made"),
+    "/moved": (_q, res) => res.writeHead(302, { location: "/target" }).end(),
+    "/permanent": (_q, res) => res.writeHead(308, { location: `http://127.0.0.1:${port}/target` }).end(),
+    "/target": (_q, res) => res.writeHead(200).end(),
+    "/refused": (_q, res) => res.writeHead(500, { "content-type": "text/plain" }).end(`boom\r\n${"x".repeat(1_000_000)}`),
+    "/silent": () => undefined,
+    "/endless": (_q, res) => {
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      const chunk = Buffer.alloc(64 * 1024, 120);
+      endlessClosed = new Promise((done) => res.on("close", () => done()));
+      const pump = () => {
+        while (!res.destroyed && endlessWritten < 200 * 1024 * 1024) {
+          endlessWritten += chunk.length;
+          if (!res.write(chunk)) return void res.once("drain", pump);
+        }
+        res.end();
+      };
+      pump();
+    },
+  };
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        seen.push({ path: req.url!, host: req.headers.host, body: Buffer.concat(chunks).toString() });
+        (routes[req.url!] ?? ((_q, r) => r.writeHead(404).end()))(req, res);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  const local = new WebhookSender({ timeoutMs: 1_000, allowPrivate: true });
+  afterAll(() => local.close());
+  const url = (path: string, host = "127.0.0.1") => `http://${host}:${port}${path}`;
+  const requestsTo = (path: string) => seen.filter((r) => r.path === path);
+
+  it("counts any 2xx as success and sends the body as it is, as JSON, with the headers given", async () => {
+    expect(await local.post(url("/ok"), body, headers)).toMatchObject({ statusCode: 204, success: true, error: null });
+    expect(await local.post(url("/created"), body, headers)).toMatchObject({ statusCode: 201, success: true, error: null });
+    expect(requestsTo("/ok")[0]!.body).toBe(body.toString());
+  });
+
+  it("never follows a redirect", async () => {
+    for (const path of ["/moved", "/permanent"]) {
+      const r = await local.post(url(path), body, headers);
+      expect(r, path).toMatchObject({ statusCode: expect.any(Number), success: false, error: "redirect not followed" });
+    }
+    expect(requestsTo("/target")).toEqual([]);
+  });
+
+  it("keeps about 1 KiB of a refusal's answer, on one line", async () => {
+    const r = await local.post(url("/refused"), body, headers);
+    expect(r).toMatchObject({ statusCode: 500, success: false });
+    expect(r.error).toMatch(/^HTTP 500: boom x+$/);
+    expect(r.error!.length).toBeLessThanOrEqual(ERROR_TEXT_CAP + 20);
+  });
+
+  it("stops reading an answer that does not end, and does not wait for it", async () => {
+    const r = await local.post(url("/endless"), body, headers);
+    expect(r).toMatchObject({ statusCode: 200, success: true, error: null });
+    await endlessClosed;
+    expect(endlessWritten).toBeLessThan(200 * 1024 * 1024);
+  });
+
+  it("gives up on a receiver that does not answer within the timeout", async () => {
+    const r = await local.post(url("/silent"), body, headers);
+    expect(r).toMatchObject({ statusCode: null, success: false, error: "timed out after 1000 ms" });
+  });
+
+  it("connects to the address its own lookup checked, never resolving the name a second time", async () => {
+    // `.invalid` resolves nowhere: only the sender's lookup can have given the socket an address.
+    const sender = new WebhookSender({ timeoutMs: 2_000, allowPrivate: true, resolve: async () => [{ address: "127.0.0.1", family: 4 }] });
+    expect(await sender.post(url("/ok", "hooks.invalid"), body, headers)).toMatchObject({ statusCode: 204, success: true });
+    expect(requestsTo("/ok").at(-1)!.host).toBe(`hooks.invalid:${port}`);
+    sender.close();
+  });
+
+  it("refuses private and special-use addresses, literal or resolved, without connecting", async () => {
+    let answers = [
+      { address: "10.0.0.7", family: 4 },
+      { address: "127.0.0.1", family: 4 },
+    ];
+    const guarded = new WebhookSender({ timeoutMs: 2_000, allowPrivate: false, resolve: async () => answers });
+    const before = seen.length;
+    expect(await guarded.post(url("/ok"), body, headers)).toMatchObject({
+      statusCode: null,
+      success: false,
+      error: "127.0.0.1 is a private or special-use address; not connected",
+    });
+    expect(await guarded.post(url("/ok", "[::ffff:127.0.0.1]"), body, headers)).toMatchObject({ success: false, error: expect.stringMatching(/special-use/) });
+    expect(await guarded.post(url("/ok", "hooks.example.com"), body, headers)).toMatchObject({
+      statusCode: null,
+      success: false,
+      error: "hooks.example.com resolves only to private or special-use addresses (10.0.0.7, 127.0.0.1); not connected",
+    });
+    // Looked up again at the next attempt: a name that now points inside is refused too.
+    answers = [{ address: "::1", family: 6 }];
+    expect((await guarded.post(url("/ok", "hooks.example.com"), body, headers)).error).toMatch(/resolves only to private or special-use addresses \(::1\)/);
+    expect(seen.length).toBe(before);
+    expect((await guarded.post("ftp://hooks.example.com/x", body, headers)).error).toBe("ftp: is not http or https");
+    guarded.close();
+  });
+});
