@@ -52,13 +52,13 @@ describe("webhook attempts", () => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
     port = (server.address() as AddressInfo).port;
   });
+  const local = new WebhookSender({ timeoutMs: 1_000, allowPrivate: true });
   afterAll(async () => {
+    local.close();
     server.closeAllConnections();
     await new Promise((r) => server.close(r));
   });
 
-  const local = new WebhookSender({ timeoutMs: 1_000, allowPrivate: true });
-  afterAll(() => local.close());
   const url = (path: string, host = "127.0.0.1") => `http://${host}:${port}${path}`;
   const requestsTo = (path: string) => seen.filter((r) => r.path === path);
 
