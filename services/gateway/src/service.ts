@@ -13,6 +13,7 @@ import { KeyCache } from "./auth/key-cache.ts";
 import { RateLimiter } from "./auth/rate-limit.ts";
 import type { GatewayConfig } from "./config.ts";
 import { buildApp } from "./http/app.ts";
+import { WebSocketDoor } from "./http/websocket.ts";
 import { connectRedis } from "./redis.ts";
 
 interface GatewayContext extends BaseContext<never> {
@@ -23,6 +24,7 @@ interface GatewayContext extends BaseContext<never> {
 /** Public HTTP: authenticates keys, mints scope tokens, forwards to the services over NATS. */
 export class GatewayService extends ServiceHost<never, GatewayContext> {
   private server?: Server;
+  private webSockets?: WebSocketDoor;
   /** The express app, once started: what it routes is what the API document must show. */
   app?: Express;
 
@@ -77,26 +79,23 @@ export class GatewayService extends ServiceHost<never, GatewayContext> {
     const { cfg } = this;
     return {
       start: async () => {
-        this.app = buildApp({
-          cfg,
-          bus: ctx.bus,
-          auth: ctx.auth!,
-          limiter: new RateLimiter(
-            ctx.redis!,
-            {
-              keyMax: cfg.RATE_LIMIT_MAX,
-              tenantMax: cfg.TENANT_RATE_LIMIT_MAX,
-              unauthenticatedMax: cfg.UNAUTHENTICATED_RATE_LIMIT_MAX,
-              windowS: cfg.RATE_LIMIT_WINDOW_S,
-            },
-            ctx.logger,
-            cfg.NATS_PREFIX,
-          ),
-          signer: new ScopeSigner(this.keys.privateKeyPem),
-          logger: ctx.logger,
-          readiness: () => b.readiness(),
-        });
+        const limiter = new RateLimiter(
+          ctx.redis!,
+          {
+            keyMax: cfg.RATE_LIMIT_MAX,
+            tenantMax: cfg.TENANT_RATE_LIMIT_MAX,
+            unauthenticatedMax: cfg.UNAUTHENTICATED_RATE_LIMIT_MAX,
+            windowS: cfg.RATE_LIMIT_WINDOW_S,
+          },
+          ctx.logger,
+          cfg.NATS_PREFIX,
+        );
+        const signer = new ScopeSigner(this.keys.privateKeyPem);
+        this.app = buildApp({ cfg, bus: ctx.bus, auth: ctx.auth!, limiter, signer, logger: ctx.logger, readiness: () => b.readiness() });
         const server = createServer(this.app);
+        // WebSocket upgrades: checked here, then piped to a realtime replica.
+        this.webSockets = new WebSocketDoor({ cfg, app: this.app, bus: ctx.bus, auth: ctx.auth!, limiter, signer, logger: ctx.logger });
+        this.webSockets.attach(server);
         server.headersTimeout = 20_000;
         server.requestTimeout = 30_000;
         server.keepAliveTimeout = 5_000;
@@ -107,6 +106,7 @@ export class GatewayService extends ServiceHost<never, GatewayContext> {
         this.server = server;
       },
       stop: async () => {
+        this.webSockets?.close();
         if (this.server?.listening) await closeServer(this.server);
       },
     };

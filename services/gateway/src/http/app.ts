@@ -31,7 +31,10 @@ export interface AppDeps {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-function presentedKey(req: Request): string | undefined {
+/** `/v1/ws` and `/v1/inboxes/:inboxId/ws` (the inbox as it came, still encoded); their upgrades go to websocket.ts. */
+export const WS_PATH = /^\/v1\/(?:ws|inboxes\/([^/]+)\/ws)\/?$/;
+
+export function presentedKey(req: Request): string | undefined {
   const header = req.get("x-api-key");
   if (header) return header.trim();
   const m = /^Bearer\s+(\S+)\s*$/i.exec(req.get("authorization") ?? "");
@@ -40,7 +43,7 @@ function presentedKey(req: Request): string | undefined {
 
 const principalOf = (res: Response) => res.locals.principal as Principal;
 
-const RATE_MESSAGE: Record<RateDecision["scope"], string> = {
+export const RATE_MESSAGE: Record<RateDecision["scope"], string> = {
   key: "Rate limit exceeded for this key",
   tenant: "Rate limit exceeded for this tenant (all its keys together)",
   address: "Too many unknown API keys from this address; retry later",
@@ -127,6 +130,14 @@ export function buildApp(d: AppDeps): express.Express {
   // Before the /v1 router, whose first step asks every request for a key.
   app.get("/v1/openapi.json", (_req, res) => void res.type("application/json").send(apiDocument().json));
   app.get("/docs", (_req, res) => void res.type("html").send(apiDocument().html));
+
+  // A WebSocket path asked without an upgrade (the upgrades go to websocket.ts). Not a route:
+  // the API document describes HTTP calls, and this is none.
+  app.use((req, res, next) => {
+    if (req.method !== "GET" || !WS_PATH.test(req.path)) return next();
+    res.setHeader("Upgrade", "websocket");
+    res.status(426).json({ error: "Upgrade required: connect with a WebSocket client", code: "VALIDATION_ERROR" });
+  });
 
   const v1 = express.Router();
   v1.use(async (req: Request, res: Response, next: NextFunction) => {

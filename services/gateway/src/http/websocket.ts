@@ -1,0 +1,253 @@
+import { connect, type Socket } from "node:net";
+import { ServerResponse, type IncomingMessage, type Server } from "node:http";
+import type { Duplex } from "node:stream";
+import type { Express, Request } from "express";
+import type { Bus } from "@mam/bus/connection.ts";
+import { call, request } from "@mam/bus/rpc.ts";
+import { AppError, publicErrorBody, type ErrorBody } from "@mam/contracts/errors.ts";
+import { IdParam } from "@mam/contracts/identity-api.ts";
+import type { Principal } from "@mam/contracts/keys.ts";
+import { WsUpgradeHeaders } from "@mam/contracts/realtime-feed.ts";
+import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
+import { Headers, serviceOfSubject } from "@mam/contracts/scope.ts";
+import { isDependencyOutage } from "@mam/runtime/dependency.ts";
+import { uuidv7 } from "@mam/runtime/ids.ts";
+import type { Logger } from "@mam/runtime/logger.ts";
+import { endWithJson } from "@mam/runtime/raw-response.ts";
+import type { ScopeSigner } from "@mam/scope/token.ts";
+import { LookupRefused, type Authenticator, type LookupGuard } from "../auth/authenticator.ts";
+import type { RateDecision, RateLimiter } from "../auth/rate-limit.ts";
+import type { GatewayConfig } from "../config.ts";
+import { presentedKey, RATE_MESSAGE, WS_PATH } from "./app.ts";
+
+export interface WebSocketDoorDeps {
+  cfg: GatewayConfig;
+  app: Express;
+  bus: Bus;
+  auth: Authenticator;
+  limiter: RateLimiter;
+  signer: ScopeSigner;
+  logger: Logger;
+}
+
+/** How long a realtime replica has to be named, and then to answer the upgrade it is handed. */
+const REPLICA_TIMEOUT_MS = 5_000;
+const REALTIME = serviceOfSubject(RpcContracts.realtime.wsRoute.subject);
+const MAILBOX = serviceOfSubject(RpcContracts.mailbox.inboxGet.subject);
+/** Headers only the gateway may set on what it hands realtime (any a client sent are dropped), and the key material. */
+const DROPPED = (name: string) => name === "x-api-key" || name === "authorization" || name.startsWith("mam-");
+
+type Refusal = { status: number; body: ErrorBody; headers?: Record<string, string> };
+
+/**
+ * `GET /v1/ws` and `GET /v1/inboxes/:id/ws`: the key is checked (and counted) as for any
+ * request, and refused with a JSON error before any upgrade. An accepted upgrade is handed,
+ * without the key and with a scope token for realtime, to a replica the queue group picks;
+ * from then on the gateway only pipes bytes both ways.
+ */
+export class WebSocketDoor {
+  private readonly open = new Set<Duplex>();
+
+  constructor(private readonly d: WebSocketDoorDeps) {}
+
+  attach(server: Server): void {
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on("error", () => socket.destroy());
+      this.upgrade(req, socket, head).catch((err: unknown) => {
+        this.d.logger.error({ err }, "websocket upgrade failed");
+        endWithJson(socket, 500, { error: "Internal error", code: "INTERNAL" });
+      });
+    });
+  }
+
+  /** Ends every piped connection (the server's close waits for them otherwise). */
+  close(): void {
+    for (const s of this.open) s.destroy();
+  }
+
+  private async upgrade(raw: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const [path = "", query = ""] = (raw.url ?? "").split(/\?(.*)/s);
+    const m = WS_PATH.exec(path);
+    if (!m) return this.passOn(raw, socket);
+    // As express itself does: the request gets its methods (ip with TRUST_PROXY, get).
+    const req = Object.setPrototypeOf(raw, this.d.app.request) as Request;
+    const given = req.get("x-request-id");
+    const requestId = given && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : uuidv7();
+    const started = performance.now();
+    const refuse = (r: Refusal) => {
+      const { status, body } = publicErrorBody(r.body);
+      const retry: Record<string, string> = body.code === "UNAVAILABLE" ? { "Retry-After": "2" } : {};
+      endWithJson(socket, r.status || status, body, { "X-Request-Id": requestId, ...retry, ...r.headers });
+      this.d.logger.info({ requestId, method: req.method, path, status: r.status || status, ms: Math.round(performance.now() - started) }, "request");
+    };
+    if (req.method !== "GET") return refuse({ status: 404, body: { error: `No route for ${req.method} ${path}`, code: "NOT_FOUND" } });
+    if ((req.get("upgrade") ?? "").toLowerCase() !== "websocket") return refuse(upgradeRequired());
+
+    let inboxId: string | undefined;
+    if (m[1] !== undefined) {
+      const id = IdParam.safeParse(safeDecode(m[1]));
+      if (!id.success)
+        return refuse({
+          status: 400,
+          body: { error: "Invalid inboxId: must be a UUID", code: "VALIDATION_ERROR", fields: [{ path: "inboxId", message: "must be a UUID" }] },
+        });
+      inboxId = id.data;
+    }
+    const params = new URLSearchParams(query);
+    const admitted = await this.admit(req, presentedKey(req) ?? params.get("api_key")?.trim() ?? undefined, requestId);
+    if ("refusal" in admitted) return refuse(admitted.refusal);
+    const p = admitted.principal;
+    if (!p.tenantId) return refuse({ status: 403, body: { error: "The operator key has no events to subscribe to", code: "FORBIDDEN" } });
+
+    const extra: Record<string, string> = {
+      [Headers.scope]: this.d.signer.mint(p, [REALTIME], this.d.cfg.SCOPE_TOKEN_TTL_S),
+      [Headers.requestId]: requestId,
+    };
+    // The path's inbox (and an inbox key's own) must be one the key sees: the mailbox says, and gives its address.
+    const shown = inboxId ?? p.inboxId;
+    if (shown) {
+      const reply = await request(
+        this.d.bus,
+        RpcContracts.mailbox.inboxGet.subject,
+        { inboxId: shown },
+        {
+          scope: this.d.signer.mint(p, [MAILBOX], this.d.cfg.SCOPE_TOKEN_TTL_S),
+          requestId,
+          timeoutMs: this.d.cfg.RPC_TIMEOUT_MS,
+        },
+      );
+      if (!reply.ok) return refuse({ status: 0, body: reply.error });
+      const email = (reply.body as { email?: unknown }).email;
+      if (inboxId) extra[WsUpgradeHeaders.inbox] = inboxId;
+      if (typeof email === "string" && /^[\x21-\x7e]{1,320}$/.test(email)) extra[WsUpgradeHeaders.inboxEmail] = email;
+    }
+
+    const route = await call(this.d.bus, RpcContracts.realtime.wsRoute, {}, { requestId, timeoutMs: REPLICA_TIMEOUT_MS });
+    if (!route.ok) return refuse({ status: 503, body: { error: "No realtime server is available; retry shortly", code: "UNAVAILABLE" } });
+    params.delete("api_key");
+    const rest = params.toString();
+    const upstreamHead = headOf(req, `${path}${rest ? `?${rest}` : ""}`, extra);
+    this.pipe(socket, head, route.body, upstreamHead, {
+      unavailable: () => refuse({ status: 503, body: { error: "The realtime server did not answer; retry shortly", code: "UNAVAILABLE" } }),
+      ended: () =>
+        this.d.logger.info({ requestId, path, status: 101, replica: route.body.replicaId, ms: Math.round(performance.now() - started) }, "websocket closed"),
+    });
+  }
+
+  /** The key resolved and counted, as the `/v1` router does for every request. */
+  private async admit(req: Request, key: string | undefined, requestId: string): Promise<{ principal: Principal } | { refusal: Refusal }> {
+    const address = req.ip ?? req.socket.remoteAddress ?? "unknown";
+    const guard: LookupGuard = { takeLookup: () => this.d.limiter.takeLookup(address), giveBackLookup: () => this.d.limiter.giveBackLookup(address) };
+    let principal: Principal;
+    try {
+      principal = await this.d.auth.resolve(key, requestId, guard);
+    } catch (err) {
+      if (err instanceof LookupRefused) return { refusal: rateRefusal(err.rate, RATE_MESSAGE.address) };
+      if (err instanceof AppError) return { refusal: { status: 0, body: err.toBody() } };
+      if (isDependencyOutage(err)) return { refusal: { status: 503, body: { error: "Temporarily unavailable; retry shortly", code: "UNAVAILABLE" } } };
+      throw err;
+    }
+    const rate = await this.d.limiter.check(principal);
+    if (!rate.allowed) return { refusal: rateRefusal(rate, RATE_MESSAGE[rate.scope]) };
+    return { principal };
+  }
+
+  /**
+   * Connects to the replica, hands it the upgrade, and pipes both ways until either side
+   * closes. Nothing from the replica within the wait: 503 to the client, which never saw a byte.
+   */
+  private pipe(
+    socket: Duplex,
+    head: Buffer,
+    at: { host: string; port: number },
+    upstreamHead: string,
+    on: { unavailable: () => void; ended: () => void },
+  ): void {
+    if (socket.destroyed) return;
+    const upstream: Socket = connect({ host: at.host, port: at.port });
+    let answered = false;
+    const fail = () => {
+      if (answered) return socket.destroy();
+      answered = true;
+      upstream.destroy();
+      on.unavailable();
+    };
+    const timer = setTimeout(fail, REPLICA_TIMEOUT_MS);
+    upstream.once("connect", () => {
+      upstream.write(upstreamHead);
+      if (head.length) upstream.write(head);
+      socket.pipe(upstream);
+    });
+    upstream.once("data", () => {
+      answered = true;
+      clearTimeout(timer);
+    });
+    // Not ended by the pipe: a replica that hangs up without a word is a 503, not an empty answer.
+    upstream.pipe(socket, { end: false });
+    upstream.once("end", () => (answered ? socket.end() : fail()));
+    upstream.on("error", fail);
+    upstream.once("close", () => {
+      clearTimeout(timer);
+      if (!answered) return fail();
+      socket.destroy();
+    });
+    socket.once("close", () => {
+      this.open.delete(socket);
+      if (answered) on.ended();
+      upstream.destroy();
+    });
+    this.open.add(socket);
+  }
+
+  /**
+   * Another path asking for an upgrade (h2c, say) is served as the request it also is, on a
+   * connection that then closes; one with a body cannot be (its bytes are no longer parsed).
+   */
+  private passOn(req: IncomingMessage, socket: Duplex): void {
+    if (Number(req.headers["content-length"] ?? 0) > 0 || req.headers["transfer-encoding"] !== undefined) {
+      endWithJson(socket, 400, { error: "Protocol upgrades are offered on /v1/ws and /v1/inboxes/:inboxId/ws only", code: "VALIDATION_ERROR" });
+      return;
+    }
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as Socket);
+    res.once("finish", () => socket.end());
+    this.d.app(req, res);
+  }
+}
+
+function upgradeRequired(): Refusal {
+  return { status: 426, body: { error: "Upgrade required: connect with a WebSocket client", code: "VALIDATION_ERROR" }, headers: { Upgrade: "websocket" } };
+}
+
+function rateRefusal(rate: RateDecision, message: string): Refusal {
+  return {
+    status: 429,
+    body: { error: message, code: "RATE_LIMITED" },
+    headers: {
+      "Retry-After": String(rate.retryAfterS),
+      "X-RateLimit-Limit": String(rate.limit),
+      "X-RateLimit-Remaining": String(rate.remaining),
+      "X-RateLimit-Scope": rate.scope,
+    },
+  };
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** The client's upgrade request as the replica gets it: without the key, with what the gateway vouches for. */
+function headOf(req: IncomingMessage, target: string, extra: Record<string, string>): string {
+  const lines = [`GET ${target} HTTP/1.1`];
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!;
+    if (!DROPPED(name.toLowerCase())) lines.push(`${name}: ${req.rawHeaders[i + 1]}`);
+  }
+  for (const [name, value] of Object.entries(extra)) lines.push(`${name}: ${value}`);
+  return `${lines.join("\r\n")}\r\n\r\n`;
+}

@@ -1,0 +1,288 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import WebSocket from "ws";
+import {
+  ClientFrame,
+  WS_MAX_CLIENT_FRAME_BYTES,
+  WsClose,
+  type FeedEvent,
+  type ServerFrame,
+  type SubscribeFrame,
+  type WsErrorCode,
+} from "@mam/contracts/realtime-feed.ts";
+import type { Logger } from "@mam/runtime/logger.ts";
+import type { Directory } from "./directory.ts";
+import { outgoing, type Outgoing, type Registered, type Registry } from "./registry.ts";
+import type { ReplayOutcome, ReplayRequest } from "./resume.ts";
+import { decideSubscription, idsToLook, matches, type Ceiling, type Decision, type Filters } from "./scope.ts";
+
+export interface ConnectionDeps {
+  maxBufferedBytes: number;
+  framesPerS: number;
+  directoryWaitMs: number;
+  directory: Directory;
+  registry: Registry<WsConnection>;
+  /** Reads the feed from a past event on (resume.ts), bound to this replica's bus and stream. */
+  replay: (r: ReplayRequest) => Promise<ReplayOutcome>;
+  logger: Logger;
+}
+
+type Connected = Extract<ServerFrame, { type: "connected" }>;
+
+/** Live events that arrived while a replay runs: sent after it, those it did not send already. */
+interface Replaying {
+  generation: number;
+  queue: { seq: number; out: Outgoing }[];
+}
+
+const NOT_FOUND_MESSAGE = "Not found: this subscription names a workspace or inbox this key cannot see";
+
+/**
+ * One client: its ceiling (the key's scope), its filters, the frames it sends and is sent.
+ * What waits to go out to it (the socket's buffer, and live events queued behind a replay)
+ * is bounded: past the cap it is closed as a slow consumer, never queued without end.
+ */
+export class WsConnection implements Registered {
+  filters: Filters | null = null;
+  workspaceOfInbox: string | null = null;
+  /** When the client last sent anything (a frame, or a protocol pong). */
+  lastHeard = Date.now();
+  private generation = 0;
+  private replaying?: Replaying;
+  private queuedBytes = 0;
+  private closing = false;
+  private tokens: number;
+  private refilledAt = Date.now();
+  private rateLimitedAt = 0;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly ceiling: Ceiling,
+    private readonly hello: Connected,
+    private readonly d: ConnectionDeps,
+    /** The per-inbox path: subscribed to its inbox without a frame. */
+    private readonly autoSubscribe = false,
+  ) {
+    this.tokens = d.framesPerS;
+  }
+
+  get open(): boolean {
+    return !this.closing && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  start(): void {
+    const { ws } = this;
+    ws.on("message", (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
+    ws.on("pong", () => (this.lastHeard = Date.now()));
+    ws.on("close", () => this.ended());
+    ws.on("error", (err) => this.d.logger.debug({ err: err.message }, "websocket error"));
+    this.send(this.hello);
+    if (this.autoSubscribe) this.subscribe({ type: "subscribe" }).catch((err: unknown) => this.failed(err));
+  }
+
+  /** A `ping` frame and a protocol ping; a client silent for two intervals is dropped. */
+  ping(silentForMs: number): void {
+    if (!this.open) return;
+    if (Date.now() - this.lastHeard > silentForMs) {
+      this.d.logger.info({ tenantId: this.ceiling.tenantId }, "websocket client silent; dropped");
+      this.leave();
+      this.ws.terminate();
+      return;
+    }
+    this.send({ type: "ping", timestamp: new Date().toISOString() });
+    this.ws.ping();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closing) return;
+    this.leave();
+    this.ws.close(code, reason);
+  }
+
+  /** Out of dispatch at once (a closing connection is sent nothing more), its replay abandoned. */
+  private leave(): void {
+    this.closing = true;
+    this.generation++;
+    this.replaying = undefined;
+    this.queuedBytes = 0;
+    this.d.registry.remove(this);
+  }
+
+  private ended(): void {
+    if (!this.closing) this.leave();
+  }
+
+  offer(e: FeedEvent, seq: number, out: Outgoing): void {
+    if (!this.filters || !matches(this.ceiling, this.filters, e)) return;
+    const r = this.replaying;
+    if (!r) return void this.push(out);
+    r.queue.push({ seq, out });
+    this.queuedBytes += out.bytes;
+    if (this.overCap(0)) this.slow();
+  }
+
+  private send(frame: ServerFrame): void {
+    this.push(outgoing(frame));
+  }
+
+  private error(code: WsErrorCode, message: string): void {
+    this.send({ type: "error", code, message });
+  }
+
+  /** False once the connection is closing (it was, or this frame made it a slow consumer). */
+  private push(out: Outgoing): boolean {
+    if (!this.open) return false;
+    if (this.overCap(out.bytes)) {
+      this.slow();
+      return false;
+    }
+    this.ws.send(out.data);
+    return true;
+  }
+
+  private overCap(more: number): boolean {
+    return this.ws.bufferedAmount + this.queuedBytes + more > this.d.maxBufferedBytes;
+  }
+
+  private slow(): void {
+    this.d.logger.info({ tenantId: this.ceiling.tenantId, buffered: this.ws.bufferedAmount, queued: this.queuedBytes }, "websocket client too slow; closed");
+    this.close(WsClose.slowConsumer, "Too slow: send buffer full; reconnect and resume with last_event_id");
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    this.lastHeard = Date.now();
+    if (!this.open) return;
+    if (!this.takeToken()) {
+      // One error a second at most: a flood must not turn into a flood of answers.
+      if (Date.now() - this.rateLimitedAt >= 1000) {
+        this.rateLimitedAt = Date.now();
+        this.error("RATE_LIMITED", `More than ${this.d.framesPerS} frames a second: frames dropped`);
+      }
+      return;
+    }
+    const frame = readFrame(data, isBinary);
+    if ("code" in frame) {
+      this.error(frame.code, frame.message);
+      return;
+    }
+    switch (frame.type) {
+      case "ping":
+        this.send({ type: "pong", timestamp: new Date().toISOString() });
+        return;
+      case "pong":
+        return;
+      case "subscribe":
+        this.subscribe(frame).catch((err: unknown) => this.failed(err));
+        return;
+      default: {
+        const unreachable: never = frame;
+        throw new Error(`unknown frame ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+
+  private takeToken(): boolean {
+    const now = Date.now();
+    this.tokens = Math.min(this.d.framesPerS, this.tokens + ((now - this.refilledAt) / 1000) * this.d.framesPerS);
+    this.refilledAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /**
+   * A subscribe frame replaces the filters once it is judged inside the key's scope; until
+   * then, and if it is refused, the previous ones stay. A later frame supersedes one still
+   * being judged or replayed.
+   */
+  private async subscribe(frame: SubscribeFrame): Promise<void> {
+    const generation = ++this.generation;
+    const decision = await this.decide(frame, generation);
+    if (generation !== this.generation || !this.open) return;
+    if (!decision.ok) return this.error("NOT_FOUND", NOT_FOUND_MESSAGE);
+    this.filters = decision.filters;
+    this.workspaceOfInbox = decision.workspaceOfInbox;
+    this.replaying = undefined;
+    this.queuedBytes = 0;
+    this.d.registry.refile(this);
+    this.send(decision.subscribed);
+    if (!frame.last_event_id) return;
+    // From here on, live events queue until the replay has sent what came before them.
+    this.replaying = { generation, queue: [] };
+    const outcome = await this.d.replay({
+      lastEventId: frame.last_event_id,
+      scope: decision.resume,
+      accept: (e) => this.generation === generation && !!this.filters && matches(this.ceiling, this.filters, e),
+      send: (out) => this.generation === generation && this.push(out),
+      room: () => this.room(generation),
+    });
+    this.finishReplay(generation, outcome);
+  }
+
+  /**
+   * Asks the directory until the frame is inside the scope, or the wait is over: the
+   * directory follows identity and the mailbox by a moment. A refusal always takes the whole
+   * wait, so how long it takes does not tell whether the id exists elsewhere.
+   */
+  private async decide(frame: SubscribeFrame, generation: number): Promise<Decision> {
+    const deadline = Date.now() + this.d.directoryWaitMs;
+    const ids = idsToLook(this.ceiling, frame);
+    for (;;) {
+      const decision = decideSubscription(this.ceiling, frame, await this.d.directory.view(ids));
+      if (decision.ok || Date.now() >= deadline || generation !== this.generation) return decision;
+      await sleep(Math.min(100, Math.max(1, deadline - Date.now())));
+    }
+  }
+
+  /** Until the socket's buffer is under half the cap: a replay goes at the client's pace. */
+  private async room(generation: number): Promise<boolean> {
+    while (this.generation === generation && this.open && this.overCap(this.d.maxBufferedBytes / 2)) await sleep(10);
+    return this.generation === generation && this.open;
+  }
+
+  private finishReplay(generation: number, outcome: ReplayOutcome): void {
+    const r = this.replaying;
+    if (generation !== this.generation || !r || r.generation !== generation || !this.open) return;
+    this.replaying = undefined;
+    this.queuedBytes = 0;
+    if (outcome.found) {
+      for (const q of r.queue) if (q.seq > outcome.lastSeq && !this.push(q.out)) return;
+      return;
+    }
+    this.error(
+      outcome.code,
+      outcome.code === "RESUME_TOO_OLD"
+        ? "last_event_id is older than the feed keeps: live events from now"
+        : "last_event_id was not found: live events from now",
+    );
+    for (const q of r.queue) if (!this.push(q.out)) return;
+  }
+
+  /** The directory or the feed could not be read: the client reconnects and resumes. */
+  private failed(err: unknown): void {
+    this.d.logger.warn({ err: (err as Error)?.message }, "websocket subscription failed");
+    this.close(1011, "Temporarily unavailable: reconnect and resume with last_event_id");
+  }
+}
+
+/** A client frame, or why it is refused (the connection stays). */
+function readFrame(data: Buffer, isBinary: boolean): ClientFrame | { code: WsErrorCode; message: string } {
+  if (isBinary) return { code: "INVALID_FRAME", message: "Frames are JSON text, not binary" };
+  if (data.length > WS_MAX_CLIENT_FRAME_BYTES) return { code: "FRAME_TOO_LARGE", message: `A frame may have at most ${WS_MAX_CLIENT_FRAME_BYTES} bytes` };
+  let json: unknown;
+  try {
+    json = JSON.parse(data.toString("utf8"));
+  } catch {
+    return { code: "INVALID_FRAME", message: "A frame must be a JSON object" };
+  }
+  const parsed = ClientFrame.safeParse(json);
+  return parsed.success ? parsed.data : { code: "INVALID_FRAME", message: describeIssues(parsed.error.issues) };
+}
+
+/** Where a frame is wrong and how, without echoing what it holds. */
+function describeIssues(issues: readonly { path: PropertyKey[]; message: string }[]): string {
+  const text = issues
+    .slice(0, 3)
+    .map((i) => `${i.path.map(String).join(".") || "frame"}: ${i.message}`)
+    .join("; ");
+  return `Invalid frame: ${text}`.slice(0, 300);
+}

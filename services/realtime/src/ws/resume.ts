@@ -1,0 +1,80 @@
+import type { Bus } from "@mam/bus/connection.ts";
+import { FeedEvent, feedFilterOf, publicEventTime, toEventFrame } from "@mam/contracts/realtime-feed.ts";
+import type { Logger } from "@mam/runtime/logger.ts";
+import { outgoing, type Outgoing } from "./registry.ts";
+import type { ResumeScope } from "./scope.ts";
+
+/**
+ * How much earlier than its event id's time a feed entry is looked for: the id's time comes
+ * from the mailbox's clock, the entry's from the NATS server's, which may lag behind it.
+ */
+const CLOCK_SKEW_MS = 5_000;
+
+export interface ReplayRequest {
+  lastEventId: string;
+  scope: ResumeScope;
+  /** Whether the subscription wants this event (its filters). */
+  accept: (e: FeedEvent) => boolean;
+  /** Sends one; false once the client is gone, slow, or subscribed again. */
+  send: (out: Outgoing) => boolean;
+  /** Waits until the client has room for more; false once it is gone or subscribed again. */
+  room: () => Promise<boolean>;
+}
+
+/** Found: everything after it up to `lastSeq` (a feed stream sequence) was replayed. */
+export type ReplayOutcome = { found: true; lastSeq: number } | { found: false; code: "RESUME_TOO_OLD" | "RESUME_UNKNOWN_EVENT" };
+
+/**
+ * Reads a client's part of the feed from just before its last event's time, skips up to and
+ * including that event, and sends what follows that its filters want, in order, up to the
+ * end of the stream as it is now. Its own ordered consumer (deleted after), filtered to the
+ * narrowest scope the subscription stays in.
+ */
+export async function replayFeed(o: { bus: Bus; stream: string; retentionS: number; logger: Logger }, r: ReplayRequest): Promise<ReplayOutcome> {
+  const { bus, stream } = o;
+  const at = publicEventTime(r.lastEventId);
+  const info = await bus.jsm.streams.info(stream);
+  // The oldest the feed holds: its first entry, or (empty) the retention window's start.
+  const oldest = info.state.messages > 0 ? Date.parse(info.state.first_ts) : Date.now() - o.retentionS * 1000;
+  const notFound = (): ReplayOutcome => ({ found: false, code: at < oldest ? "RESUME_TOO_OLD" : "RESUME_UNKNOWN_EVENT" });
+  if (info.state.messages === 0) return notFound();
+
+  const consumer = await bus.js.consumers.get(stream, {
+    filter_subjects: feedFilterOf(bus.prefix, r.scope),
+    opt_start_time: new Date(Math.max(0, at - CLOCK_SKEW_MS)).toISOString(),
+    inactive_threshold: 60_000,
+  });
+  try {
+    if ((await consumer.info(true)).num_pending === 0) return notFound();
+    const messages = await consumer.consume({ max_messages: 64 });
+    let found = false;
+    let lastSeq = 0;
+    try {
+      for await (const m of messages) {
+        if (!found) {
+          found = (m.headers?.get("Nats-Msg-Id") || readEventId(m.json.bind(m))) === r.lastEventId;
+        } else {
+          const e = FeedEvent.safeParse(m.json());
+          if (!e.success) o.logger.warn({ seq: m.seq }, "unreadable feed entry skipped in a replay");
+          else if (r.accept(e.data) && !r.send(outgoing(toEventFrame(e.data)))) return { found: true, lastSeq };
+        }
+        lastSeq = m.seq;
+        if (m.info.pending === 0) break;
+        if (!(await r.room())) break;
+      }
+    } finally {
+      messages.stop();
+    }
+    return found ? { found: true, lastSeq } : notFound();
+  } finally {
+    consumer.delete().catch(() => false);
+  }
+}
+
+function readEventId(json: () => unknown): string | undefined {
+  try {
+    return (json() as { eventId?: string }).eventId;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,110 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { WsClose } from "@mam/contracts/realtime-feed.ts";
+import { waitFor } from "@mam/runtime/wait.ts";
+import { UpgradeRefused, WsClient } from "@mam/testing/ws-client.ts";
+import { provisionTenant, Stack } from "../support/stack.ts";
+import { closedWithin, connectionsOf, eventNamed, FeedWriter, openWs, subscribe, wsUrl } from "./ws-support.ts";
+
+/**
+ * What one realtime replica does to protect itself and its other clients: a slow client is
+ * closed (never an unbounded queue), a tenant's connections are capped, a silent client is
+ * dropped, and at shutdown every client is told to go.
+ */
+describe("WebSocket limits", () => {
+  const s = new Stack({
+    logLevel: "warn",
+    realtime: 1,
+    realtimeEnv: { WS_MAX_BUFFERED_BYTES: String(256 * 1024), WS_MAX_CONNECTIONS_PER_TENANT: "3", WS_PING_INTERVAL_S: "3" },
+  });
+  const feed = new FeedWriter(s);
+  const clients: WsClient[] = [];
+  const open = async (key: string) => {
+    const c = await openWs(s, key);
+    clients.push(c);
+    return c;
+  };
+
+  beforeAll(async () => {
+    await s.start();
+  });
+  afterAll(async () => {
+    for (const c of clients) c.ws.terminate();
+    await feed.close();
+    await s.stop();
+  });
+
+  it("closes a client that stops reading with 4008 once its buffer passes the cap, and keeps a reading one", async () => {
+    const t = await provisionTenant(s, "Slow");
+    const scope = { tenantId: t.tenant.id, workspaceId: t.workspace.id, inboxId: null };
+    const slow = await open(t.key.key);
+    const reader = await open(t.key.key);
+    await subscribe(slow);
+    await subscribe(reader);
+    slow.ws.pause();
+    // Large events until the replica lets the slow one go: the sockets between (the gateway's,
+    // the kernel's) hold some megabytes first; the replica's own buffer holds 256 KiB.
+    const body = "x".repeat(60_000);
+    let last = "";
+    for (let i = 0; connectionsOf(s, t.tenant.id)[0] === 2; i++) {
+      expect(i).toBeLessThan(3_000);
+      last = (await feed.publish(scope, { domain: { domainId: t.workspace.id, domain: body } })).eventId;
+    }
+    await eventNamed(reader, last, 30_000);
+    slow.ws.resume();
+    const closed = await closedWithin(slow, 30_000);
+    expect(closed.code).toBe(WsClose.slowConsumer);
+    expect(closed.reason).toMatch(/slow/i);
+    expect(connectionsOf(s, t.tenant.id)).toEqual([1]);
+    reader.send({ type: "ping" });
+    await reader.next((f) => f.type === "pong");
+    reader.close();
+  });
+
+  it("caps a tenant's connections on a replica with 4029, without touching another tenant", async () => {
+    const t = await provisionTenant(s, "Busy");
+    const other = await provisionTenant(s, "Other");
+    const three = [await open(t.key.key), await open(t.key.key), await open(t.key.key)];
+    const fourth = await WsClient.open(wsUrl(s), { "X-API-Key": t.key.key });
+    clients.push(fourth);
+    expect((await closedWithin(fourth, 5_000)).code).toBe(WsClose.tooManyConnections);
+    expect(fourth.frames).toEqual([]);
+    expect((await open(other.key.key)).frames[0]).toMatchObject({ type: "connected", tenantId: other.tenant.id });
+    // A slot freed is a slot again.
+    three[0]!.close();
+    await waitFor(() => connectionsOf(s, t.tenant.id)[0] === 2, { what: "the closed connection gone" });
+    expect((await open(t.key.key)).frames[0]).toMatchObject({ type: "connected" });
+  });
+
+  it("pings every interval, and drops a client that answers neither pings nor frames", async () => {
+    const t = await provisionTenant(s, "Quiet");
+    const alive = await open(t.key.key);
+    await alive.next((f) => f.type === "ping", 5_000);
+    // A client that answers nothing: no protocol pong, no frame.
+    const silent = await new Promise<WebSocket>((resolve, reject) => {
+      const ws = new WebSocket(wsUrl(s), { headers: { "X-API-Key": t.key.key }, autoPong: false });
+      ws.once("open", () => resolve(ws));
+      ws.once("error", reject);
+    });
+    const code = await new Promise<number>((resolve) => silent.once("close", (c) => resolve(c)));
+    expect(code).toBe(1006);
+    // The one that answers (ws answers protocol pings itself) is still there.
+    alive.send({ type: "ping" });
+    await alive.next((f) => f.type === "pong");
+    expect(connectionsOf(s, t.tenant.id)).toEqual([1]);
+    alive.close();
+  });
+
+  it("tells every client to go with 1001 at shutdown; with no replica left the door answers 503", async () => {
+    const t = await provisionTenant(s, "Leaving");
+    const c = await open(t.key.key);
+    await subscribe(c);
+    const [replica] = s.realtimes.splice(0);
+    const stopping = replica!.destroy();
+    expect((await closedWithin(c, 10_000)).code).toBe(WsClose.goingAway);
+    await stopping;
+    const refused = await WsClient.open(wsUrl(s), { "X-API-Key": t.key.key }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(UpgradeRefused);
+    expect(refused).toMatchObject({ status: 503, body: { code: "UNAVAILABLE" } });
+  });
+});
