@@ -247,6 +247,25 @@ describe("webhooks: deliveries", () => {
     expect((await api("GET", `/v1/webhooks/${h.id}/deliveries`, t.key.key)).status).toBe(404);
   });
 
+  it("cuts an attempt still hanging when its replica shuts down, records it, and the next replica delivers", async () => {
+    await replaceReplicas(1, { ...FAST, WEBHOOK_TIMEOUT_MS: "60000" });
+    const h = await hook(t.key.key);
+    receiver.mode(h.path, "hang");
+    await feed.publish(event({ subject: "cut short" }));
+    await arrived(h.path, 1);
+    receiver.mode(h.path, 200);
+    for (const r of s.realtimes.splice(0)) await r.destroy();
+    await s.startRealtime();
+    await arrived(h.path, 2);
+    expect(receiver.at(h.path)[1]!.headers[WebhookHeaders.attempt]).toBe("2");
+    await waitFor(async () => (await log(h.id)).deliveries[0]?.success === true, { what: "the second attempt logged" });
+    // The cut attempt was recorded (not left to its lease): the next one came at once.
+    expect((await log(h.id)).deliveries).toMatchObject([
+      { attempt: 2, success: true },
+      { attempt: 1, statusCode: null, success: false, error: expect.any(String) },
+    ]);
+  });
+
   it("finishes a delivery waiting for its retry after the replicas are stopped and a new one started", async () => {
     // A replica whose retries wait 3 s: long enough to stop it in between.
     await replaceReplicas(1, { WEBHOOK_RETRY_BASE_MS: "3000", WEBHOOK_RETRY_MAX_DELAY_MS: "3000", WEBHOOK_RETRY_WINDOW_S: "60" });
@@ -267,15 +286,23 @@ describe("webhooks: deliveries", () => {
     await waitFor(async () => (await log(h.id)).deliveries[0]?.success === true, { what: "the second attempt logged" });
   });
 
-  it("prunes the delivery log past its retention, and only that", async () => {
+  it("prunes finished deliveries past the feed's retention and the log past its own, and only those", async () => {
     const h = await hook(t.key.key);
     await feed.publish(event({ subject: "to be forgotten" }));
     await waitFor(async () => (await log(h.id)).deliveries.length === 1, { what: "the attempt logged" });
+    await settled(h.id);
     const ctx = s.realtimes[0]!.ctx;
-    expect(await pruneWebhookLog(ctx, new Date(Date.now() + 29 * 86_400_000))).toBe(0);
-    expect((await log(h.id)).deliveries).toHaveLength(1);
-    expect(await pruneWebhookLog(ctx, new Date(Date.now() + 31 * 86_400_000))).toBeGreaterThan(0);
-    expect((await log(h.id)).deliveries).toEqual([]);
+    const inDays = (d: number) => new Date(Date.now() + d * 86_400_000);
+    // Within the feed's retention (a day) nothing goes: the finished delivery still dedupes a redelivered entry.
+    expect(await pruneWebhookLog(ctx, inDays(0.5))).toBe(0);
+    expect(await tables.queueOf(h.id)).toHaveLength(1);
+    // After it, the finished delivery goes; the log stays for its 30 days.
+    expect(await pruneWebhookLog(ctx, inDays(2))).toBeGreaterThan(0);
     expect(await tables.queueOf(h.id)).toEqual([]);
+    expect((await log(h.id)).deliveries).toHaveLength(1);
+    expect(await pruneWebhookLog(ctx, inDays(29))).toBe(0);
+    expect((await log(h.id)).deliveries).toHaveLength(1);
+    expect(await pruneWebhookLog(ctx, inDays(31))).toBeGreaterThan(0);
+    expect((await log(h.id)).deliveries).toEqual([]);
   });
 });

@@ -31,6 +31,8 @@ export interface Leased {
 const SCAN_PER_SLOT = 4;
 /** How long an attempt that failed on our side (the database, say) waits before it is tried again. */
 const OWN_FAILURE_RETRY_MS = 5_000;
+/** At shutdown, how long attempts in flight may go on before they are cut (and recorded for a retry). */
+const STOP_WAIT_MS = 5_000;
 
 /**
  * Runs delivery attempts: at once for what the intake leased, and for rows whose retry is due
@@ -68,13 +70,19 @@ export class Dispatcher {
     this.pollSoon();
   }
 
-  /** Takes no more rows; waits for the attempts in flight (their leases cover them if they outlast the wait). */
+  /**
+   * Takes no more rows and lets the attempts in flight finish, for a while: then their
+   * connections are cut, and each is recorded as failed and retried (by any replica). One
+   * that cannot even be recorded keeps its lease until it runs out.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
     await this.polling;
-    await Promise.race([Promise.all([...this.working]), new Promise((r) => setTimeout(r, this.ctx.cfg.WEBHOOK_TIMEOUT_MS + 1_000).unref())]);
+    const attempts = () => Promise.all([...this.working]);
+    await Promise.race([attempts(), new Promise((r) => setTimeout(r, STOP_WAIT_MS).unref())]);
     this.sender.close();
+    await Promise.race([attempts(), new Promise((r) => setTimeout(r, 2_000).unref())]);
   }
 
   /** A slot for one attempt to this webhook, if both caps allow. */

@@ -6,17 +6,22 @@ const SWEEP_EVERY_MS = 60 * 60_000;
 /** Rows removed per statement: a large backlog is pruned in short transactions. */
 const BATCH = 5_000;
 
+/** A finished delivery is kept this long past the feed's retention: until no copy of its entry can come again. */
+const REDELIVERY_MARGIN_MS = 3_600_000;
+
 /**
- * Prunes the delivery log and the finished deliveries older than WEBHOOK_LOG_RETENTION_DAYS
- * (every replica sweeps; a row removed twice is removed once). Resolves with how many went.
+ * Prunes the delivery log older than WEBHOOK_LOG_RETENTION_DAYS, and finished deliveries
+ * once the feed no longer holds their entry (a redelivery of it is all their row is kept
+ * for). Every replica sweeps; a row removed twice is removed once. Resolves with how many went.
  */
 export async function pruneWebhookLog(ctx: RealtimeContext, now: Date = ctx.clock()): Promise<number> {
-  const cutoff = new Date(now.getTime() - ctx.cfg.WEBHOOK_LOG_RETENTION_DAYS * 86_400_000);
+  const logCutoff = new Date(now.getTime() - ctx.cfg.WEBHOOK_LOG_RETENTION_DAYS * 86_400_000);
+  const doneCutoff = new Date(now.getTime() - ctx.cfg.FEED_RETENTION_S * 1000 - REDELIVERY_MARGIN_MS);
   let removed = 0;
   for (const statement of [
-    () => sql`delete from webhook_attempts where ctid in (select ctid from webhook_attempts where attempted_at < ${cutoff} limit ${BATCH})`,
+    () => sql`delete from webhook_attempts where ctid in (select ctid from webhook_attempts where attempted_at < ${logCutoff} limit ${BATCH})`,
     () =>
-      sql`delete from webhook_deliveries where ctid in (select ctid from webhook_deliveries where state <> 'pending' and completed_at < ${cutoff} limit ${BATCH})`,
+      sql`delete from webhook_deliveries where ctid in (select ctid from webhook_deliveries where state <> 'pending' and completed_at < ${doneCutoff} limit ${BATCH})`,
   ]) {
     for (;;) {
       const r = await statement().execute(ctx.db);
