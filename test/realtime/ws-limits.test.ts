@@ -1,6 +1,11 @@
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect } from "@nats-io/transport-node";
 import WebSocket from "ws";
 import { WsClose } from "@mam/contracts/realtime-feed.ts";
+import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
+import { rpcSubject } from "@mam/contracts/subjects.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { UpgradeRefused, WsClient } from "@mam/testing/ws-client.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
@@ -106,5 +111,37 @@ describe("WebSocket limits", () => {
     const refused = await WsClient.open(wsUrl(s), { "X-API-Key": t.key.key }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(UpgradeRefused);
     expect(refused).toMatchObject({ status: 503, body: { code: "UNAVAILABLE" } });
+  });
+
+  it("answers 503 when the replica named is unreachable or never answers the upgrade", async () => {
+    const t = await provisionTenant(s, "Stranded");
+    // A broken replica in the queue group's place: its door refuses connections, then accepts and stays silent.
+    const mute = createServer(() => undefined);
+    await new Promise<void>((r) => mute.listen(0, "127.0.0.1", () => r()));
+    const closedPort = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const nc = await connect({ servers: s.iso.urls.NATS_URL });
+    let port = closedPort;
+    const responder = nc.subscribe(rpcSubject(s.iso.prefix, RpcContracts.realtime.wsRoute.subject), {
+      queue: "realtime",
+      callback: (_err, msg) => {
+        msg.respond(JSON.stringify({ ok: true, status: 200, body: { host: "127.0.0.1", port, replicaId: "broken" } }));
+      },
+    });
+    try {
+      for (const p of [closedPort, (mute.address() as AddressInfo).port]) {
+        port = p;
+        const refused = await WsClient.open(wsUrl(s), { "X-API-Key": t.key.key }).catch((e: unknown) => e);
+        expect(refused).toMatchObject({ status: 503, body: { code: "UNAVAILABLE", error: expect.any(String) } });
+      }
+    } finally {
+      responder.unsubscribe();
+      await nc.close();
+      mute.close();
+    }
   });
 });

@@ -1,7 +1,10 @@
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PUBLIC_EVENT_TYPES, WsClose, type FeedEvent } from "@mam/contracts/realtime-feed.ts";
+import { webSocketPartOf } from "@mam/realtime/ws/part.ts";
 import { uuidv7 } from "@mam/runtime/ids.ts";
+import { generateScopeKeys } from "@mam/scope/key-material.ts";
+import { ScopeSigner } from "@mam/scope/token.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { UpgradeRefused, WsClient } from "@mam/testing/ws-client.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
@@ -109,6 +112,42 @@ describe("WebSocket /v1/ws", () => {
         body: { code: "VALIDATION_ERROR" },
       });
       expect(await refusal(wsUrl(s), { "X-API-Key": s.operatorKey })).toMatchObject({ status: 403, body: { code: "FORBIDDEN" } });
+    });
+
+    it("drops headers only the gateway may set: a client's own Mam-Inbox is not the per-inbox path", async () => {
+      const c = track(await WsClient.open(wsUrl(s), { "X-API-Key": a.key.key, "Mam-Inbox": i1.id, "Mam-Inbox-Email": "forged@example.org" }));
+      expect(await c.next((f) => f.type === "connected")).toMatchObject({ inboxId: null, email: null });
+      expect(await subscribe(c)).toMatchObject({ type: "subscribed", inbox_ids: [] });
+      c.close();
+    });
+
+    it("lets no one past a replica's own door without a scope token the gateway signed for realtime", async () => {
+      const door = `ws://127.0.0.1:${webSocketPartOf(s.realtimes[0]!.ctx)!.door.port}/v1/ws`;
+      const signer = new ScopeSigner(s.iso.scopeKeys.privateKeyPem);
+      const principal = { keyId: wk.id, kind: "workspace" as const, tenantId: a.tenant.id, workspaceId: a.workspace.id, inboxId: null };
+      expect(await refusal(door)).toMatchObject({ status: 401, body: { code: "UNAUTHORIZED" } });
+      expect(await refusal(door, { "Mam-Scope": signer.mint(principal, ["mailbox"]) })).toMatchObject({ status: 401 });
+      const forged = new ScopeSigner(generateScopeKeys().privateKeyPem).mint(principal, ["realtime"]);
+      expect(await refusal(door, { "Mam-Scope": forged })).toMatchObject({ status: 401 });
+      const c = track(await WsClient.open(door, { "Mam-Scope": signer.mint(principal, ["realtime"]) }));
+      expect(await c.next((f) => f.type === "connected")).toMatchObject({ keyKind: "workspace", workspaceId: a.workspace.id });
+      c.close();
+    });
+
+    it("closes at once a connection whose token was minted just before its key was revoked", async () => {
+      const key = (await s.api("POST", `/v1/workspaces/${a.workspace.id}/keys`, { key: a.key.key, body: {} })).body;
+      const door = `ws://127.0.0.1:${webSocketPartOf(s.realtimes[0]!.ctx)!.door.port}/v1/ws`;
+      const signer = new ScopeSigner(s.iso.scopeKeys.privateKeyPem);
+      const token = () => signer.mint({ keyId: key.id, kind: "workspace", tenantId: a.tenant.id, workspaceId: a.workspace.id, inboxId: null }, ["realtime"]);
+      const before = track(await WsClient.open(door, { "Mam-Scope": token() }));
+      await before.next((f) => f.type === "connected");
+      const late = token();
+      expect((await s.api("DELETE", `/v1/workspaces/${a.workspace.id}/keys/${key.id}`, { key: a.key.key })).status).toBe(200);
+      // Once this replica has heard of it (the open connection closed), the token it had not seen is no good either.
+      expect((await closedWithin(before, 5_000)).code).toBe(WsClose.revoked);
+      const after = track(await WsClient.open(door, { "Mam-Scope": late }));
+      expect((await closedWithin(after, 5_000)).code).toBe(WsClose.revoked);
+      expect(after.frames).toEqual([]);
     });
 
     it("still serves another path that offers an upgrade (h2c) as the plain request it is", async () => {
@@ -351,6 +390,21 @@ describe("WebSocket /v1/ws", () => {
       expect(eventIds(again)).toEqual(want);
       expect(again.frames.some((f) => f.type === "error")).toBe(false);
       again.close();
+    });
+
+    it("finishes a replay when a subscribe frame sent during it is refused", async () => {
+      const scope = at(a.workspace.id, i2.id);
+      const events: FeedEvent[] = [];
+      for (let i = 0; i < 200; i++) events.push(await feed.publish(scope));
+      const c = await open(a.key.key);
+      c.send({ type: "subscribe", inbox_ids: [i2.id], last_event_id: events[0]!.eventId });
+      c.send({ type: "subscribe", inbox_ids: [iB.id] });
+      expect(await c.next((f) => f.type === "subscribed")).toMatchObject({ inbox_ids: [i2.id] });
+      expect(await c.next((f) => f.type === "error")).toMatchObject({ code: "NOT_FOUND" });
+      const live = await feed.publish(scope);
+      await eventNamed(c, live.eventId);
+      expect(eventIds(c)).toEqual([...events.slice(1), live].map((e) => e.eventId));
+      c.close();
     });
 
     it("says RESUME_TOO_OLD for an id older than the feed, RESUME_UNKNOWN_EVENT for one it never had, then goes live", async () => {

@@ -30,7 +30,7 @@ type Connected = Extract<ServerFrame, { type: "connected" }>;
 
 /** Live events that arrived while a replay runs: sent after it, those it did not send already. */
 interface Replaying {
-  generation: number;
+  epoch: number;
   queue: { seq: number; out: Outgoing }[];
 }
 
@@ -46,7 +46,11 @@ export class WsConnection implements Registered {
   workspaceOfInbox: string | null = null;
   /** When the client last sent anything (a frame, or a protocol pong). */
   lastHeard = Date.now();
-  private generation = 0;
+  /** A subscribe frame is being judged; the next one waits (a newer one takes the place of a waiting one). */
+  private judging = false;
+  private waiting?: SubscribeFrame;
+  /** Bumped when a subscription is applied (or the connection leaves): a replay of an earlier one stops. */
+  private epoch = 0;
   private replaying?: Replaying;
   private queuedBytes = 0;
   private closing = false;
@@ -76,7 +80,7 @@ export class WsConnection implements Registered {
     ws.on("close", () => this.ended());
     ws.on("error", (err) => this.d.logger.debug({ err: err.message }, "websocket error"));
     this.send(this.hello);
-    if (this.autoSubscribe) this.subscribe({ type: "subscribe" }).catch((err: unknown) => this.failed(err));
+    if (this.autoSubscribe) this.enqueue({ type: "subscribe" });
   }
 
   /** A `ping` frame and a protocol ping; a client silent for two intervals is dropped. */
@@ -101,7 +105,8 @@ export class WsConnection implements Registered {
   /** Out of dispatch at once (a closing connection is sent nothing more), its replay abandoned. */
   private leave(): void {
     this.closing = true;
-    this.generation++;
+    this.waiting = undefined;
+    this.epoch++;
     this.replaying = undefined;
     this.queuedBytes = 0;
     this.d.registry.remove(this);
@@ -171,7 +176,7 @@ export class WsConnection implements Registered {
       case "pong":
         return;
       case "subscribe":
-        this.subscribe(frame).catch((err: unknown) => this.failed(err));
+        this.enqueue(frame);
         return;
       default: {
         const unreachable: never = frame;
@@ -189,16 +194,36 @@ export class WsConnection implements Registered {
     return true;
   }
 
+  /** Subscribe frames are judged one at a time, in order. */
+  private enqueue(frame: SubscribeFrame): void {
+    this.waiting = frame;
+    if (!this.judging) void this.judgeWaiting();
+  }
+
+  private async judgeWaiting(): Promise<void> {
+    this.judging = true;
+    try {
+      for (let frame = this.waiting; frame && this.open; frame = this.waiting) {
+        this.waiting = undefined;
+        await this.subscribe(frame);
+      }
+    } catch (err) {
+      this.failed(err);
+    } finally {
+      this.judging = false;
+    }
+  }
+
   /**
    * A subscribe frame replaces the filters once it is judged inside the key's scope; until
-   * then, and if it is refused, the previous ones stay. A later frame supersedes one still
-   * being judged or replayed.
+   * then, and if it is refused, the previous ones stay (with their replay, if one runs). An
+   * applied one stops a replay still running for the one before.
    */
   private async subscribe(frame: SubscribeFrame): Promise<void> {
-    const generation = ++this.generation;
-    const decision = await this.decide(frame, generation);
-    if (generation !== this.generation || !this.open) return;
+    const decision = await this.decide(frame);
+    if (!this.open) return;
     if (!decision.ok) return this.error("NOT_FOUND", NOT_FOUND_MESSAGE);
+    const epoch = ++this.epoch;
     this.filters = decision.filters;
     this.workspaceOfInbox = decision.workspaceOfInbox;
     this.replaying = undefined;
@@ -207,15 +232,20 @@ export class WsConnection implements Registered {
     this.send(decision.subscribed);
     if (!frame.last_event_id) return;
     // From here on, live events queue until the replay has sent what came before them.
-    this.replaying = { generation, queue: [] };
-    const outcome = await this.d.replay({
-      lastEventId: frame.last_event_id,
-      scope: decision.resume,
-      accept: (e) => this.generation === generation && !!this.filters && matches(this.ceiling, this.filters, e),
-      send: (out) => this.generation === generation && this.push(out),
-      room: () => this.room(generation),
-    });
-    this.finishReplay(generation, outcome);
+    this.replaying = { epoch, queue: [] };
+    // Not awaited: the next subscribe frame is judged meanwhile (and, applied, ends the replay).
+    this.d
+      .replay({
+        lastEventId: frame.last_event_id,
+        scope: decision.resume,
+        accept: (e) => this.epoch === epoch && !!this.filters && matches(this.ceiling, this.filters, e),
+        send: (out) => this.epoch === epoch && this.push(out),
+        room: () => this.room(epoch),
+      })
+      .then(
+        (outcome) => this.finishReplay(epoch, outcome),
+        (err: unknown) => this.epoch === epoch && this.failed(err),
+      );
   }
 
   /**
@@ -223,25 +253,25 @@ export class WsConnection implements Registered {
    * directory follows identity and the mailbox by a moment. A refusal always takes the whole
    * wait, so how long it takes does not tell whether the id exists elsewhere.
    */
-  private async decide(frame: SubscribeFrame, generation: number): Promise<Decision> {
+  private async decide(frame: SubscribeFrame): Promise<Decision> {
     const deadline = Date.now() + this.d.directoryWaitMs;
     const ids = idsToLook(this.ceiling, frame);
     for (;;) {
       const decision = decideSubscription(this.ceiling, frame, await this.d.directory.view(ids));
-      if (decision.ok || Date.now() >= deadline || generation !== this.generation) return decision;
+      if (decision.ok || Date.now() >= deadline || !this.open) return decision;
       await sleep(Math.min(100, Math.max(1, deadline - Date.now())));
     }
   }
 
   /** Until the socket's buffer is under half the cap: a replay goes at the client's pace. */
-  private async room(generation: number): Promise<boolean> {
-    while (this.generation === generation && this.open && this.overCap(this.d.maxBufferedBytes / 2)) await sleep(10);
-    return this.generation === generation && this.open;
+  private async room(epoch: number): Promise<boolean> {
+    while (this.epoch === epoch && this.open && this.overCap(this.d.maxBufferedBytes / 2)) await sleep(10);
+    return this.epoch === epoch && this.open;
   }
 
-  private finishReplay(generation: number, outcome: ReplayOutcome): void {
+  private finishReplay(epoch: number, outcome: ReplayOutcome): void {
     const r = this.replaying;
-    if (generation !== this.generation || !r || r.generation !== generation || !this.open) return;
+    if (epoch !== this.epoch || !r || r.epoch !== epoch || !this.open) return;
     this.replaying = undefined;
     this.queuedBytes = 0;
     if (outcome.found) {
