@@ -83,6 +83,12 @@ export class WebSocketDoor {
     if (req.method !== "GET") return refuse({ status: 404, body: { error: `No route for ${req.method} ${path}`, code: "NOT_FOUND" } });
     if ((req.get("upgrade") ?? "").toLowerCase() !== "websocket") return refuse(upgradeRequired());
 
+    const params = new URLSearchParams(query);
+    const admitted = await this.admit(req, presentedKey(req) ?? params.get("api_key")?.trim() ?? undefined, requestId);
+    if ("refusal" in admitted) return refuse(admitted.refusal);
+    const p = admitted.principal;
+    if (!p.tenantId) return refuse({ status: 403, body: { error: "The operator key has no events to subscribe to", code: "FORBIDDEN" } });
+    // Checked after the key, as every route's parameters are: a caller without one learns nothing.
     let inboxId: string | undefined;
     if (m[1] !== undefined) {
       const id = IdParam.safeParse(safeDecode(m[1]));
@@ -93,11 +99,6 @@ export class WebSocketDoor {
         });
       inboxId = id.data;
     }
-    const params = new URLSearchParams(query);
-    const admitted = await this.admit(req, presentedKey(req) ?? params.get("api_key")?.trim() ?? undefined, requestId);
-    if ("refusal" in admitted) return refuse(admitted.refusal);
-    const p = admitted.principal;
-    if (!p.tenantId) return refuse({ status: 403, body: { error: "The operator key has no events to subscribe to", code: "FORBIDDEN" } });
 
     const extra: Record<string, string> = {
       [Headers.scope]: this.d.signer.mint(p, [REALTIME], this.d.cfg.SCOPE_TOKEN_TTL_S),
