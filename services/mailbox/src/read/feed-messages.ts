@@ -16,26 +16,12 @@ export function cutUtf8(head: Buffer, size: number, maxBytes: number): { bytes: 
 }
 
 /**
- * The head of each blob (one byte past the cap, so the cut can be placed) and its whole
- * size: a long body is never read whole for the feed.
- */
-async function blobHeads(db: Kysely<MailboxDb>, workspaceId: string, hashes: string[], maxBytes: number) {
-  const wanted = [...new Set(hashes)];
-  if (!wanted.length) return new Map<string, { head: Buffer; size: number }>();
-  const rows = await db
-    .selectFrom("blobs")
-    .select(["hash", "size", sql<Buffer>`substring(data from 1 for ${maxBytes + 1})`.as("head")])
-    .where("workspace_id", "=", workspaceId)
-    .where("hash", "in", wanted)
-    .execute();
-  return new Map(rows.map((r) => [r.hash, { head: r.head, size: Number(r.size) }]));
-}
-
-/**
  * The messages of one workspace as the feed shows them, each with its thread; ids of other
  * workspaces (or of none) are left out. Deleted messages are shown as they were: the feed
- * tells what happened, and its entries are rendered alike however late. Three queries,
- * whatever the number of ids: the messages, their bodies' heads, their threads.
+ * tells what happened, and its entries are rendered alike however late. It runs for every
+ * message event, so it is one statement whatever the number of ids: each message with its
+ * thread's subject and the head of each body (one byte past the cap, so the cut can be
+ * placed, and the body's whole size), never a long body read whole.
  */
 export async function feedMessages(
   db: Kysely<MailboxDb>,
@@ -45,24 +31,28 @@ export async function feedMessages(
 ): Promise<{ message: FeedMessage; thread: FeedThread }[]> {
   const ids = [...new Set(messageIds)];
   if (!ids.length) return [];
-  const rows = await db.selectFrom("messages").selectAll().where("workspace_id", "=", workspaceId).where("message_id", "in", ids).execute();
-  if (!rows.length) return [];
-  const hashes = rows.flatMap((r) => [r.plain_hash, r.html_hash]).filter((h): h is string => !!h);
-  const threadIds = [...new Set(rows.map((r) => r.thread_id))];
-  const [heads, threads] = await Promise.all([
-    blobHeads(db, workspaceId, hashes, maxBytes),
-    db.selectFrom("threads").select(["thread_id", "subject"]).where("workspace_id", "=", workspaceId).where("thread_id", "in", threadIds).execute(),
-  ]);
-  const subjects = new Map(threads.map((t) => [t.thread_id, t.subject]));
-  return rows.map((r) => {
+  const head = (alias: "p" | "h") => sql<Buffer | null>`substring(${sql.ref(`${alias}.data`)} from 1 for ${maxBytes + 1})`;
+  const rows = await db
+    .selectFrom("messages as m")
+    .leftJoin("threads as t", (j) => j.onRef("t.workspace_id", "=", "m.workspace_id").onRef("t.thread_id", "=", "m.thread_id"))
+    .leftJoin("blobs as p", (j) => j.onRef("p.workspace_id", "=", "m.workspace_id").onRef("p.hash", "=", "m.plain_hash"))
+    .leftJoin("blobs as h", (j) => j.onRef("h.workspace_id", "=", "m.workspace_id").onRef("h.hash", "=", "m.html_hash"))
+    .selectAll("m")
+    .select(["t.subject as thread_subject", "p.size as plain_size", "h.size as html_size", head("p").as("plain_head"), head("h").as("html_head")])
+    .where("m.workspace_id", "=", workspaceId)
+    .where("m.message_id", "in", ids)
+    .execute();
+  return rows.map(({ thread_subject, plain_size, html_size, plain_head, html_head, ...r }) => {
     let truncated = false;
     const bodies = new Map<string, Buffer>();
-    for (const h of [r.plain_hash, r.html_hash]) {
-      const blob = h ? heads.get(h) : undefined;
-      if (!h || !blob) continue;
-      const { bytes, cut } = cutUtf8(blob.head, blob.size, maxBytes);
+    for (const [hash, blob, size] of [
+      [r.plain_hash, plain_head, plain_size],
+      [r.html_hash, html_head, html_size],
+    ] as const) {
+      if (!hash || !blob || size === null) continue;
+      const { bytes, cut } = cutUtf8(blob, Number(size), maxBytes);
       truncated ||= cut;
-      bodies.set(h, bytes);
+      bodies.set(hash, bytes);
     }
     // The API's own rendering of a message, so the feed and GET agree field for field.
     const v = messageView(r, bodies);
@@ -85,6 +75,6 @@ export async function feedMessages(
       attachments: v.attachments,
       timestamp: v.createdAt,
     };
-    return { message, thread: { threadId: r.thread_id, subject: subjects.get(r.thread_id) ?? r.subject } };
+    return { message, thread: { threadId: r.thread_id, subject: thread_subject ?? r.subject } };
   });
 }
