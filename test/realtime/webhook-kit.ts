@@ -15,6 +15,8 @@ export interface Received {
   path: string;
   headers: IncomingHttpHeaders;
   raw: Buffer;
+  /** When it was read whole (performance.now()). */
+  at: number;
 }
 
 /** How a path answers: a status, or holding the request open (until released, or the sender gives up). */
@@ -42,7 +44,7 @@ export class Receiver {
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", () => {
-        this.requests.push({ path, headers: req.headers, raw: Buffer.concat(chunks) });
+        this.requests.push({ path, headers: req.headers, raw: Buffer.concat(chunks), at: performance.now() });
         const answer = this.scripts.get(path)?.shift() ?? this.modes.get(path) ?? 200;
         const send = (status: number) => res.writeHead(status, { "content-type": "text/plain" }).end(status >= 400 ? `refused with ${status}\n` : "ok");
         if (answer === "hang") this.held.set(path, [...(this.held.get(path) ?? []), send]);

@@ -83,10 +83,12 @@ export async function createWebhook(
     load: (tx) => load(tx, claims.tenantId, { ended: homeOf(claims) }),
     decide: (state) => decide(cmd, state),
     answer: async (tx, _state, [d]) => {
+      const file = fileOf(d!.workspaceId);
       await tx
         .insertInto("webhook_secrets")
-        .values({ workspace_id: fileOf(d!.workspaceId), webhook_id: cmd.webhookId, tenant_id: claims.tenantId, secret, created_at: ctx.clock() })
+        .values({ workspace_id: file, webhook_id: cmd.webhookId, tenant_id: claims.tenantId, secret, created_at: ctx.clock() })
         .execute();
+      await tx.insertInto("webhook_health").values({ workspace_id: file, webhook_id: cmd.webhookId, failing_since: null, last_delivery_at: null }).execute();
       return { ...(await answerOf(tx, claims.tenantId, cmd.webhookId)), secret };
     },
   });

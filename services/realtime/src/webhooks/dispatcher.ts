@@ -2,7 +2,9 @@ import { randomUUID } from "node:crypto";
 import { sql } from "kysely";
 import type { RealtimeContext } from "../context.ts";
 import { afterFailure, type RetryPolicy } from "./backoff.ts";
-import type { AttemptResult, WebhookSender } from "./sender.ts";
+import { Lanes } from "./lanes.ts";
+import { recordOutcome } from "./record.ts";
+import type { WebhookSender } from "./sender.ts";
 import { signedHeaders } from "./signing.ts";
 
 /** Where and how to send: read when the attempt starts, so a changed URL or a paused webhook is seen. */
@@ -12,7 +14,7 @@ export interface Target {
   isActive: boolean;
 }
 
-/** A queue row this replica holds the lease of, for one attempt. */
+/** A queue row this replica holds the lease of. */
 export interface Leased {
   webhook_id: string;
   event_id: string;
@@ -22,99 +24,133 @@ export interface Leased {
   attempts: number;
   first_attempt_at: Date | null;
   retry_delay_ms: number | null;
-  lease: string;
+  /** When its lease runs out unless renewed (ms since the epoch). */
+  leased_until: number;
   /** What the intake already read of the webhook: a first attempt needs no other query. */
   target?: Target;
 }
 
-/** Rows looked at per poll, for each free slot (some belong to webhooks at their cap). */
-const SCAN_PER_SLOT = 4;
+const keyOf = (r: { webhook_id: string; event_id: string }) => `${r.webhook_id} ${r.event_id}`;
+
+/** Rows one webhook may hold on a replica, per request it may have in flight: its next ones wait here, not in a poll. */
+const AHEAD_PER_SLOT = 16;
 /** How long an attempt that failed on our side (the database, say) waits before it is tried again. */
 const OWN_FAILURE_RETRY_MS = 5_000;
 /** At shutdown, how long attempts in flight may go on before they are cut (and recorded for a retry). */
 const STOP_WAIT_MS = 5_000;
 
 /**
- * Runs delivery attempts: at once for what the intake leased, and for rows whose retry is due
- * or whose lease ran out (a crashed replica's) found by a poll every replica makes. A row is
- * leased (locked_until, lease) before its attempt, so replicas never attempt one together;
- * every outcome is written under that lease. In flight at most WEBHOOK_MAX_IN_FLIGHT, and
- * WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT per webhook: a slow endpoint holds its own slots only,
- * and its other rows wait in the queue while everyone else's go.
+ * Runs delivery attempts. Rows are leased to this replica (lease = its token, locked_until
+ * renewed while it holds them) before they wait in its lanes: what the intake queues, and
+ * what a poll finds due (a retry's time come, or a lease run out: a replica gone). Replicas
+ * never attempt one row together, and every outcome is written under the lease. In flight
+ * at most WEBHOOK_MAX_IN_FLIGHT, and WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT per webhook: a slow
+ * endpoint holds its own slots only, and its other rows wait while everyone else's go.
  */
 export class Dispatcher {
-  private readonly perWebhook = new Map<string, number>();
-  private total = 0;
+  /** This process's lease on the rows it holds. */
+  readonly lease = randomUUID();
+  readonly leaseMs: number;
+  private readonly lanes: Lanes<Leased>;
+  private readonly policy: RetryPolicy;
   private readonly working = new Set<Promise<void>>();
-  private timer?: NodeJS.Timeout;
+  /** Every row held here (waiting or in flight), by webhook and event: what the renewal keeps. */
+  private readonly held = new Map<string, Leased>();
+  private timers: NodeJS.Timeout[] = [];
   private polling?: Promise<void>;
   private stopped = false;
-  /** Rows wait that this replica could not take when it saw them: it looks again when a slot frees. */
+  /** Rows may wait in the queue that this replica had no room for: it looks again when room frees. */
   private backlog = false;
+  /** Until when every row this replica holds is surely its own (the last renewal that succeeded). */
+  private renewedUntil = 0;
   private lastFailureLog = 0;
-  readonly leaseMs: number;
-  private readonly policy: RetryPolicy;
 
   constructor(
     private readonly ctx: RealtimeContext,
     private readonly sender: WebhookSender,
   ) {
     const { cfg } = ctx;
-    // Longer than any attempt can take: a lease runs out only when its holder is gone.
+    // Longer than any attempt can take, and renewed while held: a lease runs out only when its holder is gone.
     this.leaseMs = cfg.WEBHOOK_TIMEOUT_MS + 15_000;
     this.policy = { baseMs: cfg.WEBHOOK_RETRY_BASE_MS, maxDelayMs: cfg.WEBHOOK_RETRY_MAX_DELAY_MS, windowMs: cfg.WEBHOOK_RETRY_WINDOW_S * 1000 };
+    const perEndpoint = cfg.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT;
+    this.lanes = new Lanes({
+      perEndpoint,
+      global: cfg.WEBHOOK_MAX_IN_FLIGHT,
+      aheadPerEndpoint: perEndpoint * AHEAD_PER_SLOT,
+      heldMax: cfg.WEBHOOK_MAX_IN_FLIGHT * AHEAD_PER_SLOT,
+    });
   }
 
   start(): void {
-    this.timer = setInterval(() => this.pollSoon(), this.ctx.cfg.WEBHOOK_POLL_MS);
+    this.timers = [setInterval(() => this.pollSoon(), this.ctx.cfg.WEBHOOK_POLL_MS), setInterval(() => void this.renew(), this.leaseMs / 4)];
     this.pollSoon();
   }
 
   /**
    * Takes no more rows and lets the attempts in flight finish, for a while: then their
-   * connections are cut, and each is recorded as failed and retried (by any replica). One
-   * that cannot even be recorded keeps its lease until it runs out.
+   * connections are cut, and each is recorded as failed and retried. What still waits here is
+   * handed back at once, for another replica (or the next start) to take.
    */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
+    for (const t of this.timers) clearInterval(t);
     await this.polling;
+    const waiting = this.lanes.takeWaiting();
+    for (const row of waiting) this.held.delete(keyOf(row));
     const attempts = () => Promise.all([...this.working]);
     await Promise.race([attempts(), new Promise((r) => setTimeout(r, STOP_WAIT_MS).unref())]);
     this.sender.close();
     await Promise.race([attempts(), new Promise((r) => setTimeout(r, 2_000).unref())]);
+    if (waiting.length)
+      await this.handBack(waiting).catch((err: unknown) => this.sayOnce(err, "webhook deliveries could not be handed back; their lease will run out"));
   }
 
-  /** A slot for one attempt to this webhook, if both caps allow. */
-  reserve(webhookId: string): boolean {
-    const { cfg } = this.ctx;
-    const n = this.perWebhook.get(webhookId) ?? 0;
-    if (this.stopped || this.total >= cfg.WEBHOOK_MAX_IN_FLIGHT || n >= cfg.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT) {
-      this.backlog = true;
-      return false;
+  /** Room for one more row of this webhook here (an intake queuing it leases it to this replica then). */
+  admit(webhookId: string): boolean {
+    if (!this.stopped && this.lanes.admit(webhookId)) return true;
+    this.backlog = true;
+    return false;
+  }
+
+  /** An admitted row that was not queued after all (a redelivered entry, or its transaction failed). */
+  drop(webhookId: string): void {
+    this.lanes.drop(webhookId);
+  }
+
+  /** Admitted rows, leased and committed: attempted in turn. */
+  hold(rows: Leased[]): void {
+    for (const row of rows) {
+      this.held.set(keyOf(row), row);
+      this.lanes.hold(row);
     }
-    this.total++;
-    this.perWebhook.set(webhookId, n + 1);
-    return true;
+    this.pump();
   }
 
-  release(webhookId: string): void {
-    this.total--;
-    const n = (this.perWebhook.get(webhookId) ?? 1) - 1;
-    if (n > 0) this.perWebhook.set(webhookId, n);
-    else this.perWebhook.delete(webhookId);
-    if (this.backlog) this.pollSoon();
-  }
-
-  /** Attempts a row this replica leased, in a slot reserved for it. */
-  run(row: Leased): void {
-    const p: Promise<void> = this.attempt(row)
-      .catch((err: unknown) => this.ownFailure(row, err))
-      .finally(() => {
-        this.working.delete(p);
-        this.release(row.webhook_id);
-      });
-    this.working.add(p);
+  /** Starts what may run now. */
+  private pump(): void {
+    if (this.stopped) return;
+    for (const row of this.lanes.next()) {
+      let answered = false;
+      // The endpoint's slot is free once its request is over; the outcome is written meanwhile.
+      const answer = () => {
+        if (answered) return;
+        answered = true;
+        this.lanes.answered(row.webhook_id);
+        this.pump();
+      };
+      const p: Promise<void> = this.attempt(row, answer)
+        .catch((err: unknown) => this.ownFailure(row, err))
+        .finally(() => {
+          answer();
+          this.working.delete(p);
+          this.held.delete(keyOf(row));
+          this.lanes.drop(row.webhook_id);
+          this.pump();
+          if (this.backlog) this.pollSoon();
+        });
+      this.working.add(p);
+    }
   }
 
   private pollSoon(): void {
@@ -124,52 +160,70 @@ export class Dispatcher {
     });
   }
 
-  /** Leases due rows, as many as there are free slots, none of a webhook at its cap. */
+  /** Leases due rows, as many as there is room for, none of a webhook whose lane is full. */
   private async poll(): Promise<void> {
-    const { cfg } = this.ctx;
-    const free = cfg.WEBHOOK_MAX_IN_FLIGHT - this.total;
-    if (free <= 0) return;
+    const room = this.lanes.room();
+    if (room <= 0) return;
     this.backlog = false;
     const now = this.ctx.clock();
-    const full = [...this.perWebhook].filter(([, n]) => n >= cfg.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT).map(([id]) => id);
-    const lease = randomUUID();
-    const reserved: string[] = [];
+    const admitted: string[] = [];
     let leased: Leased[] = [];
     try {
       leased = await this.ctx.db.transaction().execute(async (tx) => {
         const due = await sql<{ webhook_id: string; event_id: string }>`
           select webhook_id, event_id from webhook_deliveries
           where state = 'pending' and next_attempt_at <= ${now} and (locked_until is null or locked_until <= ${now})
-            and not (webhook_id = any(${full}::uuid[]))
+            and not (webhook_id = any(${this.lanes.full()}::uuid[]))
           order by next_attempt_at
-          limit ${Math.max(50, free * SCAN_PER_SLOT)}
+          limit ${Math.min(room, 1_000)}
           for update skip locked`.execute(tx);
-        // The scan may hold more than can go now: the rest stays, unleased, for the next look.
-        if (due.rows.length >= free) this.backlog = true;
-        const chosen = due.rows.filter((r) => this.reserve(r.webhook_id) && reserved.push(r.webhook_id));
+        // As many as came may not be all there is: look again when room frees.
+        if (due.rows.length >= Math.min(room, 1_000)) this.backlog = true;
+        const chosen = due.rows.filter((r) => !this.held.has(keyOf(r)) && this.admit(r.webhook_id) && admitted.push(r.webhook_id) > 0);
         if (!chosen.length) return [];
-        const rows = await sql<Omit<Leased, "lease">>`
-          update webhook_deliveries d set locked_until = ${new Date(now.getTime() + this.leaseMs)}, lease = ${lease}
+        const until = now.getTime() + this.leaseMs;
+        const rows = await sql<Omit<Leased, "leased_until">>`
+          update webhook_deliveries d set locked_until = ${new Date(until)}, lease = ${this.lease}
           from unnest(${chosen.map((c) => c.webhook_id)}::uuid[], ${chosen.map((c) => c.event_id)}::text[]) as c(webhook_id, event_id)
           where d.webhook_id = c.webhook_id and d.event_id = c.event_id
           returning d.webhook_id, d.event_id, d.workspace_id, d.event_type, d.body, d.attempts, d.first_attempt_at, d.retry_delay_ms`.execute(tx);
-        return rows.rows.map((r) => ({ ...r, lease }));
+        return rows.rows.map((r) => ({ ...r, leased_until: until }));
       });
     } catch (err) {
       leased = [];
       this.sayOnce(err, "webhook deliveries: cannot read the queue; trying again shortly");
     }
-    // A slot reserved for a row that did not come back (none, unless the transaction failed) is freed.
+    // Room taken for a row that did not come back (none, unless the transaction failed) is freed.
     const taken = leased.map((r) => r.webhook_id);
-    for (const id of reserved) {
+    for (const id of admitted) {
       const i = taken.indexOf(id);
       if (i >= 0) taken.splice(i, 1);
-      else this.release(id);
+      else this.drop(id);
     }
-    for (const row of leased) this.run(row);
+    this.hold(leased);
   }
 
-  private async attempt(row: Leased): Promise<void> {
+  /** Keeps the lease on every row held here (and only those: one this replica let go of runs out). */
+  private async renew(): Promise<void> {
+    const until = this.ctx.clock().getTime() + this.leaseMs;
+    const rows = [...this.held.values()];
+    try {
+      if (rows.length) {
+        await sql`
+          update webhook_deliveries d set locked_until = ${new Date(until)}
+          from unnest(${rows.map((r) => r.webhook_id)}::uuid[], ${rows.map((r) => r.event_id)}::text[]) as c(webhook_id, event_id)
+          where d.webhook_id = c.webhook_id and d.event_id = c.event_id and d.lease = ${this.lease}`.execute(this.ctx.db);
+      }
+      this.renewedUntil = until;
+    } catch (err) {
+      this.sayOnce(err, "webhook deliveries: cannot renew the leases held; trying again shortly");
+    }
+  }
+
+  private async attempt(row: Leased, answered: () => void): Promise<void> {
+    // A row whose lease may have run out (renewals failing: the database away) is checked first: it may be another replica's now.
+    const covered = Math.max(row.leased_until, this.renewedUntil);
+    if (this.ctx.clock().getTime() + this.ctx.cfg.WEBHOOK_TIMEOUT_MS > covered && !(await this.stillOurs(row))) return;
     const target = row.target ?? (await this.targetOf(row));
     if (!target?.isActive) return this.cancel(row, target ? "webhook inactive" : "webhook deleted");
     const attempt = row.attempts + 1;
@@ -180,7 +234,29 @@ export class Dispatcher {
       raw,
       signedHeaders(target.secret, raw, { eventId: row.event_id, eventType: row.event_type, attempt, at }),
     );
-    await this.record(row, attempt, at, result);
+    answered();
+    const now = this.ctx.clock();
+    const firstAttemptAt = row.first_attempt_at ?? at;
+    const next = result.success ? undefined : afterFailure({ firstAttemptAt, startedAt: at, now, prevDelayMs: row.retry_delay_ms }, this.policy);
+    const outcome = { webhookId: row.webhook_id, eventId: row.event_id, eventType: row.event_type, lease: this.lease, attemptId: this.ctx.newId() };
+    const recorded = await recordOutcome(this.ctx.db, { ...outcome, attempt, firstAttemptAt, at, now, result, next });
+    const said = { webhookId: row.webhook_id, eventId: row.event_id, attempt, statusCode: result.statusCode, ms: result.latencyMs, error: result.error };
+    const log = this.ctx.logger;
+    if (!recorded) log.info(said, "webhook attempt made for a delivery no longer ours (webhook deleted, or lease lost); not recorded");
+    else if (next?.kind === "give-up") log.warn(said, "webhook delivery given up: its retry window is over; the webhook is failing");
+    else if (next) log.info({ ...said, nextAttemptAt: next.at }, "webhook attempt failed; will retry");
+    else log.debug(said, "webhook delivered");
+  }
+
+  private async stillOurs(row: Leased): Promise<boolean> {
+    const r = await this.ctx.db
+      .updateTable("webhook_deliveries")
+      .set({ locked_until: new Date(this.ctx.clock().getTime() + this.leaseMs) })
+      .where("webhook_id", "=", row.webhook_id)
+      .where("event_id", "=", row.event_id)
+      .where("lease", "=", this.lease)
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
   }
 
   private async targetOf(row: Leased): Promise<Target | undefined> {
@@ -201,88 +277,23 @@ export class Dispatcher {
       .set({ state: "canceled", body: null, completed_at: this.ctx.clock(), locked_until: null, lease: null })
       .where("webhook_id", "=", row.webhook_id)
       .where("event_id", "=", row.event_id)
-      .where("lease", "=", row.lease)
+      .where("lease", "=", this.lease)
       .execute();
     this.ctx.logger.info({ webhookId: row.webhook_id, eventId: row.event_id, why }, "webhook delivery canceled");
-  }
-
-  /** The attempt's outcome, its log row and the webhook's health, together and under the lease. */
-  private async record(row: Leased, attempt: number, at: Date, result: AttemptResult): Promise<void> {
-    const { ctx } = this;
-    const now = ctx.clock();
-    const first = row.first_attempt_at ?? at;
-    const next = result.success ? undefined : afterFailure({ firstAttemptAt: first, startedAt: at, now, prevDelayMs: row.retry_delay_ms }, this.policy);
-    const gaveUp = next?.kind === "give-up";
-    const done = { state: result.success ? ("delivered" as const) : ("failed" as const), body: null, completed_at: now };
-    const recorded = await ctx.db.transaction().execute(async (tx) => {
-      const updated = await tx
-        .updateTable("webhook_deliveries")
-        .set({
-          attempts: attempt,
-          first_attempt_at: first,
-          locked_until: null,
-          lease: null,
-          ...(next?.kind === "retry" ? { next_attempt_at: next.at, retry_delay_ms: next.delayMs } : done),
-        })
-        .where("webhook_id", "=", row.webhook_id)
-        .where("event_id", "=", row.event_id)
-        .where("lease", "=", row.lease)
-        .executeTakeFirst();
-      // The webhook was deleted meanwhile (its queue and log with it): nothing of it to write.
-      if (!updated.numUpdatedRows) return false;
-      await tx
-        .insertInto("webhook_attempts")
-        .values({
-          workspace_id: row.workspace_id,
-          webhook_id: row.webhook_id,
-          attempt_id: ctx.newId(),
-          event_id: row.event_id,
-          event_type: row.event_type,
-          attempt,
-          attempted_at: at,
-          status_code: result.statusCode,
-          latency_ms: result.latencyMs,
-          success: result.success,
-          error: result.error,
-          next_attempt_at: next?.kind === "retry" ? next.at : null,
-        })
-        .execute();
-      if (result.success || gaveUp) {
-        const health = result.success ? { failing_since: null, last_delivery_at: now } : { failing_since: now, last_delivery_at: null };
-        await tx
-          .insertInto("webhook_health")
-          .values({ workspace_id: row.workspace_id, webhook_id: row.webhook_id, ...health })
-          .onConflict((oc) =>
-            oc
-              .columns(["workspace_id", "webhook_id"])
-              .doUpdateSet(
-                result.success
-                  ? { failing_since: null, last_delivery_at: now }
-                  : { failing_since: sql<Date>`coalesce(webhook_health.failing_since, excluded.failing_since)` },
-              ),
-          )
-          .execute();
-      }
-      return true;
-    });
-    const said = { webhookId: row.webhook_id, eventId: row.event_id, attempt, statusCode: result.statusCode, ms: result.latencyMs, error: result.error };
-    if (!recorded) ctx.logger.info(said, "webhook attempt made for a webhook deleted meanwhile; not recorded");
-    else if (gaveUp) ctx.logger.warn(said, "webhook delivery given up: its retry window is over; the webhook is failing");
-    else if (!result.success) ctx.logger.info({ ...said, nextAttemptAt: next?.kind === "retry" ? next.at : null }, "webhook attempt failed; will retry");
-    else ctx.logger.debug(said, "webhook delivered");
   }
 
   /** The attempt failed on our side (the database, say): tried again shortly, or by whoever finds the lease run out. */
   private async ownFailure(row: Leased, err: unknown): Promise<void> {
     this.sayOnce(err, "webhook attempt could not be made or recorded; will retry");
-    await this.ctx.db
-      .updateTable("webhook_deliveries")
-      .set({ locked_until: null, lease: null, next_attempt_at: new Date(this.ctx.clock().getTime() + OWN_FAILURE_RETRY_MS) })
-      .where("webhook_id", "=", row.webhook_id)
-      .where("event_id", "=", row.event_id)
-      .where("lease", "=", row.lease)
-      .execute()
-      .catch(() => undefined);
+    await this.handBack([row], OWN_FAILURE_RETRY_MS).catch(() => undefined);
+  }
+
+  /** Rows this replica will not attempt after all: free for any replica (after `delayMs`). */
+  private async handBack(rows: Leased[], delayMs = 0): Promise<void> {
+    await sql`
+      update webhook_deliveries d set locked_until = null, lease = null, next_attempt_at = greatest(d.next_attempt_at, ${new Date(this.ctx.clock().getTime() + delayMs)})
+      from unnest(${rows.map((r) => r.webhook_id)}::uuid[], ${rows.map((r) => r.event_id)}::text[]) as c(webhook_id, event_id)
+      where d.webhook_id = c.webhook_id and d.event_id = c.event_id and d.lease = ${this.lease}`.execute(this.ctx.db);
   }
 
   /** A database outage fails every poll: said once in a while, not every second. */

@@ -1,105 +1,154 @@
-import { randomUUID } from "node:crypto";
 import type { JsMsg } from "@nats-io/jetstream";
-import { sql } from "kysely";
+import type { Kysely } from "kysely";
 import { ZodError } from "zod";
-import type { Bus } from "@mam/bus/connection.ts";
-import { DurableConsumer } from "@mam/bus/consumer.ts";
 import { allFeedSubjects, FeedEvent, feedStreamName, toWebhookPayload } from "@mam/contracts/realtime-feed.ts";
 import { NO_WORKSPACE } from "@mam/service-kit/event-sourcing.ts";
+import type { Part } from "@mam/service-kit/service.ts";
 import type { RealtimeContext } from "../context.ts";
+import type { RealtimeDb, WebhookDeliveriesTable } from "../db/schema.ts";
+import { BatchConsumer, type Settle } from "../feed/batch-consumer.ts";
 import type { Dispatcher, Leased } from "./dispatcher.ts";
 
 /** The durable consumer of the feed that turns its entries into deliveries (shared by realtime's replicas). */
 export const WEBHOOKS_DURABLE = "realtime-webhooks";
+/** Queue rows per insert statement (each takes 12 parameters; one statement takes at most 65,535). */
+const ROWS_PER_INSERT = 1_000;
 
-/** `rt.<tenant>.<workspace>.<inbox>.<type>.<type>` → the workspace: entries of one workspace are queued in order. */
-const workspaceKey = (msg: JsMsg) => msg.subject.split(".").at(-4) ?? "_";
+type Hook = { workspace_id: string; webhook_id: string; tenant_id: string; url: string; events: string[]; created_at: Date; secret: string };
+
+/** The active webhooks of these tenants, with their secrets. */
+function activeHooks(tx: Kysely<RealtimeDb>, tenants: string[]): Promise<Hook[]> {
+  return tx
+    .selectFrom("webhooks as w")
+    .innerJoin("webhook_secrets as s", (j) => j.onRef("s.workspace_id", "=", "w.workspace_id").onRef("s.webhook_id", "=", "w.webhook_id"))
+    .select(["w.workspace_id", "w.webhook_id", "w.tenant_id", "w.url", "w.events", "w.created_at", "s.secret"])
+    .where("w.tenant_id", "in", tenants)
+    .where("w.is_active", "=", true)
+    .execute();
+}
+
+/** A webhook takes an event of its tenant (of its workspace, unless tenant-wide) and of its types, that happened once it existed. */
+const takes = (h: Hook, e: FeedEvent) =>
+  h.tenant_id === e.tenantId &&
+  (h.workspace_id === NO_WORKSPACE || h.workspace_id === e.workspaceId) &&
+  h.events.includes(e.eventType) &&
+  h.created_at.getTime() <= Date.parse(e.occurredAt);
 
 /**
- * Queues one feed entry for every active webhook it is for (its tenant's, or its workspace's,
- * taking its event type, and created before it happened), one row per webhook, in one
- * transaction: a redelivered entry adds nothing. Rows this replica has room for are leased
- * to it from the start and attempted at once, not when a poll finds them.
+ * Queues feed entries for every active webhook each is for, one row per webhook and event,
+ * in one transaction: a redelivered entry adds nothing. Rows this replica has room for are
+ * leased to it from the start and attempted at once, not when a poll finds them; the others
+ * wait in the queue for a free slot (here or on another replica).
  */
-export async function enqueue(ctx: RealtimeContext, dispatcher: Dispatcher, e: FeedEvent): Promise<number> {
-  const reserved: string[] = [];
+export async function enqueue(ctx: RealtimeContext, dispatcher: Dispatcher, events: FeedEvent[]): Promise<number> {
+  if (!events.length) return 0;
+  const admitted: string[] = [];
   let leased: Leased[] = [];
   try {
     leased = await ctx.db.transaction().execute(async (tx) => {
-      const hooks = await tx
-        .selectFrom("webhooks as w")
-        .innerJoin("webhook_secrets as s", (j) => j.onRef("s.workspace_id", "=", "w.workspace_id").onRef("s.webhook_id", "=", "w.webhook_id"))
-        .select(["w.workspace_id", "w.webhook_id", "w.url", "s.secret"])
-        .where("w.tenant_id", "=", e.tenantId)
-        .where("w.workspace_id", "in", [e.workspaceId, NO_WORKSPACE])
-        .where("w.is_active", "=", true)
-        .where(sql<boolean>`${e.eventType} = any(w.events)`)
-        .where("w.created_at", "<=", new Date(e.occurredAt))
-        .execute();
+      const hooks = await activeHooks(tx, [...new Set(events.map((e) => e.tenantId))]);
       if (!hooks.length) return [];
-      // Serialised once: these bytes are stored, signed and sent, on every attempt.
-      const body = JSON.stringify(toWebhookPayload(e));
       const now = ctx.clock();
-      const lease = randomUUID();
+      const lease = dispatcher.lease;
       const until = new Date(now.getTime() + dispatcher.leaseMs);
-      const mine = new Set(hooks.filter((h) => dispatcher.reserve(h.webhook_id) && reserved.push(h.webhook_id)).map((h) => h.webhook_id));
-      const inserted = await tx
-        .insertInto("webhook_deliveries")
-        .values(
-          hooks.map((h) => ({
+      const rows: (WebhookDeliveriesTable & { hook: Hook })[] = [];
+      for (const e of events) {
+        const mine = hooks.filter((h) => takes(h, e));
+        if (!mine.length) continue;
+        // Serialised once: these bytes are stored, signed and sent, on every attempt.
+        const body = JSON.stringify(toWebhookPayload(e));
+        for (const h of mine) {
+          const attemptNow = dispatcher.admit(h.webhook_id) && admitted.push(h.webhook_id) > 0;
+          rows.push({
+            hook: h,
             webhook_id: h.webhook_id,
             event_id: e.eventId,
             workspace_id: h.workspace_id,
             tenant_id: e.tenantId,
             event_type: e.eventType,
             body,
-            state: "pending" as const,
+            state: "pending",
             attempts: 0,
+            first_attempt_at: null,
             next_attempt_at: now,
-            locked_until: mine.has(h.webhook_id) ? until : null,
-            lease: mine.has(h.webhook_id) ? lease : null,
+            retry_delay_ms: null,
+            locked_until: attemptNow ? until : null,
+            lease: attemptNow ? lease : null,
             created_at: now,
-          })),
-        )
-        .onConflict((oc) => oc.columns(["webhook_id", "event_id"]).doNothing())
-        .returning("webhook_id")
-        .execute();
-      const fresh = new Set(inserted.map((r) => r.webhook_id));
-      return hooks
-        .filter((h) => fresh.has(h.webhook_id) && mine.has(h.webhook_id))
-        .map((h) => ({
-          webhook_id: h.webhook_id,
-          event_id: e.eventId,
-          workspace_id: h.workspace_id,
-          event_type: e.eventType,
-          body,
+            completed_at: null,
+          });
+        }
+      }
+      const fresh = new Set<string>();
+      for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+        const inserted = await tx
+          .insertInto("webhook_deliveries")
+          .values(rows.slice(i, i + ROWS_PER_INSERT).map(({ hook: _, ...row }) => row))
+          .onConflict((oc) => oc.columns(["webhook_id", "event_id"]).doNothing())
+          .returning(["webhook_id", "event_id"])
+          .execute();
+        for (const r of inserted) fresh.add(`${r.webhook_id} ${r.event_id}`);
+      }
+      return rows
+        .filter((r) => r.lease && fresh.has(`${r.webhook_id} ${r.event_id}`))
+        .map((r) => ({
+          webhook_id: r.webhook_id,
+          event_id: r.event_id,
+          workspace_id: r.workspace_id,
+          event_type: r.event_type,
+          body: r.body!,
           attempts: 0,
           first_attempt_at: null,
           retry_delay_ms: null,
-          lease,
-          target: { url: h.url, secret: h.secret, isActive: true },
+          leased_until: until.getTime(),
+          target: { url: r.hook.url, secret: r.hook.secret, isActive: true },
         }));
     });
   } finally {
-    // Slots go back for rows not queued now (a redelivered entry) or if the transaction failed.
-    const taken = new Set(leased.map((l) => l.webhook_id));
-    for (const id of reserved) if (!taken.has(id)) dispatcher.release(id);
+    // Room goes back for rows not queued now (a redelivered entry), or all of them if the transaction failed.
+    const taken = leased.map((l) => l.webhook_id);
+    for (const id of admitted) {
+      const i = taken.indexOf(id);
+      if (i >= 0) taken.splice(i, 1);
+      else dispatcher.drop(id);
+    }
   }
-  for (const row of leased) dispatcher.run(row);
+  dispatcher.hold(leased);
   return leased.length;
 }
 
-/** Follows the feed from its first entry; an entry is acknowledged once its deliveries are queued. */
-export function webhookIntake(ctx: RealtimeContext, bus: Bus, dispatcher: Dispatcher): DurableConsumer {
-  return new DurableConsumer({
-    bus,
-    stream: feedStreamName(bus.prefix),
+/**
+ * Follows the feed, a batch at a time (what arrived while the last batch was queued goes in
+ * the next, in one transaction); each entry is acknowledged once its deliveries are queued.
+ * A new deployment starts from what the feed still holds; webhooks get only events that
+ * happened once they existed, and a redelivered entry adds nothing, so replaying is harmless.
+ */
+export function webhookIntake(ctx: RealtimeContext, dispatcher: Dispatcher): Part {
+  const consumer = new BatchConsumer({
+    bus: ctx.bus,
+    stream: feedStreamName(ctx.bus.prefix),
     durable: WEBHOOKS_DURABLE,
-    filterSubject: allFeedSubjects(bus.prefix),
+    filterSubject: allFeedSubjects(ctx.bus.prefix),
     logger: ctx.logger,
-    keyOf: workspaceKey,
-    concurrency: 32,
-    isPoison: (err) => err instanceof ZodError || err instanceof SyntaxError,
-    handle: async (msg) => void (await enqueue(ctx, dispatcher, FeedEvent.parse(msg.json()))),
+    startBackMs: ctx.cfg.FEED_RETENTION_S * 1000,
+    handle: async (batch: JsMsg[], settle: Settle) => {
+      const readable: { msg: JsMsg; e: FeedEvent }[] = [];
+      for (const msg of batch) {
+        try {
+          readable.push({ msg, e: FeedEvent.parse(msg.json()) });
+        } catch (err) {
+          if (!(err instanceof ZodError || err instanceof SyntaxError)) throw err;
+          ctx.logger.error({ err, seq: msg.seq, subject: msg.subject }, "unreadable feed entry; terminated");
+          settle(msg, "term");
+        }
+      }
+      await enqueue(
+        ctx,
+        dispatcher,
+        readable.map((r) => r.e),
+      );
+      for (const { msg } of readable) settle(msg, "ack");
+    },
   });
+  return { start: () => consumer.start(), stop: () => consumer.stop() };
 }

@@ -11,5 +11,5 @@ import { workspaceEndsConsumer } from "./workspace-ends.ts";
 export function webhookParts(ctx: RealtimeContext, b: Backbone<any>): Part[] {
   const sender = new WebhookSender({ timeoutMs: ctx.cfg.WEBHOOK_TIMEOUT_MS, allowPrivate: ctx.cfg.WEBHOOK_ALLOW_PRIVATE });
   const dispatcher = new Dispatcher(ctx, sender);
-  return [dispatcher, webhookIntake(ctx, b.bus, dispatcher), workspaceEndsConsumer(ctx, b), logSweeper(ctx)];
+  return [dispatcher, webhookIntake(ctx, dispatcher), workspaceEndsConsumer(ctx, b), logSweeper(ctx)];
 }

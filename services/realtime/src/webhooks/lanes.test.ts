@@ -1,0 +1,60 @@
+import { describe, expect, it } from "vitest";
+import { Lanes } from "./lanes.ts";
+
+const row = (webhook_id: string, n: number) => ({ webhook_id, n });
+const limits = { perEndpoint: 2, global: 3, aheadPerEndpoint: 4, heldMax: 6 };
+
+function filled(lanes: Lanes<ReturnType<typeof row>>, webhook: string, count: number) {
+  let held = 0;
+  for (let i = 0; i < count; i++) {
+    if (!lanes.admit(webhook)) break;
+    lanes.hold(row(webhook, i));
+    held++;
+  }
+  return held;
+}
+
+describe("delivery lanes", () => {
+  it("holds at most so many rows per webhook and in all", () => {
+    const lanes = new Lanes<ReturnType<typeof row>>(limits);
+    expect(filled(lanes, "slow", 10)).toBe(4);
+    expect(lanes.full()).toEqual(["slow"]);
+    expect(filled(lanes, "fast", 10)).toBe(2);
+    expect(lanes.room()).toBe(0);
+    expect(lanes.admit("other")).toBe(false);
+  });
+
+  it("runs at most the per-webhook cap of one webhook, and the global cap in all, taking webhooks in turn", () => {
+    const lanes = new Lanes<ReturnType<typeof row>>({ ...limits, heldMax: 20 });
+    filled(lanes, "slow", 4);
+    filled(lanes, "fast", 4);
+    const first = lanes.next();
+    expect(first.map((r) => r.webhook_id)).toEqual(["slow", "fast", "slow"]);
+    expect(lanes.inFlight).toBe(3);
+    expect(lanes.next()).toEqual([]);
+    // The slow one is at its cap: a freed slot goes to the other.
+    const end = (id: string) => {
+      lanes.answered(id);
+      lanes.drop(id);
+    };
+    end("fast");
+    expect(lanes.next().map((r) => r.webhook_id)).toEqual(["fast"]);
+    end("slow");
+    expect(lanes.next().map((r) => [r.webhook_id, r.n])).toEqual([["slow", 2]]);
+  });
+
+  it("frees a slot when a request is answered, the row when it is dropped, and hands back what waits", () => {
+    const lanes = new Lanes<ReturnType<typeof row>>(limits);
+    filled(lanes, "a", 3);
+    expect(lanes.admit("a")).toBe(true);
+    lanes.drop("a");
+    const running = lanes.next();
+    expect(running).toHaveLength(2);
+    expect(lanes.takeWaiting().map((r) => r.n)).toEqual([2]);
+    for (const r of running) lanes.answered(r.webhook_id);
+    // Answered, not yet recorded: the rows are still held.
+    expect([lanes.room(), lanes.inFlight]).toEqual([4, 0]);
+    for (const r of running) lanes.drop(r.webhook_id);
+    expect([lanes.room(), lanes.inFlight, lanes.full()]).toEqual([6, 0, []]);
+  });
+});

@@ -1,0 +1,109 @@
+/** How much one replica holds and runs at once. */
+export interface LaneLimits {
+  /** Attempts in flight to one webhook. */
+  perEndpoint: number;
+  /** Attempts in flight in all. */
+  global: number;
+  /** Rows one webhook may hold here (in flight and waiting their turn). */
+  aheadPerEndpoint: number;
+  /** Rows held here in all. */
+  heldMax: number;
+}
+
+interface Lane<R> {
+  /** Admitted: waiting, in flight, or about to be queued. */
+  held: number;
+  inFlight: number;
+  waiting: R[];
+}
+
+/**
+ * One line per webhook of the deliveries this replica holds, and which go next: in turn
+ * across webhooks, never more in flight than either cap. A webhook at its cap keeps its
+ * rows waiting in its own line while the others' go.
+ */
+export class Lanes<R extends { webhook_id: string }> {
+  private readonly lanes = new Map<string, Lane<R>>();
+  private held = 0;
+  private running = 0;
+
+  constructor(private readonly limits: LaneLimits) {}
+
+  /** Room for one more row of this webhook: counted as held from now on. */
+  admit(webhookId: string): boolean {
+    const lane = this.lanes.get(webhookId);
+    if (this.held >= this.limits.heldMax || (lane?.held ?? 0) >= this.limits.aheadPerEndpoint) return false;
+    if (lane) lane.held++;
+    else this.lanes.set(webhookId, { held: 1, inFlight: 0, waiting: [] });
+    this.held++;
+    return true;
+  }
+
+  /** An admitted row that did not come after all (it was queued already). */
+  drop(webhookId: string): void {
+    const lane = this.lanes.get(webhookId);
+    if (!lane) return;
+    lane.held--;
+    this.held--;
+    if (lane.held <= 0) this.lanes.delete(webhookId);
+  }
+
+  /** An admitted row, waiting for its turn. */
+  hold(row: R): void {
+    this.lanes.get(row.webhook_id)?.waiting.push(row);
+  }
+
+  /** The rows to attempt now, one per webhook in turn, within both caps; they count as in flight. */
+  next(): R[] {
+    const out: R[] = [];
+    for (let progress = true; progress && this.running < this.limits.global; ) {
+      progress = false;
+      for (const [id, lane] of [...this.lanes]) {
+        if (this.running >= this.limits.global) break;
+        if (!lane.waiting.length || lane.inFlight >= this.limits.perEndpoint) continue;
+        out.push(lane.waiting.shift()!);
+        lane.inFlight++;
+        this.running++;
+        progress = true;
+        // Served: to the back of the turn.
+        this.lanes.delete(id);
+        this.lanes.set(id, lane);
+      }
+    }
+    return out;
+  }
+
+  /** An attempt's request ended (its outcome is still being written): its slot is free. */
+  answered(webhookId: string): void {
+    const lane = this.lanes.get(webhookId);
+    if (!lane) return;
+    lane.inFlight--;
+    this.running--;
+  }
+
+  /** Webhooks that can take no more rows here. */
+  full(): string[] {
+    return [...this.lanes].filter(([, l]) => l.held >= this.limits.aheadPerEndpoint).map(([id]) => id);
+  }
+
+  /** How many more rows may be held here. */
+  room(): number {
+    return this.limits.heldMax - this.held;
+  }
+
+  get inFlight(): number {
+    return this.running;
+  }
+
+  /** Every row still waiting (not in flight), taken out of its line. */
+  takeWaiting(): R[] {
+    const out: R[] = [];
+    for (const [id, lane] of this.lanes) {
+      for (const row of lane.waiting.splice(0)) {
+        out.push(row);
+        this.drop(id);
+      }
+    }
+    return out;
+  }
+}
