@@ -1,41 +1,22 @@
 import { randomUUID } from "node:crypto";
-import { sql } from "kysely";
 import type { RealtimeContext } from "../context.ts";
 import { afterFailure, type RetryPolicy } from "./backoff.ts";
 import { Lanes } from "./lanes.ts";
+import { cancelDelivery, type Due, handBack, type Leased, leaseDue, renewLeases, targetOf } from "./queue.ts";
 import { recordOutcome } from "./record.ts";
 import type { WebhookSender } from "./sender.ts";
 import { signedHeaders } from "./signing.ts";
 
-/** Where and how to send: read when the attempt starts, so a changed URL or a paused webhook is seen. */
-export interface Target {
-  url: string;
-  secret: string;
-  isActive: boolean;
-}
-
-/** A queue row this replica holds the lease of. */
-export interface Leased {
-  webhook_id: string;
-  event_id: string;
-  workspace_id: string;
-  event_type: string;
-  body: string;
-  attempts: number;
-  first_attempt_at: Date | null;
-  retry_delay_ms: number | null;
-  /** When its lease runs out unless renewed (ms since the epoch). */
-  leased_until: number;
-  /** What the intake already read of the webhook: a first attempt needs no other query. */
-  target?: Target;
-}
-
 const keyOf = (r: { webhook_id: string; event_id: string }) => `${r.webhook_id} ${r.event_id}`;
+/** What a row costs held in memory: its body (a string's length is a close enough measure). */
+export const bytesOf = (r: { body: string }) => r.body.length;
 
 /** Rows one webhook may hold on a replica, per request it may have in flight: its next ones wait here, not in a poll. */
 const AHEAD_PER_SLOT = 16;
 /** How long an attempt that failed on our side (the database, say) waits before it is tried again. */
 const OWN_FAILURE_RETRY_MS = 5_000;
+/** Bodies held by one replica, waiting or in flight (a feed entry's bodies may reach FEED_BODY_MAX_BYTES each). */
+const HELD_BYTES_MAX = 64 * 1024 * 1024;
 /** At shutdown, how long attempts in flight may go on before they are cut (and recorded for a retry). */
 const STOP_WAIT_MS = 5_000;
 
@@ -74,12 +55,16 @@ export class Dispatcher {
     this.leaseMs = cfg.WEBHOOK_TIMEOUT_MS + 15_000;
     this.policy = { baseMs: cfg.WEBHOOK_RETRY_BASE_MS, maxDelayMs: cfg.WEBHOOK_RETRY_MAX_DELAY_MS, windowMs: cfg.WEBHOOK_RETRY_WINDOW_S * 1000 };
     const perEndpoint = cfg.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT;
-    this.lanes = new Lanes({
-      perEndpoint,
-      global: cfg.WEBHOOK_MAX_IN_FLIGHT,
-      aheadPerEndpoint: perEndpoint * AHEAD_PER_SLOT,
-      heldMax: cfg.WEBHOOK_MAX_IN_FLIGHT * AHEAD_PER_SLOT,
-    });
+    this.lanes = new Lanes<Leased>(
+      {
+        perEndpoint,
+        global: cfg.WEBHOOK_MAX_IN_FLIGHT,
+        aheadPerEndpoint: perEndpoint * AHEAD_PER_SLOT,
+        heldMax: cfg.WEBHOOK_MAX_IN_FLIGHT * AHEAD_PER_SLOT,
+        heldBytesMax: HELD_BYTES_MAX,
+      },
+      bytesOf,
+    );
   }
 
   start(): void {
@@ -102,20 +87,21 @@ export class Dispatcher {
     await Promise.race([attempts(), new Promise((r) => setTimeout(r, STOP_WAIT_MS).unref())]);
     this.sender.close();
     await Promise.race([attempts(), new Promise((r) => setTimeout(r, 2_000).unref())]);
-    if (waiting.length)
-      await this.handBack(waiting).catch((err: unknown) => this.sayOnce(err, "webhook deliveries could not be handed back; their lease will run out"));
+    await handBack(this.ctx.db, this.lease, waiting, this.ctx.clock()).catch((err: unknown) =>
+      this.sayOnce(err, "webhook deliveries could not be handed back; their lease will run out"),
+    );
   }
 
-  /** Room for one more row of this webhook here (an intake queuing it leases it to this replica then). */
-  admit(webhookId: string): boolean {
-    if (!this.stopped && this.lanes.admit(webhookId)) return true;
+  /** Room for one more row of this webhook, of this many bytes, here (an intake queuing it leases it to this replica then). */
+  admit(webhookId: string, bytes: number): boolean {
+    if (!this.stopped && this.lanes.admit(webhookId, bytes)) return true;
     this.backlog = true;
     return false;
   }
 
   /** An admitted row that was not queued after all (a redelivered entry, or its transaction failed). */
-  drop(webhookId: string): void {
-    this.lanes.drop(webhookId);
+  drop(webhookId: string, bytes: number): void {
+    this.lanes.drop(webhookId, bytes);
   }
 
   /** Admitted rows, leased and committed: attempted in turn. */
@@ -145,7 +131,7 @@ export class Dispatcher {
           answer();
           this.working.delete(p);
           this.held.delete(keyOf(row));
-          this.lanes.drop(row.webhook_id);
+          this.lanes.drop(row.webhook_id, bytesOf(row));
           this.pump();
           if (this.backlog) this.pollSoon();
         });
@@ -162,58 +148,33 @@ export class Dispatcher {
 
   /** Leases due rows, as many as there is room for, none of a webhook whose lane is full. */
   private async poll(): Promise<void> {
-    const room = this.lanes.room();
+    const room = Math.min(this.lanes.room(), 1_000);
     if (room <= 0) return;
     this.backlog = false;
     const now = this.ctx.clock();
-    const admitted: string[] = [];
+    const until = new Date(now.getTime() + this.leaseMs);
+    const admitted: Due[] = [];
+    const choose = (due: Due[]) => due.filter((r) => !this.held.has(keyOf(r)) && this.admit(r.webhook_id, r.bytes) && admitted.push(r) > 0);
     let leased: Leased[] = [];
     try {
-      leased = await this.ctx.db.transaction().execute(async (tx) => {
-        const due = await sql<{ webhook_id: string; event_id: string }>`
-          select webhook_id, event_id from webhook_deliveries
-          where state = 'pending' and next_attempt_at <= ${now} and (locked_until is null or locked_until <= ${now})
-            and not (webhook_id = any(${this.lanes.full()}::uuid[]))
-          order by next_attempt_at
-          limit ${Math.min(room, 1_000)}
-          for update skip locked`.execute(tx);
-        // As many as came may not be all there is: look again when room frees.
-        if (due.rows.length >= Math.min(room, 1_000)) this.backlog = true;
-        const chosen = due.rows.filter((r) => !this.held.has(keyOf(r)) && this.admit(r.webhook_id) && admitted.push(r.webhook_id) > 0);
-        if (!chosen.length) return [];
-        const until = now.getTime() + this.leaseMs;
-        const rows = await sql<Omit<Leased, "leased_until">>`
-          update webhook_deliveries d set locked_until = ${new Date(until)}, lease = ${this.lease}
-          from unnest(${chosen.map((c) => c.webhook_id)}::uuid[], ${chosen.map((c) => c.event_id)}::text[]) as c(webhook_id, event_id)
-          where d.webhook_id = c.webhook_id and d.event_id = c.event_id
-          returning d.webhook_id, d.event_id, d.workspace_id, d.event_type, d.body, d.attempts, d.first_attempt_at, d.retry_delay_ms`.execute(tx);
-        return rows.rows.map((r) => ({ ...r, leased_until: until }));
-      });
+      const r = await leaseDue(this.ctx.db, { lease: this.lease, now, until, limit: room, skip: this.lanes.full(), choose });
+      leased = r.leased.map((row) => ({ ...row, leased_until: until.getTime() }));
+      // As many as came may not be all there is: look again when room frees.
+      if (r.scanned >= room) this.backlog = true;
     } catch (err) {
-      leased = [];
       this.sayOnce(err, "webhook deliveries: cannot read the queue; trying again shortly");
     }
     // Room taken for a row that did not come back (none, unless the transaction failed) is freed.
-    const taken = leased.map((r) => r.webhook_id);
-    for (const id of admitted) {
-      const i = taken.indexOf(id);
-      if (i >= 0) taken.splice(i, 1);
-      else this.drop(id);
-    }
+    const taken = new Set(leased.map(keyOf));
+    for (const a of admitted) if (!taken.has(keyOf(a))) this.drop(a.webhook_id, a.bytes);
     this.hold(leased);
   }
 
   /** Keeps the lease on every row held here (and only those: one this replica let go of runs out). */
   private async renew(): Promise<void> {
     const until = this.ctx.clock().getTime() + this.leaseMs;
-    const rows = [...this.held.values()];
     try {
-      if (rows.length) {
-        await sql`
-          update webhook_deliveries d set locked_until = ${new Date(until)}
-          from unnest(${rows.map((r) => r.webhook_id)}::uuid[], ${rows.map((r) => r.event_id)}::text[]) as c(webhook_id, event_id)
-          where d.webhook_id = c.webhook_id and d.event_id = c.event_id and d.lease = ${this.lease}`.execute(this.ctx.db);
-      }
+      await renewLeases(this.ctx.db, this.lease, [...this.held.values()], new Date(until));
       this.renewedUntil = until;
     } catch (err) {
       this.sayOnce(err, "webhook deliveries: cannot renew the leases held; trying again shortly");
@@ -223,9 +184,16 @@ export class Dispatcher {
   private async attempt(row: Leased, answered: () => void): Promise<void> {
     // A row whose lease may have run out (renewals failing: the database away) is checked first: it may be another replica's now.
     const covered = Math.max(row.leased_until, this.renewedUntil);
-    if (this.ctx.clock().getTime() + this.ctx.cfg.WEBHOOK_TIMEOUT_MS > covered && !(await this.stillOurs(row))) return;
-    const target = row.target ?? (await this.targetOf(row));
-    if (!target?.isActive) return this.cancel(row, target ? "webhook inactive" : "webhook deleted");
+    const now = this.ctx.clock().getTime();
+    if (now + this.ctx.cfg.WEBHOOK_TIMEOUT_MS > covered && !(await renewLeases(this.ctx.db, this.lease, [row], new Date(now + this.leaseMs)))) return;
+    const target = row.target ?? (await targetOf(this.ctx.db, row));
+    if (!target?.isActive) {
+      await cancelDelivery(this.ctx.db, this.lease, row, this.ctx.clock());
+      return void this.ctx.logger.info(
+        { webhookId: row.webhook_id, eventId: row.event_id, webhook: target ? "inactive" : "deleted" },
+        "webhook delivery canceled",
+      );
+    }
     const attempt = row.attempts + 1;
     const at = this.ctx.clock();
     const raw = Buffer.from(row.body, "utf8");
@@ -235,11 +203,11 @@ export class Dispatcher {
       signedHeaders(target.secret, raw, { eventId: row.event_id, eventType: row.event_type, attempt, at }),
     );
     answered();
-    const now = this.ctx.clock();
+    const ended = this.ctx.clock();
     const firstAttemptAt = row.first_attempt_at ?? at;
-    const next = result.success ? undefined : afterFailure({ firstAttemptAt, startedAt: at, now, prevDelayMs: row.retry_delay_ms }, this.policy);
+    const next = result.success ? undefined : afterFailure({ firstAttemptAt, startedAt: at, now: ended, prevDelayMs: row.retry_delay_ms }, this.policy);
     const outcome = { webhookId: row.webhook_id, eventId: row.event_id, eventType: row.event_type, lease: this.lease, attemptId: this.ctx.newId() };
-    const recorded = await recordOutcome(this.ctx.db, { ...outcome, attempt, firstAttemptAt, at, now, result, next });
+    const recorded = await recordOutcome(this.ctx.db, { ...outcome, attempt, firstAttemptAt, at, now: ended, result, next });
     const said = { webhookId: row.webhook_id, eventId: row.event_id, attempt, statusCode: result.statusCode, ms: result.latencyMs, error: result.error };
     const log = this.ctx.logger;
     if (!recorded) log.info(said, "webhook attempt made for a delivery no longer ours (webhook deleted, or lease lost); not recorded");
@@ -248,52 +216,10 @@ export class Dispatcher {
     else log.debug(said, "webhook delivered");
   }
 
-  private async stillOurs(row: Leased): Promise<boolean> {
-    const r = await this.ctx.db
-      .updateTable("webhook_deliveries")
-      .set({ locked_until: new Date(this.ctx.clock().getTime() + this.leaseMs) })
-      .where("webhook_id", "=", row.webhook_id)
-      .where("event_id", "=", row.event_id)
-      .where("lease", "=", this.lease)
-      .executeTakeFirst();
-    return r.numUpdatedRows > 0n;
-  }
-
-  private async targetOf(row: Leased): Promise<Target | undefined> {
-    const t = await this.ctx.db
-      .selectFrom("webhooks as w")
-      .innerJoin("webhook_secrets as s", (j) => j.onRef("s.workspace_id", "=", "w.workspace_id").onRef("s.webhook_id", "=", "w.webhook_id"))
-      .select(["w.url", "w.is_active", "s.secret"])
-      .where("w.workspace_id", "=", row.workspace_id)
-      .where("w.webhook_id", "=", row.webhook_id)
-      .executeTakeFirst();
-    return t && { url: t.url, secret: t.secret, isActive: t.is_active };
-  }
-
-  /** A paused or deleted webhook gets no attempt: its pending delivery ends here. */
-  private async cancel(row: Leased, why: string): Promise<void> {
-    await this.ctx.db
-      .updateTable("webhook_deliveries")
-      .set({ state: "canceled", body: null, completed_at: this.ctx.clock(), locked_until: null, lease: null })
-      .where("webhook_id", "=", row.webhook_id)
-      .where("event_id", "=", row.event_id)
-      .where("lease", "=", this.lease)
-      .execute();
-    this.ctx.logger.info({ webhookId: row.webhook_id, eventId: row.event_id, why }, "webhook delivery canceled");
-  }
-
   /** The attempt failed on our side (the database, say): tried again shortly, or by whoever finds the lease run out. */
   private async ownFailure(row: Leased, err: unknown): Promise<void> {
     this.sayOnce(err, "webhook attempt could not be made or recorded; will retry");
-    await this.handBack([row], OWN_FAILURE_RETRY_MS).catch(() => undefined);
-  }
-
-  /** Rows this replica will not attempt after all: free for any replica (after `delayMs`). */
-  private async handBack(rows: Leased[], delayMs = 0): Promise<void> {
-    await sql`
-      update webhook_deliveries d set locked_until = null, lease = null, next_attempt_at = greatest(d.next_attempt_at, ${new Date(this.ctx.clock().getTime() + delayMs)})
-      from unnest(${rows.map((r) => r.webhook_id)}::uuid[], ${rows.map((r) => r.event_id)}::text[]) as c(webhook_id, event_id)
-      where d.webhook_id = c.webhook_id and d.event_id = c.event_id and d.lease = ${this.lease}`.execute(this.ctx.db);
+    await handBack(this.ctx.db, this.lease, [row], new Date(this.ctx.clock().getTime() + OWN_FAILURE_RETRY_MS)).catch(() => undefined);
   }
 
   /** A database outage fails every poll: said once in a while, not every second. */

@@ -7,7 +7,8 @@ import type { Part } from "@mam/service-kit/service.ts";
 import type { RealtimeContext } from "../context.ts";
 import type { RealtimeDb, WebhookDeliveriesTable } from "../db/schema.ts";
 import { BatchConsumer, type Settle } from "../feed/batch-consumer.ts";
-import type { Dispatcher, Leased } from "./dispatcher.ts";
+import type { Dispatcher } from "./dispatcher.ts";
+import type { Leased } from "./queue.ts";
 
 /** The durable consumer of the feed that turns its entries into deliveries (shared by realtime's replicas). */
 export const WEBHOOKS_DURABLE = "realtime-webhooks";
@@ -42,7 +43,7 @@ const takes = (h: Hook, e: FeedEvent) =>
  */
 export async function enqueue(ctx: RealtimeContext, dispatcher: Dispatcher, events: FeedEvent[]): Promise<number> {
   if (!events.length) return 0;
-  const admitted: string[] = [];
+  const admitted: { webhook_id: string; event_id: string; bytes: number }[] = [];
   let leased: Leased[] = [];
   try {
     leased = await ctx.db.transaction().execute(async (tx) => {
@@ -58,7 +59,8 @@ export async function enqueue(ctx: RealtimeContext, dispatcher: Dispatcher, even
         // Serialised once: these bytes are stored, signed and sent, on every attempt.
         const body = JSON.stringify(toWebhookPayload(e));
         for (const h of mine) {
-          const attemptNow = dispatcher.admit(h.webhook_id) && admitted.push(h.webhook_id) > 0;
+          const attemptNow =
+            dispatcher.admit(h.webhook_id, body.length) && admitted.push({ webhook_id: h.webhook_id, event_id: e.eventId, bytes: body.length }) > 0;
           rows.push({
             hook: h,
             webhook_id: h.webhook_id,
@@ -106,12 +108,8 @@ export async function enqueue(ctx: RealtimeContext, dispatcher: Dispatcher, even
     });
   } finally {
     // Room goes back for rows not queued now (a redelivered entry), or all of them if the transaction failed.
-    const taken = leased.map((l) => l.webhook_id);
-    for (const id of admitted) {
-      const i = taken.indexOf(id);
-      if (i >= 0) taken.splice(i, 1);
-      else dispatcher.drop(id);
-    }
+    const taken = new Set(leased.map((l) => `${l.webhook_id} ${l.event_id}`));
+    for (const a of admitted) if (!taken.has(`${a.webhook_id} ${a.event_id}`)) dispatcher.drop(a.webhook_id, a.bytes);
   }
   dispatcher.hold(leased);
   return leased.length;

@@ -2,12 +2,13 @@ import { describe, expect, it } from "vitest";
 import { Lanes } from "./lanes.ts";
 
 const row = (webhook_id: string, n: number) => ({ webhook_id, n });
-const limits = { perEndpoint: 2, global: 3, aheadPerEndpoint: 4, heldMax: 6 };
+const limits = { perEndpoint: 2, global: 3, aheadPerEndpoint: 4, heldMax: 6, heldBytesMax: 1000 };
+const size = () => 10;
 
 function filled(lanes: Lanes<ReturnType<typeof row>>, webhook: string, count: number) {
   let held = 0;
   for (let i = 0; i < count; i++) {
-    if (!lanes.admit(webhook)) break;
+    if (!lanes.admit(webhook, 10)) break;
     lanes.hold(row(webhook, i));
     held++;
   }
@@ -16,16 +17,24 @@ function filled(lanes: Lanes<ReturnType<typeof row>>, webhook: string, count: nu
 
 describe("delivery lanes", () => {
   it("holds at most so many rows per webhook and in all", () => {
-    const lanes = new Lanes<ReturnType<typeof row>>(limits);
+    const lanes = new Lanes<ReturnType<typeof row>>(limits, size);
     expect(filled(lanes, "slow", 10)).toBe(4);
     expect(lanes.full()).toEqual(["slow"]);
     expect(filled(lanes, "fast", 10)).toBe(2);
     expect(lanes.room()).toBe(0);
-    expect(lanes.admit("other")).toBe(false);
+    expect(lanes.admit("other", 10)).toBe(false);
+  });
+
+  it("holds no more bytes than its budget, but always one row, however large", () => {
+    const lanes = new Lanes<ReturnType<typeof row>>({ ...limits, heldBytesMax: 100 }, size);
+    expect(lanes.admit("a", 5000)).toBe(true);
+    expect(lanes.admit("b", 1)).toBe(false);
+    lanes.drop("a", 5000);
+    expect([lanes.admit("b", 60), lanes.admit("c", 40), lanes.admit("d", 1)]).toEqual([true, true, false]);
   });
 
   it("runs at most the per-webhook cap of one webhook, and the global cap in all, taking webhooks in turn", () => {
-    const lanes = new Lanes<ReturnType<typeof row>>({ ...limits, heldMax: 20 });
+    const lanes = new Lanes<ReturnType<typeof row>>({ ...limits, heldMax: 20 }, size);
     filled(lanes, "slow", 4);
     filled(lanes, "fast", 4);
     const first = lanes.next();
@@ -35,7 +44,7 @@ describe("delivery lanes", () => {
     // The slow one is at its cap: a freed slot goes to the other.
     const end = (id: string) => {
       lanes.answered(id);
-      lanes.drop(id);
+      lanes.drop(id, 10);
     };
     end("fast");
     expect(lanes.next().map((r) => r.webhook_id)).toEqual(["fast"]);
@@ -44,17 +53,17 @@ describe("delivery lanes", () => {
   });
 
   it("frees a slot when a request is answered, the row when it is dropped, and hands back what waits", () => {
-    const lanes = new Lanes<ReturnType<typeof row>>(limits);
+    const lanes = new Lanes<ReturnType<typeof row>>(limits, size);
     filled(lanes, "a", 3);
-    expect(lanes.admit("a")).toBe(true);
-    lanes.drop("a");
+    expect(lanes.admit("a", 10)).toBe(true);
+    lanes.drop("a", 10);
     const running = lanes.next();
     expect(running).toHaveLength(2);
     expect(lanes.takeWaiting().map((r) => r.n)).toEqual([2]);
     for (const r of running) lanes.answered(r.webhook_id);
     // Answered, not yet recorded: the rows are still held.
     expect([lanes.room(), lanes.inFlight]).toEqual([4, 0]);
-    for (const r of running) lanes.drop(r.webhook_id);
+    for (const r of running) lanes.drop(r.webhook_id, 10);
     expect([lanes.room(), lanes.inFlight, lanes.full()]).toEqual([6, 0, []]);
   });
 });

@@ -8,6 +8,8 @@ export interface LaneLimits {
   aheadPerEndpoint: number;
   /** Rows held here in all. */
   heldMax: number;
+  /** Bytes of the rows held here in all (their bodies): a single row is held whatever its size. */
+  heldBytesMax: number;
 }
 
 interface Lane<R> {
@@ -25,26 +27,34 @@ interface Lane<R> {
 export class Lanes<R extends { webhook_id: string }> {
   private readonly lanes = new Map<string, Lane<R>>();
   private held = 0;
+  private heldBytes = 0;
   private running = 0;
 
-  constructor(private readonly limits: LaneLimits) {}
+  constructor(
+    private readonly limits: LaneLimits,
+    /** The bytes a row holds (what `admit` was told). */
+    private readonly sizeOf: (row: R) => number,
+  ) {}
 
-  /** Room for one more row of this webhook: counted as held from now on. */
-  admit(webhookId: string): boolean {
+  /** Room for one more row of this webhook, of this many bytes: counted as held from now on. */
+  admit(webhookId: string, bytes: number): boolean {
     const lane = this.lanes.get(webhookId);
     if (this.held >= this.limits.heldMax || (lane?.held ?? 0) >= this.limits.aheadPerEndpoint) return false;
+    if (this.held > 0 && this.heldBytes + bytes > this.limits.heldBytesMax) return false;
     if (lane) lane.held++;
     else this.lanes.set(webhookId, { held: 1, inFlight: 0, waiting: [] });
     this.held++;
+    this.heldBytes += bytes;
     return true;
   }
 
-  /** An admitted row that did not come after all (it was queued already). */
-  drop(webhookId: string): void {
+  /** An admitted row of so many bytes that is held no more (its attempt ended, or it did not come after all). */
+  drop(webhookId: string, bytes: number): void {
     const lane = this.lanes.get(webhookId);
     if (!lane) return;
     lane.held--;
     this.held--;
+    this.heldBytes -= bytes;
     if (lane.held <= 0) this.lanes.delete(webhookId);
   }
 
@@ -101,7 +111,7 @@ export class Lanes<R extends { webhook_id: string }> {
     for (const [id, lane] of this.lanes) {
       for (const row of lane.waiting.splice(0)) {
         out.push(row);
-        this.drop(id);
+        this.drop(id, this.sizeOf(row));
       }
     }
     return out;
