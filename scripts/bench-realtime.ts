@@ -22,6 +22,7 @@ import { waitFor } from "@mam/runtime/wait.ts";
 import { apiClient } from "@mam/testing/http.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { freePort, runService, untilReady, type RunningProcess } from "@mam/testing/processes.ts";
+import { cpuSeconds } from "./bench-cpu.ts";
 
 const RATE = Number(process.env.BENCH_RATE ?? 300);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -180,9 +181,13 @@ try {
   // Warm up (connections, JIT, caches), then the measured run.
   await send(smtpPort, inbox.email, WARMUP, 100, WARMUP_OFFSET);
   await waitFor(() => hookAt.size >= WARMUP && frameAt.every((f) => f.size >= WARMUP), { timeoutMs: 60_000, intervalMs: 50, what: "the warm-up's events" });
+  const pids = Object.fromEntries(Object.keys(services).map((name, i) => [name, children[i]!.child.pid!]));
+  const SELF = "bench process (clients, receiver)";
+  const cpuBefore = cpuSeconds(pids, SELF);
   const run = await send(smtpPort, inbox.email, N, RATE, 0);
   const arrived = () => hookAt.size >= N + WARMUP && tapAt.size >= N && frameAt.every((f) => f.size >= N + WARMUP);
   await waitFor(arrived, { timeoutMs: 60_000, intervalMs: 50, what: "every event" }).catch((err: Error) => process.stdout.write(`(${err.message})\n`));
+  const cpuAfter = cpuSeconds(pids, SELF);
 
   const lat = (at: Map<number, number>) => {
     const out: number[] = [];
@@ -209,6 +214,10 @@ try {
   process.stdout.write(
     `  WebSocket: ${missingFrames} frames missing, ${wsDuplicates} duplicates; webhook: ${N - hookLat.length} missing, ${hookDuplicates} duplicates, ${badSignatures} bad signatures\n`,
   );
+  if (cpuAfter.size) {
+    process.stdout.write(`  CPU ms per message until the last event arrived (the SMTP load process not counted):\n`);
+    for (const [name, after] of cpuAfter) process.stdout.write(`    ${name.padEnd(40)} ${(((after - (cpuBefore.get(name) ?? 0)) * 1000) / N).toFixed(3)}\n`);
+  }
   process.stdout.write(
     `  realtime's own share at p99: WebSocket +${(pct(wsLat, 0.99) - pct(tapLat, 0.99)).toFixed(1)} ms, webhook +${(pct(hookLat, 0.99) - pct(tapLat, 0.99)).toFixed(1)} ms over the baseline\n`,
   );

@@ -10,7 +10,7 @@
  * asserts nothing.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
@@ -26,39 +26,12 @@ import { TestDnsServer } from "@mam/testing/dns-server.ts";
 import { apiClient } from "@mam/testing/http.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { freePort, runService, untilReady } from "@mam/testing/processes.ts";
+import { cpuSeconds } from "./bench-cpu.ts";
 
 const N = Number(process.env.BENCH_N ?? 10_000);
 const SIZE = Number(process.env.BENCH_SIZE ?? 4096);
 const K = Number(process.env.BENCH_K ?? 10);
 const P = Number(process.env.BENCH_PROCS ?? 2);
-
-/**
- * CPU seconds used so far by each process that takes part, read from /proc (Linux): the
- * two services, nats-server, every postgres backend, and this process (identity, the
- * gateway and the poller). Empty where /proc is not there.
- */
-function cpuSeconds(services: Record<string, number>): Map<string, number> {
-  const out = new Map<string, number>();
-  if (!existsSync("/proc/self/stat")) return out;
-  const ticks = (pid: string) => {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 10 ms
-  };
-  const add = (name: string, s: number) => out.set(name, (out.get(name) ?? 0) + s);
-  for (const [name, pid] of Object.entries(services)) add(name, ticks(String(pid)));
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    try {
-      const comm = readFileSync(`/proc/${pid}/comm`, "utf8").trim();
-      if (comm === "nats-server") add("nats-server", ticks(pid));
-      else if (comm === "postgres" || comm.startsWith("postgres:")) add("postgres", ticks(pid));
-    } catch {
-      // Gone in between.
-    }
-  }
-  const self = process.cpuUsage();
-  add("bench process (identity, gateway, poller)", (self.user + self.system) / 1e6);
-  return out;
-}
 
 /** Run as processes of their own; identity and the gateway run in this one. */
 const SERVICES = ["mailbox", "smtp-ingress", "billing", "realtime"] as const;
@@ -185,12 +158,12 @@ try {
     }
   })();
   const pids = Object.fromEntries(children.map((c, i) => [SERVICES[i]!, c.child.pid!]));
-  const cpuBefore = cpuSeconds(pids);
+  const cpuBefore = cpuSeconds(pids, "bench process (identity, gateway, poller)");
   const ours = await blast(smtpPort, inbox.email);
   await waitFor(() => visibleAt.length >= N, { timeoutMs: 300_000, intervalMs: 50, what: "all messages visible" });
   polling = false;
   await poller;
-  const cpuAfter = cpuSeconds(pids);
+  const cpuAfter = cpuSeconds(pids, "bench process (identity, gateway, poller)");
   // Arrival order approximates send order: the k-th visible message is matched with the k-th sent.
   const order = ours.sentAt.map((t, i) => [t, i] as const).sort((a, b) => a[0] - b[0]);
   const visible = order.map(([t], k) => visibleAt[k]! - t);
