@@ -95,8 +95,14 @@ export class Dispatcher {
   /** Room for one more row of this webhook, of this many bytes, here (an intake queuing it leases it to this replica then). */
   admit(webhookId: string, bytes: number): boolean {
     if (!this.stopped && this.lanes.admit(webhookId, bytes)) return true;
+    // Refused in a poll: rows wait that the next look (when a line has room) should find.
     this.backlog = true;
     return false;
+  }
+
+  /** Rows were queued that no replica holds yet: looked for when a line has room again. */
+  queuedForLater(): void {
+    this.backlog = true;
   }
 
   /** An admitted row that was not queued after all (a redelivered entry, or its transaction failed). */
@@ -133,7 +139,8 @@ export class Dispatcher {
           this.held.delete(keyOf(row));
           this.lanes.drop(row.webhook_id, bytesOf(row));
           this.pump();
-          if (this.backlog) this.pollSoon();
+          // Rows may wait for this webhook's line, which has room again (others' are looked for on the interval).
+          if (this.backlog && !this.lanes.isBusy(row.webhook_id)) this.pollSoon();
         });
       this.working.add(p);
     }
@@ -146,18 +153,20 @@ export class Dispatcher {
     });
   }
 
-  /** Leases due rows, as many as there is room for, none of a webhook whose lane is full. */
+  /** Leases due rows, as many as there is room for, none of a webhook whose lane is half full or more. */
   private async poll(): Promise<void> {
     const room = Math.min(this.lanes.room(), 1_000);
     if (room <= 0) return;
-    this.backlog = false;
+    const skip = this.lanes.busy();
+    // Rows of the webhooks left alone may wait: looked for again when their lines have room.
+    this.backlog = skip.length > 0;
     const now = this.ctx.clock();
     const until = new Date(now.getTime() + this.leaseMs);
     const admitted: Due[] = [];
     const choose = (due: Due[]) => due.filter((r) => !this.held.has(keyOf(r)) && this.admit(r.webhook_id, r.bytes) && admitted.push(r) > 0);
     let leased: Leased[] = [];
     try {
-      const r = await leaseDue(this.ctx.db, { lease: this.lease, now, until, limit: room, skip: this.lanes.full(), choose });
+      const r = await leaseDue(this.ctx.db, { lease: this.lease, now, until, limit: room, skip, choose });
       leased = r.leased.map((row) => ({ ...row, leased_until: until.getTime() }));
       // As many as came may not be all there is: look again when room frees.
       if (r.scanned >= room) this.backlog = true;

@@ -18,8 +18,8 @@ const ROWS_PER_INSERT = 1_000;
 type Hook = { workspace_id: string; webhook_id: string; tenant_id: string; url: string; events: string[]; created_at: Date; secret: string };
 
 /** The active webhooks of these tenants, with their secrets. */
-function activeHooks(tx: Kysely<RealtimeDb>, tenants: string[]): Promise<Hook[]> {
-  return tx
+function activeHooks(db: Kysely<RealtimeDb>, tenants: string[]): Promise<Hook[]> {
+  return db
     .selectFrom("webhooks as w")
     .innerJoin("webhook_secrets as s", (j) => j.onRef("s.workspace_id", "=", "w.workspace_id").onRef("s.webhook_id", "=", "w.webhook_id"))
     .select(["w.workspace_id", "w.webhook_id", "w.tenant_id", "w.url", "w.events", "w.created_at", "s.secret"])
@@ -35,89 +35,96 @@ const takes = (h: Hook, e: FeedEvent) =>
   h.events.includes(e.eventType) &&
   h.created_at.getTime() <= Date.parse(e.occurredAt);
 
+type Row = WebhookDeliveriesTable & { hook: Hook };
+
+/** The rows of these entries: one per webhook that takes each; rows this replica has room for leased to it. */
+function rowsOf(ctx: RealtimeContext, dispatcher: Dispatcher, hooks: Hook[], events: FeedEvent[], admitted: Row[]): Row[] {
+  const now = ctx.clock();
+  const until = new Date(now.getTime() + dispatcher.leaseMs);
+  const rows: Row[] = [];
+  for (const e of events) {
+    const mine = hooks.filter((h) => takes(h, e));
+    if (!mine.length) continue;
+    // Serialised once: these bytes are stored, signed and sent, on every attempt.
+    const body = JSON.stringify(toWebhookPayload(e));
+    for (const h of mine) {
+      const attemptNow = dispatcher.admit(h.webhook_id, body.length);
+      const row: Row = {
+        hook: h,
+        webhook_id: h.webhook_id,
+        event_id: e.eventId,
+        workspace_id: h.workspace_id,
+        tenant_id: e.tenantId,
+        event_type: e.eventType,
+        body,
+        state: "pending",
+        attempts: 0,
+        first_attempt_at: null,
+        next_attempt_at: now,
+        retry_delay_ms: null,
+        locked_until: attemptNow ? until : null,
+        lease: attemptNow ? dispatcher.lease : null,
+        created_at: now,
+        completed_at: null,
+      };
+      rows.push(row);
+      if (attemptNow) admitted.push(row);
+    }
+  }
+  return rows;
+}
+
+const leasedOf = (r: Row): Leased => ({
+  webhook_id: r.webhook_id,
+  event_id: r.event_id,
+  workspace_id: r.workspace_id,
+  event_type: r.event_type,
+  body: r.body!,
+  attempts: 0,
+  first_attempt_at: null,
+  retry_delay_ms: null,
+  leased_until: r.locked_until!.getTime(),
+  target: { url: r.hook.url, secret: r.hook.secret, isActive: true },
+});
+
 /**
- * Queues feed entries for every active webhook each is for, one row per webhook and event,
- * in one transaction: a redelivered entry adds nothing. Rows this replica has room for are
- * leased to it from the start and attempted at once, not when a poll finds them; the others
- * wait in the queue for a free slot (here or on another replica).
+ * Queues feed entries for every active webhook each is for, one row per webhook and event:
+ * a redelivered entry adds nothing. Rows this replica has room for are leased to it from
+ * the start and attempted at once, not when a poll finds them; the others wait in the queue
+ * for room (here or on another replica). No transaction: every row stands alone, and a
+ * batch that fails halfway is delivered again and adds only what is missing.
  */
 export async function enqueue(ctx: RealtimeContext, dispatcher: Dispatcher, events: FeedEvent[]): Promise<number> {
   if (!events.length) return 0;
-  const admitted: { webhook_id: string; event_id: string; bytes: number }[] = [];
-  let leased: Leased[] = [];
+  const hooks = await activeHooks(ctx.db, [...new Set(events.map((e) => e.tenantId))]);
+  if (!hooks.length) return 0;
+  const admitted: Row[] = [];
+  const rows = rowsOf(ctx, dispatcher, hooks, events, admitted);
+  const fresh = new Set<string>();
   try {
-    leased = await ctx.db.transaction().execute(async (tx) => {
-      const hooks = await activeHooks(tx, [...new Set(events.map((e) => e.tenantId))]);
-      if (!hooks.length) return [];
-      const now = ctx.clock();
-      const lease = dispatcher.lease;
-      const until = new Date(now.getTime() + dispatcher.leaseMs);
-      const rows: (WebhookDeliveriesTable & { hook: Hook })[] = [];
-      for (const e of events) {
-        const mine = hooks.filter((h) => takes(h, e));
-        if (!mine.length) continue;
-        // Serialised once: these bytes are stored, signed and sent, on every attempt.
-        const body = JSON.stringify(toWebhookPayload(e));
-        for (const h of mine) {
-          const attemptNow =
-            dispatcher.admit(h.webhook_id, body.length) && admitted.push({ webhook_id: h.webhook_id, event_id: e.eventId, bytes: body.length }) > 0;
-          rows.push({
-            hook: h,
-            webhook_id: h.webhook_id,
-            event_id: e.eventId,
-            workspace_id: h.workspace_id,
-            tenant_id: e.tenantId,
-            event_type: e.eventType,
-            body,
-            state: "pending",
-            attempts: 0,
-            first_attempt_at: null,
-            next_attempt_at: now,
-            retry_delay_ms: null,
-            locked_until: attemptNow ? until : null,
-            lease: attemptNow ? lease : null,
-            created_at: now,
-            completed_at: null,
-          });
-        }
-      }
-      const fresh = new Set<string>();
-      for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
-        const inserted = await tx
-          .insertInto("webhook_deliveries")
-          .values(rows.slice(i, i + ROWS_PER_INSERT).map(({ hook: _, ...row }) => row))
-          .onConflict((oc) => oc.columns(["webhook_id", "event_id"]).doNothing())
-          .returning(["webhook_id", "event_id"])
-          .execute();
-        for (const r of inserted) fresh.add(`${r.webhook_id} ${r.event_id}`);
-      }
-      return rows
-        .filter((r) => r.lease && fresh.has(`${r.webhook_id} ${r.event_id}`))
-        .map((r) => ({
-          webhook_id: r.webhook_id,
-          event_id: r.event_id,
-          workspace_id: r.workspace_id,
-          event_type: r.event_type,
-          body: r.body!,
-          attempts: 0,
-          first_attempt_at: null,
-          retry_delay_ms: null,
-          leased_until: until.getTime(),
-          target: { url: r.hook.url, secret: r.hook.secret, isActive: true },
-        }));
-    });
+    for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+      const inserted = await ctx.db
+        .insertInto("webhook_deliveries")
+        .values(rows.slice(i, i + ROWS_PER_INSERT).map(({ hook: _, ...row }) => row))
+        .onConflict((oc) => oc.columns(["webhook_id", "event_id"]).doNothing())
+        .returning(["webhook_id", "event_id"])
+        .execute();
+      for (const r of inserted) fresh.add(`${r.webhook_id} ${r.event_id}`);
+    }
   } finally {
-    // Room goes back for rows not queued now (a redelivered entry), or all of them if the transaction failed.
-    const taken = new Set(leased.map((l) => `${l.webhook_id} ${l.event_id}`));
-    for (const a of admitted) if (!taken.has(`${a.webhook_id} ${a.event_id}`)) dispatcher.drop(a.webhook_id, a.bytes);
+    // What was queued and leased here is held; room goes back for the rest (queued before: a redelivered entry).
+    const mine = admitted.filter((r) => fresh.has(`${r.webhook_id} ${r.event_id}`));
+    for (const r of admitted) if (!fresh.has(`${r.webhook_id} ${r.event_id}`)) dispatcher.drop(r.webhook_id, r.body!.length);
+    dispatcher.hold(mine.map(leasedOf));
+    // Rows queued for whichever replica has room: told only now they are committed (a poll before would have missed them).
+    if (fresh.size > mine.length) dispatcher.queuedForLater();
   }
-  dispatcher.hold(leased);
-  return leased.length;
+  return fresh.size;
 }
 
 /**
  * Follows the feed, a batch at a time (what arrived while the last batch was queued goes in
- * the next, in one transaction); each entry is acknowledged once its deliveries are queued.
+ * the next, queued together); each entry is acknowledged once its deliveries are queued.
  * A new deployment starts from what the feed still holds; webhooks get only events that
  * happened once they existed, and a redelivered entry adds nothing, so replaying is harmless.
  */

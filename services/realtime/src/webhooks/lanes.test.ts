@@ -18,8 +18,10 @@ function filled(lanes: Lanes<ReturnType<typeof row>>, webhook: string, count: nu
 describe("delivery lanes", () => {
   it("holds at most so many rows per webhook and in all", () => {
     const lanes = new Lanes<ReturnType<typeof row>>(limits, size);
-    expect(filled(lanes, "slow", 10)).toBe(4);
-    expect(lanes.full()).toEqual(["slow"]);
+    expect(filled(lanes, "slow", 1)).toBe(1);
+    expect(lanes.busy()).toEqual([]);
+    expect(filled(lanes, "slow", 10)).toBe(3);
+    expect(lanes.busy()).toEqual(["slow"]);
     expect(filled(lanes, "fast", 10)).toBe(2);
     expect(lanes.room()).toBe(0);
     expect(lanes.admit("other", 10)).toBe(false);
@@ -64,6 +66,6 @@ describe("delivery lanes", () => {
     // Answered, not yet recorded: the rows are still held.
     expect([lanes.room(), lanes.inFlight]).toEqual([4, 0]);
     for (const r of running) lanes.drop(r.webhook_id, 10);
-    expect([lanes.room(), lanes.inFlight, lanes.full()]).toEqual([6, 0, []]);
+    expect([lanes.room(), lanes.inFlight, lanes.busy()]).toEqual([6, 0, []]);
   });
 });

@@ -91,9 +91,16 @@ export class Lanes<R extends { webhook_id: string }> {
     this.running--;
   }
 
-  /** Webhooks that can take no more rows here. */
-  full(): string[] {
-    return [...this.lanes].filter(([, l]) => l.held >= this.limits.aheadPerEndpoint).map(([id]) => id);
+  /**
+   * Webhooks whose line is at least half full: a poll leaves their rows alone, so that it
+   * refills a line by half a line at once rather than a row per look.
+   */
+  busy(): string[] {
+    return [...this.lanes.keys()].filter((id) => this.isBusy(id));
+  }
+
+  isBusy(webhookId: string): boolean {
+    return 2 * (this.lanes.get(webhookId)?.held ?? 0) >= this.limits.aheadPerEndpoint;
   }
 
   /** How many more rows may be held here. */
