@@ -12,7 +12,7 @@ import type { Leased } from "./queue.ts";
 
 /** The durable consumer of the feed that turns its entries into deliveries (shared by realtime's replicas). */
 export const WEBHOOKS_DURABLE = "realtime-webhooks";
-/** Queue rows per insert statement (each takes 12 parameters; one statement takes at most 65,535). */
+/** Queue rows per insert statement (each takes 15 parameters; one statement takes at most 65,535). */
 const ROWS_PER_INSERT = 1_000;
 
 type Hook = { workspace_id: string; webhook_id: string; tenant_id: string; url: string; events: string[]; created_at: Date; secret: string };
