@@ -78,9 +78,9 @@ const Env = BaseEnv.extend({
     .max(7 * 86_400)
     .default(8 * 3600),
   /** Requests in flight from one replica to one webhook: a slow endpoint holds this many, no more. */
-  WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT: z.coerce.number().int().min(1).max(1000).default(4),
+  WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT: z.coerce.number().int().min(1).max(1000).default(16),
   /** Requests in flight from one replica to all webhooks together. */
-  WEBHOOK_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(10_000).default(64),
+  WEBHOOK_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(10_000).default(256),
   /** How often each replica looks for deliveries whose retry is due or whose lease ran out (ms). */
   WEBHOOK_POLL_MS: z.coerce.number().int().min(20).max(60_000).default(1_000),
   /** Delivery log rows (and finished deliveries) older than this many days are pruned. */
