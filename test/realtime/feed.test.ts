@@ -174,9 +174,11 @@ describe("the public feed", () => {
       body: { to: [a.email], subject: "Plans", plainBody: "first draft", verified: true },
     });
     expect(sent.status).toBe(200);
-    const ofB = await entries(feedFilterOf(s.iso.prefix, { tenantId, workspaceId, inboxId: b.id }), 1);
-    expect(ofB.map((x) => x.e.eventType)).toEqual(["message.sent"]);
-    expect(ofB[0]!.e.message).toMatchObject({ messageId: sent.body.id, direction: "outbound", plainBody: "first draft", to: [a.email] });
+    // B's inbox: its message sent, and (filed under the same inbox) its delivery.
+    const ofB = await entries(feedFilterOf(s.iso.prefix, { tenantId, workspaceId, inboxId: b.id }), 2);
+    expect(ofB.map((x) => x.e.eventType).sort()).toEqual(["message.delivered", "message.sent"]);
+    const sentEntry = ofB.find((x) => x.e.eventType === "message.sent")!;
+    expect(sentEntry.e.message).toMatchObject({ messageId: sent.body.id, direction: "outbound", plainBody: "first draft", to: [a.email] });
     // The delivery is about B's message; the copy A received is A's own.
     const delivered = (await entries(`${s.iso.prefix}rt.${tenantId}.${workspaceId}.*.message.delivered`)).map((x) => x.e);
     expect(delivered).toHaveLength(1);
@@ -188,8 +190,8 @@ describe("the public feed", () => {
     const reply = await s.api("POST", `/v1/inboxes/${a.id}/reply/${copy.message!.messageId}`, { key: a.apiKey, body: { plainBody: "looks good" } });
     expect(reply.status).toBe(200);
     const back = await entryWhere(feedFilterOf(s.iso.prefix, { tenantId, workspaceId, inboxId: b.id }), (x) => x.eventType === "message.received");
-    expect(back.message).toMatchObject({ subject: "Re: Plans", plainBody: "looks good", threadId: ofB[0]!.e.message!.threadId });
-    expect(back.thread).toEqual({ threadId: ofB[0]!.e.message!.threadId, subject: "Plans" });
+    expect(back.message).toMatchObject({ subject: "Re: Plans", plainBody: "looks good", threadId: sentEntry.e.message!.threadId });
+    expect(back.thread).toEqual({ threadId: sentEntry.e.message!.threadId, subject: "Plans" });
   });
 
   it("a body over the cap is cut at a character boundary and flagged", async () => {
@@ -293,6 +295,39 @@ describe("the public feed", () => {
     expect(announced.map((x) => x.e.eventId)).toEqual([publicEventId(checks[0]!.id), publicEventId(checks[3]!.id)]);
     expect(announced[0]!.e).toMatchObject({ eventType: "domain.verified", inboxId: null, domain: { domainId: d.id, domain: "feed.example" } });
     expect(announced[0]!.e.message).toBeUndefined();
+  });
+
+  it("domain events delivered late (a retry, another replica) cannot undo newer ones: what is known follows the domain's versions", async () => {
+    const domainId = uuidv7();
+    const subject = eventSubject(s.iso.prefix, { context: MAILBOX_CONTEXT, tenantId, workspaceId, type: "DomainChecked" });
+    const check = (version: number, status: "verified" | "pending") => {
+      const id = uuidv7();
+      const records = [{ type: "MX", purpose: "mx", name: "late.example", value: "mx.example", priority: 10, status: "verified" }];
+      const e = {
+        id,
+        type: "DomainChecked",
+        schemaVersion: 1,
+        context: MAILBOX_CONTEXT,
+        tenantId,
+        workspaceId,
+        aggregateId: domainId,
+        aggregateVersion: version,
+        occurredAt: new Date().toISOString(),
+        causationId: null,
+        correlationId: null,
+        actor: { type: "system", id: null },
+        data: { domainId, status, records },
+      };
+      return { id, publish: () => js.publish(subject, JSON.stringify(e), { msgID: id }) };
+    };
+    // Verified (v2), then verified still (v4, a record changed), and only then the pending check
+    // between them (v3), late; then another check that finds it verified still (v5).
+    const [v2, v3, v4, v5] = [check(2, "verified"), check(3, "pending"), check(4, "verified"), check(5, "verified")];
+    for (const e of [v2, v4, v3, v5]) await e.publish();
+    await rendererCaughtUp();
+    // The late pending check did not make the domain look unverified: v5 is no transition.
+    const announced = (await entries(`${s.iso.prefix}rt.${tenantId}.${workspaceId}._.domain.verified`)).filter((x) => x.e.domain?.domainId === domainId);
+    expect(announced.map((x) => x.e.eventId)).toEqual([publicEventId(v2.id)]);
   });
 
   it("skips poison once and renders a bounce of a message it cannot find without the message", async () => {

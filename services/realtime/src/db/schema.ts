@@ -1,13 +1,19 @@
 // Tables of the realtime schema, one interface per owner (feed/, ws/, webhooks/), joined below.
 // --- feed ---
-/** Domains the feed has announced verified (domain.verified fires on the transition only). */
+/**
+ * What the feed knows of each domain (domain.verified fires on the transition only): its
+ * latest event's version and whether that left it verified (a row stays when it is not).
+ */
 export interface FeedVerifiedDomainsTable {
   workspace_id: string;
   domain_id: string;
   domain: string;
-  /** The domain event whose check made it verified. */
+  /** The domain event whose check made it verified (while verified); the latest event otherwise. */
   event_id: string;
   verified_at: Date;
+  /** The aggregate version of the latest domain event applied: an older one changes nothing. */
+  version: number;
+  verified: boolean;
 }
 // --- ws ---
 /** The WebSocket directory: a workspace's tenant (a tombstone once deleted). */

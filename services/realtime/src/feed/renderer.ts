@@ -21,7 +21,7 @@ import {
   type Rendered,
   type Scoped,
 } from "./render.ts";
-import { forgetVerified, markVerified } from "./verified-domains.ts";
+import { applyDomainFact } from "./verified-domains.ts";
 
 /** The durable consumer rendering the mailbox's events, shared by every realtime replica. */
 export const FEED_DURABLE = "realtime-feed";
@@ -114,18 +114,22 @@ export class FeedRenderer implements Part {
 
   /** domain.verified on the transition to verified; any other domain event only updates what is known. */
   private async domainEntry(e: DomainEvent & Scoped): Promise<FeedEvent | undefined> {
-    const { db } = this.ctx;
-    if (e.type === "DomainRemoved" || e.data.status !== "verified") {
-      await forgetVerified(db, e.workspaceId, e.data.domainId);
-      return undefined;
-    }
-    const domain = domainNameOf(e.data.records);
-    if (!domain) {
+    const verified = e.type === "DomainChecked" && e.data.status === "verified";
+    const domain = e.type === "DomainRemoved" ? e.data.domain : domainNameOf(e.data.records);
+    if (verified && !domain) {
       this.ctx.logger.warn({ domainId: e.data.domainId, eventId: e.id }, "verified domain without its name in its records; not announced");
       return undefined;
     }
-    const fires = await markVerified(db, { workspaceId: e.workspaceId, domainId: e.data.domainId, domain, eventId: e.id, at: new Date(e.occurredAt) });
-    return fires ? renderDomainVerified(e as Extract<DomainEvent, { type: "DomainChecked" }> & Scoped, domain) : undefined;
+    const fires = await applyDomainFact(this.ctx.db, {
+      workspaceId: e.workspaceId,
+      domainId: e.data.domainId,
+      domain: domain ?? "",
+      eventId: e.id,
+      version: e.aggregateVersion,
+      verified,
+      at: new Date(e.occurredAt),
+    });
+    return fires && domain ? renderDomainVerified(e as Extract<DomainEvent, { type: "DomainChecked" }> & Scoped, domain) : undefined;
   }
 
   private async publish(entry: FeedEvent): Promise<void> {

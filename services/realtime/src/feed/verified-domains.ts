@@ -1,26 +1,55 @@
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import type { RealtimeDb } from "../db/schema.ts";
 
-/**
- * Records a domain verified by the check `eventId`; true when that check is the one that
- * made it so (the transition), also on a redelivery of it. A later check of a domain still
- * verified (its DMARC record appeared, say) finds another event's row and is no transition.
- */
-export async function markVerified(
-  db: Kysely<RealtimeDb>,
-  d: { workspaceId: string; domainId: string; domain: string; eventId: string; at: Date },
-): Promise<boolean> {
-  const row = await db
-    .insertInto("feed_verified_domains")
-    .values({ workspace_id: d.workspaceId, domain_id: d.domainId, domain: d.domain, event_id: d.eventId, verified_at: d.at })
-    // A no-op update, so the existing row comes back and tells whose transition it was.
-    .onConflict((oc) => oc.columns(["workspace_id", "domain_id"]).doUpdateSet((eb) => ({ event_id: eb.ref("feed_verified_domains.event_id") })))
-    .returning("event_id")
-    .executeTakeFirstOrThrow();
-  return row.event_id === d.eventId;
+export interface DomainFact {
+  workspaceId: string;
+  domainId: string;
+  /** Its name ("" when the event does not tell: kept from before). */
+  domain: string;
+  /** The domain event, and its aggregate version (each domain event raises it by one). */
+  eventId: string;
+  version: number;
+  /** Whether the event leaves the domain verified (a DomainChecked verified) or not (any other check, DomainRemoved). */
+  verified: boolean;
+  at: Date;
 }
 
-/** The domain is no longer verified (a failed check, or removed): its next verification fires again. */
-export async function forgetVerified(db: Kysely<RealtimeDb>, workspaceId: string, domainId: string): Promise<void> {
-  await db.deleteFrom("feed_verified_domains").where("workspace_id", "=", workspaceId).where("domain_id", "=", domainId).execute();
+/**
+ * Records what a domain event says of its domain, in version order; true when it is the
+ * event that made the domain verified (the transition), also on a redelivery of it. A later
+ * check of a domain still verified (its DMARC record appeared, say) keeps the first one's id
+ * and is no transition. An event older than the one recorded (delivered late: a retry, a
+ * second replica) changes nothing and announces nothing, so a late "pending" cannot make a
+ * verified domain look unverified (whose next check would then fire again), nor a late
+ * "verified" make a pending one look verified (whose next verification would then be missed).
+ */
+export async function applyDomainFact(db: Kysely<RealtimeDb>, d: DomainFact): Promise<boolean> {
+  const row = await db
+    .insertInto("feed_verified_domains")
+    .values({
+      workspace_id: d.workspaceId,
+      domain_id: d.domainId,
+      domain: d.domain,
+      event_id: d.eventId,
+      verified_at: d.at,
+      version: d.version,
+      verified: d.verified,
+    })
+    .onConflict((oc) =>
+      oc
+        .columns(["workspace_id", "domain_id"])
+        .doUpdateSet({
+          version: sql`excluded.version`,
+          verified: sql`excluded.verified`,
+          domain: sql`case when excluded.domain <> '' then excluded.domain else feed_verified_domains.domain end`,
+          // The check that made it verified stays its id while it stays verified; any other event's otherwise.
+          event_id: sql`case when excluded.verified and feed_verified_domains.verified then feed_verified_domains.event_id else excluded.event_id end`,
+          verified_at: sql`case when excluded.verified and feed_verified_domains.verified then feed_verified_domains.verified_at else excluded.verified_at end`,
+        })
+        // The same version again is a redelivery of the event recorded: it says the same.
+        .where(sql<boolean>`feed_verified_domains.version <= excluded.version`),
+    )
+    .returning(["event_id", "verified"])
+    .executeTakeFirst();
+  return !!row && row.verified && d.verified && row.event_id === d.eventId;
 }
