@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { createSocket, type Socket } from "node:dgram";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
@@ -197,5 +198,55 @@ export class RealtimeTables {
   }
   async close(): Promise<void> {
     await this.client.end();
+  }
+}
+
+/**
+ * A DNS server on loopback (UDP) answering A queries from its table, AAAA with no record, and
+ * nothing at all for the names told to stay silent (a domain whose name servers never answer).
+ */
+export class DnsServer {
+  readonly a = new Map<string, string>();
+  readonly silent = new Set<string>();
+  /** Names asked, in order (lower case, no trailing dot). */
+  readonly asked: string[] = [];
+  private socket?: Socket;
+
+  async start(): Promise<void> {
+    this.socket = createSocket("udp4");
+    this.socket.on("message", (q, from) => {
+      const labels: string[] = [];
+      let at = 12;
+      while (at < q.length && q[at]! > 0) {
+        labels.push(q.subarray(at + 1, at + 1 + q[at]!).toString("latin1"));
+        at += 1 + q[at]!;
+      }
+      const name = labels.join(".").toLowerCase();
+      const type = q.readUInt16BE(at + 1);
+      const question = q.subarray(12, at + 5);
+      this.asked.push(name);
+      if (this.silent.has(name)) return;
+      const address = type === 1 ? this.a.get(name) : undefined;
+      const header = Buffer.alloc(12);
+      header.writeUInt16BE(q.readUInt16BE(0), 0);
+      // A response, recursion desired and available; NXDOMAIN for a name not in the table.
+      header.writeUInt16BE(this.a.has(name) ? 0x8180 : 0x8183, 2);
+      header.writeUInt16BE(1, 4);
+      header.writeUInt16BE(address ? 1 : 0, 6);
+      const answer = address
+        ? Buffer.concat([Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4]), Buffer.from(address.split(".").map(Number))])
+        : Buffer.alloc(0);
+      this.socket!.send(Buffer.concat([header, question, answer]), from.port, from.address);
+    });
+    await new Promise<void>((r) => this.socket!.bind(0, "127.0.0.1", () => r()));
+  }
+
+  /** `127.0.0.1:<port>`, as a resolver's server list takes it. */
+  get server(): string {
+    return `127.0.0.1:${this.socket!.address().port}`;
+  }
+
+  stop(): void {
+    this.socket?.close();
   }
 }

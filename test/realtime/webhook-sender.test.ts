@@ -1,7 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ERROR_TEXT_CAP, WebhookSender } from "@mam/realtime/webhooks/sender.ts";
+import { lookup } from "node:dns/promises";
+import { ERROR_TEXT_CAP, tenantResolve, WebhookSender } from "@mam/realtime/webhooks/sender.ts";
+import { waitFor } from "@mam/runtime/wait.ts";
+import { DnsServer } from "./webhook-kit.ts";
 
 /**
  * The request a delivery attempt makes, against a real HTTP server on loopback: what counts
@@ -119,13 +122,109 @@ describe("webhook attempts", () => {
     expect(await guarded.post(url("/ok", "hooks.example.com"), body, headers)).toMatchObject({
       statusCode: null,
       success: false,
-      error: "hooks.example.com resolves only to private or special-use addresses (10.0.0.7, 127.0.0.1); not connected",
+      error: "hooks.example.com resolves only to private or special-use addresses; not connected",
     });
     // Looked up again at the next attempt: a name that now points inside is refused too.
     answers = [{ address: "::1", family: 6 }];
-    expect((await guarded.post(url("/ok", "hooks.example.com"), body, headers)).error).toMatch(/resolves only to private or special-use addresses \(::1\)/);
+    expect((await guarded.post(url("/ok", "hooks.example.com"), body, headers)).error).toBe(
+      "hooks.example.com resolves only to private or special-use addresses; not connected",
+    );
     expect(seen.length).toBe(before);
     expect((await guarded.post("ftp://hooks.example.com/x", body, headers)).error).toBe("ftp: is not http or https");
     guarded.close();
+  });
+
+  it("refuses every spelling of a loopback host, literal or named, without connecting", async () => {
+    const guarded = new WebhookSender({ timeoutMs: 2_000, allowPrivate: false });
+    const before = seen.length;
+    for (const host of [
+      "0",
+      "2130706433",
+      "0x7f.1",
+      "127.1",
+      "[::1]",
+      "[::ffff:127.0.0.1]",
+      "[::127.0.0.1]",
+      "[0:0:0:0:0:ffff:7f00:1]",
+      "localhost",
+      "localhost.",
+      "ⓛocalhost",
+    ]) {
+      expect(await guarded.post(url("/ok", host), body, headers), host).toMatchObject({ statusCode: null, success: false, error: expect.any(String) });
+    }
+    expect(seen.length).toBe(before);
+    guarded.close();
+  });
+
+  it("goes straight to the receiver, whatever proxy the environment names", async () => {
+    const proxied: string[] = [];
+    const proxy = createServer((req, res) => {
+      proxied.push(req.url ?? "");
+      res.writeHead(200).end();
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", () => r()));
+    const names = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
+    const saved = names.map((n) => process.env[n]);
+    for (const n of names) process.env[n] = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const sender = new WebhookSender({ timeoutMs: 2_000, allowPrivate: true });
+    try {
+      const before = requestsTo("/ok").length;
+      expect(await sender.post(url("/ok"), body, headers)).toMatchObject({ statusCode: 204, success: true });
+      expect(requestsTo("/ok").length).toBe(before + 1);
+      expect(proxied).toEqual([]);
+    } finally {
+      for (const [i, n] of names.entries()) {
+        if (saved[i] === undefined) delete process.env[n];
+        else process.env[n] = saved[i];
+      }
+      sender.close();
+      await new Promise((r) => proxy.close(r));
+    }
+  });
+});
+
+/** Host names a tenant controls, resolved by DNS (a server on loopback here). */
+describe("webhook host names", () => {
+  const dns = new DnsServer();
+  let server: Server;
+  let port = 0;
+  const body = Buffer.from("{}");
+  beforeAll(async () => {
+    await dns.start();
+    server = createServer((_q, res) => res.writeHead(200).end());
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    dns.stop();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  it("resolves a name by DNS and checks what it resolved to", async () => {
+    dns.a.set("hooks.customer.example", "127.0.0.1");
+    const open = new WebhookSender({ timeoutMs: 2_000, allowPrivate: true, resolve: tenantResolve([dns.server]) });
+    expect(await open.post(`http://hooks.customer.example:${port}/`, body, {})).toMatchObject({ statusCode: 200, success: true });
+    const guarded = new WebhookSender({ timeoutMs: 2_000, allowPrivate: false, resolve: tenantResolve([dns.server]) });
+    expect(await guarded.post(`http://hooks.customer.example:${port}/`, body, {})).toMatchObject({
+      statusCode: null,
+      error: "hooks.customer.example resolves only to private or special-use addresses; not connected",
+    });
+    open.close();
+    guarded.close();
+  });
+
+  it("waits for name servers that never answer without holding a thread every other lookup needs", async () => {
+    dns.silent.add("hooks.blackhole.example");
+    const sender = new WebhookSender({ timeoutMs: 3_000, allowPrivate: true, resolve: tenantResolve([dns.server]) });
+    let ended = 0;
+    // More than libuv's pool has threads (4): getaddrinfo would hold all of them until it gave up.
+    const attempts = Array.from({ length: 12 }, () => sender.post(`http://hooks.blackhole.example:${port}/`, body, {}).finally(() => ended++));
+    await waitFor(() => dns.asked.filter((n) => n === "hooks.blackhole.example").length >= 12, { timeoutMs: 2_000, what: "the queries asked" });
+    // A lookup on the thread pool (/etc/hosts) is answered while every one of them still waits.
+    expect((await lookup("localhost")).address).toMatch(/^(127\.0\.0\.1|::1)$/);
+    expect(ended).toBe(0);
+    for (const r of await Promise.all(attempts)) expect(r).toMatchObject({ statusCode: null, success: false });
+    sender.close();
   });
 });

@@ -1,4 +1,5 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
+import { Resolver } from "node:dns/promises";
 import http from "node:http";
 import https from "node:https";
 import type { LookupFunction } from "node:net";
@@ -19,15 +20,64 @@ export interface AttemptResult {
   error: string | null;
 }
 
-/** Every address of a host name (the system's resolver by default: /etc/hosts, then DNS). */
+/** Every address of a host name. */
 export type Resolve = (hostname: string, family: number) => Promise<LookupAddress[]>;
 
+/** The system's resolver (/etc/hosts, search domains, then DNS): getaddrinfo, on a thread of libuv's small pool. */
 const systemResolve: Resolve = (hostname, family) =>
   new Promise((resolve, reject) => dnsLookup(hostname, { all: true, family }, (err, addresses) => (err ? reject(err) : resolve(addresses))));
+
+/** Lookups through the system's resolver at once: they hold threads of a pool of 4 (files and crypto use it too) until they end. */
+const SYSTEM_LOOKUPS_AT_ONCE = 2;
+const NO_RECORD = new Set(["ENOTFOUND", "ENODATA"]);
+
+/** At most `n` calls of `f` running at once; the others wait their turn. */
+function oneAtATime<A extends unknown[], T>(n: number, f: (...a: A) => Promise<T>): (...a: A) => Promise<T> {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (...a) => {
+    if (running >= n) await new Promise<void>((r) => waiting.push(r));
+    running++;
+    try {
+      return await f(...a);
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
+}
+
+/**
+ * Resolves a tenant's host name without tying up the thread pool: names with a dot are asked
+ * of DNS directly (c-ares, asynchronous, its own timeouts), so a domain whose name servers
+ * never answer costs a pending query, not a thread that every other lookup, file read and
+ * hash of the process waits behind. A name DNS does not know (one of /etc/hosts, a search
+ * domain's) and a single-label name (`localhost`, a compose service) go to the system's
+ * resolver, a few at a time.
+ */
+export function tenantResolve(servers?: string[]): Resolve {
+  const dns = new Resolver({ timeout: 2_000, tries: 2 });
+  if (servers) dns.setServers(servers);
+  const system = oneAtATime(SYSTEM_LOOKUPS_AT_ONCE, systemResolve);
+  return async (hostname, family) => {
+    const name = hostname.replace(/\.$/, "");
+    if (!name.includes(".")) return system(hostname, family);
+    const asked = await Promise.allSettled([
+      family === 6 ? Promise.resolve([]) : dns.resolve4(name).then((a) => a.map((address) => ({ address, family: 4 }))),
+      family === 4 ? Promise.resolve([]) : dns.resolve6(name).then((a) => a.map((address) => ({ address, family: 6 }))),
+    ]);
+    const found = asked.flatMap((r) => (r.status === "fulfilled" ? r.value : []));
+    if (found.length) return found;
+    const errors = asked.flatMap((r) => (r.status === "rejected" ? [r.reason as NodeJS.ErrnoException] : []));
+    if (errors.every((e) => NO_RECORD.has(e.code ?? ""))) return system(hostname, family);
+    throw errors.find((e) => !NO_RECORD.has(e.code ?? ""))!;
+  };
+}
 
 export interface SenderOptions {
   timeoutMs: number;
   allowPrivate: boolean;
+  /** How host names are resolved (tenantResolve by default). */
   resolve?: Resolve;
 }
 
@@ -40,15 +90,17 @@ class BlockedAddress extends Error {
  * Resolves a host name and hands the connection only addresses outside the special-use
  * ranges. The socket connects to exactly what this returned, so a name that resolves to a
  * public address here and to 127.0.0.1 a moment later (DNS rebinding) cannot reach inside.
+ * A refusal does not say what the name resolved to: the delivery log is the tenant's, and
+ * the addresses of names inside our network are not.
  */
-export function guardedLookup(allowPrivate: boolean, resolve: Resolve = systemResolve): LookupFunction {
+export function guardedLookup(allowPrivate: boolean, resolve: Resolve = tenantResolve()): LookupFunction {
   return (hostname, options, callback) => {
     resolve(hostname, Number(options.family) || 0).then(
       (addresses) => {
         const allowed = allowPrivate ? addresses : addresses.filter((a) => !isSpecialUse(a.address));
         if (!allowed.length) {
-          const seen = addresses.map((a) => a.address).join(", ") || "nothing";
-          return callback(new BlockedAddress(`${hostname} resolves only to private or special-use addresses (${seen}); not connected`), "", 0);
+          const what = addresses.length ? "resolves only to private or special-use addresses" : "resolves to no address";
+          return callback(new BlockedAddress(`${hostname} ${what}; not connected`), "", 0);
         }
         if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, allowed);
         callback(null, allowed[0]!.address, allowed[0]!.family);
