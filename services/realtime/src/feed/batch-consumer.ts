@@ -1,4 +1,4 @@
-import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, type ConsumerInfo, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import { delay, nanos } from "@nats-io/transport-node";
 import type { Bus } from "@mam/bus/connection.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
@@ -21,6 +21,14 @@ export interface BatchConsumerOptions {
   maxBatch?: number;
   /** Where a consumer created for the first time starts: this far back in the stream. */
   startBackMs: number;
+  /**
+   * Where a consumer this replica creates starts instead, when the handler knows better than
+   * `startBackMs` (undefined: it does not): a stream sequence, and a description left on the
+   * consumer for every replica to read (see `onConsumer`).
+   */
+  startAt?: () => Promise<{ seq: number; description: string } | undefined>;
+  /** Told the consumer as found or created, each time before messages are taken from it. */
+  onConsumer?: (info: ConsumerInfo) => Promise<void>;
   ackWaitMs?: number;
 }
 
@@ -74,26 +82,30 @@ export class BatchConsumer {
   private async ensure(): Promise<void> {
     const { bus, stream, durable, filterSubject } = this.o;
     const ackWait = nanos(this.o.ackWaitMs ?? 30_000);
-    const existing = await bus.jsm.consumers.info(stream, durable).catch(() => undefined);
-    if (existing) {
-      if (existing.config.ack_wait !== ackWait) await bus.jsm.consumers.update(stream, durable, { ack_wait: ackWait });
-      return;
+    let info = await bus.jsm.consumers.info(stream, durable).catch(() => undefined);
+    if (info) {
+      if (info.config.ack_wait !== ackWait) info = await bus.jsm.consumers.update(stream, durable, { ack_wait: ackWait });
+    } else {
+      const at = await this.o.startAt?.();
+      try {
+        info = await bus.jsm.consumers.add(stream, {
+          durable_name: durable,
+          ack_policy: AckPolicy.Explicit,
+          ...(at
+            ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: at.seq, description: at.description }
+            : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(Date.now() - this.o.startBackMs).toISOString() }),
+          filter_subject: filterSubject,
+          ack_wait: ackWait,
+          max_deliver: -1,
+          max_ack_pending: 4 * this.maxBatch,
+        });
+      } catch (err) {
+        // Another replica created it first (its start differs by a few milliseconds or messages).
+        info = await bus.jsm.consumers.info(stream, durable).catch(() => undefined);
+        if (!info) throw err;
+      }
     }
-    try {
-      await bus.jsm.consumers.add(stream, {
-        durable_name: durable,
-        ack_policy: AckPolicy.Explicit,
-        deliver_policy: DeliverPolicy.StartTime,
-        opt_start_time: new Date(Date.now() - this.o.startBackMs).toISOString(),
-        filter_subject: filterSubject,
-        ack_wait: ackWait,
-        max_deliver: -1,
-        max_ack_pending: 4 * this.maxBatch,
-      });
-    } catch (err) {
-      // Another replica created it first (its start time differs by a few milliseconds).
-      if (!(await bus.jsm.consumers.info(stream, durable).catch(() => undefined))) throw err;
-    }
+    await this.o.onConsumer?.(info);
   }
 
   /** Takes messages from the server into the queue, pausing while a batch's worth waits. */

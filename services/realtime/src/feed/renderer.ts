@@ -1,11 +1,13 @@
-import type { JsMsg } from "@nats-io/jetstream";
+import type { ConsumerInfo, JsMsg } from "@nats-io/jetstream";
+import { headers } from "@nats-io/transport-node";
 import { ZodError } from "zod";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent } from "@mam/contracts/mailbox-events.ts";
-import { feedSubject, type FeedEvent } from "@mam/contracts/realtime-feed.ts";
+import { feedStreamName, feedSubject, type FeedEvent } from "@mam/contracts/realtime-feed.ts";
 import type { Part } from "@mam/service-kit/service.ts";
 import type { RealtimeContext } from "../context.ts";
 import { BatchConsumer, type Settle } from "./batch-consumer.ts";
+import { catchUpPoint, renderedBefore, SOURCE_SEQ_HEADER, type RenderedBefore } from "./catch-up.ts";
 import { fitEntry } from "./fit.ts";
 import { showMessages, shownKey } from "./show.ts";
 import {
@@ -44,11 +46,13 @@ export interface RendererOptions {
  */
 export class FeedRenderer implements Part {
   private readonly consumer: BatchConsumer;
+  private readonly feed: string;
 
   constructor(
     private readonly ctx: RealtimeContext,
     o: RendererOptions,
   ) {
+    this.feed = feedStreamName(ctx.bus.prefix);
     this.consumer = new BatchConsumer({
       bus: ctx.bus,
       stream: o.stream,
@@ -56,11 +60,32 @@ export class FeedRenderer implements Part {
       filterSubject: contextEventsFilter(ctx.bus.prefix, MAILBOX_CONTEXT),
       logger: ctx.logger,
       handle: (batch, settle) => this.render(batch, settle),
-      skip: (msg) => !isRendered(typeOf(msg)),
+      skip: (msg) => !isRendered(typeOf(msg)) || this.inFeedAlready(msg.seq),
       maxBatch: o.maxBatch,
-      // A new deployment renders what the feed would still hold, not the whole history.
+      // A new deployment renders what the feed would still hold, not the whole history; a
+      // consumer re-created (by an operator, say) starts where the feed ends.
       startBackMs: ctx.cfg.FEED_RETENTION_S * 1000,
+      startAt: () => catchUpPoint(ctx.bus, this.feed),
+      onConsumer: (info) => this.learnRenderedBefore(info),
     });
+  }
+
+  /** Events the feed held when the consumer was re-created (its description says which), with the description read. */
+  private before?: { description: string; rendered?: RenderedBefore };
+
+  private inFeedAlready(seq: number): boolean {
+    const r = this.before?.rendered;
+    return !!r && seq <= r.upTo && r.seqs.has(seq);
+  }
+
+  /** Every replica reads what the one that re-created the consumer saw in the feed, once per consumer. */
+  private async learnRenderedBefore(info: ConsumerInfo): Promise<void> {
+    const description = info.config.description ?? "";
+    if (this.before?.description === description) return;
+    // A consumer past that point (all settled up to it) needs nothing of it.
+    const r = await renderedBefore(this.ctx.bus, this.feed, description);
+    this.before = { description, rendered: r && info.ack_floor.stream_seq < r.upTo ? r : undefined };
+    if (r) this.ctx.logger.info({ upTo: r.upTo, inFeed: r.seqs.size }, "feed renderer consumer re-created: events already in the feed are skipped");
   }
 
   start(): Promise<void> {
@@ -86,7 +111,7 @@ export class FeedRenderer implements Part {
       entries.push({ msg, entry });
     }
     // Published in order on one connection, so the stream stores a workspace's entries in order.
-    const acks = entries.map(({ entry }) => (entry ? this.publish(entry) : Promise.resolve()));
+    const acks = entries.map(({ msg, entry }) => (entry ? this.publish(entry, msg.seq) : Promise.resolve()));
     const results = await Promise.allSettled(acks);
     for (const [i, r] of results.entries()) settle(entries[i]!.msg, r.status === "fulfilled" ? "ack" : "nak");
     const failed = results.filter((r) => r.status === "rejected");
@@ -132,7 +157,7 @@ export class FeedRenderer implements Part {
     return fires && domain ? renderDomainVerified(e as Extract<DomainEvent, { type: "DomainChecked" }> & Scoped, domain) : undefined;
   }
 
-  private async publish(entry: FeedEvent): Promise<void> {
+  private async publish(entry: FeedEvent, sourceSeq: number): Promise<void> {
     const { bus } = this.ctx;
     const fit = fitEntry(entry, maxEntryBytes(bus.nc.info?.max_payload));
     if (!fit) {
@@ -141,7 +166,9 @@ export class FeedRenderer implements Part {
     }
     if (fit.dropped !== "nothing")
       this.ctx.logger.warn({ eventId: entry.eventId, dropped: fit.dropped }, "feed entry too large for one NATS message; sent without");
-    await bus.js.publish(feedSubject(bus.prefix, entry), fit.json, { msgID: entry.eventId });
+    const h = headers();
+    h.set(SOURCE_SEQ_HEADER, String(sourceSeq));
+    await bus.js.publish(feedSubject(bus.prefix, entry), fit.json, { msgID: entry.eventId, headers: h });
   }
 }
 
