@@ -224,7 +224,7 @@ describe("the public feed", () => {
     const elsewhere = await entryWhere(feedFilterOf(s.iso.prefix, { tenantId: other.tenant.id }), () => true);
 
     const ids = [...big.map((e) => e.message!.messageId), elsewhere.message!.messageId, uuidv7()];
-    const r = await call(s.realtimes[0]!.ctx.bus, RpcContracts.mailbox.feedMessages, { workspaceId, messageIds: ids });
+    const r = await call(s.realtimes[0]!.ctx.bus, RpcContracts.mailbox.feedMessages, { tenantId, workspaceId, messageIds: ids });
     if (!r.ok) throw new Error(r.error.error);
     expect(Buffer.byteLength(JSON.stringify(r.body))).toBeGreaterThan(INLINE_BYTES);
     expect(r.body.messages.map((m) => m.message.subject).sort()).toEqual(["Big 1", "Big 2"]);
@@ -235,9 +235,16 @@ describe("the public feed", () => {
         htmlBody: `<p>${body}`.slice(0, FEED_BODY_MAX_BYTES),
       });
     }
-    // Asked under its own workspace, it is.
-    const own = await call(s.realtimes[0]!.ctx.bus, RpcContracts.mailbox.feedMessages, { workspaceId: other.workspace.id, messageIds: ids });
+    // Asked under its own workspace, it is; under its workspace but another tenant (an event
+    // claiming a tenant the workspace is not of), it is not: its entry would be filed there.
+    const own = await call(s.realtimes[0]!.ctx.bus, RpcContracts.mailbox.feedMessages, {
+      tenantId: other.tenant.id,
+      workspaceId: other.workspace.id,
+      messageIds: ids,
+    });
     expect(own.ok && own.body.messages.map((m) => m.message.subject)).toEqual(["Elsewhere"]);
+    const misfiled = await call(s.realtimes[0]!.ctx.bus, RpcContracts.mailbox.feedMessages, { tenantId, workspaceId: other.workspace.id, messageIds: ids });
+    expect(misfiled.ok && misfiled.body.messages).toEqual([]);
   });
 
   it("an event delivered again (its consumer re-created by an operator) adds no entry, past the duplicate window too; one the feed lacks is rendered", async () => {

@@ -58,8 +58,9 @@ const ofDraft = ofInbox.extend({ draftId: z.string() });
 const sending = SendCommand.omit({ messageId: true });
 const answering = SendCommand.required({ messageId: true });
 
-const FeedMessagesQuery = z.object({ workspaceId: z.uuid(), messageIds: z.array(z.uuid()).min(1).max(100) });
-/** Messages not found in the workspace are left out. */
+/** The tenant too: an entry is filed under its event's tenant, so a message of another tenant's workspace must not be shown there. */
+const FeedMessagesQuery = z.object({ tenantId: z.uuid(), workspaceId: z.uuid(), messageIds: z.array(z.uuid()).min(1).max(100) });
+/** Messages not found in the workspace (of that tenant) are left out. */
 const FeedMessages = z.object({ messages: z.array(z.object({ message: FeedMessage, thread: FeedThread })) });
 
 /** The mailbox's request subjects, `svc.mailbox.<resource>.<verb>`, with what each takes and answers. */

@@ -16,8 +16,8 @@ export function cutUtf8(head: Buffer, size: number, maxBytes: number): { bytes: 
 }
 
 /**
- * The messages of one workspace as the feed shows them, each with its thread; ids of other
- * workspaces (or of none) are left out. Deleted messages are shown as they were: the feed
+ * The messages of one workspace of one tenant as the feed shows them, each with its thread;
+ * ids of other workspaces or tenants (or of none) are left out. Deleted messages are shown as they were: the feed
  * tells what happened, and its entries are rendered alike however late. It runs for every
  * message event, so it is one statement whatever the number of ids: each message with its
  * thread's subject and the head of each body (one byte past the cap, so the cut can be
@@ -25,7 +25,7 @@ export function cutUtf8(head: Buffer, size: number, maxBytes: number): { bytes: 
  */
 export async function feedMessages(
   db: Kysely<MailboxDb>,
-  workspaceId: string,
+  scope: { tenantId: string; workspaceId: string },
   messageIds: string[],
   maxBytes = FEED_BODY_MAX_BYTES,
 ): Promise<{ message: FeedMessage; thread: FeedThread }[]> {
@@ -39,8 +39,9 @@ export async function feedMessages(
     .leftJoin("blobs as h", (j) => j.onRef("h.workspace_id", "=", "m.workspace_id").onRef("h.hash", "=", "m.html_hash"))
     .selectAll("m")
     .select(["t.subject as thread_subject", "p.size as plain_size", "h.size as html_size", head("p").as("plain_head"), head("h").as("html_head")])
-    .where("m.workspace_id", "=", workspaceId)
+    .where("m.workspace_id", "=", scope.workspaceId)
     .where("m.message_id", "in", ids)
+    .where("m.tenant_id", "=", scope.tenantId)
     .execute();
   return rows.map(({ thread_subject, plain_size, html_size, plain_head, html_head, ...r }) => {
     let truncated = false;

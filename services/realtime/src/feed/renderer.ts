@@ -107,7 +107,7 @@ export class FeedRenderer implements Part {
     const shown = await showMessages(this.ctx, messages);
     const entries: { msg: JsMsg; entry?: FeedEvent }[] = [];
     for (const { msg, e } of events) {
-      const entry = isMessageEvent(e) ? renderMessageEvent(e, shown.get(shownKey(e.workspaceId, messageIdOf(e)))) : await this.domainEntry(e);
+      const entry = isMessageEvent(e) ? renderMessageEvent(e, shown.get(shownKey(e, messageIdOf(e)))) : await this.domainEntry(e);
       entries.push({ msg, entry });
     }
     // Published in order on one connection, so the stream stores a workspace's entries in order.
