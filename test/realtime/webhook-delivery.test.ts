@@ -237,6 +237,35 @@ describe("webhooks: deliveries", () => {
     await replaceReplicas(2, FAST);
   });
 
+  it("sends what waits its turn where the webhook points when its turn comes: nowhere once paused, to the new URL once moved", async () => {
+    // One request at a time per endpoint, none timing out: the rest of each webhook's events wait in this replica's line.
+    await replaceReplicas(1, { ...FAST, WEBHOOK_TIMEOUT_MS: "60000", WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT: "1" });
+    const paused = await hook(t.key.key, { events: ["message.bounced"] });
+    const moved = await hook(t.key.key, { events: ["message.sent"] });
+    const newPath = `/hook-${++paths}`;
+    for (const h of [paused, moved]) receiver.mode(h.path, "hang");
+    for (let i = 0; i < 3; i++) {
+      await feed.publish(event({ type: "message.bounced", subject: `paused ${i}` }));
+      await feed.publish(event({ type: "message.sent", subject: `moved ${i}` }));
+    }
+    await arrived(paused.path, 1);
+    await arrived(moved.path, 1);
+    await feed.intakeCaughtUp();
+    expect((await api("PATCH", `/v1/webhooks/${paused.id}`, t.key.key, { isActive: false })).status).toBe(200);
+    expect((await api("PATCH", `/v1/webhooks/${moved.id}`, t.key.key, { url: receiver.url(newPath) })).status).toBe(200);
+    for (const h of [paused, moved]) {
+      receiver.mode(h.path, 200);
+      receiver.release(h.path, 200);
+    }
+    await settled(paused.id);
+    await settled(moved.id);
+    expect((await tables.queueOf(paused.id)).map((q) => q.state)).toEqual(["delivered", "canceled", "canceled"]);
+    expect(receiver.at(paused.path)).toHaveLength(1);
+    expect([receiver.at(moved.path).length, receiver.at(newPath).length]).toEqual([1, 2]);
+    for (const r of receiver.at(newPath)) expect(verifies(moved.secret, r)).toBe(true);
+    await replaceReplicas(2, FAST);
+  });
+
   it("drops a deleted webhook's pending deliveries", async () => {
     const h = await hook(t.key.key);
     receiver.mode(h.path, 500);

@@ -42,8 +42,6 @@ export class Dispatcher {
   private stopped = false;
   /** Rows may wait in the queue that this replica had no room for: it looks again when room frees. */
   private backlog = false;
-  /** Until when every row this replica holds is surely its own (the last renewal that succeeded). */
-  private renewedUntil = 0;
   private lastFailureLog = 0;
 
   constructor(
@@ -179,29 +177,45 @@ export class Dispatcher {
     this.hold(leased);
   }
 
-  /** Keeps the lease on every row held here (and only those: one this replica let go of runs out). */
+  /**
+   * Keeps the lease on every row held here (and only those: one this replica let go of runs
+   * out). A row found no longer ours (its lease ran out while renewals failed, and another
+   * replica took it) keeps its old time, and is not attempted here.
+   */
   private async renew(): Promise<void> {
     const until = this.ctx.clock().getTime() + this.leaseMs;
+    const rows = [...this.held.values()];
     try {
-      await renewLeases(this.ctx.db, this.lease, [...this.held.values()], new Date(until));
-      this.renewedUntil = until;
+      const kept = await renewLeases(this.ctx.db, this.lease, rows, new Date(until));
+      for (const row of rows) if (kept.has(keyOf(row))) row.leased_until = until;
     } catch (err) {
       this.sayOnce(err, "webhook deliveries: cannot renew the leases held; trying again shortly");
     }
   }
 
-  private async attempt(row: Leased, answered: () => void): Promise<void> {
-    // A row whose lease may have run out (renewals failing: the database away) is checked first: it may be another replica's now.
-    const covered = Math.max(row.leased_until, this.renewedUntil);
+  /** Whether this row's lease lasts until an attempt starting now is surely over (renewed here if not). */
+  private async leaseCovers(row: Leased): Promise<boolean> {
     const now = this.ctx.clock().getTime();
-    if (now + this.ctx.cfg.WEBHOOK_TIMEOUT_MS > covered && !(await renewLeases(this.ctx.db, this.lease, [row], new Date(now + this.leaseMs)))) return;
-    const target = row.target ?? (await targetOf(this.ctx.db, row));
+    if (row.leased_until >= now + this.ctx.cfg.WEBHOOK_TIMEOUT_MS + 1_000) return true;
+    const until = now + this.leaseMs;
+    if (!(await renewLeases(this.ctx.db, this.lease, [row], new Date(until))).has(keyOf(row))) return false;
+    row.leased_until = until;
+    return true;
+  }
+
+  private async attempt(row: Leased, answered: () => void): Promise<void> {
+    // Where and how to send, as the webhook is now: a row may have waited its turn while it was paused, moved or deleted.
+    const target = await targetOf(this.ctx.db, row);
     if (!target?.isActive) {
       await cancelDelivery(this.ctx.db, this.lease, row, this.ctx.clock());
       return void this.ctx.logger.info(
         { webhookId: row.webhook_id, eventId: row.event_id, webhook: target ? "inactive" : "deleted" },
         "webhook delivery canceled",
       );
+    }
+    // Checked last before the request: no other replica may take the row (its lease run out) while this attempt can still be running.
+    if (!(await this.leaseCovers(row))) {
+      return void this.ctx.logger.info({ webhookId: row.webhook_id, eventId: row.event_id }, "webhook delivery no longer leased here; left to its holder");
     }
     const attempt = row.attempts + 1;
     const at = this.ctx.clock();

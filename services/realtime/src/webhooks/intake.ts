@@ -15,14 +15,17 @@ export const WEBHOOKS_DURABLE = "realtime-webhooks";
 /** Queue rows per insert statement (each takes 15 parameters; one statement takes at most 65,535). */
 const ROWS_PER_INSERT = 1_000;
 
-type Hook = { workspace_id: string; webhook_id: string; tenant_id: string; url: string; events: string[]; created_at: Date; secret: string };
+type Hook = { workspace_id: string; webhook_id: string; tenant_id: string; events: string[]; created_at: Date };
 
-/** The active webhooks of these tenants, with their secrets. */
+/**
+ * The active webhooks of these tenants: which events each takes. Not where to send them, nor
+ * the secret: those are read when an attempt starts (a row may wait its turn while the
+ * webhook is paused, moved or deleted).
+ */
 function activeHooks(db: Kysely<RealtimeDb>, tenants: string[]): Promise<Hook[]> {
   return db
     .selectFrom("webhooks as w")
-    .innerJoin("webhook_secrets as s", (j) => j.onRef("s.workspace_id", "=", "w.workspace_id").onRef("s.webhook_id", "=", "w.webhook_id"))
-    .select(["w.workspace_id", "w.webhook_id", "w.tenant_id", "w.url", "w.events", "w.created_at", "s.secret"])
+    .select(["w.workspace_id", "w.webhook_id", "w.tenant_id", "w.events", "w.created_at"])
     .where("w.tenant_id", "in", tenants)
     .where("w.is_active", "=", true)
     .execute();
@@ -84,7 +87,6 @@ const leasedOf = (r: Row): Leased => ({
   first_attempt_at: null,
   retry_delay_ms: null,
   leased_until: r.locked_until!.getTime(),
-  target: { url: r.hook.url, secret: r.hook.secret, isActive: true },
 });
 
 /**

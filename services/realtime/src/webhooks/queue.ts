@@ -18,10 +18,8 @@ export interface Leased {
   attempts: number;
   first_attempt_at: Date | null;
   retry_delay_ms: number | null;
-  /** When its lease runs out unless renewed (ms since the epoch). */
+  /** When its lease runs out unless renewed (ms since the epoch): as far as this replica knows it holds it. */
   leased_until: number;
-  /** What the intake already read of the webhook: a first attempt needs no other query. */
-  target?: Target;
 }
 
 type Db = Kysely<RealtimeDb>;
@@ -58,14 +56,15 @@ export async function leaseDue(
   });
 }
 
-/** Keeps `lease` on these rows until `until`; resolves with how many it still held. */
-export async function renewLeases(db: Db, lease: string, rows: Ref[], until: Date): Promise<number> {
-  if (!rows.length) return 0;
-  const r = await sql`
+/** Keeps `lease` on these rows until `until`; resolves with those it still held (`webhook_id event_id`). */
+export async function renewLeases(db: Db, lease: string, rows: Ref[], until: Date): Promise<Set<string>> {
+  if (!rows.length) return new Set();
+  const r = await sql<Ref>`
     update webhook_deliveries d set locked_until = ${until}
     from ${refs(rows)}
-    where d.webhook_id = c.webhook_id and d.event_id = c.event_id and d.lease = ${lease}`.execute(db);
-  return Number(r.numAffectedRows ?? 0);
+    where d.webhook_id = c.webhook_id and d.event_id = c.event_id and d.lease = ${lease}
+    returning d.webhook_id, d.event_id`.execute(db);
+  return new Set(r.rows.map((x) => `${x.webhook_id} ${x.event_id}`));
 }
 
 /** Lets rows go: free for any replica, not before `notBefore`. */
