@@ -31,6 +31,15 @@ export const FEED_DURABLE = "realtime-feed";
 /** `evt.mailbox.<tenant>.<workspace>.<type>`: the type, read without parsing the event. */
 const typeOf = (msg: JsMsg) => msg.subject.slice(msg.subject.lastIndexOf(".") + 1);
 
+/**
+ * Most events rendered together: a batch holds its messages' bodies (up to twice
+ * FEED_BODY_MAX_BYTES each, more once escaped as JSON) until its entries are stored, so this
+ * bounds a replica's memory under a burst of long mail (about 32 MiB of bodies), and one
+ * request per workspace still carries a whole batch (the contract takes 100 ids). At
+ * 300 messages/s a batch is a handful of events: what arrived while the last was rendered.
+ */
+const MAX_BATCH = 64;
+
 export interface RendererOptions {
   /** The event stream. */
   stream: string;
@@ -61,7 +70,7 @@ export class FeedRenderer implements Part {
       logger: ctx.logger,
       handle: (batch, settle) => this.render(batch, settle),
       skip: (msg) => !isRendered(typeOf(msg)) || this.inFeedAlready(msg.seq),
-      maxBatch: o.maxBatch,
+      maxBatch: o.maxBatch ?? MAX_BATCH,
       // A new deployment renders what the feed would still hold, not the whole history; a
       // consumer re-created (by an operator, say) starts where the feed ends.
       startBackMs: ctx.cfg.FEED_RETENTION_S * 1000,
