@@ -4,6 +4,7 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import { describe, expect, it } from "vitest";
 import { PUBLIC_EVENT_TYPES } from "@mam/contracts/realtime-feed.ts";
+import { SOURCE_SEQ_HEADER } from "@mam/realtime/feed/catch-up.ts";
 import { EVENT_CONTEXTS, EVENTS_DOC_DIR, eventSchemaDocs } from "../../scripts/event-schemas.ts";
 
 const docsDir = join(EVENTS_DOC_DIR, "..");
@@ -64,6 +65,8 @@ describe("the events documentation", () => {
       "rt.<tenantId>.<workspaceId>.<inboxId or _>.<eventType>",
       "schemaVersion",
       "Nats-Msg-Id",
+      // The header a re-created renderer reads the feed's end by (see the renderer's catch-up).
+      SOURCE_SEQ_HEADER,
     ]) {
       expect(named(s), s).toBe(true);
     }

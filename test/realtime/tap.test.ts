@@ -1,10 +1,14 @@
-import { readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // The tapping side uses nothing of ours: only the NATS client, as a consumer outside the project would.
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { PrivateNatsServer } from "@mam/testing/nats-server.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
 /** A stream's name under a deployment's NATS_PREFIX (none in production: EVENTS and FEED). */
@@ -163,5 +167,111 @@ describe("tapping one workspace with the NATS client alone", () => {
     expect(first.map((e) => e.eventId)).toEqual(tapped.map((e) => e.body.eventId));
     expect(first.every((e) => e.workspaceId === ws.A)).toBe(true);
     expect((await durable.info()).num_pending).toBe(0);
+  });
+});
+
+/**
+ * The permissions docs/events.md tells an operator to give a tapping user, taken from the
+ * document itself, on a locked-down server of the test's own: each user reads its
+ * workspace, and neither another workspace nor a durable consumer not its own.
+ */
+describe("a tapping user on a locked-down server, with the permissions docs/events.md gives", () => {
+  const T = "01a2aaaa-0000-7000-8000-000000000001";
+  const A = "01a2aaaa-0000-7000-8000-00000000000a";
+  const B = "01a2aaaa-0000-7000-8000-00000000000b";
+  const passwords = { admin: randomBytes(12).toString("hex"), durable: randomBytes(12).toString("hex"), replay: randomBytes(12).toString("hex") };
+  const dir = mkdtempSync(join(tmpdir(), "tap-conf-"));
+  const config = join(dir, "nats.conf");
+  let nats: PrivateNatsServer;
+  const opened: NatsConnection[] = [];
+  const as = async (user: string, pass: string) => {
+    const nc = await connect({ servers: nats.url, user, pass });
+    opened.push(nc);
+    return nc;
+  };
+
+  /** The document's user blocks (the code blocks that declare a user), for this tenant and workspace A. */
+  const documentedUsers = () => {
+    const doc = readFileSync(new URL("../../docs/events.md", import.meta.url), "utf8");
+    const blocks = [...doc.matchAll(/```\n(\{\n {2}user: [\s\S]*?)```/g)].map((m) => m[1]!.replaceAll("<t>", T).replaceAll("<w>", A));
+    return blocks;
+  };
+
+  beforeAll(async () => {
+    const users = documentedUsers();
+    expect(users).toHaveLength(2);
+    writeFileSync(config, `authorization {\n  users: [\n    { user: admin, password: $NATS_ADMIN_PASSWORD }\n${users.join("\n")}\n  ]\n}\n`);
+    nats = new PrivateNatsServer({
+      config,
+      env: { NATS_ADMIN_PASSWORD: passwords.admin, NATS_TAP_ACME_PASSWORD: passwords.durable, NATS_TAP_ACME_REPLAY_PASSWORD: passwords.replay },
+    });
+    await nats.start();
+    // The platform's part, as the operator's user: both streams, an event and an entry in two
+    // workspaces, the platform's durable consumers, and the tapper's durable on the feed.
+    const admin = await as("admin", passwords.admin);
+    const jsm = await jetstreamManager(admin);
+    await jsm.streams.add({ name: "EVENTS", subjects: ["evt.>"] });
+    await jsm.streams.add({ name: "FEED", subjects: ["rt.>"] });
+    const js = jetstream(admin);
+    for (const w of [A, B]) {
+      await js.publish(`evt.mailbox.${T}.${w}.MessageReceived`, JSON.stringify({ workspaceId: w }));
+      await js.publish(`rt.${T}.${w}._.message.received`, JSON.stringify({ workspaceId: w }));
+    }
+    for (const durable of ["mailbox-read-model", "realtime-feed"]) {
+      await jsm.consumers.add("EVENTS", { durable_name: durable, filter_subject: "evt.mailbox.>", ack_policy: AckPolicy.Explicit });
+    }
+    await jsm.consumers.add("FEED", {
+      durable_name: "tap-acme",
+      filter_subject: `rt.${T}.${A}.>`,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+    });
+  });
+  afterAll(async () => {
+    for (const nc of opened) await nc.close().catch(() => undefined);
+    await nats?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("the durable tapper reads and acknowledges its consumer, and nothing else", async () => {
+    const nc = await as("tap-acme", passwords.durable);
+    const js = jetstream(nc);
+    const consumer = await js.consumers.get("FEED", "tap-acme");
+    const got = [];
+    for await (const m of await consumer.fetch({ max_messages: 1, expires: 5_000 })) {
+      got.push(m.json<{ workspaceId: string }>().workspaceId);
+      await m.ackAck();
+    }
+    expect(got).toEqual([A]);
+    expect((await consumer.info()).num_pending).toBe(0);
+    // Neither a consumer of its own choosing (another workspace's filter) nor another consumer's messages.
+    const jsm = await jetstreamManager(nc);
+    await expect(jsm.consumers.add("FEED", { durable_name: "mine", filter_subject: `rt.${T}.${B}.>`, ack_policy: AckPolicy.None })).rejects.toThrow(
+      /permissions violation/i,
+    );
+    await expect(nc.request("$JS.API.CONSUMER.MSG.NEXT.EVENTS.realtime-feed", JSON.stringify({ batch: 1 }), { timeout: 2_000 })).rejects.toThrow(
+      /permissions violation/i,
+    );
+  });
+
+  it("the replaying tapper reads its workspace with an ordered consumer, and is kept from other filters and from the platform's durables", async () => {
+    const nc = await as("tap-acme-replay", passwords.replay);
+    const js = jetstream(nc);
+    const mine = await js.consumers.get("EVENTS", { filter_subjects: `evt.*.${T}.${A}.>`, deliver_policy: DeliverPolicy.All });
+    const got = [];
+    for await (const m of await mine.fetch({ max_messages: 1, expires: 5_000 })) got.push(m.json<{ workspaceId: string }>().workspaceId);
+    expect(got).toEqual([A]);
+    // Another workspace's filter: refused when the consumer is created.
+    await expect(js.consumers.get("EVENTS", { filter_subjects: `evt.*.${T}.${B}.>`, deliver_policy: DeliverPolicy.All }).then((c) => c.info())).rejects.toThrow(
+      /permissions violation/i,
+    );
+    // A platform durable: neither pulled from nor re-declared with this user's filter.
+    await expect(nc.request("$JS.API.CONSUMER.MSG.NEXT.EVENTS.realtime-feed", JSON.stringify({ batch: 1 }), { timeout: 2_000 })).rejects.toThrow(
+      /permissions violation/i,
+    );
+    const redeclare = { stream_name: "EVENTS", config: { durable_name: "realtime-feed", filter_subject: `evt.*.${T}.${A}.>`, ack_policy: "none" } };
+    await expect(nc.request(`$JS.API.CONSUMER.CREATE.EVENTS.realtime-feed.evt.*.${T}.${A}.>`, JSON.stringify(redeclare), { timeout: 2_000 })).rejects.toThrow(
+      /permissions violation/i,
+    );
   });
 });
