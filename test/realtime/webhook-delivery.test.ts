@@ -237,6 +237,31 @@ describe("webhooks: deliveries", () => {
     await replaceReplicas(2, FAST);
   });
 
+  it("keeps a tenant's many slow endpoints to the tenant's share: another tenant's deliveries go through while all of them hang", async () => {
+    // Room for 4 requests in all, 2 per endpoint, 2 per tenant: two hanging webhooks of one tenant would take every slot without the last.
+    await replaceReplicas(1, {
+      WEBHOOK_TIMEOUT_MS: "60000",
+      WEBHOOK_MAX_IN_FLIGHT: "4",
+      WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT: "2",
+      WEBHOOK_MAX_IN_FLIGHT_PER_TENANT: "2",
+    });
+    const slow = [await hook(other.key.key), await hook(other.key.key)];
+    for (const h of slow) receiver.mode(h.path, "hang");
+    for (let i = 0; i < 3; i++) await feed.publish(feedEvent({ tenantId: other.tenant.id, workspaceId: other.workspace.id, subject: `slow ${i}` }));
+    await waitFor(() => slow.reduce((n, h) => n + receiver.openAt(h.path), 0) >= 2, { what: "two requests of the slow tenant open" });
+    const fast = await hook(t.key.key);
+    for (let i = 0; i < 5; i++) await feed.publish(event({ subject: `fast ${i}` }));
+    await arrived(fast.path, 5);
+    expect(slow.reduce((n, h) => n + receiver.openAt(h.path), 0)).toBe(2);
+    for (const h of slow) {
+      receiver.mode(h.path, 200);
+      receiver.release(h.path, 200);
+    }
+    for (const h of slow) await settled(h.id);
+    expect(slow.map((h) => receiver.at(h.path).length)).toEqual([3, 3]);
+    await replaceReplicas(2, FAST);
+  });
+
   it("sends what waits its turn where the webhook points when its turn comes: nowhere once paused, to the new URL once moved", async () => {
     // One request at a time per endpoint, none timing out: the rest of each webhook's events wait in this replica's line.
     await replaceReplicas(1, { ...FAST, WEBHOOK_TIMEOUT_MS: "60000", WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT: "1" });

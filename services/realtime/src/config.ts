@@ -79,6 +79,11 @@ const Env = BaseEnv.extend({
     .default(8 * 3600),
   /** Requests in flight from one replica to one webhook: a slow endpoint holds this many, no more. */
   WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT: z.coerce.number().int().min(1).max(1000).default(16),
+  /**
+   * Requests in flight from one replica to one tenant's webhooks together: a tenant's many slow
+   * or dead endpoints hold this many slots, and the rest stay for the other tenants.
+   */
+  WEBHOOK_MAX_IN_FLIGHT_PER_TENANT: z.coerce.number().int().min(1).max(10_000).default(64),
   /** Requests in flight from one replica to all webhooks together. */
   WEBHOOK_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(10_000).default(256),
   /** How often each replica looks for deliveries whose retry is due or whose lease ran out (ms). */

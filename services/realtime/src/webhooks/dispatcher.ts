@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { RealtimeContext } from "../context.ts";
 import { afterFailure, type RetryPolicy } from "./backoff.ts";
-import { Lanes } from "./lanes.ts";
+import { type LaneRef, Lanes } from "./lanes.ts";
 import { cancelDelivery, type Due, handBack, type Leased, leaseDue, renewLeases, targetOf } from "./queue.ts";
 import { recordOutcome } from "./record.ts";
 import type { WebhookSender } from "./sender.ts";
@@ -25,8 +25,9 @@ const STOP_WAIT_MS = 5_000;
  * renewed while it holds them) before they wait in its lanes: what the intake queues, and
  * what a poll finds due (a retry's time come, or a lease run out: a replica gone). Replicas
  * never attempt one row together, and every outcome is written under the lease. In flight
- * at most WEBHOOK_MAX_IN_FLIGHT, and WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT per webhook: a slow
- * endpoint holds its own slots only, and its other rows wait while everyone else's go.
+ * at most WEBHOOK_MAX_IN_FLIGHT, WEBHOOK_MAX_IN_FLIGHT_PER_TENANT per tenant and
+ * WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT per webhook: a slow endpoint holds its own slots only (a
+ * tenant's many slow endpoints, its share), and its other rows wait while everyone else's go.
  */
 export class Dispatcher {
   /** This process's lease on the rows it holds. */
@@ -53,11 +54,14 @@ export class Dispatcher {
     this.leaseMs = cfg.WEBHOOK_TIMEOUT_MS + 15_000;
     this.policy = { baseMs: cfg.WEBHOOK_RETRY_BASE_MS, maxDelayMs: cfg.WEBHOOK_RETRY_MAX_DELAY_MS, windowMs: cfg.WEBHOOK_RETRY_WINDOW_S * 1000 };
     const perEndpoint = cfg.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT;
+    const perTenant = cfg.WEBHOOK_MAX_IN_FLIGHT_PER_TENANT;
     this.lanes = new Lanes<Leased>(
       {
         perEndpoint,
+        perTenant,
         global: cfg.WEBHOOK_MAX_IN_FLIGHT,
         aheadPerEndpoint: perEndpoint * AHEAD_PER_SLOT,
+        heldPerTenant: perTenant * AHEAD_PER_SLOT,
         heldMax: cfg.WEBHOOK_MAX_IN_FLIGHT * AHEAD_PER_SLOT,
         heldBytesMax: HELD_BYTES_MAX,
       },
@@ -90,9 +94,9 @@ export class Dispatcher {
     );
   }
 
-  /** Room for one more row of this webhook, of this many bytes, here (an intake queuing it leases it to this replica then). */
-  admit(webhookId: string, bytes: number): boolean {
-    if (!this.stopped && this.lanes.admit(webhookId, bytes)) return true;
+  /** Room for one more row of this webhook (of this tenant), of this many bytes, here (an intake queuing it leases it to this replica then). */
+  admit(ref: LaneRef, bytes: number): boolean {
+    if (!this.stopped && this.lanes.admit(ref, bytes)) return true;
     // Refused in a poll: rows wait that the next look (when a line has room) should find.
     this.backlog = true;
     return false;
@@ -151,20 +155,21 @@ export class Dispatcher {
     });
   }
 
-  /** Leases due rows, as many as there is room for, none of a webhook whose lane is half full or more. */
+  /** Leases due rows, as many as there is room for, none of a webhook whose lane (or whose tenant's share) is half full or more. */
   private async poll(): Promise<void> {
     const room = Math.min(this.lanes.room(), 1_000);
     if (room <= 0) return;
     const skip = this.lanes.busy();
+    const skipTenants = this.lanes.busyTenants();
     // Rows of the webhooks left alone may wait: looked for again when their lines have room.
-    this.backlog = skip.length > 0;
+    this.backlog = skip.length > 0 || skipTenants.length > 0;
     const now = this.ctx.clock();
     const until = new Date(now.getTime() + this.leaseMs);
     const admitted: Due[] = [];
-    const choose = (due: Due[]) => due.filter((r) => !this.held.has(keyOf(r)) && this.admit(r.webhook_id, r.bytes) && admitted.push(r) > 0);
+    const choose = (due: Due[]) => due.filter((r) => !this.held.has(keyOf(r)) && this.admit(r, r.bytes) && admitted.push(r) > 0);
     let leased: Leased[] = [];
     try {
-      const r = await leaseDue(this.ctx.db, { lease: this.lease, now, until, limit: room, skip, choose });
+      const r = await leaseDue(this.ctx.db, { lease: this.lease, now, until, limit: room, skip, skipTenants, choose });
       leased = r.leased.map((row) => ({ ...row, leased_until: until.getTime() }));
       // As many as came may not be all there is: look again when room frees.
       if (r.scanned >= room) this.backlog = true;

@@ -51,7 +51,7 @@ function rowsOf(ctx: RealtimeContext, dispatcher: Dispatcher, hooks: Hook[], eve
     // Serialised once: these bytes are stored, signed and sent, on every attempt.
     const body = JSON.stringify(toWebhookPayload(e));
     for (const h of mine) {
-      const attemptNow = dispatcher.admit(h.webhook_id, body.length);
+      const attemptNow = dispatcher.admit({ webhook_id: h.webhook_id, tenant_id: e.tenantId }, body.length);
       const row: Row = {
         hook: h,
         webhook_id: h.webhook_id,
@@ -81,6 +81,7 @@ const leasedOf = (r: Row): Leased => ({
   webhook_id: r.webhook_id,
   event_id: r.event_id,
   workspace_id: r.workspace_id,
+  tenant_id: r.tenant_id,
   event_type: r.event_type,
   body: r.body!,
   attempts: 0,

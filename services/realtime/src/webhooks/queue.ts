@@ -13,6 +13,7 @@ export interface Leased {
   webhook_id: string;
   event_id: string;
   workspace_id: string;
+  tenant_id: string;
   event_type: string;
   body: string;
   attempts: number;
@@ -24,24 +25,25 @@ export interface Leased {
 
 type Db = Kysely<RealtimeDb>;
 type Ref = { webhook_id: string; event_id: string };
-export type Due = Ref & { bytes: number };
+export type Due = Ref & { tenant_id: string; bytes: number };
 
 const refs = (rows: Ref[]) => sql`unnest(${rows.map((r) => r.webhook_id)}::uuid[], ${rows.map((r) => r.event_id)}::text[]) as c(webhook_id, event_id)`;
 
 /**
  * Leases due rows (a retry's time come, or a lease run out) to `lease`: the oldest first, none
- * of the webhooks in `skip`, at most `limit`, of which `choose` keeps those there is room for.
+ * of the webhooks in `skip` nor of the tenants in `skipTenants`, at most `limit`, of which
+ * `choose` keeps those there is room for.
  * Rows another replica is leasing meanwhile are skipped, not waited for.
  */
 export async function leaseDue(
   db: Db,
-  o: { lease: string; now: Date; until: Date; limit: number; skip: string[]; choose: (due: Due[]) => Due[] },
+  o: { lease: string; now: Date; until: Date; limit: number; skip: string[]; skipTenants: string[]; choose: (due: Due[]) => Due[] },
 ): Promise<{ leased: Omit<Leased, "leased_until">[]; scanned: number }> {
   return db.transaction().execute(async (tx) => {
     const due = await sql<Due>`
-      select webhook_id, event_id, coalesce(length(body), 0) as bytes from webhook_deliveries
+      select webhook_id, event_id, tenant_id, coalesce(length(body), 0) as bytes from webhook_deliveries
       where state = 'pending' and next_attempt_at <= ${o.now} and (locked_until is null or locked_until <= ${o.now})
-        and not (webhook_id = any(${o.skip}::uuid[]))
+        and not (webhook_id = any(${o.skip}::uuid[])) and not (tenant_id = any(${o.skipTenants}::uuid[]))
       order by next_attempt_at
       limit ${o.limit}
       for update skip locked`.execute(tx);
@@ -51,7 +53,7 @@ export async function leaseDue(
       update webhook_deliveries d set locked_until = ${o.until}, lease = ${o.lease}
       from ${refs(chosen)}
       where d.webhook_id = c.webhook_id and d.event_id = c.event_id
-      returning d.webhook_id, d.event_id, d.workspace_id, d.event_type, d.body, d.attempts, d.first_attempt_at, d.retry_delay_ms`.execute(tx);
+      returning d.webhook_id, d.event_id, d.workspace_id, d.tenant_id, d.event_type, d.body, d.attempts, d.first_attempt_at, d.retry_delay_ms`.execute(tx);
     return { leased: rows.rows, scanned: due.rows.length };
   });
 }
