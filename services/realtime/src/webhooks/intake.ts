@@ -14,6 +14,30 @@ import type { Leased } from "./queue.ts";
 export const WEBHOOKS_DURABLE = "realtime-webhooks";
 /** Queue rows per insert statement (each takes 15 parameters; one statement takes at most 65,535). */
 const ROWS_PER_INSERT = 1_000;
+/**
+ * Bytes of bodies per insert statement (a single row whatever its size). Each row carries its
+ * own copy of the body: a tenant's 50 webhooks and a batch of large messages would otherwise
+ * make one statement of a gigabyte, past what Postgres takes in one message and past the heap,
+ * and the same batch would fail on every replica, for ever.
+ */
+const BYTES_PER_INSERT = 16 * 1024 * 1024;
+
+/** The rows in statements of at most ROWS_PER_INSERT rows and BYTES_PER_INSERT bytes of bodies. */
+export function* insertChunks<R extends { body: string | null }>(rows: R[], maxRows = ROWS_PER_INSERT, maxBytes = BYTES_PER_INSERT): Generator<R[]> {
+  let chunk: R[] = [];
+  let bytes = 0;
+  for (const row of rows) {
+    const size = row.body?.length ?? 0;
+    if (chunk.length && (chunk.length >= maxRows || bytes + size > maxBytes)) {
+      yield chunk;
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(row);
+    bytes += size;
+  }
+  if (chunk.length) yield chunk;
+}
 
 type Hook = { workspace_id: string; webhook_id: string; tenant_id: string; events: string[]; created_at: Date };
 
@@ -105,10 +129,10 @@ export async function enqueue(ctx: RealtimeContext, dispatcher: Dispatcher, even
   const rows = rowsOf(ctx, dispatcher, hooks, events, admitted);
   const fresh = new Set<string>();
   try {
-    for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+    for (const chunk of insertChunks(rows)) {
       const inserted = await ctx.db
         .insertInto("webhook_deliveries")
-        .values(rows.slice(i, i + ROWS_PER_INSERT).map(({ hook: _, ...row }) => row))
+        .values(chunk.map(({ hook: _, ...row }) => row))
         .onConflict((oc) => oc.columns(["webhook_id", "event_id"]).doNothing())
         .returning(["webhook_id", "event_id"])
         .execute();
