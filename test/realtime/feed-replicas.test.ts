@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, delay, nanos, type NatsConnection } from "@nats-io/transport-node";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT } from "@mam/contracts/mailbox-events.ts";
 import { FeedEvent, feedFilterOf, feedStreamName } from "@mam/contracts/realtime-feed.ts";
@@ -83,5 +83,29 @@ describe("the feed with two realtime replicas", () => {
     const byType = (type: string) => seen.filter((e) => e.eventType === type).map((e) => e.message!.subject);
     const subjects = Array.from({ length: SENDS }, (_, i) => `burst ${i}`).sort();
     for (const type of ["message.sent", "message.received", "message.delivered"]) expect(byType(type).sort()).toEqual(subjects);
+
+    // The consumer re-created (by an operator), past the feed's duplicate window: whichever
+    // replica re-creates it, both skip what the feed holds (the creator leaves on the consumer
+    // which entries it read), so the burst is not stored again.
+    const feedConfig = (await jsm.streams.info(FEED)).config;
+    await jsm.streams.update(FEED, { ...feedConfig, duplicate_window: nanos(1_000) });
+    await delay(1_500);
+    const held = (await jsm.streams.info(FEED)).state.messages;
+    const created = consumer.created;
+    await jsm.consumers.delete(EVENTS, FEED_DURABLE);
+    await waitFor(async () => ((await jsm.consumers.info(EVENTS, FEED_DURABLE).catch(() => undefined))?.created ?? created) !== created, {
+      timeoutMs: 15_000,
+      what: "the consumer re-created",
+    });
+    await waitFor(async () => (await jsm.consumers.info(EVENTS, FEED_DURABLE)).num_waiting >= 2, { timeoutMs: 10_000, what: "both replicas pulling again" });
+    await waitFor(
+      async () => {
+        const i = await jsm.consumers.info(EVENTS, FEED_DURABLE);
+        return i.num_ack_pending === 0 && i.num_pending === 0;
+      },
+      { timeoutMs: 15_000, what: "the re-created consumer caught up" },
+    );
+    expect((await jsm.streams.info(FEED)).state.messages).toBe(held);
+    await jsm.streams.update(FEED, feedConfig);
   });
 });

@@ -43,11 +43,20 @@ export async function catchUpPoint(bus: Bus, feed: string, tail = CATCH_UP_TAIL)
   return { seq: Math.min(...recent), description: `feed catch-up: entries ${from}-${to}, events to ${Math.max(...seqs)}` };
 }
 
-/** What a consumer's description (left by the replica that created it) says was rendered already; undefined for none. */
-export async function renderedBefore(bus: Bus, feed: string, description: string | undefined): Promise<RenderedBefore | undefined> {
+/** What a consumer's description (left by the replica that created it) names: a range of feed entries, and the last event behind them. */
+export interface CatchUpMark {
+  from: number;
+  to: number;
+  upTo: number;
+}
+export function catchUpMark(description: string | undefined): CatchUpMark | undefined {
   const m = DESCRIPTION.exec(description ?? "");
-  if (!m) return undefined;
-  return { upTo: Number(m[3]), seqs: new Set(await sourceSeqs(bus, feed, Number(m[1]), Number(m[2]))) };
+  return m ? { from: Number(m[1]), to: Number(m[2]), upTo: Number(m[3]) } : undefined;
+}
+
+/** The events the feed held (as the mark names them) when the consumer was created. */
+export async function renderedBefore(bus: Bus, feed: string, mark: CatchUpMark): Promise<RenderedBefore> {
+  return { upTo: mark.upTo, seqs: new Set(await sourceSeqs(bus, feed, mark.from, mark.to)) };
 }
 
 /** The events behind the feed's entries `from`..`to` (those it still holds), in the feed's order. */

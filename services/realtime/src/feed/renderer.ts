@@ -7,7 +7,7 @@ import { feedStreamName, feedSubject, type FeedEvent } from "@mam/contracts/real
 import type { Part } from "@mam/service-kit/service.ts";
 import type { RealtimeContext } from "../context.ts";
 import { BatchConsumer, type Settle } from "./batch-consumer.ts";
-import { catchUpPoint, renderedBefore, SOURCE_SEQ_HEADER, type RenderedBefore } from "./catch-up.ts";
+import { catchUpMark, catchUpPoint, renderedBefore, SOURCE_SEQ_HEADER, type RenderedBefore } from "./catch-up.ts";
 import { fitEntry } from "./fit.ts";
 import { showMessages, shownKey } from "./show.ts";
 import {
@@ -91,10 +91,15 @@ export class FeedRenderer implements Part {
   private async learnRenderedBefore(info: ConsumerInfo): Promise<void> {
     const description = info.config.description ?? "";
     if (this.before?.description === description) return;
-    // A consumer past that point (all settled up to it) needs nothing of it.
-    const r = await renderedBefore(this.ctx.bus, this.feed, description);
-    this.before = { description, rendered: r && info.ack_floor.stream_seq < r.upTo ? r : undefined };
-    if (r) this.ctx.logger.info({ upTo: r.upTo, inFeed: r.seqs.size }, "feed renderer consumer re-created: events already in the feed are skipped");
+    const mark = catchUpMark(description);
+    // A consumer past that point (all settled up to it, the usual case at a start) needs nothing of it.
+    if (!mark || info.ack_floor.stream_seq >= mark.upTo) {
+      this.before = { description };
+      return;
+    }
+    const rendered = await renderedBefore(this.ctx.bus, this.feed, mark);
+    this.before = { description, rendered };
+    this.ctx.logger.info({ upTo: rendered.upTo, inFeed: rendered.seqs.size }, "feed renderer consumer re-created: events already in the feed are skipped");
   }
 
   start(): Promise<void> {
