@@ -156,12 +156,18 @@ export class WebhookSender {
         resolve(done(r));
       };
       const transport = url.protocol === "https:" ? https : http;
-      const req = transport.request(url, {
-        method: "POST",
-        agent: this.agents[url.protocol as "http:" | "https:"],
-        lookup: this.lookup,
-        headers: { ...headers, "content-type": "application/json", "content-length": String(body.length), "user-agent": USER_AGENT },
-      });
+      let req: http.ClientRequest;
+      try {
+        req = transport.request(url, {
+          method: "POST",
+          agent: this.agents[url.protocol as "http:" | "https:"],
+          lookup: this.lookup,
+          headers: { ...headers, "content-type": "application/json", "content-length": String(body.length), "user-agent": USER_AGENT },
+        });
+      } catch (err) {
+        // A URL the request refuses outright is the webhook's failure, logged and retried as any other (not ours, retried for ever).
+        return resolve(done({ statusCode: null, success: false, error: oneLine(`the request could not be made: ${(err as Error).message}`) }));
+      }
       const timer = setTimeout(() => {
         req.destroy();
         finish({ statusCode: null, success: false, error: `timed out after ${this.o.timeoutMs} ms` });
