@@ -32,7 +32,14 @@ for (const [net, bits] of [
   ["100::", 64],
   // Teredo: the IPv4 address it tunnels to is hidden in the address.
   ["2001::", 32],
+  // Benchmarking, ORCHID (v1 and v2): never routed.
+  ["2001:2::", 48],
+  ["2001:10::", 28],
+  ["2001:20::", 28],
   ["2001:db8::", 32],
+  // Documentation (RFC 9637) and SRv6 segment identifiers.
+  ["3fff::", 20],
+  ["5f00::", 16],
   ["fc00::", 7],
   ["fe80::", 10],
   ["fec0::", 10],
