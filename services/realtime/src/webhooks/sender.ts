@@ -11,6 +11,8 @@ export const RESPONSE_READ_CAP = 64 * 1024;
 /** Of a refusal's body, this much is kept for the delivery log. */
 export const ERROR_TEXT_CAP = 1024;
 export const USER_AGENT = "agentmail-platform-webhooks/1.0";
+/** How long a kept-alive socket may stay idle. */
+const IDLE_SOCKET_MS = 4_000;
 
 export interface AttemptResult {
   /** The receiver's status; null when no response came (refused, timed out, blocked). */
@@ -123,9 +125,15 @@ const oneLine = (s: string, max = ERROR_TEXT_CAP) =>
  */
 export class WebhookSender {
   private readonly lookup: LookupFunction;
+  /**
+   * An idle socket is closed after IDLE_SOCKET_MS: a busy endpoint reuses its sockets long
+   * before, while thousands of tenants' quiet endpoints do not each keep sockets open for a
+   * minute (file descriptors); and it goes before a receiver's own idle timeout (Node's is 5 s)
+   * can close it under a request, which would fail that attempt.
+   */
   private readonly agents = {
-    "http:": new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: 60_000 }),
-    "https:": new https.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: 60_000 }),
+    "http:": new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: IDLE_SOCKET_MS }),
+    "https:": new https.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: IDLE_SOCKET_MS }),
   };
 
   constructor(private readonly o: SenderOptions) {
