@@ -1,10 +1,10 @@
 import nodemailer from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { jetstream, type JetStreamClient, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, jetstream, type JetStreamClient, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { connect, delay, nanos, type NatsConnection } from "@nats-io/transport-node";
 import { INLINE_BYTES } from "@mam/bus/spill.ts";
 import { call } from "@mam/bus/rpc.ts";
-import { eventSubject, EventEnvelope } from "@mam/contracts/envelope.ts";
+import { contextEventsFilter, eventSubject, EventEnvelope } from "@mam/contracts/envelope.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import { MAILBOX_CONTEXT } from "@mam/contracts/mailbox-events.ts";
 import { FEED_BODY_MAX_BYTES, FeedEvent, feedFilterOf, feedStreamName, feedSubject, publicEventId } from "@mam/contracts/realtime-feed.ts";
@@ -276,6 +276,30 @@ describe("the public feed", () => {
     const after = (await entries(filter)).map((x) => x.e.eventId);
     expect(new Set(after).size).toBe(after.length);
     expect(after.sort()).toEqual(before.map((x) => x.e.eventId).sort());
+    await jsm.streams.update(FEED, feedConfig);
+  });
+
+  it("events delivered again past the duplicate window (a consumer an operator declared by hand, from the start) add no entry", async () => {
+    await rendererCaughtUp();
+    const filter = feedFilterOf(s.iso.prefix, { tenantId });
+    const before = (await entries(filter)).map((x) => x.e.eventId).sort();
+    const feedConfig = (await jsm.streams.info(FEED)).config;
+    await jsm.streams.update(FEED, { ...feedConfig, duplicate_window: nanos(1_000) });
+    // No replica runs while the operator declares the consumer again, to read the whole stream.
+    const [replica] = s.realtimes.splice(0, 1);
+    await replica!.destroy();
+    await jsm.consumers.delete(EVENTS, FEED_DURABLE);
+    await jsm.consumers.add(EVENTS, {
+      durable_name: FEED_DURABLE,
+      filter_subject: contextEventsFilter(s.iso.prefix, MAILBOX_CONTEXT),
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+    });
+    await delay(1_500);
+    await s.startRealtime();
+    await rendererCaughtUp();
+    expect((await jsm.consumers.info(EVENTS, FEED_DURABLE)).delivered.consumer_seq).toBeGreaterThanOrEqual(before.length);
+    expect((await entries(filter)).map((x) => x.e.eventId).sort()).toEqual(before);
     await jsm.streams.update(FEED, feedConfig);
   });
 

@@ -1,62 +1,59 @@
-import { DeliverPolicy } from "@nats-io/jetstream";
+import { DeliverPolicy, type ConsumerInfo } from "@nats-io/jetstream";
 import type { Bus } from "@mam/bus/connection.ts";
 import { allFeedSubjects } from "@mam/contracts/realtime-feed.ts";
 
 /**
  * Header of every feed entry: the sequence, on the event stream, of the domain event it was
  * rendered from. It lets a re-created renderer start where the feed ends rather than
- * rendering the whole retention window again (whose entries, past the feed's two-minute
- * duplicate window, would all be stored a second time).
+ * rendering the whole retention window again, and any renderer skip an event the feed holds
+ * (past the feed's two-minute duplicate window, its entry would be stored a second time).
  */
 export const SOURCE_SEQ_HEADER = "Mam-Event-Seq";
 
 /**
- * How many of the feed's last entries are read when the renderer's consumer is created
- * again: well past the events one renderer can hold unsettled (4 batches), so the events
- * that were in flight when the old consumer went are among what is rendered again.
+ * How many of the feed's last entries are read when the renderer subscribes (at its start,
+ * when its consumer is created again): well past the events one renderer can hold
+ * unsettled (4 batches), so the events that were in flight then are among what they cover.
  */
 export const CATCH_UP_TAIL = 2048;
 
 const DESCRIPTION = /^feed catch-up: entries (\d+)-(\d+), events to (\d+)$/;
 
-/** Which events the feed already holds, read from a range of its entries; an event at or below `upTo` not among them is rendered. */
-export interface RenderedBefore {
-  upTo: number;
-  seqs: Set<number>;
+/** The feed's last `tail` entries (their range) and the events behind them, in the feed's order. */
+async function feedTail(bus: Bus, feed: string, tail: number): Promise<{ from: number; to: number; seqs: number[] } | undefined> {
+  const { state } = await bus.jsm.streams.info(feed);
+  if (!state.messages) return undefined;
+  const to = state.last_seq;
+  const from = Math.max(state.first_seq, to - tail + 1);
+  return { from, to, seqs: await sourceSeqs(bus, feed, from, to) };
 }
 
 /**
  * Where a re-created renderer starts: at the earliest event behind the newer half of the
  * feed's last entries (an event still in flight then was later than that), with what the
- * feed already holds from there left out (see `renderedBefore`). Undefined when the feed
- * has no entry telling its event (empty: a first deployment, which renders the retention
+ * feed already holds from there left out (see `eventsInFeed`). Undefined when the feed has
+ * no entry telling its event (empty: a first deployment, which renders the retention
  * window).
  */
 export async function catchUpPoint(bus: Bus, feed: string, tail = CATCH_UP_TAIL): Promise<{ seq: number; description: string } | undefined> {
-  const { state } = await bus.jsm.streams.info(feed);
-  if (!state.messages) return undefined;
-  const to = state.last_seq;
-  const from = Math.max(state.first_seq, to - tail + 1);
-  const seqs = await sourceSeqs(bus, feed, from, to);
-  if (!seqs.length) return undefined;
-  const recent = seqs.slice(-Math.ceil(tail / 2));
-  return { seq: Math.min(...recent), description: `feed catch-up: entries ${from}-${to}, events to ${Math.max(...seqs)}` };
+  const t = await feedTail(bus, feed, tail);
+  if (!t?.seqs.length) return undefined;
+  const recent = t.seqs.slice(-Math.ceil(tail / 2));
+  return { seq: Math.min(...recent), description: `feed catch-up: entries ${t.from}-${t.to}, events to ${Math.max(...t.seqs)}` };
 }
 
-/** What a consumer's description (left by the replica that created it) names: a range of feed entries, and the last event behind them. */
-export interface CatchUpMark {
-  from: number;
-  to: number;
-  upTo: number;
-}
-export function catchUpMark(description: string | undefined): CatchUpMark | undefined {
-  const m = DESCRIPTION.exec(description ?? "");
-  return m ? { from: Number(m[1]), to: Number(m[2]), upTo: Number(m[3]) } : undefined;
-}
-
-/** The events the feed held (as the mark names them) when the consumer was created. */
-export async function renderedBefore(bus: Bus, feed: string, mark: CatchUpMark): Promise<RenderedBefore> {
-  return { upTo: mark.upTo, seqs: new Set(await sourceSeqs(bus, feed, mark.from, mark.to)) };
+/**
+ * Events the feed holds, which the renderer acknowledges unrendered when they come again:
+ * those behind its last entries (redelivered past the duplicate window: a renderer gone
+ * with entries stored but not acknowledged, all replicas down for minutes; a consumer an
+ * operator re-created by hand) and, while the consumer has not settled past them, those
+ * behind the entries its description names (read by the replica that re-created it).
+ */
+export async function eventsInFeed(bus: Bus, feed: string, consumer: ConsumerInfo, tail = CATCH_UP_TAIL): Promise<Set<number>> {
+  const seqs = new Set((await feedTail(bus, feed, tail))?.seqs);
+  const m = DESCRIPTION.exec(consumer.config.description ?? "");
+  if (m && consumer.ack_floor.stream_seq < Number(m[3])) for (const seq of await sourceSeqs(bus, feed, Number(m[1]), Number(m[2]))) seqs.add(seq);
+  return seqs;
 }
 
 /** The events behind the feed's entries `from`..`to` (those it still holds), in the feed's order. */

@@ -7,7 +7,7 @@ import { feedStreamName, feedSubject, type FeedEvent } from "@mam/contracts/real
 import type { Part } from "@mam/service-kit/service.ts";
 import type { RealtimeContext } from "../context.ts";
 import { BatchConsumer, type Settle } from "./batch-consumer.ts";
-import { catchUpMark, catchUpPoint, renderedBefore, SOURCE_SEQ_HEADER, type RenderedBefore } from "./catch-up.ts";
+import { catchUpPoint, eventsInFeed, SOURCE_SEQ_HEADER } from "./catch-up.ts";
 import { fitEntry } from "./fit.ts";
 import { showMessages, shownKey } from "./show.ts";
 import {
@@ -75,31 +75,19 @@ export class FeedRenderer implements Part {
       // consumer re-created (by an operator, say) starts where the feed ends.
       startBackMs: ctx.cfg.FEED_RETENTION_S * 1000,
       startAt: () => catchUpPoint(ctx.bus, this.feed),
-      onConsumer: (info) => this.learnRenderedBefore(info),
+      onConsumer: (info) => this.learnInFeed(info),
     });
   }
 
-  /** Events the feed held when the consumer was re-created (its description says which), with the description read. */
-  private before?: { description: string; rendered?: RenderedBefore };
+  /** Events the feed held when this replica last subscribed (see eventsInFeed): acknowledged unrendered. */
+  private inFeed = new Set<number>();
 
   private inFeedAlready(seq: number): boolean {
-    const r = this.before?.rendered;
-    return !!r && seq <= r.upTo && r.seqs.has(seq);
+    return this.inFeed.has(seq);
   }
 
-  /** Every replica reads what the one that re-created the consumer saw in the feed, once per consumer. */
-  private async learnRenderedBefore(info: ConsumerInfo): Promise<void> {
-    const description = info.config.description ?? "";
-    if (this.before?.description === description) return;
-    const mark = catchUpMark(description);
-    // A consumer past that point (all settled up to it, the usual case at a start) needs nothing of it.
-    if (!mark || info.ack_floor.stream_seq >= mark.upTo) {
-      this.before = { description };
-      return;
-    }
-    const rendered = await renderedBefore(this.ctx.bus, this.feed, mark);
-    this.before = { description, rendered };
-    this.ctx.logger.info({ upTo: rendered.upTo, inFeed: rendered.seqs.size }, "feed renderer consumer re-created: events already in the feed are skipped");
+  private async learnInFeed(info: ConsumerInfo): Promise<void> {
+    this.inFeed = await eventsInFeed(this.ctx.bus, this.feed, info);
   }
 
   start(): Promise<void> {
