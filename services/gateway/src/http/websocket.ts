@@ -32,6 +32,8 @@ export interface WebSocketDoorDeps {
 
 /** How long a realtime replica has to be named, and then to answer the upgrade it is handed. */
 const REPLICA_TIMEOUT_MS = 5_000;
+/** How long a closed connection's last bytes may take to reach a client before it is cut. */
+const LINGER_MS = 10_000;
 const REALTIME = serviceOfSubject(RpcContracts.realtime.wsRoute.subject);
 const MAILBOX = serviceOfSubject(RpcContracts.mailbox.inboxGet.subject);
 /** Headers only the gateway may set on what it hands realtime (any a client sent are dropped), and the key material. */
@@ -82,6 +84,8 @@ export class WebSocketDoor {
     };
     if (req.method !== "GET") return refuse({ status: 404, body: { error: `No route for ${req.method} ${path}`, code: "NOT_FOUND" } });
     if ((req.get("upgrade") ?? "").toLowerCase() !== "websocket") return refuse(upgradeRequired());
+    // A handshake has no body: one announced would reach the replica as bytes of the WebSocket.
+    if (hasBody(req)) return refuse({ status: 400, body: { error: "A WebSocket upgrade request has no body", code: "VALIDATION_ERROR" } });
 
     const params = new URLSearchParams(query);
     const admitted = await this.admit(req, presentedKey(req) ?? params.get("api_key")?.trim() ?? undefined, requestId);
@@ -185,12 +189,18 @@ export class WebSocketDoor {
     });
     // Not ended by the pipe: a replica that hangs up without a word is a 503, not an empty answer.
     upstream.pipe(socket, { end: false });
-    upstream.once("end", () => (answered ? socket.end() : fail()));
+    let ended = false;
+    upstream.once("end", () => {
+      ended = true;
+      if (!answered) return fail();
+      // Its last frames (a close frame with its code) reach the client before the connection goes.
+      endThenDestroy(socket);
+    });
     upstream.on("error", fail);
     upstream.once("close", () => {
       clearTimeout(timer);
       if (!answered) return fail();
-      socket.destroy();
+      if (!ended) socket.destroy();
     });
     socket.once("close", () => {
       this.open.delete(socket);
@@ -205,16 +215,37 @@ export class WebSocketDoor {
    * connection that then closes; one with a body cannot be (its bytes are no longer parsed).
    */
   private passOn(req: IncomingMessage, socket: Duplex): void {
-    if (Number(req.headers["content-length"] ?? 0) > 0 || req.headers["transfer-encoding"] !== undefined) {
+    if (hasBody(req)) {
       endWithJson(socket, 400, { error: "Protocol upgrades are offered on /v1/ws and /v1/inboxes/:inboxId/ws only", code: "VALIDATION_ERROR" });
       return;
     }
     const res = new ServerResponse(req);
     res.shouldKeepAlive = false;
     res.assignSocket(socket as Socket);
-    res.once("finish", () => socket.end());
+    res.once("finish", () => endThenDestroy(socket));
     this.d.app(req, res);
   }
+}
+
+/** A request announcing a body (any Transfer-Encoding, or a Content-Length other than 0). */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers["content-length"];
+  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length.trim() !== "0");
+}
+
+/**
+ * Ends a client's connection once what is queued for it is written, then destroys it (the
+ * server's timeouts no longer apply to an upgraded socket: a client that never closes its
+ * side would keep it); one that does not read within the linger is cut.
+ */
+function endThenDestroy(socket: Duplex): void {
+  if (socket.destroyed) return;
+  if (socket.writableFinished) return void socket.destroy();
+  const linger = setTimeout(() => socket.destroy(), LINGER_MS);
+  linger.unref();
+  socket.once("close", () => clearTimeout(linger));
+  socket.once("finish", () => socket.destroy());
+  socket.end();
 }
 
 function upgradeRequired(): Refusal {

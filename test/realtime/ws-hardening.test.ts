@@ -1,0 +1,141 @@
+import { randomBytes } from "node:crypto";
+import { connect as tcpConnect, type Socket } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { waitFor } from "@mam/runtime/wait.ts";
+import type { WsClient } from "@mam/testing/ws-client.ts";
+import { provisionTenant, Stack } from "../support/stack.ts";
+import { FeedWriter, openWs, type Scope } from "./ws-support.ts";
+
+/** A raw TCP client of the gateway: what it was sent, whether the server closed it. */
+class RawClient {
+  received = Buffer.alloc(0);
+  ended = false;
+  closed = false;
+  readonly socket: Socket;
+
+  constructor(port: number) {
+    // Half-open allowed: the client never closes its side itself; only the server can end the connection.
+    this.socket = tcpConnect({ host: "127.0.0.1", port, allowHalfOpen: true });
+    this.socket.on("data", (d: Buffer) => (this.received = Buffer.concat([this.received, d])));
+    this.socket.on("end", () => (this.ended = true));
+    this.socket.on("error", () => undefined);
+    this.socket.on("close", () => (this.closed = true));
+  }
+
+  get text(): string {
+    return this.received.toString("latin1");
+  }
+
+  /** Keeps writing a byte until the server's socket is gone (a write to a closed socket is reset). */
+  async closedByServer(timeoutMs: number): Promise<void> {
+    await waitFor(
+      () => {
+        if (!this.closed && !this.socket.destroyed) this.socket.write("x");
+        return this.closed;
+      },
+      { timeoutMs, intervalMs: 50, what: "the server to close the connection" },
+    );
+  }
+}
+
+/** The head of an upgrade request to the gateway. */
+function upgradeHead(path: string, headers: Record<string, string>): string {
+  const lines = [
+    `GET ${path} HTTP/1.1`,
+    "Host: 127.0.0.1",
+    "Upgrade: websocket",
+    "Connection: Upgrade",
+    `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`,
+    "Sec-WebSocket-Version: 13",
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+  ];
+  return `${lines.join("\r\n")}\r\n\r\n`;
+}
+
+/** A masked client text frame (RFC 6455 §5.2), short payloads only. */
+function maskedTextFrame(text: string): Buffer {
+  const payload = Buffer.from(text);
+  const mask = randomBytes(4);
+  const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]);
+}
+
+/**
+ * What a hostile client or an unlucky moment must not get past: a refusal that leaves the
+ * connection open, an upgrade carrying a body, pings that bypass the frame rate, resumes that
+ * make the server create consumers without end, and a replay that meets the live events late.
+ */
+describe("WebSocket hardening", () => {
+  const s = new Stack({ logLevel: "warn", realtime: 1, realtimeEnv: { WS_DIRECTORY_WAIT_MS: "500" } });
+  const feed = new FeedWriter(s);
+  const clients: WsClient[] = [];
+  let nc: NatsConnection;
+  let t: Awaited<ReturnType<typeof provisionTenant>>;
+  let other: Awaited<ReturnType<typeof provisionTenant>>;
+  let scope: Scope;
+  const open = async (key: string) => {
+    const c = await openWs(s, key);
+    clients.push(c);
+    return c;
+  };
+  const gatewayPort = () => s.gateways[0]!.port;
+
+  beforeAll(async () => {
+    await s.start();
+    nc = await connect({ servers: s.iso.urls.NATS_URL });
+    t = await provisionTenant(s, "Hardened");
+    other = await provisionTenant(s, "Noise");
+    scope = { tenantId: t.tenant.id, workspaceId: t.workspace.id, inboxId: null };
+  });
+  afterAll(async () => {
+    for (const c of clients) c.ws.terminate();
+    await feed.close();
+    await nc?.close();
+    await s.stop();
+  });
+
+  describe("the gateway's door", () => {
+    it("closes the connection after refusing an upgrade, even when the client never closes its side", async () => {
+      const c = new RawClient(gatewayPort());
+      c.socket.write(upgradeHead("/v1/ws", {}));
+      await waitFor(() => c.ended, { timeoutMs: 5_000, what: "the refusal" });
+      expect(c.text).toMatch(/^HTTP\/1\.1 401 /);
+      expect(JSON.parse(c.text.slice(c.text.indexOf("\r\n\r\n") + 4))).toMatchObject({ code: "UNAUTHORIZED" });
+      await c.closedByServer(5_000);
+    });
+
+    it("closes the connection after serving another path that asked for an upgrade (h2c) as a plain request", async () => {
+      const c = new RawClient(gatewayPort());
+      c.socket.write(
+        `GET /v1/me HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: ${t.key.key}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n`,
+      );
+      await waitFor(() => c.ended, { timeoutMs: 5_000, what: "the answer" });
+      expect(c.text).toMatch(/^HTTP\/1\.1 200 /);
+      await c.closedByServer(5_000);
+    });
+
+    it("refuses an upgrade request that carries a body instead of handing the replica a different request", async () => {
+      for (const [framing, body] of [
+        ["Content-Length: 5", "hello"],
+        ["Transfer-Encoding: chunked", "5\r\nhello\r\n0\r\n\r\n"],
+      ] as const) {
+        const c = new RawClient(gatewayPort());
+        const [name, value] = framing.split(": ") as [string, string];
+        c.socket.write(upgradeHead("/v1/ws", { "X-API-Key": t.key.key, [name]: value }) + body);
+        await waitFor(() => c.ended || c.closed, { timeoutMs: 5_000, what: "the answer" });
+        expect(c.text).toMatch(/^HTTP\/1\.1 400 /);
+        c.socket.destroy();
+      }
+    });
+
+    it("hands the replica the bytes a client sent right behind its upgrade request", async () => {
+      const c = new RawClient(gatewayPort());
+      // The upgrade and a first frame in one write: the frame reaches the gateway with the head.
+      c.socket.write(Buffer.concat([Buffer.from(upgradeHead("/v1/ws", { "X-API-Key": t.key.key })), maskedTextFrame(JSON.stringify({ type: "ping" }))]));
+      await waitFor(() => c.text.includes('"type":"pong"'), { timeoutMs: 5_000, what: "the pong" });
+      expect(c.text).toMatch(/^HTTP\/1\.1 101 /);
+      c.socket.destroy();
+    });
+  });
+});
