@@ -2,10 +2,12 @@ import { randomBytes } from "node:crypto";
 import { connect as tcpConnect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { feedStreamName, feedSubject, type FeedEvent } from "@mam/contracts/realtime-feed.ts";
+import { uuidv7 } from "@mam/runtime/ids.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import type { WsClient } from "@mam/testing/ws-client.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
-import { FeedWriter, openWs, type Scope } from "./ws-support.ts";
+import { eventIds, eventNamed, FeedWriter, feedMessage, openWs, subscribe, type Scope } from "./ws-support.ts";
 
 /** A raw TCP client of the gateway: what it was sent, whether the server closed it. */
 class RawClient {
@@ -137,5 +139,81 @@ describe("WebSocket hardening", () => {
       expect(c.text).toMatch(/^HTTP\/1\.1 101 /);
       c.socket.destroy();
     });
+  });
+
+  it("creates one feed consumer at a time for a client resuming over and over, and leaves none behind", async () => {
+    const stream = feedStreamName(s.iso.prefix);
+    const names = () => s.iso.jetstream(async (jsm) => (await jsm.consumers.list(stream).next()).map((ci) => ci.name).sort());
+    const created: string[] = [];
+    const advisories = nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.CREATED.${stream}.>`, {
+      callback: (_err, m) => void created.push(m.subject),
+    });
+    const before = await names();
+    try {
+      const first = await feed.publish(scope);
+      for (let i = 0; i < 20; i++) await feed.publish(scope);
+      const c = await open(t.key.key);
+      // A client re-sending the same resume as fast as it is answered.
+      const answers: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        c.send({ type: "subscribe", last_event_id: first.eventId });
+        const a = await c.next((f) => f.type === "subscribed" || f.type === "error");
+        answers.push(a.type === "error" ? String(a.code) : a.type);
+      }
+      const live = await feed.publish(scope);
+      await eventNamed(c, live.eventId);
+      await nc.flush();
+      // A few resumes, then RATE_LIMITED (the subscription before stays), and the connection lives on.
+      expect(answers.slice(0, 3)).toEqual(["subscribed", "subscribed", "subscribed"]);
+      expect(answers.slice(3).every((a) => a === "RATE_LIMITED")).toBe(true);
+      expect(created.length).toBeGreaterThan(0);
+      expect(created.length).toBeLessThanOrEqual(3);
+      c.close();
+      await waitFor(async () => JSON.stringify(await names()) === JSON.stringify(before), { timeoutMs: 10_000, what: "the replays' consumers gone" });
+    } finally {
+      advisories.unsubscribe();
+    }
+  });
+
+  it("meets the live events after a replay without a repeat, even when the fan-out is behind the replay", async () => {
+    const seen = await open(t.key.key);
+    await subscribe(seen);
+    const last = await feed.publish(scope);
+    await eventNamed(seen, last.eventId);
+    seen.ws.terminate();
+
+    const again = await open(t.key.key);
+    // Many entries of another tenant ahead of the client's own, published in one go: the
+    // replica's one fan-out reads them all, the client's replay only its own, so the replay
+    // gets to the end of the feed well before the fan-out does.
+    const noiseInbox = uuidv7();
+    const noise = (): FeedEvent => ({
+      eventId: `evt_${uuidv7()}`,
+      eventType: "message.received",
+      occurredAt: new Date().toISOString(),
+      tenantId: other.tenant.id,
+      workspaceId: other.workspace.id,
+      inboxId: noiseInbox,
+      message: feedMessage(noiseInbox, "n".repeat(2_000)),
+    });
+    const own = (): FeedEvent => ({
+      eventId: `evt_${uuidv7()}`,
+      eventType: "domain.verified",
+      occurredAt: new Date().toISOString(),
+      ...scope,
+      domain: { domainId: uuidv7(), domain: "example.org" },
+    });
+    for (let i = 0; i < 30_000; i++) {
+      const e = noise();
+      nc.publish(feedSubject(s.iso.prefix, e), JSON.stringify(e));
+    }
+    const missed = Array.from({ length: 5 }, own);
+    for (const e of missed) nc.publish(feedSubject(s.iso.prefix, e), JSON.stringify(e));
+    await nc.flush();
+    expect(await subscribe(again, { last_event_id: last.eventId })).toMatchObject({ type: "subscribed" });
+    const after = await feed.publish(scope);
+    await eventNamed(again, after.eventId, 30_000);
+    expect(eventIds(again)).toEqual([...missed.map((e) => e.eventId), after.eventId]);
+    again.close();
   });
 });

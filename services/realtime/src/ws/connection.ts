@@ -37,6 +37,16 @@ interface Replaying {
 const NOT_FOUND_MESSAGE = "Not found: this subscription names a workspace or inbox this key cannot see";
 
 /**
+ * Resumes a connection may ask for: a few at once, then one every few seconds. Each reads the
+ * feed through a consumer of its own on the server, so a client re-sending `last_event_id`
+ * in a loop must not turn into as many consumers.
+ */
+const RESUME_BURST = 3;
+const RESUME_EVERY_MS = 5_000;
+/** How long a replay waits for a client to read before it is closed as a slow consumer. */
+const ROOM_WAIT_MS = 60_000;
+
+/**
  * One client: its ceiling (the key's scope), its filters, the frames it sends and is sent.
  * What waits to go out to it (the socket's buffer, and live events queued behind a replay)
  * is bounded: past the cap it is closed as a slow consumer, never queued without end.
@@ -52,6 +62,12 @@ export class WsConnection implements Registered {
   /** Bumped when a subscription is applied (or the connection leaves): a replay of an earlier one stops. */
   private epoch = 0;
   private replaying?: Replaying;
+  /** The stream sequence a finished replay went up to: a live entry at or below it was sent by the replay (the fan-out may lag behind it). */
+  private replayedTo = 0;
+  /** The replay running (or none): the next one starts once it has ended, so a connection has one feed consumer at a time. */
+  private replayRun: Promise<void> = Promise.resolve();
+  private resumeTokens = RESUME_BURST;
+  private resumesRefilledAt = Date.now();
   private queuedBytes = 0;
   private closing = false;
   private tokens: number;
@@ -117,7 +133,7 @@ export class WsConnection implements Registered {
   }
 
   offer(e: FeedEvent, seq: number, out: Outgoing): void {
-    if (!this.filters || !matches(this.ceiling, this.filters, e)) return;
+    if (!this.filters || seq <= this.replayedTo || !matches(this.ceiling, this.filters, e)) return;
     const r = this.replaying;
     if (!r) return void this.push(out);
     r.queue.push({ seq, out });
@@ -157,11 +173,7 @@ export class WsConnection implements Registered {
     this.lastHeard = Date.now();
     if (!this.open) return;
     if (!this.takeToken()) {
-      // One error a second at most: a flood must not turn into a flood of answers.
-      if (Date.now() - this.rateLimitedAt >= 1000) {
-        this.rateLimitedAt = Date.now();
-        this.error("RATE_LIMITED", `More than ${this.d.framesPerS} frames a second: frames dropped`);
-      }
+      this.rateLimited();
       return;
     }
     const frame = readFrame(data, isBinary);
@@ -183,6 +195,23 @@ export class WsConnection implements Registered {
         throw new Error(`unknown frame ${JSON.stringify(unreachable)}`);
       }
     }
+  }
+
+  private rateLimited(): void {
+    // One error a second at most: a flood must not turn into a flood of answers.
+    if (Date.now() - this.rateLimitedAt >= 1000) {
+      this.rateLimitedAt = Date.now();
+      this.error("RATE_LIMITED", `More than ${this.d.framesPerS} frames a second: frames dropped`);
+    }
+  }
+
+  private takeResume(): boolean {
+    const now = Date.now();
+    this.resumeTokens = Math.min(RESUME_BURST, this.resumeTokens + (now - this.resumesRefilledAt) / RESUME_EVERY_MS);
+    this.resumesRefilledAt = now;
+    if (this.resumeTokens < 1) return false;
+    this.resumeTokens -= 1;
+    return true;
   }
 
   private takeToken(): boolean {
@@ -220,6 +249,12 @@ export class WsConnection implements Registered {
    * applied one stops a replay still running for the one before.
    */
   private async subscribe(frame: SubscribeFrame): Promise<void> {
+    if (frame.last_event_id && !this.takeResume()) {
+      return this.error(
+        "RATE_LIMITED",
+        `At most ${RESUME_BURST} resumes at once, then one every ${RESUME_EVERY_MS / 1000} s: this subscribe frame was dropped`,
+      );
+    }
     const decision = await this.decide(frame);
     if (!this.open) return;
     if (!decision.ok) return this.error("NOT_FOUND", NOT_FOUND_MESSAGE);
@@ -233,19 +268,25 @@ export class WsConnection implements Registered {
     if (!frame.last_event_id) return;
     // From here on, live events queue until the replay has sent what came before them.
     this.replaying = { epoch, queue: [] };
+    const lastEventId = frame.last_event_id;
     // Not awaited: the next subscribe frame is judged meanwhile (and, applied, ends the replay).
-    this.d
-      .replay({
-        lastEventId: frame.last_event_id,
-        scope: decision.resume,
-        accept: (e) => this.epoch === epoch && !!this.filters && matches(this.ceiling, this.filters, e),
-        send: (out) => this.epoch === epoch && this.push(out),
-        room: () => this.room(epoch),
-      })
-      .then(
-        (outcome) => this.finishReplay(epoch, outcome),
-        (err: unknown) => this.epoch === epoch && this.failed(err),
-      );
+    // After the one before has ended (it stops at its next entry once this one is applied), and
+    // only if no newer subscription has been applied by then.
+    this.replayRun = this.replayRun.then(async () => {
+      if (this.epoch !== epoch || !this.open) return;
+      await this.d
+        .replay({
+          lastEventId,
+          scope: decision.resume,
+          accept: (e) => this.epoch === epoch && !!this.filters && matches(this.ceiling, this.filters, e),
+          send: (out) => this.epoch === epoch && this.push(out),
+          room: () => this.room(epoch),
+        })
+        .then(
+          (outcome) => this.finishReplay(epoch, outcome),
+          (err: unknown) => void (this.epoch === epoch && this.failed(err)),
+        );
+    });
   }
 
   /**
@@ -263,9 +304,20 @@ export class WsConnection implements Registered {
     }
   }
 
-  /** Until the socket's buffer is under half the cap: a replay goes at the client's pace. */
+  /**
+   * Until the socket's buffer is under half the cap: a replay goes at the client's pace. A
+   * client that does not read for a long while is a slow consumer (its replay's consumer is
+   * not kept on the server for it).
+   */
   private async room(epoch: number): Promise<boolean> {
-    while (this.epoch === epoch && this.open && this.overCap(this.d.maxBufferedBytes / 2)) await sleep(10);
+    const deadline = Date.now() + ROOM_WAIT_MS;
+    while (this.epoch === epoch && this.open && this.overCap(this.d.maxBufferedBytes / 2)) {
+      if (Date.now() > deadline) {
+        this.slow();
+        return false;
+      }
+      await sleep(10);
+    }
     return this.epoch === epoch && this.open;
   }
 
@@ -275,6 +327,7 @@ export class WsConnection implements Registered {
     this.replaying = undefined;
     this.queuedBytes = 0;
     if (outcome.found) {
+      this.replayedTo = Math.max(this.replayedTo, outcome.lastSeq);
       for (const q of r.queue) if (q.seq > outcome.lastSeq && !this.push(q.out)) return;
       return;
     }

@@ -11,11 +11,13 @@ import { Directory } from "./directory.ts";
 import { WsDoor } from "./door.ts";
 import type { Follower } from "./follow.ts";
 import { feedFanout } from "./fanout.ts";
-import { replayFeed } from "./resume.ts";
+import { ReplayPacer, replayFeed } from "./resume.ts";
 import { Revocations } from "./revocations.ts";
 
 /** The WebSocket part of each realtime context, for its handlers (and tests) to find. */
 const parts = new WeakMap<object, WebSocketPart>();
+/** Replays (resumes) a replica starts a second, past a burst of as many: each declares a consumer on the feed. */
+const REPLAY_STARTS_PER_S = 100;
 export const webSocketPartOf = (ctx: object): WebSocketPart | undefined => parts.get(ctx);
 
 /**
@@ -34,6 +36,7 @@ export class WebSocketPart implements Part {
     const logger = ctx.logger.child({ part: "ws" });
     this.logger = logger;
     const feed = feedStreamName(ctx.bus.prefix);
+    const pacer = new ReplayPacer(REPLAY_STARTS_PER_S, REPLAY_STARTS_PER_S);
     this.directory = new Directory(b, ctx.db);
     this.door = new WsDoor({
       cfg,
@@ -42,7 +45,7 @@ export class WebSocketPart implements Part {
       maxBufferedBytes: cfg.WS_MAX_BUFFERED_BYTES,
       framesPerS: cfg.WS_CLIENT_FRAMES_PER_S,
       directoryWaitMs: cfg.WS_DIRECTORY_WAIT_MS,
-      replay: (r) => replayFeed({ bus: ctx.bus, stream: feed, retentionS: cfg.FEED_RETENTION_S, logger }, r),
+      replay: (r) => pacer.run(() => replayFeed({ bus: ctx.bus, stream: feed, retentionS: cfg.FEED_RETENTION_S, logger }, r)),
       revocations: () => this.revocations,
       logger,
     });

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Bus } from "@mam/bus/connection.ts";
 import { FeedEvent, feedFilterOf, publicEventTime, toEventFrame } from "@mam/contracts/realtime-feed.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
@@ -33,6 +34,8 @@ export type ReplayOutcome = { found: true; lastSeq: number } | { found: false; c
 export async function replayFeed(o: { bus: Bus; stream: string; retentionS: number; logger: Logger }, r: ReplayRequest): Promise<ReplayOutcome> {
   const { bus, stream } = o;
   const at = publicEventTime(r.lastEventId);
+  // No longer wanted (the client left or subscribed again while this waited its turn): no consumer for it.
+  if (!(await r.room())) return { found: false, code: "RESUME_UNKNOWN_EVENT" };
   const info = await bus.jsm.streams.info(stream);
   // The oldest the feed holds: its first entry, or (empty) the retention window's start.
   const oldest = info.state.messages > 0 ? Date.parse(info.state.first_ts) : Date.now() - o.retentionS * 1000;
@@ -76,5 +79,29 @@ function readEventId(json: () => unknown): string | undefined {
     return (json() as { eventId?: string }).eventId;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * How fast a replica starts replays: each declares a consumer on the server, and many clients
+ * resume together when a replica goes away. Past the burst, starts are spaced evenly (those
+ * waiting queue their live events meanwhile, within each one's buffer cap); a replay no longer
+ * wanted by the time its turn comes declares nothing (see replayFeed).
+ */
+export class ReplayPacer {
+  private next = 0;
+
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+  ) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    const gap = 1000 / this.perSecond;
+    const now = Date.now();
+    const at = Math.max(this.next, now - this.burst * gap);
+    this.next = at + gap;
+    if (at > now) await sleep(at - now);
+    return fn();
   }
 }
