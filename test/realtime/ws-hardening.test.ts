@@ -2,12 +2,12 @@ import { randomBytes } from "node:crypto";
 import { connect as tcpConnect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { feedStreamName, feedSubject, type FeedEvent } from "@mam/contracts/realtime-feed.ts";
+import { feedStreamName, feedSubject, WsClose, type FeedEvent } from "@mam/contracts/realtime-feed.ts";
 import { uuidv7 } from "@mam/runtime/ids.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import type { WsClient } from "@mam/testing/ws-client.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
-import { eventIds, eventNamed, FeedWriter, feedMessage, openWs, subscribe, type Scope } from "./ws-support.ts";
+import { closedWithin, eventIds, eventNamed, FeedWriter, feedMessage, openWs, subscribe, type Scope } from "./ws-support.ts";
 
 /** A raw TCP client of the gateway: what it was sent, whether the server closed it. */
 class RawClient {
@@ -215,5 +215,25 @@ describe("WebSocket hardening", () => {
     await eventNamed(again, after.eventId, 30_000);
     expect(eventIds(again)).toEqual([...missed.map((e) => e.eventId), after.eventId]);
     again.close();
+  });
+
+  it("keeps giving each client each event once, in order, and hearing revocations, after the replica reconnects to NATS", async () => {
+    // A tenant of its own: nothing published before this test is its.
+    const u = await provisionTenant(s, "Reconnected");
+    const own = { tenantId: u.tenant.id, workspaceId: u.workspace.id, inboxId: null };
+    const key = (await s.api("POST", `/v1/workspaces/${u.workspace.id}/keys`, { key: u.key.key, body: {} })).body;
+    const c = await open(u.key.key);
+    await subscribe(c);
+    const revoked = await open(key.key);
+    const events: FeedEvent[] = [];
+    for (let i = 0; i < 5; i++) events.push(await feed.publish(own));
+    await eventNamed(c, events.at(-1)!.eventId);
+    await s.realtimes[0]!.ctx.bus.nc.reconnect();
+    for (let i = 0; i < 5; i++) events.push(await feed.publish(own));
+    await eventNamed(c, events.at(-1)!.eventId, 10_000);
+    expect(eventIds(c)).toEqual(events.map((e) => e.eventId));
+    expect((await s.api("DELETE", `/v1/workspaces/${u.workspace.id}/keys/${key.id}`, { key: u.key.key })).status).toBe(200);
+    expect((await closedWithin(revoked, 5_000)).code).toBe(WsClose.revoked);
+    c.close();
   });
 });
