@@ -1,4 +1,4 @@
-import { connect, type Socket } from "node:net";
+import { connect, Socket } from "node:net";
 import { ServerResponse, type IncomingMessage, type Server } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Express, Request } from "express";
@@ -34,6 +34,8 @@ export interface WebSocketDoorDeps {
 const REPLICA_TIMEOUT_MS = 5_000;
 /** How long a closed connection's last bytes may take to reach a client before it is cut. */
 const LINGER_MS = 10_000;
+/** Idle time before TCP keepalive probes on a piped connection's two sockets. */
+const KEEPALIVE_MS = 30_000;
 const REALTIME = serviceOfSubject(RpcContracts.realtime.wsRoute.subject);
 const MAILBOX = serviceOfSubject(RpcContracts.mailbox.inboxGet.subject);
 /** Headers only the gateway may set on what it hands realtime (any a client sent are dropped), and the key material. */
@@ -169,7 +171,10 @@ export class WebSocketDoor {
     on: { unavailable: () => void; ended: () => void },
   ): void {
     if (socket.destroyed) return;
-    const upstream: Socket = connect({ host: at.host, port: at.port });
+    // TCP keepalive both ways: a peer gone without a word (a replica's host lost, a client's
+    // network gone) is found out and both sockets let go, instead of piping into nothing for ever.
+    const upstream: Socket = connect({ host: at.host, port: at.port, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS });
+    if (socket instanceof Socket) socket.setKeepAlive(true, KEEPALIVE_MS);
     let answered = false;
     const fail = () => {
       if (answered) return socket.destroy();
