@@ -95,7 +95,9 @@ describe("NATS as a trust boundary", () => {
       DB_SCHEMA: s.iso.schema(service),
     });
     others.push(createBillingService(billingConfig(env("billing")), createLogger("billing", "warn", s.logs)));
-    others.push(new RealtimeService(realtimeConfig({ ...env("realtime"), WS_PORT: "0", WS_HOST: "127.0.0.1" }), { logger: createLogger("realtime", "warn", s.logs) }));
+    others.push(
+      new RealtimeService(realtimeConfig({ ...env("realtime"), WS_PORT: "0", WS_HOST: "127.0.0.1" }), { logger: createLogger("realtime", "warn", s.logs) }),
+    );
     for (const o of others) await (o as unknown as { start(): Promise<void> }).start();
   });
   afterAll(async () => {

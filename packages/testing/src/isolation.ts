@@ -70,7 +70,13 @@ export function isolate(): Isolation {
         await client.end();
       }
       await withJetStream(urls.NATS_URL, async (jsm) => {
-        for (const name of [eventsStreamName(prefix), feedStreamName(prefix), ingestStreamName(prefix), `OBJ_${ingestBucketName(prefix)}`, `OBJ_${rpcReplyBucketName(prefix)}`]) {
+        for (const name of [
+          eventsStreamName(prefix),
+          feedStreamName(prefix),
+          ingestStreamName(prefix),
+          `OBJ_${ingestBucketName(prefix)}`,
+          `OBJ_${rpcReplyBucketName(prefix)}`,
+        ]) {
           await jsm.streams.delete(name).catch(() => false);
         }
       });

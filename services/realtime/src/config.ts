@@ -7,7 +7,7 @@ const Env = BaseEnv.extend({
   DATABASE_URL: z.string().default(LOCAL_DEFAULTS.DATABASE_URL),
   DB_SCHEMA: z.string().default("realtime"),
   HEALTH_PORT: PortSchema.default(8085),
-  // --- feed (feed/) ---
+  // The feed (feed/)
   /** How long the public feed keeps events: how far back a WebSocket client may resume (seconds). */
   FEED_RETENTION_S: z.coerce
     .number()
@@ -15,7 +15,7 @@ const Env = BaseEnv.extend({
     .min(60)
     .max(30 * 86_400)
     .default(FEED_RETENTION_DEFAULT_S),
-  // --- WebSocket (ws/) ---
+  // The WebSocket door (ws/)
   /** Where the internal WebSocket door listens (the gateway hands it its clients' upgrades; never expose it). */
   WS_HOST: z.string().default("0.0.0.0"),
   WS_PORT: PortSchema.default(8086),
@@ -48,7 +48,7 @@ const Env = BaseEnv.extend({
    * connection arriving with a token minted just before is closed too (tokens live at most 60 s).
    */
   WS_REVOKED_MEMORY_S: z.coerce.number().int().min(60).max(3600).default(120),
-  // --- webhooks (webhooks/) ---
+  // Webhooks (webhooks/)
   /**
    * Lets webhook URLs name private, loopback, link-local and other special-use addresses, and
    * deliveries connect to them (a development machine, a receiver inside the same network).

@@ -1,21 +1,18 @@
-import { createLogger, type Logger } from "@mam/runtime/logger.ts";
+import { ensureFeedStream } from "@mam/bus/streams.ts";
+import { parseRealtimeEvent, REALTIME_CONTEXT } from "@mam/contracts/realtime-events.ts";
 import type { Clock, IdGen } from "@mam/runtime/ids.ts";
-import { ServiceHost, type Part } from "@mam/service-kit/service.ts";
+import { createLogger, type Logger } from "@mam/runtime/logger.ts";
+import { ownEventsProjection } from "@mam/service-kit/projection.ts";
+import { ServiceHost } from "@mam/service-kit/service.ts";
 import type { RealtimeConfig } from "./config.ts";
 import type { RealtimeContext } from "./context.ts";
 import { migrations } from "./db/migrations/index.ts";
 import type { RealtimeDb } from "./db/schema.ts";
-import { ensureFeedStream } from "@mam/bus/streams.ts";
-// --- feed imports ---
 import { FeedRenderer } from "./feed/renderer.ts";
-// --- ws imports ---
-import { WebSocketPart, webSocketPartOf } from "./ws/part.ts";
-// --- webhooks imports ---
-import { ownEventsProjection } from "@mam/service-kit/projection.ts";
-import { parseRealtimeEvent, REALTIME_CONTEXT } from "@mam/contracts/realtime-events.ts";
 import { applyRealtimeEvent, PROJECTION } from "./webhooks/projection.ts";
 import { webhookParts } from "./webhooks/parts.ts";
 import { registerWebhookRpc } from "./webhooks/rpc.ts";
+import { WebSocketPart, webSocketPartOf } from "./ws/part.ts";
 
 export interface RealtimeOptions {
   clock?: Clock;
@@ -37,30 +34,17 @@ export class RealtimeService extends ServiceHost<RealtimeDb, RealtimeContext> {
       env: cfg,
       logger: opts.logger ?? createLogger("realtime", cfg.LOG_LEVEL),
       database: { url: cfg.DATABASE_URL, schema: cfg.DB_SCHEMA, migrations },
-      // --- events (webhooks: the Webhook aggregate's own events) ---
       events: { context: REALTIME_CONTEXT, projection: PROJECTION },
       clock: opts.clock,
       newId: opts.newId,
       context: (base) => ({ ...base, cfg }),
       prepare: async (ctx) => void (await ensureFeedStream(ctx.bus, cfg.FEED_RETENTION_S)),
-      // --- projections ---
       projections: (ctx) => [
         ownEventsProjection({ name: PROJECTION, context: REALTIME_CONTEXT, db: ctx.db, parse: parseRealtimeEvent, apply: applyRealtimeEvent }),
       ],
-      parts: async (ctx, b) => {
-        const parts: Part[] = [];
-        // --- feed parts ---
-        parts.push(new FeedRenderer(ctx, { stream: b.stream }));
-        // --- ws parts ---
-        parts.push(new WebSocketPart(cfg, ctx, b));
-        // --- webhooks parts ---
-        parts.push(...webhookParts(ctx, b));
-        return parts;
-      },
-      handlers: (server, ctx, b) => {
-        // --- ws handlers ---
+      parts: (ctx, b) => [new FeedRenderer(ctx, { stream: b.stream }), new WebSocketPart(cfg, ctx, b), ...webhookParts(ctx, b)],
+      handlers: (server, ctx) => {
         webSocketPartOf(ctx)?.serve(server);
-        // --- webhooks handlers ---
         registerWebhookRpc(server, ctx);
       },
     });

@@ -1,5 +1,5 @@
 // Tables of the realtime schema, one interface per owner (feed/, ws/, webhooks/), joined below.
-// --- feed ---
+// The feed renderer (feed/)
 /**
  * What the feed knows of each domain (domain.verified fires on the transition only): its
  * latest event's version and whether that left it verified (a row stays when it is not).
@@ -15,7 +15,7 @@ export interface FeedVerifiedDomainsTable {
   version: number;
   verified: boolean;
 }
-// --- ws ---
+// The WebSocket door (ws/)
 /** The WebSocket directory: a workspace's tenant (a tombstone once deleted). */
 export interface WsWorkspacesTable {
   workspace_id: string;
@@ -34,7 +34,7 @@ export interface WsDirectoryCheckpointTable {
   consumer: string;
   stream_seq: number;
 }
-// --- webhooks ---
+// Webhooks (webhooks/)
 /** The Webhook aggregate's read model (rebuilt from its events). A tenant-wide webhook is filed under NO_WORKSPACE. */
 export interface WebhooksTable {
   workspace_id: string;
@@ -116,13 +116,10 @@ export interface ProjectionCheckpointTable {
 }
 
 export interface RealtimeDb {
-  // --- feed tables ---
   feed_verified_domains: FeedVerifiedDomainsTable;
-  // --- ws tables ---
   ws_workspaces: WsWorkspacesTable;
   ws_inboxes: WsInboxesTable;
   ws_directory_checkpoint: WsDirectoryCheckpointTable;
-  // --- webhooks tables ---
   webhooks: WebhooksTable;
   webhook_secrets: WebhookSecretsTable;
   webhook_health: WebhookHealthTable;
