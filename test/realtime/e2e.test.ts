@@ -103,6 +103,8 @@ describe("realtime, end to end", () => {
       });
     }
     expect(a.event_id).toBe(b.event_id);
+    // Text frames, as the reference's clients expect (JSON in a text frame, never binary).
+    expect(byWorkspace.binaryFrames + byPod.binaryFrames).toBe(0);
 
     await waitFor(() => received.slice(before).some((r) => r.raw.includes("hello over smtp")), { timeoutMs: 15_000, what: "the webhook request" });
     const delivery = received.slice(before).find((r) => r.raw.includes("hello over smtp"))!;

@@ -179,7 +179,10 @@ describe("a tapping user on a locked-down server, with the permissions docs/even
   const T = "01a2aaaa-0000-7000-8000-000000000001";
   const A = "01a2aaaa-0000-7000-8000-00000000000a";
   const B = "01a2aaaa-0000-7000-8000-00000000000b";
-  const passwords = { admin: randomBytes(12).toString("hex"), durable: randomBytes(12).toString("hex"), replay: randomBytes(12).toString("hex") };
+  // nats-server reads a variable's value as a config value: a password must start with a letter
+  // (a hex one starting with a digit is read as a number and stops the server).
+  const password = () => `p${randomBytes(12).toString("hex")}`;
+  const passwords = { admin: password(), durable: password(), replay: password() };
   const dir = mkdtempSync(join(tmpdir(), "tap-conf-"));
   const config = join(dir, "nats.conf");
   let nats: PrivateNatsServer;

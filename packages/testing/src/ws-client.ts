@@ -18,12 +18,15 @@ type Frame = { type: string; [k: string]: unknown };
  */
 export class WsClient {
   readonly frames: Frame[] = [];
+  /** Frames that came as binary (every frame of ours is text). */
+  binaryFrames = 0;
   private cursor = 0;
   private readonly waiters = new Set<() => void>();
   readonly closed: Promise<{ code: number; reason: string }>;
 
   private constructor(readonly ws: WebSocket) {
-    ws.on("message", (data: Buffer) => {
+    ws.on("message", (data: Buffer, isBinary: boolean) => {
+      if (isBinary) this.binaryFrames++;
       this.frames.push(JSON.parse(data.toString("utf8")) as Frame);
       for (const w of this.waiters) w();
     });
