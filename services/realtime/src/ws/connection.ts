@@ -156,7 +156,7 @@ export class WsConnection implements Registered {
       this.slow();
       return false;
     }
-    this.ws.send(out.data);
+    this.ws.send(out.data, { binary: false });
     return true;
   }
 

@@ -11,15 +11,18 @@ export interface Registered {
   offer(e: FeedEvent, seq: number, frame: Outgoing): void;
 }
 
-/** A frame serialised once for every connection it goes to. */
+/**
+ * A frame serialised and encoded once for every connection it goes to (sent as a text
+ * frame: a string would be encoded again for each connection).
+ */
 export interface Outgoing {
-  data: string;
+  data: Buffer;
   bytes: number;
 }
 
 export const outgoing = (frame: ServerFrame): Outgoing => {
-  const data = JSON.stringify(frame);
-  return { data, bytes: Buffer.byteLength(data) };
+  const data = Buffer.from(JSON.stringify(frame), "utf8");
+  return { data, bytes: data.length };
 };
 
 /**
