@@ -8,7 +8,8 @@
  * missing or delivered twice, and webhook signatures that failed to verify.
  * All six services run as processes of their own; this one holds the clients only.
  * Env: BENCH_RATE (300 messages/s), BENCH_SECONDS (20), BENCH_CLIENTS (100), BENCH_SIZE
- * (2048 bytes), BENCH_K (10 SMTP connections). Prints figures; asserts nothing.
+ * (2048 bytes), BENCH_K (10 SMTP connections), BENCH_PROFILE (a folder for CPU profiles of
+ * the services). Prints figures; asserts nothing.
  */
 import { spawn } from "node:child_process";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
@@ -100,7 +101,12 @@ try {
   };
   for (const [name, env] of Object.entries(services)) {
     const health = name === "gateway" ? gatewayPort : await freePort();
-    const p = runService(`services/${name}/src/main.ts`, { ...base, HEALTH_PORT: String(health), DB_SCHEMA: iso.schema(name), ...env });
+    const p = runService(
+      `services/${name}/src/main.ts`,
+      { ...base, HEALTH_PORT: String(health), DB_SCHEMA: iso.schema(name), ...env },
+      // BENCH_PROFILE=<dir>: each service writes a V8 CPU profile there when it stops.
+      process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
+    );
     children.push(p);
     await untilReady(p, health, name, 60_000);
   }
