@@ -1,9 +1,7 @@
 import type { Kysely } from "kysely";
-import { ZodError } from "zod";
-import { DurableConsumer } from "@mam/bus/consumer.ts";
-import { eventSubject } from "@mam/contracts/envelope.ts";
-import { IDENTITY_CONTEXT, parseIdentityEvent, type IdentityEventType } from "@mam/contracts/identity-events.ts";
+import type { DurableConsumer } from "@mam/bus/consumer.ts";
 import type { Backbone } from "@mam/service-kit/backbone.ts";
+import { workspaceEndsConsumer as followWorkspaceEnds } from "@mam/service-kit/workspace-ends.ts";
 import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { forgetKeysOfRemoved } from "./domain-claims.ts";
@@ -15,7 +13,6 @@ import { decide, initial, type EndWorkspace, type WorkspaceEndState } from "./wo
 export const WORKSPACE_ENDS_DURABLE = "mailbox-workspace-ends";
 /** Inboxes and domains ended per commit (each inbox's event writes a handful of rows and parameters). */
 const ENDS_PER_COMMIT = 500;
-const WORKSPACE_DELETED: IdentityEventType = "WorkspaceDeleted";
 
 /**
  * What one batch of the cascade needs, under the tenant's lock, in four statements: the
@@ -98,29 +95,12 @@ export async function endWorkspace(ctx: MailboxContext, cmd: EndWorkspace, meta:
   }
 }
 
-/**
- * Follows identity's WorkspaceDeleted events. A message is acknowledged only once the
- * cascade committed (the consumer acks after the handler resolves), so a crash halfway
- * means a redelivery, which the command's idempotence makes harmless.
- */
-export function workspaceEndsConsumer(ctx: MailboxContext, backbone: Backbone<any>): DurableConsumer {
-  return new DurableConsumer({
-    bus: backbone.bus,
-    stream: backbone.stream,
-    durable: WORKSPACE_ENDS_DURABLE,
-    // One filter subject (nats-server 2.9): every tenant's and workspace's WorkspaceDeleted.
-    filterSubject: eventSubject(backbone.bus.prefix, { context: IDENTITY_CONTEXT, tenantId: "*", workspaceId: "*", type: WORKSPACE_DELETED }),
+/** Follows identity's WorkspaceDeleted events: the workspace ends in the mailbox too. */
+export const workspaceEndsConsumer = (ctx: MailboxContext, backbone: Backbone<MailboxDb>): DurableConsumer =>
+  followWorkspaceEnds({
+    backbone,
     logger: ctx.logger,
-    isPoison: (err) => err instanceof ZodError,
-    handle: async (msg) => {
-      const e = parseIdentityEvent(msg.json());
-      if (e.type !== "WorkspaceDeleted") return;
-      const ended = await endWorkspace(
-        ctx,
-        { tenantId: e.data.tenantId, workspaceId: e.data.workspaceId },
-        { actor: { type: "system", id: null }, requestId: e.correlationId ?? e.id },
-      );
-      if (ended) ctx.logger.info({ workspaceId: e.data.workspaceId, ended }, "workspace ended in the mailbox");
-    },
+    durable: WORKSPACE_ENDS_DURABLE,
+    what: "workspace ended in the mailbox",
+    end: (w, meta) => endWorkspace(ctx, w, meta),
   });
-}
