@@ -77,6 +77,18 @@ describe("the OpenAPI document and the reference page", () => {
     expect([...documented].sort()).toEqual([...served].sort());
   });
 
+  it("documents the WebSocket doors: an upgrade (101), 426 without one, the key in ?api_key= too", async () => {
+    for (const path of ["/v1/ws", "/v1/inboxes/{inboxId}/ws"]) {
+      const op = doc.paths[path].get;
+      expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(["101", "401", "426", "503"]));
+      expect(op.parameters.map((p: Json) => p.name)).toContain("api_key");
+      expect(op.description).toContain("last_event_id");
+    }
+    const plain = await s.api("GET", "/v1/ws", { key: tk });
+    expect(plain.status).toBe(426);
+    expect(plain.body).toEqual({ error: expect.any(String), code: "VALIDATION_ERROR" });
+  });
+
   it("names the four kinds of key, each in X-API-Key or Authorization: Bearer", () => {
     const schemes = doc.components.securitySchemes as Json;
     for (const [kind, prefix] of [

@@ -15,7 +15,7 @@ import type { GatewayConfig } from "../config.ts";
 import { renderDocsPage } from "./docs-page.ts";
 import { errorHandler, sendError } from "./errors.ts";
 import { admitLargeBodies, LargeBodies } from "./large-bodies.ts";
-import { buildOpenApiDocument, type LocalRoute } from "./openapi.ts";
+import { buildOpenApiDocument, type LocalRoute, type WebSocketDoorDoc } from "./openapi.ts";
 import { malformedPathHandler } from "./path-decoding.ts";
 import { audienceOf, forwardRoutes } from "./routes.ts";
 
@@ -92,11 +92,27 @@ const localRoutes: LocalRoute[] = [
   },
 ];
 
+/** The WebSocket doors, as the API document shows them (websocket.ts serves them). */
+const webSocketDoors: WebSocketDoorDoc[] = [
+  {
+    path: "/ws",
+    operationId: "websocket",
+    summary: "WebSocket: mail events as they happen",
+    description: "Subscribe to events of everything the key sees, narrowed by the subscribe frame's filters.",
+  },
+  {
+    path: "/inboxes/:inboxId/ws",
+    operationId: "inboxWebsocket",
+    summary: "WebSocket subscribed to one inbox",
+    description: "Subscribed to the inbox from the start (a subscribe frame may narrow it, never widen it).",
+  },
+];
+
 /** Built on first ask, once: the routes do not change while the process runs. */
 let document: { json: string; html: string } | undefined;
 function apiDocument() {
   if (!document) {
-    const doc = buildOpenApiDocument(localRoutes, forwardRoutes);
+    const doc = buildOpenApiDocument(localRoutes, forwardRoutes, webSocketDoors);
     document = { json: JSON.stringify(doc), html: renderDocsPage(doc) };
   }
   return document;
@@ -131,13 +147,13 @@ export function buildApp(d: AppDeps): express.Express {
   app.get("/v1/openapi.json", (_req, res) => void res.type("application/json").send(apiDocument().json));
   app.get("/docs", (_req, res) => void res.type("html").send(apiDocument().html));
 
-  // A WebSocket path asked without an upgrade (the upgrades go to websocket.ts). Not a route:
-  // the API document describes HTTP calls, and this is none.
-  app.use((req, res, next) => {
-    if (req.method !== "GET" || !WS_PATH.test(req.path)) return next();
+  // A WebSocket door asked without an upgrade (the upgrades never reach express: websocket.ts
+  // takes them from the server's upgrade event).
+  const upgradeRequired = (_req: Request, res: Response) => {
     res.setHeader("Upgrade", "websocket");
     res.status(426).json({ error: "Upgrade required: connect with a WebSocket client", code: "VALIDATION_ERROR" });
-  });
+  };
+  for (const door of webSocketDoors) app.get(`/v1${door.path}`, upgradeRequired);
 
   const v1 = express.Router();
   v1.use(async (req: Request, res: Response, next: NextFunction) => {

@@ -144,15 +144,64 @@ const TAGS = [
   ["Domains", "Custom domains and their DNS records."],
   ["Platform", "The platform's own mail domain (operator)."],
   ["Webhooks", "Signed HTTP callbacks for mail events, retried, with a delivery log."],
+  ["Realtime", "WebSocket subscriptions to mail events, resumable."],
   ["Keys", "What a key is, and this document."],
 ] as const;
 
-export function buildOpenApiDocument(local: readonly LocalRoute[], routes: readonly ForwardRoute[] = forwardRoutes): oas31.OpenAPIObject {
+/** A WebSocket door: a GET that upgrades (101), or is answered 426 without the upgrade. */
+export interface WebSocketDoorDoc {
+  path: string;
+  operationId: string;
+  summary: string;
+  description: string;
+}
+
+const WS_FRAMES =
+  "The key may also come as `?api_key=`; a refused key is answered (401) before any upgrade. Frames are JSON text: the server sends " +
+  "`connected`, then `subscribed` (the filters in force), `event` (`event_type`, `event_id`, `message {…}`, `thread {…}`), `ping` and `error` " +
+  "(`code`, `message`); the client sends `subscribe` with any of `event_types`, `inbox_ids`, `workspace_ids` (alias `pod_ids`) and " +
+  "`last_event_id` (replays what it missed, each once, then live), and may send `ping`. Close codes: 4001 key revoked or its workspace or " +
+  "inbox deleted, 4008 too slow (reconnect and resume), 4029 too many connections, 1001 server going away.";
+
+function websocketOperation(d: WebSocketDoorDoc): ZodOpenApiOperationObject {
+  const inbox = d.path.includes(":inboxId");
+  return {
+    operationId: d.operationId,
+    summary: d.summary,
+    description: `${d.description} ${WS_FRAMES}`,
+    tags: ["Realtime"],
+    security: securityOf(["tenant", "workspace", "inbox"]),
+    requestParams: {
+      query: z.object({ api_key: z.string().optional().meta({ description: "the key, for clients that cannot set headers" }) }),
+      ...(inbox ? { path: z.object({ inboxId: z.string() }) } : {}),
+    },
+    responses: {
+      "101": { description: "Switching Protocols: the WebSocket is open" },
+      "426": { description: "`VALIDATION_ERROR`: asked without `Upgrade: websocket`", content: { "application/json": { schema: PublicError } } },
+      ...errorResponses([
+        "VALIDATION_ERROR",
+        "UNAUTHORIZED",
+        "FORBIDDEN",
+        ...(inbox ? (["NOT_FOUND"] as const) : []),
+        "RATE_LIMITED",
+        "INTERNAL",
+        "UNAVAILABLE",
+      ]),
+    },
+  };
+}
+
+export function buildOpenApiDocument(
+  local: readonly LocalRoute[],
+  routes: readonly ForwardRoute[] = forwardRoutes,
+  doors: readonly WebSocketDoorDoc[] = [],
+): oas31.OpenAPIObject {
   const paths: ZodOpenApiPathsObject = {};
   const add = (method: Method, path: string, op: ZodOpenApiOperationObject) => {
     paths[documentPath(path)] = { ...paths[documentPath(path)], [method]: op };
   };
   for (const r of local) add(r.method, r.path, localOperation(r));
+  for (const d of doors) add("get", d.path, websocketOperation(d));
   for (const r of routes) add(r.method, r.path, forwardOperation(r));
   return createDocument({
     openapi: "3.1.0",
