@@ -16,8 +16,11 @@ const Env = BaseEnv.extend({
     .max(30 * 86_400)
     .default(FEED_RETENTION_DEFAULT_S),
   // The WebSocket door (ws/)
-  /** Where the internal WebSocket door listens (the gateway hands it its clients' upgrades; never expose it). */
-  WS_HOST: z.string().default("0.0.0.0"),
+  /**
+   * Where the internal WebSocket door listens (the gateway hands it its clients' upgrades; never
+   * expose it): loopback by default, `0.0.0.0` in containers, where the gateway is another host.
+   */
+  WS_HOST: z.string().default("127.0.0.1"),
   WS_PORT: PortSchema.default(8086),
   /**
    * The host the gateway connects to for this replica: a name or address, or `auto` for the
