@@ -305,6 +305,7 @@ describe("the HTTP API under generated input", () => {
     s = new Stack({
       logLevel: "silent",
       realtime: 1,
+      billing: true,
       mailboxEnv: { SMTP_RELAY_URL: relayUrl, DNS_SERVERS: dnsAddress },
       gatewayEnv: { RATE_LIMIT_MAX: "1000000", UNAUTHENTICATED_RATE_LIMIT_MAX: "1000000", BODY_LIMIT_BYTES: "262144" },
     });

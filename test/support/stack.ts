@@ -1,4 +1,6 @@
 import { randomBytes } from "node:crypto";
+import { loadConfig as billingConfig } from "@mam/billing/config.ts";
+import { BillingService } from "@mam/billing/service.ts";
 import { loadConfig as gatewayConfig } from "@mam/gateway/config.ts";
 import { GatewayService } from "@mam/gateway/service.ts";
 import { loadConfig as identityConfig } from "@mam/identity/config.ts";
@@ -31,6 +33,8 @@ export interface StackOptions {
   /** Realtime replicas to start (default: none). */
   realtime?: number;
   realtimeEnv?: Record<string, string>;
+  /** Start billing too (default: no). */
+  billing?: boolean;
   logLevel?: string;
   /** Another NATS server than the machine's (a private one a test may kill). */
   natsUrl?: string;
@@ -38,7 +42,7 @@ export interface StackOptions {
   natsEnv?: (service: StackService) => Record<string, string>;
 }
 
-export type StackService = "identity" | "mailbox" | "smtp-ingress" | "gateway" | "realtime";
+export type StackService = "identity" | "mailbox" | "smtp-ingress" | "gateway" | "realtime" | "billing";
 
 /**
  * Identity and N gateways, in this process, on this file's own schema, subject prefix and
@@ -54,6 +58,7 @@ export class Stack {
   readonly mailDomain = "agents.test";
   gateways: GatewayService[] = [];
   realtimes: RealtimeService[] = [];
+  billing?: BillingService;
   /** The client of the first gateway. */
   api!: ApiCall;
 
@@ -121,6 +126,14 @@ export class Stack {
     return r;
   }
 
+  /** Billing (its schema kept across restarts: a test may stop it and start another). */
+  async startBilling(): Promise<BillingService> {
+    const cfg = billingConfig({ ...this.iso.env, ...this.o.natsEnv?.("billing"), DB_SCHEMA: this.iso.schema("billing") });
+    this.billing = new BillingService(cfg, { logger: createLogger("billing", this.o.logLevel ?? "info", this.logs) });
+    await this.billing.start();
+    return this.billing;
+  }
+
   async startGateway(): Promise<GatewayService> {
     const cfg = gatewayConfig({
       ...this.iso.env,
@@ -139,6 +152,7 @@ export class Stack {
     if (this.o.mailbox !== false) await this.startMailbox();
     if (this.o.smtp) await this.startSmtp();
     for (let i = 0; i < (this.o.realtime ?? 0); i++) await this.startRealtime();
+    if (this.o.billing) await this.startBilling();
     for (let i = 0; i < (this.o.gateways ?? 1); i++) await this.startGateway();
     this.api = this.client(0);
     return this;
@@ -152,6 +166,7 @@ export class Stack {
     for (const g of this.gateways) await g.destroy();
     await this.smtp?.destroy();
     for (const r of this.realtimes) await r.destroy();
+    await this.billing?.destroy();
     await this.mailbox?.destroy();
     await this.identity?.destroy();
     await this.iso.cleanup();

@@ -10,6 +10,7 @@ export const Rpc = {
   identity: subjectsOf(RpcContracts.identity),
   mailbox: subjectsOf(RpcContracts.mailbox),
   realtime: subjectsOf(RpcContracts.realtime),
+  billing: subjectsOf(RpcContracts.billing),
 } as const;
 
 export const rpcSubject = (prefix: string, subject: string) => `${prefix}${subject}`;

@@ -145,6 +145,7 @@ const TAGS = [
   ["Platform", "The platform's own mail domain (operator)."],
   ["Webhooks", "Signed HTTP callbacks for mail events, retried, with a delivery log."],
   ["Realtime", "WebSocket subscriptions to mail events, resumable."],
+  ["Metrics", "Usage counters over a window, and what a scope holds now."],
   ["Keys", "What a key is, and this document."],
 ] as const;
 

@@ -7,6 +7,7 @@ import { route, type ForwardRoute } from "./route.ts";
 const I = RpcContracts.identity;
 const M = RpcContracts.mailbox;
 const R = RpcContracts.realtime;
+const B = RpcContracts.billing;
 
 const OPERATOR: KeyKind[] = ["super_admin"];
 const TENANT: KeyKind[] = ["tenant"];
@@ -210,6 +211,17 @@ export const forwardRoutes: ForwardRoute[] = [
     summary: "A webhook's delivery log, newest attempt first",
     tag: "Webhooks",
     keys: MANAGERS,
+    from: "query",
+  }),
+
+  route("get", "/metrics", B.metrics, {
+    summary: "Messages sent, received and bounced over a window, and the inboxes and domains held now",
+    description:
+      "`from` and `to` are ISO-8601, epoch seconds or epoch milliseconds (12 digits or more); the window is `[from, to)`, by default the last 30 days, at most 400 days. " +
+      "A tk_ key sees its whole tenant and may narrow with `workspace` and/or `inbox`; a wk_ key is pinned to its workspace (an `inbox` of it narrows); an ak_ key sees its own inbox. " +
+      "A workspace or inbox outside the key's scope is a 404.",
+    tag: "Metrics",
+    keys: IN_SCOPE,
     from: "query",
   }),
 ];

@@ -1,0 +1,7 @@
+import type { Migration } from "kysely";
+import * as metrics from "./2026-12-03T0100-metrics.ts";
+
+/** Every migration, by name; names sort in the order they must run. */
+export const migrations: Record<string, Migration> = {
+  "2026-12-03T0100-metrics": metrics,
+};

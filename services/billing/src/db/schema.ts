@@ -1,0 +1,46 @@
+// Tables of the billing schema.
+// Metrics (metrics/)
+/** A workspace's tenant, from identity's WorkspaceCreated or any mailbox event of it. */
+export interface MetricWorkspacesTable {
+  workspace_id: string;
+  tenant_id: string;
+}
+/** An inbox's workspace and tenant; a deleted one stays (its counts are history). */
+export interface MetricInboxesTable {
+  inbox_id: string;
+  workspace_id: string;
+  tenant_id: string;
+  deleted: boolean;
+}
+/** Which inbox a sent message left from, and whether a bounce of it was counted already. */
+export interface MetricMessagesTable {
+  message_id: string;
+  workspace_id: string;
+  inbox_id: string;
+  bounced: boolean;
+}
+/** Cumulative counter rows: `cum` is the total of `kind` in the scope up to and including `at`. */
+export interface MetricCountersTable {
+  scope_id: string;
+  kind: string;
+  at: Date;
+  cum: string | number;
+}
+/** Events already counted (a redelivery counts nothing). */
+export interface MetricAppliedTable {
+  event_id: string;
+}
+/** How far each consumer has applied the stream; no row: the counters are (re)built from the first event. */
+export interface MetricCheckpointTable {
+  consumer: string;
+  stream_seq: number;
+}
+
+export interface BillingDb {
+  metric_workspaces: MetricWorkspacesTable;
+  metric_inboxes: MetricInboxesTable;
+  metric_messages: MetricMessagesTable;
+  metric_counters: MetricCountersTable;
+  metric_applied: MetricAppliedTable;
+  metric_checkpoint: MetricCheckpointTable;
+}
