@@ -16,6 +16,7 @@ import { mkdir, readdir, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { BILLING_CONTEXT, billingEventSchemas } from "@mam/contracts/billing-events.ts";
 import { EventEnvelope, type EventSchemas } from "@mam/contracts/envelope.ts";
 import { IDENTITY_CONTEXT, identityEventSchemas } from "@mam/contracts/identity-events.ts";
 import { MAILBOX_CONTEXT, mailboxEventSchemas } from "@mam/contracts/mailbox-events.ts";
@@ -29,6 +30,7 @@ export const EVENT_CONTEXTS: Record<string, EventSchemas> = {
   [IDENTITY_CONTEXT]: identityEventSchemas,
   [MAILBOX_CONTEXT]: mailboxEventSchemas,
   [REALTIME_CONTEXT]: realtimeEventSchemas,
+  [BILLING_CONTEXT]: billingEventSchemas,
 };
 
 /** One event type at one version: its envelope with `context`, `type` and `schemaVersion` fixed, and its payload as `data`. */

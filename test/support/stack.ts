@@ -35,6 +35,9 @@ export interface StackOptions {
   realtimeEnv?: Record<string, string>;
   /** Start billing too (default: no). */
   billing?: boolean;
+  billingEnv?: Record<string, string>;
+  /** Mailbox replicas to start (default: 1; `mailbox: false` starts none). */
+  mailboxes?: number;
   logLevel?: string;
   /** Another NATS server than the machine's (a private one a test may kill). */
   natsUrl?: string;
@@ -54,6 +57,8 @@ export class Stack {
   readonly logs = new LogCapture();
   identity!: IdentityService;
   mailbox?: MailboxService;
+  /** The mailbox replicas started beside `mailbox` (option `mailboxes`). */
+  mailboxReplicas: MailboxService[] = [];
   smtp?: SmtpIngressService;
   readonly mailDomain = "agents.test";
   gateways: GatewayService[] = [];
@@ -81,6 +86,18 @@ export class Stack {
   }
 
   async startMailbox(): Promise<MailboxService> {
+    this.mailbox = await this.newMailbox();
+    return this.mailbox;
+  }
+
+  /** One more mailbox replica beside `mailbox`, on the same schema. */
+  async startMailboxReplica(): Promise<MailboxService> {
+    const m = await this.newMailbox();
+    this.mailboxReplicas.push(m);
+    return m;
+  }
+
+  private async newMailbox(): Promise<MailboxService> {
     const cfg = mailboxConfig({
       ...this.iso.env,
       ...this.o.natsEnv?.("mailbox"),
@@ -88,9 +105,9 @@ export class Stack {
       MAIL_DOMAIN: this.mailDomain,
       ...this.o.mailboxEnv,
     });
-    this.mailbox = new MailboxService(cfg, { logger: createLogger("mailbox", this.o.logLevel ?? "info", this.logs), clock: this.o.mailboxClock });
-    await this.mailbox.start();
-    return this.mailbox;
+    const m = new MailboxService(cfg, { logger: createLogger("mailbox", this.o.logLevel ?? "info", this.logs), clock: this.o.mailboxClock });
+    await m.start();
+    return m;
   }
 
   async startSmtp(): Promise<SmtpIngressService> {
@@ -127,8 +144,8 @@ export class Stack {
   }
 
   /** Billing (its schema kept across restarts: a test may stop it and start another). */
-  async startBilling(): Promise<BillingService> {
-    const cfg = billingConfig({ ...this.iso.env, ...this.o.natsEnv?.("billing"), DB_SCHEMA: this.iso.schema("billing") });
+  async startBilling(env: Record<string, string> = {}): Promise<BillingService> {
+    const cfg = billingConfig({ ...this.iso.env, ...this.o.natsEnv?.("billing"), DB_SCHEMA: this.iso.schema("billing"), ...this.o.billingEnv, ...env });
     this.billing = new BillingService(cfg, { logger: createLogger("billing", this.o.logLevel ?? "info", this.logs) });
     await this.billing.start();
     return this.billing;
@@ -149,7 +166,10 @@ export class Stack {
 
   async start(): Promise<this> {
     await this.startIdentity();
-    if (this.o.mailbox !== false) await this.startMailbox();
+    if (this.o.mailbox !== false) {
+      await this.startMailbox();
+      for (let i = 1; i < (this.o.mailboxes ?? 1); i++) await this.startMailboxReplica();
+    }
     if (this.o.smtp) await this.startSmtp();
     for (let i = 0; i < (this.o.realtime ?? 0); i++) await this.startRealtime();
     if (this.o.billing) await this.startBilling();
@@ -167,6 +187,7 @@ export class Stack {
     await this.smtp?.destroy();
     for (const r of this.realtimes) await r.destroy();
     await this.billing?.destroy();
+    for (const m of this.mailboxReplicas) await m.destroy();
     await this.mailbox?.destroy();
     await this.identity?.destroy();
     await this.iso.cleanup();

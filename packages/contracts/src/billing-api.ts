@@ -28,3 +28,27 @@ export const Metrics = z.object({
   resources: z.object({ inboxes: z.number().int().nonnegative(), domains: z.number().int().nonnegative() }),
 });
 export type Metrics = z.infer<typeof Metrics>;
+
+/** `GET /v1/billing`: no parameters. */
+export const BillingQuery = z.object({});
+export type BillingQuery = z.infer<typeof BillingQuery>;
+
+const Limit = z.number().int().nonnegative().nullable();
+const Used = z.number().int().nonnegative();
+
+/** The tenant's plan (limits: null is unlimited) and what it uses of it in the current UTC month. */
+export const BillingAccount = z.object({
+  /** null when no plans are configured (nothing is limited). */
+  plan: z
+    .object({
+      id: z.string(),
+      name: z.string(),
+      limits: z.object({ inboxes: Limit, emailsPerMonth: Limit, domains: Limit }),
+    })
+    .nullable(),
+  status: z.enum(["active"]),
+  usage: z.object({ inboxes: Used, domains: Used, emailsPerMonth: Used }),
+  /** The current UTC calendar month, `[start, end)`. */
+  period: z.object({ start: z.iso.datetime(), end: z.iso.datetime() }),
+});
+export type BillingAccount = z.infer<typeof BillingAccount>;

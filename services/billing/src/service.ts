@@ -1,13 +1,18 @@
+import { BILLING_CONTEXT, parseBillingEvent } from "@mam/contracts/billing-events.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import type { Clock, IdGen } from "@mam/runtime/ids.ts";
 import { createLogger, type Logger } from "@mam/runtime/logger.ts";
-import { ServiceHost } from "@mam/service-kit/service.ts";
+import { ownEventsProjection } from "@mam/service-kit/projection.ts";
+import { ServiceHost, type Part } from "@mam/service-kit/service.ts";
 import type { BillingConfig } from "./config.ts";
 import type { BillingContext } from "./context.ts";
 import { migrations } from "./db/migrations/index.ts";
 import type { BillingDb } from "./db/schema.ts";
 import { MetricsProjection } from "./metrics/projection.ts";
 import { getMetrics } from "./metrics/read.ts";
+import { PlansPart } from "./plans/part.ts";
+import { applyBillingEvent, PROJECTION } from "./plans/projection.ts";
+import { getAccount } from "./plans/read.ts";
 
 export interface BillingOptions {
   clock?: Clock;
@@ -15,7 +20,10 @@ export interface BillingOptions {
   logger?: Logger;
 }
 
-/** Billing: usage metrics counted from the event stream (`GET /v1/metrics`). */
+/**
+ * Billing: usage metrics counted from the event stream (`GET /v1/metrics`), and each
+ * tenant's plan (TenantPlanChanged, which the mailbox enforces; `GET /v1/billing`).
+ */
 export class BillingService extends ServiceHost<BillingDb, BillingContext> {
   /** The metrics counters' consumers (set once started). */
   metrics?: MetricsProjection;
@@ -29,12 +37,22 @@ export class BillingService extends ServiceHost<BillingDb, BillingContext> {
       env: cfg,
       logger: opts.logger ?? createLogger("billing", cfg.LOG_LEVEL),
       database: { url: cfg.DATABASE_URL, schema: cfg.DB_SCHEMA, migrations },
+      events: { context: BILLING_CONTEXT, projection: PROJECTION },
+      projections: (ctx) => [
+        ownEventsProjection({ name: PROJECTION, context: BILLING_CONTEXT, db: ctx.db, parse: parseBillingEvent, apply: applyBillingEvent }),
+      ],
       clock: opts.clock,
       newId: opts.newId,
       context: (base) => ({ ...base, cfg }),
-      parts: (ctx, b) => [(this.metrics = new MetricsProjection(b, ctx.db))],
+      parts: (ctx, b) => {
+        const parts: Part[] = [(this.metrics = new MetricsProjection(b, ctx.db))];
+        const plans = cfg.BILLING_PLANS;
+        if (plans) parts.push(new PlansPart(ctx, b, plans, plans.find((p) => p.id === cfg.BILLING_DEFAULT_PLAN)!));
+        return parts;
+      },
       handlers: (server, ctx) => {
         server.serve(RpcContracts.billing.metrics, async (req, c) => ({ status: 200, body: await getMetrics(ctx, c.claims, req) }));
+        server.serve(RpcContracts.billing.account, async (_req, c) => ({ status: 200, body: await getAccount(ctx, c.claims) }));
       },
     });
   }

@@ -1,4 +1,17 @@
 // Tables of the billing schema.
+import type { PlanLimits } from "@mam/contracts/billing-events.ts";
+import type { ProjectionTables } from "@mam/service-kit/event-sourcing.ts";
+
+// Plans (plans/)
+/** A tenant's plan and its limits, from TenantPlanChanged. */
+export interface TenantPlansTable {
+  tenant_id: string;
+  plan_id: string;
+  limits: PlanLimits;
+  version: number;
+  updated_at: Date;
+}
+
 // Metrics (metrics/)
 /** A workspace's tenant, from identity's WorkspaceCreated or any mailbox event of it. */
 export interface MetricWorkspacesTable {
@@ -36,7 +49,8 @@ export interface MetricCheckpointTable {
   stream_seq: number;
 }
 
-export interface BillingDb {
+export interface BillingDb extends ProjectionTables {
+  tenant_plans: TenantPlansTable;
   metric_workspaces: MetricWorkspacesTable;
   metric_inboxes: MetricInboxesTable;
   metric_messages: MetricMessagesTable;

@@ -146,6 +146,7 @@ const TAGS = [
   ["Webhooks", "Signed HTTP callbacks for mail events, retried, with a delivery log."],
   ["Realtime", "WebSocket subscriptions to mail events, resumable."],
   ["Metrics", "Usage counters over a window, and what a scope holds now."],
+  ["Billing", "The tenant's plan, its limits and what it uses of them."],
   ["Keys", "What a key is, and this document."],
 ] as const;
 

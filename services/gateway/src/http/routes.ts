@@ -214,6 +214,16 @@ export const forwardRoutes: ForwardRoute[] = [
     from: "query",
   }),
 
+  route("get", "/billing", B.account, {
+    summary: "The tenant's plan and what it uses of it this month",
+    description:
+      "The plan (null when no plans are configured: nothing is limited), its limits (null: unlimited), and the usage: live inboxes and domains now, messages sent in the current UTC month (`period`, `[start, end)`). " +
+      "Usage is counted from the event stream, a moment behind the limits the mailbox enforces. tk_ keys only.",
+    tag: "Billing",
+    keys: TENANT,
+    from: "query",
+  }),
+
   route("get", "/metrics", B.metrics, {
     summary: "Messages sent, received and bounced over a window, and the inboxes and domains held now",
     description:

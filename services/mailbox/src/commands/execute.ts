@@ -5,6 +5,7 @@ import type { Sequenced } from "@mam/service-kit/event-sourcing.ts";
 import { GroupCommit } from "@mam/service-kit/group-commit.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { applyMailboxEvents, PROJECTION } from "../projections/mailbox-read-model.ts";
+import { enforcePlanLimits } from "./plan-limits.ts";
 
 export type { CommandMeta } from "@mam/service-kit/commands.ts";
 export type EventDraft = Draft<MailboxEvent>;
@@ -12,7 +13,12 @@ export type EventDraft = Draft<MailboxEvent>;
 const options = {
   context: MAILBOX_CONTEXT,
   projection: PROJECTION,
-  apply: (tx: Kysely<MailboxDb>, events: Sequenced<unknown>[]) => applyMailboxEvents(tx, events as Sequenced<MailboxEnvelope>[]),
+  // The plan's limits are checked on what the command adds, after it is applied, under the tenant's lock.
+  apply: async (tx: Kysely<MailboxDb>, events: Sequenced<unknown>[]) => {
+    const fresh = await applyMailboxEvents(tx, events as Sequenced<MailboxEnvelope>[]);
+    await enforcePlanLimits(tx, fresh);
+    return fresh;
+  },
 };
 
 /** Mailbox commands are serialised per tenant; addresses are decided by their unique key. */

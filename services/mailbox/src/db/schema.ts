@@ -208,7 +208,25 @@ export interface Unrecorded {
   reason?: string;
 }
 
+/** A tenant's plan limits as billing last told them (null: unlimited); no row: nothing limited. */
+export interface TenantLimitsTable {
+  tenant_id: string;
+  plan_id: string;
+  inboxes: number | null;
+  emails_per_month: number | null;
+  domains: number | null;
+  version: number;
+}
+/** Messages a tenant sent in a UTC month (`month`: its first day), counted in each send's transaction. */
+export interface TenantMonthlySendsTable {
+  tenant_id: string;
+  month: Date | string;
+  sent: number;
+}
+
 export interface MailboxDb extends ProjectionTables {
+  tenant_limits: TenantLimitsTable;
+  tenant_monthly_sends: TenantMonthlySendsTable;
   delivery_outcomes: DeliveryOutcomesTable;
   delivery_queue: DeliveryQueueTable;
   drafts: DraftsTable;

@@ -1,7 +1,9 @@
 import type { Migration } from "kysely";
 import * as metrics from "./2026-12-03T0100-metrics.ts";
+import * as tenantPlans from "./2026-12-04T0100-tenant-plans.ts";
 
 /** Every migration, by name; names sort in the order they must run. */
 export const migrations: Record<string, Migration> = {
   "2026-12-03T0100-metrics": metrics,
+  "2026-12-04T0100-tenant-plans": tenantPlans,
 };

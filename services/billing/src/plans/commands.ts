@@ -1,0 +1,29 @@
+import type { Kysely } from "kysely";
+import { BILLING_CONTEXT, type BillingEnvelope, type BillingEvent } from "@mam/contracts/billing-events.ts";
+import { commandExecutor, type CommandMeta } from "@mam/service-kit/commands.ts";
+import type { Sequenced } from "@mam/service-kit/event-sourcing.ts";
+import type { BillingContext } from "../context.ts";
+import type { BillingDb } from "../db/schema.ts";
+import { decideSetPlan, type SetPlan, type TenantPlanState } from "./decide.ts";
+import { applyBillingEvents, PROJECTION } from "./projection.ts";
+
+/** Billing's commands are serialised per tenant. */
+const execute = commandExecutor<BillingDb, BillingEvent>({
+  context: BILLING_CONTEXT,
+  projection: PROJECTION,
+  apply: (tx, events) => applyBillingEvents(tx, events as unknown as Sequenced<BillingEnvelope>[]),
+});
+
+export async function tenantPlanOf(db: Kysely<BillingDb>, tenantId: string): Promise<TenantPlanState | null> {
+  const row = await db.selectFrom("tenant_plans").select(["plan_id", "limits", "version"]).where("tenant_id", "=", tenantId).executeTakeFirst();
+  return row ? { planId: row.plan_id, limits: row.limits, version: row.version } : null;
+}
+
+/** Puts a tenant on a plan; resolves with whether anything changed. */
+export async function setPlan(ctx: BillingContext, cmd: SetPlan, meta: CommandMeta): Promise<boolean> {
+  return execute(ctx, cmd.tenantId, meta, {
+    load: (tx) => tenantPlanOf(tx, cmd.tenantId),
+    decide: (state) => decideSetPlan(cmd, state),
+    answer: (_tx, _state, events) => Promise.resolve(events.length > 0),
+  });
+}

@@ -1,0 +1,39 @@
+import type { BillingAccount } from "@mam/contracts/billing-api.ts";
+import { AppError } from "@mam/contracts/errors.ts";
+import type { ScopeClaims } from "@mam/contracts/scope.ts";
+import type { BillingContext } from "../context.ts";
+import { cumBefore } from "../metrics/counters.ts";
+import { tenantPlanOf } from "./commands.ts";
+
+/** The UTC calendar month `at` falls in, `[start, end)`. */
+export function monthOf(at: Date): { start: Date; end: Date } {
+  return { start: new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), 1)), end: new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth() + 1, 1)) };
+}
+
+/**
+ * `GET /v1/billing` (tk_ keys only): the tenant's plan, and its usage from billing's own
+ * metrics counters (kept from the event stream, so a moment behind the mailbox, which
+ * enforces the limits on its own counts): live inboxes and domains now, messages sent
+ * this UTC month.
+ */
+export async function getAccount(ctx: BillingContext, claims: ScopeClaims): Promise<BillingAccount> {
+  if (claims.kind !== "tenant" || !claims.tenantId) throw new AppError("FORBIDDEN", "Only tk_ keys can see the billing account");
+  const tenantId = claims.tenantId;
+  const period = monthOf(ctx.clock());
+  const { db } = ctx;
+  const on = ctx.cfg.BILLING_PLANS ? await tenantPlanOf(db, tenantId) : null;
+  const plan = on ? ctx.cfg.BILLING_PLANS!.find((p) => p.id === on.planId) : undefined;
+  const workspaces = (await db.selectFrom("metric_workspaces").select("workspace_id").where("tenant_id", "=", tenantId).execute()).map((r) => r.workspace_id);
+  const sum = async (f: (id: string) => Promise<number>) => (await Promise.all(workspaces.map(f))).reduce((a, b) => a + b, 0);
+  const [inboxes, domains, emailsPerMonth] = await Promise.all([
+    sum((w) => cumBefore(db, w, "inboxes")),
+    sum((w) => cumBefore(db, w, "domains")),
+    sum(async (w) => (await cumBefore(db, w, "sent", period.end)) - (await cumBefore(db, w, "sent", period.start))),
+  ]);
+  return {
+    plan: on ? { id: on.planId, name: plan?.name ?? on.planId, limits: on.limits } : null,
+    status: "active",
+    usage: { inboxes, domains, emailsPerMonth },
+    period: { start: period.start.toISOString(), end: period.end.toISOString() },
+  };
+}

@@ -1,0 +1,107 @@
+import { sql, type Kysely } from "kysely";
+import type { JsMsg } from "@nats-io/jetstream";
+import { ZodError } from "zod";
+import { BILLING_CONTEXT, parseBillingEvent, type BillingEnvelope } from "@mam/contracts/billing-events.ts";
+import { eventSubject } from "@mam/contracts/envelope.ts";
+import { limitReached } from "@mam/contracts/errors.ts";
+import type { MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
+import { MAILBOX_CONTEXT } from "@mam/contracts/mailbox-events.ts";
+import { applyConsumed, applyOnce, type Sequenced } from "@mam/service-kit/event-sourcing.ts";
+import type { ProjectionSpec } from "@mam/service-kit/projection.ts";
+import type { MailboxDb } from "../db/schema.ts";
+
+type Tx = Kysely<MailboxDb>;
+export type LimitKind = "inboxes" | "domains" | "emailsPerMonth";
+
+/** The read model of billing's TenantPlanChanged (its checkpoint rows, and its durable consumer's name). */
+export const PLAN_LIMITS = "mailbox-plan-limits";
+
+/** What a command's new events add to the tenant's usage: one message sent is one email, whatever its recipients. */
+export function usageAdded(events: { type: string }[]): Record<LimitKind, number> {
+  const added = { inboxes: 0, domains: 0, emailsPerMonth: 0 };
+  for (const e of events) {
+    if (e.type === "InboxCreated") added.inboxes++;
+    else if (e.type === "DomainAdded") added.domains++;
+    else if (e.type === "MessageSent") added.emailsPerMonth++;
+  }
+  return added;
+}
+
+/** The refusal when `total` (the usage with this command's additions) is beyond `max`; null otherwise. */
+export function overLimit(limit: LimitKind, total: number, added: number, max: number | null) {
+  if (max === null || added === 0 || total <= max) return null;
+  return limitReached(`Plan limit reached: ${limit} (${total - added} of ${max} used)`, { limit, usage: total - added, max });
+}
+
+/** The first day of the UTC month of `at`, as a date. */
+export const monthKey = (at: Date) => `${at.getUTCFullYear()}-${String(at.getUTCMonth() + 1).padStart(2, "0")}-01`;
+
+/**
+ * The plan's limits, checked in the command's transaction after its events were applied and
+ * before they are recorded, under the tenant's lock (every mailbox command of a tenant takes
+ * the same lock, whichever workspace it is about): the counts include this command's
+ * additions, and a refusal rolls everything back. Every send is counted in the tenant's
+ * month row, limited or not, so a limit set mid-month counts the month whole.
+ */
+export async function enforcePlanLimits(tx: Tx, fresh: Sequenced<MailboxEnvelope>[]): Promise<void> {
+  const tenantId = fresh.find(({ e }) => e.tenantId)?.e.tenantId;
+  if (!tenantId) return;
+  const added = usageAdded(fresh.map(({ e }) => e));
+  if (!added.inboxes && !added.domains && !added.emailsPerMonth) return;
+  const limits = await tx.selectFrom("tenant_limits").selectAll().where("tenant_id", "=", tenantId).executeTakeFirst();
+  if (added.emailsPerMonth) {
+    const at = new Date(fresh.find(({ e }) => e.type === "MessageSent")!.e.occurredAt);
+    const row = await tx
+      .insertInto("tenant_monthly_sends")
+      .values({ tenant_id: tenantId, month: monthKey(at), sent: added.emailsPerMonth })
+      .onConflict((oc) => oc.columns(["tenant_id", "month"]).doUpdateSet({ sent: sql`tenant_monthly_sends.sent + ${added.emailsPerMonth}` }))
+      .returning("sent")
+      .executeTakeFirstOrThrow();
+    const refused = overLimit("emailsPerMonth", row.sent, added.emailsPerMonth, limits?.emails_per_month ?? null);
+    if (refused) throw refused;
+  }
+  if (!limits) return;
+  if (added.inboxes && limits.inboxes !== null) {
+    const n = await countLive(tx, "inboxes", tenantId);
+    const refused = overLimit("inboxes", n, added.inboxes, limits.inboxes);
+    if (refused) throw refused;
+  }
+  if (added.domains && limits.domains !== null) {
+    const n = await countLive(tx, "domains", tenantId);
+    const refused = overLimit("domains", n, added.domains, limits.domains);
+    if (refused) throw refused;
+  }
+}
+
+async function countLive(tx: Tx, table: "inboxes" | "domains", tenantId: string): Promise<number> {
+  const r = await tx
+    .selectFrom(table)
+    .select((eb) => eb.fn.countAll<string>().as("n"))
+    .where("tenant_id", "=", tenantId)
+    .where("deleted_at", "is", null)
+    .executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
+/** Keeps `tenant_limits` from billing's TenantPlanChanged, each once, a newer version over an older, under the tenant's lock. */
+export function planLimitsProjection(db: Tx): ProjectionSpec {
+  return {
+    name: PLAN_LIMITS,
+    filterSubject: (prefix) => eventSubject(prefix, { context: BILLING_CONTEXT, tenantId: "*", workspaceId: "*", type: "TenantPlanChanged" }),
+    isPoison: (err) => err instanceof ZodError,
+    handle: async (msg: JsMsg) => {
+      const e = parseBillingEvent(msg.json());
+      await applyConsumed(db, MAILBOX_CONTEXT, e, (tx) => applyOnce(tx, PLAN_LIMITS, e, msg.seq, () => applyPlan(tx, e)));
+    },
+  };
+}
+
+async function applyPlan(tx: Tx, e: BillingEnvelope): Promise<void> {
+  const { tenantId, planId, limits } = e.data;
+  const row = { plan_id: planId, inboxes: limits.inboxes, emails_per_month: limits.emailsPerMonth, domains: limits.domains, version: e.aggregateVersion };
+  await tx
+    .insertInto("tenant_limits")
+    .values({ tenant_id: tenantId, ...row })
+    .onConflict((oc) => oc.column("tenant_id").doUpdateSet(row).where("tenant_limits.version", "<", e.aggregateVersion))
+    .execute();
+}
