@@ -126,7 +126,16 @@ describe("SMTP ingress", () => {
   });
 
   it("a resend of the same message (lost 250) does not make a second copy", async () => {
-    const msg = { from: "retry@example.com", to: b.email, subject: "Resent", text: "once", messageId: "<resend-1@example.com>" };
+    // The same bytes both times: nodemailer stamps Date per send, so it is fixed here (two sends a
+    // second apart under load made two different messages, rightly filed twice).
+    const msg = {
+      from: "retry@example.com",
+      to: b.email,
+      subject: "Resent",
+      text: "once",
+      messageId: "<resend-1@example.com>",
+      date: new Date("2026-11-30T12:00:00Z"),
+    };
     await client().sendMail(msg);
     await client().sendMail(msg);
     await waitFor(async () => (await inbound(b)).some((m) => m.subject === "Resent"), { timeoutMs: 10_000 });
