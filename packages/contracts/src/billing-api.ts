@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { BillingStatus } from "./billing-events.ts";
 
 const noControl = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);
 /** A window bound as the client wrote it: ISO-8601, epoch seconds or epoch milliseconds (billing reads it). */
@@ -46,9 +47,35 @@ export const BillingAccount = z.object({
       limits: z.object({ inboxes: Limit, emailsPerMonth: Limit, domains: Limit }),
     })
     .nullable(),
-  status: z.enum(["active"]),
+  /** active, past_due (payment failed, in its grace period), paused (sends refused), canceled (subscription ended, on the free plan). */
+  status: BillingStatus,
   usage: z.object({ inboxes: Used, domains: Used, emailsPerMonth: Used }),
-  /** The current UTC calendar month, `[start, end)`. */
+  /** The subscription's current period; without one, the current UTC calendar month, `[start, end)`. */
   period: z.object({ start: z.iso.datetime(), end: z.iso.datetime() }),
 });
 export type BillingAccount = z.infer<typeof BillingAccount>;
+
+/** `POST /v1/billing/checkout`: the plan to subscribe to (one with a Stripe price). */
+export const CheckoutRequest = z.strictObject({ plan: z.string().min(1).max(64) });
+export type CheckoutRequest = z.infer<typeof CheckoutRequest>;
+
+/** `POST /v1/billing/portal`: no parameters. */
+export const PortalRequest = z.object({});
+export type PortalRequest = z.infer<typeof PortalRequest>;
+
+/** Where to send the tenant's browser: a Stripe Checkout Session or customer-portal URL. */
+export const BillingUrl = z.object({ url: z.url() });
+export type BillingUrl = z.infer<typeof BillingUrl>;
+
+/** Largest Stripe webhook body accepted (Stripe's events are a few KB). */
+export const STRIPE_WEBHOOK_MAX_BYTES = 256 * 1024;
+
+/** A Stripe webhook as the gateway received it: the raw body (base64) and its Stripe-Signature header. */
+export const StripeWebhookRequest = z.object({
+  payload: z.base64().max(Math.ceil(STRIPE_WEBHOOK_MAX_BYTES / 3) * 4),
+  signature: z.string().max(4096),
+});
+export type StripeWebhookRequest = z.infer<typeof StripeWebhookRequest>;
+
+export const StripeWebhookReply = z.object({ received: z.literal(true) });
+export type StripeWebhookReply = z.infer<typeof StripeWebhookReply>;

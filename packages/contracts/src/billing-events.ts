@@ -21,11 +21,38 @@ export const TenantPlanChangedV1 = z.object({
   limits: PlanLimits,
 });
 
+/** Where a tenant's payments stand: paying (or on a free plan), payment failed, paused (no sends), subscription ended. */
+export const BillingStatus = z.enum(["active", "past_due", "paused", "canceled"]);
+export type BillingStatus = z.infer<typeof BillingStatus>;
+
+const StripeId = z.string().min(1).max(255);
+
+/**
+ * The tenant's Stripe billing changed: its customer, subscription, status, period. A
+ * `paused` tenant cannot send (the mailbox refuses with INBOX_PAUSED); reading and
+ * receiving go on. `stripeAt` is the Stripe `created` time (epoch seconds) of the newest
+ * Stripe event applied: an older one changes nothing.
+ */
+export const TenantBillingChangedV1 = z.object({
+  tenantId: z.uuid(),
+  status: BillingStatus,
+  customerId: StripeId.nullable(),
+  subscriptionId: StripeId.nullable(),
+  periodStart: z.iso.datetime().nullable(),
+  periodEnd: z.iso.datetime().nullable(),
+  /** When the payment failed (status past_due or paused by it); null otherwise. */
+  pastDueSince: z.iso.datetime().nullable(),
+  stripeAt: z.number().int().nonnegative().nullable(),
+});
+
 export const billingEventSchemas = {
   TenantPlanChanged: { 1: TenantPlanChangedV1 },
+  TenantBillingChanged: { 1: TenantBillingChangedV1 },
 } as const;
 
-export type BillingEvent = { type: "TenantPlanChanged"; schemaVersion: 1; data: z.infer<typeof TenantPlanChangedV1> };
+export type BillingEvent =
+  | { type: "TenantPlanChanged"; schemaVersion: 1; data: z.infer<typeof TenantPlanChangedV1> }
+  | { type: "TenantBillingChanged"; schemaVersion: 1; data: z.infer<typeof TenantBillingChangedV1> };
 
 export type BillingEnvelope = Omit<EventEnvelope, "type" | "schemaVersion" | "data"> & BillingEvent;
 

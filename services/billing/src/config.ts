@@ -55,10 +55,18 @@ const Env = BaseEnv.extend({
   DATABASE_URL: z.string().default(LOCAL_DEFAULTS.DATABASE_URL),
   DB_SCHEMA: z.string().default("billing"),
   HEALTH_PORT: PortSchema.default(8084),
-  STRIPE_SECRET_KEY: z.string().optional(),
-  STRIPE_WEBHOOK_SECRET: z.string().optional(),
-  /** Where the Stripe SDK sends requests; a local stand-in in tests. */
-  STRIPE_API_BASE: z.string().optional(),
+  /** Stripe's secret API key (sk_…). Unset: checkout and portal answer 503 "billing not configured". */
+  STRIPE_SECRET_KEY: z.string().min(1).max(500).optional(),
+  /** The signing secret (whsec_…) of the Stripe webhook endpoint. Unset: the webhook answers 503. */
+  STRIPE_WEBHOOK_SECRET: z.string().min(1).max(500).optional(),
+  /** Where the Stripe SDK sends requests (default: Stripe's own API); a local stand-in in tests. */
+  STRIPE_API_BASE: z.url().optional(),
+  /** Days a tenant whose payment failed keeps sending before it is paused (fractions allowed). */
+  BILLING_GRACE_DAYS: z.coerce.number().min(0).max(365).default(7),
+  /** How often (seconds) tenants past due are checked for the end of their grace period. */
+  BILLING_GRACE_CHECK_S: z.coerce.number().int().min(1).max(86_400).default(60),
+  /** Where Stripe sends the browser back after checkout (`?checkout=success|cancel` added) and from the portal. */
+  BILLING_RETURN_URL: z.url().default("http://localhost:3000/billing"),
   /**
    * The plans, as a JSON array inline or a file path: `[{ "id", "name", "stripePriceId",
    * "limits": { "inboxes", "emailsPerMonth", "domains" } }]`, a limit null for unlimited.

@@ -13,6 +13,9 @@ import { getMetrics } from "./metrics/read.ts";
 import { PlansPart } from "./plans/part.ts";
 import { applyBillingEvent, PROJECTION } from "./plans/projection.ts";
 import { getAccount } from "./plans/read.ts";
+import { signatureVerifier, stripeClient } from "./stripe/client.ts";
+import { GracePart } from "./stripe/grace.ts";
+import { createCheckout, createPortal, handleStripeWebhook } from "./stripe/handlers.ts";
 
 export interface BillingOptions {
   clock?: Clock;
@@ -21,8 +24,9 @@ export interface BillingOptions {
 }
 
 /**
- * Billing: usage metrics counted from the event stream (`GET /v1/metrics`), and each
- * tenant's plan (TenantPlanChanged, which the mailbox enforces; `GET /v1/billing`).
+ * Billing: usage metrics counted from the event stream (`GET /v1/metrics`), each tenant's
+ * plan (TenantPlanChanged, which the mailbox enforces; `GET /v1/billing`), and its Stripe
+ * subscription (checkout, portal, signed webhooks; TenantBillingChanged, paused or not).
  */
 export class BillingService extends ServiceHost<BillingDb, BillingContext> {
   /** The metrics counters' consumers (set once started). */
@@ -47,12 +51,18 @@ export class BillingService extends ServiceHost<BillingDb, BillingContext> {
       parts: (ctx, b) => {
         const parts: Part[] = [(this.metrics = new MetricsProjection(b, ctx.db))];
         const plans = cfg.BILLING_PLANS;
-        if (plans) parts.push(new PlansPart(ctx, b, plans, plans.find((p) => p.id === cfg.BILLING_DEFAULT_PLAN)!));
+        if (plans) parts.push(new PlansPart(ctx, b, plans, plans.find((p) => p.id === cfg.BILLING_DEFAULT_PLAN)!), new GracePart(ctx));
         return parts;
       },
       handlers: (server, ctx) => {
         server.serve(RpcContracts.billing.metrics, async (req, c) => ({ status: 200, body: await getMetrics(ctx, c.claims, req) }));
         server.serve(RpcContracts.billing.account, async (_req, c) => ({ status: 200, body: await getAccount(ctx, c.claims) }));
+        const stripe = stripeClient(cfg);
+        const verifier = signatureVerifier(cfg);
+        server.serve(RpcContracts.billing.checkout, async (req, c) => ({ status: 200, body: await createCheckout(ctx, stripe, req, c) }));
+        server.serve(RpcContracts.billing.portal, async (_req, c) => ({ status: 200, body: await createPortal(ctx, stripe, c) }));
+        // No scope token: Stripe calls it through the gateway, and its signature is checked here.
+        server.servePublic(RpcContracts.billing.stripeWebhook, async (req, c) => ({ status: 200, body: await handleStripeWebhook(ctx, verifier, req, c) }));
       },
     });
   }

@@ -1,5 +1,5 @@
 // Tables of the billing schema.
-import type { PlanLimits } from "@mam/contracts/billing-events.ts";
+import type { BillingStatus, PlanLimits } from "@mam/contracts/billing-events.ts";
 import type { ProjectionTables } from "@mam/service-kit/event-sourcing.ts";
 
 // Plans (plans/)
@@ -10,6 +10,27 @@ export interface TenantPlansTable {
   limits: PlanLimits;
   version: number;
   updated_at: Date;
+}
+
+// Stripe (stripe/)
+/** A tenant's Stripe billing, from TenantBillingChanged. */
+export interface TenantBillingTable {
+  tenant_id: string;
+  status: BillingStatus;
+  customer_id: string | null;
+  subscription_id: string | null;
+  period_start: Date | null;
+  period_end: Date | null;
+  past_due_since: Date | null;
+  /** Stripe `created` (epoch seconds) of the newest Stripe event applied. */
+  stripe_at: string | number | null;
+  version: number;
+}
+/** Stripe events handled (a redelivery changes nothing), written in the change's transaction. */
+export interface StripeEventsTable {
+  event_id: string;
+  tenant_id: string | null;
+  handled_at: Date;
 }
 
 // Metrics (metrics/)
@@ -51,6 +72,8 @@ export interface MetricCheckpointTable {
 
 export interface BillingDb extends ProjectionTables {
   tenant_plans: TenantPlansTable;
+  tenant_billing: TenantBillingTable;
+  stripe_events: StripeEventsTable;
   metric_workspaces: MetricWorkspacesTable;
   metric_inboxes: MetricInboxesTable;
   metric_messages: MetricMessagesTable;

@@ -8,7 +8,7 @@ import { decideSetPlan, type SetPlan, type TenantPlanState } from "./decide.ts";
 import { applyBillingEvents, PROJECTION } from "./projection.ts";
 
 /** Billing's commands are serialised per tenant. */
-const execute = commandExecutor<BillingDb, BillingEvent>({
+export const execute = commandExecutor<BillingDb, BillingEvent>({
   context: BILLING_CONTEXT,
   projection: PROJECTION,
   apply: (tx, events) => applyBillingEvents(tx, events as unknown as Sequenced<BillingEnvelope>[]),
@@ -19,11 +19,23 @@ export async function tenantPlanOf(db: Kysely<BillingDb>, tenantId: string): Pro
   return row ? { planId: row.plan_id, limits: row.limits, version: row.version } : null;
 }
 
+/**
+ * The tenant aggregate's version: its plan (TenantPlanChanged) and its Stripe billing
+ * (TenantBillingChanged) are events of one aggregate, the tenant.
+ */
+export async function tenantVersionOf(db: Kysely<BillingDb>, tenantId: string): Promise<number> {
+  const [p, b] = await Promise.all([
+    db.selectFrom("tenant_plans").select("version").where("tenant_id", "=", tenantId).executeTakeFirst(),
+    db.selectFrom("tenant_billing").select("version").where("tenant_id", "=", tenantId).executeTakeFirst(),
+  ]);
+  return Math.max(p?.version ?? 0, b?.version ?? 0);
+}
+
 /** Puts a tenant on a plan; resolves with whether anything changed. */
 export async function setPlan(ctx: BillingContext, cmd: SetPlan, meta: CommandMeta): Promise<boolean> {
   return execute(ctx, cmd.tenantId, meta, {
-    load: (tx) => tenantPlanOf(tx, cmd.tenantId),
-    decide: (state) => decideSetPlan(cmd, state),
+    load: async (tx) => ({ plan: await tenantPlanOf(tx, cmd.tenantId), version: await tenantVersionOf(tx, cmd.tenantId) }),
+    decide: (state) => decideSetPlan(cmd, state.plan, state.version),
     answer: (_tx, _state, events) => Promise.resolve(events.length > 0),
   });
 }

@@ -18,7 +18,7 @@ export interface SetPlan {
 const sameLimits = (a: PlanLimits, b: PlanLimits) => a.inboxes === b.inboxes && a.emailsPerMonth === b.emailsPerMonth && a.domains === b.domains;
 
 /** One TenantPlanChanged when the plan or its limits differ from what the tenant is on; none otherwise. */
-export function decideSetPlan(cmd: SetPlan, state: TenantPlanState | null): EventDraft<BillingEvent>[] {
+export function decideSetPlan(cmd: SetPlan, state: TenantPlanState | null, version = state?.version ?? 0): EventDraft<BillingEvent>[] {
   if (state && cmd.onlyIfNone) return [];
   if (state && state.planId === cmd.plan.id && sameLimits(state.limits, cmd.plan.limits)) return [];
   return [
@@ -27,7 +27,7 @@ export function decideSetPlan(cmd: SetPlan, state: TenantPlanState | null): Even
       tenantId: cmd.tenantId,
       workspaceId: null,
       aggregateId: cmd.tenantId,
-      aggregateVersion: (state?.version ?? 0) + 1,
+      aggregateVersion: version + 1,
     },
   ];
 }

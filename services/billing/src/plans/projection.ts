@@ -29,9 +29,29 @@ async function evolve(tx: Kysely<BillingDb>, e: BillingEnvelope): Promise<void> 
         .execute();
       return;
     }
+    case "TenantBillingChanged": {
+      const d = e.data;
+      const date = (v: string | null) => (v ? new Date(v) : null);
+      const row = {
+        status: d.status,
+        customer_id: d.customerId,
+        subscription_id: d.subscriptionId,
+        period_start: date(d.periodStart),
+        period_end: date(d.periodEnd),
+        past_due_since: date(d.pastDueSince),
+        stripe_at: d.stripeAt,
+        version: e.aggregateVersion,
+      };
+      await tx
+        .insertInto("tenant_billing")
+        .values({ tenant_id: d.tenantId, ...row })
+        .onConflict((oc) => oc.column("tenant_id").doUpdateSet(row).where("tenant_billing.version", "<", e.aggregateVersion))
+        .execute();
+      return;
+    }
     default: {
-      const unreachable: never = e.type;
-      throw new Error(`unhandled billing event ${String(unreachable)}`);
+      const unreachable: never = e;
+      throw new Error(`unhandled billing event ${String((unreachable as { type: string }).type)}`);
     }
   }
 }

@@ -3,6 +3,8 @@ import { AppError } from "@mam/contracts/errors.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { BillingContext } from "../context.ts";
 import { cumBefore } from "../metrics/counters.ts";
+import { checkGrace, graceMsOf, tenantBillingOf } from "../stripe/commands.ts";
+import { effectiveStatus } from "../stripe/decide.ts";
 import { tenantPlanOf } from "./commands.ts";
 
 /** The UTC calendar month `at` falls in, `[start, end)`. */
@@ -14,13 +16,18 @@ export function monthOf(at: Date): { start: Date; end: Date } {
  * `GET /v1/billing` (tk_ keys only): the tenant's plan, and its usage from billing's own
  * metrics counters (kept from the event stream, so a moment behind the mailbox, which
  * enforces the limits on its own counts): live inboxes and domains now, messages sent
- * this UTC month.
+ * this UTC month; the Stripe status, and the subscription's period (else the month).
  */
 export async function getAccount(ctx: BillingContext, claims: ScopeClaims): Promise<BillingAccount> {
   if (claims.kind !== "tenant" || !claims.tenantId) throw new AppError("FORBIDDEN", "Only tk_ keys can see the billing account");
   const tenantId = claims.tenantId;
-  const period = monthOf(ctx.clock());
+  const month = monthOf(ctx.clock());
   const { db } = ctx;
+  const billing = await tenantBillingOf(db, tenantId);
+  const status = effectiveStatus(billing, { graceMs: graceMsOf(ctx), now: ctx.clock() });
+  // The grace period ran out since the last periodic check: pause now, as the reader sees it.
+  if (billing && status !== billing.status) await checkGrace(ctx, tenantId, { actor: { type: "system", id: null }, requestId: ctx.newId() });
+  const period = billing?.periodStart && billing.periodEnd ? { start: billing.periodStart, end: billing.periodEnd } : month;
   const on = ctx.cfg.BILLING_PLANS ? await tenantPlanOf(db, tenantId) : null;
   const plan = on ? ctx.cfg.BILLING_PLANS!.find((p) => p.id === on.planId) : undefined;
   const workspaces = (await db.selectFrom("metric_workspaces").select("workspace_id").where("tenant_id", "=", tenantId).execute()).map((r) => r.workspace_id);
@@ -28,11 +35,11 @@ export async function getAccount(ctx: BillingContext, claims: ScopeClaims): Prom
   const [inboxes, domains, emailsPerMonth] = await Promise.all([
     sum((w) => cumBefore(db, w, "inboxes")),
     sum((w) => cumBefore(db, w, "domains")),
-    sum(async (w) => (await cumBefore(db, w, "sent", period.end)) - (await cumBefore(db, w, "sent", period.start))),
+    sum(async (w) => (await cumBefore(db, w, "sent", month.end)) - (await cumBefore(db, w, "sent", month.start))),
   ]);
   return {
     plan: on ? { id: on.planId, name: plan?.name ?? on.planId, limits: on.limits } : null,
-    status: "active",
+    status,
     usage: { inboxes, domains, emailsPerMonth },
     period: { start: period.start.toISOString(), end: period.end.toISOString() },
   };

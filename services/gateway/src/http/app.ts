@@ -12,6 +12,8 @@ import type { ScopeSigner } from "@mam/scope/token.ts";
 import { LookupRefused, type Authenticator, type LookupGuard } from "../auth/authenticator.ts";
 import type { RateDecision, RateLimiter } from "../auth/rate-limit.ts";
 import type { GatewayConfig } from "../config.ts";
+import { STRIPE_WEBHOOK_MAX_BYTES, StripeWebhookReply } from "@mam/contracts/billing-api.ts";
+import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import { renderDocsPage } from "./docs-page.ts";
 import { errorHandler, sendError } from "./errors.ts";
 import { admitLargeBodies, LargeBodies } from "./large-bodies.ts";
@@ -80,6 +82,16 @@ const localRoutes: LocalRoute[] = [
     tag: "Keys",
     keys: ["super_admin", "tenant", "workspace", "inbox"],
     reply: Me,
+  },
+  {
+    method: "post",
+    path: "/billing/stripe/webhook",
+    operationId: "stripeWebhook",
+    summary: "Stripe's webhook endpoint (no key: the Stripe-Signature header over the raw body authenticates it)",
+    tag: "Billing",
+    keys: [],
+    reply: StripeWebhookReply,
+    errors: ["VALIDATION_ERROR", "PAYLOAD_TOO_LARGE", "INTERNAL", "UNAVAILABLE"],
   },
   {
     method: "get",
@@ -154,6 +166,20 @@ export function buildApp(d: AppDeps): express.Express {
     res.status(426).json({ error: "Upgrade required: connect with a WebSocket client", code: "VALIDATION_ERROR" });
   };
   for (const door of webSocketDoors) app.get(`/v1${door.path}`, upgradeRequired);
+
+  // Stripe's webhook: no key; the raw bytes and the Stripe-Signature header go to billing,
+  // which checks the signature over exactly these bytes before parsing anything.
+  app.post("/v1/billing/stripe/webhook", express.raw({ type: () => true, limit: STRIPE_WEBHOOK_MAX_BYTES }), async (req: Request, res: Response) => {
+    const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const reply = await request(
+      d.bus,
+      RpcContracts.billing.stripeWebhook.subject,
+      { payload: raw.toString("base64"), signature: (req.get("stripe-signature") ?? "").slice(0, 4096) },
+      { requestId: res.locals.requestId, timeoutMs: d.cfg.RPC_TIMEOUT_MS },
+    );
+    if (!reply.ok) throw AppError.fromBody(reply.error);
+    res.status(reply.status).json(reply.body);
+  });
 
   const v1 = express.Router();
   v1.use(async (req: Request, res: Response, next: NextFunction) => {

@@ -14,6 +14,8 @@ export interface LocalRoute {
   tag: string;
   keys: readonly KeyKind[];
   reply: z.ZodType;
+  /** Error codes it may answer, for a route without a key (one with a key has the key's). */
+  errors?: readonly ErrorCode[];
 }
 
 /** What a client sees of an error: every code, UNAVAILABLE included (a 503). */
@@ -121,7 +123,7 @@ const operationIdOf = (subject: string) =>
 
 function localOperation(r: LocalRoute): ZodOpenApiOperationObject {
   // Resolving a key the gateway has not cached asks identity, which may be unreachable.
-  const errors: ErrorCode[] = r.keys.length ? ["UNAUTHORIZED", "RATE_LIMITED", "INTERNAL", "UNAVAILABLE"] : [];
+  const errors: ErrorCode[] = r.keys.length ? ["UNAUTHORIZED", "RATE_LIMITED", "INTERNAL", "UNAVAILABLE"] : [...(r.errors ?? [])];
   return {
     operationId: r.operationId,
     summary: r.summary,

@@ -217,11 +217,28 @@ export const forwardRoutes: ForwardRoute[] = [
   route("get", "/billing", B.account, {
     summary: "The tenant's plan and what it uses of it this month",
     description:
-      "The plan (null when no plans are configured: nothing is limited), its limits (null: unlimited), and the usage: live inboxes and domains now, messages sent in the current UTC month (`period`, `[start, end)`). " +
+      "The plan (null when no plans are configured: nothing is limited), its limits (null: unlimited), the status (active, past_due: a payment failed and the grace period runs, paused: sends refused with INBOX_PAUSED, canceled: the subscription ended, back on the free plan), " +
+      "the period (the subscription's, else the current UTC month, `[start, end)`), and the usage: live inboxes and domains now, messages sent in the current UTC month. " +
       "Usage is counted from the event stream, a moment behind the limits the mailbox enforces. tk_ keys only.",
     tag: "Billing",
     keys: TENANT,
     from: "query",
+  }),
+
+  route("post", "/billing/checkout", B.checkout, {
+    summary: "A Stripe Checkout Session URL to subscribe to a plan",
+    description:
+      "The plan must have a Stripe price (a free plan is a 400). The tenant's Stripe customer is created when first needed. " +
+      "Without Stripe configured on the platform (STRIPE_SECRET_KEY unset) the answer is 503. tk_ keys only.",
+    tag: "Billing",
+    keys: TENANT,
+    from: "body",
+  }),
+  route("post", "/billing/portal", B.portal, {
+    summary: "A Stripe customer-portal URL (change plan, payment method, cancel)",
+    description: "Without Stripe configured on the platform (STRIPE_SECRET_KEY unset) the answer is 503. tk_ keys only.",
+    tag: "Billing",
+    keys: TENANT,
   }),
 
   route("get", "/metrics", B.metrics, {

@@ -3,7 +3,7 @@ import type { JsMsg } from "@nats-io/jetstream";
 import { ZodError } from "zod";
 import { BILLING_CONTEXT, parseBillingEvent, type BillingEnvelope } from "@mam/contracts/billing-events.ts";
 import { eventSubject } from "@mam/contracts/envelope.ts";
-import { limitReached } from "@mam/contracts/errors.ts";
+import { AppError, limitReached } from "@mam/contracts/errors.ts";
 import type { MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
 import { MAILBOX_CONTEXT } from "@mam/contracts/mailbox-events.ts";
 import { applyConsumed, applyOnce, type Sequenced } from "@mam/service-kit/event-sourcing.ts";
@@ -15,6 +15,8 @@ export type LimitKind = "inboxes" | "domains" | "emailsPerMonth";
 
 /** The read model of billing's TenantPlanChanged (its checkpoint rows, and its durable consumer's name). */
 export const PLAN_LIMITS = "mailbox-plan-limits";
+/** The read model of billing's TenantBillingChanged: paused tenants (its durable consumer's name). */
+export const TENANT_PAUSES = "mailbox-tenant-pauses";
 
 /** What a command's new events add to the tenant's usage: one message sent is one email, whatever its recipients. */
 export function usageAdded(events: { type: string }[]): Record<LimitKind, number> {
@@ -50,6 +52,12 @@ export async function enforcePlanLimits(tx: Tx, fresh: Sequenced<MailboxEnvelope
   if (!added.inboxes && !added.domains && !added.emailsPerMonth) return;
   const limits = await tx.selectFrom("tenant_limits").selectAll().where("tenant_id", "=", tenantId).executeTakeFirst();
   if (added.emailsPerMonth) {
+    const pause = await tx.selectFrom("tenant_pauses").select("paused").where("tenant_id", "=", tenantId).executeTakeFirst();
+    if (pause?.paused)
+      throw new AppError(
+        "INBOX_PAUSED",
+        "Sending is paused for this tenant: its payment failed past the grace period, or its subscription ended; pay to resume (reading and receiving go on)",
+      );
     const at = new Date(fresh.find(({ e }) => e.type === "MessageSent")!.e.occurredAt);
     const row = await tx
       .insertInto("tenant_monthly_sends")
@@ -96,7 +104,31 @@ export function planLimitsProjection(db: Tx): ProjectionSpec {
   };
 }
 
+/** Keeps `tenant_pauses` from billing's TenantBillingChanged, each once, a newer version over an older. */
+export function tenantPausesProjection(db: Tx): ProjectionSpec {
+  return {
+    name: TENANT_PAUSES,
+    filterSubject: (prefix) => eventSubject(prefix, { context: BILLING_CONTEXT, tenantId: "*", workspaceId: "*", type: "TenantBillingChanged" }),
+    isPoison: (err) => err instanceof ZodError,
+    handle: async (msg: JsMsg) => {
+      const e = parseBillingEvent(msg.json());
+      await applyConsumed(db, MAILBOX_CONTEXT, e, (tx) => applyOnce(tx, TENANT_PAUSES, e, msg.seq, () => applyPause(tx, e)));
+    },
+  };
+}
+
+async function applyPause(tx: Tx, e: BillingEnvelope): Promise<void> {
+  if (e.type !== "TenantBillingChanged") return;
+  const row = { paused: e.data.status === "paused", version: e.aggregateVersion };
+  await tx
+    .insertInto("tenant_pauses")
+    .values({ tenant_id: e.data.tenantId, ...row })
+    .onConflict((oc) => oc.column("tenant_id").doUpdateSet(row).where("tenant_pauses.version", "<", e.aggregateVersion))
+    .execute();
+}
+
 async function applyPlan(tx: Tx, e: BillingEnvelope): Promise<void> {
+  if (e.type !== "TenantPlanChanged") return;
   const { tenantId, planId, limits } = e.data;
   const row = { plan_id: planId, inboxes: limits.inboxes, emails_per_month: limits.emailsPerMonth, domains: limits.domains, version: e.aggregateVersion };
   await tx

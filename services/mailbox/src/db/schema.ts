@@ -217,6 +217,12 @@ export interface TenantLimitsTable {
   domains: number | null;
   version: number;
 }
+/** Whether billing paused the tenant (TenantBillingChanged): its sends are refused. */
+export interface TenantPausesTable {
+  tenant_id: string;
+  paused: boolean;
+  version: number;
+}
 /** Messages a tenant sent in a UTC month (`month`: its first day), counted in each send's transaction. */
 export interface TenantMonthlySendsTable {
   tenant_id: string;
@@ -226,6 +232,7 @@ export interface TenantMonthlySendsTable {
 
 export interface MailboxDb extends ProjectionTables {
   tenant_limits: TenantLimitsTable;
+  tenant_pauses: TenantPausesTable;
   tenant_monthly_sends: TenantMonthlySendsTable;
   delivery_outcomes: DeliveryOutcomesTable;
   delivery_queue: DeliveryQueueTable;
