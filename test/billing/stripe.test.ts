@@ -261,6 +261,46 @@ describe("Stripe: checkout, portal and a subscription's lifecycle driven by sign
     expect(account).toMatchObject({ plan: { id: "free" }, status: "canceled" });
     expect((await send(inboxes[0]!, inboxes[1]!.email)).status).toBe(200);
   });
+
+  it("an event's client_reference_id or metadata never decides the tenant: another customer naming it, or its customer naming another tenant, changes nothing", async () => {
+    const before = await billingRow();
+    const later = now + 60;
+    // A Payment Link (or any checkout) paid by someone else, naming this tenant.
+    const foreign = event("checkout.session.completed", later, {
+      id: "cs_foreign",
+      object: "checkout.session",
+      mode: "subscription",
+      client_reference_id: tenantId,
+      customer: "cus_someone_else",
+      subscription: "sub_foreign",
+      metadata: { tenantId },
+    });
+    expect(await signed(foreign)).toEqual({ status: 200, body: { received: true } });
+    const failed = event("invoice.payment_failed", later, {
+      id: "in_foreign",
+      object: "invoice",
+      customer: "cus_someone_else",
+      subscription: "sub_foreign",
+      metadata: { tenantId },
+    });
+    expect((await signed(failed)).status).toBe(200);
+    const ended = { ...subscription("canceled", later), id: "sub_foreign", customer: "cus_someone_else" };
+    expect((await signed(event("customer.subscription.deleted", later, ended))).status).toBe(200);
+    // This tenant's customer, naming another tenant.
+    const other = (await provisionTenant(s, "Bystander")).tenant.id;
+    const misnamed = event("checkout.session.completed", later, {
+      id: "cs_misnamed",
+      object: "checkout.session",
+      mode: "subscription",
+      client_reference_id: other,
+      customer: "cus_standin",
+      subscription: "sub_other",
+      metadata: { tenantId: other },
+    });
+    expect(await signed(misnamed)).toEqual({ status: 200, body: { received: true } });
+    expect(await billingRow()).toEqual(before);
+    expect(await s.billing!.ctx.db.selectFrom("tenant_billing").selectAll().where("tenant_id", "=", other).executeTakeFirst()).toBeUndefined();
+  });
 });
 
 describe("Stripe not configured", () => {

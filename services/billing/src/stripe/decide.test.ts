@@ -29,6 +29,23 @@ describe("decideStripeEvent", () => {
     expect(decideStripeEvent(base, { kind: "payment_failed", at: secs(now) - 101, ...ids }, policy)).toEqual([]);
   });
 
+  it("another customer's event changes nothing, whatever it is (the tenant's customer is billing's own record)", () => {
+    const other = { customerId: "cus_other", subscriptionId: "sub_other" };
+    expect(decideStripeEvent(base, { kind: "payment_failed", at: secs(now), ...other }, policy)).toEqual([]);
+    expect(decideStripeEvent(base, { kind: "checkout", at: secs(now), ...other }, policy)).toEqual([]);
+    const ended = {
+      kind: "subscription" as const,
+      at: secs(now),
+      ...other,
+      deleted: true,
+      subStatus: "canceled",
+      priceId: null,
+      periodStart: null,
+      periodEnd: null,
+    };
+    expect(decideStripeEvent(base, ended, policy)).toEqual([]);
+  });
+
   it("a subscription on a paid price moves the plan, then the billing, versions in order", () => {
     const d = decideStripeEvent(
       base,

@@ -60,7 +60,9 @@ const FAILING = new Set(["past_due", "unpaid"]);
 export function nextBilling(cur: TenantBilling, ev: StripeChange, p: StripePolicy): { next: TenantBilling; plan?: Plan } | null {
   // An event older than the newest applied one says nothing new.
   if (cur.stripeAt !== null && ev.at < cur.stripeAt) return null;
-  const next: TenantBilling = { ...cur, stripeAt: ev.at, customerId: ev.customerId ?? cur.customerId };
+  // Another customer's event says nothing about this tenant (its customer is recorded by billing alone).
+  if (cur.customerId && ev.customerId && ev.customerId !== cur.customerId) return null;
+  const next: TenantBilling = { ...cur, stripeAt: ev.at, customerId: cur.customerId ?? ev.customerId };
   const failedAt = () => cur.pastDueSince ?? new Date(ev.at * 1000);
   let plan: Plan | undefined;
   switch (ev.kind) {

@@ -98,16 +98,14 @@ export async function createPortal(
 }
 
 const Uuid = z.uuid();
-const tenantIn = (...candidates: unknown[]): string | null => {
-  for (const c of candidates) if (Uuid.safeParse(c).success) return c as string;
-  return null;
-};
+/** The tenants an event's own fields name (client_reference_id, metadata): a cross-check only, never the authority. */
+const tenantsIn = (...candidates: unknown[]): string[] => candidates.filter((c): c is string => Uuid.safeParse(c).success);
 const idOf = (v: unknown): string | null =>
   typeof v === "string" ? v : v && typeof v === "object" && typeof (v as { id?: unknown }).id === "string" ? (v as { id: string }).id : null;
 const dateOf = (secs: unknown) => (typeof secs === "number" ? new Date(secs * 1000) : null);
 
-/** What billing acts on in a verified Stripe event, and the tenant it names (if it names one); null: not ours to act on. */
-export function changeOf(event: Stripe.Event): { change: StripeChange; tenantId: string | null; customerId: string | null } | null {
+/** What billing acts on in a verified Stripe event, and the tenants its fields name; null: not ours to act on. */
+export function changeOf(event: Stripe.Event): { change: StripeChange; named: string[]; customerId: string | null } | null {
   const at = event.created;
   switch (event.type) {
     case "checkout.session.completed": {
@@ -116,7 +114,7 @@ export function changeOf(event: Stripe.Event): { change: StripeChange; tenantId:
       const customerId = idOf(o.customer);
       return {
         change: { kind: "checkout", at, customerId, subscriptionId: idOf(o.subscription) },
-        tenantId: tenantIn(o.client_reference_id, o.metadata?.tenantId),
+        named: tenantsIn(o.client_reference_id, o.metadata?.tenantId),
         customerId,
       };
     }
@@ -139,7 +137,7 @@ export function changeOf(event: Stripe.Event): { change: StripeChange; tenantId:
           periodStart: dateOf(item?.current_period_start ?? top.current_period_start),
           periodEnd: dateOf(item?.current_period_end ?? top.current_period_end),
         },
-        tenantId: tenantIn(o.metadata?.tenantId),
+        named: tenantsIn(o.metadata?.tenantId),
         customerId,
       };
     }
@@ -150,7 +148,7 @@ export function changeOf(event: Stripe.Event): { change: StripeChange; tenantId:
       const sub =
         idOf(o.subscription) ?? idOf((o as { parent?: { subscription_details?: { subscription?: unknown } } }).parent?.subscription_details?.subscription);
       const kind = event.type === "invoice.paid" ? "invoice_paid" : "payment_failed";
-      return { change: { kind, at, customerId, subscriptionId: sub }, tenantId: tenantIn(o.metadata?.tenantId), customerId };
+      return { change: { kind, at, customerId, subscriptionId: sub }, named: tenantsIn(o.metadata?.tenantId), customerId };
     }
     default:
       return null;
@@ -180,13 +178,19 @@ export async function handleStripeWebhook(
   }
   const found = changeOf(event);
   if (!found) return { received: true };
-  const tenantId =
-    found.tenantId ??
-    (found.customerId
-      ? ((await ctx.db.selectFrom("tenant_billing").select("tenant_id").where("customer_id", "=", found.customerId).executeTakeFirst())?.tenant_id ?? null)
-      : null);
+  // The tenant is the owner of the event's Stripe customer, as billing recorded it (billing
+  // creates each tenant's customer before any Checkout Session). client_reference_id and
+  // metadata are only cross-checked: anyone can open a Payment Link with a client_reference_id
+  // of their choosing, so they never decide whose account an event changes.
+  const tenantId = found.customerId
+    ? ((await ctx.db.selectFrom("tenant_billing").select("tenant_id").where("customer_id", "=", found.customerId).executeTakeFirst())?.tenant_id ?? null)
+    : null;
   if (!tenantId) {
-    c.logger.info({ eventId: event.id, type: event.type }, "stripe event names no tenant of ours: ignored");
+    c.logger.info({ eventId: event.id, type: event.type }, "stripe event names no customer of ours: ignored");
+    return { received: true };
+  }
+  if (found.named.some((t) => t !== tenantId)) {
+    c.logger.warn({ eventId: event.id, type: event.type, tenantId }, "stripe event names another tenant than its customer's: ignored");
     return { received: true };
   }
   const fresh = await applyStripeEvent(ctx, tenantId, event.id, found.change, { actor: SYSTEM, requestId: c.requestId });
