@@ -245,6 +245,19 @@ describe("Stripe: checkout, portal and a subscription's lifecycle driven by sign
     expect((await webhook(failed)).status).toBe(400);
     const otherBody = JSON.stringify(event("invoice.payment_failed", now, invoice("in_8")));
     expect((await webhook(otherBody, sdk.webhooks.generateTestHeaderString({ payload: failed, secret: WEBHOOK_SECRET }))).status).toBe(400);
+    // A signature older than Stripe's tolerance (a replayed request): refused.
+    const stale = sdk.webhooks.generateTestHeaderString({ payload: failed, secret: WEBHOOK_SECRET, timestamp: Math.floor(Date.now() / 1000) - 3600 });
+    expect((await webhook(failed, stale)).status).toBe(400);
+    // An event type billing does not act on: acknowledged, nothing changed.
+    expect(await signed(event("customer.updated", now, { id: "cus_standin", object: "customer", metadata: { tenantId } }))).toEqual({
+      status: 200,
+      body: { received: true },
+    });
+    // Beyond the body cap: 413 before anything reaches billing.
+    const huge = JSON.stringify(event("invoice.payment_failed", now, { ...invoice("in_huge"), description: "x".repeat(300 * 1024) }));
+    const tooLarge = await webhook(huge, sdk.webhooks.generateTestHeaderString({ payload: huge, secret: WEBHOOK_SECRET }));
+    expect(tooLarge.status).toBe(413);
+    expect(tooLarge.body).toMatchObject({ code: "PAYLOAD_TOO_LARGE" });
 
     expect(await billingRow()).toEqual(before);
     expect((await s.api("GET", "/v1/billing", { key: tk })).body.status).toBe("active");

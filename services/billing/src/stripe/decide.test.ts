@@ -46,6 +46,17 @@ describe("decideStripeEvent", () => {
     expect(decideStripeEvent(base, ended, policy)).toEqual([]);
   });
 
+  it("a subscription not paid for (incomplete, past due, unpaid) never moves the tenant to its price's plan", () => {
+    for (const subStatus of ["incomplete", "past_due", "unpaid"]) {
+      const d = decideStripeEvent(
+        base,
+        { kind: "subscription", at: secs(now), ...ids, deleted: false, subStatus, priceId: "price_pro", periodStart: now, periodEnd: null },
+        policy,
+      );
+      expect(d.map((x) => x.event.type)).not.toContain("TenantPlanChanged");
+    }
+  });
+
   it("a subscription on a paid price moves the plan, then the billing, versions in order", () => {
     const d = decideStripeEvent(
       base,

@@ -81,7 +81,9 @@ export function nextBilling(cur: TenantBilling, ev: StripeChange, p: StripePolic
       next.subscriptionId = ev.subscriptionId ?? cur.subscriptionId;
       next.periodStart = ev.periodStart ?? cur.periodStart;
       next.periodEnd = ev.periodEnd ?? cur.periodEnd;
-      plan = ev.priceId ? p.plans.find((x) => x.stripePriceId === ev.priceId) : undefined;
+      // Only a subscription being paid for (or trialing) moves the plan: an incomplete one (its
+      // first payment pending or failed) or a failing one keeps the tenant where it was.
+      plan = ev.priceId && PAYING.has(ev.subStatus) ? p.plans.find((x) => x.stripePriceId === ev.priceId) : undefined;
       if (PAYING.has(ev.subStatus)) Object.assign(next, { status: "active", pastDueSince: null });
       else if (FAILING.has(ev.subStatus)) Object.assign(next, { status: cur.status === "paused" ? "paused" : "past_due", pastDueSince: failedAt() });
       else if (ev.subStatus === "paused") next.status = "paused";
