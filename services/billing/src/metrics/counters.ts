@@ -49,3 +49,25 @@ export async function cumBefore(db: Db, scopeId: string, kind: Kind, before?: Da
   const row = await q.orderBy("at", "desc").limit(1).executeTakeFirst();
   return Number(row?.cum ?? 0);
 }
+
+/**
+ * The sum over a tenant's workspaces of their totals of `kind` strictly before `before` (or
+ * ever): one query, one index lookup per workspace (a lateral join), so a tenant with many
+ * workspaces costs one round trip and one pooled connection, not one per workspace.
+ */
+export async function tenantCumBefore(db: Db, tenantId: string, kind: Kind, before?: Date): Promise<number> {
+  const row = await db
+    .selectFrom("metric_workspaces as w")
+    .innerJoinLateral(
+      (eb) => {
+        let q = eb.selectFrom("metric_counters as c").select("c.cum").whereRef("c.scope_id", "=", "w.workspace_id").where("c.kind", "=", kind);
+        if (before) q = q.where("c.at", "<", before);
+        return q.orderBy("c.at", "desc").limit(1).as("last");
+      },
+      (join) => join.onTrue(),
+    )
+    .select((eb) => eb.fn.sum<string | null>("last.cum").as("n"))
+    .where("w.tenant_id", "=", tenantId)
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
+}

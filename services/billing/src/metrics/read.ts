@@ -1,28 +1,26 @@
 import type { Metrics, MetricsQuery } from "@mam/contracts/billing-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { BillingContext } from "../context.ts";
-import { cumBefore, type CountKind, type ResourceKind } from "./counters.ts";
+import { cumBefore, tenantCumBefore, type CountKind, type Kind, type ResourceKind } from "./counters.ts";
 import { decideScope, type Known, type MetricsScope } from "./scope.ts";
 import { resolveWindow } from "./window.ts";
 
 const COUNTS: CountKind[] = ["sent", "received", "bounced"];
 
 /**
- * `GET /v1/metrics`: the scope from the key's claims, then two index lookups per kind and
- * scope row (the workspace's or the inbox's; a tenant's is the sum over its workspaces),
- * whatever the window's length.
+ * `GET /v1/metrics`: the scope from the key's claims, then two index lookups per kind on the
+ * scope's row (the workspace's or the inbox's; a tenant's: one query summing its workspaces'
+ * rows, an index lookup each), whatever the window's length.
  */
 export async function getMetrics(ctx: BillingContext, claims: ScopeClaims, q: MetricsQuery): Promise<Metrics> {
   const window = resolveWindow(q, ctx.clock());
   const scope = decideScope(claims, q, await lookUp(ctx, q));
   const { db } = ctx;
-  const workspaces = scope.workspaceId
-    ? [scope.workspaceId]
-    : (await db.selectFrom("metric_workspaces").select("workspace_id").where("tenant_id", "=", scope.tenantId).execute()).map((r) => r.workspace_id);
-  const countRows = scope.inboxId ? [scope.inboxId] : workspaces;
-  const sum = async (ids: string[], f: (id: string) => Promise<number>) => (await Promise.all(ids.map(f))).reduce((a, b) => a + b, 0);
-  const count = (kind: CountKind) => sum(countRows, async (id) => (await cumBefore(db, id, kind, window.to)) - (await cumBefore(db, id, kind, window.from)));
-  const held = (kind: ResourceKind) => sum(workspaces, (id) => cumBefore(db, id, kind));
+  // An inbox or a workspace: its own rows; the whole tenant: one query over its workspaces' rows.
+  const row = scope.inboxId ?? scope.workspaceId;
+  const cum = (kind: Kind, before?: Date) => (row ? cumBefore(db, row, kind, before) : tenantCumBefore(db, scope.tenantId, kind, before));
+  const count = async (kind: CountKind) => (await cum(kind, window.to)) - (await cum(kind, window.from));
+  const held = (kind: ResourceKind) => (scope.workspaceId ? cumBefore(db, scope.workspaceId, kind) : tenantCumBefore(db, scope.tenantId, kind));
   const [sent, received, bounced] = await Promise.all(COUNTS.map(count));
   return {
     window: { from: window.from.toISOString(), to: window.to.toISOString() },

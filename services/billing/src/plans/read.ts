@@ -2,7 +2,7 @@ import type { BillingAccount } from "@mam/contracts/billing-api.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { BillingContext } from "../context.ts";
-import { cumBefore } from "../metrics/counters.ts";
+import { tenantCumBefore } from "../metrics/counters.ts";
 import { checkGrace, graceMsOf, tenantBillingOf } from "../stripe/commands.ts";
 import { effectiveStatus } from "../stripe/decide.ts";
 import { tenantPlanOf } from "./commands.ts";
@@ -30,12 +30,10 @@ export async function getAccount(ctx: BillingContext, claims: ScopeClaims): Prom
   const period = billing?.periodStart && billing.periodEnd ? { start: billing.periodStart, end: billing.periodEnd } : month;
   const on = ctx.cfg.BILLING_PLANS ? await tenantPlanOf(db, tenantId) : null;
   const plan = on ? ctx.cfg.BILLING_PLANS!.find((p) => p.id === on.planId) : undefined;
-  const workspaces = (await db.selectFrom("metric_workspaces").select("workspace_id").where("tenant_id", "=", tenantId).execute()).map((r) => r.workspace_id);
-  const sum = async (f: (id: string) => Promise<number>) => (await Promise.all(workspaces.map(f))).reduce((a, b) => a + b, 0);
   const [inboxes, domains, emailsPerMonth] = await Promise.all([
-    sum((w) => cumBefore(db, w, "inboxes")),
-    sum((w) => cumBefore(db, w, "domains")),
-    sum(async (w) => (await cumBefore(db, w, "sent", month.end)) - (await cumBefore(db, w, "sent", month.start))),
+    tenantCumBefore(db, tenantId, "inboxes"),
+    tenantCumBefore(db, tenantId, "domains"),
+    (async () => (await tenantCumBefore(db, tenantId, "sent", month.end)) - (await tenantCumBefore(db, tenantId, "sent", month.start)))(),
   ]);
   return {
     plan: on ? { id: on.planId, name: plan?.name ?? on.planId, limits: on.limits } : null,
