@@ -195,6 +195,10 @@ describe("Stripe: checkout, portal and a subscription's lifecycle driven by sign
       period: { start: new Date((now - 30 * DAY) * 1000).toISOString(), end: new Date(now * 1000).toISOString() },
     });
     expect(await billingRow()).toMatchObject({ subscription_id: "sub_1", customer_id: "cus_standin" });
+    // Subscribed: a second Checkout (a second subscription, billed twice) is refused; the portal changes the plan.
+    const again = await s.api("POST", "/v1/billing/checkout", { key: tk, body: { plan: "pro" } });
+    expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({ code: "CONFLICT" });
   });
 
   it("payment failed: past due, still sending; once the grace period has passed: paused (sends 403 INBOX_PAUSED, reading and SMTP receiving go on)", async () => {
@@ -273,6 +277,8 @@ describe("Stripe: checkout, portal and a subscription's lifecycle driven by sign
     const account = (await s.api("GET", "/v1/billing", { key: tk })).body;
     expect(account).toMatchObject({ plan: { id: "free" }, status: "canceled" });
     expect((await send(inboxes[0]!, inboxes[1]!.email)).status).toBe(200);
+    // No subscription any more: Checkout again.
+    expect((await s.api("POST", "/v1/billing/checkout", { key: tk, body: { plan: "pro" } })).status).toBe(200);
   });
 
   it("an event's client_reference_id or metadata never decides the tenant: another customer naming it, or its customer naming another tenant, changes nothing", async () => {

@@ -60,6 +60,10 @@ export async function createCheckout(
     throw new AppError("VALIDATION_ERROR", `Invalid body: plan: "${plan.id}" has no Stripe price (nothing to pay)`, [
       { path: "plan", message: "has no Stripe price" },
     ]);
+  // A second subscription would bill the tenant twice, and either one's end or failed payment
+  // would move the tenant: plan changes of a subscribed tenant go through the portal.
+  if ((await tenantBillingOf(ctx.db, tenantId))?.subscriptionId)
+    throw new AppError("CONFLICT", "The tenant has a subscription already: change its plan or cancel it in the customer portal (POST /v1/billing/portal)");
   const customer = await customerOf(ctx, s, tenantId, c.requestId, c.logger);
   const back = (result: string) => {
     const u = new URL(ctx.cfg.BILLING_RETURN_URL);
