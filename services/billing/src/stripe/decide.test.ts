@@ -57,6 +57,13 @@ describe("decideStripeEvent", () => {
     }
   });
 
+  it("an invoice of no subscription (a one-off) or of another subscription than the tenant's changes nothing", () => {
+    for (const kind of ["payment_failed", "invoice_paid"] as const) {
+      expect(decideStripeEvent(base, { kind, at: secs(now), customerId: "cus_1", subscriptionId: null }, policy)).toEqual([]);
+      expect(decideStripeEvent(base, { kind, at: secs(now), customerId: "cus_1", subscriptionId: "sub_old" }, policy)).toEqual([]);
+    }
+  });
+
   it("a subscription on a paid price moves the plan, then the billing, versions in order", () => {
     const d = decideStripeEvent(
       base,

@@ -62,6 +62,10 @@ export function nextBilling(cur: TenantBilling, ev: StripeChange, p: StripePolic
   if (cur.stripeAt !== null && ev.at < cur.stripeAt) return null;
   // Another customer's event says nothing about this tenant (its customer is recorded by billing alone).
   if (cur.customerId && ev.customerId && ev.customerId !== cur.customerId) return null;
+  // An invoice speaks for the tenant's subscription only: a one-off invoice, or one of another
+  // subscription, neither pauses nor resumes the tenant.
+  if ((ev.kind === "invoice_paid" || ev.kind === "payment_failed") && (!ev.subscriptionId || (cur.subscriptionId && ev.subscriptionId !== cur.subscriptionId)))
+    return null;
   const next: TenantBilling = { ...cur, stripeAt: ev.at, customerId: cur.customerId ?? ev.customerId };
   const failedAt = () => cur.pastDueSince ?? new Date(ev.at * 1000);
   let plan: Plan | undefined;
