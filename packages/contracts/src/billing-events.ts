@@ -21,6 +21,21 @@ export const TenantPlanChangedV1 = z.object({
   limits: PlanLimits,
 });
 
+/** The aggregate id of the platform's default limits (one aggregate, no tenant). */
+export const DEFAULT_LIMITS_AGGREGATE = "00000000-0000-4000-8000-000000000000";
+
+/**
+ * The limits of the default plan, which every new tenant is put on: a platform-level fact
+ * (tenantId and workspaceId null), announced at billing's start when they differ from the
+ * last announced. Whoever enforces limits applies them to a tenant billing has not told its
+ * own plan yet (the moments between TenantCreated and its TenantPlanChanged). `planId` and
+ * `limits` null: no plans are configured, nothing is limited.
+ */
+export const DefaultLimitsSetV1 = z.object({
+  planId: z.string().min(1).max(64).nullable(),
+  limits: PlanLimits.nullable(),
+});
+
 /** Where a tenant's payments stand: paying (or on a free plan), payment failed, paused (no sends), subscription ended. */
 export const BillingStatus = z.enum(["active", "past_due", "paused", "canceled"]);
 export type BillingStatus = z.infer<typeof BillingStatus>;
@@ -48,11 +63,13 @@ export const TenantBillingChangedV1 = z.object({
 export const billingEventSchemas = {
   TenantPlanChanged: { 1: TenantPlanChangedV1 },
   TenantBillingChanged: { 1: TenantBillingChangedV1 },
+  DefaultLimitsSet: { 1: DefaultLimitsSetV1 },
 } as const;
 
 export type BillingEvent =
   | { type: "TenantPlanChanged"; schemaVersion: 1; data: z.infer<typeof TenantPlanChangedV1> }
-  | { type: "TenantBillingChanged"; schemaVersion: 1; data: z.infer<typeof TenantBillingChangedV1> };
+  | { type: "TenantBillingChanged"; schemaVersion: 1; data: z.infer<typeof TenantBillingChangedV1> }
+  | { type: "DefaultLimitsSet"; schemaVersion: 1; data: z.infer<typeof DefaultLimitsSetV1> };
 
 export type BillingEnvelope = Omit<EventEnvelope, "type" | "schemaVersion" | "data"> & BillingEvent;
 

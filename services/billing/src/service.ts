@@ -10,7 +10,7 @@ import { migrations } from "./db/migrations/index.ts";
 import type { BillingDb } from "./db/schema.ts";
 import { MetricsProjection } from "./metrics/projection.ts";
 import { getMetrics } from "./metrics/read.ts";
-import { PlansPart } from "./plans/part.ts";
+import { DefaultLimitsPart, PlansPart } from "./plans/part.ts";
 import { applyBillingEvent, PROJECTION } from "./plans/projection.ts";
 import { getAccount } from "./plans/read.ts";
 import { signatureVerifier, stripeClient } from "./stripe/client.ts";
@@ -51,6 +51,7 @@ export class BillingService extends ServiceHost<BillingDb, BillingContext> {
       parts: (ctx, b) => {
         const parts: Part[] = [(this.metrics = new MetricsProjection(b, ctx.db))];
         const plans = cfg.BILLING_PLANS;
+        parts.push(new DefaultLimitsPart(ctx, plans?.find((p) => p.id === cfg.BILLING_DEFAULT_PLAN) ?? null));
         if (plans) parts.push(new PlansPart(ctx, b, plans, plans.find((p) => p.id === cfg.BILLING_DEFAULT_PLAN)!), new GracePart(ctx));
         return parts;
       },

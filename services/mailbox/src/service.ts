@@ -15,7 +15,7 @@ import { Outbound } from "./delivery/outbound.ts";
 import { deliveryWorker } from "./delivery/worker.ts";
 import { makeResolver } from "./dns/verify.ts";
 import { applyMailboxEvent, PROJECTION } from "./projections/mailbox-read-model.ts";
-import { planLimitsProjection, tenantPausesProjection } from "./commands/plan-limits.ts";
+import { defaultLimitsProjection, planLimitsProjection, tenantPausesProjection } from "./commands/plan-limits.ts";
 import { registerMailboxRpc } from "./rpc/handlers.ts";
 
 export interface MailboxOptions {
@@ -42,6 +42,7 @@ export class MailboxService extends ServiceHost<MailboxDb, MailboxContext> {
       projections: (ctx) => [
         ownEventsProjection({ name: PROJECTION, context: MAILBOX_CONTEXT, db: ctx.db, parse: parseMailboxEvent, apply: applyMailboxEvent }),
         planLimitsProjection(ctx.db),
+        defaultLimitsProjection(ctx.db),
         tenantPausesProjection(ctx.db),
       ],
       prepare: async (ctx) => void (await ensurePlatformKey(ctx.db, cfg.DKIM_SELECTOR, ctx.clock())),

@@ -12,6 +12,14 @@ export interface TenantPlansTable {
   updated_at: Date;
 }
 
+/** The default plan's limits as last announced (DefaultLimitsSet): one row, id 1. */
+export interface DefaultLimitsTable {
+  id: number;
+  plan_id: string | null;
+  limits: PlanLimits | null;
+  version: number;
+}
+
 // Stripe (stripe/)
 /** A tenant's Stripe billing, from TenantBillingChanged. */
 export interface TenantBillingTable {
@@ -72,6 +80,7 @@ export interface MetricCheckpointTable {
 
 export interface BillingDb extends ProjectionTables {
   tenant_plans: TenantPlansTable;
+  default_limits: DefaultLimitsTable;
   tenant_billing: TenantBillingTable;
   stripe_events: StripeEventsTable;
   metric_workspaces: MetricWorkspacesTable;

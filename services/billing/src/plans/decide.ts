@@ -1,4 +1,4 @@
-import type { BillingEvent, PlanLimits } from "@mam/contracts/billing-events.ts";
+import { DEFAULT_LIMITS_AGGREGATE, type BillingEvent, type PlanLimits } from "@mam/contracts/billing-events.ts";
 import type { EventDraft } from "@mam/service-kit/commands.ts";
 
 /** A tenant's plan as billing's read model holds it; null: on no plan yet. */
@@ -28,6 +28,33 @@ export function decideSetPlan(cmd: SetPlan, state: TenantPlanState | null, versi
       workspaceId: null,
       aggregateId: cmd.tenantId,
       aggregateVersion: version + 1,
+    },
+  ];
+}
+
+/** The default plan's limits as last announced; null: never announced. */
+export interface DefaultLimitsState {
+  planId: string | null;
+  limits: PlanLimits | null;
+  version: number;
+}
+
+/**
+ * One DefaultLimitsSet when the default plan (or its limits) differs from the last announced;
+ * `plan` null: no plans configured (announced only once something was announced before, or
+ * to say so at first start).
+ */
+export function decideDefaultLimits(plan: { id: string; limits: PlanLimits } | null, state: DefaultLimitsState | null): EventDraft<BillingEvent>[] {
+  const planId = plan?.id ?? null;
+  const limits = plan ? { ...plan.limits } : null;
+  if (state && state.planId === planId && (state.limits === null || limits === null ? state.limits === limits : sameLimits(state.limits, limits))) return [];
+  return [
+    {
+      event: { type: "DefaultLimitsSet", schemaVersion: 1, data: { planId, limits } },
+      tenantId: null,
+      workspaceId: null,
+      aggregateId: DEFAULT_LIMITS_AGGREGATE,
+      aggregateVersion: (state?.version ?? 0) + 1,
     },
   ];
 }

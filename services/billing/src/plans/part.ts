@@ -7,7 +7,7 @@ import type { Part } from "@mam/service-kit/service.ts";
 import type { Plan } from "../config.ts";
 import type { BillingContext } from "../context.ts";
 import type { BillingDb } from "../db/schema.ts";
-import { setPlan } from "./commands.ts";
+import { announceDefaultLimits, setPlan } from "./commands.ts";
 
 /** The durable consumer of identity's TenantCreated (infra/nats/nats.conf grants its lines). */
 export const TENANTS_CONSUMER = "billing-tenants";
@@ -85,4 +85,25 @@ export class PlansPart implements Part {
     }
     if (changed) ctx.logger.info({ tenants: changed }, "plan limits changed in the configuration: tenants told");
   }
+}
+
+/**
+ * At start, announces the default plan's limits (DefaultLimitsSet) when they differ from the
+ * last announced, so the mailbox limits a tenant billing has not reached yet; with no plans
+ * configured, announces none (null), so a mailbox told limits before drops them.
+ */
+export class DefaultLimitsPart implements Part {
+  constructor(
+    private readonly ctx: BillingContext,
+    private readonly defaultPlan: Plan | null,
+  ) {}
+
+  async start(): Promise<void> {
+    const { ctx, defaultPlan } = this;
+    const plan = defaultPlan && { id: defaultPlan.id, limits: defaultPlan.limits };
+    if (await announceDefaultLimits(ctx, plan, { ...SYSTEM, requestId: ctx.newId() }))
+      ctx.logger.info({ planId: plan?.id ?? null }, "default plan limits announced");
+  }
+
+  async stop(): Promise<void> {}
 }

@@ -29,6 +29,15 @@ async function evolve(tx: Kysely<BillingDb>, e: BillingEnvelope): Promise<void> 
         .execute();
       return;
     }
+    case "DefaultLimitsSet": {
+      const row = { plan_id: e.data.planId, limits: (e.data.limits ? JSON.stringify(e.data.limits) : null) as never, version: e.aggregateVersion };
+      await tx
+        .insertInto("default_limits")
+        .values({ id: 1, ...row })
+        .onConflict((oc) => oc.column("id").doUpdateSet(row).where("default_limits.version", "<", e.aggregateVersion))
+        .execute();
+      return;
+    }
     case "TenantBillingChanged": {
       const d = e.data;
       const date = (v: string | null) => (v ? new Date(v) : null);

@@ -15,6 +15,8 @@ export type LimitKind = "inboxes" | "domains" | "emailsPerMonth";
 
 /** The read model of billing's TenantPlanChanged (its checkpoint rows, and its durable consumer's name). */
 export const PLAN_LIMITS = "mailbox-plan-limits";
+/** The read model of billing's DefaultLimitsSet: the limits of a tenant billing has not reached yet (its durable consumer's name). */
+export const DEFAULT_LIMITS = "mailbox-default-limits";
 /** The read model of billing's TenantBillingChanged: paused tenants (its durable consumer's name). */
 export const TENANT_PAUSES = "mailbox-tenant-pauses";
 
@@ -50,7 +52,7 @@ export async function enforcePlanLimits(tx: Tx, fresh: Sequenced<MailboxEnvelope
   if (!tenantId) return;
   const added = usageAdded(fresh.map(({ e }) => e));
   if (!added.inboxes && !added.domains && !added.emailsPerMonth) return;
-  const limits = await tx.selectFrom("tenant_limits").selectAll().where("tenant_id", "=", tenantId).executeTakeFirst();
+  const limits = await limitsOf(tx, tenantId);
   if (added.emailsPerMonth) {
     const pause = await tx.selectFrom("tenant_pauses").select("paused").where("tenant_id", "=", tenantId).executeTakeFirst();
     if (pause?.paused)
@@ -79,6 +81,17 @@ export async function enforcePlanLimits(tx: Tx, fresh: Sequenced<MailboxEnvelope
     const refused = overLimit("domains", n, added.domains, limits.domains);
     if (refused) throw refused;
   }
+}
+
+/**
+ * The tenant's limits: its own as billing told them, else the default plan's (a tenant made
+ * moments ago, before billing put it on the default plan), else none (nothing limited).
+ */
+export async function limitsOf(tx: Tx, tenantId: string) {
+  const own = await tx.selectFrom("tenant_limits").select(["inboxes", "emails_per_month", "domains"]).where("tenant_id", "=", tenantId).executeTakeFirst();
+  if (own) return own;
+  const fallback = await tx.selectFrom("default_limits").select(["plan_id", "inboxes", "emails_per_month", "domains"]).where("id", "=", 1).executeTakeFirst();
+  return fallback?.plan_id ? { inboxes: fallback.inboxes, emails_per_month: fallback.emails_per_month, domains: fallback.domains } : undefined;
 }
 
 async function countLive(tx: Tx, table: "inboxes" | "domains", tenantId: string): Promise<number> {
@@ -115,6 +128,36 @@ export function tenantPausesProjection(db: Tx): ProjectionSpec {
       await applyConsumed(db, MAILBOX_CONTEXT, e, (tx) => applyOnce(tx, TENANT_PAUSES, e, msg.seq, () => applyPause(tx, e)));
     },
   };
+}
+
+/** Keeps `default_limits` from billing's DefaultLimitsSet, each once, a newer version over an older. */
+export function defaultLimitsProjection(db: Tx): ProjectionSpec {
+  return {
+    name: DEFAULT_LIMITS,
+    filterSubject: (prefix) => eventSubject(prefix, { context: BILLING_CONTEXT, tenantId: null, workspaceId: null, type: "DefaultLimitsSet" }),
+    isPoison: (err) => err instanceof ZodError,
+    handle: async (msg: JsMsg) => {
+      const e = parseBillingEvent(msg.json());
+      await applyConsumed(db, MAILBOX_CONTEXT, e, (tx) => applyOnce(tx, DEFAULT_LIMITS, e, msg.seq, () => applyDefault(tx, e)));
+    },
+  };
+}
+
+async function applyDefault(tx: Tx, e: BillingEnvelope): Promise<void> {
+  if (e.type !== "DefaultLimitsSet") return;
+  const { planId, limits } = e.data;
+  const row = {
+    plan_id: limits ? planId : null,
+    inboxes: limits?.inboxes ?? null,
+    emails_per_month: limits?.emailsPerMonth ?? null,
+    domains: limits?.domains ?? null,
+    version: e.aggregateVersion,
+  };
+  await tx
+    .insertInto("default_limits")
+    .values({ id: 1, ...row })
+    .onConflict((oc) => oc.column("id").doUpdateSet(row).where("default_limits.version", "<", e.aggregateVersion))
+    .execute();
 }
 
 async function applyPause(tx: Tx, e: BillingEnvelope): Promise<void> {

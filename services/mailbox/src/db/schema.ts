@@ -217,6 +217,15 @@ export interface TenantLimitsTable {
   domains: number | null;
   version: number;
 }
+/** The default plan's limits as billing last announced them (DefaultLimitsSet): one row, id 1; plan_id null: no plans, unlimited. */
+export interface DefaultLimitsTable {
+  id: number;
+  plan_id: string | null;
+  inboxes: number | null;
+  emails_per_month: number | null;
+  domains: number | null;
+  version: number;
+}
 /** Whether billing paused the tenant (TenantBillingChanged): its sends are refused. */
 export interface TenantPausesTable {
   tenant_id: string;
@@ -232,6 +241,7 @@ export interface TenantMonthlySendsTable {
 
 export interface MailboxDb extends ProjectionTables {
   tenant_limits: TenantLimitsTable;
+  default_limits: DefaultLimitsTable;
   tenant_pauses: TenantPausesTable;
   tenant_monthly_sends: TenantMonthlySendsTable;
   delivery_outcomes: DeliveryOutcomesTable;

@@ -14,6 +14,7 @@ import * as domainOwnership from "./2026-11-30T1100-domain-ownership.ts";
 import * as deliveryDeferrals from "./2026-11-30T2200-delivery-deferrals.ts";
 import * as inboxAddressesByAddress from "./2026-11-30T2310-inbox-addresses-by-address.ts";
 import * as planLimits from "./2026-12-04T0100-plan-limits.ts";
+import * as defaultLimits from "./2026-12-06T0100-default-limits.ts";
 import * as tenantPauses from "./2026-12-05T0100-tenant-pauses.ts";
 
 /** Every migration, by name; names sort in the order they must run. */
@@ -34,4 +35,5 @@ export const migrations: Record<string, Migration> = {
   "2026-11-30T2310-inbox-addresses-by-address": inboxAddressesByAddress,
   "2026-12-04T0100-plan-limits": planLimits,
   "2026-12-05T0100-tenant-pauses": tenantPauses,
+  "2026-12-06T0100-default-limits": defaultLimits,
 };
