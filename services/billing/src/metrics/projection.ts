@@ -1,17 +1,17 @@
-import { sql, type Kysely } from "kysely";
-import { ZodError } from "zod";
-import { DurableConsumer, type ConsumerOptions } from "@mam/bus/consumer.ts";
+import type { JsMsg } from "@nats-io/jetstream";
+import type { Kysely, Transaction } from "kysely";
+import type { DurableConsumer } from "@mam/bus/consumer.ts";
 import { EventEnvelope } from "@mam/contracts/envelope.ts";
 import { IDENTITY_CONTEXT, WorkspaceCreatedV1 } from "@mam/contracts/identity-events.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent, type MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import type { Backbone } from "@mam/service-kit/backbone.ts";
+import { startCheckpointedConsumer } from "@mam/service-kit/checkpointed-consumer.ts";
 import type { Part } from "@mam/service-kit/service.ts";
 import type { BillingDb } from "../db/schema.ts";
 import { bump } from "./counters.ts";
 
 type Tx = Kysely<BillingDb>;
-type Msg = Parameters<ConsumerOptions["handle"]>[0];
 
 /** The durable consumers' names (infra/nats/nats.conf grants each its own lines). */
 export const METRICS_CONSUMER = "billing-metrics";
@@ -113,31 +113,13 @@ export class MetricsProjection implements Part {
   async start(): Promise<void> {
     const { b } = this;
     const follows = [
-      { durable: METRICS_CONSUMER, filter: `${b.bus.prefix}evt.${MAILBOX_CONTEXT}.>` },
-      { durable: METRICS_WORKSPACES_CONSUMER, filter: `${b.bus.prefix}evt.${IDENTITY_CONTEXT}.*.*.WorkspaceCreated` },
+      { durable: METRICS_CONSUMER, filterSubject: `${b.bus.prefix}evt.${MAILBOX_CONTEXT}.>` },
+      { durable: METRICS_WORKSPACES_CONSUMER, filterSubject: `${b.bus.prefix}evt.${IDENTITY_CONTEXT}.*.*.WorkspaceCreated` },
     ];
     for (const f of follows) {
-      const row = await this.db.selectFrom("metric_checkpoint").select("stream_seq").where("consumer", "=", f.durable).executeTakeFirst();
-      if (!row) {
-        await b.bus.jsm.consumers.delete(b.stream, f.durable).catch(() => false);
-        await this.db
-          .insertInto("metric_checkpoint")
-          .values({ consumer: f.durable, stream_seq: 0 })
-          .onConflict((oc) => oc.doNothing())
-          .execute();
-      }
-      const consumer = new DurableConsumer({
-        bus: b.bus,
-        stream: b.stream,
-        durable: f.durable,
-        filterSubject: f.filter,
-        logger: b.logger,
-        handle: (msg) => this.apply(f.durable, msg),
-        isPoison: (err) => err instanceof ZodError,
-        ackWaitMs: 10_000,
-      });
-      await consumer.start();
-      this.consumers.push(consumer);
+      this.consumers.push(
+        await startCheckpointedConsumer({ backbone: b, db: this.db, table: "metric_checkpoint", ...f, apply: (tx, msg) => this.apply(tx, msg) }),
+      );
     }
   }
 
@@ -146,31 +128,22 @@ export class MetricsProjection implements Part {
     for (const c of this.consumers) await waitFor(() => c.caughtUp(), { timeoutMs, intervalMs: 50, what: "the metrics counters" });
   }
 
-  private async apply(durable: string, msg: Msg): Promise<void> {
+  private async apply(tx: Transaction<BillingDb>, msg: JsMsg): Promise<void> {
     const raw: unknown = msg.json();
     const env = EventEnvelope.parse(raw);
     const counted = env.context === MAILBOX_CONTEXT ? COUNTED.has(env.type) : env.type === "WorkspaceCreated";
-    await this.db.transaction().execute(async (tx) => {
-      if (counted) {
-        const fresh = await tx
-          .insertInto("metric_applied")
-          .values({ event_id: env.id })
-          .onConflict((oc) => oc.doNothing())
-          .executeTakeFirst();
-        if (Number(fresh.numInsertedOrUpdatedRows ?? 0) > 0) {
-          if (env.context === MAILBOX_CONTEXT) await applyMailbox(tx, parseMailboxEvent(raw));
-          else {
-            const d = WorkspaceCreatedV1.parse(env.data);
-            await knowWorkspace(tx, d.workspaceId, d.tenantId);
-          }
-        }
-      }
-      await tx
-        .insertInto("metric_checkpoint")
-        .values({ consumer: durable, stream_seq: msg.seq })
-        .onConflict((oc) => oc.column("consumer").doUpdateSet({ stream_seq: sql`greatest(metric_checkpoint.stream_seq, excluded.stream_seq)` }))
-        .execute();
-    });
+    if (!counted) return;
+    const fresh = await tx
+      .insertInto("metric_applied")
+      .values({ event_id: env.id })
+      .onConflict((oc) => oc.doNothing())
+      .executeTakeFirst();
+    if (Number(fresh.numInsertedOrUpdatedRows ?? 0) === 0) return;
+    if (env.context === MAILBOX_CONTEXT) await applyMailbox(tx, parseMailboxEvent(raw));
+    else {
+      const d = WorkspaceCreatedV1.parse(env.data);
+      await knowWorkspace(tx, d.workspaceId, d.tenantId);
+    }
   }
 
   async stop(): Promise<void> {

@@ -1,12 +1,12 @@
 import type { JsMsg } from "@nats-io/jetstream";
-import { sql, type Kysely } from "kysely";
-import { ZodError } from "zod";
-import { DurableConsumer } from "@mam/bus/consumer.ts";
+import type { Kysely, Transaction } from "kysely";
+import type { DurableConsumer } from "@mam/bus/consumer.ts";
 import { EventEnvelope } from "@mam/contracts/envelope.ts";
 import { IDENTITY_CONTEXT, WorkspaceCreatedV1, WorkspaceDeletedV1 } from "@mam/contracts/identity-events.ts";
 import { InboxCreatedV1, InboxDeletedV1, MAILBOX_CONTEXT } from "@mam/contracts/mailbox-events.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import type { Backbone } from "@mam/service-kit/backbone.ts";
+import { startCheckpointedConsumer } from "@mam/service-kit/checkpointed-consumer.ts";
 import type { RealtimeDb } from "../db/schema.ts";
 import type { DirectoryView } from "./scope.ts";
 
@@ -99,45 +99,15 @@ export class Directory {
   async start(): Promise<void> {
     const { b } = this;
     for (const f of FOLLOWS) {
-      // No checkpoint: the directory was dropped or never built; the consumer replays from the first event.
-      const row = await this.db.selectFrom("ws_directory_checkpoint").select("stream_seq").where("consumer", "=", f.durable).executeTakeFirst();
-      if (!row) {
-        await b.bus.jsm.consumers.delete(b.stream, f.durable).catch(() => false);
-        // Marked as being built, so that a replica starting next does not drop it again.
-        await this.db
-          .insertInto("ws_directory_checkpoint")
-          .values({ consumer: f.durable, stream_seq: 0 })
-          .onConflict((oc) => oc.doNothing())
-          .execute();
-      }
-      const consumer = new DurableConsumer({
-        bus: b.bus,
-        stream: b.stream,
-        durable: f.durable,
-        filterSubject: `${b.bus.prefix}evt.${f.context}.*.*.${f.type}`,
-        logger: b.logger,
-        handle: (msg) => this.apply(f, msg),
-        isPoison: (err) => err instanceof ZodError,
-        ackWaitMs: 10_000,
-      });
-      await consumer.start();
-      this.consumers.push(consumer);
+      const filterSubject = `${b.bus.prefix}evt.${f.context}.*.*.${f.type}`;
+      const apply = (tx: Transaction<RealtimeDb>, msg: JsMsg) => f.apply(tx, EventEnvelope.parse(msg.json()));
+      this.consumers.push(
+        await startCheckpointedConsumer({ backbone: b, db: this.db, table: "ws_directory_checkpoint", durable: f.durable, filterSubject, apply }),
+      );
     }
     for (const c of this.consumers) {
       await waitFor(() => c.caughtUp(), { timeoutMs: 10 * 60_000, intervalMs: 50, what: "the WebSocket directory" });
     }
-  }
-
-  private async apply(f: Follow, msg: JsMsg): Promise<void> {
-    const e = EventEnvelope.parse(msg.json());
-    await this.db.transaction().execute(async (tx) => {
-      await f.apply(tx, e);
-      await tx
-        .insertInto("ws_directory_checkpoint")
-        .values({ consumer: f.durable, stream_seq: msg.seq })
-        .onConflict((oc) => oc.column("consumer").doUpdateSet({ stream_seq: sql`greatest(ws_directory_checkpoint.stream_seq, excluded.stream_seq)` }))
-        .execute();
-    });
   }
 
   /** The live workspaces and inboxes among these ids. */

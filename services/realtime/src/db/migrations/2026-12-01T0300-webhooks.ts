@@ -1,25 +1,12 @@
 import { sql, type Kysely } from "kysely";
+import { createProjectionBookkeeping, dropProjectionBookkeeping } from "@mam/service-kit/bookkeeping-tables.ts";
 
 // Frozen: never edit a migration that has shipped; add a new one.
 // Webhooks: the read model of the Webhook aggregate's events, the signing secrets (never in an
 // event), delivery health, the delivery queue and its attempt log; and the bookkeeping every
 // event-sourced service keeps (which events a projection applied, and how far it is).
 export async function up(db: Kysely<any>): Promise<void> {
-  await sql`
-    create table applied_events (
-      workspace_id uuid not null,
-      event_id uuid not null,
-      stream_seq bigint not null,
-      primary key (workspace_id, event_id)
-    )`.execute(db);
-  await sql`
-    create table projection_checkpoint (
-      projection text not null,
-      tenant_key text not null,
-      stream_seq bigint not null,
-      updated_at timestamptz not null,
-      primary key (projection, tenant_key)
-    )`.execute(db);
+  await createProjectionBookkeeping(db);
 
   // A tenant-wide webhook is filed under the nil workspace.
   await sql`
@@ -108,16 +95,8 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  for (const t of [
-    "webhook_attempts",
-    "webhook_deliveries",
-    "webhook_ended_workspaces",
-    "webhook_health",
-    "webhook_secrets",
-    "webhooks",
-    "projection_checkpoint",
-    "applied_events",
-  ]) {
+  for (const t of ["webhook_attempts", "webhook_deliveries", "webhook_ended_workspaces", "webhook_health", "webhook_secrets", "webhooks"]) {
     await sql`drop table ${sql.table(t)}`.execute(db);
   }
+  await dropProjectionBookkeeping(db);
 }

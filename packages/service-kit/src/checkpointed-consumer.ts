@@ -1,0 +1,53 @@
+import type { JsMsg } from "@nats-io/jetstream";
+import { sql, type Kysely, type Transaction } from "kysely";
+import { ZodError } from "zod";
+import { DurableConsumer } from "@mam/bus/consumer.ts";
+import type { Backbone } from "./backbone.ts";
+
+/**
+ * A durable consumer (shared by a service's replicas) whose read model keeps how far it is
+ * in a checkpoint table of its own (`consumer`, `stream_seq`), written in the same
+ * transaction as what it applies. No checkpoint row means the read model was emptied or
+ * never built: the consumer is re-created and replays the stream from the start (the row is
+ * written at once, so a replica starting next does not drop it again).
+ */
+export async function startCheckpointedConsumer<DB>(o: {
+  backbone: Backbone<DB>;
+  db: Kysely<any>;
+  /** The checkpoint table: `consumer` text primary key, `stream_seq` bigint. */
+  table: string;
+  durable: string;
+  filterSubject: string;
+  apply: (tx: Transaction<any>, msg: JsMsg) => Promise<void>;
+}): Promise<DurableConsumer> {
+  const { backbone: b, db, table } = o;
+  const row = await db.selectFrom(table).select("stream_seq").where("consumer", "=", o.durable).executeTakeFirst();
+  if (!row) {
+    await b.bus.jsm.consumers.delete(b.stream, o.durable).catch(() => false);
+    await db
+      .insertInto(table)
+      .values({ consumer: o.durable, stream_seq: 0 })
+      .onConflict((oc) => oc.doNothing())
+      .execute();
+  }
+  const consumer = new DurableConsumer({
+    bus: b.bus,
+    stream: b.stream,
+    durable: o.durable,
+    filterSubject: o.filterSubject,
+    logger: b.logger,
+    handle: (msg) =>
+      db.transaction().execute(async (tx) => {
+        await o.apply(tx, msg);
+        await tx
+          .insertInto(table)
+          .values({ consumer: o.durable, stream_seq: msg.seq })
+          .onConflict((oc) => oc.column("consumer").doUpdateSet({ stream_seq: sql`greatest(${sql.ref(`${table}.stream_seq`)}, excluded.stream_seq)` }))
+          .execute();
+      }),
+    isPoison: (err) => err instanceof ZodError,
+    ackWaitMs: 10_000,
+  });
+  await consumer.start();
+  return consumer;
+}
