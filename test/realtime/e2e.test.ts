@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import nodemailer from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { WsClose } from "@mam/contracts/realtime-feed.ts";
+import { WsClose } from "@mam/contracts/ws-frames.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { WsClient } from "@mam/testing/ws-client.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { toWebhookPayload, WebhookHeaders } from "@mam/contracts/realtime-feed.ts";
+import { toWebhookPayload, WebhookHeaders } from "@mam/contracts/webhook-payload.ts";
 import { pruneWebhookLog } from "@mam/realtime/webhooks/sweep.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "@nats-io/transport-node";
 import WebSocket from "ws";
-import { WsClose } from "@mam/contracts/realtime-feed.ts";
+import { WsClose } from "@mam/contracts/ws-frames.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import { rpcSubject } from "@mam/contracts/subjects.ts";
 import { waitFor } from "@mam/runtime/wait.ts";

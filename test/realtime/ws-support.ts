@@ -1,6 +1,7 @@
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { feedSubject, type EventFrame, type FeedEvent, type FeedMessage } from "@mam/contracts/realtime-feed.ts";
+import { feedSubject, type FeedEvent, type FeedMessage } from "@mam/contracts/realtime-feed.ts";
+import type { EventFrame } from "@mam/contracts/ws-frames.ts";
 import { webSocketPartOf } from "@mam/realtime/ws/part.ts";
 import { uuidv7 } from "@mam/runtime/ids.ts";
 import { waitFor } from "@mam/runtime/wait.ts";

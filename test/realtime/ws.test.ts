@@ -1,6 +1,7 @@
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PUBLIC_EVENT_TYPES, WsClose, type FeedEvent } from "@mam/contracts/realtime-feed.ts";
+import { PUBLIC_EVENT_TYPES, type FeedEvent } from "@mam/contracts/realtime-feed.ts";
+import { WsClose } from "@mam/contracts/ws-frames.ts";
 import { webSocketPartOf } from "@mam/realtime/ws/part.ts";
 import { uuidv7 } from "@mam/runtime/ids.ts";
 import { generateScopeKeys } from "@mam/scope/key-material.ts";

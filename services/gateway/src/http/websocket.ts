@@ -7,7 +7,7 @@ import { call, request } from "@mam/bus/rpc.ts";
 import { AppError, publicErrorBody, type ErrorBody } from "@mam/contracts/errors.ts";
 import { IdParam } from "@mam/contracts/identity-api.ts";
 import type { Principal } from "@mam/contracts/keys.ts";
-import { WsUpgradeHeaders } from "@mam/contracts/realtime-feed.ts";
+import { WsUpgradeHeaders } from "@mam/contracts/ws-frames.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import { Headers, serviceOfSubject } from "@mam/contracts/scope.ts";
 import { isDependencyOutage } from "@mam/runtime/dependency.ts";

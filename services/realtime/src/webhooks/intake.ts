@@ -1,7 +1,8 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import type { Kysely } from "kysely";
 import { ZodError } from "zod";
-import { allFeedSubjects, FeedEvent, feedStreamName, toWebhookPayload } from "@mam/contracts/realtime-feed.ts";
+import { allFeedSubjects, FeedEvent, feedStreamName } from "@mam/contracts/realtime-feed.ts";
+import { toWebhookPayload } from "@mam/contracts/webhook-payload.ts";
 import { NO_WORKSPACE } from "@mam/service-kit/event-sourcing.ts";
 import type { Part } from "@mam/service-kit/service.ts";
 import type { RealtimeContext } from "../context.ts";

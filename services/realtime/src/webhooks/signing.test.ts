@@ -1,6 +1,6 @@
 import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { WebhookHeaders } from "@mam/contracts/realtime-feed.ts";
+import { WebhookHeaders } from "@mam/contracts/webhook-payload.ts";
 import { newWebhookSecret, signedHeaders } from "./signing.ts";
 
 describe("webhook signing", () => {

@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from "node:crypto";
-import { WebhookHeaders } from "@mam/contracts/realtime-feed.ts";
+import { WebhookHeaders } from "@mam/contracts/webhook-payload.ts";
 
 /** A new webhook's signing secret: `whsec_` and 32 random bytes (base64url). */
 export const newWebhookSecret = () => `whsec_${randomBytes(32).toString("base64url")}`;

@@ -1,14 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import WebSocket from "ws";
-import {
-  ClientFrame,
-  WS_MAX_CLIENT_FRAME_BYTES,
-  WsClose,
-  type FeedEvent,
-  type ServerFrame,
-  type SubscribeFrame,
-  type WsErrorCode,
-} from "@mam/contracts/realtime-feed.ts";
+import type { FeedEvent } from "@mam/contracts/realtime-feed.ts";
+import { ClientFrame, WS_MAX_CLIENT_FRAME_BYTES, WsClose, type ServerFrame, type SubscribeFrame, type WsErrorCode } from "@mam/contracts/ws-frames.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import type { Directory } from "./directory.ts";
 import { outgoing, type Outgoing, type Registered, type Registry } from "./registry.ts";

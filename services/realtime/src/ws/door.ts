@@ -4,7 +4,7 @@ import { networkInterfaces } from "node:os";
 import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
 import { z } from "zod";
-import { WsClose, WsUpgradeHeaders, type ServerFrame } from "@mam/contracts/realtime-feed.ts";
+import { WsClose, WsUpgradeHeaders, type ServerFrame } from "@mam/contracts/ws-frames.ts";
 import type { ErrorBody } from "@mam/contracts/errors.ts";
 import { Headers, type ScopeClaims } from "@mam/contracts/scope.ts";
 import { boundPort, closeServer } from "@mam/runtime/health.ts";

@@ -1,5 +1,6 @@
 import type { Bus } from "@mam/bus/connection.ts";
-import { allFeedSubjects, FeedEvent, toEventFrame } from "@mam/contracts/realtime-feed.ts";
+import { allFeedSubjects, FeedEvent } from "@mam/contracts/realtime-feed.ts";
+import { toEventFrame } from "@mam/contracts/ws-frames.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import { Follower } from "./follow.ts";
 import { outgoing, type Outgoing } from "./registry.ts";

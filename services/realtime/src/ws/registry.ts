@@ -1,4 +1,5 @@
-import type { FeedEvent, ServerFrame } from "@mam/contracts/realtime-feed.ts";
+import type { FeedEvent } from "@mam/contracts/realtime-feed.ts";
+import type { ServerFrame } from "@mam/contracts/ws-frames.ts";
 import { dispatchKeys, eventKeys, type Ceiling, type Filters } from "./scope.ts";
 
 /** What the registry needs of a connection. */

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Bus } from "@mam/bus/connection.ts";
-import { FeedEvent, feedFilterOf, publicEventTime, toEventFrame } from "@mam/contracts/realtime-feed.ts";
+import { FeedEvent, feedFilterOf, publicEventTime } from "@mam/contracts/realtime-feed.ts";
+import { toEventFrame } from "@mam/contracts/ws-frames.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import { outgoing, type Outgoing } from "./registry.ts";
 import type { ResumeScope } from "./scope.ts";

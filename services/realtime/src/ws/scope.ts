@@ -1,5 +1,6 @@
 import type { KeyKind } from "@mam/contracts/keys.ts";
-import { PUBLIC_EVENT_TYPES, type FeedEvent, type PublicEventType, type ServerFrame, type SubscribeFrame } from "@mam/contracts/realtime-feed.ts";
+import { PUBLIC_EVENT_TYPES, type FeedEvent, type PublicEventType } from "@mam/contracts/realtime-feed.ts";
+import type { ServerFrame, SubscribeFrame } from "@mam/contracts/ws-frames.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 
 /**
