@@ -30,7 +30,8 @@ export function encodeCursor(list: string, keys: SortKey[]): string {
   return Buffer.from(JSON.stringify([list, ...keys]), "utf8").toString("base64url");
 }
 
-const badCursor = () => new AppError("VALIDATION_ERROR", "cursor is not one of this list's (take it from the previous page's nextCursor, with the same filters)");
+const badCursor = () =>
+  new AppError("VALIDATION_ERROR", "cursor is not one of this list's (take it from the previous page's nextCursor, with the same filters)");
 
 /**
  * The sort keys a cursor carries, checked to be this list's and of the kinds expected
