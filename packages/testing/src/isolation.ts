@@ -35,8 +35,8 @@ async function withJetStream<T>(url: string, fn: (jsm: JetStreamManager) => Prom
   }
 }
 
-export function isolate(): Isolation {
-  const tag = `t${randomBytes(5).toString("hex")}`;
+/** `tag`: a previous run's, to use (and clean up) its schemas and streams again (a bench that keeps its data). */
+export function isolate(tag = `t${randomBytes(5).toString("hex")}`): Isolation {
   const prefix = `${tag}.`;
   const urls = serverUrls();
   const scopeKeys = generateScopeKeys();
