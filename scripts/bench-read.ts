@@ -1,0 +1,220 @@
+/**
+ * pnpm bench:read — the read side at scale. Provisions 1 tenant, 100 workspaces and 1,000
+ * inboxes through the API, seeds generated mail in steps up to each size through the
+ * platform's own filing path (published to the ingest stream as smtp-ingress publishes it,
+ * filed by the mailbox's consumer), and at each size measures through HTTP, with 4 and 16
+ * requests in flight: an inbox's list, the folder view, thread grouping, folder counts, a
+ * thread and a deep page, against GET /v1/me as the baseline (every hop but the query).
+ * Prints p50/p99 and a verdict on the aim: p99 under 20 ms at 4 in flight, and p50 at the
+ * largest size within 1.5x of p50 at the smallest.
+ * Gateway, identity and the mailbox (BENCH_READ_MAILBOXES replicas) run as processes of
+ * their own; this one publishes the mail and makes the requests.
+ * Env: BENCH_READ_SIZES (10000,100000,1000000), BENCH_READ_KEEP (1: keep the data and the
+ * state file .bench-read-state.json; a later run continues from the size reached),
+ * BENCH_READ_REQUESTS (300 per kind and concurrency), BENCH_READ_MAILBOXES (2),
+ * BENCH_READ_PUBLISH_IN_FLIGHT (64 PubAcks awaited at once), BENCH_READ_BACKLOG (20000
+ * messages waiting in the ingest stream at most), BENCH_READ_DEEP_PAGE (50).
+ * Prints figures; asserts nothing.
+ */
+import { randomBytes } from "node:crypto";
+import { connectBus } from "@mam/bus/connection.ts";
+import { createLogger } from "@mam/runtime/logger.ts";
+import { loadConfig as smtpIngressConfig } from "@mam/smtp-ingress/config.ts";
+import { TestDnsServer } from "@mam/testing/dns-server.ts";
+import { apiClient, type ApiCall } from "@mam/testing/http.ts";
+import { isolate } from "@mam/testing/isolation.ts";
+import { freePort, runService, untilReady, type RunningProcess } from "@mam/testing/processes.ts";
+import { measure, requestKinds, type Figures } from "./bench-read-load.ts";
+import { seed } from "./bench-read-seed.ts";
+import { forgetWorld, pooled, provision, readWorld, STATE_FILE, writeWorld, type World } from "./bench-read-world.ts";
+
+const SIZES = (process.env.BENCH_READ_SIZES ?? "10000,100000,1000000")
+  .split(",")
+  .map((s) => Number(s.trim()))
+  .sort((a, b) => a - b);
+const KEEP = process.env.BENCH_READ_KEEP === "1";
+const REQUESTS = Number(process.env.BENCH_READ_REQUESTS ?? 300);
+const MAILBOXES = Number(process.env.BENCH_READ_MAILBOXES ?? 2);
+const PUBLISH_IN_FLIGHT = Number(process.env.BENCH_READ_PUBLISH_IN_FLIGHT ?? 64);
+const BACKLOG = Number(process.env.BENCH_READ_BACKLOG ?? 20_000);
+const DEEP_PAGE = Number(process.env.BENCH_READ_DEEP_PAGE ?? 50);
+const WORKSPACES = 100;
+const INBOXES_PER_WORKSPACE = 10;
+const CONCURRENCY = [4, 16];
+const AIM_P99_MS = 20;
+const AIM_GROWTH = 1.5;
+
+if (SIZES.some((s) => !Number.isInteger(s) || s < 1)) throw new Error(`BENCH_READ_SIZES must be whole numbers: ${process.env.BENCH_READ_SIZES}`);
+
+const fmt = (n: number) => n.toLocaleString("en");
+const ms = (x: number) => x.toFixed(1).padStart(7);
+
+/** How many of the tenant's messages the API counts: filed ones are in the inbox folder or archived. */
+async function filedThroughApi(api: ApiCall, tk: string): Promise<number> {
+  const r = await api("GET", "/v1/messages/folders/counts", { key: tk });
+  if (r.status !== 200) throw new Error(`folder counts: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body.inbox.total + r.body.archived.total;
+}
+
+/**
+ * Marks a share of the newest mail as a reader would: most read, some starred, some archived
+ * (through the API, one PATCH each), so counts and thread grouping meet a mix, not all unread.
+ */
+async function readSome(api: ApiCall, w: World, count: number): Promise<number> {
+  const perInbox = 10;
+  const boxes = Array.from({ length: Math.ceil(count / perInbox) }, (_, k) => w.inboxes[(k * 37 + w.seeded) % w.inboxes.length]!);
+  const done = await pooled(boxes, 8, async (inbox) => {
+    const r = await api("GET", `/v1/inboxes/${inbox.id}/messages?limit=${perInbox}`, { key: inbox.key });
+    let n = 0;
+    for (const [j, m] of (r.body?.messages ?? []).entries()) {
+      const flags = j < 6 ? { isRead: true } : j === 6 ? { isRead: true, isStarred: true } : j === 7 ? { isArchived: true } : null;
+      if (!flags) continue;
+      const p = await api("PATCH", `/v1/inboxes/${inbox.id}/messages/${m.id}`, { key: inbox.key, body: flags });
+      if (p.status === 200) n++;
+      else process.stdout.write(`  !!! PATCH ${p.status} ${JSON.stringify(p.body).slice(0, 200)}\n`);
+    }
+    return n;
+  });
+  return done.reduce((a, b) => a + b, 0);
+}
+
+function printTable(size: number, rows: Record<string, Figures>, kinds: string[]): void {
+  const head = CONCURRENCY.map((c) => `${`${c} in flight`.padEnd(10)}    p50 ms  p99 ms     /s`).join("   ");
+  process.stdout.write(`\nat ${fmt(size)} messages, ${REQUESTS} requests each\n  ${"".padEnd(36)} ${head}   errors\n`);
+  for (const k of kinds) {
+    const cells = CONCURRENCY.map((c) => {
+      const f = rows[`${k} @${c}`]!;
+      return `${"".padEnd(10)} ${ms(f.p50)} ${ms(f.p99)} ${f.perSecond.toFixed(0).padStart(6)}`;
+    });
+    const errors = CONCURRENCY.reduce((sum, c) => sum + rows[`${k} @${c}`]!.errors, 0);
+    process.stdout.write(`  ${k.padEnd(36)} ${cells.join("   ")}   ${errors ? `!!! ${errors}` : "0"}\n`);
+  }
+}
+
+/** The aim, over every size measured (this run's and, with a kept state, earlier runs'). */
+function verdict(figures: World["figures"]): void {
+  const sizes = Object.keys(figures)
+    .map(Number)
+    .sort((a, b) => a - b);
+  if (!sizes.length) return;
+  const slow: string[] = [];
+  for (const s of sizes)
+    for (const [key, f] of Object.entries(figures[s]!))
+      if (key.endsWith(" @4") && f.p99 >= AIM_P99_MS) slow.push(`${key.slice(0, -3)} at ${fmt(s)}: p99 ${f.p99.toFixed(1)} ms`);
+  const [small, large] = [sizes[0]!, sizes.at(-1)!];
+  const grown: string[] = [];
+  if (large > small)
+    for (const [key, f] of Object.entries(figures[large]!)) {
+      const base = figures[small]![key];
+      if (key.endsWith(" @4") && base && f.p50 > AIM_GROWTH * base.p50)
+        grown.push(`${key.slice(0, -3)}: p50 ${base.p50.toFixed(1)} → ${f.p50.toFixed(1)} ms (${(f.p50 / base.p50).toFixed(2)}x)`);
+    }
+  const errors = sizes.reduce((sum, s) => sum + Object.values(figures[s]!).reduce((a, f) => a + f.errors, 0), 0);
+  process.stdout.write(`\nverdict (sizes ${sizes.map(fmt).join(", ")}):\n`);
+  process.stdout.write(`  p99 < ${AIM_P99_MS} ms at 4 in flight: ${slow.length ? `NO\n    ${slow.join("\n    ")}` : "yes, every kind at every size"}\n`);
+  if (large > small)
+    process.stdout.write(
+      `  p50 at ${fmt(large)} within ${AIM_GROWTH}x of p50 at ${fmt(small)} (4 in flight): ${grown.length ? `NO\n    ${grown.join("\n    ")}` : "yes, every kind"}\n`,
+    );
+  else process.stdout.write("  growth: one size only, nothing to compare\n");
+  if (errors) process.stdout.write(`  !!! ${errors} wrong answers in all: the figures above are not to be trusted\n`);
+}
+
+const previous = readWorld();
+const iso = isolate(previous?.tag);
+const silent = createLogger("bench-read", "silent");
+const operatorKey = `sa_${randomBytes(32).toString("base64url")}`;
+const children: RunningProcess[] = [];
+// A local resolver that answers at once (NXDOMAIN): the mailbox checks SPF/DKIM/DMARC of every message.
+const dns = new TestDnsServer();
+let world: World | undefined = previous;
+const bus = await connectBus({ url: iso.urls.NATS_URL, prefix: iso.prefix, name: "bench-read", logger: silent });
+try {
+  const resolver = await dns.start();
+  const gatewayPort = await freePort();
+  const base = { ...iso.env, MAIL_DOMAIN: "bench.test", LOG_LEVEL: "warn" };
+  const start = async (name: string, env: Record<string, string>, health: number) => {
+    const p = runService(`services/${name}/src/main.ts`, { ...base, HEALTH_PORT: String(health), DB_SCHEMA: iso.schema(name), ...env });
+    children.push(p);
+    await untilReady(p, health, name, 60_000);
+  };
+  await start(
+    "gateway",
+    {
+      PORT: String(gatewayPort),
+      SCOPE_PRIVATE_KEY: Buffer.from(iso.scopeKeys.privateKeyPem).toString("base64"),
+      RATE_LIMIT_MAX: "100000000",
+      TENANT_RATE_LIMIT_MAX: "100000000",
+    },
+    gatewayPort,
+  );
+  await start("identity", { SUPER_ADMIN_KEY: operatorKey }, await freePort());
+  // One after the other: the first applies the migrations.
+  for (let i = 0; i < MAILBOXES; i++) await start("mailbox", { DNS_SERVERS: resolver }, await freePort());
+  const api = apiClient(`http://127.0.0.1:${gatewayPort}`);
+
+  if (world) process.stdout.write(`continuing ${iso.tag} from ${STATE_FILE}: ${fmt(world.seeded)} messages filed\n`);
+  else {
+    const t = performance.now();
+    world = await provision(api, operatorKey, iso.tag, WORKSPACES, INBOXES_PER_WORKSPACE);
+    process.stdout.write(
+      `provisioned 1 tenant, ${WORKSPACES} workspaces, ${world.inboxes.length} inboxes in ${((performance.now() - t) / 1000).toFixed(1)} s\n`,
+    );
+  }
+  if (KEEP) writeWorld(world);
+  const w = world;
+  const inlineLimit = smtpIngressConfig(iso.env).INGEST_INLINE_BYTES;
+
+  for (const size of SIZES) {
+    if (size < w.seeded) {
+      process.stdout.write(`\n${fmt(size)}: skipped, ${fmt(w.seeded)} are filed already\n`);
+      continue;
+    }
+    if (size > w.seeded) {
+      const count = size - w.seeded;
+      process.stdout.write(`\nseeding ${fmt(w.seeded)} → ${fmt(size)} (${MAILBOXES} mailbox processes)\n`);
+      const r = await seed({
+        bus,
+        inboxes: w.inboxes,
+        tenantId: w.tenantId,
+        from: w.seeded,
+        to: size,
+        inFlight: PUBLISH_IN_FLIGHT,
+        backlog: BACKLOG,
+        inlineLimit,
+        logger: silent,
+      });
+      const filed = await filedThroughApi(api, w.tenantKey);
+      process.stdout.write(
+        `  ${fmt(count)} messages: published in ${r.publishSeconds.toFixed(1)} s, all filed after ${r.totalSeconds.toFixed(1)} s: ` +
+          `${((r.totalSeconds * 1000) / count).toFixed(2)} s per 1,000, filing ${(count / r.totalSeconds).toFixed(0)}/s\n`,
+      );
+      process.stdout.write(filed === size ? `  the API counts ${fmt(filed)}\n` : `  !!! the API counts ${fmt(filed)} messages, ${fmt(size)} expected\n`);
+      const marked = await readSome(api, w, Math.min(2_000, Math.ceil(count / 100)));
+      process.stdout.write(`  ${marked} of the newest marked read, starred or archived\n`);
+      w.seeded = size;
+      if (KEEP) writeWorld(w);
+    }
+    const kinds = await requestKinds(api, w, DEEP_PAGE);
+    const rows: Record<string, Figures> = {};
+    for (const c of CONCURRENCY) for (const k of kinds) rows[`${k.name} @${c}`] = await measure(api, k, REQUESTS, c);
+    printTable(
+      size,
+      rows,
+      kinds.map((k) => k.name),
+    );
+    w.figures[size] = rows;
+    if (KEEP) writeWorld(w);
+  }
+  verdict(w.figures);
+} finally {
+  for (const c of children) c.child.kill("SIGTERM");
+  await Promise.all(children.map((c) => c.exited));
+  await bus.nc.close();
+  await dns.stop();
+  if (KEEP && world) process.stdout.write(`\nkept ${iso.tag} (schemas ${iso.tag}_*, NATS prefix ${iso.prefix}); ${STATE_FILE} continues it\n`);
+  else {
+    await iso.cleanup();
+    forgetWorld();
+  }
+}
