@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { DomainName } from "./mailbox-api.ts";
+import { PaginationOut, pageFields } from "./pagination.ts";
 
 export const CreateDomainBody = z.object({ domain: DomainName, workspaceId: z.uuid().optional() }).meta({ id: "CreateDomainBody" });
 
@@ -37,7 +38,10 @@ export const Domain = z
   })
   .meta({ id: "Domain" });
 export type Domain = z.infer<typeof Domain>;
-export const DomainList = z.object({ domains: z.array(Domain) });
+/** Domains were listed whole before pages: the default limit (1,000) keeps that answer (a workspace holds at most 100). */
+export const ListDomainsQuery = z.object(pageFields(1000, 1000));
+export const ListDomainsRequest = z.object({ query: ListDomainsQuery });
+export const DomainList = z.object({ domains: z.array(Domain), pagination: PaginationOut });
 
 /** Most custom domains one workspace may add. */
 export const MAX_DOMAINS_PER_WORKSPACE = 100;

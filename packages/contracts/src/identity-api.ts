@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { PaginationOut, pageFields } from "./pagination.ts";
 
 const Name = z.string().trim().min(1, "must not be empty").max(200, "must be at most 200 characters");
 const ControlFree = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);
@@ -72,8 +73,16 @@ export const ResolveKeyQuery = z.object({ keyHash: z.string().regex(/^[0-9a-f]{6
 export const TenantCreated = z.object({ tenant: Tenant, workspace: Workspace, key: IssuedKey }).meta({ id: "TenantCreated" });
 /** The caller's own tenant, as the mailbox asks for it (to name an inbox after it). */
 export const OwnTenant = Tenant.extend({ defaultWorkspaceId: z.uuid() });
-export const WorkspaceList = z.object({ workspaces: z.array(Workspace) });
-export const KeyList = z.object({ keys: z.array(KeySummary) });
+/**
+ * Pages of `GET /v1/workspaces` and a workspace's keys. Both were answered whole before
+ * pages: the default limit (1,000) keeps that answer for any tenant of a sensible size.
+ */
+export const ListWorkspacesQuery = z.object(pageFields(1000, 1000));
+export const ListKeysQuery = z.object(pageFields(1000, 1000));
+export const ListWorkspacesRequest = z.object({ query: ListWorkspacesQuery });
+export const ListKeysRequest = WorkspaceRef.extend({ query: ListKeysQuery });
+export const WorkspaceList = z.object({ workspaces: z.array(Workspace), pagination: PaginationOut });
+export const KeyList = z.object({ keys: z.array(KeySummary), pagination: PaginationOut });
 export const KeyRevoked = z.object({ revoked: z.boolean(), id: z.string() });
 /** A tenant's new tk_ key, replacing one or more it revoked: the only time `key` is shown. */
 export const RotatedKey = z.object({ id: z.uuid(), key: z.string(), prefix: z.string(), createdAt: z.string() }).meta({ id: "RotatedKey" });

@@ -8,6 +8,8 @@ import {
   KeyList,
   KeyRef,
   KeyRevoked,
+  ListKeysRequest,
+  ListWorkspacesRequest,
   OwnTenant,
   ResolveKeyQuery,
   RotatedKey,
@@ -29,11 +31,11 @@ export const IdentityRpc = {
   /** Public (no scope yet): the gateway turns a presented key into a principal. */
   keyResolve: contract("svc.identity.key.resolve", ResolveKeyQuery, ResolvedKey),
   workspaceCreate: contract("svc.identity.workspace.create", CreateWorkspaceBody, Workspace),
-  workspaceList: contract("svc.identity.workspace.list", NoParams, WorkspaceList),
+  workspaceList: contract("svc.identity.workspace.list", ListWorkspacesRequest, WorkspaceList),
   workspaceGet: contract("svc.identity.workspace.get", WorkspaceRef, Workspace),
   workspaceDelete: contract("svc.identity.workspace.delete", WorkspaceRef, Deleted),
   keyIssue: contract("svc.identity.key.issue", IssueKeyCommand.extend({ body: CreateKeyBody }), IssuedKey),
-  keyList: contract("svc.identity.key.list", WorkspaceRef, KeyList),
+  keyList: contract("svc.identity.key.list", ListKeysRequest, KeyList),
   keyRevoke: contract("svc.identity.key.revoke", KeyRef, KeyRevoked),
   /** Internal: the mailbox asks for the ak_ key of an inbox it is creating. */
   keyIssueForInbox: contract("svc.identity.key.issue-for-inbox", IssueInboxKeyCommand, InboxKey),

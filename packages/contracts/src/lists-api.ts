@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { DisplayName, EmailAddress, Metadata } from "./mailbox-api.ts";
+import { PaginationOut, pageFields } from "./pagination.ts";
 
 const ListName = z
   .string()
@@ -43,12 +44,20 @@ export const AddressList = z
     updatedAt: z.string(),
   })
   .meta({ id: "List" });
-export const ListsOfInbox = z.object({ lists: z.array(AddressList) });
+export const ListsOfInbox = z.object({ lists: z.array(AddressList), pagination: PaginationOut });
+/** A list's entries a page at a time (a list holds up to 10,000; `GET` of the list embeds them all). */
+export const EntryPage = z.object({ entries: z.array(ListEntry), pagination: PaginationOut });
 export type ListEntry = z.infer<typeof ListEntry>;
 export type AddressList = z.infer<typeof AddressList>;
 
 /** Bodies the gateway sends: path parameters and the request body. */
 export const ListRef = z.object({ inboxId: z.string(), listId: z.string().optional(), entryId: z.string().optional(), body: z.unknown().optional() });
+
+/** An inbox's lists were listed whole before pages: the default limit (1,000) is the most an inbox may hold. */
+export const ListListsQuery = z.object(pageFields(1000, 1000));
+export const ListListsRequest = z.object({ inboxId: z.string(), query: ListListsQuery });
+export const ListEntriesQuery = z.object(pageFields(100, 1000));
+export const ListEntriesRequest = z.object({ inboxId: z.string(), listId: z.string(), query: ListEntriesQuery });
 
 /** Most lists and entries one inbox may hold: a bound on every input. */
 export const MAX_LISTS_PER_INBOX = 1_000;

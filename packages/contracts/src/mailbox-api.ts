@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { PaginationOut, pageFields } from "./pagination.ts";
 
 const noControl = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);
 
@@ -102,14 +103,15 @@ export type Inbox = z.infer<typeof Inbox>;
 
 /** `POST /v1/inboxes`: 201 with the ak_ key on first creation; 200 with `existed` for the caller's own inbox. */
 export const CreatedInbox = Inbox.extend({ apiKey: z.string().optional(), existed: z.boolean() }).meta({ id: "CreatedInbox" });
-export const InboxList = z.object({ inboxes: z.array(Inbox) });
+export const InboxList = z.object({ inboxes: z.array(Inbox), pagination: PaginationOut });
 export const AddressAdded = z.object({ ok: z.boolean(), address: z.string(), isPrimary: z.boolean() });
 export const AddressRemoved = z.object({ deleted: z.boolean(), address: z.string() });
 
 /** Bodies the gateway sends to the mailbox service. */
 export const CreateInboxCommand = z.object({ body: z.unknown(), query: z.unknown() });
 export const InboxRef = z.object({ inboxId: z.string() });
-export const ListInboxesQuery = z.object({ workspace: z.uuid("must be a UUID").optional() });
+/** Inboxes were listed whole before pages: the default limit (1,000) keeps that answer for tenants of a sensible size. */
+export const ListInboxesQuery = z.object({ workspace: z.uuid("must be a UUID").optional(), ...pageFields(1000, 1000) });
 export const UpdateInboxCommand = z.object({ inboxId: z.string(), body: z.unknown() });
 export const AddAddressCommand = z.object({ inboxId: z.string(), body: z.unknown() });
 /** An address as a path segment (`DELETE /inboxes/:inboxId/addresses/:address`), decoded once by Express. */

@@ -1,6 +1,18 @@
 import { z } from "zod";
-import { AddDomainCommand, CreateDomainBody, Domain, DomainList, DomainRef } from "./domains-api.ts";
-import { AddEntryBody, AddressList, CreateListBody, ListEntry, ListRef, ListsOfInbox, UpdateEntryBody, UpdateListBody } from "./lists-api.ts";
+import { AddDomainCommand, CreateDomainBody, Domain, DomainList, DomainRef, ListDomainsRequest } from "./domains-api.ts";
+import {
+  AddEntryBody,
+  AddressList,
+  CreateListBody,
+  EntryPage,
+  ListEntriesRequest,
+  ListEntry,
+  ListListsRequest,
+  ListRef,
+  ListsOfInbox,
+  UpdateEntryBody,
+  UpdateListBody,
+} from "./lists-api.ts";
 import {
   AddAddressBody,
   AddAddressCommand,
@@ -73,15 +85,16 @@ export const MailboxRpc = {
   addressAdd: contract("svc.mailbox.address.add", AddAddressCommand.extend({ body: AddAddressBody }), AddressAdded),
   addressRemove: contract("svc.mailbox.address.remove", RemoveAddressCommand, AddressRemoved),
   listCreate: contract("svc.mailbox.list.create", ofInbox.extend({ body: CreateListBody }), AddressList),
-  listList: contract("svc.mailbox.list.list", ofInbox, ListsOfInbox),
+  listList: contract("svc.mailbox.list.list", ListListsRequest, ListsOfInbox),
   listGet: contract("svc.mailbox.list.get", ofList, AddressList),
   listUpdate: contract("svc.mailbox.list.update", ofList.extend({ body: UpdateListBody }), AddressList),
   listDelete: contract("svc.mailbox.list.delete", ofList, Deleted),
+  entryList: contract("svc.mailbox.list-entry.list", ListEntriesRequest, EntryPage),
   entryAdd: contract("svc.mailbox.list-entry.add", ofList.extend({ body: AddEntryBody }), ListEntry),
   entryUpdate: contract("svc.mailbox.list-entry.update", ofEntry.extend({ body: UpdateEntryBody }), ListEntry),
   entryRemove: contract("svc.mailbox.list-entry.remove", ofEntry, Deleted),
   domainAdd: contract("svc.mailbox.domain.add", AddDomainCommand.extend({ body: CreateDomainBody }), Domain),
-  domainList: contract("svc.mailbox.domain.list", NoParams, DomainList),
+  domainList: contract("svc.mailbox.domain.list", ListDomainsRequest, DomainList),
   domainGet: contract("svc.mailbox.domain.get", DomainRef, Domain),
   domainRemove: contract("svc.mailbox.domain.remove", DomainRef, Deleted),
   domainVerify: contract("svc.mailbox.domain.verify", DomainRef, Domain),

@@ -6,6 +6,7 @@ import {
   CreateWebhookBody,
   DeliveryPage,
   ListDeliveriesQuery,
+  ListWebhooksRequest,
   UpdateWebhookBody,
   Webhook,
   WebhookList,
@@ -16,7 +17,7 @@ import {
 /** The realtime service's request subjects, `svc.realtime.<resource>.<verb>`. */
 export const RealtimeRpc = {
   webhookCreate: contract("svc.realtime.webhook.create", z.object({ body: CreateWebhookBody }), CreatedWebhook),
-  webhookList: contract("svc.realtime.webhook.list", NoParams, WebhookList),
+  webhookList: contract("svc.realtime.webhook.list", ListWebhooksRequest, WebhookList),
   webhookGet: contract("svc.realtime.webhook.get", WebhookRef, Webhook),
   webhookUpdate: contract("svc.realtime.webhook.update", WebhookRef.extend({ body: UpdateWebhookBody }), Webhook),
   webhookDelete: contract("svc.realtime.webhook.delete", WebhookRef, Deleted),

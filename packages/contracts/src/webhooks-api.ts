@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Pagination } from "./results.ts";
+import { PaginationOut, pageFields } from "./pagination.ts";
 import { PUBLIC_EVENT_TYPES, PublicEventId, PublicEventType } from "./realtime-feed.ts";
 
 /** Longest webhook URL accepted. */
@@ -51,13 +51,13 @@ export const Webhook = z
 export type Webhook = z.infer<typeof Webhook>;
 /** The create response: the only time the signing secret is shown. */
 export const CreatedWebhook = Webhook.extend({ secret: z.string() }).meta({ id: "CreatedWebhook" });
-export const WebhookList = z.object({ webhooks: z.array(Webhook) });
+export const WebhookList = z.object({ webhooks: z.array(Webhook), pagination: PaginationOut });
+/** The default limit is the most webhooks a tenant may have: a client that sends nothing still gets them all. */
+export const ListWebhooksQuery = z.object(pageFields(MAX_WEBHOOKS_PER_TENANT, 100));
+export const ListWebhooksRequest = z.object({ query: ListWebhooksQuery });
 export const WebhookRef = z.object({ webhookId: z.string() });
 
-export const ListDeliveriesQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(50),
-  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
-});
+export const ListDeliveriesQuery = z.object(pageFields(50, 100));
 
 /** One attempt to deliver one event to one webhook, newest first in the log. */
 export const WebhookAttempt = z
@@ -77,7 +77,7 @@ export const WebhookAttempt = z
     nextAttemptAt: z.string().nullable(),
   })
   .meta({ id: "WebhookAttempt" });
-export const DeliveryPage = z.object({ deliveries: z.array(WebhookAttempt), pagination: Pagination });
+export const DeliveryPage = z.object({ deliveries: z.array(WebhookAttempt), pagination: PaginationOut });
 
 /** Where a realtime replica takes WebSocket connections the gateway hands it. */
 export const WsRoute = z.object({ host: z.string(), port: z.number().int().min(1).max(65535), replicaId: z.string() });

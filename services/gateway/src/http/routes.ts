@@ -177,6 +177,7 @@ export const forwardRoutes: ForwardRoute[] = [
   route("get", "/inboxes/:inboxId/lists/:listId", M.listGet, { summary: "Get a list with its entries", tag: "Lists", keys: IN_SCOPE }),
   route("patch", "/inboxes/:inboxId/lists/:listId", M.listUpdate, { summary: "Rename or describe a list", tag: "Lists", keys: IN_SCOPE }),
   route("delete", "/inboxes/:inboxId/lists/:listId", M.listDelete, { summary: "Delete a list", tag: "Lists", keys: IN_SCOPE }),
+  route("get", "/inboxes/:inboxId/lists/:listId/entries", M.entryList, { summary: "A list's entries, a page at a time", tag: "Lists", keys: IN_SCOPE }),
   route("post", "/inboxes/:inboxId/lists/:listId/entries", M.entryAdd, {
     summary: "Add an entry to a list",
     tag: "Lists",

@@ -28,11 +28,11 @@ export function registerIdentityRpc(rpc: RpcServer, ctx: IdentityContext): void 
   server.servePublic(I.keyResolve, async (req) => ok(await resolveKey(ctx, req)));
   server.serve(I.tenantCreate, async (req, c) => created(await createTenant(ctx, c.claims, req, meta(c))));
   server.serve(I.workspaceCreate, async (req, c) => created(await createWorkspace(ctx, c.claims, req, meta(c))));
-  server.serve(I.workspaceList, async (_req, c) => ok(await listWorkspaces(ctx, c.claims)));
+  server.serve(I.workspaceList, async (req, c) => ok(await listWorkspaces(ctx, c.claims, req.query)));
   server.serve(I.workspaceGet, async (req, c) => ok(await getWorkspace(ctx, c.claims, req.workspaceId)));
   server.serve(I.workspaceDelete, async (req, c) => ok(await deleteWorkspace(ctx, c.claims, req.workspaceId, meta(c))));
   server.serve(I.keyIssue, async (req, c) => created(await issueWorkspaceKey(ctx, c.claims, req.workspaceId, req.body, meta(c))));
-  server.serve(I.keyList, async (req, c) => ok(await listWorkspaceKeys(ctx, c.claims, req.workspaceId)));
+  server.serve(I.keyList, async (req, c) => ok(await listWorkspaceKeys(ctx, c.claims, req.workspaceId, req.query)));
   server.serve(I.keyIssueForInbox, async (req, c) => created(await issueInboxKey(ctx, c.claims, req, meta(c))));
   server.serve(I.keyDiscardForInbox, async (req, c) => ok(await discardInboxKey(ctx, c.claims, req, meta(c))));
   server.serve(I.tenantGet, async (_req, c) => ok(await getOwnTenant(ctx, c.claims)));

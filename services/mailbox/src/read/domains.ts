@@ -1,10 +1,12 @@
-import type { ExpressionBuilder, Kysely, Selectable } from "kysely";
-import { DomainRef, type Domain } from "@mam/contracts/domains-api.ts";
+import { sql, type ExpressionBuilder, type Kysely, type Selectable } from "kysely";
+import type { z } from "zod";
+import { DomainRef, type Domain, type DomainList } from "@mam/contracts/domains-api.ts";
 import type { DnsRecord } from "@mam/contracts/mailbox-events.ts";
 import { AppError, notFound, parseOrThrow } from "@mam/contracts/errors.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import { seesWorkspace } from "@mam/scope/access.ts";
 import { NO_WORKSPACE } from "@mam/service-kit/event-sourcing.ts";
+import { cursorKeys, keyInstant, pageOf, paginationOf, pastKeys, type PageRequest } from "@mam/service-kit/keyset.ts";
 import { releaseLapsedClaims } from "../commands/domain-claims.ts";
 import type { MailboxContext } from "../context.ts";
 import type { DomainsTable, MailboxDb } from "../db/schema.ts";
@@ -91,24 +93,45 @@ export function requireDomainManager(claims: ScopeClaims) {
   if (claims.kind !== "tenant" && claims.kind !== "workspace") throw new AppError("FORBIDDEN", "Only tk_ and wk_ keys manage domains");
 }
 
+const LIST = "domains";
+
+/** The caller's domains, live or lapsed: the scope, whatever a cursor says. */
+function scoped(db: Kysely<MailboxDb>, claims: ScopeClaims) {
+  let q = db.selectFrom("domains").where("tenant_id", "=", claims.tenantId!).where("deleted_at", "is", null);
+  if (claims.workspaces !== "*") q = q.where("workspace_id", "in", claims.workspaces.length ? claims.workspaces : [NO_WORKSPACE]);
+  return q;
+}
+
+/** One page (and one row more) of live domains in `(created_at, domain_id)` order, served by `domains_live_by_tenant_created`. */
+export function domainPageQuery(db: Kysely<MailboxDb>, claims: ScopeClaims, cutoff: Date, req: PageRequest) {
+  const after = cursorKeys(LIST, req);
+  let q = scoped(db, claims).where(liveDomain(cutoff)).selectAll().select(keyInstant("created_at").as("key_at"));
+  q = after ? q.where(pastKeys("created_at", "domain_id", after)) : q.offset(req.offset);
+  return q
+    .orderBy("created_at")
+    .orderBy("domain_id")
+    .limit(req.limit + 1);
+}
+
 /**
  * The caller's live domains. Lapsed claims are left out; reading them is also when their
  * end is recorded (DomainRemoved with its reason), so history agrees with what was shown.
  */
-export async function listDomains(ctx: MailboxContext, claims: ScopeClaims): Promise<{ domains: Domain[] }> {
+export async function listDomains(ctx: MailboxContext, claims: ScopeClaims, req: PageRequest): Promise<z.input<typeof DomainList>> {
   requireDomainManager(claims);
   const cutoff = claimCutoff(ctx);
-  let q = ctx.db.selectFrom("domains").selectAll().where("tenant_id", "=", claims.tenantId!).where("deleted_at", "is", null);
-  if (claims.workspaces !== "*") q = q.where("workspace_id", "in", claims.workspaces.length ? claims.workspaces : [NO_WORKSPACE]);
-  const lapsed = await q
-    .clearSelect()
+  const lapsed = await scoped(ctx.db, claims)
     .select("domain")
     .distinct()
     .where((eb) => eb.not(liveDomain(cutoff)(eb)))
     .execute();
   for (const { domain } of lapsed) await releaseLapsedClaims(ctx, claims.tenantId!, domain, ctx.newId());
-  const rows = await q.where(liveDomain(cutoff)).orderBy("created_at").orderBy("domain_id").execute();
-  return { domains: rows.map((r) => domainView(r, r.workspace_id)) };
+  const [rows, total] = await Promise.all([
+    domainPageQuery(ctx.db, claims, cutoff, req).execute(),
+    scoped(ctx.db, claims).where(liveDomain(cutoff)).select(sql<string>`count(*)`.as("n")).executeTakeFirstOrThrow(),
+  ]);
+  const page = pageOf(LIST, rows, req.limit, (r) => r.domain_id);
+  return { domains: page.rows.map((r) => domainView(r, r.workspace_id)), pagination: paginationOf(req, Number(total.n), page.nextCursor) };
 }
 
 export async function getDomain(ctx: MailboxContext, claims: ScopeClaims, raw: unknown): Promise<Domain> {

@@ -1,9 +1,12 @@
-import type { Kysely, Selectable } from "kysely";
+import { sql, type Kysely, type Selectable } from "kysely";
+import type { z } from "zod";
 import { AppError, notFound, parseOrThrow } from "@mam/contracts/errors.ts";
 import { IdParam } from "@mam/contracts/identity-api.ts";
-import { ListInboxesQuery, type Inbox } from "@mam/contracts/mailbox-api.ts";
+import { ListInboxesQuery, type Inbox, type InboxList } from "@mam/contracts/mailbox-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import { seesWorkspace } from "@mam/scope/access.ts";
+import { NO_WORKSPACE } from "@mam/service-kit/event-sourcing.ts";
+import { cursorKeys, keyInstant, pageOf, paginationOf, pastKeys, type PageRequest } from "@mam/service-kit/keyset.ts";
 import type { MailboxContext } from "../context.ts";
 import type { InboxAddressesTable, InboxesTable, MailboxDb } from "../db/schema.ts";
 
@@ -52,39 +55,70 @@ export async function inboxView(db: Kysely<MailboxDb>, r: InboxRow): Promise<Inb
   return toInbox(r, await addressesOf(db, r.workspace_id, [r.inbox_id]));
 }
 
-/** Live inboxes of a tenant, narrowed to some workspaces and, for an ak_ key, one inbox. */
-export async function liveInboxes(db: Kysely<MailboxDb>, tenantId: string, workspaces: "*" | string[], inboxId: string | null): Promise<Inbox[]> {
-  let q = db.selectFrom("inboxes").selectAll().where("tenant_id", "=", tenantId).where("deleted_at", "is", null);
-  if (workspaces !== "*") {
-    if (!workspaces.length) return [];
-    q = q.where("workspace_id", "in", workspaces);
-  }
+/** Live inboxes of a tenant, narrowed to some workspaces and, for an ak_ key, one inbox: the scope, whatever a cursor says. */
+function scoped(db: Kysely<MailboxDb>, tenantId: string, workspaces: "*" | string[], inboxId: string | null) {
+  let q = db.selectFrom("inboxes").where("tenant_id", "=", tenantId).where("deleted_at", "is", null);
+  if (workspaces !== "*") q = q.where("workspace_id", "in", workspaces.length ? workspaces : [NO_WORKSPACE]);
   if (inboxId) q = q.where("inbox_id", "=", inboxId);
-  const rows = await q.orderBy("created_at").orderBy("inbox_id").execute();
-  const addrs = await db
-    .selectFrom("inbox_addresses")
-    .selectAll()
-    .where("inbox_id", "in", rows.length ? rows.map((r) => r.inbox_id) : ["00000000-0000-0000-0000-000000000000"])
-    .execute();
-  return rows.map((r) =>
-    toInbox(
-      r,
-      addrs.filter((a) => a.inbox_id === r.inbox_id),
-    ),
-  );
+  return q;
+}
+
+/** A cursor names the workspace filter it was given with: another filter's cursor is refused. */
+const listOf = (workspace: string | undefined) => `inboxes:${workspace ?? "*"}`;
+
+/** One page (and one row more) in `(created_at, inbox_id)` order, served by `inboxes_live_by_tenant`. */
+export function inboxPageQuery(
+  db: Kysely<MailboxDb>,
+  tenantId: string,
+  workspaces: "*" | string[],
+  inboxId: string | null,
+  req: PageRequest & { workspace?: string | undefined },
+) {
+  const after = cursorKeys(listOf(req.workspace), req);
+  let q = scoped(db, tenantId, workspaces, inboxId).selectAll().select(keyInstant("created_at").as("key_at"));
+  q = after ? q.where(pastKeys("created_at", "inbox_id", after)) : q.offset(req.offset);
+  return q
+    .orderBy("created_at")
+    .orderBy("inbox_id")
+    .limit(req.limit + 1);
 }
 
 /** A tk_ key lists its tenant's inboxes (optionally one workspace's), a wk_ key its workspace's, an ak_ key its own. */
-export async function listInboxes(ctx: MailboxContext, claims: ScopeClaims, raw: unknown): Promise<{ inboxes: Inbox[] }> {
+export async function listInboxes(ctx: MailboxContext, claims: ScopeClaims, raw: unknown): Promise<z.input<typeof InboxList>> {
   if (claims.kind === "super_admin" || !claims.tenantId) throw new AppError("FORBIDDEN", "The operator key manages tenants only");
-  const { workspace } = parseOrThrow(ListInboxesQuery, raw, "query");
+  const req = parseOrThrow(ListInboxesQuery, raw, "query");
   let scope = claims.workspaces;
-  if (workspace) {
+  if (req.workspace) {
     // Filtering is the tenant key's; a narrower key may only name the workspace it already has.
-    if (scope !== "*" && !scope.includes(workspace)) throw notFound("Workspace");
-    scope = [workspace];
+    if (scope !== "*" && !scope.includes(req.workspace)) throw notFound("Workspace");
+    scope = [req.workspace];
   }
-  return { inboxes: await liveInboxes(ctx.db, claims.tenantId, scope, claims.inboxId) };
+  const [rows, total] = await Promise.all([
+    inboxPageQuery(ctx.db, claims.tenantId, scope, claims.inboxId, req).execute(),
+    scoped(ctx.db, claims.tenantId, scope, claims.inboxId).select(sql<string>`count(*)`.as("n")).executeTakeFirstOrThrow(),
+  ]);
+  const page = pageOf(listOf(req.workspace), rows, req.limit, (r) => r.inbox_id);
+  const addrs = page.rows.length
+    ? await ctx.db
+        .selectFrom("inbox_addresses")
+        .selectAll()
+        .where("workspace_id", "in", [...new Set(page.rows.map((r) => r.workspace_id))])
+        .where(
+          "inbox_id",
+          "in",
+          page.rows.map((r) => r.inbox_id),
+        )
+        .execute()
+    : [];
+  return {
+    inboxes: page.rows.map((r) =>
+      toInbox(
+        r,
+        addrs.filter((a) => a.inbox_id === r.inbox_id),
+      ),
+    ),
+    pagination: paginationOf(req, Number(total.n), page.nextCursor),
+  };
 }
 
 export async function getInbox(ctx: MailboxContext, claims: ScopeClaims, id: unknown): Promise<Inbox> {

@@ -1,8 +1,10 @@
-import type { Kysely, Selectable } from "kysely";
+import { sql, type Kysely, type Selectable } from "kysely";
+import type { z } from "zod";
 import { notFound, parseOrThrow } from "@mam/contracts/errors.ts";
 import { IdParam } from "@mam/contracts/identity-api.ts";
-import { ListRef, type AddressList, type ListEntry } from "@mam/contracts/lists-api.ts";
+import { ListRef, type AddressList, type EntryPage, type ListEntry, type ListsOfInbox } from "@mam/contracts/lists-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
+import { cursorKeys, keyInstant, pageOf, paginationOf, pastKeys, type PageRequest } from "@mam/service-kit/keyset.ts";
 import type { MailboxContext } from "../context.ts";
 import type { ListEntriesTable, ListsTable, MailboxDb } from "../db/schema.ts";
 import { visibleInbox, type InboxRow } from "./inboxes.ts";
@@ -64,32 +66,70 @@ export async function listView(db: Kysely<MailboxDb>, r: ListRow): Promise<Addre
   return toList(r, await entriesOf(db, r.workspace_id, [r.list_id]));
 }
 
-export async function listsOfInbox(db: Kysely<MailboxDb>, inbox: InboxRow): Promise<AddressList[]> {
-  const rows = await db
-    .selectFrom("lists")
-    .selectAll()
-    .where("workspace_id", "=", inbox.workspace_id)
-    .where("inbox_id", "=", inbox.inbox_id)
-    .where("deleted_at", "is", null)
+const liveListsOf = (db: Kysely<MailboxDb>, inbox: InboxRow) =>
+  db.selectFrom("lists").where("workspace_id", "=", inbox.workspace_id).where("inbox_id", "=", inbox.inbox_id).where("deleted_at", "is", null);
+
+/** One page (and one row more) of an inbox's lists in `(created_at, list_id)` order, served by `lists_live_by_inbox`. */
+export function listPageQuery(db: Kysely<MailboxDb>, inbox: InboxRow, req: PageRequest) {
+  const after = cursorKeys(`lists:${inbox.inbox_id}`, req);
+  let q = liveListsOf(db, inbox).selectAll().select(keyInstant("created_at").as("key_at"));
+  q = after ? q.where(pastKeys("created_at", "list_id", after)) : q.offset(req.offset);
+  return q
     .orderBy("created_at")
     .orderBy("list_id")
-    .execute();
-  const entries = await entriesOf(
-    db,
-    inbox.workspace_id,
-    rows.map((r) => r.list_id),
-  );
-  return rows.map((r) =>
-    toList(
-      r,
-      entries.filter((e) => e.list_id === r.list_id),
-    ),
-  );
+    .limit(req.limit + 1);
 }
 
-export async function getLists(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
-  const ref = parseOrThrow(ListRef, raw);
-  return { lists: await listsOfInbox(ctx.db, await visibleInbox(ctx.db, claims, ref.inboxId)) };
+/** An inbox's lists, each with its entries (as before pages: a list's own entries page through `listEntries`). */
+export async function getLists(ctx: MailboxContext, claims: ScopeClaims, req: { inboxId: string; query: PageRequest }): Promise<z.input<typeof ListsOfInbox>> {
+  const inbox = await visibleInbox(ctx.db, claims, req.inboxId);
+  const [rows, total] = await Promise.all([
+    listPageQuery(ctx.db, inbox, req.query).execute(),
+    liveListsOf(ctx.db, inbox).select(sql<string>`count(*)`.as("n")).executeTakeFirstOrThrow(),
+  ]);
+  const page = pageOf(`lists:${inbox.inbox_id}`, rows, req.query.limit, (r) => r.list_id);
+  const entries = await entriesOf(
+    ctx.db,
+    inbox.workspace_id,
+    page.rows.map((r) => r.list_id),
+  );
+  return {
+    lists: page.rows.map((r) =>
+      toList(
+        r,
+        entries.filter((e) => e.list_id === r.list_id),
+      ),
+    ),
+    pagination: paginationOf(req.query, Number(total.n), page.nextCursor),
+  };
+}
+
+const entriesOfList = (db: Kysely<MailboxDb>, list: ListRow) =>
+  db.selectFrom("list_entries").where("workspace_id", "=", list.workspace_id).where("list_id", "=", list.list_id);
+
+/** One page (and one row more) of a list's entries in `(created_at, entry_id)` order, served by `list_entries_by_list`. */
+export function entryPageQuery(db: Kysely<MailboxDb>, list: ListRow, req: PageRequest) {
+  const after = cursorKeys(`entries:${list.list_id}`, req);
+  let q = entriesOfList(db, list).selectAll().select(keyInstant("created_at").as("key_at"));
+  q = after ? q.where(pastKeys("created_at", "entry_id", after)) : q.offset(req.offset);
+  return q
+    .orderBy("created_at")
+    .orderBy("entry_id")
+    .limit(req.limit + 1);
+}
+
+export async function listEntries(
+  ctx: MailboxContext,
+  claims: ScopeClaims,
+  req: { inboxId: string; listId: string; query: PageRequest },
+): Promise<z.input<typeof EntryPage>> {
+  const list = await listOfInbox(ctx.db, await visibleInbox(ctx.db, claims, req.inboxId), req.listId);
+  const [rows, total] = await Promise.all([
+    entryPageQuery(ctx.db, list, req.query).execute(),
+    entriesOfList(ctx.db, list).select(sql<string>`count(*)`.as("n")).executeTakeFirstOrThrow(),
+  ]);
+  const page = pageOf(`entries:${list.list_id}`, rows, req.query.limit, (r) => r.entry_id);
+  return { entries: page.rows.map(toEntry), pagination: paginationOf(req.query, Number(total.n), page.nextCursor) };
 }
 
 export async function getList(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {

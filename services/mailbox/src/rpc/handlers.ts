@@ -18,7 +18,7 @@ import type { CommandMeta } from "../commands/execute.ts";
 import { deleteInbox, updateInbox } from "../commands/inboxes.ts";
 import { getInbox, listInboxes } from "../read/inboxes.ts";
 import { addEntry, createList, deleteList, removeEntry, updateEntry, updateList } from "../commands/lists.ts";
-import { getList, getLists } from "../read/lists.ts";
+import { getList, getLists, listEntries } from "../read/lists.ts";
 
 const meta = (c: RpcContext): CommandMeta => ({ actor: { type: "key", id: c.claims.kid }, requestId: c.requestId });
 const ok = <T>(body: T) => ({ status: 200, body });
@@ -38,10 +38,11 @@ export function registerMailboxRpc(server: RpcServer, ctx: MailboxContext, strea
   server.serve(M.listGet, async (req, c) => ok(await getList(ctx, c.claims, req)));
   server.serve(M.listUpdate, async (req, c) => ok(await updateList(ctx, c.claims, req, meta(c))));
   server.serve(M.listDelete, async (req, c) => ok(await deleteList(ctx, c.claims, req, meta(c))));
+  server.serve(M.entryList, async (req, c) => ok(await listEntries(ctx, c.claims, req)));
   server.serve(M.entryAdd, (req, c) => addEntry(ctx, c.claims, req, meta(c)));
   server.serve(M.entryUpdate, async (req, c) => ok(await updateEntry(ctx, c.claims, req, meta(c))));
   server.serve(M.domainAdd, (req, c) => addDomain(ctx, c, req, meta(c)));
-  server.serve(M.domainList, async (_req, c) => ok(await listDomains(ctx, c.claims)));
+  server.serve(M.domainList, async (req, c) => ok(await listDomains(ctx, c.claims, req.query)));
   server.serve(M.domainGet, async (req, c) => ok(await getDomain(ctx, c.claims, req)));
   server.serve(M.domainVerify, async (req, c) => ok(await verifyDomain(ctx, c.claims, req, meta(c))));
   server.serve(M.domainRemove, async (req, c) => ok(await removeDomain(ctx, c.claims, req, meta(c))));

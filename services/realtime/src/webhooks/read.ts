@@ -1,9 +1,10 @@
-import { sql, type Kysely } from "kysely";
+import { sql, type ExpressionBuilder, type Kysely } from "kysely";
 import { notFound, parseOrThrow } from "@mam/contracts/errors.ts";
 import type { PublicEventType } from "@mam/contracts/realtime-feed.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
-import type { DeliveryPage, Webhook } from "@mam/contracts/webhooks-api.ts";
+import type { DeliveryPage, Webhook, WebhookList } from "@mam/contracts/webhooks-api.ts";
 import { NO_WORKSPACE } from "@mam/service-kit/event-sourcing.ts";
+import { cursorKeys, keyInstant, pageOf, paginationOf, pastKeys, type PageRequest } from "@mam/service-kit/keyset.ts";
 import { z } from "zod";
 import type { RealtimeContext } from "../context.ts";
 import type { RealtimeDb } from "../db/schema.ts";
@@ -67,36 +68,75 @@ export async function visibleWebhook(db: Kysely<RealtimeDb>, claims: ScopeClaims
   return row;
 }
 
-export async function listWebhooks(ctx: RealtimeContext, claims: ScopeClaims): Promise<{ webhooks: Webhook[] }> {
+const LIST = "webhooks";
+
+/** The tenant's webhooks a key sees (a wk_ key: its workspace's): the scope, whatever a cursor says. */
+function inScope(claims: ScopeClaims & { tenantId: string }) {
+  return (eb: ExpressionBuilder<{ w: RealtimeDb["webhooks"] }, "w">) =>
+    claims.kind === "workspace"
+      ? eb.and([eb("w.tenant_id", "=", claims.tenantId), eb("w.workspace_id", "in", claims.workspaces as string[])])
+      : eb("w.tenant_id", "=", claims.tenantId);
+}
+
+/** One page (and one row more) in `(created_at, webhook_id)` order, served by `webhooks_tenant`. */
+export function webhookPageQuery(db: Kysely<RealtimeDb>, claims: ScopeClaims & { tenantId: string }, req: PageRequest) {
+  const after = cursorKeys(LIST, req);
+  let q = webhookRows(db).select(keyInstant("w.created_at").as("key_at")).where(inScope(claims));
+  q = after ? q.where(pastKeys("w.created_at", "w.webhook_id", after)) : q.offset(req.offset);
+  return q
+    .orderBy("w.created_at")
+    .orderBy("w.webhook_id")
+    .limit(req.limit + 1);
+}
+
+export async function listWebhooks(ctx: RealtimeContext, claims: ScopeClaims, req: PageRequest): Promise<z.input<typeof WebhookList>> {
   requireManager(claims);
-  let q = webhookRows(ctx.db).where("w.tenant_id", "=", claims.tenantId);
-  if (claims.kind === "workspace") q = q.where("w.workspace_id", "in", claims.workspaces as string[]);
-  const rows = await q.orderBy("w.created_at").orderBy("w.webhook_id").execute();
-  return { webhooks: rows.map(toWebhook) };
+  const [rows, total] = await Promise.all([
+    webhookPageQuery(ctx.db, claims, req).execute(),
+    ctx.db.selectFrom("webhooks as w").where(inScope(claims)).select(sql<string>`count(*)`.as("n")).executeTakeFirstOrThrow(),
+  ]);
+  const page = pageOf(LIST, rows, req.limit, (r) => r.webhook_id);
+  return { webhooks: page.rows.map(toWebhook), pagination: paginationOf(req, Number(total.n), page.nextCursor) };
 }
 
 export async function getWebhook(ctx: RealtimeContext, claims: ScopeClaims, rawId: unknown): Promise<Webhook> {
   return toWebhook(await visibleWebhook(ctx.db, claims, rawId));
 }
 
+const deliveriesOf = (webhookId: string) => `deliveries:${webhookId}`;
+
+const attemptsOf = (db: Kysely<RealtimeDb>, w: { workspace_id: string; webhook_id: string }) =>
+  db.selectFrom("webhook_attempts").where("workspace_id", "=", w.workspace_id).where("webhook_id", "=", w.webhook_id);
+
+/** One page (and one row more) of the log, newest first, read backwards along its primary key. */
+export function deliveryPageQuery(db: Kysely<RealtimeDb>, w: { workspace_id: string; webhook_id: string }, req: PageRequest) {
+  const after = cursorKeys(deliveriesOf(w.webhook_id), req);
+  let q = attemptsOf(db, w).selectAll().select(keyInstant("attempted_at").as("key_at"));
+  q = after ? q.where(pastKeys("attempted_at", "attempt_id", after, "desc")) : q.offset(req.offset);
+  return q
+    .orderBy("attempted_at", "desc")
+    .orderBy("attempt_id", "desc")
+    .limit(req.limit + 1);
+}
+
 /** The webhook's delivery log, newest attempt first, a page at a time. */
 export async function listDeliveries(
   ctx: RealtimeContext,
   claims: ScopeClaims,
-  req: { webhookId: string; limit: number; offset: number },
+  req: PageRequest & { webhookId: string },
 ): Promise<z.input<typeof DeliveryPage>> {
   const w = await visibleWebhook(ctx.db, claims, req.webhookId);
-  const log = ctx.db.selectFrom("webhook_attempts").where("workspace_id", "=", w.workspace_id).where("webhook_id", "=", w.webhook_id);
   const [rows, total] = await Promise.all([
-    log.selectAll().orderBy("attempted_at", "desc").orderBy("attempt_id", "desc").limit(req.limit).offset(req.offset).execute(),
+    deliveryPageQuery(ctx.db, w, req).execute(),
     // Counted up to the furthest page a client may ask for: a busy webhook's month of attempts is not counted on every page.
     ctx.db
-      .selectFrom(log.select(sql`1`.as("one")).limit(COUNT_CAP).as("page"))
+      .selectFrom(attemptsOf(ctx.db, w).select(sql`1`.as("one")).limit(COUNT_CAP).as("page"))
       .select(sql<string>`count(*)`.as("n"))
       .executeTakeFirstOrThrow(),
   ]);
+  const page = pageOf(deliveriesOf(w.webhook_id), rows, req.limit, (r) => r.attempt_id);
   return {
-    deliveries: rows.map((r) => ({
+    deliveries: page.rows.map((r) => ({
       id: r.attempt_id,
       eventId: r.event_id,
       event: r.event_type as PublicEventType,
@@ -108,6 +148,6 @@ export async function listDeliveries(
       error: r.error,
       nextAttemptAt: iso(r.next_attempt_at),
     })),
-    pagination: { total: Number(total.n), limit: req.limit, offset: req.offset },
+    pagination: paginationOf(req, Number(total.n), page.nextCursor),
   };
 }

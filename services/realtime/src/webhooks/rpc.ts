@@ -13,7 +13,7 @@ const created = <T>(body: T) => ({ status: 201, body });
 export function registerWebhookRpc(server: RpcServer, ctx: RealtimeContext): void {
   const R = RpcContracts.realtime;
   server.serve(R.webhookCreate, async (req, c) => created(await createWebhook(ctx, c.claims, req.body, meta(c))));
-  server.serve(R.webhookList, async (_req, c) => ok(await listWebhooks(ctx, c.claims)));
+  server.serve(R.webhookList, async (req, c) => ok(await listWebhooks(ctx, c.claims, req.query)));
   server.serve(R.webhookGet, async (req, c) => ok(await getWebhook(ctx, c.claims, req.webhookId)));
   server.serve(R.webhookUpdate, async (req, c) => ok(await updateWebhook(ctx, c.claims, req, meta(c))));
   server.serve(R.webhookDelete, async (req, c) => ok(await deleteWebhook(ctx, c.claims, req.webhookId, meta(c))));

@@ -16,6 +16,7 @@ import * as inboxAddressesByAddress from "./2026-11-30T2310-inbox-addresses-by-a
 import * as planLimits from "./2026-12-04T0100-plan-limits.ts";
 import * as defaultLimits from "./2026-12-06T0100-default-limits.ts";
 import * as tenantPauses from "./2026-12-05T0100-tenant-pauses.ts";
+import * as listOrders from "./2026-12-07T0200-list-orders.ts";
 
 /** Every migration, by name; names sort in the order they must run. */
 export const migrations: Record<string, Migration> = {
@@ -36,4 +37,5 @@ export const migrations: Record<string, Migration> = {
   "2026-12-04T0100-plan-limits": planLimits,
   "2026-12-05T0100-tenant-pauses": tenantPauses,
   "2026-12-06T0100-default-limits": defaultLimits,
+  "2026-12-07T0200-list-orders": listOrders,
 };
