@@ -11,6 +11,8 @@ export interface Bus {
   jsm: JetStreamManager;
   /** Prefix of every subject and stream of this deployment (empty in production). */
   prefix: string;
+  /** Copies of each stream and bucket this deployment creates (NATS_REPLICAS). */
+  replicas: number;
   /** False while the client is disconnected and trying to reconnect. */
   connected: () => boolean;
   logger: Logger;
@@ -28,6 +30,8 @@ export interface BusOptions {
   password?: string;
   /** Without `password`: the file that holds it (NATS_PASSWORD_FILE), read once here. */
   passwordFile?: string;
+  /** NATS_REPLICAS (default 1). */
+  replicas?: number;
 }
 
 /** Reply inboxes of a service: a locked-down server lets only that service read them. */
@@ -99,7 +103,7 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
   }
   const link = { up: true };
   void watchStatus(nc, opts.logger, link);
-  return { nc, js: jetstream(nc), jsm, prefix: opts.prefix, connected: () => link.up && !nc.isClosed(), logger: opts.logger };
+  return { nc, js: jetstream(nc), jsm, prefix: opts.prefix, replicas: opts.replicas ?? 1, connected: () => link.up && !nc.isClosed(), logger: opts.logger };
 }
 
 /** The password in NATS_PASSWORD_FILE: a missing or empty file stops the service with its name. */

@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { Objm, StorageType, type ObjectStore } from "@nats-io/obj";
+import { StorageType, type ObjectStore } from "@nats-io/obj";
 import { headers as natsHeaders, nanos, type MsgHdrs } from "@nats-io/transport-node";
 import { z } from "zod";
 import { AppError } from "@mam/contracts/errors.ts";
 import { Headers } from "@mam/contracts/scope.ts";
 import { rpcReplyBucketName } from "@mam/contracts/subjects.ts";
 import type { Bus } from "./connection.ts";
+import { openObjectStore } from "./object-store.ts";
 
 /**
  * Requests and replies larger than this (a send with attachments, a page of long messages)
@@ -24,7 +25,8 @@ const buckets = new WeakMap<Bus, Promise<ObjectStore>>();
 function spillBucket(bus: Bus): Promise<ObjectStore> {
   let b = buckets.get(bus);
   if (!b) {
-    b = new Objm(bus.nc).create(rpcReplyBucketName(bus.prefix), { storage: StorageType.File, ttl: nanos(120_000), max_bytes: 2 * 1024 * 1024 * 1024 });
+    const opts = { storage: StorageType.File, ttl: nanos(120_000), max_bytes: 2 * 1024 * 1024 * 1024 };
+    b = openObjectStore(bus.nc, rpcReplyBucketName(bus.prefix), opts, bus.replicas, bus.logger);
     b.catch(() => buckets.delete(bus));
     buckets.set(bus, b);
   }

@@ -6,6 +6,7 @@ import { allFeedSubjects, feedStreamName } from "@mam/contracts/realtime-feed.ts
 import { ingestStreamName, ingestSubject } from "@mam/contracts/ingest.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { isPermissionError, type Bus } from "./connection.ts";
+import { checkReplicas, matchReplicas, replicasRefused } from "./replicas.ts";
 
 /** Window inside which a republished event (same id) is stored only once. */
 export const DUPLICATE_WINDOW_MS = 2 * 60_000;
@@ -27,7 +28,7 @@ export async function ensureEventsStream(bus: Bus): Promise<string> {
     max_bytes: -1,
     max_age: 0,
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
-    num_replicas: 1,
+    num_replicas: bus.replicas,
   };
   await ensureStream(bus, config);
   return name;
@@ -51,7 +52,7 @@ export async function ensureFeedStream(bus: Bus, retentionS: number, duplicateWi
     max_bytes: -1,
     max_age: nanos(retentionS * 1000),
     duplicate_window: nanos(Math.min(duplicateWindowMs, retentionS * 1000)),
-    num_replicas: 1,
+    num_replicas: bus.replicas,
   };
   await ensureStream(bus, config);
   const info = await bus.jsm.streams.info(name);
@@ -75,7 +76,7 @@ export async function ensureIngestStream(bus: Bus, duplicateWindowMs = 10 * 60_0
     discard: DiscardPolicy.New,
     max_msg_size: -1,
     duplicate_window: nanos(duplicateWindowMs),
-    num_replicas: 1,
+    num_replicas: bus.replicas,
   });
   return name;
 }
@@ -84,25 +85,28 @@ export async function ensureIngestStream(bus: Bus, duplicateWindowMs = 10 * 60_0
 export const STREAM_WAIT_MS = 5 * 60_000;
 
 /**
- * Declares a stream unless it exists. On a locked-down server only a stream's writers may
- * create it (a reader that could would also choose its limits): a service refused the
- * creation waits for a writer to start, and says so once.
+ * Declares a stream unless it exists, and gives an existing one the configured number of
+ * copies (NATS_REPLICAS). On a locked-down server only a stream's writers may create it (a
+ * reader that could would also choose its limits): a service refused the creation waits for
+ * a writer to start, and says so once.
  */
 async function ensureStream(bus: Bus, config: Partial<StreamConfig> & { name: string }, waitMs = STREAM_WAIT_MS): Promise<void> {
+  checkReplicas(bus.nc, bus.replicas);
   const exists = () =>
     bus.jsm.streams.info(config.name).then(
       () => true,
       () => false,
     );
-  if (await exists()) return;
+  const matched = () => matchReplicas(bus.jsm, config.name, bus.replicas, bus.logger);
+  if (await exists()) return matched();
   try {
     await bus.jsm.streams.add(config);
     return;
   } catch (err) {
     if (!isPermissionError(err)) {
       // Another process created it between our two calls.
-      if (await exists()) return;
-      throw err;
+      if (await exists()) return matched();
+      throw replicasRefused(err, bus.replicas);
     }
   }
   bus.logger.warn({ stream: config.name }, `waiting for the ${config.name} stream: this service may not create it, the services that write to it do`);

@@ -24,6 +24,12 @@ export const BaseEnv = z.object({
   NATS_PASSWORD: z.string().optional(),
   /** Without NATS_PASSWORD: a file holding it (read once at start, trimmed), e.g. /secrets/nats/password in compose. */
   NATS_PASSWORD_FILE: z.string().optional(),
+  /**
+   * Copies of every stream and bucket the platform creates (3 on a JetStream cluster: a
+   * PubAck then means stored on a majority, which survives a power loss of one server).
+   * Existing streams and buckets are changed to it at start; above 1 needs a cluster.
+   */
+  NATS_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   /** The gateway's public key (PEM, or PEM in base64) that scope tokens are verified with. */
   SCOPE_PUBLIC_KEY: z.string().optional(),
   /** Without SCOPE_PUBLIC_KEY: the file the gateway writes the public key to when it creates the pair. */

@@ -67,6 +67,7 @@ export class Backbone<DB = unknown> {
       user: env.NATS_USER,
       password: env.NATS_PASSWORD,
       passwordFile: env.NATS_PASSWORD_FILE,
+      replicas: env.NATS_REPLICAS,
     });
     this.stream = await ensureEventsStream(this.bus);
     if (this.o.database) {

@@ -62,7 +62,7 @@ export class SmtpIngressService extends ServiceHost<never, IngressContext> {
           directory: ctx.directory!,
           // A failed attempt is not kept: the next large message asks again.
           store: () =>
-            (store ??= openRawStore(b.bus.nc, b.bus.prefix).catch((err: unknown) => {
+            (store ??= openRawStore(b.bus.nc, b.bus.prefix, b.bus.replicas, ctx.logger).catch((err: unknown) => {
               store = undefined;
               throw err;
             })),

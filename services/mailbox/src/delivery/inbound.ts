@@ -1,7 +1,8 @@
 import { ZodError } from "zod";
-import { Objm, type ObjectStore } from "@nats-io/obj";
+import type { ObjectStore } from "@nats-io/obj";
 import { nanos } from "@nats-io/transport-node";
 import { DurableConsumer } from "@mam/bus/consumer.ts";
+import { openObjectStore } from "@mam/bus/object-store.ts";
 import { ensureIngestStream } from "@mam/bus/streams.ts";
 import { INGEST_META_HEADER, IngestMeta, ingestBucketName, ingestSubject } from "@mam/contracts/ingest.ts";
 import type { Backbone } from "@mam/service-kit/backbone.ts";
@@ -21,7 +22,7 @@ export const INGEST_DURABLE = "mailbox-ingest";
 
 /** Raw messages too large for one NATS message wait in this bucket; they expire after a week. */
 export const openIngestBucket = (backbone: Backbone<any>): Promise<ObjectStore> =>
-  new Objm(backbone.bus.nc).create(ingestBucketName(backbone.bus.prefix), { ttl: nanos(7 * 86_400_000) });
+  openObjectStore(backbone.bus.nc, ingestBucketName(backbone.bus.prefix), { ttl: nanos(7 * 86_400_000) }, backbone.bus.replicas, backbone.bus.logger);
 
 /** Files mail accepted by smtp-ingress into each recipient's inbox, once per inbox. */
 export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>): Promise<DurableConsumer> {

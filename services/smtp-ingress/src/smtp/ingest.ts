@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { PubAck } from "@nats-io/jetstream";
-import { Objm, type ObjectStore } from "@nats-io/obj";
+import type { ObjectStore } from "@nats-io/obj";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import type { Bus } from "@mam/bus/connection.ts";
+import { openObjectStore } from "@mam/bus/object-store.ts";
 import { INGEST_META_HEADER, ingestBucketName, ingestSubject, type IngestMeta } from "@mam/contracts/ingest.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 
@@ -14,8 +15,8 @@ export const INGEST_RAW_TTL_MS = 7 * 86_400_000;
  * The bucket of raw messages too large to travel inline. Whichever of smtp-ingress and the
  * mailbox makes it first, it gets the TTL: an upload nobody reads does not stay for ever.
  */
-export const openRawStore = (nc: NatsConnection, prefix: string): Promise<ObjectStore> =>
-  new Objm(nc).create(ingestBucketName(prefix), { ttl: nanos(INGEST_RAW_TTL_MS) });
+export const openRawStore = (nc: NatsConnection, prefix: string, replicas = 1, logger?: Logger): Promise<ObjectStore> =>
+  openObjectStore(nc, ingestBucketName(prefix), { ttl: nanos(INGEST_RAW_TTL_MS) }, replicas, logger);
 
 export interface Delivery {
   /** The reverse-path as given in MAIL FROM, "" for the null reverse-path. */

@@ -1,0 +1,45 @@
+import type { JetStreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { ConfigError } from "@mam/runtime/config.ts";
+import type { Logger } from "@mam/runtime/logger.ts";
+import { isPermissionError } from "./connection.ts";
+
+/**
+ * More than one copy needs a JetStream cluster. Refused before anything is created, with the
+ * setting's name: an operator asking for R3 must not run on one copy believing in three.
+ */
+export function checkReplicas(nc: NatsConnection, replicas: number): void {
+  if (replicas <= 1 || nc.info?.cluster) return;
+  throw new ConfigError(
+    `NATS_REPLICAS=${replicas} needs a JetStream cluster of at least ${replicas} servers, but NATS at ${nc.getServer()} is a single server; set NATS_REPLICAS=1 or run a cluster (docs/durability.md)`,
+  );
+}
+
+/** The server's refusal of a replica count (too few servers in the cluster) as a ConfigError naming the setting. */
+export function replicasRefused(err: unknown, replicas: number): Error {
+  const message = (err as Error)?.message ?? String(err);
+  if (replicas > 1 && /replicas|insufficient resources|no suitable peers/i.test(message))
+    return new ConfigError(`NATS_REPLICAS=${replicas}: the JetStream cluster refused ${replicas} copies (${message}); it needs at least ${replicas} servers`);
+  return err as Error;
+}
+
+/**
+ * Gives an existing stream (a KV or object-store bucket is one too: KV_<name>, OBJ_<name>) the
+ * configured number of copies, so changing NATS_REPLICAS and restarting applies it. A service
+ * the server does not let change the stream (a locked-down server lets only its writers) says
+ * so and goes on with what there is.
+ */
+export async function matchReplicas(jsm: JetStreamManager, name: string, replicas: number, logger?: Logger): Promise<void> {
+  const info = await jsm.streams.info(name);
+  if (info.config.num_replicas === replicas) return;
+  try {
+    await jsm.streams.update(name, { ...info.config, num_replicas: replicas });
+    logger?.info({ stream: name, from: info.config.num_replicas, to: replicas }, `stream ${name} now kept in ${replicas} copies (NATS_REPLICAS)`);
+  } catch (err) {
+    if (!isPermissionError(err)) throw replicasRefused(err, replicas);
+    logger?.warn(
+      { stream: name, replicas: info.config.num_replicas, wanted: replicas },
+      `stream ${name} has ${info.config.num_replicas} replicas, NATS_REPLICAS says ${replicas}, and this service may not change it (nats stream edit ${name} --replicas ${replicas})`,
+    );
+  }
+}
