@@ -38,6 +38,12 @@ export interface StackOptions {
   billingEnv?: Record<string, string>;
   /** Mailbox replicas to start (default: 1; `mailbox: false` starts none). */
   mailboxes?: number;
+  /** Identity replicas to start (default: 1); more than one start at the same moment, as a scaled deployment's do. */
+  identities?: number;
+  /** smtp-ingress replicas to start when `smtp` is set (default: 1), each on its own port; more than one start at the same moment. */
+  smtps?: number;
+  /** Billing replicas to start when `billing` is set (default: 1); more than one start at the same moment. */
+  billings?: number;
   logLevel?: string;
   /** Another NATS server than the machine's (a private one a test may kill). */
   natsUrl?: string;
@@ -56,14 +62,20 @@ export class Stack {
   readonly operatorKey = `sa_${randomBytes(32).toString("base64url")}`;
   readonly logs = new LogCapture();
   identity!: IdentityService;
+  /** The identity replicas started beside `identity` (option `identities`). */
+  identityReplicas: IdentityService[] = [];
   mailbox?: MailboxService;
   /** The mailbox replicas started beside `mailbox` (option `mailboxes`). */
   mailboxReplicas: MailboxService[] = [];
   smtp?: SmtpIngressService;
+  /** The smtp-ingress replicas started beside `smtp` (option `smtps`). */
+  smtpReplicas: SmtpIngressService[] = [];
   readonly mailDomain = "agents.test";
   gateways: GatewayService[] = [];
   realtimes: RealtimeService[] = [];
   billing?: BillingService;
+  /** The billing replicas started beside `billing` (option `billings`). */
+  billingReplicas: BillingService[] = [];
   /** The client of the first gateway. */
   api!: ApiCall;
 
@@ -79,10 +91,21 @@ export class Stack {
   }
 
   async startIdentity(): Promise<IdentityService> {
-    const cfg = identityConfig(this.identityEnv());
-    this.identity = new IdentityService(cfg, { logger: createLogger("identity", this.o.logLevel ?? "info", this.logs) });
-    await this.identity.start();
+    this.identity = await this.newIdentity();
     return this.identity;
+  }
+
+  /** One more identity replica beside `identity`, on the same schema. */
+  async startIdentityReplica(): Promise<IdentityService> {
+    const i = await this.newIdentity();
+    this.identityReplicas.push(i);
+    return i;
+  }
+
+  private async newIdentity(): Promise<IdentityService> {
+    const i = new IdentityService(identityConfig(this.identityEnv()), { logger: createLogger("identity", this.o.logLevel ?? "info", this.logs) });
+    await i.start();
+    return i;
   }
 
   async startMailbox(): Promise<MailboxService> {
@@ -111,6 +134,18 @@ export class Stack {
   }
 
   async startSmtp(): Promise<SmtpIngressService> {
+    this.smtp = await this.newSmtp();
+    return this.smtp;
+  }
+
+  /** One more smtp-ingress replica beside `smtp`, on a port of its own (and the same certificate file). */
+  async startSmtpReplica(): Promise<SmtpIngressService> {
+    const r = await this.newSmtp();
+    this.smtpReplicas.push(r);
+    return r;
+  }
+
+  private async newSmtp(): Promise<SmtpIngressService> {
     const cfg = smtpConfig({
       ...this.iso.env,
       ...this.o.natsEnv?.("smtp-ingress"),
@@ -120,9 +155,9 @@ export class Stack {
       SMTP_TLS_FILE: `/tmp/${this.iso.tag}-smtp-tls.json`,
       ...this.o.smtpEnv,
     });
-    this.smtp = new SmtpIngressService(cfg, { logger: createLogger("smtp-ingress", this.o.logLevel ?? "info", this.logs) });
-    await this.smtp.start();
-    return this.smtp;
+    const r = new SmtpIngressService(cfg, { logger: createLogger("smtp-ingress", this.o.logLevel ?? "info", this.logs) });
+    await r.start();
+    return r;
   }
 
   /** One more realtime replica (its WebSocket port chosen by the system, on loopback). */
@@ -145,10 +180,22 @@ export class Stack {
 
   /** Billing (its schema kept across restarts: a test may stop it and start another). */
   async startBilling(env: Record<string, string> = {}): Promise<BillingService> {
-    const cfg = billingConfig({ ...this.iso.env, ...this.o.natsEnv?.("billing"), DB_SCHEMA: this.iso.schema("billing"), ...this.o.billingEnv, ...env });
-    this.billing = new BillingService(cfg, { logger: createLogger("billing", this.o.logLevel ?? "info", this.logs) });
-    await this.billing.start();
+    this.billing = await this.newBilling(env);
     return this.billing;
+  }
+
+  /** One more billing replica beside `billing`, on the same schema. */
+  async startBillingReplica(env: Record<string, string> = {}): Promise<BillingService> {
+    const b = await this.newBilling(env);
+    this.billingReplicas.push(b);
+    return b;
+  }
+
+  private async newBilling(env: Record<string, string>): Promise<BillingService> {
+    const cfg = billingConfig({ ...this.iso.env, ...this.o.natsEnv?.("billing"), DB_SCHEMA: this.iso.schema("billing"), ...this.o.billingEnv, ...env });
+    const b = new BillingService(cfg, { logger: createLogger("billing", this.o.logLevel ?? "info", this.logs) });
+    await b.start();
+    return b;
   }
 
   async startGateway(): Promise<GatewayService> {
@@ -165,14 +212,14 @@ export class Stack {
   }
 
   async start(): Promise<this> {
-    await this.startIdentity();
+    await Promise.all([this.startIdentity(), ...times(this.o.identities, () => this.startIdentityReplica())]);
     if (this.o.mailbox !== false) {
       await this.startMailbox();
       for (let i = 1; i < (this.o.mailboxes ?? 1); i++) await this.startMailboxReplica();
     }
-    if (this.o.smtp) await this.startSmtp();
+    if (this.o.smtp) await Promise.all([this.startSmtp(), ...times(this.o.smtps, () => this.startSmtpReplica())]);
     for (let i = 0; i < (this.o.realtime ?? 0); i++) await this.startRealtime();
-    if (this.o.billing) await this.startBilling();
+    if (this.o.billing) await Promise.all([this.startBilling(), ...times(this.o.billings, () => this.startBillingReplica())]);
     for (let i = 0; i < (this.o.gateways ?? 1); i++) await this.startGateway();
     this.api = this.client(0);
     return this;
@@ -184,14 +231,22 @@ export class Stack {
 
   async stop(): Promise<void> {
     for (const g of this.gateways) await g.destroy();
+    for (const r of this.smtpReplicas) await r.destroy();
     await this.smtp?.destroy();
     for (const r of this.realtimes) await r.destroy();
+    for (const b of this.billingReplicas) await b.destroy();
     await this.billing?.destroy();
     for (const m of this.mailboxReplicas) await m.destroy();
     await this.mailbox?.destroy();
+    for (const i of this.identityReplicas) await i.destroy();
     await this.identity?.destroy();
     await this.iso.cleanup();
   }
+}
+
+/** Starts `count - 1` more (replicas beside the first), all at once. */
+function times<T>(count: number | undefined, start: () => Promise<T>): Promise<T>[] {
+  return Array.from({ length: Math.max(0, (count ?? 1) - 1) }, start);
 }
 
 /** Provisions a tenant through the operator key, as an operator would with curl; the answer is typed by its contract. */

@@ -52,7 +52,11 @@ export async function openDatabase<DB>(o: OpenDbOptions): Promise<Database<DB>> 
   try {
     const c = await pool.connect();
     try {
-      await c.query(`CREATE SCHEMA IF NOT EXISTS ${o.schema}`);
+      // Replicas starting together race here: `IF NOT EXISTS` does not stop the loser of two
+      // concurrent creations from failing on the catalog's unique index (23505).
+      await c.query(`CREATE SCHEMA IF NOT EXISTS ${o.schema}`).catch((err: { code?: string }) => {
+        if (err.code !== "23505") throw err;
+      });
     } finally {
       c.release();
     }

@@ -9,7 +9,8 @@ import type { Backbone } from "./backbone.ts";
  * in a checkpoint table of its own (`consumer`, `stream_seq`), written in the same
  * transaction as what it applies. No checkpoint row means the read model was emptied or
  * never built: the consumer is re-created and replays the stream from the start (the row is
- * written at once, so a replica starting next does not drop it again).
+ * written at once, under a lock, so a replica starting next or at the same moment does not
+ * drop it again).
  */
 export async function startCheckpointedConsumer<DB>(o: {
   backbone: Backbone<DB>;
@@ -21,15 +22,15 @@ export async function startCheckpointedConsumer<DB>(o: {
   apply: (tx: Transaction<any>, msg: JsMsg) => Promise<void>;
 }): Promise<DurableConsumer> {
   const { backbone: b, db, table } = o;
-  const row = await db.selectFrom(table).select("stream_seq").where("consumer", "=", o.durable).executeTakeFirst();
-  if (!row) {
+  // Under a lock: of replicas starting together, one deletes the consumer (the others would
+  // delete the one it already reads from).
+  await db.transaction().execute(async (tx) => {
+    await sql`select pg_advisory_xact_lock(hashtextextended(${`replay:${table}:${o.durable}`}, 0))`.execute(tx);
+    const row = await tx.selectFrom(table).select("stream_seq").where("consumer", "=", o.durable).executeTakeFirst();
+    if (row) return;
     await b.bus.jsm.consumers.delete(b.stream, o.durable).catch(() => false);
-    await db
-      .insertInto(table)
-      .values({ consumer: o.durable, stream_seq: 0 })
-      .onConflict((oc) => oc.doNothing())
-      .execute();
-  }
+    await tx.insertInto(table).values({ consumer: o.durable, stream_seq: 0 }).execute();
+  });
   const consumer = new DurableConsumer({
     bus: b.bus,
     stream: b.stream,

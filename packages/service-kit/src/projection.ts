@@ -1,11 +1,11 @@
 import type { JsMsg } from "@nats-io/jetstream";
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import { ZodError } from "zod";
 import { DurableConsumer } from "@mam/bus/consumer.ts";
 import { contextEventsFilter, type EventEnvelope } from "@mam/contracts/envelope.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import type { Backbone } from "./backbone.ts";
-import { applyConsumed, checkpointOf } from "./event-sourcing.ts";
+import { applyConsumed, checkpointOf, type ProjectionTables } from "./event-sourcing.ts";
 import type { RecentlyApplied } from "./recent.ts";
 
 /** A read model kept by a durable consumer. */
@@ -25,9 +25,7 @@ export interface ProjectionSpec {
  * once it has caught up: decisions are taken against it, so nothing is served before.
  */
 export async function startProjection(b: Backbone<any>, p: ProjectionSpec, recent?: RecentlyApplied): Promise<DurableConsumer> {
-  if ((await checkpointOf(b.db, p.name)) === undefined) {
-    await b.bus.jsm.consumers.delete(b.stream, p.name).catch(() => false);
-  }
+  await claimReplay(b, p.name);
   const skip = p.skipRecent ? recent : undefined;
   const consumer = new DurableConsumer({
     bus: b.bus,
@@ -45,6 +43,22 @@ export async function startProjection(b: Backbone<any>, p: ProjectionSpec, recen
   await consumer.start();
   await waitFor(() => consumer.caughtUp(), { timeoutMs: 10 * 60_000, intervalMs: 50, what: `${p.name} read model` });
   return consumer;
+}
+
+/**
+ * A read model without a checkpoint (dropped, or never built) is replayed: its consumer is
+ * deleted, to be declared anew from the first event. One replica does it: under a lock, the
+ * first to find no checkpoint deletes the consumer and writes an empty checkpoint, so a
+ * replica starting at the same moment does not delete the consumer the first one is already
+ * reading (its pull would go unanswered until its heartbeats are missed).
+ */
+async function claimReplay(b: Backbone<any>, projection: string): Promise<void> {
+  await (b.db as Kysely<ProjectionTables>).transaction().execute(async (tx) => {
+    await sql`select pg_advisory_xact_lock(hashtextextended(${`replay:${projection}`}, 0))`.execute(tx);
+    if ((await checkpointOf(tx, projection)) !== undefined) return;
+    await b.bus.jsm.consumers.delete(b.stream, projection).catch(() => false);
+    await tx.insertInto("projection_checkpoint").values({ projection, tenant_key: "", stream_seq: 0, updated_at: new Date() }).execute();
+  });
 }
 
 /**
