@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeCursor } from "@mam/contracts/pagination.ts";
+import type { ApiResponse } from "@mam/testing/http.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
 /**
@@ -24,7 +25,7 @@ describe("list cursors", () => {
     let pages = 0;
     do {
       const sep = path.includes("?") ? "&" : "?";
-      const r = await s.api("GET", `${path}${sep}limit=${limit}${cursor ? `&cursor=${cursor}` : ""}`, { key });
+      const r: ApiResponse = await s.api("GET", `${path}${sep}limit=${limit}${cursor ? `&cursor=${cursor}` : ""}`, { key });
       expect(r.status, JSON.stringify(r.body)).toBe(200);
       expect(r.body[field].length).toBeLessThanOrEqual(limit);
       expect(r.body.pagination.limit).toBe(limit);
