@@ -134,7 +134,14 @@ describe("the OpenAPI document and the reference page", () => {
     expect(send.requestBody.required).toBe(true);
     expect(doc.components.schemas.SendBody.required.sort()).toEqual(["subject", "to"]);
     const list = doc.paths["/v1/inboxes/{inboxId}/messages"].get;
-    expect(list.parameters.map((p: Json) => `${p.in}:${p.name}`).sort()).toEqual(["path:inboxId", "query:direction", "query:limit", "query:offset"]);
+    expect(list.parameters.map((p: Json) => `${p.in}:${p.name}`).sort()).toEqual([
+      "path:inboxId",
+      "query:cursor",
+      "query:direction",
+      "query:limit",
+      "query:offset",
+    ]);
+    expect(doc.components.schemas.Pagination.properties).toHaveProperty("nextCursor");
     expect(Object.keys(doc.paths["/v1/inboxes/{inboxId}/messages/{messageId}/raw"].get.responses["200"].content)).toEqual(["message/rfc822"]);
     expect(Object.keys(doc.paths["/v1/inboxes/{inboxId}/messages/{messageId}/attachments/{attachmentId}"].get.responses["200"].content)).toEqual([
       "application/octet-stream",

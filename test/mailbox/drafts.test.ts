@@ -32,7 +32,7 @@ describe("drafts", () => {
     expect(p.body).toMatchObject({ subject: "Offer", plainBody: "v2", cc: ["boss@example.com"], to: ["client@example.com"] });
     const list = await s.api("GET", `/v1/inboxes/${a.id}/drafts`, { key: a.apiKey });
     expect(list.body.drafts.map((d: { id: string }) => d.id)).toEqual([c.body.id]);
-    expect(list.body.pagination).toEqual({ total: 1, limit: 50, offset: 0 });
+    expect(list.body.pagination).toEqual({ total: 1, limit: 50, offset: 0, nextCursor: null });
 
     const sent = await s.api("POST", `/v1/inboxes/${a.id}/drafts/${c.body.id}/send`, { key: a.apiKey });
     expect(sent.status).toBe(200);

@@ -201,7 +201,7 @@ describe("sending, delivering and reading messages", () => {
     const page = await inboxMessages(a, "?limit=2&offset=0");
     expect(page.messages).toHaveLength(2);
     const all = await inboxMessages(a, "?limit=100");
-    expect(page.pagination).toEqual({ total: all.messages.length, limit: 2, offset: 0 });
+    expect(page.pagination).toEqual({ total: all.messages.length, limit: 2, offset: 0, nextCursor: expect.any(String) });
     const times = all.messages.map((m: { createdAt: string }) => m.createdAt);
     expect([...times].sort().reverse()).toEqual(times);
     const target = all.messages[0];

@@ -90,6 +90,8 @@ describe("replaying the mailbox's events", () => {
       "domains",
       "domain_claims",
       "threads",
+      "thread_folders",
+      "folder_counts",
       "messages",
       "drafts",
       "delivery_outcomes",

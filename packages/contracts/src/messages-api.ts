@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { EmailAddress } from "./mailbox-api.ts";
 import { Authentication, DraftFields } from "./message-events.ts";
+import { pageFields } from "./pagination.ts";
 import { Pagination } from "./results.ts";
 
 const noCrLf = (s: string) => !/[\r\n]/.test(s);
@@ -71,8 +72,7 @@ export const SendCommand = z.object({
 });
 
 export const ListMessagesQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(50),
-  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  ...pageFields(),
   direction: z.enum(["inbound", "outbound"]).optional(),
 });
 export const MessageRef = z.object({
@@ -111,17 +111,13 @@ export const DraftInput = z
   })
   .meta({ id: "DraftInput" });
 export const DraftRef = z.object({ inboxId: z.string(), draftId: z.string().optional(), body: z.unknown().optional() });
-export const ListDraftsQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(50),
-  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
-});
+export const ListDraftsQuery = z.object(pageFields());
 
 /** The tenant-wide mailbox view (`GET /v1/messages`) and its folder counts. */
 export const MailboxViewQuery = z.object({
   folder: z.enum(["inbox", "sent", "starred", "archived", "trash"]).default("inbox"),
   group: z.enum(["thread"]).optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(50),
-  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  ...pageFields(),
   inboxId: z.uuid().optional(),
 });
 export const FolderCountsQuery = z.object({ inboxId: z.uuid().optional() });

@@ -114,6 +114,31 @@ export interface ThreadsTable {
   created_at: Timestamp;
   last_message_at: Timestamp;
 }
+/** Where a message is listed: the API's folders (they overlap), and `inbound` for the inbox list's direction filter. */
+export type FolderName = "inbox" | "sent" | "starred" | "archived" | "trash" | "inbound";
+/** What folder_counts counts: the folders, and an inbox's live drafts (total only). */
+export type CountedName = FolderName | "drafts";
+/** One row per thread and folder it has a live message in: the folder's newest message of the thread, its counts. */
+export interface ThreadFoldersTable {
+  workspace_id: string;
+  inbox_id: string;
+  thread_id: string;
+  folder: FolderName;
+  tenant_id: string;
+  last_message_id: string;
+  last_message_at: Timestamp;
+  message_count: number;
+  unread_count: number;
+}
+/** Per inbox and folder, the sums of thread_folders: messages, unread ones, threads; and its live drafts. */
+export interface FolderCountsTable {
+  workspace_id: string;
+  inbox_id: string;
+  folder: CountedName;
+  total: ColumnType<string, number, number>;
+  unread: ColumnType<string, number, number>;
+  threads: ColumnType<string, number, number>;
+}
 type JsonOf<T> = ColumnType<T, string, string>;
 export interface MessagesTable {
   workspace_id: string;
@@ -248,6 +273,8 @@ export interface MailboxDb extends ProjectionTables {
   delivery_queue: DeliveryQueueTable;
   drafts: DraftsTable;
   threads: ThreadsTable;
+  thread_folders: ThreadFoldersTable;
+  folder_counts: FolderCountsTable;
   messages: MessagesTable;
   blobs: BlobsTable;
   idempotency_keys: IdempotencyKeysTable;

@@ -3,6 +3,7 @@ import type { MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
 import { applyOnceMany, type Sequenced } from "@mam/service-kit/event-sourcing.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { evolveDomains } from "./domains.ts";
+import { evolveDrafts } from "./drafts.ts";
 import { evolveLists } from "./lists.ts";
 import { evolveMessages, insertMessages, isNewMessage, type NewMessageEvent } from "./messages.ts";
 
@@ -146,33 +147,8 @@ async function evolve(tx: Kysely<MailboxDb>, e: MailboxEnvelope): Promise<void> 
     case "MessageBounced":
       return evolveMessages(tx, e);
     case "DraftSaved":
-      await tx
-        .insertInto("drafts")
-        .values({
-          workspace_id: e.workspaceId!,
-          draft_id: e.data.draftId,
-          inbox_id: e.data.inboxId,
-          fields: JSON.stringify(e.data.fields),
-          version: e.aggregateVersion,
-          created_at: e.occurredAt,
-          updated_at: e.occurredAt,
-          deleted_at: null,
-        })
-        .onConflict((oc) =>
-          oc
-            .columns(["workspace_id", "draft_id"])
-            .doUpdateSet({ fields: JSON.stringify(e.data.fields), version: e.aggregateVersion, updated_at: e.occurredAt }),
-        )
-        .execute();
-      return;
     case "DraftDeleted":
-      await tx
-        .updateTable("drafts")
-        .set({ deleted_at: e.occurredAt, updated_at: e.occurredAt, version: e.aggregateVersion })
-        .where("workspace_id", "=", e.workspaceId!)
-        .where("draft_id", "=", e.data.draftId)
-        .execute();
-      return;
+      return evolveDrafts(tx, e);
     default: {
       const unreachable: never = e;
       throw new Error(`unhandled mailbox event ${(unreachable as MailboxEnvelope).type}`);

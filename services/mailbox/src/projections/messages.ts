@@ -2,6 +2,10 @@ import { sql, type Kysely } from "kysely";
 import type { MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
 import type { Authentication, MessageFacts } from "@mam/contracts/message-events.ts";
 import type { MailboxDb } from "../db/schema.ts";
+import { refreshThreads } from "./thread-folders.ts";
+
+/** What a changed message gives its thread's rows to refresh (see thread-folders.ts). */
+const THREAD_KEY = ["workspace_id", "inbox_id", "thread_id"] as const;
 
 type MessageEvent = Extract<MailboxEnvelope, { type: `Message${string}` }>;
 
@@ -40,7 +44,7 @@ export async function insertMessages(tx: Kysely<MailboxDb>, events: NewMessageEv
       oc.columns(["workspace_id", "thread_id"]).doUpdateSet({ last_message_at: sql`greatest(threads.last_message_at, excluded.last_message_at)` }),
     )
     .execute();
-  await tx
+  const inserted = await tx
     .insertInto("messages")
     .values(
       events.map((e) => {
@@ -85,7 +89,9 @@ export async function insertMessages(tx: Kysely<MailboxDb>, events: NewMessageEv
       }),
     )
     .onConflict((oc) => oc.columns(["workspace_id", "message_id"]).doNothing())
+    .returning(THREAD_KEY)
     .execute();
+  await refreshThreads(tx, inserted);
 }
 
 /**
@@ -132,11 +138,14 @@ export async function evolveMessages(tx: Kysely<MailboxDb>, e: MessageEvent): Pr
       if (flags.isRead !== undefined) set.is_read = flags.isRead;
       if (flags.isStarred !== undefined) set.is_starred = flags.isStarred;
       if (flags.isArchived !== undefined) set.is_archived = flags.isArchived;
-      await row(messageId).set(set).execute();
+      await refreshThreads(tx, await row(messageId).set(set).returning(THREAD_KEY).execute());
       return;
     }
     case "MessageDeleted":
-      await row(e.data.messageId).set({ deleted_at: e.occurredAt, updated_at: e.occurredAt, version: e.aggregateVersion }).execute();
+      await refreshThreads(
+        tx,
+        await row(e.data.messageId).set({ deleted_at: e.occurredAt, updated_at: e.occurredAt, version: e.aggregateVersion }).returning(THREAD_KEY).execute(),
+      );
       return;
     case "MessageDelivered":
       await outcomes(tx, e, "delivered");

@@ -3,11 +3,13 @@ import { notFound, parseOrThrow } from "@mam/contracts/errors.ts";
 import { IdParam } from "@mam/contracts/identity-api.ts";
 import { DraftRef, ListDraftsQuery } from "@mam/contracts/messages-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
+import { cursorKeys, keyInstant, pageOf, paginationOf, pastKeys } from "@mam/service-kit/keyset.ts";
 import { z } from "zod";
 import type { DraftsState } from "../commands/draft-decision.ts";
 import type { MailboxContext } from "../context.ts";
 import type { DraftsTable, MailboxDb } from "../db/schema.ts";
 import { visibleInbox, type InboxRow } from "./inboxes.ts";
+import type { PageAt } from "./mailbox-view.ts";
 
 export type DraftRow = Selectable<DraftsTable>;
 const iso = (d: Date | string) => new Date(d).toISOString();
@@ -54,20 +56,37 @@ export async function loadDraft(db: Kysely<MailboxDb>, workspaceId: string, draf
   return { drafts };
 }
 
+/** A page of an inbox's live drafts, newest first. */
+export function draftsQuery(db: Kysely<MailboxDb>, inbox: InboxRow, p: PageAt) {
+  let q = db.selectFrom("drafts").where("workspace_id", "=", inbox.workspace_id).where("inbox_id", "=", inbox.inbox_id).where("deleted_at", "is", null);
+  if (p.after) q = q.where(pastKeys("created_at", "draft_id", p.after, "desc"));
+  return q
+    .selectAll()
+    .select(keyInstant("created_at").as("key_at"))
+    .orderBy("created_at", "desc")
+    .orderBy("draft_id", "desc")
+    .limit(p.limit + 1)
+    .offset(p.offset);
+}
+
 export async function listDrafts(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
   const { inboxId, ...query } = parseOrThrow(z.object({ inboxId: z.string() }).loose(), raw);
   const q = parseOrThrow(ListDraftsQuery, query, "query");
+  const list = `drafts:${inboxId}`;
+  const page = { limit: q.limit, offset: q.offset, after: cursorKeys(list, q) };
   const inbox = await visibleInbox(ctx.db, claims, inboxId);
-  const base = ctx.db
-    .selectFrom("drafts")
-    .where("workspace_id", "=", inbox.workspace_id)
-    .where("inbox_id", "=", inbox.inbox_id)
-    .where("deleted_at", "is", null);
   const [rows, total] = await Promise.all([
-    base.selectAll().orderBy("created_at", "desc").orderBy("draft_id", "desc").limit(q.limit).offset(q.offset).execute(),
-    base.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow(),
+    draftsQuery(ctx.db, inbox, page).execute(),
+    ctx.db
+      .selectFrom("folder_counts")
+      .where("workspace_id", "=", inbox.workspace_id)
+      .where("inbox_id", "=", inbox.inbox_id)
+      .where("folder", "=", "drafts")
+      .select("total as n")
+      .executeTakeFirst(),
   ]);
-  return { drafts: rows.map(draftView), pagination: { total: Number(total.n), limit: q.limit, offset: q.offset } };
+  const { rows: served, nextCursor } = pageOf(list, rows, q.limit, (r) => r.draft_id);
+  return { drafts: served.map(draftView), pagination: paginationOf(q, Number(total?.n ?? 0), nextCursor) };
 }
 
 export async function getDraft(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {

@@ -1,28 +1,25 @@
-import { sql, type SelectQueryBuilder } from "kysely";
-import { AppError, parseOrThrow } from "@mam/contracts/errors.ts";
+import type { Kysely, SelectQueryBuilder } from "kysely";
+import { parseOrThrow } from "@mam/contracts/errors.ts";
 import { FolderCountsQuery, MailboxViewQuery } from "@mam/contracts/messages-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
+import { cursorKeys, keyInstant, pageOf, paginationOf, pastKeys, type RowKeys } from "@mam/service-kit/keyset.ts";
+import { inViewScope, viewScope, type ViewScope } from "./view-scope.ts";
 
-type Folder = "inbox" | "sent" | "starred" | "archived" | "trash";
+export type Folder = "inbox" | "sent" | "starred" | "archived" | "trash";
 type Q = SelectQueryBuilder<MailboxDb, "messages" | "inboxes", object>;
-
-/** Messages the caller may see, in live inboxes only; an ak_ key sees its own inbox. */
-function scoped(ctx: MailboxContext, claims: ScopeClaims, inboxId: string | undefined): Q {
-  if (claims.kind === "super_admin" || !claims.tenantId) throw new AppError("FORBIDDEN", "The operator key manages tenants only");
-  let q = ctx.db
-    .selectFrom("messages")
-    .innerJoin("inboxes", (j) => j.onRef("inboxes.workspace_id", "=", "messages.workspace_id").onRef("inboxes.inbox_id", "=", "messages.inbox_id"))
-    .where("messages.tenant_id", "=", claims.tenantId)
-    .where("inboxes.deleted_at", "is", null);
-  if (claims.workspaces !== "*")
-    q = q.where("messages.workspace_id", "in", claims.workspaces.length ? claims.workspaces : ["00000000-0000-0000-0000-000000000000"]);
-  if (claims.inboxId) q = q.where("messages.inbox_id", "=", claims.inboxId);
-  if (inboxId) q = q.where("messages.inbox_id", "=", inboxId);
-  return q;
+/** A page as the queries take it: after the cursor's row (if any), `offset` rows skipped, one row more than `limit` (see pageOf). */
+export interface PageAt {
+  limit: number;
+  offset: number;
+  after: RowKeys | undefined;
 }
 
+/**
+ * The folders (they overlap). Each predicate is one of the partial indexes of migration
+ * 2026-12-07T0100 word for word, and projections/thread-folders.ts files messages by the same rules.
+ */
 function inFolder(q: Q, folder: Folder): Q {
   switch (folder) {
     case "inbox":
@@ -42,45 +39,105 @@ function inFolder(q: Q, folder: Folder): Q {
   }
 }
 
+const COLUMNS = [
+  "messages.message_id",
+  "messages.inbox_id",
+  "messages.thread_id",
+  "messages.direction",
+  "messages.from_address",
+  "messages.from_name",
+  "messages.to_addresses",
+  "messages.subject",
+  "messages.preview",
+  "messages.is_read",
+  "messages.is_starred",
+  "messages.is_archived",
+  "messages.created_at",
+  "inboxes.username",
+  "inboxes.domain",
+] as const;
+
+/** A page of one folder's messages in scope, newest first. */
+export function flatViewQuery(db: Kysely<MailboxDb>, s: ViewScope, folder: Folder, p: PageAt) {
+  let q = inFolder(
+    db
+      .selectFrom("messages")
+      .innerJoin("inboxes", (j) => j.onRef("inboxes.workspace_id", "=", "messages.workspace_id").onRef("inboxes.inbox_id", "=", "messages.inbox_id"))
+      .where(inViewScope("messages", s))
+      .where("inboxes.deleted_at", "is", null),
+    folder,
+  );
+  if (p.after) q = q.where(pastKeys("messages.created_at", "messages.message_id", p.after, "desc"));
+  return q
+    .select(COLUMNS)
+    .select(keyInstant("messages.created_at").as("key_at"))
+    .orderBy("messages.created_at", "desc")
+    .orderBy("messages.message_id", "desc")
+    .limit(p.limit + 1)
+    .offset(p.offset);
+}
+
+/** A page of one folder's threads in scope, the thread with the newest message first; only the page's messages are read. */
+export function threadViewQuery(db: Kysely<MailboxDb>, s: ViewScope, folder: Folder, p: PageAt) {
+  let q = db
+    .selectFrom("thread_folders as tf")
+    .innerJoin("messages", (j) => j.onRef("messages.workspace_id", "=", "tf.workspace_id").onRef("messages.message_id", "=", "tf.last_message_id"))
+    .innerJoin("inboxes", (j) => j.onRef("inboxes.workspace_id", "=", "tf.workspace_id").onRef("inboxes.inbox_id", "=", "tf.inbox_id"))
+    .where(inViewScope("tf", s))
+    .where("tf.folder", "=", folder)
+    .where("inboxes.deleted_at", "is", null);
+  if (p.after) q = q.where(pastKeys("tf.last_message_at", "tf.last_message_id", p.after, "desc"));
+  return q
+    .select(COLUMNS)
+    .select(["tf.message_count", "tf.unread_count", keyInstant("tf.last_message_at").as("key_at")])
+    .orderBy("tf.last_message_at", "desc")
+    .orderBy("tf.last_message_id", "desc")
+    .limit(p.limit + 1)
+    .offset(p.offset);
+}
+
+/** Per folder, the sums of the counters of the live inboxes in scope: as many rows read as inboxes, whatever the mail. */
+export function countsQuery(db: Kysely<MailboxDb>, s: ViewScope) {
+  return db
+    .selectFrom("folder_counts")
+    .innerJoin("inboxes", (j) => j.onRef("inboxes.workspace_id", "=", "folder_counts.workspace_id").onRef("inboxes.inbox_id", "=", "folder_counts.inbox_id"))
+    .where(inViewScope("inboxes", s))
+    .where("inboxes.deleted_at", "is", null)
+    .groupBy("folder_counts.folder")
+    .select((eb) => [
+      "folder_counts.folder",
+      eb.fn.sum<string>("folder_counts.total").as("total"),
+      eb.fn.sum<string>("folder_counts.unread").as("unread"),
+      eb.fn.sum<string>("folder_counts.threads").as("threads"),
+    ]);
+}
+
+type Counts = Map<string, { total: number; unread: number; threads: number }>;
+async function countsOf(db: Kysely<MailboxDb>, s: ViewScope | null): Promise<Counts> {
+  const rows = s ? await countsQuery(db, s).execute() : [];
+  return new Map(rows.map((r) => [r.folder, { total: Number(r.total), unread: Number(r.unread), threads: Number(r.threads) }]));
+}
+const zero = { total: 0, unread: 0, threads: 0 };
+
+/** A row of threadViewQuery: its thread's counts in the folder. */
+function threadCounts(row: object) {
+  const r = row as { message_count: number; unread_count: number };
+  return { threadCount: Number(r.message_count), threadUnreadCount: Number(r.unread_count) };
+}
+
 /** `GET /v1/messages`: one folder across every inbox in scope, newest first, optionally one row per thread. */
 export async function mailboxView(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
   const q = parseOrThrow(MailboxViewQuery, raw, "query");
-  const base = inFolder(scoped(ctx, claims, q.inboxId), q.folder);
-  const columns = [
-    "messages.message_id",
-    "messages.inbox_id",
-    "messages.thread_id",
-    "messages.direction",
-    "messages.from_address",
-    "messages.from_name",
-    "messages.to_addresses",
-    "messages.subject",
-    "messages.preview",
-    "messages.is_read",
-    "messages.is_starred",
-    "messages.is_archived",
-    "messages.created_at",
-    "inboxes.username",
-    "inboxes.domain",
-  ] as const;
-  // One row per thread (its newest message) with the thread's counts, paged in SQL.
-  const ranked = base
-    .select(columns)
-    .select([
-      sql<number>`count(*) over (partition by messages.workspace_id, messages.thread_id)`.as("thread_count"),
-      sql<number>`count(*) filter (where not messages.is_read) over (partition by messages.workspace_id, messages.thread_id)`.as("thread_unread"),
-      sql<number>`row_number() over (partition by messages.workspace_id, messages.thread_id order by messages.created_at desc, messages.message_id desc)`.as(
-        "rank_in_thread",
-      ),
-    ])
-    .as("ranked");
-  const grouped = ctx.db.selectFrom(ranked).where((eb) => (q.group === "thread" ? eb("rank_in_thread", "=", 1) : eb.lit(true)));
-  const [page, total] = await Promise.all([
-    grouped.selectAll().orderBy("created_at", "desc").orderBy("message_id", "desc").limit(q.limit).offset(q.offset).execute(),
-    grouped.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow(),
-  ]);
+  // The cursor names the list it belongs to: another folder's, grouping's or inbox's is refused.
+  const list = `messages:${q.folder}:${q.group ?? "flat"}:${q.inboxId ?? "*"}`;
+  const page = { limit: q.limit, offset: q.offset, after: cursorKeys(list, q) };
+  const s = await viewScope(ctx.db, claims, q.inboxId);
+  const query = q.group === "thread" ? threadViewQuery : flatViewQuery;
+  const [rows, counts] = await Promise.all([s ? query(ctx.db, s, q.folder, page).execute() : [], countsOf(ctx.db, s)]);
+  const { rows: served, nextCursor } = pageOf(list, rows, q.limit, (r) => r.message_id);
+  const c = counts.get(q.folder) ?? zero;
   return {
-    messages: page.map((r) => ({
+    messages: served.map((r) => ({
       id: r.message_id,
       inboxId: r.inbox_id,
       inboxUsername: r.username,
@@ -95,34 +152,22 @@ export async function mailboxView(ctx: MailboxContext, claims: ScopeClaims, raw:
       isArchived: r.is_archived,
       receivedAt: new Date(r.created_at).toISOString(),
       threadId: r.thread_id,
-      ...(q.group === "thread" ? { threadCount: Number(r.thread_count), threadUnreadCount: Number(r.thread_unread) } : {}),
+      ...(q.group === "thread" ? threadCounts(r) : {}),
     })),
-    pagination: { total: Number(total.n), limit: q.limit, offset: q.offset },
+    pagination: paginationOf(q, q.group === "thread" ? c.threads : c.total, nextCursor),
   };
 }
 
-/** `GET /v1/messages/folders/counts`. */
+/** `GET /v1/messages/folders/counts`: from the counters the projection keeps, never a count of messages. */
 export async function folderCounts(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
   const { inboxId } = parseOrThrow(FolderCountsQuery, raw, "query");
-  const count = async (folder: Folder, unread = false) => {
-    let q = inFolder(scoped(ctx, claims, inboxId), folder);
-    if (unread) q = q.where("messages.is_read", "=", false);
-    const r = await q.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
-    return Number(r.n);
-  };
-  const [inboxTotal, inboxUnread, sent, starred, archived, trash] = await Promise.all([
-    count("inbox"),
-    count("inbox", true),
-    count("sent"),
-    count("starred"),
-    count("archived"),
-    count("trash"),
-  ]);
+  const counts = await countsOf(ctx.db, await viewScope(ctx.db, claims, inboxId));
+  const of = (folder: Folder) => counts.get(folder) ?? zero;
   return {
-    inbox: { unread: inboxUnread, total: inboxTotal },
-    sent: { total: sent },
-    starred: { total: starred },
-    archived: { total: archived },
-    trash: { total: trash },
+    inbox: { unread: of("inbox").unread, total: of("inbox").total },
+    sent: { total: of("sent").total },
+    starred: { total: of("starred").total },
+    archived: { total: of("archived").total },
+    trash: { total: of("trash").total },
   };
 }

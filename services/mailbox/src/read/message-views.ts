@@ -1,30 +1,55 @@
+import type { Kysely } from "kysely";
 import { AppError, notFound, parseOrThrow } from "@mam/contracts/errors.ts";
 import { IdParam } from "@mam/contracts/identity-api.ts";
 import { ListMessagesQuery, MessageRef, ThreadRef } from "@mam/contracts/messages-api.ts";
 import { BINARY_CHUNK_BYTES, type BinaryBody } from "@mam/contracts/rpc.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
+import { cursorKeys, keyInstant, pageOf, paginationOf, pastKeys } from "@mam/service-kit/keyset.ts";
 import { z } from "zod";
 import type { MailboxContext } from "../context.ts";
+import type { MailboxDb } from "../db/schema.ts";
 import { getBlobSlice } from "../store/blobs.ts";
-import { visibleInbox } from "./inboxes.ts";
+import { visibleInbox, type InboxRow } from "./inboxes.ts";
+import type { PageAt } from "./mailbox-view.ts";
 import { messageOfInbox, viewsOf } from "./messages.ts";
+
+/** A page of an inbox's live messages, newest first; `direction` narrows to inbound or outbound. */
+export function inboxMessagesQuery(db: Kysely<MailboxDb>, inbox: InboxRow, direction: "inbound" | "outbound" | undefined, p: PageAt) {
+  let q = db.selectFrom("messages").where("workspace_id", "=", inbox.workspace_id).where("inbox_id", "=", inbox.inbox_id).where("deleted_at", "is", null);
+  if (direction) q = q.where("direction", "=", direction);
+  if (p.after) q = q.where(pastKeys("created_at", "message_id", p.after, "desc"));
+  return q
+    .selectAll()
+    .select(keyInstant("created_at").as("key_at"))
+    .orderBy("created_at", "desc")
+    .orderBy("message_id", "desc")
+    .limit(p.limit + 1)
+    .offset(p.offset);
+}
+
+/** The inbox's live messages (of one direction): counters the projection keeps (`sent` is live outbound mail). */
+async function inboxTotal(db: Kysely<MailboxDb>, inbox: InboxRow, direction: "inbound" | "outbound" | undefined): Promise<number> {
+  const folders = direction === "inbound" ? ["inbound" as const] : direction === "outbound" ? ["sent" as const] : ["inbound" as const, "sent" as const];
+  const r = await db
+    .selectFrom("folder_counts")
+    .where("workspace_id", "=", inbox.workspace_id)
+    .where("inbox_id", "=", inbox.inbox_id)
+    .where("folder", "in", folders)
+    .select((eb) => eb.fn.sum<string>("total").as("n"))
+    .executeTakeFirst();
+  return Number(r?.n ?? 0);
+}
 
 /** Newest first, with the total for paging; `direction` narrows to inbound or outbound. */
 export async function listMessages(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
   const { inboxId, ...query } = parseOrThrow(z.object({ inboxId: z.string() }).loose(), raw);
   const q = parseOrThrow(ListMessagesQuery, query, "query");
+  const list = `inbox-messages:${inboxId}:${q.direction ?? "both"}`;
+  const page = { limit: q.limit, offset: q.offset, after: cursorKeys(list, q) };
   const inbox = await visibleInbox(ctx.db, claims, inboxId);
-  let base = ctx.db
-    .selectFrom("messages")
-    .where("workspace_id", "=", inbox.workspace_id)
-    .where("inbox_id", "=", inbox.inbox_id)
-    .where("deleted_at", "is", null);
-  if (q.direction) base = base.where("direction", "=", q.direction);
-  const [rows, total] = await Promise.all([
-    base.selectAll().orderBy("created_at", "desc").orderBy("message_id", "desc").limit(q.limit).offset(q.offset).execute(),
-    base.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow(),
-  ]);
-  return { messages: await viewsOf(ctx.db, inbox.workspace_id, rows), pagination: { total: Number(total.n), limit: q.limit, offset: q.offset } };
+  const [rows, total] = await Promise.all([inboxMessagesQuery(ctx.db, inbox, q.direction, page).execute(), inboxTotal(ctx.db, inbox, q.direction)]);
+  const { rows: served, nextCursor } = pageOf(list, rows, q.limit, (r) => r.message_id);
+  return { messages: await viewsOf(ctx.db, inbox.workspace_id, served), pagination: paginationOf(q, total, nextCursor) };
 }
 
 /** One slice of stored bytes, from the offset the caller asked for. */
@@ -68,21 +93,25 @@ export async function getAttachment(ctx: MailboxContext, claims: ScopeClaims, ra
   return binarySlice(ctx, inbox.workspace_id, a.hash, ref.offset ?? 0, "Attachment", a.contentType, a.filename);
 }
 
+/** A thread's live messages in this inbox, oldest first. */
+export function threadQuery(db: Kysely<MailboxDb>, inbox: InboxRow, threadId: string) {
+  return db
+    .selectFrom("messages")
+    .selectAll()
+    .where("workspace_id", "=", inbox.workspace_id)
+    .where("inbox_id", "=", inbox.inbox_id)
+    .where("thread_id", "=", threadId)
+    .where("deleted_at", "is", null)
+    .orderBy("created_at")
+    .orderBy("message_id");
+}
+
 /** A thread of this inbox, oldest first; both response forms the reference mentions. */
 export async function getThread(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
   const ref = parseOrThrow(ThreadRef, raw);
   const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
   const threadId = parseOrThrow(IdParam, ref.threadId, "thread id");
-  const rows = await ctx.db
-    .selectFrom("messages")
-    .selectAll()
-    .where("workspace_id", "=", inbox.workspace_id)
-    .where("thread_id", "=", threadId)
-    .where("inbox_id", "=", inbox.inbox_id)
-    .where("deleted_at", "is", null)
-    .orderBy("created_at")
-    .orderBy("message_id")
-    .execute();
+  const rows = await threadQuery(ctx.db, inbox, threadId).execute();
   if (!rows.length) throw notFound("Thread");
   const messages = await viewsOf(ctx.db, inbox.workspace_id, rows);
   return { threadId, messageCount: messages.length, thread: { id: threadId, subject: rows[0]!.subject, messageCount: messages.length }, messages };

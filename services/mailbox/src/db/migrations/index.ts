@@ -17,6 +17,7 @@ import * as planLimits from "./2026-12-04T0100-plan-limits.ts";
 import * as defaultLimits from "./2026-12-06T0100-default-limits.ts";
 import * as tenantPauses from "./2026-12-05T0100-tenant-pauses.ts";
 import * as listOrders from "./2026-12-07T0200-list-orders.ts";
+import * as folderCountsAndThreadView from "./2026-12-07T0100-folder-counts-and-thread-view.ts";
 
 /** Every migration, by name; names sort in the order they must run. */
 export const migrations: Record<string, Migration> = {
@@ -37,5 +38,6 @@ export const migrations: Record<string, Migration> = {
   "2026-12-04T0100-plan-limits": planLimits,
   "2026-12-05T0100-tenant-pauses": tenantPauses,
   "2026-12-06T0100-default-limits": defaultLimits,
+  "2026-12-07T0100-folder-counts-and-thread-view": folderCountsAndThreadView,
   "2026-12-07T0200-list-orders": listOrders,
 };

@@ -1,0 +1,66 @@
+import { sql, type Kysely } from "kysely";
+import type { MailboxDb } from "../db/schema.ts";
+
+/** A thread of an inbox whose messages changed (new, flagged, deleted). */
+export interface ThreadKey {
+  workspace_id: string;
+  inbox_id: string;
+  thread_id: string;
+}
+
+/**
+ * The folders a message is in (they overlap), as read/mailbox-view.ts lists them; `inbound`
+ * is the inbox list's `direction=inbound` (live inbound mail). Keep the two in step.
+ */
+const FOLDERS = sql`cross join lateral (values
+    ('inbox', m.direction = 'inbound' and not m.is_archived and m.deleted_at is null),
+    ('sent', m.direction = 'outbound' and m.deleted_at is null),
+    ('starred', m.is_starred and m.deleted_at is null),
+    ('archived', m.is_archived and m.deleted_at is null),
+    ('trash', m.deleted_at is not null),
+    ('inbound', m.direction = 'inbound' and m.deleted_at is null)
+  ) f(folder, member)`;
+
+/** Adds the rows' counts to their inboxes' folder counters, negated when `sign` is -1. */
+const addToCounts = (sign: 1 | -1) => sql`
+  insert into folder_counts (workspace_id, inbox_id, folder, total, unread, threads)
+  select workspace_id, inbox_id, folder, ${sign} * sum(message_count), ${sign} * sum(unread_count), ${sign} * count(*)
+  from changed group by workspace_id, inbox_id, folder
+  on conflict (workspace_id, inbox_id, folder) do update set
+    total = folder_counts.total + excluded.total,
+    unread = folder_counts.unread + excluded.unread,
+    threads = folder_counts.threads + excluded.threads`;
+
+/**
+ * Recomputes the thread rows (thread_folders) of these threads from their messages, and
+ * moves the folder counters by the difference: the old rows' counts out, the new rows' in.
+ * Two statements for any number of threads (a batch of filed mail); the work is bounded by
+ * the threads' sizes, never by the inbox's. Exact whatever changed, and idempotent.
+ * Projections of a tenant run under its lock, so nothing interleaves between the two.
+ */
+export async function refreshThreads(tx: Kysely<MailboxDb>, threads: ThreadKey[]): Promise<void> {
+  const unique = [...new Map(threads.map((t) => [`${t.workspace_id}/${t.inbox_id}/${t.thread_id}`, t])).values()];
+  if (!unique.length) return;
+  const keys = sql`unnest(${unique.map((t) => t.workspace_id)}::uuid[], ${unique.map((t) => t.inbox_id)}::uuid[], ${unique.map((t) => t.thread_id)}::uuid[]) k(workspace_id, inbox_id, thread_id)`;
+  await sql`
+    with changed as (
+      delete from thread_folders t using ${keys}
+      where t.workspace_id = k.workspace_id and t.inbox_id = k.inbox_id and t.thread_id = k.thread_id
+      returning t.workspace_id, t.inbox_id, t.folder, t.message_count, t.unread_count
+    )
+    ${addToCounts(-1)}`.execute(tx);
+  await sql`
+    with changed as (
+      insert into thread_folders (workspace_id, inbox_id, thread_id, folder, tenant_id, last_message_id, last_message_at, message_count, unread_count)
+      select m.workspace_id, m.inbox_id, m.thread_id, f.folder, m.tenant_id,
+        (array_agg(m.message_id order by m.created_at desc, m.message_id desc))[1], max(m.created_at),
+        count(*), count(*) filter (where not m.is_read)
+      from ${keys}
+      join messages m on m.workspace_id = k.workspace_id and m.thread_id = k.thread_id and m.inbox_id = k.inbox_id
+      ${FOLDERS}
+      where f.member
+      group by m.workspace_id, m.inbox_id, m.thread_id, f.folder, m.tenant_id
+      returning workspace_id, inbox_id, folder, message_count, unread_count
+    )
+    ${addToCounts(1)}`.execute(tx);
+}
