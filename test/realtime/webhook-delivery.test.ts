@@ -163,9 +163,9 @@ describe("webhooks: deliveries", () => {
     expect(deliveries[0]!.nextAttemptAt).toBeNull();
     expect(deliveries[1]!.nextAttemptAt).not.toBeNull();
     expect(deliveries[2]!.error).toMatch(/^HTTP 500: refused with 500/);
-    expect(pagination).toEqual({ total: 3, limit: 50, offset: 0 });
+    expect(pagination).toEqual({ total: 3, limit: 50, offset: 0, nextCursor: null });
     const page = await log(h.id, "?limit=1&offset=1");
-    expect([page.deliveries.map((d) => d.attempt), page.pagination]).toEqual([[2], { total: 3, limit: 1, offset: 1 }]);
+    expect([page.deliveries.map((d) => d.attempt), page.pagination]).toEqual([[2], { total: 3, limit: 1, offset: 1, nextCursor: expect.any(String) }]);
     expect((await api("GET", `/v1/webhooks/${h.id}`, t.key.key)).body.status).toBe("healthy");
   });
 
