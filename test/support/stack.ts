@@ -54,8 +54,9 @@ export interface StackOptions {
 export type StackService = "identity" | "mailbox" | "smtp-ingress" | "gateway" | "realtime" | "billing";
 
 /**
- * Identity and N gateways, in this process, on this file's own schema, subject prefix and
- * scope keys, against the real NATS, Postgres and Redis. Tests speak HTTP to it.
+ * Identity and N gateways (and the other services the options ask for, each as one or more
+ * replicas), in this process, on this file's own schema, subject prefix and scope keys,
+ * against the real NATS, Postgres and Redis. Tests speak HTTP to it.
  */
 export class Stack {
   readonly iso: Isolation = isolate();
