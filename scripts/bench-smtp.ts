@@ -1,13 +1,16 @@
 /**
  * pnpm bench:smtp — N messages of SIZE bytes over K SMTP connections into one inbox, with
- * all services running (mailbox and smtp-ingress as their own processes). Prints
- * messages/s, p50/p99 time-to-250 and time-until-visible-through-the-API; in the same run
- * a bare smtp-server that writes and fsyncs each message before its 250, as the baseline.
- * Mailbox, smtp-ingress, billing and realtime run as processes of their own; identity and
- * the gateway in this one.
+ * all services running (mailboxes and smtp-ingress as their own processes). Prints
+ * messages/s, p50/p99 time-to-250, time-until-visible-through-the-API and the filing rate
+ * (messages per second from the first 250 to the last message visible), once per platform
+ * set-up: one and two mailbox replicas on the machine's nats-server (R1), and with
+ * BENCH_CLUSTER=1 also on a local three-node JetStream cluster with NATS_REPLICAS=3 (R3).
+ * In the same run a bare smtp-server that writes and fsyncs each message before its 250,
+ * as the baseline. Identity and the gateway run in this process.
  * Env: BENCH_N (10000), BENCH_SIZE (4096), BENCH_K (10 connections), BENCH_PROCS (2 load
- * processes), BENCH_PROFILE (a folder for CPU profiles of the services). Prints figures;
- * asserts nothing.
+ * processes), BENCH_MAILBOXES (mailbox replicas of each R1 run, "1,2"), BENCH_CLUSTER (1: an
+ * R3 run too, with one mailbox), BENCH_PROFILE (a folder for CPU profiles of the services).
+ * Prints figures; asserts nothing.
  */
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
@@ -25,6 +28,7 @@ import { waitFor } from "@mam/runtime/wait.ts";
 import { TestDnsServer } from "@mam/testing/dns-server.ts";
 import { apiClient } from "@mam/testing/http.ts";
 import { isolate } from "@mam/testing/isolation.ts";
+import { NatsCluster } from "@mam/testing/nats-cluster.ts";
 import { freePort, runService, untilReady } from "@mam/testing/processes.ts";
 import { cpuSeconds } from "./bench-cpu.ts";
 
@@ -32,6 +36,8 @@ const N = Number(process.env.BENCH_N ?? 10_000);
 const SIZE = Number(process.env.BENCH_SIZE ?? 4096);
 const K = Number(process.env.BENCH_K ?? 10);
 const P = Number(process.env.BENCH_PROCS ?? 2);
+const MAILBOXES = (process.env.BENCH_MAILBOXES ?? "1,2").split(",").map(Number);
+const CLUSTER = process.env.BENCH_CLUSTER === "1";
 
 /** Run as processes of their own; identity and the gateway run in this one. */
 const SERVICES = ["mailbox", "smtp-ingress", "billing", "realtime"] as const;
@@ -101,93 +107,141 @@ async function bareBaseline(): Promise<{ perSecond: number; to250: number[] }> {
   return r;
 }
 
-const iso = isolate();
-const silent = createLogger("bench", "silent");
-const operatorKey = `sa_${randomBytes(32).toString("base64url")}`;
-const identity = new IdentityService(identityConfig({ ...iso.env, DB_SCHEMA: iso.schema("identity"), SUPER_ADMIN_KEY: operatorKey }), { logger: silent });
-const gateway = new GatewayService(
-  gatewayConfig({ ...iso.env, SCOPE_PRIVATE_KEY: Buffer.from(iso.scopeKeys.privateKeyPem).toString("base64"), RATE_LIMIT_MAX: "100000000" }),
-  { logger: silent },
-);
-const children: ReturnType<typeof runService>[] = [];
+interface Setup {
+  label: string;
+  /** Another NATS than the machine's (the cluster's client URLs). */
+  natsUrl?: string;
+  replicas: number;
+  mailboxes: number;
+}
+
+interface Figures {
+  perSecond: number;
+  to250: number[];
+  visible: number[];
+  filedPerSecond: number;
+  cpuPerMessage: Map<string, number>;
+}
+
+/** Starts the platform as `setup` says on schemas and a prefix of its own, runs the load, and stops it all. */
+async function runPlatform(setup: Setup, resolver: string): Promise<Figures> {
+  const iso = isolate();
+  const env = { ...iso.env, ...(setup.natsUrl ? { NATS_URL: setup.natsUrl } : {}), NATS_REPLICAS: String(setup.replicas) };
+  const silent = createLogger("bench", "silent");
+  const operatorKey = `sa_${randomBytes(32).toString("base64url")}`;
+  const identity = new IdentityService(identityConfig({ ...env, DB_SCHEMA: iso.schema("identity"), SUPER_ADMIN_KEY: operatorKey }), { logger: silent });
+  const gateway = new GatewayService(
+    gatewayConfig({ ...env, SCOPE_PRIVATE_KEY: Buffer.from(iso.scopeKeys.privateKeyPem).toString("base64"), RATE_LIMIT_MAX: "100000000" }),
+    { logger: silent },
+  );
+  const services = [...Array.from({ length: setup.mailboxes }, () => "mailbox"), ...SERVICES.filter((s) => s !== "mailbox")];
+  const children: ReturnType<typeof runService>[] = [];
+  try {
+    await identity.start();
+    await gateway.start();
+    const smtpPort = await freePort();
+    // Every service runs: billing and realtime too, though this load asks nothing of them yet.
+    for (const name of services) {
+      const health = await freePort();
+      const p = runService(
+        `services/${name}/src/main.ts`,
+        {
+          ...env,
+          HEALTH_PORT: String(health),
+          DB_SCHEMA: iso.schema(name),
+          MAIL_DOMAIN: "bench.test",
+          LOG_LEVEL: "warn",
+          SMTP_PORT: String(smtpPort),
+          SMTP_HOST: "127.0.0.1",
+          SMTP_TLS_FILE: `/tmp/${iso.tag}-bench-tls.json`,
+          SMTP_MAX_CLIENTS_PER_IP: String(K * 2),
+          DNS_SERVERS: resolver,
+        },
+        // BENCH_PROFILE=<dir>: each service writes a V8 CPU profile there when it stops.
+        process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
+      );
+      children.push(p);
+      await untilReady(p, health, name, 60_000);
+    }
+    const api = apiClient(`http://127.0.0.1:${gateway.port}`);
+    const tenant = (await api("POST", "/v1/tenants", { key: operatorKey, body: { name: "Bench" } })).body;
+    const inbox = (await api("POST", "/v1/inboxes", { key: tenant.key.key, body: { username: "bench" } })).body;
+    await new Promise((r) => setTimeout(r, 500)); // the directory hears of the inbox through an event
+
+    const visibleAt: number[] = [];
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const r = await api("GET", `/v1/inboxes/${inbox.id}/messages?limit=1`, { key: inbox.apiKey });
+        const total = r.body?.pagination?.total ?? 0;
+        const now = performance.timeOrigin + performance.now();
+        while (visibleAt.length < total) visibleAt.push(now);
+        if (visibleAt.length >= N) break;
+        await new Promise((res) => setTimeout(res, 20));
+      }
+    })();
+    // A second mailbox replica is "mailbox 2".
+    const pids = Object.fromEntries(children.map((c, i) => [services.indexOf(services[i]!) === i ? services[i]! : `${services[i]} ${i + 1}`, c.child.pid!]));
+    const cpu = () => cpuSeconds(pids, "bench process (identity, gateway, poller)");
+    const cpuBefore = cpu();
+    const ours = await blast(smtpPort, inbox.email);
+    await waitFor(() => visibleAt.length >= N, { timeoutMs: 300_000, intervalMs: 50, what: "all messages visible" });
+    polling = false;
+    await poller;
+    const cpuAfter = cpu();
+    // Arrival order approximates send order: the k-th visible message is matched with the k-th sent.
+    const order = ours.sentAt.map((t, i) => [t, i] as const).sort((a, b) => a[0] - b[0]);
+    const first250 = Math.min(...ours.sentAt.map((t, i) => t + ours.to250[i]!));
+    return {
+      perSecond: ours.perSecond,
+      to250: ours.to250,
+      visible: order.map(([t], k) => visibleAt[k]! - t),
+      filedPerSecond: N / ((visibleAt[N - 1]! - first250) / 1000),
+      cpuPerMessage: new Map([...cpuAfter].map(([name, after]) => [name, ((after - (cpuBefore.get(name) ?? 0)) * 1000) / N])),
+    };
+  } finally {
+    for (const c of children) c.child.kill("SIGTERM");
+    await Promise.all(children.map((c) => c.exited));
+    await gateway.destroy().catch(() => undefined);
+    await identity.destroy().catch(() => undefined);
+    await iso.cleanup();
+  }
+}
+
+const setups: Setup[] = MAILBOXES.map((m) => ({ label: `R1, ${m} mailbox${m > 1 ? "es" : ""} (one nats-server)`, replicas: 1, mailboxes: m }));
 // A local resolver that answers at once (NXDOMAIN), as a caching resolver next to an MX would.
 const dns = new TestDnsServer();
+const cluster = CLUSTER ? new NatsCluster(3) : undefined;
 try {
   const resolver = await dns.start();
-  await identity.start();
-  await gateway.start();
-  const smtpPort = await freePort();
-  // Every service runs: billing and realtime too, though this load asks nothing of them yet.
-  for (const name of SERVICES) {
-    const health = await freePort();
-    const p = runService(
-      `services/${name}/src/main.ts`,
-      {
-        ...iso.env,
-        HEALTH_PORT: String(health),
-        DB_SCHEMA: iso.schema(name),
-        MAIL_DOMAIN: "bench.test",
-        LOG_LEVEL: "warn",
-        SMTP_PORT: String(smtpPort),
-        SMTP_HOST: "127.0.0.1",
-        SMTP_TLS_FILE: `/tmp/${iso.tag}-bench-tls.json`,
-        SMTP_MAX_CLIENTS_PER_IP: String(K * 2),
-        DNS_SERVERS: resolver,
-      },
-      // BENCH_PROFILE=<dir>: each service writes a V8 CPU profile there when it stops.
-      process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
-    );
-    children.push(p);
-    await untilReady(p, health, name, 60_000);
+  if (cluster) {
+    await cluster.start();
+    setups.push({ label: "R3, 1 mailbox (3-node cluster)", natsUrl: cluster.url, replicas: 3, mailboxes: 1 });
   }
-  const api = apiClient(`http://127.0.0.1:${gateway.port}`);
-  const tenant = (await api("POST", "/v1/tenants", { key: operatorKey, body: { name: "Bench" } })).body;
-  const inbox = (await api("POST", "/v1/inboxes", { key: tenant.key.key, body: { username: "bench" } })).body;
-  await new Promise((r) => setTimeout(r, 500)); // the directory hears of the inbox through an event
-
-  const visibleAt: number[] = [];
-  let polling = true;
-  const poller = (async () => {
-    while (polling) {
-      const r = await api("GET", `/v1/inboxes/${inbox.id}/messages?limit=1`, { key: inbox.apiKey });
-      const total = r.body?.pagination?.total ?? 0;
-      const now = performance.timeOrigin + performance.now();
-      while (visibleAt.length < total) visibleAt.push(now);
-      if (visibleAt.length >= N) break;
-      await new Promise((res) => setTimeout(res, 20));
-    }
-  })();
-  const pids = Object.fromEntries(children.map((c, i) => [SERVICES[i]!, c.child.pid!]));
-  const cpuBefore = cpuSeconds(pids, "bench process (identity, gateway, poller)");
-  const ours = await blast(smtpPort, inbox.email);
-  await waitFor(() => visibleAt.length >= N, { timeoutMs: 300_000, intervalMs: 50, what: "all messages visible" });
-  polling = false;
-  await poller;
-  const cpuAfter = cpuSeconds(pids, "bench process (identity, gateway, poller)");
-  // Arrival order approximates send order: the k-th visible message is matched with the k-th sent.
-  const order = ours.sentAt.map((t, i) => [t, i] as const).sort((a, b) => a[0] - b[0]);
-  const visible = order.map(([t], k) => visibleAt[k]! - t);
+  const results: [Setup, Figures][] = [];
+  for (const setup of setups) {
+    process.stderr.write(`running: ${setup.label}\n`);
+    results.push([setup, await runPlatform(setup, resolver)]);
+  }
   const bare = await bareBaseline();
 
-  const f = (x: number) => x.toFixed(1).padStart(8);
+  const f = (x: number, w = 8) => x.toFixed(1).padStart(w);
+  const r = (x: number) => x.toFixed(0).padStart(6);
   process.stdout.write(`\n${N} messages of ${SIZE} bytes over ${K} connections\n`);
-  process.stdout.write(
-    `bare smtp-server, fsync before 250:  ${bare.perSecond.toFixed(0).padStart(6)} msg/s   250 p50 ${f(pct(bare.to250, 0.5))} ms  p99 ${f(pct(bare.to250, 0.99))} ms\n`,
-  );
-  process.stdout.write(
-    `smtp-ingress → mailbox:              ${ours.perSecond.toFixed(0).padStart(6)} msg/s   250 p50 ${f(pct(ours.to250, 0.5))} ms  p99 ${f(pct(ours.to250, 0.99))} ms\n`,
-  );
-  process.stdout.write(`  visible through the API:           p50 ${f(pct(visible, 0.5))} ms  p99 ${f(pct(visible, 0.99))} ms\n`);
-  process.stdout.write(`  ratio to the bare server:          ${(ours.perSecond / bare.perSecond).toFixed(2)}x\n`);
-  if (cpuAfter.size) {
-    process.stdout.write(`  CPU ms per message, until all were visible (load processes not counted):\n`);
-    for (const [name, after] of cpuAfter) process.stdout.write(`    ${name.padEnd(44)} ${(((after - (cpuBefore.get(name) ?? 0)) * 1000) / N).toFixed(3)}\n`);
+  process.stdout.write(`${"".padEnd(38)}  msg/s   250 p50   250 p99   visible p50   visible p99   filed/s   x bare\n`);
+  process.stdout.write(`${"bare smtp-server, fsync before 250".padEnd(38)} ${r(bare.perSecond)}  ${f(pct(bare.to250, 0.5))}  ${f(pct(bare.to250, 0.99))}\n`);
+  for (const [setup, x] of results) {
+    process.stdout.write(
+      `${setup.label.padEnd(38)} ${r(x.perSecond)}  ${f(pct(x.to250, 0.5))}  ${f(pct(x.to250, 0.99))}  ${f(pct(x.visible, 0.5), 12)}  ${f(pct(x.visible, 0.99), 12)}  ${r(x.filedPerSecond)}   ${(x.perSecond / bare.perSecond).toFixed(2).padStart(5)}\n`,
+    );
+  }
+  process.stdout.write("(ms; msg/s from first send to last 250; filed/s from first 250 to last message visible through the API)\n");
+  for (const [setup, x] of results) {
+    if (!x.cpuPerMessage.size) continue;
+    process.stdout.write(`CPU ms per message, ${setup.label}, until all were visible (load processes not counted):\n`);
+    for (const [name, ms] of x.cpuPerMessage) process.stdout.write(`    ${name.padEnd(44)} ${ms.toFixed(3)}\n`);
   }
 } finally {
-  for (const c of children) c.child.kill("SIGTERM");
-  await Promise.all(children.map((c) => c.exited));
-  await gateway.destroy().catch(() => undefined);
-  await identity.destroy().catch(() => undefined);
-  await iso.cleanup();
   await dns.stop();
+  await cluster?.stop();
 }
