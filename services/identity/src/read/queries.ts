@@ -39,17 +39,6 @@ export function liveWorkspace(db: Kysely<IdentityDb>, workspaceId: string): Prom
   return db.selectFrom("workspaces").selectAll().where("workspace_id", "=", workspaceId).where("deleted_at", "is", null).executeTakeFirst();
 }
 
-export function liveWorkspacesOfTenant(db: Kysely<IdentityDb>, tenantId: string): Promise<WorkspaceRow[]> {
-  return db
-    .selectFrom("workspaces")
-    .selectAll()
-    .where("tenant_id", "=", tenantId)
-    .where("deleted_at", "is", null)
-    .orderBy("created_at")
-    .orderBy("workspace_id")
-    .execute();
-}
-
 /**
  * The tenant's live workspaces holding this slug or, with `numbered`, one of the derived
  * `slug-2`, `slug-3`, ...: all a new workspace's slug can collide with. Slugs are

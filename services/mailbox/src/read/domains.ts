@@ -102,7 +102,7 @@ function scoped(db: Kysely<MailboxDb>, claims: ScopeClaims) {
   return q;
 }
 
-/** One page (and one row more) of live domains in `(created_at, domain_id)` order, served by `domains_live_by_tenant_created`. */
+/** One page (and one row more) of live domains in `(created_at, domain_id)` order, served by `domains_live_by_tenant_created` (one workspace's: `domains_live_by_workspace`). */
 export function domainPageQuery(db: Kysely<MailboxDb>, claims: ScopeClaims, cutoff: Date, req: PageRequest) {
   const after = cursorKeys(LIST, req);
   let q = scoped(db, claims).where(liveDomain(cutoff)).selectAll().select(keyInstant("created_at").as("key_at"));

@@ -46,13 +46,23 @@ export async function visibleInbox(db: Kysely<MailboxDb>, claims: ScopeClaims, r
   return r;
 }
 
-export function addressesOf(db: Kysely<MailboxDb>, workspaceId: string, inboxIds: string[]): Promise<AddressRow[]> {
-  if (!inboxIds.length) return Promise.resolve([]);
-  return db.selectFrom("inbox_addresses").selectAll().where("workspace_id", "=", workspaceId).where("inbox_id", "in", inboxIds).execute();
+/** The addresses of these inboxes, found by the primary key (workspace, inbox) whatever workspaces they span. */
+export function addressesOf(db: Kysely<MailboxDb>, inboxes: Pick<InboxRow, "workspace_id" | "inbox_id">[]): Promise<AddressRow[]> {
+  if (!inboxes.length) return Promise.resolve([]);
+  return db
+    .selectFrom("inbox_addresses")
+    .selectAll()
+    .where("workspace_id", "in", [...new Set(inboxes.map((r) => r.workspace_id))])
+    .where(
+      "inbox_id",
+      "in",
+      inboxes.map((r) => r.inbox_id),
+    )
+    .execute();
 }
 
 export async function inboxView(db: Kysely<MailboxDb>, r: InboxRow): Promise<Inbox> {
-  return toInbox(r, await addressesOf(db, r.workspace_id, [r.inbox_id]));
+  return toInbox(r, await addressesOf(db, [r]));
 }
 
 /** Live inboxes of a tenant, narrowed to some workspaces and, for an ak_ key, one inbox: the scope, whatever a cursor says. */
@@ -66,7 +76,7 @@ function scoped(db: Kysely<MailboxDb>, tenantId: string, workspaces: "*" | strin
 /** A cursor names the workspace filter it was given with: another filter's cursor is refused. */
 const listOf = (workspace: string | undefined) => `inboxes:${workspace ?? "*"}`;
 
-/** One page (and one row more) in `(created_at, inbox_id)` order, served by `inboxes_live_by_tenant`. */
+/** One page (and one row more) in `(created_at, inbox_id)` order, served by `inboxes_live_by_tenant` (one workspace's: `inboxes_live_by_workspace`). */
 export function inboxPageQuery(
   db: Kysely<MailboxDb>,
   tenantId: string,
@@ -98,18 +108,7 @@ export async function listInboxes(ctx: MailboxContext, claims: ScopeClaims, raw:
     scoped(ctx.db, claims.tenantId, scope, claims.inboxId).select(sql<string>`count(*)`.as("n")).executeTakeFirstOrThrow(),
   ]);
   const page = pageOf(listOf(req.workspace), rows, req.limit, (r) => r.inbox_id);
-  const addrs = page.rows.length
-    ? await ctx.db
-        .selectFrom("inbox_addresses")
-        .selectAll()
-        .where("workspace_id", "in", [...new Set(page.rows.map((r) => r.workspace_id))])
-        .where(
-          "inbox_id",
-          "in",
-          page.rows.map((r) => r.inbox_id),
-        )
-        .execute()
-    : [];
+  const addrs = await addressesOf(ctx.db, page.rows);
   return {
     inboxes: page.rows.map((r) =>
       toInbox(
