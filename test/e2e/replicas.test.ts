@@ -249,6 +249,25 @@ describe("two replicas of every service", () => {
     for (const i of [0, 1]) expect((await s.client(i)("GET", "/v1/metrics", { key: tk })).body.counts).toEqual(want);
   });
 
+  it("rebuilds billing's metrics from the stream with both replicas starting at once, each message counted once", async () => {
+    const before = (await api("GET", "/v1/metrics", { key: tk })).body.counts;
+    for (const b of [s.billing!, ...s.billingReplicas]) await b.destroy();
+    s.billingReplicas = [];
+    const schema = s.iso.schema("billing");
+    const tables = ["metric_workspaces", "metric_inboxes", "metric_messages", "metric_counters", "metric_applied", "metric_checkpoint"];
+    const db = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
+    await db.connect();
+    try {
+      await db.query(`truncate ${tables.map((t) => `${schema}.${t}`).join(", ")}`);
+    } finally {
+      await db.end();
+    }
+    const started = await Promise.all([s.startBilling(), s.startBillingReplica()]);
+    for (const b of started) await b.metrics!.caughtUp();
+    await bothPulling(eventsStreamName(s.iso.prefix), METRICS_CONSUMER);
+    for (const i of [0, 1]) expect((await s.client(i)("GET", "/v1/metrics", { key: tk })).body.counts).toEqual(before);
+  });
+
   it("keeps the tenant's events in commit order in the stream, each once", async () => {
     const stream = eventsStreamName(s.iso.prefix);
     const filter = `${s.iso.prefix}evt.*.${tenantId}.>`;
