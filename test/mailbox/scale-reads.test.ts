@@ -26,7 +26,7 @@ describe("mailbox reads from counters, thread rows and cursors", () => {
     let cursor: string | null = null;
     const sep = path.includes("?") ? "&" : "?";
     do {
-      const r = await s.api("GET", `${path}${sep}limit=${limit}${cursor ? `&cursor=${cursor}` : ""}`, { key });
+      const r: { status: number; body: any } = await s.api("GET", `${path}${sep}limit=${limit}${cursor ? `&cursor=${cursor}` : ""}`, { key });
       expect(r.status, JSON.stringify(r.body)).toBe(200);
       items.push(...(r.body.messages ?? r.body.drafts));
       totals.add(r.body.pagination.total);

@@ -1,4 +1,4 @@
-import type { Kysely, SelectQueryBuilder } from "kysely";
+import { sql, type Kysely, type SelectQueryBuilder } from "kysely";
 import { parseOrThrow } from "@mam/contracts/errors.ts";
 import { FolderCountsQuery, MailboxViewQuery } from "@mam/contracts/messages-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
@@ -8,7 +8,7 @@ import { cursorKeys, keyInstant, pageOf, paginationOf, pastKeys, type RowKeys } 
 import { inViewScope, viewScope, type ViewScope } from "./view-scope.ts";
 
 export type Folder = "inbox" | "sent" | "starred" | "archived" | "trash";
-type Q = SelectQueryBuilder<MailboxDb, "messages" | "inboxes", object>;
+type Q = SelectQueryBuilder<MailboxDb, "messages", object>;
 /** A page as the queries take it: after the cursor's row (if any), `offset` rows skipped, one row more than `limit` (see pageOf). */
 export interface PageAt {
   limit: number;
@@ -53,20 +53,32 @@ const COLUMNS = [
   "messages.is_starred",
   "messages.is_archived",
   "messages.created_at",
-  "inboxes.username",
-  "inboxes.domain",
 ] as const;
+
+/** The page's inboxes' names, by inbox id: as many rows read as the page has inboxes. */
+async function inboxNames(db: Kysely<MailboxDb>, inboxIds: string[]) {
+  if (!inboxIds.length) return new Map<string, { username: string; domain: string }>();
+  const rows = await db
+    .selectFrom("inboxes")
+    .select(["inbox_id", "username", "domain"])
+    .where("inbox_id", "in", [...new Set(inboxIds)])
+    .execute();
+  return new Map(rows.map((r) => [r.inbox_id, r]));
+}
+
+/**
+ * Mail of deleted inboxes is left out by an anti-join, not by joining the live ones: the
+ * planner then expects (rightly) nearly every row in scope to stay, and reads the index in
+ * order until the page is full; joined, it multiplies the selectivities and sorts instead.
+ */
+const inLiveInbox = (table: "messages" | "tf", s: ViewScope) =>
+  s.kind === "inbox" // viewScope found it live
+    ? sql<boolean>`true`
+    : sql<boolean>`not exists (select from inboxes d where d.workspace_id = ${sql.ref(`${table}.workspace_id`)} and d.inbox_id = ${sql.ref(`${table}.inbox_id`)} and d.deleted_at is not null)`;
 
 /** A page of one folder's messages in scope, newest first. */
 export function flatViewQuery(db: Kysely<MailboxDb>, s: ViewScope, folder: Folder, p: PageAt) {
-  let q = inFolder(
-    db
-      .selectFrom("messages")
-      .innerJoin("inboxes", (j) => j.onRef("inboxes.workspace_id", "=", "messages.workspace_id").onRef("inboxes.inbox_id", "=", "messages.inbox_id"))
-      .where(inViewScope("messages", s))
-      .where("inboxes.deleted_at", "is", null),
-    folder,
-  );
+  let q = inFolder(db.selectFrom("messages").where(inViewScope("messages", s)).where(inLiveInbox("messages", s)), folder);
   if (p.after) q = q.where(pastKeys("messages.created_at", "messages.message_id", p.after, "desc"));
   return q
     .select(COLUMNS)
@@ -82,10 +94,9 @@ export function threadViewQuery(db: Kysely<MailboxDb>, s: ViewScope, folder: Fol
   let q = db
     .selectFrom("thread_folders as tf")
     .innerJoin("messages", (j) => j.onRef("messages.workspace_id", "=", "tf.workspace_id").onRef("messages.message_id", "=", "tf.last_message_id"))
-    .innerJoin("inboxes", (j) => j.onRef("inboxes.workspace_id", "=", "tf.workspace_id").onRef("inboxes.inbox_id", "=", "tf.inbox_id"))
     .where(inViewScope("tf", s))
     .where("tf.folder", "=", folder)
-    .where("inboxes.deleted_at", "is", null);
+    .where(inLiveInbox("tf", s));
   if (p.after) q = q.where(pastKeys("tf.last_message_at", "tf.last_message_id", p.after, "desc"));
   return q
     .select(COLUMNS)
@@ -136,12 +147,16 @@ export async function mailboxView(ctx: MailboxContext, claims: ScopeClaims, raw:
   const [rows, counts] = await Promise.all([s ? query(ctx.db, s, q.folder, page).execute() : [], countsOf(ctx.db, s)]);
   const { rows: served, nextCursor } = pageOf(list, rows, q.limit, (r) => r.message_id);
   const c = counts.get(q.folder) ?? zero;
+  const names = await inboxNames(
+    ctx.db,
+    served.map((r) => r.inbox_id),
+  );
   return {
     messages: served.map((r) => ({
       id: r.message_id,
       inboxId: r.inbox_id,
-      inboxUsername: r.username,
-      inboxDomain: r.domain,
+      inboxUsername: names.get(r.inbox_id)!.username,
+      inboxDomain: names.get(r.inbox_id)!.domain,
       direction: r.direction,
       from: r.from_name ? `${r.from_name} <${r.from_address}>` : r.from_address,
       to: r.to_addresses.join(", "),

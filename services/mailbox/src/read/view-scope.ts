@@ -41,7 +41,8 @@ export function inViewScope(table: string, s: ViewScope): RawBuilder<boolean> {
     case "tenant":
       return s.workspaces === "*"
         ? sql<boolean>`${col("tenant_id")} = ${s.tenantId}`
-        : sql<boolean>`${col("tenant_id")} = ${s.tenantId} and ${col("workspace_id")} = any(${s.workspaces}::uuid[])`;
+        : // The tenant's index in order, the list a filter: an index per workspace gives each one's rows in order, not the list's together.
+          sql<boolean>`${col("tenant_id")} = ${s.tenantId} and array_position(${s.workspaces}::uuid[], ${col("workspace_id")}) is not null`;
     default: {
       const unreachable: never = s;
       throw new Error(`unknown scope ${String(unreachable)}`);
