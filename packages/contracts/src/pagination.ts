@@ -15,12 +15,19 @@ export const CursorParam = z
   .string()
   .min(1)
   .max(MAX_CURSOR_CHARS)
-  .regex(/^[A-Za-z0-9_-]+$/, "must be a cursor from a previous page's nextCursor");
+  .regex(/^[A-Za-z0-9_-]+$/, "must be a cursor from a previous page's nextCursor")
+  .meta({ description: "the previous page's `pagination.nextCursor`: the page after it, with the same filters (not with offset)" });
 
 /** `limit`, `offset` (kept for compatibility: large offsets are slower) and `cursor` of a list's query. */
 export const pageFields = (defaultLimit = 50, maxLimit = 100) => ({
   limit: z.coerce.number().int().min(1).max(maxLimit).default(defaultLimit),
-  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  offset: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(1_000_000)
+    .default(0)
+    .meta({ description: "rows to skip; kept for compatibility, slower the larger it is: page with cursor instead" }),
   cursor: CursorParam.optional(),
 });
 
