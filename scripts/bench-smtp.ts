@@ -156,6 +156,8 @@ async function runPlatform(setup: Setup, resolver: string): Promise<Figures> {
           SMTP_TLS_FILE: `/tmp/${iso.tag}-bench-tls.json`,
           SMTP_MAX_CLIENTS_PER_IP: String(K * 2),
           DNS_SERVERS: resolver,
+          // Realtime's WebSocket port: any free one, so another run beside this one does not collide.
+          WS_PORT: "0",
         },
         // BENCH_PROFILE=<dir>: each service writes a V8 CPU profile there when it stops.
         process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],

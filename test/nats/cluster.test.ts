@@ -168,7 +168,10 @@ describe("a JetStream cluster with NATS_REPLICAS", () => {
       expect(killed).toBeDefined();
 
       const want = Array.from({ length: N }, (_, i) => `<r3-${i}@example.com>`);
-      await waitFor(async () => (await filed()).length >= N, { timeoutMs: 30_000, intervalMs: 250, what: `${N} messages filed` });
+      let seen: string[] = [];
+      await waitFor(async () => (seen = await filed()).length >= N, { timeoutMs: 30_000, intervalMs: 250, what: `${N} messages filed` }).catch((err: Error) => {
+        throw new Error(`${err.message}: ${seen.length} filed, missing ${want.filter((w) => !seen.includes(w)).join(" ")}`);
+      });
       const ids = await filed();
       expect(ids.length).toBe(N);
       expect(new Set(ids).size).toBe(N);

@@ -102,7 +102,13 @@ export class DurableConsumer {
         // A deleted consumer ends the iteration, so this loop declares it again.
         // Not many more than can be handled at once: a message waiting in the client's buffer
         // has no heartbeat, so a deep buffer behind a slow handler means redeliveries.
-        this.current = await consumer.consume({ max_messages: Math.max(32, 2 * (this.o.concurrency ?? 16)), abort_on_missing_resource: true });
+        // Pulls that expire after 10 s (heartbeat every 5 s): a pull sent to a cluster node that
+        // died is noticed after two missed heartbeats and sent again, in 10 s rather than 30 s.
+        this.current = await consumer.consume({
+          max_messages: Math.max(32, 2 * (this.o.concurrency ?? 16)),
+          expires: 10_000,
+          abort_on_missing_resource: true,
+        });
         if (this.stopped) this.current.stop();
         for await (const msg of this.current) {
           // A redelivery of one still here (queued or being handled) is left to the first.

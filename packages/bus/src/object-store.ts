@@ -20,6 +20,6 @@ export async function openObjectStore(
   const store = await new Objm(nc).create(name, { ...opts, replicas }).catch((err: unknown) => {
     throw replicasRefused(err, replicas);
   });
-  await matchReplicas(await jetstreamManager(nc), `OBJ_${name}`, replicas, logger);
+  await matchReplicas(await jetstreamManager(nc, { checkAPI: false }), `OBJ_${name}`, replicas, logger);
   return store;
 }
