@@ -22,7 +22,10 @@ describe("replaying the mailbox's events", () => {
       const r = await s.api("GET", p, { key: tk });
       out[p] = { status: r.status, body: r.body };
     }
-    out.view = (await s.api("GET", "/v1/messages?folder=sent&group=thread", { key: tk })).body;
+    for (const folder of ["inbox", "sent", "starred"]) {
+      for (const group of ["", "&group=thread"])
+        out[`view ${folder}${group}`] = (await s.api("GET", `/v1/messages?folder=${folder}${group}`, { key: tk })).body;
+    }
     out.counts = (await s.api("GET", "/v1/messages/folders/counts", { key: tk })).body;
     return out;
   }

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as folderCountsMigration from "@mam/mailbox/db/migrations/2026-12-07T0100-folder-counts-and-thread-view.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
@@ -132,6 +133,23 @@ describe("mailbox reads from counters, thread rows and cursors", () => {
     // The deleted inbox's mail leaves the counts, and only its mail.
     for (const f of FOLDERS) expect(after[f].total, f).toBe(before[f].total - bInbox[f].total);
     await expectConsistent(tk, [a, c]);
+  });
+
+  it("a deployment upgrading in place: the migration's backfill gives the answers the projection kept", async () => {
+    const answers = async () => {
+      const out: Record<string, unknown> = { counts: (await s.api("GET", "/v1/messages/folders/counts", { key: tk })).body };
+      for (const folder of FOLDERS) {
+        out[folder] = (await walk(tk, `/v1/messages?folder=${folder}`)).items;
+        out[`${folder} by thread`] = await walk(tk, `/v1/messages?folder=${folder}&group=thread`);
+      }
+      for (const i of [a, c]) out[i.id] = await walk(tk, `/v1/inboxes/${i.id}/messages`);
+      return out;
+    };
+    const before = await answers();
+    const db = s.mailbox!.ctx.db;
+    await folderCountsMigration.down(db);
+    await folderCountsMigration.up(db);
+    expect(await answers()).toEqual(before);
   });
 
   it("a cursor walks a folder once, in order, while mail arrives between pages, for each kind of key", async () => {
