@@ -2,7 +2,7 @@ import { sql, type Kysely } from "kysely";
 import type { MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
 import type { Authentication, MessageFacts } from "@mam/contracts/message-events.ts";
 import type { MailboxDb } from "../db/schema.ts";
-import { refreshThreads } from "./thread-folders.ts";
+import { addNewMessages, refreshThreads } from "./thread-folders.ts";
 
 /** What a changed message gives its thread's rows to refresh (see thread-folders.ts). */
 const THREAD_KEY = ["workspace_id", "inbox_id", "thread_id"] as const;
@@ -89,9 +89,9 @@ export async function insertMessages(tx: Kysely<MailboxDb>, events: NewMessageEv
       }),
     )
     .onConflict((oc) => oc.columns(["workspace_id", "message_id"]).doNothing())
-    .returning(THREAD_KEY)
+    .returning([...THREAD_KEY, "tenant_id", "message_id", "direction", "created_at"])
     .execute();
-  await refreshThreads(tx, inserted);
+  await addNewMessages(tx, inserted);
 }
 
 /**

@@ -64,3 +64,63 @@ export async function refreshThreads(tx: Kysely<MailboxDb>, threads: ThreadKey[]
     )
     ${addToCounts(1)}`.execute(tx);
 }
+
+/** A message just stored, as its thread's rows count it. */
+export interface NewMessage extends ThreadKey {
+  tenant_id: string;
+  message_id: string;
+  direction: "inbound" | "outbound";
+  created_at: Date | string;
+}
+
+/**
+ * New mail added to its threads' rows and the counters without reading the threads: a new
+ * message is unflagged and live, so it is in `inbox` and `inbound` (received, unread) or in
+ * `sent` (read), as FOLDERS files it. One statement per table for the whole batch, however
+ * long the threads are. `rows` are the messages the insert stored (a replayed one is not).
+ */
+export async function addNewMessages(tx: Kysely<MailboxDb>, rows: NewMessage[]): Promise<void> {
+  const groups = new Map<string, { k: ThreadKey & { tenant_id: string; folder: string }; n: number; unread: number; at: string; id: string }>();
+  for (const m of rows) {
+    const at = new Date(m.created_at).toISOString();
+    for (const folder of m.direction === "inbound" ? ["inbox", "inbound"] : ["sent"]) {
+      const key = `${m.workspace_id}/${m.inbox_id}/${m.thread_id}/${folder}`;
+      const g = groups.get(key) ?? { k: { ...m, folder }, n: 0, unread: 0, at, id: m.message_id };
+      g.n += 1;
+      if (m.direction === "inbound") g.unread += 1;
+      if (at > g.at || (at === g.at && m.message_id > g.id)) Object.assign(g, { at, id: m.message_id });
+      groups.set(key, g);
+    }
+  }
+  const gs = [...groups.values()];
+  if (!gs.length) return;
+  const col = <T>(f: (g: (typeof gs)[number]) => T) => gs.map(f);
+  await sql`
+    with changed as (
+      insert into thread_folders as t (workspace_id, inbox_id, thread_id, folder, tenant_id, last_message_id, last_message_at, message_count, unread_count)
+      select * from unnest(${col((g) => g.k.workspace_id)}::uuid[], ${col((g) => g.k.inbox_id)}::uuid[], ${col((g) => g.k.thread_id)}::uuid[],
+        ${col((g) => g.k.folder)}::text[], ${col((g) => g.k.tenant_id)}::uuid[], ${col((g) => g.id)}::uuid[], ${col((g) => g.at)}::timestamptz[],
+        ${col((g) => g.n)}::int[], ${col((g) => g.unread)}::int[])
+      on conflict (workspace_id, inbox_id, thread_id, folder) do update set
+        message_count = t.message_count + excluded.message_count,
+        unread_count = t.unread_count + excluded.unread_count,
+        last_message_id = case when (excluded.last_message_at, excluded.last_message_id) > (t.last_message_at, t.last_message_id)
+          then excluded.last_message_id else t.last_message_id end,
+        last_message_at = greatest(t.last_message_at, excluded.last_message_at)
+      -- xmax is 0 on a row this statement inserted: a thread new to the folder.
+      returning workspace_id, inbox_id, folder, (xmax = 0)::int as new_thread
+    ), added as (
+      select * from unnest(${col((g) => g.k.workspace_id)}::uuid[], ${col((g) => g.k.inbox_id)}::uuid[], ${col((g) => g.k.folder)}::text[],
+        ${col((g) => g.n)}::int[], ${col((g) => g.unread)}::int[]) a(workspace_id, inbox_id, folder, n, unread)
+    ), delta as (
+      select workspace_id, inbox_id, folder, n as total, unread, 0 as threads from added
+      union all
+      select workspace_id, inbox_id, folder, 0, 0, new_thread from changed
+    )
+    insert into folder_counts (workspace_id, inbox_id, folder, total, unread, threads)
+    select workspace_id, inbox_id, folder, sum(total), sum(unread), sum(threads) from delta group by workspace_id, inbox_id, folder
+    on conflict (workspace_id, inbox_id, folder) do update set
+      total = folder_counts.total + excluded.total,
+      unread = folder_counts.unread + excluded.unread,
+      threads = folder_counts.threads + excluded.threads`.execute(tx);
+}
