@@ -4,12 +4,14 @@
  * messages/s, p50/p99 time-to-250, time-until-visible-through-the-API and the filing rate
  * (messages per second from the first 250 to the last message visible), once per platform
  * set-up: one and two mailbox replicas on the machine's nats-server (R1), and with
- * BENCH_CLUSTER=1 also on a local three-node JetStream cluster with NATS_REPLICAS=3 (R3).
+ * BENCH_CLUSTER=1 also on a local three-node JetStream cluster with NATS_REPLICAS=3 (R3) and,
+ * for a like-for-like R1, on a private single nats-server.
  * In the same run a bare smtp-server that writes and fsyncs each message before its 250,
  * as the baseline. Identity and the gateway run in this process.
  * Env: BENCH_N (10000), BENCH_SIZE (4096), BENCH_K (10 connections), BENCH_PROCS (2 load
- * processes), BENCH_MAILBOXES (mailbox replicas of each R1 run, "1,2"), BENCH_CLUSTER (1: an
- * R3 run too, with one mailbox), BENCH_PROFILE (a folder for CPU profiles of the services).
+ * processes), BENCH_MAILBOXES (mailbox replicas of each R1 run, "1,2"), BENCH_CLUSTER (1: the
+ * private R1 and the R3 runs too, one mailbox each), BENCH_PROFILE (a folder for CPU profiles
+ * of the services).
  * Prints figures; asserts nothing.
  */
 import { randomBytes } from "node:crypto";
@@ -29,6 +31,7 @@ import { TestDnsServer } from "@mam/testing/dns-server.ts";
 import { apiClient } from "@mam/testing/http.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { NatsCluster } from "@mam/testing/nats-cluster.ts";
+import { PrivateNatsServer } from "@mam/testing/nats-server.ts";
 import { freePort, runService, untilReady } from "@mam/testing/processes.ts";
 import { cpuSeconds } from "./bench-cpu.ts";
 
@@ -214,10 +217,13 @@ const setups: Setup[] = MAILBOXES.map((m) => ({ label: `R1, ${m} mailbox${m > 1 
 // A local resolver that answers at once (NXDOMAIN), as a caching resolver next to an MX would.
 const dns = new TestDnsServer();
 const cluster = CLUSTER ? new NatsCluster(3) : undefined;
+// The machine's server also serves whatever else runs on it: beside R3, an R1 server of this run's own.
+const single = CLUSTER ? new PrivateNatsServer() : undefined;
 try {
   const resolver = await dns.start();
-  if (cluster) {
-    await cluster.start();
+  if (cluster && single) {
+    await Promise.all([cluster.start(), single.start()]);
+    setups.push({ label: "R1, 1 mailbox (private nats-server)", natsUrl: single.url, replicas: 1, mailboxes: 1 });
     setups.push({ label: "R3, 1 mailbox (3-node cluster)", natsUrl: cluster.url, replicas: 3, mailboxes: 1 });
   }
   const results: [Setup, Figures][] = [];
@@ -230,11 +236,11 @@ try {
   const f = (x: number, w = 8) => x.toFixed(1).padStart(w);
   const r = (x: number) => x.toFixed(0).padStart(6);
   process.stdout.write(`\n${N} messages of ${SIZE} bytes over ${K} connections\n`);
-  process.stdout.write(`${"".padEnd(38)}  msg/s   250 p50   250 p99   visible p50   visible p99   filed/s   x bare\n`);
-  process.stdout.write(`${"bare smtp-server, fsync before 250".padEnd(38)} ${r(bare.perSecond)}  ${f(pct(bare.to250, 0.5))}  ${f(pct(bare.to250, 0.99))}\n`);
+  process.stdout.write(`${"".padEnd(40)}  msg/s   250 p50   250 p99   visible p50   visible p99   filed/s   x bare\n`);
+  process.stdout.write(`${"bare smtp-server, fsync before 250".padEnd(40)} ${r(bare.perSecond)}  ${f(pct(bare.to250, 0.5))}  ${f(pct(bare.to250, 0.99))}\n`);
   for (const [setup, x] of results) {
     process.stdout.write(
-      `${setup.label.padEnd(38)} ${r(x.perSecond)}  ${f(pct(x.to250, 0.5))}  ${f(pct(x.to250, 0.99))}  ${f(pct(x.visible, 0.5), 12)}  ${f(pct(x.visible, 0.99), 12)}  ${r(x.filedPerSecond)}   ${(x.perSecond / bare.perSecond).toFixed(2).padStart(5)}\n`,
+      `${setup.label.padEnd(40)} ${r(x.perSecond)}  ${f(pct(x.to250, 0.5))}  ${f(pct(x.to250, 0.99))}  ${f(pct(x.visible, 0.5), 12)}  ${f(pct(x.visible, 0.99), 12)}  ${r(x.filedPerSecond)}   ${(x.perSecond / bare.perSecond).toFixed(2).padStart(5)}\n`,
     );
   }
   process.stdout.write("(ms; msg/s from first send to last 250; filed/s from first 250 to last message visible through the API)\n");
@@ -246,4 +252,5 @@ try {
 } finally {
   await dns.stop();
   await cluster?.stop();
+  await single?.stop();
 }
