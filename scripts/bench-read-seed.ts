@@ -17,7 +17,6 @@ import type { WorldInbox } from "./bench-read-world.ts";
 export interface SeedOptions {
   bus: Bus;
   inboxes: WorldInbox[];
-  tenantId: string;
   /** Messages from..to-1 are published. */
   from: number;
   to: number;
@@ -76,7 +75,7 @@ export async function seed(o: SeedOptions): Promise<SeedResult> {
         remoteAddress: "127.0.0.1",
         helo: "bench-client",
         mailFrom: mail.mailFrom,
-        recipients: [{ address: mail.to, tenantId: o.tenantId, workspaceId: inbox.workspaceId, inboxId: inbox.id }],
+        recipients: [{ address: mail.to, tenantId: inbox.tenantId, workspaceId: inbox.workspaceId, inboxId: inbox.id }],
         returnPaths: [],
         size,
       },

@@ -1,5 +1,5 @@
 /**
- * The tenant `pnpm bench:read` reads from, provisioned through the API (1 tenant, its
+ * The tenant `pnpm bench:read` reads from, provisioned through the API (tenants, their
  * workspaces with a wk_ key each, inboxes with their ak_ keys), and the state file that lets
  * a later run continue on the same data (BENCH_READ_KEEP=1): the isolation tag (its schemas
  * and NATS prefix), the keys, how many messages are filed, and the figures measured so far.
@@ -12,6 +12,7 @@ export const STATE_FILE = ".bench-read-state.json";
 
 export interface WorldInbox {
   id: string;
+  tenantId: string;
   email: string;
   workspaceId: string;
   /** ak_ */
@@ -20,9 +21,12 @@ export interface WorldInbox {
 
 export interface World {
   tag: string;
+  /** The tenant measured (the first): its tk_ key sees its share of the workspaces. */
   tenantId: string;
   /** tk_ */
   tenantKey: string;
+  /** Every tenant, the measured one first. */
+  tenants: { id: string; key: string }[];
   workspaces: { id: string; key: string }[];
   inboxes: WorldInbox[];
   /** Messages 0..seeded-1 are filed. */
@@ -57,26 +61,39 @@ async function must(api: ApiCall, method: string, path: string, key: string, bod
   }
 }
 
-export async function provision(api: ApiCall, operatorKey: string, tag: string, workspaces: number, inboxesEach: number): Promise<World> {
-  const tenant = await must(api, "POST", "/v1/tenants", operatorKey, { name: "Bench read" }, "tenant");
-  const tk: string = tenant.key.key;
-  const extra = await pooled(
-    Array.from({ length: workspaces - 1 }, (_, i) => i + 1),
+/**
+ * `tenants` tenants share the workspaces evenly (the first gets the remainder). Filings of one
+ * tenant are serialised on its lock, so the seed files in parallel only across tenants.
+ */
+export async function provision(api: ApiCall, operatorKey: string, tag: string, tenants: number, workspaces: number, inboxesEach: number): Promise<World> {
+  const made = await pooled(
+    Array.from({ length: tenants }, (_, t) => t),
     4,
-    (w) => must(api, "POST", "/v1/workspaces", tk, { name: `Bench ${w}`, slug: `bench-${w}` }, "workspace"),
+    (t) => must(api, "POST", "/v1/tenants", operatorKey, { name: `Bench read ${t}` }, "tenant"),
   );
-  const ids: string[] = [tenant.workspace.id, ...extra.map((w) => w.id as string)];
-  const keys = await pooled(ids, 4, (id) => must(api, "POST", `/v1/workspaces/${id}/keys`, tk, { name: "bench" }, "workspace key"));
-  const slots = ids.flatMap((workspaceId, w) => Array.from({ length: inboxesEach }, (_, i) => ({ workspaceId, username: `bench-w${w}-i${i}` })));
+  const share = (t: number) => Math.floor(workspaces / tenants) + (t === 0 ? workspaces % tenants : 0);
+  const owned = await pooled(made, 2, async (tenant, t) => {
+    const tk: string = tenant.key.key;
+    const extra = await pooled(
+      Array.from({ length: share(t) - 1 }, (_, i) => i + 1),
+      4,
+      (w) => must(api, "POST", "/v1/workspaces", tk, { name: `Bench ${t}-${w}`, slug: `bench-${t}-${w}` }, "workspace"),
+    );
+    return [tenant.workspace.id as string, ...extra.map((w) => w.id as string)].map((id) => ({ id, tenantId: tenant.tenant.id as string, tk }));
+  });
+  const all = owned.flat();
+  const keys = await pooled(all, 4, (ws) => must(api, "POST", `/v1/workspaces/${ws.id}/keys`, ws.tk, { name: "bench" }, "workspace key"));
+  const slots = all.flatMap((ws, w) => Array.from({ length: inboxesEach }, (_, i) => ({ ws, username: `bench-w${w}-i${i}` })));
   const inboxes = await pooled(slots, 8, async (s) => {
-    const b = await must(api, "POST", "/v1/inboxes", tk, { username: s.username, workspaceId: s.workspaceId }, "inbox");
-    return { id: b.id as string, email: b.email as string, workspaceId: s.workspaceId, key: b.apiKey as string };
+    const b = await must(api, "POST", "/v1/inboxes", s.ws.tk, { username: s.username, workspaceId: s.ws.id }, "inbox");
+    return { id: b.id as string, tenantId: s.ws.tenantId, email: b.email as string, workspaceId: s.ws.id, key: b.apiKey as string };
   });
   return {
     tag,
-    tenantId: tenant.tenant.id,
-    tenantKey: tk,
-    workspaces: ids.map((id, i) => ({ id, key: keys[i]!.key as string })),
+    tenantId: made[0].tenant.id,
+    tenantKey: made[0].key.key,
+    tenants: made.map((m) => ({ id: m.tenant.id as string, key: m.key.key as string })),
+    workspaces: all.map((ws, i) => ({ id: ws.id, key: keys[i]!.key as string })),
     inboxes,
     seeded: 0,
     figures: {},

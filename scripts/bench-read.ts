@@ -1,6 +1,6 @@
 /**
- * pnpm bench:read — the read side at scale. Provisions 1 tenant, 100 workspaces and 1,000
- * inboxes through the API, seeds generated mail in steps up to each size through the
+ * pnpm bench:read — the read side at scale. Provisions BENCH_READ_TENANTS tenants (4) sharing
+ * 100 workspaces, and 1,000 inboxes through the API, seeds generated mail in steps up to each size through the
  * platform's own filing path (published to the ingest stream as smtp-ingress publishes it,
  * filed by the mailbox's consumer), and at each size measures through HTTP, with 4 and 16
  * requests in flight: an inbox's list, the folder view, thread grouping, folder counts, a
@@ -11,6 +11,7 @@
  * their own; this one publishes the mail and makes the requests.
  * Env: BENCH_READ_SIZES (10000,100000,1000000), BENCH_READ_KEEP (1: keep the data and the
  * state file .bench-read-state.json; a later run continues from the size reached),
+ * BENCH_READ_TENANTS (4; the first is measured with its tk_ key),
  * BENCH_READ_REQUESTS (300 per kind and concurrency), BENCH_READ_MAILBOXES (2),
  * BENCH_READ_PUBLISH_IN_FLIGHT (64 PubAcks awaited at once), BENCH_READ_BACKLOG (20000
  * messages waiting in the ingest stream at most), BENCH_READ_DEEP_PAGE (50).
@@ -41,6 +42,8 @@ const PUBLISH_IN_FLIGHT = Number(process.env.BENCH_READ_PUBLISH_IN_FLIGHT ?? 64)
 const BACKLOG = Number(process.env.BENCH_READ_BACKLOG ?? 20_000);
 const DEEP_PAGE = Number(process.env.BENCH_READ_DEEP_PAGE ?? 50);
 const WORKSPACES = 100;
+/** Filings of a tenant are serialised on its lock: more tenants file in parallel. */
+const TENANTS = Number(process.env.BENCH_READ_TENANTS ?? 4);
 const INBOXES_PER_WORKSPACE = 10;
 const CONCURRENCY = [4, 16];
 const AIM_P99_MS = 20;
@@ -56,11 +59,15 @@ const load = () =>
     .map((l) => l.toFixed(1))
     .join(" ")}`;
 
-/** How many of the tenant's messages the API counts: filed ones are in the inbox folder or archived. */
-async function filedThroughApi(api: ApiCall, tk: string): Promise<number> {
-  const r = await api("GET", "/v1/messages/folders/counts", { key: tk });
-  if (r.status !== 200) throw new Error(`folder counts: ${r.status} ${JSON.stringify(r.body)}`);
-  return r.body.inbox.total + r.body.archived.total;
+/** How many messages the API counts over every tenant: filed ones are in the inbox folder or archived. */
+async function filedThroughApi(api: ApiCall, w: World): Promise<number> {
+  let n = 0;
+  for (const t of w.tenants) {
+    const r = await api("GET", "/v1/messages/folders/counts", { key: t.key });
+    if (r.status !== 200) throw new Error(`folder counts: ${r.status} ${JSON.stringify(r.body)}`);
+    n += r.body.inbox.total + r.body.archived.total;
+  }
+  return n;
 }
 
 /**
@@ -165,9 +172,9 @@ try {
   if (world) process.stdout.write(`continuing ${iso.tag} from ${STATE_FILE}: ${fmt(world.seeded)} messages filed\n`);
   else {
     const t = performance.now();
-    world = await provision(api, operatorKey, iso.tag, WORKSPACES, INBOXES_PER_WORKSPACE);
+    world = await provision(api, operatorKey, iso.tag, TENANTS, WORKSPACES, INBOXES_PER_WORKSPACE);
     process.stdout.write(
-      `provisioned 1 tenant, ${WORKSPACES} workspaces, ${world.inboxes.length} inboxes in ${((performance.now() - t) / 1000).toFixed(1)} s\n`,
+      `provisioned ${TENANTS} tenants, ${WORKSPACES} workspaces, ${world.inboxes.length} inboxes in ${((performance.now() - t) / 1000).toFixed(1)} s\n`,
     );
   }
   if (KEEP) writeWorld(world);
@@ -187,7 +194,6 @@ try {
       const r = await seed({
         bus,
         inboxes: w.inboxes,
-        tenantId: w.tenantId,
         from: w.seeded,
         to: size,
         inFlight: PUBLISH_IN_FLIGHT,
@@ -196,7 +202,7 @@ try {
         logger: silent,
       });
       const cpuAfter = cpuSeconds(filers, SELF);
-      const filed = await filedThroughApi(api, w.tenantKey);
+      const filed = await filedThroughApi(api, w);
       process.stdout.write(
         `  ${fmt(count)} messages: published in ${r.publishSeconds.toFixed(1)} s, all filed after ${r.totalSeconds.toFixed(1)} s: ` +
           `${((r.totalSeconds * 1000) / count).toFixed(2)} s per 1,000, filing ${(count / r.totalSeconds).toFixed(0)}/s\n`,
