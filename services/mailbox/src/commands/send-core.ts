@@ -1,3 +1,4 @@
+import { createPrivateKey, type KeyObject } from "node:crypto";
 import type { Kysely } from "kysely";
 import { AppError } from "@mam/contracts/errors.ts";
 import { MAX_ATTACHMENT_BYTES } from "@mam/contracts/messages-api.ts";
@@ -8,8 +9,9 @@ import { compose, previewOf } from "../mime/compose.ts";
 import type { InboxRow } from "../read/inboxes.ts";
 import { derivedId } from "../delivery/ids.ts";
 import { loadDraft } from "../read/drafts.ts";
-import { putBlob, sha256 } from "../store/blobs.ts";
+import { putBlobs, sha256 } from "../store/blobs.ts";
 import { execute, groupCommit, type CommandMeta } from "./execute.ts";
+import { idempotencyReads } from "./send-idempotency.ts";
 import { answerOf, decide, idempotencyRecordOf, initial, senderKey, type SendCommand, type SendResult, type SendState } from "./send-decision.ts";
 
 export interface OutgoingSpec {
@@ -47,6 +49,34 @@ async function primaryAddress(tx: Kysely<MailboxDb>, inbox: InboxRow): Promise<s
   return r?.address ?? inbox.canonical_email;
 }
 
+/** A DKIM key as signing uses it: parsed once (parsing the PEM costs a good part of an RSA signature). */
+interface SigningKey {
+  selector: string;
+  privateKey: KeyObject;
+}
+
+/**
+ * The signing keys of each service instance by key_ref ("platform" or a domain's id). A
+ * key_ref's row never changes: a domain removed and added again gets a new id and a new
+ * key, and whether a custom domain is live is read on every send, so a cached key is never
+ * used for a domain that is gone.
+ */
+const signingKeys = new WeakMap<MailboxContext, Map<string, SigningKey>>();
+const MAX_SIGNING_KEYS = 10_000;
+
+async function signingKey(ctx: MailboxContext, tx: Kysely<MailboxDb>, ref: string): Promise<SigningKey | undefined> {
+  let keys = signingKeys.get(ctx);
+  if (!keys) signingKeys.set(ctx, (keys = new Map()));
+  const known = keys.get(ref);
+  if (known) return known;
+  const row = await tx.selectFrom("dkim_keys").select(["selector", "private_key_pem"]).where("key_ref", "=", ref).executeTakeFirst();
+  if (!row) return undefined;
+  const key = { selector: row.selector, privateKey: createPrivateKey(row.private_key_pem) };
+  if (keys.size >= MAX_SIGNING_KEYS) keys.delete(keys.keys().next().value!);
+  keys.set(ref, key);
+  return key;
+}
+
 /** The key that signs mail from this domain: the platform's, or the workspace's custom domain's. */
 async function dkimFor(ctx: MailboxContext, tx: Kysely<MailboxDb>, inbox: InboxRow, domain: string) {
   let ref = "platform";
@@ -61,8 +91,8 @@ async function dkimFor(ctx: MailboxContext, tx: Kysely<MailboxDb>, inbox: InboxR
     if (!d) return undefined;
     ref = d.domain_id;
   }
-  const key = await tx.selectFrom("dkim_keys").selectAll().where("key_ref", "=", ref).executeTakeFirst();
-  return key ? { domainName: domain, keySelector: key.selector, privateKey: key.private_key_pem } : undefined;
+  const key = await signingKey(ctx, tx, ref);
+  return key ? { domainName: domain, keySelector: key.selector, privateKey: key.privateKey } : undefined;
 }
 
 /** Of these addresses, those that have written to the inbox. */
@@ -80,17 +110,11 @@ async function knownSendersOf(tx: Kysely<MailboxDb>, inbox: InboxRow, addresses:
 }
 
 /** What a send is decided against: the key's record, which recipients wrote before, the draft it deletes. */
-async function loadSend(tx: Kysely<MailboxDb>, inbox: InboxRow, c: SendCommand): Promise<SendState> {
+async function loadSend(ctx: MailboxContext, tx: Kysely<MailboxDb>, inbox: InboxRow, c: SendCommand): Promise<SendState> {
   if (c.idempotency) {
-    const seen = await tx
-      .selectFrom("idempotency_keys")
-      .select(["request_hash", "response"])
-      .where("workspace_id", "=", inbox.workspace_id)
-      .where("inbox_id", "=", inbox.inbox_id)
-      .where("key", "=", c.idempotency.key)
-      .executeTakeFirst();
+    const seen = await idempotencyOf(ctx).of(tx, inbox.tenant_id, { workspaceId: inbox.workspace_id, inboxId: inbox.inbox_id, key: c.idempotency.key });
     // A retry is answered from its record alone.
-    if (seen) return { ...initial(), idempotency: { requestHash: seen.request_hash, response: seen.response as SendResult } };
+    if (seen) return { ...initial(), idempotency: seen };
   }
   return {
     idempotency: null,
@@ -98,6 +122,13 @@ async function loadSend(tx: Kysely<MailboxDb>, inbox: InboxRow, c: SendCommand):
     drafts: c.draft ? (await loadDraft(tx, inbox.workspace_id, c.draft.draftId)).drafts : new Map(),
   };
 }
+
+const readsOf = new WeakMap<MailboxContext, ReturnType<typeof idempotencyReads>>();
+const idempotencyOf = (ctx: MailboxContext) => {
+  let r = readsOf.get(ctx);
+  if (!r) readsOf.set(ctx, (r = idempotencyReads()));
+  return r;
+};
 
 const batchers = new WeakMap<MailboxContext, ReturnType<typeof groupCommit>>();
 const sendsOf = (ctx: MailboxContext) => {
@@ -116,8 +147,7 @@ const settled = () => undefined;
  * it tried again alone. (In other processes, the tenant's lock puts their transactions one
  * after the other already.)
  */
-function oneAtATime<T>(ctx: MailboxContext, key: string | null, run: () => Promise<T>): Promise<T> {
-  if (!key) return run();
+function oneAtATime<T>(ctx: MailboxContext, key: string, run: () => Promise<T>): Promise<T> {
   let waiting = inFlight.get(ctx);
   if (!waiting) inFlight.set(ctx, (waiting = new Map()));
   const mine = (waiting.get(key) ?? Promise.resolve()).then(run);
@@ -174,21 +204,23 @@ export async function sendFromInbox(
   // Bytes are content-addressed and idempotent: stored before the lock is taken.
   const ws = inbox.workspace_id;
   const at = ctx.clock();
-  const stored = {
-    raw: await putBlob(ctx.db, ws, raw, at),
-    plain: spec.text !== undefined ? await putBlob(ctx.db, ws, Buffer.from(spec.text), at) : null,
-    html: spec.html !== undefined ? await putBlob(ctx.db, ws, Buffer.from(spec.html), at) : null,
-  };
-  const attachments: AttachmentRef[] = [];
-  for (const a of spec.attachments) {
-    attachments.push({
-      id: ctx.newId(),
-      filename: a.filename,
-      contentType: a.contentType,
-      sizeBytes: a.content.length,
-      hash: await putBlob(ctx.db, ws, a.content, at),
-    });
-  }
+  const plain = spec.text !== undefined ? Buffer.from(spec.text) : null;
+  const html = spec.html !== undefined ? Buffer.from(spec.html) : null;
+  const parts = [raw, plain, html, ...spec.attachments.map((a) => a.content)].filter((b): b is Buffer => b !== null);
+  // One statement for all of them, not one each.
+  await putBlobs(
+    ctx.db,
+    parts.map((data) => ({ workspaceId: ws, data })),
+    at,
+  );
+  const stored = { raw: sha256(raw), plain: plain && sha256(plain), html: html && sha256(html) };
+  const attachments: AttachmentRef[] = spec.attachments.map((a) => ({
+    id: ctx.newId(),
+    filename: a.filename,
+    contentType: a.contentType,
+    sizeBytes: a.content.length,
+    hash: sha256(a.content),
+  }));
 
   const command: SendCommand = {
     owner: { tenantId: inbox.tenant_id, workspaceId: ws },
@@ -219,7 +251,7 @@ export async function sendFromInbox(
     draft: draft ?? null,
   };
   const steps = {
-    load: (tx: Kysely<MailboxDb>) => loadSend(tx, inbox, command),
+    load: (tx: Kysely<MailboxDb>) => loadSend(ctx, tx, inbox, command),
     decide: (state: SendState) => decide(command, state),
     answer: async (tx: Kysely<MailboxDb>, state: SendState) => {
       // Recorded with the events, in their transaction: a retry finds it once they are committed.
@@ -245,6 +277,9 @@ export async function sendFromInbox(
   // group-committed; one that deletes a draft goes alone (two sends of one draft in a batch
   // would both find it live).
   if (draft) return execute(ctx, inbox.tenant_id, meta, steps);
-  const key = idempotency ? `${ws} ${inbox.inbox_id} ${idempotency.key}` : null;
-  return oneAtATime(ctx, key, () => sendsOf(ctx).run(inbox.tenant_id, meta, steps));
+  if (!idempotency) return sendsOf(ctx).run(inbox.tenant_id, meta, steps);
+  const ref = { workspaceId: ws, inboxId: inbox.inbox_id, key: idempotency.key };
+  return oneAtATime(ctx, `${ws} ${inbox.inbox_id} ${idempotency.key}`, () =>
+    idempotencyOf(ctx).during(inbox.tenant_id, ref, () => sendsOf(ctx).run(inbox.tenant_id, meta, steps)),
+  );
 }

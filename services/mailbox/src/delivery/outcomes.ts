@@ -1,9 +1,10 @@
 import { sql, type Kysely } from "kysely";
+import { BatchReads } from "@mam/service-kit/batch-reads.ts";
 import type { MailboxContext } from "../context.ts";
 import { decide, type DeliveryRecord, type DeliveryState, type Outcome } from "../commands/delivery-record-decision.ts";
 import type { groupCommit, CommandMeta } from "../commands/execute.ts";
 import type { MailboxDb, Unrecorded } from "../db/schema.ts";
-import { loadMessages } from "../read/messages.ts";
+import { DECISION_COLUMNS, messagesStateOf } from "../read/messages.ts";
 import { getBlobs } from "../store/blobs.ts";
 import { derivedId } from "./ids.ts";
 import { returnPaths } from "./return-path.ts";
@@ -26,15 +27,45 @@ export interface SentRef {
 
 /** What a delivery record is decided against: the message, and those of its recipients bounced already. */
 export async function loadDeliveryState(tx: Kysely<MailboxDb>, workspaceId: string, messageId: string): Promise<DeliveryState> {
-  const state = await loadMessages(tx, workspaceId, [messageId]);
+  return (await readDeliveryStates(tx, [{ workspaceId, messageId }])).get(messageId)!;
+}
+
+interface MessageKey {
+  workspaceId: string;
+  messageId: string;
+}
+
+/**
+ * The delivery state of several messages, with two statements whatever their number: one
+ * state holding them all, for each (a record decides only about its own message).
+ */
+async function readDeliveryStates(tx: Kysely<MailboxDb>, keys: MessageKey[]): Promise<Map<string, DeliveryState>> {
+  const byWorkspace = new Map<string, string[]>();
+  for (const k of keys) byWorkspace.set(k.workspaceId, [...(byWorkspace.get(k.workspaceId) ?? []), k.messageId]);
+  const groups = [...byWorkspace];
   const rows = await tx
+    .selectFrom("messages")
+    .select(DECISION_COLUMNS)
+    .where((eb) => eb.or(groups.map(([ws, ids]) => eb.and([eb("workspace_id", "=", ws), eb("message_id", "in", ids)]))))
+    .execute();
+  const bouncedRows = await tx
     .selectFrom("delivery_outcomes")
-    .select("recipient")
-    .where("workspace_id", "=", workspaceId)
-    .where("message_id", "=", messageId)
+    .select(["message_id", "recipient"])
+    .where((eb) => eb.or(groups.map(([ws, ids]) => eb.and([eb("workspace_id", "=", ws), eb("message_id", "in", ids)]))))
     .where("outcome", "=", "bounced")
     .execute();
-  return { ...state, bounced: new Map([[messageId, new Set(rows.map((r) => r.recipient))]]) };
+  const bounced = new Map(keys.map((k) => [k.messageId, new Set<string>()]));
+  for (const r of bouncedRows) bounced.get(r.message_id)?.add(r.recipient);
+  const state: DeliveryState = { ...messagesStateOf(rows), bounced };
+  return new Map(keys.map((k) => [k.messageId, state]));
+}
+
+/** The delivery states of a tenant's group-committed records, one read per batch (see BatchReads). */
+const deliveryReads = new WeakMap<Records, BatchReads<MessageKey, DeliveryState>>();
+function readsOf(records: Records) {
+  let r = deliveryReads.get(records);
+  if (!r) deliveryReads.set(records, (r = new BatchReads<MessageKey, DeliveryState>({ idOf: (k) => k.messageId, read: readDeliveryStates })));
+  return r;
 }
 
 /**
@@ -60,11 +91,15 @@ export async function record(
   };
   for (const pause of [200, 1_000, 3_000, 0]) {
     try {
-      await records.run(m.tenantId, SYSTEM, {
-        load: (tx) => loadDeliveryState(tx, m.workspaceId, m.messageId),
-        decide: (state) => decide(c, state),
-        answer: async () => undefined,
-      });
+      const reads = readsOf(records);
+      const key = { workspaceId: m.workspaceId, messageId: m.messageId };
+      await reads.during(m.tenantId, key, () =>
+        records.run(m.tenantId, SYSTEM, {
+          load: (tx) => reads.of(tx, m.tenantId, key),
+          decide: (state) => decide(c, state),
+          answer: async () => undefined,
+        }),
+      );
       return;
     } catch (err) {
       if (!pause) throw err;

@@ -1,4 +1,5 @@
 import { isIP } from "node:net";
+import type SMTPPool from "nodemailer/lib/smtp-pool";
 import type SMTPTransport from "nodemailer/lib/smtp-transport";
 
 export type TlsMode = "verify" | "opportunistic" | "none";
@@ -7,8 +8,15 @@ const MODES: readonly TlsMode[] = ["verify", "opportunistic", "none"];
 /** Bounded at every step: a tarpit cannot hold a try past the retry queue's lease. */
 const TIMEOUTS = { connectionTimeout: 10_000, greetingTimeout: 60_000, socketTimeout: 3 * 60_000 } as const;
 
+/**
+ * Toward the relay, connections are kept open and reused, a few at a time: a new connection
+ * (TCP, greeting, EHLO, STARTTLS, AUTH, QUIT) for every message would cost the relay and us
+ * more than the message. A connection is replaced after this many messages.
+ */
+const RELAY_POOL = { pool: true, maxConnections: 8, maxMessages: 500 } as const;
+
 export interface RelaySettings {
-  options: SMTPTransport.Options;
+  options: SMTPPool.Options;
   mode: TlsMode;
   /** Where mail goes, for logs: no user, no password. */
   label: string;
@@ -46,7 +54,7 @@ export function relaySettings(relayUrl: string, envMode: TlsMode, heloName: stri
         ? { opportunisticTLS: true, tls: { rejectUnauthorized: false } }
         : { ignoreTLS: true };
   return {
-    options: { host, port, secure: implicit, auth, name: heloName, ...tls, ...TIMEOUTS },
+    options: { host, port, secure: implicit, auth, name: heloName, ...tls, ...TIMEOUTS, ...RELAY_POOL },
     mode,
     label: `${url.protocol}//${url.host} (tls ${mode})`,
     secret: password || undefined,

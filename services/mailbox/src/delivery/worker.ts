@@ -58,22 +58,25 @@ const refOf = (e: Sent): SentRef => ({
  */
 async function deliver(ctx: MailboxContext, filer: Filer, records: Records, outbound: Outbound, e: Sent): Promise<void> {
   const m = refOf(e);
+  // The message and whether it waits in the retry queue, in one statement.
   const mine = await ctx.db
     .selectFrom("messages")
     .select(["status"])
+    .select(({ exists, selectFrom }) =>
+      exists(
+        selectFrom("delivery_queue")
+          .select("delivery_queue.attempts")
+          .whereRef("delivery_queue.workspace_id", "=", "messages.workspace_id")
+          .whereRef("delivery_queue.message_id", "=", "messages.message_id"),
+      ).as("queued"),
+    )
     .where("workspace_id", "=", m.workspaceId)
     .where("message_id", "=", m.messageId)
     .executeTakeFirst();
   // Not committed yet by the command that sent it: throwing makes the consumer try again shortly.
   if (!mine) throw new Error(`message ${m.messageId} not visible yet`);
   // Already in the retry queue (this event is being delivered again): the queue drives it.
-  const queued = await ctx.db
-    .selectFrom("delivery_queue")
-    .select("attempts")
-    .where("workspace_id", "=", m.workspaceId)
-    .where("message_id", "=", m.messageId)
-    .executeTakeFirst();
-  if (queued) return;
+  if (mine.queued) return;
   const pending = await pendingOf(ctx, m, mine.status);
   if (!pending.length) return;
 

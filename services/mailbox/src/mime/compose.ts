@@ -1,4 +1,6 @@
+import type { KeyObject } from "node:crypto";
 import nodemailer from "nodemailer";
+import type DKIM from "nodemailer/lib/dkim";
 
 export interface Composition {
   from: { address: string; name: string | null };
@@ -14,7 +16,7 @@ export interface Composition {
   references: string[];
   date: Date;
   /** Signs with this key when given: the bytes stored are the bytes sent. */
-  dkim?: { domainName: string; keySelector: string; privateKey: string };
+  dkim?: { domainName: string; keySelector: string; privateKey: string | KeyObject };
 }
 
 /**
@@ -22,7 +24,9 @@ export interface Composition {
  * Bcc recipients are never written into the message; they only get an envelope copy.
  */
 export async function compose(c: Composition): Promise<Buffer> {
-  const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: "windows", dkim: c.dkim });
+  // A parsed key object signs too (nodemailer hands it to crypto's sign as it is); its types know only PEM.
+  const dkim = c.dkim as DKIM.Options | undefined;
+  const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: "windows", dkim });
   const info = await transport.sendMail({
     from: c.from.name ? { name: c.from.name, address: c.from.address } : c.from.address,
     to: c.to,
