@@ -65,6 +65,17 @@ describe("a JetStream cluster with NATS_REPLICAS", () => {
     }
   });
 
+  it("refuses more replicas than the cluster has servers, naming NATS_REPLICAS", async () => {
+    const bus = await busWith("five.", 5);
+    try {
+      const refused = await ensureEventsStream(bus).catch((err: unknown) => err);
+      expect(refused).toBeInstanceOf(ConfigError);
+      expect((refused as Error).message).toMatch(/NATS_REPLICAS=5: the JetStream cluster refused 5 copies/);
+    } finally {
+      await closeBus(bus);
+    }
+  });
+
   describe("kill -9 of the INGEST stream's leader during an SMTP ingest", () => {
     const N = 240;
     const CONNECTIONS = 6;
