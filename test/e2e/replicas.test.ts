@@ -112,7 +112,12 @@ describe("two replicas of every service", () => {
     const events = eventsStreamName(s.iso.prefix);
     await bothPulling(ingestStreamName(s.iso.prefix), INGEST_DURABLE);
     await bothPulling(events, DELIVERY_DURABLE);
-    await bothPulling(events, FEED_DURABLE);
+    // The feed's renderer: one replica holds its lease and pulls, the other stands by (stream order).
+    expect(s.realtimes.map((r) => r.rendering()).sort()).toEqual([false, true]);
+    await waitFor(async () => ((await jsm.consumers.info(events, FEED_DURABLE).catch(() => undefined))?.num_waiting ?? 0) >= 1, {
+      ...POLL,
+      what: "the renderer pulling",
+    });
     await bothPulling(events, METRICS_CONSUMER);
     await bothPulling(events, IDENTITY_READ_MODEL);
   });
@@ -287,9 +292,7 @@ describe("two replicas of every service", () => {
       last.set(e.aggregateId, e.aggregateVersion);
     }
     expect(new Set(seen.map((e) => e.id)).size).toBe(n);
-    // Every frame is one of these events. (Their order is not asserted: two realtime replicas
-    // render the feed from one shared consumer, batch by batch, so two events of a workspace
-    // held by different replicas can reach the feed in either order.)
+    // Every frame is one of these events. (Their order is asserted in test/realtime/feed-order.test.ts.)
     const ids = new Set(seen.map((e) => publicEventId(e.id, e.occurredAt)));
     expect(live.events<Event>().filter((e) => !ids.has(e.event_id))).toEqual([]);
   });

@@ -9,7 +9,7 @@ import { FEED_DURABLE } from "@mam/realtime/feed/renderer.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
-/** Replicas share the renderer's durable consumer: each event is handed to one of them and rendered once. */
+/** One replica renders (the lease's holder), the other stands by: each event is rendered once. */
 describe("the feed with two realtime replicas", () => {
   let s: Stack;
   let nc: NatsConnection;
@@ -31,11 +31,12 @@ describe("the feed with two realtime replicas", () => {
     await s?.stop();
   });
 
-  it("renders every event of a burst once, whichever replica takes it", async () => {
+  it("renders every event of a burst once, by the replica holding the lease", async () => {
     const EVENTS = eventsStreamName(s.iso.prefix);
     const FEED = feedStreamName(s.iso.prefix);
-    // Both replicas pull from the one consumer.
-    await waitFor(async () => (await jsm.consumers.info(EVENTS, FEED_DURABLE)).num_waiting >= 2, { timeoutMs: 10_000, what: "both replicas pulling" });
+    // One replica pulls from the consumer; the other stands by.
+    expect(s.realtimes.map((r) => r.rendering()).sort()).toEqual([false, true]);
+    await waitFor(async () => (await jsm.consumers.info(EVENTS, FEED_DURABLE)).num_waiting >= 1, { timeoutMs: 10_000, what: "the renderer pulling" });
 
     const t = await provisionTenant(s, "Replicas");
     const ws = [t.workspace.id, (await s.api("POST", "/v1/workspaces", { key: t.key.key, body: { name: "Second" } })).body.id as string];
@@ -66,7 +67,7 @@ describe("the feed with two realtime replicas", () => {
       },
       { timeoutMs: 15_000, what: "the renderer caught up" },
     );
-    // No event handed out twice (to two replicas, or again to one): one delivery per mailbox event.
+    // No event handed out twice: one delivery per mailbox event.
     const consumer = await jsm.consumers.info(EVENTS, FEED_DURABLE);
     expect(consumer.num_redelivered).toBe(0);
     expect(consumer.delivered.consumer_seq).toBe(events);
@@ -84,9 +85,8 @@ describe("the feed with two realtime replicas", () => {
     const subjects = Array.from({ length: SENDS }, (_, i) => `burst ${i}`).sort();
     for (const type of ["message.sent", "message.received", "message.delivered"]) expect(byType(type).sort()).toEqual(subjects);
 
-    // The consumer re-created (by an operator), past the feed's duplicate window: whichever
-    // replica re-creates it, both skip what the feed holds (the creator leaves on the consumer
-    // which entries it read), so the burst is not stored again.
+    // The consumer re-created (by an operator), past the feed's duplicate window: the renderer
+    // skips what the feed holds, so the burst is not stored again.
     const feedConfig = (await jsm.streams.info(FEED)).config;
     await jsm.streams.update(FEED, { ...feedConfig, duplicate_window: nanos(1_000) });
     await delay(1_500);
@@ -97,7 +97,7 @@ describe("the feed with two realtime replicas", () => {
       timeoutMs: 15_000,
       what: "the consumer re-created",
     });
-    await waitFor(async () => (await jsm.consumers.info(EVENTS, FEED_DURABLE)).num_waiting >= 2, { timeoutMs: 10_000, what: "both replicas pulling again" });
+    await waitFor(async () => (await jsm.consumers.info(EVENTS, FEED_DURABLE)).num_waiting >= 1, { timeoutMs: 10_000, what: "the renderer pulling again" });
     await waitFor(
       async () => {
         const i = await jsm.consumers.info(EVENTS, FEED_DURABLE);

@@ -25,10 +25,14 @@ export interface RealtimeOptions {
  * WebSocket clients (the gateway hands it their upgrades), and delivers it to webhooks.
  */
 export class RealtimeService extends ServiceHost<RealtimeDb, RealtimeContext> {
+  /** Whether this replica is the one rendering the feed now (the others stand by). */
+  readonly rendering: () => boolean;
+
   constructor(
     readonly cfg: RealtimeConfig,
     opts: RealtimeOptions = {},
   ) {
+    let renderer: FeedRenderer | undefined;
     super({
       name: "realtime",
       env: cfg,
@@ -42,11 +46,12 @@ export class RealtimeService extends ServiceHost<RealtimeDb, RealtimeContext> {
       projections: (ctx) => [
         ownEventsProjection({ name: PROJECTION, context: REALTIME_CONTEXT, db: ctx.db, parse: parseRealtimeEvent, apply: applyRealtimeEvent }),
       ],
-      parts: (ctx, b) => [new FeedRenderer(ctx, { stream: b.stream }), new WebSocketPart(cfg, ctx, b), ...webhookParts(ctx, b)],
+      parts: (ctx, b) => [(renderer = new FeedRenderer(ctx, { stream: b.stream })), new WebSocketPart(cfg, ctx, b), ...webhookParts(ctx, b)],
       handlers: (server, ctx) => {
         webSocketPartOf(ctx)?.serve(server);
         registerWebhookRpc(server, ctx);
       },
     });
+    this.rendering = () => renderer?.active ?? false;
   }
 }

@@ -30,6 +30,12 @@ export interface BatchConsumerOptions {
   /** Told the consumer as found or created, each time before messages are taken from it. */
   onConsumer?: (info: ConsumerInfo) => Promise<void>;
   ackWaitMs?: number;
+  /**
+   * Stream order kept (one consumer holder at a time): a message left unsettled or handed back
+   * (nak, or the handler threw) stays here, first in line, and is tried again after a pause,
+   * before anything behind it. Handed back to the server, it would come again after later ones.
+   */
+  ordered?: boolean;
 }
 
 /** Acknowledges a handled message, terminates poison, or hands one back for a later try. */
@@ -59,9 +65,13 @@ export class BatchConsumer {
   private readonly maxBatch: number;
   /** Stream sequences of the messages held (queued or in the batch). */
   private readonly held = new Set<number>();
+  /** Resolves when stop begins: a pause before a retry ends then. */
+  private readonly stopping: Promise<void>;
+  private stopNow!: () => void;
 
   constructor(private readonly o: BatchConsumerOptions) {
     this.maxBatch = o.maxBatch ?? 256;
+    this.stopping = new Promise((r) => (this.stopNow = r));
   }
 
   async start(): Promise<void> {
@@ -136,6 +146,8 @@ export class BatchConsumer {
   }
 
   private async work(): Promise<void> {
+    /** Tries in a row of the message first in line (ordered). */
+    let tries = 0;
     while (!this.stopped) {
       if (!this.queue.length) {
         await new Promise<void>((r) => (this.wake = r));
@@ -146,7 +158,7 @@ export class BatchConsumer {
       this.roomMade?.();
       const settled = new Set<JsMsg>();
       const settle: Settle = (msg, how) => {
-        if (settled.has(msg)) return;
+        if (settled.has(msg) || (how === "nak" && this.o.ordered)) return;
         settled.add(msg);
         if (how === "ack") msg.ack();
         else if (how === "term") msg.term();
@@ -157,16 +169,23 @@ export class BatchConsumer {
       } catch (err) {
         this.o.logger.warn({ err, durable: this.o.durable, messages: batch.length }, "batch failed; its messages will be tried again");
       }
-      for (const m of batch) {
-        settle(m, "nak");
-        this.held.delete(m.seq);
+      const left = batch.filter((m) => !settled.has(m));
+      for (const m of batch) if (settled.has(m) || !this.o.ordered) this.held.delete(m.seq);
+      if (this.o.ordered && left.length) {
+        this.queue.unshift(...left);
+        this.inBatch = [];
+        await Promise.race([delay(BACKOFF_MS[Math.min(tries++, BACKOFF_MS.length - 1)]!), this.stopping]);
+        continue;
       }
+      tries = 0;
+      for (const m of left) nakLater(m);
       this.inBatch = [];
     }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopNow();
     this.current?.stop();
     this.wake?.();
     this.roomMade?.();

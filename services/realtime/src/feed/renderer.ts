@@ -9,7 +9,9 @@ import type { RealtimeContext } from "../context.ts";
 import { BatchConsumer, type Settle } from "./batch-consumer.ts";
 import { catchUpPoint, eventsInFeed, SOURCE_SEQ_HEADER } from "./catch-up.ts";
 import { fitEntry } from "./fit.ts";
+import { SessionLease } from "./lease.ts";
 import { showMessages, shownKey } from "./show.ts";
+import { restartAtAckFloor } from "./takeover.ts";
 import {
   domainNameOf,
   isMessageEvent,
@@ -47,36 +49,72 @@ export interface RendererOptions {
 }
 
 /**
- * Renders the mailbox's events into the public feed, each once: a batch of events at a
- * time, with one request to the mailbox per workspace for the messages it shows, the
- * entries published together (each with its event id as Nats-Msg-Id, so a redelivered
- * event adds nothing), and each event acknowledged once its entry is stored. Entries of a
- * workspace are published in stream order within a batch.
+ * Renders the mailbox's events into the public feed, each once and in stream order per
+ * workspace: a batch of events at a time, with one request to the mailbox per workspace for
+ * the messages it shows, each entry published with its event id as Nats-Msg-Id (a
+ * redelivered event adds nothing), and each event acknowledged once its entry is stored.
+ *
+ * One replica renders at a time, the holder of a lease (a Postgres session advisory lock);
+ * the others stand by and take over within about a second of its end. Sharing the consumer
+ * between replicas cannot keep order: each takes its own batches, so a workspace's events
+ * held by two replicas reach the feed in either order. Sequencing per workspace instead
+ * would need a consumer (or a pinned one) per workspace, which NATS 2.9 does not have.
+ * The holder keeps order across its own batches too (an event it failed to render is tried
+ * again before anything behind it), and a new holder starts from the consumer's first
+ * unacknowledged event (see restartAtAckFloor).
  */
 export class FeedRenderer implements Part {
-  private readonly consumer: BatchConsumer;
+  private consumer?: BatchConsumer;
   private readonly feed: string;
+  private readonly lease: SessionLease;
 
   constructor(
     private readonly ctx: RealtimeContext,
-    o: RendererOptions,
+    private readonly o: RendererOptions,
   ) {
     this.feed = feedStreamName(ctx.bus.prefix);
+    this.lease = new SessionLease({
+      url: ctx.cfg.DATABASE_URL,
+      // Per deployment: its schema and subject prefix (tests run many on one database).
+      name: `${FEED_DURABLE}:${ctx.cfg.DB_SCHEMA}:${ctx.bus.prefix}`,
+      logger: ctx.logger,
+      acquired: () => this.activate(),
+      lost: () => this.standBy(),
+    });
+  }
+
+  /** Whether this replica is the one rendering. */
+  get active(): boolean {
+    return this.lease.holding;
+  }
+
+  private async activate(): Promise<void> {
+    const { ctx } = this;
+    if (await restartAtAckFloor(ctx.bus, this.o.stream, FEED_DURABLE))
+      ctx.logger.info("feed renderer taken over: resuming from the first event not acknowledged");
     this.consumer = new BatchConsumer({
       bus: ctx.bus,
-      stream: o.stream,
+      stream: this.o.stream,
       durable: FEED_DURABLE,
       filterSubject: contextEventsFilter(ctx.bus.prefix, MAILBOX_CONTEXT),
       logger: ctx.logger,
       handle: (batch, settle) => this.render(batch, settle),
       skip: (msg) => !isRendered(typeOf(msg)) || this.inFeedAlready(msg.seq),
-      maxBatch: o.maxBatch ?? MAX_BATCH,
+      maxBatch: this.o.maxBatch ?? MAX_BATCH,
+      ordered: true,
       // A new deployment renders what the feed would still hold, not the whole history; a
       // consumer re-created (by an operator, say) starts where the feed ends.
       startBackMs: ctx.cfg.FEED_RETENTION_S * 1000,
       startAt: () => catchUpPoint(ctx.bus, this.feed),
       onConsumer: (info) => this.learnInFeed(info),
     });
+    await this.consumer.start();
+  }
+
+  private async standBy(): Promise<void> {
+    const consumer = this.consumer;
+    this.consumer = undefined;
+    await consumer?.stop();
   }
 
   /** Events the feed held when this replica last subscribed (see eventsInFeed): acknowledged unrendered. */
@@ -91,11 +129,11 @@ export class FeedRenderer implements Part {
   }
 
   start(): Promise<void> {
-    return this.consumer.start();
+    return this.lease.start();
   }
 
   stop(): Promise<void> {
-    return this.consumer.stop();
+    return this.lease.stop();
   }
 
   private async render(batch: JsMsg[], settle: Settle): Promise<void> {
@@ -107,18 +145,32 @@ export class FeedRenderer implements Part {
     }
     const messages = events.map((x) => x.e).filter((e): e is MessageEvent & Scoped => isMessageEvent(e));
     const shown = await showMessages(this.ctx, messages);
-    const entries: { msg: JsMsg; entry?: FeedEvent }[] = [];
+    const lines = new Map<string, { msg: JsMsg; entry?: FeedEvent }[]>();
     for (const { msg, e } of events) {
       const entry = isMessageEvent(e) ? renderMessageEvent(e, shown.get(shownKey(e, messageIdOf(e)))) : await this.domainEntry(e);
-      entries.push({ msg, entry });
+      const line = lines.get(e.workspaceId) ?? [];
+      line.push({ msg, entry });
+      lines.set(e.workspaceId, line);
     }
-    // Published in order on one connection, so the stream stores a workspace's entries in order.
-    const acks = entries.map(({ msg, entry }) => (entry ? this.publish(entry, msg.seq) : Promise.resolve()));
-    const results = await Promise.allSettled(acks);
-    for (const [i, r] of results.entries()) settle(entries[i]!.msg, r.status === "fulfilled" ? "ack" : "nak");
-    const failed = results.filter((r) => r.status === "rejected");
-    if (failed.length) this.ctx.logger.warn({ err: failed[0]!.reason, failed: failed.length }, "feed entries not stored; will retry");
-    this.ctx.logger.debug({ events: batch.length, entries: entries.filter((x) => x.entry).length, ms: Math.round(performance.now() - started) }, "feed batch");
+    // A workspace's entries one after another, up to the first not stored: it and what follows
+    // are left unsettled, to be tried again in order, so the feed never holds a later entry of
+    // a workspace before an earlier one. Workspaces go side by side.
+    let failure: unknown;
+    await Promise.all(
+      [...lines.values()].map(async (line) => {
+        for (const { msg, entry } of line) {
+          try {
+            if (entry) await this.publish(entry, msg.seq);
+          } catch (err) {
+            failure ??= err;
+            return;
+          }
+          settle(msg, "ack");
+        }
+      }),
+    );
+    if (failure) this.ctx.logger.warn({ err: failure }, "feed entries not stored; will retry");
+    this.ctx.logger.debug({ events: batch.length, ms: Math.round(performance.now() - started) }, "feed batch");
   }
 
   /** The event, or nothing when it is unreadable (terminated, said once) or has no workspace. */
