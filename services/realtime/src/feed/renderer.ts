@@ -50,18 +50,20 @@ export interface RendererOptions {
 
 /**
  * Renders the mailbox's events into the public feed, each once and in stream order per
- * workspace: a batch of events at a time, with one request to the mailbox per workspace for
- * the messages it shows, each entry published with its event id as Nats-Msg-Id (a
- * redelivered event adds nothing), and each event acknowledged once its entry is stored.
+ * tenant: a batch of events at a time, with one request to the mailbox per workspace for the
+ * messages it shows, each entry published with its event id as Nats-Msg-Id (a redelivered
+ * event adds nothing), and each event acknowledged once its entry is stored.
  *
  * One replica renders at a time, the holder of a lease (a Postgres session advisory lock);
  * the others stand by and take over within about a second of its end. Sharing the consumer
- * between replicas cannot keep order: each takes its own batches, so a workspace's events
- * held by two replicas reach the feed in either order. Sequencing per workspace instead
- * would need a consumer (or a pinned one) per workspace, which NATS 2.9 does not have.
- * The holder keeps order across its own batches too (an event it failed to render is tried
- * again before anything behind it), and a new holder starts from the consumer's first
- * unacknowledged event (see restartAtAckFloor).
+ * between replicas cannot keep order: each takes its own batches, so a tenant's events held
+ * by two replicas reach the feed in either order. Sequencing per tenant among replicas
+ * instead would need a consumer (or a pinned one) per tenant, which NATS 2.9 does not have,
+ * or a sequence check per entry, which a replica holding a later event could only wait on.
+ * One renderer keeps up: a batch costs one mailbox request per workspace, and publishes one
+ * at a time per tenant, tenants side by side. The holder keeps order across its own batches too (an event it
+ * failed to render is tried again before anything behind it), and a new holder starts from
+ * the consumer's first unacknowledged event (see restartAtAckFloor).
  */
 export class FeedRenderer implements Part {
   private consumer?: BatchConsumer;
@@ -92,6 +94,8 @@ export class FeedRenderer implements Part {
     const { ctx } = this;
     if (await restartAtAckFloor(ctx.bus, this.o.stream, FEED_DURABLE))
       ctx.logger.info("feed renderer taken over: resuming from the first event not acknowledged");
+    // The lease may have gone meanwhile (its connection broke): another replica renders then.
+    if (!this.lease.holding) return;
     this.consumer = new BatchConsumer({
       bus: ctx.bus,
       stream: this.o.stream,
@@ -109,6 +113,7 @@ export class FeedRenderer implements Part {
       onConsumer: (info) => this.learnInFeed(info),
     });
     await this.consumer.start();
+    if (!this.lease.holding) await this.standBy();
   }
 
   private async standBy(): Promise<void> {
@@ -148,13 +153,13 @@ export class FeedRenderer implements Part {
     const lines = new Map<string, { msg: JsMsg; entry?: FeedEvent }[]>();
     for (const { msg, e } of events) {
       const entry = isMessageEvent(e) ? renderMessageEvent(e, shown.get(shownKey(e, messageIdOf(e)))) : await this.domainEntry(e);
-      const line = lines.get(e.workspaceId) ?? [];
+      const line = lines.get(e.tenantId) ?? [];
       line.push({ msg, entry });
-      lines.set(e.workspaceId, line);
+      lines.set(e.tenantId, line);
     }
-    // A workspace's entries one after another, up to the first not stored: it and what follows
-    // are left unsettled, to be tried again in order, so the feed never holds a later entry of
-    // a workspace before an earlier one. Workspaces go side by side.
+    // A tenant's entries one after another, up to the first not stored: it and what follows are
+    // left unsettled, to be tried again in order, so the feed never holds a later entry of a
+    // tenant (of each of its workspaces) before an earlier one. Tenants go side by side.
     let failure: unknown;
     await Promise.all(
       [...lines.values()].map(async (line) => {
