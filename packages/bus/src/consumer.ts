@@ -1,4 +1,4 @@
-import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import { delay, nanos } from "@nats-io/transport-node";
 import type { Logger } from "@mam/runtime/logger.ts";
 import type { Bus } from "./connection.ts";
@@ -177,4 +177,16 @@ export class DurableConsumer {
     await Promise.race([this.runner.idle(), delay(5_000)]);
     clearInterval(this.heartbeat);
   }
+}
+
+/**
+ * Deletes a durable consumer, so that it is declared anew from the first event (a read
+ * model's replay). Only its absence is ignored: a refusal or a timeout (a cluster electing
+ * the consumer's leader) fails the caller, which would otherwise record the replay as begun
+ * while the old consumer goes on from where it was, and the read model is never rebuilt.
+ */
+export async function deleteConsumer(bus: Bus, stream: string, durable: string): Promise<void> {
+  await bus.jsm.consumers.delete(stream, durable).catch((err: unknown) => {
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
+  });
 }

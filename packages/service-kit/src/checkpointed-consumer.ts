@@ -1,7 +1,7 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import { sql, type Kysely, type Transaction } from "kysely";
 import { ZodError } from "zod";
-import { DurableConsumer } from "@mam/bus/consumer.ts";
+import { deleteConsumer, DurableConsumer } from "@mam/bus/consumer.ts";
 import type { Backbone } from "./backbone.ts";
 
 /**
@@ -28,7 +28,7 @@ export async function startCheckpointedConsumer<DB>(o: {
     await sql`select pg_advisory_xact_lock(hashtextextended(${`replay:${table}:${o.durable}`}, 0))`.execute(tx);
     const row = await tx.selectFrom(table).select("stream_seq").where("consumer", "=", o.durable).executeTakeFirst();
     if (row) return;
-    await b.bus.jsm.consumers.delete(b.stream, o.durable).catch(() => false);
+    await deleteConsumer(b.bus, b.stream, o.durable);
     await tx.insertInto(table).values({ consumer: o.durable, stream_seq: 0 }).execute();
   });
   const consumer = new DurableConsumer({

@@ -1,7 +1,7 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import { sql, type Kysely } from "kysely";
 import { ZodError } from "zod";
-import { DurableConsumer } from "@mam/bus/consumer.ts";
+import { deleteConsumer, DurableConsumer } from "@mam/bus/consumer.ts";
 import { contextEventsFilter, type EventEnvelope } from "@mam/contracts/envelope.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import type { Backbone } from "./backbone.ts";
@@ -56,7 +56,7 @@ async function claimReplay(b: Backbone<any>, projection: string): Promise<void> 
   await (b.db as Kysely<ProjectionTables>).transaction().execute(async (tx) => {
     await sql`select pg_advisory_xact_lock(hashtextextended(${`replay:${projection}`}, 0))`.execute(tx);
     if ((await checkpointOf(tx, projection)) !== undefined) return;
-    await b.bus.jsm.consumers.delete(b.stream, projection).catch(() => false);
+    await deleteConsumer(b.bus, b.stream, projection);
     await tx.insertInto("projection_checkpoint").values({ projection, tenant_key: "", stream_seq: 0, updated_at: new Date() }).execute();
   });
 }
