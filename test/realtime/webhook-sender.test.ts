@@ -1,5 +1,7 @@
+import { spawn } from "node:child_process";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { lookup } from "node:dns/promises";
 import { ERROR_TEXT_CAP, tenantResolve, WebhookSender } from "@mam/realtime/webhooks/sender.ts";
@@ -96,6 +98,29 @@ describe("webhook attempts", () => {
   it("gives up on a receiver that does not answer within the timeout", async () => {
     const r = await local.post(url("/silent"), body, headers);
     expect(r).toMatchObject({ statusCode: null, success: false, error: "timed out after 1000 ms" });
+  });
+
+  it("takes an answer that came in time while this process was held up past the timeout, rather than timing it out (and sending it again)", async () => {
+    // The receiver in a process of its own, so that it answers while this one is held up.
+    const receiver = spawn(process.execPath, [
+      "-e",
+      `require("node:http").createServer((q, s) => { q.resume(); q.on("end", () => { console.log("got"); setTimeout(() => s.writeHead(200).end("ok"), 100); }); })
+        .listen(0, "127.0.0.1", function () { console.log(this.address().port); });`,
+    ]);
+    const lines = createInterface({ input: receiver.stdout })[Symbol.asyncIterator]();
+    const sender = new WebhookSender({ timeoutMs: 300, allowPrivate: true });
+    try {
+      const port = Number((await lines.next()).value);
+      const attempt = sender.post(`http://127.0.0.1:${port}/`, body, headers);
+      expect((await lines.next()).value).toBe("got");
+      // Held up (a long collection, a busy replica) past the timeout; the answer comes meanwhile.
+      const until = Date.now() + 1_000;
+      while (Date.now() < until);
+      expect(await attempt).toMatchObject({ statusCode: 200, success: true, error: null });
+    } finally {
+      sender.close();
+      receiver.kill();
+    }
   });
 
   it("connects to the address its own lookup checked, never resolving the name a second time", async () => {

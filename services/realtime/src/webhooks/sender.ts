@@ -176,10 +176,19 @@ export class WebhookSender {
         // A URL the request refuses outright is the webhook's failure, logged and retried as any other (not ours, retried for ever).
         return resolve(done({ statusCode: null, success: false, error: oneLine(`the request could not be made: ${(err as Error).message}`) }));
       }
-      const timer = setTimeout(() => {
-        req.destroy();
-        finish({ statusCode: null, success: false, error: `timed out after ${this.o.timeoutMs} ms` });
-      }, this.o.timeoutMs);
+      // Decided after the I/O already waiting is read (setImmediate runs after the poll phase):
+      // when the event loop was held up (a long collection, a busy replica), the timer and the
+      // answer are both due at once, and timers go first. An answer that came in time would be
+      // taken for a timeout, and the event sent again.
+      const timer = setTimeout(
+        () =>
+          setImmediate(() => {
+            if (settled) return;
+            req.destroy();
+            finish({ statusCode: null, success: false, error: `timed out after ${this.o.timeoutMs} ms` });
+          }),
+        this.o.timeoutMs,
+      );
       req.on("error", (err: NodeJS.ErrnoException) => {
         const what = err instanceof BlockedAddress ? err.message : `${err.code ? `${err.code}: ` : ""}${err.message}`;
         finish({ statusCode: null, success: false, error: oneLine(what) });
