@@ -52,6 +52,24 @@ describe("a JetStream cluster with NATS_REPLICAS", () => {
     await closeBus(three);
   }, 30_000);
 
+  it("gives the stream and bucket the new count once when every replica raising it starts at once, and all start", async () => {
+    const prefix = "together.";
+    const one = await busWith(prefix, 1);
+    await ensureEventsStream(one);
+    await openObjectStore(one.nc, "together-bucket", {}, one.replicas);
+    await closeBus(one);
+    // Six processes restarted with NATS_REPLICAS=3, each declaring the stream and opening the bucket.
+    const buses = await Promise.all(Array.from({ length: 6 }, () => busWith(prefix, 3)));
+    try {
+      const started = await Promise.allSettled(buses.flatMap((b) => [ensureEventsStream(b), openObjectStore(b.nc, "together-bucket", {}, b.replicas)]));
+      expect(started.filter((r) => r.status === "rejected")).toEqual([]);
+      expect((await buses[0]!.jsm.streams.info(eventsStreamName(prefix))).config.num_replicas).toBe(3);
+      expect((await buses[0]!.jsm.streams.info("OBJ_together-bucket")).config.num_replicas).toBe(3);
+    } finally {
+      for (const b of buses) await closeBus(b);
+    }
+  }, 60_000);
+
   it("refuses more than one replica on a single server, naming NATS_REPLICAS, and creates nothing", async () => {
     const prefix = `single${process.pid}.`;
     const bus = await connectBus({ url: serverUrls().NATS_URL, prefix, name: "replicas-test", logger: silent, replicas: 3 });

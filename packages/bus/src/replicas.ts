@@ -36,7 +36,12 @@ export async function matchReplicas(jsm: JetStreamManager, name: string, replica
     await jsm.streams.update(name, { ...info.config, num_replicas: replicas });
     logger?.info({ stream: name, from: info.config.num_replicas, to: replicas }, `stream ${name} now kept in ${replicas} copies (NATS_REPLICAS)`);
   } catch (err) {
-    if (!isPermissionError(err)) throw replicasRefused(err, replicas);
+    if (!isPermissionError(err)) {
+      // Replicas starting together all ask for the change: the server applies one and lets
+      // the others' requests time out meanwhile. The stream having the count is what counts.
+      if ((await jsm.streams.info(name).catch(() => undefined))?.config.num_replicas === replicas) return;
+      throw replicasRefused(err, replicas);
+    }
     logger?.warn(
       { stream: name, replicas: info.config.num_replicas, wanted: replicas },
       `stream ${name} has ${info.config.num_replicas} replicas, NATS_REPLICAS says ${replicas}, and this service may not change it (nats stream edit ${name} --replicas ${replicas})`,
