@@ -155,6 +155,9 @@ export async function enqueue(ctx: RealtimeContext, dispatcher: Dispatcher, even
  * the next, queued together); each entry is acknowledged once its deliveries are queued.
  * A new deployment starts from what the feed still holds; webhooks get only events that
  * happened once they existed, and a redelivered entry adds nothing, so replaying is harmless.
+ * Every replica takes batches, unlike the feed's renderer (one at a time, for order): the
+ * order entries are queued in is no promise to anyone, as deliveries are not ordered anyway
+ * (several requests in flight per webhook, retries).
  */
 export function webhookIntake(ctx: RealtimeContext, dispatcher: Dispatcher): Part {
   const consumer = new BatchConsumer({
