@@ -52,6 +52,24 @@ describe("a JetStream cluster with NATS_REPLICAS", () => {
     await closeBus(three);
   }, 30_000);
 
+  it("never lowers the copies: a process started with fewer leaves the stream and bucket as they are", async () => {
+    const prefix = "keep.";
+    const three = await busWith(prefix, 3);
+    await ensureEventsStream(three);
+    await openObjectStore(three.nc, "keep-bucket", {}, three.replicas);
+    await closeBus(three);
+    // One service started without NATS_REPLICAS (default 1), or an old one during a rollout.
+    const one = await busWith(prefix, 1);
+    try {
+      await ensureEventsStream(one);
+      await openObjectStore(one.nc, "keep-bucket", {}, one.replicas);
+      expect((await one.jsm.streams.info(eventsStreamName(prefix))).config.num_replicas).toBe(3);
+      expect((await one.jsm.streams.info("OBJ_keep-bucket")).config.num_replicas).toBe(3);
+    } finally {
+      await closeBus(one);
+    }
+  }, 30_000);
+
   it("gives the stream and bucket the new count once when every replica raising it starts at once, and all start", async () => {
     const prefix = "together.";
     const one = await busWith(prefix, 1);

@@ -25,13 +25,22 @@ export function replicasRefused(err: unknown, replicas: number): Error {
 
 /**
  * Gives an existing stream (a KV or object-store bucket is one too: KV_<name>, OBJ_<name>) the
- * configured number of copies, so changing NATS_REPLICAS and restarting applies it. A service
- * the server does not let change the stream (a locked-down server lets only its writers) says
- * so and goes on with what there is.
+ * configured number of copies when it has fewer, so raising NATS_REPLICAS and restarting
+ * applies it. A service the server does not let change the stream (a locked-down server lets
+ * only its writers) says so and goes on with what there is.
  */
 export async function matchReplicas(jsm: JetStreamManager, name: string, replicas: number, logger?: Logger): Promise<void> {
   const info = await jsm.streams.info(name);
   if (info.config.num_replicas === replicas) return;
+  if (info.config.num_replicas > replicas) {
+    // Never lowered at start: one process started without the setting (its default is 1), or
+    // an old one during a rollout, would take every other service's copies away.
+    logger?.warn(
+      { stream: name, replicas: info.config.num_replicas, wanted: replicas },
+      `stream ${name} is kept in ${info.config.num_replicas} copies, more than NATS_REPLICAS=${replicas}: left so (to lower it: nats stream edit ${name} --replicas ${replicas})`,
+    );
+    return;
+  }
   try {
     await jsm.streams.update(name, { ...info.config, num_replicas: replicas });
     logger?.info({ stream: name, from: info.config.num_replicas, to: replicas }, `stream ${name} now kept in ${replicas} copies (NATS_REPLICAS)`);

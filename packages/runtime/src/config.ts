@@ -27,7 +27,8 @@ export const BaseEnv = z.object({
   /**
    * Copies of every stream and bucket the platform creates (3 on a JetStream cluster: a
    * PubAck then means stored on a majority, which survives a power loss of one server).
-   * Existing streams and buckets are changed to it at start; above 1 needs a cluster.
+   * Existing streams and buckets with fewer copies are raised to it at start (never
+   * lowered); above 1 needs a cluster.
    */
   NATS_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   /** The gateway's public key (PEM, or PEM in base64) that scope tokens are verified with. */
