@@ -13,6 +13,7 @@ import { eventsStreamName } from "@mam/contracts/subjects.ts";
 import { PROJECTION as IDENTITY_READ_MODEL } from "@mam/identity/projections/identity-read-model.ts";
 import { DELIVERY_DURABLE } from "@mam/mailbox/delivery/worker.ts";
 import { INGEST_DURABLE } from "@mam/mailbox/delivery/inbound.ts";
+import { PROJECTION as MAILBOX_READ_MODEL } from "@mam/mailbox/projections/mailbox-read-model.ts";
 import { FEED_DURABLE } from "@mam/realtime/feed/renderer.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { SmtpSink } from "@mam/testing/smtp-sink.ts";
@@ -73,6 +74,31 @@ describe("two replicas of every service", () => {
       what: `both replicas pulling ${durable}`,
     });
 
+  /**
+   * A read model applied in stream order: one replica pulls its consumer, the holder of its
+   * lease (a session advisory lock on a connection named after it); the other's connection
+   * stands by.
+   */
+  const onePulling = async (durable: string, service: string) => {
+    const application = `lease:${durable}:${s.iso.schema(service)}:${s.iso.prefix}`.slice(0, 63);
+    const db = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
+    await db.connect();
+    try {
+      const { rows } = await db.query(
+        `select count(distinct a.pid)::int as replicas, count(l.pid)::int as holders from pg_stat_activity a
+         left join pg_locks l on l.pid = a.pid and l.locktype = 'advisory' and l.granted where a.application_name = $1`,
+        [application],
+      );
+      expect({ durable, ...rows[0] }).toEqual({ durable, replicas: 2, holders: 1 });
+    } finally {
+      await db.end();
+    }
+    await waitFor(async () => ((await jsm.consumers.info(eventsStreamName(s.iso.prefix), durable).catch(() => undefined))?.num_waiting ?? 0) >= 1, {
+      ...POLL,
+      what: `the holder pulling ${durable}`,
+    });
+  };
+
   beforeAll(async () => {
     receiver = createServer((req, res) => {
       const chunks: Buffer[] = [];
@@ -108,7 +134,7 @@ describe("two replicas of every service", () => {
     receiver?.close();
   });
 
-  it("shares each durable consumer between the two replicas of its service", async () => {
+  it("shares each durable consumer between the two replicas of its service, or lets one pull it for stream order", async () => {
     const events = eventsStreamName(s.iso.prefix);
     await bothPulling(ingestStreamName(s.iso.prefix), INGEST_DURABLE);
     await bothPulling(events, DELIVERY_DURABLE);
@@ -118,8 +144,9 @@ describe("two replicas of every service", () => {
       ...POLL,
       what: "the renderer pulling",
     });
-    await bothPulling(events, METRICS_CONSUMER);
-    await bothPulling(events, IDENTITY_READ_MODEL);
+    await onePulling(METRICS_CONSUMER, "billing");
+    await onePulling(IDENTITY_READ_MODEL, "identity");
+    await onePulling(MAILBOX_READ_MODEL, "mailbox");
   });
 
   it("opens one new schema from several replicas at the same moment", async () => {
@@ -269,7 +296,7 @@ describe("two replicas of every service", () => {
     }
     const started = await Promise.all([s.startBilling(), s.startBillingReplica()]);
     for (const b of started) await b.metrics!.caughtUp();
-    await bothPulling(eventsStreamName(s.iso.prefix), METRICS_CONSUMER);
+    await onePulling(METRICS_CONSUMER, "billing");
     for (const i of [0, 1]) expect((await s.client(i)("GET", "/v1/metrics", { key: tk })).body.counts).toEqual(before);
   });
 

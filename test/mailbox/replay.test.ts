@@ -1,6 +1,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "@mam/runtime/wait.ts";
+import { truncateMailboxReadModel } from "../support/mailbox-read-model.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
 /** The mailbox's read model is a projection: truncate it, replay the stream, get the same answers. */
@@ -81,32 +82,13 @@ describe("replaying the mailbox's events", () => {
   it("truncate every projection table, restart, replay: identical answers", async () => {
     const before = await snapshot();
     await s.mailbox!.destroy();
-    const schema = s.iso.schema("mailbox");
-    const c = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
-    await c.connect();
-    const projections = [
-      "inboxes",
-      "inbox_addresses",
-      "address_claims",
-      "lists",
-      "list_entries",
-      "domains",
-      "domain_claims",
-      "threads",
-      "thread_folders",
-      "folder_counts",
-      "messages",
-      "drafts",
-      "delivery_outcomes",
-      "address_quarantine",
-      "closed_workspaces",
-      "applied_events",
-      "projection_checkpoint",
-    ];
-    await c.query(`truncate ${projections.map((t) => `${schema}.${t}`).join(", ")}`);
+    await truncateMailboxReadModel(s);
     await s.startMailbox();
     expect(await snapshot()).toEqual(before);
     // What decisions read came back too: the workspace is closed, its addresses held back from strangers.
+    const schema = s.iso.schema("mailbox");
+    const c = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
+    await c.connect();
     const closed = await c.query(`select workspace_id from ${schema}.closed_workspaces`);
     expect(closed.rows.map((r) => r.workspace_id)).toEqual([ended.ws]);
     await c.end();

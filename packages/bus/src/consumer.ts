@@ -164,9 +164,8 @@ export class DurableConsumer {
   }
 
   /** Nothing left to deliver and nothing awaiting an ack: the read model has caught up. */
-  async caughtUp(): Promise<boolean> {
-    const info = await this.o.bus.jsm.consumers.info(this.o.stream, this.o.durable);
-    return info.num_pending === 0 && info.num_ack_pending === 0;
+  caughtUp(): Promise<boolean> {
+    return consumerCaughtUp(this.o.bus, this.o.stream, this.o.durable);
   }
 
   async stop(): Promise<void> {
@@ -189,4 +188,18 @@ export async function deleteConsumer(bus: Bus, stream: string, durable: string):
   await bus.jsm.consumers.delete(stream, durable).catch((err: unknown) => {
     if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
   });
+}
+
+/**
+ * Whether a durable consumer has delivered everything its filter matches and had it all
+ * acknowledged, by whichever replica pulls from it: a replica standing by learns so that
+ * the read model it shares has caught up. A consumer not there (deleted for a replay, or
+ * being re-created by a new holder) has not.
+ */
+export async function consumerCaughtUp(bus: Bus, stream: string, durable: string): Promise<boolean> {
+  const info = await bus.jsm.consumers.info(stream, durable).catch((err: unknown) => {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) return undefined;
+    throw err;
+  });
+  return !!info && info.num_pending === 0 && info.num_ack_pending === 0;
 }

@@ -46,6 +46,12 @@ export class Backbone<DB = unknown> {
     return this.database.db;
   }
 
+  /** The store's URL and schema, for a connection of one's own (a lease's). */
+  get store(): { url: string; schema: string } {
+    if (!this.o.database) throw new Error(`${this.o.name} has no database`);
+    return { url: this.o.database.url, schema: this.o.database.schema };
+  }
+
   async connect(): Promise<void> {
     try {
       await this.open();

@@ -3,6 +3,10 @@ import { sql, type Kysely, type Transaction } from "kysely";
 import { ZodError } from "zod";
 import { deleteConsumer, DurableConsumer } from "@mam/bus/consumer.ts";
 import type { Backbone } from "./backbone.ts";
+import { SingleActive } from "./single-active.ts";
+
+/** A running checkpointed consumer: whether it has caught up (whoever pulls), and stop. */
+export type CheckpointedConsumer = Pick<SingleActive, "caughtUp" | "stop">;
 
 /**
  * A durable consumer (shared by a service's replicas) whose read model keeps how far it is
@@ -10,7 +14,9 @@ import type { Backbone } from "./backbone.ts";
  * transaction as what it applies. No checkpoint row means the read model was emptied or
  * never built: the consumer is re-created and replays the stream from the start (the row is
  * written at once, under a lock, so a replica starting next or at the same moment does not
- * drop it again).
+ * drop it again). A read model that needs the stream's order (a later event undoing or
+ * completing an earlier one) is `inOrder`: one replica pulls at a time (SingleActive);
+ * otherwise every replica pulls its own share.
  */
 export async function startCheckpointedConsumer<DB>(o: {
   backbone: Backbone<DB>;
@@ -20,7 +26,8 @@ export async function startCheckpointedConsumer<DB>(o: {
   durable: string;
   filterSubject: string;
   apply: (tx: Transaction<any>, msg: JsMsg) => Promise<void>;
-}): Promise<DurableConsumer> {
+  inOrder?: boolean;
+}): Promise<CheckpointedConsumer> {
   const { backbone: b, db, table } = o;
   // Under a lock: of replicas starting together, one deletes the consumer (the others would
   // delete the one it already reads from).
@@ -31,24 +38,28 @@ export async function startCheckpointedConsumer<DB>(o: {
     await deleteConsumer(b.bus, b.stream, o.durable);
     await tx.insertInto(table).values({ consumer: o.durable, stream_seq: 0 }).execute();
   });
-  const consumer = new DurableConsumer({
-    bus: b.bus,
-    stream: b.stream,
-    durable: o.durable,
-    filterSubject: o.filterSubject,
-    logger: b.logger,
-    handle: (msg) =>
-      db.transaction().execute(async (tx) => {
-        await o.apply(tx, msg);
-        await tx
-          .insertInto(table)
-          .values({ consumer: o.durable, stream_seq: msg.seq })
-          .onConflict((oc) => oc.column("consumer").doUpdateSet({ stream_seq: sql`greatest(${sql.ref(`${table}.stream_seq`)}, excluded.stream_seq)` }))
-          .execute();
-      }),
-    isPoison: (err) => err instanceof ZodError,
-    ackWaitMs: 10_000,
-  });
+  const puller = () =>
+    new DurableConsumer({
+      bus: b.bus,
+      stream: b.stream,
+      durable: o.durable,
+      filterSubject: o.filterSubject,
+      logger: b.logger,
+      handle: (msg) =>
+        db.transaction().execute(async (tx) => {
+          await o.apply(tx, msg);
+          await tx
+            .insertInto(table)
+            .values({ consumer: o.durable, stream_seq: msg.seq })
+            .onConflict((oc) => oc.column("consumer").doUpdateSet({ stream_seq: sql`greatest(${sql.ref(`${table}.stream_seq`)}, excluded.stream_seq)` }))
+            .execute();
+        }),
+      isPoison: (err) => err instanceof ZodError,
+      ackWaitMs: 10_000,
+    });
+  const consumer = o.inOrder
+    ? new SingleActive({ bus: b.bus, stream: b.stream, durable: o.durable, databaseUrl: b.store.url, schema: b.store.schema, logger: b.logger, puller })
+    : puller();
   await consumer.start();
   return consumer;
 }

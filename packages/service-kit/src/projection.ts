@@ -7,6 +7,7 @@ import { waitFor } from "@mam/runtime/wait.ts";
 import type { Backbone } from "./backbone.ts";
 import { applyConsumed, checkpointOf, type ProjectionTables } from "./event-sourcing.ts";
 import type { RecentlyApplied } from "./recent.ts";
+import { SingleActive } from "./single-active.ts";
 
 /** A read model kept by a durable consumer. */
 export interface ProjectionSpec {
@@ -20,28 +21,46 @@ export interface ProjectionSpec {
 }
 
 /**
- * Starts a read model's durable consumer. A read model without a checkpoint was dropped
- * or never built, so its consumer is recreated to replay from the first event. Resolves
- * once it has caught up: decisions are taken against it, so nothing is served before.
+ * Starts a read model's durable consumer, pulled by one replica at a time (see SingleActive):
+ * a read model applies a tenant's events in stream order. A read model without a checkpoint
+ * was dropped or never built, so its consumer is recreated to replay from the first event.
+ * Resolves once it has caught up, on every replica, the one pulling or one standing by:
+ * decisions are taken against it, so nothing is served before.
  */
-export async function startProjection(b: Backbone<any>, p: ProjectionSpec, recent?: RecentlyApplied): Promise<DurableConsumer> {
+export async function startProjection(b: Backbone<any>, p: ProjectionSpec, recent?: RecentlyApplied): Promise<SingleActive> {
   await claimReplay(b, p.name);
+  // Only the puller skips: a standby's inline applications are found applied by the holder.
   const skip = p.skipRecent ? recent : undefined;
-  const consumer = new DurableConsumer({
+  const consumer = new SingleActive({
     bus: b.bus,
     stream: b.stream,
     durable: p.name,
-    filterSubject: p.filterSubject(b.bus.prefix),
+    databaseUrl: b.store.url,
+    schema: b.store.schema,
     logger: b.logger,
-    // The event id is the message's Nats-Msg-Id (the relay publishes it so).
-    handle: skip ? (msg) => (skip.take(msg.headers?.get("Nats-Msg-Id")) ? Promise.resolve() : p.handle(msg)) : p.handle,
-    isPoison: p.isPoison,
-    // A restarted replica waits for what a crashed one left unacknowledged before it serves:
-    // applying an event takes milliseconds, so that wait need not be long.
-    ackWaitMs: 10_000,
+    puller: () =>
+      new DurableConsumer({
+        bus: b.bus,
+        stream: b.stream,
+        durable: p.name,
+        filterSubject: p.filterSubject(b.bus.prefix),
+        logger: b.logger,
+        // The event id is the message's Nats-Msg-Id (the relay publishes it so).
+        handle: skip ? (msg) => (skip.take(msg.headers?.get("Nats-Msg-Id")) ? Promise.resolve() : p.handle(msg)) : p.handle,
+        isPoison: p.isPoison,
+        // A holder that crashed is replaced within a second, its unacknowledged events
+        // delivered again at once (restartAtAckFloor); the ack wait only bounds a holder that
+        // lost its lease unnoticed.
+        ackWaitMs: 10_000,
+      }),
   });
   await consumer.start();
-  await waitFor(() => consumer.caughtUp(), { timeoutMs: 10 * 60_000, intervalMs: 50, what: `${p.name} read model` });
+  try {
+    await waitFor(() => consumer.caughtUp(), { timeoutMs: 10 * 60_000, intervalMs: 50, what: `${p.name} read model` });
+  } catch (err) {
+    await consumer.stop();
+    throw err;
+  }
   return consumer;
 }
 
@@ -50,7 +69,9 @@ export async function startProjection(b: Backbone<any>, p: ProjectionSpec, recen
  * deleted, to be declared anew from the first event. One replica does it: under a lock, the
  * first to find no checkpoint deletes the consumer and writes an empty checkpoint, so a
  * replica starting at the same moment does not delete the consumer the first one is already
- * reading (its pull would go unanswered until its heartbeats are missed).
+ * reading (its pull would go unanswered until its heartbeats are missed). Every replica
+ * claims as it starts, holder of the lease or not: one standing by must not find the old
+ * consumer caught up over an emptied read model (its holder re-creates the consumer).
  */
 async function claimReplay(b: Backbone<any>, projection: string): Promise<void> {
   await (b.db as Kysely<ProjectionTables>).transaction().execute(async (tx) => {

@@ -1,5 +1,4 @@
 import type { Migration } from "kysely";
-import type { DurableConsumer } from "@mam/bus/consumer.ts";
 import { RpcServer } from "@mam/bus/rpc.ts";
 import type { BaseConfig } from "@mam/runtime/config.ts";
 import { systemClock, uuidv7, type Clock, type IdGen } from "@mam/runtime/ids.ts";
@@ -11,6 +10,7 @@ import { kitMigrations } from "./migrations/index.ts";
 import { startProjection, type ProjectionSpec } from "./projection.ts";
 import { RecentlyApplied } from "./recent.ts";
 import { OutboxRelay, type RelayOptions } from "./relay.ts";
+import type { SingleActive } from "./single-active.ts";
 
 /** Something a service runs besides its handlers: a consumer, a worker, a server. */
 export interface Part {
@@ -63,7 +63,7 @@ export class ServiceHost<DB, Ctx> implements Service {
   readonly backbone: Backbone<DB>;
   private context?: Ctx;
   private relay?: OutboxRelay;
-  private consumers: DurableConsumer[] = [];
+  private consumers: SingleActive[] = [];
   private parts: Part[] = [];
   private rpc?: RpcServer;
   private caughtUp = false;

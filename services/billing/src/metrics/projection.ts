@@ -1,12 +1,11 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import type { Kysely, Transaction } from "kysely";
-import type { DurableConsumer } from "@mam/bus/consumer.ts";
 import { EventEnvelope } from "@mam/contracts/envelope.ts";
 import { IDENTITY_CONTEXT, WorkspaceCreatedV1 } from "@mam/contracts/identity-events.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent, type MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import type { Backbone } from "@mam/service-kit/backbone.ts";
-import { startCheckpointedConsumer } from "@mam/service-kit/checkpointed-consumer.ts";
+import { startCheckpointedConsumer, type CheckpointedConsumer } from "@mam/service-kit/checkpointed-consumer.ts";
 import type { Part } from "@mam/service-kit/service.ts";
 import type { BillingDb } from "../db/schema.ts";
 import { bump } from "./counters.ts";
@@ -96,14 +95,16 @@ async function applyMailbox(tx: Tx, e: MailboxEnvelope): Promise<void> {
 }
 
 /**
- * The metrics counters, kept from the event stream by two durable consumers the replicas
- * share: the mailbox's events (every event, one filter subject as NATS 2.9 allows) and
- * identity's WorkspaceCreated (so a workspace without mail yet is known to its tenant). Each
+ * The metrics counters, kept from the event stream by two durable consumers: the mailbox's
+ * events (every event, one filter subject as NATS 2.9 allows), pulled by one replica at a
+ * time, in stream order (a bounce is counted against its send, an inbox deletion against its
+ * creation: either applied first would be lost), and identity's WorkspaceCreated (so a
+ * workspace without mail yet is known to its tenant; order is of no matter), shared. Each
  * event is counted once (`metric_applied`, in the counters' transaction); with no checkpoint
  * (the tables were emptied, or never filled) a consumer is re-created and replays the stream.
  */
 export class MetricsProjection implements Part {
-  private readonly consumers: DurableConsumer[] = [];
+  private readonly consumers: CheckpointedConsumer[] = [];
 
   constructor(
     private readonly b: Backbone<BillingDb>,
@@ -113,7 +114,7 @@ export class MetricsProjection implements Part {
   async start(): Promise<void> {
     const { b } = this;
     const follows = [
-      { durable: METRICS_CONSUMER, filterSubject: `${b.bus.prefix}evt.${MAILBOX_CONTEXT}.>` },
+      { durable: METRICS_CONSUMER, filterSubject: `${b.bus.prefix}evt.${MAILBOX_CONTEXT}.>`, inOrder: true },
       { durable: METRICS_WORKSPACES_CONSUMER, filterSubject: `${b.bus.prefix}evt.${IDENTITY_CONTEXT}.*.*.WorkspaceCreated` },
     ];
     for (const f of follows) {

@@ -5,13 +5,12 @@ import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent } from "@mam/contracts/mailbox-events.ts";
 import { feedStreamName, feedSubject, type FeedEvent } from "@mam/contracts/realtime-feed.ts";
 import type { Part } from "@mam/service-kit/service.ts";
+import { SingleActive } from "@mam/service-kit/single-active.ts";
 import type { RealtimeContext } from "../context.ts";
 import { BatchConsumer, type Settle } from "./batch-consumer.ts";
 import { catchUpPoint, eventsInFeed, SOURCE_SEQ_HEADER } from "./catch-up.ts";
 import { fitEntry } from "./fit.ts";
-import { SessionLease } from "./lease.ts";
 import { showMessages, shownKey } from "./show.ts";
-import { restartAtAckFloor } from "./takeover.ts";
 import {
   domainNameOf,
   isMessageEvent,
@@ -63,40 +62,36 @@ export interface RendererOptions {
  * One renderer keeps up: a batch costs one mailbox request per workspace, and publishes one
  * at a time per tenant, tenants side by side. The holder keeps order across its own batches too (an event it
  * failed to render is tried again before anything behind it), and a new holder starts from
- * the consumer's first unacknowledged event (see restartAtAckFloor).
+ * the consumer's first unacknowledged event (see SingleActive).
  */
 export class FeedRenderer implements Part {
-  private consumer?: BatchConsumer;
   private readonly feed: string;
-  private readonly lease: SessionLease;
+  private readonly lease: SingleActive;
 
   constructor(
     private readonly ctx: RealtimeContext,
     private readonly o: RendererOptions,
   ) {
     this.feed = feedStreamName(ctx.bus.prefix);
-    this.lease = new SessionLease({
-      url: ctx.cfg.DATABASE_URL,
-      // Per deployment: its schema and subject prefix (tests run many on one database).
-      name: `${FEED_DURABLE}:${ctx.cfg.DB_SCHEMA}:${ctx.bus.prefix}`,
+    this.lease = new SingleActive({
+      bus: ctx.bus,
+      stream: o.stream,
+      durable: FEED_DURABLE,
+      databaseUrl: ctx.cfg.DATABASE_URL,
+      schema: ctx.cfg.DB_SCHEMA,
       logger: ctx.logger,
-      acquired: () => this.activate(),
-      lost: () => this.standBy(),
+      puller: () => this.consumer(),
     });
   }
 
   /** Whether this replica is the one rendering. */
   get active(): boolean {
-    return this.lease.holding;
+    return this.lease.active;
   }
 
-  private async activate(): Promise<void> {
+  private consumer(): BatchConsumer {
     const { ctx } = this;
-    if (await restartAtAckFloor(ctx.bus, this.o.stream, FEED_DURABLE))
-      ctx.logger.info("feed renderer taken over: resuming from the first event not acknowledged");
-    // The lease may have gone meanwhile (its connection broke): another replica renders then.
-    if (!this.lease.holding) return;
-    this.consumer = new BatchConsumer({
+    return new BatchConsumer({
       bus: ctx.bus,
       stream: this.o.stream,
       durable: FEED_DURABLE,
@@ -112,14 +107,6 @@ export class FeedRenderer implements Part {
       startAt: () => catchUpPoint(ctx.bus, this.feed),
       onConsumer: (info) => this.learnInFeed(info),
     });
-    await this.consumer.start();
-    if (!this.lease.holding) await this.standBy();
-  }
-
-  private async standBy(): Promise<void> {
-    const consumer = this.consumer;
-    this.consumer = undefined;
-    await consumer?.stop();
   }
 
   /** Events the feed held when this replica last subscribed (see eventsInFeed): acknowledged unrendered. */

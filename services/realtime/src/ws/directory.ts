@@ -1,12 +1,11 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import type { Kysely, Transaction } from "kysely";
-import type { DurableConsumer } from "@mam/bus/consumer.ts";
 import { EventEnvelope } from "@mam/contracts/envelope.ts";
 import { IDENTITY_CONTEXT, WorkspaceCreatedV1, WorkspaceDeletedV1 } from "@mam/contracts/identity-events.ts";
 import { InboxCreatedV1, InboxDeletedV1, MAILBOX_CONTEXT } from "@mam/contracts/mailbox-events.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import type { Backbone } from "@mam/service-kit/backbone.ts";
-import { startCheckpointedConsumer } from "@mam/service-kit/checkpointed-consumer.ts";
+import { startCheckpointedConsumer, type CheckpointedConsumer } from "@mam/service-kit/checkpointed-consumer.ts";
 import type { RealtimeDb } from "../db/schema.ts";
 import type { DirectoryView } from "./scope.ts";
 
@@ -88,7 +87,7 @@ export const DIRECTORY_CONSUMERS = FOLLOWS.map((f) => f.durable);
  * schema from identity's and the mailbox's events by durable consumers the replicas share.
  */
 export class Directory {
-  private readonly consumers: DurableConsumer[] = [];
+  private readonly consumers: CheckpointedConsumer[] = [];
 
   constructor(
     private readonly b: Backbone<RealtimeDb>,

@@ -1,4 +1,4 @@
-import { delay } from "@nats-io/transport-node";
+import { setTimeout as delay } from "node:timers/promises";
 import pg from "pg";
 import type { Logger } from "@mam/runtime/logger.ts";
 

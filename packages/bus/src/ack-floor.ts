@@ -1,5 +1,5 @@
 import { DeliverPolicy } from "@nats-io/jetstream";
-import type { Bus } from "@mam/bus/connection.ts";
+import type { Bus } from "./connection.ts";
 
 /**
  * Makes a consumer deliver from its first unacknowledged message again, for its new holder.
@@ -7,8 +7,9 @@ import type { Bus } from "@mam/bus/connection.ts";
  * when it stopped) would otherwise come again only after the ack wait, or a nak's delay, after
  * the new holder has handled later ones: out of stream order. Re-created to start just past
  * its ack floor, the consumer delivers them first, in order; whatever of them the last holder
- * had already published is skipped by the feed's dedupe (Nats-Msg-Id, and the events behind
- * its last entries). Resolves whether it was re-created.
+ * had already handled comes again, so the handler must find it done (the feed's Nats-Msg-Id,
+ * a read model's applied events). Only for a consumer one replica pulls from at a time (a
+ * lease holder's): another puller would lose what it holds. Resolves whether it was re-created.
  */
 export async function restartAtAckFloor(bus: Bus, stream: string, durable: string): Promise<boolean> {
   const info = await bus.jsm.consumers.info(stream, durable).catch(() => undefined);
