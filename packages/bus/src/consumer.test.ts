@@ -117,4 +117,33 @@ describe("DurableConsumer", () => {
       await Promise.all([first.stop(), second.stop()]);
     }
   });
+
+  it("ordered: a message failing past the pauses in place is retried there, and the tenant's next waits for it", async () => {
+    let failuresLeft = 4;
+    const handled: string[] = [];
+    const c = new DurableConsumer({
+      bus,
+      stream,
+      durable: "ordered",
+      filterSubject: `${iso.prefix}evt.ordered.>`,
+      logger,
+      retryInPlaceMs: [10],
+      backoffMs: [10],
+      ordered: true,
+      handle: async (msg) => {
+        const type = msg.subject.split(".").at(-1)!;
+        if (type === "First" && failuresLeft-- > 0) throw new Error("database down");
+        handled.push(type);
+      },
+    });
+    await bus.js.publish(`${iso.prefix}evt.ordered.t1._.First`, "{}");
+    await bus.js.publish(`${iso.prefix}evt.ordered.t1._.Second`, "{}");
+    await c.start();
+    try {
+      await expect.poll(() => handled.length, { timeout: 10_000 }).toBe(2);
+      expect(handled).toEqual(["First", "Second"]);
+    } finally {
+      await c.stop();
+    }
+  });
 });

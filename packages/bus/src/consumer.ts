@@ -28,6 +28,12 @@ export interface ConsumerOptions {
   ackWaitMs?: number;
   /** Failures no retry can cure (an event that does not parse): terminated at once, not retried. */
   isPoison?: (err: unknown) => boolean;
+  /**
+   * Stream order kept per key (one replica pulls, see SingleActive): a failing message is
+   * retried in place, the last pause over and over, until it succeeds, is poison, or the
+   * consumer stops; never handed back to the server, which would deliver it after later ones.
+   */
+  ordered?: boolean;
 }
 
 /** Retries in place, holding the key's queue, so later events of the same tenant never overtake. */
@@ -139,8 +145,14 @@ export class DurableConsumer {
         msg.ack();
         return;
       } catch (err) {
-        if (this.o.isPoison?.(err) || i >= pauses.length || this.stopped) return this.giveUp(msg, err);
-        await delay(pauses[i]!);
+        if (this.o.isPoison?.(err) || this.stopped || (i >= pauses.length && !this.o.ordered)) return this.giveUp(msg, err);
+        if (i >= pauses.length) {
+          const level = i >= STILL_FAILING_AFTER ? "error" : "warn";
+          this.o.logger[level]({ err, seq: msg.seq, attempt: i + 1 }, "event handling failed; retrying in place, in stream order");
+        }
+        await delay(pauses[Math.min(i, pauses.length - 1)] ?? RETRY_IN_PLACE_MS.at(-1)!);
+        // Stopped meanwhile: handed back for whoever pulls next.
+        if (this.stopped) return this.giveUp(msg, err);
       }
     }
   }
@@ -153,10 +165,9 @@ export class DurableConsumer {
       msg.term();
       return;
     }
-    // Only a failure that outlasts the in-place retries (a database down for seconds) can
-    // let a later event of the tenant pass this one; the projections tolerate that for
-    // the events they hold today, and the log says it happened. One that keeps failing is
-    // an error to look at, not a message to drop.
+    // Unless ordered, a failure that outlasts the in-place retries (a database down for
+    // seconds) lets a later event of the tenant pass this one, and the log says it
+    // happened. One that keeps failing is an error to look at, not a message to drop.
     const backoff = this.o.backoffMs ?? BACKOFF_MS;
     const level = attempt >= STILL_FAILING_AFTER ? "error" : "warn";
     this.o.logger[level]({ err, seq: msg.seq, attempt }, "event handling failed; will retry later");

@@ -55,6 +55,7 @@ export async function startCheckpointedConsumer<DB>(o: {
             .execute();
         }),
       isPoison: (err) => err instanceof ZodError,
+      ordered: o.inOrder,
       ackWaitMs: 10_000,
     });
   const consumer = o.inOrder

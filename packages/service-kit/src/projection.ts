@@ -48,6 +48,7 @@ export async function startProjection(b: Backbone<any>, p: ProjectionSpec, recen
         // The event id is the message's Nats-Msg-Id (the relay publishes it so).
         handle: skip ? (msg) => (skip.take(msg.headers?.get("Nats-Msg-Id")) ? Promise.resolve() : p.handle(msg)) : p.handle,
         isPoison: p.isPoison,
+        ordered: true,
         // A holder that crashed is replaced within a second, its unacknowledged events
         // delivered again at once (restartAtAckFloor); the ack wait only bounds a holder that
         // lost its lease unnoticed.
