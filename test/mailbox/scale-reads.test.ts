@@ -1,9 +1,21 @@
+import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as folderCountsMigration from "@mam/mailbox/db/migrations/2026-12-07T0100-folder-counts-and-thread-view.ts";
+import * as threadParticipantsMigration from "@mam/mailbox/db/migrations/2026-12-07T0300-thread-participants.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
-type Item = { id: string; inboxId: string; threadId: string; isRead: boolean; receivedAt: string; threadCount?: number; threadUnreadCount?: number };
+type Item = {
+  id: string;
+  inboxId: string;
+  threadId: string;
+  isRead: boolean;
+  receivedAt: string;
+  threadCount?: number;
+  threadUnreadCount?: number;
+  participants?: string[];
+  labels?: string[];
+};
 type Inbox = { id: string; apiKey: string; email: string };
 const FOLDERS = ["inbox", "sent", "starred", "archived", "trash"] as const;
 
@@ -36,15 +48,39 @@ describe("mailbox reads from counters, thread rows and cursors", () => {
     return { items, totals: [...totals] };
   }
 
-  /** One row per thread, its newest message, with the thread's counts: what the window-function query answered. */
-  function grouped(flat: Item[]) {
+  /**
+   * Each message's addresses (sender, To, Cc) and labels, read once while it is live (they
+   * never change; a deleted message is not served): the flat list does not carry them.
+   */
+  const details = new Map<string, { addresses: string[]; labels: string[] }>();
+  async function detailsOf(items: Item[]) {
+    for (const m of items) {
+      if (details.has(m.id)) continue;
+      const r = await s.api("GET", `/v1/inboxes/${m.inboxId}/messages/${m.id}`, { key: tk });
+      expect(r.status, `details of ${m.id}, read before it was deleted`).toBe(200);
+      details.set(m.id, { addresses: [r.body.fromAddress, ...r.body.toAddresses, ...r.body.cc], labels: r.body.labels });
+    }
+    return details;
+  }
+  const sortedSet = (xs: string[]) => [...new Set(xs)].sort();
+
+  /**
+   * One row per thread, its newest message, with the thread's counts, its participants (distinct
+   * lower-cased, sorted, the first 50) and labels: what the window-function query answered.
+   */
+  async function grouped(flat: Item[]) {
+    const known = await detailsOf(flat);
     const out = new Map<string, Item>();
+    const addresses = new Map<string, string[]>();
     for (const m of flat) {
       const t = out.get(m.threadId);
-      if (!t) out.set(m.threadId, { ...m, threadCount: 1, threadUnreadCount: m.isRead ? 0 : 1 });
+      if (!t) out.set(m.threadId, { ...m, threadCount: 1, threadUnreadCount: m.isRead ? 0 : 1, labels: [] });
       else out.set(m.threadId, { ...t, threadCount: t.threadCount! + 1, threadUnreadCount: t.threadUnreadCount! + (m.isRead ? 0 : 1) });
+      const d = known.get(m.id)!;
+      addresses.set(m.threadId, [...(addresses.get(m.threadId) ?? []), ...d.addresses.map((a) => a.toLowerCase())]);
+      out.get(m.threadId)!.labels = sortedSet([...out.get(m.threadId)!.labels!, ...d.labels]);
     }
-    return [...out.values()];
+    return [...out.values()].map((t) => ({ ...t, participants: sortedSet(addresses.get(t.threadId)!).slice(0, 50) }));
   }
 
   /** Counts, totals and thread rows of one key's scope agree with its messages, folder by folder. */
@@ -60,7 +96,7 @@ describe("mailbox reads from counters, thread rows and cursors", () => {
       expect(counts[folder].total, `${folder} count`).toBe(flat.items.length);
       if (folder === "inbox") expect(counts.inbox.unread).toBe(flat.items.filter((m) => !m.isRead).length);
       const threads = await walk(key, `/v1/messages?folder=${folder}&group=thread`);
-      expect(threads.items, `${folder} by thread`).toEqual(grouped(flat.items));
+      expect(threads.items, `${folder} by thread`).toEqual(await grouped(flat.items));
       expect(threads.totals, `${folder} threads total`).toEqual([threads.items.length]);
     }
     for (const i of inboxes) {
@@ -76,14 +112,23 @@ describe("mailbox reads from counters, thread rows and cursors", () => {
     await expectConsistent(wk, [c]);
   };
 
-  async function send(from: Inbox, to: Inbox, subject: string) {
-    const r = await s.api("POST", `/v1/inboxes/${from.id}/send`, { key: tk, body: { to: to.email, subject, plainBody: subject, verified: true } });
+  async function send(from: Inbox, to: Inbox, subject: string, more: object = {}) {
+    const r = await s.api("POST", `/v1/inboxes/${from.id}/send`, { key: tk, body: { to: to.email, subject, plainBody: subject, verified: true, ...more } });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     return r.body as { id: string; threadId: string };
   }
   const received = async (i: Inbox) => (await s.api("GET", `/v1/inboxes/${i.id}/messages?direction=inbound&limit=100`, { key: tk })).body.messages as Item[];
   const untilReceived = (i: Inbox, n: number) =>
     waitFor(async () => (await received(i)).length === n, { timeoutMs: 10_000, what: `${n} messages in ${i.email}` });
+  async function reply(i: Inbox, to: Item, body: object) {
+    const r = await s.api("POST", `/v1/inboxes/${i.id}/reply/${to.id}`, { key: tk, body });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    return r.body as { id: string };
+  }
+  /** Thirty outside addresses, one letter apart per message: "x00@example.com"... */
+  const copied = (letter: string) => Array.from({ length: 30 }, (_, n) => `${letter}${String(n).padStart(2, "0")}@example.com`);
+  /** a's copies of the widely copied thread: its first message (sent) and c's reply (received). */
+  let wide: { sent: string; received: Item };
 
   beforeAll(async () => {
     await s.start();
@@ -93,24 +138,32 @@ describe("mailbox reads from counters, thread rows and cursors", () => {
     const ws = (await s.api("POST", "/v1/workspaces", { key: tk, body: { name: "Other" } })).body.id;
     wk = (await s.api("POST", `/v1/workspaces/${ws}/keys`, { key: tk, body: {} })).body.key;
     c = (await s.api("POST", "/v1/inboxes", { key: tk, body: { username: "scale-c", workspaceId: ws } })).body;
+    // A thread copied to more outside addresses than a thread row keeps: in a's sent folder its
+    // two messages name 62 participants (a, c, x00-x29, z00-z29), the second over the first's 32.
+    const first = await send(a, c, "copied widely", { cc: copied("x") });
+    await untilReceived(c, 1);
+    await reply(c, (await received(c))[0]!, { plainBody: "copied back", cc: copied("y") });
+    await untilReceived(a, 1);
+    wide = { sent: first.id, received: (await received(a))[0]! };
+    await reply(a, wide.received, { plainBody: "copied again", cc: copied("z") });
     // A mixed history: threads of one and of several messages, both ways, across workspaces.
     for (const n of [1, 2, 3]) await send(a, b, `a to b ${n}`);
     await send(a, c, "a to c");
     await send(c, a, "c to a");
     await untilReceived(b, 3);
-    await untilReceived(a, 1);
-    const first = (await received(b)).at(-1)!;
-    const reply = await s.api("POST", `/v1/inboxes/${b.id}/reply/${first.id}`, { key: tk, body: { plainBody: "back" } });
-    expect(reply.status).toBe(200);
     await untilReceived(a, 2);
-    const back = (await received(a))[0]!;
-    await s.api("POST", `/v1/inboxes/${a.id}/reply/${back.id}`, { key: tk, body: { plainBody: "and again" } });
+    await untilReceived(c, 3);
+    await reply(b, (await received(b)).at(-1)!, { plainBody: "back" });
+    await untilReceived(a, 3);
+    await reply(a, (await received(a))[0]!, { plainBody: "and again" });
     await untilReceived(b, 4);
   });
   afterAll(() => s.stop());
 
   it("counts, totals and thread rows stay exact through receive, send, flags, delete and inbox deletion", async () => {
     await expectAllConsistent();
+    const sentThreads = (await walk(tk, "/v1/messages?folder=sent&group=thread")).items;
+    expect(Math.max(...sentThreads.map((t) => t.participants!.length)), "a thread of more participants than kept").toBe(50);
     const inA = await received(a);
     const inB = await received(b);
     const patch = (i: Inbox, id: string, body: object) => s.api("PATCH", `/v1/inboxes/${i.id}/messages/${id}`, { key: tk, body });
@@ -118,6 +171,9 @@ describe("mailbox reads from counters, thread rows and cursors", () => {
     await patch(b, inB[0]!.id, { isRead: true, isStarred: true });
     await patch(b, inB[1]!.id, { isArchived: true });
     await patch(b, inB[1]!.id, { isStarred: true });
+    // Both ways in one starred thread: its row's labels are those of either message.
+    await patch(a, wide.sent, { isStarred: true });
+    await patch(a, wide.received.id, { isStarred: true });
     await expectAllConsistent();
     await patch(a, inA[0]!.id, { isRead: false });
     await patch(b, inB[1]!.id, { isArchived: false });
@@ -135,21 +191,34 @@ describe("mailbox reads from counters, thread rows and cursors", () => {
     await expectConsistent(tk, [a, c]);
   });
 
-  it("a deployment upgrading in place: the migration's backfill gives the answers the projection kept", async () => {
+  it("a deployment upgrading in place: the migrations' backfills give the answers the projection kept", async () => {
+    const byThread = async () => {
+      const out: Record<string, unknown> = {};
+      for (const folder of FOLDERS) out[folder] = await walk(tk, `/v1/messages?folder=${folder}&group=thread`);
+      return out;
+    };
     const answers = async () => {
-      const out: Record<string, unknown> = { counts: (await s.api("GET", "/v1/messages/folders/counts", { key: tk })).body };
-      for (const folder of FOLDERS) {
-        out[folder] = (await walk(tk, `/v1/messages?folder=${folder}`)).items;
-        out[`${folder} by thread`] = await walk(tk, `/v1/messages?folder=${folder}&group=thread`);
-      }
+      const out: Record<string, unknown> = { counts: (await s.api("GET", "/v1/messages/folders/counts", { key: tk })).body, byThread: await byThread() };
+      for (const folder of FOLDERS) out[folder] = (await walk(tk, `/v1/messages?folder=${folder}`)).items;
       for (const i of [a, c]) out[i.id] = await walk(tk, `/v1/inboxes/${i.id}/messages`);
       return out;
     };
-    const before = await answers();
     const db = s.mailbox!.ctx.db;
+    // A sender stored in capitals (the API and SMTP lower-case addresses; a row stored before
+    // they did may not be): its thread still names it once, lower-cased.
+    const wideSent = (await walk(tk, "/v1/messages?folder=sent")).items.find((m) => m.id === wide.sent)!;
+    await sql`update messages set from_address = upper(from_address) where message_id = ${wideSent.id}`.execute(db);
+    const before = await answers();
+    await threadParticipantsMigration.down(db);
     await folderCountsMigration.down(db);
     await folderCountsMigration.up(db);
+    await threadParticipantsMigration.up(db);
     expect(await answers()).toEqual(before);
+    // And recomputed by the projection from the messages (a flag set and cleared): the same threads.
+    const patch = (body: object) => s.api("PATCH", `/v1/inboxes/${a.id}/messages/${wideSent.id}`, { key: tk, body });
+    expect((await patch({ isArchived: true })).status).toBe(200);
+    expect((await patch({ isArchived: false })).status).toBe(200);
+    expect(await byThread()).toEqual(before.byThread);
   });
 
   it("a cursor walks a folder once, in order, while mail arrives between pages, for each kind of key", async () => {

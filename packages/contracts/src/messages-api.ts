@@ -199,7 +199,7 @@ export const Thread = z.object({
 export const Draft = DraftFields.extend({ id: z.uuid(), inboxId: z.uuid(), createdAt: z.string(), updatedAt: z.string() }).meta({ id: "Draft" });
 export const DraftPage = z.object({ drafts: z.array(Draft), pagination: Pagination });
 
-/** One row of the tenant-wide mailbox view; the thread counts only with `group=thread`. */
+/** One row of the tenant-wide mailbox view; the thread counts, participants and labels only with `group=thread`. */
 export const MailboxItem = z
   .object({
     id: z.uuid(),
@@ -218,6 +218,10 @@ export const MailboxItem = z
     threadId: z.uuid(),
     threadCount: z.number().int().optional(),
     threadUnreadCount: z.number().int().optional(),
+    /** The thread's senders and To/Cc recipients in this folder, lower-cased, distinct, sorted; the first 50 only. */
+    participants: z.array(z.string()).optional(),
+    /** The labels of the thread's messages in this folder, distinct, sorted. */
+    labels: z.array(z.string()).optional(),
   })
   .meta({ id: "MailboxItem" });
 export const MailboxPage = z.object({ messages: z.array(MailboxItem), pagination: Pagination });

@@ -129,6 +129,10 @@ export interface ThreadFoldersTable {
   last_message_at: Timestamp;
   message_count: number;
   unread_count: number;
+  /** Distinct lower-cased senders and To/Cc recipients of the thread's messages in the folder, sorted, at most 50. */
+  participants: JsonOf<string[]>;
+  /** Distinct labels of the thread's messages in the folder, sorted. */
+  labels: JsonOf<string[]>;
 }
 /** Per inbox and folder, the sums of thread_folders: messages, unread ones, threads; and its live drafts. */
 export interface FolderCountsTable {

@@ -89,7 +89,7 @@ export async function insertMessages(tx: Kysely<MailboxDb>, events: NewMessageEv
       }),
     )
     .onConflict((oc) => oc.columns(["workspace_id", "message_id"]).doNothing())
-    .returning([...THREAD_KEY, "tenant_id", "message_id", "direction", "created_at"])
+    .returning([...THREAD_KEY, "tenant_id", "message_id", "direction", "created_at", "from_address", "to_addresses", "cc_addresses", "labels"])
     .execute();
   await addNewMessages(tx, inserted);
 }

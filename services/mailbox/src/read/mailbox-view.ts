@@ -100,7 +100,7 @@ export function threadViewQuery(db: Kysely<MailboxDb>, s: ViewScope, folder: Fol
   if (p.after) q = q.where(pastKeys("tf.last_message_at", "tf.last_message_id", p.after, "desc"));
   return q
     .select(COLUMNS)
-    .select(["tf.message_count", "tf.unread_count", keyInstant("tf.last_message_at").as("key_at")])
+    .select(["tf.message_count", "tf.unread_count", "tf.participants", "tf.labels", keyInstant("tf.last_message_at").as("key_at")])
     .orderBy("tf.last_message_at", "desc")
     .orderBy("tf.last_message_id", "desc")
     .limit(p.limit + 1)
@@ -130,10 +130,10 @@ async function countsOf(db: Kysely<MailboxDb>, s: ViewScope | null): Promise<Cou
 }
 const zero = { total: 0, unread: 0, threads: 0 };
 
-/** A row of threadViewQuery: its thread's counts in the folder. */
-function threadCounts(row: object) {
-  const r = row as { message_count: number; unread_count: number };
-  return { threadCount: Number(r.message_count), threadUnreadCount: Number(r.unread_count) };
+/** A row of threadViewQuery: its thread's counts, participants and labels in the folder. */
+function threadFields(row: object) {
+  const r = row as { message_count: number; unread_count: number; participants: string[]; labels: string[] };
+  return { threadCount: Number(r.message_count), threadUnreadCount: Number(r.unread_count), participants: r.participants, labels: r.labels };
 }
 
 /** `GET /v1/messages`: one folder across every inbox in scope, newest first, optionally one row per thread. */
@@ -167,7 +167,7 @@ export async function mailboxView(ctx: MailboxContext, claims: ScopeClaims, raw:
       isArchived: r.is_archived,
       receivedAt: new Date(r.created_at).toISOString(),
       threadId: r.thread_id,
-      ...(q.group === "thread" ? threadCounts(r) : {}),
+      ...(q.group === "thread" ? threadFields(r) : {}),
     })),
     pagination: paginationOf(q, q.group === "thread" ? c.threads : c.total, nextCursor),
   };
