@@ -139,8 +139,9 @@ describe("two mailbox replicas replaying the read model, in stream order per ten
       const stream = eventsStreamName(s.iso.prefix);
       await waitFor(
         async () => {
-          const info = await s.iso.jetstream((jsm) => jsm.consumers.info(stream, MAILBOX_READ_MODEL));
-          return info.num_ack_pending > 0 && info.num_pending > 0;
+          // Not there until the holder declares it anew.
+          const info = await s.iso.jetstream((jsm) => jsm.consumers.info(stream, MAILBOX_READ_MODEL).catch(() => undefined));
+          return !!info && info.num_ack_pending > 0 && info.num_pending > 0;
         },
         { timeoutMs: 30_000, intervalMs: 50, what: "the replay held up by the first tenant's lock, halfway" },
       );
