@@ -4,23 +4,23 @@ import type { MailboxDb } from "../db/schema.ts";
 
 export const sha256 = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
 
-/** Stores bytes once per workspace under their SHA-256; storing the same bytes again is free. */
-export async function putBlob(db: Kysely<MailboxDb>, workspaceId: string, data: Buffer, now: Date): Promise<string> {
-  const hash = sha256(data);
-  await db
-    .insertInto("blobs")
-    .values({ workspace_id: workspaceId, hash, size: data.length, data, created_at: now })
-    .onConflict((oc) => oc.columns(["workspace_id", "hash"]).doNothing())
-    .execute();
-  return hash;
-}
-
-/** Stores many blobs with one statement (each once per workspace). */
+/**
+ * Stores bytes once per workspace under their SHA-256 (the same bytes again are free), many
+ * with one statement. Its rows go in one order whoever writes: two statements inserting the
+ * same bytes in opposite orders (two sends of the same attachments, a send and a filing)
+ * would each hold the row the other inserts next, and Postgres would end one as a deadlock.
+ */
 export async function putBlobs(db: Kysely<MailboxDb>, blobs: { workspaceId: string; data: Buffer }[], now: Date): Promise<void> {
-  if (!blobs.length) return;
+  const rows = new Map<string, { workspace_id: string; hash: string; size: number; data: Buffer; created_at: Date }>();
+  for (const { workspaceId, data } of blobs) {
+    const hash = sha256(data);
+    rows.set(`${workspaceId} ${hash}`, { workspace_id: workspaceId, hash, size: data.length, data, created_at: now });
+  }
+  if (!rows.size) return;
+  const ordered = [...rows.keys()].sort().map((k) => rows.get(k)!);
   await db
     .insertInto("blobs")
-    .values(blobs.map(({ workspaceId, data }) => ({ workspace_id: workspaceId, hash: sha256(data), size: data.length, data, created_at: now })))
+    .values(ordered)
     .onConflict((oc) => oc.columns(["workspace_id", "hash"]).doNothing())
     .execute();
 }
