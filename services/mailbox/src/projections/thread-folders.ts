@@ -26,7 +26,7 @@ const FOLDERS = sql`cross join lateral (values
  * small row: the first in byte order, which a union of capped sets keeps exactly as a
  * recompute from every message would (the first 50 of A ∪ B are among those of A and B).
  */
-export const MAX_PARTICIPANTS = 50;
+const MAX_PARTICIPANTS = 50;
 
 /**
  * The distinct non-empty strings of a jsonb array of arrays, as a jsonb array sorted in byte
