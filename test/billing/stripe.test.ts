@@ -332,14 +332,14 @@ describe("Stripe not configured", () => {
 
   afterAll(() => s?.stop());
 
-  it("checkout, portal and the webhook answer 503 billing not configured", async () => {
+  it("checkout and portal answer 404 billing not configured (asking again will not help); the webhook 503 (Stripe retries until the secret is set)", async () => {
     const t = await provisionTenant(s, "Unbilled");
     for (const r of [
       await s.api("POST", "/v1/billing/checkout", { key: t.key.key, body: { plan: "pro" } }),
       await s.api("POST", "/v1/billing/portal", { key: t.key.key }),
     ]) {
-      expect(r.status).toBe(503);
-      expect(r.body.error).toMatch(/not configured/);
+      expect(r.status).toBe(404);
+      expect(r.body).toMatchObject({ code: "NOT_FOUND", error: expect.stringMatching(/not configured/) });
     }
     const payload = JSON.stringify(event("invoice.paid", Math.floor(Date.now() / 1000), { id: "in_1", object: "invoice", customer: "cus_1" }));
     const r = await fetch(`http://127.0.0.1:${s.gateways[0]!.port}/v1/billing/stripe/webhook`, {

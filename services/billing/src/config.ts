@@ -55,7 +55,7 @@ const Env = BaseEnv.extend({
   DATABASE_URL: z.string().default(LOCAL_DEFAULTS.DATABASE_URL),
   DB_SCHEMA: z.string().default("billing"),
   HEALTH_PORT: PortSchema.default(8084),
-  /** Stripe's secret API key (sk_…). Unset: checkout and portal answer 503 "billing not configured". */
+  /** Stripe's secret API key (sk_…). Unset: checkout and portal answer 404 "billing not configured". */
   STRIPE_SECRET_KEY: z.string().min(1).max(500).optional(),
   /** The signing secret (whsec_…) of the Stripe webhook endpoint. Unset: the webhook answers 503. */
   STRIPE_WEBHOOK_SECRET: z.string().min(1).max(500).optional(),

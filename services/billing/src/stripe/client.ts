@@ -18,5 +18,10 @@ function apiBase(base: string | undefined): Pick<Stripe.StripeConfig, "host" | "
   return { host: u.hostname, port: Number(u.port) || (protocol === "http" ? 80 : 443), protocol };
 }
 
-export const notConfigured = (what: string) =>
-  new AppError("UNAVAILABLE", `Billing is not configured on this platform (${what} unset): there is no Stripe account to pay through`);
+/**
+ * Stripe is not set up on this platform. A client's checkout or portal is a 404 (there is no
+ * billing account to pay through, and asking again will not make one); Stripe's own webhook is a
+ * 503, so Stripe keeps its events and retries them until the operator sets the secret.
+ */
+export const notConfigured = (what: string, code: "NOT_FOUND" | "UNAVAILABLE") =>
+  new AppError(code, `Billing is not configured on this platform (${what} unset): there is no Stripe account to pay through`);

@@ -17,7 +17,7 @@ function tenantOf(claims: ScopeClaims): string {
 }
 
 function stripeOrRefuse(stripe: Stripe | null): Stripe {
-  if (!stripe) throw notConfigured("STRIPE_SECRET_KEY");
+  if (!stripe) throw notConfigured("STRIPE_SECRET_KEY", "NOT_FOUND");
   return stripe;
 }
 
@@ -172,7 +172,7 @@ export async function handleStripeWebhook(
   c: { requestId: string; logger: Logger },
 ): Promise<{ received: true }> {
   const secret = ctx.cfg.STRIPE_WEBHOOK_SECRET;
-  if (!secret) throw notConfigured("STRIPE_WEBHOOK_SECRET");
+  if (!secret) throw notConfigured("STRIPE_WEBHOOK_SECRET", "UNAVAILABLE");
   let event: Stripe.Event;
   try {
     event = verifier.webhooks.constructEvent(Buffer.from(req.payload, "base64"), req.signature, secret);
