@@ -150,7 +150,8 @@ try {
   const start = async (name: string, env: Record<string, string>, health: number) => {
     const p = runService(`services/${name}/src/main.ts`, { ...base, HEALTH_PORT: String(health), DB_SCHEMA: iso.schema(name), ...env });
     children.push(p);
-    await untilReady(p, health, name, 60_000);
+    // A migration that backfills a read model over a large kept data set takes minutes.
+    await untilReady(p, health, name, 30 * 60_000);
     return p;
   };
   await start(
