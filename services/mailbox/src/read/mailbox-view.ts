@@ -89,22 +89,30 @@ export function flatViewQuery(db: Kysely<MailboxDb>, s: ViewScope, folder: Folde
     .offset(p.offset);
 }
 
-/** A page of one folder's threads in scope, the thread with the newest message first; only the page's messages are read. */
+/**
+ * A page of one folder's threads in scope, the thread with the newest message first. The page
+ * of thread rows is taken first, on its own (an index range in order, cut at the page), and
+ * only then joined to its newest messages: joined in one query, the planner misjudged the
+ * join's rows on small tables (19 expected, 1,906 found) and read every thread row in scope,
+ * hashed the messages and sorted (10 ms at 10,000 messages, against 0.3).
+ */
 export function threadViewQuery(db: Kysely<MailboxDb>, s: ViewScope, folder: Folder, p: PageAt) {
-  let q = db
-    .selectFrom("thread_folders as tf")
-    .innerJoin("messages", (j) => j.onRef("messages.workspace_id", "=", "tf.workspace_id").onRef("messages.message_id", "=", "tf.last_message_id"))
-    .where(inViewScope("tf", s))
-    .where("tf.folder", "=", folder)
-    .where(inLiveInbox("tf", s));
-  if (p.after) q = q.where(pastKeys("tf.last_message_at", "tf.last_message_id", p.after, "desc"));
-  return q
-    .select(COLUMNS)
-    .select(["tf.message_count", "tf.unread_count", "tf.participants", "tf.labels", keyInstant("tf.last_message_at").as("key_at")])
+  let page = db.selectFrom("thread_folders as tf").where(inViewScope("tf", s)).where("tf.folder", "=", folder).where(inLiveInbox("tf", s));
+  if (p.after) page = page.where(pastKeys("tf.last_message_at", "tf.last_message_id", p.after, "desc"));
+  const rows = page
+    .select(["tf.workspace_id", "tf.last_message_id", "tf.last_message_at", "tf.message_count", "tf.unread_count", "tf.participants", "tf.labels"])
     .orderBy("tf.last_message_at", "desc")
     .orderBy("tf.last_message_id", "desc")
     .limit(p.limit + 1)
-    .offset(p.offset);
+    .offset(p.offset)
+    .as("tf");
+  return db
+    .selectFrom(rows)
+    .innerJoin("messages", (j) => j.onRef("messages.workspace_id", "=", "tf.workspace_id").onRef("messages.message_id", "=", "tf.last_message_id"))
+    .select(COLUMNS)
+    .select(["tf.message_count", "tf.unread_count", "tf.participants", "tf.labels", keyInstant("tf.last_message_at").as("key_at")])
+    .orderBy("tf.last_message_at", "desc")
+    .orderBy("tf.last_message_id", "desc");
 }
 
 /** Per folder, the sums of the counters of the live inboxes in scope: as many rows read as inboxes, whatever the mail. */
