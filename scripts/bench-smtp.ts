@@ -15,12 +15,12 @@
  * Prints figures; asserts nothing.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { SMTPServer } from "smtp-server";
+import { fsyncingSmtpServer } from "./bench-fsync-server.ts";
 import { loadConfig as gatewayConfig } from "@mam/gateway/config.ts";
 import { GatewayService } from "@mam/gateway/service.ts";
 import { loadConfig as identityConfig } from "@mam/identity/config.ts";
@@ -83,25 +83,7 @@ async function blast(port: number, to: string) {
 
 async function bareBaseline(): Promise<{ perSecond: number; to250: number[] }> {
   const dir = mkdtempSync(join(tmpdir(), "bench-smtp-"));
-  let n = 0;
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ["STARTTLS", "AUTH"],
-    disableReverseLookup: true,
-    logger: false,
-    size: 25 * 1024 * 1024,
-    onData(stream, _s, cb) {
-      const chunks: Buffer[] = [];
-      stream.on("data", (c: Buffer) => chunks.push(c));
-      stream.on("end", () => {
-        const fd = openSync(join(dir, `${n++}.eml`), "w");
-        writeSync(fd, Buffer.concat(chunks));
-        fsyncSync(fd);
-        closeSync(fd);
-        cb();
-      });
-    },
-  });
+  const { server } = fsyncingSmtpServer(dir, (n) => `${n}.eml`);
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
   const port = (server.server.address() as { port: number }).port;
   const r = await blast(port, "anyone@bench.test");

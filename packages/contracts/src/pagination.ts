@@ -37,7 +37,8 @@ export function encodeCursor(list: string, keys: SortKey[]): string {
   return Buffer.from(JSON.stringify([list, ...keys]), "utf8").toString("base64url");
 }
 
-const badCursor = () =>
+/** The refusal of a cursor that is not the list's (also for sort keys a list finds unreadable). */
+export const badCursor = () =>
   new AppError("VALIDATION_ERROR", "cursor is not one of this list's (take it from the previous page's nextCursor, with the same filters)");
 
 /**

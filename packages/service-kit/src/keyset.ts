@@ -1,6 +1,5 @@
 import { sql, type RawBuilder, type SqlBool } from "kysely";
-import { AppError } from "@mam/contracts/errors.ts";
-import { checkPageRequest, decodeCursor, encodeCursor } from "@mam/contracts/pagination.ts";
+import { badCursor, checkPageRequest, decodeCursor, encodeCursor } from "@mam/contracts/pagination.ts";
 
 /**
  * Keyset pages of lists ordered by `(created_at, id)` (or another instant and a UUID), over
@@ -38,7 +37,7 @@ export function cursorKeys(list: string, req: PageRequest): RowKeys | undefined 
   if (req.cursor === undefined) return undefined;
   const [at, id] = decodeCursor(list, req.cursor, ["s", "s"]) as [string, string];
   if (!INSTANT.test(at) || !UUID.test(id)) {
-    throw new AppError("VALIDATION_ERROR", "cursor is not one of this list's (take it from the previous page's nextCursor, with the same filters)");
+    throw badCursor();
   }
   return { at, id };
 }
