@@ -1,13 +1,39 @@
 /**
- * Starts the six services against the servers named by the environment (local defaults
- * otherwise), each in its own process, and stops them together on Ctrl-C or SIGTERM.
+ * `pnpm start`: the six services against the servers named by the environment (local
+ * defaults otherwise), each in its own process, kept running by a supervisor (a crashed one
+ * is restarted) and stopped together on Ctrl-C or SIGTERM. Their logs are shown pretty on a
+ * terminal and as JSON lines otherwise (--pretty / --json or LOG_FORMAT to choose).
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { connect } from "node:net";
 import { LOCAL_DEFAULTS } from "@mam/runtime/config.ts";
+import { createLogger } from "@mam/runtime/logger.ts";
+import { chooseLogFormat, LineFormatter, operatorKeyBox, type LogFormat } from "./log-format.ts";
+import { Supervisor, type ChildSpec } from "./supervisor.ts";
 
 // The gateway first: it creates the scope key pair the others wait for (SCOPE_PUBLIC_KEY_FILE).
 const SERVICES = ["gateway", "identity", "mailbox", "smtp-ingress", "billing", "realtime"] as const;
+type ServiceName = (typeof SERVICES)[number];
+
+/** Where each service answers /readyz unless told otherwise (the gateway on PORT). */
+const DEFAULT_HEALTH_PORTS: Record<ServiceName, number> = {
+  gateway: 8080,
+  identity: 8081,
+  mailbox: 8082,
+  "smtp-ingress": 8083,
+  billing: 8084,
+  realtime: 8085,
+};
+
+/** What identity prints, once, when it generates the operator key (services/identity/src/main.ts). */
+const OPERATOR_KEY_LINE = /^\s*Operator key generated \(shown once, stored hashed\): (sa_[A-Za-z0-9_-]+)/;
+
+let format: LogFormat;
+try {
+  format = chooseLogFormat(process.argv.slice(2), process.env, Boolean(process.stdout.isTTY));
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n`);
+  process.exit(2);
+}
 
 const servers = [
   { name: "NATS", url: process.env.NATS_URL || LOCAL_DEFAULTS.NATS_URL, port: 4222, hint: "nats-server -js" },
@@ -40,55 +66,103 @@ if (missing.length) {
   process.exit(1);
 }
 
-const children = new Map<string, ChildProcess>();
-let stopping = false;
+/** `IDENTITY__HEALTH_PORT=9001`: HEALTH_PORT=9001 for identity alone (SMTP_INGRESS__ for smtp-ingress). */
+const overridePrefix = (name: string) => `${name.toUpperCase().replace(/-/g, "_")}__`;
+const prefixes = SERVICES.map(overridePrefix);
 
-function stopAll(code: number) {
-  if (stopping) return;
-  stopping = true;
-  process.exitCode = code;
-  for (const c of children.values()) c.kill("SIGTERM");
+function envFor(name: ServiceName): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!prefixes.some((p) => k.startsWith(p))) env[k] = v;
+  // Each service keeps its own default health port (8081-8085); one HEALTH_PORT for all would collide.
+  delete env.HEALTH_PORT;
+  // The supervisor's choice, not the services' (they always write JSON).
+  delete env.LOG_FORMAT;
+  // Only the gateway signs scope tokens: the others refuse to start with its private key.
+  if (name !== "gateway") {
+    delete env.SCOPE_PRIVATE_KEY;
+    delete env.SCOPE_KEY_FILE;
+  }
+  const own = overridePrefix(name);
+  for (const [k, v] of Object.entries(process.env)) if (k.startsWith(own) && k.length > own.length) env[k.slice(own.length)] = v;
+  return env;
 }
 
-// Each service keeps its own default health port (8081-8085); one HEALTH_PORT for all would collide.
-const childEnv = { ...process.env };
-delete childEnv.HEALTH_PORT;
+const specs: ChildSpec[] = SERVICES.map((name) => {
+  const env = envFor(name);
+  const port = Number((name === "gateway" ? env.PORT : env.HEALTH_PORT) || DEFAULT_HEALTH_PORTS[name]);
+  return {
+    name,
+    command: process.execPath,
+    args: ["--import", "tsx", `services/${name}/src/main.ts`],
+    env,
+    readyUrl: `http://127.0.0.1:${port}/readyz`,
+  };
+});
+const gatewayPort = new URL(specs[0]!.readyUrl).port;
+const healthPorts = specs.slice(1).map((s) => new URL(s.readyUrl).port);
 
-// Only the gateway signs scope tokens: the others refuse to start with its private key.
-const verifierEnv = { ...childEnv };
-delete verifierEnv.SCOPE_PRIVATE_KEY;
-delete verifierEnv.SCOPE_KEY_FILE;
+const colour = format === "pretty" && Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
+const out = new LineFormatter(format, ["supervisor", ...SERVICES], { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) }, colour);
 
-for (const name of SERVICES) {
-  const env = name === "gateway" ? childEnv : verifierEnv;
-  const child = spawn(process.execPath, ["--import", "tsx", `services/${name}/src/main.ts`], { stdio: "inherit", env });
-  children.set(name, child);
-  child.on("exit", (code, signal) => {
-    children.delete(name);
-    if (!stopping) {
-      process.stderr.write(`${name} exited (${signal ?? code}); stopping the platform\n`);
-      stopAll(1);
+// The supervisor's own lines take the same way as the services': JSON, or pretty with its name.
+// Info at least, whatever LOG_LEVEL the services get: its lines (pids, restarts) are few.
+const level = ["trace", "debug"].includes(process.env.LOG_LEVEL ?? "") ? process.env.LOG_LEVEL : "info";
+const logger = createLogger("supervisor", level, {
+  write: (line: string) => {
+    for (const l of line.split("\n")) if (l) out.line("supervisor", "stdout", l);
+  },
+});
+
+/** Held from identity's line until the platform is ready (or stops), then shown once in a box. */
+let operatorKey: string | undefined;
+
+function showOperatorKey(): void {
+  if (!operatorKey) return;
+  const box = operatorKeyBox(operatorKey).map((l) => `  ${out.paint(l, "\x1b[1;33m")}`);
+  operatorKey = undefined;
+  out.notice(`\n${box.join("\n")}\n\n`);
+}
+
+const supervisor = new Supervisor(specs, {
+  logger,
+  graceMs: Number(process.env.SHUTDOWN_TIMEOUT_MS || 10_000) + 5_000,
+  onLine(name, stream, line) {
+    const key = name === "identity" && stream === "stdout" ? OPERATOR_KEY_LINE.exec(line)?.[1] : undefined;
+    if (key) {
+      // Never passed on as a line: it would land in the log with the rest.
+      operatorKey = key;
+      if (supervisor.ready) showOperatorKey();
+      return;
     }
+    out.line(name, stream, line);
+  },
+  onReady(first) {
+    const url = `http://localhost:${gatewayPort}/v1`;
+    if (format === "pretty" && first) {
+      process.stdout.write(`\n  ${out.paint(`Platform ready: ${url}`)}  (health on :${healthPorts.join(", :")})\n\n`);
+    } else {
+      logger.info({ url, healthPorts: healthPorts.map(Number), pids: supervisor.pids() }, first ? "Platform ready" : "Platform ready again");
+    }
+    showOperatorKey();
+  },
+});
+
+let signals = 0;
+function shutdown(signal: NodeJS.Signals): void {
+  if (++signals > 1) {
+    logger.warn({ signal }, "stopping now (SIGKILL)");
+    supervisor.kill();
+    return;
+  }
+  logger.info({ signal }, "stopping the platform");
+  void supervisor.stop().then((clean) => {
+    // A key generated in this run but never shown (the platform never got ready) is not lost.
+    showOperatorKey();
+    logger.info("platform stopped");
+    process.exitCode = clean ? 0 : 1;
   });
 }
+process.on("SIGINT", () => shutdown("SIGINT"));
+process.on("SIGTERM", () => shutdown("SIGTERM"));
 
-process.on("SIGINT", () => stopAll(0));
-process.on("SIGTERM", () => stopAll(0));
-
-const port = process.env.PORT || "8080";
-const readiness = [port, "8081", "8082", "8083", "8084", "8085"].map((p) => `http://127.0.0.1:${p}/readyz`);
-for (let i = 0; i < 600 && !stopping; i++) {
-  const oks = await Promise.all(
-    readiness.map((u) =>
-      fetch(u).then(
-        (r) => r.ok,
-        () => false,
-      ),
-    ),
-  );
-  if (oks.every(Boolean)) {
-    process.stdout.write(`\n  Platform ready: http://localhost:${port}/v1  (health on :8081-8085)\n\n`);
-    break;
-  }
-  await new Promise((r) => setTimeout(r, 200));
-}
+supervisor.start();
