@@ -1,6 +1,6 @@
 import { AckPolicy, DeliverPolicy, type ConsumerInfo, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import { delay, nanos } from "@nats-io/transport-node";
-import type { Bus } from "@mam/bus/connection.ts";
+import type { Bus } from "./connection.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 
 export interface BatchConsumerOptions {
@@ -19,8 +19,11 @@ export interface BatchConsumerOptions {
   skip?: (msg: JsMsg) => boolean;
   /** Most messages in one batch. */
   maxBatch?: number;
-  /** Where a consumer created for the first time starts: this far back in the stream. */
-  startBackMs: number;
+  /**
+   * Where a consumer created for the first time starts: this far back in the stream; without
+   * it, at the stream's first message (a read model built from the whole history).
+   */
+  startBackMs?: number;
   /**
    * Where a consumer this replica creates starts instead, when the handler knows better than
    * `startBackMs` (undefined: it does not): a stream sequence, and a description left on the
@@ -103,7 +106,9 @@ export class BatchConsumer {
           ack_policy: AckPolicy.Explicit,
           ...(at
             ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: at.seq, description: at.description }
-            : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(Date.now() - this.o.startBackMs).toISOString() }),
+            : this.o.startBackMs !== undefined
+              ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(Date.now() - this.o.startBackMs).toISOString() }
+              : { deliver_policy: DeliverPolicy.All }),
           filter_subject: filterSubject,
           ack_wait: ackWait,
           max_deliver: -1,

@@ -1,6 +1,7 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import { sql, type Kysely, type Transaction } from "kysely";
 import { ZodError } from "zod";
+import { BatchConsumer } from "@mam/bus/batch-consumer.ts";
 import { deleteConsumer, DurableConsumer } from "@mam/bus/consumer.ts";
 import type { Backbone } from "./backbone.ts";
 import { SingleActive } from "./single-active.ts";
@@ -17,17 +18,35 @@ export type CheckpointedConsumer = Pick<SingleActive, "caughtUp" | "stop">;
  * drop it again). A read model that needs the stream's order (a later event undoing or
  * completing an earlier one) is `inOrder`: one replica pulls at a time (SingleActive);
  * otherwise every replica pulls its own share.
+ *
+ * An in-order read model may take its events a batch at a time (`applyBatch`): whatever
+ * arrived while the last batch was applied is applied in one transaction with one checkpoint,
+ * so under load a statement and a commit serve many events. A batch that fails is tried
+ * again, whole and first in line.
  */
-export async function startCheckpointedConsumer<DB>(o: {
-  backbone: Backbone<DB>;
-  db: Kysely<any>;
-  /** The checkpoint table: `consumer` text primary key, `stream_seq` bigint. */
-  table: string;
-  durable: string;
-  filterSubject: string;
-  apply: (tx: Transaction<any>, msg: JsMsg) => Promise<void>;
-  inOrder?: boolean;
-}): Promise<CheckpointedConsumer> {
+export async function startCheckpointedConsumer<DB>(
+  o: {
+    backbone: Backbone<DB>;
+    db: Kysely<any>;
+    /** The checkpoint table: `consumer` text primary key, `stream_seq` bigint. */
+    table: string;
+    durable: string;
+    filterSubject: string;
+  } & (
+    | { apply: (tx: Transaction<any>, msg: JsMsg) => Promise<void>; inOrder?: boolean }
+    | {
+        /**
+         * Applies the events in stream order, in the transaction that records the batch's
+         * checkpoint. An event it cannot read is its to log and pass over: a throw retries the
+         * whole batch.
+         */
+        applyBatch: (tx: Transaction<any>, msgs: JsMsg[]) => Promise<void>;
+        inOrder: true;
+        /** Most events in one batch (256 by default). */
+        maxBatch?: number;
+      }
+  ),
+): Promise<CheckpointedConsumer> {
   const { backbone: b, db, table } = o;
   // Under a lock: of replicas starting together, one deletes the consumer (the others would
   // delete the one it already reads from).
@@ -38,6 +57,44 @@ export async function startCheckpointedConsumer<DB>(o: {
     await deleteConsumer(b.bus, b.stream, o.durable);
     await tx.insertInto(table).values({ consumer: o.durable, stream_seq: 0 }).execute();
   });
+  const checkpoint = (tx: Transaction<any>, seq: number) =>
+    tx
+      .insertInto(table)
+      .values({ consumer: o.durable, stream_seq: seq })
+      .onConflict((oc) => oc.column("consumer").doUpdateSet({ stream_seq: sql`greatest(${sql.ref(`${table}.stream_seq`)}, excluded.stream_seq)` }))
+      .execute();
+  if ("applyBatch" in o) {
+    const { applyBatch } = o;
+    const batches = new SingleActive({
+      bus: b.bus,
+      stream: b.stream,
+      durable: o.durable,
+      databaseUrl: b.store.url,
+      schema: b.store.schema,
+      logger: b.logger,
+      puller: () =>
+        new BatchConsumer({
+          bus: b.bus,
+          stream: b.stream,
+          durable: o.durable,
+          filterSubject: o.filterSubject,
+          logger: b.logger,
+          ordered: true,
+          maxBatch: o.maxBatch,
+          ackWaitMs: 10_000,
+          handle: async (msgs, settle) => {
+            await db.transaction().execute(async (tx) => {
+              await applyBatch(tx, msgs);
+              await checkpoint(tx, msgs.at(-1)!.seq);
+            });
+            for (const m of msgs) settle(m, "ack");
+          },
+        }),
+    });
+    await batches.start();
+    return batches;
+  }
+  const { apply } = o;
   const puller = () =>
     new DurableConsumer({
       bus: b.bus,
@@ -47,12 +104,8 @@ export async function startCheckpointedConsumer<DB>(o: {
       logger: b.logger,
       handle: (msg) =>
         db.transaction().execute(async (tx) => {
-          await o.apply(tx, msg);
-          await tx
-            .insertInto(table)
-            .values({ consumer: o.durable, stream_seq: msg.seq })
-            .onConflict((oc) => oc.column("consumer").doUpdateSet({ stream_seq: sql`greatest(${sql.ref(`${table}.stream_seq`)}, excluded.stream_seq)` }))
-            .execute();
+          await apply(tx, msg);
+          await checkpoint(tx, msg.seq);
         }),
       isPoison: (err) => err instanceof ZodError,
       ordered: o.inOrder,

@@ -8,38 +8,78 @@ export type Kind = CountKind | ResourceKind;
 
 type Db = Kysely<BillingDb>;
 
+interface Pending {
+  scopeId: string;
+  kind: Kind;
+  /** The changes in the order their events came, each at its event's time. */
+  changes: { at: Date; delta: number }[];
+}
+
 /**
- * Adds `delta` to the cumulative counter of (scope, kind) at time `at`. Rows only grow in
- * time: an event older than the scope's latest row (late, or redelivered out of order) is
- * booked at that latest row's time, never before it, so every row's total stays the total of
- * everything up to it and `cum(to) − cum(from)` is a count. Such a late event may land a little
- * after its own time in a window; it is never lost nor counted twice. Called in the event's
- * transaction, under a lock of the (scope, kind) pair.
+ * Changes to the cumulative counters, gathered over a batch of events and written together:
+ * per (scope, kind) one lock, one read of the latest row and at most one update and one
+ * insert, however many events the batch holds. The rows are those the events one at a time
+ * would have left. Rows only grow in time: a change no later than the scope's latest row
+ * (late, or redelivered out of order) is booked at that row's time, never before it, so
+ * every row's total stays the total of everything up to it and `cum(to) − cum(from)` is a
+ * count. Such a late event may land a little after its own time in a window; it is never
+ * lost nor counted twice.
  */
-export async function bump(tx: Db, scopeId: string, kind: Kind, at: Date, delta: number): Promise<void> {
-  await sql`select pg_advisory_xact_lock(hashtextextended(${`${scopeId}:${kind}`}, 0))`.execute(tx);
-  const last = await tx
-    .selectFrom("metric_counters")
-    .select(["at", "cum"])
-    .where("scope_id", "=", scopeId)
-    .where("kind", "=", kind)
-    .orderBy("at", "desc")
-    .limit(1)
-    .executeTakeFirst();
-  if (last && at.getTime() <= last.at.getTime()) {
-    await tx
-      .updateTable("metric_counters")
-      .set({ cum: sql`cum + ${delta}` })
-      .where("scope_id", "=", scopeId)
-      .where("kind", "=", kind)
-      .where("at", "=", last.at)
-      .execute();
-    return;
+export class CounterChanges {
+  private readonly pending = new Map<string, Pending>();
+
+  add(scopeId: string, kind: Kind, at: Date, delta: number): void {
+    const key = `${scopeId}:${kind}`;
+    let p = this.pending.get(key);
+    if (!p) this.pending.set(key, (p = { scopeId, kind, changes: [] }));
+    p.changes.push({ at, delta });
   }
-  await tx
-    .insertInto("metric_counters")
-    .values({ scope_id: scopeId, kind, at, cum: Number(last?.cum ?? 0) + delta })
-    .execute();
+
+  /** Writes every change, in the batch's transaction. */
+  async write(tx: Db): Promise<void> {
+    if (!this.pending.size) return;
+    // Keys locked in one order, so two writers can never wait on each other.
+    const groups = [...this.pending.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, p]) => p);
+    const scopes = groups.map((g) => g.scopeId);
+    const kinds = groups.map((g) => g.kind);
+    await sql`select pg_advisory_xact_lock(hashtextextended(k, 0))
+      from unnest(${groups.map((g) => `${g.scopeId}:${g.kind}`)}::text[]) with ordinality as l(k, n) order by n`.execute(tx);
+    const latest = await sql<{ n: string; at: Date | null; cum: string | null }>`
+      select l.n, c.at, c.cum
+      from unnest(${scopes}::uuid[], ${kinds}::text[]) with ordinality as l(scope_id, kind, n)
+      left join lateral (
+        select at, cum from metric_counters m where m.scope_id = l.scope_id and m.kind = l.kind order by at desc limit 1
+      ) c on true`.execute(tx);
+    const last = new Map(latest.rows.map((r) => [Number(r.n) - 1, r.at ? { at: r.at, cum: Number(r.cum) } : undefined]));
+    const late: { scope: string; kind: Kind; at: Date; delta: number }[] = [];
+    const rows: { scope_id: string; kind: Kind; at: Date; cum: number }[] = [];
+    groups.forEach((g, i) => {
+      const stored = last.get(i);
+      let lateDelta = 0;
+      /** The newest row as the changes so far left it: the stored one, or one of this batch's new rows. */
+      let newest: { at: Date; cum: number } | undefined = stored;
+      for (const c of g.changes) {
+        if (newest && c.at.getTime() <= newest.at.getTime()) {
+          newest.cum += c.delta;
+          if (newest === stored) lateDelta += c.delta;
+          continue;
+        }
+        const row = { scope_id: g.scopeId, kind: g.kind, at: c.at, cum: (newest?.cum ?? 0) + c.delta };
+        rows.push(row);
+        newest = row;
+      }
+      if (stored && lateDelta) late.push({ scope: g.scopeId, kind: g.kind, at: stored.at, delta: lateDelta });
+    });
+    if (late.length) {
+      await sql`update metric_counters m set cum = m.cum + v.delta
+        from unnest(${late.map((l) => l.scope)}::uuid[], ${late.map((l) => l.kind)}::text[], ${late.map((l) => l.at)}::timestamptz[], ${late.map((l) => l.delta)}::bigint[])
+          as v(scope_id, kind, at, delta)
+        where m.scope_id = v.scope_id and m.kind = v.kind and m.at = v.at`.execute(tx);
+    }
+    // A new row's total already includes the later changes booked at its time (updated in place above).
+    if (rows.length) await tx.insertInto("metric_counters").values(rows).execute();
+    this.pending.clear();
+  }
 }
 
 /** The total of (scope, kind) over everything strictly before `before` (or ever, without it): one index lookup. */

@@ -1,14 +1,16 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import type { Kysely, Transaction } from "kysely";
+import { ZodError } from "zod";
 import { EventEnvelope } from "@mam/contracts/envelope.ts";
 import { IDENTITY_CONTEXT, WorkspaceCreatedV1 } from "@mam/contracts/identity-events.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent, type MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
+import type { Logger } from "@mam/runtime/logger.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import type { Backbone } from "@mam/service-kit/backbone.ts";
 import { startCheckpointedConsumer, type CheckpointedConsumer } from "@mam/service-kit/checkpointed-consumer.ts";
 import type { Part } from "@mam/service-kit/service.ts";
 import type { BillingDb } from "../db/schema.ts";
-import { bump } from "./counters.ts";
+import { CounterChanges } from "./counters.ts";
 
 type Tx = Kysely<BillingDb>;
 
@@ -18,35 +20,78 @@ export const METRICS_WORKSPACES_CONSUMER = "billing-metrics-workspaces";
 
 const COUNTED = new Set(["MessageSent", "MessageReceived", "MessageBounced", "InboxCreated", "InboxDeleted", "DomainAdded", "DomainRemoved"]);
 
-async function knowWorkspace(tx: Tx, workspaceId: string, tenantId: string): Promise<void> {
+/** The events of a batch that count, read: an unreadable one is logged and passed over (poison). */
+function countedEvents(msgs: JsMsg[], logger: Logger): MailboxEnvelope[] {
+  const out: MailboxEnvelope[] = [];
+  for (const msg of msgs) {
+    // The type is the subject's last token: an event that does not count is not even parsed.
+    if (!COUNTED.has(msg.subject.slice(msg.subject.lastIndexOf(".") + 1))) continue;
+    try {
+      const e = parseMailboxEvent(msg.json());
+      if (e.tenantId && e.workspaceId) out.push(e);
+    } catch (err) {
+      if (!(err instanceof ZodError || err instanceof SyntaxError)) throw err;
+      logger.error({ err, seq: msg.seq, subject: msg.subject }, "unreadable event; not counted");
+    }
+  }
+  return out;
+}
+
+/**
+ * Counts a batch of mailbox events (in stream order) into the workspaces' and the inboxes'
+ * rows: the events not counted before (`metric_applied`), their workspaces and sent messages
+ * recorded with one statement each, the counter changes written together (CounterChanges).
+ */
+async function applyMailboxBatch(tx: Tx, events: MailboxEnvelope[]): Promise<void> {
+  if (!events.length) return;
+  const applied = await tx
+    .insertInto("metric_applied")
+    .values(events.map((e) => ({ event_id: e.id })))
+    .onConflict((oc) => oc.doNothing())
+    .returning("event_id")
+    .execute();
+  const fresh = new Set(applied.map((r) => r.event_id));
+  const todo = events.filter((e) => fresh.has(e.id) && fresh.delete(e.id));
+  if (!todo.length) return;
+  const workspaces = new Map(todo.map((e) => [e.workspaceId!, e.tenantId!]));
+  await knowWorkspaces(
+    tx,
+    [...workspaces].map(([workspace_id, tenant_id]) => ({ workspace_id, tenant_id })),
+  );
+  const sent = todo.flatMap((e) =>
+    e.type === "MessageSent" ? [{ message_id: e.data.messageId, workspace_id: e.workspaceId!, inbox_id: e.data.inboxId, bounced: false }] : [],
+  );
+  if (sent.length)
+    await tx
+      .insertInto("metric_messages")
+      .values(sent)
+      .onConflict((oc) => oc.doNothing())
+      .execute();
+  const changes = new CounterChanges();
+  for (const e of todo) await countOne(tx, e, changes);
+  await changes.write(tx);
+}
+
+async function knowWorkspaces(tx: Tx, rows: { workspace_id: string; tenant_id: string }[]): Promise<void> {
   await tx
     .insertInto("metric_workspaces")
-    .values({ workspace_id: workspaceId, tenant_id: tenantId })
+    .values(rows)
     .onConflict((oc) => oc.doNothing())
     .execute();
 }
 
-/** Counts one mailbox event into the workspace's and the inbox's rows. */
-async function applyMailbox(tx: Tx, e: MailboxEnvelope): Promise<void> {
-  if (!e.tenantId || !e.workspaceId) return;
+/** One event's changes to the counters (a bounce and an inbox's life need a row of their own first). */
+async function countOne(tx: Tx, e: MailboxEnvelope, changes: CounterChanges): Promise<void> {
   const at = new Date(e.occurredAt);
-  const w = e.workspaceId;
-  await knowWorkspace(tx, w, e.tenantId);
+  const w = e.workspaceId!;
   switch (e.type) {
-    case "MessageSent": {
-      const d = e.data;
-      await tx
-        .insertInto("metric_messages")
-        .values({ message_id: d.messageId, workspace_id: w, inbox_id: d.inboxId, bounced: false })
-        .onConflict((oc) => oc.doNothing())
-        .execute();
-      await bump(tx, w, "sent", at, 1);
-      await bump(tx, d.inboxId, "sent", at, 1);
+    case "MessageSent":
+      changes.add(w, "sent", at, 1);
+      changes.add(e.data.inboxId, "sent", at, 1);
       return;
-    }
     case "MessageReceived":
-      await bump(tx, w, "received", at, 1);
-      await bump(tx, e.data.inboxId, "received", at, 1);
+      changes.add(w, "received", at, 1);
+      changes.add(e.data.inboxId, "received", at, 1);
       return;
     case "MessageBounced": {
       // A message counts as bounced once, at its first bounce, whatever its recipients.
@@ -58,36 +103,35 @@ async function applyMailbox(tx: Tx, e: MailboxEnvelope): Promise<void> {
         .returning("inbox_id")
         .executeTakeFirst();
       if (!m) return;
-      await bump(tx, w, "bounced", at, 1);
-      await bump(tx, m.inbox_id, "bounced", at, 1);
+      changes.add(w, "bounced", at, 1);
+      changes.add(m.inbox_id, "bounced", at, 1);
       return;
     }
     case "InboxCreated": {
       const d = e.data;
       const r = await tx
         .insertInto("metric_inboxes")
-        .values({ inbox_id: d.inboxId, workspace_id: w, tenant_id: e.tenantId, deleted: false })
+        .values({ inbox_id: d.inboxId, workspace_id: w, tenant_id: e.tenantId!, deleted: false })
         .onConflict((oc) => oc.doNothing())
         .executeTakeFirst();
-      if (Number(r.numInsertedOrUpdatedRows ?? 0) > 0) await bump(tx, w, "inboxes", at, 1);
+      if (Number(r.numInsertedOrUpdatedRows ?? 0) > 0) changes.add(w, "inboxes", at, 1);
       return;
     }
     case "InboxDeleted": {
-      const d = e.data;
       const gone = await tx
         .updateTable("metric_inboxes")
         .set({ deleted: true })
-        .where("inbox_id", "=", d.inboxId)
+        .where("inbox_id", "=", e.data.inboxId)
         .where("deleted", "=", false)
         .executeTakeFirst();
-      if (Number(gone.numUpdatedRows) > 0) await bump(tx, w, "inboxes", at, -1);
+      if (Number(gone.numUpdatedRows) > 0) changes.add(w, "inboxes", at, -1);
       return;
     }
     case "DomainAdded":
-      await bump(tx, w, "domains", at, 1);
+      changes.add(w, "domains", at, 1);
       return;
     case "DomainRemoved":
-      await bump(tx, w, "domains", at, -1);
+      changes.add(w, "domains", at, -1);
       return;
     default:
       return;
@@ -113,15 +157,22 @@ export class MetricsProjection implements Part {
 
   async start(): Promise<void> {
     const { b } = this;
-    const follows = [
-      { durable: METRICS_CONSUMER, filterSubject: `${b.bus.prefix}evt.${MAILBOX_CONTEXT}.>`, inOrder: true },
-      { durable: METRICS_WORKSPACES_CONSUMER, filterSubject: `${b.bus.prefix}evt.${IDENTITY_CONTEXT}.*.*.WorkspaceCreated` },
-    ];
-    for (const f of follows) {
-      this.consumers.push(
-        await startCheckpointedConsumer({ backbone: b, db: this.db, table: "metric_checkpoint", ...f, apply: (tx, msg) => this.apply(tx, msg) }),
-      );
-    }
+    const common = { backbone: b, db: this.db, table: "metric_checkpoint" };
+    this.consumers.push(
+      await startCheckpointedConsumer({
+        ...common,
+        durable: METRICS_CONSUMER,
+        filterSubject: `${b.bus.prefix}evt.${MAILBOX_CONTEXT}.>`,
+        inOrder: true,
+        applyBatch: (tx: Transaction<BillingDb>, msgs) => applyMailboxBatch(tx, countedEvents(msgs, b.logger)),
+      }),
+      await startCheckpointedConsumer({
+        ...common,
+        durable: METRICS_WORKSPACES_CONSUMER,
+        filterSubject: `${b.bus.prefix}evt.${IDENTITY_CONTEXT}.*.*.WorkspaceCreated`,
+        apply: (tx, msg) => this.knowCreated(tx, msg),
+      }),
+    );
   }
 
   /** Resolves once every consumer has applied what the stream held (for tests and readiness). */
@@ -129,22 +180,10 @@ export class MetricsProjection implements Part {
     for (const c of this.consumers) await waitFor(() => c.caughtUp(), { timeoutMs, intervalMs: 50, what: "the metrics counters" });
   }
 
-  private async apply(tx: Transaction<BillingDb>, msg: JsMsg): Promise<void> {
-    const raw: unknown = msg.json();
-    const env = EventEnvelope.parse(raw);
-    const counted = env.context === MAILBOX_CONTEXT ? COUNTED.has(env.type) : env.type === "WorkspaceCreated";
-    if (!counted) return;
-    const fresh = await tx
-      .insertInto("metric_applied")
-      .values({ event_id: env.id })
-      .onConflict((oc) => oc.doNothing())
-      .executeTakeFirst();
-    if (Number(fresh.numInsertedOrUpdatedRows ?? 0) === 0) return;
-    if (env.context === MAILBOX_CONTEXT) await applyMailbox(tx, parseMailboxEvent(raw));
-    else {
-      const d = WorkspaceCreatedV1.parse(env.data);
-      await knowWorkspace(tx, d.workspaceId, d.tenantId);
-    }
+  /** A workspace created, known to its tenant before it has mail (once: the insert is idempotent). */
+  private async knowCreated(tx: Transaction<BillingDb>, msg: JsMsg): Promise<void> {
+    const d = WorkspaceCreatedV1.parse(EventEnvelope.parse(msg.json()).data);
+    await knowWorkspaces(tx, [{ workspace_id: d.workspaceId, tenant_id: d.tenantId }]);
   }
 
   async stop(): Promise<void> {

@@ -7,7 +7,7 @@ import { feedStreamName, feedSubject, type FeedEvent } from "@mam/contracts/real
 import type { Part } from "@mam/service-kit/service.ts";
 import { SingleActive } from "@mam/service-kit/single-active.ts";
 import type { RealtimeContext } from "../context.ts";
-import { BatchConsumer, type Settle } from "./batch-consumer.ts";
+import { BatchConsumer, type Settle } from "@mam/bus/batch-consumer.ts";
 import { catchUpPoint, eventsInFeed, SOURCE_SEQ_HEADER } from "./catch-up.ts";
 import { fitEntry } from "./fit.ts";
 import { showMessages, shownKey } from "./show.ts";

@@ -7,7 +7,7 @@ import { NO_WORKSPACE } from "@mam/service-kit/event-sourcing.ts";
 import type { Part } from "@mam/service-kit/service.ts";
 import type { RealtimeContext } from "../context.ts";
 import type { RealtimeDb, WebhookDeliveriesTable } from "../db/schema.ts";
-import { BatchConsumer, type Settle } from "../feed/batch-consumer.ts";
+import { BatchConsumer, type Settle } from "@mam/bus/batch-consumer.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import type { Leased } from "./queue.ts";
 
