@@ -20,6 +20,7 @@ import { admitLargeBodies, LargeBodies } from "./large-bodies.ts";
 import { buildOpenApiDocument, type LocalRoute, type WebSocketDoorDoc } from "./openapi.ts";
 import { malformedPathHandler } from "./path-decoding.ts";
 import { audienceOf, forwardRoutes } from "./routes.ts";
+import { mcpDoor } from "../mcp-door.ts";
 
 export interface AppDeps {
   cfg: GatewayConfig;
@@ -206,6 +207,7 @@ export function buildApp(d: AppDeps): express.Express {
     ),
   );
   v1.use(express.json({ limit: d.cfg.BODY_LIMIT_BYTES, type: ["application/json", "application/*+json"] }));
+  v1.use("/mcp", mcpDoor(d));
 
   v1.get("/me", (_req, res) => void res.json(me(principalOf(res))));
   for (const r of forwardRoutes) {

@@ -1,0 +1,65 @@
+import type { NextFunction, Request, RequestHandler, Response } from "express";
+import { z } from "zod";
+import type { Principal } from "@mam/contracts/keys.ts";
+import { type AuthInfo, McpHttpSessions } from "@mam/mcp/http.ts";
+import { createMailServer, type ToolExtra } from "@mam/mcp/tools.ts";
+import { parseEnv } from "@mam/runtime/config.ts";
+import { sendError } from "./http/errors.ts";
+import { type CallDeps, gatewayApi } from "./mcp-calls.ts";
+
+/** The MCP endpoint's settings, from the environment as the gateway's others. */
+export const McpEnv = z.object({
+  /** Open MCP sessions one key may hold; one more is refused (429) until one ends or expires. */
+  MCP_MAX_SESSIONS_PER_KEY: z.coerce.number().int().positive().default(10),
+  /** Open MCP sessions on this gateway in all. */
+  MCP_MAX_SESSIONS: z.coerce.number().int().positive().default(1000),
+  /** A session without a request for this long is closed; its client starts a new one. */
+  MCP_SESSION_IDLE_S: z.coerce.number().positive().default(1800),
+});
+export type McpSettings = z.infer<typeof McpEnv>;
+
+export const loadMcpSettings = (env: NodeJS.ProcessEnv = process.env): McpSettings => parseEnv(McpEnv, env);
+
+interface CallerContext extends Record<string, unknown> {
+  principal: Principal;
+  requestId: string;
+}
+
+/**
+ * `POST` and `DELETE /v1/mcp`: the MCP tools over Streamable HTTP. Mounted inside the `/v1`
+ * router, after its key check, rate limit, large-body admission and JSON parser, so an MCP
+ * request is taken as any API request is: the same keys in the same headers, each request
+ * authenticated again (a revoked key stops at the next call), counted against the key's
+ * rate. Each session is bound to the key that opened it.
+ */
+export function mcpDoor(d: CallDeps, settings: McpSettings = loadMcpSettings()): RequestHandler {
+  const sessions = new McpHttpSessions(
+    { perOwner: settings.MCP_MAX_SESSIONS_PER_KEY, total: settings.MCP_MAX_SESSIONS, idleMs: settings.MCP_SESSION_IDLE_S * 1000 },
+    () =>
+      createMailServer((extra: ToolExtra) => {
+        const caller = extra.authInfo?.extra as CallerContext | undefined;
+        // Every request reaches the session with its caller (below); none without is a bug.
+        if (!caller) throw new Error("MCP tool call without its caller");
+        return gatewayApi(d, caller.principal, caller.requestId);
+      }),
+  );
+  return async (req: Request, res: Response, next: NextFunction) => {
+    // `/v1/mcp` itself; anything under it is no route.
+    if (req.path !== "/") return next();
+    if (req.method !== "POST" && req.method !== "DELETE" && req.method !== "GET") return next();
+    const principal = res.locals.principal as Principal;
+    // The key stays out of the session: the tools act as the principal it resolved to.
+    const auth: AuthInfo = {
+      token: "",
+      clientId: principal.keyId,
+      scopes: [principal.kind],
+      extra: { principal, requestId: res.locals.requestId as string } satisfies CallerContext,
+    };
+    const refused = await sessions.handle(req, res, { owner: principal.keyId, auth, body: req.body });
+    if (!refused) return;
+    if (refused.allow) res.setHeader("Allow", refused.allow);
+    // 405 has no error code of its own: the status says it, the body says why (as the WebSocket doors' 426).
+    if (refused.status === 405) return void res.status(405).json(refused.body);
+    sendError(res, refused.body, refused.retryAfterS);
+  };
+}

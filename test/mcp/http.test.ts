@@ -1,0 +1,164 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { GatewayService } from "@mam/gateway/service.ts";
+import { Client, StreamableHTTPClientTransport } from "@mam/mcp/client.ts";
+import { waitFor } from "@mam/runtime/wait.ts";
+import { mailToolsTests, startWorld, stopWorld, type World } from "./mail-tools.ts";
+
+const endpoint = (g: GatewayService) => new URL(`http://127.0.0.1:${g.port}/v1/mcp`);
+
+async function connectTo(g: GatewayService, headers: Record<string, string>): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const transport = new StreamableHTTPClientTransport(endpoint(g), { requestInit: { headers } });
+  const client = new Client({ name: "http-test", version: "1.0.0" });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+/** A bare MCP request, to see the HTTP answers themselves. */
+function post(g: GatewayService, body: object, headers: Record<string, string>) {
+  return fetch(endpoint(g), {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
+    body: JSON.stringify(body),
+  });
+}
+const initialize = {
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+};
+const listTools = { jsonrpc: "2.0", id: 2, method: "tools/list", params: {} };
+
+/** The gateway's MCP endpoint, through the Stack's gateway as any API client reaches it. */
+describe("MCP over streamable HTTP", () => {
+  let world: World;
+  /** Beside the first gateway: one that lets a key hold 2 sessions, one whose sessions expire after a second idle. */
+  let bounded: GatewayService;
+  let shortLived: GatewayService;
+
+  async function gatewayWith(env: Record<string, string>): Promise<GatewayService> {
+    // The MCP settings are read from the environment when a gateway builds its routes.
+    Object.assign(process.env, env);
+    try {
+      return await world.s.startGateway();
+    } finally {
+      for (const k of Object.keys(env)) delete process.env[k];
+    }
+  }
+
+  beforeAll(async () => {
+    world = await startWorld();
+    bounded = await gatewayWith({ MCP_MAX_SESSIONS_PER_KEY: "2" });
+    shortLived = await gatewayWith({ MCP_SESSION_IDLE_S: "1" });
+  });
+  afterAll(async () => {
+    await stopWorld(world);
+  });
+
+  describe("tools", () => {
+    mailToolsTests(
+      () => world,
+      async (key) => (await connectTo(world.s.gateways[0]!, { "x-api-key": key })).client,
+    );
+  });
+
+  describe("sessions", () => {
+    it("takes the API's key headers; without a key, or with a revoked one, refuses with { error, code }", async () => {
+      const g = world.s.gateways[0]!;
+      const noKey = await post(g, initialize, {});
+      expect(noKey.status).toBe(401);
+      expect(await noKey.json()).toEqual({ error: expect.any(String), code: "UNAUTHORIZED" });
+
+      const { client } = await connectTo(g, { authorization: `Bearer ${world.a.apiKey}` });
+      expect((await client.callTool({ name: "list_inboxes", arguments: {} })).structuredContent).toMatchObject({ inboxes: [{ id: world.a.id }] });
+      await client.close();
+
+      // A workspace key, revoked while its session is open: the session's next call is refused.
+      const tk = world.tenantKey;
+      const ws = (await world.s.api("GET", "/v1/workspaces", { key: tk })).body.workspaces[0].id;
+      const issued = (await world.s.api("POST", `/v1/workspaces/${ws}/keys`, { key: tk, body: {} })).body;
+      const wk = await connectTo(g, { "x-api-key": issued.key });
+      expect((await wk.client.callTool({ name: "list_inboxes", arguments: {} })).isError).toBeFalsy();
+      expect((await world.s.api("DELETE", `/v1/workspaces/${ws}/keys/${issued.id}`, { key: tk })).status).toBe(200);
+      await waitFor(
+        () =>
+          wk.client.callTool({ name: "list_inboxes", arguments: {} }).then(
+            () => false,
+            (err: Error) => /401|Invalid API key/.test(err.message),
+          ),
+        { timeoutMs: 10_000, what: "the revoked key refused" },
+      );
+      await wk.client.close();
+    });
+
+    it("a session answers only the key that opened it", async () => {
+      const g = world.s.gateways[0]!;
+      const { client, transport } = await connectTo(g, { "x-api-key": world.a.apiKey });
+      const sid = transport.sessionId!;
+      expect(sid).toBeTruthy();
+      for (const other of [world.b.apiKey, world.tenantKey]) {
+        const r = await post(g, listTools, { "x-api-key": other, "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18" });
+        expect(r.status).toBe(404);
+        expect(await r.json()).toEqual({ error: expect.stringContaining("session not found"), code: "NOT_FOUND" });
+      }
+      const own = await post(g, listTools, { "x-api-key": world.a.apiKey, "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18" });
+      expect(own.status).toBe(200);
+      expect(((await own.json()) as { result: { tools: unknown[] } }).result.tools.length).toBeGreaterThan(10);
+      expect((await client.listTools()).tools.length).toBeGreaterThan(10);
+      await client.close();
+    });
+
+    it("a key holds a bounded number of sessions; ending one makes room, another key is not held back", async () => {
+      const key = { "x-api-key": world.b.apiKey };
+      const first = await connectTo(bounded, key);
+      const second = await connectTo(bounded, key);
+      const third = await post(bounded, initialize, key);
+      expect(third.status).toBe(429);
+      expect(Number(third.headers.get("retry-after"))).toBeGreaterThan(0);
+      expect(await third.json()).toEqual({ error: expect.stringContaining("2 open MCP sessions"), code: "RATE_LIMITED" });
+      await expect(connectTo(bounded, key)).rejects.toThrow(/429|RATE_LIMITED/);
+
+      const otherKey = await connectTo(bounded, { "x-api-key": world.a.apiKey });
+      await otherKey.client.close();
+
+      // DELETE ends the session: its id is unknown afterwards, and the key may open another.
+      const gone = first.transport.sessionId!;
+      await first.transport.terminateSession();
+      const after = await post(bounded, listTools, { ...key, "mcp-session-id": gone, "mcp-protocol-version": "2025-06-18" });
+      expect(after.status).toBe(404);
+      const again = await connectTo(bounded, key);
+      expect((await again.client.listTools()).tools.length).toBeGreaterThan(10);
+      await Promise.all([first.client.close(), second.client.close(), again.client.close()]);
+    });
+
+    it("an idle session expires, and its key may open a new one", async () => {
+      const key = { "x-api-key": world.b.apiKey };
+      const { client, transport } = await connectTo(shortLived, key);
+      expect((await client.listTools()).tools.length).toBeGreaterThan(10);
+      // Longer than MCP_SESSION_IDLE_S without a request.
+      await sleep(1_500);
+      const r = await post(shortLived, listTools, { ...key, "mcp-session-id": transport.sessionId!, "mcp-protocol-version": "2025-06-18" });
+      expect(r.status).toBe(404);
+      expect(await r.json()).toMatchObject({ code: "NOT_FOUND" });
+      await client.close();
+      const fresh = await connectTo(shortLived, key);
+      expect((await fresh.client.listTools()).tools.length).toBeGreaterThan(10);
+      await fresh.client.close();
+    });
+
+    it("offers no GET stream (405), and a request without a session must be an initialize", async () => {
+      const g = world.s.gateways[0]!;
+      const key = { "x-api-key": world.a.apiKey };
+      const get = await fetch(endpoint(g), { headers: { ...key, accept: "text/event-stream" } });
+      expect(get.status).toBe(405);
+      expect(get.headers.get("allow")).toBe("POST, DELETE");
+      expect(await get.json()).toMatchObject({ code: "VALIDATION_ERROR" });
+      const noSession = await post(g, listTools, key);
+      expect(noSession.status).toBe(400);
+      expect(await noSession.json()).toMatchObject({ code: "VALIDATION_ERROR" });
+      const under = await fetch(new URL("/v1/mcp/other", endpoint(g)), { method: "POST", headers: key });
+      expect(under.status).toBe(404);
+    });
+  });
+});
