@@ -1,20 +1,23 @@
 import type { Server } from "node:http";
 import type { Migration } from "kysely";
 import { closeBus, connectBus, type Bus } from "@mam/bus/connection.ts";
+import { timeRpc } from "@mam/bus/rpc.ts";
 import { ensureEventsStream } from "@mam/bus/streams.ts";
 import { openDatabase, type Database } from "@mam/db/database.ts";
 import { ConfigError, type BaseConfig } from "@mam/runtime/config.ts";
-import { closeServer, startHealthServer } from "@mam/runtime/health.ts";
+import { boundPort, closeServer, startHealthServer } from "@mam/runtime/health.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
+import { metricsOf, type ServiceMetrics, type Source } from "@mam/runtime/metrics.ts";
 import { loadPublicKey, ScopeKeyError } from "@mam/scope/key-material.ts";
 import { ScopeVerifier } from "@mam/scope/token.ts";
+import { CONSUMER_LAG, consumerLags, projectionNames } from "./metrics.ts";
 
 type Env = BaseConfig;
 
 export interface BackboneOptions {
   name: string;
   env: Env;
-  /** Whether to serve /healthz and /readyz on HEALTH_PORT (a service with an HTTP door of its own serves them there). */
+  /** Whether to serve /healthz, /readyz and /metrics on HEALTH_PORT (a service with an HTTP door of its own serves the first two there). */
   healthServer?: boolean;
   logger: Logger;
   /** Services that own a store: its URL, schema and migrations. */
@@ -25,7 +28,7 @@ export interface BackboneOptions {
 
 /**
  * What every service stands on: NATS with the event stream declared, its own Postgres
- * schema migrated, a scope-token verifier, and health/readiness endpoints. Connecting
+ * schema migrated, a scope-token verifier, health/readiness endpoints and metrics. Connecting
  * fails with one clear line when a server is missing (DependencyUnavailable).
  */
 export class Backbone<DB = unknown> {
@@ -33,9 +36,24 @@ export class Backbone<DB = unknown> {
   stream!: string;
   database?: Database<DB>;
   verifier!: ScopeVerifier;
+  /** This service's Prometheus metrics, served at /metrics on the health port. */
+  readonly metrics: ServiceMetrics;
   private health?: Server;
+  private readonly unwatch: (() => void)[] = [];
 
-  constructor(private readonly o: BackboneOptions) {}
+  constructor(private readonly o: BackboneOptions) {
+    this.metrics = metricsOf(o.name);
+  }
+
+  /** The port /healthz, /readyz and /metrics are served on (useful when HEALTH_PORT=0); none without a health server. */
+  get healthPort(): number | undefined {
+    return this.health && boundPort(this.health);
+  }
+
+  /** A gauge read at scrape time (see ServiceMetrics.watch), until the backbone closes. */
+  watch<L extends string>(name: string, help: string, labelNames: readonly L[], source: Source<L>): void {
+    this.unwatch.push(this.metrics.watch(name, help, labelNames, source));
+  }
 
   get logger() {
     return this.o.logger;
@@ -75,11 +93,14 @@ export class Backbone<DB = unknown> {
       passwordFile: env.NATS_PASSWORD_FILE,
       replicas: env.NATS_REPLICAS,
     });
+    timeRpc(this.bus, this.metrics);
     this.stream = await ensureEventsStream(this.bus);
     if (this.o.database) {
       this.database = await openDatabase<DB>({ ...this.o.database, logger });
+      // Each read model's consumer on the event stream, named as its checkpoints name it.
+      this.watch(CONSUMER_LAG.name, CONSUMER_LAG.help, CONSUMER_LAG.labels, consumerLags(this.bus, this.stream, projectionNames(this.db)));
     }
-    if (this.o.healthServer !== false) this.health = await startHealthServer(env.HEALTH_PORT ?? 0, () => this.readiness(), env.HEALTH_HOST);
+    if (this.o.healthServer !== false) this.health = await startHealthServer(env.HEALTH_PORT ?? 0, () => this.readiness(), env.HEALTH_HOST, this.metrics);
   }
 
   /**
@@ -110,6 +131,7 @@ export class Backbone<DB = unknown> {
   }
 
   async close(): Promise<void> {
+    for (const stop of this.unwatch.splice(0)) stop();
     if (this.health) await closeServer(this.health);
     if (this.bus) await closeBus(this.bus);
     await this.database?.close();

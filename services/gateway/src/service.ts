@@ -41,7 +41,9 @@ export class GatewayService extends ServiceHost<never, GatewayContext> {
       // The private key stays here: the backbone, like every service's, gets the public one only.
       env: { ...cfg, SCOPE_PRIVATE_KEY: undefined, SCOPE_PUBLIC_KEY: keys.publicKeyPem },
       logger: opts.logger ?? createLogger("gateway", cfg.LOG_LEVEL),
-      healthServer: false,
+      // /healthz and /readyz are served on the public port too; /metrics only on a HEALTH_PORT
+      // of its own, never to the public. HEALTH_PORT equal to PORT names the public door: no second one.
+      healthServer: cfg.HEALTH_PORT !== undefined && (cfg.HEALTH_PORT === 0 || cfg.HEALTH_PORT !== cfg.PORT),
       context: (base) => ({ ...base }),
       checks: async (ctx) => ({ redis: ctx.redis?.status === "ready" }),
       parts: (ctx, b) => [this.redisPart(ctx), this.authPart(ctx), this.httpPart(ctx, b)],
@@ -91,7 +93,7 @@ export class GatewayService extends ServiceHost<never, GatewayContext> {
           cfg.NATS_PREFIX,
         );
         const signer = new ScopeSigner(this.keys.privateKeyPem);
-        this.app = buildApp({ cfg, bus: ctx.bus, auth: ctx.auth!, limiter, signer, logger: ctx.logger, readiness: () => b.readiness() });
+        this.app = buildApp({ cfg, bus: ctx.bus, auth: ctx.auth!, limiter, signer, logger: ctx.logger, readiness: () => b.readiness(), metrics: b.metrics });
         const server = createServer(this.app);
         // WebSocket upgrades: checked here, then piped to a realtime replica.
         this.webSockets = new WebSocketDoor({ cfg, app: this.app, bus: ctx.bus, auth: ctx.auth!, limiter, signer, logger: ctx.logger });

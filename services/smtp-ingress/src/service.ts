@@ -1,6 +1,7 @@
 import type { SMTPServer } from "smtp-server";
 import type { ObjectStore } from "@nats-io/obj";
 import { ensureIngestStream } from "@mam/bus/streams.ts";
+import { ingestStreamName } from "@mam/contracts/ingest.ts";
 import { uuidv7 } from "@mam/runtime/ids.ts";
 import { createLogger, type Logger } from "@mam/runtime/logger.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
@@ -9,6 +10,7 @@ import { ServiceHost, type BaseContext, type Part } from "@mam/service-kit/servi
 import type { SmtpIngressConfig } from "./config.ts";
 import { Directory } from "./smtp/directory.ts";
 import { openRawStore } from "./smtp/ingest.ts";
+import { smtpMetrics } from "./smtp/metrics.ts";
 import { createSmtpServer } from "./smtp/server.ts";
 import { tlsMaterial } from "./smtp/tls.ts";
 
@@ -56,6 +58,7 @@ export class SmtpIngressService extends ServiceHost<never, IngressContext> {
       start: async () => {
         const hostname = cfg.SMTP_HOSTNAME ?? `mx.${cfg.MAIL_DOMAIN}`;
         const tls = await tlsMaterial({ cert: cfg.SMTP_TLS_CERT, key: cfg.SMTP_TLS_KEY, file: cfg.SMTP_TLS_FILE, hostname });
+        const metrics = smtpMetrics(b);
         const server = createSmtpServer({
           cfg,
           bus: b.bus,
@@ -69,6 +72,7 @@ export class SmtpIngressService extends ServiceHost<never, IngressContext> {
           logger: ctx.logger,
           tls,
           newId: () => uuidv7(),
+          observer: metrics.observer,
         });
         await new Promise<void>((resolve, reject) => {
           server.once("error", reject);
@@ -76,6 +80,7 @@ export class SmtpIngressService extends ServiceHost<never, IngressContext> {
         });
         server.on("error", (err) => ctx.logger.warn({ err: err.message }, "SMTP connection error"));
         ctx.server = server;
+        metrics.watch(server, ingestStreamName(b.bus.prefix));
         this.port = (server.server.address() as { port: number }).port;
       },
       // Stop accepting; sessions in progress finish (smtp-server waits up to closeTimeout).

@@ -8,6 +8,7 @@ import { Me, type Principal } from "@mam/contracts/keys.ts";
 import { readinessBody, type ReadinessCheck } from "@mam/runtime/health.ts";
 import { uuidv7 } from "@mam/runtime/ids.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
+import type { ServiceMetrics } from "@mam/runtime/metrics.ts";
 import type { ScopeSigner } from "@mam/scope/token.ts";
 import { LookupRefused, type Authenticator, type LookupGuard } from "../auth/authenticator.ts";
 import type { RateDecision, RateLimiter } from "../auth/rate-limit.ts";
@@ -18,6 +19,7 @@ import { renderDocsPage } from "./docs-page.ts";
 import { errorHandler, sendError } from "./errors.ts";
 import { admitLargeBodies, LargeBodies } from "./large-bodies.ts";
 import { buildOpenApiDocument, type LocalRoute, type WebSocketDoorDoc } from "./openapi.ts";
+import { httpMetrics } from "./metrics.ts";
 import { malformedPathHandler } from "./path-decoding.ts";
 import { audienceOf, forwardRoutes } from "./routes.ts";
 import { mcpDoor } from "../mcp-door.ts";
@@ -30,6 +32,7 @@ export interface AppDeps {
   signer: ScopeSigner;
   logger: Logger;
   readiness: ReadinessCheck;
+  metrics: ServiceMetrics;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -137,6 +140,8 @@ export function buildApp(d: AppDeps): express.Express {
   app.set("etag", false);
   app.set("trust proxy", d.cfg.TRUST_PROXY);
 
+  const metrics = httpMetrics(d.metrics);
+  app.use(metrics.middleware);
   app.use((req, res, next) => {
     const given = req.get("x-request-id");
     const requestId = given && REQUEST_ID.test(given) ? given : uuidv7();
@@ -229,6 +234,7 @@ export function buildApp(d: AppDeps): express.Express {
     });
   }
   app.use("/v1", v1);
+  metrics.mounted(v1, "/v1");
 
   app.use((req, res) => sendError(res, { error: `No route for ${req.method} ${req.path}`, code: "NOT_FOUND" }));
   app.use(malformedPathHandler(forwardRoutes));

@@ -2,6 +2,7 @@ import type { MailboxContext } from "../context.ts";
 import { decide, type DeliveryRecord } from "../commands/delivery-record-decision.ts";
 import { execute, type CommandMeta } from "../commands/execute.ts";
 import { loadDeliveryState } from "./outcomes.ts";
+import { countOutcome } from "./metrics.ts";
 
 const BOUNCES: CommandMeta = { actor: { type: "system", id: "bounces" }, requestId: "dsn" };
 
@@ -64,5 +65,6 @@ export async function recordBounce(ctx: MailboxContext, messageId: string, repor
     decide: (state) => decide(c, state),
     answer: async (_tx, _state, events) => events.flatMap((d) => (d.event.type === "MessageBounced" ? d.event.data.recipients : [])),
   });
+  countOutcome("bounced", recorded.length);
   return recorded.length ? { result: "recorded", recipients: recorded } : { result: "bounced already" };
 }

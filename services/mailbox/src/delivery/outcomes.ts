@@ -7,6 +7,7 @@ import type { MailboxDb, Unrecorded } from "../db/schema.ts";
 import { DECISION_COLUMNS, messagesStateOf } from "../read/messages.ts";
 import { getBlobs } from "../store/blobs.ts";
 import { derivedId } from "./ids.ts";
+import { countOutcome } from "./metrics.ts";
 import { returnPaths } from "./return-path.ts";
 import type { Outbound, Refusal } from "./outbound.ts";
 
@@ -100,6 +101,7 @@ export async function record(
           answer: async () => undefined,
         }),
       );
+      countOutcome(type === "MessageDelivered" ? "delivered" : "bounced", data.recipients.length);
       return;
     } catch (err) {
       if (!pause) throw err;
@@ -149,6 +151,7 @@ export async function sendOut(ctx: MailboxContext, records: Records, outbound: O
   // to an address that names the message, and that nobody else can make up.
   const returnPath = (await returnPaths(ctx)).address(m.messageId);
   const r = await outbound.send(returnPath, external, raw);
+  countOutcome("deferred", r.deferred.flatMap((d) => d.recipients).length);
   // Said where an operator looks: a failure nobody sees looks like "sent" (reasons hold no secrets).
   for (const d of r.deferred) ctx.logger.warn({ messageId: m.messageId, recipients: d.recipients, reason: d.reason, via: outbound.via }, "delivery deferred");
   for (const b of r.rejected) ctx.logger.warn({ messageId: m.messageId, recipients: b.recipients, reason: b.reason, via: outbound.via }, "delivery refused");

@@ -9,6 +9,7 @@ import { getBlobs } from "../store/blobs.ts";
 import { Filer, type Target } from "./receive.ts";
 import type { Outbound } from "./outbound.ts";
 import { pendingOf, record, sendOut, settle, type Records, type SentRef } from "./outcomes.ts";
+import { watchDelivery } from "./metrics.ts";
 import { RetryQueue } from "./retry-queue.ts";
 
 export const DELIVERY_DURABLE = "mailbox-delivery";
@@ -94,6 +95,7 @@ export function deliveryWorker(ctx: MailboxContext, backbone: Backbone<any>, out
   const filer = new Filer(ctx);
   const records = groupCommit(ctx);
   const retries = new RetryQueue(ctx, records, outbound);
+  watchDelivery(ctx, backbone, DELIVERY_DURABLE);
   const consumer = new DurableConsumer({
     bus: backbone.bus,
     stream: backbone.stream,

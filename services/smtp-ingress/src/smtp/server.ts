@@ -8,6 +8,7 @@ import { BufferBudget } from "./buffer-budget.ts";
 import type { Directory } from "./directory.ts";
 import { dedupeKeyOf, publishIngest } from "./ingest.ts";
 import { readMessageData } from "./message-data.ts";
+import type { SmtpObserver } from "./metrics.ts";
 import { withAsciiReplies } from "./reply-text.ts";
 import { admitRcpt, decideRcpt, newTransaction, type Transaction } from "./recipients.ts";
 import type { TlsMaterial } from "./tls.ts";
@@ -35,6 +36,7 @@ export interface SmtpDeps {
   logger: Logger;
   tls: TlsMaterial;
   newId: () => string;
+  observer?: SmtpObserver;
 }
 
 /**
@@ -130,6 +132,7 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
         );
       },
     }),
+    d.observer,
   );
   return server;
 }

@@ -1,0 +1,116 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** The text exposition format's content type (prom-client's). */
+export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
+
+/** How long a value read at scrape time is reused: a burst of scrapes reads NATS and Postgres once. */
+export const SCRAPE_CACHE_MS = 2_000;
+
+/** Seconds: from a fast RPC answered from memory to a slow send through an outside server. */
+export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface Sample<L extends string> {
+  labels?: Partial<Record<L, string>>;
+  value: number;
+}
+
+/** What a watched gauge reads at scrape time. */
+export type Source<L extends string> = () => Promise<Sample<L>[]> | Sample<L>[];
+
+let processRegistry: Registry | undefined;
+
+/** prom-client's default metrics (CPU, memory, event loop lag, GC, handles): once per process, shown by every service in it. */
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+/**
+ * One service's metrics, in a registry of its own. A process runs one service in
+ * production; tests run several in one process, each keeping its own series. Metrics are
+ * made on first use and found again by name afterwards, so replicas in one process share
+ * them.
+ */
+export class ServiceMetrics {
+  readonly registry = new Registry();
+  private readonly watched = new Map<string, Set<Source<string>>>();
+
+  counter<L extends string = never>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
+    return this.existing(name) ?? new Counter<L>({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  gauge<L extends string = never>(name: string, help: string, labelNames: readonly L[] = []): Gauge<L> {
+    return this.existing(name) ?? new Gauge<L>({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  histogram<L extends string = never>(name: string, help: string, labelNames: readonly L[] = [], buckets = LATENCY_BUCKETS): Histogram<L> {
+    return this.existing(name) ?? new Histogram<L>({ name, help, labelNames, buckets, registers: [this.registry] });
+  }
+
+  /**
+   * A gauge read only when scraped, from `source` (cached SCRAPE_CACHE_MS): no timer polls
+   * anything between scrapes. Several sources may feed one gauge (replicas in one process).
+   * A source that fails leaves its series out of that scrape rather than failing it.
+   * Returns what stops watching.
+   */
+  watch<L extends string>(name: string, help: string, labelNames: readonly L[], source: Source<L>): () => void {
+    let sources = this.watched.get(name);
+    if (!sources) {
+      const all = new Set<Source<string>>();
+      sources = all;
+      this.watched.set(name, all);
+      new Gauge<string>({
+        name,
+        help,
+        labelNames,
+        registers: [this.registry],
+        async collect() {
+          const read = await Promise.all([...all].map((s) => Promise.resolve(s()).catch(() => [] as Sample<string>[])));
+          this.reset();
+          for (const samples of read) for (const s of samples) s.labels ? this.set(s.labels, s.value) : this.set(s.value);
+        },
+      });
+    }
+    const cachedSource = cached(source as Source<string>, SCRAPE_CACHE_MS);
+    sources.add(cachedSource);
+    return () => void sources.delete(cachedSource);
+  }
+
+  /** The service's series, then the process's, in the text exposition format. */
+  async exposition(): Promise<string> {
+    const [own, proc] = await Promise.all([this.registry.metrics(), processMetrics().metrics()]);
+    return `${own}\n${proc}`;
+  }
+
+  private existing<M>(name: string): M | undefined {
+    return this.registry.getSingleMetric(name) as M | undefined;
+  }
+}
+
+const byService = new Map<string, ServiceMetrics>();
+
+/** The metrics of the service named so in this process. */
+export function metricsOf(service: string): ServiceMetrics {
+  let m = byService.get(service);
+  if (!m) byService.set(service, (m = new ServiceMetrics()));
+  return m;
+}
+
+/** `read`, answered from its last result for `ttlMs`; callers arriving while it runs share the one call. */
+export function cached<T>(read: () => Promise<T> | T, ttlMs: number): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    const now = performance.now();
+    if (last && now - last.at < ttlMs) return last.value;
+    const value = Promise.resolve().then(read);
+    // A failure is not kept: the next scrape tries again.
+    value.catch(() => {
+      if (last?.value === value) last = undefined;
+    });
+    last = { at: now, value };
+    return value;
+  };
+}
