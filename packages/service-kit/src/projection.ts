@@ -6,6 +6,7 @@ import { contextEventsFilter, type EventEnvelope } from "@mam/contracts/envelope
 import { waitFor } from "@mam/runtime/wait.ts";
 import type { Backbone } from "./backbone.ts";
 import { applyConsumed, checkpointOf, type ProjectionTables } from "./event-sourcing.ts";
+import { RebuildablePuller } from "./rebuild.ts";
 import type { RecentlyApplied } from "./recent.ts";
 import { SingleActive } from "./single-active.ts";
 
@@ -18,6 +19,8 @@ export interface ProjectionSpec {
   isPoison?: (err: unknown) => boolean;
   /** Its own service's events: those this process applied inline are acknowledged without being handled. */
   skipRecent?: boolean;
+  /** Every table it writes: with them, an operator may rebuild it while the service runs (rebuild.ts). */
+  tables?: string[];
 }
 
 /**
@@ -27,10 +30,28 @@ export interface ProjectionSpec {
  * Resolves once it has caught up, on every replica, the one pulling or one standing by:
  * decisions are taken against it, so nothing is served before.
  */
-export async function startProjection(b: Backbone<any>, p: ProjectionSpec, recent?: RecentlyApplied): Promise<SingleActive> {
+export async function startProjection(b: Backbone<any>, p: ProjectionSpec, recent?: RecentlyApplied, service?: string): Promise<SingleActive> {
   await claimReplay(b, p.name);
-  // Only the puller skips: a standby's inline applications are found applied by the holder.
-  const skip = p.skipRecent ? recent : undefined;
+  const durable = ({ skipRecent }: { skipRecent: boolean }) => {
+    // Only the puller skips: a standby's inline applications are found applied by the holder.
+    const skip = p.skipRecent && skipRecent ? recent : undefined;
+    return new DurableConsumer({
+      bus: b.bus,
+      stream: b.stream,
+      durable: p.name,
+      filterSubject: p.filterSubject(b.bus.prefix),
+      logger: b.logger,
+      // The event id is the message's Nats-Msg-Id (the relay publishes it so).
+      handle: skip ? (msg) => (skip.take(msg.headers?.get("Nats-Msg-Id")) ? Promise.resolve() : p.handle(msg)) : p.handle,
+      isPoison: p.isPoison,
+      ordered: true,
+      // A holder that crashed is replaced within a second, its unacknowledged events
+      // delivered again at once (restartAtAckFloor); the ack wait only bounds a holder that
+      // lost its lease unnoticed.
+      ackWaitMs: 10_000,
+    });
+  };
+  const { tables } = p;
   const consumer = new SingleActive({
     bus: b.bus,
     stream: b.stream,
@@ -39,21 +60,7 @@ export async function startProjection(b: Backbone<any>, p: ProjectionSpec, recen
     schema: b.store.schema,
     logger: b.logger,
     puller: () =>
-      new DurableConsumer({
-        bus: b.bus,
-        stream: b.stream,
-        durable: p.name,
-        filterSubject: p.filterSubject(b.bus.prefix),
-        logger: b.logger,
-        // The event id is the message's Nats-Msg-Id (the relay publishes it so).
-        handle: skip ? (msg) => (skip.take(msg.headers?.get("Nats-Msg-Id")) ? Promise.resolve() : p.handle(msg)) : p.handle,
-        isPoison: p.isPoison,
-        ordered: true,
-        // A holder that crashed is replaced within a second, its unacknowledged events
-        // delivered again at once (restartAtAckFloor); the ack wait only bounds a holder that
-        // lost its lease unnoticed.
-        ackWaitMs: 10_000,
-      }),
+      tables && service ? new RebuildablePuller({ backbone: b, service, projection: p.name, tables, puller: durable }) : durable({ skipRecent: true }),
   });
   await consumer.start();
   try {
@@ -93,9 +100,11 @@ export function ownEventsProjection<DB, E extends Pick<EventEnvelope, "id" | "wo
   db: Kysely<DB>;
   parse: (json: unknown) => E;
   apply: (tx: Kysely<DB>, event: E, streamSeq: number) => Promise<unknown>;
+  tables?: string[];
 }): ProjectionSpec {
   return {
     name: o.name,
+    tables: o.tables,
     filterSubject: (prefix) => contextEventsFilter(prefix, o.context),
     isPoison: (err) => err instanceof ZodError,
     skipRecent: true,

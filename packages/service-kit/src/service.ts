@@ -123,7 +123,7 @@ export class ServiceHost<DB, Ctx> implements Service {
     }
     const ctx = spec.context(base, b);
     this.context = ctx;
-    for (const p of spec.projections?.(ctx) ?? []) this.consumers.push(await startProjection(b, p, base.recent));
+    for (const p of spec.projections?.(ctx) ?? []) this.consumers.push(await startProjection(b, p, base.recent, spec.name));
     this.caughtUp = true;
     this.relay?.start();
     await spec.prepare?.(ctx);

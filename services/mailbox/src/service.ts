@@ -15,6 +15,7 @@ import { Outbound } from "./delivery/outbound.ts";
 import { deliveryWorker } from "./delivery/worker.ts";
 import { makeResolver } from "./dns/verify.ts";
 import { applyMailboxEvent, PROJECTION } from "./projections/mailbox-read-model.ts";
+import { READ_MODEL_TABLES } from "./projections/read-model-tables.ts";
 import { defaultLimitsProjection, planLimitsProjection, tenantPausesProjection } from "./commands/plan-limits.ts";
 import { registerMailboxRpc } from "./rpc/handlers.ts";
 
@@ -40,7 +41,14 @@ export class MailboxService extends ServiceHost<MailboxDb, MailboxContext> {
       newId: opts.newId,
       context: (base) => ({ ...base, cfg }),
       projections: (ctx) => [
-        ownEventsProjection({ name: PROJECTION, context: MAILBOX_CONTEXT, db: ctx.db, parse: parseMailboxEvent, apply: applyMailboxEvent }),
+        ownEventsProjection({
+          name: PROJECTION,
+          context: MAILBOX_CONTEXT,
+          db: ctx.db,
+          parse: parseMailboxEvent,
+          apply: applyMailboxEvent,
+          tables: READ_MODEL_TABLES,
+        }),
         planLimitsProjection(ctx.db),
         defaultLimitsProjection(ctx.db),
         tenantPausesProjection(ctx.db),

@@ -11,6 +11,7 @@ import { createWorkspace, deleteWorkspace } from "../commands/workspaces.ts";
 import { listWorkspaceKeys, resolveKey } from "../read/keys.ts";
 import { getOwnTenant } from "../read/tenants.ts";
 import { getWorkspace, listWorkspaces } from "../read/workspaces.ts";
+import { registerOperatorRpc } from "./operator.ts";
 
 const meta = (c: RpcContext): CommandMeta => ({ actor: { type: "key", id: c.claims.kid }, requestId: c.requestId });
 const ok = <T>(body: T) => ({ status: 200, body });
@@ -40,4 +41,5 @@ export function registerIdentityRpc(rpc: RpcServer, ctx: IdentityContext): void 
   server.serve(I.tenantKeyRotate, async (_req, c) => created(await rotateTenantKey(ctx, c.claims, meta(c))));
   server.serve(I.tenantKeyReissue, async (req, c) => created(await reissueTenantKey(ctx, c.claims, req.tenantId, meta(c))));
   server.serve(I.tenantKeyRevoke, async (req, c) => ok(await revokeTenantKey(ctx, c.claims, req, meta(c))));
+  registerOperatorRpc(rpc, ctx);
 }

@@ -14,6 +14,7 @@ import { getDomain, listDomains } from "../read/domains.ts";
 import { platformDomain } from "../read/platform-domain.ts";
 import { directoryPage } from "../read/directory.ts";
 import { registerFeedRpc } from "./feed.ts";
+import { registerOperatorRpc } from "./operator.ts";
 import type { CommandMeta } from "../commands/execute.ts";
 import { deleteInbox, updateInbox } from "../commands/inboxes.ts";
 import { getInbox, listInboxes } from "../read/inboxes.ts";
@@ -72,4 +73,5 @@ export function registerMailboxRpc(server: RpcServer, ctx: MailboxContext, strea
   server.serve(M.mailboxView, async (req, c) => ok(await mailboxView(ctx, c.claims, req)));
   server.serve(M.folderCounts, async (req, c) => ok(await folderCounts(ctx, c.claims, req)));
   server.serve(M.entryRemove, async (req, c) => ok(await removeEntry(ctx, c.claims, req, meta(c))));
+  registerOperatorRpc(server, ctx);
 }

@@ -1,0 +1,226 @@
+import { setTimeout as delay } from "node:timers/promises";
+import { sql, type Kysely } from "kysely";
+import { z } from "zod";
+import { deleteConsumer } from "@mam/bus/consumer.ts";
+import { RpcServer } from "@mam/bus/rpc.ts";
+import { AppError } from "@mam/contracts/errors.ts";
+import type { Backbone } from "./backbone.ts";
+import type { ProjectionTables } from "./event-sourcing.ts";
+import { operatorSubject, resolveWithIdentity, serveOperator, type KeyResolver } from "./operator-rpc.ts";
+import type { Puller } from "./single-active.ts";
+
+/**
+ * Rebuilding a read model while its service runs (`mam rebuild <read model>`).
+ *
+ * The request goes to the replica holding the projection's lease, the only one subscribed
+ * to it (RebuildablePuller subscribes while it pulls), so the projection is applied by one
+ * replica throughout, in stream order. That replica stops pulling, then in one transaction
+ * empties the read model's tables and its checkpoint, records the rebuild (the stream's last
+ * sequence at the start: the progress's target) and deletes the durable consumer, which is
+ * declared anew from the stream's first event when it pulls again. Reads go on meanwhile and
+ * answer from what has been replayed so far; commands are refused until the replay has
+ * caught up (see refuseWhileRebuilding). A replica taking the lease over mid-rebuild finds
+ * the record and carries on from the consumer's ack floor.
+ */
+
+/** The subject of a projection's rebuild requests: `svc.<service>.ops.rebuild.<projection>`. */
+export const rebuildSubject = (service: string, projection: string) => operatorSubject(service, "rebuild", projection);
+
+export const RebuildRequest = z.object({ action: z.enum(["start", "progress"]) });
+
+export const RebuildProgress = z.object({
+  projection: z.string(),
+  /** A rebuild started and has not caught up yet: reads may be partial, commands are refused. */
+  rebuilding: z.boolean(),
+  startedAt: z.string().nullable(),
+  /** The stream's last sequence when the rebuild started. */
+  targetSeq: z.number().int(),
+  /** The stream sequence up to which every event of the projection has been applied (the consumer's ack floor). */
+  appliedSeq: z.number().int(),
+  /** Events of the projection not delivered yet, and delivered but not acknowledged. */
+  pending: z.number().int(),
+  ackPending: z.number().int(),
+  redelivered: z.number().int(),
+});
+export type RebuildProgress = z.infer<typeof RebuildProgress>;
+
+/** The row recording a rebuild in progress, in the projection checkpoints' table under a name of its own. */
+const recordName = (projection: string) => `${projection}@rebuild`;
+/** Commands share it; a rebuild takes it alone to empty the read model (see refuseWhileRebuilding). */
+const lockName = (projection: string) => `rebuild:${projection}`;
+
+/**
+ * For the command path, in its transaction, before it loads: refuses while the read model its
+ * decisions read is being rebuilt. The shared lock waits for a rebuild emptying the tables
+ * to commit (and keeps one from starting while the command runs), so a command never
+ * decides on a read model emptied under it.
+ */
+export async function refuseWhileRebuilding(tx: Kysely<any>, projection: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock_shared(hashtextextended(${lockName(projection)}, 0))`.execute(tx);
+  const row = await (tx as Kysely<ProjectionTables>)
+    .selectFrom("projection_checkpoint")
+    .select("stream_seq")
+    .where("projection", "=", recordName(projection))
+    .executeTakeFirst();
+  if (row) throw new AppError("UNAVAILABLE", "The read model is being rebuilt; retry shortly");
+}
+
+export interface RebuildableOptions {
+  backbone: Backbone<any>;
+  /** The service's name: the subject's second token (its NATS user may subscribe to `svc.<service>.>`). */
+  service: string;
+  projection: string;
+  /** Every table the projection writes, emptied by a rebuild (applied_events included when it dedupes there). */
+  tables: string[];
+  /** A new puller of the durable consumer; `skipRecent: false` while rebuilding (see start). */
+  puller: (o: { skipRecent: boolean }) => Puller;
+  /** How the operator's key is resolved (default: asking identity). */
+  resolve?: KeyResolver;
+}
+
+interface Rebuild {
+  targetSeq: number;
+  startedAt: string;
+}
+
+/** A projection's puller on the lease holder, answering its rebuild requests meanwhile. */
+export class RebuildablePuller implements Puller {
+  private current?: Puller;
+  private rpc?: RpcServer;
+  private rebuild?: Rebuild;
+  /** The reset in progress: stopping waits for it, so nothing runs under a lease given up. */
+  private resetting?: Promise<unknown>;
+  private watching?: Promise<void>;
+  private stopped = false;
+
+  constructor(private readonly o: RebuildableOptions) {}
+
+  private get db() {
+    return this.o.backbone.db as Kysely<ProjectionTables>;
+  }
+
+  async start(): Promise<void> {
+    const b = this.o.backbone;
+    this.rebuild = await this.recorded();
+    // Ids this process applied inline say nothing of an emptied read model: nothing is skipped while rebuilding.
+    this.current = this.o.puller({ skipRecent: !this.rebuild });
+    await this.current.start();
+    if (this.rebuild) this.watch();
+    this.rpc = new RpcServer(b.bus, this.o.service, b.verifier, b.logger);
+    serveOperator(this.rpc, rebuildSubject(this.o.service, this.o.projection), RebuildRequest, this.o.resolve ?? resolveWithIdentity(b.bus), async (req) => {
+      if (req.action === "start") await this.start_();
+      return { status: 200, body: await this.progress() };
+    });
+    await b.bus.nc.flush();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.rpc?.close();
+    await this.resetting?.catch(() => undefined);
+    await this.watching;
+    await this.current?.stop();
+    this.current = undefined;
+  }
+
+  private async recorded(): Promise<Rebuild | undefined> {
+    const row = await this.db
+      .selectFrom("projection_checkpoint")
+      .select(["stream_seq", "updated_at"])
+      .where("projection", "=", recordName(this.o.projection))
+      .executeTakeFirst();
+    return row ? { targetSeq: Number(row.stream_seq), startedAt: new Date(row.updated_at).toISOString() } : undefined;
+  }
+
+  private start_(): Promise<unknown> {
+    if (this.rebuild || this.resetting) throw new AppError("CONFLICT", `${this.o.projection} is being rebuilt already`);
+    if (this.stopped) throw new AppError("UNAVAILABLE", "This replica is handing the read model over; retry shortly");
+    this.resetting = this.reset().finally(() => (this.resetting = undefined));
+    return this.resetting;
+  }
+
+  private async reset(): Promise<void> {
+    const b = this.o.backbone;
+    const { projection, tables } = this.o;
+    // Nothing is applied while the tables are emptied: the only puller stops first.
+    await this.current?.stop();
+    this.current = undefined;
+    try {
+      const targetSeq = (await b.bus.jsm.streams.info(b.stream)).state.last_seq;
+      const startedAt = new Date();
+      await this.db.transaction().execute(async (tx) => {
+        // Waits for the commands deciding on the read model now, and holds off new ones.
+        await sql`select pg_advisory_xact_lock(hashtextextended(${lockName(projection)}, 0))`.execute(tx);
+        // As a replica claiming a replay at start (projection.ts) does: one at a time.
+        await sql`select pg_advisory_xact_lock(hashtextextended(${`replay:${projection}`}, 0))`.execute(tx);
+        await sql`truncate ${sql.join(tables.map((t) => sql.table(t)))}`.execute(tx);
+        await tx
+          .deleteFrom("projection_checkpoint")
+          .where("projection", "in", [projection, recordName(projection)])
+          .execute();
+        await tx
+          .insertInto("projection_checkpoint")
+          .values([
+            { projection, tenant_key: "", stream_seq: 0, updated_at: startedAt },
+            { projection: recordName(projection), tenant_key: "", stream_seq: targetSeq, updated_at: startedAt },
+          ])
+          .execute();
+        // Last, so that a failure before leaves the consumer where it was; a commit failing after
+        // replays into the untouched read model, where every event is found applied.
+        await deleteConsumer(b.bus, b.stream, projection);
+      });
+      this.rebuild = { targetSeq, startedAt: startedAt.toISOString() };
+      b.logger.warn({ projection, targetSeq }, "read model emptied by the operator: replaying the stream");
+    } finally {
+      // Pulling again either way: from the first event after a reset, from where it was after a failure.
+      if (!this.stopped) {
+        this.current = this.o.puller({ skipRecent: !this.rebuild });
+        await this.current.start();
+        if (this.rebuild) this.watch();
+      }
+    }
+  }
+
+  /** Until the consumer has caught up; then the record goes and commands are served again. */
+  private watch(): void {
+    if (!this.watching) this.watching = this.watchUntilCaughtUp();
+  }
+
+  private async watchUntilCaughtUp(): Promise<void> {
+    const { logger } = this.o.backbone;
+    try {
+      for (;;) {
+        await delay(250);
+        if (this.stopped || !this.rebuild) return;
+        try {
+          const p = await this.progress();
+          if (p.pending > 0 || p.ackPending > 0 || this.stopped) continue;
+          await this.db.deleteFrom("projection_checkpoint").where("projection", "=", recordName(this.o.projection)).execute();
+          logger.warn({ projection: this.o.projection, appliedSeq: p.appliedSeq }, "read model rebuilt");
+          this.rebuild = undefined;
+        } catch (err) {
+          logger.warn({ err, projection: this.o.projection }, "could not check a rebuild's progress; trying again");
+        }
+      }
+    } finally {
+      // In the same turn as the loop's end: a rebuild started next finds no watcher and starts one.
+      this.watching = undefined;
+    }
+  }
+
+  async progress(): Promise<RebuildProgress> {
+    const b = this.o.backbone;
+    const info = await b.bus.jsm.consumers.info(b.stream, this.o.projection).catch(() => undefined);
+    return {
+      projection: this.o.projection,
+      rebuilding: !!this.rebuild || !!this.resetting,
+      startedAt: this.rebuild?.startedAt ?? null,
+      targetSeq: this.rebuild?.targetSeq ?? 0,
+      appliedSeq: info?.ack_floor.stream_seq ?? 0,
+      // A consumer not there (being declared anew) has everything still to deliver.
+      pending: info ? info.num_pending : 1,
+      ackPending: info?.num_ack_pending ?? 0,
+      redelivered: info?.num_redelivered ?? 0,
+    };
+  }
+}
