@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { TestDnsServer } from "@mam/testing/dns-server.ts";
@@ -227,6 +228,28 @@ describe("Prometheus metrics on every service's health port", () => {
       expect(m.all("nodejs_eventloop_lag_seconds").length, service).toBe(1);
       for (const x of m.series) for (const v of Object.values(x.labels)) for (const secret of secrets) expect(v, `${service} ${x.name}`).not.toContain(secret);
       expect(m.text).not.toMatch(/@agents\.test/);
+    }
+  });
+
+  it("the Grafana dashboard asks only for series the services expose, and Prometheus scrapes each service's health port", async () => {
+    const exposed = new Set<string>();
+    for (const port of Object.values(ports)) for (const x of (await scrape(port)).series) exposed.add(x.name);
+    const dashboard = JSON.parse(readFileSync("infra/grafana/platform-dashboard.json", "utf8")) as { panels: { targets?: { expr: string }[] }[] };
+    const asked = new Set(dashboard.panels.flatMap((p) => p.targets ?? []).flatMap((t) => t.expr.match(/\b(?:mam|process|nodejs)_[a-z0-9_]+/g) ?? []));
+    expect(asked.size).toBeGreaterThan(10);
+    for (const name of asked) expect(exposed.has(name), name).toBe(true);
+
+    const prometheus = readFileSync("infra/prometheus/prometheus.yml", "utf8");
+    const jobs = new Map([...prometheus.matchAll(/job_name: (\S+)[\s\S]*?port: (\d+)/g)].map((m) => [m[1]!, Number(m[2])]));
+    expect([...jobs.keys()].sort()).toEqual(Object.keys(ports).sort());
+    // The ports docker-compose.yml gives each service (the gateway's HEALTH_PORT: see docs/metrics.md).
+    const compose = readFileSync("docker-compose.yml", "utf8");
+    for (const [job, port] of jobs) {
+      const block = /\n {2}([a-z-]+):\n([\s\S]*?)(?=\n {2}[a-z-]+:\n|\nvolumes:)/g;
+      const own = [...compose.matchAll(block)].find((m) => m[1] === job)?.[2] ?? "";
+      const health = /HEALTH_PORT: "(\d+)"/.exec(own)?.[1];
+      if (job === "gateway" && !health) continue;
+      expect(Number(health), job).toBe(port);
     }
   });
 });
