@@ -5,6 +5,7 @@
  * terminal and as JSON lines otherwise (--pretty / --json or LOG_FORMAT to choose).
  */
 import { connect } from "node:net";
+import { fileURLToPath } from "node:url";
 import { LOCAL_DEFAULTS } from "@mam/runtime/config.ts";
 import { createLogger } from "@mam/runtime/logger.ts";
 import { chooseLogFormat, LineFormatter, operatorKeyBox, type LogFormat } from "./log-format.ts";
@@ -23,6 +24,9 @@ const DEFAULT_HEALTH_PORTS: Record<ServiceName, number> = {
   billing: 8084,
   realtime: 8085,
 };
+
+/** Preloaded into each service: it stops when we are gone, however we went. */
+const EXIT_WITH_PARENT = fileURLToPath(new URL("./exit-with-parent.ts", import.meta.url));
 
 /** What identity prints, once, when it generates the operator key (services/identity/src/main.ts). */
 const OPERATOR_KEY_LINE = /^\s*Operator key generated \(shown once, stored hashed\): (sa_[A-Za-z0-9_-]+)/;
@@ -93,7 +97,7 @@ const specs: ChildSpec[] = SERVICES.map((name) => {
   return {
     name,
     command: process.execPath,
-    args: ["--import", "tsx", `services/${name}/src/main.ts`],
+    args: ["--import", "tsx", "--import", EXIT_WITH_PARENT, `services/${name}/src/main.ts`],
     env,
     readyUrl: `http://127.0.0.1:${port}/readyz`,
   };

@@ -87,7 +87,8 @@ export class Supervisor {
 
   /**
    * Stops every child: SIGTERM now, SIGKILL to those still running after the grace period.
-   * Resolves when all have exited: true when each exited by itself with 0.
+   * Resolves when all have exited: true when each stopped as asked (exit code 0, or ended by
+   * the SIGTERM or SIGINT it was sent), false when one failed or had to be killed.
    */
   stop(): Promise<boolean> {
     this.stopping ??= this.stopAll();
@@ -106,9 +107,10 @@ export class Supervisor {
       s.restartTimer = undefined;
     }
     const running = [...this.slots.values()].filter((s) => s.child && s.exited);
-    const codes = new Map<string, number | null>();
     for (const s of running) {
-      s.child!.once("exit", (code) => codes.set(s.spec.name, code));
+      s.child!.once("exit", (code, signal) => {
+        if (code !== 0 && signal !== "SIGTERM" && signal !== "SIGINT") clean = false;
+      });
       s.child!.kill("SIGTERM");
     }
     const force = setTimeout(() => {
@@ -122,13 +124,13 @@ export class Supervisor {
     }, this.graceMs);
     await Promise.all(running.map((s) => s.exited));
     clearTimeout(force);
-    for (const [, code] of codes) if (code !== 0) clean = false;
     return clean;
   }
 
   private launch(slot: Slot): void {
     const { spec } = slot;
-    const child = spawn(spec.command, spec.args, { env: spec.env, stdio: ["ignore", "pipe", "pipe"] });
+    // stdin: a pipe left open and never written; its end tells the child we are gone (see exit-with-parent.ts).
+    const child = spawn(spec.command, spec.args, { env: spec.env, stdio: ["pipe", "pipe", "pipe"] });
     slot.child = child;
     slot.readyAt = undefined;
     this.o.logger.info({ child: spec.name, pid: child.pid, attempt: slot.attempt }, `${spec.name} started (pid ${child.pid})`);
