@@ -24,7 +24,8 @@ const IMAGE = "agentmail-platform:local";
 
 /** The port each service binds for /readyz, read by its own config.ts from an environment. */
 const READY_PORT: Record<string, (env: NodeJS.ProcessEnv) => number> = {
-  gateway: (env) => gatewayConfig(env).PORT,
+  // Its public door serves /readyz too; a HEALTH_PORT of its own (for /metrics) comes first.
+  gateway: (env) => gatewayConfig(env).HEALTH_PORT ?? gatewayConfig(env).PORT,
   identity: (env) => identityConfig(env).HEALTH_PORT,
   mailbox: (env) => mailboxConfig(env).HEALTH_PORT,
   "smtp-ingress": (env) => smtpIngressConfig(env).HEALTH_PORT,
