@@ -9,7 +9,8 @@ import { mam } from "./run-cli.ts";
  * service's back, answers as before once rebuilt from the stream; the progress is printed.
  */
 describe("mam rebuild", () => {
-  const s = new Stack({ logLevel: "warn", mailboxes: 2 });
+  const plans = [{ id: "free", name: "Free", stripePriceId: null, limits: { inboxes: 10, emailsPerMonth: 100, domains: 1 } }];
+  const s = new Stack({ logLevel: "warn", mailboxes: 2, billing: true, billingEnv: { BILLING_PLANS: JSON.stringify(plans), BILLING_DEFAULT_PLAN: "free" } });
   let tk: string;
   const inboxes: { id: string; email: string }[] = [];
 
@@ -70,5 +71,23 @@ describe("mam rebuild", () => {
     expect((await s.api("POST", "/v1/inboxes?strict=true", { key: tk, body: { username: "one" } })).body.existed).toBe(true);
     const status = await mam(s, ["status", "--json"], { MAM_KEY: s.operatorKey });
     expect(status.json.readModels.mailbox).toMatchObject({ projection: "mailbox-read-model", rebuilding: false, pending: 0, ackPending: 0 });
+  });
+
+  it("rebuilds billing's read model the same way", { timeout: 60_000 }, async () => {
+    const account = async () => {
+      const r = await s.api("GET", "/v1/billing", { key: tk });
+      return { status: r.status, plan: r.body.plan, limits: r.body.limits, state: r.body.status };
+    };
+    await waitFor(async () => (await account()).plan !== null, { timeoutMs: 10_000, what: "the tenant on the default plan" });
+    const before = await account();
+    const c = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
+    await c.connect();
+    await c.query(`delete from ${s.iso.schema("billing")}.tenant_plans`);
+    await c.end();
+    expect(await account()).not.toEqual(before);
+    const rebuilt = await mam(s, ["rebuild", "billing", "--json"], { MAM_KEY: s.operatorKey });
+    expect(rebuilt.code, rebuilt.stderr).toBe(0);
+    expect(rebuilt.json).toMatchObject({ projection: "billing-read-model", rebuilding: false, pending: 0 });
+    expect(await account()).toEqual(before);
   });
 });

@@ -13,6 +13,7 @@ export const rebuildSubject = (service: string, projection: string) => operatorS
 /** The read models an operator may rebuild (`mam rebuild <name>`): the service that keeps each, and its projection (durable consumer) name. */
 export const READ_MODELS: Record<string, { service: string; projection: string }> = {
   mailbox: { service: "mailbox", projection: "mailbox-read-model" },
+  billing: { service: "billing", projection: "billing-read-model" },
 };
 
 /** What a rebuild request answers: where the replay is. */

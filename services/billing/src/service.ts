@@ -12,6 +12,7 @@ import { MetricsProjection } from "./metrics/projection.ts";
 import { getMetrics } from "./metrics/read.ts";
 import { DefaultLimitsPart, PlansPart } from "./plans/part.ts";
 import { applyBillingEvent, PROJECTION } from "./plans/projection.ts";
+import { READ_MODEL_TABLES } from "./plans/read-model-tables.ts";
 import { getAccount } from "./plans/read.ts";
 import { signatureVerifier, stripeClient } from "./stripe/client.ts";
 import { GracePart } from "./stripe/grace.ts";
@@ -43,7 +44,14 @@ export class BillingService extends ServiceHost<BillingDb, BillingContext> {
       database: { url: cfg.DATABASE_URL, schema: cfg.DB_SCHEMA, migrations },
       events: { context: BILLING_CONTEXT, projection: PROJECTION },
       projections: (ctx) => [
-        ownEventsProjection({ name: PROJECTION, context: BILLING_CONTEXT, db: ctx.db, parse: parseBillingEvent, apply: applyBillingEvent }),
+        ownEventsProjection({
+          name: PROJECTION,
+          context: BILLING_CONTEXT,
+          db: ctx.db,
+          parse: parseBillingEvent,
+          apply: applyBillingEvent,
+          tables: READ_MODEL_TABLES,
+        }),
       ],
       clock: opts.clock,
       newId: opts.newId,
