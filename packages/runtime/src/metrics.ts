@@ -1,10 +1,16 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Histogram, type Metric, Registry } from "prom-client";
 
 /** The text exposition format's content type (prom-client's). */
 export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 
 /** How long a value read at scrape time is reused: a burst of scrapes reads NATS and Postgres once. */
 export const SCRAPE_CACHE_MS = 2_000;
+
+/**
+ * How long a scrape waits for a value read at scrape time: NATS or Postgres out of reach
+ * must not hold up (and time out) the scrape that would show it.
+ */
+export const SOURCE_TIMEOUT_MS = 1_500;
 
 /** Seconds: from a fast RPC answered from memory to a slow send through an outside server. */
 export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -42,10 +48,6 @@ export class ServiceMetrics {
     return this.existing(name) ?? new Counter<L>({ name, help, labelNames, registers: [this.registry] });
   }
 
-  gauge<L extends string = never>(name: string, help: string, labelNames: readonly L[] = []): Gauge<L> {
-    return this.existing(name) ?? new Gauge<L>({ name, help, labelNames, registers: [this.registry] });
-  }
-
   histogram<L extends string = never>(name: string, help: string, labelNames: readonly L[] = [], buckets = LATENCY_BUCKETS): Histogram<L> {
     return this.existing(name) ?? new Histogram<L>({ name, help, labelNames, buckets, registers: [this.registry] });
   }
@@ -53,7 +55,8 @@ export class ServiceMetrics {
   /**
    * A gauge read only when scraped, from `source` (cached SCRAPE_CACHE_MS): no timer polls
    * anything between scrapes. Several sources may feed one gauge (replicas in one process).
-   * A source that fails leaves its series out of that scrape rather than failing it.
+   * A source that fails, or takes longer than SOURCE_TIMEOUT_MS, leaves its series out of
+   * that scrape rather than failing or delaying it.
    * Returns what stops watching.
    */
   watch<L extends string>(name: string, help: string, labelNames: readonly L[], source: Source<L>): () => void {
@@ -62,17 +65,27 @@ export class ServiceMetrics {
       const all = new Set<Source<string>>();
       sources = all;
       this.watched.set(name, all);
-      new Gauge<string>({
+      // Not a prom-client Gauge: one without labels always shows a value (0 at worst), and a
+      // source that could not be read must show none, not a backlog of 0.
+      const gauge = {
         name,
         help,
-        labelNames,
-        registers: [this.registry],
-        async collect() {
-          const read = await Promise.all([...all].map((s) => Promise.resolve(s()).catch(() => [] as Sample<string>[])));
-          this.reset();
-          for (const samples of read) for (const s of samples) s.labels ? this.set(s.labels, s.value) : this.set(s.value);
+        type: "gauge",
+        aggregator: "sum",
+        async get() {
+          const read = await Promise.all([...all].map((s) => within(SOURCE_TIMEOUT_MS, s).catch(() => [] as Sample<string>[])));
+          // Replicas in one process report the same series: one sample each.
+          const values = new Map<string, { labels: Partial<Record<string, string>>; value: number }>();
+          for (const samples of read)
+            for (const s of samples) {
+              // The declared labels only, so a source cannot add a dimension by mistake.
+              const labels = Object.fromEntries(labelNames.flatMap((l) => (s.labels?.[l] === undefined ? [] : [[l, s.labels[l]]])));
+              values.set(JSON.stringify(labels), { labels, value: s.value });
+            }
+          return { name, help, type: "gauge", aggregator: "sum", values: [...values.values()] };
         },
-      });
+      };
+      this.registry.registerMetric(gauge as unknown as Metric);
     }
     const cachedSource = cached(source as Source<string>, SCRAPE_CACHE_MS);
     sources.add(cachedSource);
@@ -97,6 +110,16 @@ export function metricsOf(service: string): ServiceMetrics {
   let m = byService.get(service);
   if (!m) byService.set(service, (m = new ServiceMetrics()));
   return m;
+}
+
+/** `read`'s result, or a failure once `ms` have passed. */
+function within<T>(ms: number, read: () => Promise<T> | T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([Promise.resolve().then(read), late]).finally(() => clearTimeout(timer));
 }
 
 /** `read`, answered from its last result for `ttlMs`; callers arriving while it runs share the one call. */

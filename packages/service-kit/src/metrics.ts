@@ -19,6 +19,8 @@ const PROJECTIONS_TTL_MS = 60_000;
  */
 export function consumerLags(bus: Bus, stream: string, durables: () => Promise<string[]> | string[]): () => Promise<Sample<"consumer">[]> {
   return async () => {
+    // Said at once: a request sent now would wait in the client's buffer until it reconnects.
+    if (!bus.connected()) return [];
     const names = await durables();
     const infos = await Promise.all(names.map((d) => bus.jsm.consumers.info(stream, d).catch(() => undefined)));
     return infos.flatMap((info, i) => (info ? [{ labels: { consumer: names[i]! }, value: info.num_pending + info.num_ack_pending }] : []));
@@ -52,5 +54,5 @@ export function projectionNames(db: Kysely<any>): () => Promise<string[]> {
  * a message leaves it once its consumer acknowledged it.
  */
 export function streamMessages(bus: Bus, stream: string): () => Promise<Sample<never>[]> {
-  return async () => [{ value: (await bus.jsm.streams.info(stream)).state.messages }];
+  return async () => (bus.connected() ? [{ value: (await bus.jsm.streams.info(stream)).state.messages }] : []);
 }
