@@ -108,7 +108,7 @@ export class RebuildablePuller implements Puller {
     if (this.rebuild) this.watch();
     this.rpc = new RpcServer(b.bus, this.o.service, b.verifier, b.logger);
     serveOperator(this.rpc, rebuildSubject(this.o.service, this.o.projection), RebuildRequest, this.o.resolve ?? resolveWithIdentity(b.bus), async (req) => {
-      if (req.action === "start") await this.start_();
+      if (req.action === "start") await this.begin();
       return { status: 200, body: await this.progress() };
     });
     await b.bus.nc.flush();
@@ -132,7 +132,7 @@ export class RebuildablePuller implements Puller {
     return row ? { targetSeq: Number(row.stream_seq), startedAt: new Date(row.updated_at).toISOString() } : undefined;
   }
 
-  private start_(): Promise<unknown> {
+  private begin(): Promise<unknown> {
     if (this.rebuild || this.resetting) throw new AppError("CONFLICT", `${this.o.projection} is being rebuilt already`);
     if (this.stopped) throw new AppError("UNAVAILABLE", "This replica is handing the read model over; retry shortly");
     this.resetting = this.reset().finally(() => (this.resetting = undefined));
