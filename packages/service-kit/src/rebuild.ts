@@ -193,6 +193,10 @@ export class RebuildablePuller implements Puller {
         await delay(250);
         if (this.stopped || !this.rebuild) return;
         try {
+          // Events committed before the reset and not published yet were applied inline, then
+          // emptied: the replay has them only once the relay has published them. Asked
+          // before the consumer, so whatever was published by then counts as pending there.
+          if (await this.unpublished()) continue;
           const p = await this.progress();
           if (p.pending > 0 || p.ackPending > 0 || this.stopped) continue;
           await this.db.deleteFrom("projection_checkpoint").where("projection", "=", recordName(this.o.projection)).execute();
@@ -206,6 +210,14 @@ export class RebuildablePuller implements Puller {
       // In the same turn as the loop's end: a rebuild started next finds no watcher and starts one.
       this.watching = undefined;
     }
+  }
+
+  /** Whether the service's outbox (if it has one) holds events not published yet. */
+  private async unpublished(): Promise<boolean> {
+    const has = await sql<{ t: string | null }>`select to_regclass('outbox')::text as t`.execute(this.db);
+    if (!has.rows[0]?.t) return false;
+    const r = await sql<{ any: boolean }>`select exists (select 1 from outbox where published_at is null) as any`.execute(this.db);
+    return !!r.rows[0]?.any;
   }
 
   async progress(): Promise<RebuildProgress> {
