@@ -25,6 +25,9 @@ const DEFAULT_HEALTH_PORTS: Record<ServiceName, number> = {
   realtime: 8085,
 };
 
+/** The gateway's health port: /metrics, never on the public port. */
+const GATEWAY_METRICS_PORT = 8087;
+
 /** Preloaded into each service: it stops when we are gone, however we went. */
 const EXIT_WITH_PARENT = fileURLToPath(new URL("./exit-with-parent.ts", import.meta.url));
 
@@ -77,8 +80,10 @@ const prefixes = SERVICES.map(overridePrefix);
 function envFor(name: ServiceName): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!prefixes.some((p) => k.startsWith(p))) env[k] = v;
-  // Each service keeps its own default health port (8081-8085); one HEALTH_PORT for all would collide.
+  // Each service keeps its own default health port (8081-8085); one HEALTH_PORT for all would
+  // collide. The gateway answers /readyz on PORT and serves /metrics on 8087 (as in compose).
   delete env.HEALTH_PORT;
+  if (name === "gateway") env.HEALTH_PORT = String(GATEWAY_METRICS_PORT);
   // The supervisor's choice, not the services' (they always write JSON).
   delete env.LOG_FORMAT;
   // Only the gateway signs scope tokens: the others refuse to start with its private key.

@@ -59,7 +59,8 @@ describe("pnpm start", () => {
       SMTP_TLS_FILE: `/tmp/${iso.tag}-tls.json`,
       SCOPE_PRIVATE_KEY: Buffer.from(iso.scopeKeys.privateKeyPem).toString("base64"),
     };
-    for (const name of SERVICES.slice(1)) e[`${name.toUpperCase().replace("-", "_")}__HEALTH_PORT`] = String(await freePort());
+    // The gateway's too: its /metrics port (8087 by default).
+    for (const name of SERVICES) e[`${name.toUpperCase().replace("-", "_")}__HEALTH_PORT`] = String(await freePort());
     for (const name of WITH_SCHEMA) e[`${name.toUpperCase()}__DB_SCHEMA`] = iso.schema(name);
     return e;
   }

@@ -37,15 +37,7 @@ describe("MCP over streamable HTTP", () => {
   let bounded: GatewayService;
   let shortLived: GatewayService;
 
-  async function gatewayWith(env: Record<string, string>): Promise<GatewayService> {
-    // The MCP settings are read from the environment when a gateway builds its routes.
-    Object.assign(process.env, env);
-    try {
-      return await world.s.startGateway();
-    } finally {
-      for (const k of Object.keys(env)) delete process.env[k];
-    }
-  }
+  const gatewayWith = (env: Record<string, string>): Promise<GatewayService> => world.s.startGateway(env);
 
   beforeAll(async () => {
     world = await startWorld();

@@ -1,26 +1,9 @@
 import pg from "pg";
+import { READ_MODEL_TABLES } from "@mam/mailbox/projections/read-model-tables.ts";
 import type { Stack } from "./stack.ts";
 
-/** Every table the mailbox's projection writes, and its bookkeeping: what a replay rebuilds from the stream. */
-const READ_MODEL_TABLES = [
-  "inboxes",
-  "inbox_addresses",
-  "address_claims",
-  "lists",
-  "list_entries",
-  "domains",
-  "domain_claims",
-  "threads",
-  "thread_folders",
-  "folder_counts",
-  "messages",
-  "drafts",
-  "delivery_outcomes",
-  "address_quarantine",
-  "closed_workspaces",
-  "applied_events",
-  "projection_checkpoint",
-];
+/** What a replay rebuilds from the stream: the mailbox's read model and its checkpoints. */
+const TABLES = [...READ_MODEL_TABLES, "projection_checkpoint"];
 
 /** Empties the mailbox's read model (its replicas stopped first), as an operator rebuilding it would. */
 export async function truncateMailboxReadModel(s: Stack): Promise<void> {
@@ -28,7 +11,7 @@ export async function truncateMailboxReadModel(s: Stack): Promise<void> {
   const c = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
   await c.connect();
   try {
-    await c.query(`truncate ${READ_MODEL_TABLES.map((t) => `${schema}.${t}`).join(", ")}`);
+    await c.query(`truncate ${TABLES.map((t) => `${schema}.${t}`).join(", ")}`);
   } finally {
     await c.end();
   }

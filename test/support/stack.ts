@@ -199,12 +199,14 @@ export class Stack {
     return b;
   }
 
-  async startGateway(): Promise<GatewayService> {
+  /** One more gateway; `env`: settings of its own over the stack's. */
+  async startGateway(env: Record<string, string> = {}): Promise<GatewayService> {
     const cfg = gatewayConfig({
       ...this.iso.env,
       ...this.o.natsEnv?.("gateway"),
       SCOPE_PRIVATE_KEY: Buffer.from(this.iso.scopeKeys.privateKeyPem).toString("base64"),
       ...this.o.gatewayEnv,
+      ...env,
     });
     const g = new GatewayService(cfg, { logger: createLogger("gateway", this.o.logLevel ?? "info", this.logs) });
     await g.start();

@@ -11,6 +11,7 @@ import type { Actor, EventEnvelope } from "@mam/contracts/envelope.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import type { Clock, IdGen } from "@mam/runtime/ids.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
+import { refuseWhileRebuilding } from "./rebuild.ts";
 import { lockTenant, type Sequenced } from "./event-sourcing.ts";
 import { recordInOutbox, tenantKeyOf, type EncodedEvent } from "./outbox.ts";
 import type { RecentlyApplied } from "./recent.ts";
@@ -186,6 +187,8 @@ export function commandExecutor<DB, E extends { type: string; schemaVersion: num
       try {
         const result = await ctx.db.transaction().execute(async (tx) => {
           await lockTenant(tx, o.context, tenantId);
+          // Never a decision on a read model being emptied and replayed (mam rebuild).
+          await refuseWhileRebuilding(tx, o.projection);
           const state = await s.load(tx);
           const drafts = s.decide(state);
           const envelopes = envelopesOf(ctx, o.context, meta, drafts);

@@ -11,6 +11,7 @@ import {
   type EventDraft,
   type ExecutorOptions,
 } from "./commands.ts";
+import { refuseWhileRebuilding } from "./rebuild.ts";
 import { lockTenant } from "./event-sourcing.ts";
 import type { EncodedEvent } from "./outbox.ts";
 import { TenantBatches } from "./tenant-batches.ts";
@@ -63,6 +64,8 @@ export class GroupCommit<DB, E extends { type: string; schemaVersion: number; da
     let recorded: EncodedEvent[] = [];
     const run = async (tx: Kysely<DB>) => {
       await lockTenant(tx, o.context, tenantId);
+      // Never a decision on a read model being emptied and replayed (mam rebuild).
+      await refuseWhileRebuilding(tx, o.projection);
       const decided: { p: Pending<DB, E>; state: unknown; events: EventDraft<E>[] }[] = [];
       for (const p of batch) {
         try {

@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { BaseEnv, LOCAL_DEFAULTS, parseEnv, PortSchema, ScopeSigningEnv } from "@mam/runtime/config.ts";
+import { McpEnv } from "./mcp-door.ts";
 
 const PROXY_NAMES = new Set(["loopback", "linklocal", "uniquelocal"]);
 
@@ -14,6 +15,8 @@ function isProxyAddress(x: string): boolean {
 const Env = BaseEnv.extend({
   // The gateway alone signs scope tokens: the private key settings are its own.
   ...ScopeSigningEnv.shape,
+  // The MCP door's sessions (mcp-door.ts).
+  ...McpEnv.shape,
   PORT: PortSchema.default(8080),
   HOST: z.string().default("0.0.0.0"),
   REDIS_URL: z.string().default(LOCAL_DEFAULTS.REDIS_URL),

@@ -3,7 +3,6 @@ import { z } from "zod";
 import type { Principal } from "@mam/contracts/keys.ts";
 import { type AuthInfo, McpHttpSessions } from "@mam/mcp/http.ts";
 import { createMailServer, type ToolExtra } from "@mam/mcp/tools.ts";
-import { parseEnv } from "@mam/runtime/config.ts";
 import { sendError } from "./http/errors.ts";
 import { type CallDeps, gatewayApi } from "./mcp-calls.ts";
 
@@ -18,8 +17,6 @@ export const McpEnv = z.object({
 });
 export type McpSettings = z.infer<typeof McpEnv>;
 
-export const loadMcpSettings = (env: NodeJS.ProcessEnv = process.env): McpSettings => parseEnv(McpEnv, env);
-
 interface CallerContext extends Record<string, unknown> {
   principal: Principal;
   requestId: string;
@@ -32,7 +29,7 @@ interface CallerContext extends Record<string, unknown> {
  * authenticated again (a revoked key stops at the next call), counted against the key's
  * rate. Each session is bound to the key that opened it.
  */
-export function mcpDoor(d: CallDeps, settings: McpSettings = loadMcpSettings()): RequestHandler {
+export function mcpDoor(d: CallDeps, settings: McpSettings): RequestHandler {
   const sessions = new McpHttpSessions(
     { perOwner: settings.MCP_MAX_SESSIONS_PER_KEY, total: settings.MCP_MAX_SESSIONS, idleMs: settings.MCP_SESSION_IDLE_S * 1000 },
     () =>
