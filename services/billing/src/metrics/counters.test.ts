@@ -36,7 +36,13 @@ describe("CounterChanges", () => {
   let store: Database<BillingDb>;
 
   beforeAll(async () => {
-    store = await openDatabase<BillingDb>({ url: iso.urls.DATABASE_URL, schema: iso.schema("billing"), logger: createLogger("test", "warn"), migrations, poolSize: 4 });
+    store = await openDatabase<BillingDb>({
+      url: iso.urls.DATABASE_URL,
+      schema: iso.schema("billing"),
+      logger: createLogger("test", "warn"),
+      migrations,
+      poolSize: 4,
+    });
   });
   afterAll(async () => {
     await store.close();
@@ -51,37 +57,41 @@ describe("CounterChanges", () => {
       delta: fc.integer({ min: -2, max: 3 }),
     });
     await fc.assert(
-      fc.asyncProperty(fc.array(change, { minLength: 1, maxLength: 60 }), fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1 }), async (changes, cuts) => {
-        const scopes = [randomUUID(), randomUUID(), randomUUID()];
-        const t0 = Date.UTC(2026, 0, 1);
-        // The changes in batches of the sizes `cuts` gives, each batch in its own transaction.
-        for (let i = 0, c = 0; i < changes.length; c++) {
-          const size = cuts[c % cuts.length]!;
-          const batch = new CounterChanges();
-          for (const x of changes.slice(i, i + size)) batch.add(scopes[x.scope]!, x.kind, new Date(t0 + x.at * 1000), x.delta);
-          await store.db.transaction().execute((tx) => batch.write(tx));
-          i += size;
-        }
-        const stored = await store.db
-          .selectFrom("metric_counters")
-          .select(["scope_id", "kind", "at", "cum"])
-          .where("scope_id", "in", scopes)
-          .orderBy("scope_id")
-          .orderBy("kind")
-          .orderBy("at")
-          .execute();
-        const got = new Map<string, [number, number][]>();
-        for (const r of stored) {
-          const key = `${r.scope_id}:${r.kind}`;
-          got.set(key, [...(got.get(key) ?? []), [r.at.getTime(), Number(r.cum)]]);
-        }
-        expect(got).toEqual(oneAtATime(changes, scopes, t0));
-        // And the totals read back are the sums of the changes.
-        for (const [i, s] of scopes.entries()) {
-          const sum = changes.filter((x) => x.scope === i && x.kind === "sent").reduce((n, x) => n + x.delta, 0);
-          expect(await cumBefore(store.db, s, "sent")).toBe(sum);
-        }
-      }),
+      fc.asyncProperty(
+        fc.array(change, { minLength: 1, maxLength: 60 }),
+        fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1 }),
+        async (changes, cuts) => {
+          const scopes = [randomUUID(), randomUUID(), randomUUID()];
+          const t0 = Date.UTC(2026, 0, 1);
+          // The changes in batches of the sizes `cuts` gives, each batch in its own transaction.
+          for (let i = 0, c = 0; i < changes.length; c++) {
+            const size = cuts[c % cuts.length]!;
+            const batch = new CounterChanges();
+            for (const x of changes.slice(i, i + size)) batch.add(scopes[x.scope]!, x.kind, new Date(t0 + x.at * 1000), x.delta);
+            await store.db.transaction().execute((tx) => batch.write(tx));
+            i += size;
+          }
+          const stored = await store.db
+            .selectFrom("metric_counters")
+            .select(["scope_id", "kind", "at", "cum"])
+            .where("scope_id", "in", scopes)
+            .orderBy("scope_id")
+            .orderBy("kind")
+            .orderBy("at")
+            .execute();
+          const got = new Map<string, [number, number][]>();
+          for (const r of stored) {
+            const key = `${r.scope_id}:${r.kind}`;
+            got.set(key, [...(got.get(key) ?? []), [r.at.getTime(), Number(r.cum)]]);
+          }
+          expect(got).toEqual(oneAtATime(changes, scopes, t0));
+          // And the totals read back are the sums of the changes.
+          for (const [i, s] of scopes.entries()) {
+            const sum = changes.filter((x) => x.scope === i && x.kind === "sent").reduce((n, x) => n + x.delta, 0);
+            expect(await cumBefore(store.db, s, "sent")).toBe(sum);
+          }
+        },
+      ),
       { numRuns: 40 },
     );
   });
