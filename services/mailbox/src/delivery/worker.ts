@@ -24,13 +24,13 @@ async function deliverLocally(ctx: MailboxContext, filer: Filer, e: Sent, target
   if (!targets.length) return;
   const f = e.data;
   const hashes = [f.rawHash, f.plainHash, f.htmlHash, ...f.attachments.map((a) => a.hash)].filter((h): h is string => !!h);
-  const blobs = [...(await getBlobs(ctx.db, e.workspaceId!, hashes)).values()];
+  // Only a copy for another workspace needs the bytes: within the sender's they are stored already.
+  const blobs = targets.some((t) => t.workspace_id !== e.workspaceId) ? [...(await getBlobs(ctx.db, e.workspaceId!, hashes)).values()] : [];
   const { messageId: _m, inboxId: _i, threadId: _t, ...facts } = f;
   const queue = [...targets];
   await Promise.all(
     Array.from({ length: Math.min(LOCAL_COPIES_IN_FLIGHT, queue.length) }, async () => {
       for (let target = queue.shift(); target; target = queue.shift()) {
-        // Within the sender's workspace the bytes are stored already.
         const copy = target.workspace_id === e.workspaceId ? [] : blobs;
         const result = await filer.file(target, facts, copy, { dedupeParts: ["local", f.messageId], sourceMessageId: f.messageId });
         // The inbox ended between reading its claim and filing (the cascade's commit came in between).
