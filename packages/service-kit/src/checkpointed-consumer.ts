@@ -4,7 +4,7 @@ import { ZodError } from "zod";
 import { BatchConsumer } from "@mam/bus/batch-consumer.ts";
 import { deleteConsumer, DurableConsumer } from "@mam/bus/consumer.ts";
 import type { Backbone } from "./backbone.ts";
-import { SingleActive } from "./single-active.ts";
+import { type SingleActive, singleActiveOf } from "./single-active.ts";
 
 /** A running checkpointed consumer: whether it has caught up (whoever pulls), and stop. */
 export type CheckpointedConsumer = Pick<SingleActive, "caughtUp" | "stop">;
@@ -65,14 +65,10 @@ export async function startCheckpointedConsumer<DB>(
       .execute();
   if ("applyBatch" in o) {
     const { applyBatch } = o;
-    const batches = new SingleActive({
-      bus: b.bus,
-      stream: b.stream,
-      durable: o.durable,
-      databaseUrl: b.store.url,
-      schema: b.store.schema,
-      logger: b.logger,
-      puller: () =>
+    const batches = singleActiveOf(
+      b,
+      o.durable,
+      () =>
         new BatchConsumer({
           bus: b.bus,
           stream: b.stream,
@@ -90,7 +86,7 @@ export async function startCheckpointedConsumer<DB>(
             for (const m of msgs) settle(m, "ack");
           },
         }),
-    });
+    );
     await batches.start();
     return batches;
   }
@@ -111,9 +107,7 @@ export async function startCheckpointedConsumer<DB>(
       ordered: o.inOrder,
       ackWaitMs: 10_000,
     });
-  const consumer = o.inOrder
-    ? new SingleActive({ bus: b.bus, stream: b.stream, durable: o.durable, databaseUrl: b.store.url, schema: b.store.schema, logger: b.logger, puller })
-    : puller();
+  const consumer = o.inOrder ? singleActiveOf(b, o.durable, puller) : puller();
   await consumer.start();
   return consumer;
 }

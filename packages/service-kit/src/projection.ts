@@ -8,7 +8,7 @@ import type { Backbone } from "./backbone.ts";
 import { applyConsumed, checkpointOf, type ProjectionTables } from "./event-sourcing.ts";
 import { RebuildablePuller } from "./rebuild.ts";
 import type { RecentlyApplied } from "./recent.ts";
-import { SingleActive } from "./single-active.ts";
+import { type SingleActive, singleActiveOf } from "./single-active.ts";
 
 /** A read model kept by a durable consumer. */
 export interface ProjectionSpec {
@@ -52,16 +52,9 @@ export async function startProjection(b: Backbone<any>, p: ProjectionSpec, recen
     });
   };
   const { tables } = p;
-  const consumer = new SingleActive({
-    bus: b.bus,
-    stream: b.stream,
-    durable: p.name,
-    databaseUrl: b.store.url,
-    schema: b.store.schema,
-    logger: b.logger,
-    puller: () =>
-      tables && service ? new RebuildablePuller({ backbone: b, service, projection: p.name, tables, puller: durable }) : durable({ skipRecent: true }),
-  });
+  const consumer = singleActiveOf(b, p.name, () =>
+    tables && service ? new RebuildablePuller({ backbone: b, service, projection: p.name, tables, puller: durable }) : durable({ skipRecent: true }),
+  );
   await consumer.start();
   try {
     await waitFor(() => consumer.caughtUp(), { timeoutMs: 10 * 60_000, intervalMs: 50, what: `${p.name} read model` });

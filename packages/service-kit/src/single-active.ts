@@ -3,6 +3,7 @@ import type { Bus } from "@mam/bus/connection.ts";
 import { consumerCaughtUp } from "@mam/bus/consumer.ts";
 import { SessionLease } from "@mam/db/lease.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
+import type { Backbone } from "./backbone.ts";
 
 /** What pulls from the durable consumer on the replica holding the lease. */
 export interface Puller {
@@ -82,3 +83,7 @@ export class SingleActive {
     await current?.stop();
   }
 }
+
+/** A service's durable consumer `durable` of its stream, pulled by one replica at a time, with the lease in the service's own store. */
+export const singleActiveOf = (b: Backbone<any>, durable: string, puller: () => Puller): SingleActive =>
+  new SingleActive({ bus: b.bus, stream: b.stream, durable, databaseUrl: b.store.url, schema: b.store.schema, logger: b.logger, puller });
