@@ -1,5 +1,6 @@
 import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import { delay, nanos } from "@nats-io/transport-node";
+import { withLogContext, type LogContext } from "@mam/runtime/log-context.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import type { Bus } from "./connection.ts";
 import { KeyedRunner } from "./keyed-runner.ts";
@@ -34,7 +35,15 @@ export interface ConsumerOptions {
    * consumer stops; never handed back to the server, which would deliver it after later ones.
    */
   ordered?: boolean;
+  /**
+   * The ids every line logged while handling a message carries (see log-context.ts); by
+   * default its Nats-Msg-Id as `eventId` (an event's id, as the outbox relay publishes it).
+   * The handler may add more once it has read the message (addLogContext).
+   */
+  logContextOf?: (msg: JsMsg) => LogContext;
 }
+
+const eventIdOf = (msg: JsMsg): LogContext => ({ eventId: msg.headers?.get("Nats-Msg-Id") || undefined });
 
 /** Retries in place, holding the key's queue, so later events of the same tenant never overtake. */
 const RETRY_IN_PLACE_MS = [100, 500, 2_000, 5_000];
@@ -122,7 +131,8 @@ export class DurableConsumer {
           // Held (and kept alive by the heartbeat) from arrival, not from when its turn comes:
           // one waiting behind a slow message must not be handed to another replica meanwhile.
           this.held.set(msg.seq, msg);
-          await this.runner.schedule(keyOf(msg), () => this.process(msg).finally(() => this.held.delete(msg.seq)));
+          const fields = (this.o.logContextOf ?? eventIdOf)(msg);
+          await this.runner.schedule(keyOf(msg), () => withLogContext(fields, () => this.process(msg)).finally(() => this.held.delete(msg.seq)));
         }
       } catch (err) {
         if (!this.stopped) this.o.logger.warn({ err, durable: this.o.durable }, "consumer interrupted; resubscribing");

@@ -16,6 +16,7 @@ import { Headers, type ScopeClaims } from "@mam/contracts/scope.ts";
 import { rpcSubject } from "@mam/contracts/subjects.ts";
 import { ScopeError, type ScopeVerifier, type VerifyOptions } from "@mam/scope/token.ts";
 import { isDependencyOutage } from "@mam/runtime/dependency.ts";
+import { currentLogContext, withLogContext } from "@mam/runtime/log-context.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import type { ServiceMetrics } from "@mam/runtime/metrics.ts";
 import type { Bus } from "./connection.ts";
@@ -147,9 +148,12 @@ export class RpcServer {
           this.logger.warn({ subject, reply: msg.reply.slice(0, 200) }, "refused request: its reply subject is not an inbox");
           return;
         }
-        const p = this.answer(msg, subject, run)
-          .catch((e: unknown) => this.logger.error({ err: e, subject }, "could not send a reply"))
-          .finally(() => this.inFlight.delete(p));
+        // Whatever the handler logs, down to the code it calls, carries the request's id.
+        const rid = msg.headers?.get(Headers.requestId) ?? "";
+        const requestId = REQUEST_ID.test(rid) ? rid : "unknown";
+        const p = withLogContext({ requestId, rpc: subject }, () =>
+          this.answer(msg, subject, requestId, run).catch((e: unknown) => this.logger.error({ err: e, subject }, "could not send a reply")),
+        ).finally(() => this.inFlight.delete(p));
         this.inFlight.add(p);
       },
     });
@@ -159,11 +163,11 @@ export class RpcServer {
   private async answer(
     msg: Msg,
     subject: string,
+    requestId: string,
     run: (msg: Msg, body: unknown, base: Omit<RpcContext, "claims" | "token">) => Promise<RpcResult>,
   ): Promise<void> {
-    const rid = msg.headers?.get(Headers.requestId) ?? "";
-    const requestId = REQUEST_ID.test(rid) ? rid : "unknown";
-    const logger = this.logger.child({ requestId, rpc: subject });
+    // The ids come from the log context (see listen), not from a child logger per request.
+    const logger = this.logger;
     const started = performance.now();
     let reply: RpcReply;
     try {
@@ -266,7 +270,9 @@ async function ask(bus: Bus, subject: string, body: unknown, o: RequestOptions):
 
 async function exchange(bus: Bus, subject: string, payload: Uint8Array, h: MsgHdrs, o: RequestOptions): Promise<RpcReply> {
   if (o.scope) h.set(Headers.scope, o.scope);
-  if (o.requestId) h.set(Headers.requestId, o.requestId);
+  // A request made while answering another (or handling a message it caused) carries its id on.
+  const requestId = o.requestId ?? currentLogContext()?.requestId;
+  if (requestId) h.set(Headers.requestId, requestId);
   try {
     const msg = await bus.nc.request(rpcSubject(bus.prefix, subject), payload, {
       timeout: o.timeoutMs ?? 10_000,

@@ -1,4 +1,5 @@
 import { pino, type DestinationStream, type Logger } from "pino";
+import { currentLogContext } from "./log-context.ts";
 
 export type { Logger };
 
@@ -24,6 +25,21 @@ const REDACT = [
   'headers["mam-scope"]',
 ];
 
+/** The mixin's answer outside any log context: recognised by the merge, never written to. */
+const NO_CONTEXT = Object.freeze({});
+
+/**
+ * Each line carries the ids of the work it was written for (see log-context.ts). The mixin
+ * copies them (one small object per line, only within a context): pino's merge writes into
+ * the mixin's object, which must not be the context itself. A field the line names itself
+ * wins over the context's.
+ */
+const mixin = (): object => {
+  const c = currentLogContext();
+  return c ? { ...c } : NO_CONTEXT;
+};
+const mixinMergeStrategy = (line: object, context: object): object => (context === NO_CONTEXT ? line : Object.assign(context, line));
+
 export function createLogger(service: string, level = "info", destination?: DestinationStream): Logger {
   return pino(
     {
@@ -32,6 +48,8 @@ export function createLogger(service: string, level = "info", destination?: Dest
       base: { service },
       redact: { paths: REDACT, censor: "[redacted]" },
       timestamp: pino.stdTimeFunctions.isoTime,
+      mixin,
+      mixinMergeStrategy,
     },
     destination,
   );

@@ -7,6 +7,7 @@ import { BinaryBody, type RpcReply } from "@mam/contracts/rpc.ts";
 import { Me, type Principal } from "@mam/contracts/keys.ts";
 import { readinessBody, type ReadinessCheck } from "@mam/runtime/health.ts";
 import { uuidv7 } from "@mam/runtime/ids.ts";
+import { withLogContext } from "@mam/runtime/log-context.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import type { ServiceMetrics } from "@mam/runtime/metrics.ts";
 import type { ScopeSigner } from "@mam/scope/token.ts";
@@ -152,7 +153,8 @@ export function buildApp(d: AppDeps): express.Express {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       d.logger.info({ requestId, method: req.method, path: req.originalUrl.split("?")[0], status: res.statusCode, ms: Math.round(ms * 10) / 10 }, "request");
     });
-    next();
+    // Every line the request's handling logs carries its id, however deep (see log-context.ts).
+    withLogContext({ requestId }, next);
   });
 
   app.get("/healthz", (_req, res) => void res.json({ status: "ok" }));

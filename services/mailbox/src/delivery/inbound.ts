@@ -2,6 +2,7 @@ import { ZodError } from "zod";
 import type { ObjectStore } from "@nats-io/obj";
 import { nanos } from "@nats-io/transport-node";
 import { DurableConsumer } from "@mam/bus/consumer.ts";
+import { addLogContext } from "@mam/runtime/log-context.ts";
 import { openObjectStore } from "@mam/bus/object-store.ts";
 import { ensureIngestStream } from "@mam/bus/streams.ts";
 import { INGEST_META_HEADER, IngestMeta, ingestBucketName, ingestSubject } from "@mam/contracts/ingest.ts";
@@ -42,8 +43,11 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
     concurrency: 64,
     // A mailbox that dies mid-message hands it to another replica (or its restart) soon.
     ackWaitMs: 10_000,
+    // Not an event: its Nats-Msg-Id is smtp-ingress's dedupe key. The queue id is added once read.
+    logContextOf: () => ({}),
     handle: async (msg) => {
       const meta = IngestMeta.parse(JSON.parse(msg.headers?.get(INGEST_META_HEADER) ?? "null"));
+      addLogContext({ queueId: meta.queueId });
       let raw = Buffer.from(msg.data);
       if (meta.rawObject) {
         const blob = await (await (bucket ??= openIngestBucket(backbone))).getBlob(meta.rawObject);

@@ -150,6 +150,7 @@ export async function sendOut(ctx: MailboxContext, records: Records, outbound: O
   // The envelope sender is the message's own return path, not its From: a bounce comes back
   // to an address that names the message, and that nobody else can make up.
   const returnPath = (await returnPaths(ctx)).address(m.messageId);
+  ctx.logger.debug({ messageId: m.messageId, recipients: external.length, via: outbound.via }, "delivery attempt");
   const r = await outbound.send(returnPath, external, raw);
   countOutcome("deferred", r.deferred.flatMap((d) => d.recipients).length);
   // Said where an operator looks: a failure nobody sees looks like "sent" (reasons hold no secrets).

@@ -8,6 +8,7 @@ import { execute, type CommandMeta } from "../commands/execute.ts";
 import { decide, filingOf, parentHeaders, unfileable, type FilingCommand, type FilingState } from "../commands/filing-decision.ts";
 import { DECISION_COLUMNS, messagesStateOf } from "../read/messages.ts";
 import { putBlobs } from "../store/blobs.ts";
+import { derivedId } from "./ids.ts";
 
 const SYSTEM: CommandMeta = { actor: { type: "system", id: "delivery" }, requestId: "delivery" };
 
@@ -89,9 +90,13 @@ export class Filer {
       if (data.length > INLINE_BLOB_BYTES) await putBlobs(this.ctx.db, [{ workspaceId: target.workspace_id, data }], this.ctx.clock());
       else small.push(data);
     }
-    return new Promise<FileResult>((resolve, reject) =>
+    const result = await new Promise<FileResult>((resolve, reject) =>
       this.batches.add(target.tenant_id, { target, blobs: small, facts, source, done: (err, result) => (err ? reject(err) : resolve(result!)) }),
     );
+    // The copy's id is the one filingOf derives; worked out only when someone reads debug lines.
+    if (this.ctx.logger.isLevelEnabled("debug"))
+      this.ctx.logger.debug({ inboxId: target.inbox_id, filedMessageId: derivedId(...source.dedupeParts, target.inbox_id), result }, "filed");
+    return result;
   }
 
   /** Commits a batch; resolves with the positions of the filings whose inbox took no mail. */

@@ -1,4 +1,5 @@
 import { sql } from "kysely";
+import { withLogContext } from "@mam/runtime/log-context.ts";
 import type { MailboxContext } from "../context.ts";
 import type { Unrecorded } from "../db/schema.ts";
 import type { Outbound } from "./outbound.ts";
@@ -78,12 +79,12 @@ export class RetryQueue {
             .execute(this.ctx.db)
             .catch(() => undefined);
         }, RENEW_EVERY_MS);
-        const p: Promise<void> = this.retry(row)
-          .catch((err: unknown) => this.failed(row, err))
-          .finally(() => {
-            clearInterval(renew);
-            this.working.delete(p);
-          });
+        // Every line of this try (the SMTP conversation, the records) names the message.
+        const attempt = () => this.retry(row).catch((err: unknown) => this.failed(row, err));
+        const p: Promise<void> = withLogContext({ messageId: row.message_id }, attempt).finally(() => {
+          clearInterval(renew);
+          this.working.delete(p);
+        });
         this.working.add(p);
       }
     } catch (err) {

@@ -1,5 +1,6 @@
 import { ZodError } from "zod";
 import { DurableConsumer } from "@mam/bus/consumer.ts";
+import { addLogContext } from "@mam/runtime/log-context.ts";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent, type MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
 import type { Backbone } from "@mam/service-kit/backbone.ts";
@@ -113,7 +114,10 @@ export function deliveryWorker(ctx: MailboxContext, backbone: Backbone<any>, out
     handle: async (msg) => {
       if (!msg.subject.endsWith(".MessageSent")) return;
       const e = parseMailboxEvent(msg.json());
-      if (e.type === "MessageSent") await deliver(ctx, filer, records, outbound, e);
+      if (e.type !== "MessageSent") return;
+      // The delivery's lines name the message and the request that sent it (the event's correlation id).
+      addLogContext({ messageId: e.data.messageId, requestId: e.correlationId ?? undefined });
+      await deliver(ctx, filer, records, outbound, e);
     },
   });
   return { consumer, retries };

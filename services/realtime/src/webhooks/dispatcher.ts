@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { withLogContext } from "@mam/runtime/log-context.ts";
 import type { RealtimeContext } from "../context.ts";
 import { afterFailure, type RetryPolicy } from "./backoff.ts";
 import { type LaneRef, Lanes } from "./lanes.ts";
@@ -133,17 +134,18 @@ export class Dispatcher {
         this.lanes.answered(row.webhook_id);
         this.pump();
       };
-      const p: Promise<void> = this.attempt(row, answer)
-        .catch((err: unknown) => this.ownFailure(row, err))
-        .finally(() => {
-          answer();
-          this.working.delete(p);
-          this.held.delete(keyOf(row));
-          this.lanes.drop(row.webhook_id, bytesOf(row));
-          this.pump();
-          // Rows may wait for this webhook's line, which has room again (others' are looked for on the interval).
-          if (this.backlog && !this.lanes.isBusy(row.webhook_id)) this.pollSoon();
-        });
+      // A delivery is a webhook and an event: every line of the attempt names both.
+      const p: Promise<void> = withLogContext({ webhookId: row.webhook_id, eventId: row.event_id }, () =>
+        this.attempt(row, answer).catch((err: unknown) => this.ownFailure(row, err)),
+      ).finally(() => {
+        answer();
+        this.working.delete(p);
+        this.held.delete(keyOf(row));
+        this.lanes.drop(row.webhook_id, bytesOf(row));
+        this.pump();
+        // Rows may wait for this webhook's line, which has room again (others' are looked for on the interval).
+        if (this.backlog && !this.lanes.isBusy(row.webhook_id)) this.pollSoon();
+      });
       this.working.add(p);
     }
   }

@@ -1,6 +1,7 @@
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
 import type { ObjectStore } from "@nats-io/obj";
 import type { Bus } from "@mam/bus/connection.ts";
+import { addLogContext, withLogContext } from "@mam/runtime/log-context.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import type { SmtpIngressConfig } from "../config.ts";
 import { ConnectionAdmission } from "./admission.ts";
@@ -104,32 +105,35 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
         cb();
       },
       onData(stream: SMTPServerDataStream, session, cb: Callback) {
-        const stopDeadline = dataDeadline(server, session, d);
-        readMessageData(stream, d.cfg.SMTP_MAX_MESSAGE_BYTES, budget).then(
-          async (data) => {
-            stopDeadline();
-            if (data.outcome === "too-big") return cb(reply(552, `5.3.4 Message too big: at most ${d.cfg.SMTP_MAX_MESSAGE_BYTES} bytes`));
-            if (data.outcome === "no-room") {
-              d.logger.warn({ remoteAddress: session.remoteAddress, size: data.size, cap: budget.cap }, "message refused: buffer budget full");
-              return cb(reply(452, "4.3.1 Insufficient system storage, try again later"));
-            }
-            let answer: string | Error;
-            try {
-              answer = await record(d, session, transactionOf(session), data, hostname);
-            } catch (err) {
-              d.logger.error({ err: (err as Error).message, remoteAddress: session.remoteAddress }, "could not record accepted mail");
-              answer = reply(451, "4.3.0 Temporary failure storing the message, try again");
-            }
-            // Recorded or not, the bytes are no longer held: released before the client hears.
-            data.reservation.release();
-            if (answer instanceof Error) cb(answer);
-            else (cb as DataCallback)(null, answer);
-          },
-          (err: Error) => {
-            stopDeadline();
-            cb(err);
-          },
-        );
+        // The message's lines carry the SMTP session's id, and its queue id once it has one (see record).
+        withLogContext({ sessionId: session.id }, () => {
+          const stopDeadline = dataDeadline(server, session, d);
+          readMessageData(stream, d.cfg.SMTP_MAX_MESSAGE_BYTES, budget).then(
+            async (data) => {
+              stopDeadline();
+              if (data.outcome === "too-big") return cb(reply(552, `5.3.4 Message too big: at most ${d.cfg.SMTP_MAX_MESSAGE_BYTES} bytes`));
+              if (data.outcome === "no-room") {
+                d.logger.warn({ remoteAddress: session.remoteAddress, size: data.size, cap: budget.cap }, "message refused: buffer budget full");
+                return cb(reply(452, "4.3.1 Insufficient system storage, try again later"));
+              }
+              let answer: string | Error;
+              try {
+                answer = await record(d, session, transactionOf(session), data, hostname);
+              } catch (err) {
+                d.logger.error({ err: (err as Error).message, remoteAddress: session.remoteAddress }, "could not record accepted mail");
+                answer = reply(451, "4.3.0 Temporary failure storing the message, try again");
+              }
+              // Recorded or not, the bytes are no longer held: released before the client hears.
+              data.reservation.release();
+              if (answer instanceof Error) cb(answer);
+              else (cb as DataCallback)(null, answer);
+            },
+            (err: Error) => {
+              stopDeadline();
+              cb(err);
+            },
+          );
+        });
       },
     }),
     d.observer,
@@ -146,6 +150,7 @@ async function record(
   hostname: string,
 ): Promise<string> {
   const queueId = d.newId();
+  addLogContext({ queueId });
   const now = new Date();
   const head = Buffer.from(
     `Received: from ${session.hostNameAppearsAs || "unknown"} (${session.remoteAddress}) by ${hostname} with ${session.secure ? "ESMTPS" : "ESMTP"} id ${queueId};\r\n\t${now.toUTCString()}\r\n`,
@@ -177,6 +182,7 @@ async function record(
     d.cfg.INGEST_INLINE_BYTES,
     d.logger,
   );
+  d.logger.debug({ queueId, recipients: txn.recipients.size, returnPaths: returnPaths.length, size: head.length + data.size }, "mail accepted");
   return `2.0.0 Ok: queued as ${queueId}`;
 }
 
