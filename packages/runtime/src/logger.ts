@@ -25,20 +25,17 @@ const REDACT = [
   'headers["mam-scope"]',
 ];
 
-/** The mixin's answer outside any log context: recognised by the merge, never written to. */
+/** The mixin's answer outside any log context: the line is written as it is. */
 const NO_CONTEXT = Object.freeze({});
 
 /**
  * Each line carries the ids of the work it was written for (see log-context.ts). The mixin
- * copies them (one small object per line, only within a context): pino's merge writes into
- * the mixin's object, which must not be the context itself. A field the line names itself
- * wins over the context's.
+ * hands over the context itself; the merge makes the line's one object (none outside a
+ * context), so the context is never written to (pino's default merge would write the line's
+ * fields into it). A field the line names itself wins over the context's.
  */
-const mixin = (): object => {
-  const c = currentLogContext();
-  return c ? { ...c } : NO_CONTEXT;
-};
-const mixinMergeStrategy = (line: object, context: object): object => (context === NO_CONTEXT ? line : Object.assign(context, line));
+const mixin = (): object => currentLogContext() ?? NO_CONTEXT;
+const mixinMergeStrategy = (line: object, context: object): object => (context === NO_CONTEXT ? line : Object.assign({}, context, line));
 
 export function createLogger(service: string, level = "info", destination?: DestinationStream): Logger {
   return pino(
