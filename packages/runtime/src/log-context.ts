@@ -43,3 +43,9 @@ export function addLogContext(fields: LogContext): void {
 
 /** The current work's fields (undefined outside any withLogContext). Read only. */
 export const currentLogContext = (): Readonly<LogContext> | undefined => store.getStore();
+
+/**
+ * Runs `fn` outside any work's context: for work done on behalf of many (a group commit of
+ * several requests' filings), whose lines must not name only the one that started it.
+ */
+export const withoutLogContext = <T>(fn: () => T): T => store.exit(fn);
