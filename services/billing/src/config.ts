@@ -51,7 +51,7 @@ const PlansSetting = z.string().transform((raw, ctx) => {
   return r.data;
 });
 
-const Env = BaseEnv.extend({
+export const Env = BaseEnv.extend({
   DATABASE_URL: z.string().default(LOCAL_DEFAULTS.DATABASE_URL),
   DB_SCHEMA: z.string().default("billing"),
   HEALTH_PORT: PortSchema.default(8084),

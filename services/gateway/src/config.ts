@@ -12,7 +12,7 @@ function isProxyAddress(x: string): boolean {
   return range === undefined || /^\d{1,3}$/.test(range) || isIP(range) === 4;
 }
 
-const Env = BaseEnv.extend({
+export const Env = BaseEnv.extend({
   // The gateway alone signs scope tokens: the private key settings are its own.
   ...ScopeSigningEnv.shape,
   // The MCP door's sessions (mcp-door.ts).

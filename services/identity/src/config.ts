@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { BaseEnv, LOCAL_DEFAULTS, parseEnv } from "@mam/runtime/config.ts";
 
-const Env = BaseEnv.extend({
+export const Env = BaseEnv.extend({
   DATABASE_URL: z.string().default(LOCAL_DEFAULTS.DATABASE_URL),
   DB_SCHEMA: z.string().default("identity"),
   HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(8081),

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { BaseEnv, LOCAL_DEFAULTS, parseEnv, PortSchema } from "@mam/runtime/config.ts";
 import { relaySettings } from "./delivery/transports.ts";
 
-const Env = BaseEnv.extend({
+export const Env = BaseEnv.extend({
   DATABASE_URL: z.string().default(LOCAL_DEFAULTS.DATABASE_URL),
   DB_SCHEMA: z.string().default("mailbox"),
   HEALTH_PORT: PortSchema.default(8082),

@@ -3,7 +3,7 @@ import { FEED_RETENTION_DEFAULT_S } from "@mam/contracts/realtime-feed.ts";
 import { MAX_WEBHOOKS_PER_TENANT } from "@mam/contracts/webhooks-api.ts";
 import { BaseEnv, LOCAL_DEFAULTS, parseEnv, PortSchema } from "@mam/runtime/config.ts";
 
-const Env = BaseEnv.extend({
+export const Env = BaseEnv.extend({
   DATABASE_URL: z.string().default(LOCAL_DEFAULTS.DATABASE_URL),
   DB_SCHEMA: z.string().default("realtime"),
   HEALTH_PORT: PortSchema.default(8085),

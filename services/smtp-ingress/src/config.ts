@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { BaseEnv, parseEnv, PortSchema } from "@mam/runtime/config.ts";
 
-const Env = BaseEnv.extend({
+export const Env = BaseEnv.extend({
   HEALTH_PORT: PortSchema.default(8083),
   /** The public SMTP door (25 in production). */
   SMTP_PORT: PortSchema.default(2525),
