@@ -1,3 +1,4 @@
+import { withoutLogContext } from "@mam/runtime/log-context.ts";
 /**
  * Per-tenant group commit, the queueing half: items of a tenant that arrive while a batch
  * of that tenant is being committed wait and go together in the next one. A failed batch
@@ -24,7 +25,9 @@ export class TenantBatches<T> {
     const q = this.queues.get(tenantId) ?? [];
     q.push(item);
     this.queues.set(tenantId, q);
-    if (!this.busy.has(tenantId)) void this.drain(tenantId);
+    // The drain commits for many requests or messages: its lines name none of them (not only
+    // the one whose arrival started it).
+    if (!this.busy.has(tenantId)) void withoutLogContext(() => this.drain(tenantId));
   }
 
   private async drain(tenantId: string): Promise<void> {
