@@ -65,6 +65,20 @@ export async function refuseWhileRebuilding(tx: Kysely<any>, projection: string)
   if (row) throw new AppError("UNAVAILABLE", "The read model is being rebuilt; retry shortly");
 }
 
+/**
+ * Whether the projection's read model is being rebuilt (its record is there): for work that
+ * reads the read model without deciding a command (background workers, reads other
+ * services build on), which must wait rather than take a partial model for the whole.
+ */
+export async function isRebuilding(db: Kysely<any>, projection: string): Promise<boolean> {
+  const row = await (db as Kysely<ProjectionTables>)
+    .selectFrom("projection_checkpoint")
+    .select("stream_seq")
+    .where("projection", "=", recordName(projection))
+    .executeTakeFirst();
+  return !!row;
+}
+
 export interface RebuildableOptions {
   backbone: Backbone<any>;
   /** The service's name: the subject's second token (its NATS user may subscribe to `svc.<service>.>`). */
