@@ -122,18 +122,26 @@ function within<T>(ms: number, read: () => Promise<T> | T): Promise<T> {
   return Promise.race([Promise.resolve().then(read), late]).finally(() => clearTimeout(timer));
 }
 
-/** `read`, answered from its last result for `ttlMs`; callers arriving while it runs share the one call. */
+/**
+ * `read`, answered from its last result for `ttlMs` after it came; callers arriving while a
+ * read runs share it, however long it takes (a slow Postgres must not get one more pending
+ * read per scrape: each scrape gives up on it after SOURCE_TIMEOUT_MS, the read goes on).
+ */
 export function cached<T>(read: () => Promise<T> | T, ttlMs: number): () => Promise<T> {
-  let last: { at: number; value: Promise<T> } | undefined;
+  let last: { at?: number; value: Promise<T> } | undefined;
   return () => {
-    const now = performance.now();
-    if (last && now - last.at < ttlMs) return last.value;
-    const value = Promise.resolve().then(read);
-    // A failure is not kept: the next scrape tries again.
-    value.catch(() => {
-      if (last?.value === value) last = undefined;
-    });
-    last = { at: now, value };
-    return value;
+    if (last && (last.at === undefined || performance.now() - last.at < ttlMs)) return last.value;
+    const entry: { at?: number; value: Promise<T> } = { value: Promise.resolve().then(read) };
+    entry.value.then(
+      () => {
+        entry.at = performance.now();
+      },
+      // A failure is not kept: the next scrape tries again.
+      () => {
+        if (last === entry) last = undefined;
+      },
+    );
+    last = entry;
+    return entry.value;
   };
 }
