@@ -9,7 +9,7 @@ export interface Service {
 }
 
 /**
- * Process glue shared by every main.ts: start, stop on SIGTERM/SIGINT within a bound,
+ * Process glue shared by every main.ts: start, stop on SIGTERM/SIGINT/SIGHUP within a bound,
  * and turn a missing server or bad setting into one clear line instead of a stack trace.
  */
 export async function runMain(name: string, build: () => Promise<{ service: Service; logger: Logger; shutdownTimeoutMs: number }>): Promise<void> {
@@ -55,4 +55,6 @@ export async function runMain(name: string, build: () => Promise<{ service: Serv
   };
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));
+  // Its terminal closed: a drain like any other stop, not Node's default of dying mid-work.
+  process.once("SIGHUP", () => stop("SIGHUP"));
 }
