@@ -1,4 +1,6 @@
+import { isRebuilding } from "@mam/service-kit/rebuild.ts";
 import type { MailboxContext } from "../context.ts";
+import { PROJECTION } from "../projections/mailbox-read-model.ts";
 import { decide, type DeliveryRecord } from "../commands/delivery-record-decision.ts";
 import { execute, type CommandMeta } from "../commands/execute.ts";
 import { loadDeliveryState } from "./outcomes.ts";
@@ -36,6 +38,14 @@ export type BounceResult =
   /** It names none of the message's recipients: it marks nobody. */
   | { result: "no recipient of the message" };
 
+/** Retryable: the message is not in the read model yet (it is being rebuilt). */
+export class MessageNotInReadModel extends Error {
+  override name = "MessageNotInReadModel";
+  constructor(readonly messageId: string) {
+    super(`message ${messageId} is not in the read model yet (it is being rebuilt); the report is read again later`);
+  }
+}
+
 /**
  * A report that came back to the return path of message `messageId` (its token verified)
  * marks bounced the recipients it names that the message was sent to, and only those. The
@@ -49,7 +59,12 @@ export async function recordBounce(ctx: MailboxContext, messageId: string, repor
     .where("message_id", "=", messageId)
     .where("direction", "=", "outbound")
     .executeTakeFirst();
-  if (!m) return { result: "no such message" };
+  if (!m) {
+    // Read after the message: with no record then, the read model was whole and the message is
+    // truly unknown. With one, it is not replayed yet: thrown, so the report comes back later.
+    if (await isRebuilding(ctx.db, PROJECTION)) throw new MessageNotInReadModel(messageId);
+    return { result: "no such message" };
+  }
   const sentTo = new Set([...m.to_addresses, ...m.cc_addresses, ...m.bcc_addresses].map((r) => r.toLowerCase()));
   const named = report.recipients.filter((r) => sentTo.has(r));
   if (!named.length) return { result: "no recipient of the message" };

@@ -1,6 +1,8 @@
 import { sql } from "kysely";
 import { withLogContext } from "@mam/runtime/log-context.ts";
+import { isRebuilding } from "@mam/service-kit/rebuild.ts";
 import type { MailboxContext } from "../context.ts";
+import { PROJECTION } from "../projections/mailbox-read-model.ts";
 import type { Unrecorded } from "../db/schema.ts";
 import type { Outbound } from "./outbound.ts";
 import { pendingOf, recordAll, sendOut, settle, type Records, type SentRef } from "./outcomes.ts";
@@ -19,6 +21,11 @@ type QueueRow = { workspace_id: string; message_id: string; tenant_id: string; a
  * try) before it is worked on, so replicas share the queue, a crash mid-try only delays that
  * message, and only the lease holder settles it. Each row runs on its own: a slow server
  * delays only its message.
+ *
+ * While the read model is rebuilt (`mam rebuild mailbox`) it holds a partial history: a
+ * message not replayed yet would look gone (its row deleted: mail dropped), one replayed
+ * without its outcomes would look undelivered (sent twice). So nothing is leased then, and
+ * a try already under way hands its row back rather than act on what it read.
  */
 export class RetryQueue {
   private timer?: NodeJS.Timeout;
@@ -53,6 +60,7 @@ export class RetryQueue {
     if (this.stopped || this.leasing || free <= 0) return;
     this.leasing = true;
     try {
+      if (await isRebuilding(this.ctx.db, PROJECTION)) return;
       const due = await sql<QueueRow>`
         update delivery_queue set next_try_at = now() + ${sql.raw(`interval '${LEASE}'`)}, lease = gen_random_uuid()
         where (workspace_id, message_id) in (
@@ -105,6 +113,8 @@ export class RetryQueue {
    */
   private async failed(row: QueueRow, err: unknown): Promise<void> {
     const { ctx } = this;
+    // A message missing from a read model being rebuilt is not replayed yet: not old, not gone.
+    if (await isRebuilding(ctx.db, PROJECTION).catch(() => true)) return this.handBack(row);
     const message = String((err as Error)?.message ?? err).slice(0, 1000);
     const aged = await sql<{ old: boolean }>`
       select m.created_at < now() - make_interval(secs => ${ctx.cfg.DELIVERY_GIVE_UP_AFTER_S}) as old
@@ -136,8 +146,22 @@ export class RetryQueue {
       .catch(() => undefined);
   }
 
+  /** The row given back untouched, looked at again in half a minute (a rebuild began since it was leased). */
+  private async handBack(row: QueueRow): Promise<void> {
+    this.ctx.logger.info({ messageId: row.message_id }, "delivery retry put off: the read model is being rebuilt");
+    await this.ctx.db
+      .updateTable("delivery_queue")
+      .set({ next_try_at: sql<Date>`now() + interval '30 seconds'`, lease: null })
+      .where("workspace_id", "=", row.workspace_id)
+      .where("message_id", "=", row.message_id)
+      .where("lease", "=", row.lease)
+      .execute()
+      .catch(() => undefined);
+  }
+
   private async retry(row: QueueRow): Promise<void> {
     const { ctx } = this;
+    if (await isRebuilding(ctx.db, PROJECTION)) return this.handBack(row);
     const msg = await ctx.db
       .selectFrom("messages")
       .select(["status", "from_address", "to_addresses", "cc_addresses", "bcc_addresses", "raw_hash", "created_at"])
@@ -145,6 +169,8 @@ export class RetryQueue {
       .where("message_id", "=", row.message_id)
       .executeTakeFirst();
     if (!msg) {
+      // The record is read after the message: absent then, the model was whole when read.
+      if (await isRebuilding(ctx.db, PROJECTION)) return this.handBack(row);
       await ctx.db
         .deleteFrom("delivery_queue")
         .where("workspace_id", "=", row.workspace_id)
@@ -166,6 +192,9 @@ export class RetryQueue {
     // First what servers already said: those recipients are never offered the message again.
     const unrecorded = await recordAll(ctx, this.records, m, row.unrecorded);
     const pending = await pendingOf(ctx, m, msg.status, unrecorded);
+    // A rebuild begun since the first look may have emptied what pendingOf read: every
+    // recipient would look pending. Read after it, no record means its reads saw the whole model.
+    if (pending.length && (await isRebuilding(ctx.db, PROJECTION))) return this.handBack(row);
     const t = pending.length ? await sendOut(ctx, this.records, this.outbound, m, pending) : { deferred: [], unrecorded: [] };
     await settle(
       ctx,

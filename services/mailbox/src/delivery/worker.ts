@@ -4,7 +4,9 @@ import { addLogContext } from "@mam/runtime/log-context.ts";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent, type MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
 import type { Backbone } from "@mam/service-kit/backbone.ts";
+import { isRebuilding } from "@mam/service-kit/rebuild.ts";
 import type { MailboxContext } from "../context.ts";
+import { PROJECTION } from "../projections/mailbox-read-model.ts";
 import { groupCommit } from "../commands/execute.ts";
 import { getBlobs } from "../store/blobs.ts";
 import { Filer, type Target } from "./receive.ts";
@@ -60,6 +62,9 @@ const refOf = (e: Sent): SentRef => ({
  */
 async function deliver(ctx: MailboxContext, filer: Filer, records: Records, outbound: Outbound, e: Sent): Promise<void> {
   const m = refOf(e);
+  // A read model being rebuilt lacks outcomes and address claims not replayed yet: every
+  // recipient would look pending, a local one external. Thrown: the event comes back later.
+  if (await isRebuilding(ctx.db, PROJECTION)) throw new ReadModelRebuilding(m.messageId);
   // The message and whether it waits in the retry queue, in one statement.
   const mine = await ctx.db
     .selectFrom("messages")
@@ -83,6 +88,8 @@ async function deliver(ctx: MailboxContext, filer: Filer, records: Records, outb
   if (!pending.length) return;
 
   const claims = await ctx.db.selectFrom("address_claims").selectAll().where("address", "in", pending).execute();
+  // Read after every read above: no record then means a rebuild emptied none of them (it began since, if at all).
+  if (await isRebuilding(ctx.db, PROJECTION)) throw new ReadModelRebuilding(m.messageId);
   if (claims.length) {
     await deliverLocally(ctx, filer, e, [...new Map(claims.map((c) => [c.inbox_id, c])).values()]);
     await record(ctx, records, m, "MessageDelivered", { recipients: claims.map((c) => c.address), via: "local" });
@@ -90,6 +97,14 @@ async function deliver(ctx: MailboxContext, filer: Filer, records: Records, outb
   const external = pending.filter((r) => !claims.some((c) => c.address === r));
   if (!external.length) return;
   await settle(ctx, records, m, await sendOut(ctx, records, outbound, m, external), 1, null);
+}
+
+/** Retryable: the delivery waits for the read model's rebuild to catch up. */
+class ReadModelRebuilding extends Error {
+  override name = "ReadModelRebuilding";
+  constructor(messageId: string) {
+    super(`message ${messageId}: the read model is being rebuilt; its delivery is tried again later`);
+  }
 }
 
 export function deliveryWorker(ctx: MailboxContext, backbone: Backbone<any>, outbound: Outbound): { consumer: DurableConsumer; retries: RetryQueue } {
