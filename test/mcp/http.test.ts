@@ -15,7 +15,7 @@ async function connectTo(g: GatewayService, headers: Record<string, string>): Pr
 }
 
 /** A bare MCP request, to see the HTTP answers themselves. */
-function post(g: GatewayService, body: object, headers: Record<string, string>) {
+function post(g: GatewayService, body: object | object[], headers: Record<string, string>) {
   return fetch(endpoint(g), {
     method: "POST",
     headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
@@ -29,6 +29,8 @@ const initialize = {
   params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
 };
 const listTools = { jsonrpc: "2.0", id: 2, method: "tools/list", params: {} };
+const callListInboxes = { jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "list_inboxes", arguments: {} } };
+const inSession = (key: string, sid: string) => ({ "x-api-key": key, "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18" });
 
 /** The gateway's MCP endpoint, through the Stack's gateway as any API client reaches it. */
 describe("MCP over streamable HTTP", () => {
@@ -36,6 +38,15 @@ describe("MCP over streamable HTTP", () => {
   /** Beside the first gateway: one that lets a key hold 2 sessions, one whose sessions expire after a second idle. */
   let bounded: GatewayService;
   let shortLived: GatewayService;
+  /** One that lets a key make 2 requests a minute. */
+  let tight: GatewayService;
+
+  /** A key of its own, for a test that spends its rate or its sessions. */
+  const freshKey = async (): Promise<string> => {
+    const tk = world.tenantKey;
+    const ws = (await world.s.api("GET", "/v1/workspaces", { key: tk })).body.workspaces[0].id;
+    return (await world.s.api("POST", `/v1/workspaces/${ws}/keys`, { key: tk, body: {} })).body.key;
+  };
 
   const gatewayWith = (env: Record<string, string>): Promise<GatewayService> => world.s.startGateway(env);
 
@@ -43,6 +54,7 @@ describe("MCP over streamable HTTP", () => {
     world = await startWorld();
     bounded = await gatewayWith({ MCP_MAX_SESSIONS_PER_KEY: "2" });
     shortLived = await gatewayWith({ MCP_SESSION_IDLE_S: "1" });
+    tight = await gatewayWith({ RATE_LIMIT_MAX: "2", TENANT_RATE_LIMIT_MAX: "10000" });
   });
   afterAll(async () => {
     await stopWorld(world);
@@ -151,6 +163,31 @@ describe("MCP over streamable HTTP", () => {
       expect(await noSession.json()).toMatchObject({ code: "VALIDATION_ERROR" });
       const under = await fetch(new URL("/v1/mcp/other", endpoint(g)), { method: "POST", headers: key });
       expect(under.status).toBe(404);
+    });
+  });
+
+  describe("limits", () => {
+    it("refuses JSON-RPC batches: one request carries one call", async () => {
+      const g = world.s.gateways[0]!;
+      const { client, transport } = await connectTo(g, { "x-api-key": world.a.apiKey });
+      const batch = await post(g, [listTools, callListInboxes], inSession(world.a.apiKey, transport.sessionId!));
+      expect(batch.status).toBe(400);
+      expect(await batch.json()).toEqual({ error: "JSON-RPC batches are not accepted", code: "VALIDATION_ERROR" });
+      const search = await client.callTool({ name: "search_messages", arguments: { inboxId: world.a.id, query: "x", scanLimit: 501 } });
+      expect(search.isError).toBe(true);
+      await client.close();
+    });
+
+    it("each API call a tool makes takes from the key's rate, as a /v1 request would", async () => {
+      const key = await freshKey();
+      // Two requests a minute: the initialize, then the tool call; the tool's own API call is the third.
+      const init = await post(tight, initialize, { "x-api-key": key });
+      expect(init.status).toBe(200);
+      const call = await post(tight, callListInboxes, inSession(key, init.headers.get("mcp-session-id")!));
+      expect(call.status).toBe(200);
+      const { result } = (await call.json()) as { result: { isError?: boolean; structuredContent: unknown } };
+      expect(result.isError).toBe(true);
+      expect(result.structuredContent).toEqual({ error: expect.stringContaining("Rate limit exceeded"), code: "RATE_LIMITED" });
     });
   });
 });

@@ -78,11 +78,13 @@ export class McpHttpSessions {
         body: { error: "This MCP endpoint sends no server-initiated stream: POST requests, DELETE to end a session", code: "VALIDATION_ERROR" },
       };
     }
+    // One HTTP request is one rate-limit token: a batch would carry many tool calls on it, run at once.
+    if (Array.isArray(o.body)) return { status: 400, body: { error: "JSON-RPC batches are not accepted", code: "VALIDATION_ERROR" } };
     const given = req.headers["mcp-session-id"];
     const id = Array.isArray(given) ? given[0] : given;
     let s: Session | undefined;
     if (!id) {
-      if (req.method !== "POST" || !isInitialize(o.body)) {
+      if (req.method !== "POST" || !isInitializeRequest(o.body)) {
         return { status: 400, body: { error: "Mcp-Session-Id header is required: start a session with an initialize request", code: "VALIDATION_ERROR" } };
       }
       // Expired sessions must not count against the limits a new one is checked with.
@@ -176,8 +178,4 @@ export class McpHttpSessions {
     this.lastSweep = now;
     for (const s of this.sessions.values()) if (this.expired(s)) void this.close(s);
   }
-}
-
-function isInitialize(body: unknown): boolean {
-  return Array.isArray(body) ? body.some((m) => isInitializeRequest(m)) : isInitializeRequest(body);
 }

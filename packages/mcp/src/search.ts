@@ -21,7 +21,7 @@ export const SearchInput = z.object({
   query: z.string().trim().min(1).max(200).describe("Words that must all appear (case-insensitive)"),
   direction: ListMessagesQuery.shape.direction,
   maxResults: z.number().int().min(1).max(100).default(20).describe("Stop reading once this many messages matched"),
-  scanLimit: z.number().int().min(1).max(2000).default(500).describe("Most messages read by this call"),
+  scanLimit: z.number().int().min(1).max(500).default(500).describe("Most messages read by this call"),
   cursor: CursorParam.optional().describe("The previous search's nextCursor: go on with older messages"),
 });
 

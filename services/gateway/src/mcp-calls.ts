@@ -7,6 +7,7 @@ import type { Api, ApiRequest } from "@mam/mcp/api.ts";
 import { isDependencyOutage } from "@mam/runtime/dependency.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import type { ScopeSigner } from "@mam/scope/token.ts";
+import type { RateLimiter } from "./auth/rate-limit.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { ForwardRoute } from "./http/route.ts";
 import { audienceOf, forwardRoutes } from "./http/routes.ts";
@@ -15,6 +16,7 @@ export interface CallDeps {
   cfg: GatewayConfig;
   bus: Bus;
   signer: ScopeSigner;
+  limiter: RateLimiter;
   logger: Logger;
 }
 
@@ -34,8 +36,9 @@ type RouteInput = Pick<Request, "params" | "query" | "body" | "get">;
  * API calls of the MCP tools inside the gateway, as the caller whose request carries them:
  * each goes through its route's own request building and checks, with a scope token minted
  * for the caller, to the service owning it over the bus, as the `/v1` route would send it.
- * No second HTTP hop, no second pass through the key check and the rate limit: the MCP
- * request that carried the tool call went through them.
+ * No second HTTP hop and no second key check (the MCP request that carried the tool call
+ * went through it), but each call takes from the key's rate as a `/v1` request would: one
+ * tool call may make many (a search reads page after page).
  */
 export function gatewayApi(d: CallDeps, principal: Principal, requestId: string): Api {
   return async (r) => {
@@ -48,6 +51,10 @@ export function gatewayApi(d: CallDeps, principal: Principal, requestId: string)
       get: ((name: string) => (name.toLowerCase() === "idempotency-key" ? r.idempotencyKey : undefined)) as Request["get"],
     };
     try {
+      const rate = await d.limiter.check(principal);
+      if (!rate.allowed) {
+        return { ok: false, error: { error: `Rate limit exceeded for this ${rate.scope}; retry in ${rate.retryAfterS} s`, code: "RATE_LIMITED" } };
+      }
       // The routes take an express request; they read only these fields of it.
       const req = input as Request;
       const rpcBody = route.toRpc(req);
