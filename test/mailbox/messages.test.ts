@@ -135,8 +135,20 @@ describe("sending, delivering and reading messages", () => {
     // Local: no SMTP round trip.
     expect(relay.received.length).toBe(before);
     // Reading marks it read.
+    expect(inbound.labels).toContain("unread");
     const read = await s.api("GET", `/v1/inboxes/${b.id}/messages/${inbound.id}`, { key: b.apiKey });
     expect(read.body.isRead).toBe(true);
+    // The label "unread" follows the flag, both ways, on the message and its thread.
+    expect(read.body.labels).toEqual(["received"]);
+    const threadLabels = async () =>
+      ((await s.api("GET", `/v1/messages?group=thread&inboxId=${b.id}`, { key: b.apiKey })).body.messages as { threadId: string; labels?: string[] }[]).find(
+        (t) => t.threadId === inbound.threadId,
+      )?.labels;
+    const unreadAgain = await s.api("PATCH", `/v1/inboxes/${b.id}/messages/${inbound.id}`, { key: b.apiKey, body: { isRead: false } });
+    expect(unreadAgain.body).toMatchObject({ isRead: false, labels: ["received", "unread"] });
+    const readAgain = await s.api("PATCH", `/v1/inboxes/${b.id}/messages/${inbound.id}`, { key: b.apiKey, body: { isRead: true } });
+    expect(readAgain.body).toMatchObject({ isRead: true, labels: ["received"] });
+    expect(await threadLabels()).toEqual(["received"]);
   });
 
   it("B replies; A sees the reply in the same thread, and may now write to B without verified", async () => {

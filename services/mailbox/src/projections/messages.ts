@@ -135,7 +135,14 @@ export async function evolveMessages(tx: Kysely<MailboxDb>, e: MessageEvent): Pr
     case "MessageFlagged": {
       const { messageId, ...flags } = e.data;
       const set: Record<string, unknown> = { version: e.aggregateVersion, updated_at: e.occurredAt };
-      if (flags.isRead !== undefined) set.is_read = flags.isRead;
+      if (flags.isRead !== undefined) {
+        set.is_read = flags.isRead;
+        // Received mail carries the label "unread" while it is unread (AgentMail's label for
+        // /v1's flag), so a message never says both isRead and "unread".
+        set.labels = flags.isRead
+          ? sql`labels - 'unread'`
+          : sql`case when direction = 'inbound' and not labels ? 'unread' then labels || '["unread"]'::jsonb else labels end`;
+      }
       if (flags.isStarred !== undefined) set.is_starred = flags.isStarred;
       if (flags.isArchived !== undefined) set.is_archived = flags.isArchived;
       await refreshThreads(tx, await row(messageId).set(set).returning(THREAD_KEY).execute());
