@@ -1,12 +1,16 @@
-import { parseOrThrow } from "@mam/contracts/errors.ts";
+import { AppError, parseOrThrow } from "@mam/contracts/errors.ts";
 import { DirectoryPageQuery, type DirectoryPage } from "@mam/contracts/mailbox-api.ts";
+import { isRebuilding } from "@mam/service-kit/rebuild.ts";
 import type { MailboxContext } from "../context.ts";
 import { PROJECTION } from "../projections/mailbox-read-model.ts";
 
 /**
  * A page of every claimed address, for smtp-ingress's in-memory directory. The sequence is
  * read first: the read model holds at least every event up to the consumer's ack floor, so
- * a reader that replays from there misses nothing, whenever it reads each page.
+ * a reader that replays from there misses nothing, whenever it reads each page. Not while
+ * the read model is rebuilt: a page read after the reset emptied it lacks addresses from
+ * before a sequence read before it (smtp-ingress would answer 550 for real addresses), so
+ * it answers UNAVAILABLE then and the loader asks again.
  */
 export async function directoryPage(ctx: MailboxContext, stream: string, raw: unknown): Promise<DirectoryPage> {
   const q = parseOrThrow(DirectoryPageQuery, raw);
@@ -15,5 +19,7 @@ export async function directoryPage(ctx: MailboxContext, stream: string, raw: un
   let rows = ctx.db.selectFrom("address_claims").select(["address", "tenant_id", "workspace_id", "inbox_id"]).orderBy("address").limit(q.limit);
   if (q.after !== undefined) rows = rows.where("address", ">", q.after);
   const entries = (await rows.execute()).map((r) => ({ address: r.address, tenantId: r.tenant_id, workspaceId: r.workspace_id, inboxId: r.inbox_id }));
+  // Asked after the rows: no record then means no reset emptied the table before they were read.
+  if (await isRebuilding(ctx.db, PROJECTION)) throw new AppError("UNAVAILABLE", "The mailbox's read model is being rebuilt; retry shortly");
   return { fromSeq, entries };
 }
