@@ -7,6 +7,7 @@ import { call, type ContractReply } from "@mam/bus/rpc.ts";
 import { FeedEvent, feedStreamName } from "@mam/contracts/realtime-feed.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
+import { projectionNames } from "@mam/service-kit/metrics.ts";
 import { mam } from "../cli/run-cli.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
@@ -69,6 +70,10 @@ describe("reads of the mailbox's read model during a rebuild", () => {
       // A renderer starting now renders every event so far, this tenant's among them.
       const realtime = await s.startRealtime();
       asked = await call(realtime.ctx.bus, RpcContracts.mailbox.feedMessages, { tenantId, workspaceId, messageIds: [sentId] });
+      // The consumer-lag series are read for the projections the store names: the rebuild's record is none.
+      const projections = await projectionNames(s.mailbox!.backbone.db)();
+      expect(projections).toContain("mailbox-read-model");
+      expect(projections.filter((p) => p.includes("@"))).toEqual([]);
       // Longer than the renderer waits for a message the mailbox does not have before rendering without it.
       await delay(4_000);
     } finally {

@@ -31,7 +31,8 @@ export function consumerLags(bus: Bus, stream: string, durables: () => Promise<s
  * The read models a service keeps, as its store names them: every projection has rows in
  * `projection_checkpoint` (one per tenant), under its durable consumer's name. Read with a
  * loose index scan (one primary-key probe per projection, however many tenants) and cached.
- * A service without that table keeps none.
+ * A service without that table keeps none. A rebuild's record (`<projection>@rebuild`) shares
+ * the table but names no consumer: left out.
  */
 export function projectionNames(db: Kysely<any>): () => Promise<string[]> {
   return cached(async () => {
@@ -45,7 +46,7 @@ export function projectionNames(db: Kysely<any>): () => Promise<string[]> {
         from p where p.projection is not null
       )
       select projection from p where projection is not null`.execute(db);
-    return names.rows.map((r) => r.projection);
+    return names.rows.map((r) => r.projection).filter((p) => !p.includes("@"));
   }, PROJECTIONS_TTL_MS);
 }
 
