@@ -1,4 +1,5 @@
 import { setTimeout as delay } from "node:timers/promises";
+import nodemailer from "nodemailer";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "@mam/runtime/wait.ts";
@@ -6,11 +7,35 @@ import { SmtpSink } from "@mam/testing/smtp-sink.ts";
 import { mam } from "../cli/run-cli.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
+/** A failure report (RFC 3464) about one recipient, as an MX sends one to the return path. */
+const dsn = (to: string, recipient: string) =>
+  [
+    "From: Mail Delivery System <MAILER-DAEMON@partner.example>",
+    `To: ${to}`,
+    "Subject: Undelivered Mail Returned to Sender",
+    "MIME-Version: 1.0",
+    'Content-Type: multipart/report; report-type=delivery-status; boundary="dsn"',
+    "",
+    "--dsn",
+    "Content-Type: message/delivery-status",
+    "",
+    "Reporting-MTA: dns; mx.partner.example",
+    "",
+    `Final-Recipient: rfc822; ${recipient}`,
+    "Action: failed",
+    "Status: 5.1.1",
+    "Diagnostic-Code: smtp; 550 5.1.1 no such user",
+    "",
+    "--dsn--",
+    "",
+  ].join("\r\n");
+
 /**
  * A message waiting in the retry queue (the relay said 451) while `mam rebuild mailbox`
  * replays the read model: the queue does not take the emptied model for the truth (the
  * message not replayed yet is not "gone", its recipients not "pending" again). It is still
- * queued once the rebuild is done, and delivered exactly once when the relay accepts.
+ * queued once the rebuild is done, and delivered exactly once when the relay accepts. A
+ * bounce report about a message not replayed yet is read again later, not dropped.
  */
 describe("the delivery queue across a mailbox rebuild", () => {
   const relay = new SmtpSink();
@@ -20,7 +45,7 @@ describe("the delivery queue across a mailbox rebuild", () => {
   beforeAll(async () => {
     const relayUrl = await relay.start();
     // Retries an hour apart: the row is due only when the test says so.
-    s = new Stack({ logLevel: "silent", mailboxEnv: { SMTP_RELAY_URL: relayUrl, DELIVERY_RETRY_DELAYS_S: "3600", DELIVERY_RETRY_POLL_MS: "100" } });
+    s = new Stack({ logLevel: "silent", smtp: true, mailboxEnv: { SMTP_RELAY_URL: relayUrl, DELIVERY_RETRY_DELAYS_S: "3600", DELIVERY_RETRY_POLL_MS: "100" } });
     await s.start();
     db = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
     await db.connect();
@@ -79,5 +104,40 @@ describe("the delivery queue across a mailbox rebuild", () => {
       what: "delivered",
     });
     expect(relay.received.filter((m) => m.to.includes("later@example.org"))).toHaveLength(1);
+  });
+
+  it("records a bounce report that arrives mid-replay once the message is replayed", { timeout: 90_000 }, async () => {
+    const mailbox = s.iso.schema("mailbox");
+    const t = await provisionTenant(s, "Bounced");
+    const inbox = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "bounced" } })).body;
+    const sent = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, {
+      key: inbox.apiKey,
+      body: { to: "gone@example.org", subject: "will bounce", plainBody: "x", verified: true },
+    });
+    expect(sent.status).toBe(200);
+    const status = async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${sent.body.id}`, { key: inbox.apiKey })).body.status;
+    await waitFor(async () => (await status()) === "delivered", { timeoutMs: 15_000, what: "delivered to the relay" });
+    const returnPath = relay.received.find((m) => m.to.includes("gone@example.org"))!.from;
+
+    const holder = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
+    await holder.connect();
+    await holder.query("select pg_advisory_lock(hashtextextended($1, 0))", [`mailbox:${t.tenant.id}`]);
+    let rebuilt: ReturnType<typeof mam> | undefined;
+    try {
+      rebuilt = mam(s, ["rebuild", "mailbox"], { MAM_KEY: s.operatorKey });
+      await waitFor(
+        async () => (await db.query(`select 1 from ${mailbox}.projection_checkpoint where projection = 'mailbox-read-model@rebuild'`)).rows.length === 1,
+        { timeoutMs: 30_000, what: "the rebuild started" },
+      );
+      const smtp = nodemailer.createTransport({ host: "127.0.0.1", port: s.smtp!.port, secure: false, ignoreTLS: true });
+      await smtp.sendMail({ envelope: { from: "", to: [returnPath] }, raw: dsn(returnPath, "gone@example.org") });
+      // The mailbox reads the report meanwhile (a few tries, seconds apart), its message not replayed.
+      await delay(3_000);
+    } finally {
+      await holder.end();
+    }
+    const done = await rebuilt!;
+    expect(done.code, done.stderr).toBe(0);
+    await waitFor(async () => (await status()) === "bounced", { timeoutMs: 30_000, what: "the report recorded" });
   });
 });
