@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GatewayService } from "@mam/gateway/service.ts";
 import { Client, StreamableHTTPClientTransport } from "@mam/mcp/client.ts";
@@ -40,6 +41,37 @@ describe("MCP over streamable HTTP", () => {
   let shortLived: GatewayService;
   /** One that lets a key make 2 requests a minute. */
   let tight: GatewayService;
+  /** One session per key, expiring after a second idle; one that answers a request within half a second. */
+  let single: GatewayService;
+  let hurried: GatewayService;
+
+  /**
+   * Makes the mailbox slow for real: its messages table locked, so that reading messages
+   * waits until `release`.
+   */
+  const holdMessages = async (): Promise<{ waited: () => Promise<void>; release: () => Promise<void> }> => {
+    const table = `"${world.s.iso.schema("mailbox")}".messages`;
+    const db = new pg.Client({ connectionString: world.s.iso.urls.DATABASE_URL });
+    await db.connect();
+    await db.query("BEGIN");
+    await db.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+    const watcher = new pg.Client({ connectionString: world.s.iso.urls.DATABASE_URL });
+    await watcher.connect();
+    return {
+      /** Until the mailbox waits for the table: the tool call has reached it. */
+      waited: () =>
+        waitFor(
+          async () => (await watcher.query("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND relation = $1::regclass", [table])).rows[0].n > 0,
+          { timeoutMs: 10_000, what: "the mailbox waiting for its messages table" },
+        ),
+      release: async () => {
+        await watcher.end();
+        await db.query("ROLLBACK");
+        await db.end();
+      },
+    };
+  };
+  const callListMessages = { jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "list_messages", arguments: {} } };
 
   /** A key of its own, for a test that spends its rate or its sessions. */
   const freshKey = async (): Promise<string> => {
@@ -55,6 +87,8 @@ describe("MCP over streamable HTTP", () => {
     bounded = await gatewayWith({ MCP_MAX_SESSIONS_PER_KEY: "2" });
     shortLived = await gatewayWith({ MCP_SESSION_IDLE_S: "1" });
     tight = await gatewayWith({ RATE_LIMIT_MAX: "2", TENANT_RATE_LIMIT_MAX: "10000" });
+    single = await gatewayWith({ MCP_MAX_SESSIONS_PER_KEY: "1", MCP_SESSION_IDLE_S: "1" });
+    hurried = await gatewayWith({ MCP_REQUEST_TIMEOUT_S: "0.5" });
   });
   afterAll(async () => {
     await stopWorld(world);
@@ -188,6 +222,74 @@ describe("MCP over streamable HTTP", () => {
       const { result } = (await call.json()) as { result: { isError?: boolean; structuredContent: unknown } };
       expect(result.isError).toBe(true);
       expect(result.structuredContent).toEqual({ error: expect.stringContaining("Rate limit exceeded"), code: "RATE_LIMITED" });
+    });
+
+    it("a tool call its client cancels is answered, its session still expires, and its key may open another", async () => {
+      const key = world.a.apiKey;
+      const listMessages = { ...callListMessages, params: { name: "list_messages", arguments: { inboxId: world.a.id } } };
+      const held = await holdMessages();
+      let first: Awaited<ReturnType<typeof connectTo>> | undefined;
+      try {
+        // Over bare HTTP: the cancelled request's own POST gets the JSON-RPC error.
+        const init = await post(single, initialize, { "x-api-key": key });
+        const sid = init.headers.get("mcp-session-id")!;
+        const pending = post(single, listMessages, inSession(key, sid));
+        await held.waited();
+        const cancel = { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: listMessages.id, reason: "gave up" } };
+        expect((await post(single, cancel, inSession(key, sid))).status).toBe(202);
+        const answer = await pending;
+        expect(answer.status).toBe(200);
+        expect(await answer.json()).toMatchObject({ id: listMessages.id, error: { code: -32800 } });
+        const end = await fetch(endpoint(single), { method: "DELETE", headers: inSession(key, sid) });
+        expect(end.status).toBe(200);
+
+        // With the SDK's client: its request timeout sends the cancellation.
+        first = await connectTo(single, { "x-api-key": key });
+        await expect(first.client.callTool({ name: "list_messages", arguments: { inboxId: world.a.id } }, undefined, { timeout: 50 })).rejects.toThrow(
+          /timed out/i,
+        );
+      } finally {
+        await held.release();
+      }
+      // Longer than MCP_SESSION_IDLE_S: the one session the key may hold has expired.
+      await sleep(1_500);
+      const again = await connectTo(single, { "x-api-key": key });
+      expect((await again.client.listTools()).tools.length).toBeGreaterThan(10);
+      await Promise.all([first?.client.close(), again.client.close()]);
+    });
+
+    it("a request not answered in MCP_REQUEST_TIMEOUT_S gets 504 UNAVAILABLE, and the session goes on", async () => {
+      const key = world.a.apiKey;
+      const init = await post(hurried, initialize, { "x-api-key": key });
+      const sid = init.headers.get("mcp-session-id")!;
+      const held = await holdMessages();
+      try {
+        const late = await post(hurried, { ...callListMessages, params: { name: "list_messages", arguments: { inboxId: world.a.id } } }, inSession(key, sid));
+        expect(late.status).toBe(504);
+        expect(await late.json()).toEqual({ error: expect.stringContaining("not answered within 0.5 s"), code: "UNAVAILABLE" });
+      } finally {
+        await held.release();
+      }
+      const next = await post(hurried, listTools, inSession(key, sid));
+      expect(next.status).toBe(200);
+    });
+
+    it("a gateway stopping ends the MCP requests under way (503) instead of waiting for them", async () => {
+      const g = await gatewayWith({});
+      const key = world.a.apiKey;
+      const init = await post(g, initialize, { "x-api-key": key });
+      const sid = init.headers.get("mcp-session-id")!;
+      const held = await holdMessages();
+      try {
+        const pending = post(g, { ...callListMessages, params: { name: "list_messages", arguments: { inboxId: world.a.id } } }, inSession(key, sid));
+        await held.waited();
+        await g.destroy();
+        const r = await pending;
+        expect(r.status).toBe(503);
+        expect(await r.json()).toMatchObject({ code: "UNAVAILABLE" });
+      } finally {
+        await held.release();
+      }
     });
   });
 });

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
-import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import { isInitializeRequest, isJSONRPCRequest, type JSONRPCMessage, type RequestId } from "@modelcontextprotocol/sdk/types.js";
 import type { ErrorBody } from "@mam/contracts/errors.ts";
 
 export type { AuthInfo };
@@ -15,7 +15,12 @@ export interface SessionLimits {
   total: number;
   /** A session without a request for this long is closed. */
   idleMs: number;
+  /** A request not answered in this long is answered 504, and its tool call abandoned. */
+  requestMs: number;
 }
+
+/** JSON-RPC's "request cancelled" (as LSP numbers it): the answer to a request its client cancelled. */
+export const REQUEST_CANCELLED = -32800;
 
 /** Why a request was not handed to a session: the HTTP door answers it with `{ error, code }`. */
 export interface Refusal {
@@ -32,8 +37,12 @@ interface Session {
   server: McpServer;
   transport: StreamableHTTPServerTransport;
   lastSeen: number;
-  /** Requests being handled: a session is never expired under one. */
+  /** HTTP exchanges under way: a session is never expired under one. */
   inFlight: number;
+  /** Ends each exchange under way with the refusal given (the session closing). */
+  readonly exchanges: Set<(r: Refusal) => void>;
+  /** Stops the handler of a request without answering it (its answer can no longer be given). */
+  abandon(id: RequestId): void;
 }
 
 /**
@@ -43,7 +52,10 @@ interface Session {
  *
  * Answers are JSON, not SSE streams, and GET (the stream for server-initiated messages) is
  * not offered: the tools are fixed and nothing is pushed, so no response stays open between
- * calls, and none holds a gateway's shutdown up.
+ * calls, and none holds a gateway's shutdown up. An exchange ends one way or another: its
+ * answer, its client gone, its client's cancellation (answered with a JSON-RPC error: the SDK
+ * answers a cancelled request with nothing, which in JSON mode would leave the POST open for
+ * ever), the ceiling on its time, or its session closing.
  */
 export class McpHttpSessions {
   private readonly sessions = new Map<string, Session>();
@@ -103,18 +115,54 @@ export class McpHttpSessions {
         return { status: 404, body: { error: "MCP session not found (expired, closed, or opened with another key): start a new one", code: "NOT_FOUND" } };
       }
     }
+    return this.exchange(s, req, res, o);
+  }
+
+  /** One HTTP exchange with a session, counted in its `inFlight` from start to end, once. */
+  private async exchange(
+    s: Session,
+    req: IncomingMessage & { auth?: AuthInfo },
+    res: ServerResponse,
+    o: { auth: AuthInfo; body?: unknown },
+  ): Promise<Refusal | undefined> {
     s.inFlight++;
     s.lastSeen = this.now();
-    req.auth = o.auth;
-    try {
-      await s.transport.handleRequest(req, res, o.body);
-    } finally {
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
       s.inFlight--;
       s.lastSeen = this.now();
+    };
+    // A client that went away ends the exchange for the session, whatever its handler does.
+    res.once("close", end);
+    let cut: (r: Refusal) => void = () => undefined;
+    const cutShort = new Promise<Refusal>((resolve) => {
+      cut = resolve;
+    });
+    s.exchanges.add(cut);
+    const timer = setTimeout(
+      () => cut({ status: 504, body: { error: `The MCP request was not answered within ${this.limits.requestMs / 1000} s`, code: "UNAVAILABLE" } }),
+      this.limits.requestMs,
+    );
+    req.auth = o.auth;
+    try {
+      const refused = await Promise.race([s.transport.handleRequest(req, res, o.body).then(() => undefined), cutShort]);
+      if (!refused) return undefined;
+      // Its answer would come to a response given already: the handler stops, unanswered.
+      if (isJSONRPCRequest(o.body)) s.abandon(o.body.id);
+      if (res.headersSent) {
+        res.destroy();
+        return undefined;
+      }
+      return refused;
+    } finally {
+      clearTimeout(timer);
+      s.exchanges.delete(cut);
+      end();
       // An initialize the transport refused leaves no session behind.
       if (!s.transport.sessionId) void this.close(s);
     }
-    return undefined;
   }
 
   /** Closes every session (a gateway stopping). */
@@ -145,12 +193,33 @@ export class McpHttpSessions {
     const id = randomUUID();
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => id, enableJsonResponse: true });
     const server = this.newServer();
-    const s: Session = { id, owner, server, transport, lastSeen: this.now(), inFlight: 0 };
+    let deliver: (m: JSONRPCMessage) => void = () => undefined;
+    const s: Session = {
+      id,
+      owner,
+      server,
+      transport,
+      lastSeen: this.now(),
+      inFlight: 0,
+      exchanges: new Set(),
+      abandon: (requestId) => deliver({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId, reason: "not answered in time" } }),
+    };
     this.sessions.set(id, s);
     this.perOwner.set(owner, (this.perOwner.get(owner) ?? 0) + 1);
     // A DELETE, or close() from here: either way the session is forgotten once.
     transport.onclose = () => this.forget(s);
     await server.connect(transport);
+    const toServer = transport.onmessage!;
+    deliver = (m) => toServer(m);
+    transport.onmessage = (m, extra) => {
+      toServer(m, extra);
+      // The server has stopped the handler and will not answer: the pending POST gets this error instead.
+      if (isCancellation(m)) {
+        const answer: JSONRPCMessage = { jsonrpc: "2.0", id: m.params.requestId, error: { code: REQUEST_CANCELLED, message: "Request cancelled" } };
+        // Answered already, or never asked: nothing waits for it.
+        transport.send(answer).catch(() => undefined);
+      }
+    };
     return s;
   }
 
@@ -164,6 +233,7 @@ export class McpHttpSessions {
 
   private async close(s: Session): Promise<void> {
     this.forget(s);
+    for (const cut of s.exchanges) cut({ status: 503, body: { error: "The MCP session was closed; start a new one", code: "UNAVAILABLE" } });
     await s.server.close().catch(() => undefined);
   }
 
@@ -178,4 +248,10 @@ export class McpHttpSessions {
     this.lastSweep = now;
     for (const s of this.sessions.values()) if (this.expired(s)) void this.close(s);
   }
+}
+
+function isCancellation(m: JSONRPCMessage): m is JSONRPCMessage & { method: "notifications/cancelled"; params: { requestId: RequestId } } {
+  if (!("method" in m) || m.method !== "notifications/cancelled" || "id" in m) return false;
+  const id = (m.params as { requestId?: unknown } | undefined)?.requestId;
+  return typeof id === "string" || typeof id === "number";
 }

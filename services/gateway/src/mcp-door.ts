@@ -14,6 +14,8 @@ export const McpEnv = z.object({
   MCP_MAX_SESSIONS: z.coerce.number().int().positive().default(1000),
   /** A session without a request for this long is closed; its client starts a new one. */
   MCP_SESSION_IDLE_S: z.coerce.number().positive().default(1800),
+  /** A request not answered in this long gets 504 UNAVAILABLE and its tool call is abandoned. */
+  MCP_REQUEST_TIMEOUT_S: z.coerce.number().positive().default(60),
 });
 export type McpSettings = z.infer<typeof McpEnv>;
 
@@ -29,9 +31,24 @@ interface CallerContext extends Record<string, unknown> {
  * authenticated again (a revoked key stops at the next call), counted against the key's
  * rate. Each session is bound to the key that opened it.
  */
-export function mcpDoor(d: CallDeps, settings: McpSettings): RequestHandler {
+export interface McpDoor {
+  handle: RequestHandler;
+  /** Ends every session, and the exchanges under way with 503: a gateway stopping waits for none. */
+  close(): Promise<void>;
+}
+
+/** The door each app was built with, for the gateway's stop. */
+const doors = new WeakMap<object, McpDoor>();
+export const mcpDoorOf = (app: object | undefined): McpDoor | undefined => (app ? doors.get(app) : undefined);
+
+export function mcpDoor(app: object, d: CallDeps, settings: McpSettings): McpDoor {
   const sessions = new McpHttpSessions(
-    { perOwner: settings.MCP_MAX_SESSIONS_PER_KEY, total: settings.MCP_MAX_SESSIONS, idleMs: settings.MCP_SESSION_IDLE_S * 1000 },
+    {
+      perOwner: settings.MCP_MAX_SESSIONS_PER_KEY,
+      total: settings.MCP_MAX_SESSIONS,
+      idleMs: settings.MCP_SESSION_IDLE_S * 1000,
+      requestMs: settings.MCP_REQUEST_TIMEOUT_S * 1000,
+    },
     () =>
       createMailServer((extra: ToolExtra) => {
         const caller = extra.authInfo?.extra as CallerContext | undefined;
@@ -40,7 +57,7 @@ export function mcpDoor(d: CallDeps, settings: McpSettings): RequestHandler {
         return gatewayApi(d, caller.principal, caller.requestId);
       }),
   );
-  return async (req: Request, res: Response, next: NextFunction) => {
+  const handle = async (req: Request, res: Response, next: NextFunction) => {
     // `/v1/mcp` itself; anything under it is no route.
     if (req.path !== "/") return next();
     if (req.method !== "POST" && req.method !== "DELETE" && req.method !== "GET") return next();
@@ -55,8 +72,12 @@ export function mcpDoor(d: CallDeps, settings: McpSettings): RequestHandler {
     const refused = await sessions.handle(req, res, { owner: principal.keyId, auth, body: req.body });
     if (!refused) return;
     if (refused.allow) res.setHeader("Allow", refused.allow);
-    // 405 has no error code of its own: the status says it, the body says why (as the WebSocket doors' 426).
-    if (refused.status === 405) return void res.status(405).json(refused.body);
+    // 405 has no error code of its own: the status says it, the body says why (as the WebSocket doors' 426);
+    // 504 is UNAVAILABLE's for a request that ran out of time.
+    if (refused.status === 405 || refused.status === 504) return void res.status(refused.status).json(refused.body);
     sendError(res, refused.body, refused.retryAfterS);
   };
+  const door: McpDoor = { handle, close: () => sessions.closeAll() };
+  doors.set(app, door);
+  return door;
 }

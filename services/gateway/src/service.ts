@@ -13,6 +13,7 @@ import { KeyCache } from "./auth/key-cache.ts";
 import { RateLimiter } from "./auth/rate-limit.ts";
 import type { GatewayConfig } from "./config.ts";
 import { buildApp } from "./http/app.ts";
+import { mcpDoorOf } from "./mcp-door.ts";
 import { WebSocketDoor } from "./http/websocket.ts";
 import { connectRedis } from "./redis.ts";
 
@@ -108,6 +109,8 @@ export class GatewayService extends ServiceHost<never, GatewayContext> {
         this.server = server;
       },
       stop: async () => {
+        // Before the server's close, which waits for every response under way.
+        await mcpDoorOf(this.app)?.close();
         this.webSockets?.close();
         if (this.server?.listening) await closeServer(this.server);
       },

@@ -214,7 +214,7 @@ export function buildApp(d: AppDeps): express.Express {
     ),
   );
   v1.use(express.json({ limit: d.cfg.BODY_LIMIT_BYTES, type: ["application/json", "application/*+json"] }));
-  v1.use("/mcp", mcpDoor(d, d.cfg));
+  v1.use("/mcp", mcpDoor(app, d, d.cfg).handle);
 
   v1.get("/me", (_req, res) => void res.json(me(principalOf(res))));
   for (const r of forwardRoutes) {
