@@ -44,6 +44,8 @@ describe("MCP over streamable HTTP", () => {
   /** One session per key, expiring after a second idle; one that answers a request within half a second. */
   let single: GatewayService;
   let hurried: GatewayService;
+  /** One that lets a tenant's keys hold 2 sessions together. */
+  let crowded: GatewayService;
 
   /**
    * Makes the mailbox slow for real: its messages table locked, so that reading messages
@@ -74,10 +76,16 @@ describe("MCP over streamable HTTP", () => {
   const callListMessages = { jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "list_messages", arguments: {} } };
 
   /** A key of its own, for a test that spends its rate or its sessions. */
-  const freshKey = async (): Promise<string> => {
+  const freshKey = async (): Promise<{ key: string; revoke: () => Promise<void> }> => {
     const tk = world.tenantKey;
     const ws = (await world.s.api("GET", "/v1/workspaces", { key: tk })).body.workspaces[0].id;
-    return (await world.s.api("POST", `/v1/workspaces/${ws}/keys`, { key: tk, body: {} })).body.key;
+    const issued = (await world.s.api("POST", `/v1/workspaces/${ws}/keys`, { key: tk, body: {} })).body;
+    return {
+      key: issued.key,
+      revoke: async () => {
+        expect((await world.s.api("DELETE", `/v1/workspaces/${ws}/keys/${issued.id}`, { key: tk })).status).toBe(200);
+      },
+    };
   };
 
   const gatewayWith = (env: Record<string, string>): Promise<GatewayService> => world.s.startGateway(env);
@@ -89,6 +97,7 @@ describe("MCP over streamable HTTP", () => {
     tight = await gatewayWith({ RATE_LIMIT_MAX: "2", TENANT_RATE_LIMIT_MAX: "10000" });
     single = await gatewayWith({ MCP_MAX_SESSIONS_PER_KEY: "1", MCP_SESSION_IDLE_S: "1" });
     hurried = await gatewayWith({ MCP_REQUEST_TIMEOUT_S: "0.5" });
+    crowded = await gatewayWith({ MCP_MAX_SESSIONS_PER_TENANT: "2" });
   });
   afterAll(async () => {
     await stopWorld(world);
@@ -213,7 +222,7 @@ describe("MCP over streamable HTTP", () => {
     });
 
     it("each API call a tool makes takes from the key's rate, as a /v1 request would", async () => {
-      const key = await freshKey();
+      const { key } = await freshKey();
       // Two requests a minute: the initialize, then the tool call; the tool's own API call is the third.
       const init = await post(tight, initialize, { "x-api-key": key });
       expect(init.status).toBe(200);
@@ -290,6 +299,26 @@ describe("MCP over streamable HTTP", () => {
       } finally {
         await held.release();
       }
+    });
+
+    it("a tenant's keys hold a bounded number of sessions together; a revoked key's sessions close at once", async () => {
+      const revoked = await freshKey();
+      const first = await connectTo(crowded, { "x-api-key": revoked.key });
+      const second = await connectTo(crowded, { "x-api-key": world.a.apiKey });
+      const third = await post(crowded, initialize, { "x-api-key": world.b.apiKey });
+      expect(third.status).toBe(429);
+      expect(await third.json()).toEqual({ error: expect.stringContaining("tenant's keys have 2 open MCP sessions"), code: "RATE_LIMITED" });
+      // Another tenant is not held back.
+      const other = await connectTo(crowded, { "x-api-key": world.c.apiKey });
+      await other.transport.terminateSession();
+
+      // The revoked key's session goes when the gateway hears of it, not when it idles out (30 minutes).
+      await revoked.revoke();
+      await waitFor(async () => (await post(crowded, initialize, { "x-api-key": world.b.apiKey })).status === 200, {
+        timeoutMs: 10_000,
+        what: "room for the tenant once the revoked key's session closed",
+      });
+      await Promise.all([first.client.close(), second.client.close(), other.client.close()]);
     });
   });
 });

@@ -11,6 +11,8 @@ export type { AuthInfo };
 export interface SessionLimits {
   /** Open sessions one owner (an API key) may hold; one more is refused until one closes or expires. */
   perOwner: number;
+  /** Open sessions of one group's owners together (a tenant's keys), so that one group cannot take them all. */
+  perGroup: number;
   /** Open sessions in all, so that many keys together cannot hold unbounded memory. */
   total: number;
   /** A session without a request for this long is closed. */
@@ -34,6 +36,9 @@ export interface Refusal {
 interface Session {
   id: string;
   owner: string;
+  /** The owner's group (its tenant) and workspace, when it has them: what a revocation may name. */
+  group?: string;
+  workspace?: string;
   server: McpServer;
   transport: StreamableHTTPServerTransport;
   lastSeen: number;
@@ -60,6 +65,7 @@ interface Session {
 export class McpHttpSessions {
   private readonly sessions = new Map<string, Session>();
   private readonly perOwner = new Map<string, number>();
+  private readonly perGroup = new Map<string, number>();
   private lastSweep = 0;
 
   constructor(
@@ -80,7 +86,7 @@ export class McpHttpSessions {
   async handle(
     req: IncomingMessage & { auth?: AuthInfo },
     res: ServerResponse,
-    o: { owner: string; auth: AuthInfo; body?: unknown },
+    o: { owner: string; group?: string; workspace?: string; auth: AuthInfo; body?: unknown },
   ): Promise<Refusal | undefined> {
     this.sweep();
     if (req.method === "GET") {
@@ -101,9 +107,9 @@ export class McpHttpSessions {
       }
       // Expired sessions must not count against the limits a new one is checked with.
       this.sweep(true);
-      const refused = this.admit(o.owner);
+      const refused = this.admit(o.owner, o.group);
       if (refused) return refused;
-      s = await this.open(o.owner);
+      s = await this.open(o.owner, o.group, o.workspace);
     } else {
       s = this.sessions.get(id);
       if (s && this.expired(s)) {
@@ -165,12 +171,20 @@ export class McpHttpSessions {
     }
   }
 
+  /** Closes the sessions of an owner (its key revoked), or of a workspace (deleted). */
+  async closeOf(which: { owner?: string; workspace?: string }): Promise<void> {
+    const gone = [...this.sessions.values()].filter(
+      (s) => (which.owner !== undefined && s.owner === which.owner) || (which.workspace !== undefined && s.workspace === which.workspace),
+    );
+    await Promise.all(gone.map((s) => this.close(s)));
+  }
+
   /** Closes every session (a gateway stopping). */
   async closeAll(): Promise<void> {
     await Promise.all([...this.sessions.values()].map((s) => this.close(s)));
   }
 
-  private admit(owner: string): Refusal | undefined {
+  private admit(owner: string, group: string | undefined): Refusal | undefined {
     if ((this.perOwner.get(owner) ?? 0) >= this.limits.perOwner) {
       const oldest = Math.min(...[...this.sessions.values()].filter((s) => s.owner === owner).map((s) => s.lastSeen));
       return {
@@ -182,6 +196,13 @@ export class McpHttpSessions {
         },
       };
     }
+    if (group !== undefined && (this.perGroup.get(group) ?? 0) >= this.limits.perGroup) {
+      return {
+        status: 429,
+        retryAfterS: 5,
+        body: { error: `This tenant's keys have ${this.limits.perGroup} open MCP sessions, the most allowed: end one or retry later`, code: "RATE_LIMITED" },
+      };
+    }
     if (this.sessions.size >= this.limits.total) {
       return { status: 429, retryAfterS: 5, body: { error: "Too many MCP sessions open on this server; retry shortly", code: "RATE_LIMITED" } };
     }
@@ -189,7 +210,7 @@ export class McpHttpSessions {
   }
 
   /** Registered before its initialize is handled, so that concurrent initializes count against the limits. */
-  private async open(owner: string): Promise<Session> {
+  private async open(owner: string, group: string | undefined, workspace: string | undefined): Promise<Session> {
     const id = randomUUID();
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => id, enableJsonResponse: true });
     const server = this.newServer();
@@ -197,6 +218,8 @@ export class McpHttpSessions {
     const s: Session = {
       id,
       owner,
+      group,
+      workspace,
       server,
       transport,
       lastSeen: this.now(),
@@ -206,6 +229,7 @@ export class McpHttpSessions {
     };
     this.sessions.set(id, s);
     this.perOwner.set(owner, (this.perOwner.get(owner) ?? 0) + 1);
+    if (group !== undefined) this.perGroup.set(group, (this.perGroup.get(group) ?? 0) + 1);
     // A DELETE, or close() from here: either way the session is forgotten once.
     transport.onclose = () => this.forget(s);
     await server.connect(transport);
@@ -226,9 +250,8 @@ export class McpHttpSessions {
   private forget(s: Session): void {
     if (this.sessions.get(s.id) !== s) return;
     this.sessions.delete(s.id);
-    const n = (this.perOwner.get(s.owner) ?? 1) - 1;
-    if (n > 0) this.perOwner.set(s.owner, n);
-    else this.perOwner.delete(s.owner);
+    countDown(this.perOwner, s.owner);
+    if (s.group !== undefined) countDown(this.perGroup, s.group);
   }
 
   private async close(s: Session): Promise<void> {
@@ -254,4 +277,10 @@ function isCancellation(m: JSONRPCMessage): m is JSONRPCMessage & { method: "not
   if (!("method" in m) || m.method !== "notifications/cancelled" || "id" in m) return false;
   const id = (m.params as { requestId?: unknown } | undefined)?.requestId;
   return typeof id === "string" || typeof id === "number";
+}
+
+function countDown(counts: Map<string, number>, k: string): void {
+  const n = (counts.get(k) ?? 1) - 1;
+  if (n > 0) counts.set(k, n);
+  else counts.delete(k);
 }

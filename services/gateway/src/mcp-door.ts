@@ -1,5 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import { z } from "zod";
+import type { Subscription } from "@nats-io/transport-node";
+import { IDENTITY_CONTEXT, KeyRevokedV1, WorkspaceDeletedV1 } from "@mam/contracts/identity-events.ts";
 import type { Principal } from "@mam/contracts/keys.ts";
 import { type AuthInfo, McpHttpSessions } from "@mam/mcp/http.ts";
 import { createMailServer, type ToolExtra } from "@mam/mcp/tools.ts";
@@ -10,6 +12,8 @@ import { type CallDeps, gatewayApi } from "./mcp-calls.ts";
 export const McpEnv = z.object({
   /** Open MCP sessions one key may hold; one more is refused (429) until one ends or expires. */
   MCP_MAX_SESSIONS_PER_KEY: z.coerce.number().int().positive().default(10),
+  /** Open MCP sessions of one tenant's keys together on this gateway, so one tenant cannot take them all. */
+  MCP_MAX_SESSIONS_PER_TENANT: z.coerce.number().int().positive().default(100),
   /** Open MCP sessions on this gateway in all. */
   MCP_MAX_SESSIONS: z.coerce.number().int().positive().default(1000),
   /** A session without a request for this long is closed; its client starts a new one. */
@@ -45,6 +49,7 @@ export function mcpDoor(app: object, d: CallDeps, settings: McpSettings): McpDoo
   const sessions = new McpHttpSessions(
     {
       perOwner: settings.MCP_MAX_SESSIONS_PER_KEY,
+      perGroup: settings.MCP_MAX_SESSIONS_PER_TENANT,
       total: settings.MCP_MAX_SESSIONS,
       idleMs: settings.MCP_SESSION_IDLE_S * 1000,
       requestMs: settings.MCP_REQUEST_TIMEOUT_S * 1000,
@@ -69,7 +74,13 @@ export function mcpDoor(app: object, d: CallDeps, settings: McpSettings): McpDoo
       scopes: [principal.kind],
       extra: { principal, requestId: res.locals.requestId as string } satisfies CallerContext,
     };
-    const refused = await sessions.handle(req, res, { owner: principal.keyId, auth, body: req.body });
+    const refused = await sessions.handle(req, res, {
+      owner: principal.keyId,
+      group: principal.tenantId ?? undefined,
+      workspace: principal.workspaceId ?? undefined,
+      auth,
+      body: req.body,
+    });
     if (!refused) return;
     if (refused.allow) res.setHeader("Allow", refused.allow);
     // 405 has no error code of its own: the status says it, the body says why (as the WebSocket doors' 426);
@@ -77,7 +88,37 @@ export function mcpDoor(app: object, d: CallDeps, settings: McpSettings): McpDoo
     if (refused.status === 405 || refused.status === 504) return void res.status(refused.status).json(refused.body);
     sendError(res, refused.body, refused.retryAfterS);
   };
-  const door: McpDoor = { handle, close: () => sessions.closeAll() };
+  const revocations = watchRevocations(d, sessions);
+  const door: McpDoor = {
+    handle,
+    close: async () => {
+      for (const sub of revocations) sub.unsubscribe();
+      await sessions.closeAll();
+    },
+  };
   doors.set(app, door);
   return door;
+}
+
+/**
+ * A revoked key's sessions, and a deleted workspace's, close when the gateway hears of it (as
+ * its key cache does: every instance hears every event), not when they idle out: they would
+ * hold their tenant's and the gateway's session room until then.
+ */
+function watchRevocations(d: CallDeps, sessions: McpHttpSessions): Subscription[] {
+  const on = (type: string, apply: (data: unknown) => void) =>
+    d.bus.nc.subscribe(`${d.bus.prefix}evt.${IDENTITY_CONTEXT}.*.*.${type}`, {
+      callback: (err, msg) => {
+        if (err) return d.logger.error({ err, type }, "MCP sessions' revocation subscription failed");
+        try {
+          apply((msg.json() as { data: unknown }).data);
+        } catch (e) {
+          d.logger.warn({ err: e, type }, "unreadable revocation event");
+        }
+      },
+    });
+  return [
+    on("KeyRevoked", (data) => void sessions.closeOf({ owner: KeyRevokedV1.parse(data).keyId })),
+    on("WorkspaceDeleted", (data) => void sessions.closeOf({ workspace: WorkspaceDeletedV1.parse(data).workspaceId })),
+  ];
 }
