@@ -189,12 +189,23 @@ export class DurableConsumer {
     return consumerCaughtUp(this.o.bus, this.o.stream, this.o.durable);
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops pulling. What is being handled is given a few seconds; with `drain`, as long as it
+   * takes (a handler waiting on a lock): for a caller about to empty what the handler writes
+   * (a read model's rebuild), which must not be written into afterwards.
+   */
+  async stop(o: { drain?: boolean } = {}): Promise<void> {
     this.stopped = true;
     this.current?.stop();
-    // A pull in flight can keep the iterator open until it expires: don't wait for that.
-    await Promise.race([this.loop?.catch(() => undefined), delay(2_000)]);
-    await Promise.race([this.runner.idle(), delay(5_000)]);
+    if (o.drain) {
+      // Every message the loop still hands over is handled (or handed back) before it ends.
+      await this.loop?.catch(() => undefined);
+      await this.runner.idle();
+    } else {
+      // A pull in flight can keep the iterator open until it expires: don't wait for that.
+      await Promise.race([this.loop?.catch(() => undefined), delay(2_000)]);
+      await Promise.race([this.runner.idle(), delay(5_000)]);
+    }
     clearInterval(this.heartbeat);
   }
 }

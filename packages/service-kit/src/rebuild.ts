@@ -87,7 +87,7 @@ export interface RebuildableOptions {
   /** Every table the projection writes, emptied by a rebuild (applied_events included when it dedupes there). */
   tables: string[];
   /** A new puller of the durable consumer; `skipRecent: false` while rebuilding (see start). */
-  puller: (o: { skipRecent: boolean }) => Puller;
+  puller: (o: { skipRecent: boolean }) => DrainablePuller;
   /** How the operator's key is resolved (default: asking identity). */
   resolve?: KeyResolver;
 }
@@ -97,9 +97,14 @@ interface Rebuild {
   startedAt: string;
 }
 
+/** A puller that can stop with nothing it took still being handled, however long that takes (DurableConsumer). */
+export interface DrainablePuller extends Puller {
+  stop(o?: { drain?: boolean }): Promise<void>;
+}
+
 /** A projection's puller on the lease holder, answering its rebuild requests meanwhile. */
 export class RebuildablePuller implements Puller {
-  private current?: Puller;
+  private current?: DrainablePuller;
   private rpc?: RpcServer;
   private rebuild?: Rebuild;
   /** The reset in progress: stopping waits for it, so nothing runs under a lease given up. */
@@ -156,8 +161,10 @@ export class RebuildablePuller implements Puller {
   private async reset(): Promise<void> {
     const b = this.o.backbone;
     const { projection, tables } = this.o;
-    // Nothing is applied while the tables are emptied: the only puller stops first.
-    await this.current?.stop();
+    // Nothing is applied while the tables are emptied: the only puller stops first, and what
+    // it is handling is let finish however long it waits (on a tenant's lock, say): written
+    // after the reset, it would be in the emptied model and skipped by the replay as applied.
+    await this.current?.stop({ drain: true });
     this.current = undefined;
     try {
       const targetSeq = (await b.bus.jsm.streams.info(b.stream)).state.last_seq;
