@@ -102,6 +102,9 @@ export interface DrainablePuller extends Puller {
   stop(o?: { drain?: boolean }): Promise<void>;
 }
 
+/** Pauses between tries to pull again after a reset. */
+const RESTART_PAUSES_MS = [250, 1_000, 2_000, 5_000];
+
 /** A projection's puller on the lease holder, answering its rebuild requests meanwhile. */
 export class RebuildablePuller implements Puller {
   private current?: DrainablePuller;
@@ -194,10 +197,27 @@ export class RebuildablePuller implements Puller {
       b.logger.warn({ projection, targetSeq }, "read model emptied by the operator: replaying the stream");
     } finally {
       // Pulling again either way: from the first event after a reset, from where it was after a failure.
-      if (!this.stopped) {
-        this.current = this.o.puller({ skipRecent: !this.rebuild });
-        await this.current.start();
+      if (!this.stopped) await this.restart();
+    }
+  }
+
+  /**
+   * Pulls again, trying until it does or this stops (a pause longer each time): a read model
+   * emptied and pulled by nobody would never be rebuilt, nor commands served again.
+   */
+  private async restart(): Promise<void> {
+    const { logger } = this.o.backbone;
+    for (let attempt = 0; !this.stopped; attempt++) {
+      const p = this.o.puller({ skipRecent: !this.rebuild });
+      try {
+        await p.start();
+        this.current = p;
         if (this.rebuild) this.watch();
+        return;
+      } catch (err) {
+        logger.warn({ err, projection: this.o.projection, attempt: attempt + 1 }, "could not pull the read model's events again; retrying");
+        await p.stop().catch(() => undefined);
+        await delay(RESTART_PAUSES_MS[Math.min(attempt, RESTART_PAUSES_MS.length - 1)]!);
       }
     }
   }
