@@ -1,12 +1,12 @@
 import type { JsMsg } from "@nats-io/jetstream";
-import { sql, type Kysely } from "kysely";
+import type { Kysely } from "kysely";
 import { ZodError } from "zod";
 import { deleteConsumer, DurableConsumer } from "@mam/bus/consumer.ts";
 import { contextEventsFilter, type EventEnvelope } from "@mam/contracts/envelope.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import type { Backbone } from "./backbone.ts";
 import { applyConsumed, checkpointOf, type ProjectionTables } from "./event-sourcing.ts";
-import { RebuildablePuller } from "./rebuild.ts";
+import { lockReplay, RebuildablePuller } from "./rebuild.ts";
 import type { RecentlyApplied } from "./recent.ts";
 import { type SingleActive, singleActiveOf } from "./single-active.ts";
 
@@ -76,7 +76,7 @@ export async function startProjection(b: Backbone<any>, p: ProjectionSpec, recen
  */
 async function claimReplay(b: Backbone<any>, projection: string): Promise<void> {
   await (b.db as Kysely<ProjectionTables>).transaction().execute(async (tx) => {
-    await sql`select pg_advisory_xact_lock(hashtextextended(${`replay:${projection}`}, 0))`.execute(tx);
+    await lockReplay(tx, b, projection);
     if ((await checkpointOf(tx, projection)) !== undefined) return;
     await deleteConsumer(b.bus, b.stream, projection);
     await tx.insertInto("projection_checkpoint").values({ projection, tenant_key: "", stream_seq: 0, updated_at: new Date() }).execute();

@@ -46,8 +46,24 @@ export type RebuildProgress = z.infer<typeof RebuildProgress>;
 
 /** The row recording a rebuild in progress, in the projection checkpoints' table under a name of its own. */
 const recordName = (projection: string) => `${projection}@rebuild`;
-/** Commands share it; a rebuild takes it alone to empty the read model (see refuseWhileRebuilding). */
-const lockName = (projection: string) => `rebuild:${projection}`;
+/**
+ * Commands share it; a rebuild takes it alone to empty the read model (see
+ * refuseWhileRebuilding). Advisory locks are the whole database's: named after the schema
+ * too (the record and the tables it guards live there), which a command's transaction
+ * knows as its current schema.
+ */
+const rebuildLock = (projection: string) => sql`hashtextextended(${"rebuild:"} || current_schema() || ${`:${projection}`}, 0)`;
+
+/**
+ * Taken by a replica claiming a replay at start (projection.ts) and by a reset while it
+ * empties the read model: one at a time. Named per deployment (schema and subject prefix)
+ * as the lease is: many share a database.
+ */
+export const replayLockName = (b: Backbone<any>, projection: string) => `replay:${b.store.schema}:${b.bus.prefix}:${projection}`;
+
+export async function lockReplay(tx: Kysely<any>, b: Backbone<any>, projection: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtextextended(${replayLockName(b, projection)}, 0))`.execute(tx);
+}
 
 /**
  * For the command path, in its transaction, before it loads: refuses while the read model its
@@ -56,7 +72,7 @@ const lockName = (projection: string) => `rebuild:${projection}`;
  * decides on a read model emptied under it.
  */
 export async function refuseWhileRebuilding(tx: Kysely<any>, projection: string): Promise<void> {
-  await sql`select pg_advisory_xact_lock_shared(hashtextextended(${lockName(projection)}, 0))`.execute(tx);
+  await sql`select pg_advisory_xact_lock_shared(${rebuildLock(projection)})`.execute(tx);
   const row = await (tx as Kysely<ProjectionTables>)
     .selectFrom("projection_checkpoint")
     .select("stream_seq")
@@ -174,9 +190,9 @@ export class RebuildablePuller implements Puller {
       const startedAt = new Date();
       await this.db.transaction().execute(async (tx) => {
         // Waits for the commands deciding on the read model now, and holds off new ones.
-        await sql`select pg_advisory_xact_lock(hashtextextended(${lockName(projection)}, 0))`.execute(tx);
+        await sql`select pg_advisory_xact_lock(${rebuildLock(projection)})`.execute(tx);
         // As a replica claiming a replay at start (projection.ts) does: one at a time.
-        await sql`select pg_advisory_xact_lock(hashtextextended(${`replay:${projection}`}, 0))`.execute(tx);
+        await lockReplay(tx, b, projection);
         await sql`truncate ${sql.join(tables.map((t) => sql.table(t)))}`.execute(tx);
         await tx
           .deleteFrom("projection_checkpoint")
