@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { setTimeout as delay } from "node:timers/promises";
 import pg from "pg";
 import type { Logger } from "@mam/runtime/logger.ts";
@@ -15,6 +16,21 @@ export interface LeaseOptions {
   /** The lease is ours no more (its connection broke, or we stop): stops what `acquired` started. */
   lost: () => Promise<void>;
 }
+
+/** A lease as held: its lock's name and the server process of the connection holding it. */
+export interface HeldLease {
+  name: string;
+  pid: number;
+}
+
+const holding = new AsyncLocalStorage<HeldLease>();
+
+/**
+ * The lease under which the caller was started (by `acquired`), if any. Work that must not
+ * commit once the lease has gone (a read model emptied by its one writer) checks in its own
+ * transaction that the server still holds it (its lock granted to `pid` in pg_locks).
+ */
+export const heldLease = (): HeldLease | undefined => holding.getStore();
 
 /**
  * One holder at a time across replicas: a Postgres session advisory lock held by a connection
@@ -60,11 +76,13 @@ export class SessionLease {
         await client.query("select 1");
         return;
       }
-      const r = await client.query<{ got: boolean }>("select pg_try_advisory_lock(hashtextextended($1, 0)) as got", [this.o.name]);
+      const r = await client.query<{ got: boolean; pid: number }>("select pg_try_advisory_lock(hashtextextended($1, 0)) as got, pg_backend_pid() as pid", [
+        this.o.name,
+      ]);
       if (!r.rows[0]?.got || this.stopped) return;
       this.held = true;
       this.o.logger.info({ lease: this.o.name }, "lease taken: this replica is the active one");
-      await this.o.acquired();
+      await holding.run({ name: this.o.name, pid: r.rows[0].pid }, () => this.o.acquired());
     } catch (err) {
       if (!this.stopped) this.o.logger.warn({ err, lease: this.o.name }, "lease connection failed; trying again");
       await this.drop();

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { deleteConsumer } from "@mam/bus/consumer.ts";
 import { RpcServer } from "@mam/bus/rpc.ts";
 import { AppError } from "@mam/contracts/errors.ts";
+import { heldLease, type HeldLease } from "@mam/db/lease.ts";
 import type { Backbone } from "./backbone.ts";
 import type { ProjectionTables } from "./event-sourcing.ts";
 import { operatorSubject, resolveWithIdentity, serveOperator, type KeyResolver } from "./operator-rpc.ts";
@@ -21,6 +22,10 @@ import type { Puller } from "./single-active.ts";
  * answer from what has been replayed so far; commands are refused until the replay has
  * caught up (see refuseWhileRebuilding). A replica taking the lease over mid-rebuild finds
  * the record and carries on from the consumer's ack floor.
+ *
+ * The reset commits only while the server still holds this replica's lease: a replica that
+ * took it over meanwhile reads the record under the lock the reset holds until it commits,
+ * so it either finds no rebuild because none happened, or finds the one committed.
  */
 
 /** The subject of a projection's rebuild requests: `svc.<service>.ops.rebuild.<projection>`. */
@@ -55,14 +60,39 @@ const recordName = (projection: string) => `${projection}@rebuild`;
 const rebuildLock = (projection: string) => sql`hashtextextended(${"rebuild:"} || current_schema() || ${`:${projection}`}, 0)`;
 
 /**
- * Taken by a replica claiming a replay at start (projection.ts) and by a reset while it
- * empties the read model: one at a time. Named per deployment (schema and subject prefix)
- * as the lease is: many share a database.
+ * Taken by a replica claiming a replay at start (projection.ts), by a reset while it empties
+ * the read model and by a new lease holder reading the rebuild record: one at a time. Named
+ * per deployment (schema and subject prefix) as the lease is: many share a database.
  */
 export const replayLockName = (b: Backbone<any>, projection: string) => `replay:${b.store.schema}:${b.bus.prefix}:${projection}`;
 
 export async function lockReplay(tx: Kysely<any>, b: Backbone<any>, projection: string): Promise<void> {
   await sql`select pg_advisory_xact_lock(hashtextextended(${replayLockName(b, projection)}, 0))`.execute(tx);
+}
+
+/** The rebuild of `projection` recorded and not done yet, if any. */
+export async function rebuildRecorded(db: Kysely<any>, projection: string): Promise<Rebuild | undefined> {
+  const row = await (db as Kysely<ProjectionTables>)
+    .selectFrom("projection_checkpoint")
+    .select(["stream_seq", "updated_at"])
+    .where("projection", "=", recordName(projection))
+    .executeTakeFirst();
+  return row ? { targetSeq: Number(row.stream_seq), startedAt: new Date(row.updated_at).toISOString() } : undefined;
+}
+
+/**
+ * Whether the server still grants the lease's lock to the connection that took it: while it
+ * does, no other replica can hold the lease. A bigint advisory key shows in pg_locks as its
+ * two halves.
+ */
+async function leaseStillHeld(tx: Kysely<any>, lease: HeldLease): Promise<boolean> {
+  const r = await sql<{ held: boolean }>`select exists (
+    select 1 from pg_locks
+    where locktype = 'advisory' and granted and pid = ${lease.pid} and objsubid = 1
+      and database = (select oid from pg_database where datname = current_database())
+      and ((classid::bigint << 32) | objid::bigint) = hashtextextended(${lease.name}, 0)
+  ) as held`.execute(tx);
+  return !!r.rows[0]?.held;
 }
 
 /**
@@ -108,7 +138,7 @@ export interface RebuildableOptions {
   resolve?: KeyResolver;
 }
 
-interface Rebuild {
+export interface Rebuild {
   targetSeq: number;
   startedAt: string;
 }
@@ -118,6 +148,8 @@ export interface DrainablePuller extends Puller {
   stop(o?: { drain?: boolean }): Promise<void>;
 }
 
+/** How often the holder looks for a rebuild recorded without its knowing (see follow). */
+const RECHECK_MS = 3_000;
 /** Pauses between tries to pull again after a reset. */
 const RESTART_PAUSES_MS = [250, 1_000, 2_000, 5_000];
 
@@ -126,10 +158,16 @@ export class RebuildablePuller implements Puller {
   private current?: DrainablePuller;
   private rpc?: RpcServer;
   private rebuild?: Rebuild;
-  /** The reset in progress: stopping waits for it, so nothing runs under a lease given up. */
+  /** The reset (or take-over) in progress: stopping waits for it, so nothing runs under a lease given up. */
   private resetting?: Promise<unknown>;
   private watching?: Promise<void>;
+  private following?: Promise<void>;
+  private wakeUp?: () => void;
   private stopped = false;
+  /** The lease this puller runs under: SingleActive makes it once the lease is taken. */
+  private readonly lease = heldLease();
+  /** A reset found the lease gone: this replica stands by any moment, pulling nothing meanwhile. */
+  private leaseGone = false;
 
   constructor(private readonly o: RebuildableOptions) {}
 
@@ -139,11 +177,18 @@ export class RebuildablePuller implements Puller {
 
   async start(): Promise<void> {
     const b = this.o.backbone;
-    this.rebuild = await this.recorded();
+    // Under the lock a reset holds until it commits: a rebuild the last holder was committing
+    // as it lost the lease is found here, not missed (the record read before its commit).
+    this.rebuild = await this.db.transaction().execute(async (tx) => {
+      await lockReplay(tx, b, this.o.projection);
+      return rebuildRecorded(tx, this.o.projection);
+    });
     // Ids this process applied inline say nothing of an emptied read model: nothing is skipped while rebuilding.
-    this.current = this.o.puller({ skipRecent: !this.rebuild });
-    await this.current.start();
+    const first = this.o.puller({ skipRecent: !this.rebuild });
+    await first.start();
+    this.current = first;
     if (this.rebuild) this.watch();
+    this.following = this.follow();
     this.rpc = new RpcServer(b.bus, this.o.service, b.verifier, b.logger);
     serveOperator(this.rpc, rebuildSubject(this.o.service, this.o.projection), RebuildRequest, this.o.resolve ?? resolveWithIdentity(b.bus), async (req) => {
       if (req.action === "start") await this.begin();
@@ -154,25 +199,18 @@ export class RebuildablePuller implements Puller {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.wakeUp?.();
     await this.rpc?.close();
     await this.resetting?.catch(() => undefined);
+    await this.following;
     await this.watching;
     await this.current?.stop();
     this.current = undefined;
   }
 
-  private async recorded(): Promise<Rebuild | undefined> {
-    const row = await this.db
-      .selectFrom("projection_checkpoint")
-      .select(["stream_seq", "updated_at"])
-      .where("projection", "=", recordName(this.o.projection))
-      .executeTakeFirst();
-    return row ? { targetSeq: Number(row.stream_seq), startedAt: new Date(row.updated_at).toISOString() } : undefined;
-  }
-
   private begin(): Promise<unknown> {
     if (this.rebuild || this.resetting) throw new AppError("CONFLICT", `${this.o.projection} is being rebuilt already`);
-    if (this.stopped) throw new AppError("UNAVAILABLE", "This replica is handing the read model over; retry shortly");
+    if (this.stopped || this.leaseGone) throw new AppError("UNAVAILABLE", "This replica is handing the read model over; retry shortly");
     this.resetting = this.reset().finally(() => (this.resetting = undefined));
     return this.resetting;
   }
@@ -180,6 +218,8 @@ export class RebuildablePuller implements Puller {
   private async reset(): Promise<void> {
     const b = this.o.backbone;
     const { projection, tables } = this.o;
+    const lease = this.lease;
+    if (!lease) throw new Error("a rebuildable projection runs under a lease (SingleActive)");
     // Nothing is applied while the tables are emptied: the only puller stops first, and what
     // it is handling is let finish however long it waits (on a tenant's lock, say): written
     // after the reset, it would be in the emptied model and skipped by the replay as applied.
@@ -193,6 +233,7 @@ export class RebuildablePuller implements Puller {
         await sql`select pg_advisory_xact_lock(${rebuildLock(projection)})`.execute(tx);
         // As a replica claiming a replay at start (projection.ts) does: one at a time.
         await lockReplay(tx, b, projection);
+        await this.checkLease(tx, lease);
         await sql`truncate ${sql.join(tables.map((t) => sql.table(t)))}`.execute(tx);
         await tx
           .deleteFrom("projection_checkpoint")
@@ -208,13 +249,25 @@ export class RebuildablePuller implements Puller {
         // Last, so that a failure before leaves the consumer where it was; a commit failing after
         // replays into the untouched read model, where every event is found applied.
         await deleteConsumer(b.bus, b.stream, projection);
+        // Again, after everything: a replica that takes the lease from now on reads the record
+        // only once this commits (start, under the replay lock). One that took it before pulled
+        // from the consumer just deleted, and may have acknowledged, without applying, events
+        // this replica applied inline: the rebuild must not happen.
+        await this.checkLease(tx, lease);
       });
       this.rebuild = { targetSeq, startedAt: startedAt.toISOString() };
       b.logger.warn({ projection, targetSeq }, "read model emptied by the operator: replaying the stream");
     } finally {
       // Pulling again either way: from the first event after a reset, from where it was after a failure.
-      if (!this.stopped) await this.restart();
+      if (!this.stopped && !this.leaseGone) await this.restart();
     }
+  }
+
+  private async checkLease(tx: Kysely<any>, lease: HeldLease): Promise<void> {
+    if (await leaseStillHeld(tx, lease)) return;
+    this.leaseGone = true;
+    this.o.backbone.logger.warn({ projection: this.o.projection }, "lease lost before the read model was emptied: rebuild abandoned");
+    throw new AppError("UNAVAILABLE", "This replica lost the read model's lease; retry shortly");
   }
 
   /**
@@ -235,6 +288,51 @@ export class RebuildablePuller implements Puller {
         await p.stop().catch(() => undefined);
         await delay(RESTART_PAUSES_MS[Math.min(attempt, RESTART_PAUSES_MS.length - 1)]!);
       }
+    }
+  }
+
+  /**
+   * The backstop of start's read under the replay lock: a rebuild record this holder did not
+   * know of (committed by the last holder after this one started) is taken over.
+   */
+  private async follow(): Promise<void> {
+    const { logger } = this.o.backbone;
+    while (!this.stopped) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, RECHECK_MS);
+        this.wakeUp = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      if (this.stopped || this.rebuild || this.resetting || this.leaseGone) continue;
+      try {
+        const found = await rebuildRecorded(this.db, this.o.projection);
+        if (!found || this.stopped || this.rebuild || this.resetting) continue;
+        this.resetting = this.takeOver(found).finally(() => (this.resetting = undefined));
+        await this.resetting;
+      } catch (err) {
+        logger.warn({ err, projection: this.o.projection }, "could not look for a rebuild begun elsewhere; trying again");
+      }
+    }
+  }
+
+  private async takeOver(found: Rebuild): Promise<void> {
+    const b = this.o.backbone;
+    b.logger.warn(
+      { projection: this.o.projection, targetSeq: found.targetSeq },
+      "a rebuild begun by the last holder found late: replaying from the first event",
+    );
+    await this.current?.stop({ drain: true });
+    this.current = undefined;
+    try {
+      // What the puller acknowledged without applying meanwhile (events this process had
+      // applied inline, since emptied) comes again with the rest: the consumer anew from the
+      // first event, whatever was replayed already found applied.
+      await deleteConsumer(b.bus, b.stream, this.o.projection);
+      this.rebuild = found;
+    } finally {
+      if (!this.stopped) await this.restart();
     }
   }
 
