@@ -1,7 +1,8 @@
 /**
  * `pnpm start`: the six services against the servers named by the environment (local
  * defaults otherwise), each in its own process, kept running by a supervisor (a crashed one
- * is restarted) and stopped together on Ctrl-C or SIGTERM. Their logs are shown pretty on a
+ * is restarted; one that never gets ready stops them all) and stopped together on Ctrl-C or
+ * SIGTERM. Their logs are shown pretty on a
  * terminal and as JSON lines otherwise (--pretty / --json or LOG_FORMAT to choose).
  */
 import { connect } from "node:net";
@@ -154,7 +155,21 @@ const supervisor = new Supervisor(specs, {
     }
     showOperatorKey();
   },
+  onGiveUp() {
+    // The supervisor has said why and is stopping every service: we exit 1 once they are gone.
+    stopPlatform();
+  },
 });
+
+let stopped: Promise<void> | undefined;
+function stopPlatform(): void {
+  stopped ??= supervisor.stop().then((clean) => {
+    // A key generated in this run but never shown (the platform never got ready) is not lost.
+    showOperatorKey();
+    logger.info("platform stopped");
+    process.exitCode = clean && !supervisor.gaveUp ? 0 : 1;
+  });
+}
 
 let signals = 0;
 function shutdown(signal: NodeJS.Signals): void {
@@ -163,13 +178,9 @@ function shutdown(signal: NodeJS.Signals): void {
     supervisor.kill();
     return;
   }
+  if (stopped) return;
   logger.info({ signal }, "stopping the platform");
-  void supervisor.stop().then((clean) => {
-    // A key generated in this run but never shown (the platform never got ready) is not lost.
-    showOperatorKey();
-    logger.info("platform stopped");
-    process.exitCode = clean ? 0 : 1;
-  });
+  stopPlatform();
 }
 process.on("SIGINT", () => shutdown("SIGINT"));
 process.on("SIGTERM", () => shutdown("SIGTERM"));

@@ -1,7 +1,8 @@
 /**
  * Keeps a set of processes running: each in its own child process, restarted with a growing
  * pause when it exits without being asked to, watched until its health endpoint says ready,
- * and stopped together (SIGTERM, then SIGKILL after a grace period).
+ * and stopped together (SIGTERM, then SIGKILL after a grace period). One that keeps failing
+ * before it was ever ready (a bad setting, a port in use) stops them all instead.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Logger } from "@mam/runtime/logger.ts";
@@ -26,6 +27,15 @@ export interface Backoff {
 
 export const DEFAULT_BACKOFF: Backoff = { initialMs: 500, maxMs: 30_000, resetAfterMs: 30_000 };
 
+/** Five failures before ever ready: 7.5 s of pauses, long enough for a server that is still starting. */
+export const DEFAULT_GIVE_UP_AFTER = 5;
+
+/**
+ * Is this stderr line worth quoting as a child's last error? Not a stack frame or Node's
+ * version footer, which follow the message of an uncaught error.
+ */
+const telling = (line: string) => line.trim() !== "" && !/^\s+at /.test(line) && !/^Node\.js v\d/.test(line);
+
 export interface SupervisorOptions {
   logger: Logger;
   /** Every line a child writes, split at newlines (without them). */
@@ -33,6 +43,13 @@ export interface SupervisorOptions {
   /** Every child ready at once; `first` only the first time (later: after a restart). */
   onReady?: (first: boolean) => void;
   backoff?: Backoff;
+  /**
+   * Failures in a row of a child never ready since start() after which the supervisor gives
+   * up: it logs the child's last error and stops every child. One ready once is always restarted.
+   */
+  giveUpAfter?: number;
+  /** Called once when the supervisor gives up on the child so named (it is stopping everything). */
+  onGiveUp?: (name: string) => void;
   /** After SIGTERM, how long children have to exit before SIGKILL. */
   graceMs?: number;
   readyPollMs?: number;
@@ -49,6 +66,10 @@ interface Slot {
   /** Crashes in a row, without a healthy run long enough between them. */
   attempt: number;
   readyAt?: number;
+  /** Ready at least once since start(). */
+  everReady: boolean;
+  /** The last telling line its current run wrote on stderr. */
+  lastError?: string;
   restartTimer?: NodeJS.Timeout;
   exited?: Promise<void>;
 }
@@ -58,6 +79,8 @@ export class Supervisor {
   private readonly backoff: Backoff;
   private readonly graceMs: number;
   private readonly readyPollMs: number;
+  private readonly giveUpAfter: number;
+  private gaveUpOn?: string;
   private stopping?: Promise<boolean>;
   private allReady = false;
   private everReady = false;
@@ -66,10 +89,11 @@ export class Supervisor {
     specs: readonly ChildSpec[],
     private readonly o: SupervisorOptions,
   ) {
-    for (const spec of specs) this.slots.set(spec.name, { spec, attempt: 0 });
+    for (const spec of specs) this.slots.set(spec.name, { spec, attempt: 0, everReady: false });
     this.backoff = o.backoff ?? DEFAULT_BACKOFF;
     this.graceMs = o.graceMs ?? 15_000;
     this.readyPollMs = o.readyPollMs ?? 200;
+    this.giveUpAfter = o.giveUpAfter ?? DEFAULT_GIVE_UP_AFTER;
   }
 
   start(): void {
@@ -83,6 +107,11 @@ export class Supervisor {
 
   get ready(): boolean {
     return this.allReady;
+  }
+
+  /** The child it gave up on (see giveUpAfter), if it did. */
+  get gaveUp(): string | undefined {
+    return this.gaveUpOn;
   }
 
   /**
@@ -133,9 +162,13 @@ export class Supervisor {
     const child = spawn(spec.command, spec.args, { env: spec.env, stdio: ["pipe", "pipe", "pipe"] });
     slot.child = child;
     slot.readyAt = undefined;
+    slot.lastError = undefined;
     this.o.logger.info({ child: spec.name, pid: child.pid, attempt: slot.attempt }, `${spec.name} started (pid ${child.pid})`);
     onLines(child.stdout!, (l) => this.o.onLine(spec.name, "stdout", l));
-    onLines(child.stderr!, (l) => this.o.onLine(spec.name, "stderr", l));
+    onLines(child.stderr!, (l) => {
+      if (telling(l)) slot.lastError = l.trim();
+      this.o.onLine(spec.name, "stderr", l);
+    });
     // "close", not "exit": its last lines are read by then.
     slot.exited = new Promise((resolve) =>
       child.once("close", (code, signal) => {
@@ -159,6 +192,17 @@ export class Supervisor {
     // A healthy stretch long enough forgives the crashes before it.
     if (slot.readyAt !== undefined && Date.now() - slot.readyAt >= this.backoff.resetAfterMs) slot.attempt = 0;
     slot.attempt++;
+    if (!slot.everReady && slot.attempt >= this.giveUpAfter) {
+      // Restarting it again would only repeat the same error, forever: say which, and stop.
+      this.gaveUpOn = name;
+      this.o.logger.error(
+        { child: name, pid: child.pid, code, signal, attempt: slot.attempt, lastError: slot.lastError },
+        `${name} failed ${slot.attempt} times in a row without becoming ready; stopping everything. Its last error: ${slot.lastError ?? `none on stderr (${signal ?? `code ${code}`})`}`,
+      );
+      void this.stop();
+      this.o.onGiveUp?.(name);
+      return;
+    }
     const delayMs = restartDelay(slot.attempt, this.backoff);
     this.o.logger.warn(
       { child: name, pid: child.pid, code, signal, attempt: slot.attempt, delayMs },
@@ -182,6 +226,7 @@ export class Supervisor {
       if (slot.child !== child || this.stopping) return;
       if (ok) {
         slot.readyAt = Date.now();
+        slot.everReady = true;
         this.o.logger.info({ child: slot.spec.name, pid: child.pid }, `${slot.spec.name} ready`);
         this.checkAllReady();
         return;

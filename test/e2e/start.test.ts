@@ -1,4 +1,9 @@
 import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { testEnv } from "@mam/testing/config.ts";
 import { isolate } from "@mam/testing/isolation.ts";
@@ -172,6 +177,42 @@ describe("pnpm start", () => {
     }
   }, 300_000);
 
+  it("stops everything and exits 1 when a service fails 5 times without ever being ready, naming it and its error", async () => {
+    const e = await platformEnv();
+    // The gateway's port taken by something that is not the gateway (and never answers /readyz).
+    const squatter = createServer((s) => s.destroy()).listen(Number(e.PORT), "0.0.0.0");
+    await once(squatter, "listening");
+    const p = runService("scripts/start.ts", e);
+    started.push(p);
+    outputs.push(p.stdout);
+    try {
+      const result = await Promise.race([p.exited, waitFor(() => false, { ...STARTING, what: "pnpm start to give up" })]);
+      expect(result, `${p.stdout().slice(-3000)}\n${p.stderr().slice(-2000)}`).toEqual({ code: 1, signal: null });
+    } finally {
+      if (p.child.exitCode === null) p.child.kill("SIGKILL");
+      squatter.close();
+    }
+    const lines = p
+      .stdout()
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Line & { level: number; lastError?: string });
+    const supervisor = lines.filter((l) => l.service === "supervisor");
+    const reason = `gateway: port ${e.PORT} is already in use; set PORT (gateway) or HEALTH_PORT to another`;
+    expect(supervisor.filter((l) => l.level >= 50)).toEqual([
+      expect.objectContaining({
+        child: "gateway",
+        attempt: 5,
+        lastError: reason,
+        msg: `gateway failed 5 times in a row without becoming ready; stopping everything. Its last error: ${reason}`,
+      }),
+    ]);
+    expect(supervisor.filter((l) => l.child === "gateway" && l.msg.startsWith("gateway started"))).toHaveLength(5);
+    expect(supervisor.some((l) => l.msg.startsWith("Platform ready"))).toBe(false);
+    expect(supervisor.at(-1)?.msg).toBe("platform stopped");
+    expect(startedPids(p.stdout()).filter(alive)).toEqual([]);
+  }, 300_000);
+
   it("refuses a LOG_FORMAT it does not know, in one line", async () => {
     const p = runService("scripts/start.ts", { PATH: testEnv.PATH, LOG_FORMAT: "xml" });
     started.push(p);
@@ -216,7 +257,14 @@ describe("Supervisor", () => {
           readyUrl: "http://127.0.0.1:1/readyz",
         },
       ],
-      { logger, onLine: (name, stream, line) => out.line(name, stream, line), backoff: { initialMs: 20, maxMs: 80, resetAfterMs: 60_000 }, graceMs: 5_000 },
+      {
+        logger,
+        onLine: (name, stream, line) => out.line(name, stream, line),
+        backoff: { initialMs: 20, maxMs: 80, resetAfterMs: 60_000 },
+        graceMs: 5_000,
+        // More crashes than this test counts: giving up is the next test's.
+        giveUpAfter: 10,
+      },
     );
     sup.start();
     await waitFor(() => logged.filter((l) => l.msg.includes("exited unexpectedly")).length >= 5, { timeoutMs: 20_000, what: "five crashes" });
@@ -239,6 +287,75 @@ describe("Supervisor", () => {
     expect(text).toMatch(/^crasher +\| \[[\d:.]+\] INFO: up$/m);
     expect(text).toMatch(/^crasher +\| going down$/m);
     expect(text).toMatch(/^steady +\| plain text$/m);
+  });
+
+  /** A child answering 200 on /readyz at `port` until SIGTERM. */
+  const healthy = (port: number) => `require("node:http").createServer((q, r) => r.end("ok")).listen(${port}); process.on("SIGTERM", () => process.exit(0));`;
+
+  it("gives up on a child failing 5 times in a row without ever becoming ready: one error line with its last error, every child stopped", async () => {
+    const logged: (Line & { level: number; lastError?: string })[] = [];
+    const logger = createLogger("supervisor", "info", { write: (l: string) => void logged.push(JSON.parse(l)) });
+    const port = await freePort();
+    let gaveUp: (name: string) => void;
+    const given = new Promise<string>((r) => (gaveUp = r));
+    const sup = new Supervisor(
+      [
+        // A bad setting: an uncaught error, its stack, then Node's version line.
+        {
+          name: "broken",
+          ...node(`console.log("starting"); throw new Error("PORT must be a number");`),
+          env: { PATH: testEnv.PATH },
+          readyUrl: "http://127.0.0.1:1/readyz",
+        },
+        { name: "steady", ...node(healthy(port)), env: { PATH: testEnv.PATH }, readyUrl: `http://127.0.0.1:${port}/readyz` },
+      ],
+      { logger, onLine: () => {}, backoff: { initialMs: 10, maxMs: 20, resetAfterMs: 60_000 }, onGiveUp: (name) => gaveUp(name) },
+    );
+    sup.start();
+    expect(await given).toBe("broken");
+    const steady = logged.find((l) => l.child === "steady" && l.msg.startsWith("steady started"))!.pid!;
+    await sup.stop();
+    expect(sup.gaveUp).toBe("broken");
+    expect(logged.filter((l) => l.level >= 50)).toEqual([
+      expect.objectContaining({
+        child: "broken",
+        code: 1,
+        attempt: 5,
+        lastError: "Error: PORT must be a number",
+        msg: "broken failed 5 times in a row without becoming ready; stopping everything. Its last error: Error: PORT must be a number",
+      }),
+    ]);
+    expect(logged.filter((l) => l.child === "broken" && l.msg.startsWith("broken started"))).toHaveLength(5);
+    expect(logged.filter((l) => l.child === "broken" && l.msg.includes("exited unexpectedly"))).toHaveLength(4);
+    expect(logged.find((l) => l.child === "steady" && l.msg.startsWith("steady stopped"))).toMatchObject({ msg: "steady stopped (code 0)" });
+    expect(alive(steady)).toBe(false);
+    expect(sup.pids()).toEqual({ broken: undefined, steady: undefined });
+  });
+
+  it("never gives up on a child that was ready once: it is restarted however often it fails after", async () => {
+    const logged: (Line & { level: number })[] = [];
+    const logger = createLogger("supervisor", "info", { write: (l: string) => void logged.push(JSON.parse(l)) });
+    const port = await freePort();
+    const marker = join(mkdtempSync(join(tmpdir(), "sup-")), "ran");
+    // Healthy on its first run; every later run fails at once, as a service whose server went away.
+    const flaky = `const fs = require("node:fs"); if (fs.existsSync(${JSON.stringify(marker)})) { console.error("flaky: cannot start"); process.exit(1); } fs.writeFileSync(${JSON.stringify(marker)}, ""); ${healthy(port)}`;
+    const sup = new Supervisor([{ name: "flaky", ...node(flaky), env: { PATH: testEnv.PATH }, readyUrl: `http://127.0.0.1:${port}/readyz` }], {
+      logger,
+      onLine: () => {},
+      backoff: { initialMs: 10, maxMs: 20, resetAfterMs: 60_000 },
+      giveUpAfter: 2,
+      onGiveUp: () => logged.push({ level: 60, service: "test", msg: "gave up" }),
+    });
+    sup.start();
+    try {
+      await waitFor(() => logged.some((l) => l.msg === "flaky ready"), { timeoutMs: 20_000, what: "flaky ready" });
+      process.kill(sup.pids().flaky!, "SIGKILL");
+      await waitFor(() => logged.filter((l) => l.msg.includes("exited unexpectedly")).length >= 5, { timeoutMs: 20_000, what: "five failures" });
+    } finally {
+      await sup.stop();
+    }
+    expect(sup.gaveUp).toBeUndefined();
+    expect(logged.filter((l) => l.level >= 50)).toEqual([]);
   });
 
   it("a child stops when its supervisor is killed outright (SIGKILL, no chance to stop it)", async () => {
