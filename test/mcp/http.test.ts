@@ -320,5 +320,14 @@ describe("MCP over streamable HTTP", () => {
       });
       await Promise.all([first.client.close(), second.client.close(), other.client.close()]);
     });
+
+    it("is counted in the HTTP metrics under its route, not as unmatched", async () => {
+      const g = world.s.gateways[0]!;
+      const { client } = await connectTo(g, { "x-api-key": world.a.apiKey });
+      await client.listTools();
+      await client.close();
+      const exposition = await g.backbone.metrics.exposition();
+      expect(exposition).toMatch(/mam_http_requests_total\{method="POST",route="\/v1\/mcp",status="200"\} [1-9]/);
+    });
   });
 });

@@ -1,4 +1,5 @@
-import type { NextFunction, Request, RequestHandler, Response } from "express";
+import type { Request, RequestHandler, Response } from "express";
+import type { oas31 } from "zod-openapi";
 import { z } from "zod";
 import type { Subscription } from "@nats-io/transport-node";
 import { IDENTITY_CONTEXT, KeyRevokedV1, WorkspaceDeletedV1 } from "@mam/contracts/identity-events.ts";
@@ -29,8 +30,8 @@ interface CallerContext extends Record<string, unknown> {
 }
 
 /**
- * `POST` and `DELETE /v1/mcp`: the MCP tools over Streamable HTTP. Mounted inside the `/v1`
- * router, after its key check, rate limit, large-body admission and JSON parser, so an MCP
+ * `POST` and `DELETE /v1/mcp`: the MCP tools over Streamable HTTP. Mounted as routes (`GET`
+ * too, answered 405) of the `/v1` router, so that its metrics carry the route, after its key check, rate limit, large-body admission and JSON parser, so an MCP
  * request is taken as any API request is: the same keys in the same headers, each request
  * authenticated again (a revoked key stops at the next call), counted against the key's
  * rate. Each session is bound to the key that opened it.
@@ -62,10 +63,7 @@ export function mcpDoor(app: object, d: CallDeps, settings: McpSettings): McpDoo
         return gatewayApi(d, caller.principal, caller.requestId);
       }),
   );
-  const handle = async (req: Request, res: Response, next: NextFunction) => {
-    // `/v1/mcp` itself; anything under it is no route.
-    if (req.path !== "/") return next();
-    if (req.method !== "POST" && req.method !== "DELETE" && req.method !== "GET") return next();
+  const handle = async (req: Request, res: Response) => {
     const principal = res.locals.principal as Principal;
     // The key stays out of the session: the tools act as the principal it resolved to.
     const auth: AuthInfo = {
@@ -121,4 +119,66 @@ function watchRevocations(d: CallDeps, sessions: McpHttpSessions): Subscription[
     on("KeyRevoked", (data) => void sessions.closeOf({ owner: KeyRevokedV1.parse(data).keyId })),
     on("WorkspaceDeleted", (data) => void sessions.closeOf({ workspace: WorkspaceDeletedV1.parse(data).workspaceId })),
   ];
+}
+
+const errorReply = (description: string): oas31.ResponseObject => ({
+  description,
+  content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
+});
+const MCP_KEYS = ["tenant", "workspace", "inbox"].flatMap((k) => [{ [`${k}Key`]: [] }, { [`${k}Bearer`]: [] }]);
+const MCP_REFUSALS: Record<string, oas31.ResponseObject> = {
+  "400": errorReply("`VALIDATION_ERROR`: no `Mcp-Session-Id` on a request that is not an `initialize`, or a JSON-RPC batch"),
+  "401": errorReply("`UNAUTHORIZED` (missing, unknown or revoked key)"),
+  "404": errorReply("`NOT_FOUND`: the session expired, was closed, or was opened with another key"),
+  "429": errorReply("`RATE_LIMITED` (with Retry-After): the key's rate, or its, its tenant's or the gateway's open sessions"),
+  "503": errorReply("`UNAVAILABLE`: the session closed under the request (the gateway stopping)"),
+};
+
+/** `/v1/mcp` as the API document shows it: the operations are JSON-RPC, not described route by route. */
+export function documentMcp(doc: oas31.OpenAPIObject): oas31.OpenAPIObject {
+  const more = "The MCP tools over Streamable HTTP (JSON answers, no SSE); see docs/mcp.md.";
+  const sessionId = { name: "Mcp-Session-Id", in: "header" as const, schema: { type: "string" as const } };
+  const paths = { ...doc.paths };
+  paths["/v1/mcp"] = {
+    post: {
+      operationId: "mcp",
+      summary: "MCP: one JSON-RPC message of a session",
+      description: `${more} Without \`Mcp-Session-Id\`, an \`initialize\` opens a session and its answer carries the id.`,
+      tags: ["Messages"],
+      security: MCP_KEYS,
+      parameters: [{ ...sessionId, description: "The session's id; absent on the `initialize` that opens one" }],
+      requestBody: { required: true, content: { "application/json": { schema: { type: "object", description: "One JSON-RPC 2.0 message (no batch)" } } } },
+      responses: {
+        "200": {
+          description: "The JSON-RPC answer (a tool's own failure is a result with `isError`)",
+          content: { "application/json": { schema: { type: "object" } } },
+        },
+        "202": { description: "A notification taken" },
+        ...MCP_REFUSALS,
+        "504": errorReply("`UNAVAILABLE`: not answered within MCP_REQUEST_TIMEOUT_S"),
+      },
+    },
+    delete: {
+      operationId: "mcpEnd",
+      summary: "MCP: end a session",
+      description: more,
+      tags: ["Messages"],
+      security: MCP_KEYS,
+      parameters: [{ ...sessionId, required: true }],
+      responses: { "200": { description: "The session is closed" }, ...MCP_REFUSALS },
+    },
+    get: {
+      operationId: "mcpStream",
+      summary: "MCP: no server-initiated stream is offered (405)",
+      description: more,
+      tags: ["Messages"],
+      security: MCP_KEYS,
+      responses: {
+        "405": errorReply("`VALIDATION_ERROR`: POST requests, DELETE to end a session (Allow: POST, DELETE)"),
+        "401": MCP_REFUSALS["401"]!,
+        "429": MCP_REFUSALS["429"]!,
+      },
+    },
+  };
+  return { ...doc, paths };
 }

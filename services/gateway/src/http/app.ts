@@ -23,7 +23,7 @@ import { buildOpenApiDocument, type LocalRoute, type WebSocketDoorDoc } from "./
 import { httpMetrics } from "./metrics.ts";
 import { malformedPathHandler } from "./path-decoding.ts";
 import { audienceOf, forwardRoutes } from "./routes.ts";
-import { mcpDoor } from "../mcp-door.ts";
+import { documentMcp, mcpDoor } from "../mcp-door.ts";
 
 export interface AppDeps {
   cfg: GatewayConfig;
@@ -129,7 +129,7 @@ const webSocketDoors: WebSocketDoorDoc[] = [
 let document: { json: string; html: string } | undefined;
 function apiDocument() {
   if (!document) {
-    const doc = buildOpenApiDocument(localRoutes, forwardRoutes, webSocketDoors);
+    const doc = documentMcp(buildOpenApiDocument(localRoutes, forwardRoutes, webSocketDoors));
     document = { json: JSON.stringify(doc), html: renderDocsPage(doc) };
   }
   return document;
@@ -214,7 +214,8 @@ export function buildApp(d: AppDeps): express.Express {
     ),
   );
   v1.use(express.json({ limit: d.cfg.BODY_LIMIT_BYTES, type: ["application/json", "application/*+json"] }));
-  v1.use("/mcp", mcpDoor(app, d, d.cfg).handle);
+  const mcp = mcpDoor(app, d, d.cfg);
+  for (const method of ["post", "delete", "get"] as const) v1[method]("/mcp", mcp.handle);
 
   v1.get("/me", (_req, res) => void res.json(me(principalOf(res))));
   for (const r of forwardRoutes) {
