@@ -1,12 +1,12 @@
+import { setTimeout as delay } from "node:timers/promises";
 import type { JsMsg } from "@nats-io/jetstream";
 import type { Kysely } from "kysely";
 import { ZodError } from "zod";
 import { deleteConsumer, DurableConsumer } from "@mam/bus/consumer.ts";
 import { contextEventsFilter, type EventEnvelope } from "@mam/contracts/envelope.ts";
-import { waitFor } from "@mam/runtime/wait.ts";
 import type { Backbone } from "./backbone.ts";
 import { applyConsumed, checkpointOf, type ProjectionTables } from "./event-sourcing.ts";
-import { lockReplay, RebuildablePuller } from "./rebuild.ts";
+import { lockReplay, RebuildablePuller, rebuildRecorded } from "./rebuild.ts";
 import type { RecentlyApplied } from "./recent.ts";
 import { type SingleActive, singleActiveOf } from "./single-active.ts";
 
@@ -57,12 +57,43 @@ export async function startProjection(b: Backbone<any>, p: ProjectionSpec, recen
   );
   await consumer.start();
   try {
-    await waitFor(() => consumer.caughtUp(), { timeoutMs: 10 * 60_000, intervalMs: 50, what: `${p.name} read model` });
+    await untilCaughtUp(b, p.name, consumer);
   } catch (err) {
     await consumer.stop();
     throw err;
   }
   return consumer;
+}
+
+/** How long a read model may take to catch up at start, unless it is being rebuilt. */
+const CATCH_UP_MS = 10 * 60_000;
+const PROGRESS_EVERY_MS = 30_000;
+
+/**
+ * Until the read model has caught up. A replica that starts while an operator's rebuild
+ * replays a long stream waits for as long as it takes, saying how far it has got (giving
+ * up would only have it restarted and wait again); otherwise it gives up after CATCH_UP_MS.
+ */
+async function untilCaughtUp(b: Backbone<any>, name: string, consumer: SingleActive): Promise<void> {
+  const started = Date.now();
+  let said = 0;
+  for (;;) {
+    if (await consumer.caughtUp()) return;
+    const now = Date.now();
+    if (now - started > CATCH_UP_MS) {
+      const rebuild = await rebuildRecorded(b.db, name);
+      if (!rebuild) throw new Error(`timed out waiting for ${name} read model`);
+      if (now - said >= PROGRESS_EVERY_MS) {
+        said = now;
+        const info = await b.bus.jsm.consumers.info(b.stream, name).catch(() => undefined);
+        b.logger.info(
+          { projection: name, targetSeq: rebuild.targetSeq, appliedSeq: info?.ack_floor.stream_seq ?? 0, startedAt: rebuild.startedAt },
+          "waiting for the read model's rebuild to finish before serving",
+        );
+      }
+    }
+    await delay(50);
+  }
 }
 
 /**
