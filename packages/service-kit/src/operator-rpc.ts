@@ -10,9 +10,10 @@ import { hashKey, KEY_SHAPE } from "@mam/scope/key-hash.ts";
  * Operator requests over NATS (`mam` the CLI): read-model rebuilds, the tenant list. No HTTP
  * route leads to them, so no scope token is minted for them; the caller presents the
  * operator's sa_ key itself, which the service resolves with identity (as the gateway
- * does a presented key) and accepts only when it is the operator's. On a locked-down NATS
- * server only the admin user may publish to these subjects besides the gateway, which has no
- * route to them.
+ * does a presented key) and accepts only when it is the operator's. The key is the guard,
+ * not NATS permissions: on a locked-down server the admin user and the gateway may publish to
+ * these subjects, and so may a service allowed another's requests (the mailbox publishes to
+ * `svc.identity.>`, which holds identity's operator subjects too).
  */
 export const operatorSubject = (service: string, ...parts: string[]) => `svc.${service}.ops.${parts.join(".")}`;
 
