@@ -1,8 +1,8 @@
 /**
  * `pnpm start`: the six services against the servers named by the environment (local
  * defaults otherwise), each in its own process, kept running by a supervisor (a crashed one
- * is restarted; one that never gets ready stops them all) and stopped together on Ctrl-C or
- * SIGTERM. Their logs are shown pretty on a
+ * is restarted; one that never gets ready stops them all) and stopped together on Ctrl-C,
+ * SIGTERM or SIGHUP (the terminal closed). Their logs are shown pretty on a
  * terminal and as JSON lines otherwise (--pretty / --json or LOG_FORMAT to choose).
  */
 import { connect } from "node:net";
@@ -123,14 +123,21 @@ const logger = createLogger("supervisor", level, {
   },
 });
 
-/** Held from identity's line until the platform is ready (or stops), then shown once in a box. */
-let operatorKey: string | undefined;
+/**
+ * A generated operator key is shown in a box as soon as identity prints it (we may not live
+ * to see the platform ready), and held to be shown again once it is ready (or as it stops),
+ * where it is not lost among the start-up lines.
+ */
+let keyToRepeat: string | undefined;
 
-function showOperatorKey(): void {
-  if (!operatorKey) return;
-  const box = operatorKeyBox(operatorKey).map((l) => `  ${out.paint(l, "\x1b[1;33m")}`);
-  operatorKey = undefined;
+function showOperatorKey(key: string): void {
+  const box = operatorKeyBox(key).map((l) => `  ${out.paint(l, "\x1b[1;33m")}`);
   out.notice(`\n${box.join("\n")}\n\n`);
+}
+
+function repeatOperatorKey(): void {
+  if (keyToRepeat) showOperatorKey(keyToRepeat);
+  keyToRepeat = undefined;
 }
 
 const supervisor = new Supervisor(specs, {
@@ -140,8 +147,8 @@ const supervisor = new Supervisor(specs, {
     const key = name === "identity" && stream === "stdout" ? OPERATOR_KEY_LINE.exec(line)?.[1] : undefined;
     if (key) {
       // Never passed on as a line: it would land in the log with the rest.
-      operatorKey = key;
-      if (supervisor.ready) showOperatorKey();
+      showOperatorKey(key);
+      if (!supervisor.ready) keyToRepeat = key;
       return;
     }
     out.line(name, stream, line);
@@ -153,7 +160,7 @@ const supervisor = new Supervisor(specs, {
     } else {
       logger.info({ url, healthPorts: healthPorts.map(Number), pids: supervisor.pids() }, first ? "Platform ready" : "Platform ready again");
     }
-    showOperatorKey();
+    repeatOperatorKey();
   },
   onGiveUp() {
     // The supervisor has said why and is stopping every service: we exit 1 once they are gone.
@@ -164,16 +171,17 @@ const supervisor = new Supervisor(specs, {
 let stopped: Promise<void> | undefined;
 function stopPlatform(): void {
   stopped ??= supervisor.stop().then((clean) => {
-    // A key generated in this run but never shown (the platform never got ready) is not lost.
-    showOperatorKey();
+    // A key generated in this run, shown before the platform was ever ready, shown again last.
+    repeatOperatorKey();
     logger.info("platform stopped");
     process.exitCode = clean && !supervisor.gaveUp ? 0 : 1;
   });
 }
 
-let signals = 0;
+let asked = 0;
 function shutdown(signal: NodeJS.Signals): void {
-  if (++signals > 1) {
+  // A second Ctrl-C or SIGTERM: no more waiting. A hangup never hurries the stop.
+  if (signal !== "SIGHUP" && ++asked > 1) {
     logger.warn({ signal }, "stopping now (SIGKILL)");
     supervisor.kill();
     return;
@@ -184,5 +192,11 @@ function shutdown(signal: NodeJS.Signals): void {
 }
 process.on("SIGINT", () => shutdown("SIGINT"));
 process.on("SIGTERM", () => shutdown("SIGTERM"));
+// The terminal closed: a graceful stop as on SIGTERM, not Node's default of dying at once
+// (the services would then stop only as they noticed, without the supervisor's wait).
+process.on("SIGHUP", () => shutdown("SIGHUP"));
+// After a hangup, or with the reader of our pipe gone, writes fail (EIO, EPIPE): nothing more
+// can be shown, and an unhandled write error would end us mid-stop. The services still stop.
+for (const stream of [process.stdout, process.stderr]) stream.on("error", () => shutdown("SIGHUP"));
 
 supervisor.start();
