@@ -92,6 +92,8 @@ function envFor(name: ServiceName): NodeJS.ProcessEnv {
     delete env.SCOPE_PRIVATE_KEY;
     delete env.SCOPE_KEY_FILE;
   }
+  // The operator key is identity's alone: no other service reads it, none should hold it.
+  if (name !== "identity") delete env.SUPER_ADMIN_KEY;
   const own = overridePrefix(name);
   for (const [k, v] of Object.entries(process.env)) if (k.startsWith(own) && k.length > own.length) env[k.slice(own.length)] = v;
   return env;
