@@ -44,6 +44,8 @@ export interface HttpApiOptions {
   apiUrl: string;
   key: string;
   fetch?: typeof fetch;
+  /** How long a call may take, answer read included, before it is given up as UNAVAILABLE. Default: 30 s. */
+  timeoutMs?: number;
 }
 
 /**
@@ -55,6 +57,7 @@ export interface HttpApiOptions {
 export function httpApi(o: HttpApiOptions): Api {
   const base = o.apiUrl.replace(/\/+$/, "");
   const doFetch = o.fetch ?? fetch;
+  const timeoutMs = o.timeoutMs ?? 30_000;
   return async (r) => {
     const url = `${base}/v1${fillRoute(r.route, r.params)}${queryString(r.query)}`;
     const headers: Record<string, string> = { "x-api-key": o.key, accept: "application/json" };
@@ -64,13 +67,21 @@ export function httpApi(o: HttpApiOptions): Api {
       body = JSON.stringify(r.body);
       headers["content-type"] = "application/json";
     }
+    // An API that takes the connection and never answers must not hold the tool call for ever.
+    const signal = AbortSignal.timeout(timeoutMs);
+    const late = (): ApiResult => ({
+      ok: false,
+      error: { error: `The API at ${base} did not answer in time (${timeoutMs / 1000} s): ${r.method} ${r.route}`, code: "UNAVAILABLE" },
+    });
     let res: Response;
     try {
-      res = await doFetch(url, { method: r.method, headers, body });
+      res = await doFetch(url, { method: r.method, headers, body, signal });
     } catch (err) {
+      if (signal.aborted) return late();
       return { ok: false, error: { error: `Cannot reach the API at ${base}: ${causeOf(err)}`, code: "UNAVAILABLE" } };
     }
     const text = await res.text().catch(() => "");
+    if (signal.aborted) return late();
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : {};
