@@ -1,5 +1,5 @@
 import { sql } from "kysely";
-import { metricsOf } from "@mam/runtime/metrics.ts";
+import { metricsOf, SOURCE_TIMEOUT_MS } from "@mam/runtime/metrics.ts";
 import type { Backbone } from "@mam/service-kit/backbone.ts";
 import { CONSUMER_LAG, consumerLags } from "@mam/service-kit/metrics.ts";
 import type { MailboxContext } from "../context.ts";
@@ -36,11 +36,15 @@ export function watchDelivery(ctx: MailboxContext, b: Backbone<any>, durable: st
     "Sent messages waiting in the retry queue: due now, scheduled for later, or being tried (leased)",
     ["state"],
     async () => {
-      const { rows } = await sql<{ due: string; scheduled: string; leased: string }>`
-      select count(*) filter (where next_try_at <= now()) as due,
-             count(*) filter (where next_try_at > now() and lease is null) as scheduled,
-             count(*) filter (where next_try_at > now() and lease is not null) as leased
-      from delivery_queue`.execute(ctx.db);
+      // Postgres drops the count when the scrape stops waiting for it, freeing the connection.
+      const { rows } = await ctx.db.transaction().execute(async (tx) => {
+        await sql`select set_config('statement_timeout', ${`${SOURCE_TIMEOUT_MS}ms`}, true)`.execute(tx);
+        return sql<{ due: string; scheduled: string; leased: string }>`
+          select count(*) filter (where next_try_at <= now()) as due,
+                 count(*) filter (where next_try_at > now() and lease is null) as scheduled,
+                 count(*) filter (where next_try_at > now() and lease is not null) as leased
+          from delivery_queue`.execute(tx);
+      });
       const r = rows[0]!;
       return [
         { labels: { state: "due" }, value: Number(r.due) },
