@@ -51,7 +51,7 @@ export async function startCheckpointedConsumer<DB>(
   // Under a lock: of replicas starting together, one deletes the consumer (the others would
   // delete the one it already reads from).
   await db.transaction().execute(async (tx) => {
-    await sql`select pg_advisory_xact_lock(hashtextextended(${`replay:${table}:${o.durable}`}, 0))`.execute(tx);
+    await sql`select pg_advisory_xact_lock(hashtextextended(${`replay:${b.store.schema}:${b.bus.prefix}:${table}:${o.durable}`}, 0))`.execute(tx);
     const row = await tx.selectFrom(table).select("stream_seq").where("consumer", "=", o.durable).executeTakeFirst();
     if (row) return;
     await deleteConsumer(b.bus, b.stream, o.durable);
