@@ -356,14 +356,16 @@ describe("webhooks: deliveries", () => {
     await settled(h.id);
     const ctx = s.realtimes[0]!.ctx;
     const inDays = (d: number) => new Date(Date.now() + d * 86_400_000);
-    // Within the feed's retention (a day) nothing goes: the finished delivery still dedupes a redelivered entry.
-    expect(await pruneWebhookLog(ctx, inDays(0.5))).toBe(0);
+    // Within the feed's retention (a day) this delivery stays: it still dedupes a redelivered
+    // entry. (The counts pruneWebhookLog returns include the other tests' rows: only this
+    // webhook's rows are checked.)
+    await pruneWebhookLog(ctx, inDays(0.5));
     expect(await tables.queueOf(h.id)).toHaveLength(1);
     // After it, the finished delivery goes; the log stays for its 30 days.
     expect(await pruneWebhookLog(ctx, inDays(2))).toBeGreaterThan(0);
     expect(await tables.queueOf(h.id)).toEqual([]);
     expect((await log(h.id)).deliveries).toHaveLength(1);
-    expect(await pruneWebhookLog(ctx, inDays(29))).toBe(0);
+    await pruneWebhookLog(ctx, inDays(29));
     expect((await log(h.id)).deliveries).toHaveLength(1);
     expect(await pruneWebhookLog(ctx, inDays(31))).toBeGreaterThan(0);
     expect((await log(h.id)).deliveries).toEqual([]);
