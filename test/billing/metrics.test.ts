@@ -5,39 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ReturnPaths } from "@mam/mailbox/delivery/return-path.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { SmtpSink } from "@mam/testing/smtp-sink.ts";
+import { dsn } from "../support/dsn.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
 const SECRET = "metrics-bounce-secret-0123456789abcdef";
 /** Polls of the API spaced so that a slow run stays inside the key's rate limit (600 a minute). */
 const POLL_MS = 100;
-
-/** A failure report (RFC 3464) about one refused recipient. */
-const dsn = (to: string, recipient: string) =>
-  [
-    "From: Mail Delivery System <MAILER-DAEMON@partner.example>",
-    `To: ${to}`,
-    "Subject: Undelivered Mail Returned to Sender",
-    `Message-ID: <${randomUUID()}@partner.example>`,
-    "MIME-Version: 1.0",
-    'Content-Type: multipart/report; report-type=delivery-status; boundary="dsn"',
-    "",
-    "--dsn",
-    "Content-Type: text/plain",
-    "",
-    "Your message could not be delivered.",
-    "--dsn",
-    "Content-Type: message/delivery-status",
-    "",
-    "Reporting-MTA: dns; mx.partner.example",
-    "",
-    `Final-Recipient: rfc822; ${recipient}`,
-    "Action: failed",
-    "Status: 5.1.1",
-    "Diagnostic-Code: smtp; 550 5.1.1 no such user",
-    "",
-    "--dsn--",
-    "",
-  ].join("\r\n");
 
 type Inbox = { id: string; email: string; apiKey: string };
 type Counts = { sent: number; received: number; bounced: number };

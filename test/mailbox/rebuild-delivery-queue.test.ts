@@ -5,30 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { SmtpSink } from "@mam/testing/smtp-sink.ts";
 import { mam } from "../cli/run-cli.ts";
+import { dsn } from "../support/dsn.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
-
-/** A failure report (RFC 3464) about one recipient, as an MX sends one to the return path. */
-const dsn = (to: string, recipient: string) =>
-  [
-    "From: Mail Delivery System <MAILER-DAEMON@partner.example>",
-    `To: ${to}`,
-    "Subject: Undelivered Mail Returned to Sender",
-    "MIME-Version: 1.0",
-    'Content-Type: multipart/report; report-type=delivery-status; boundary="dsn"',
-    "",
-    "--dsn",
-    "Content-Type: message/delivery-status",
-    "",
-    "Reporting-MTA: dns; mx.partner.example",
-    "",
-    `Final-Recipient: rfc822; ${recipient}`,
-    "Action: failed",
-    "Status: 5.1.1",
-    "Diagnostic-Code: smtp; 550 5.1.1 no such user",
-    "",
-    "--dsn--",
-    "",
-  ].join("\r\n");
 
 /**
  * A message waiting in the retry queue (the relay said 451) while `mam rebuild mailbox`
