@@ -4,46 +4,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ReturnPaths } from "@mam/mailbox/delivery/return-path.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { SmtpSink } from "@mam/testing/smtp-sink.ts";
+import { failureReport } from "../support/dsn.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
 const SECRET = "bounce-secret-of-this-test-0123456789abcdef";
 /** Polls of the API spaced so that a slow run stays inside the key's rate limit (600 a minute). */
 const POLL_MS = 100;
 
-/** A failure report (RFC 3464) as an MX sends one about recipients it refused, quoting the original's Message-ID. */
+/** A failure report as an MX sends one about recipients it refused, quoting the original's Message-ID. */
 const dsn = (to: string, recipients: string[], diagnostic: string, original = `<${randomUUID()}@agents.test>`) =>
-  [
-    "From: Mail Delivery System <MAILER-DAEMON@partner.example>",
-    `To: ${to}`,
-    "Subject: Undelivered Mail Returned to Sender",
-    `Message-ID: <${randomUUID()}@partner.example>`,
-    "MIME-Version: 1.0",
-    'Content-Type: multipart/report; report-type=delivery-status; boundary="dsn"',
-    "",
-    "--dsn",
-    "Content-Type: text/plain",
-    "",
-    "Your message could not be delivered.",
-    "--dsn",
-    "Content-Type: message/delivery-status",
-    "",
-    "Reporting-MTA: dns; mx.partner.example",
-    ...recipients.flatMap((recipient) => [
-      "",
-      `Final-Recipient: rfc822; ${recipient}`,
-      "Action: failed",
-      "Status: 5.1.1",
-      `Diagnostic-Code: smtp; ${diagnostic}`,
-    ]),
-    "",
-    "--dsn",
-    "Content-Type: text/rfc822-headers",
-    "",
-    `Message-ID: ${original}`,
-    "",
-    "--dsn--",
-    "",
-  ].join("\r\n");
+  failureReport({ to, recipients, diagnostic, original });
 
 /**
  * Bounces come back to the return path of the message they are about (bounces+<token>), from

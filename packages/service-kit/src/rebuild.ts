@@ -103,12 +103,7 @@ async function leaseStillHeld(tx: Kysely<any>, lease: HeldLease): Promise<boolea
  */
 export async function refuseWhileRebuilding(tx: Kysely<any>, projection: string): Promise<void> {
   await sql`select pg_advisory_xact_lock_shared(${rebuildLock(projection)})`.execute(tx);
-  const row = await (tx as Kysely<ProjectionTables>)
-    .selectFrom("projection_checkpoint")
-    .select("stream_seq")
-    .where("projection", "=", recordName(projection))
-    .executeTakeFirst();
-  if (row) throw new AppError("UNAVAILABLE", "The read model is being rebuilt; retry shortly");
+  if (await isRebuilding(tx, projection)) throw new AppError("UNAVAILABLE", "The read model is being rebuilt; retry shortly");
 }
 
 /**
@@ -117,12 +112,7 @@ export async function refuseWhileRebuilding(tx: Kysely<any>, projection: string)
  * services build on), which must wait rather than take a partial model for the whole.
  */
 export async function isRebuilding(db: Kysely<any>, projection: string): Promise<boolean> {
-  const row = await (db as Kysely<ProjectionTables>)
-    .selectFrom("projection_checkpoint")
-    .select("stream_seq")
-    .where("projection", "=", recordName(projection))
-    .executeTakeFirst();
-  return !!row;
+  return (await rebuildRecorded(db, projection)) !== undefined;
 }
 
 export interface RebuildableOptions {
