@@ -13,7 +13,17 @@ export interface Service {
  * and turn a missing server or bad setting into one clear line instead of a stack trace.
  */
 export async function runMain(name: string, build: () => Promise<{ service: Service; logger: Logger; shutdownTimeoutMs: number }>): Promise<void> {
-  let built: Awaited<ReturnType<typeof build>>;
+  let built: Awaited<ReturnType<typeof build>> | undefined;
+  // Listening from the first moment: a stop asked for while the service starts is carried out
+  // once it has started (Node's default would end the process mid-start), and a start that
+  // hangs does not make the process deaf to it: it ends within the shutdown bound regardless.
+  let asked: string | undefined;
+  let stop = (signal: string) => {
+    if (asked) return;
+    asked = signal;
+    setTimeout(() => process.exit(1), built?.shutdownTimeoutMs ?? 10_000).unref();
+  };
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.once(signal, () => stop(signal));
   try {
     built = await build();
     await built.service.start();
@@ -33,7 +43,7 @@ export async function runMain(name: string, build: () => Promise<{ service: Serv
   }
   const { service, logger, shutdownTimeoutMs } = built;
   let stopping = false;
-  const stop = (signal: string) => {
+  stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down");
@@ -53,8 +63,6 @@ export async function runMain(name: string, build: () => Promise<{ service: Serv
       },
     );
   };
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
-  // Its terminal closed: a drain like any other stop, not Node's default of dying mid-work.
-  process.once("SIGHUP", () => stop("SIGHUP"));
+  // SIGHUP (its terminal closed) is a drain like any other stop, not Node's default of dying mid-work.
+  if (asked) stop(asked);
 }
