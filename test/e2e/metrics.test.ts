@@ -46,6 +46,23 @@ class Scrape {
     return this.series.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
   }
 
+  /**
+   * What the counters and histograms gained since `base` (gauges as they are now): the
+   * services' metrics live as long as their process, and a test run may have started others
+   * of the same name in this process before this file.
+   */
+  since(base: Scrape): Scrape {
+    const family = (name: string) => {
+      const h = /^(.*)_(bucket|count|sum)$/.exec(name);
+      return h && this.types.get(h[1]!) === "histogram" ? h[1]! : name;
+    };
+    const cumulative = (name: string) => ["counter", "histogram"].includes(this.types.get(family(name)) ?? "");
+    const key = (x: Series) => `${x.name}${JSON.stringify(Object.entries(x.labels).sort())}`;
+    const before = new Map(base.series.map((x) => [key(x), x.value]));
+    const series = this.series.map((x) => (cumulative(x.name) ? { ...x, value: x.value - (before.get(key(x)) ?? 0) } : x));
+    return new Scrape(this.text, series, this.types);
+  }
+
   value(name: string, labels: Record<string, string> = {}): number | undefined {
     const found = this.all(name, labels);
     if (found.length > 1) throw new Error(`${found.length} series of ${name} match ${JSON.stringify(labels)}`);
@@ -90,7 +107,12 @@ describe("Prometheus metrics on every service's health port", () => {
   let a: { id: string; apiKey: string; email: string };
   let b: { id: string; apiKey: string; email: string };
   let tenantKey: string;
-  const ports = {} as Record<"gateway" | "identity" | "mailbox" | "smtp-ingress" | "billing" | "realtime", number>;
+  type Service = "gateway" | "identity" | "mailbox" | "smtp-ingress" | "billing" | "realtime";
+  const ports = {} as Record<Service, number>;
+  /** Each service's metrics before this file's activity. */
+  const baseline = {} as Record<Service, Scrape>;
+  /** What a service counted since the baseline. */
+  const counted = async (service: Service) => (await scrape(ports[service])).since(baseline[service]);
 
   beforeAll(async () => {
     s = new Stack({ smtp: true, realtime: 1, billing: true, mailboxEnv: { DNS_SERVERS: await dns.start() } });
@@ -105,6 +127,7 @@ describe("Prometheus metrics on every service's health port", () => {
     ports["smtp-ingress"] = port(s.smtp!.backbone.healthPort);
     ports.billing = port(s.billing!.backbone.healthPort);
     ports.realtime = port(s.realtimes[0]!.backbone.healthPort);
+    for (const service of Object.keys(ports) as Service[]) baseline[service] = await scrape(ports[service]);
 
     const t = await provisionTenant(s, "Metrics");
     tenantKey = t.key.key;
@@ -145,7 +168,7 @@ describe("Prometheus metrics on every service's health port", () => {
   });
 
   it("the gateway counts requests by route pattern and status, and times them", async () => {
-    const m = await scrape(ports.gateway);
+    const m = await counted("gateway");
     expect(m.value("mam_http_requests_total", { method: "POST", route: "/v1/inboxes", status: "201" })).toBe(2);
     expect(m.value("mam_http_requests_total", { method: "POST", route: "/v1/tenants", status: "201" })).toBe(1);
     expect(m.value("mam_http_requests_total", { method: "POST", route: "/v1/inboxes/:inboxId/send", status: "200" })).toBe(1);
@@ -155,7 +178,7 @@ describe("Prometheus metrics on every service's health port", () => {
     // A 404 and a refused key are counted without their path.
     expect((await s.api("GET", `/v1/nowhere/${a.id}`, { key: tenantKey })).status).toBe(404);
     expect((await s.api("GET", `/v1/inboxes/${a.id}`, { key: "am_not-a-key" })).status).toBe(401);
-    const after = await scrape(ports.gateway);
+    const after = await counted("gateway");
     expect(after.value("mam_http_requests_total", { method: "GET", route: "unmatched", status: "404" })).toBe(1);
     expect(after.value("mam_http_requests_total", { method: "GET", route: "unmatched", status: "401" })).toBe(1);
     expect(after.checkHistograms()).toBeGreaterThan(3);
@@ -171,15 +194,15 @@ describe("Prometheus metrics on every service's health port", () => {
   });
 
   it("services time the requests they answer by subject", async () => {
-    const mailbox = await scrape(ports.mailbox);
+    const mailbox = await counted("mailbox");
     expect(mailbox.value("mam_rpc_server_duration_seconds_count", { subject: "svc.mailbox.inbox.create", outcome: "ok" })).toBe(2);
-    const identity = await scrape(ports.identity);
+    const identity = await counted("identity");
     expect(identity.value("mam_rpc_server_duration_seconds_count", { subject: "svc.identity.tenant.create", outcome: "ok" })).toBe(1);
     expect(mailbox.checkHistograms()).toBeGreaterThan(0);
   });
 
   it("smtp-ingress counts sessions, replies by code, and the ingest backlog", async () => {
-    const m = await scrape(ports["smtp-ingress"]);
+    const m = await counted("smtp-ingress");
     expect(m.value("mam_smtp_replies_total", { code: "250" })).toBeGreaterThanOrEqual(4);
     expect(m.value("mam_smtp_replies_total", { code: "220" })).toBe(m.value("mam_smtp_sessions_opened_total"));
     expect(m.value("mam_smtp_replies_total", { code: "354" })).toBe(1);
@@ -213,7 +236,7 @@ describe("Prometheus metrics on every service's health port", () => {
   });
 
   it("the mailbox counts delivery outcomes and the retry queue's depth", async () => {
-    const m = await scrape(ports.mailbox);
+    const m = await counted("mailbox");
     expect(m.value("mam_delivery_outcomes_total", { outcome: "delivered" })).toBe(1);
     expect(m.value("mam_delivery_outcomes_total", { outcome: "deferred" })).toBe(0);
     expect(m.value("mam_delivery_outcomes_total", { outcome: "bounced" })).toBe(0);
