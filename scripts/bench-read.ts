@@ -13,7 +13,7 @@
  * state file .bench-read-state.json; a later run continues from the size reached),
  * BENCH_READ_TENANTS (4; the first is measured with its tk_ key),
  * BENCH_READ_REQUESTS (300 per kind and concurrency), BENCH_READ_MAILBOXES (2),
- * BENCH_READ_VACUUM_EVERY_S (120: vacuums the mailbox's tables this often while seeding, as autovacuum would),
+ * BENCH_PROFILE (a folder for CPU profiles of the services), BENCH_READ_VACUUM_EVERY_S (120: vacuums the mailbox's tables this often while seeding, as autovacuum would),
  * BENCH_READ_PUBLISH_IN_FLIGHT (64 PubAcks awaited at once), BENCH_READ_BACKLOG (20000
  * messages waiting in the ingest stream at most), BENCH_READ_DEEP_PAGE (50).
  * Prints figures; asserts nothing.
@@ -197,7 +197,12 @@ try {
   const gatewayPort = await freePort();
   const base = { ...iso.env, MAIL_DOMAIN: "bench.test", LOG_LEVEL: "warn" };
   const start = async (name: string, env: Record<string, string>, health: number) => {
-    const p = runService(`services/${name}/src/main.ts`, { ...base, HEALTH_PORT: String(health), DB_SCHEMA: iso.schema(name), ...env });
+    const p = runService(
+      `services/${name}/src/main.ts`,
+      { ...base, HEALTH_PORT: String(health), DB_SCHEMA: iso.schema(name), ...env },
+      // BENCH_PROFILE=<dir>: each service writes a V8 CPU profile there when it stops.
+      process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
+    );
     children.push(p);
     // A migration that backfills a read model over a large kept data set takes minutes.
     await untilReady(p, health, name, 30 * 60_000);
