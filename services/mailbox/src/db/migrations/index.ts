@@ -20,6 +20,7 @@ import * as listOrders from "./2026-12-07T0200-list-orders.ts";
 import * as folderCountsAndThreadView from "./2026-12-07T0100-folder-counts-and-thread-view.ts";
 import * as threadParticipants from "./2026-12-07T0300-thread-participants.ts";
 import * as unreadLabel from "./2026-12-08T0100-unread-label.ts";
+import * as autovacuum from "./2026-12-09T0100-autovacuum.ts";
 
 /** Every migration, by name; names sort in the order they must run. */
 export const migrations: Record<string, Migration> = {
@@ -44,4 +45,5 @@ export const migrations: Record<string, Migration> = {
   "2026-12-07T0200-list-orders": listOrders,
   "2026-12-07T0300-thread-participants": threadParticipants,
   "2026-12-08T0100-unread-label": unreadLabel,
+  "2026-12-09T0100-autovacuum": autovacuum,
 };
