@@ -48,6 +48,30 @@ describe("DurableConsumer", () => {
     await second.stop();
   });
 
+  it("narrows an existing durable's filter to a newer release's, from where it is: only matching messages come after", async () => {
+    const subject = (t: string) => `${iso.prefix}evt.narrow.t1._.${t}`;
+    const handled: string[] = [];
+    const narrowing = (filterSubject: string) =>
+      new DurableConsumer({ bus, stream, durable: "narrowing", filterSubject, logger, handle: async (msg) => void handled.push(msg.subject) });
+    await bus.js.publish(subject("Sent"), "{}");
+    await bus.js.publish(subject("Other"), "{}");
+    const wide = narrowing(`${iso.prefix}evt.narrow.>`);
+    await wide.start();
+    await expect.poll(() => handled.length, { timeout: 5_000 }).toBe(2);
+    await wide.stop();
+
+    const narrow = narrowing(`${iso.prefix}evt.narrow.*.*.Sent`);
+    await narrow.start();
+    expect((await bus.jsm.consumers.info(stream, "narrowing")).config.filter_subject).toBe(`${iso.prefix}evt.narrow.*.*.Sent`);
+    await bus.js.publish(subject("Other"), "{}");
+    await bus.js.publish(subject("Sent"), "{}");
+    await expect.poll(() => handled.length, { timeout: 5_000 }).toBe(3);
+    await expect.poll(() => narrow.caughtUp(), { timeout: 5_000 }).toBe(true);
+    // Nothing handled twice, and the other type after the change never delivered.
+    expect(handled).toEqual([subject("Sent"), subject("Other"), subject("Sent")]);
+    await narrow.stop();
+  });
+
   it("never drops a message whose handling keeps failing (it may heal); poison is terminated at once", async () => {
     const subject = (t: string) => `${iso.prefix}evt.stub.t1._.${t}`;
     let failuresLeft = 25;

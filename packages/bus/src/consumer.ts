@@ -102,9 +102,10 @@ export class DurableConsumer {
         max_deliver: maxDeliver,
         max_ack_pending: 1_000,
       });
-    } else if (existing.config.ack_wait !== ackWait || existing.config.max_deliver !== maxDeliver) {
-      // Settings a newer release changed; the position in the stream stays.
-      await bus.jsm.consumers.update(stream, durable, { ack_wait: ackWait, max_deliver: maxDeliver });
+    } else if (existing.config.ack_wait !== ackWait || existing.config.max_deliver !== maxDeliver || existing.config.filter_subject !== filterSubject) {
+      // Settings a newer release changed (a narrower filter among them: the server then delivers
+      // only what matches from where the consumer is); the position in the stream stays.
+      await bus.jsm.consumers.update(stream, durable, { ack_wait: ackWait, max_deliver: maxDeliver, filter_subject: filterSubject });
     }
   }
 

@@ -112,12 +112,24 @@ export async function record(
 
 /** Recipients of the message with no outcome yet (recorded or waiting to be); none when it was settled before outcomes were kept. */
 export async function pendingOf(ctx: MailboxContext, m: SentRef, status: string, unrecorded: Unrecorded[] = []): Promise<string[]> {
-  const done = new Set(
-    (
-      await ctx.db.selectFrom("delivery_outcomes").select("recipient").where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId).execute()
-    ).map((r) => r.recipient),
+  const settled = await ctx.db
+    .selectFrom("delivery_outcomes")
+    .select("recipient")
+    .where("workspace_id", "=", m.workspaceId)
+    .where("message_id", "=", m.messageId)
+    .execute();
+  return pendingFrom(
+    m,
+    status,
+    settled.map((r) => r.recipient),
+    unrecorded,
   );
-  if (status !== "sent" && !done.size && !unrecorded.length) return [];
+}
+
+/** pendingOf, given the recipients whose outcome is recorded (`settled`). */
+export function pendingFrom(m: SentRef, status: string, settled: string[], unrecorded: Unrecorded[] = []): string[] {
+  if (status !== "sent" && !settled.length && !unrecorded.length) return [];
+  const done = new Set(settled);
   for (const u of unrecorded) for (const r of u.recipients) done.add(r);
   return m.recipients.filter((r) => !done.has(r));
 }

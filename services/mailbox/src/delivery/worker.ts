@@ -1,17 +1,16 @@
 import { ZodError } from "zod";
 import { DurableConsumer } from "@mam/bus/consumer.ts";
 import { addLogContext } from "@mam/runtime/log-context.ts";
-import { contextEventsFilter } from "@mam/contracts/envelope.ts";
+import { eventSubject } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent, type MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
 import type { Backbone } from "@mam/service-kit/backbone.ts";
-import { isRebuilding } from "@mam/service-kit/rebuild.ts";
 import type { MailboxContext } from "../context.ts";
-import { PROJECTION } from "../projections/mailbox-read-model.ts";
 import { groupCommit } from "../commands/execute.ts";
 import { getBlobs } from "../store/blobs.ts";
 import { Filer, type Target } from "./receive.ts";
 import type { Outbound } from "./outbound.ts";
-import { pendingOf, record, sendOut, settle, type Records, type SentRef } from "./outcomes.ts";
+import { pendingFrom, record, sendOut, settle, type Records, type SentRef } from "./outcomes.ts";
+import { DeliveryReads } from "./delivery-reads.ts";
 import { watchDelivery } from "./metrics.ts";
 import { RetryQueue } from "./retry-queue.ts";
 
@@ -60,36 +59,23 @@ const refOf = (e: Sent): SentRef => ({
  * the retry queue (the event is acknowledged), so a retry goes only to them, and a domain
  * that is down holds up nobody else's mail.
  */
-async function deliver(ctx: MailboxContext, filer: Filer, records: Records, outbound: Outbound, e: Sent): Promise<void> {
+async function deliver(ctx: MailboxContext, filer: Filer, reads: DeliveryReads, records: Records, outbound: Outbound, e: Sent): Promise<void> {
   const m = refOf(e);
   // A read model being rebuilt lacks outcomes and address claims not replayed yet: every
   // recipient would look pending, a local one external. Thrown: the event comes back later.
-  if (await isRebuilding(ctx.db, PROJECTION)) throw new ReadModelRebuilding(m.messageId);
-  // The message and whether it waits in the retry queue, in one statement.
-  const mine = await ctx.db
-    .selectFrom("messages")
-    .select(["status"])
-    .select(({ exists, selectFrom }) =>
-      exists(
-        selectFrom("delivery_queue")
-          .select("delivery_queue.attempts")
-          .whereRef("delivery_queue.workspace_id", "=", "messages.workspace_id")
-          .whereRef("delivery_queue.message_id", "=", "messages.message_id"),
-      ).as("queued"),
-    )
-    .where("workspace_id", "=", m.workspaceId)
-    .where("message_id", "=", m.messageId)
-    .executeTakeFirst();
+  if (await reads.rebuilding()) throw new ReadModelRebuilding(m.messageId);
+  // The message, whether it waits in the retry queue, and its recipients with an outcome.
+  const mine = await reads.sentState({ workspaceId: m.workspaceId, messageId: m.messageId });
   // Not committed yet by the command that sent it: throwing makes the consumer try again shortly.
   if (!mine) throw new Error(`message ${m.messageId} not visible yet`);
   // Already in the retry queue (this event is being delivered again): the queue drives it.
   if (mine.queued) return;
-  const pending = await pendingOf(ctx, m, mine.status);
+  const pending = pendingFrom(m, mine.status, mine.settled);
   if (!pending.length) return;
 
-  const claims = await ctx.db.selectFrom("address_claims").selectAll().where("address", "in", pending).execute();
+  const claims = await reads.claimsOf(pending);
   // Read after every read above: no record then means a rebuild emptied none of them (it began since, if at all).
-  if (await isRebuilding(ctx.db, PROJECTION)) throw new ReadModelRebuilding(m.messageId);
+  if (await reads.rebuilding()) throw new ReadModelRebuilding(m.messageId);
   if (claims.length) {
     await deliverLocally(ctx, filer, e, [...new Map(claims.map((c) => [c.inbox_id, c])).values()]);
     await record(ctx, records, m, "MessageDelivered", { recipients: claims.map((c) => c.address), via: "local" });
@@ -109,6 +95,7 @@ class ReadModelRebuilding extends Error {
 
 export function deliveryWorker(ctx: MailboxContext, backbone: Backbone<any>, outbound: Outbound): { consumer: DurableConsumer; retries: RetryQueue } {
   const filer = new Filer(ctx);
+  const reads = new DeliveryReads(ctx);
   const records = groupCommit(ctx);
   const retries = new RetryQueue(ctx, records, outbound);
   watchDelivery(ctx, backbone, DELIVERY_DURABLE);
@@ -116,7 +103,8 @@ export function deliveryWorker(ctx: MailboxContext, backbone: Backbone<any>, out
     bus: backbone.bus,
     stream: backbone.stream,
     durable: DELIVERY_DURABLE,
-    filterSubject: contextEventsFilter(ctx.bus.prefix, MAILBOX_CONTEXT),
+    // Sent messages only: the mailbox's other events would each be delivered, and acknowledged, for nothing.
+    filterSubject: eventSubject(ctx.bus.prefix, { context: MAILBOX_CONTEXT, tenantId: "*", workspaceId: "*", type: "MessageSent" }),
     logger: ctx.logger,
     isPoison: (err) => err instanceof ZodError,
     // Each sent message is delivered on its own: a tenant's burst goes out in parallel (and
@@ -132,7 +120,7 @@ export function deliveryWorker(ctx: MailboxContext, backbone: Backbone<any>, out
       if (e.type !== "MessageSent") return;
       // The delivery's lines name the message and the request that sent it (the event's correlation id).
       addLogContext({ messageId: e.data.messageId, requestId: e.correlationId ?? undefined });
-      await deliver(ctx, filer, records, outbound, e);
+      await deliver(ctx, filer, reads, records, outbound, e);
     },
   });
   return { consumer, retries };
