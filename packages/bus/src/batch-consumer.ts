@@ -20,6 +20,12 @@ export interface BatchConsumerOptions {
   /** Most messages in one batch. */
   maxBatch?: number;
   /**
+   * How long a batch waits for more once its first message is here (none by default). For a
+   * consumer nobody waits on (usage counters): a light stream then still comes in batches of
+   * several, one transaction each, instead of one transaction per message.
+   */
+  lingerMs?: number;
+  /**
    * Where a consumer created for the first time starts: this far back in the stream; without
    * it, at the stream's first message (a read model built from the whole history).
    */
@@ -158,6 +164,8 @@ export class BatchConsumer {
         await new Promise<void>((r) => (this.wake = r));
         continue;
       }
+      if (this.o.lingerMs && this.queue.length < this.maxBatch) await Promise.race([delay(this.o.lingerMs), this.stopping]);
+      if (this.stopped) break;
       const batch = this.queue.splice(0, this.maxBatch);
       this.inBatch = batch;
       this.roomMade?.();

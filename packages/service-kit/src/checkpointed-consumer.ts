@@ -44,6 +44,8 @@ export async function startCheckpointedConsumer<DB>(
         inOrder: true;
         /** Most events in one batch (256 by default). */
         maxBatch?: number;
+        /** How long a batch waits for more once its first event is here (see BatchConsumer). */
+        lingerMs?: number;
       }
   ),
 ): Promise<CheckpointedConsumer> {
@@ -77,6 +79,7 @@ export async function startCheckpointedConsumer<DB>(
           logger: b.logger,
           ordered: true,
           maxBatch: o.maxBatch,
+          lingerMs: o.lingerMs,
           ackWaitMs: 10_000,
           handle: async (msgs, settle) => {
             await db.transaction().execute(async (tx) => {

@@ -1,0 +1,58 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "@mam/runtime/logger.ts";
+import { isolate } from "@mam/testing/isolation.ts";
+import { BatchConsumer } from "./batch-consumer.ts";
+import { closeBus, connectBus, type Bus } from "./connection.ts";
+import { ensureEventsStream } from "./streams.ts";
+
+describe("BatchConsumer", () => {
+  const iso = isolate();
+  const logger = createLogger("test", "silent");
+  let bus: Bus;
+  let stream: string;
+  beforeAll(async () => {
+    bus = await connectBus({ url: iso.urls.NATS_URL, prefix: iso.prefix, name: "batch-consumer-test", logger });
+    stream = await ensureEventsStream(bus);
+  });
+  afterAll(async () => {
+    await closeBus(bus);
+    await iso.cleanup();
+  });
+
+  /** Publishes one message, and two more once the consumer holds the first; the batches as handled. */
+  async function batchesOf(durable: string, lingerMs?: number): Promise<string[][]> {
+    const subject = (n: number) => `${iso.prefix}evt.${durable}.t1._.M${n}`;
+    const batches: string[][] = [];
+    const c = new BatchConsumer({
+      bus,
+      stream,
+      durable,
+      filterSubject: `${iso.prefix}evt.${durable}.>`,
+      logger,
+      lingerMs,
+      handle: async (msgs, settle) => {
+        batches.push(msgs.map((m) => m.subject.split(".").at(-1)!));
+        for (const m of msgs) settle(m, "ack");
+      },
+    });
+    await c.start();
+    await bus.js.publish(subject(1), "{}");
+    // The first is in this process (delivered, not acknowledged) or handled already.
+    await expect
+      .poll(async () => {
+        const info = await bus.jsm.consumers.info(stream, durable);
+        return info.num_ack_pending + info.ack_floor.stream_seq > 0;
+      })
+      .toBe(true);
+    await bus.js.publish(subject(2), "{}");
+    await bus.js.publish(subject(3), "{}");
+    await expect.poll(() => batches.flat().length, { timeout: 10_000 }).toBe(3);
+    await c.stop();
+    return batches;
+  }
+
+  it("with a linger, a batch waits for what arrives meanwhile; without, the first message goes alone", async () => {
+    expect(await batchesOf("lingering", 3_000)).toEqual([["M1", "M2", "M3"]]);
+    expect((await batchesOf("eager"))[0]).toEqual(["M1"]);
+  });
+});
