@@ -16,7 +16,8 @@ import { mam } from "./run-cli.ts";
  * happen at all), the read model answers as before and commands are served again.
  */
 describe("mam rebuild when replicas come and go", () => {
-  const s = new Stack({ logLevel: "silent", mailboxes: 2 });
+  // Logs at info: a lease taken says so (see leaseTaken).
+  const s = new Stack({ logLevel: "info", mailboxes: 2 });
   let db: pg.Client;
   let nc: NatsConnection;
   /** The tenant whose events the tests hold up (its lock), and another one whose commands probe. */
@@ -25,7 +26,8 @@ describe("mam rebuild when replicas come and go", () => {
   let inbox: { id: string; email: string };
   let probes = 0;
   const schema = () => s.iso.schema("mailbox");
-  const lease = () => `lease:mailbox-read-model:${schema()}:${s.iso.prefix}`.slice(0, 63);
+  /** The read model's lease (its lock's name: see SingleActive). */
+  const lease = () => `mailbox-read-model:${schema()}:${s.iso.prefix}`;
 
   const rebuilding = async () =>
     (await db.query(`select 1 from ${schema()}.projection_checkpoint where projection = 'mailbox-read-model@rebuild'`)).rows.length === 1;
@@ -39,14 +41,22 @@ describe("mam rebuild when replicas come and go", () => {
     await c.query("select pg_advisory_lock(hashtextextended($1, 0))", [`mailbox:${t.tenantId}`]);
     return c;
   }
-  /** The server process of the connection holding the read model's lease. */
+  /**
+   * The server process of the connection holding the read model's lease: the one lease
+   * connection of this process, which both replicas share. Its advisory key shows in pg_locks
+   * as two halves.
+   */
   const leaseHolder = async (): Promise<number | undefined> =>
     (
       await db.query(
-        `select a.pid from pg_stat_activity a join pg_locks l on l.pid = a.pid and l.locktype = 'advisory' and l.granted where a.application_name = $1`,
+        `select pid from pg_locks where locktype = 'advisory' and granted and objsubid = 1
+           and database = (select oid from pg_database where datname = current_database())
+           and ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)`,
         [lease()],
       )
     ).rows[0]?.pid;
+  /** How many times a replica took the read model's lease: both share one connection, so its holder's pid does not tell them apart. */
+  const leaseTaken = () => s.logs.entries().filter((e) => e.msg === "lease taken: this replica is the active one" && e.lease === lease()).length;
   const waitingOnLock = async (like: string) =>
     (await db.query("select 1 from pg_stat_activity where application_name = $1 and wait_event_type = 'Lock' and query ilike $2", [schema(), like])).rows
       .length > 0;
@@ -149,7 +159,7 @@ describe("mam rebuild when replicas come and go", () => {
 
   it("finishes on the next holder when the lease holder stops mid-replay; commands come back", { timeout: 90_000 }, async () => {
     const before = await snapshot();
-    const holder = await leaseHolder();
+    const taken = leaseTaken();
     const held = await holdTenant();
     let rebuilt: ReturnType<typeof mam> | undefined;
     let stopping: Promise<void> | undefined;
@@ -158,7 +168,9 @@ describe("mam rebuild when replicas come and go", () => {
       await waitFor(rebuilding, { timeoutMs: 30_000, what: "the rebuild started" });
       // The first mailbox started holds the lease (the other took none since).
       stopping = s.mailbox!.destroy();
-      await waitFor(async () => ((await leaseHolder()) ?? holder) !== holder, { timeoutMs: 30_000, what: "the other replica holding the lease" });
+      // Taken again: by the other replica, the first one stopping.
+      await waitFor(() => leaseTaken() > taken, { timeoutMs: 30_000, intervalMs: 200, what: "the other replica holding the lease" });
+      expect(await leaseHolder()).toBeDefined();
       expect((await command()).status).toBe(503);
     } finally {
       await held.end();
@@ -184,10 +196,17 @@ describe("mam rebuild when replicas come and go", () => {
     try {
       rebuilt = mam(s, ["rebuild", "mailbox"], { MAM_KEY: s.operatorKey });
       await waitFor(() => waitingOnLock("%delete from%projection_checkpoint%"), { timeoutMs: 30_000, what: "the reset waiting" });
-      // The holder's lease connection cut: the lease goes to whichever replica takes it first.
+      // The holder's lease connection cut (this process's only one: every lease on it is lost,
+      // both replicas'). The holder takes nothing again until what ran under its lease has
+      // stopped, its waiting reset among it: the other replica takes the lease, on a new connection.
       const holder = await leaseHolder();
+      const taken = leaseTaken();
       await db.query("select pg_terminate_backend($1)", [holder]);
-      await waitFor(async () => ((await leaseHolder()) ?? holder) !== holder, { timeoutMs: 30_000, what: "a new lease holder" });
+      await waitFor(async () => ((await leaseHolder()) ?? holder) !== holder && leaseTaken() > taken, {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+        what: "a new lease holder",
+      });
     } finally {
       await blocker.query("commit");
       await blocker.end();

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { openDatabase } from "../../packages/db/src/database.ts";
+import { LEASE_APPLICATION_NAME } from "../../packages/db/src/lease.ts";
 import { createLogger } from "@mam/runtime/logger.ts";
 import { METRICS_CONSUMER } from "@mam/billing/metrics/projection.ts";
 import { ingestStreamName } from "@mam/contracts/ingest.ts";
@@ -76,20 +77,24 @@ describe("two replicas of every service", () => {
 
   /**
    * A read model applied in stream order: one replica pulls its consumer, the holder of its
-   * lease (a session advisory lock on a connection named after it); the other's connection
-   * stands by.
+   * lease (a session advisory lock, keyed by the lease's name); the other stands by. Every
+   * lease of this process, both replicas of every service, is held on one connection.
    */
   const onePulling = async (durable: string, service: string) => {
-    const application = `lease:${durable}:${s.iso.schema(service)}:${s.iso.prefix}`.slice(0, 63);
+    const name = `${durable}:${s.iso.schema(service)}:${s.iso.prefix}`;
     const db = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
     await db.connect();
     try {
       const { rows } = await db.query(
-        `select count(distinct a.pid)::int as replicas, count(l.pid)::int as holders from pg_stat_activity a
-         left join pg_locks l on l.pid = a.pid and l.locktype = 'advisory' and l.granted where a.application_name = $1`,
-        [application],
+        `select count(*)::int as holders, count(*) filter (where a.application_name = $2)::int as ours,
+           (select count(*)::int from pg_stat_activity where application_name = $2) as connections
+         from pg_locks l join pg_stat_activity a on a.pid = l.pid
+         where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+           and l.database = (select oid from pg_database where datname = current_database())
+           and ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended($1, 0)`,
+        [name, LEASE_APPLICATION_NAME],
       );
-      expect({ durable, ...rows[0] }).toEqual({ durable, replicas: 2, holders: 1 });
+      expect({ durable, ...rows[0] }).toEqual({ durable, holders: 1, ours: 1, connections: 1 });
     } finally {
       await db.end();
     }
