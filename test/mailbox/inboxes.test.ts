@@ -138,6 +138,16 @@ describe("inboxes and addresses", () => {
     const add = await s.api("POST", `/v1/inboxes/${inbox.id}/addresses`, { key: inbox.apiKey, body: { email: `Hello@${D}` } });
     expect(add.status).toBe(201);
     expect(add.body).toEqual({ ok: true, address: `hello@${D}`, isPrimary: true });
+    // Mail goes out from the primary address; with none, from the canonical one.
+    const sentFrom = async () => {
+      const sent = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, {
+        key: inbox.apiKey,
+        body: { to: [`partner@${D}`], subject: "From?", plainBody: "x", verified: true },
+      });
+      expect(sent.status).toBe(200);
+      return (await s.api("GET", `/v1/inboxes/${inbox.id}/messages/${sent.body.id}`, { key: inbox.apiKey })).body.from;
+    };
+    expect(await sentFrom()).toBe(`hello@${D}`);
     let got = (await s.api("GET", `/v1/inboxes/${inbox.id}`, { key: a.key.key })).body;
     expect(got.email).toBe(`hello@${D}`);
     expect(got.canonicalEmail).toBe(`alias-owner@${D}`);
@@ -153,6 +163,7 @@ describe("inboxes and addresses", () => {
     expect(del.body).toEqual({ deleted: true, address: `hello@${D}` });
     got = (await s.api("GET", `/v1/inboxes/${inbox.id}`, { key: a.key.key })).body;
     expect(got.email).toBe(`alias-owner@${D}`);
+    expect(await sentFrom()).toBe(`alias-owner@${D}`);
     expect(got.addresses).toEqual([
       { address: `alias-owner@${D}`, isPrimary: true },
       { address: `side@${D}`, isPrimary: false },

@@ -6,7 +6,7 @@ import type { Kysely } from "kysely";
 import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { draftOf, draftView, loadDraft } from "../read/drafts.ts";
-import { visibleInbox, type InboxRow } from "../read/inboxes.ts";
+import { sendingInbox, visibleInbox, type InboxRow } from "../read/inboxes.ts";
 import { messageOfInbox } from "../read/messages.ts";
 import { decide, type DraftCommand } from "./draft-decision.ts";
 import { execute, type CommandMeta } from "./execute.ts";
@@ -47,7 +47,7 @@ export async function deleteDraft(ctx: MailboxContext, claims: ScopeClaims, raw:
 /** Sends the draft and deletes it in one step; a reply draft continues its thread. */
 export async function sendDraft(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta) {
   const ref = parseOrThrow(DraftRef, raw);
-  const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
+  const inbox = await sendingInbox(ctx.db, claims, ref.inboxId);
   const d = await draftOf(ctx.db, inbox, ref.draftId);
   const f = d.fields;
   if (!f.to.length) throw new AppError("VALIDATION_ERROR", "The draft has no recipient", [{ path: "to", message: "required to send" }]);

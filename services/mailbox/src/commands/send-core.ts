@@ -6,7 +6,7 @@ import type { AttachmentRef } from "@mam/contracts/message-events.ts";
 import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { compose, previewOf } from "../mime/compose.ts";
-import type { InboxRow } from "../read/inboxes.ts";
+import type { InboxRow, SendingInbox } from "../read/inboxes.ts";
 import { derivedId } from "../delivery/ids.ts";
 import { loadDraft } from "../read/drafts.ts";
 import { putBlobs, sha256 } from "../store/blobs.ts";
@@ -36,17 +36,6 @@ export function decodeAttachments(list: { filename: string; contentType: string;
   const total = out.reduce((n, a) => n + a.content.length, 0);
   if (total > MAX_ATTACHMENT_BYTES) throw new AppError("PAYLOAD_TOO_LARGE", `Attachments exceed ${MAX_ATTACHMENT_BYTES} bytes`);
   return out;
-}
-
-async function primaryAddress(tx: Kysely<MailboxDb>, inbox: InboxRow): Promise<string> {
-  const r = await tx
-    .selectFrom("inbox_addresses")
-    .select("address")
-    .where("workspace_id", "=", inbox.workspace_id)
-    .where("inbox_id", "=", inbox.inbox_id)
-    .where("is_primary", "=", true)
-    .executeTakeFirst();
-  return r?.address ?? inbox.canonical_email;
 }
 
 /** A DKIM key as signing uses it: parsed once (parsing the PEM costs a good part of an RSA signature). */
@@ -170,7 +159,7 @@ export interface SendOptions {
  */
 export async function sendFromInbox(
   ctx: MailboxContext,
-  inbox: InboxRow,
+  inbox: SendingInbox,
   spec: OutgoingSpec,
   meta: CommandMeta,
   options: SendOptions = {},
@@ -182,7 +171,7 @@ export async function sendFromInbox(
   const messageId = ctx.newId();
   const threadId = spec.threadId ?? ctx.newId();
   // Composing and signing is CPU work: done before taking the tenant's lock, not under it.
-  const fromAddress = await primaryAddress(ctx.db, inbox);
+  const fromAddress = inbox.from_address;
   const domain = fromAddress.split("@")[1]!;
   const header = `<${messageId}@${domain}>`;
   const raw = await compose({

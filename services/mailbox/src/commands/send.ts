@@ -2,7 +2,7 @@ import { AppError, parseOrThrow } from "@mam/contracts/errors.ts";
 import { ForwardBody, ReplyBody, SendBody, SendCommand } from "@mam/contracts/messages-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { MailboxContext } from "../context.ts";
-import { visibleInbox, type InboxRow } from "../read/inboxes.ts";
+import { sendingInbox, type InboxRow } from "../read/inboxes.ts";
 import { messageOfInbox, type MessageRow } from "../read/messages.ts";
 import { getBlobs } from "../store/blobs.ts";
 import type { CommandMeta } from "./execute.ts";
@@ -34,7 +34,7 @@ export async function send(ctx: MailboxContext, claims: ScopeClaims, raw: unknow
   const cmd = parseOrThrow(SendCommand, raw);
   const b = parseOrThrow(SendBody, cmd.body);
   requireBody(b);
-  const inbox = await visibleInbox(ctx.db, claims, cmd.inboxId);
+  const inbox = await sendingInbox(ctx.db, claims, cmd.inboxId);
   return sendFromInbox(
     ctx,
     inbox,
@@ -75,7 +75,7 @@ export async function reply(ctx: MailboxContext, claims: ScopeClaims, raw: unkno
   const cmd = parseOrThrow(SendCommand, raw);
   const b = parseOrThrow(ReplyBody, cmd.body);
   requireBody(b);
-  const inbox = await visibleInbox(ctx.db, claims, cmd.inboxId);
+  const inbox = await sendingInbox(ctx.db, claims, cmd.inboxId);
   const original = await messageOfInbox(ctx.db, inbox, cmd.messageId);
   const { to, cc } = replyRecipients(original, all, await ownAddresses(ctx, inbox));
   return sendFromInbox(
@@ -104,7 +104,7 @@ export async function reply(ctx: MailboxContext, claims: ScopeClaims, raw: unkno
 export async function forward(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta): Promise<SendResult> {
   const cmd = parseOrThrow(SendCommand, raw);
   const b = parseOrThrow(ForwardBody, cmd.body);
-  const inbox = await visibleInbox(ctx.db, claims, cmd.inboxId);
+  const inbox = await sendingInbox(ctx.db, claims, cmd.inboxId);
   const original = await messageOfInbox(ctx.db, inbox, cmd.messageId);
   const blobs = await getBlobs(
     ctx.db,

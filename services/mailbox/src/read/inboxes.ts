@@ -46,6 +46,36 @@ export async function visibleInbox(db: Kysely<MailboxDb>, claims: ScopeClaims, r
   return r;
 }
 
+/** An inbox as a send reads it: with the address its mail goes out from (its primary address, else its canonical one). */
+export type SendingInbox = InboxRow & { from_address: string };
+
+/** visibleInbox, with the address mail from it is sent from, in the same statement. */
+export async function sendingInbox(db: Kysely<MailboxDb>, claims: ScopeClaims, rawId: unknown): Promise<SendingInbox> {
+  const id = parseOrThrow(IdParam, rawId, "inbox id");
+  const r = await db
+    .selectFrom("inboxes as i")
+    .selectAll("i")
+    .select((eb) =>
+      eb.fn
+        .coalesce(
+          eb
+            .selectFrom("inbox_addresses as a")
+            .select("a.address")
+            .whereRef("a.workspace_id", "=", "i.workspace_id")
+            .whereRef("a.inbox_id", "=", "i.inbox_id")
+            .where("a.is_primary", "=", true)
+            .limit(1),
+          "i.canonical_email",
+        )
+        .as("from_address"),
+    )
+    .where("i.inbox_id", "=", id)
+    .where("i.deleted_at", "is", null)
+    .executeTakeFirst();
+  if (!r || !seesInbox(claims, r)) throw notFound("Inbox");
+  return r as SendingInbox;
+}
+
 /** The addresses of these inboxes, found by the primary key (workspace, inbox) whatever workspaces they span. */
 export function addressesOf(db: Kysely<MailboxDb>, inboxes: Pick<InboxRow, "workspace_id" | "inbox_id">[]): Promise<AddressRow[]> {
   if (!inboxes.length) return Promise.resolve([]);
