@@ -65,6 +65,18 @@ const row = (name: string, f: Figures, base?: Figures) =>
   (base ? `   (${(f.perSecond / base.perSecond).toFixed(2)}x of ${base === mtaFigures ? "the MTA" : "baseline"})` : "");
 
 /** `count` messages of SIZE bytes over CONCURRENCY connections to an SMTP port (scripts/smtp-load.ts in its own process). */
+/** Statements each service has sent its Postgres so far, from its metrics (mam_db_query_duration_seconds' count). */
+async function statementsOf(healthPorts: Map<string, number>): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const [name, port] of healthPorts) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    let n = 0;
+    for (const m of text.matchAll(/^mam_db_query_duration_seconds_count\{[^}]*\} (\d+)$/gm)) n += Number(m[1]);
+    out.set(name, n);
+  }
+  return out;
+}
+
 async function smtpLoad(port: number, count: number): Promise<Figures> {
   const job = { port, to: "anyone@relay.example", from: "bench@bench.example", count, conns: CONCURRENCY, size: SIZE, offset: 0 };
   const child = spawn(process.execPath, ["--import", "tsx", "scripts/smtp-load.ts", JSON.stringify(job)], { stdio: ["pipe", "pipe", "inherit"] });
@@ -127,6 +139,7 @@ try {
     ],
     ["realtime", { WS_PORT: String(await freePort()), WS_HOST: "127.0.0.1", WEBHOOK_ALLOW_PRIVATE: "true" }],
   ];
+  const healthPorts = new Map<string, number>();
   for (const [name, env] of services) {
     const dir = name.replace(/-\d+$/, "");
     const health = name === "gateway" ? gatewayPort : await freePort();
@@ -137,6 +150,7 @@ try {
       process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
     );
     children.push(p);
+    healthPorts.set(name, health);
     await untilReady(p, health, name, 60_000);
   }
   await client.connect();
@@ -167,6 +181,7 @@ try {
   /** Sends SENDS messages, then waits until all of them are delivered; CPU counted over both. */
   const sendPhase = async (name: string, to: string, offset: number, delivered: () => Promise<number>, before: number) => {
     const cpuBefore = cpuSeconds(pids, SELF);
+    const statementsBefore = await statementsOf(healthPorts);
     const started = performance.now();
     const f = await measure(SENDS, CONCURRENCY, (i) => sendTo(to, offset + i)());
     await waitFor(async () => (await delivered()) >= before + SENDS, { timeoutMs: 300_000, intervalMs: 100, what: `${name}: every send delivered` }).catch(
@@ -175,7 +190,8 @@ try {
     const deliveredIn = (performance.now() - started) / 1000;
     const cpuAfter = cpuSeconds(pids, SELF);
     const cpu = [...cpuAfter].map(([who, s]) => [who, ((s - (cpuBefore.get(who) ?? 0)) * 1000) / SENDS] as const);
-    return { f, deliveredPerSecond: SENDS / deliveredIn, cpu };
+    const statements = [...(await statementsOf(healthPorts))].map(([who, n]) => [who, (n - (statementsBefore.get(who) ?? 0)) / SENDS] as const);
+    return { f, deliveredPerSecond: SENDS / deliveredIn, cpu, statements };
   };
 
   // Warm-up (connections, JIT, caches, the DKIM key): both ways.
@@ -208,6 +224,13 @@ try {
     process.stdout.write(`${row(name, r.f, mtaFigures)}\n`);
     process.stdout.write(
       `    every one delivered at ${r.deliveredPerSecond.toFixed(0)}/s; CPU ms per send: ${r.cpu.map(([w, ms]) => `${w} ${ms.toFixed(2)}`).join(", ")}\n`,
+    );
+    const total = r.statements.reduce((n, [, x]) => n + x, 0);
+    process.stdout.write(
+      `    Postgres statements per send: ${total.toFixed(1)} (${r.statements
+        .filter(([, x]) => x > 0)
+        .map(([w, x]) => `${w} ${x.toFixed(1)}`)
+        .join(", ")})\n`,
     );
   }
 

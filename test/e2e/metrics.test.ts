@@ -201,6 +201,17 @@ describe("Prometheus metrics on every service's health port", () => {
     expect(mailbox.checkHistograms()).toBeGreaterThan(0);
   });
 
+  it("services with a database time every statement they send it; those without have no such series", async () => {
+    for (const service of ["identity", "mailbox", "billing", "realtime"] as const) {
+      const m = await counted(service);
+      expect(m.value("mam_db_query_duration_seconds_count", { outcome: "ok" }), service).toBeGreaterThan(0);
+    }
+    // The inboxes created, the mail filed and sent and delivered: many statements, each counted.
+    expect((await counted("mailbox")).value("mam_db_query_duration_seconds_count", { outcome: "ok" })).toBeGreaterThanOrEqual(20);
+    for (const service of ["gateway", "smtp-ingress"] as const)
+      expect((await counted(service)).all("mam_db_query_duration_seconds_count"), service).toEqual([]);
+  });
+
   it("smtp-ingress counts sessions, replies by code, and the ingest backlog", async () => {
     const m = await counted("smtp-ingress");
     expect(m.value("mam_smtp_replies_total", { code: "250" })).toBeGreaterThanOrEqual(4);

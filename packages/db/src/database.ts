@@ -15,6 +15,8 @@ export interface OpenDbOptions {
   logger: Logger;
   poolSize?: number;
   migrations: Record<string, Migration>;
+  /** Told each statement's time from sending it to its result, and whether it failed (the service's metrics). */
+  onQuery?: (seconds: number, failed: boolean) => void;
 }
 
 export interface Database<DB> {
@@ -68,7 +70,12 @@ export async function openDatabase<DB>(o: OpenDbOptions): Promise<Database<DB>> 
     await pool.end().catch(() => undefined);
     throw new DependencyUnavailable("PostgreSQL", o.url, err);
   }
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const { onQuery } = o;
+  const db = new Kysely<DB>({
+    dialect: new PostgresDialect({ pool }),
+    // Every statement, a transaction's begin and commit included: each is a round trip.
+    ...(onQuery && { log: (e) => onQuery(e.queryDurationMillis / 1000, e.level === "error") }),
+  });
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => o.migrations },

@@ -10,7 +10,7 @@ import type { Logger } from "@mam/runtime/logger.ts";
 import { metricsOf, type ServiceMetrics, type Source } from "@mam/runtime/metrics.ts";
 import { loadPublicKey, ScopeKeyError } from "@mam/scope/key-material.ts";
 import { ScopeVerifier } from "@mam/scope/token.ts";
-import { CONSUMER_LAG, consumerLags, projectionNames } from "./metrics.ts";
+import { CONSUMER_LAG, consumerLags, DB_QUERY, projectionNames } from "./metrics.ts";
 
 type Env = BaseConfig;
 
@@ -96,7 +96,12 @@ export class Backbone<DB = unknown> {
     timeRpc(this.bus, this.metrics);
     this.stream = await ensureEventsStream(this.bus);
     if (this.o.database) {
-      this.database = await openDatabase<DB>({ ...this.o.database, logger });
+      const statements = this.metrics.histogram(DB_QUERY.name, DB_QUERY.help, DB_QUERY.labels, DB_QUERY.buckets);
+      this.database = await openDatabase<DB>({
+        ...this.o.database,
+        logger,
+        onQuery: (seconds, failed) => statements.observe({ outcome: failed ? "error" : "ok" }, seconds),
+      });
       // Each read model's consumer on the event stream, named as its checkpoints name it.
       this.watch(CONSUMER_LAG.name, CONSUMER_LAG.help, CONSUMER_LAG.labels, consumerLags(this.bus, this.stream, projectionNames(this.db)));
     }

@@ -9,6 +9,15 @@ export const CONSUMER_LAG = {
   labels: ["consumer"] as const,
 };
 
+/** Each statement a service sends to its Postgres: how many (the count) and how long they take. */
+export const DB_QUERY = {
+  name: "mam_db_query_duration_seconds",
+  help: "Time from sending a statement to Postgres to its result, by outcome (ok or error); a transaction's begin and commit count as statements",
+  labels: ["outcome"] as const,
+  // A statement takes a fraction of a millisecond to tens of them.
+  buckets: [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+};
+
 /** The names of a service's read models change only when one is added: read again once a minute. */
 const PROJECTIONS_TTL_MS = 60_000;
 
