@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { TestDnsServer } from "@mam/testing/dns-server.ts";
 import { SmtpSink } from "@mam/testing/smtp-sink.ts";
+import { eventsStreamName } from "@mam/contracts/subjects.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
 /**
@@ -19,6 +20,7 @@ describe("sending, delivering and reading messages", () => {
   let b: { id: string; apiKey: string; email: string };
   let dnsAddress: string;
   let otherWorkspaceKey: string;
+  let alpha: { tenantId: string; key: string; workspaceId: string };
 
   const inboxMessages = async (inbox: { id: string; apiKey: string }, q = "") =>
     (await s.api("GET", `/v1/inboxes/${inbox.id}/messages${q}`, { key: inbox.apiKey })).body;
@@ -43,6 +45,7 @@ describe("sending, delivering and reading messages", () => {
     expect([ra.status, rb.status], JSON.stringify([ra.body, rb.body])).toEqual([201, 201]);
     a = ra.body;
     b = rb.body;
+    alpha = { tenantId: ta.tenant.id, key: ta.key.key, workspaceId: wa };
     const wa2 = (await s.api("POST", "/v1/workspaces", { key: ta.key.key, body: { name: "A2" } })).body.id;
     otherWorkspaceKey = (await s.api("POST", `/v1/workspaces/${wa2}/keys`, { key: ta.key.key, body: {} })).body.key;
     // Publish the platform's DKIM key where the verifier will look.
@@ -417,5 +420,45 @@ describe("sending, delivering and reading messages", () => {
     const copies = (who: string) => relay.received.filter((m) => m.raw.includes("greylisted") && m.to.includes(who)).length;
     expect(relay.rcptTries.get("grey@example.org")).toBe(2);
     expect([copies("grey@example.org"), copies("glad@example.org")]).toEqual([1, 1]);
+  });
+  it("a copy for an inbox of the sender's own tenant is filed in the transaction that records the delivery; another tenant's apart", async () => {
+    const lastEvent = (tenantId: string, workspaceId: string, type: string) =>
+      s.iso.jetstream(async (jsm) => {
+        const m = await jsm.streams.getMessage(eventsStreamName(s.iso.prefix), {
+          last_by_subj: `${s.iso.prefix}evt.mailbox.${tenantId}.${workspaceId}.${type}`,
+        });
+        if (!m) throw new Error(`no ${type} event in the stream`);
+        return m.json<{ id: string; causationId: string | null; data: { messageId: string } }>();
+      });
+    const own = (await s.api("POST", "/v1/inboxes", { key: alpha.key, body: { username: "alice-desk", workspaceId: alpha.workspaceId } })).body;
+    const sent = await s.api("POST", `/v1/inboxes/${a.id}/send`, {
+      key: a.apiKey,
+      body: { to: own.email, subject: "Same tenant", plainBody: "x", verified: true },
+    });
+    expect(sent.status).toBe(200);
+    await waitFor(async () => (await s.api("GET", `/v1/inboxes/${a.id}/messages/${sent.body.id}`, { key: a.apiKey })).body.status === "delivered", {
+      timeoutMs: 10_000,
+      what: "delivered",
+    });
+    await waitForCount(own, 1);
+    // One command made both: the record's cause is the copy's event.
+    const delivered = await waitFor(async () => (await lastEvent(alpha.tenantId, alpha.workspaceId, "MessageDelivered")).data.messageId === sent.body.id, {
+      timeoutMs: 5_000,
+      what: "the MessageDelivered event in the stream",
+    }).then(() => lastEvent(alpha.tenantId, alpha.workspaceId, "MessageDelivered"));
+    const copy = await lastEvent(alpha.tenantId, alpha.workspaceId, "MessageReceived");
+    expect(delivered.causationId).toBe(copy.id);
+
+    // To another tenant: the copy is that tenant's transaction, the record the sender's own.
+    const across = await s.api("POST", `/v1/inboxes/${a.id}/send`, {
+      key: a.apiKey,
+      body: { to: b.email, subject: "Other tenant", plainBody: "y", verified: true },
+    });
+    expect(across.status).toBe(200);
+    await waitFor(async () => (await lastEvent(alpha.tenantId, alpha.workspaceId, "MessageDelivered")).data.messageId === across.body.id, {
+      timeoutMs: 10_000,
+      what: "the other tenant's delivery recorded",
+    });
+    expect((await lastEvent(alpha.tenantId, alpha.workspaceId, "MessageDelivered")).causationId).toBeNull();
   });
 });

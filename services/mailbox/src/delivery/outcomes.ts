@@ -31,7 +31,7 @@ export async function loadDeliveryState(tx: Kysely<MailboxDb>, workspaceId: stri
   return (await readDeliveryStates(tx, [{ workspaceId, messageId }])).get(messageId)!;
 }
 
-interface MessageKey {
+export interface MessageKey {
   workspaceId: string;
   messageId: string;
 }
@@ -40,7 +40,7 @@ interface MessageKey {
  * The delivery state of several messages, with two statements whatever their number: one
  * state holding them all, for each (a record decides only about its own message).
  */
-async function readDeliveryStates(tx: Kysely<MailboxDb>, keys: MessageKey[]): Promise<Map<string, DeliveryState>> {
+export async function readDeliveryStates(tx: Kysely<MailboxDb>, keys: MessageKey[]): Promise<Map<string, DeliveryState>> {
   const byWorkspace = new Map<string, string[]>();
   for (const k of keys) byWorkspace.set(k.workspaceId, [...(byWorkspace.get(k.workspaceId) ?? []), k.messageId]);
   const groups = [...byWorkspace];
@@ -69,6 +69,21 @@ function readsOf(records: Records) {
   return r;
 }
 
+/** The record of what became of some recipients; its event id is derived from its content, so recording it again changes nothing. */
+export function outcomeRecord(
+  m: SentRef,
+  type: "MessageDelivered" | "MessageBounced",
+  data: { recipients: string[]; via?: string; reason?: string },
+): Extract<DeliveryRecord, { kind: "outcome" }> {
+  return {
+    kind: "outcome",
+    owner: { tenantId: m.tenantId, workspaceId: m.workspaceId },
+    messageId: m.messageId,
+    outcome: { type, schemaVersion: 1, data: { messageId: m.messageId, ...data } } as Outcome,
+    eventId: derivedId("event", m.messageId, type, ...[...data.recipients].sort()),
+  };
+}
+
 /**
  * Records what became of some recipients, through group commit (a burst of sends makes a
  * burst of these). The event id is derived from its content, and a failure is retried in
@@ -81,15 +96,7 @@ export async function record(
   type: "MessageDelivered" | "MessageBounced",
   data: { recipients: string[]; via?: string; reason?: string },
 ) {
-  const outcome = { type, schemaVersion: 1, data: { messageId: m.messageId, ...data } } as Outcome;
-  const owner = { tenantId: m.tenantId, workspaceId: m.workspaceId };
-  const c: DeliveryRecord = {
-    kind: "outcome",
-    owner,
-    messageId: m.messageId,
-    outcome,
-    eventId: derivedId("event", m.messageId, type, ...[...data.recipients].sort()),
-  };
+  const c = outcomeRecord(m, type, data);
   for (const pause of [200, 1_000, 3_000, 0]) {
     try {
       const reads = readsOf(records);

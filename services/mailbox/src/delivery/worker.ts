@@ -9,7 +9,7 @@ import { groupCommit } from "../commands/execute.ts";
 import { getBlobs } from "../store/blobs.ts";
 import { Filer, type Target } from "./receive.ts";
 import type { Outbound } from "./outbound.ts";
-import { pendingFrom, record, sendOut, settle, type Records, type SentRef } from "./outcomes.ts";
+import { outcomeRecord, pendingFrom, record, sendOut, settle, type Records, type SentRef } from "./outcomes.ts";
 import { DeliveryReads } from "./delivery-reads.ts";
 import { watchDelivery } from "./metrics.ts";
 import { RetryQueue } from "./retry-queue.ts";
@@ -22,7 +22,7 @@ type Sent = Extract<MailboxEnvelope, { type: "MessageSent" }>;
 const LOCAL_COPIES_IN_FLIGHT = 4;
 
 /** Copies for inboxes of this platform, with no SMTP round trip; the bytes are read once. */
-async function deliverLocally(ctx: MailboxContext, filer: Filer, e: Sent, targets: Target[]) {
+async function deliverLocally(ctx: MailboxContext, filer: Filer, e: Sent, targets: Target[], record?: Parameters<Filer["file"]>[4]) {
   if (!targets.length) return;
   const f = e.data;
   const hashes = [f.rawHash, f.plainHash, f.htmlHash, ...f.attachments.map((a) => a.hash)].filter((h): h is string => !!h);
@@ -34,7 +34,7 @@ async function deliverLocally(ctx: MailboxContext, filer: Filer, e: Sent, target
     Array.from({ length: Math.min(LOCAL_COPIES_IN_FLIGHT, queue.length) }, async () => {
       for (let target = queue.shift(); target; target = queue.shift()) {
         const copy = target.workspace_id === e.workspaceId ? [] : blobs;
-        const result = await filer.file(target, facts, copy, { dedupeParts: ["local", f.messageId], sourceMessageId: f.messageId });
+        const result = await filer.file(target, facts, copy, { dedupeParts: ["local", f.messageId], sourceMessageId: f.messageId }, record);
         // The inbox ended between reading its claim and filing (the cascade's commit came in between).
         if (result === "inbox gone")
           ctx.logger.warn({ messageId: f.messageId, inboxId: target.inbox_id }, "local copy for an inbox that no longer takes mail dropped");
@@ -77,8 +77,16 @@ async function deliver(ctx: MailboxContext, filer: Filer, reads: DeliveryReads, 
   // Read after every read above: no record then means a rebuild emptied none of them (it began since, if at all).
   if (await reads.rebuilding()) throw new ReadModelRebuilding(m.messageId);
   if (claims.length) {
-    await deliverLocally(ctx, filer, e, [...new Map(claims.map((c) => [c.inbox_id, c])).values()]);
-    await record(ctx, records, m, "MessageDelivered", { recipients: claims.map((c) => c.address), via: "local" });
+    const targets = [...new Map(claims.map((c) => [c.inbox_id, c])).values()];
+    const delivered = { recipients: claims.map((c) => c.address), via: "local" };
+    // One inbox of the sender's tenant (most local mail): the copy and the record in one
+    // transaction. Several copies are all filed before the record, in transactions of their own.
+    if (targets.length === 1 && targets[0]!.tenant_id === m.tenantId)
+      await deliverLocally(ctx, filer, e, targets, outcomeRecord(m, "MessageDelivered", delivered));
+    else {
+      await deliverLocally(ctx, filer, e, targets);
+      await record(ctx, records, m, "MessageDelivered", delivered);
+    }
   }
   const external = pending.filter((r) => !claims.some((c) => c.address === r));
   if (!external.length) return;
