@@ -64,7 +64,6 @@ const row = (name: string, f: Figures, base?: Figures) =>
   `  ${name.padEnd(46)} p50 ${f.p50.toFixed(1).padStart(7)} ms   p99 ${f.p99.toFixed(1).padStart(7)} ms   ${f.perSecond.toFixed(0).padStart(6)} /s` +
   (base ? `   (${(f.perSecond / base.perSecond).toFixed(2)}x of ${base === mtaFigures ? "the MTA" : "baseline"})` : "");
 
-/** `count` messages of SIZE bytes over CONCURRENCY connections to an SMTP port (scripts/smtp-load.ts in its own process). */
 /** Statements each service has sent its Postgres so far, from its metrics (mam_db_query_duration_seconds' count). */
 async function statementsOf(healthPorts: Map<string, number>): Promise<Map<string, number>> {
   const out = new Map<string, number>();
@@ -77,6 +76,7 @@ async function statementsOf(healthPorts: Map<string, number>): Promise<Map<strin
   return out;
 }
 
+/** `count` messages of SIZE bytes over CONCURRENCY connections to an SMTP port (scripts/smtp-load.ts in its own process). */
 async function smtpLoad(port: number, count: number): Promise<Figures> {
   const job = { port, to: "anyone@relay.example", from: "bench@bench.example", count, conns: CONCURRENCY, size: SIZE, offset: 0 };
   const child = spawn(process.execPath, ["--import", "tsx", "scripts/smtp-load.ts", JSON.stringify(job)], { stdio: ["pipe", "pipe", "inherit"] });

@@ -139,4 +139,29 @@ describe("SessionLease", () => {
     // The terminated one gone, the new one alone.
     await waitFor(async () => (await connections()) === 1, { timeoutMs: 10_000, what: "one lease connection" });
   });
+  it("a holder that cannot stop what it ran ends the connection rather than give the lock back: the name goes on under another server process", async () => {
+    const failing = new SessionLease({
+      url,
+      name: `${tag}:stubborn`,
+      logger,
+      acquired: async () => undefined,
+      lost: async () => {
+        throw new Error("still running");
+      },
+    });
+    const other = lease("stubborn");
+    const bystander = lease("bystander");
+    started.push(failing);
+    for (const l of [failing, other, bystander]) await l.start();
+    expect([failing.holding, other.holding, bystander.holding]).toEqual([true, false, true]);
+    const before = (await holderOf("stubborn"))!;
+    await failing.stop();
+    await waitFor(() => other.holding, { timeoutMs: 10_000, what: "the other lease of the name holding it" });
+    // Not the connection the unstopped work was granted the lock on, which its own check reads.
+    expect(await holderOf("stubborn")).not.toBe(before);
+    expect(other.seen.acquired.at(-1)?.pid).not.toBe(before);
+    // Every lease on that connection was lost with it, and is held again.
+    expect(bystander.seen.lost).toBe(1);
+    await waitFor(() => bystander.holding, { timeoutMs: 10_000, what: "the bystander holding again" });
+  });
 });

@@ -20,7 +20,7 @@ describe("BatchConsumer", () => {
   });
 
   /** Publishes one message, and two more once the consumer holds the first; the batches as handled. */
-  async function batchesOf(durable: string, lingerMs?: number): Promise<string[][]> {
+  async function batchesOf(durable: string, lingerMs?: number, maxBatch?: number): Promise<string[][]> {
     const subject = (n: number) => `${iso.prefix}evt.${durable}.t1._.M${n}`;
     const batches: string[][] = [];
     const c = new BatchConsumer({
@@ -30,6 +30,7 @@ describe("BatchConsumer", () => {
       filterSubject: `${iso.prefix}evt.${durable}.>`,
       logger,
       lingerMs,
+      maxBatch,
       handle: async (msgs, settle) => {
         batches.push(msgs.map((m) => m.subject.split(".").at(-1)!));
         for (const m of msgs) settle(m, "ack");
@@ -54,5 +55,9 @@ describe("BatchConsumer", () => {
   it("with a linger, a batch waits for what arrives meanwhile; without, the first message goes alone", async () => {
     expect(await batchesOf("lingering", 3_000)).toEqual([["M1", "M2", "M3"]]);
     expect((await batchesOf("eager"))[0]).toEqual(["M1"]);
+  });
+
+  it("a batch that fills up goes at once, however long its linger", async () => {
+    expect(await batchesOf("filled", 600_000, 3)).toEqual([["M1", "M2", "M3"]]);
   });
 });

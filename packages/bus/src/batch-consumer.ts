@@ -74,13 +74,13 @@ export class BatchConsumer {
   private readonly maxBatch: number;
   /** Stream sequences of the messages held (queued or in the batch). */
   private readonly held = new Set<number>();
-  /** Resolves when stop begins: a pause before a retry ends then. */
-  private readonly stopping: Promise<void>;
-  private stopNow!: () => void;
+  /** The pauses under way (a linger, a wait before a retry): each ends at once when stop begins. */
+  private readonly pauses = new Set<() => void>();
+  /** Ends the linger under way, if any. */
+  private batchFull?: () => void;
 
   constructor(private readonly o: BatchConsumerOptions) {
     this.maxBatch = o.maxBatch ?? 256;
-    this.stopping = new Promise((r) => (this.stopNow = r));
   }
 
   async start(): Promise<void> {
@@ -147,6 +147,7 @@ export class BatchConsumer {
           this.held.add(msg.seq);
           this.queue.push(msg);
           this.wake?.();
+          if (this.queue.length >= this.maxBatch) this.batchFull?.();
           while (this.queue.length >= this.maxBatch && !this.stopped) await new Promise<void>((r) => (this.roomMade = r));
         }
       } catch (err) {
@@ -164,7 +165,11 @@ export class BatchConsumer {
         await new Promise<void>((r) => (this.wake = r));
         continue;
       }
-      if (this.o.lingerMs && this.queue.length < this.maxBatch) await Promise.race([delay(this.o.lingerMs), this.stopping]);
+      if (this.o.lingerMs && this.queue.length < this.maxBatch) {
+        // Ended early by a full batch (see run).
+        await this.pause(this.o.lingerMs, (end) => (this.batchFull = end));
+        this.batchFull = undefined;
+      }
       if (this.stopped) break;
       const batch = this.queue.splice(0, this.maxBatch);
       this.inBatch = batch;
@@ -187,7 +192,7 @@ export class BatchConsumer {
       if (this.o.ordered && left.length) {
         this.queue.unshift(...left);
         this.inBatch = [];
-        await Promise.race([delay(BACKOFF_MS[Math.min(tries++, BACKOFF_MS.length - 1)]!), this.stopping]);
+        await this.pause(BACKOFF_MS[Math.min(tries++, BACKOFF_MS.length - 1)]!);
         continue;
       }
       tries = 0;
@@ -196,9 +201,28 @@ export class BatchConsumer {
     }
   }
 
+  /**
+   * Waits `ms`, or until stop begins. Each pause forgets itself when it ends (a race against
+   * one promise settled only at stop would keep every pause's callback until then: one per
+   * batch, for as long as the consumer runs).
+   */
+  private pause(ms: number, started?: (end: () => void) => void): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const end = () => {
+        clearTimeout(timer);
+        this.pauses.delete(end);
+        resolve();
+      };
+      const timer = setTimeout(end, ms);
+      this.pauses.add(end);
+      started?.(end);
+    });
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
-    this.stopNow();
+    for (const end of [...this.pauses]) end();
     this.current?.stop();
     this.wake?.();
     this.roomMade?.();

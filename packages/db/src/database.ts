@@ -74,7 +74,16 @@ export async function openDatabase<DB>(o: OpenDbOptions): Promise<Database<DB>> 
   const db = new Kysely<DB>({
     dialect: new PostgresDialect({ pool }),
     // Every statement, a transaction's begin and commit included: each is a round trip.
-    ...(onQuery && { log: (e) => onQuery(e.queryDurationMillis / 1000, e.level === "error") }),
+    // A failing hook must not fail the statement it reports (kysely calls it as the statement ends).
+    ...(onQuery && {
+      log: (e) => {
+        try {
+          onQuery(e.queryDurationMillis / 1000, e.level === "error");
+        } catch {
+          // Metrics are best effort.
+        }
+      },
+    }),
   });
   const migrator = new Migrator({
     db,

@@ -6,6 +6,8 @@ import type { Logger } from "@mam/runtime/logger.ts";
 
 /** How often a replica standing by tries to take the lease, and a connection holding leases is checked. */
 const TRY_EVERY_MS = 1_000;
+/** How long a lease query may take before its connection is taken for dead. */
+const QUERY_TIMEOUT_MS = 10_000;
 
 /**
  * The application_name of this process's lease connection (one per database URL, shared by
@@ -67,7 +69,8 @@ class LeaseConnection {
   private last: Promise<unknown> = Promise.resolve();
 
   constructor(url: string) {
-    this.client = new pg.Client({ connectionString: url, keepAlive: true, application_name: LEASE_APPLICATION_NAME });
+    // A query that never answers (a socket half open) fails after QUERY_TIMEOUT_MS, which ends the connection.
+    this.client = new pg.Client({ connectionString: url, keepAlive: true, application_name: LEASE_APPLICATION_NAME, query_timeout: QUERY_TIMEOUT_MS });
     this.client.on("error", (err) => this.break(err));
     this.client.on("end", () => this.break(new Error("lease connection ended")));
     this.ready = this.client.connect().then(
@@ -262,11 +265,21 @@ export class SessionLease {
     this.on = undefined;
     this.held = false;
     this.lettingGo = (async () => {
+      let stopped = true;
       if (wasHeld) {
         this.o.logger.info({ lease: this.o.name }, "lease let go: this replica stands by");
-        await this.o.lost().catch((err: unknown) => this.o.logger.warn({ err }, "could not stop what ran under the lease"));
+        await this.o.lost().catch((err: unknown) => {
+          stopped = false;
+          this.o.logger.warn({ err }, "could not stop what ran under the lease");
+        });
       }
-      if (c && !c.ended) await this.giveBack(c);
+      if (!c || c.ended) return;
+      if (stopped) await this.giveBack(c);
+      // What ran under it may still be running: given back on this connection, the lock would go
+      // to another lease of this process under the same server process, which the work's own
+      // check (its lock granted to that process) could not tell apart. Ending the connection
+      // frees it under a process nothing holds any more (the other leases on it are lost too).
+      else c.break(new Error(`what ran under lease ${this.o.name} did not stop`));
     })();
     return this.lettingGo;
   }

@@ -54,6 +54,15 @@ describe("CoalescedReads", () => {
     expect(await second).toBe(2);
   });
 
+  it("keys asked for in one turn go in one statement", async () => {
+    const { reads, reader } = store();
+    const all = Promise.all(["a", "b", "c"].map((k) => reader.get(k)));
+    await turn();
+    expect(reads.map((r) => r.keys)).toEqual([["a", "b", "c"]]);
+    reads[0]!.release();
+    expect(await all).toEqual([null, null, null]);
+  });
+
   it("a failed read fails its own callers only; the keys behind it are read next", async () => {
     const { values, reads, reader } = store();
     values.set("b", 5);

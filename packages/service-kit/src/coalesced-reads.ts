@@ -36,12 +36,15 @@ export class CoalescedReads<K, V> {
       let w = this.waiting.get(id);
       if (!w) this.waiting.set(id, (w = { key, callers: [] }));
       w.callers.push({ resolve, reject });
-      if (!this.reading) void this.drain();
+      // Once the caller's turn is over: the keys it asks for together (each recipient's claim) go in one statement.
+      if (!this.reading) {
+        this.reading = true;
+        queueMicrotask(() => void this.drain());
+      }
     });
   }
 
   private async drain(): Promise<void> {
-    this.reading = true;
     try {
       while (this.waiting.size) {
         const batch = [...this.waiting].slice(0, this.o.maxKeys ?? MAX_KEYS);

@@ -19,7 +19,8 @@ export interface SentState {
 
 export type Claim = Selectable<AddressClaimsTable>;
 
-const idOf = (k: SentKey) => `${k.workspaceId} ${k.messageId}`;
+/** As Postgres prints uuids (lower case), so a row is found by the key it was asked for. */
+const idOf = (k: SentKey) => `${k.workspaceId} ${k.messageId}`.toLowerCase();
 
 /**
  * The delivery worker's reads, each made for every message being delivered at the time with
