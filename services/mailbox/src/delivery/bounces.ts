@@ -1,6 +1,5 @@
-import { isRebuilding } from "@mam/service-kit/rebuild.ts";
 import type { MailboxContext } from "../context.ts";
-import { PROJECTION } from "../projections/mailbox-read-model.ts";
+import { readModelRebuilding } from "../read/rebuilding.ts";
 import { decide, type DeliveryRecord } from "../commands/delivery-record-decision.ts";
 import { execute, type CommandMeta } from "../commands/execute.ts";
 import { loadDeliveryState } from "./outcomes.ts";
@@ -62,7 +61,7 @@ export async function recordBounce(ctx: MailboxContext, messageId: string, repor
   if (!m) {
     // Read after the message: with no record then, the read model was whole and the message is
     // truly unknown. With one, it is not replayed yet: thrown, so the report comes back later.
-    if (await isRebuilding(ctx.db, PROJECTION)) throw new MessageNotInReadModel(messageId);
+    if (await readModelRebuilding(ctx)) throw new MessageNotInReadModel(messageId);
     return { result: "no such message" };
   }
   const sentTo = new Set([...m.to_addresses, ...m.cc_addresses, ...m.bcc_addresses].map((r) => r.toLowerCase()));

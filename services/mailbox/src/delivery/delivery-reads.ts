@@ -1,9 +1,8 @@
 import { sql, type Selectable } from "kysely";
 import { CoalescedReads } from "@mam/service-kit/coalesced-reads.ts";
-import { isRebuilding } from "@mam/service-kit/rebuild.ts";
 import type { MailboxContext } from "../context.ts";
 import type { AddressClaimsTable } from "../db/schema.ts";
-import { PROJECTION } from "../projections/mailbox-read-model.ts";
+import { readModelRebuilding } from "../read/rebuilding.ts";
 
 export interface SentKey {
   workspaceId: string;
@@ -28,15 +27,10 @@ const idOf = (k: SentKey) => `${k.workspaceId} ${k.messageId}`.toLowerCase();
  * each used to read on its own, five statements before the first copy was filed.
  */
 export class DeliveryReads {
-  private readonly rebuild: CoalescedReads<string, boolean>;
   private readonly sent: CoalescedReads<SentKey, SentState | null>;
   private readonly claims: CoalescedReads<string, Claim | null>;
 
-  constructor(ctx: MailboxContext) {
-    this.rebuild = new CoalescedReads({
-      idOf: (p) => p,
-      read: async (projections) => new Map(await Promise.all(projections.map(async (p) => [p, await isRebuilding(ctx.db, p)] as const))),
-    });
+  constructor(private readonly ctx: MailboxContext) {
     this.sent = new CoalescedReads({
       idOf,
       read: async (keys) => {
@@ -65,7 +59,7 @@ export class DeliveryReads {
 
   /** Whether the read model is being rebuilt, read after the call (so after the caller's earlier reads). */
   rebuilding(): Promise<boolean> {
-    return this.rebuild.get(PROJECTION);
+    return readModelRebuilding(this.ctx);
   }
 
   /** The sent message's state; null while the command that sent it has not committed. */

@@ -1,8 +1,7 @@
 import { sql } from "kysely";
 import { withLogContext } from "@mam/runtime/log-context.ts";
-import { isRebuilding } from "@mam/service-kit/rebuild.ts";
 import type { MailboxContext } from "../context.ts";
-import { PROJECTION } from "../projections/mailbox-read-model.ts";
+import { readModelRebuilding } from "../read/rebuilding.ts";
 import type { Unrecorded } from "../db/schema.ts";
 import type { Outbound } from "./outbound.ts";
 import { pendingOf, recordAll, sendOut, settle, type Records, type SentRef } from "./outcomes.ts";
@@ -60,7 +59,7 @@ export class RetryQueue {
     if (this.stopped || this.leasing || free <= 0) return;
     this.leasing = true;
     try {
-      if (await isRebuilding(this.ctx.db, PROJECTION)) return;
+      if (await readModelRebuilding(this.ctx)) return;
       const due = await sql<QueueRow>`
         update delivery_queue set next_try_at = now() + ${sql.raw(`interval '${LEASE}'`)}, lease = gen_random_uuid()
         where (workspace_id, message_id) in (
@@ -114,7 +113,7 @@ export class RetryQueue {
   private async failed(row: QueueRow, err: unknown): Promise<void> {
     const { ctx } = this;
     // A message missing from a read model being rebuilt is not replayed yet: not old, not gone.
-    if (await isRebuilding(ctx.db, PROJECTION).catch(() => true)) return this.handBack(row);
+    if (await readModelRebuilding(ctx).catch(() => true)) return this.handBack(row);
     const message = String((err as Error)?.message ?? err).slice(0, 1000);
     const aged = await sql<{ old: boolean }>`
       select m.created_at < now() - make_interval(secs => ${ctx.cfg.DELIVERY_GIVE_UP_AFTER_S}) as old
@@ -161,7 +160,7 @@ export class RetryQueue {
 
   private async retry(row: QueueRow): Promise<void> {
     const { ctx } = this;
-    if (await isRebuilding(ctx.db, PROJECTION)) return this.handBack(row);
+    if (await readModelRebuilding(ctx)) return this.handBack(row);
     const msg = await ctx.db
       .selectFrom("messages")
       .select(["status", "from_address", "to_addresses", "cc_addresses", "bcc_addresses", "raw_hash", "created_at"])
@@ -170,7 +169,7 @@ export class RetryQueue {
       .executeTakeFirst();
     if (!msg) {
       // The record is read after the message: absent then, the model was whole when read.
-      if (await isRebuilding(ctx.db, PROJECTION)) return this.handBack(row);
+      if (await readModelRebuilding(ctx)) return this.handBack(row);
       await ctx.db
         .deleteFrom("delivery_queue")
         .where("workspace_id", "=", row.workspace_id)
@@ -194,7 +193,7 @@ export class RetryQueue {
     const pending = await pendingOf(ctx, m, msg.status, unrecorded);
     // A rebuild begun since the first look may have emptied what pendingOf read: every
     // recipient would look pending. Read after it, no record means its reads saw the whole model.
-    if (pending.length && (await isRebuilding(ctx.db, PROJECTION))) return this.handBack(row);
+    if (pending.length && (await readModelRebuilding(ctx))) return this.handBack(row);
     const t = pending.length ? await sendOut(ctx, this.records, this.outbound, m, pending) : { deferred: [], unrecorded: [] };
     await settle(
       ctx,

@@ -1,7 +1,7 @@
 import { AppError, parseOrThrow } from "@mam/contracts/errors.ts";
 import { DirectoryPageQuery, type DirectoryPage } from "@mam/contracts/mailbox-api.ts";
-import { isRebuilding } from "@mam/service-kit/rebuild.ts";
 import type { MailboxContext } from "../context.ts";
+import { readModelRebuilding } from "./rebuilding.ts";
 import { PROJECTION } from "../projections/mailbox-read-model.ts";
 
 /**
@@ -20,6 +20,6 @@ export async function directoryPage(ctx: MailboxContext, stream: string, raw: un
   if (q.after !== undefined) rows = rows.where("address", ">", q.after);
   const entries = (await rows.execute()).map((r) => ({ address: r.address, tenantId: r.tenant_id, workspaceId: r.workspace_id, inboxId: r.inbox_id }));
   // Asked after the rows: no record then means no reset emptied the table before they were read.
-  if (await isRebuilding(ctx.db, PROJECTION)) throw new AppError("UNAVAILABLE", "The mailbox's read model is being rebuilt; retry shortly");
+  if (await readModelRebuilding(ctx)) throw new AppError("UNAVAILABLE", "The mailbox's read model is being rebuilt; retry shortly");
   return { fromSeq, entries };
 }

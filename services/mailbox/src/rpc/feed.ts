@@ -1,9 +1,8 @@
 import type { RpcServer } from "@mam/bus/rpc.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
-import { isRebuilding } from "@mam/service-kit/rebuild.ts";
 import type { MailboxContext } from "../context.ts";
-import { PROJECTION } from "../projections/mailbox-read-model.ts";
+import { readModelRebuilding } from "../read/rebuilding.ts";
 import { feedMessages } from "../read/feed-messages.ts";
 
 /**
@@ -20,7 +19,7 @@ export function registerFeedRpc(server: RpcServer, ctx: MailboxContext): void {
   server.servePublic(RpcContracts.mailbox.feedMessages, async (req) => {
     const messages = await feedMessages(ctx.db, { tenantId: req.tenantId, workspaceId: req.workspaceId }, req.messageIds);
     // Asked after the read: no record then means the read saw the whole read model.
-    if (await isRebuilding(ctx.db, PROJECTION)) throw new AppError("UNAVAILABLE", "The mailbox's read model is being rebuilt; retry shortly");
+    if (await readModelRebuilding(ctx)) throw new AppError("UNAVAILABLE", "The mailbox's read model is being rebuilt; retry shortly");
     return { status: 200, body: { messages } };
   });
 }
