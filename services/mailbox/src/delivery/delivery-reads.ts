@@ -2,7 +2,6 @@ import { sql, type Selectable } from "kysely";
 import { CoalescedReads } from "@mam/service-kit/coalesced-reads.ts";
 import type { MailboxContext } from "../context.ts";
 import type { AddressClaimsTable } from "../db/schema.ts";
-import { readModelRebuilding } from "../read/rebuilding.ts";
 
 export interface SentKey {
   workspaceId: string;
@@ -23,14 +22,15 @@ const idOf = (k: SentKey) => `${k.workspaceId} ${k.messageId}`.toLowerCase();
 
 /**
  * The delivery worker's reads, each made for every message being delivered at the time with
- * one statement (see CoalescedReads): the worker handles up to 32 sent messages at once, and
- * each used to read on its own, five statements before the first copy was filed.
+ * one statement (see CoalescedReads; the rebuild check is readModelRebuilding's): the worker
+ * handles up to 32 sent messages at once, and each used to read on its own, five statements
+ * before the first copy was filed.
  */
 export class DeliveryReads {
   private readonly sent: CoalescedReads<SentKey, SentState | null>;
   private readonly claims: CoalescedReads<string, Claim | null>;
 
-  constructor(private readonly ctx: MailboxContext) {
+  constructor(ctx: MailboxContext) {
     this.sent = new CoalescedReads({
       idOf,
       read: async (keys) => {
@@ -55,11 +55,6 @@ export class DeliveryReads {
         return out;
       },
     });
-  }
-
-  /** Whether the read model is being rebuilt, read after the call (so after the caller's earlier reads). */
-  rebuilding(): Promise<boolean> {
-    return readModelRebuilding(this.ctx);
   }
 
   /** The sent message's state; null while the command that sent it has not committed. */

@@ -31,16 +31,16 @@ export async function loadDeliveryState(tx: Kysely<MailboxDb>, workspaceId: stri
   return (await readDeliveryStates(tx, [{ workspaceId, messageId }])).get(messageId)!;
 }
 
-export interface MessageKey {
+interface MessageKey {
   workspaceId: string;
   messageId: string;
 }
 
 /**
  * The delivery state of several messages, with two statements whatever their number: one
- * state holding them all, for each (a record decides only about its own message).
+ * state holding them all (a record decides only about its own message).
  */
-export async function readDeliveryStates(tx: Kysely<MailboxDb>, keys: MessageKey[]): Promise<Map<string, DeliveryState>> {
+export async function readDeliveryState(tx: Kysely<MailboxDb>, keys: MessageKey[]): Promise<DeliveryState> {
   const byWorkspace = new Map<string, string[]>();
   for (const k of keys) byWorkspace.set(k.workspaceId, [...(byWorkspace.get(k.workspaceId) ?? []), k.messageId]);
   const groups = [...byWorkspace];
@@ -57,7 +57,12 @@ export async function readDeliveryStates(tx: Kysely<MailboxDb>, keys: MessageKey
     .execute();
   const bounced = new Map(keys.map((k) => [k.messageId, new Set<string>()]));
   for (const r of bouncedRows) bounced.get(r.message_id)?.add(r.recipient);
-  const state: DeliveryState = { ...messagesStateOf(rows), bounced };
+  return { ...messagesStateOf(rows), bounced };
+}
+
+/** readDeliveryState, as each of its messages' record reads it. */
+async function readDeliveryStates(tx: Kysely<MailboxDb>, keys: MessageKey[]): Promise<Map<string, DeliveryState>> {
+  const state = await readDeliveryState(tx, keys);
   return new Map(keys.map((k) => [k.messageId, state]));
 }
 

@@ -11,7 +11,7 @@ import { putBlobs } from "../store/blobs.ts";
 import { decide as decideRecord, type DeliveryRecord } from "../commands/delivery-record-decision.ts";
 import { derivedId } from "./ids.ts";
 import { countOutcome } from "./metrics.ts";
-import { readDeliveryStates } from "./outcomes.ts";
+import { readDeliveryState } from "./outcomes.ts";
 
 const SYSTEM: CommandMeta = { actor: { type: "system", id: "delivery" }, requestId: "delivery" };
 
@@ -34,7 +34,7 @@ interface Filing {
   done: (err: unknown, result?: FileResult) => void;
 }
 
-type OutcomeRecord = Extract<DeliveryRecord, { kind: "outcome" }>;
+export type OutcomeRecord = Extract<DeliveryRecord, { kind: "outcome" }>;
 
 /**
  * "filed" (now or before: the same delivery again), or "inbox gone": the inbox was deleted
@@ -125,12 +125,10 @@ export class Filer {
         filing: await loadFiling(tx, tenantId, command),
         // The sent messages whose delivery is recorded here (a record decides only about its own message).
         delivery: records.length
-          ? (
-              await readDeliveryStates(
-                tx,
-                records.map((r) => ({ workspaceId: r.owner.workspaceId, messageId: r.messageId })),
-              )
-            ).get(records[0]!.messageId)!
+          ? await readDeliveryState(
+              tx,
+              records.map((r) => ({ workspaceId: r.owner.workspaceId, messageId: r.messageId })),
+            )
           : undefined,
       }),
       decide: (state) => [...decide(command, state.filing), ...records.flatMap((r) => decideRecord(r, state.delivery!))],

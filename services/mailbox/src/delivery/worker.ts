@@ -7,10 +7,11 @@ import type { Backbone } from "@mam/service-kit/backbone.ts";
 import type { MailboxContext } from "../context.ts";
 import { groupCommit } from "../commands/execute.ts";
 import { getBlobs } from "../store/blobs.ts";
-import { Filer, type Target } from "./receive.ts";
+import { Filer, type OutcomeRecord, type Target } from "./receive.ts";
 import type { Outbound } from "./outbound.ts";
 import { outcomeRecord, pendingFrom, record, sendOut, settle, type Records, type SentRef } from "./outcomes.ts";
 import { DeliveryReads } from "./delivery-reads.ts";
+import { readModelRebuilding } from "../read/rebuilding.ts";
 import { watchDelivery } from "./metrics.ts";
 import { RetryQueue } from "./retry-queue.ts";
 
@@ -22,7 +23,7 @@ type Sent = Extract<MailboxEnvelope, { type: "MessageSent" }>;
 const LOCAL_COPIES_IN_FLIGHT = 4;
 
 /** Copies for inboxes of this platform, with no SMTP round trip; the bytes are read once. */
-async function deliverLocally(ctx: MailboxContext, filer: Filer, e: Sent, targets: Target[], record?: Parameters<Filer["file"]>[4]) {
+async function deliverLocally(ctx: MailboxContext, filer: Filer, e: Sent, targets: Target[], record?: OutcomeRecord) {
   if (!targets.length) return;
   const f = e.data;
   const hashes = [f.rawHash, f.plainHash, f.htmlHash, ...f.attachments.map((a) => a.hash)].filter((h): h is string => !!h);
@@ -63,7 +64,7 @@ async function deliver(ctx: MailboxContext, filer: Filer, reads: DeliveryReads, 
   const m = refOf(e);
   // A read model being rebuilt lacks outcomes and address claims not replayed yet: every
   // recipient would look pending, a local one external. Thrown: the event comes back later.
-  if (await reads.rebuilding()) throw new ReadModelRebuilding(m.messageId);
+  if (await readModelRebuilding(ctx)) throw new ReadModelRebuilding(m.messageId);
   // The message, whether it waits in the retry queue, and its recipients with an outcome.
   const mine = await reads.sentState({ workspaceId: m.workspaceId, messageId: m.messageId });
   // Not committed yet by the command that sent it: throwing makes the consumer try again shortly.
@@ -75,7 +76,7 @@ async function deliver(ctx: MailboxContext, filer: Filer, reads: DeliveryReads, 
 
   const claims = await reads.claimsOf(pending);
   // Read after every read above: no record then means a rebuild emptied none of them (it began since, if at all).
-  if (await reads.rebuilding()) throw new ReadModelRebuilding(m.messageId);
+  if (await readModelRebuilding(ctx)) throw new ReadModelRebuilding(m.messageId);
   if (claims.length) {
     const targets = [...new Map(claims.map((c) => [c.inbox_id, c])).values()];
     const delivered = { recipients: claims.map((c) => c.address), via: "local" };

@@ -14,10 +14,7 @@ const readers = new WeakMap<MailboxContext, CoalescedReads<string, boolean>>();
 export function readModelRebuilding(ctx: MailboxContext): Promise<boolean> {
   let r = readers.get(ctx);
   if (!r) {
-    r = new CoalescedReads({
-      idOf: (p) => p,
-      read: async (projections) => new Map(await Promise.all(projections.map(async (p) => [p, await isRebuilding(ctx.db, p)] as const))),
-    });
+    r = new CoalescedReads({ idOf: (p) => p, read: async () => new Map([[PROJECTION, await isRebuilding(ctx.db, PROJECTION)]]) });
     readers.set(ctx, r);
   }
   return r.get(PROJECTION);
