@@ -6,6 +6,13 @@ import type { Logger } from "@mam/runtime/logger.ts";
 // int8 (counts, stream sequences) as numbers: every value we store stays below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
 
+/**
+ * What a catalog scan hits when another session changes the catalog under it: a schema gone
+ * (3F000), a table or column gone or renamed (42P01, 42703), a relation dropped between lookups
+ * ("cache lookup failed", XX000).
+ */
+const CATALOG_RACES = new Set(["3F000", "42P01", "42703", "XX000"]);
+
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export interface OpenDbOptions {
@@ -90,10 +97,11 @@ export async function openDatabase<DB>(o: OpenDbOptions): Promise<Database<DB>> 
     provider: { getMigrations: async () => o.migrations },
     migrationTableSchema: o.schema,
   });
-  // Kysely's migrator introspects every schema of the database; a schema dropped meanwhile by
-  // someone else (another service's tests, an operator) fails that scan, so it is retried.
+  // Kysely's migrator introspects every schema of the database; a schema dropped, or a table
+  // altered, meanwhile by someone else (another service's tests, an operator) fails that scan,
+  // so it is retried. (A migration of ours failing so fails the same way each time, and is thrown.)
   let outcome = await migrator.migrateToLatest();
-  for (let i = 0; i < 5 && outcome.error && (outcome.error as { code?: string }).code === "3F000"; i++) {
+  for (let i = 0; i < 5 && outcome.error && CATALOG_RACES.has((outcome.error as { code?: string }).code ?? ""); i++) {
     await new Promise((r) => setTimeout(r, 100 * (i + 1)));
     outcome = await migrator.migrateToLatest();
   }
