@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { z } from "zod";
 import { ErrorBody, type ErrorCode, httpStatusOf } from "@mam/contracts/errors.ts";
+import { waitFor } from "@mam/runtime/wait.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import { pathParamNames, type ForwardRoute } from "@mam/gateway/http/route.ts";
 import { forwardRoutes } from "@mam/gateway/http/routes.ts";
@@ -136,11 +137,34 @@ describe("the HTTP API under generated input", () => {
   }
 
   const status = async (path: string, key: string) => (await call("GET", path, { key })).status;
+
+  /**
+   * Until every workspace's inboxCount and domainCount equal its inboxes and domains: identity
+   * counts them from the mailbox's events a moment after each change, and the snapshot of the
+   * next case (before and after a refused write) must not see that moment pass.
+   */
+  async function countersSettled() {
+    await waitFor(
+      async () => {
+        const [workspaces, inboxes, domains] = await Promise.all(["/v1/workspaces", "/v1/inboxes", "/v1/domains"].map((p) => ok("GET", p, { key: w.tk })));
+        const held = (list: { workspaceId: string | null }[], id: string) => list.filter((x) => x.workspaceId === id).length;
+        return workspaces.workspaces.every(
+          (ws: { id: string; inboxCount: number; domainCount: number }) =>
+            ws.inboxCount === held(inboxes.inboxes, ws.id) && ws.domainCount === held(domains.domains, ws.id),
+        );
+      },
+      { timeoutMs: 10_000, what: "the workspaces' counters caught up" },
+    );
+  }
   /**
    * After a write that succeeded: puts back whatever it removed. Keys by what the route did (a
    * revoked key may still be cached for a moment); the rest by asking for it.
    */
   async function heal(r: ForwardRoute, res: ApiResponse) {
+    await putBack(r, res);
+    await countersSettled();
+  }
+  async function putBack(r: ForwardRoute, res: ApiResponse) {
     if (r.contract === I.tenantKeyRotate || r.contract === I.tenantKeyReissue) [w.tk, w.tkKeyId] = [res.body.key, res.body.id];
     if (r.contract === I.tenantKeyRevoke) {
       const k = await ok("POST", `/v1/tenants/${w.tenantId}/keys/rotate`, { key: s.operatorKey });
@@ -314,6 +338,7 @@ describe("the HTTP API under generated input", () => {
     [w.tenantId, w.tk, w.tkKeyId] = [t.tenant.id, t.key.key, t.key.id];
     await makeWorkspace();
     await Promise.all([makeInbox(), makeDomain(), makeWebhook()]);
+    await countersSettled();
     console.log(`fuzz-api: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS} (per route; ${forwardRoutes.length} routes)`);
   });
   afterAll(async () => {
