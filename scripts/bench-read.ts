@@ -154,6 +154,29 @@ function printTable(size: number, rows: Record<string, Figures>, kinds: string[]
   }
 }
 
+const CLIENT = "bench process (client)";
+/** Where a request's CPU goes, at 4 in flight: each process's ms per request (the mailbox's replicas summed). */
+function printCpu(rows: Record<string, Figures>, kinds: string[]): void {
+  const columns: [string, (cpu: Record<string, number>) => number][] = [
+    ["client", (c) => c[CLIENT] ?? 0],
+    ["gateway", (c) => c.gateway ?? 0],
+    ["identity", (c) => c.identity ?? 0],
+    ["mailbox", (c) => Object.entries(c).reduce((sum, [name, ms]) => (name.startsWith("mailbox") ? sum + ms : sum), 0)],
+    ["postgres", (c) => c.postgres ?? 0],
+    ["nats", (c) => c["nats-server"] ?? 0],
+  ];
+  const cells = (values: number[]) => values.map((v) => v.toFixed(2).padStart(9)).join("");
+  process.stdout.write(
+    `\n  CPU ms per request at 4 in flight (every postgres and nats-server process of the machine counted)\n  ${"".padEnd(36)}${columns.map(([name]) => name.padStart(9)).join("")}    total\n`,
+  );
+  for (const k of kinds) {
+    const cpu = rows[`${k} @4`]?.cpuMs;
+    if (!cpu) continue;
+    const values = columns.map(([, of]) => of(cpu));
+    process.stdout.write(`  ${k.padEnd(36)}${cells(values)}${cells([values.reduce((a, b) => a + b, 0)])}\n`);
+  }
+}
+
 /** The aim, over every size measured (this run's and, with a kept state, earlier runs'). */
 function verdict(figures: World["figures"]): void {
   const sizes = Object.keys(figures)
@@ -208,20 +231,24 @@ try {
     await untilReady(p, health, name, 30 * 60_000);
     return p;
   };
-  await start(
-    "gateway",
-    {
-      PORT: String(gatewayPort),
-      SCOPE_PRIVATE_KEY: Buffer.from(iso.scopeKeys.privateKeyPem).toString("base64"),
-      RATE_LIMIT_MAX: "100000000",
-      TENANT_RATE_LIMIT_MAX: "100000000",
-    },
-    gatewayPort,
-  );
-  await start("identity", { SUPER_ADMIN_KEY: operatorKey }, await freePort());
+  const services: Record<string, number> = {};
+  services.gateway = (
+    await start(
+      "gateway",
+      {
+        PORT: String(gatewayPort),
+        SCOPE_PRIVATE_KEY: Buffer.from(iso.scopeKeys.privateKeyPem).toString("base64"),
+        RATE_LIMIT_MAX: "100000000",
+        TENANT_RATE_LIMIT_MAX: "100000000",
+      },
+      gatewayPort,
+    )
+  ).child.pid!;
+  services.identity = (await start("identity", { SUPER_ADMIN_KEY: operatorKey }, await freePort())).child.pid!;
   // One after the other: the first applies the migrations.
   const filers: Record<string, number> = {};
   for (let i = 1; i <= MAILBOXES; i++) filers[`mailbox ${i}`] = (await start("mailbox", { DNS_SERVERS: resolver }, await freePort())).child.pid!;
+  Object.assign(services, filers);
   const api = apiClient(`http://127.0.0.1:${gatewayPort}`);
 
   if (world) process.stdout.write(`continuing ${iso.tag} from ${STATE_FILE}: ${fmt(world.seeded)} messages filed\n`);
@@ -280,9 +307,14 @@ try {
     process.stdout.write(`  vacuum (analyze) of the mailbox's tables: ${vacuumed.toFixed(1)} s\n`);
     const kinds = await requestKinds(api, w, DEEP_PAGE);
     const rows: Record<string, Figures> = {};
-    for (const c of CONCURRENCY) for (const k of kinds) rows[`${k.name} @${c}`] = await measure(api, k, REQUESTS, c);
+    const sample = () => cpuSeconds(services, CLIENT);
+    for (const c of CONCURRENCY) for (const k of kinds) rows[`${k.name} @${c}`] = await measure(api, k, REQUESTS, c, sample);
     printTable(
       size,
+      rows,
+      kinds.map((k) => k.name),
+    );
+    printCpu(
       rows,
       kinds.map((k) => k.name),
     );
