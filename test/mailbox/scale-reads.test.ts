@@ -101,6 +101,15 @@ describe("mailbox reads from counters, thread rows and cursors", () => {
       const threads = await walk(key, `/v1/messages?folder=${folder}&group=thread`);
       expect(threads.items, `${folder} by thread`).toEqual(await grouped(flat.items));
       expect(threads.totals, `${folder} threads total`).toEqual([threads.items.length]);
+      // A page past the end is empty and still counts the whole list (the total then comes from the counters alone).
+      for (const [group, all] of [
+        ["", flat.items.length],
+        ["&group=thread", threads.items.length],
+      ] as const) {
+        const past = await s.api("GET", `/v1/messages?folder=${folder}${group}&offset=${all}`, { key });
+        expect(past.body.messages, `${folder}${group} past the end`).toEqual([]);
+        expect(past.body.pagination.total, `${folder}${group} total past the end`).toBe(all);
+      }
     }
     for (const i of inboxes) {
       for (const direction of ["", "?direction=inbound", "?direction=outbound"]) {

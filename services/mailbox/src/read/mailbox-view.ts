@@ -1,4 +1,4 @@
-import { sql, type Kysely, type SelectQueryBuilder } from "kysely";
+import { type AliasedSelectQueryBuilder, sql, type Kysely, type SelectQueryBuilder } from "kysely";
 import { parseOrThrow } from "@mam/contracts/errors.ts";
 import { FolderCountsQuery, MailboxViewQuery } from "@mam/contracts/messages-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
@@ -55,17 +55,6 @@ const COLUMNS = [
   "messages.created_at",
 ] as const;
 
-/** The page's inboxes' names, by inbox id: as many rows read as the page has inboxes. */
-async function inboxNames(db: Kysely<MailboxDb>, inboxIds: string[]) {
-  if (!inboxIds.length) return new Map<string, { username: string; domain: string }>();
-  const rows = await db
-    .selectFrom("inboxes")
-    .select(["inbox_id", "username", "domain"])
-    .where("inbox_id", "in", [...new Set(inboxIds)])
-    .execute();
-  return new Map(rows.map((r) => [r.inbox_id, r]));
-}
-
 /**
  * Mail of deleted inboxes is left out by an anti-join, not by joining the live ones: the
  * planner then expects (rightly) nearly every row in scope to stay, and reads the index in
@@ -76,25 +65,72 @@ const inLiveInbox = (table: "messages" | "tf", s: ViewScope) =>
     ? sql<boolean>`true`
     : sql<boolean>`not exists (select from inboxes d where d.workspace_id = ${sql.ref(`${table}.workspace_id`)} and d.inbox_id = ${sql.ref(`${table}.inbox_id`)} and d.deleted_at is not null)`;
 
-/** A page of one folder's messages in scope, newest first. */
+/**
+ * The list's length from the counters (`total` or `threads` of the folder), as a column of the
+ * page's rows: an InitPlan run once beside the page, so a page and its total are one statement.
+ */
+const listTotal = (db: Kysely<MailboxDb>, s: ViewScope, folder: Folder, counter: "total" | "threads") =>
+  sql<string | null>`(${countsQuery(db, s)
+    .clearSelect()
+    .clearGroupBy()
+    .where("folder_counts.folder", "=", folder)
+    .select((eb) => eb.fn.sum<string>(`folder_counts.${counter}`).as("n"))})`.as("list_total");
+
+/**
+ * Each row of a page (taken first, as a subquery cut at the page) beside its inbox's name and
+ * the list's total: one statement. Its index lookups follow the page's rows, which keep their order.
+ */
+function withNames<O>(db: Kysely<MailboxDb>, page: AliasedSelectQueryBuilder<O & PageRowKeys, "m">, total: ReturnType<typeof listTotal>) {
+  return (
+    db
+      .selectFrom(page)
+      // Lateral, so the page's rows lead and keep their order: as a plain join the planner hashed every inbox and sorted the page again.
+      .innerJoinLateral(
+        (eb) =>
+          eb
+            .selectFrom("inboxes")
+            .select(["inboxes.username", "inboxes.domain"])
+            .whereRef("inboxes.workspace_id", "=", "m.workspace_id")
+            .whereRef("inboxes.inbox_id", "=", "m.inbox_id")
+            .limit(1) // one row (the key), and a fence: without it the planner flattens the lateral join back
+            .as("i"),
+        (j) => j.onTrue(),
+      )
+      .selectAll("m")
+      .select(["i.username as inbox_username", "i.domain as inbox_domain", total])
+      .orderBy("m.sort_at", "desc")
+      .orderBy("m.message_id", "desc")
+  );
+}
+interface PageRowKeys {
+  workspace_id: string;
+  inbox_id: string;
+  message_id: string;
+  sort_at: Date;
+}
+
+/** A page of one folder's messages in scope, newest first, with their inboxes' names and the folder's total. */
 export function flatViewQuery(db: Kysely<MailboxDb>, s: ViewScope, folder: Folder, p: PageAt) {
   let q = inFolder(db.selectFrom("messages").where(inViewScope("messages", s)).where(inLiveInbox("messages", s)), folder);
   if (p.after) q = q.where(pastKeys("messages.created_at", "messages.message_id", p.after, "desc"));
-  return q
-    .select(COLUMNS)
+  const page = q
+    .select([...COLUMNS, "messages.workspace_id", "messages.created_at as sort_at"])
     .select(keyInstant("messages.created_at").as("key_at"))
     .orderBy("messages.created_at", "desc")
     .orderBy("messages.message_id", "desc")
     .limit(p.limit + 1)
-    .offset(p.offset);
+    .offset(p.offset)
+    .as("m");
+  return withNames(db, page, listTotal(db, s, folder, "total"));
 }
 
 /**
- * A page of one folder's threads in scope, the thread with the newest message first. The page
- * of thread rows is taken first, on its own (an index range in order, cut at the page), and
- * only then joined to its newest messages: joined in one query, the planner misjudged the
- * join's rows on small tables (19 expected, 1,906 found) and read every thread row in scope,
- * hashed the messages and sorted (10 ms at 10,000 messages, against 0.3).
+ * A page of one folder's threads in scope, the thread with the newest message first, with their
+ * inboxes' names and the folder's count of threads. The page of thread rows is taken first, on
+ * its own (an index range in order, cut at the page), and only then joined to its newest
+ * messages: joined in one query, the planner misjudged the join's rows on small tables (19
+ * expected, 1,906 found) and read every thread row in scope, hashed the messages and sorted
+ * (10 ms at 10,000 messages, against 0.3).
  */
 export function threadViewQuery(db: Kysely<MailboxDb>, s: ViewScope, folder: Folder, p: PageAt) {
   let page = db.selectFrom("thread_folders as tf").where(inViewScope("tf", s)).where("tf.folder", "=", folder).where(inLiveInbox("tf", s));
@@ -106,13 +142,15 @@ export function threadViewQuery(db: Kysely<MailboxDb>, s: ViewScope, folder: Fol
     .limit(p.limit + 1)
     .offset(p.offset)
     .as("tf");
-  return db
+  const threads = db
     .selectFrom(rows)
     .innerJoin("messages", (j) => j.onRef("messages.workspace_id", "=", "tf.workspace_id").onRef("messages.message_id", "=", "tf.last_message_id"))
-    .select(COLUMNS)
-    .select(["tf.message_count", "tf.unread_count", "tf.participants", "tf.labels", keyInstant("tf.last_message_at").as("key_at")])
+    .select([...COLUMNS, "messages.workspace_id", "tf.last_message_at as sort_at", "tf.message_count", "tf.unread_count", "tf.participants", "tf.labels"])
+    .select(keyInstant("tf.last_message_at").as("key_at"))
     .orderBy("tf.last_message_at", "desc")
-    .orderBy("tf.last_message_id", "desc");
+    .orderBy("tf.last_message_id", "desc")
+    .as("m");
+  return withNames(db, threads, listTotal(db, s, folder, "threads"));
 }
 
 /** Per folder, the sums of the counters of the live inboxes in scope: as many rows read as inboxes, whatever the mail. */
@@ -152,19 +190,18 @@ export async function mailboxView(ctx: MailboxContext, claims: ScopeClaims, raw:
   const page = { limit: q.limit, offset: q.offset, after: cursorKeys(list, q) };
   const s = await viewScope(ctx.db, claims, q.inboxId);
   const query = q.group === "thread" ? threadViewQuery : flatViewQuery;
-  const [rows, counts] = await Promise.all([s ? query(ctx.db, s, q.folder, page).execute() : [], countsOf(ctx.db, s)]);
+  const rows = s ? await query(ctx.db, s, q.folder, page).execute() : [];
   const { rows: served, nextCursor } = pageOf(list, rows, q.limit, (r) => r.message_id);
-  const c = counts.get(q.folder) ?? zero;
-  const names = await inboxNames(
-    ctx.db,
-    served.map((r) => r.inbox_id),
-  );
+  // An empty page (an empty folder, or an offset past its end) carries no total: read the counters alone.
+  const counted = rows[0] ? Number(rows[0].list_total ?? 0) : undefined;
+  const c = counted === undefined ? ((await countsOf(ctx.db, s)).get(q.folder) ?? zero) : undefined;
+  const total = counted ?? (q.group === "thread" ? c!.threads : c!.total);
   return {
     messages: served.map((r) => ({
       id: r.message_id,
       inboxId: r.inbox_id,
-      inboxUsername: names.get(r.inbox_id)!.username,
-      inboxDomain: names.get(r.inbox_id)!.domain,
+      inboxUsername: r.inbox_username,
+      inboxDomain: r.inbox_domain,
       direction: r.direction,
       from: r.from_name ? `${r.from_name} <${r.from_address}>` : r.from_address,
       to: r.to_addresses.join(", "),
@@ -177,7 +214,7 @@ export async function mailboxView(ctx: MailboxContext, claims: ScopeClaims, raw:
       threadId: r.thread_id,
       ...(q.group === "thread" ? threadFields(r) : {}),
     })),
-    pagination: paginationOf(q, q.group === "thread" ? c.threads : c.total, nextCursor),
+    pagination: paginationOf(q, total, nextCursor),
   };
 }
 
