@@ -1,4 +1,4 @@
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import type { MailboxDb } from "../db/schema.ts";
 
 export type RecipientStatus = "pending" | "delivered" | "bounced" | "deferred";
@@ -21,16 +21,57 @@ interface Outbound {
   bcc: string[];
 }
 
+/** The records of one outgoing message that its deliveries are made of. */
+export interface DeliveryRecords {
+  /** delivery_outcomes' rows of the message. */
+  outcomes: { recipient: string; outcome: "delivered" | "bounced"; at: string | Date; reason: string | null }[];
+  /** delivery_queue.deferred of the message, while it waits for another try. */
+  deferred: { recipients: string[]; reason: string }[];
+}
+
 /**
- * Each outgoing message's recipients, each with what became of it so far, and the message's
+ * The records as two columns (`outcomes`, `deferred`) of a query over messages aliased `m`,
+ * read by index beside each row; null for received mail and where there is none.
+ */
+export const deliveryColumns = [
+  sql<
+    DeliveryRecords["outcomes"] | null
+  >`case when m.direction = 'outbound' then (select json_agg(json_build_object('recipient', o.recipient, 'outcome', o.outcome, 'at', o.at, 'reason', o.reason)) from delivery_outcomes o where o.workspace_id = m.workspace_id and o.message_id = m.message_id) end`.as(
+    "outcomes",
+  ),
+  sql<
+    DeliveryRecords["deferred"] | null
+  >`case when m.direction = 'outbound' then (select q.deferred from delivery_queue q where q.workspace_id = m.workspace_id and q.message_id = m.message_id) end`.as(
+    "deferred",
+  ),
+] as const;
+
+/**
+ * An outgoing message's recipients, each with what became of it so far, and the message's
  * status with `deferred` while some recipient waits for another try (and none bounced):
  * from the recorded outcomes and the retry queue.
  */
-export async function withDeliveries<V extends Outbound>(
-  db: Kysely<MailboxDb>,
-  workspaceId: string,
-  views: V[],
-): Promise<(Omit<V, "status"> & { status: V["status"] | "deferred"; deliveries: RecipientDelivery[] })[]> {
+export function withDeliveryRecords<V extends Outbound>(
+  v: V,
+  records: DeliveryRecords,
+): Omit<V, "status"> & { status: V["status"] | "deferred"; deliveries: RecipientDelivery[] } {
+  if (v.direction !== "outbound") return { ...v, deliveries: [] };
+  const done = new Map(records.outcomes.map((o) => [o.recipient, o]));
+  const waiting = new Map<string, string>();
+  for (const d of records.deferred) for (const r of d.recipients) waiting.set(r.toLowerCase(), d.reason);
+  const recipients = [...new Set([...v.toAddresses, ...v.cc, ...v.bcc].map((r) => r.toLowerCase()))];
+  const deliveries = recipients.map((recipient): RecipientDelivery => {
+    const o = done.get(recipient);
+    if (o) return { recipient, status: o.outcome, reason: o.reason ?? null, at: new Date(o.at).toISOString() };
+    const reason = waiting.get(recipient);
+    return reason !== undefined ? { recipient, status: "deferred", reason, at: null } : { recipient, status: "pending", reason: null, at: null };
+  });
+  const deferred = v.status !== "bounced" && deliveries.some((d) => d.status === "deferred");
+  return { ...v, status: deferred ? "deferred" : v.status, deliveries };
+}
+
+/** withDeliveryRecords of views whose rows are at hand, their records read by two statements. */
+export async function withDeliveries<V extends Outbound>(db: Kysely<MailboxDb>, workspaceId: string, views: V[]) {
   const ids = views.filter((v) => v.direction === "outbound").map((v) => v.id);
   const [outcomes, queued] = ids.length
     ? await Promise.all([
@@ -43,19 +84,10 @@ export async function withDeliveries<V extends Outbound>(
         db.selectFrom("delivery_queue").select(["message_id", "deferred"]).where("workspace_id", "=", workspaceId).where("message_id", "in", ids).execute(),
       ])
     : [[], []];
-  return views.map((v) => {
-    if (v.direction !== "outbound") return { ...v, deliveries: [] };
-    const done = new Map(outcomes.filter((o) => o.message_id === v.id).map((o) => [o.recipient, o]));
-    const waiting = new Map<string, string>();
-    for (const d of queued.find((q) => q.message_id === v.id)?.deferred ?? []) for (const r of d.recipients) waiting.set(r.toLowerCase(), d.reason);
-    const recipients = [...new Set([...v.toAddresses, ...v.cc, ...v.bcc].map((r) => r.toLowerCase()))];
-    const deliveries = recipients.map((recipient): RecipientDelivery => {
-      const o = done.get(recipient);
-      if (o) return { recipient, status: o.outcome, reason: o.reason ?? null, at: new Date(o.at).toISOString() };
-      const reason = waiting.get(recipient);
-      return reason !== undefined ? { recipient, status: "deferred", reason, at: null } : { recipient, status: "pending", reason: null, at: null };
-    });
-    const deferred = v.status !== "bounced" && deliveries.some((d) => d.status === "deferred");
-    return { ...v, status: deferred ? "deferred" : v.status, deliveries };
-  });
+  return views.map((v) =>
+    withDeliveryRecords(v, {
+      outcomes: outcomes.filter((o) => o.message_id === v.id),
+      deferred: queued.find((q) => q.message_id === v.id)?.deferred ?? [],
+    }),
+  );
 }

@@ -1,4 +1,4 @@
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import { AppError, notFound, parseOrThrow } from "@mam/contracts/errors.ts";
 import { IdParam } from "@mam/contracts/identity-api.ts";
 import { ListMessagesQuery, MessageRef, ThreadRef } from "@mam/contracts/messages-api.ts";
@@ -11,33 +11,37 @@ import type { MailboxDb } from "../db/schema.ts";
 import { getBlobSlice } from "../store/blobs.ts";
 import { visibleInbox, type InboxRow } from "./inboxes.ts";
 import type { PageAt } from "./mailbox-view.ts";
-import { messageOfInbox, viewsOf } from "./messages.ts";
+import { detailedView, messageOfInbox, withDetails } from "./messages.ts";
 
-/** A page of an inbox's live messages, newest first; `direction` narrows to inbound or outbound. */
+/** The inbox's live messages (of one direction): counters the projection keeps (`sent` is live outbound mail). */
+function inboxTotalQuery(db: Kysely<MailboxDb>, inbox: InboxRow, direction: "inbound" | "outbound" | undefined) {
+  const folders = direction === "inbound" ? ["inbound" as const] : direction === "outbound" ? ["sent" as const] : ["inbound" as const, "sent" as const];
+  return db
+    .selectFrom("folder_counts")
+    .where("workspace_id", "=", inbox.workspace_id)
+    .where("inbox_id", "=", inbox.inbox_id)
+    .where("folder", "in", folders)
+    .select((eb) => eb.fn.sum<string>("total").as("n"));
+}
+
+/**
+ * A page of an inbox's live messages, newest first, each with its bodies and delivery records,
+ * and the list's total (an InitPlan beside the page): one statement. `direction` narrows to
+ * inbound or outbound.
+ */
 export function inboxMessagesQuery(db: Kysely<MailboxDb>, inbox: InboxRow, direction: "inbound" | "outbound" | undefined, p: PageAt) {
   let q = db.selectFrom("messages").where("workspace_id", "=", inbox.workspace_id).where("inbox_id", "=", inbox.inbox_id).where("deleted_at", "is", null);
   if (direction) q = q.where("direction", "=", direction);
   if (p.after) q = q.where(pastKeys("created_at", "message_id", p.after, "desc"));
-  return q
+  const page = q
     .selectAll()
     .select(keyInstant("created_at").as("key_at"))
     .orderBy("created_at", "desc")
     .orderBy("message_id", "desc")
     .limit(p.limit + 1)
-    .offset(p.offset);
-}
-
-/** The inbox's live messages (of one direction): counters the projection keeps (`sent` is live outbound mail). */
-async function inboxTotal(db: Kysely<MailboxDb>, inbox: InboxRow, direction: "inbound" | "outbound" | undefined): Promise<number> {
-  const folders = direction === "inbound" ? ["inbound" as const] : direction === "outbound" ? ["sent" as const] : ["inbound" as const, "sent" as const];
-  const r = await db
-    .selectFrom("folder_counts")
-    .where("workspace_id", "=", inbox.workspace_id)
-    .where("inbox_id", "=", inbox.inbox_id)
-    .where("folder", "in", folders)
-    .select((eb) => eb.fn.sum<string>("total").as("n"))
-    .executeTakeFirst();
-  return Number(r?.n ?? 0);
+    .offset(p.offset)
+    .as("m");
+  return withDetails(db, page, "desc").select(sql<string | null>`(${inboxTotalQuery(db, inbox, direction)})`.as("list_total"));
 }
 
 /** Newest first, with the total for paging; `direction` narrows to inbound or outbound. */
@@ -47,9 +51,11 @@ export async function listMessages(ctx: MailboxContext, claims: ScopeClaims, raw
   const list = `inbox-messages:${inboxId}:${q.direction ?? "both"}`;
   const page = { limit: q.limit, offset: q.offset, after: cursorKeys(list, q) };
   const inbox = await visibleInbox(ctx.db, claims, inboxId);
-  const [rows, total] = await Promise.all([inboxMessagesQuery(ctx.db, inbox, q.direction, page).execute(), inboxTotal(ctx.db, inbox, q.direction)]);
+  const rows = await inboxMessagesQuery(ctx.db, inbox, q.direction, page).execute();
   const { rows: served, nextCursor } = pageOf(list, rows, q.limit, (r) => r.message_id);
-  return { messages: await viewsOf(ctx.db, inbox.workspace_id, served), pagination: paginationOf(q, total, nextCursor) };
+  // An empty page (no mail, or an offset past the end) carries no total: read the counters alone.
+  const total = Number((rows[0] ? rows[0].list_total : (await inboxTotalQuery(ctx.db, inbox, q.direction).executeTakeFirst())?.n) ?? 0);
+  return { messages: served.map(detailedView), pagination: paginationOf(q, total, nextCursor) };
 }
 
 /** One slice of stored bytes, from the offset the caller asked for. */
@@ -93,17 +99,17 @@ export async function getAttachment(ctx: MailboxContext, claims: ScopeClaims, ra
   return binarySlice(ctx, inbox.workspace_id, a.hash, ref.offset ?? 0, "Attachment", a.contentType, a.filename);
 }
 
-/** A thread's live messages in this inbox, oldest first. */
+/** A thread's live messages in this inbox, oldest first, each with its bodies and delivery records: one statement. */
 export function threadQuery(db: Kysely<MailboxDb>, inbox: InboxRow, threadId: string) {
-  return db
+  const messages = db
     .selectFrom("messages")
     .selectAll()
     .where("workspace_id", "=", inbox.workspace_id)
     .where("inbox_id", "=", inbox.inbox_id)
     .where("thread_id", "=", threadId)
     .where("deleted_at", "is", null)
-    .orderBy("created_at")
-    .orderBy("message_id");
+    .as("m");
+  return withDetails(db, messages, "asc");
 }
 
 /** A thread of this inbox, oldest first; both response forms the reference mentions. */
@@ -113,6 +119,6 @@ export async function getThread(ctx: MailboxContext, claims: ScopeClaims, raw: u
   const threadId = parseOrThrow(IdParam, ref.threadId, "thread id");
   const rows = await threadQuery(ctx.db, inbox, threadId).execute();
   if (!rows.length) throw notFound("Thread");
-  const messages = await viewsOf(ctx.db, inbox.workspace_id, rows);
+  const messages = rows.map(detailedView);
   return { threadId, messageCount: messages.length, thread: { id: threadId, subject: rows[0]!.subject, messageCount: messages.length }, messages };
 }

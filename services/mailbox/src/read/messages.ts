@@ -1,9 +1,9 @@
-import type { Kysely, Selectable } from "kysely";
+import { type AliasedSelectQueryBuilder, type Kysely, type Selectable, sql } from "kysely";
 import { notFound, parseOrThrow } from "@mam/contracts/errors.ts";
 import { IdParam } from "@mam/contracts/identity-api.ts";
 import type { KnownMessage, MessagesState } from "../commands/message-state.ts";
 import type { MailboxDb, MessagesTable } from "../db/schema.ts";
-import { withDeliveries } from "../delivery/status.ts";
+import { type DeliveryRecords, deliveryColumns, withDeliveries, withDeliveryRecords } from "../delivery/status.ts";
 import { getBlobs } from "../store/blobs.ts";
 import type { InboxRow } from "./inboxes.ts";
 
@@ -61,6 +61,32 @@ export async function viewsOf(db: Kysely<MailboxDb>, workspaceId: string, rows: 
     workspaceId,
     rows.map((r) => messageView(r, bodies)),
   );
+}
+
+const bodyOf = (hash: "m.plain_hash" | "m.html_hash") =>
+  sql<Buffer | null>`(select b.data from blobs b where b.workspace_id = m.workspace_id and b.hash = ${sql.ref(hash)})`;
+
+/**
+ * Message rows (a page, or a thread: a subquery aliased `m` with every column of messages, in
+ * `order` of created_at and message_id) with what their views need beside, read by index for
+ * each row in the same statement: the bodies and an outgoing message's delivery records.
+ */
+export function withDetails<O extends MessageRow>(db: Kysely<MailboxDb>, rows: AliasedSelectQueryBuilder<O, "m">, order: "asc" | "desc") {
+  return db
+    .selectFrom(rows)
+    .selectAll("m")
+    .select([bodyOf("m.plain_hash").as("plain_body"), bodyOf("m.html_hash").as("html_body"), ...deliveryColumns])
+    .orderBy("m.created_at", order)
+    .orderBy("m.message_id", order);
+}
+type DetailedRow = MessageRow & { plain_body: Buffer | null; html_body: Buffer | null } & { [K in keyof DeliveryRecords]: DeliveryRecords[K] | null };
+
+/** The view of a row of withDetails. */
+export function detailedView(r: DetailedRow) {
+  const bodies = new Map<string, Buffer>();
+  if (r.plain_hash && r.plain_body) bodies.set(r.plain_hash, r.plain_body);
+  if (r.html_hash && r.html_body) bodies.set(r.html_hash, r.html_body);
+  return withDeliveryRecords(messageView(r, bodies), { outcomes: r.outcomes ?? [], deferred: r.deferred ?? [] });
 }
 
 /** A live message of this inbox; one of another inbox is as missing as one that never was. */
