@@ -83,3 +83,57 @@ describe("a verifier", () => {
     expect(() => new ScopeVerifier(keys.privateKeyPem, "identity")).toThrow(/public key only/);
   });
 });
+
+describe("tokens made and checked again", () => {
+  it("the same claims within a second are the same token; the next second, a new one", () => {
+    let now = 1_800_000_000_500;
+    const clocked = new ScopeSigner(keys.privateKeyPem, () => now);
+    const first = clocked.mint(p, ["mailbox"]);
+    now += 400;
+    expect(clocked.mint(p, ["mailbox"])).toBe(first);
+    expect(clocked.mint(p, ["identity"])).not.toBe(first);
+    expect(clocked.mint({ ...p, workspaceId: "0190a1a2-0000-7000-8000-000000000004" }, ["mailbox"])).not.toBe(first);
+    now += 200;
+    const next = clocked.mint(p, ["mailbox"]);
+    expect(next).not.toBe(first);
+    // A token handed out again is the one signing would give: another signer with the same key and clock makes it too.
+    expect(new ScopeSigner(keys.privateKeyPem, () => now).mint(p, ["mailbox"])).toBe(next);
+  });
+
+  it("a token verified once is refused once it expires, and by another audience, as on first sight", () => {
+    let now = Date.now();
+    const verifier = new ScopeVerifier(keys.publicKeyPem, "mailbox", () => now);
+    const token = signer.mint(p, ["mailbox", "identity"], 10);
+    expect(verifier.verify(token).kid).toBe(p.keyId);
+    expect(reason(() => verifier.verify(token))).toBe("ok");
+    const forIdentity = new ScopeVerifier(keys.publicKeyPem, "identity", () => now);
+    expect(forIdentity.verify(token, { forwarded: true }).kid).toBe(p.keyId);
+    expect(reason(() => forIdentity.verify(token))).toBe("wrong_audience");
+    now += 11_000;
+    expect(reason(() => verifier.verify(token))).toBe("expired");
+    expect(reason(() => forIdentity.verify(token, { forwarded: true }))).toBe("expired");
+  });
+
+  it("the claims a verifier hands out cannot be changed by one caller for the next", () => {
+    const verifier = new ScopeVerifier(keys.publicKeyPem, "mailbox");
+    const token = signer.mint(p, ["mailbox"]);
+    const claims = verifier.verify(token);
+    expect(() => {
+      (claims.workspaces as string[]).push("0190a1a2-0000-7000-8000-000000000009");
+    }).toThrow(TypeError);
+    expect(() => {
+      (claims as { tenantId: string | null }).tenantId = null;
+    }).toThrow(TypeError);
+    expect(verifier.verify(token).workspaces).toEqual([p.workspaceId]);
+  });
+
+  it("a forged token is refused every time, even beside a good one it copies", () => {
+    const verifier = new ScopeVerifier(keys.publicKeyPem, "mailbox");
+    const good = signer.mint(p, ["mailbox"]);
+    verifier.verify(good);
+    const [body, sig] = good.split(".") as [string, string];
+    const other = Buffer.from(sig, "base64url");
+    other[0]! ^= 1;
+    for (let i = 0; i < 2; i++) expect(reason(() => verifier.verify(`${body}.${other.toString("base64url")}`))).toBe("bad_signature");
+  });
+});

@@ -13,9 +13,15 @@ export class ScopeError extends Error {
 
 const b64 = (b: Buffer) => b.toString("base64url");
 
+/** How many tokens a signer and a verifier each keep at most (see mint and verify). */
+const REMEMBERED = 4096;
+
 /** Mints short-lived Ed25519-signed scope tokens. Only the gateway holds one. */
 export class ScopeSigner {
   private readonly key: KeyObject;
+  /** This second's tokens by their claims (see mint). */
+  private minted = new Map<string, string>();
+  private mintedIn = 0;
   constructor(
     privateKeyPem: string,
     private readonly nowMs: () => number = Date.now,
@@ -23,7 +29,11 @@ export class ScopeSigner {
     this.key = createPrivateKey(privateKeyPem);
   }
 
-  /** `aud`: the service called first, then any it may ask on the caller's behalf (see ScopeAudience). */
+  /**
+   * `aud`: the service called first, then any it may ask on the caller's behalf (see ScopeAudience).
+   * Claims carry whole seconds and Ed25519 signs deterministically, so the same claims within
+   * one second make the same token, byte for byte: it is made once and handed out again.
+   */
   mint(p: Principal, aud: ScopeAudience, ttlSeconds = 30): string {
     const iat = Math.floor(this.nowMs() / 1000);
     const claims: ScopeClaims = {
@@ -37,8 +47,17 @@ export class ScopeSigner {
       iat,
       exp: iat + Math.min(ttlSeconds, SCOPE_TOKEN_MAX_TTL_S),
     };
-    const body = b64(Buffer.from(JSON.stringify(claims)));
-    return `${body}.${b64(sign(null, Buffer.from(body), this.key))}`;
+    const json = JSON.stringify(claims);
+    if (iat !== this.mintedIn) {
+      this.minted = new Map();
+      this.mintedIn = iat;
+    }
+    const known = this.minted.get(json);
+    if (known) return known;
+    const body = b64(Buffer.from(json));
+    const token = `${body}.${b64(sign(null, Buffer.from(body), this.key))}`;
+    if (this.minted.size < REMEMBERED) this.minted.set(json, token);
+    return token;
   }
 }
 
@@ -66,8 +85,26 @@ export class ScopeVerifier {
     this.key = createPublicKey(publicKeyPem);
   }
 
+  /**
+   * Tokens whose signature and shape passed, with their claims (frozen: every caller gets the
+   * same object). A request's token is checked by each service it reaches, and a caller's
+   * requests within a second carry the same one: the signature is checked once per token,
+   * while expiry and audience are checked on every use.
+   */
+  private readonly verified = new Map<string, Readonly<ScopeClaims>>();
+
   verify(token: string | undefined | null, o: VerifyOptions = {}): ScopeClaims {
     if (!token) throw new ScopeError("missing");
+    const now = Math.floor(this.nowMs() / 1000);
+    const claims = this.verified.get(token) ?? this.remember(token, this.checked(token), now);
+    if (claims.exp <= now || claims.exp - claims.iat > SCOPE_TOKEN_MAX_TTL_S) throw new ScopeError("expired");
+    const [first, ...onBehalf] = claims.aud;
+    if (first !== this.audience && !(o.forwarded && onBehalf.includes(this.audience))) throw new ScopeError("wrong_audience");
+    return claims;
+  }
+
+  /** A token's claims, once its signature and shape are good. */
+  private checked(token: string): ScopeClaims {
     const parts = token.split(".");
     if (parts.length !== 2 || !parts[0] || !parts[1]) throw new ScopeError("malformed");
     const [body, sig] = parts as [string, string];
@@ -78,16 +115,24 @@ export class ScopeVerifier {
       throw new ScopeError("malformed");
     }
     if (!ok) throw new ScopeError("bad_signature");
-    let claims: ScopeClaims;
     try {
-      claims = ScopeClaims.parse(JSON.parse(Buffer.from(body, "base64url").toString("utf8")));
+      return ScopeClaims.parse(JSON.parse(Buffer.from(body, "base64url").toString("utf8")));
     } catch {
       throw new ScopeError("malformed");
     }
-    const now = Math.floor(this.nowMs() / 1000);
-    if (claims.exp <= now || claims.exp - claims.iat > SCOPE_TOKEN_MAX_TTL_S) throw new ScopeError("expired");
-    const [first, ...onBehalf] = claims.aud;
-    if (first !== this.audience && !(o.forwarded && onBehalf.includes(this.audience))) throw new ScopeError("wrong_audience");
-    return claims;
+  }
+
+  /** Kept while it lives, at most REMEMBERED: when full, the expired go first, then the oldest. */
+  private remember(token: string, claims: ScopeClaims, now: number): Readonly<ScopeClaims> {
+    Object.freeze(claims.aud);
+    if (Array.isArray(claims.workspaces)) Object.freeze(claims.workspaces);
+    const frozen = Object.freeze(claims);
+    if (frozen.exp <= now) return frozen;
+    if (this.verified.size >= REMEMBERED) {
+      for (const [t, c] of this.verified) if (c.exp <= now) this.verified.delete(t);
+      if (this.verified.size >= REMEMBERED) this.verified.delete(this.verified.keys().next().value!);
+    }
+    this.verified.set(token, frozen);
+    return frozen;
   }
 }
