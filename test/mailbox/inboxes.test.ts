@@ -178,9 +178,16 @@ describe("inboxes and addresses", () => {
 
   it("soft delete hides the inbox, revokes its ak_ key and frees its addresses for its tenant; ak_ keys cannot delete", async () => {
     const inbox = (await s.api("POST", "/v1/inboxes", { key: a.key.key, body: { username: "temp" } })).body;
+    // Its mail is read before (so the mailbox knows where the inbox lives), and is gone with it.
+    const sent = (
+      await s.api("POST", `/v1/inboxes/${inbox.id}/send`, { key: a.key.key, body: { to: [inbox.email], subject: "Before", plainBody: "x", verified: true } })
+    ).body;
+    const mail = [`/v1/inboxes/${inbox.id}/messages`, `/v1/inboxes/${inbox.id}/threads/${sent.threadId}`, `/v1/inboxes/${inbox.id}/messages?offset=5`];
+    for (const path of mail) expect((await s.api("GET", path, { key: a.key.key })).status, path).toBe(200);
     expect((await s.api("DELETE", `/v1/inboxes/${inbox.id}`, { key: inbox.apiKey })).status).toBe(403);
     expect((await s.api("DELETE", `/v1/inboxes/${inbox.id}`, { key: a.key.key })).body).toEqual({ deleted: true, id: inbox.id });
     expect((await s.api("GET", `/v1/inboxes/${inbox.id}`, { key: a.key.key })).status).toBe(404);
+    for (const path of mail) expect((await s.api("GET", path, { key: a.key.key })).body, path).toEqual({ error: "Inbox not found", code: "NOT_FOUND" });
     // Hidden at once (404), and its key revoked a moment later (401).
     expect([401, 404]).toContain((await s.api("GET", `/v1/inboxes/${inbox.id}`, { key: inbox.apiKey })).status);
     // Its ak_ key is revoked: refused everywhere, as an unknown key.

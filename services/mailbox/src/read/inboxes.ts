@@ -35,16 +35,55 @@ export function toInbox(r: InboxRow, addresses: AddressRow[]): Inbox {
 }
 
 /** True when the token may see this inbox: its workspace, and for an ak_ key that very inbox. */
-export const seesInbox = (c: ScopeClaims, r: InboxRow) =>
+export const seesInbox = (c: ScopeClaims, r: InboxPlacement) =>
   seesWorkspace(c, { tenantId: r.tenant_id, workspaceId: r.workspace_id }) && (c.inboxId === null || c.inboxId === r.inbox_id);
+
+/** Where an inbox lives. An inbox never moves: its tenant and workspace are fixed when it is made. */
+export type InboxPlacement = Pick<InboxRow, "inbox_id" | "workspace_id" | "tenant_id">;
+
+/** Placements of inboxes seen live, per database (per service instance), the oldest dropped past the bound. */
+const placements = new WeakMap<Kysely<MailboxDb>, Map<string, InboxPlacement>>();
+const MAX_PLACEMENTS = 50_000;
+
+function rememberPlacement(db: Kysely<MailboxDb>, r: InboxPlacement): void {
+  let known = placements.get(db);
+  if (!known) placements.set(db, (known = new Map()));
+  if (known.has(r.inbox_id)) return;
+  if (known.size >= MAX_PLACEMENTS) known.delete(known.keys().next().value!);
+  known.set(r.inbox_id, { inbox_id: r.inbox_id, workspace_id: r.workspace_id, tenant_id: r.tenant_id });
+}
 
 /** The live inbox if the caller may see it; anything else is the same 404. */
 export async function visibleInbox(db: Kysely<MailboxDb>, claims: ScopeClaims, rawId: unknown): Promise<InboxRow> {
   const id = parseOrThrow(IdParam, rawId, "inbox id");
   const r = await db.selectFrom("inboxes").selectAll().where("inbox_id", "=", id).where("deleted_at", "is", null).executeTakeFirst();
   if (!r || !seesInbox(claims, r)) throw notFound("Inbox");
+  rememberPlacement(db, r);
   return r;
 }
+
+/**
+ * Where an inbox the caller may see lives, for a read that checks in its own statement that
+ * the inbox is still live (see inboxIsLive): from memory when this instance has seen it live
+ * before (the scope is checked on the placement all the same), else visibleInbox's statement.
+ * An inbox of another tenant, workspace or key is the same 404 either way.
+ */
+export async function visiblePlacement(db: Kysely<MailboxDb>, claims: ScopeClaims, rawId: unknown): Promise<InboxPlacement> {
+  const id = parseOrThrow(IdParam, rawId, "inbox id");
+  const known = placements.get(db)?.get(id);
+  if (!known) return visibleInbox(db, claims, id);
+  if (!seesInbox(claims, known)) throw notFound("Inbox");
+  return known;
+}
+
+/** The inbox is live: a condition checked once per statement (a one-time filter), whatever the rows. */
+export const inboxIsLive = (db: Kysely<MailboxDb>, p: InboxPlacement) =>
+  sql<boolean>`exists (${db
+    .selectFrom("inboxes")
+    .select(sql`1`.as("one"))
+    .where("inboxes.workspace_id", "=", p.workspace_id)
+    .where("inboxes.inbox_id", "=", p.inbox_id)
+    .where("inboxes.deleted_at", "is", null)})`;
 
 /** An inbox as a send reads it: with the address its mail goes out from (its primary address, else its canonical one). */
 export type SendingInbox = InboxRow & { from_address: string };

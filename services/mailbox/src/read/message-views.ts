@@ -9,12 +9,12 @@ import { z } from "zod";
 import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { getBlobSlice } from "../store/blobs.ts";
-import { visibleInbox, type InboxRow } from "./inboxes.ts";
+import { type InboxPlacement, inboxIsLive, visibleInbox, visiblePlacement } from "./inboxes.ts";
 import type { PageAt } from "./mailbox-view.ts";
 import { detailedView, messageOfInbox, withDetails } from "./messages.ts";
 
 /** The inbox's live messages (of one direction): counters the projection keeps (`sent` is live outbound mail). */
-function inboxTotalQuery(db: Kysely<MailboxDb>, inbox: InboxRow, direction: "inbound" | "outbound" | undefined) {
+function inboxTotalQuery(db: Kysely<MailboxDb>, inbox: InboxPlacement, direction: "inbound" | "outbound" | undefined) {
   const folders = direction === "inbound" ? ["inbound" as const] : direction === "outbound" ? ["sent" as const] : ["inbound" as const, "sent" as const];
   return db
     .selectFrom("folder_counts")
@@ -26,11 +26,16 @@ function inboxTotalQuery(db: Kysely<MailboxDb>, inbox: InboxRow, direction: "inb
 
 /**
  * A page of an inbox's live messages, newest first, each with its bodies and delivery records,
- * and the list's total (an InitPlan beside the page): one statement. `direction` narrows to
- * inbound or outbound.
+ * and the list's total (an InitPlan beside the page): one statement, with none when the inbox
+ * is no longer live. `direction` narrows to inbound or outbound.
  */
-export function inboxMessagesQuery(db: Kysely<MailboxDb>, inbox: InboxRow, direction: "inbound" | "outbound" | undefined, p: PageAt) {
-  let q = db.selectFrom("messages").where("workspace_id", "=", inbox.workspace_id).where("inbox_id", "=", inbox.inbox_id).where("deleted_at", "is", null);
+export function inboxMessagesQuery(db: Kysely<MailboxDb>, inbox: InboxPlacement, direction: "inbound" | "outbound" | undefined, p: PageAt) {
+  let q = db
+    .selectFrom("messages")
+    .where("workspace_id", "=", inbox.workspace_id)
+    .where("inbox_id", "=", inbox.inbox_id)
+    .where("deleted_at", "is", null)
+    .where(inboxIsLive(db, inbox));
   if (direction) q = q.where("direction", "=", direction);
   if (p.after) q = q.where(pastKeys("created_at", "message_id", p.after, "desc"));
   const page = q
@@ -50,11 +55,16 @@ export async function listMessages(ctx: MailboxContext, claims: ScopeClaims, raw
   const q = parseOrThrow(ListMessagesQuery, query, "query");
   const list = `inbox-messages:${inboxId}:${q.direction ?? "both"}`;
   const page = { limit: q.limit, offset: q.offset, after: cursorKeys(list, q) };
-  const inbox = await visibleInbox(ctx.db, claims, inboxId);
+  const inbox = await visiblePlacement(ctx.db, claims, inboxId);
   const rows = await inboxMessagesQuery(ctx.db, inbox, q.direction, page).execute();
   const { rows: served, nextCursor } = pageOf(list, rows, q.limit, (r) => r.message_id);
-  // An empty page (no mail, or an offset past the end) carries no total: read the counters alone.
-  const total = Number((rows[0] ? rows[0].list_total : (await inboxTotalQuery(ctx.db, inbox, q.direction).executeTakeFirst())?.n) ?? 0);
+  // An empty page (no mail, an offset past the end, or an inbox deleted since) carries no
+  // total: the inbox is looked up (a 404 when gone), then its counters alone.
+  let total = Number(rows[0]?.list_total ?? 0);
+  if (!rows[0]) {
+    await visibleInbox(ctx.db, claims, inboxId);
+    total = Number((await inboxTotalQuery(ctx.db, inbox, q.direction).executeTakeFirst())?.n ?? 0);
+  }
   return { messages: served.map(detailedView), pagination: paginationOf(q, total, nextCursor) };
 }
 
@@ -99,8 +109,8 @@ export async function getAttachment(ctx: MailboxContext, claims: ScopeClaims, ra
   return binarySlice(ctx, inbox.workspace_id, a.hash, ref.offset ?? 0, "Attachment", a.contentType, a.filename);
 }
 
-/** A thread's live messages in this inbox, oldest first, each with its bodies and delivery records: one statement. */
-export function threadQuery(db: Kysely<MailboxDb>, inbox: InboxRow, threadId: string) {
+/** A thread's live messages in this inbox, oldest first, each with its bodies and delivery records: one statement, with none when the inbox is no longer live. */
+export function threadQuery(db: Kysely<MailboxDb>, inbox: InboxPlacement, threadId: string) {
   const messages = db
     .selectFrom("messages")
     .selectAll()
@@ -108,6 +118,7 @@ export function threadQuery(db: Kysely<MailboxDb>, inbox: InboxRow, threadId: st
     .where("inbox_id", "=", inbox.inbox_id)
     .where("thread_id", "=", threadId)
     .where("deleted_at", "is", null)
+    .where(inboxIsLive(db, inbox))
     .as("m");
   return withDetails(db, messages, "asc");
 }
@@ -115,10 +126,13 @@ export function threadQuery(db: Kysely<MailboxDb>, inbox: InboxRow, threadId: st
 /** A thread of this inbox, oldest first; both response forms the reference mentions. */
 export async function getThread(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
   const ref = parseOrThrow(ThreadRef, raw);
-  const inbox = await visibleInbox(ctx.db, claims, ref.inboxId);
+  const inbox = await visiblePlacement(ctx.db, claims, ref.inboxId);
   const threadId = parseOrThrow(IdParam, ref.threadId, "thread id");
   const rows = await threadQuery(ctx.db, inbox, threadId).execute();
-  if (!rows.length) throw notFound("Thread");
+  if (!rows[0]) {
+    await visibleInbox(ctx.db, claims, inbox.inbox_id); // a 404 of the inbox when it is gone
+    throw notFound("Thread");
+  }
   const messages = rows.map(detailedView);
   return { threadId, messageCount: messages.length, thread: { id: threadId, subject: rows[0]!.subject, messageCount: messages.length }, messages };
 }
