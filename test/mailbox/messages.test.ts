@@ -6,6 +6,7 @@ import { waitFor } from "@mam/runtime/wait.ts";
 import { TestDnsServer } from "@mam/testing/dns-server.ts";
 import { SmtpSink } from "@mam/testing/smtp-sink.ts";
 import { eventsStreamName } from "@mam/contracts/subjects.ts";
+import { inboxMessagesQuery } from "@mam/mailbox/read/message-views.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
 /**
@@ -219,6 +220,20 @@ describe("sending, delivering and reading messages", () => {
     expect(page.pagination).toEqual({ total: all.messages.length, limit: 2, offset: 0, nextCursor: expect.any(String) });
     const times = all.messages.map((m: { createdAt: string }) => m.createdAt);
     expect([...times].sort().reverse()).toEqual(times);
+    // Every message served carries its bodies, on later pages too (by offset and by cursor)…
+    const bodies = (list: { messages: { id: string; plainBody: string | null; htmlBody: string | null }[] }) =>
+      list.messages.map((m) => [m.id, m.plainBody, m.htmlBody]);
+    expect(all.messages.filter((m: { plainBody: string | null }) => m.plainBody).length).toBeGreaterThan(3);
+    expect(bodies(await inboxMessages(a, "?limit=2&offset=2"))).toEqual(bodies({ messages: all.messages.slice(2, 4) }));
+    expect(bodies(await inboxMessages(a, `?limit=2&cursor=${page.pagination.nextCursor}`))).toEqual(bodies({ messages: all.messages.slice(2, 4) }));
+    // …while the row read past a page's end (only to tell that another page follows) comes without them.
+    expect(all.messages[2].plainBody).toEqual(expect.any(String));
+    const inbox = { inbox_id: a.id, workspace_id: alpha.workspaceId, tenant_id: alpha.tenantId };
+    const withLookAhead = await inboxMessagesQuery(s.mailbox!.ctx.db, inbox, undefined, { limit: 1, offset: 1, after: undefined }).execute();
+    expect(withLookAhead.map((r) => [r.message_id, r.plain_body?.toString("utf8") ?? null])).toEqual([
+      [all.messages[1].id, all.messages[1].plainBody],
+      [all.messages[2].id, null],
+    ]);
     const target = all.messages[0];
     const star = await s.api("PATCH", `/v1/inboxes/${a.id}/messages/${target.id}`, { key: a.apiKey, body: { isStarred: true, isArchived: true } });
     expect(star.body).toMatchObject({ isStarred: true, isArchived: true });

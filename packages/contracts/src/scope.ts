@@ -39,7 +39,14 @@ export const ScopeClaims = z.object({
   iat: z.number().int(),
   exp: z.number().int(),
 });
-export type ScopeClaims = z.infer<typeof ScopeClaims>;
+/**
+ * Read-only: a verifier hands one frozen object to every request carrying the same token, so
+ * no request may change what another sees.
+ */
+export type ScopeClaims = Readonly<Omit<z.infer<typeof ScopeClaims>, "aud" | "workspaces">> & {
+  readonly aud: Readonly<z.infer<typeof ScopeClaims>["aud"]>;
+  readonly workspaces: "*" | readonly string[];
+};
 
 /** NATS header names carried by every command and query. */
 export const Headers = {

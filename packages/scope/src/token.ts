@@ -91,7 +91,8 @@ export class ScopeVerifier {
    * requests within a second carry the same one: the signature is checked once per token,
    * while expiry and audience are checked on every use.
    */
-  private readonly verified = new Map<string, Readonly<ScopeClaims>>();
+  private readonly verified = new Map<string, ScopeClaims>();
+  private sweptAt = 0;
 
   verify(token: string | undefined | null, o: VerifyOptions = {}): ScopeClaims {
     if (!token) throw new ScopeError("missing");
@@ -123,13 +124,17 @@ export class ScopeVerifier {
   }
 
   /** Kept while it lives, at most REMEMBERED: when full, the expired go first, then the oldest. */
-  private remember(token: string, claims: ScopeClaims, now: number): Readonly<ScopeClaims> {
+  private remember(token: string, claims: ScopeClaims, now: number): ScopeClaims {
     Object.freeze(claims.aud);
     if (Array.isArray(claims.workspaces)) Object.freeze(claims.workspaces);
     const frozen = Object.freeze(claims);
     if (frozen.exp <= now) return frozen;
     if (this.verified.size >= REMEMBERED) {
-      for (const [t, c] of this.verified) if (c.exp <= now) this.verified.delete(t);
+      // The expired go in one sweep a second at most; between sweeps, the oldest.
+      if (now !== this.sweptAt) {
+        this.sweptAt = now;
+        for (const [t, c] of this.verified) if (c.exp <= now) this.verified.delete(t);
+      }
       if (this.verified.size >= REMEMBERED) this.verified.delete(this.verified.keys().next().value!);
     }
     this.verified.set(token, frozen);

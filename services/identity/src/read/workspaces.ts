@@ -12,14 +12,14 @@ import { toWorkspace } from "./queries.ts";
 const LIST = "workspaces";
 
 /** The tenant's live workspaces the scope sees; scope is the query's, whatever a cursor says. */
-function scoped(db: Kysely<IdentityDb>, tenantId: string, scope: "*" | string[]) {
+function scoped(db: Kysely<IdentityDb>, tenantId: string, scope: "*" | readonly string[]) {
   let q = db.selectFrom("workspaces").where("tenant_id", "=", tenantId).where("deleted_at", "is", null);
   if (scope !== "*") q = q.where("workspace_id", "in", scope.length ? scope : ["00000000-0000-0000-0000-000000000000"]);
   return q;
 }
 
 /** One page (and one row more) in `(created_at, workspace_id)` order, served by `workspaces_tenant_created`. */
-export function workspacePageQuery(db: Kysely<IdentityDb>, tenantId: string, scope: "*" | string[], req: PageRequest) {
+export function workspacePageQuery(db: Kysely<IdentityDb>, tenantId: string, scope: "*" | readonly string[], req: PageRequest) {
   const after = cursorKeys(LIST, req);
   let q = scoped(db, tenantId, scope).selectAll().select(keyInstant("created_at").as("key_at"));
   q = after ? q.where(pastKeys("created_at", "workspace_id", after)) : q.offset(req.offset);

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from "kysely";
+import { type Kysely, type RawBuilder, sql } from "kysely";
 import type { MailboxDb } from "../db/schema.ts";
 
 export type RecipientStatus = "pending" | "delivered" | "bounced" | "deferred";
@@ -31,20 +31,21 @@ export interface DeliveryRecords {
 
 /**
  * The records as two columns (`outcomes`, `deferred`) of a query over messages aliased `m`,
- * read by index beside each row; null for received mail and where there is none.
+ * read by index beside each row where `wanted` holds; null for received mail and where there is none.
  */
-export const deliveryColumns = [
-  sql<
-    DeliveryRecords["outcomes"] | null
-  >`case when m.direction = 'outbound' then (select json_agg(json_build_object('recipient', o.recipient, 'outcome', o.outcome, 'at', o.at, 'reason', o.reason)) from delivery_outcomes o where o.workspace_id = m.workspace_id and o.message_id = m.message_id) end`.as(
-    "outcomes",
-  ),
-  sql<
-    DeliveryRecords["deferred"] | null
-  >`case when m.direction = 'outbound' then (select q.deferred from delivery_queue q where q.workspace_id = m.workspace_id and q.message_id = m.message_id) end`.as(
-    "deferred",
-  ),
-] as const;
+export const deliveryColumns = (wanted: RawBuilder<boolean>) =>
+  [
+    sql<
+      DeliveryRecords["outcomes"] | null
+    >`case when m.direction = 'outbound' and ${wanted} then (select json_agg(json_build_object('recipient', o.recipient, 'outcome', o.outcome, 'at', o.at, 'reason', o.reason)) from delivery_outcomes o where o.workspace_id = m.workspace_id and o.message_id = m.message_id) end`.as(
+      "outcomes",
+    ),
+    sql<
+      DeliveryRecords["deferred"] | null
+    >`case when m.direction = 'outbound' and ${wanted} then (select q.deferred from delivery_queue q where q.workspace_id = m.workspace_id and q.message_id = m.message_id) end`.as(
+      "deferred",
+    ),
+  ] as const;
 
 /**
  * An outgoing message's recipients, each with what became of it so far, and the message's

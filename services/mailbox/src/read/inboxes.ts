@@ -62,18 +62,29 @@ export async function visibleInbox(db: Kysely<MailboxDb>, claims: ScopeClaims, r
   return r;
 }
 
+/** An inbox's placement as visiblePlacement gives it: `confirmed` when it was just read live, not remembered. */
+export type VisiblePlacement = InboxPlacement & { confirmed: boolean };
+
 /**
  * Where an inbox the caller may see lives, for a read that checks in its own statement that
  * the inbox is still live (see inboxIsLive): from memory when this instance has seen it live
  * before (the scope is checked on the placement all the same), else visibleInbox's statement.
  * An inbox of another tenant, workspace or key is the same 404 either way.
  */
-export async function visiblePlacement(db: Kysely<MailboxDb>, claims: ScopeClaims, rawId: unknown): Promise<InboxPlacement> {
+export async function visiblePlacement(db: Kysely<MailboxDb>, claims: ScopeClaims, rawId: unknown): Promise<VisiblePlacement> {
   const id = parseOrThrow(IdParam, rawId, "inbox id");
   const known = placements.get(db)?.get(id);
-  if (!known) return visibleInbox(db, claims, id);
+  if (!known) {
+    const r = await visibleInbox(db, claims, id);
+    return { inbox_id: r.inbox_id, workspace_id: r.workspace_id, tenant_id: r.tenant_id, confirmed: true };
+  }
   if (!seesInbox(claims, known)) throw notFound("Inbox");
-  return known;
+  return { ...known, confirmed: false };
+}
+
+/** A remembered placement's inbox read again (a 404 once it is deleted); nothing to do for one just read. */
+export async function confirmLive(db: Kysely<MailboxDb>, claims: ScopeClaims, p: VisiblePlacement): Promise<void> {
+  if (!p.confirmed) await visibleInbox(db, claims, p.inbox_id);
 }
 
 /** The inbox is live: a condition checked once per statement (a one-time filter), whatever the rows. */
@@ -135,7 +146,7 @@ export async function inboxView(db: Kysely<MailboxDb>, r: InboxRow): Promise<Inb
 }
 
 /** Live inboxes of a tenant, narrowed to some workspaces and, for an ak_ key, one inbox: the scope, whatever a cursor says. */
-function scoped(db: Kysely<MailboxDb>, tenantId: string, workspaces: "*" | string[], inboxId: string | null) {
+function scoped(db: Kysely<MailboxDb>, tenantId: string, workspaces: "*" | readonly string[], inboxId: string | null) {
   let q = db.selectFrom("inboxes").where("tenant_id", "=", tenantId).where("deleted_at", "is", null);
   if (workspaces !== "*") q = q.where("workspace_id", "in", workspaces.length ? workspaces : [NO_WORKSPACE]);
   if (inboxId) q = q.where("inbox_id", "=", inboxId);
@@ -149,7 +160,7 @@ const listOf = (workspace: string | undefined) => `inboxes:${workspace ?? "*"}`;
 export function inboxPageQuery(
   db: Kysely<MailboxDb>,
   tenantId: string,
-  workspaces: "*" | string[],
+  workspaces: "*" | readonly string[],
   inboxId: string | null,
   req: PageRequest & { workspace?: string | undefined },
 ) {

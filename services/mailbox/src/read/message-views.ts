@@ -9,7 +9,7 @@ import { z } from "zod";
 import type { MailboxContext } from "../context.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { getBlobSlice } from "../store/blobs.ts";
-import { type InboxPlacement, inboxIsLive, visibleInbox, visiblePlacement } from "./inboxes.ts";
+import { confirmLive, type InboxPlacement, inboxIsLive, visibleInbox, visiblePlacement } from "./inboxes.ts";
 import type { PageAt } from "./mailbox-view.ts";
 import { detailedView, messageOfInbox, withDetails } from "./messages.ts";
 
@@ -40,13 +40,13 @@ export function inboxMessagesQuery(db: Kysely<MailboxDb>, inbox: InboxPlacement,
   if (p.after) q = q.where(pastKeys("created_at", "message_id", p.after, "desc"));
   const page = q
     .selectAll()
-    .select(keyInstant("created_at").as("key_at"))
+    .select([keyInstant("created_at").as("key_at"), sql<string>`row_number() over (order by created_at desc, message_id desc)`.as("rn")])
     .orderBy("created_at", "desc")
     .orderBy("message_id", "desc")
     .limit(p.limit + 1)
     .offset(p.offset)
     .as("m");
-  return withDetails(db, page, "desc").select(sql<string | null>`(${inboxTotalQuery(db, inbox, direction)})`.as("list_total"));
+  return withDetails(db, page, "desc", p.offset + p.limit).select(sql<string | null>`(${inboxTotalQuery(db, inbox, direction)})`.as("list_total"));
 }
 
 /** Newest first, with the total for paging; `direction` narrows to inbound or outbound. */
@@ -62,7 +62,7 @@ export async function listMessages(ctx: MailboxContext, claims: ScopeClaims, raw
   // total: the inbox is looked up (a 404 when gone), then its counters alone.
   let total = Number(rows[0]?.list_total ?? 0);
   if (!rows[0]) {
-    await visibleInbox(ctx.db, claims, inboxId);
+    await confirmLive(ctx.db, claims, inbox);
     total = Number((await inboxTotalQuery(ctx.db, inbox, q.direction).executeTakeFirst())?.n ?? 0);
   }
   return { messages: served.map(detailedView), pagination: paginationOf(q, total, nextCursor) };
@@ -127,10 +127,12 @@ export function threadQuery(db: Kysely<MailboxDb>, inbox: InboxPlacement, thread
 export async function getThread(ctx: MailboxContext, claims: ScopeClaims, raw: unknown) {
   const ref = parseOrThrow(ThreadRef, raw);
   const inbox = await visiblePlacement(ctx.db, claims, ref.inboxId);
+  // The inbox's 404 comes before a bad thread id's 400, as when the inbox was always read first.
+  if (!IdParam.safeParse(ref.threadId).success) await confirmLive(ctx.db, claims, inbox);
   const threadId = parseOrThrow(IdParam, ref.threadId, "thread id");
   const rows = await threadQuery(ctx.db, inbox, threadId).execute();
   if (!rows[0]) {
-    await visibleInbox(ctx.db, claims, inbox.inbox_id); // a 404 of the inbox when it is gone
+    await confirmLive(ctx.db, claims, inbox); // a 404 of the inbox when it is gone
     throw notFound("Thread");
   }
   const messages = rows.map(detailedView);

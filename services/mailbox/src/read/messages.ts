@@ -1,4 +1,4 @@
-import { type AliasedSelectQueryBuilder, type Kysely, type Selectable, sql } from "kysely";
+import { type AliasedSelectQueryBuilder, type Kysely, type RawBuilder, type Selectable, sql } from "kysely";
 import { notFound, parseOrThrow } from "@mam/contracts/errors.ts";
 import { IdParam } from "@mam/contracts/identity-api.ts";
 import type { KnownMessage, MessagesState } from "../commands/message-state.ts";
@@ -63,19 +63,22 @@ export async function viewsOf(db: Kysely<MailboxDb>, workspaceId: string, rows: 
   );
 }
 
-const bodyOf = (hash: "m.plain_hash" | "m.html_hash") =>
-  sql<Buffer | null>`(select b.data from blobs b where b.workspace_id = m.workspace_id and b.hash = ${sql.ref(hash)})`;
+const bodyOf = (hash: "m.plain_hash" | "m.html_hash", wanted: RawBuilder<boolean>) =>
+  sql<Buffer | null>`case when ${wanted} then (select b.data from blobs b where b.workspace_id = m.workspace_id and b.hash = ${sql.ref(hash)}) end`;
 
 /**
  * Message rows (a page, or a thread: a subquery aliased `m` with every column of messages, in
  * `order` of created_at and message_id) with what their views need beside, read by index for
- * each row in the same statement: the bodies and an outgoing message's delivery records.
+ * each row in the same statement: the bodies and an outgoing message's delivery records. A
+ * page read one row past its end (to tell whether another follows) numbers its rows `rn`
+ * and gives `served`, the last number it serves: the row past it comes without them.
  */
-export function withDetails<O extends MessageRow>(db: Kysely<MailboxDb>, rows: AliasedSelectQueryBuilder<O, "m">, order: "asc" | "desc") {
+export function withDetails<O extends MessageRow>(db: Kysely<MailboxDb>, rows: AliasedSelectQueryBuilder<O, "m">, order: "asc" | "desc", served?: number) {
+  const wanted = served === undefined ? sql<boolean>`true` : sql<boolean>`m.rn <= ${served}`;
   return db
     .selectFrom(rows)
     .selectAll("m")
-    .select([bodyOf("m.plain_hash").as("plain_body"), bodyOf("m.html_hash").as("html_body"), ...deliveryColumns])
+    .select([bodyOf("m.plain_hash", wanted).as("plain_body"), bodyOf("m.html_hash", wanted).as("html_body"), ...deliveryColumns(wanted)])
     .orderBy("m.created_at", order)
     .orderBy("m.message_id", order);
 }

@@ -11,7 +11,7 @@ import type { MailboxDb } from "../db/schema.ts";
 export type ViewScope =
   | { kind: "inbox"; workspaceId: string; inboxId: string }
   | { kind: "workspace"; workspaceId: string }
-  | { kind: "tenant"; tenantId: string; workspaces: string[] | "*" };
+  | { kind: "tenant"; tenantId: string; workspaces: readonly string[] | "*" };
 
 /** The caller's scope, or null when it holds nothing (an inbox out of scope or deleted: an empty view, as before). */
 export async function viewScope(db: Kysely<MailboxDb>, claims: ScopeClaims, inboxId: string | undefined): Promise<ViewScope | null> {
