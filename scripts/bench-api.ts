@@ -20,7 +20,7 @@ import { waitFor } from "@mam/runtime/wait.ts";
 import { apiClient } from "@mam/testing/http.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { freePort, runService, untilReady, type RunningProcess } from "@mam/testing/processes.ts";
-import { cpuSeconds } from "./bench-cpu.ts";
+import { cpuSeconds, statementsOf } from "./bench-cpu.ts";
 import { startPostfix, type PrivatePostfix } from "./bench-postfix.ts";
 
 const SENDS = Number(process.env.BENCH_SENDS ?? 2000);
@@ -63,18 +63,6 @@ function percentiles(times: number[]) {
 const row = (name: string, f: Figures, base?: Figures) =>
   `  ${name.padEnd(46)} p50 ${f.p50.toFixed(1).padStart(7)} ms   p99 ${f.p99.toFixed(1).padStart(7)} ms   ${f.perSecond.toFixed(0).padStart(6)} /s` +
   (base ? `   (${(f.perSecond / base.perSecond).toFixed(2)}x of ${base === mtaFigures ? "the MTA" : "baseline"})` : "");
-
-/** Statements each service has sent its Postgres so far, from its metrics (mam_db_query_duration_seconds' count). */
-async function statementsOf(healthPorts: Map<string, number>): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const [name, port] of healthPorts) {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    let n = 0;
-    for (const m of text.matchAll(/^mam_db_query_duration_seconds_count\{[^}]*\} (\d+)$/gm)) n += Number(m[1]);
-    out.set(name, n);
-  }
-  return out;
-}
 
 /** `count` messages of SIZE bytes over CONCURRENCY connections to an SMTP port (scripts/smtp-load.ts in its own process). */
 async function smtpLoad(port: number, count: number): Promise<Figures> {

@@ -14,6 +14,8 @@ export interface Figures {
   errors: number;
   /** CPU ms per request of each process taking part, when a sampler was given. */
   cpuMs?: Record<string, number>;
+  /** Postgres statements per request, all services together, when a counter was given. */
+  statements?: number;
 }
 
 export interface Kind {
@@ -27,7 +29,14 @@ export interface Kind {
 const WARMUP = 20;
 
 /** p50/p99 of `requests` requests of one kind, `concurrency` in flight; the first error is printed once. */
-export async function measure(api: ApiCall, kind: Kind, requests: number, concurrency: number, cpu?: () => Map<string, number>): Promise<Figures> {
+export async function measure(
+  api: ApiCall,
+  kind: Kind,
+  requests: number,
+  concurrency: number,
+  cpu?: () => Map<string, number>,
+  statements?: () => Promise<number>,
+): Promise<Figures> {
   const times: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
@@ -49,6 +58,7 @@ export async function measure(api: ApiCall, kind: Kind, requests: number, concur
     concurrency,
     (i) => one(i, false),
   );
+  const statementsBefore = await statements?.();
   const cpuBefore = cpu?.();
   const started = performance.now();
   await pooled(
@@ -58,12 +68,21 @@ export async function measure(api: ApiCall, kind: Kind, requests: number, concur
   );
   const elapsed = (performance.now() - started) / 1000;
   const cpuAfter = cpu?.();
+  const statementsAfter = await statements?.();
   const cpuMs =
     cpuBefore && cpuAfter ? Object.fromEntries([...cpuAfter].map(([name, s]) => [name, ((s - (cpuBefore.get(name) ?? 0)) * 1000) / requests])) : undefined;
   if (firstError) process.stdout.write(`  !!! ${kind.name} @${concurrency}: ${errors} of ${requests} answers wrong, first: ${firstError}\n`);
   const sorted = Float64Array.from(times).sort();
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-  return { p50: at(0.5), p99: at(0.99), perSecond: requests / elapsed, requests, errors, ...(cpuMs ? { cpuMs } : {}) };
+  return {
+    p50: at(0.5),
+    p99: at(0.99),
+    perSecond: requests / elapsed,
+    requests,
+    errors,
+    ...(cpuMs ? { cpuMs } : {}),
+    ...(statementsBefore !== undefined && statementsAfter !== undefined ? { statements: (statementsAfter - statementsBefore) / requests } : {}),
+  };
 }
 
 const listed = (b: any) => (Array.isArray(b?.messages) && b.messages.length > 0 ? null : "no messages");

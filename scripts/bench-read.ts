@@ -28,7 +28,7 @@ import { TestDnsServer } from "@mam/testing/dns-server.ts";
 import { apiClient, type ApiCall } from "@mam/testing/http.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { freePort, runService, untilReady, type RunningProcess } from "@mam/testing/processes.ts";
-import { cpuSeconds } from "./bench-cpu.ts";
+import { cpuSeconds, statementsOf } from "./bench-cpu.ts";
 import { measure, requestKinds, type Figures } from "./bench-read-load.ts";
 import { seed } from "./bench-read-seed.ts";
 import { forgetWorld, pooled, provision, readWorld, STATE_FILE, writeWorld, type World } from "./bench-read-world.ts";
@@ -167,13 +167,14 @@ function printCpu(rows: Record<string, Figures>, kinds: string[]): void {
   ];
   const cells = (values: number[]) => values.map((v) => v.toFixed(2).padStart(9)).join("");
   process.stdout.write(
-    `\n  CPU ms per request at 4 in flight (every postgres and nats-server process of the machine counted)\n  ${"".padEnd(36)}${columns.map(([name]) => name.padStart(9)).join("")}    total\n`,
+    `\n  CPU ms per request at 4 in flight (every postgres and nats-server process of the machine counted), and Postgres statements per request\n` +
+      `  ${"".padEnd(36)}${columns.map(([name]) => name.padStart(9)).join("")}    total  statements\n`,
   );
   for (const k of kinds) {
-    const cpu = rows[`${k} @4`]?.cpuMs;
-    if (!cpu) continue;
-    const values = columns.map(([, of]) => of(cpu));
-    process.stdout.write(`  ${k.padEnd(36)}${cells(values)}${cells([values.reduce((a, b) => a + b, 0)])}\n`);
+    const f = rows[`${k} @4`];
+    if (!f?.cpuMs) continue;
+    const values = columns.map(([, of]) => of(f.cpuMs!));
+    process.stdout.write(`  ${k.padEnd(36)}${cells(values)}${cells([values.reduce((a, b) => a + b, 0)])}${(f.statements?.toFixed(2) ?? "").padStart(12)}\n`);
   }
 }
 
@@ -244,10 +245,17 @@ try {
       gatewayPort,
     )
   ).child.pid!;
-  services.identity = (await start("identity", { SUPER_ADMIN_KEY: operatorKey }, await freePort())).child.pid!;
+  // Where the services with a database tell their statements (their health ports serve /metrics).
+  const healthPorts = new Map<string, number>();
+  const withDatabase = async (name: string, env: Record<string, string>) => {
+    const port = await freePort();
+    healthPorts.set(name, port);
+    return (await start(name.split(" ")[0]!, env, port)).child.pid!;
+  };
+  services.identity = await withDatabase("identity", { SUPER_ADMIN_KEY: operatorKey });
   // One after the other: the first applies the migrations.
   const filers: Record<string, number> = {};
-  for (let i = 1; i <= MAILBOXES; i++) filers[`mailbox ${i}`] = (await start("mailbox", { DNS_SERVERS: resolver }, await freePort())).child.pid!;
+  for (let i = 1; i <= MAILBOXES; i++) filers[`mailbox ${i}`] = await withDatabase(`mailbox ${i}`, { DNS_SERVERS: resolver });
   Object.assign(services, filers);
   const api = apiClient(`http://127.0.0.1:${gatewayPort}`);
 
@@ -308,7 +316,8 @@ try {
     const kinds = await requestKinds(api, w, DEEP_PAGE);
     const rows: Record<string, Figures> = {};
     const sample = () => cpuSeconds(services, CLIENT);
-    for (const c of CONCURRENCY) for (const k of kinds) rows[`${k.name} @${c}`] = await measure(api, k, REQUESTS, c, sample);
+    const statements = async () => [...(await statementsOf(healthPorts)).values()].reduce((a, b) => a + b, 0);
+    for (const c of CONCURRENCY) for (const k of kinds) rows[`${k.name} @${c}`] = await measure(api, k, REQUESTS, c, sample, statements);
     printTable(
       size,
       rows,
