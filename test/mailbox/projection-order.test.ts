@@ -7,6 +7,7 @@ import { migrations } from "@mam/mailbox/db/migrations/index.ts";
 import type { MailboxDb } from "@mam/mailbox/db/schema.ts";
 import { applyMailboxEvents } from "@mam/mailbox/projections/mailbox-read-model.ts";
 import { isolate } from "@mam/testing/isolation.ts";
+import { migrateToLatest } from "@mam/db/database.ts";
 
 /**
  * The relay publishes each tenant's events in commit order, tenants in parallel: a rebuild
@@ -91,7 +92,7 @@ describe("the read model rebuilt from tenants' events interleaved in any order",
     const pool = new pg.Pool({ connectionString: iso.urls.DATABASE_URL, max: 2, options: `-c search_path=${schema}` });
     await pool.query(`create schema if not exists ${schema}`);
     db = new Kysely<MailboxDb>({ dialect: new PostgresDialect({ pool }) });
-    const { error } = await new Migrator({ db, provider: { getMigrations: async () => migrations }, migrationTableSchema: schema }).migrateToLatest();
+    const { error } = await migrateToLatest(new Migrator({ db, provider: { getMigrations: async () => migrations }, migrationTableSchema: schema }));
     if (error) throw error;
   });
   afterAll(async () => {

@@ -1,4 +1,4 @@
-import { Kysely, Migrator, PostgresDialect, sql, type Migration } from "kysely";
+import { Kysely, type MigrationResultSet, Migrator, PostgresDialect, sql, type Migration } from "kysely";
 import pg from "pg";
 import { DependencyUnavailable } from "@mam/runtime/dependency.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
@@ -12,6 +12,21 @@ pg.types.setTypeParser(20, (v) => Number(v));
  * ("cache lookup failed", XX000).
  */
 const CATALOG_RACES = new Set(["3F000", "42P01", "42703", "XX000"]);
+
+/**
+ * Kysely's migrator introspects every schema of the database; a schema dropped, or a table
+ * altered, meanwhile by someone else (another service's tests, an operator) fails that scan,
+ * so it is retried. (A migration of ours failing so fails the same way each time, and is
+ * answered as it is.)
+ */
+export async function migrateToLatest(migrator: Migrator): Promise<MigrationResultSet> {
+  let outcome = await migrator.migrateToLatest();
+  for (let i = 0; i < 5 && outcome.error && CATALOG_RACES.has((outcome.error as { code?: string }).code ?? ""); i++) {
+    await new Promise((r) => setTimeout(r, 100 * (i + 1)));
+    outcome = await migrator.migrateToLatest();
+  }
+  return outcome;
+}
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -97,15 +112,7 @@ export async function openDatabase<DB>(o: OpenDbOptions): Promise<Database<DB>> 
     provider: { getMigrations: async () => o.migrations },
     migrationTableSchema: o.schema,
   });
-  // Kysely's migrator introspects every schema of the database; a schema dropped, or a table
-  // altered, meanwhile by someone else (another service's tests, an operator) fails that scan,
-  // so it is retried. (A migration of ours failing so fails the same way each time, and is thrown.)
-  let outcome = await migrator.migrateToLatest();
-  for (let i = 0; i < 5 && outcome.error && CATALOG_RACES.has((outcome.error as { code?: string }).code ?? ""); i++) {
-    await new Promise((r) => setTimeout(r, 100 * (i + 1)));
-    outcome = await migrator.migrateToLatest();
-  }
-  const { error, results } = outcome;
+  const { error, results } = await migrateToLatest(migrator);
   for (const r of results ?? []) o.logger.info({ migration: r.migrationName, status: r.status }, "migration");
   if (error) {
     await db.destroy();
