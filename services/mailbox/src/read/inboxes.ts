@@ -45,12 +45,15 @@ export type InboxPlacement = Pick<InboxRow, "inbox_id" | "workspace_id" | "tenan
 const placements = new WeakMap<Kysely<MailboxDb>, Map<string, InboxPlacement>>();
 const MAX_PLACEMENTS = 50_000;
 
+/** The placement alone, without the rest of an inbox's row. */
+const placementOf = (r: InboxPlacement): InboxPlacement => ({ inbox_id: r.inbox_id, workspace_id: r.workspace_id, tenant_id: r.tenant_id });
+
 function rememberPlacement(db: Kysely<MailboxDb>, r: InboxPlacement): void {
   let known = placements.get(db);
   if (!known) placements.set(db, (known = new Map()));
   if (known.has(r.inbox_id)) return;
   if (known.size >= MAX_PLACEMENTS) known.delete(known.keys().next().value!);
-  known.set(r.inbox_id, { inbox_id: r.inbox_id, workspace_id: r.workspace_id, tenant_id: r.tenant_id });
+  known.set(r.inbox_id, placementOf(r));
 }
 
 /** The live inbox if the caller may see it; anything else is the same 404. */
@@ -74,10 +77,7 @@ export type VisiblePlacement = InboxPlacement & { confirmed: boolean };
 export async function visiblePlacement(db: Kysely<MailboxDb>, claims: ScopeClaims, rawId: unknown): Promise<VisiblePlacement> {
   const id = parseOrThrow(IdParam, rawId, "inbox id");
   const known = placements.get(db)?.get(id);
-  if (!known) {
-    const r = await visibleInbox(db, claims, id);
-    return { inbox_id: r.inbox_id, workspace_id: r.workspace_id, tenant_id: r.tenant_id, confirmed: true };
-  }
+  if (!known) return { ...placementOf(await visibleInbox(db, claims, id)), confirmed: true };
   if (!seesInbox(claims, known)) throw notFound("Inbox");
   return { ...known, confirmed: false };
 }

@@ -193,9 +193,8 @@ export async function mailboxView(ctx: MailboxContext, claims: ScopeClaims, raw:
   const rows = s ? await query(ctx.db, s, q.folder, page).execute() : [];
   const { rows: served, nextCursor } = pageOf(list, rows, q.limit, (r) => r.message_id);
   // An empty page (an empty folder, or an offset past its end) carries no total: read the counters alone.
-  const counted = rows[0] ? Number(rows[0].list_total ?? 0) : undefined;
-  const c = counted === undefined ? ((await countsOf(ctx.db, s)).get(q.folder) ?? zero) : undefined;
-  const total = counted ?? (q.group === "thread" ? c!.threads : c!.total);
+  const counters = rows[0] ? undefined : ((await countsOf(ctx.db, s)).get(q.folder) ?? zero);
+  const total = counters ? (q.group === "thread" ? counters.threads : counters.total) : Number(rows[0]!.list_total ?? 0);
   return {
     messages: served.map((r) => ({
       id: r.message_id,
