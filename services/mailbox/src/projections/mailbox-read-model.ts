@@ -5,7 +5,7 @@ import type { MailboxDb } from "../db/schema.ts";
 import { evolveDomains } from "./domains.ts";
 import { evolveDrafts } from "./drafts.ts";
 import { evolveLists } from "./lists.ts";
-import { evolveMessages, insertMessages, isNewMessage, type NewMessageEvent } from "./messages.ts";
+import { evolveMessages, insertMessages, isNewMessage, recordDeliveries, type DeliveredEvent, type NewMessageEvent } from "./messages.ts";
 
 export const PROJECTION = "mailbox-read-model";
 
@@ -15,22 +15,32 @@ export async function applyMailboxEvent(tx: Kysely<MailboxDb>, e: MailboxEnvelop
 }
 
 /**
- * Applies events in stream order, each once. Runs of new messages (a group-committed batch
- * of inbound mail, say) are written with one statement per table rather than one per message.
+ * Applies events in stream order, each once. Runs of new messages and deliveries (a
+ * group-committed batch of inbound mail, or of local copies each with the delivery it
+ * records) are written with one statement per table rather than one per message: the
+ * messages first, then the deliveries. That is their order in the stream as far as it
+ * matters, since a message's delivery always comes after the message, and a delivery
+ * touches no row another message's insert does.
  */
 export function applyMailboxEvents(tx: Kysely<MailboxDb>, events: Sequenced<MailboxEnvelope>[]): Promise<Sequenced<MailboxEnvelope>[]> {
   return applyOnceMany(tx, PROJECTION, events, async (fresh) => {
-    let run: NewMessageEvent[] = [];
+    let messages: NewMessageEvent[] = [];
+    let deliveries: DeliveredEvent[] = [];
+    const flush = async () => {
+      await insertMessages(tx, messages);
+      await recordDeliveries(tx, deliveries);
+      messages = [];
+      deliveries = [];
+    };
     for (const { e } of fresh) {
-      if (isNewMessage(e)) {
-        run.push(e);
-        continue;
+      if (isNewMessage(e)) messages.push(e);
+      else if (e.type === "MessageDelivered") deliveries.push(e);
+      else {
+        await flush();
+        await evolve(tx, e);
       }
-      if (run.length) await insertMessages(tx, run);
-      run = [];
-      await evolve(tx, e);
     }
-    if (run.length) await insertMessages(tx, run);
+    await flush();
   });
 }
 

@@ -124,6 +124,46 @@ async function outcomes(tx: Kysely<MailboxDb>, e: Extract<MessageEvent, { type: 
     .execute();
 }
 
+export type DeliveredEvent = Extract<MessageEvent, { type: "MessageDelivered" }>;
+
+/**
+ * Deliveries, in stream order: each recipient's outcome, and the message's status. Two
+ * statements for the lot however many messages (a group-committed batch of local copies
+ * records as many deliveries). A delivery adds outcomes that are not there yet and never
+ * turns a bounce back, so the only order that counts is each message's own: its last event
+ * gives its version.
+ */
+export async function recordDeliveries(tx: Kysely<MailboxDb>, events: DeliveredEvent[]): Promise<void> {
+  if (!events.length) return;
+  const outcomeRows = new Map<string, { workspace_id: string; message_id: string; recipient: string; outcome: "delivered"; at: string; reason: null }>();
+  const last = new Map<string, DeliveredEvent>();
+  for (const e of events) {
+    for (const recipient of e.data.recipients.map((r) => r.toLowerCase())) {
+      const key = `${e.workspaceId} ${e.data.messageId} ${recipient}`;
+      if (!outcomeRows.has(key))
+        outcomeRows.set(key, { workspace_id: e.workspaceId!, message_id: e.data.messageId, recipient, outcome: "delivered", at: e.occurredAt, reason: null });
+    }
+    last.set(`${e.workspaceId} ${e.data.messageId}`, e);
+  }
+  if (outcomeRows.size) {
+    await tx
+      .insertInto("delivery_outcomes")
+      .values([...outcomeRows.values()])
+      .onConflict((oc) => oc.columns(["workspace_id", "message_id", "recipient"]).doNothing())
+      .execute();
+  }
+  const latest = [...last.values()];
+  // Delivered never overrides a bounce of some of the recipients; the version moves on regardless.
+  await sql`
+    update messages m
+    set status = case when m.status = 'sent' then 'delivered' else m.status end, updated_at = v.at, version = v.version
+    from unnest(
+      ${latest.map((e) => e.workspaceId!)}::uuid[], ${latest.map((e) => e.data.messageId)}::uuid[],
+      ${latest.map((e) => e.occurredAt)}::timestamptz[], ${latest.map((e) => e.aggregateVersion)}::int[]
+    ) as v(workspace_id, message_id, at, version)
+    where m.workspace_id = v.workspace_id and m.message_id = v.message_id`.execute(tx);
+}
+
 /** Messages and threads of an inbox, both directions. */
 export async function evolveMessages(tx: Kysely<MailboxDb>, e: MessageEvent): Promise<void> {
   const ws = e.workspaceId!;
@@ -155,12 +195,7 @@ export async function evolveMessages(tx: Kysely<MailboxDb>, e: MessageEvent): Pr
       );
       return;
     case "MessageDelivered":
-      await outcomes(tx, e, "delivered");
-      // Delivered never overrides a bounce of some of the recipients; the version moves on regardless.
-      await row(e.data.messageId)
-        .set({ status: sql<"delivered">`case when status = 'sent' then 'delivered' else status end`, updated_at: e.occurredAt, version: e.aggregateVersion })
-        .execute();
-      return;
+      return recordDeliveries(tx, [e]);
     case "MessageBounced":
       await outcomes(tx, e, "bounced");
       await row(e.data.messageId).set({ status: "bounced", updated_at: e.occurredAt, version: e.aggregateVersion }).execute();
