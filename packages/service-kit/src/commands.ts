@@ -11,8 +11,9 @@ import type { Actor, EventEnvelope } from "@mam/contracts/envelope.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import type { Clock, IdGen } from "@mam/runtime/ids.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
-import { refuseWhileRebuilding } from "./rebuild.ts";
-import { lockTenant, type Sequenced } from "./event-sourcing.ts";
+import { BatchedWrites } from "./batched-writes.ts";
+import { lockForDecision } from "./rebuild.ts";
+import type { Sequenced } from "./event-sourcing.ts";
 import { recordInOutbox, tenantKeyOf, type EncodedEvent } from "./outbox.ts";
 import type { RecentlyApplied } from "./recent.ts";
 
@@ -155,7 +156,8 @@ export async function afterCommit<DB>(ctx: CommandContext<DB>, envelopes: EventE
 export interface CommandSpec<DB, E extends { type: string; schemaVersion: number; data: unknown }, S, T> {
   load: (tx: Kysely<DB>) => Promise<S>;
   decide: (state: S) => EventDraft<E>[];
-  answer: (tx: Kysely<DB>, state: S, events: EventDraft<E>[]) => Promise<T>;
+  /** `writes` takes rows to write once every command of the transaction has answered (see BatchedWrites). */
+  answer: (tx: Kysely<DB>, state: S, events: EventDraft<E>[], writes: BatchedWrites<DB>) => Promise<T>;
   /** False when the caller needs the commit only, not the events in the stream (an inbound filing): the answer does not wait for the relay. */
   awaitPublish?: boolean;
 }
@@ -186,15 +188,17 @@ export function commandExecutor<DB, E extends { type: string; schemaVersion: num
       let recorded: EncodedEvent[] = [];
       try {
         const result = await ctx.db.transaction().execute(async (tx) => {
-          await lockTenant(tx, o.context, tenantId);
-          // Never a decision on a read model being emptied and replayed (mam rebuild).
-          await refuseWhileRebuilding(tx, o.projection);
+          // The tenant's lock; and never a decision on a read model being emptied and replayed (mam rebuild).
+          await lockForDecision(tx, o.context, tenantId, o.projection);
           const state = await s.load(tx);
           const drafts = s.decide(state);
           const envelopes = envelopesOf(ctx, o.context, meta, drafts);
           recorded = await applyAndRecord(o, tx, tenantId, envelopes);
           committed = envelopes;
-          return s.answer(tx, state, drafts);
+          const writes = new BatchedWrites<DB>();
+          const answer = await s.answer(tx, state, drafts, writes);
+          await writes.flush(tx);
+          return answer;
         });
         if (s.awaitPublish === false) void afterCommit(ctx, committed, recorded);
         else await afterCommit(ctx, committed, recorded);

@@ -11,8 +11,8 @@ import {
   type EventDraft,
   type ExecutorOptions,
 } from "./commands.ts";
-import { refuseWhileRebuilding } from "./rebuild.ts";
-import { lockTenant } from "./event-sourcing.ts";
+import { BatchedWrites } from "./batched-writes.ts";
+import { lockForDecision } from "./rebuild.ts";
 import type { EncodedEvent } from "./outbox.ts";
 import { TenantBatches } from "./tenant-batches.ts";
 
@@ -63,9 +63,8 @@ export class GroupCommit<DB, E extends { type: string; schemaVersion: number; da
     const envelopes: Envelope<E>[] = [];
     let recorded: EncodedEvent[] = [];
     const run = async (tx: Kysely<DB>) => {
-      await lockTenant(tx, o.context, tenantId);
-      // Never a decision on a read model being emptied and replayed (mam rebuild).
-      await refuseWhileRebuilding(tx, o.projection);
+      // The tenant's lock; and never a decision on a read model being emptied and replayed (mam rebuild).
+      await lockForDecision(tx, o.context, tenantId, o.projection);
       const decided: { p: Pending<DB, E>; state: unknown; events: EventDraft<E>[] }[] = [];
       for (const p of batch) {
         try {
@@ -79,10 +78,12 @@ export class GroupCommit<DB, E extends { type: string; schemaVersion: number; da
         }
       }
       if (envelopes.length) recorded = await applyAndRecord(o, tx, tenantId, envelopes);
+      const writes = new BatchedWrites<DB>();
       for (const { p, state, events } of decided) {
-        const result = await p.spec.answer(tx, state, events);
+        const result = await p.spec.answer(tx, state, events, writes);
         settled.push(() => p.resolve(result));
       }
+      await writes.flush(tx);
     };
     await ctx.db.transaction().execute(run);
     // The next batch need not wait for this one's publishing; its callers do (see afterCommit).

@@ -1,15 +1,16 @@
 import { createPrivateKey, type KeyObject } from "node:crypto";
-import type { Kysely } from "kysely";
+import type { Insertable, Kysely } from "kysely";
+import type { BatchedWrites, RowsWriter } from "@mam/service-kit/batched-writes.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import { MAX_ATTACHMENT_BYTES } from "@mam/contracts/messages-api.ts";
 import type { AttachmentRef } from "@mam/contracts/message-events.ts";
 import type { MailboxContext } from "../context.ts";
-import type { MailboxDb } from "../db/schema.ts";
+import type { IdempotencyKeysTable, MailboxDb } from "../db/schema.ts";
 import { compose, previewOf } from "../mime/compose.ts";
 import type { InboxRow, SendingInbox } from "../read/inboxes.ts";
 import { derivedId } from "../delivery/ids.ts";
 import { loadDraft } from "../read/drafts.ts";
-import { putBlobs, sha256 } from "../store/blobs.ts";
+import { BlobWrites, sha256 } from "../store/blobs.ts";
 import { execute, groupCommit, type CommandMeta } from "./execute.ts";
 import { idempotencyReads } from "./send-idempotency.ts";
 import { answerOf, decide, idempotencyRecordOf, initial, senderKey, type SendCommand, type SendResult, type SendState } from "./send-decision.ts";
@@ -112,11 +113,23 @@ async function loadSend(ctx: MailboxContext, tx: Kysely<MailboxDb>, inbox: Inbox
   };
 }
 
+/** The idempotency records of a batch of sends, one statement (sends with the same key never share a batch: see oneAtATime). */
+const insertIdempotencyKeys: RowsWriter<MailboxDb, Insertable<IdempotencyKeysTable>> = async (tx, rows) => {
+  await tx.insertInto("idempotency_keys").values(rows).execute();
+};
+
 const readsOf = new WeakMap<MailboxContext, ReturnType<typeof idempotencyReads>>();
 const idempotencyOf = (ctx: MailboxContext) => {
   let r = readsOf.get(ctx);
   if (!r) readsOf.set(ctx, (r = idempotencyReads()));
   return r;
+};
+
+const blobWrites = new WeakMap<MailboxContext, BlobWrites>();
+const blobWritesOf = (ctx: MailboxContext) => {
+  let w = blobWrites.get(ctx);
+  if (!w) blobWrites.set(ctx, (w = new BlobWrites(ctx.db)));
+  return w;
 };
 
 const batchers = new WeakMap<MailboxContext, ReturnType<typeof groupCommit>>();
@@ -196,9 +209,8 @@ export async function sendFromInbox(
   const plain = spec.text !== undefined ? Buffer.from(spec.text) : null;
   const html = spec.html !== undefined ? Buffer.from(spec.html) : null;
   const parts = [raw, plain, html, ...spec.attachments.map((a) => a.content)].filter((b): b is Buffer => b !== null);
-  // One statement for all of them, not one each.
-  await putBlobs(
-    ctx.db,
+  // One statement for all of them, and for those of the sends storing theirs meanwhile.
+  await blobWritesOf(ctx).put(
     parts.map((data) => ({ workspaceId: ws, data })),
     at,
   );
@@ -242,21 +254,18 @@ export async function sendFromInbox(
   const steps = {
     load: (tx: Kysely<MailboxDb>) => loadSend(ctx, tx, inbox, command),
     decide: (state: SendState) => decide(command, state),
-    answer: async (tx: Kysely<MailboxDb>, state: SendState) => {
+    answer: async (_tx: Kysely<MailboxDb>, state: SendState, _events: unknown, writes: BatchedWrites<MailboxDb>) => {
       // Recorded with the events, in their transaction: a retry finds it once they are committed.
       const record = idempotencyRecordOf(command, state);
       if (record && idempotency) {
-        await tx
-          .insertInto("idempotency_keys")
-          .values({
-            workspace_id: ws,
-            inbox_id: inbox.inbox_id,
-            key: idempotency.key,
-            request_hash: record.requestHash,
-            response: JSON.stringify(record.response),
-            created_at: at,
-          })
-          .execute();
+        writes.add(insertIdempotencyKeys, {
+          workspace_id: ws,
+          inbox_id: inbox.inbox_id,
+          key: idempotency.key,
+          request_hash: record.requestHash,
+          response: JSON.stringify(record.response),
+          created_at: at,
+        });
       }
       return answerOf(command, state);
     },

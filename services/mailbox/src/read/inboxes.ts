@@ -5,6 +5,7 @@ import { IdParam } from "@mam/contracts/identity-api.ts";
 import { ListInboxesQuery, type Inbox, type InboxList } from "@mam/contracts/mailbox-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import { seesWorkspace } from "@mam/scope/access.ts";
+import { CoalescedReads } from "@mam/service-kit/coalesced-reads.ts";
 import { NO_WORKSPACE } from "@mam/service-kit/event-sourcing.ts";
 import { cursorKeys, keyInstant, pageOf, paginationOf, pastKeys, type PageRequest } from "@mam/service-kit/keyset.ts";
 import type { MailboxContext } from "../context.ts";
@@ -99,10 +100,9 @@ export const inboxIsLive = (db: Kysely<MailboxDb>, p: InboxPlacement) =>
 /** An inbox as a send reads it: with the address its mail goes out from (its primary address, else its canonical one). */
 export type SendingInbox = InboxRow & { from_address: string };
 
-/** visibleInbox, with the address mail from it is sent from, in the same statement. */
-export async function sendingInbox(db: Kysely<MailboxDb>, claims: ScopeClaims, rawId: unknown): Promise<SendingInbox> {
-  const id = parseOrThrow(IdParam, rawId, "inbox id");
-  const r = await db
+/** Live inboxes by id, with the address mail from each is sent from: one statement for them all. */
+async function sendingInboxesOf(db: Kysely<MailboxDb>, ids: string[]): Promise<Map<string, SendingInbox | null>> {
+  const rows = await db
     .selectFrom("inboxes as i")
     .selectAll("i")
     .select((eb) =>
@@ -119,11 +119,30 @@ export async function sendingInbox(db: Kysely<MailboxDb>, claims: ScopeClaims, r
         )
         .as("from_address"),
     )
-    .where("i.inbox_id", "=", id)
+    .where("i.inbox_id", "in", ids)
     .where("i.deleted_at", "is", null)
-    .executeTakeFirst();
+    .execute();
+  const found = new Map<string, SendingInbox | null>(ids.map((id) => [id, null]));
+  for (const r of rows) found.set(r.inbox_id, r as SendingInbox);
+  return found;
+}
+
+/** The sends read at the same moment share a statement (a burst of sends from one inbox, or from many). */
+const sendingReads = new WeakMap<Kysely<MailboxDb>, CoalescedReads<string, SendingInbox | null>>();
+
+/**
+ * visibleInbox, with the address mail from it is sent from, in the same statement. The pool's
+ * only (never a transaction's): a statement begun after the call, shared with the sends that
+ * ask at the same moment.
+ */
+export async function sendingInbox(db: Kysely<MailboxDb>, claims: ScopeClaims, rawId: unknown): Promise<SendingInbox> {
+  // Postgres reads a UUID in either case; the answers are matched to their callers by the text.
+  const id = parseOrThrow(IdParam, rawId, "inbox id").toLowerCase();
+  let reads = sendingReads.get(db);
+  if (!reads) sendingReads.set(db, (reads = new CoalescedReads({ idOf: (k) => k, read: (ids) => sendingInboxesOf(db, ids) })));
+  const r = await reads.get(id);
   if (!r || !seesInbox(claims, r)) throw notFound("Inbox");
-  return r as SendingInbox;
+  return r;
 }
 
 /** The addresses of these inboxes, found by the primary key (workspace, inbox) whatever workspaces they span. */

@@ -25,6 +25,65 @@ export async function putBlobs(db: Kysely<MailboxDb>, blobs: { workspaceId: stri
     .execute();
 }
 
+/** Bytes per coalesced statement: a bound on one message to Postgres (a single larger send goes alone). */
+const COALESCED_BYTES = 8 * 1024 * 1024;
+
+interface Queued {
+  blobs: { workspaceId: string; data: Buffer }[];
+  bytes: number;
+  now: Date;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * putBlobs for concurrent callers outside any transaction (sends storing their bytes before
+ * they take their tenant's lock): while a statement is out, the bytes asked for meanwhile
+ * wait and go together in the next, so a burst of sends stores its bytes with one round trip
+ * per statement rather than one per send, and an idle caller waits for nobody. A failed
+ * statement fails each of its callers, as its own would have.
+ */
+export class BlobWrites {
+  private queue: Queued[] = [];
+  private writing = false;
+
+  constructor(private readonly db: Kysely<MailboxDb>) {}
+
+  put(blobs: { workspaceId: string; data: Buffer }[], now: Date): Promise<void> {
+    if (!blobs.length) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ blobs, bytes: blobs.reduce((n, b) => n + b.data.length, 0), now, resolve, reject });
+      if (!this.writing) {
+        this.writing = true;
+        queueMicrotask(() => void this.drain());
+      }
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length) {
+        let bytes = 0;
+        let n = 0;
+        while (n < this.queue.length && (n === 0 || bytes + this.queue[n]!.bytes <= COALESCED_BYTES)) bytes += this.queue[n++]!.bytes;
+        const batch = this.queue.splice(0, n);
+        try {
+          await putBlobs(
+            this.db,
+            batch.flatMap((q) => q.blobs),
+            batch[0]!.now,
+          );
+          for (const q of batch) q.resolve();
+        } catch (err) {
+          for (const q of batch) q.reject(err);
+        }
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+}
+
 export async function getBlobs(db: Kysely<MailboxDb>, workspaceId: string, hashes: string[]): Promise<Map<string, Buffer>> {
   const wanted = [...new Set(hashes)];
   if (!wanted.length) return new Map();
