@@ -106,8 +106,11 @@ export async function checkpointOf(db: Kysely<any>, projection: string): Promise
  * would deadlock on the event's dedupe row and the rows the command already wrote).
  */
 export async function lockTenant(tx: Kysely<any>, context: string, tenantId: string | null): Promise<void> {
-  await sql`select pg_advisory_xact_lock(hashtextextended(${`${context}:${tenantId ?? "operator"}`}, 0))`.execute(tx);
+  await sql`select pg_advisory_xact_lock(${tenantLockKey(context, tenantId)})`.execute(tx);
 }
+
+/** The key of a tenant's lock in a context, as an SQL expression. */
+export const tenantLockKey = (context: string, tenantId: string | null) => sql`hashtextextended(${`${context}:${tenantId ?? "operator"}`}, 0)`;
 
 /**
  * Applies a consumed event under its tenant's lock. Most events reach their consumer

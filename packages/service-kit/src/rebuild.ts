@@ -6,7 +6,7 @@ import { RpcServer } from "@mam/bus/rpc.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import { heldLease, type HeldLease } from "@mam/db/lease.ts";
 import type { Backbone } from "./backbone.ts";
-import type { ProjectionTables } from "./event-sourcing.ts";
+import { tenantLockKey, type ProjectionTables } from "./event-sourcing.ts";
 import { operatorSubject, resolveWithIdentity, serveOperator, type KeyResolver } from "./operator-rpc.ts";
 import type { Puller } from "./single-active.ts";
 
@@ -20,7 +20,7 @@ import type { Puller } from "./single-active.ts";
  * sequence at the start: the progress's target) and deletes the durable consumer, which is
  * declared anew from the stream's first event when it pulls again. Reads go on meanwhile and
  * answer from what has been replayed so far; commands are refused until the replay has
- * caught up (see refuseWhileRebuilding). A replica taking the lease over mid-rebuild finds
+ * caught up (see lockForDecision). A replica taking the lease over mid-rebuild finds
  * the record and carries on from the consumer's ack floor.
  *
  * The reset commits only while the server still holds this replica's lease: a replica that
@@ -53,7 +53,7 @@ export type RebuildProgress = z.infer<typeof RebuildProgress>;
 const recordName = (projection: string) => `${projection}@rebuild`;
 /**
  * Commands share it; a rebuild takes it alone to empty the read model (see
- * refuseWhileRebuilding). Advisory locks are the whole database's: named after the schema
+ * lockForDecision). Advisory locks are the whole database's: named after the schema
  * too (the record and the tables it guards live there), which a command's transaction
  * knows as its current schema.
  */
@@ -96,13 +96,16 @@ async function leaseStillHeld(tx: Kysely<any>, lease: HeldLease): Promise<boolea
 }
 
 /**
- * For the command path, in its transaction, before it loads: refuses while the read model its
- * decisions read is being rebuilt. The shared lock waits for a rebuild emptying the tables
- * to commit (and keeps one from starting while the command runs), so a command never
- * decides on a read model emptied under it.
+ * For the command path, in its transaction, before it loads: takes the tenant's lock (see
+ * lockTenant), then refuses while the read model its decisions read is being rebuilt. The
+ * shared lock waits for a rebuild emptying the tables to commit (and keeps one from starting
+ * while the command runs), so a command never decides on a read model emptied under it. The
+ * two locks are taken in one round trip, the tenant's first; the record is read by a
+ * statement of its own, begun once both are held: a statement reads what was committed when
+ * it began, and a rebuild that committed while this one waited for the shared lock must be seen.
  */
-export async function refuseWhileRebuilding(tx: Kysely<any>, projection: string): Promise<void> {
-  await sql`select pg_advisory_xact_lock_shared(${rebuildLock(projection)})`.execute(tx);
+export async function lockForDecision(tx: Kysely<any>, context: string, tenantId: string | null, projection: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(${tenantLockKey(context, tenantId)}), pg_advisory_xact_lock_shared(${rebuildLock(projection)})`.execute(tx);
   if (await isRebuilding(tx, projection)) throw new AppError("UNAVAILABLE", "The read model is being rebuilt; retry shortly");
 }
 
