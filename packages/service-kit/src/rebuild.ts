@@ -70,6 +70,13 @@ export async function lockReplay(tx: Kysely<any>, b: Backbone<any>, projection: 
   await sql`select pg_advisory_xact_lock(hashtextextended(${replayLockName(b, projection)}, 0))`.execute(tx);
 }
 
+/**
+ * Whether the projection's rebuild is recorded, as an SQL expression for a read to select
+ * beside its rows: what it says holds for the snapshot those rows were read in (no record
+ * there: the read model was whole when they were read), at no round trip of its own.
+ */
+export const rebuildingIn = (projection: string) => sql<boolean>`exists (select 1 from projection_checkpoint where projection = ${recordName(projection)})`;
+
 /** The rebuild of `projection` recorded and not done yet, if any. */
 export async function rebuildRecorded(db: Kysely<any>, projection: string): Promise<Rebuild | undefined> {
   const row = await (db as Kysely<ProjectionTables>)

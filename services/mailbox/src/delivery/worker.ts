@@ -11,7 +11,6 @@ import { Filer, type OutcomeRecord, type Target } from "./receive.ts";
 import type { Outbound } from "./outbound.ts";
 import { outcomeRecord, pendingFrom, record, sendOut, settle, type Records, type SentRef } from "./outcomes.ts";
 import { DeliveryReads } from "./delivery-reads.ts";
-import { readModelRebuilding } from "../read/rebuilding.ts";
 import { watchDelivery } from "./metrics.ts";
 import { RetryQueue } from "./retry-queue.ts";
 
@@ -62,11 +61,12 @@ const refOf = (e: Sent): SentRef => ({
  */
 async function deliver(ctx: MailboxContext, filer: Filer, reads: DeliveryReads, records: Records, outbound: Outbound, e: Sent): Promise<void> {
   const m = refOf(e);
+  // The message, whether it waits in the retry queue, and its recipients with an outcome.
+  const sent = await reads.sentState({ workspaceId: m.workspaceId, messageId: m.messageId });
   // A read model being rebuilt lacks outcomes and address claims not replayed yet: every
   // recipient would look pending, a local one external. Thrown: the event comes back later.
-  if (await readModelRebuilding(ctx)) throw new ReadModelRebuilding(m.messageId);
-  // The message, whether it waits in the retry queue, and its recipients with an outcome.
-  const mine = await reads.sentState({ workspaceId: m.workspaceId, messageId: m.messageId });
+  if (sent.rebuilding) throw new ReadModelRebuilding(m.messageId);
+  const mine = sent.value;
   // Not committed yet by the command that sent it: throwing makes the consumer try again shortly.
   if (!mine) throw new Error(`message ${m.messageId} not visible yet`);
   // Already in the retry queue (this event is being delivered again): the queue drives it.
@@ -74,9 +74,11 @@ async function deliver(ctx: MailboxContext, filer: Filer, reads: DeliveryReads, 
   const pending = pendingFrom(m, mine.status, mine.settled);
   if (!pending.length) return;
 
-  const claims = await reads.claimsOf(pending);
-  // Read after every read above: no record then means a rebuild emptied none of them (it began since, if at all).
-  if (await readModelRebuilding(ctx)) throw new ReadModelRebuilding(m.messageId);
+  const read = await reads.claimsOf(pending);
+  // Each read says whether its own snapshot had a rebuild recorded: none in either means a
+  // rebuild emptied nothing they read (it began after them, if at all).
+  if (read.rebuilding) throw new ReadModelRebuilding(m.messageId);
+  const claims = read.value;
   if (claims.length) {
     const targets = [...new Map(claims.map((c) => [c.inbox_id, c])).values()];
     const delivered = { recipients: claims.map((c) => c.address), via: "local" };

@@ -1,6 +1,8 @@
 import { sql, type Kysely } from "kysely";
 import { FEED_BODY_MAX_BYTES, type FeedMessage, type FeedThread } from "@mam/contracts/realtime-feed.ts";
+import { rebuildingIn } from "@mam/service-kit/rebuild.ts";
 import type { MailboxDb } from "../db/schema.ts";
+import { PROJECTION } from "../projections/mailbox-read-model.ts";
 import { messageView } from "./messages.ts";
 
 /**
@@ -16,6 +18,15 @@ export function cutUtf8(head: Buffer, size: number, maxBytes: number): { bytes: 
 }
 
 /**
+ * The messages found, and whether the read model was being rebuilt in the snapshot they were
+ * read in (null when none was found: the statement had no row to tell it in).
+ */
+export interface FeedRead {
+  found: { message: FeedMessage; thread: FeedThread }[];
+  rebuilding: boolean | null;
+}
+
+/**
  * The messages of one workspace of one tenant as the feed shows them, each with its thread;
  * ids of other workspaces or tenants (or of none) are left out. Deleted messages are shown as they were: the feed
  * tells what happened, and its entries are rendered alike however late. It runs for every
@@ -28,9 +39,9 @@ export async function feedMessages(
   scope: { tenantId: string; workspaceId: string },
   messageIds: string[],
   maxBytes = FEED_BODY_MAX_BYTES,
-): Promise<{ message: FeedMessage; thread: FeedThread }[]> {
+): Promise<FeedRead> {
   const ids = [...new Set(messageIds)];
-  if (!ids.length) return [];
+  if (!ids.length) return { found: [], rebuilding: null };
   const head = (alias: "p" | "h") => sql<Buffer | null>`substring(${sql.ref(`${alias}.data`)} from 1 for ${maxBytes + 1})`;
   const rows = await db
     .selectFrom("messages as m")
@@ -39,11 +50,12 @@ export async function feedMessages(
     .leftJoin("blobs as h", (j) => j.onRef("h.workspace_id", "=", "m.workspace_id").onRef("h.hash", "=", "m.html_hash"))
     .selectAll("m")
     .select(["t.subject as thread_subject", "p.size as plain_size", "h.size as html_size", head("p").as("plain_head"), head("h").as("html_head")])
+    .select(rebuildingIn(PROJECTION).as("rebuilding"))
     .where("m.workspace_id", "=", scope.workspaceId)
     .where("m.message_id", "in", ids)
     .where("m.tenant_id", "=", scope.tenantId)
     .execute();
-  return rows.map(({ thread_subject, plain_size, html_size, plain_head, html_head, ...r }) => {
+  const found = rows.map(({ thread_subject, plain_size, html_size, plain_head, html_head, rebuilding: _, ...r }) => {
     let truncated = false;
     const bodies = new Map<string, Buffer>();
     for (const [hash, blob, size] of [
@@ -78,4 +90,5 @@ export async function feedMessages(
     };
     return { message, thread: { threadId: r.thread_id, subject: thread_subject ?? r.subject } };
   });
+  return { found, rebuilding: rows[0]?.rebuilding ?? null };
 }

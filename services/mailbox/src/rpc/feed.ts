@@ -17,9 +17,9 @@ import { feedMessages } from "../read/feed-messages.ts";
  */
 export function registerFeedRpc(server: RpcServer, ctx: MailboxContext): void {
   server.servePublic(RpcContracts.mailbox.feedMessages, async (req) => {
-    const messages = await feedMessages(ctx.db, { tenantId: req.tenantId, workspaceId: req.workspaceId }, req.messageIds);
-    // Asked after the read: no record then means the read saw the whole read model.
-    if (await readModelRebuilding(ctx)) throw new AppError("UNAVAILABLE", "The mailbox's read model is being rebuilt; retry shortly");
-    return { status: 200, body: { messages } };
+    const { found, rebuilding } = await feedMessages(ctx.db, { tenantId: req.tenantId, workspaceId: req.workspaceId }, req.messageIds);
+    // Told by the read's own rows; with none, asked after the read: no record then means the read saw the whole read model.
+    if (rebuilding ?? (await readModelRebuilding(ctx))) throw new AppError("UNAVAILABLE", "The mailbox's read model is being rebuilt; retry shortly");
+    return { status: 200, body: { messages: found } };
   });
 }
