@@ -60,11 +60,16 @@ export async function applyOnceMany<E extends Pick<EventEnvelope, "id" | "worksp
   return fresh;
 }
 
-/** Moves each tenant's checkpoint of a projection up to the highest of these sequences. */
+/**
+ * Moves each tenant's checkpoint of a projection up to the highest of these sequences.
+ * Events a command applies inline have no sequence yet (0: the stream gives it when the
+ * relay publishes), and move nothing: no statement for them. Their consumer advances the
+ * checkpoint when it meets them in the stream.
+ */
 export async function advanceCheckpoint(db: Kysely<any>, projection: string, items: Sequenced<Pick<EventEnvelope, "tenantId">>[]): Promise<void> {
   // One row per tenant in the statement: an upsert may not touch the same row twice.
   const last = new Map<string, number>();
-  for (const { e, seq } of items) last.set(e.tenantId ?? "_", Math.max(seq, last.get(e.tenantId ?? "_") ?? 0));
+  for (const { e, seq } of items) if (seq > 0) last.set(e.tenantId ?? "_", Math.max(seq, last.get(e.tenantId ?? "_") ?? 0));
   if (!last.size) return;
   const now = new Date();
   await (db as Kysely<ProjectionTables>)
