@@ -52,24 +52,20 @@ export async function enforcePlanLimits(tx: Tx, fresh: Sequenced<MailboxEnvelope
   if (!tenantId) return;
   const added = usageAdded(fresh.map(({ e }) => e));
   if (!added.inboxes && !added.domains && !added.emailsPerMonth) return;
-  const limits = await limitsOf(tx, tenantId);
+  let limits: Limits | undefined;
   if (added.emailsPerMonth) {
-    const pause = await tx.selectFrom("tenant_pauses").select("paused").where("tenant_id", "=", tenantId).executeTakeFirst();
-    if (pause?.paused)
+    const at = new Date(fresh.find(({ e }) => e.type === "MessageSent")!.e.occurredAt);
+    const sending = await countSends(tx, tenantId, monthKey(at), added.emailsPerMonth);
+    // Counted before the pause is looked at, in the same statement: a refusal rolls the count back.
+    if (sending.paused)
       throw new AppError(
         "INBOX_PAUSED",
         "Sending is paused for this tenant: its payment failed past the grace period, or its subscription ended; pay to resume (reading and receiving go on)",
       );
-    const at = new Date(fresh.find(({ e }) => e.type === "MessageSent")!.e.occurredAt);
-    const row = await tx
-      .insertInto("tenant_monthly_sends")
-      .values({ tenant_id: tenantId, month: monthKey(at), sent: added.emailsPerMonth })
-      .onConflict((oc) => oc.columns(["tenant_id", "month"]).doUpdateSet({ sent: sql`tenant_monthly_sends.sent + ${added.emailsPerMonth}` }))
-      .returning("sent")
-      .executeTakeFirstOrThrow();
-    const refused = overLimit("emailsPerMonth", row.sent, added.emailsPerMonth, limits?.emails_per_month ?? null);
+    limits = sending.limits;
+    const refused = overLimit("emailsPerMonth", sending.sent, added.emailsPerMonth, limits?.emails_per_month ?? null);
     if (refused) throw refused;
-  }
+  } else limits = await limitsOf(tx, tenantId);
   if (!limits) return;
   if (added.inboxes && limits.inboxes !== null) {
     const n = await countLive(tx, "inboxes", tenantId);
@@ -81,6 +77,45 @@ export async function enforcePlanLimits(tx: Tx, fresh: Sequenced<MailboxEnvelope
     const refused = overLimit("domains", n, added.domains, limits.domains);
     if (refused) throw refused;
   }
+}
+
+type Limits = { inboxes: number | null; emails_per_month: number | null; domains: number | null };
+
+/**
+ * A send's bookkeeping in one round trip: the sends counted into the tenant's month row (the
+ * count after), whether the tenant is paused, and its limits as limitsOf reads them.
+ */
+async function countSends(tx: Tx, tenantId: string, month: string, added: number): Promise<{ sent: number; paused: boolean; limits: Limits | undefined }> {
+  const { rows } = await sql<{
+    sent: number;
+    paused: boolean | null;
+    own: boolean;
+    inboxes: number | null;
+    emails_per_month: number | null;
+    domains: number | null;
+    plan_id: string | null;
+    default_inboxes: number | null;
+    default_emails_per_month: number | null;
+    default_domains: number | null;
+  }>`
+    with counted as (
+      insert into tenant_monthly_sends (tenant_id, month, sent) values (${tenantId}, ${month}, ${added})
+      on conflict (tenant_id, month) do update set sent = tenant_monthly_sends.sent + ${added}
+      returning sent
+    )
+    select c.sent, (select p.paused from tenant_pauses p where p.tenant_id = ${tenantId}) as paused,
+      o.tenant_id is not null as own, o.inboxes, o.emails_per_month, o.domains,
+      d.plan_id, d.inboxes as default_inboxes, d.emails_per_month as default_emails_per_month, d.domains as default_domains
+    from counted c
+    left join tenant_limits o on o.tenant_id = ${tenantId}
+    left join default_limits d on d.id = 1`.execute(tx);
+  const r = rows[0]!;
+  const limits = r.own
+    ? { inboxes: r.inboxes, emails_per_month: r.emails_per_month, domains: r.domains }
+    : r.plan_id
+      ? { inboxes: r.default_inboxes, emails_per_month: r.default_emails_per_month, domains: r.default_domains }
+      : undefined;
+  return { sent: Number(r.sent), paused: !!r.paused, limits };
 }
 
 /**
