@@ -11,7 +11,9 @@ import type { InboxRow, SendingInbox } from "../read/inboxes.ts";
 import { derivedId } from "../delivery/ids.ts";
 import { loadDraft } from "../read/drafts.ts";
 import { BlobWrites, sha256 } from "../store/blobs.ts";
-import { execute, groupCommit, type CommandMeta } from "./execute.ts";
+import { countOutcome } from "../delivery/metrics.ts";
+import { execute, groupCommit, type CommandMeta, type EventDraft } from "./execute.ts";
+import { decideLocalCopies, loadLocalCopies, type LocalCopies } from "./local-copies.ts";
 import { idempotencyReads } from "./send-idempotency.ts";
 import { answerOf, decide, idempotencyRecordOf, initial, senderKey, type SendCommand, type SendResult, type SendState } from "./send-decision.ts";
 
@@ -97,6 +99,12 @@ async function knownSendersOf(tx: Kysely<MailboxDb>, inbox: InboxRow, addresses:
     .where("from_address", "in", addresses)
     .execute();
   return new Set(rows.map((r) => senderKey(inbox.inbox_id, r.from_address)));
+}
+
+/** A send's state, and the copies it files itself when it goes (see LocalCopies). */
+interface SendAndCopies {
+  send: SendState;
+  local?: LocalCopies;
 }
 
 /** What a send is decided against: the key's record, which recipients wrote before, the draft it deletes. */
@@ -251,10 +259,19 @@ export async function sendFromInbox(
     idempotency: idempotency ? { key: idempotency.key, requestHash: sha256(JSON.stringify(idempotency.request)) } : null,
     draft: draft ?? null,
   };
+  let copies: { delivered: number; filed: { inboxId: string; messageId: string }[]; dropped: string[] } | undefined;
   const steps = {
-    load: (tx: Kysely<MailboxDb>) => loadSend(ctx, tx, inbox, command),
-    decide: (state: SendState) => decide(command, state),
-    answer: async (_tx: Kysely<MailboxDb>, state: SendState, _events: unknown, writes: BatchedWrites<MailboxDb>) => {
+    load: async (tx: Kysely<MailboxDb>): Promise<SendAndCopies> => {
+      const send = await loadSend(ctx, tx, inbox, command);
+      // A retry answered from its record sends nothing, and files nothing.
+      return send.idempotency ? { send } : { send, local: await loadLocalCopies(tx, inbox, command) };
+    },
+    decide: ({ send, local }: SendAndCopies) => {
+      const events = decide(command, send);
+      return local && events.some((d) => d.event.type === "MessageSent") ? [...events, ...decideLocalCopies(local)] : events;
+    },
+    answer: async (_tx: Kysely<MailboxDb>, { send: state, local }: SendAndCopies, events: EventDraft[], writes: BatchedWrites<MailboxDb>) => {
+      copies = local && events.some((d) => d.event.type === "MessageDelivered") ? copiesOf(local, events) : undefined;
       // Recorded with the events, in their transaction: a retry finds it once they are committed.
       const record = idempotencyRecordOf(command, state);
       if (record && idempotency) {
@@ -274,10 +291,27 @@ export async function sendFromInbox(
   // A send decides nothing another send's events could change, so the sends of a tenant are
   // group-committed; one that deletes a draft goes alone (two sends of one draft in a batch
   // would both find it live).
-  if (draft) return execute(ctx, inbox.tenant_id, meta, steps);
-  if (!idempotency) return sendsOf(ctx).run(inbox.tenant_id, meta, steps);
-  const ref = { workspaceId: ws, inboxId: inbox.inbox_id, key: idempotency.key };
-  return oneAtATime(ctx, `${ws} ${inbox.inbox_id} ${idempotency.key}`, () =>
-    idempotencyOf(ctx).during(inbox.tenant_id, ref, () => sendsOf(ctx).run(inbox.tenant_id, meta, steps)),
-  );
+  const sent = await (async () => {
+    if (draft) return execute(ctx, inbox.tenant_id, meta, steps);
+    if (!idempotency) return sendsOf(ctx).run(inbox.tenant_id, meta, steps);
+    const ref = { workspaceId: ws, inboxId: inbox.inbox_id, key: idempotency.key };
+    return oneAtATime(ctx, `${ws} ${inbox.inbox_id} ${idempotency.key}`, () =>
+      idempotencyOf(ctx).during(inbox.tenant_id, ref, () => sendsOf(ctx).run(inbox.tenant_id, meta, steps)),
+    );
+  })();
+  if (copies) {
+    countOutcome("delivered", copies.delivered);
+    // As the delivery worker says it of the copies it files.
+    for (const inboxId of copies.dropped) ctx.logger.warn({ messageId, inboxId }, "local copy for an inbox that no longer takes mail dropped");
+    if (ctx.logger.isLevelEnabled("debug"))
+      for (const c of copies.filed) ctx.logger.debug({ messageId, inboxId: c.inboxId, filedMessageId: c.messageId, result: "filed" }, "filed");
+  }
+  return sent;
+}
+
+/** What a send's own copies came to: the recipients delivered, the copies filed, the inboxes that took none. */
+function copiesOf(local: LocalCopies, events: EventDraft[]) {
+  const filed = events.flatMap((d) => (d.event.type === "MessageReceived" ? [{ inboxId: d.event.data.inboxId, messageId: d.event.data.messageId }] : []));
+  const dropped = local.command.filings.filter((f) => !filed.some((c) => c.inboxId === f.inboxId)).map((f) => f.inboxId);
+  return { delivered: local.record.outcome.data.recipients.length, filed, dropped };
 }

@@ -76,7 +76,7 @@ function readsOf(records: Records) {
 
 /** The record of what became of some recipients; its event id is derived from its content, so recording it again changes nothing. */
 export function outcomeRecord(
-  m: SentRef,
+  m: Pick<SentRef, "tenantId" | "workspaceId" | "messageId">,
   type: "MessageDelivered" | "MessageBounced",
   data: { recipients: string[]; via?: string; reason?: string },
 ): Extract<DeliveryRecord, { kind: "outcome" }> {

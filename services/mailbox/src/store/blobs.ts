@@ -41,7 +41,9 @@ interface Queued {
  * they take their tenant's lock): while a statement is out, the bytes asked for meanwhile
  * wait and go together in the next, so a burst of sends stores its bytes with one round trip
  * per statement rather than one per send, and an idle caller waits for nobody. A failed
- * statement fails each of its callers, as its own would have.
+ * statement fails every caller in it, whichever's bytes it failed on (a lost connection
+ * fails them all anyway): each send answers its error and may be sent again, its bytes
+ * being content-addressed and idempotent.
  */
 export class BlobWrites {
   private queue: Queued[] = [];
