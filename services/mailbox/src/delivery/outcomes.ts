@@ -190,9 +190,11 @@ export async function sendOut(ctx: MailboxContext, records: Records, outbound: O
 /**
  * What is left after a try: nothing (the row goes), a bounce of the deferred when the
  * message is too old to keep trying, or the next look in the queue. With a lease, only the
- * holder of the lease may change the row.
+ * holder of the lease may change the row. A first pass (no lease) that found the message in
+ * no row (`queued` false) has no row to remove when nothing is left; one that another first
+ * pass of the same event made meanwhile holds that pass's deferred recipients, and stays.
  */
-export async function settle(ctx: MailboxContext, records: Records, m: SentRef, t: Try, attempts: number, lease: string | null): Promise<void> {
+export async function settle(ctx: MailboxContext, records: Records, m: SentRef, t: Try, attempts: number, lease: string | null, queued = true): Promise<void> {
   let { deferred, unrecorded } = t;
   const ageS = (ctx.clock().getTime() - Date.parse(m.sentAt)) / 1000;
   if (deferred.length && ageS >= ctx.cfg.DELIVERY_GIVE_UP_AFTER_S) {
@@ -206,6 +208,7 @@ export async function settle(ctx: MailboxContext, records: Records, m: SentRef, 
     deferred = [];
   }
   if (!deferred.length && !unrecorded.length) {
+    if (!lease && !queued) return;
     const row = ctx.db.deleteFrom("delivery_queue").where("workspace_id", "=", m.workspaceId).where("message_id", "=", m.messageId);
     await (lease ? row.where("lease", "=", lease) : row.where("lease", "is", null)).execute();
     return;

@@ -93,7 +93,8 @@ async function deliver(ctx: MailboxContext, filer: Filer, reads: DeliveryReads, 
   }
   const external = pending.filter((r) => !claims.some((c) => c.address === r));
   if (!external.length) return;
-  await settle(ctx, records, m, await sendOut(ctx, records, outbound, m, external), 1, null);
+  // Not in the retry queue when read (see above): no row of its own to remove.
+  await settle(ctx, records, m, await sendOut(ctx, records, outbound, m, external), 1, null, false);
 }
 
 /** Retryable: the delivery waits for the read model's rebuild to catch up. */
