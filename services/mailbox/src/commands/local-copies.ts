@@ -1,4 +1,5 @@
 import { sql, type Kysely } from "kysely";
+import { BatchReads } from "@mam/service-kit/batch-reads.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { outcomeRecord } from "../delivery/outcomes.ts";
 import type { OutcomeRecord } from "../delivery/receive.ts";
@@ -24,20 +25,65 @@ export interface LocalCopies {
   record: OutcomeRecord;
 }
 
+/** A send whose recipients' claims are read with its batch's (see BatchReads). */
+export interface CopiesKey {
+  messageId: string;
+  tenantId: string;
+  workspaceId: string;
+  recipients: string[];
+}
+
+interface ClaimRow {
+  address: string;
+  workspace_id: string;
+  inbox_id: string;
+  known: boolean;
+  live: boolean;
+}
+
 /**
- * Read under the sender's tenant lock with the rest of the send's state: the recipients'
- * claims in the sender's workspace, whether each inbox takes mail, and, for a reply, the
- * messages of those inboxes it may thread with. None when no recipient is such an inbox, or
- * when an inbox is not in the read model (a rebuild): the worker then delivers as before.
+ * The claims of the batch's recipients in their senders' workspaces, of the tenant whose lock
+ * the transaction holds, with whether each inbox is in the read model and takes mail: one
+ * statement for every send of the batch.
  */
-export async function loadLocalCopies(tx: Kysely<MailboxDb>, inbox: SendingInbox, c: SendCommand): Promise<LocalCopies | undefined> {
-  const recipients = [...new Set(c.recipients.map((r) => r.toLowerCase()))];
-  const { rows } = await sql<{ address: string; inbox_id: string; known: boolean; live: boolean }>`
-    select c.address, c.inbox_id, i.inbox_id is not null as known,
+async function readClaims(tx: Kysely<MailboxDb>, keys: CopiesKey[]): Promise<Map<string, ClaimRow[]>> {
+  const addresses = [...new Set(keys.flatMap((k) => k.recipients))];
+  const workspaces = [...new Set(keys.map((k) => k.workspaceId))];
+  // One tenant's: its lock is the transaction's (BatchReads reads the keys of the tenant whose batch it is).
+  const tenantId = keys[0]!.tenantId;
+  const { rows } = await sql<ClaimRow>`
+    select c.address, c.workspace_id, c.inbox_id, i.inbox_id is not null as known,
       coalesce(i.deleted_at is null and not exists (select 1 from closed_workspaces w where w.workspace_id = i.workspace_id), false) as live
     from address_claims c
     left join inboxes i on i.workspace_id = c.workspace_id and i.inbox_id = c.inbox_id
-    where c.address = any(${recipients}::text[]) and c.tenant_id = ${inbox.tenant_id} and c.workspace_id = ${inbox.workspace_id}`.execute(tx);
+    where c.address = any(${addresses}::text[]) and c.tenant_id = ${tenantId} and c.workspace_id = any(${workspaces}::uuid[])`.execute(tx);
+  return new Map(keys.map((k) => [k.messageId, rows.filter((r) => r.workspace_id === k.workspaceId && k.recipients.includes(r.address))]));
+}
+
+/** The claims reads of group-committed sends: one per batch (see BatchReads). */
+export const localCopyReads = () => new BatchReads<CopiesKey, ClaimRow[]>({ idOf: (k) => k.messageId, read: readClaims });
+
+/** The key of a send's copies: its recipients, each once, in lower case. */
+export const copiesKeyOf = (inbox: SendingInbox, c: SendCommand): CopiesKey => ({
+  messageId: c.facts.messageId,
+  tenantId: inbox.tenant_id,
+  workspaceId: inbox.workspace_id,
+  recipients: [...new Set(c.recipients.map((r) => r.toLowerCase()))],
+});
+
+/**
+ * Read under the sender's tenant lock with the rest of the send's state: the recipients'
+ * claims in the sender's workspace (with the batch's, see readClaims), and for a reply the
+ * messages of those inboxes it may thread with. None when no recipient is such an inbox, or
+ * when an inbox is not in the read model (a rebuild): the worker then delivers as before.
+ */
+export async function loadLocalCopies(
+  tx: Kysely<MailboxDb>,
+  reads: BatchReads<CopiesKey, ClaimRow[]>,
+  inbox: SendingInbox,
+  c: SendCommand,
+): Promise<LocalCopies | undefined> {
+  const rows = await reads.of(tx, inbox.tenant_id, copiesKeyOf(inbox, c));
   if (!rows.length || rows.some((r) => !r.known)) return undefined;
   const owner = { tenantId: inbox.tenant_id, workspaceId: inbox.workspace_id };
   const { messageId: _m, inboxId: _i, threadId: _t, ...facts } = c.facts;

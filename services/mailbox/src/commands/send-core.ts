@@ -13,7 +13,7 @@ import { loadDraft } from "../read/drafts.ts";
 import { BlobWrites, sha256 } from "../store/blobs.ts";
 import { countOutcome } from "../delivery/metrics.ts";
 import { execute, groupCommit, type CommandMeta, type EventDraft } from "./execute.ts";
-import { decideLocalCopies, loadLocalCopies, type LocalCopies } from "./local-copies.ts";
+import { copiesKeyOf, decideLocalCopies, loadLocalCopies, localCopyReads, type LocalCopies } from "./local-copies.ts";
 import { idempotencyReads } from "./send-idempotency.ts";
 import { answerOf, decide, idempotencyRecordOf, initial, senderKey, type SendCommand, type SendResult, type SendState } from "./send-decision.ts";
 
@@ -130,6 +130,13 @@ const readsOf = new WeakMap<MailboxContext, ReturnType<typeof idempotencyReads>>
 const idempotencyOf = (ctx: MailboxContext) => {
   let r = readsOf.get(ctx);
   if (!r) readsOf.set(ctx, (r = idempotencyReads()));
+  return r;
+};
+
+const copyReads = new WeakMap<MailboxContext, ReturnType<typeof localCopyReads>>();
+const copyReadsOf = (ctx: MailboxContext) => {
+  let r = copyReads.get(ctx);
+  if (!r) copyReads.set(ctx, (r = localCopyReads()));
   return r;
 };
 
@@ -264,7 +271,7 @@ export async function sendFromInbox(
     load: async (tx: Kysely<MailboxDb>): Promise<SendAndCopies> => {
       const send = await loadSend(ctx, tx, inbox, command);
       // A retry answered from its record sends nothing, and files nothing.
-      return send.idempotency ? { send } : { send, local: await loadLocalCopies(tx, inbox, command) };
+      return send.idempotency ? { send } : { send, local: await loadLocalCopies(tx, copyReadsOf(ctx), inbox, command) };
     },
     decide: ({ send, local }: SendAndCopies) => {
       const events = decide(command, send);
@@ -291,14 +298,14 @@ export async function sendFromInbox(
   // A send decides nothing another send's events could change, so the sends of a tenant are
   // group-committed; one that deletes a draft goes alone (two sends of one draft in a batch
   // would both find it live).
-  const sent = await (async () => {
+  const sent = await copyReadsOf(ctx).during(inbox.tenant_id, copiesKeyOf(inbox, command), () => {
     if (draft) return execute(ctx, inbox.tenant_id, meta, steps);
     if (!idempotency) return sendsOf(ctx).run(inbox.tenant_id, meta, steps);
     const ref = { workspaceId: ws, inboxId: inbox.inbox_id, key: idempotency.key };
     return oneAtATime(ctx, `${ws} ${inbox.inbox_id} ${idempotency.key}`, () =>
       idempotencyOf(ctx).during(inbox.tenant_id, ref, () => sendsOf(ctx).run(inbox.tenant_id, meta, steps)),
     );
-  })();
+  });
   if (copies) {
     countOutcome("delivered", copies.delivered);
     // As the delivery worker says it of the copies it files.
