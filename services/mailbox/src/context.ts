@@ -6,3 +6,16 @@ import type { MailboxDb } from "./db/schema.ts";
 export interface MailboxContext extends CommandContext<MailboxDb> {
   cfg: MailboxConfig;
 }
+
+/**
+ * One `T` per service instance (its context), made on first use: the caches and batchers a
+ * module keeps for the instance it serves, of which a process may run several (tests).
+ */
+export function perContext<T>(make: (ctx: MailboxContext) => T): (ctx: MailboxContext) => T {
+  const made = new WeakMap<MailboxContext, T>();
+  return (ctx) => {
+    let v = made.get(ctx);
+    if (v === undefined) made.set(ctx, (v = make(ctx)));
+    return v;
+  };
+}

@@ -1,10 +1,10 @@
-import { createPrivateKey, type KeyObject } from "node:crypto";
 import type { Insertable, Kysely } from "kysely";
 import type { BatchedWrites, RowsWriter } from "@mam/service-kit/batched-writes.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import { MAX_ATTACHMENT_BYTES } from "@mam/contracts/messages-api.ts";
 import type { AttachmentRef } from "@mam/contracts/message-events.ts";
-import type { MailboxContext } from "../context.ts";
+import { perContext, type MailboxContext } from "../context.ts";
+import { dkimFor } from "./dkim-keys.ts";
 import type { IdempotencyKeysTable, MailboxDb } from "../db/schema.ts";
 import { compose, previewOf } from "../mime/compose.ts";
 import type { InboxRow, SendingInbox } from "../read/inboxes.ts";
@@ -39,52 +39,6 @@ export function decodeAttachments(list: { filename: string; contentType: string;
   const total = out.reduce((n, a) => n + a.content.length, 0);
   if (total > MAX_ATTACHMENT_BYTES) throw new AppError("PAYLOAD_TOO_LARGE", `Attachments exceed ${MAX_ATTACHMENT_BYTES} bytes`);
   return out;
-}
-
-/** A DKIM key as signing uses it: parsed once (parsing the PEM costs a good part of an RSA signature). */
-interface SigningKey {
-  selector: string;
-  privateKey: KeyObject;
-}
-
-/**
- * The signing keys of each service instance by key_ref ("platform" or a domain's id). A
- * key_ref's row never changes: a domain removed and added again gets a new id and a new
- * key, and whether a custom domain is live is read on every send, so a cached key is never
- * used for a domain that is gone.
- */
-const signingKeys = new WeakMap<MailboxContext, Map<string, SigningKey>>();
-const MAX_SIGNING_KEYS = 10_000;
-
-async function signingKey(ctx: MailboxContext, tx: Kysely<MailboxDb>, ref: string): Promise<SigningKey | undefined> {
-  let keys = signingKeys.get(ctx);
-  if (!keys) signingKeys.set(ctx, (keys = new Map()));
-  const known = keys.get(ref);
-  if (known) return known;
-  const row = await tx.selectFrom("dkim_keys").select(["selector", "private_key_pem"]).where("key_ref", "=", ref).executeTakeFirst();
-  if (!row) return undefined;
-  const key = { selector: row.selector, privateKey: createPrivateKey(row.private_key_pem) };
-  if (keys.size >= MAX_SIGNING_KEYS) keys.delete(keys.keys().next().value!);
-  keys.set(ref, key);
-  return key;
-}
-
-/** The key that signs mail from this domain: the platform's, or the workspace's custom domain's. */
-async function dkimFor(ctx: MailboxContext, tx: Kysely<MailboxDb>, inbox: InboxRow, domain: string) {
-  let ref = "platform";
-  if (domain !== ctx.cfg.MAIL_DOMAIN) {
-    const d = await tx
-      .selectFrom("domains")
-      .select("domain_id")
-      .where("workspace_id", "=", inbox.workspace_id)
-      .where("domain", "=", domain)
-      .where("deleted_at", "is", null)
-      .executeTakeFirst();
-    if (!d) return undefined;
-    ref = d.domain_id;
-  }
-  const key = await signingKey(ctx, tx, ref);
-  return key ? { domainName: domain, keySelector: key.selector, privateKey: key.privateKey } : undefined;
 }
 
 /** Of these addresses, those that have written to the inbox. */
@@ -126,35 +80,12 @@ const insertIdempotencyKeys: RowsWriter<MailboxDb, Insertable<IdempotencyKeysTab
   await tx.insertInto("idempotency_keys").values(rows).execute();
 };
 
-const readsOf = new WeakMap<MailboxContext, ReturnType<typeof idempotencyReads>>();
-const idempotencyOf = (ctx: MailboxContext) => {
-  let r = readsOf.get(ctx);
-  if (!r) readsOf.set(ctx, (r = idempotencyReads()));
-  return r;
-};
+const idempotencyOf = perContext(() => idempotencyReads());
+const copyReadsOf = perContext(() => localCopyReads());
+const blobWritesOf = perContext((ctx) => new BlobWrites(ctx.db));
+const sendsOf = perContext((ctx) => groupCommit(ctx));
 
-const copyReads = new WeakMap<MailboxContext, ReturnType<typeof localCopyReads>>();
-const copyReadsOf = (ctx: MailboxContext) => {
-  let r = copyReads.get(ctx);
-  if (!r) copyReads.set(ctx, (r = localCopyReads()));
-  return r;
-};
-
-const blobWrites = new WeakMap<MailboxContext, BlobWrites>();
-const blobWritesOf = (ctx: MailboxContext) => {
-  let w = blobWrites.get(ctx);
-  if (!w) blobWrites.set(ctx, (w = new BlobWrites(ctx.db)));
-  return w;
-};
-
-const batchers = new WeakMap<MailboxContext, ReturnType<typeof groupCommit>>();
-const sendsOf = (ctx: MailboxContext) => {
-  let b = batchers.get(ctx);
-  if (!b) batchers.set(ctx, (b = groupCommit(ctx)));
-  return b;
-};
-
-const inFlight = new WeakMap<MailboxContext, Map<string, Promise<void>>>();
+const inFlight = perContext(() => new Map<string, Promise<void>>());
 const settled = () => undefined;
 
 /**
@@ -165,8 +96,7 @@ const settled = () => undefined;
  * after the other already.)
  */
 function oneAtATime<T>(ctx: MailboxContext, key: string, run: () => Promise<T>): Promise<T> {
-  let waiting = inFlight.get(ctx);
-  if (!waiting) inFlight.set(ctx, (waiting = new Map()));
+  const waiting = inFlight(ctx);
   const mine = (waiting.get(key) ?? Promise.resolve()).then(run);
   const done = mine.then(settled, settled);
   waiting.set(key, done);

@@ -95,11 +95,11 @@ export async function insertMessages(tx: Kysely<MailboxDb>, events: NewMessageEv
 }
 
 /**
- * Each recipient's outcome: the first one recorded stands, except that a bounce report that
- * comes back after a server accepted the message (a relay takes it, the final MX refuses it)
- * turns "delivered" into "bounced".
+ * Each bounced recipient's outcome: a bounce recorded over nothing, or over "delivered" (a
+ * bounce report that comes back after a server accepted the message: a relay takes it, the
+ * final MX refuses it); a bounce already there stands. Deliveries: recordDeliveries.
  */
-async function outcomes(tx: Kysely<MailboxDb>, e: Extract<MessageEvent, { type: "MessageDelivered" | "MessageBounced" }>, outcome: "delivered" | "bounced") {
+async function bounces(tx: Kysely<MailboxDb>, e: Extract<MessageEvent, { type: "MessageBounced" }>) {
   const recipients = [...new Set(e.data.recipients.map((r) => r.toLowerCase()))];
   if (!recipients.length) return;
   await tx
@@ -109,18 +109,17 @@ async function outcomes(tx: Kysely<MailboxDb>, e: Extract<MessageEvent, { type: 
         workspace_id: e.workspaceId!,
         message_id: e.data.messageId,
         recipient,
-        outcome,
+        outcome: "bounced" as const,
         at: e.occurredAt,
-        reason: e.type === "MessageBounced" ? e.data.reason : null,
+        reason: e.data.reason,
       })),
     )
-    .onConflict((oc) => {
-      const same = oc.columns(["workspace_id", "message_id", "recipient"]);
-      if (outcome === "delivered") return same.doNothing();
-      return same
+    .onConflict((oc) =>
+      oc
+        .columns(["workspace_id", "message_id", "recipient"])
         .doUpdateSet({ outcome: "bounced", reason: sql<string>`excluded.reason`, at: sql<string>`excluded.at` })
-        .where("delivery_outcomes.outcome", "=", "delivered");
-    })
+        .where("delivery_outcomes.outcome", "=", "delivered"),
+    )
     .execute();
 }
 
@@ -197,7 +196,7 @@ export async function evolveMessages(tx: Kysely<MailboxDb>, e: MessageEvent): Pr
     case "MessageDelivered":
       return recordDeliveries(tx, [e]);
     case "MessageBounced":
-      await outcomes(tx, e, "bounced");
+      await bounces(tx, e);
       await row(e.data.messageId).set({ status: "bounced", updated_at: e.occurredAt, version: e.aggregateVersion }).execute();
       return;
     default: {
