@@ -189,21 +189,23 @@ describe("BlobWrites: concurrent puts", () => {
     const held = Buffer.from(`held ${wsF}`);
     const holder = await holdRow(wsF, held);
     // Three callers in one turn: one statement, held by the row.
-    const failing = [
+    // Their outcomes are taken at once: the rejections may come while the test still awaits the
+    // cancelling query (on another connection), and must not count as unhandled meanwhile.
+    const failing = Promise.allSettled([
       w.put([{ workspaceId: wsF, data: held }], at),
       w.put([{ workspaceId: wsF, data: Buffer.from(`a ${wsF}`) }], at),
       w.put([{ workspaceId: wsG, data: Buffer.from(`b ${wsG}`) }], at),
-    ];
+    ]);
     await waitingForLock();
     const behindData = [Buffer.from(`c ${wsH}`), Buffer.from(`d ${wsH}`)];
-    const behind = behindData.map((data) => w.put([{ workspaceId: wsH, data }], at));
+    const behind = Promise.allSettled(behindData.map((data) => w.put([{ workspaceId: wsH, data }], at)));
     await turn();
     // The held statement fails (as a lost connection or a timeout would fail it).
     const cancelled = await sql<{ ok: boolean }>`
       select pg_cancel_backend(pid) as ok from pg_stat_activity where application_name = ${APP} and wait_event_type = 'Lock'`.execute(other);
     expect(cancelled.rows).toEqual([{ ok: true }]);
 
-    const outcomes = await Promise.allSettled([...failing, ...behind]);
+    const outcomes = [...(await failing), ...(await behind)];
     expect(outcomes.map((o) => o.status)).toEqual(["rejected", "rejected", "rejected", "fulfilled", "fulfilled"]);
     for (const o of outcomes.slice(0, 3)) expect(String((o as PromiseRejectedResult).reason)).toMatch(/cancel/i);
     await holder.rollBack();
