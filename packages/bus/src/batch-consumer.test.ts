@@ -20,7 +20,7 @@ describe("BatchConsumer", () => {
   });
 
   /** Publishes one message, and two more once the consumer holds the first; the batches as handled. */
-  async function batchesOf(durable: string, lingerMs?: number, maxBatch?: number): Promise<string[][]> {
+  async function batchesOf(durable: string, o: { lingerMs?: number; spacingMs?: number; maxBatch?: number } = {}, began: number[] = []): Promise<string[][]> {
     const subject = (n: number) => `${iso.prefix}evt.${durable}.t1._.M${n}`;
     const batches: string[][] = [];
     const c = new BatchConsumer({
@@ -29,9 +29,9 @@ describe("BatchConsumer", () => {
       durable,
       filterSubject: `${iso.prefix}evt.${durable}.>`,
       logger,
-      lingerMs,
-      maxBatch,
+      ...o,
       handle: async (msgs, settle) => {
+        began.push(performance.now());
         batches.push(msgs.map((m) => m.subject.split(".").at(-1)!));
         for (const m of msgs) settle(m, "ack");
       },
@@ -53,11 +53,20 @@ describe("BatchConsumer", () => {
   }
 
   it("with a linger, a batch waits for what arrives meanwhile; without, the first message goes alone", async () => {
-    expect(await batchesOf("lingering", 3_000)).toEqual([["M1", "M2", "M3"]]);
+    expect(await batchesOf("lingering", { lingerMs: 3_000 })).toEqual([["M1", "M2", "M3"]]);
     expect((await batchesOf("eager"))[0]).toEqual(["M1"]);
   });
 
   it("a batch that fills up goes at once, however long its linger", async () => {
-    expect(await batchesOf("filled", 600_000, 3)).toEqual([["M1", "M2", "M3"]]);
+    expect(await batchesOf("filled", { lingerMs: 600_000, maxBatch: 3 })).toEqual([["M1", "M2", "M3"]]);
+  });
+
+  it("with a spacing, the first message goes at once and what comes during the spacing goes together after it", async () => {
+    const began: number[] = [];
+    const started = performance.now();
+    expect(await batchesOf("spaced", { spacingMs: 1_500 }, began)).toEqual([["M1"], ["M2", "M3"]]);
+    // The first at once (the test's own publishing and polling aside), the second a spacing after the first.
+    expect(began[0]! - started).toBeLessThan(1_500);
+    expect(began[1]! - began[0]!).toBeGreaterThanOrEqual(1_500);
   });
 });

@@ -26,6 +26,13 @@ export interface BatchConsumerOptions {
    */
   lingerMs?: number;
   /**
+   * How long after a batch began the next one may begin (none by default). Unlike a linger it
+   * costs nothing to a message after a quiet spell, which goes at once; under a steady stream
+   * what arrives meanwhile gathers, so a handler that pays a round trip per batch (a lookup)
+   * pays it at most once per spacing however many messages come.
+   */
+  spacingMs?: number;
+  /**
    * Where a consumer created for the first time starts: this far back in the stream; without
    * it, at the stream's first message (a read model built from the whole history).
    */
@@ -160,17 +167,21 @@ export class BatchConsumer {
   private async work(): Promise<void> {
     /** Tries in a row of the message first in line (ordered). */
     let tries = 0;
+    /** When the last batch began (performance.now()). */
+    let began = Number.NEGATIVE_INFINITY;
     while (!this.stopped) {
       if (!this.queue.length) {
         await new Promise<void>((r) => (this.wake = r));
         continue;
       }
-      if (this.o.lingerMs && this.queue.length < this.maxBatch) {
+      const wait = Math.max(this.o.lingerMs ?? 0, began + (this.o.spacingMs ?? 0) - performance.now());
+      if (wait > 0 && this.queue.length < this.maxBatch) {
         // Ended early by a full batch (see run).
-        await this.pause(this.o.lingerMs, (end) => (this.batchFull = end));
+        await this.pause(wait, (end) => (this.batchFull = end));
         this.batchFull = undefined;
       }
       if (this.stopped) break;
+      began = performance.now();
       const batch = this.queue.splice(0, this.maxBatch);
       this.inBatch = batch;
       this.roomMade?.();

@@ -106,6 +106,13 @@ export function feedStreamName(prefix: string): string {
  */
 export const feedSubject = (prefix: string, e: Pick<FeedEvent, "tenantId" | "workspaceId" | "inboxId" | "eventType">) =>
   `${prefix}rt.${e.tenantId}.${e.workspaceId}.${e.inboxId ?? NO_SCOPE_TOKEN}.${e.eventType}`;
+/** Where an entry is routed, read from its subject (see feedSubject) without parsing the entry; undefined for another subject. */
+export function feedRouteOf(prefix: string, subject: string): { tenantId: string; workspaceId: string; inboxId: string | null } | undefined {
+  if (!subject.startsWith(`${prefix}rt.`)) return undefined;
+  const [tenantId, workspaceId, inbox] = subject.slice(prefix.length + 3).split(".", 3);
+  if (!tenantId || !workspaceId || !inbox) return undefined;
+  return { tenantId, workspaceId, inboxId: inbox === NO_SCOPE_TOKEN ? null : inbox };
+}
 /** The one filter subject following a tenant, a workspace of it, or an inbox of that. */
 export function feedFilterOf(prefix: string, scope: { tenantId: string; workspaceId?: string; inboxId?: string }): string {
   if (scope.workspaceId && scope.inboxId) return `${prefix}rt.${scope.tenantId}.${scope.workspaceId}.${scope.inboxId}.>`;

@@ -56,7 +56,13 @@ export class WebSocketPart implements Part {
       logger,
       onEnded: (e) => this.door.endedBy(e),
     });
-    this.fanout = feedFanout({ bus: ctx.bus, stream: feed, logger, dispatch: (e, seq, out) => this.door.registry.dispatch(e, seq, out) });
+    this.fanout = feedFanout({
+      bus: ctx.bus,
+      stream: feed,
+      logger,
+      wants: (r) => this.door.registry.wants(r),
+      dispatch: (e, seq, out) => this.door.registry.dispatch(e, seq, out),
+    });
     parts.set(ctx, this);
   }
 

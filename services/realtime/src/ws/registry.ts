@@ -1,6 +1,6 @@
 import type { FeedEvent } from "@mam/contracts/realtime-feed.ts";
 import type { ServerFrame } from "@mam/contracts/ws-frames.ts";
-import { dispatchKeys, eventKeys, type Ceiling, type Filters } from "./scope.ts";
+import { dispatchKeys, eventKeys, type Ceiling, type Filters, type Routed } from "./scope.ts";
 
 /** What the registry needs of a connection. */
 export interface Registered {
@@ -80,6 +80,12 @@ export class Registry<C extends Registered = Registered> {
       if (set?.size === 0) this.filed.delete(k);
     }
     this.keysOf.delete(c);
+  }
+
+  /** Whether any connection is filed under the inbox, workspace or tenant of an event routed there. */
+  wants(r: Routed): boolean {
+    for (const k of eventKeys(r)) if (this.filed.has(k)) return true;
+    return false;
   }
 
   /** Offers an event to every connection filed under its inbox, workspace or tenant. */

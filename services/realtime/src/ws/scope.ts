@@ -131,7 +131,8 @@ function resumeScope(c: Ceiling, f: Filters, dir: DirectoryView): ResumeScope {
   return workspace ? { tenantId: c.tenantId, workspaceId: workspace } : { tenantId: c.tenantId };
 }
 
-type Routed = Pick<FeedEvent, "tenantId" | "workspaceId" | "inboxId" | "eventType">;
+/** Where an event goes: its tenant, workspace and inbox (none for a domain's). */
+export type Routed = Pick<FeedEvent, "tenantId" | "workspaceId" | "inboxId">;
 
 /** Whether an event is inside the ceiling. An event without an inbox (a domain's) never reaches an inbox's connection. */
 export function withinCeiling(c: Ceiling, e: Routed): boolean {
@@ -140,7 +141,7 @@ export function withinCeiling(c: Ceiling, e: Routed): boolean {
 }
 
 /** Whether a connection with this ceiling and these filters is sent an event. */
-export function matches(c: Ceiling, f: Filters, e: Routed): boolean {
+export function matches(c: Ceiling, f: Filters, e: Routed & Pick<FeedEvent, "eventType">): boolean {
   if (!withinCeiling(c, e)) return false;
   if (f.types && !f.types.has(e.eventType)) return false;
   if (f.workspaces && !f.workspaces.has(e.workspaceId)) return false;
