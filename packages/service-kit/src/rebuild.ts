@@ -50,14 +50,14 @@ export const RebuildProgress = z.object({
 export type RebuildProgress = z.infer<typeof RebuildProgress>;
 
 /** The row recording a rebuild in progress, in the projection checkpoints' table under a name of its own. */
-const recordName = (projection: string) => `${projection}@rebuild`;
+export const recordName = (projection: string) => `${projection}@rebuild`;
 /**
  * Commands share it; a rebuild takes it alone to empty the read model (see
  * lockForDecision). Advisory locks are the whole database's: named after the schema
  * too (the record and the tables it guards live there), which a command's transaction
  * knows as its current schema.
  */
-const rebuildLock = (projection: string) => sql`hashtextextended(${"rebuild:"} || current_schema() || ${`:${projection}`}, 0)`;
+export const rebuildLock = (projection: string) => sql`hashtextextended(${"rebuild:"} || current_schema() || ${`:${projection}`}, 0)`;
 
 /**
  * Taken by a replica claiming a replay at start (projection.ts), by a reset while it empties
@@ -106,14 +106,16 @@ async function leaseStillHeld(tx: Kysely<any>, lease: HeldLease): Promise<boolea
  * For the command path, in its transaction, before it loads: takes the tenant's lock (see
  * lockTenant), then refuses while the read model its decisions read is being rebuilt. The
  * shared lock waits for a rebuild emptying the tables to commit (and keeps one from starting
- * while the command runs), so a command never decides on a read model emptied under it. The
- * two locks are taken in one round trip, the tenant's first; the record is read by a
- * statement of its own, begun once both are held: a statement reads what was committed when
- * it began, and a rebuild that committed while this one waited for the shared lock must be seen.
+ * while the command runs), so a command never decides on a read model emptied under it. One
+ * round trip: the kit's lock_for_decision takes the locks, the tenant's first, then reads the
+ * record in a statement of its own, begun once both are held (a statement reads what was
+ * committed when it began, and a rebuild that committed while this one waited for the shared
+ * lock must be seen).
  */
 export async function lockForDecision(tx: Kysely<any>, context: string, tenantId: string | null, projection: string): Promise<void> {
-  await sql`select pg_advisory_xact_lock(${tenantLockKey(context, tenantId)}), pg_advisory_xact_lock_shared(${rebuildLock(projection)})`.execute(tx);
-  if (await isRebuilding(tx, projection)) throw new AppError("UNAVAILABLE", "The read model is being rebuilt; retry shortly");
+  const r = await sql<{ rebuilding: boolean }>`
+    select lock_for_decision(${tenantLockKey(context, tenantId)}, ${rebuildLock(projection)}, ${recordName(projection)}) as rebuilding`.execute(tx);
+  if (r.rows[0]!.rebuilding) throw new AppError("UNAVAILABLE", "The read model is being rebuilt; retry shortly");
 }
 
 /**
