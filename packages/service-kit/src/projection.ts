@@ -115,6 +115,20 @@ async function claimReplay(b: Backbone<any>, projection: string): Promise<void> 
 }
 
 /**
+ * Deletes a read model an earlier release kept (see ServiceSpec.retiredProjections): its
+ * consumer, then its checkpoints, under the replay lock as a claim is made. What it applied
+ * stays recorded as applied, so the read models replacing it, replaying from the first event,
+ * apply each event once.
+ */
+export async function retireProjection(b: Backbone<any>, projection: string): Promise<void> {
+  await (b.db as Kysely<ProjectionTables>).transaction().execute(async (tx) => {
+    await lockReplay(tx, b, projection);
+    await deleteConsumer(b.bus, b.stream, projection);
+    await tx.deleteFrom("projection_checkpoint").where("projection", "=", projection).execute();
+  });
+}
+
+/**
  * A service's read model of its own events: each parsed (an unreadable one is poison),
  * then applied once under its tenant's lock, so it never races a command of that tenant.
  */

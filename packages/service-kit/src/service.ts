@@ -7,7 +7,7 @@ import type { Logger } from "@mam/runtime/logger.ts";
 import { Backbone } from "./backbone.ts";
 import type { CommandContext } from "./commands.ts";
 import { kitMigrations } from "./migrations/index.ts";
-import { startProjection, type ProjectionSpec } from "./projection.ts";
+import { retireProjection, startProjection, type ProjectionSpec } from "./projection.ts";
 import { RecentlyApplied } from "./recent.ts";
 import { OutboxRelay, type RelayOptions } from "./relay.ts";
 import type { SingleActive } from "./single-active.ts";
@@ -40,6 +40,12 @@ export interface ServiceSpec<DB, Ctx> {
   context: (base: BaseContext<DB>, backbone: Backbone<DB>) => Ctx;
   /** Read models kept by durable consumers; nothing is served before each has caught up. */
   projections?: (ctx: Ctx) => ProjectionSpec[];
+  /**
+   * Read models an earlier release kept and this one does not (replaced by others): their
+   * consumers and checkpoints are deleted at start, before the projections start. Left, a
+   * consumer nobody pulls keeps every matching event pending, and shows a lag growing for ever.
+   */
+  retiredProjections?: string[];
   /** Runs once the read models caught up, before anything is served (an operator key made sure of). */
   prepare?: (ctx: Ctx) => Promise<void>;
   /** Consumers, workers, servers: started in order after `prepare`, stopped in reverse. */
@@ -123,6 +129,7 @@ export class ServiceHost<DB, Ctx> implements Service {
     }
     const ctx = spec.context(base, b);
     this.context = ctx;
+    for (const name of spec.retiredProjections ?? []) await retireProjection(b, name);
     for (const p of spec.projections?.(ctx) ?? []) this.consumers.push(await startProjection(b, p, base.recent, spec.name));
     this.caughtUp = true;
     this.relay?.start();

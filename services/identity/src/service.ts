@@ -9,7 +9,7 @@ import type { IdentityContext } from "./context.ts";
 import { migrations } from "./db/migrations/index.ts";
 import type { IdentityDb } from "./db/schema.ts";
 import { applyIdentityEvent, PROJECTION } from "./projections/identity-read-model.ts";
-import { workspaceCounters } from "./projections/workspace-counters.ts";
+import { RETIRED_COUNTERS, workspaceCounters } from "./projections/workspace-counters.ts";
 import { registerIdentityRpc } from "./rpc/handlers.ts";
 
 export interface IdentityOptions {
@@ -37,8 +37,9 @@ export class IdentityService extends ServiceHost<IdentityDb, IdentityContext> {
       context: (base) => base,
       projections: (ctx) => [
         ownEventsProjection({ name: PROJECTION, context: IDENTITY_CONTEXT, db: ctx.db, parse: parseIdentityEvent, apply: applyIdentityEvent }),
-        workspaceCounters(ctx),
+        ...workspaceCounters(ctx),
       ],
+      retiredProjections: [RETIRED_COUNTERS],
       prepare: async (ctx) => {
         const generated = await ensureOperatorKey(ctx, cfg.SUPER_ADMIN_KEY);
         if (generated) opts.onGeneratedOperatorKey?.(generated);

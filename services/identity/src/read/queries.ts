@@ -19,8 +19,9 @@ export function toWorkspace(r: WorkspaceRow): Workspace {
     name: r.name,
     slug: r.slug,
     isDefault: r.is_default,
-    inboxCount: r.inbox_count,
-    domainCount: r.domain_count,
+    // Sums of deltas applied in any order: below zero for a moment when a deletion is applied first.
+    inboxCount: Math.max(0, r.inbox_count),
+    domainCount: Math.max(0, r.domain_count),
     createdAt: iso(r.created_at),
   };
 }
