@@ -50,7 +50,9 @@ export type ContractReply<C extends RpcContract> = { ok: true; status: number; b
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-type RpcTimer = (subject: string, reply: RpcReply, started: number) => void;
+/** Observes one request: its subject, "ok" or the error code, and when it began (performance.now()). */
+type RpcTimer = (subject: string, outcome: string, started: number) => void;
+const outcomeOf = (reply: PassedReply) => (reply.ok ? "ok" : reply.error.code);
 const timers = new WeakMap<Bus, { server: RpcTimer; client: RpcTimer }>();
 
 /**
@@ -61,7 +63,7 @@ const timers = new WeakMap<Bus, { server: RpcTimer; client: RpcTimer }>();
 export function timeRpc(bus: Bus, metrics: ServiceMetrics): void {
   const timer = (side: "server" | "client", help: string): RpcTimer => {
     const h = metrics.histogram(`mam_rpc_${side}_duration_seconds`, help, ["subject", "outcome"]);
-    return (subject, reply, started) => h.observe({ subject, outcome: reply.ok ? "ok" : reply.error.code }, (performance.now() - started) / 1000);
+    return (subject, outcome, started) => h.observe({ subject, outcome }, (performance.now() - started) / 1000);
   };
   timers.set(bus, {
     server: timer("server", "Time to answer a request, from its arrival to the reply, by subject and outcome"),
@@ -187,7 +189,7 @@ export class RpcServer {
       reply = { ok: false, error };
     }
     logger.info({ ok: reply.ok, code: reply.ok ? undefined : reply.error.code, ms: Math.round(performance.now() - started) }, "rpc");
-    timers.get(this.bus)?.server(subject, reply, started);
+    timers.get(this.bus)?.server(subject, outcomeOf(reply), started);
     if (!msg.reply) return;
     const encoded = Buffer.from(encode(reply));
     if (encoded.length <= INLINE_BYTES) {
@@ -239,20 +241,56 @@ export async function callOrThrow<C extends RpcContract>(bus: Bus, contract: C, 
 const BUS_DOWN: ErrorBody = { error: "The message bus is unreachable; retry shortly", code: "UNAVAILABLE" };
 
 /** Sends a command or query and returns the service's reply; an absent service, or the bus down, is a 503. */
-export async function request(bus: Bus, subject: string, body: unknown, o: RequestOptions = {}): Promise<RpcReply> {
+export function request(bus: Bus, subject: string, body: unknown, o: RequestOptions = {}): Promise<RpcReply> {
+  return timed(bus, subject, ask(bus, subject, body, o, decodeReply));
+}
+
+/**
+ * A success reply whose body is the service's JSON as it came, unparsed: for the gateway, which
+ * sends it on as it is rather than parse and serialise again what may be a page of messages.
+ */
+export type PassedReply = { ok: true; status: number; json: Buffer } | RpcReply;
+
+/**
+ * `request`, with a success reply's body left as the bytes the service encoded (a reply in
+ * any other layout, an error, or a body of bytes, is parsed as `request` would).
+ */
+export function requestPassingBody(bus: Bus, subject: string, body: unknown, o: RequestOptions = {}): Promise<PassedReply> {
+  return timed(bus, subject, ask(bus, subject, body, o, passBody));
+}
+
+async function timed<R extends PassedReply>(bus: Bus, subject: string, asked: Promise<R>): Promise<R> {
   const timer = timers.get(bus)?.client;
-  if (!timer) return ask(bus, subject, body, o);
+  if (!timer) return asked;
   const started = performance.now();
-  const reply = await ask(bus, subject, body, o);
-  timer(subject, reply, started);
+  const reply = await asked;
+  timer(subject, outcomeOf(reply), started);
   return reply;
 }
 
-async function ask(bus: Bus, subject: string, body: unknown, o: RequestOptions): Promise<RpcReply> {
+type Decode<R> = (data: Uint8Array) => R;
+const decodeReply: Decode<RpcReply> = (data) => RpcReply.parse(JSON.parse(Buffer.from(data).toString("utf8")));
+
+/** How an answer's encoding (JSON.stringify of `{ ok, status, body }`, see `encode`) begins, its status in it. */
+const OK_HEAD = /^\{"ok":true,"status":(\d{3}),"body":/;
+const BINARY_HEAD = '{"$binary":';
+
+/** The body's bytes cut out of a success reply, without parsing it; anything else decoded. */
+const passBody: Decode<PassedReply> = (data) => {
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.length);
+  const head = OK_HEAD.exec(bytes.toString("latin1", 0, Math.min(bytes.length, 40)));
+  if (!head || bytes[bytes.length - 1] !== 0x7d) return decodeReply(data);
+  // A copy: the client's buffer is not ours to keep.
+  const json = Buffer.from(bytes.subarray(head[0].length, bytes.length - 1));
+  if (json.toString("latin1", 0, BINARY_HEAD.length) === BINARY_HEAD) return decodeReply(data);
+  return { ok: true, status: Number(head[1]), json };
+};
+
+async function ask<R extends PassedReply>(bus: Bus, subject: string, body: unknown, o: RequestOptions, decode: Decode<R>): Promise<R | RpcReply> {
   // Said at once rather than after the whole timeout: a request sent now would wait in the client's buffer.
   if (!bus.connected()) return { ok: false, error: BUS_DOWN };
   const payload = Buffer.from(JSON.stringify(body ?? {}));
-  if (payload.length <= INLINE_BYTES) return exchange(bus, subject, payload, natsHeaders(), o);
+  if (payload.length <= INLINE_BYTES) return exchange(bus, subject, payload, natsHeaders(), o, decode);
   let h: MsgHdrs;
   try {
     h = await spill(bus, payload);
@@ -261,14 +299,21 @@ async function ask(bus: Bus, subject: string, body: unknown, o: RequestOptions):
   }
   const name = h.get(Headers.spilled);
   try {
-    return await exchange(bus, subject, new Uint8Array(0), h, o);
+    return await exchange(bus, subject, new Uint8Array(0), h, o, decode);
   } finally {
     // The service drops what it read; this drops what nobody read (no service answered, say).
     discardSpilled(bus, name);
   }
 }
 
-async function exchange(bus: Bus, subject: string, payload: Uint8Array, h: MsgHdrs, o: RequestOptions): Promise<RpcReply> {
+async function exchange<R extends PassedReply>(
+  bus: Bus,
+  subject: string,
+  payload: Uint8Array,
+  h: MsgHdrs,
+  o: RequestOptions,
+  decode: Decode<R>,
+): Promise<R | RpcReply> {
   if (o.scope) h.set(Headers.scope, o.scope);
   // A request made while answering another (or handling a message it caused) carries its id on.
   const requestId = o.requestId ?? currentLogContext()?.requestId;
@@ -279,7 +324,7 @@ async function exchange(bus: Bus, subject: string, payload: Uint8Array, h: MsgHd
       headers: h,
     });
     const spilled = msg.headers?.get(Headers.spilled);
-    if (!spilled) return RpcReply.parse(msg.json());
+    if (!spilled) return decode(msg.data);
     let data: Uint8Array;
     try {
       data = await unspill(bus, spilled);
@@ -290,7 +335,7 @@ async function exchange(bus: Bus, subject: string, payload: Uint8Array, h: MsgHd
         error: err instanceof AppError ? err.toBody() : { error: `The reply of ${subject} could not be read; retry shortly`, code: "UNAVAILABLE" },
       };
     }
-    return RpcReply.parse(JSON.parse(Buffer.from(data).toString("utf8")));
+    return decode(data);
   } catch (err) {
     if (err instanceof NoRespondersError || (err as Error)?.cause instanceof NoRespondersError) {
       return { ok: false, error: { error: `Service for ${subject} is not running`, code: "UNAVAILABLE" } };

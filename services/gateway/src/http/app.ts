@@ -1,7 +1,7 @@
 import express, { type NextFunction, type Request, type Response } from "express";
 import { z } from "zod";
 import type { Bus } from "@mam/bus/connection.ts";
-import { request } from "@mam/bus/rpc.ts";
+import { request, requestPassingBody } from "@mam/bus/rpc.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import { BinaryBody, type RpcReply } from "@mam/contracts/rpc.ts";
 import { Me, type Principal } from "@mam/contracts/keys.ts";
@@ -221,14 +221,21 @@ export function buildApp(d: AppDeps): express.Express {
   for (const r of forwardRoutes) {
     v1[r.method](r.path, async (req: Request, res: Response) => {
       // A token per call: a long download outlives one token's minute.
-      const call = (body: unknown) =>
-        request(d.bus, r.contract.subject, body, {
-          scope: d.signer.mint(principalOf(res), audienceOf(r), d.cfg.SCOPE_TOKEN_TTL_S),
-          requestId: res.locals.requestId,
-          timeoutMs: d.cfg.RPC_TIMEOUT_MS,
-        });
+      const options = () => ({
+        scope: d.signer.mint(principalOf(res), audienceOf(r), d.cfg.SCOPE_TOKEN_TTL_S),
+        requestId: res.locals.requestId,
+        timeoutMs: d.cfg.RPC_TIMEOUT_MS,
+      });
+      const call = (body: unknown) => request(d.bus, r.contract.subject, body, options());
       const rpcBody = r.toRpc(req);
       r.check(req, rpcBody);
+      if (!r.bytes) {
+        // JSON as the service wrote it, sent on without being parsed and written again.
+        const reply = await requestPassingBody(d.bus, r.contract.subject, rpcBody, options());
+        if (!reply.ok) throw AppError.fromBody(reply.error);
+        if ("json" in reply) return void res.status(reply.status).type("application/json").send(reply.json);
+        return void res.status(reply.status).json(reply.body);
+      }
       const reply = await call(rpcBody);
       if (!reply.ok) throw AppError.fromBody(reply.error);
       const bin = BinaryBody.safeParse(reply.body);
