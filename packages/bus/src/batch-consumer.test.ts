@@ -65,8 +65,10 @@ describe("BatchConsumer", () => {
     const began: number[] = [];
     const started = performance.now();
     expect(await batchesOf("spaced", { spacingMs: 1_500 }, began)).toEqual([["M1"], ["M2", "M3"]]);
-    // The first at once (the test's own publishing and polling aside), the second a spacing after the first.
+    // The first at once (the test's own publishing and polling aside), the second a spacing after
+    // the first (give or take the moment between the consumer's clock and the handler's; without
+    // a spacing it comes within milliseconds).
     expect(began[0]! - started).toBeLessThan(1_500);
-    expect(began[1]! - began[0]!).toBeGreaterThanOrEqual(1_500);
+    expect(began[1]! - began[0]!).toBeGreaterThan(1_400);
   });
 });
