@@ -3,12 +3,12 @@ import { AckPolicy } from "@nats-io/jetstream";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeBus, connectBus, type Bus } from "@mam/bus/connection.ts";
-import { eventSubject, type EventEnvelope } from "@mam/contracts/envelope.ts";
+import { eventSubject } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT } from "@mam/contracts/mailbox-events.ts";
 import { eventsStreamName } from "@mam/contracts/subjects.ts";
 import { RETIRED_COUNTERS } from "@mam/identity/projections/workspace-counters.ts";
-import { uuidv7 } from "@mam/runtime/ids.ts";
 import { createLogger } from "@mam/runtime/logger.ts";
+import { envelopeOf } from "../support/events.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
 /**
@@ -39,21 +39,7 @@ describe("workspace counters", () => {
 
   /** An event as the mailbox publishes it; resolves with its stream sequence. */
   async function publish(type: string, data: unknown, aggregateId: string): Promise<number> {
-    const e: EventEnvelope = {
-      id: uuidv7(),
-      type,
-      schemaVersion: 1,
-      context: MAILBOX_CONTEXT,
-      tenantId,
-      workspaceId,
-      aggregateId,
-      aggregateVersion: 1,
-      occurredAt: new Date().toISOString(),
-      causationId: null,
-      correlationId: null,
-      actor: { type: "system", id: "test" },
-      data,
-    };
+    const e = envelopeOf({ type, context: MAILBOX_CONTEXT, tenantId, workspaceId, aggregateId, data });
     return (await bus.js.publish(eventSubject(s.iso.prefix, e), JSON.stringify(e), { msgID: e.id })).seq;
   }
   const created = (inboxId: string) =>

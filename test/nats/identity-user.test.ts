@@ -6,12 +6,12 @@ import { fileURLToPath } from "node:url";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventSubject, type EventEnvelope } from "@mam/contracts/envelope.ts";
+import { eventSubject } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT } from "@mam/contracts/mailbox-events.ts";
 import { eventsStreamName } from "@mam/contracts/subjects.ts";
 import { RETIRED_COUNTERS } from "@mam/identity/projections/workspace-counters.ts";
-import { uuidv7 } from "@mam/runtime/ids.ts";
 import { PrivateNatsServer } from "@mam/testing/nats-server.ts";
+import { envelopeOf } from "../support/events.ts";
 import { provisionTenant, Stack, type StackService } from "../support/stack.ts";
 
 const SHIPPED = fileURLToPath(new URL("../../infra/nats/nats.conf", import.meta.url));
@@ -72,19 +72,12 @@ describe("identity on the shipped NATS configuration", () => {
     const tk = t.key.key;
     const workspaceId: string = (await s.api("POST", "/v1/workspaces", { key: tk, body: { name: "Counted" } })).body.id;
     const inboxId = randomUUID();
-    const e: EventEnvelope = {
-      id: uuidv7(),
+    const e = envelopeOf({
       type: "InboxCreated",
-      schemaVersion: 1,
       context: MAILBOX_CONTEXT,
       tenantId: t.tenant.id,
       workspaceId,
       aggregateId: inboxId,
-      aggregateVersion: 1,
-      occurredAt: new Date().toISOString(),
-      causationId: null,
-      correlationId: null,
-      actor: { type: "system", id: "test" },
       data: {
         inboxId,
         tenantId: t.tenant.id,
@@ -95,7 +88,7 @@ describe("identity on the shipped NATS configuration", () => {
         displayName: null,
         metadata: {},
       },
-    };
+    });
     await jetstream(admin).publish(eventSubject("", e), JSON.stringify(e), { msgID: e.id });
     await expect.poll(async () => (await s.api("GET", `/v1/workspaces/${workspaceId}`, { key: tk })).body.inboxCount, { timeout: 10_000 }).toBe(1);
     // Acknowledged as identity's user: nothing left pending.
