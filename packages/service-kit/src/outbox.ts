@@ -44,16 +44,16 @@ export async function recordInOutbox(tx: Kysely<any>, envelopes: EventEnvelope[]
   return rows;
 }
 
-/** The oldest unpublished rows of a tenant, in commit order, without their envelopes. */
-export function pendingOf(tx: Kysely<any>, tenantKey: string, limit: number): Promise<Omit<OutboxRow, "envelope">[]> {
-  return (tx as Kysely<OutboxTables>)
-    .selectFrom("outbox")
-    .select(["seq", "tenant_key", "event_id", "subject"])
-    .where("tenant_key", "=", tenantKey)
-    .where("published_at", "is", null)
-    .orderBy("seq")
-    .limit(limit)
-    .execute();
+/**
+ * A relay pass's start (the kit's relay_claim): bounds on its transaction and the tenant's
+ * relay lock, then, once the lock is held, the tenant's oldest unpublished rows in commit
+ * order, without their envelopes. "busy" when another pass holds the lock.
+ */
+export async function claimPending(tx: Kysely<any>, lockName: string, tenantKey: string, limit: number): Promise<"busy" | Omit<OutboxRow, "envelope">[]> {
+  const r = await sql<{ got: boolean; seq: number | null; event_id: string | null; subject: string | null }>`
+    select got, seq, event_id, subject from relay_claim(hashtextextended(${lockName}, 0), ${tenantKey}, ${limit})`.execute(tx);
+  if (r.rows[0]?.got === false) return "busy";
+  return r.rows.map((row) => ({ seq: row.seq!, tenant_key: tenantKey, event_id: row.event_id!, subject: row.subject! }));
 }
 
 /** The envelopes of these rows, by seq. */

@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { sql, type Kysely } from "kysely";
+import type { Kysely } from "kysely";
 import type { PubAck } from "@nats-io/jetstream";
 import type { Bus } from "@mam/bus/connection.ts";
 import { isWrongLastMessage, publishEncoded } from "@mam/bus/events.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
-import { envelopesOfRows, markPublished, pendingOf, prunePublished, tenantsWithPending, type EncodedEvent, type OutboxRow } from "./outbox.ts";
+import { claimPending, envelopesOfRows, markPublished, prunePublished, tenantsWithPending, type EncodedEvent, type OutboxRow } from "./outbox.ts";
 
 /** Publishes one row; with `afterId`, only if that event is the stream's last message. */
 export type Publish = (bus: Bus, row: OutboxRow, afterId?: string) => Promise<PubAck>;
@@ -167,13 +167,10 @@ export class OutboxRelay {
     return this.o.db
       .transaction()
       .execute(async (tx): Promise<Pass> => {
-        // One round trip: the tenant's relay lock, and bounds so that a relay whose process
-        // hangs, or whose host vanished, cannot hold the tenant for ever.
-        const lock = await sql<{ got: boolean }>`
-          select set_config('idle_in_transaction_session_timeout', '30s', true), set_config('statement_timeout', '30s', true),
-                 pg_try_advisory_xact_lock(hashtextextended(${`outbox:${this.o.context}:${tenantKey}`}, 0)) as got`.execute(tx);
-        if (!lock.rows[0]?.got) return "busy";
-        const pending = await pendingOf(tx, tenantKey, this.batch);
+        // One round trip: bounds so that a relay whose process hangs, or whose host vanished,
+        // cannot hold the tenant for ever; the tenant's relay lock; what waits, read once it is held.
+        const pending = await claimPending(tx, `outbox:${this.o.context}:${tenantKey}`, tenantKey, this.batch);
+        if (pending === "busy") return "busy";
         if (!pending.length) return "done";
         // Taken from the cache before the next await: commits meanwhile may trim it.
         const cached = new Map(pending.map((r) => [r.seq, this.encoded.get(r.event_id)]));
