@@ -58,6 +58,13 @@ export function serversAndCredentials(url: string, user?: string, password?: str
 
 let warnedUnauthenticated = false;
 
+/**
+ * How long a JetStream API request (declaring or updating a stream, a bucket, a consumer) may
+ * take. On a cluster each is a round of consensus, and several replicas starting at once
+ * queue behind one another: 5 s (the client's default) was seen to run out on a loaded machine.
+ */
+export const JS_API_TIMEOUT_MS = 10_000;
+
 /** Connects once at start; afterwards the client reconnects by itself for ever. */
 export async function connectBus(opts: BusOptions): Promise<Bus> {
   const password = opts.password || (opts.passwordFile ? await readPasswordFile(opts.passwordFile) : undefined);
@@ -95,7 +102,7 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
   }
   let jsm: JetStreamManager;
   try {
-    jsm = await jetstreamManager(nc, { timeout: 5_000 });
+    jsm = await jetstreamManager(nc, { timeout: JS_API_TIMEOUT_MS });
   } catch (err) {
     await nc.close();
     if (isPermissionError(err)) throw new ConfigError(`NATS user "${user}" may not use the JetStream API ($JS.API.INFO); see infra/nats/nats.conf`);

@@ -1,7 +1,8 @@
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Objm, type ObjectStore, type ObjectStoreOptions } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "@mam/runtime/logger.ts";
+import { JS_API_TIMEOUT_MS } from "./connection.ts";
 import { checkReplicas, matchReplicas, replicasRefused } from "./replicas.ts";
 
 /**
@@ -17,9 +18,9 @@ export async function openObjectStore(
   logger?: Logger,
 ): Promise<ObjectStore> {
   checkReplicas(nc, replicas);
-  const store = await new Objm(nc).create(name, { ...opts, replicas }).catch((err: unknown) => {
+  const store = await new Objm(jetstream(nc, { timeout: JS_API_TIMEOUT_MS })).create(name, { ...opts, replicas }).catch((err: unknown) => {
     throw replicasRefused(err, replicas);
   });
-  await matchReplicas(await jetstreamManager(nc, { checkAPI: false }), `OBJ_${name}`, replicas, logger);
+  await matchReplicas(await jetstreamManager(nc, { checkAPI: false, timeout: JS_API_TIMEOUT_MS }), `OBJ_${name}`, replicas, logger);
   return store;
 }

@@ -242,7 +242,7 @@ const BUS_DOWN: ErrorBody = { error: "The message bus is unreachable; retry shor
 
 /** Sends a command or query and returns the service's reply; an absent service, or the bus down, is a 503. */
 export function request(bus: Bus, subject: string, body: unknown, o: RequestOptions = {}): Promise<RpcReply> {
-  return timed(bus, subject, ask(bus, subject, body, o, decodeReply));
+  return timed(bus, subject, () => ask(bus, subject, body, o, decodeReply));
 }
 
 /**
@@ -256,14 +256,15 @@ export type PassedReply = { ok: true; status: number; json: Buffer } | RpcReply;
  * any other layout, an error, or a body of bytes, is parsed as `request` would).
  */
 export function requestPassingBody(bus: Bus, subject: string, body: unknown, o: RequestOptions = {}): Promise<PassedReply> {
-  return timed(bus, subject, ask(bus, subject, body, o, passBody));
+  return timed(bus, subject, () => ask(bus, subject, body, o, passBody));
 }
 
-async function timed<R extends PassedReply>(bus: Bus, subject: string, asked: Promise<R>): Promise<R> {
+/** Asks, observed from before the request is encoded to its reply. */
+async function timed<R extends PassedReply>(bus: Bus, subject: string, asking: () => Promise<R>): Promise<R> {
   const timer = timers.get(bus)?.client;
-  if (!timer) return asked;
+  if (!timer) return asking();
   const started = performance.now();
-  const reply = await asked;
+  const reply = await asking();
   timer(subject, outcomeOf(reply), started);
   return reply;
 }

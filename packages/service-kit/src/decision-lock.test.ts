@@ -36,13 +36,13 @@ describe("lockForDecision", () => {
     await iso.cleanup();
   });
 
-  /** Until `n` statements of this schema's pool wait for an advisory lock. */
+  /** Until `n` statements of this file's pool (named after its schema) wait for a lock. */
   const waiting = (n: number) =>
     waitFor(
       async () => {
         const r = await sql<{ n: number }>`
           select count(*)::int as n from pg_stat_activity
-          where datname = current_database() and wait_event_type = 'Lock' and query like '%lock_for_decision%'`.execute(db);
+          where application_name = current_schema() and wait_event_type = 'Lock' and query like '%lock_for_decision%'`.execute(db);
         return r.rows[0]!.n === n;
       },
       { timeoutMs: 10_000, what: `${n} decisions waiting for a lock` },

@@ -26,7 +26,25 @@ export class NatsCluster {
     return this.nodes.map((n) => n.url).join(",");
   }
 
+  /**
+   * Starts every node. A port found free may be taken before its node binds it (by another
+   * test file, or as the source port of a connection, the nodes' own routes among them): then
+   * the nodes are stopped and started again on other ports, a few times.
+   */
   async start(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.startOnce();
+      } catch (err) {
+        if (attempt >= 4 || !/address already in use/i.test(String(err))) throw err;
+        await Promise.all(this.nodes.map((n) => n.stop()));
+        this.nodes.length = 0;
+        this.names.length = 0;
+      }
+    }
+  }
+
+  private async startOnce(): Promise<void> {
     const clusterPorts = await Promise.all(Array.from({ length: this.size }, () => freePort()));
     const routes = clusterPorts.map((p) => `nats-route://127.0.0.1:${p}`).join(", ");
     for (let i = 0; i < this.size; i++) {

@@ -33,11 +33,26 @@ export class PrivateNatsServer {
     return `nats://127.0.0.1:${this.port}`;
   }
 
+  /**
+   * Starts the server: on its port after a kill, else on a free one, found again (a few times)
+   * when another process takes it before the server binds it.
+   */
   async start(): Promise<void> {
-    if (!this.port) this.port = await freePort();
+    if (this.port) return this.startOnce();
+    for (let attempt = 1; ; attempt++) {
+      this.port = await freePort();
+      try {
+        return await this.startOnce();
+      } catch (err) {
+        if (attempt >= 4 || !/address already in use/i.test(String(err)) || /router port|cluster/i.test(String(err))) throw err;
+      }
+    }
+  }
+
+  private async startOnce(): Promise<void> {
     // `-m -1`: a monitoring port of its own (the shipped configuration names 8222, which two servers cannot share).
     const args = [...(this.o.config ? ["-c", this.o.config, "-m", "-1"] : []), "-a", "127.0.0.1", "-p", String(this.port), "-js", "-sd", this.storeDir];
-    const child = spawn(BINARY, args, { stdio: ["ignore", "ignore", this.o.config ? "pipe" : "ignore"], env: { PATH: testEnv.PATH, ...this.o.env } });
+    const child = spawn(BINARY, args, { stdio: ["ignore", "ignore", "pipe"], env: { PATH: testEnv.PATH, ...this.o.env } });
     this.child = child;
     child.stderr?.on("data", (d: Buffer) => {
       // Bounded: a test reads the last few lines it caused, not the whole history.
