@@ -3,7 +3,7 @@ import { ZodError } from "zod";
 import { eventSubject } from "@mam/contracts/envelope.ts";
 import { IDENTITY_CONTEXT } from "@mam/contracts/identity-events.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent } from "@mam/contracts/mailbox-events.ts";
-import { applyConsumed, applyOnce } from "@mam/service-kit/event-sourcing.ts";
+import { applyConsumed, applyOnce, wasApplied } from "@mam/service-kit/event-sourcing.ts";
 import type { ProjectionSpec } from "@mam/service-kit/projection.ts";
 import type { IdentityContext } from "../context.ts";
 import { revokeInboxKeys } from "../commands/inbox-keys.ts";
@@ -41,7 +41,9 @@ export function workspaceCounters(ctx: IdentityContext): ProjectionSpec[] {
     handle: async (msg) => {
       const e = parseMailboxEvent(msg.json());
       if (e.type !== type) return;
-      if (e.type === "InboxDeleted") await revokeInboxKeys(ctx, e.tenantId!, e.workspaceId!, e.data.inboxId);
+      // Keys revoked before the deletion is counted, so a deletion found counted had its keys
+      // revoked already (a replay passes over it without a command).
+      if (e.type === "InboxDeleted" && !(await wasApplied(ctx.db, e))) await revokeInboxKeys(ctx, e.tenantId!, e.workspaceId!, e.data.inboxId);
       await applyConsumed(ctx.db, IDENTITY_CONTEXT, e, (tx) =>
         applyOnce(tx, name, e, msg.seq, async () => {
           await tx
