@@ -102,8 +102,12 @@ describe("workspace counters", () => {
     expect([...consumers.values()].filter((c) => c.filter.includes(`.${MAILBOX_CONTEXT}.`) && c.delivered >= seq).length).toBe(1);
   });
 
-  it("deletes the consumer and checkpoints of the retired single counter at start", async () => {
-    // As an earlier release left them.
+  it("upgrading from the single counter: its consumer and checkpoints deleted, the new consumers replay and count nothing twice", async () => {
+    // As an earlier release left the stream and the schema: its consumer and checkpoints, none of the new ones'.
+    await s.identity.destroy();
+    const mine = [...(await identityConsumers()).keys()].filter((n) => n.startsWith("identity-counts-"));
+    expect(mine).toHaveLength(4);
+    for (const name of mine) await bus.jsm.consumers.delete(stream, name);
     await bus.jsm.consumers.add(stream, {
       durable_name: RETIRED_COUNTERS,
       ack_policy: AckPolicy.Explicit,
@@ -113,18 +117,22 @@ describe("workspace counters", () => {
     await c.connect();
     try {
       const schema = s.identityEnv().DB_SCHEMA;
+      await c.query(`delete from ${schema}.projection_checkpoint where projection like 'identity-counts-%'`);
       await c.query(`insert into ${schema}.projection_checkpoint (projection, tenant_key, stream_seq, updated_at) values ($1, $2, 1, now())`, [
         RETIRED_COUNTERS,
         tenantId,
       ]);
-      await s.identity.destroy();
       await s.startIdentity();
       expect((await identityConsumers()).has(RETIRED_COUNTERS)).toBe(false);
       expect((await c.query(`select count(*)::int as n from ${schema}.projection_checkpoint where projection = $1`, [RETIRED_COUNTERS])).rows[0].n).toBe(0);
     } finally {
       await c.end();
     }
-    // Restarted, it counts as before: every event found applied once.
+    // The new consumers replayed the stream from its first event (caught up before identity
+    // serves): every event was found counted, so the counts are what they were.
+    const replayed = await identityConsumers();
+    for (const name of mine) expect(replayed.get(name)).toMatchObject({ pending: 0, ackPending: 0 });
+    expect(replayed.get("identity-counts-inbox-created")!.delivered).toBeGreaterThan(0);
     expect(await counts()).toEqual({ inboxCount: 2, domainCount: 0 });
   });
 });
