@@ -20,7 +20,8 @@ describe("requestPassingBody", () => {
     ],
     next: "cursor",
   };
-  const large = { items: Array.from({ length: 3 }, (_, i) => ({ i, blob: "x".repeat(INLINE_BYTES / 2) })) };
+  /** Past one message (three halves of it), in two-byte characters: the cut must fall between whole characters. */
+  const large = { items: Array.from({ length: 3 }, (_, i) => ({ i, blob: "é".repeat(INLINE_BYTES / 4) })) };
 
   beforeAll(async () => {
     bus = await connectBus({ url: iso.urls.NATS_URL, prefix: iso.prefix, name: "rpc-pass-test", logger });
@@ -51,7 +52,7 @@ describe("requestPassingBody", () => {
 
   it("passes a reply too large for one message through the bucket the same way", async () => {
     const r = await requestPassingBody(bus, "svc.test.large", {});
-    expect("json" in r && r.json.length).toBe(JSON.stringify(large).length);
+    expect("json" in r && r.json.length).toBe(Buffer.byteLength(JSON.stringify(large)));
     expect("json" in r && JSON.parse(r.json.toString("utf8"))).toEqual(large);
   });
 
