@@ -1,13 +1,11 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { Kysely, Migrator, PostgresDialect, sql } from "kysely";
-import pg from "pg";
+import { type Kysely, sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { migrateToLatest } from "@mam/db/database.ts";
-import { migrations } from "@mam/mailbox/db/migrations/index.ts";
 import type { MailboxDb } from "@mam/mailbox/db/schema.ts";
 import { BlobWrites, getBlobs, putBlobs, sha256 } from "@mam/mailbox/store/blobs.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { isolate } from "@mam/testing/isolation.ts";
+import { mailboxSchemaDb } from "../support/mailbox-schema.ts";
 
 /** The connections of BlobWrites in this file, told apart from every other test's in pg_stat_activity. */
 const APP = `blob-writes-concurrent-${process.pid}`;
@@ -28,17 +26,11 @@ describe("BlobWrites: concurrent puts", () => {
   const inserts: { rows: number; failed: boolean }[] = [];
   const at = new Date();
 
-  const pool = (schema: string, application_name: string) =>
-    new pg.Pool({ connectionString: iso.urls.DATABASE_URL, max: 3, options: `-c search_path=${schema}`, application_name });
-
   beforeAll(async () => {
-    const schema = iso.schema("mailbox");
-    other = new Kysely<MailboxDb>({ dialect: new PostgresDialect({ pool: pool(schema, `${APP}-other`) }) });
-    await sql.raw(`create schema if not exists ${schema}`).execute(other);
-    const { error } = await migrateToLatest(new Migrator({ db: other, provider: { getMigrations: async () => migrations }, migrationTableSchema: schema }));
-    if (error) throw error;
-    db = new Kysely<MailboxDb>({
-      dialect: new PostgresDialect({ pool: pool(schema, APP) }),
+    other = await mailboxSchemaDb(iso, { max: 3, applicationName: `${APP}-other` });
+    db = await mailboxSchemaDb(iso, {
+      max: 3,
+      applicationName: APP,
       log: (e) => {
         // A row's bytes are its only Buffer parameter.
         if (/^insert into "blobs"/.test(e.query.sql))

@@ -1,13 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { Kysely, Migrator, PostgresDialect, sql } from "kysely";
-import pg from "pg";
+import { type Kysely, sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MAILBOX_CONTEXT, type MailboxEnvelope, type MailboxEvent } from "@mam/contracts/mailbox-events.ts";
-import { migrateToLatest } from "@mam/db/database.ts";
-import { migrations } from "@mam/mailbox/db/migrations/index.ts";
+import type { MailboxEnvelope, MailboxEvent } from "@mam/contracts/mailbox-events.ts";
 import type { MailboxDb } from "@mam/mailbox/db/schema.ts";
 import { applyMailboxEvents } from "@mam/mailbox/projections/mailbox-read-model.ts";
 import { isolate } from "@mam/testing/isolation.ts";
+import { mailboxEnvelope } from "../support/events.ts";
+import { mailboxSchemaDb } from "../support/mailbox-schema.ts";
 
 /**
  * Runs of deliveries (recordDeliveries): MessageDelivered events between new messages are
@@ -18,7 +17,6 @@ import { isolate } from "@mam/testing/isolation.ts";
  */
 describe("a run of deliveries applied in one call", () => {
   const iso = isolate();
-  let pool: pg.Pool;
   let db: Kysely<MailboxDb>;
   /** The SQL of each statement run through `db`, as it ends. */
   const statements: string[] = [];
@@ -31,19 +29,7 @@ describe("a run of deliveries applied in one call", () => {
   const inboxId = randomUUID();
 
   const envelope = (messageId: string, version: number, minutes: number, event: MailboxEvent): MailboxEnvelope =>
-    ({
-      id: randomUUID(),
-      context: MAILBOX_CONTEXT,
-      tenantId,
-      workspaceId,
-      aggregateId: messageId,
-      aggregateVersion: version,
-      occurredAt: at(minutes),
-      causationId: null,
-      correlationId: null,
-      actor: { type: "system", id: null },
-      ...event,
-    }) as MailboxEnvelope;
+    mailboxEnvelope({ tenantId, workspaceId, aggregateId: messageId, aggregateVersion: version, occurredAt: at(minutes) }, event);
 
   const facts = (messageId: string, subject: string) => ({
     messageId,
@@ -102,17 +88,11 @@ describe("a run of deliveries applied in one call", () => {
   const ids = (n: number) => Array.from({ length: n }, () => randomUUID()).sort();
 
   beforeAll(async () => {
-    const schema = iso.schema("mailbox");
-    pool = new pg.Pool({ connectionString: iso.urls.DATABASE_URL, max: 2, options: `-c search_path=${schema}` });
-    await pool.query(`create schema if not exists ${schema}`);
-    db = new Kysely<MailboxDb>({
-      dialect: new PostgresDialect({ pool }),
+    db = await mailboxSchemaDb(iso, {
       log: (e) => {
         statements.push(e.query.sql);
       },
     });
-    const { error } = await migrateToLatest(new Migrator({ db, provider: { getMigrations: async () => migrations }, migrationTableSchema: schema }));
-    if (error) throw error;
   });
   afterAll(async () => {
     await db?.destroy();

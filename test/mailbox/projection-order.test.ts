@@ -1,13 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { Kysely, Migrator, PostgresDialect, sql } from "kysely";
-import pg from "pg";
+import { type Kysely, sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MAILBOX_CONTEXT, type MailboxEnvelope, type MailboxEvent } from "@mam/contracts/mailbox-events.ts";
-import { migrations } from "@mam/mailbox/db/migrations/index.ts";
+import type { MailboxEnvelope, MailboxEvent } from "@mam/contracts/mailbox-events.ts";
 import type { MailboxDb } from "@mam/mailbox/db/schema.ts";
 import { applyMailboxEvents } from "@mam/mailbox/projections/mailbox-read-model.ts";
 import { isolate } from "@mam/testing/isolation.ts";
-import { migrateToLatest } from "@mam/db/database.ts";
+import { mailboxEnvelope } from "../support/events.ts";
+import { mailboxSchemaDb } from "../support/mailbox-schema.ts";
 
 /**
  * The relay publishes each tenant's events in commit order, tenants in parallel: a rebuild
@@ -28,18 +27,7 @@ describe("the read model rebuilt from tenants' events interleaved in any order",
   function aggregate(t: Tenant, aggregateId = randomUUID()) {
     let version = 0;
     return (minutes: number, event: MailboxEvent): MailboxEnvelope =>
-      ({
-        id: randomUUID(),
-        context: MAILBOX_CONTEXT,
-        ...t,
-        aggregateId,
-        aggregateVersion: ++version,
-        occurredAt: at(minutes),
-        causationId: null,
-        correlationId: null,
-        actor: { type: "system", id: null },
-        ...event,
-      }) as MailboxEnvelope;
+      mailboxEnvelope({ ...t, aggregateId, aggregateVersion: ++version, occurredAt: at(minutes) }, event);
   }
 
   /** Every merge of the tenants' sequences that keeps each one's order. */
@@ -88,12 +76,7 @@ describe("the read model rebuilt from tenants' events interleaved in any order",
 
   beforeAll(async () => {
     // The mailbox's own schema and migrations, on a schema of this file's.
-    const schema = iso.schema("mailbox");
-    const pool = new pg.Pool({ connectionString: iso.urls.DATABASE_URL, max: 2, options: `-c search_path=${schema}` });
-    await pool.query(`create schema if not exists ${schema}`);
-    db = new Kysely<MailboxDb>({ dialect: new PostgresDialect({ pool }) });
-    const { error } = await migrateToLatest(new Migrator({ db, provider: { getMigrations: async () => migrations }, migrationTableSchema: schema }));
-    if (error) throw error;
+    db = await mailboxSchemaDb(iso);
   });
   afterAll(async () => {
     await db?.destroy();

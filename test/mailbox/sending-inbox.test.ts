@@ -1,16 +1,15 @@
 import { randomUUID } from "node:crypto";
-import { Kysely, Migrator, PostgresDialect } from "kysely";
-import pg from "pg";
+import type { Kysely } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError } from "@mam/contracts/errors.ts";
-import { MAILBOX_CONTEXT, type MailboxEnvelope, type MailboxEvent } from "@mam/contracts/mailbox-events.ts";
+import type { MailboxEnvelope, MailboxEvent } from "@mam/contracts/mailbox-events.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
-import { migrateToLatest } from "@mam/db/database.ts";
-import { migrations } from "@mam/mailbox/db/migrations/index.ts";
 import type { MailboxDb } from "@mam/mailbox/db/schema.ts";
 import { applyMailboxEvents } from "@mam/mailbox/projections/mailbox-read-model.ts";
 import { sendingInbox } from "@mam/mailbox/read/inboxes.ts";
 import { isolate } from "@mam/testing/isolation.ts";
+import { mailboxEnvelope } from "../support/events.ts";
+import { mailboxSchemaDb } from "../support/mailbox-schema.ts";
 
 /**
  * sendingInbox reads the inboxes of the sends asked for at the same moment with one
@@ -51,19 +50,7 @@ describe("sendingInbox: concurrent reads of inboxes of different workspaces", ()
 
   let version = 0;
   const envelope = (tenantId: string, workspaceId: string, aggregateId: string, event: MailboxEvent): MailboxEnvelope =>
-    ({
-      id: randomUUID(),
-      context: MAILBOX_CONTEXT,
-      tenantId,
-      workspaceId,
-      aggregateId,
-      aggregateVersion: ++version,
-      occurredAt: new Date().toISOString(),
-      causationId: null,
-      correlationId: null,
-      actor: { type: "system", id: null },
-      ...event,
-    }) as MailboxEnvelope;
+    mailboxEnvelope({ tenantId, workspaceId, aggregateId, aggregateVersion: ++version }, event);
   const created = (tenantId: string, workspaceId: string, inboxId: string, username: string) =>
     envelope(tenantId, workspaceId, inboxId, {
       type: "InboxCreated",
@@ -82,17 +69,12 @@ describe("sendingInbox: concurrent reads of inboxes of different workspaces", ()
     );
 
   beforeAll(async () => {
-    const schema = iso.schema("mailbox");
-    const pool = new pg.Pool({ connectionString: iso.urls.DATABASE_URL, max: 4, options: `-c search_path=${schema}` });
-    await pool.query(`create schema if not exists ${schema}`);
-    db = new Kysely<MailboxDb>({
-      dialect: new PostgresDialect({ pool }),
+    db = await mailboxSchemaDb(iso, {
+      max: 4,
       log: (e) => {
         if (/ from "inboxes" as "i"/.test(e.query.sql)) inboxReads++;
       },
     });
-    const { error } = await migrateToLatest(new Migrator({ db, provider: { getMigrations: async () => migrations }, migrationTableSchema: schema }));
-    if (error) throw error;
     const events = [
       created(T, wsA, a, "alice"),
       created(T, wsA, a2, "alice2"),

@@ -8,6 +8,7 @@ import { createLogger } from "@mam/runtime/logger.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { BatchedWrites, type RowsWriter } from "./batched-writes.ts";
 import { commandExecutor, type CommandContext, type CommandSpec, type ExecutorOptions } from "./commands.ts";
+import { createProjectionBookkeeping } from "./bookkeeping-tables.ts";
 import { applyOnceMany, type Sequenced } from "./event-sourcing.ts";
 import { GroupCommit } from "./group-commit.ts";
 import { kitMigrations } from "./migrations/index.ts";
@@ -23,12 +24,7 @@ type Named = { type: "Named"; schemaVersion: 1; data: { id: string; name: string
 const migrations = {
   "0001": {
     async up(db: Kysely<any>) {
-      await sql`create table applied_events (workspace_id uuid not null, event_id uuid not null, stream_seq bigint not null, primary key (workspace_id, event_id))`.execute(
-        db,
-      );
-      await sql`create table projection_checkpoint (projection text not null, tenant_key text not null, stream_seq bigint not null, updated_at timestamptz not null, primary key (projection, tenant_key))`.execute(
-        db,
-      );
+      await createProjectionBookkeeping(db);
       await sql`create table names (id text primary key, name text not null)`.execute(db);
       await sql`create table keys (id text primary key, key text not null check (key <> 'bad'))`.execute(db);
       await sql`create table notes (id text primary key, note text not null)`.execute(db);

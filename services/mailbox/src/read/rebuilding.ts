@@ -1,9 +1,11 @@
 import { CoalescedReads } from "@mam/service-kit/coalesced-reads.ts";
 import { isRebuilding } from "@mam/service-kit/rebuild.ts";
-import type { MailboxContext } from "../context.ts";
+import { perContext, type MailboxContext } from "../context.ts";
 import { PROJECTION } from "../projections/mailbox-read-model.ts";
 
-const readers = new WeakMap<MailboxContext, CoalescedReads<string, boolean>>();
+const readers = perContext(
+  (ctx) => new CoalescedReads({ idOf: (p: string) => p, read: async () => new Map([[PROJECTION, await isRebuilding(ctx.db, PROJECTION)]]) }),
+);
 
 /**
  * Whether the mailbox's read model is being rebuilt (its record is there), read by a
@@ -12,10 +14,5 @@ const readers = new WeakMap<MailboxContext, CoalescedReads<string, boolean>>();
  * share one statement (see CoalescedReads).
  */
 export function readModelRebuilding(ctx: MailboxContext): Promise<boolean> {
-  let r = readers.get(ctx);
-  if (!r) {
-    r = new CoalescedReads({ idOf: (p) => p, read: async () => new Map([[PROJECTION, await isRebuilding(ctx.db, PROJECTION)]]) });
-    readers.set(ctx, r);
-  }
-  return r.get(PROJECTION);
+  return readers(ctx).get(PROJECTION);
 }
