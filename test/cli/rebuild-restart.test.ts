@@ -2,7 +2,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { request } from "@mam/bus/rpc.ts";
+import { request } from "@mam/bus/rpc-client.ts";
 import { eventsStreamName } from "@mam/contracts/subjects.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { PrivateNatsServer } from "@mam/testing/nats-server.ts";

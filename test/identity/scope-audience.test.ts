@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeBus, connectBus, type Bus } from "@mam/bus/connection.ts";
-import { request } from "@mam/bus/rpc.ts";
+import { request } from "@mam/bus/rpc-client.ts";
 import type { Principal } from "@mam/contracts/keys.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import { Rpc } from "@mam/contracts/subjects.ts";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectBus, closeBus, type Bus } from "@mam/bus/connection.ts";
-import { request } from "@mam/bus/rpc.ts";
+import { request } from "@mam/bus/rpc-client.ts";
 import { Rpc } from "@mam/contracts/subjects.ts";
 import type { Principal } from "@mam/contracts/keys.ts";
 import { createLogger } from "@mam/runtime/logger.ts";

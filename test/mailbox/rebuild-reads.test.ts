@@ -3,7 +3,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, type ContractReply } from "@mam/bus/rpc.ts";
+import { call, type ContractReply } from "@mam/bus/rpc-client.ts";
 import { FeedEvent, feedStreamName } from "@mam/contracts/realtime-feed.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import { waitFor } from "@mam/runtime/wait.ts";

@@ -3,7 +3,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeBus, connectBus, type Bus } from "@mam/bus/connection.ts";
 import { publishEncoded } from "@mam/bus/events.ts";
-import { request } from "@mam/bus/rpc.ts";
+import { request } from "@mam/bus/rpc-client.ts";
 import { eventsStreamName } from "@mam/contracts/subjects.ts";
 import { createLogger } from "@mam/runtime/logger.ts";
 import { waitFor } from "@mam/runtime/wait.ts";

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AckPolicy, DeliverPolicy, jetstream, type JetStreamClient, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { connect, delay, nanos, type NatsConnection } from "@nats-io/transport-node";
 import { INLINE_BYTES } from "@mam/bus/spill.ts";
-import { call } from "@mam/bus/rpc.ts";
+import { call } from "@mam/bus/rpc-client.ts";
 import { contextEventsFilter, eventSubject, EventEnvelope } from "@mam/contracts/envelope.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import { MAILBOX_CONTEXT } from "@mam/contracts/mailbox-events.ts";

@@ -4,7 +4,8 @@ import { createLogger } from "@mam/runtime/logger.ts";
 import { ScopeVerifier } from "@mam/scope/token.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { closeBus, connectBus, type Bus } from "./connection.ts";
-import { request, requestPassingBody, RpcServer } from "./rpc.ts";
+import { RpcServer } from "./rpc.ts";
+import { request, requestPassingBody } from "./rpc-client.ts";
 import { INLINE_BYTES } from "./spill.ts";
 
 /** requestPassingBody: a success reply's body as the service's bytes, anything else as `request` gives it. */

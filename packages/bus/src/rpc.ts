@@ -1,26 +1,17 @@
-import {
-  ClosedConnectionError,
-  DrainingConnectionError,
-  headers as natsHeaders,
-  NoRespondersError,
-  TimeoutError,
-  type Msg,
-  type MsgHdrs,
-  type Subscription,
-} from "@nats-io/transport-node";
+import type { Msg, Subscription } from "@nats-io/transport-node";
 import type { z } from "zod";
 import { AppError, type ErrorBody } from "@mam/contracts/errors.ts";
-import { RpcReply } from "@mam/contracts/rpc.ts";
-import { parseRequest, type ReplyOf, type RequestIn, type RequestOf, type RpcContract } from "@mam/contracts/rpc-contract.ts";
+import type { RpcReply } from "@mam/contracts/rpc.ts";
+import { parseRequest, type RequestOf, type RpcContract } from "@mam/contracts/rpc-contract.ts";
 import { Headers, type ScopeClaims } from "@mam/contracts/scope.ts";
 import { rpcSubject } from "@mam/contracts/subjects.ts";
 import { ScopeError, type ScopeVerifier, type VerifyOptions } from "@mam/scope/token.ts";
 import { isDependencyOutage } from "@mam/runtime/dependency.ts";
-import { currentLogContext, withLogContext } from "@mam/runtime/log-context.ts";
+import { withLogContext } from "@mam/runtime/log-context.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
-import type { ServiceMetrics } from "@mam/runtime/metrics.ts";
 import type { Bus } from "./connection.ts";
-import { discardSpilled, INLINE_BYTES, spill, unspill } from "./spill.ts";
+import { outcomeOf, rpcTimer } from "./rpc-timing.ts";
+import { INLINE_BYTES, spill, unspill } from "./spill.ts";
 
 export interface RpcContext {
   /** Verified claims of the caller. Services take the workspace from here, never from the body alone. */
@@ -45,31 +36,9 @@ export interface ContractResult<C extends RpcContract> {
 }
 export type ContractHandler<C extends RpcContract> = (request: RequestOf<C>, ctx: RpcContext) => Promise<ContractResult<C>>;
 export type PublicContractHandler<C extends RpcContract> = (request: RequestOf<C>, ctx: Omit<RpcContext, "claims" | "token">) => Promise<ContractResult<C>>;
-/** What a caller of a contract gets: its reply body typed, or the service's error. */
-export type ContractReply<C extends RpcContract> = { ok: true; status: number; body: ReplyOf<C> } | { ok: false; error: ErrorBody };
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** Observes one request: its subject, "ok" or the error code, and when it began (performance.now()). */
-type RpcTimer = (subject: string, outcome: string, started: number) => void;
-const outcomeOf = (reply: PassedReply) => (reply.ok ? "ok" : reply.error.code);
-const timers = new WeakMap<Bus, { server: RpcTimer; client: RpcTimer }>();
-
-/**
- * Times the requests this bus answers and asks, in the service's metrics, by subject (the
- * contract's: `svc.<service>.<resource>.<verb>`, never the deployment's prefix, an id or a
- * tenant) and outcome (`ok` or the error code, a closed set).
- */
-export function timeRpc(bus: Bus, metrics: ServiceMetrics): void {
-  const timer = (side: "server" | "client", help: string): RpcTimer => {
-    const h = metrics.histogram(`mam_rpc_${side}_duration_seconds`, help, ["subject", "outcome"]);
-    return (subject, outcome, started) => h.observe({ subject, outcome }, (performance.now() - started) / 1000);
-  };
-  timers.set(bus, {
-    server: timer("server", "Time to answer a request, from its arrival to the reply, by subject and outcome"),
-    client: timer("client", "Time a request to another service took, reply included, by subject and outcome"),
-  });
-}
 const encode = (r: RpcReply) => JSON.stringify(r);
 
 /** The answer to a request whose handler could not reach the database or the bus: not a bug, retry shortly. */
@@ -189,7 +158,7 @@ export class RpcServer {
       reply = { ok: false, error };
     }
     logger.info({ ok: reply.ok, code: reply.ok ? undefined : reply.error.code, ms: Math.round(performance.now() - started) }, "rpc");
-    timers.get(this.bus)?.server(subject, outcomeOf(reply), started);
+    rpcTimer(this.bus, "server")?.(subject, outcomeOf(reply), started);
     if (!msg.reply) return;
     const encoded = Buffer.from(encode(reply));
     if (encoded.length <= INLINE_BYTES) {
@@ -216,138 +185,3 @@ export class RpcServer {
  * `_INBOX_<service>.` for our services), never any other subject.
  */
 export const isReplyInbox = (reply: string) => /^_INBOX(_[A-Za-z0-9_-]+)?\./.test(reply);
-
-export interface RequestOptions {
-  scope?: string;
-  requestId?: string;
-  timeoutMs?: number;
-}
-
-/**
- * Asks a contract's subject with a request of its type. The reply is typed, not parsed again:
- * the service answering built it from the same contract.
- */
-export function call<C extends RpcContract>(bus: Bus, contract: C, body: RequestIn<C>, o: RequestOptions = {}): Promise<ContractReply<C>> {
-  return request(bus, contract.subject, body, o) as Promise<ContractReply<C>>;
-}
-
-/** A contract's reply body; the service's error is thrown as the same AppError. */
-export async function callOrThrow<C extends RpcContract>(bus: Bus, contract: C, body: RequestIn<C>, o: RequestOptions = {}): Promise<ReplyOf<C>> {
-  const reply = await call(bus, contract, body, o);
-  if (!reply.ok) throw AppError.fromBody(reply.error);
-  return reply.body;
-}
-
-const BUS_DOWN: ErrorBody = { error: "The message bus is unreachable; retry shortly", code: "UNAVAILABLE" };
-
-/** Sends a command or query and returns the service's reply; an absent service, or the bus down, is a 503. */
-export function request(bus: Bus, subject: string, body: unknown, o: RequestOptions = {}): Promise<RpcReply> {
-  return timed(bus, subject, () => ask(bus, subject, body, o, decodeReply));
-}
-
-/**
- * A success reply whose body is the service's JSON as it came, unparsed: for the gateway, which
- * sends it on as it is rather than parse and serialise again what may be a page of messages.
- */
-export type PassedReply = { ok: true; status: number; json: Buffer } | RpcReply;
-
-/**
- * `request`, with a success reply's body left as the bytes the service encoded (a reply in
- * any other layout, an error, or a body of bytes, is parsed as `request` would).
- */
-export function requestPassingBody(bus: Bus, subject: string, body: unknown, o: RequestOptions = {}): Promise<PassedReply> {
-  return timed(bus, subject, () => ask(bus, subject, body, o, passBody));
-}
-
-/** Asks, observed from before the request is encoded to its reply. */
-async function timed<R extends PassedReply>(bus: Bus, subject: string, asking: () => Promise<R>): Promise<R> {
-  const timer = timers.get(bus)?.client;
-  if (!timer) return asking();
-  const started = performance.now();
-  const reply = await asking();
-  timer(subject, outcomeOf(reply), started);
-  return reply;
-}
-
-type Decode<R> = (data: Uint8Array) => R;
-const decodeReply: Decode<RpcReply> = (data) => RpcReply.parse(JSON.parse(Buffer.from(data).toString("utf8")));
-
-/** How an answer's encoding (JSON.stringify of `{ ok, status, body }`, see `encode`) begins, its status in it. */
-const OK_HEAD = /^\{"ok":true,"status":(\d{3}),"body":/;
-const BINARY_HEAD = '{"$binary":';
-
-/** The body's bytes cut out of a success reply, without parsing it; anything else decoded. */
-const passBody: Decode<PassedReply> = (data) => {
-  const bytes = Buffer.from(data.buffer, data.byteOffset, data.length);
-  const head = OK_HEAD.exec(bytes.toString("latin1", 0, Math.min(bytes.length, 40)));
-  if (!head || bytes[bytes.length - 1] !== 0x7d) return decodeReply(data);
-  // A copy: the client's buffer is not ours to keep.
-  const json = Buffer.from(bytes.subarray(head[0].length, bytes.length - 1));
-  if (json.toString("latin1", 0, BINARY_HEAD.length) === BINARY_HEAD) return decodeReply(data);
-  return { ok: true, status: Number(head[1]), json };
-};
-
-async function ask<R extends PassedReply>(bus: Bus, subject: string, body: unknown, o: RequestOptions, decode: Decode<R>): Promise<R | RpcReply> {
-  // Said at once rather than after the whole timeout: a request sent now would wait in the client's buffer.
-  if (!bus.connected()) return { ok: false, error: BUS_DOWN };
-  const payload = Buffer.from(JSON.stringify(body ?? {}));
-  if (payload.length <= INLINE_BYTES) return exchange(bus, subject, payload, natsHeaders(), o, decode);
-  let h: MsgHdrs;
-  try {
-    h = await spill(bus, payload);
-  } catch {
-    return { ok: false, error: { error: `The request to ${subject} could not be handed over; retry shortly`, code: "UNAVAILABLE" } };
-  }
-  const name = h.get(Headers.spilled);
-  try {
-    return await exchange(bus, subject, new Uint8Array(0), h, o, decode);
-  } finally {
-    // The service drops what it read; this drops what nobody read (no service answered, say).
-    discardSpilled(bus, name);
-  }
-}
-
-async function exchange<R extends PassedReply>(
-  bus: Bus,
-  subject: string,
-  payload: Uint8Array,
-  h: MsgHdrs,
-  o: RequestOptions,
-  decode: Decode<R>,
-): Promise<R | RpcReply> {
-  if (o.scope) h.set(Headers.scope, o.scope);
-  // A request made while answering another (or handling a message it caused) carries its id on.
-  const requestId = o.requestId ?? currentLogContext()?.requestId;
-  if (requestId) h.set(Headers.requestId, requestId);
-  try {
-    const msg = await bus.nc.request(rpcSubject(bus.prefix, subject), payload, {
-      timeout: o.timeoutMs ?? 10_000,
-      headers: h,
-    });
-    const spilled = msg.headers?.get(Headers.spilled);
-    if (!spilled) return decode(msg.data);
-    let data: Uint8Array;
-    try {
-      data = await unspill(bus, spilled);
-    } catch (err) {
-      // The AppError of unspill says what a client may know; anything else stays out of the answer.
-      return {
-        ok: false,
-        error: err instanceof AppError ? err.toBody() : { error: `The reply of ${subject} could not be read; retry shortly`, code: "UNAVAILABLE" },
-      };
-    }
-    return decode(data);
-  } catch (err) {
-    if (err instanceof NoRespondersError || (err as Error)?.cause instanceof NoRespondersError) {
-      return { ok: false, error: { error: `Service for ${subject} is not running`, code: "UNAVAILABLE" } };
-    }
-    if (err instanceof TimeoutError || (err as Error)?.cause instanceof TimeoutError) {
-      return { ok: false, error: { error: `Service for ${subject} did not answer in time`, code: "UNAVAILABLE" } };
-    }
-    // Our own connection to NATS is closed or closing (a shutdown, or a server gone for good).
-    if (err instanceof ClosedConnectionError || err instanceof DrainingConnectionError || isDependencyOutage(err)) {
-      return { ok: false, error: BUS_DOWN };
-    }
-    throw err;
-  }
-}

@@ -1,5 +1,5 @@
 import { closeBus, connectBus, type Bus } from "@mam/bus/connection.ts";
-import { request } from "@mam/bus/rpc.ts";
+import { request } from "@mam/bus/rpc-client.ts";
 import { BaseEnv, ConfigError, parseEnv } from "@mam/runtime/config.ts";
 import { DependencyUnavailable } from "@mam/runtime/dependency.ts";
 import { createLogger } from "@mam/runtime/logger.ts";

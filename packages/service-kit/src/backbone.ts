@@ -1,7 +1,7 @@
 import type { Server } from "node:http";
 import type { Migration } from "kysely";
 import { closeBus, connectBus, type Bus } from "@mam/bus/connection.ts";
-import { timeRpc } from "@mam/bus/rpc.ts";
+import { timeRpc } from "@mam/bus/rpc-timing.ts";
 import { ensureEventsStream } from "@mam/bus/streams.ts";
 import { openDatabase, type Database } from "@mam/db/database.ts";
 import { ConfigError, type BaseConfig } from "@mam/runtime/config.ts";

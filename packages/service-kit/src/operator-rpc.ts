@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { Bus } from "@mam/bus/connection.ts";
-import { call, type RpcServer } from "@mam/bus/rpc.ts";
+import type { RpcServer } from "@mam/bus/rpc.ts";
+import { call } from "@mam/bus/rpc-client.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import type { Principal } from "@mam/contracts/keys.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";

@@ -1,6 +1,6 @@
 import type { Request } from "express";
 import type { Bus } from "@mam/bus/connection.ts";
-import { request } from "@mam/bus/rpc.ts";
+import { request } from "@mam/bus/rpc-client.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import type { Principal } from "@mam/contracts/keys.ts";
 import type { Api, ApiRequest } from "@mam/mcp/api.ts";

@@ -1,6 +1,6 @@
 import type { Subscription } from "@nats-io/transport-node";
 import type { Bus } from "@mam/bus/connection.ts";
-import { call } from "@mam/bus/rpc.ts";
+import { call } from "@mam/bus/rpc-client.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import { IDENTITY_CONTEXT, KeyRevokedV1, WorkspaceDeletedV1 } from "@mam/contracts/identity-events.ts";
 import { Principal } from "@mam/contracts/keys.ts";

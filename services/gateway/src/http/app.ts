@@ -1,7 +1,7 @@
 import express, { type NextFunction, type Request, type Response } from "express";
 import { z } from "zod";
 import type { Bus } from "@mam/bus/connection.ts";
-import { request, requestPassingBody } from "@mam/bus/rpc.ts";
+import { request, requestPassingBody } from "@mam/bus/rpc-client.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import { BinaryBody, type RpcReply } from "@mam/contracts/rpc.ts";
 import { Me, type Principal } from "@mam/contracts/keys.ts";

@@ -3,7 +3,7 @@ import { ServerResponse, type IncomingMessage, type Server } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Express, Request } from "express";
 import type { Bus } from "@mam/bus/connection.ts";
-import { call, request } from "@mam/bus/rpc.ts";
+import { call, request } from "@mam/bus/rpc-client.ts";
 import { AppError, publicErrorBody, type ErrorBody } from "@mam/contracts/errors.ts";
 import { IdParam } from "@mam/contracts/identity-api.ts";
 import type { Principal } from "@mam/contracts/keys.ts";

@@ -1,4 +1,4 @@
-import { callOrThrow } from "@mam/bus/rpc.ts";
+import { callOrThrow } from "@mam/bus/rpc-client.ts";
 import type { ReplyOf, RequestIn, RpcContract } from "@mam/contracts/rpc-contract.ts";
 import { serviceOfSubject, type ScopeClaims } from "@mam/contracts/scope.ts";
 import type { MailboxContext } from "../context.ts";

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { call } from "@mam/bus/rpc.ts";
+import { call } from "@mam/bus/rpc-client.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import type { RealtimeContext } from "../context.ts";
 import { messageIdOf, type MessageEvent, type Scoped, type Shown } from "./render.ts";

@@ -1,5 +1,5 @@
 import { DeliverPolicy, type Consumer, type ConsumerMessages } from "@nats-io/jetstream";
-import { call } from "@mam/bus/rpc.ts";
+import { call } from "@mam/bus/rpc-client.ts";
 import { DirectoryPage } from "@mam/contracts/mailbox-api.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import type { Bus } from "@mam/bus/connection.ts";
