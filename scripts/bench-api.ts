@@ -20,7 +20,7 @@ import { waitFor } from "@mam/runtime/wait.ts";
 import { apiClient } from "@mam/testing/http.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { freePort, runService, untilReady, type RunningProcess } from "@mam/testing/processes.ts";
-import { cpuSeconds, statementsOf } from "./bench-cpu.ts";
+import { cpuSeconds, preparedSetting, statementsOf } from "./bench-cpu.ts";
 import { startPostfix, type PrivatePostfix } from "./bench-postfix.ts";
 
 const SENDS = Number(process.env.BENCH_SENDS ?? 2000);
@@ -102,7 +102,8 @@ let postfix: PrivatePostfix | undefined;
 try {
   postfix = startPostfix(await freePort());
   const gatewayPort = await freePort();
-  const base = { ...iso.env, MAIL_DOMAIN: "bench.test", LOG_LEVEL: "warn" };
+  // DB_PREPARED_STATEMENTS from the bench's environment goes to the services (0 compares without).
+  const base = { ...iso.env, MAIL_DOMAIN: "bench.test", LOG_LEVEL: "warn", ...preparedSetting() };
   const plan = { id: "bench", name: "Bench", stripePriceId: null, limits: { inboxes: null, emailsPerMonth: 100_000_000, domains: null } };
   const services: [string, Record<string, string>][] = [
     [

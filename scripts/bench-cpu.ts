@@ -42,3 +42,7 @@ export async function statementsOf(healthPorts: Map<string, number>): Promise<Ma
   }
   return out;
 }
+
+/** The services' DB_PREPARED_STATEMENTS when the bench was given one (0 measures without named statements). */
+export const preparedSetting = (): Record<string, string> =>
+  process.env.DB_PREPARED_STATEMENTS === undefined ? {} : { DB_PREPARED_STATEMENTS: process.env.DB_PREPARED_STATEMENTS };

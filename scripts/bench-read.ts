@@ -28,7 +28,7 @@ import { TestDnsServer } from "@mam/testing/dns-server.ts";
 import { apiClient, type ApiCall } from "@mam/testing/http.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { freePort, runService, untilReady, type RunningProcess } from "@mam/testing/processes.ts";
-import { cpuSeconds, statementsOf } from "./bench-cpu.ts";
+import { cpuSeconds, preparedSetting, statementsOf } from "./bench-cpu.ts";
 import { measure, requestKinds, type Figures } from "./bench-read-load.ts";
 import { seed } from "./bench-read-seed.ts";
 import { forgetWorld, pooled, provision, readWorld, STATE_FILE, writeWorld, type World } from "./bench-read-world.ts";
@@ -219,7 +219,8 @@ const bus = await connectBus({ url: iso.urls.NATS_URL, prefix: iso.prefix, name:
 try {
   const resolver = await dns.start();
   const gatewayPort = await freePort();
-  const base = { ...iso.env, MAIL_DOMAIN: "bench.test", LOG_LEVEL: "warn" };
+  // DB_PREPARED_STATEMENTS from the bench's environment goes to the services (0 compares without).
+  const base = { ...iso.env, MAIL_DOMAIN: "bench.test", LOG_LEVEL: "warn", ...preparedSetting() };
   const start = async (name: string, env: Record<string, string>, health: number) => {
     const p = runService(
       `services/${name}/src/main.ts`,

@@ -2,6 +2,7 @@ import { Kysely, type MigrationResultSet, Migrator, PostgresDialect, sql, type M
 import pg from "pg";
 import { DependencyUnavailable } from "@mam/runtime/dependency.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
+import { preparingPool } from "./prepared.ts";
 
 // int8 (counts, stream sequences) as numbers: every value we store stays below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -28,6 +29,9 @@ export async function migrateToLatest(migrator: Migrator): Promise<MigrationResu
   return outcome;
 }
 
+/** Enough for every statement a service sends often. */
+const DEFAULT_PREPARED = 200;
+
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export interface OpenDbOptions {
@@ -36,6 +40,8 @@ export interface OpenDbOptions {
   schema: string;
   logger: Logger;
   poolSize?: number;
+  /** Statement texts sent as named (prepared) statements per connection (see prepared.ts); 0: none. 200 by default. */
+  preparedStatements?: number;
   migrations: Record<string, Migration>;
   /** Told each statement's time from sending it to its result, and whether it failed (the service's metrics). */
   onQuery?: (seconds: number, failed: boolean) => void;
@@ -94,7 +100,9 @@ export async function openDatabase<DB>(o: OpenDbOptions): Promise<Database<DB>> 
   }
   const { onQuery } = o;
   const db = new Kysely<DB>({
-    dialect: new PostgresDialect({ pool }),
+    dialect: new PostgresDialect({
+      pool: (o.preparedStatements ?? DEFAULT_PREPARED) > 0 ? preparingPool(pool, o.preparedStatements ?? DEFAULT_PREPARED) : pool,
+    }),
     // Every statement, a transaction's begin and commit included: each is a round trip.
     // A failing hook must not fail the statement it reports (kysely calls it as the statement ends).
     ...(onQuery && {

@@ -41,6 +41,12 @@ export const BaseEnv = z.object({
   SCOPE_PRIVATE_KEY: z
     .undefined({ error: "only the gateway holds the scope private key; remove it from this service's environment (it verifies with SCOPE_PUBLIC_KEY)" })
     .optional(),
+  /**
+   * Statement texts each PostgreSQL connection sends as named (prepared) statements, parsed
+   * and planned once per connection instead of each time; 0 sends none, for a pooler that
+   * moves sessions between clients (PgBouncer in transaction mode before 1.21).
+   */
+  DB_PREPARED_STATEMENTS: z.coerce.number().int().min(0).max(10_000).default(200),
   HEALTH_PORT: port.optional(),
   /** Where health endpoints listen; 0.0.0.0 in containers so probes can reach them. */
   HEALTH_HOST: z.string().default("127.0.0.1"),

@@ -99,6 +99,7 @@ export class Backbone<DB = unknown> {
       const statements = this.metrics.histogram(DB_QUERY.name, DB_QUERY.help, DB_QUERY.labels, DB_QUERY.buckets);
       this.database = await openDatabase<DB>({
         ...this.o.database,
+        preparedStatements: env.DB_PREPARED_STATEMENTS,
         logger,
         onQuery: (seconds, failed) => statements.observe({ outcome: failed ? "error" : "ok" }, seconds),
       });
