@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { SmtpSink } from "@mam/testing/smtp-sink.ts";
 import { eventsStreamName } from "@mam/contracts/subjects.ts";
@@ -84,10 +84,20 @@ describe("a send files its own workspace's copies", () => {
     );
   };
 
+  /** Sent messages the worker acknowledged as settled at send (observed, still done by the real set). */
+  const settledTaken: string[] = [];
+
   beforeAll(async () => {
     const relayUrl = await relay.start();
     s = new Stack({ logLevel: "warn", mailboxEnv: { SMTP_RELAY_URL: relayUrl } });
     await s.start();
+    const settled = s.mailbox!.ctx.settledAtSend;
+    const take = settled.take.bind(settled);
+    vi.spyOn(settled, "take").mockImplementation((id) => {
+      const was = take(id);
+      if (was && id) settledTaken.push(id);
+      return was;
+    });
     const t = await provisionTenant(s, "Local copies");
     tenantId = t.tenant.id;
     tenantKey = t.key.key;
@@ -121,8 +131,10 @@ describe("a send files its own workspace's copies", () => {
     const got = (await inbound(b)).filter((m) => m.subject === "Same workspace");
     expect(got).toEqual([expect.objectContaining({ id: copies[0]!.message_id, direction: "inbound", status: "received" })]);
 
-    // The worker meets the event, finds B settled, and files nothing more.
+    // The worker meets the event, knows B was settled by the send it committed (it reads
+    // nothing back), and files nothing more.
     await workerDoneWith(a, sentId);
+    expect(settledTaken).toContain(sentId);
     await sleep(500);
     expect(await copiesOf(sentId)).toHaveLength(1);
     expect(await outcomesOf(a, sentId)).toHaveLength(1);
@@ -154,6 +166,8 @@ describe("a send files its own workspace's copies", () => {
     expect((await inbound(b)).filter((m) => m.subject === "Three ways")).toHaveLength(1);
     expect((await inbound(c)).filter((m) => m.subject === "Three ways")).toHaveLength(1);
     expect(relayedTo("Three ways")).toEqual([[outsider]]);
+    // Only B was settled at send: the worker read the message and delivered the rest.
+    expect(settledTaken).not.toContain(sentId);
     const recipients = [b.email, c.email, outsider].map((x) => x.toLowerCase()).sort();
     expect(await outcomesOf(a, sentId)).toEqual(recipients.map((recipient) => ({ recipient, outcome: "delivered" })));
     const sent = await message(a, sentId);

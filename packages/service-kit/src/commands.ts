@@ -44,6 +44,11 @@ export interface CommandContext<DB> {
   newId: IdGen;
   /** Events this process applied inline, for its consumer to skip without a query. */
   recent?: RecentlyApplied;
+  /**
+   * Told of each commit's events as soon as it is known (before they are published, so a
+   * consumer of this process meeting one of them finds what this made of it).
+   */
+  committed?: (envelopes: EventEnvelope[]) => void;
   /** Publishes committed outbox rows; told of each commit. */
   relay?: { kick(tenantKey: string): Promise<void>; remember(events: EncodedEvent[]): void };
 }
@@ -133,6 +138,7 @@ const PUBLISH_WAIT_MS = 2_000;
 export async function afterCommit<DB>(ctx: CommandContext<DB>, envelopes: EventEnvelope[], recorded: EncodedEvent[]): Promise<void> {
   if (!envelopes.length) return;
   ctx.recent?.add(envelopes.map((e) => e.id));
+  ctx.committed?.(envelopes);
   if (!ctx.relay) return;
   ctx.relay.remember(recorded);
   const tenants = [...new Set(envelopes.map((e) => tenantKeyOf(e.tenantId)))];

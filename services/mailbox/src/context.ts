@@ -1,10 +1,13 @@
 import type { CommandContext } from "@mam/service-kit/commands.ts";
+import type { RecentlyApplied } from "@mam/service-kit/recent.ts";
 import type { MailboxConfig } from "./config.ts";
 import type { MailboxDb } from "./db/schema.ts";
 
 /** What every command, query and projection of the mailbox needs. */
 export interface MailboxContext extends CommandContext<MailboxDb> {
   cfg: MailboxConfig;
+  /** Sent messages whose every recipient was delivered in the send's own transaction (see settledAtSend). */
+  settledAtSend: RecentlyApplied;
 }
 
 /**

@@ -2,6 +2,7 @@ import { MAILBOX_CONTEXT, parseMailboxEvent } from "@mam/contracts/mailbox-event
 import type { Clock, IdGen } from "@mam/runtime/ids.ts";
 import { createLogger, type Logger } from "@mam/runtime/logger.ts";
 import { ownEventsProjection } from "@mam/service-kit/projection.ts";
+import { RecentlyApplied } from "@mam/service-kit/recent.ts";
 import { ServiceHost, type Part } from "@mam/service-kit/service.ts";
 import { lapsedClaimSweeper } from "./commands/domain-claims.ts";
 import { ensurePlatformKey } from "./commands/platform-domain.ts";
@@ -11,6 +12,7 @@ import type { MailboxContext } from "./context.ts";
 import { migrations } from "./db/migrations/index.ts";
 import type { MailboxDb } from "./db/schema.ts";
 import { inboundWorker } from "./delivery/inbound.ts";
+import { settledAtSend } from "./delivery/settled-at-send.ts";
 import { Outbound } from "./delivery/outbound.ts";
 import { deliveryWorker } from "./delivery/worker.ts";
 import { makeResolver } from "./dns/verify.ts";
@@ -39,7 +41,10 @@ export class MailboxService extends ServiceHost<MailboxDb, MailboxContext> {
       events: { context: MAILBOX_CONTEXT, projection: PROJECTION },
       clock: opts.clock,
       newId: opts.newId,
-      context: (base) => ({ ...base, cfg }),
+      context: (base) => {
+        const settled = new RecentlyApplied(10_000);
+        return { ...base, cfg, settledAtSend: settled, committed: (envelopes) => settled.add(settledAtSend(envelopes)) };
+      },
       projections: (ctx) => [
         ownEventsProjection({
           name: PROJECTION,

@@ -130,6 +130,8 @@ export function deliveryWorker(ctx: MailboxContext, backbone: Backbone<any>, out
       if (!msg.subject.endsWith(".MessageSent")) return;
       const e = parseMailboxEvent(msg.json());
       if (e.type !== "MessageSent") return;
+      // Every recipient was delivered in the send's own transaction, committed by this process.
+      if (ctx.settledAtSend.take(e.data.messageId)) return;
       // The delivery's lines name the message and the request that sent it (the event's correlation id).
       addLogContext({ messageId: e.data.messageId, requestId: e.correlationId ?? undefined });
       await deliver(ctx, filer, reads, records, outbound, e);
