@@ -1,8 +1,8 @@
 /**
- * pnpm bench:db — what a statement costs sent named (prepared, DB_PREPARED_STATEMENTS, see
+ * pnpm bench:db — what a write costs sent named (prepared, DB_PREPARED_STATEMENTS, see
  * packages/db/src/prepared.ts) beside sent unnamed, through the services' own database
- * layer (openDatabase and Kysely): pairs of a 30-column insert, as a message is stored, and a
- * lookup by key, on one connection each way, in alternating rounds. Prints per pair the CPU
+ * layer (openDatabase and Kysely): pairs of a 30-column insert, as a message is stored, and an
+ * update by key, on one connection each way, in alternating rounds. Prints per pair the CPU
  * of the PostgreSQL server process serving the connection (read from /proc: the server must
  * run on this machine, else it prints n/a), of this process, and the wall time.
  * Env: BENCH_DB_PAIRS (3000 per round), BENCH_DB_ROUNDS (3). Prints figures; asserts nothing.
@@ -40,7 +40,12 @@ async function round(db: Kysely<any>, pid: number, workspace: string) {
       .values({ id, workspace_id: workspace, ...Object.fromEntries(COLUMNS.map((c) => [c, `${c}-${i}`])) })
       .onConflict((oc) => oc.column("id").doNothing())
       .execute();
-    await db.selectFrom("stored").select(["id", "c0", "c1", "c2"]).where("workspace_id", "=", workspace).where("id", "=", id).execute();
+    await db
+      .updateTable("stored")
+      .set({ c0: `read-${i}` })
+      .where("workspace_id", "=", workspace)
+      .where("id", "=", id)
+      .execute();
   }
   const wall = (performance.now() - started) / PAIRS;
   const own = process.cpuUsage(own0);
@@ -69,7 +74,7 @@ async function main() {
       .execute(named.db);
     const unnamed = await open(0);
     const workspace = randomUUID();
-    process.stdout.write(`statement pairs (a 30-column insert and a lookup by key), ${PAIRS} a round, ms per pair\n`);
+    process.stdout.write(`statement pairs (a 30-column insert and an update by key), ${PAIRS} a round, ms per pair\n`);
     process.stdout.write("  round  sent                server CPU   this process CPU   wall\n");
     const fmt = (v: number | undefined) => (v === undefined ? "n/a" : v.toFixed(3)).padStart(10);
     for (let r = 1; r <= ROUNDS; r++) {

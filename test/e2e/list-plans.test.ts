@@ -9,7 +9,7 @@ import { inboxPageQuery, type InboxRow } from "@mam/mailbox/read/inboxes.ts";
 import { entryPageQuery, listPageQuery, type ListRow } from "@mam/mailbox/read/lists.ts";
 import { deliveryPageQuery, webhookPageQuery } from "@mam/realtime/webhooks/read.ts";
 import { pageOf, type PageRequest } from "@mam/service-kit/keyset.ts";
-import { analyze, orderedIndexProblem, plansOf } from "@mam/testing/query-plans.ts";
+import { analyze, orderedIndexProblem, planOf } from "@mam/testing/query-plans.ts";
 import { Stack } from "../support/stack.ts";
 
 /**
@@ -94,8 +94,8 @@ describe("list query plans", () => {
     const { nextCursor } = pageOf(list, rows, first.limit, idOf);
     expect(nextCursor, `${list}: the seed fills more than a page`).not.toBeNull();
     for (const req of [first, { ...first, cursor: nextCursor! }]) {
-      for (const [how, plan] of await plansOf(db, build(req).compile()))
-        expect(orderedIndexProblem(plan, table), `${list} ${req.cursor ? "after a cursor" : "first page"}, ${how}: ${JSON.stringify(plan)}`).toBeNull();
+      const plan = await planOf(db, build(req).compile());
+      expect(orderedIndexProblem(plan, table), `${list} ${req.cursor ? "after a cursor" : "first page"}: ${JSON.stringify(plan)}`).toBeNull();
     }
   }
 

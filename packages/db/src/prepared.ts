@@ -1,63 +1,86 @@
+import { createHash } from "node:crypto";
 import type { PostgresCursor, PostgresPool, PostgresPoolClient, PostgresQueryResult } from "kysely";
 import type pg from "pg";
 
 /**
- * Failures after which a connection's prepared statements are not to be trusted: a table a
- * statement reads changed its columns under it (`cached plan must not change result type`,
- * after another replica's migration), or the server no longer knows the statement (a pooler
- * in between reset the session). The statement fails, as any statement may; the connection is
- * closed when it is given back, and the pool opens a fresh one.
- */
-const STALE_STATEMENT = new Set(["0A000", "26000"]);
-
-/**
- * A pool whose connections send each parameterised statement as a named (prepared) one, the
- * first time with its text and from then on by name: PostgreSQL parses it once per connection
- * and, once it has seen that a generic plan costs no more than planning each time, stops
- * planning it too. Measured on this machine for a 30-column insert and a lookup by key, the
- * server's CPU per statement fell by a third or more. At most `perConnection` texts are named on a
- * connection (those seen first: the hot ones); any other text goes unnamed, as before, so a
- * statement whose text varies (a multi-row insert per row count) cannot fill the server's memory.
- * Statements without parameters (`begin`, `commit`) go as simple queries, as before.
+ * A pool whose connections send each write (`insert`, `update`, `delete` with parameters) as
+ * a named (prepared) statement from the second time its text is seen on the connection:
+ * PostgreSQL parses it once per connection and, once it has seen that a generic plan costs no
+ * more than planning each time, stops planning it too. `pnpm bench:db` measures what that saves.
  *
- * A page (`limit`, `offset`) is never named: a generic plan is made without the values, so it
- * cannot know that a scope's rows are few or many, nor use an index whose condition depends on
- * them; for a workspace's inboxes PostgreSQL kept one that read them all and sorted them
- * (test/e2e/list-plans.test.ts checks the plans every prepared list query would get).
+ * Reads are never named. A generic plan is made without the parameters' values: it cannot tell
+ * a big scope from a small one, nor use an index whose condition holds only for some values
+ * (Kysely sends `kind = 'tenant'` as `kind = $3`), and PostgreSQL keeps the plan it chose on a
+ * connection's first runs. For a workspace's inboxes it kept one that read them all and sorted
+ * them. A write finds its rows by key, where every plan is the same.
  *
- * Behind a pooler that moves sessions between clients (PgBouncer in transaction mode before
- * 1.21), named statements do not work: `DB_PREPARED_STATEMENTS=0` turns this off.
+ * At most `perConnection` texts are named on a connection; a text seen once (a multi-row
+ * insert of a batch size that does not come back) is not, so one-off texts do not take the
+ * places. A statement's name is a hash of its text: the same name means the same text on any
+ * connection, even behind a pooler that moves sessions. `DB_PREPARED_STATEMENTS=0` turns all
+ * of this off (PgBouncer in transaction mode before 1.21 does not keep named statements).
  */
 export function preparingPool(pool: pg.Pool, perConnection: number): PostgresPool {
   const clients = new WeakMap<pg.PoolClient, PreparingClient>();
+  const generation = { current: 0 };
   return {
     async connect() {
-      const client = await pool.connect();
-      // One per connection, kept as long as the connection lives (Kysely knows a connection by it).
-      let preparing = clients.get(client);
-      if (!preparing) {
-        preparing = new PreparingClient(client, perConnection);
-        clients.set(client, preparing);
+      for (;;) {
+        const client = await pool.connect();
+        // One per connection, kept as long as the connection lives (Kysely knows a connection by it).
+        let preparing = clients.get(client);
+        if (!preparing) {
+          preparing = new PreparingClient(client, perConnection, generation);
+          clients.set(client, preparing);
+        }
+        // Its statements were prepared before one of the pool's went stale (a migration): replaced.
+        if (!preparing.older) return preparing;
+        client.release(true);
       }
-      return preparing;
     },
     end: () => pool.end(),
   };
 }
 
-/** Whether a statement's text is sent named (see preparingPool): one with parameters that reads no page. */
-export const namedWhenSent = (text: string, parameters: number) => parameters > 0 && !PAGED.test(text);
-const PAGED = /\b(limit|offset)\b/i;
+/** Whether a text is ever sent named: a write with parameters (see preparingPool). */
+export const namedWhenSent = (text: string, parameters: number) => parameters > 0 && WRITE.test(text);
+const WRITE = /^\s*(insert|update|delete)\b/i;
+
+/** Texts seen once, remembered to be named when seen again; forgotten in bulk past this many. */
+const SEEN_MAX = 1_000;
+
+/**
+ * Failures after which a connection's named statements are not to be trusted: a table a
+ * statement returns `*` of changed its columns (another replica's migration), the server does
+ * not know the name (a pooler reset the session) or knows it already (one moved sessions), or
+ * the client failed before the server answered (node-postgres then closes the statement it
+ * had just prepared). Nothing of the statement ran.
+ */
+function stale(err: { code?: string; message?: string }): boolean {
+  if (!err.code) return true;
+  if (err.code === "0A000") return /cached plan must not change result type/.test(err.message ?? "");
+  return err.code === "26000" || err.code === "42P05";
+}
 
 class PreparingClient implements PostgresPoolClient {
   /** Statement names by text, for this connection's session. */
   private readonly names = new Map<string, string>();
+  private readonly seen = new Set<string>();
   private stale = false;
+  private readonly born: number;
 
   constructor(
     private readonly client: pg.PoolClient,
     private readonly perConnection: number,
-  ) {}
+    private readonly generation: { current: number },
+  ) {
+    this.born = generation.current;
+  }
+
+  /** Whether the pool has found a stale statement since this connection was opened. */
+  get older(): boolean {
+    return this.stale || this.born < this.generation.current;
+  }
 
   query<R>(sql: string, parameters: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>>;
   query<R>(cursor: PostgresCursor<R>): PostgresCursor<R>;
@@ -65,9 +88,14 @@ class PreparingClient implements PostgresPoolClient {
     if (typeof text !== "string") return this.client.query(text as never) as unknown as PostgresCursor<R>;
     const values = (parameters ?? []) as unknown[];
     const name = namedWhenSent(text, values.length) ? this.nameOf(text) : undefined;
-    const result = name ? this.client.query({ name, text, values }) : this.client.query(text, values);
-    return (result as Promise<PostgresQueryResult<R>>).catch((err: { code?: string }) => {
-      if (name && STALE_STATEMENT.has(err.code ?? "")) this.stale = true;
+    if (!name) return this.client.query(text, values) as unknown as Promise<PostgresQueryResult<R>>;
+    return (this.client.query({ name, text, values }) as unknown as Promise<PostgresQueryResult<R>>).catch((err: { code?: string; message?: string }) => {
+      if (!stale(err)) throw err;
+      this.stale = true;
+      this.generation.current++;
+      // Outside a transaction nothing was left half done: sent again, unnamed. Inside one, the
+      // transaction failed, and its caller decides, as for any failed statement.
+      if (this.client.getTransactionStatus() === "I") return this.client.query(text, values) as unknown as Promise<PostgresQueryResult<R>>;
       throw err;
     });
   }
@@ -78,11 +106,16 @@ class PreparingClient implements PostgresPoolClient {
 
   private nameOf(text: string): string | undefined {
     if (this.stale) return undefined;
-    let name = this.names.get(text);
-    if (name === undefined && this.names.size < this.perConnection) {
-      name = `mam_${this.names.size + 1}`;
-      this.names.set(text, name);
+    const name = this.names.get(text);
+    if (name !== undefined || this.names.size >= this.perConnection) return name;
+    if (!this.seen.has(text)) {
+      if (this.seen.size >= SEEN_MAX) this.seen.clear();
+      this.seen.add(text);
+      return undefined;
     }
-    return name;
+    this.seen.delete(text);
+    const named = `mam_${createHash("sha1").update(text).digest("base64url")}`;
+    this.names.set(text, named);
+    return named;
   }
 }

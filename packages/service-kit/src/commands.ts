@@ -138,7 +138,12 @@ const PUBLISH_WAIT_MS = 2_000;
 export async function afterCommit<DB>(ctx: CommandContext<DB>, envelopes: EventEnvelope[], recorded: EncodedEvent[]): Promise<void> {
   if (!envelopes.length) return;
   ctx.recent?.add(envelopes.map((e) => e.id));
-  ctx.committed?.(envelopes);
+  try {
+    ctx.committed?.(envelopes);
+  } catch (err) {
+    // What was committed stands: a listener's failure must not make it look failed to the caller.
+    ctx.logger.error({ err }, "a commit's listener failed");
+  }
   if (!ctx.relay) return;
   ctx.relay.remember(recorded);
   const tenants = [...new Set(envelopes.map((e) => tenantKeyOf(e.tenantId)))];

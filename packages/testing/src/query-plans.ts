@@ -1,7 +1,5 @@
 import type { CompiledQuery, Kysely } from "kysely";
 import { sql } from "kysely";
-import pg from "pg";
-import { namedWhenSent } from "@mam/db/prepared.ts";
 
 /** One node of Postgres's `EXPLAIN (FORMAT JSON)` tree. */
 export interface PlanNode {
@@ -19,47 +17,6 @@ export async function planOf(db: Kysely<any>, q: CompiledQuery): Promise<PlanNod
     sql: `explain (format json) ${q.sql}`,
   } as CompiledQuery<{ "QUERY PLAN": { Plan: PlanNode }[] }>);
   return rows[0]!["QUERY PLAN"][0]!.Plan;
-}
-
-/**
- * The plan a prepared statement of the query runs with once PostgreSQL has run it enough times
- * to choose, under the server's own `plan_cache_mode`, between planning each run for its
- * values and keeping a generic plan: services send their statements prepared
- * (packages/db/src/prepared.ts), so a list must be served in order by this plan too.
- */
-export async function preparedPlanOf(db: Kysely<any>, q: CompiledQuery): Promise<PlanNode> {
-  return db.connection().execute(async (conn) => {
-    // EXECUTE takes no bound parameters: the values go in as literals, cast to the parameters' types.
-    const args = q.parameters.length ? `(${q.parameters.map(literalOf).join(", ")})` : "";
-    await sql.raw(`prepare plan_probe as ${q.sql}`).execute(conn);
-    try {
-      // The choice is made after five runs planned for their values (PostgreSQL's plancache.c).
-      for (let i = 0; i < 6; i++) await sql.raw(`execute plan_probe${args}`).execute(conn);
-      const { rows } = await sql<{ "QUERY PLAN": { Plan: PlanNode }[] }>`${sql.raw(`explain (format json) execute plan_probe${args}`)}`.execute(conn);
-      return rows[0]!["QUERY PLAN"][0]!.Plan;
-    } finally {
-      await sql`deallocate plan_probe`.execute(conn);
-    }
-  });
-}
-
-/**
- * The plans a query runs with: planned for its values and, when services send its text as a
- * named statement (most but pages, see packages/db/src/prepared.ts), the plan that statement
- * keeps; each with how it was got.
- */
-export async function plansOf(db: Kysely<any>, q: CompiledQuery): Promise<[string, PlanNode][]> {
-  const plans: [string, PlanNode][] = [["planned for its values", await planOf(db, q)]];
-  if (namedWhenSent(q.sql, q.parameters.length)) plans.push(["as a prepared statement", await preparedPlanOf(db, q)]);
-  return plans;
-}
-
-/** A parameter's value as an SQL literal of unknown type (PostgreSQL casts it to the parameter's). */
-function literalOf(v: unknown): string {
-  if (v === null || v === undefined) return "NULL";
-  const text = (x: unknown): string => (x instanceof Date ? x.toISOString() : typeof x === "object" ? JSON.stringify(x) : String(x));
-  const body = Array.isArray(v) ? `{${v.map((x) => (x === null ? "NULL" : `"${text(x).replace(/[\\"]/g, "\\$&")}"`)).join(",")}}` : text(v);
-  return pg.escapeLiteral(body);
 }
 
 export function nodesOf(plan: PlanNode): PlanNode[] {
