@@ -3,7 +3,7 @@ import { Objm, type ObjectStore, type ObjectStoreOptions } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "@mam/runtime/logger.ts";
 import { JS_API_TIMEOUT_MS } from "./connection.ts";
-import { checkReplicas, matchReplicas, replicasRefused } from "./replicas.ts";
+import { checkReplicas, declarePatiently, matchReplicas, replicasRefused } from "./replicas.ts";
 
 /**
  * Opens (creating if absent) an object-store bucket kept in `replicas` copies (NATS_REPLICAS).
@@ -18,9 +18,15 @@ export async function openObjectStore(
   logger?: Logger,
 ): Promise<ObjectStore> {
   checkReplicas(nc, replicas);
-  const store = await new Objm(jetstream(nc, { timeout: JS_API_TIMEOUT_MS })).create(name, { ...opts, replicas }).catch((err: unknown) => {
-    throw replicasRefused(err, replicas);
-  });
-  await matchReplicas(await jetstreamManager(nc, { checkAPI: false, timeout: JS_API_TIMEOUT_MS }), `OBJ_${name}`, replicas, logger);
-  return store;
+  return declarePatiently(
+    `the ${name} bucket`,
+    async () => {
+      const store = await new Objm(jetstream(nc, { timeout: JS_API_TIMEOUT_MS })).create(name, { ...opts, replicas }).catch((err: unknown) => {
+        throw replicasRefused(err, replicas);
+      });
+      await matchReplicas(await jetstreamManager(nc, { checkAPI: false, timeout: JS_API_TIMEOUT_MS }), `OBJ_${name}`, replicas, logger);
+      return store;
+    },
+    logger,
+  );
 }

@@ -1,5 +1,6 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { type NatsConnection, TimeoutError } from "@nats-io/transport-node";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ConfigError } from "@mam/runtime/config.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import { isPermissionError } from "./connection.ts";
@@ -55,5 +56,33 @@ export async function matchReplicas(jsm: JetStreamManager, name: string, replica
       { stream: name, replicas: info.config.num_replicas, wanted: replicas },
       `stream ${name} has ${info.config.num_replicas} replicas, NATS_REPLICAS says ${replicas}, and this service may not change it (nats stream edit ${name} --replicas ${replicas})`,
     );
+  }
+}
+
+/** A request the server did not answer within its timeout (the client's TimeoutError, possibly as a cause). */
+export const isTimeout = (err: unknown): boolean =>
+  err instanceof TimeoutError || (err as Error)?.name === "TimeoutError" || (!!(err as Error)?.cause && isTimeout((err as Error).cause));
+
+/** How long a starting service keeps asking for a stream or bucket whose declaration times out. */
+export const DECLARE_PATIENCE_MS = 60_000;
+
+/**
+ * Runs a declaration made at start (a stream or bucket created or given its copies) again
+ * when the server does not answer in time, until `patienceMs`. On a cluster every change is a
+ * round of consensus: replicas starting together queue behind one another, and on a loaded
+ * machine one request outlasts JS_API_TIMEOUT_MS while the change is still on its way, which
+ * stopped the service. Every declaration is idempotent (create if absent, else match), so
+ * asking again is safe; any other error, and the last timeout, go to the caller.
+ */
+export async function declarePatiently<T>(what: string, declare: () => Promise<T>, logger?: Logger, patienceMs = DECLARE_PATIENCE_MS): Promise<T> {
+  const deadline = Date.now() + patienceMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await declare();
+    } catch (err) {
+      if (!isTimeout(err) || Date.now() >= deadline) throw err;
+      logger?.warn({ what, attempt }, `NATS did not answer the declaration of ${what} in time; asking again`);
+      await sleep(Math.min(250 * 2 ** (attempt - 1), 2_000, Math.max(0, deadline - Date.now())));
+    }
   }
 }

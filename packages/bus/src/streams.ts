@@ -6,7 +6,7 @@ import { allFeedSubjects, feedStreamName } from "@mam/contracts/realtime-feed.ts
 import { ingestStreamName, ingestSubject } from "@mam/contracts/ingest.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { isPermissionError, type Bus } from "./connection.ts";
-import { checkReplicas, matchReplicas, replicasRefused } from "./replicas.ts";
+import { checkReplicas, declarePatiently, matchReplicas, replicasRefused } from "./replicas.ts";
 
 /** Window inside which a republished event (same id) is stored only once. */
 export const DUPLICATE_WINDOW_MS = 2 * 60_000;
@@ -98,17 +98,20 @@ async function ensureStream(bus: Bus, config: Partial<StreamConfig> & { name: st
       () => false,
     );
   const matched = () => matchReplicas(bus.jsm, config.name, bus.replicas, bus.logger);
-  if (await exists()) return matched();
-  try {
-    await bus.jsm.streams.add(config);
-    return;
-  } catch (err) {
-    if (!isPermissionError(err)) {
+  /** true when declared (created or matched), false when this service may not create it. */
+  const declare = async (): Promise<boolean> => {
+    if (await exists()) return matched().then(() => true);
+    try {
+      await bus.jsm.streams.add(config);
+      return true;
+    } catch (err) {
+      if (isPermissionError(err)) return false;
       // Another process created it between our two calls.
-      if (await exists()) return matched();
+      if (await exists()) return matched().then(() => true);
       throw replicasRefused(err, bus.replicas);
     }
-  }
+  };
+  if (await declarePatiently(`the ${config.name} stream`, declare, bus.logger)) return;
   bus.logger.warn({ stream: config.name }, `waiting for the ${config.name} stream: this service may not create it, the services that write to it do`);
   await waitFor(exists, { timeoutMs: waitMs, intervalMs: 500, what: `the ${config.name} stream (created by the services that write to it)` });
 }

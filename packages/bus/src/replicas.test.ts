@@ -1,0 +1,44 @@
+import { TimeoutError } from "@nats-io/transport-node";
+import { describe, expect, it } from "vitest";
+import { declarePatiently, isTimeout } from "./replicas.ts";
+
+describe("declarePatiently", () => {
+  it("asks again when NATS does not answer in time, and returns the declaration's result", async () => {
+    let calls = 0;
+    const result = await declarePatiently("the X stream", async () => {
+      calls++;
+      if (calls < 3) throw calls === 1 ? new TimeoutError() : new Error("request failed", { cause: new TimeoutError() });
+      return "declared";
+    });
+    expect(result).toBe("declared");
+    expect(calls).toBe(3);
+  });
+
+  it("passes any other error on at once", async () => {
+    let calls = 0;
+    const refused = new Error("insufficient resources");
+    await expect(
+      declarePatiently("the X stream", async () => {
+        calls++;
+        throw refused;
+      }),
+    ).rejects.toBe(refused);
+    expect(calls).toBe(1);
+  });
+
+  it("gives the last timeout to the caller once its patience is spent", async () => {
+    let calls = 0;
+    const err = await declarePatiently(
+      "the X stream",
+      async () => {
+        calls++;
+        throw new TimeoutError();
+      },
+      undefined,
+      600,
+    ).catch((e: unknown) => e);
+    expect(isTimeout(err)).toBe(true);
+    expect(calls).toBeGreaterThan(1);
+    expect(calls).toBeLessThan(6);
+  });
+});
