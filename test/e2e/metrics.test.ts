@@ -228,12 +228,27 @@ describe("Prometheus metrics on every service's health port", () => {
     });
   });
 
-  it("every projection's consumer lag is a gauge of its service, caught up at 0", async () => {
+  it("every durable consumer's lag is a gauge of its service, caught up at 0", async () => {
     const expected: Record<string, string[]> = {
-      identity: ["identity-read-model"],
-      mailbox: ["mailbox-read-model", "mailbox-plan-limits", "mailbox-default-limits", "mailbox-tenant-pauses", "mailbox-delivery"],
-      realtime: ["realtime-read-model"],
-      billing: ["billing-read-model"],
+      identity: ["identity-read-model", "identity-counts-inbox-created", "identity-counts-domain-added"],
+      mailbox: [
+        "mailbox-read-model",
+        "mailbox-plan-limits",
+        "mailbox-default-limits",
+        "mailbox-tenant-pauses",
+        "mailbox-delivery",
+        "mailbox-ingest",
+        "mailbox-workspace-ends",
+      ],
+      realtime: [
+        "realtime-read-model",
+        "realtime-feed",
+        "realtime-webhooks",
+        "realtime-workspace-ends",
+        "realtime-ws-workspace-created",
+        "realtime-ws-inbox-deleted",
+      ],
+      billing: ["billing-read-model", "billing-metrics", "billing-metrics-workspaces"],
     };
     for (const [service, consumers] of Object.entries(expected)) {
       await waitFor(

@@ -55,6 +55,21 @@ export class Backbone<DB = unknown> {
     this.unwatch.push(this.metrics.watch(name, help, labelNames, source));
   }
 
+  /**
+   * The lag of a durable consumer the service runs, on `stream` (CONSUMER_LAG, labelled with
+   * the durable's name). Read models are watched from their checkpoints; every other durable
+   * (a worker, a feed, a checkpointed consumer of its own table) is named here by its part, on
+   * every replica, whether it pulls or stands by: the lag is the consumer's, shared by all.
+   */
+  watchConsumerLag(stream: string, durable: string): void {
+    this.watch(
+      CONSUMER_LAG.name,
+      CONSUMER_LAG.help,
+      CONSUMER_LAG.labels,
+      consumerLags(this.bus, stream, () => [durable]),
+    );
+  }
+
   get logger() {
     return this.o.logger;
   }

@@ -50,6 +50,7 @@ export async function startCheckpointedConsumer<DB>(
   ),
 ): Promise<CheckpointedConsumer> {
   const { backbone: b, db, table } = o;
+  b.watchConsumerLag(b.stream, o.durable);
   // Under a lock: of replicas starting together, one deletes the consumer (the others would
   // delete the one it already reads from).
   await db.transaction().execute(async (tx) => {

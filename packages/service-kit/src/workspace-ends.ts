@@ -17,6 +17,7 @@ export type EndWorkspace = (workspace: { tenantId: string; workspaceId: string }
  * redelivery, which `end` must make harmless (find nothing left).
  */
 export function workspaceEndsConsumer<DB>(o: { backbone: Backbone<DB>; logger: Logger; durable: string; what: string; end: EndWorkspace }): DurableConsumer {
+  o.backbone.watchConsumerLag(o.backbone.stream, o.durable);
   return new DurableConsumer({
     bus: o.backbone.bus,
     stream: o.backbone.stream,

@@ -8,7 +8,7 @@ import type { RealtimeConfig } from "./config.ts";
 import type { RealtimeContext } from "./context.ts";
 import { migrations } from "./db/migrations/index.ts";
 import type { RealtimeDb } from "./db/schema.ts";
-import { FeedRenderer } from "./feed/renderer.ts";
+import { FEED_DURABLE, FeedRenderer } from "./feed/renderer.ts";
 import { applyRealtimeEvent, PROJECTION } from "./webhooks/projection.ts";
 import { webhookParts } from "./webhooks/parts.ts";
 import { registerWebhookRpc } from "./webhooks/rpc.ts";
@@ -46,7 +46,10 @@ export class RealtimeService extends ServiceHost<RealtimeDb, RealtimeContext> {
       projections: (ctx) => [
         ownEventsProjection({ name: PROJECTION, context: REALTIME_CONTEXT, db: ctx.db, parse: parseRealtimeEvent, apply: applyRealtimeEvent }),
       ],
-      parts: (ctx, b) => [(renderer = new FeedRenderer(ctx, { stream: b.stream })), new WebSocketPart(cfg, ctx, b), ...webhookParts(ctx, b)],
+      parts: (ctx, b) => {
+        b.watchConsumerLag(b.stream, FEED_DURABLE);
+        return [(renderer = new FeedRenderer(ctx, { stream: b.stream })), new WebSocketPart(cfg, ctx, b), ...webhookParts(ctx, b)];
+      },
       handlers: (server, ctx) => {
         webSocketPartOf(ctx)?.serve(server);
         registerWebhookRpc(server, ctx);

@@ -37,6 +37,7 @@ export class PlansPart implements Part {
   async start(): Promise<void> {
     await this.reconcile();
     const { ctx, b } = this;
+    b.watchConsumerLag(b.stream, TENANTS_CONSUMER);
     this.consumer = new DurableConsumer({
       bus: b.bus,
       stream: b.stream,

@@ -31,6 +31,7 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
   let bucket: Promise<ObjectStore> | undefined;
   const lookup = cachedLookup(makeResolver(ctx.cfg.DNS_SERVERS));
   const filer = new Filer(ctx);
+  backbone.watchConsumerLag(stream, INGEST_DURABLE);
   return new DurableConsumer({
     bus: backbone.bus,
     stream,

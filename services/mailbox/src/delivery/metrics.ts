@@ -1,7 +1,6 @@
 import { sql } from "kysely";
 import { metricsOf, SOURCE_TIMEOUT_MS } from "@mam/runtime/metrics.ts";
 import type { Backbone } from "@mam/service-kit/backbone.ts";
-import { CONSUMER_LAG, consumerLags } from "@mam/service-kit/metrics.ts";
 import type { MailboxContext } from "../context.ts";
 
 export type DeliveryOutcome = "delivered" | "deferred" | "bounced";
@@ -25,12 +24,7 @@ export function countOutcome(outcome: DeliveryOutcome, recipients: number): void
  */
 export function watchDelivery(ctx: MailboxContext, b: Backbone<any>, durable: string): void {
   for (const outcome of ["delivered", "deferred", "bounced"] as const) outcomes().inc({ outcome }, 0);
-  b.watch(
-    CONSUMER_LAG.name,
-    CONSUMER_LAG.help,
-    CONSUMER_LAG.labels,
-    consumerLags(b.bus, b.stream, () => [durable]),
-  );
+  b.watchConsumerLag(b.stream, durable);
   b.watch(
     "mam_delivery_queue_depth",
     "Sent messages waiting in the retry queue: due now, scheduled for later, or being tried (leased)",
