@@ -89,6 +89,19 @@ describe("the OpenAPI document and the reference page", () => {
     expect(plain.body).toEqual({ error: expect.any(String), code: "VALIDATION_ERROR" });
   });
 
+  it("files every operation under a tag the document declares; the MCP door under its own", () => {
+    const declared = new Set((doc.tags as { name: string }[]).map((t) => t.name));
+    const undeclared = Object.entries(doc.paths as Json).flatMap(([path, ops]) =>
+      METHODS.filter((m) => ops[m]).flatMap((m) =>
+        ((ops[m].tags ?? []) as string[]).length === 0
+          ? [`${m} ${path} (none)`]
+          : (ops[m].tags as string[]).filter((t) => !declared.has(t)).map((t) => `${m} ${path} ${t}`),
+      ),
+    );
+    expect(undeclared).toEqual([]);
+    for (const m of ["post", "delete", "get"]) expect(doc.paths["/v1/mcp"]?.[m]?.tags, m).toEqual(["MCP"]);
+  });
+
   it("names the four kinds of key, each in X-API-Key or Authorization: Bearer", () => {
     const schemes = doc.components.securitySchemes as Json;
     for (const [kind, prefix] of [

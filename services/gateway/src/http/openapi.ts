@@ -150,6 +150,7 @@ const TAGS = [
   ["Metrics", "Usage counters over a window, and what a scope holds now."],
   ["Billing", "The tenant's plan, its limits and what it uses of them."],
   ["Keys", "What a key is, and this document."],
+  ["MCP", "The mail tools for agents over the Model Context Protocol (Streamable HTTP, one session per key)."],
 ] as const;
 
 /** A WebSocket door: a GET that upgrades (101), or is answered 426 without the upgrade. */
