@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Kysely } from "kysely";
 import type { PubAck } from "@nats-io/jetstream";
 import type { Bus } from "@mam/bus/connection.ts";
-import { isWrongLastMessage, publishEncoded } from "@mam/bus/events.ts";
+import { publishChained, publishEncoded } from "@mam/bus/events.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import { claimPending, envelopesOfRows, markPublished, prunePublished, tenantsWithPending, type EncodedEvent, type OutboxRow } from "./outbox.ts";
 
@@ -198,33 +198,16 @@ export class OutboxRelay {
       );
   }
 
-  /**
-   * Publishes rows pipelined, yet never a later one stored without the one before: the first
-   * of a round goes as it is (all before it are stored), each next one only if the one before
-   * is the stream's last message (`Nats-Expected-Last-Msg-Id`). A row that fails makes every
-   * row after it fail; a row refused because another publisher came between starts the next
-   * round; any other failure ends the pass with what was stored so far.
-   */
-  private async publishInOrder(rows: OutboxRow[], acked: { seq: number; streamSeq: number }[]): Promise<void> {
-    for (let from = 0; from < rows.length; ) {
-      const round = rows.slice(from);
-      const results = await Promise.allSettled(
-        round.map((row, i) => {
-          const known = this.unmarked.get(row.seq);
-          return known !== undefined ? Promise.resolve({ seq: known }) : this.publish(this.o.bus, row, i === 0 ? undefined : round[i - 1]!.event_id);
-        }),
-      );
-      let stored = 0;
-      for (const r of results) {
-        if (r.status === "rejected") break;
-        acked.push({ seq: round[stored]!.seq, streamSeq: r.value.seq });
-        stored++;
-      }
-      if (stored === round.length) return;
-      const err = (results[stored] as PromiseRejectedResult).reason;
-      if (stored === 0 || !isWrongLastMessage(err)) throw err;
-      from += stored;
-    }
+  /** Publishes rows pipelined and in order (see publishChained); a row the stream took in an earlier pass is not sent again. */
+  private publishInOrder(rows: OutboxRow[], acked: { seq: number; streamSeq: number }[]): Promise<void> {
+    return publishChained(rows, {
+      send: (row, afterId) => {
+        const known = this.unmarked.get(row.seq);
+        return known !== undefined ? Promise.resolve({ seq: known }) : this.publish(this.o.bus, row, afterId);
+      },
+      idOf: (row) => row.event_id,
+      stored: (row, ack) => acked.push({ seq: row.seq, streamSeq: ack!.seq }),
+    });
   }
 
   private async sweep(): Promise<void> {

@@ -1,4 +1,4 @@
-import type { ConsumerInfo, JsMsg } from "@nats-io/jetstream";
+import type { ConsumerInfo, JsMsg, PubAck } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
 import { ZodError } from "zod";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
@@ -8,6 +8,7 @@ import type { Part } from "@mam/service-kit/service.ts";
 import { SingleActive } from "@mam/service-kit/single-active.ts";
 import type { RealtimeContext } from "../context.ts";
 import { BatchConsumer, type Settle } from "@mam/bus/batch-consumer.ts";
+import { publishChained } from "@mam/bus/events.ts";
 import { catchUpPoint, eventsInFeed, SOURCE_SEQ_HEADER } from "./catch-up.ts";
 import { fitEntry } from "./fit.ts";
 import { showMessages, shownKey } from "./show.ts";
@@ -59,8 +60,8 @@ export interface RendererOptions {
  * by two replicas reach the feed in either order. Sequencing per tenant among replicas
  * instead would need a consumer (or a pinned one) per tenant, which NATS 2.9 does not have,
  * or a sequence check per entry, which a replica holding a later event could only wait on.
- * One renderer keeps up: a batch costs one mailbox request per workspace, and publishes one
- * at a time per tenant, tenants side by side. The holder keeps order across its own batches too (an event it
+ * One renderer keeps up: a batch costs one mailbox request per workspace, and its entries go
+ * pipelined, each stored only after the one before. The holder keeps order across its own batches too (an event it
  * failed to render is tried again before anything behind it), and a new holder starts from
  * the consumer's first unacknowledged event (see SingleActive).
  */
@@ -137,31 +138,23 @@ export class FeedRenderer implements Part {
     }
     const messages = events.map((x) => x.e).filter((e): e is MessageEvent & Scoped => isMessageEvent(e));
     const shown = await showMessages(this.ctx, messages);
-    const lines = new Map<string, { msg: JsMsg; entry?: FeedEvent }[]>();
+    const items: { msg: JsMsg; entry?: FeedEvent }[] = [];
     for (const { msg, e } of events) {
-      const entry = isMessageEvent(e) ? renderMessageEvent(e, shown.get(shownKey(e, messageIdOf(e)))) : await this.domainEntry(e);
-      const line = lines.get(e.tenantId) ?? [];
-      line.push({ msg, entry });
-      lines.set(e.tenantId, line);
+      items.push({ msg, entry: isMessageEvent(e) ? renderMessageEvent(e, shown.get(shownKey(e, messageIdOf(e)))) : await this.domainEntry(e) });
     }
-    // A tenant's entries one after another, up to the first not stored: it and what follows are
-    // left unsettled, to be tried again in order, so the feed never holds a later entry of a
-    // tenant (of each of its workspaces) before an earlier one. Tenants go side by side.
-    let failure: unknown;
-    await Promise.all(
-      [...lines.values()].map(async (line) => {
-        for (const { msg, entry } of line) {
-          try {
-            if (entry) await this.publish(entry, msg.seq);
-          } catch (err) {
-            failure ??= err;
-            return;
-          }
-          settle(msg, "ack");
-        }
-      }),
-    );
-    if (failure) this.ctx.logger.warn({ err: failure }, "feed entries not stored; will retry");
+    // The batch's entries pipelined in the events' order, each stored only after the one before
+    // (publishChained): up to the first not stored, each event is acknowledged; it and what
+    // follows are left unsettled, to be tried again in order, so the feed never holds a later
+    // entry before an earlier one. One write carries the batch, one read its PubAcks.
+    try {
+      await publishChained(items, {
+        send: ({ msg, entry }, afterId) => (entry ? this.publish(entry, msg.seq, afterId) : undefined),
+        idOf: ({ entry }) => entry!.eventId,
+        stored: ({ msg }) => settle(msg, "ack"),
+      });
+    } catch (err) {
+      this.ctx.logger.warn({ err }, "feed entries not stored; will retry");
+    }
     this.ctx.logger.debug({ events: batch.length, ms: Math.round(performance.now() - started) }, "feed batch");
   }
 
@@ -203,18 +196,23 @@ export class FeedRenderer implements Part {
     return fires && domain ? renderDomainVerified(e as Extract<DomainEvent, { type: "DomainChecked" }> & Scoped, domain) : undefined;
   }
 
-  private async publish(entry: FeedEvent, sourceSeq: number): Promise<void> {
+  /** Sends the entry (nothing when it cannot fit in a NATS message: said, and passed over); with `afterId`, only after that entry. */
+  private publish(entry: FeedEvent, sourceSeq: number, afterId: string | undefined): Promise<PubAck> | undefined {
     const { bus } = this.ctx;
     const fit = fitEntry(entry, maxEntryBytes(bus.nc.info?.max_payload));
     if (!fit) {
       this.ctx.logger.error({ eventId: entry.eventId }, "feed entry too large for one NATS message even without its bodies; not published");
-      return;
+      return undefined;
     }
     if (fit.dropped !== "nothing")
       this.ctx.logger.warn({ eventId: entry.eventId, dropped: fit.dropped }, "feed entry too large for one NATS message; sent without");
     const h = headers();
     h.set(SOURCE_SEQ_HEADER, String(sourceSeq));
-    await bus.js.publish(feedSubject(bus.prefix, entry), fit.json, { msgID: entry.eventId, headers: h });
+    return bus.js.publish(feedSubject(bus.prefix, entry), fit.json, {
+      msgID: entry.eventId,
+      headers: h,
+      ...(afterId ? { expect: { lastMsgID: afterId } } : {}),
+    });
   }
 }
 

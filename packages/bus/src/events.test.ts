@@ -1,0 +1,77 @@
+import type { PubAck } from "@nats-io/jetstream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "@mam/runtime/logger.ts";
+import { isolate } from "@mam/testing/isolation.ts";
+import { closeBus, connectBus, type Bus } from "./connection.ts";
+import { publishChained, publishEncoded } from "./events.ts";
+import { ensureEventsStream } from "./streams.ts";
+
+/** publishChained against a real stream: pipelined, in order, never a later message without the one before. */
+describe("publishChained", () => {
+  const iso = isolate();
+  let bus: Bus;
+  let stream: string;
+  beforeAll(async () => {
+    bus = await connectBus({ url: iso.urls.NATS_URL, prefix: iso.prefix, name: "chain-test", logger: createLogger("test", "silent") });
+    stream = await ensureEventsStream(bus);
+  });
+  afterAll(async () => {
+    await closeBus(bus);
+    await iso.cleanup();
+  });
+
+  type Item = { id: string; skip?: boolean };
+  const subject = (run: string) => `evt.chain.${run}._.Happened`;
+  /** Ids of the stream's messages on the run's subject, in the stream's order. */
+  const storedIds = async (run: string): Promise<string[]> => {
+    const ids: string[] = [];
+    const info = await bus.jsm.streams.info(stream);
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const m = await bus.jsm.streams.getMessage(stream, { seq }).catch(() => undefined);
+      if (m?.subject === `${iso.prefix}${subject(run)}`) ids.push(m.header.get("Nats-Msg-Id"));
+    }
+    return ids;
+  };
+  const chain = (run: string, items: Item[], told: string[], send?: (item: Item, afterId: string | undefined) => Promise<PubAck> | undefined) =>
+    publishChained(items, {
+      send: send ?? ((item, afterId) => (item.skip ? undefined : publishEncoded(bus, subject(run), "{}", item.id, afterId))),
+      idOf: (item) => item.id,
+      stored: (item) => told.push(item.id),
+    });
+
+  it("stores every message in order, and tells of each stored one (those with nothing to send too) in order", async () => {
+    const items: Item[] = [{ id: "a1" }, { id: "a2", skip: true }, { id: "a3" }, { id: "a4" }];
+    const told: string[] = [];
+    await chain("a", items, told);
+    expect(told).toEqual(["a1", "a2", "a3", "a4"]);
+    expect(await storedIds("a")).toEqual(["a1", "a3", "a4"]);
+  });
+
+  it("starts a new round where another publisher came between, storing each message once and in order", async () => {
+    const told: string[] = [];
+    let cut = false;
+    await chain("b", [{ id: "b1" }, { id: "b2" }, { id: "b3" }], told, (item, afterId) => {
+      const sent = publishEncoded(bus, subject("b"), "{}", item.id, afterId);
+      // Another publisher's message lands right after b1 is sent, before b2.
+      if (item.id === "b1" && !cut) {
+        cut = true;
+        void publishEncoded(bus, "evt.chain.other._.Happened", "{}", "other-1");
+      }
+      return sent;
+    });
+    expect(told).toEqual(["b1", "b2", "b3"]);
+    expect(await storedIds("b")).toEqual(["b1", "b2", "b3"]);
+  });
+
+  it("stops at a message that fails: those before it are stored and told, none after it is stored", async () => {
+    const told: string[] = [];
+    const refused = new Error("refused");
+    const err = await chain("c", [{ id: "c1" }, { id: "c2" }, { id: "c3" }, { id: "c4" }], told, (item, afterId) =>
+      item.id === "c2" ? Promise.reject(refused) : publishEncoded(bus, subject("c"), "{}", item.id, afterId),
+    ).catch((e: unknown) => e);
+    expect(err).toBe(refused);
+    expect(told).toEqual(["c1"]);
+    // c3 was sent expecting c2 last, which the stream never took: refused too, and so c4.
+    expect(await storedIds("c")).toEqual(["c1"]);
+  });
+});
