@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "@mam/runtime/logger.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { closeBus, connectBus, type Bus } from "./connection.ts";
-import { publishChained, publishEncoded } from "./events.ts";
+import { publishChained, publishChainedPerKey, publishEncoded } from "./events.ts";
 import { ensureEventsStream } from "./streams.ts";
 
 /** publishChained against a real stream: pipelined, in order, never a later message without the one before. */
@@ -73,5 +73,80 @@ describe("publishChained", () => {
     expect(told).toEqual(["c1"]);
     // c3 was sent expecting c2 last, which the stream never took: refused too, and so c4.
     expect(await storedIds("c")).toEqual(["c1"]);
+  });
+
+  it("takes a send that throws as that message's failure: what was sent before it is still stored and told", async () => {
+    const told: string[] = [];
+    const err = await chain("d", [{ id: "d1" }, { id: "d2" }, { id: "d3" }], told, (item, afterId) => {
+      if (item.id === "d2") throw new Error("cannot encode");
+      return publishEncoded(bus, subject("d"), "{}", item.id, afterId);
+    }).catch((e: unknown) => e);
+    expect((err as Error).message).toBe("cannot encode");
+    expect(told).toEqual(["d1"]);
+    expect(await storedIds("d")).toEqual(["d1"]);
+  });
+});
+
+describe("publishChainedPerKey", () => {
+  const iso = isolate();
+  let bus: Bus;
+  let stream: string;
+  beforeAll(async () => {
+    bus = await connectBus({ url: iso.urls.NATS_URL, prefix: iso.prefix, name: "chain-key-test", logger: createLogger("test", "silent") });
+    stream = await ensureEventsStream(bus);
+  });
+  afterAll(async () => {
+    await closeBus(bus);
+    await iso.cleanup();
+  });
+
+  type Item = { key: string; id: string };
+  const subject = "evt.perkey._._.Happened";
+  const storedIds = async (): Promise<string[]> => {
+    const info = await bus.jsm.streams.info(stream);
+    const ids: string[] = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const m = await bus.jsm.streams.getMessage(stream, { seq }).catch(() => undefined);
+      if (m?.subject === `${iso.prefix}${subject}`) ids.push(m.header.get("Nats-Msg-Id"));
+    }
+    return ids;
+  };
+  /** Items of keys a and b, interleaved; `failing` ids are refused once each. */
+  const run = async (run: string, failing: string[], o: { maxHeld?: number; connected?: () => boolean } = {}) => {
+    const items: Item[] = ["a1", "b1", "a2", "b2", "a3", "b3"].map((x) => ({ key: x[0]!, id: `${run}-${x}` }));
+    const told: string[] = [];
+    const refused = new Set(failing.map((f) => `${run}-${f}`));
+    const result = await publishChainedPerKey(items, {
+      send: (item, afterId) => {
+        if (refused.delete(item.id)) return Promise.reject(new Error(`refused ${item.id}`));
+        return publishEncoded(bus, subject, "{}", item.id, afterId);
+      },
+      idOf: (item) => item.id,
+      stored: (item) => told.push(item.id),
+      keyOf: (item) => item.key,
+      maxHeld: o.maxHeld ?? 4,
+      connected: o.connected ?? (() => true),
+    });
+    return { ...result, told };
+  };
+
+  it("holds back only the key of a message not stored: the other key's go on, each in order", async () => {
+    const before = (await storedIds()).length;
+    const r = await run("p", ["a2"]);
+    expect((r.failure as Error).message).toBe("refused p-a2");
+    expect(r.held).toBe(1);
+    expect(r.told).toEqual(["p-a1", "p-b1", "p-b2", "p-b3"]);
+    expect((await storedIds()).slice(before)).toEqual(["p-a1", "p-b1", "p-b2", "p-b3"]);
+  });
+
+  it("stops once maxHeld keys are held, and sends nothing while NATS is disconnected", async () => {
+    const before = (await storedIds()).length;
+    const r = await run("q", ["a2"], { maxHeld: 1 });
+    expect(r.held).toBe(1);
+    expect(r.told).toEqual(["q-a1", "q-b1"]);
+    const off = await run("r", [], { connected: () => false });
+    expect((off.failure as Error).message).toMatch(/disconnected/);
+    expect(off.told).toEqual([]);
+    expect((await storedIds()).slice(before)).toEqual(["q-a1", "q-b1"]);
   });
 });

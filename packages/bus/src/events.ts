@@ -16,14 +16,15 @@ export async function publishEncoded(bus: Bus, subject: string, payload: string,
 export const isWrongLastMessage = (err: unknown): boolean => (err as { code?: unknown })?.code === 10070;
 
 /**
- * Publishes a run of messages pipelined (their bytes leave together, their PubAcks come back
- * together), yet never stores a later one without the one before: the first of a round goes as
- * it is (everything before it is stored), each next one only if the one sent before it is the
- * stream's last message (`send`'s `afterId`, for `Nats-Expected-Last-Msg-Id`). A message that
- * fails makes every later one fail; when it was refused because another publisher came
- * between, the next round starts from it. Any other failure is thrown, after `stored` was told
- * of every message stored before it. `send` returns nothing for an item with nothing to
- * publish: it counts as stored, and the chain links past it.
+ * Publishes a run of messages pipelined (sent together, their PubAcks awaited together), yet
+ * never stores a later one without the one before: the first of a round goes as it is
+ * (everything before it is stored), each next one only if the one sent before it is the
+ * stream's last message (`send`'s `afterId`, for `Nats-Expected-Last-Msg-Id`). Once a message
+ * is not stored, none sent after it in its round is. When it was refused because another
+ * publisher came between, the next round starts from it; any other failure is thrown, after
+ * `stored` was told, in order, of every item stored before it. `send` returns nothing for an
+ * item with nothing to publish: it counts as stored, and the chain links past it (`idOf` is
+ * asked only of items sent).
  */
 export async function publishChained<T, A>(
   items: readonly T[],
@@ -38,7 +39,13 @@ export async function publishChained<T, A>(
     let afterId: string | undefined;
     const results = await Promise.allSettled(
       round.map((item) => {
-        const sent = o.send(item, afterId);
+        let sent: Promise<A> | undefined;
+        try {
+          sent = o.send(item, afterId);
+        } catch (err) {
+          // As a failure of its own, so that what was sent before it is still awaited and told.
+          sent = Promise.reject(err);
+        }
         if (sent) afterId = o.idOf(item);
         return sent;
       }),
@@ -54,4 +61,41 @@ export async function publishChained<T, A>(
     if (stored === 0 || !isWrongLastMessage(err)) throw err;
     from += stored;
   }
+}
+
+/**
+ * publishChained for items of several keys (a tenant's entries) whose order matters within a
+ * key only: an item not stored holds back its key's later items, and the other keys' go on in
+ * another round, until `maxHeld` keys are held (each costs a round) or NATS is disconnected
+ * (nats.js would buffer the bytes until it reconnects). What was not stored is for the caller
+ * to try again; the first failure is returned with the number of keys held.
+ */
+export async function publishChainedPerKey<T, A>(
+  items: readonly T[],
+  o: Parameters<typeof publishChained<T, A>>[1] & { keyOf: (item: T) => string; maxHeld: number; connected: () => boolean },
+): Promise<{ failure?: unknown; held: number }> {
+  const stored = new Set<T>();
+  const held = new Set<string>();
+  let failure: unknown;
+  for (let left = items; left.length > 0 && held.size < o.maxHeld; ) {
+    if (!o.connected()) {
+      failure ??= new Error("NATS is disconnected");
+      break;
+    }
+    try {
+      await publishChained(left, {
+        ...o,
+        stored: (item, ack) => {
+          stored.add(item);
+          o.stored(item, ack);
+        },
+      });
+      break;
+    } catch (err) {
+      failure ??= err;
+      held.add(o.keyOf(left.find((item) => !stored.has(item))!));
+      left = left.filter((item) => !stored.has(item) && !held.has(o.keyOf(item)));
+    }
+  }
+  return { failure, held: held.size };
 }

@@ -8,7 +8,7 @@ import type { Part } from "@mam/service-kit/service.ts";
 import { SingleActive } from "@mam/service-kit/single-active.ts";
 import type { RealtimeContext } from "../context.ts";
 import { BatchConsumer, type Settle } from "@mam/bus/batch-consumer.ts";
-import { publishChained } from "@mam/bus/events.ts";
+import { publishChainedPerKey } from "@mam/bus/events.ts";
 import { catchUpPoint, eventsInFeed, SOURCE_SEQ_HEADER } from "./catch-up.ts";
 import { fitEntry } from "./fit.ts";
 import { showMessages, shownKey } from "./show.ts";
@@ -61,9 +61,10 @@ export interface RendererOptions {
  * instead would need a consumer (or a pinned one) per tenant, which NATS 2.9 does not have,
  * or a sequence check per entry, which a replica holding a later event could only wait on.
  * One renderer keeps up: a batch costs one mailbox request per workspace, and its entries go
- * pipelined, each stored only after the one before. The holder keeps order across its own batches too (an event it
- * failed to render is tried again before anything behind it), and a new holder starts from
- * the consumer's first unacknowledged event (see SingleActive).
+ * pipelined, each stored only after the one sent before it (see render). The holder keeps
+ * order across its own batches too (an event it failed to render is tried again before
+ * anything of its tenant behind it), and a new holder starts from the consumer's first
+ * unacknowledged event (see SingleActive).
  */
 export class FeedRenderer implements Part {
   private readonly feed: string;
@@ -138,23 +139,25 @@ export class FeedRenderer implements Part {
     }
     const messages = events.map((x) => x.e).filter((e): e is MessageEvent & Scoped => isMessageEvent(e));
     const shown = await showMessages(this.ctx, messages);
-    const items: { msg: JsMsg; entry?: FeedEvent }[] = [];
+    const items: Item[] = [];
     for (const { msg, e } of events) {
-      items.push({ msg, entry: isMessageEvent(e) ? renderMessageEvent(e, shown.get(shownKey(e, messageIdOf(e)))) : await this.domainEntry(e) });
+      const entry = isMessageEvent(e) ? renderMessageEvent(e, shown.get(shownKey(e, messageIdOf(e)))) : await this.domainEntry(e);
+      items.push({ msg, tenantId: e.tenantId, entry: entry && this.fitted(entry) });
     }
-    // The batch's entries pipelined in the events' order, each stored only after the one before
-    // (publishChained): up to the first not stored, each event is acknowledged; it and what
-    // follows are left unsettled, to be tried again in order, so the feed never holds a later
-    // entry before an earlier one. One write carries the batch, one read its PubAcks.
-    try {
-      await publishChained(items, {
-        send: ({ msg, entry }, afterId) => (entry ? this.publish(entry, msg.seq, afterId) : undefined),
-        idOf: ({ entry }) => entry!.eventId,
-        stored: ({ msg }) => settle(msg, "ack"),
-      });
-    } catch (err) {
-      this.ctx.logger.warn({ err }, "feed entries not stored; will retry");
-    }
+    // The batch's entries go pipelined in the events' order, each stored only after the one
+    // sent before it (publishChained), and each event is acknowledged once its entry is stored.
+    // An entry not stored holds back its tenant's later ones (left unsettled, to be tried again
+    // in order, so the feed never holds a tenant's later entry before an earlier one); the
+    // other tenants' entries go on in another round, up to MAX_HELD tenants held back a batch.
+    const { failure, held } = await publishChainedPerKey(items, {
+      send: (item, afterId) => (item.entry ? this.publish(item.entry, item.msg.seq, afterId) : undefined),
+      idOf: (item) => item.entry!.entry.eventId,
+      stored: (item) => settle(item.msg, "ack"),
+      keyOf: (item) => item.tenantId,
+      maxHeld: MAX_HELD,
+      connected: () => this.ctx.bus.connected(),
+    });
+    if (failure) this.ctx.logger.warn({ err: failure, tenantsHeld: held }, "feed entries not stored; will retry");
     this.ctx.logger.debug({ events: batch.length, ms: Math.round(performance.now() - started) }, "feed batch");
   }
 
@@ -196,25 +199,37 @@ export class FeedRenderer implements Part {
     return fires && domain ? renderDomainVerified(e as Extract<DomainEvent, { type: "DomainChecked" }> & Scoped, domain) : undefined;
   }
 
-  /** Sends the entry (nothing when it cannot fit in a NATS message: said, and passed over); with `afterId`, only after that entry. */
-  private publish(entry: FeedEvent, sourceSeq: number, afterId: string | undefined): Promise<PubAck> | undefined {
-    const { bus } = this.ctx;
-    const fit = fitEntry(entry, maxEntryBytes(bus.nc.info?.max_payload));
+  /** The entry as it will be sent, cut to fit one NATS message (nothing when even that cannot fit: said, and passed over). */
+  private fitted(entry: FeedEvent): Fitted | undefined {
+    const fit = fitEntry(entry, maxEntryBytes(this.ctx.bus.nc.info?.max_payload));
     if (!fit) {
       this.ctx.logger.error({ eventId: entry.eventId }, "feed entry too large for one NATS message even without its bodies; not published");
       return undefined;
     }
     if (fit.dropped !== "nothing")
       this.ctx.logger.warn({ eventId: entry.eventId, dropped: fit.dropped }, "feed entry too large for one NATS message; sent without");
+    return { entry, json: fit.json };
+  }
+
+  /** Sends the entry; with `afterId`, to be stored only if that entry is the feed's last message. */
+  private publish({ entry, json }: Fitted, sourceSeq: number, afterId: string | undefined): Promise<PubAck> {
+    const { bus } = this.ctx;
     const h = headers();
     h.set(SOURCE_SEQ_HEADER, String(sourceSeq));
-    return bus.js.publish(feedSubject(bus.prefix, entry), fit.json, {
+    return bus.js.publish(feedSubject(bus.prefix, entry), json, {
       msgID: entry.eventId,
       headers: h,
       ...(afterId ? { expect: { lastMsgID: afterId } } : {}),
     });
   }
 }
+
+type Fitted = { entry: FeedEvent; json: string };
+/** An event of the batch: its entry, if it has one to publish. */
+type Item = { msg: JsMsg; tenantId: string; entry?: Fitted };
+
+/** Tenants whose entries one batch holds back before the rest of it waits for the retry too (each costs a round). */
+const MAX_HELD = 4;
 
 /** Room for an entry in one NATS message, headers aside. */
 const maxEntryBytes = (maxPayload = 1024 * 1024) => maxPayload - 4 * 1024;
