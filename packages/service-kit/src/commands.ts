@@ -12,7 +12,7 @@ import { AppError } from "@mam/contracts/errors.ts";
 import type { Clock, IdGen } from "@mam/runtime/ids.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import { BatchedWrites } from "./batched-writes.ts";
-import { lockForDecision } from "./rebuild.ts";
+import { lockForDecision } from "./rebuild-guard.ts";
 import type { Sequenced } from "./event-sourcing.ts";
 import { recordInOutbox, tenantKeyOf, type EncodedEvent } from "./outbox.ts";
 import type { RecentlyApplied } from "./recent.ts";

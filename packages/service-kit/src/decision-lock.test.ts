@@ -7,7 +7,7 @@ import { waitFor } from "@mam/runtime/wait.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { createProjectionBookkeeping } from "./bookkeeping-tables.ts";
 import { kitMigrations } from "./migrations/index.ts";
-import { lockForDecision, rebuildLock, recordName } from "./rebuild.ts";
+import { lockForDecision, rebuildLock, recordName } from "./rebuild-guard.ts";
 
 const migrations = {
   "0001": { up: (db: Kysely<any>) => createProjectionBookkeeping(db) },

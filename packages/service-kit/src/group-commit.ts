@@ -12,7 +12,7 @@ import {
   type ExecutorOptions,
 } from "./commands.ts";
 import { BatchedWrites } from "./batched-writes.ts";
-import { lockForDecision } from "./rebuild.ts";
+import { lockForDecision } from "./rebuild-guard.ts";
 import type { EncodedEvent } from "./outbox.ts";
 import { TenantBatches } from "./tenant-batches.ts";
 

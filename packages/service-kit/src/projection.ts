@@ -6,7 +6,8 @@ import { deleteConsumer, DurableConsumer } from "@mam/bus/consumer.ts";
 import { contextEventsFilter, type EventEnvelope } from "@mam/contracts/envelope.ts";
 import type { Backbone } from "./backbone.ts";
 import { applyConsumed, checkpointOf, type ProjectionTables } from "./event-sourcing.ts";
-import { lockReplay, RebuildablePuller, rebuildRecorded } from "./rebuild.ts";
+import { lockReplay, RebuildablePuller } from "./rebuild.ts";
+import { rebuildRecorded } from "./rebuild-guard.ts";
 import type { RecentlyApplied } from "./recent.ts";
 import { type SingleActive, singleActiveOf } from "./single-active.ts";
 

@@ -1,6 +1,6 @@
 import { sql, type Selectable } from "kysely";
 import { CoalescedReads } from "@mam/service-kit/coalesced-reads.ts";
-import { rebuildingIn } from "@mam/service-kit/rebuild.ts";
+import { rebuildingIn } from "@mam/service-kit/rebuild-guard.ts";
 import type { MailboxContext } from "../context.ts";
 import type { AddressClaimsTable } from "../db/schema.ts";
 import { PROJECTION } from "../projections/mailbox-read-model.ts";

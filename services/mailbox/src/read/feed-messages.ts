@@ -1,6 +1,6 @@
 import { sql, type Kysely } from "kysely";
 import { FEED_BODY_MAX_BYTES, type FeedMessage, type FeedThread } from "@mam/contracts/realtime-feed.ts";
-import { rebuildingIn } from "@mam/service-kit/rebuild.ts";
+import { rebuildingIn } from "@mam/service-kit/rebuild-guard.ts";
 import type { MailboxDb } from "../db/schema.ts";
 import { PROJECTION } from "../projections/mailbox-read-model.ts";
 import { messageView } from "./messages.ts";

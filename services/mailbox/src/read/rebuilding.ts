@@ -1,5 +1,5 @@
 import { CoalescedReads } from "@mam/service-kit/coalesced-reads.ts";
-import { isRebuilding } from "@mam/service-kit/rebuild.ts";
+import { isRebuilding } from "@mam/service-kit/rebuild-guard.ts";
 import { perContext, type MailboxContext } from "../context.ts";
 import { PROJECTION } from "../projections/mailbox-read-model.ts";
 
