@@ -6,32 +6,34 @@ import { closeBus, connectBus, type Bus } from "./connection.ts";
 import { publishChained, publishChainedPerKey, publishEncoded } from "./events.ts";
 import { ensureEventsStream } from "./streams.ts";
 
-/** publishChained against a real stream: pipelined, in order, never a later message without the one before. */
-describe("publishChained", () => {
-  const iso = isolate();
-  let bus: Bus;
-  let stream: string;
-  beforeAll(async () => {
-    bus = await connectBus({ url: iso.urls.NATS_URL, prefix: iso.prefix, name: "chain-test", logger: createLogger("test", "silent") });
-    stream = await ensureEventsStream(bus);
-  });
-  afterAll(async () => {
-    await closeBus(bus);
-    await iso.cleanup();
-  });
+/** Chained publishing against a real stream: pipelined, in order, never a later message without the one before. */
+const iso = isolate();
+let bus: Bus;
+let stream: string;
+beforeAll(async () => {
+  bus = await connectBus({ url: iso.urls.NATS_URL, prefix: iso.prefix, name: "chain-test", logger: createLogger("test", "silent") });
+  stream = await ensureEventsStream(bus);
+});
+afterAll(async () => {
+  await closeBus(bus);
+  await iso.cleanup();
+});
 
+/** Ids of the stream's messages on `subject` (without the prefix), in the stream's order. */
+async function storedOn(subject: string): Promise<string[]> {
+  const ids: string[] = [];
+  const info = await bus.jsm.streams.info(stream);
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+    const m = await bus.jsm.streams.getMessage(stream, { seq }).catch(() => undefined);
+    if (m?.subject === `${iso.prefix}${subject}`) ids.push(m.header.get("Nats-Msg-Id"));
+  }
+  return ids;
+}
+
+describe("publishChained", () => {
   type Item = { id: string; skip?: boolean };
   const subject = (run: string) => `evt.chain.${run}._.Happened`;
-  /** Ids of the stream's messages on the run's subject, in the stream's order. */
-  const storedIds = async (run: string): Promise<string[]> => {
-    const ids: string[] = [];
-    const info = await bus.jsm.streams.info(stream);
-    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
-      const m = await bus.jsm.streams.getMessage(stream, { seq }).catch(() => undefined);
-      if (m?.subject === `${iso.prefix}${subject(run)}`) ids.push(m.header.get("Nats-Msg-Id"));
-    }
-    return ids;
-  };
+  const storedIds = (run: string) => storedOn(subject(run));
   const chain = (run: string, items: Item[], told: string[], send?: (item: Item, afterId: string | undefined) => Promise<PubAck> | undefined) =>
     publishChained(items, {
       send: send ?? ((item, afterId) => (item.skip ? undefined : publishEncoded(bus, subject(run), "{}", item.id, afterId))),
@@ -88,29 +90,9 @@ describe("publishChained", () => {
 });
 
 describe("publishChainedPerKey", () => {
-  const iso = isolate();
-  let bus: Bus;
-  let stream: string;
-  beforeAll(async () => {
-    bus = await connectBus({ url: iso.urls.NATS_URL, prefix: iso.prefix, name: "chain-key-test", logger: createLogger("test", "silent") });
-    stream = await ensureEventsStream(bus);
-  });
-  afterAll(async () => {
-    await closeBus(bus);
-    await iso.cleanup();
-  });
-
   type Item = { key: string; id: string };
   const subject = "evt.perkey._._.Happened";
-  const storedIds = async (): Promise<string[]> => {
-    const info = await bus.jsm.streams.info(stream);
-    const ids: string[] = [];
-    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
-      const m = await bus.jsm.streams.getMessage(stream, { seq }).catch(() => undefined);
-      if (m?.subject === `${iso.prefix}${subject}`) ids.push(m.header.get("Nats-Msg-Id"));
-    }
-    return ids;
-  };
+  const storedIds = () => storedOn(subject);
   /** Items of keys a and b, interleaved; `failing` ids are refused once each. */
   const run = async (run: string, failing: string[], o: { maxHeld?: number; connected?: () => boolean } = {}) => {
     const items: Item[] = ["a1", "b1", "a2", "b2", "a3", "b3"].map((x) => ({ key: x[0]!, id: `${run}-${x}` }));
