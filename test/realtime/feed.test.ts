@@ -10,6 +10,7 @@ import { MAILBOX_CONTEXT } from "@mam/contracts/mailbox-events.ts";
 import { FEED_BODY_MAX_BYTES, FeedEvent, feedFilterOf, feedStreamName, feedSubject, publicEventId } from "@mam/contracts/realtime-feed.ts";
 import { eventsStreamName } from "@mam/contracts/subjects.ts";
 import { FEED_DURABLE } from "@mam/realtime/feed/renderer.ts";
+import { applyDomainFact } from "@mam/realtime/feed/verified-domains.ts";
 import { uuidv7 } from "@mam/runtime/ids.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { TestDnsServer } from "@mam/testing/dns-server.ts";
@@ -370,6 +371,23 @@ describe("the public feed", () => {
     // The late pending check did not make the domain look unverified: v5 is no transition.
     const announced = (await entries(`${s.iso.prefix}rt.${tenantId}.${workspaceId}._.domain.verified`)).filter((x) => x.e.domain?.domainId === domainId);
     expect(announced.map((x) => x.e.eventId)).toEqual([publicEventId(v2.id)]);
+  });
+
+  it("an event that announced a verification announces it again when rendered again after newer events of its domain (a batch tried again)", async () => {
+    const db = s.realtimes[0]!.ctx.db;
+    const domainId = uuidv7();
+    const fact = (eventId: string, version: number, verified: boolean) =>
+      applyDomainFact(db, { workspaceId, domainId, domain: "again.example", eventId, version, verified, at: new Date() });
+    const [verified, removed, reverified, lateVerified] = [uuidv7(), uuidv7(), uuidv7(), uuidv7()];
+    expect(await fact(verified, 1, true)).toBe(true);
+    expect(await fact(removed, 2, false)).toBe(false);
+    // The batch holding v1 and v2 is tried again: v1 still announces its transition.
+    expect(await fact(verified, 1, true)).toBe(true);
+    expect(await fact(reverified, 4, true)).toBe(true);
+    expect(await fact(verified, 1, true)).toBe(true);
+    // A verified check older than the row that never made a transition announces nothing.
+    expect(await fact(lateVerified, 3, true)).toBe(false);
+    expect(await fact(reverified, 4, true)).toBe(true);
   });
 
   it("skips poison once and renders a bounce of a message it cannot find without the message", async () => {

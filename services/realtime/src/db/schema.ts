@@ -15,6 +15,12 @@ export interface FeedVerifiedDomainsTable {
   version: number;
   verified: boolean;
 }
+/** A domain event that made its domain verified: announced (domain.verified) whenever it is rendered. */
+export interface FeedDomainTransitionsTable {
+  event_id: string;
+  workspace_id: string;
+  domain_id: string;
+}
 // The WebSocket door (ws/)
 /** The WebSocket directory: a workspace's tenant (a tombstone once deleted). */
 export interface WsWorkspacesTable {
@@ -117,6 +123,7 @@ export interface ProjectionCheckpointTable {
 
 export interface RealtimeDb {
   feed_verified_domains: FeedVerifiedDomainsTable;
+  feed_domain_transitions: FeedDomainTransitionsTable;
   ws_workspaces: WsWorkspacesTable;
   ws_inboxes: WsInboxesTable;
   ws_directory_checkpoint: WsDirectoryCheckpointTable;

@@ -16,7 +16,8 @@ export interface DomainFact {
 
 /**
  * Records what a domain event says of its domain, in version order; true when it is the
- * event that made the domain verified (the transition), also on a redelivery of it. A later
+ * event that made the domain verified (the transition), also on a redelivery of it, even
+ * one after newer events of the domain (feed_domain_transitions remembers which fired). A later
  * check of a domain still verified (its DMARC record appeared, say) keeps the first one's id
  * and is no transition. An event older than the one recorded (delivered late: a retry, a
  * second replica) changes nothing and announces nothing, so a late "pending" cannot make a
@@ -51,5 +52,16 @@ export async function applyDomainFact(db: Kysely<RealtimeDb>, d: DomainFact): Pr
     )
     .returning(["event_id", "verified"])
     .executeTakeFirst();
-  return !!row && row.verified && d.verified && row.event_id === d.eventId;
+  if (!d.verified) return false;
+  if (row?.verified && row.event_id === d.eventId) {
+    await db
+      .insertInto("feed_domain_transitions")
+      .values({ event_id: d.eventId, workspace_id: d.workspaceId, domain_id: d.domainId })
+      .onConflict((oc) => oc.column("event_id").doNothing())
+      .execute();
+    return true;
+  }
+  // Rendered again after newer events of the domain were applied (its batch tried again after
+  // a publish failed): announced again if it made the transition when first applied.
+  return !!(await db.selectFrom("feed_domain_transitions").select("event_id").where("event_id", "=", d.eventId).executeTakeFirst());
 }
