@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "@mam/runtime/logger.ts";
 import { isolate } from "@mam/testing/isolation.ts";
-import { BatchConsumer } from "./batch-consumer.ts";
+import { BatchConsumer, type BatchConsumerOptions } from "./batch-consumer.ts";
 import { closeBus, connectBus, type Bus } from "./connection.ts";
 import { ensureEventsStream } from "./streams.ts";
 
@@ -19,16 +19,15 @@ describe("BatchConsumer", () => {
     await iso.cleanup();
   });
 
+  /** A consumer of its own durable, on the durable's own subjects. */
+  const consumerOn = (durable: string, o: Omit<BatchConsumerOptions, "bus" | "stream" | "durable" | "filterSubject" | "logger">) =>
+    new BatchConsumer({ bus, stream, durable, filterSubject: `${iso.prefix}evt.${durable}.>`, logger, ...o });
+
   /** Publishes one message, and two more once the consumer holds the first; the batches as handled. */
   async function batchesOf(durable: string, o: { lingerMs?: number; spacingMs?: number; maxBatch?: number } = {}, began: number[] = []): Promise<string[][]> {
     const subject = (n: number) => `${iso.prefix}evt.${durable}.t1._.M${n}`;
     const batches: string[][] = [];
-    const c = new BatchConsumer({
-      bus,
-      stream,
-      durable,
-      filterSubject: `${iso.prefix}evt.${durable}.>`,
-      logger,
+    const c = consumerOn(durable, {
       ...o,
       handle: async (msgs, settle) => {
         began.push(performance.now());
@@ -71,4 +70,31 @@ describe("BatchConsumer", () => {
     expect(began[0]! - started).toBeLessThan(1_500);
     expect(began[1]! - began[0]!).toBeGreaterThan(1_400);
   });
+
+  it("ordered: a batch tried again that made progress waits the first pause again, not a longer one", async () => {
+    const durable = "progress";
+    const subject = (n: number) => `${iso.prefix}evt.${durable}.t1._.M${n}`;
+    for (const n of [1, 2, 3, 4]) await bus.js.publish(subject(n), "{}");
+    const settledInOrder: string[] = [];
+    const c = consumerOn(durable, {
+      ordered: true,
+      maxBatch: 4,
+      // The four come as one batch.
+      lingerMs: 500,
+      // A second pause of ten minutes: taken only if progress did not start the pauses again.
+      retryPausesMs: [50, 600_000],
+      // Each try settles only the first message in line: every try makes progress.
+      handle: async (msgs, settle) => {
+        settle(msgs[0]!, "ack");
+        settledInOrder.push(msgs[0]!.subject.split(".").at(-1)!);
+      },
+    });
+    await c.start();
+    try {
+      await expect.poll(() => settledInOrder.length, { timeout: 20_000 }).toBe(4);
+      expect(settledInOrder).toEqual(["M1", "M2", "M3", "M4"]);
+    } finally {
+      await c.stop();
+    }
+  }, 30_000);
 });

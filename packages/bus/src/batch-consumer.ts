@@ -52,6 +52,12 @@ export interface BatchConsumerOptions {
    * before anything behind it. Handed back to the server, it would come again after later ones.
    */
   ordered?: boolean;
+  /**
+   * Pauses before an ordered batch's first message left unsettled is tried again, growing while
+   * that same message stays first in line (1, 5, 15, 30 s by default): a batch that made progress
+   * starts again from the first pause.
+   */
+  retryPausesMs?: readonly number[];
 }
 
 /** Acknowledges a handled message, terminates poison, or hands one back for a later try. */
@@ -165,8 +171,10 @@ export class BatchConsumer {
   }
 
   private async work(): Promise<void> {
-    /** Tries in a row of the message first in line (ordered). */
+    /** Tries in a row of the message first in line (ordered), and that message. */
     let tries = 0;
+    let firstInLine: JsMsg | undefined;
+    const pauses = this.o.retryPausesMs ?? BACKOFF_MS;
     /** When the last batch began (performance.now()). */
     let began = Number.NEGATIVE_INFINITY;
     while (!this.stopped) {
@@ -201,12 +209,17 @@ export class BatchConsumer {
       const left = batch.filter((m) => !settled.has(m));
       for (const m of batch) if (settled.has(m) || !this.o.ordered) this.held.delete(m.seq);
       if (this.o.ordered && left.length) {
+        if (left[0] !== firstInLine) {
+          firstInLine = left[0];
+          tries = 0;
+        }
         this.queue.unshift(...left);
         this.inBatch = [];
-        await this.pause(BACKOFF_MS[Math.min(tries++, BACKOFF_MS.length - 1)]!);
+        await this.pause(pauses[Math.min(tries++, pauses.length - 1)]!);
         continue;
       }
       tries = 0;
+      firstInLine = undefined;
       for (const m of left) nakLater(m);
       this.inBatch = [];
     }
