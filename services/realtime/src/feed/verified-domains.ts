@@ -24,7 +24,12 @@ export interface DomainFact {
  * verified domain look unverified (whose next check would then fire again), nor a late
  * "verified" make a pending one look verified (whose next verification would then be missed).
  */
-export async function applyDomainFact(db: Kysely<RealtimeDb>, d: DomainFact): Promise<boolean> {
+export function applyDomainFact(db: Kysely<RealtimeDb>, d: DomainFact): Promise<boolean> {
+  // One transaction: the row and the record of its transition, or neither.
+  return db.transaction().execute((tx) => applyIn(tx, d));
+}
+
+async function applyIn(db: Kysely<RealtimeDb>, d: DomainFact): Promise<boolean> {
   const row = await db
     .insertInto("feed_verified_domains")
     .values({
