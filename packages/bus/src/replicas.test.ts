@@ -1,6 +1,7 @@
+import { JetStreamApiError } from "@nats-io/jetstream";
 import { TimeoutError } from "@nats-io/transport-node";
 import { describe, expect, it } from "vitest";
-import { declarePatiently, isTimeout } from "./replicas.ts";
+import { declarePatiently, isPassing, isTimeout } from "./replicas.ts";
 
 describe("declarePatiently", () => {
   it("asks again when NATS does not answer in time, and returns the declaration's result", async () => {
@@ -12,6 +13,23 @@ describe("declarePatiently", () => {
     });
     expect(result).toBe("declared");
     expect(calls).toBe(3);
+  });
+
+  it("asks again when the cluster refuses for a passing reason: unavailable for a moment, or the stream there but not yet seen", async () => {
+    const refusals = [
+      new JetStreamApiError({ code: 503, err_code: 10008, description: "JetStream system temporarily unavailable" }),
+      new JetStreamApiError({ code: 500, err_code: 10065, description: "subjects overlap with an existing stream" }),
+      new JetStreamApiError({ code: 400, err_code: 10058, description: "stream name already in use with a different configuration" }),
+    ];
+    let calls = 0;
+    const result = await declarePatiently("the X stream", async () => {
+      const refusal = refusals[calls++];
+      if (refusal) throw refusal;
+      return "declared";
+    });
+    expect(result).toBe("declared");
+    expect(calls).toBe(4);
+    expect(isPassing(new JetStreamApiError({ code: 400, err_code: 10052, description: "replicas > 1 not supported in non-clustered mode" }))).toBe(false);
   });
 
   it("passes any other error on at once", async () => {

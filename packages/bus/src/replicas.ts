@@ -1,4 +1,4 @@
-import type { JetStreamManager } from "@nats-io/jetstream";
+import { type JetStreamManager, JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { type NatsConnection, TimeoutError } from "@nats-io/transport-node";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ConfigError } from "@mam/runtime/config.ts";
@@ -63,12 +63,29 @@ export async function matchReplicas(jsm: JetStreamManager, name: string, replica
 export const isTimeout = (err: unknown): boolean =>
   err instanceof TimeoutError || (err as Error)?.name === "TimeoutError" || (!!(err as Error)?.cause && isTimeout((err as Error).cause));
 
+/** JetStream API answers a declaration may get while other processes change the same stream (JetStreamApiCodes lists none of these). */
+const STREAM_NAME_IN_USE = 10058;
+const SUBJECTS_OVERLAP = 10065;
+
+/**
+ * What a declaration at start may meet while a cluster changes the stream under it, and
+ * should ask again: no answer in time, JetStream unavailable for a moment (503, a leader
+ * being elected), or a creation refused because the stream exists while it could not be
+ * looked up (its name in use, its subjects taken).
+ */
+export const isPassing = (err: unknown): boolean =>
+  isTimeout(err) || (err instanceof JetStreamApiError && (err.status === 503 || err.code === STREAM_NAME_IN_USE || err.code === SUBJECTS_OVERLAP));
+
+/** The stream (or bucket's stream) does not exist. */
+export const isStreamNotFound = (err: unknown): boolean => err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
+
 /** How long a starting service keeps asking for a stream or bucket whose declaration times out. */
 export const DECLARE_PATIENCE_MS = 60_000;
 
 /**
  * Runs a declaration made at start (a stream or bucket created or given its copies) again
- * when the server does not answer in time, until `patienceMs`. On a cluster every change is a
+ * when the server does not answer in time or refuses it for a passing reason (isPassing),
+ * until `patienceMs`. On a cluster every change is a
  * round of consensus: replicas starting together queue behind one another, and on a loaded
  * machine one request outlasts JS_API_TIMEOUT_MS while the change is still on its way, which
  * stopped the service. Every declaration is idempotent (create if absent, else match), so
@@ -80,8 +97,11 @@ export async function declarePatiently<T>(what: string, declare: () => Promise<T
     try {
       return await declare();
     } catch (err) {
-      if (!isTimeout(err) || Date.now() >= deadline) throw err;
-      logger?.warn({ what, attempt }, `NATS did not answer the declaration of ${what} in time; asking again`);
+      if (!isPassing(err) || Date.now() >= deadline) throw err;
+      logger?.warn(
+        { what, attempt, err: (err as Error).message },
+        `the declaration of ${what} met a passing refusal (${(err as Error).message}); asking again`,
+      );
       await sleep(Math.min(250 * 2 ** (attempt - 1), 2_000, Math.max(0, deadline - Date.now())));
     }
   }

@@ -6,7 +6,7 @@ import { allFeedSubjects, feedStreamName } from "@mam/contracts/realtime-feed.ts
 import { ingestStreamName, ingestSubject } from "@mam/contracts/ingest.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { isPermissionError, type Bus } from "./connection.ts";
-import { checkReplicas, declarePatiently, matchReplicas, replicasRefused } from "./replicas.ts";
+import { checkReplicas, declarePatiently, isStreamNotFound, matchReplicas, replicasRefused } from "./replicas.ts";
 
 /** Window inside which a republished event (same id) is stored only once. */
 export const DUPLICATE_WINDOW_MS = 2 * 60_000;
@@ -92,10 +92,15 @@ export const STREAM_WAIT_MS = 5 * 60_000;
  */
 async function ensureStream(bus: Bus, config: Partial<StreamConfig> & { name: string }, waitMs = STREAM_WAIT_MS): Promise<void> {
   checkReplicas(bus.nc, bus.replicas);
+  // Only "not found" says it is not there (a permission refusal too: a locked-down reader waits
+  // below); a timeout or a cluster busy with the stream is thrown, for declarePatiently.
   const exists = () =>
     bus.jsm.streams.info(config.name).then(
       () => true,
-      () => false,
+      (err: unknown) => {
+        if (isStreamNotFound(err) || isPermissionError(err)) return false;
+        throw err;
+      },
     );
   const matched = () => matchReplicas(bus.jsm, config.name, bus.replicas, bus.logger);
   /** true when declared (created or matched), false when this service may not create it. */
@@ -113,5 +118,9 @@ async function ensureStream(bus: Bus, config: Partial<StreamConfig> & { name: st
   };
   if (await declarePatiently(`the ${config.name} stream`, declare, bus.logger)) return;
   bus.logger.warn({ stream: config.name }, `waiting for the ${config.name} stream: this service may not create it, the services that write to it do`);
-  await waitFor(exists, { timeoutMs: waitMs, intervalMs: 500, what: `the ${config.name} stream (created by the services that write to it)` });
+  await waitFor(() => exists().catch(() => false), {
+    timeoutMs: waitMs,
+    intervalMs: 500,
+    what: `the ${config.name} stream (created by the services that write to it)`,
+  });
 }
