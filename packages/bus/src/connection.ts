@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { AuthorizationError, connect, PermissionViolationError, type NatsConnection } from "@nats-io/transport-node";
+import { AuthorizationError, connect, PermissionViolationError, TimeoutError, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { ConfigError } from "@mam/runtime/config.ts";
 import { DependencyUnavailable, redactUrl } from "@mam/runtime/dependency.ts";
@@ -132,6 +132,10 @@ export const isPermissionError = (err: unknown): boolean =>
   err instanceof PermissionViolationError ||
   /permissions violation/i.test((err as Error)?.message ?? "") ||
   (!!(err as Error)?.cause && isPermissionError((err as Error).cause));
+
+/** A request the server did not answer within its timeout (the client's TimeoutError, possibly as a cause). */
+export const isTimeout = (err: unknown): boolean =>
+  err instanceof TimeoutError || (err as Error)?.name === "TimeoutError" || (!!(err as Error)?.cause && isTimeout((err as Error).cause));
 
 async function watchStatus(nc: NatsConnection, logger: Logger, link: { up: boolean }) {
   for await (const s of nc.status()) {

@@ -1,7 +1,8 @@
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { TimeoutError } from "@nats-io/transport-node";
 import { describe, expect, it } from "vitest";
-import { declarePatiently, isPassing, isTimeout } from "./replicas.ts";
+import { isTimeout } from "./connection.ts";
+import { declarePatiently, isPassing } from "./replicas.ts";
 
 describe("declarePatiently", () => {
   it("asks again when NATS does not answer in time, and returns the declaration's result", async () => {

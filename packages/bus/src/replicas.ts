@@ -1,9 +1,9 @@
-import { type JetStreamManager, JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
-import { type NatsConnection, TimeoutError } from "@nats-io/transport-node";
+import { type JetStreamManager, JetStreamApiCodes, JetStreamApiError, type StreamInfo } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ConfigError } from "@mam/runtime/config.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
-import { isPermissionError } from "./connection.ts";
+import { isPermissionError, isTimeout } from "./connection.ts";
 
 /**
  * More than one copy needs a JetStream cluster. Refused before anything is created, with the
@@ -30,8 +30,8 @@ export function replicasRefused(err: unknown, replicas: number): Error {
  * applies it. A service the server does not let change the stream (a locked-down server lets
  * only its writers) says so and goes on with what there is.
  */
-export async function matchReplicas(jsm: JetStreamManager, name: string, replicas: number, logger?: Logger): Promise<void> {
-  const info = await jsm.streams.info(name);
+export async function matchReplicas(jsm: JetStreamManager, name: string, replicas: number, logger?: Logger, known?: StreamInfo): Promise<void> {
+  const info = known ?? (await jsm.streams.info(name));
   if (info.config.num_replicas === replicas) return;
   if (info.config.num_replicas > replicas) {
     // Never lowered at start: one process started without the setting (its default is 1), or
@@ -58,10 +58,6 @@ export async function matchReplicas(jsm: JetStreamManager, name: string, replica
     );
   }
 }
-
-/** A request the server did not answer within its timeout (the client's TimeoutError, possibly as a cause). */
-export const isTimeout = (err: unknown): boolean =>
-  err instanceof TimeoutError || (err as Error)?.name === "TimeoutError" || (!!(err as Error)?.cause && isTimeout((err as Error).cause));
 
 /** JetStream API answers a declaration may get while other processes change the same stream (JetStreamApiCodes lists none of these). */
 const STREAM_NAME_IN_USE = 10058;

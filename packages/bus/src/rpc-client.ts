@@ -1,4 +1,4 @@
-import { ClosedConnectionError, DrainingConnectionError, headers as natsHeaders, NoRespondersError, TimeoutError, type MsgHdrs } from "@nats-io/transport-node";
+import { ClosedConnectionError, DrainingConnectionError, headers as natsHeaders, NoRespondersError, type MsgHdrs } from "@nats-io/transport-node";
 import { AppError, type ErrorBody } from "@mam/contracts/errors.ts";
 import { RpcReply } from "@mam/contracts/rpc.ts";
 import type { ReplyOf, RequestIn, RpcContract } from "@mam/contracts/rpc-contract.ts";
@@ -6,7 +6,7 @@ import { Headers } from "@mam/contracts/scope.ts";
 import { rpcSubject } from "@mam/contracts/subjects.ts";
 import { isDependencyOutage } from "@mam/runtime/dependency.ts";
 import { currentLogContext } from "@mam/runtime/log-context.ts";
-import type { Bus } from "./connection.ts";
+import { isTimeout, type Bus } from "./connection.ts";
 import { outcomeOf, rpcTimer } from "./rpc-timing.ts";
 import { discardSpilled, INLINE_BYTES, spill, unspill } from "./spill.ts";
 
@@ -137,7 +137,7 @@ async function exchange<R extends PassedReply>(
     if (err instanceof NoRespondersError || (err as Error)?.cause instanceof NoRespondersError) {
       return { ok: false, error: { error: `Service for ${subject} is not running`, code: "UNAVAILABLE" } };
     }
-    if (err instanceof TimeoutError || (err as Error)?.cause instanceof TimeoutError) {
+    if (isTimeout(err)) {
       return { ok: false, error: { error: `Service for ${subject} did not answer in time`, code: "UNAVAILABLE" } };
     }
     // Our own connection to NATS is closed or closing (a shutdown, or a server gone for good).

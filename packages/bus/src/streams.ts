@@ -1,4 +1,4 @@
-import { DiscardPolicy, RetentionPolicy, StorageType, type StreamConfig } from "@nats-io/jetstream";
+import { DiscardPolicy, RetentionPolicy, StorageType, type StreamConfig, type StreamInfo } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { allEventsSubject } from "@mam/contracts/envelope.ts";
 import { eventsStreamName } from "@mam/contracts/subjects.ts";
@@ -94,33 +94,42 @@ async function ensureStream(bus: Bus, config: Partial<StreamConfig> & { name: st
   checkReplicas(bus.nc, bus.replicas);
   // Only "not found" says it is not there (a permission refusal too: a locked-down reader waits
   // below); a timeout or a cluster busy with the stream is thrown, for declarePatiently.
-  const exists = () =>
-    bus.jsm.streams.info(config.name).then(
-      () => true,
-      (err: unknown) => {
-        if (isStreamNotFound(err) || isPermissionError(err)) return false;
-        throw err;
-      },
-    );
-  const matched = () => matchReplicas(bus.jsm, config.name, bus.replicas, bus.logger);
+  const lookUp = () =>
+    bus.jsm.streams.info(config.name).catch((err: unknown) => {
+      if (isStreamNotFound(err) || isPermissionError(err)) return undefined;
+      throw err;
+    });
+  /** An existing stream given the copies asked for (from the look-up's answer, not another); false when there is none. */
+  const matched = async (info: StreamInfo | undefined): Promise<boolean> => {
+    if (!info) return false;
+    await matchReplicas(bus.jsm, config.name, bus.replicas, bus.logger, info);
+    return true;
+  };
   /** true when declared (created or matched), false when this service may not create it. */
   const declare = async (): Promise<boolean> => {
-    if (await exists()) return matched().then(() => true);
+    if (await matched(await lookUp())) return true;
     try {
       await bus.jsm.streams.add(config);
       return true;
     } catch (err) {
       if (isPermissionError(err)) return false;
       // Another process created it between our two calls.
-      if (await exists()) return matched().then(() => true);
+      if (await matched(await lookUp())) return true;
       throw replicasRefused(err, bus.replicas);
     }
   };
   if (await declarePatiently(`the ${config.name} stream`, declare, bus.logger)) return;
   bus.logger.warn({ stream: config.name }, `waiting for the ${config.name} stream: this service may not create it, the services that write to it do`);
-  await waitFor(() => exists().catch(() => false), {
-    timeoutMs: waitMs,
-    intervalMs: 500,
-    what: `the ${config.name} stream (created by the services that write to it)`,
-  });
+  await waitFor(
+    () =>
+      lookUp().then(
+        (info) => info !== undefined,
+        () => false,
+      ),
+    {
+      timeoutMs: waitMs,
+      intervalMs: 500,
+      what: `the ${config.name} stream (created by the services that write to it)`,
+    },
+  );
 }
