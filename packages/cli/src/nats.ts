@@ -1,12 +1,9 @@
 import { closeBus, connectBus, type Bus } from "@mam/bus/connection.ts";
 import { request } from "@mam/bus/rpc-client.ts";
-import { BaseEnv, ConfigError, parseEnv } from "@mam/runtime/config.ts";
 import { DependencyUnavailable } from "@mam/runtime/dependency.ts";
 import { createLogger } from "@mam/runtime/logger.ts";
+import { loadCliConfig, type CliConfig } from "./config.ts";
 import { CliError, requireKey, type Globals } from "./context.ts";
-
-/** The NATS settings the services take (NATS_URL, NATS_PREFIX, NATS_USER, NATS_PASSWORD or NATS_PASSWORD_FILE). */
-const NatsEnv = BaseEnv.pick({ NATS_URL: true, NATS_PREFIX: true, NATS_USER: true, NATS_PASSWORD: true, NATS_PASSWORD_FILE: true });
 
 /**
  * The connection's name, and so its reply inboxes (`_INBOX_admin.>`): on a locked-down server
@@ -14,14 +11,16 @@ const NatsEnv = BaseEnv.pick({ NATS_URL: true, NATS_PREFIX: true, NATS_USER: tru
  */
 export const CLI_CONNECTION = "admin";
 
-/** Runs `fn` with a NATS connection, closed after. */
+/**
+ * Runs `fn` with a NATS connection, closed after: the services' own NATS settings (NATS_URL,
+ * NATS_PREFIX, NATS_USER, NATS_PASSWORD or NATS_PASSWORD_FILE), logging to stderr.
+ */
 export async function withBus<T>(fn: (bus: Bus) => Promise<T>): Promise<T> {
-  let env: ReturnType<typeof NatsEnv.parse>;
+  let env: CliConfig;
   let bus: Bus;
   try {
-    env = parseEnv(NatsEnv, process.env);
-    // Warnings (an unauthenticated server) would mix with the command's output: errors only, on stderr.
-    const logger = createLogger("mam", process.env.LOG_LEVEL ?? "error", process.stderr);
+    env = loadCliConfig();
+    const logger = createLogger("mam", env.LOG_LEVEL, process.stderr);
     bus = await connectBus({
       url: env.NATS_URL,
       prefix: env.NATS_PREFIX,
@@ -32,7 +31,6 @@ export async function withBus<T>(fn: (bus: Bus) => Promise<T>): Promise<T> {
       passwordFile: env.NATS_PASSWORD_FILE,
     });
   } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(err.message, "CONFIG");
     if (err instanceof DependencyUnavailable) throw new CliError(err.message, "UNAVAILABLE");
     throw err;
   }

@@ -3,6 +3,7 @@ import { feedStreamName } from "@mam/contracts/realtime-feed.ts";
 import { ingestStreamName } from "@mam/contracts/ingest.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import { eventsStreamName, rpcSubject } from "@mam/contracts/subjects.ts";
+import { loadCliConfig } from "./config.ts";
 import { CliError, type Globals } from "./context.ts";
 import { operatorRequest, withBus } from "./nats.ts";
 import { operatorSubject, READ_MODELS, rebuildSubject, type RebuildProgress } from "./operator.ts";
@@ -85,9 +86,9 @@ async function readyz(service: string, base: string): Promise<ServiceState> {
   }
 }
 
-/** `name=url` pairs of --health and MAM_HEALTH (comma separated). */
-export function healthEndpoints(given: string[]): [string, string][] {
-  const all = [...(process.env.MAM_HEALTH ?? "").split(","), ...given].map((s) => s.trim()).filter(Boolean);
+/** `name=url` pairs of MAM_HEALTH (comma separated) and --health. */
+export function healthEndpoints(fromEnv: string, given: string[]): [string, string][] {
+  const all = [...fromEnv.split(","), ...given].map((s) => s.trim()).filter(Boolean);
   return all.map((pair) => {
     const eq = pair.indexOf("=");
     if (eq <= 0) throw new CliError(`--health takes name=url (got "${pair}")`, "VALIDATION_ERROR");
@@ -142,7 +143,7 @@ export type StatusReport = Awaited<ReturnType<typeof statusReport>>;
 
 /** Everything `mam status` shows, gathered. */
 export async function statusReport(g: Globals, health: string[]) {
-  const endpoints = healthEndpoints(health);
+  const endpoints = healthEndpoints(loadCliConfig().MAM_HEALTH, health);
   return withBus(async (bus) => {
     const services = [
       await readyz("gateway", g.url),
