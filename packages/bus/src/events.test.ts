@@ -87,6 +87,40 @@ describe("publishChained", () => {
     expect(told).toEqual(["d1"]);
     expect(await storedIds("d")).toEqual(["d1"]);
   });
+  it("sends a round of at most the window's items and bytes (at least one), the next once it is stored", async () => {
+    const rounds = async (run: string, ids: string[], o: { window: { items?: number; bytes?: number }; sizeOf?: (item: Item) => number }) => {
+      const told: string[] = [];
+      const afterIds: (string | undefined)[] = [];
+      let inFlight = 0;
+      let most = 0;
+      await publishChained(
+        ids.map((id) => ({ id: `${run}${id}` })),
+        {
+          send: (item, afterId) => {
+            afterIds.push(afterId);
+            most = Math.max(most, ++inFlight);
+            return publishEncoded(bus, subject(run), "{}", item.id, afterId).finally(() => inFlight--);
+          },
+          idOf: (item) => item.id,
+          stored: (item) => told.push(item.id),
+          ...o,
+        },
+      );
+      expect(told).toEqual(ids.map((id) => `${run}${id}`));
+      expect(await storedIds(run)).toEqual(told);
+      return { most, afterIds };
+    };
+    const byItems = await rounds("e", ["1", "2", "3", "4", "5"], { window: { items: 2 } });
+    expect(byItems.most).toBe(2);
+    // Each round's first goes as it is (everything before it stored), the rest chained.
+    expect(byItems.afterIds).toEqual([undefined, "e1", undefined, "e3", undefined]);
+    const byBytes = await rounds("f", ["1", "2", "3", "4"], { window: { bytes: 7 }, sizeOf: () => 3 });
+    expect(byBytes.afterIds).toEqual([undefined, "f1", undefined, "f3"]);
+    const oversized = await rounds("g", ["1", "2"], { window: { bytes: 5 }, sizeOf: () => 10 });
+    expect(oversized.afterIds).toEqual([undefined, undefined]);
+    const whole = await rounds("h", ["1", "2", "3"], { window: {} });
+    expect(whole.afterIds).toEqual([undefined, "h1", "h2"]);
+  });
 });
 
 describe("publishChainedPerKey", () => {

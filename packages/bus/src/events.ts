@@ -25,6 +25,11 @@ export const isWrongLastMessage = (err: unknown): boolean => (err as { code?: un
  * `stored` was told, in order, of every item stored before it. `send` returns nothing for an
  * item with nothing to publish: it counts as stored, and the chain links past it (`idOf` is
  * asked only of items sent).
+ *
+ * A round holds at most `window.items` items and, with `sizeOf`, `window.bytes` bytes (at
+ * least one item; CHAIN_WINDOW unless given): each PubAck's timeout starts when its message is sent, so a large batch sent whole
+ * (feed entries of up to a megabyte each) would have its tail time out behind its head on a
+ * slow or replicated server. The next round starts once the one before is stored.
  */
 export async function publishChained<T, A>(
   items: readonly T[],
@@ -32,10 +37,12 @@ export async function publishChained<T, A>(
     send: (item: T, afterId: string | undefined) => Promise<A> | undefined;
     idOf: (item: T) => string;
     stored: (item: T, ack: A | undefined) => void;
+    sizeOf?: (item: T) => number;
+    window?: { items?: number; bytes?: number };
   },
 ): Promise<void> {
   for (let from = 0; from < items.length; ) {
-    const round = items.slice(from);
+    const round = items.slice(from, from + roundLength(items, from, o));
     let afterId: string | undefined;
     const results = await Promise.allSettled(
       round.map((item) => {
@@ -56,11 +63,27 @@ export async function publishChained<T, A>(
       o.stored(round[stored]!, r.value);
       stored++;
     }
-    if (stored === round.length) return;
+    from += stored;
+    if (stored === round.length) continue;
     const err = (results[stored] as PromiseRejectedResult).reason;
     if (stored === 0 || !isWrongLastMessage(err)) throw err;
-    from += stored;
   }
+}
+
+/** A round's limits unless told otherwise: a relay's whole claim (500 rows) goes in one. */
+export const CHAIN_WINDOW = { items: 512, bytes: 8 * 1024 * 1024 };
+
+/** How many items from `from` one round sends: within the window's items and bytes, and at least one. */
+function roundLength<T>(items: readonly T[], from: number, o: { sizeOf?: (item: T) => number; window?: { items?: number; bytes?: number } }): number {
+  const most = Math.min(items.length - from, Math.max(1, o.window?.items ?? CHAIN_WINDOW.items));
+  if (!o.sizeOf) return most;
+  const budget = o.window?.bytes ?? CHAIN_WINDOW.bytes;
+  let bytes = 0;
+  for (let n = 0; n < most; n++) {
+    bytes += o.sizeOf(items[from + n]!);
+    if (n > 0 && bytes > budget) return n;
+  }
+  return most;
 }
 
 /**

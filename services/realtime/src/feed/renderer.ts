@@ -153,6 +153,8 @@ export class FeedRenderer implements Part {
       send: (item, afterId) => (item.entry ? this.publish(item.entry, item.msg.seq, afterId) : undefined),
       idOf: (item) => item.entry!.entry.eventId,
       stored: (item) => settle(item.msg, "ack"),
+      // Entries of up to a megabyte: a round holds a few megabytes, so its PubAcks come in time.
+      sizeOf: (item) => (item.entry ? Buffer.byteLength(item.entry.json) : 0),
       keyOf: (item) => item.tenantId,
       maxHeld: MAX_HELD,
       connected: () => this.ctx.bus.connected(),
