@@ -1,12 +1,14 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import WebSocket from "ws";
 import type { FeedEvent } from "@mam/contracts/realtime-feed.ts";
-import { ClientFrame, WS_MAX_CLIENT_FRAME_BYTES, WsClose, type ServerFrame, type SubscribeFrame, type WsErrorCode } from "@mam/contracts/ws-frames.ts";
+import { WsClose, type ServerFrame, type SubscribeFrame, type WsErrorCode } from "@mam/contracts/ws-frames.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
+import { readFrame } from "./client-frames.ts";
 import type { Directory } from "./directory.ts";
 import { outgoing, type Outgoing, type Registered, type Registry } from "./registry.ts";
 import type { ReplayOutcome, ReplayRequest } from "./resume.ts";
 import { decideSubscription, idsToLook, matches, type Ceiling, type Decision, type Filters } from "./scope.ts";
+import { TokenBucket } from "./token-bucket.ts";
 
 export interface ConnectionDeps {
   maxBufferedBytes: number;
@@ -59,12 +61,11 @@ export class WsConnection implements Registered {
   private replayedTo = 0;
   /** The replay running (or none): the next one starts once it has ended, so a connection has one feed consumer at a time. */
   private replayRun: Promise<void> = Promise.resolve();
-  private resumeTokens = RESUME_BURST;
-  private resumesRefilledAt = Date.now();
+  private readonly resumes = new TokenBucket({ burst: RESUME_BURST, refill: 1, everyMs: RESUME_EVERY_MS });
   private queuedBytes = 0;
   private closing = false;
-  private tokens: number;
-  private refilledAt = Date.now();
+  /** Frames the client may send: `framesPerS` at once, then `framesPerS` a second; past it they are dropped. */
+  private readonly frames: TokenBucket;
   private rateLimitedAt = 0;
 
   constructor(
@@ -75,7 +76,7 @@ export class WsConnection implements Registered {
     /** The per-inbox path: subscribed to its inbox without a frame. */
     private readonly autoSubscribe = false,
   ) {
-    this.tokens = d.framesPerS;
+    this.frames = new TokenBucket({ burst: d.framesPerS, refill: d.framesPerS, everyMs: 1000 });
   }
 
   get open(): boolean {
@@ -165,7 +166,7 @@ export class WsConnection implements Registered {
   private onMessage(data: Buffer, isBinary: boolean): void {
     this.lastHeard = Date.now();
     if (!this.open) return;
-    if (!this.takeToken()) {
+    if (!this.frames.take()) {
       this.rateLimited();
       return;
     }
@@ -198,24 +199,6 @@ export class WsConnection implements Registered {
     }
   }
 
-  private takeResume(): boolean {
-    const now = Date.now();
-    this.resumeTokens = Math.min(RESUME_BURST, this.resumeTokens + (now - this.resumesRefilledAt) / RESUME_EVERY_MS);
-    this.resumesRefilledAt = now;
-    if (this.resumeTokens < 1) return false;
-    this.resumeTokens -= 1;
-    return true;
-  }
-
-  private takeToken(): boolean {
-    const now = Date.now();
-    this.tokens = Math.min(this.d.framesPerS, this.tokens + ((now - this.refilledAt) / 1000) * this.d.framesPerS);
-    this.refilledAt = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
-
   /** Subscribe frames are judged one at a time, in order. */
   private enqueue(frame: SubscribeFrame): void {
     this.waiting = frame;
@@ -242,7 +225,7 @@ export class WsConnection implements Registered {
    * applied one stops a replay still running for the one before.
    */
   private async subscribe(frame: SubscribeFrame): Promise<void> {
-    if (frame.last_event_id && !this.takeResume()) {
+    if (frame.last_event_id && !this.resumes.take()) {
       return this.error(
         "RATE_LIMITED",
         `At most ${RESUME_BURST} resumes at once, then one every ${RESUME_EVERY_MS / 1000} s: this subscribe frame was dropped`,
@@ -340,27 +323,4 @@ export class WsConnection implements Registered {
     this.d.logger.warn({ err: (err as Error)?.message }, "websocket subscription failed");
     this.close(1011, "Temporarily unavailable: reconnect and resume with last_event_id");
   }
-}
-
-/** A client frame, or why it is refused (the connection stays). */
-function readFrame(data: Buffer, isBinary: boolean): ClientFrame | { code: WsErrorCode; message: string } {
-  if (isBinary) return { code: "INVALID_FRAME", message: "Frames are JSON text, not binary" };
-  if (data.length > WS_MAX_CLIENT_FRAME_BYTES) return { code: "FRAME_TOO_LARGE", message: `A frame may have at most ${WS_MAX_CLIENT_FRAME_BYTES} bytes` };
-  let json: unknown;
-  try {
-    json = JSON.parse(data.toString("utf8"));
-  } catch {
-    return { code: "INVALID_FRAME", message: "A frame must be a JSON object" };
-  }
-  const parsed = ClientFrame.safeParse(json);
-  return parsed.success ? parsed.data : { code: "INVALID_FRAME", message: describeIssues(parsed.error.issues) };
-}
-
-/** Where a frame is wrong and how, without echoing what it holds. */
-function describeIssues(issues: readonly { path: PropertyKey[]; message: string }[]): string {
-  const text = issues
-    .slice(0, 3)
-    .map((i) => `${i.path.map(String).join(".") || "frame"}: ${i.message}`)
-    .join("; ");
-  return `Invalid frame: ${text}`.slice(0, 300);
 }
