@@ -3,6 +3,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { BaseEnv, ScopeSigningEnv } from "@mam/runtime/config.ts";
+import { CliEnv } from "@mam/cli/config.ts";
 import { Env as BillingEnv } from "@mam/billing/config.ts";
 import { Env as GatewayEnv } from "@mam/gateway/config.ts";
 import { Env as IdentityEnv } from "@mam/identity/config.ts";
@@ -29,7 +30,7 @@ function sources(dir: string): string[] {
 }
 
 /**
- * The variables a program reads without a schema of its own (the CLI, `pnpm start`):
+ * The variables a program reads without a schema (the CLI's options, `pnpm start`):
  * `process.env.NAME`, `env.NAME` of an environment it parsed, and commander's `.env("NAME")`.
  */
 function readBy(files: string[]): string[] {
@@ -59,7 +60,7 @@ function settings(): Map<string, string[]> {
   add("every service", namesOf(BaseEnv));
   add("gateway", namesOf(ScopeSigningEnv));
   for (const [name, schema] of Object.entries(SERVICES)) add(name, namesOf(schema));
-  add("the CLI (pnpm mam)", readBy(sources(join(ROOT, "packages/cli/src"))));
+  add("the CLI (pnpm mam)", [...namesOf(CliEnv), ...readBy(sources(join(ROOT, "packages/cli/src")))]);
   add("pnpm start", readBy(["scripts/start.ts", "scripts/log-format.ts", "scripts/supervisor.ts"].map((f) => join(ROOT, f))));
   return readers;
 }

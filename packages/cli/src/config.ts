@@ -7,7 +7,7 @@ import { CliError } from "./context.ts";
  * commander with the options they stand for). This file is the CLI's only reader of the
  * environment, as each service's config.ts is its own: a bad setting is one message naming it.
  */
-const CliEnv = BaseEnv.pick({ NATS_URL: true, NATS_PREFIX: true, NATS_USER: true, NATS_PASSWORD: true, NATS_PASSWORD_FILE: true }).extend({
+export const CliEnv = BaseEnv.pick({ NATS_URL: true, NATS_PREFIX: true, NATS_USER: true, NATS_PASSWORD: true, NATS_PASSWORD_FILE: true }).extend({
   // Warnings (an unauthenticated server, say) would mix with a command's output: errors only, unless asked.
   LOG_LEVEL: BaseEnv.shape.LOG_LEVEL.unwrap().default("error"),
   /** `name=url,…`: more health endpoints for `mam status` to ask, beside --health. */
