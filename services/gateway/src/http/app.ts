@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { Bus } from "@mam/bus/connection.ts";
 import { request, requestPassingBody } from "@mam/bus/rpc-client.ts";
 import { AppError } from "@mam/contracts/errors.ts";
-import { BinaryBody, type RpcReply } from "@mam/contracts/rpc.ts";
+import { BinaryBody } from "@mam/contracts/rpc.ts";
 import { Me, type Principal } from "@mam/contracts/keys.ts";
 import { readinessBody, type ReadinessCheck } from "@mam/runtime/health.ts";
 import { uuidv7 } from "@mam/runtime/ids.ts";
@@ -17,6 +17,7 @@ import type { GatewayConfig } from "../config.ts";
 import { STRIPE_WEBHOOK_MAX_BYTES, StripeWebhookReply } from "@mam/contracts/billing-api.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import { renderDocsPage } from "./docs-page.ts";
+import { streamBinary } from "./download.ts";
 import { errorHandler, sendError } from "./errors.ts";
 import { admitLargeBodies, LargeBodies } from "./large-bodies.ts";
 import { buildOpenApiDocument, type LocalRoute, type WebSocketDoorDoc } from "./openapi.ts";
@@ -239,7 +240,7 @@ export function buildApp(d: AppDeps): express.Express {
       const reply = await call(rpcBody);
       if (!reply.ok) throw AppError.fromBody(reply.error);
       const bin = BinaryBody.safeParse(reply.body);
-      if (bin.success) return streamBinary(req, res, reply.status, bin.data, (offset) => call({ ...(rpcBody as object), offset }));
+      if (bin.success) return streamBinary(d.logger, req, res, reply.status, bin.data, (offset) => call({ ...(rpcBody as object), offset }));
       res.status(reply.status).json(reply.body);
     });
   }
@@ -250,57 +251,4 @@ export function buildApp(d: AppDeps): express.Express {
   app.use(malformedPathHandler(forwardRoutes));
   app.use(errorHandler(d.logger));
   return app;
-
-  /**
-   * Sends bytes that arrive in slices: headers (with the whole length) from the first,
-   * then each next slice asked for as the client takes them. A slice that fails after the
-   * headers went out can only cut the response short: the client sees fewer bytes than
-   * Content-Length announced, never a wrong body. A client that goes away stops it.
-   */
-  async function streamBinary(req: Request, res: Response, status: number, first: BinaryBody, next: (offset: number) => Promise<RpcReply>): Promise<void> {
-    const { contentType, filename, size } = first.$binary;
-    res.status(status);
-    if (filename) res.attachment(filename);
-    res.setHeader("Content-Type", contentType);
-    res.setHeader("Content-Length", String(size));
-    if (req.method === "HEAD") return void res.end();
-    const cutShort = (why: Record<string, unknown>) => {
-      d.logger.warn({ requestId: res.locals.requestId, size, ...why }, "download cut short");
-      res.destroy();
-    };
-    let slice = first.$binary;
-    try {
-      for (;;) {
-        const bytes = Buffer.from(slice.base64, "base64");
-        const offset = slice.offset + bytes.length;
-        if (res.destroyed) return;
-        if (!res.write(bytes)) await drained(res);
-        if (offset >= size) break;
-        if (res.destroyed) return;
-        const reply = await next(offset);
-        const body = reply.ok ? BinaryBody.safeParse(reply.body) : undefined;
-        if (!body?.success || body.data.$binary.offset !== offset || body.data.$binary.size !== size || !body.data.$binary.base64) {
-          return cutShort({ offset, error: reply.ok ? "bad slice" : reply.error.code });
-        }
-        slice = body.data.$binary;
-      }
-      res.end();
-    } catch (err) {
-      cutShort({ err });
-    }
-  }
-}
-
-/** Until the response takes more bytes, or is gone; listeners are removed either way. */
-function drained(res: Response): Promise<void> {
-  if (res.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off("drain", done);
-      res.off("close", done);
-      resolve();
-    };
-    res.on("drain", done);
-    res.on("close", done);
-  });
 }
