@@ -16,7 +16,7 @@ import { hashKey, KEY_SHAPE } from "@mam/scope/key-hash.ts";
  * these subjects, and so may a service allowed another's requests (the mailbox publishes to
  * `svc.identity.>`, which holds identity's operator subjects too).
  */
-export const operatorSubject = (service: string, ...parts: string[]) => `svc.${service}.ops.${parts.join(".")}`;
+export { operatorSubject } from "@mam/contracts/operator.ts";
 
 /** Every operator request carries the operator's key. */
 export const OperatorRequest = z.object({ operatorKey: z.string() });

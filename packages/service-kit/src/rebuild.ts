@@ -1,14 +1,14 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { sql, type Kysely } from "kysely";
-import { z } from "zod";
 import { deleteConsumer } from "@mam/bus/consumer.ts";
 import { RpcServer } from "@mam/bus/rpc.ts";
 import { AppError } from "@mam/contracts/errors.ts";
+import { rebuildSubject, RebuildRequest, type RebuildProgress } from "@mam/contracts/operator.ts";
 import { heldLease, type HeldLease } from "@mam/db/lease.ts";
 import type { Backbone } from "./backbone.ts";
 import { type Rebuild, rebuildLock, rebuildRecorded, recordName } from "./rebuild-guard.ts";
 import type { ProjectionTables } from "./event-sourcing.ts";
-import { operatorSubject, resolveWithIdentity, serveOperator, type KeyResolver } from "./operator-rpc.ts";
+import { resolveWithIdentity, serveOperator, type KeyResolver } from "./operator-rpc.ts";
 import type { Puller } from "./single-active.ts";
 
 /**
@@ -28,27 +28,6 @@ import type { Puller } from "./single-active.ts";
  * took it over meanwhile reads the record under the lock the reset holds until it commits,
  * so it either finds no rebuild because none happened, or finds the one committed.
  */
-
-/** The subject of a projection's rebuild requests: `svc.<service>.ops.rebuild.<projection>`. */
-export const rebuildSubject = (service: string, projection: string) => operatorSubject(service, "rebuild", projection);
-
-export const RebuildRequest = z.object({ action: z.enum(["start", "progress"]) });
-
-export const RebuildProgress = z.object({
-  projection: z.string(),
-  /** A rebuild started and has not caught up yet: reads may be partial, commands are refused. */
-  rebuilding: z.boolean(),
-  startedAt: z.string().nullable(),
-  /** The stream's last sequence when the rebuild started. */
-  targetSeq: z.number().int(),
-  /** The stream sequence up to which every event of the projection has been applied (the consumer's ack floor). */
-  appliedSeq: z.number().int(),
-  /** Events of the projection not delivered yet, and delivered but not acknowledged. */
-  pending: z.number().int(),
-  ackPending: z.number().int(),
-  redelivered: z.number().int(),
-});
-export type RebuildProgress = z.infer<typeof RebuildProgress>;
 
 /**
  * Taken by a replica claiming a replay at start (projection.ts), by a reset while it empties
