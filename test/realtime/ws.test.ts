@@ -393,6 +393,22 @@ describe("WebSocket /v1/ws", () => {
       again.close();
     });
 
+    it("takes three resumes at once, refuses the fourth with RATE_LIMITED, and still takes a subscribe without one", async () => {
+      const scope = at(w2, i3.id);
+      const from = await feed.publish(scope);
+      const c = await open(a.key.key);
+      for (let i = 0; i < 3; i++) {
+        expect(await subscribe(c, { workspace_ids: [w2], last_event_id: from.eventId })).toMatchObject({ type: "subscribed", last_event_id: from.eventId });
+      }
+      const refused = await subscribe(c, { workspace_ids: [w2], last_event_id: from.eventId });
+      expect(refused).toMatchObject({ type: "error", code: "RATE_LIMITED", message: expect.stringMatching(/resumes/) });
+      // Only the resume is budgeted: a subscribe from now on goes through, and live events follow.
+      expect(await subscribe(c, { workspace_ids: [w2] })).toMatchObject({ type: "subscribed" });
+      const live = await feed.publish(scope);
+      await eventNamed(c, live.eventId);
+      c.close();
+    });
+
     it("finishes a replay when a subscribe frame sent during it is refused", async () => {
       const scope = at(a.workspace.id, i2.id);
       const events: FeedEvent[] = [];

@@ -27,12 +27,28 @@ export interface ReplayRequest {
 export type ReplayOutcome = { found: true; lastSeq: number } | { found: false; code: "RESUME_TOO_OLD" | "RESUME_UNKNOWN_EVENT" };
 
 /**
- * Reads a client's part of the feed from just before its last event's time, skips up to and
- * including that event, and sends what follows that its filters want, in order, up to the
- * end of the stream as it is now. Its own ordered consumer (deleted after), filtered to the
- * narrowest scope the subscription stays in.
+ * How long a replay waits for its next feed entry before it gives up on the rest: entries up to
+ * the end it set are in the stream, so a wait this long means they were removed meanwhile
+ * (retention, or an operator purging the feed).
  */
-export async function replayFeed(o: { bus: Bus; stream: string; retentionS: number; logger: Logger }, r: ReplayRequest): Promise<ReplayOutcome> {
+const REPLAY_STALL_MS = 10_000;
+
+/**
+ * Reads a client's part of the feed from just before its last event's time, skips up to and
+ * including that event, and sends what follows that its filters want, in order, up to the last
+ * entry of its scope when the replay started (the live events after it are queued by the
+ * connection meanwhile). Its own ordered consumer (deleted after), filtered to the narrowest
+ * scope the subscription stays in.
+ *
+ * The end is that entry's stream sequence, read before the consumer exists, never the pending
+ * count the server puts on each message: nats-server 2.9 can report 0 pending on a filtered
+ * consumer created while the stream is being written, with entries of its filter still to come,
+ * and a replay that stopped there answered RESUME_UNKNOWN_EVENT for an event the feed held.
+ */
+export async function replayFeed(
+  o: { bus: Bus; stream: string; retentionS: number; logger: Logger; stallMs?: number },
+  r: ReplayRequest,
+): Promise<ReplayOutcome> {
   const { bus, stream } = o;
   const at = publicEventTime(r.lastEventId);
   // No longer wanted (the client left or subscribed again while this waited its turn): no consumer for it.
@@ -42,9 +58,13 @@ export async function replayFeed(o: { bus: Bus; stream: string; retentionS: numb
   const oldest = info.state.messages > 0 ? Date.parse(info.state.first_ts) : Date.now() - o.retentionS * 1000;
   const notFound = (): ReplayOutcome => ({ found: false, code: at < oldest ? "RESUME_TOO_OLD" : "RESUME_UNKNOWN_EVENT" });
   if (info.state.messages === 0) return notFound();
+  const filter = feedFilterOf(bus.prefix, r.scope);
+  const newest = await bus.jsm.streams.getMessage(stream, { last_by_subj: filter });
+  if (!newest) return notFound();
+  const endSeq = newest.seq;
 
   const consumer = await bus.js.consumers.get(stream, {
-    filter_subjects: feedFilterOf(bus.prefix, r.scope),
+    filter_subjects: filter,
     opt_start_time: new Date(Math.max(0, at - CLOCK_SKEW_MS)).toISOString(),
     inactive_threshold: 60_000,
   });
@@ -53,8 +73,17 @@ export async function replayFeed(o: { bus: Bus; stream: string; retentionS: numb
     const messages = await consumer.consume({ max_messages: 64 });
     let found = false;
     let lastSeq = 0;
+    let stall: NodeJS.Timeout | undefined;
+    const awaitNext = () => {
+      stall = setTimeout(() => {
+        o.logger.warn({ lastSeq, endSeq }, "feed entries a replay was reading were removed meanwhile: it ends early");
+        messages.stop();
+      }, o.stallMs ?? REPLAY_STALL_MS);
+    };
     try {
+      awaitNext();
       for await (const m of messages) {
+        clearTimeout(stall);
         if (!found) {
           found = (m.headers?.get("Nats-Msg-Id") || readEventId(m.json.bind(m))) === r.lastEventId;
         } else {
@@ -63,10 +92,12 @@ export async function replayFeed(o: { bus: Bus; stream: string; retentionS: numb
           else if (r.accept(e.data) && !r.send(outgoing(toEventFrame(e.data)))) return { found: true, lastSeq };
         }
         lastSeq = m.seq;
-        if (m.info.pending === 0) break;
+        if (m.seq >= endSeq) break;
         if (!(await r.room())) break;
+        awaitNext();
       }
     } finally {
+      clearTimeout(stall);
       messages.stop();
     }
     return found ? { found: true, lastSeq } : notFound();
