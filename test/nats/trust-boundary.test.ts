@@ -170,9 +170,17 @@ describe("NATS as a trust boundary", () => {
     await expect(nc.request(`$JS.API.CONSUMER.MSG.NEXT.${EVENTS}.mailbox-delivery`, JSON.stringify({ batch: 1, no_wait: true }))).rejects.toThrow(
       /permissions violation/i,
     );
+    // Nor read an event by its subject (its directory asks by a delivery probe instead).
+    await expect(jsm.streams.getMessage(EVENTS, { last_by_subj: "evt.identity.>" })).rejects.toThrow(/permissions violation/i);
     // What it needs still works: the directory's kind of consumer.
     const directory = await js.consumers.get(EVENTS, { filter_subjects: "evt.mailbox.>" });
     expect((await directory.info()).config.filter_subject).toBe("evt.mailbox.>");
+  });
+
+  it("lets realtime read its feed's newest entry by subject (where a resume ends), and no event", async () => {
+    const jsm = await jetstreamManager(await as("realtime"));
+    await expect(jsm.streams.getMessage("FEED", { last_by_subj: "rt.>" })).resolves.not.toBeUndefined();
+    await expect(jsm.streams.getMessage(EVENTS, { last_by_subj: "evt.identity.>" })).rejects.toThrow(/permissions violation/i);
   });
 
   it("a KeyIssued forged by any service but identity changes nothing", async () => {

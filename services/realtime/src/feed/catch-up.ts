@@ -1,5 +1,6 @@
-import { DeliverPolicy, type ConsumerInfo } from "@nats-io/jetstream";
+import type { ConsumerInfo } from "@nats-io/jetstream";
 import type { Bus } from "@mam/bus/connection.ts";
+import { readRange } from "@mam/bus/stream-range.ts";
 import { allFeedSubjects } from "@mam/contracts/realtime-feed.ts";
 
 /**
@@ -59,28 +60,9 @@ export async function eventsInFeed(bus: Bus, feed: string, consumer: ConsumerInf
 /** The events behind the feed's entries `from`..`to` (those it still holds), in the feed's order. */
 async function sourceSeqs(bus: Bus, feed: string, from: number, to: number): Promise<number[]> {
   const out: number[] = [];
-  const consumer = await bus.js.consumers.get(feed, {
-    filter_subjects: allFeedSubjects(bus.prefix),
-    deliver_policy: DeliverPolicy.StartSequence,
-    opt_start_seq: from,
-    headers_only: true,
-    inactive_threshold: 60_000,
-  });
-  try {
-    if ((await consumer.info(true)).num_pending === 0) return out;
-    const messages = await consumer.consume({ max_messages: 512 });
-    try {
-      for await (const m of messages) {
-        if (m.seq > to) break;
-        const seq = Number(m.headers?.get(SOURCE_SEQ_HEADER));
-        if (Number.isSafeInteger(seq) && seq > 0) out.push(seq);
-        if (m.seq === to || m.info.pending === 0) break;
-      }
-    } finally {
-      messages.stop();
-    }
-    return out;
-  } finally {
-    consumer.delete().catch(() => false);
+  for await (const m of readRange(bus, feed, { filter: allFeedSubjects(bus.prefix), from: { seq: from }, to, headersOnly: true, batch: 512 })) {
+    const seq = Number(m.headers?.get(SOURCE_SEQ_HEADER));
+    if (Number.isSafeInteger(seq) && seq > 0) out.push(seq);
   }
+  return out;
 }

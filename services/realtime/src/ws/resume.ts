@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Bus } from "@mam/bus/connection.ts";
+import { newestSeq, readRange } from "@mam/bus/stream-range.ts";
 import { FeedEvent, feedFilterOf, publicEventTime } from "@mam/contracts/realtime-feed.ts";
 import { toEventFrame } from "@mam/contracts/ws-frames.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
@@ -27,23 +28,10 @@ export interface ReplayRequest {
 export type ReplayOutcome = { found: true; lastSeq: number } | { found: false; code: "RESUME_TOO_OLD" | "RESUME_UNKNOWN_EVENT" };
 
 /**
- * How long a replay waits for its next feed entry before it gives up on the rest: entries up to
- * the end it set are in the stream, so a wait this long means they were removed meanwhile
- * (retention, or an operator purging the feed).
- */
-const REPLAY_STALL_MS = 10_000;
-
-/**
  * Reads a client's part of the feed from just before its last event's time, skips up to and
  * including that event, and sends what follows that its filters want, in order, up to the last
  * entry of its scope when the replay started (the live events after it are queued by the
- * connection meanwhile). Its own ordered consumer (deleted after), filtered to the narrowest
- * scope the subscription stays in.
- *
- * The end is that entry's stream sequence, read before the consumer exists, never the pending
- * count the server puts on each message: nats-server 2.9 can report 0 pending on a filtered
- * consumer created while the stream is being written, with entries of its filter still to come,
- * and a replay that stopped there answered RESUME_UNKNOWN_EVENT for an event the feed held.
+ * connection meanwhile). Filtered to the narrowest scope the subscription stays in.
  */
 export async function replayFeed(
   o: { bus: Bus; stream: string; retentionS: number; logger: Logger; stallMs?: number },
@@ -59,51 +47,30 @@ export async function replayFeed(
   const notFound = (): ReplayOutcome => ({ found: false, code: at < oldest ? "RESUME_TOO_OLD" : "RESUME_UNKNOWN_EVENT" });
   if (info.state.messages === 0) return notFound();
   const filter = feedFilterOf(bus.prefix, r.scope);
-  const newest = await bus.jsm.streams.getMessage(stream, { last_by_subj: filter });
-  if (!newest) return notFound();
-  const endSeq = newest.seq;
+  const to = await newestSeq(bus, stream, filter);
+  if (to === 0) return notFound();
 
-  const consumer = await bus.js.consumers.get(stream, {
-    filter_subjects: filter,
-    opt_start_time: new Date(Math.max(0, at - CLOCK_SKEW_MS)).toISOString(),
-    inactive_threshold: 60_000,
+  const entries = readRange(bus, stream, {
+    filter,
+    from: { time: new Date(Math.max(0, at - CLOCK_SKEW_MS)) },
+    to,
+    stallMs: o.stallMs,
+    logger: o.logger,
   });
-  try {
-    if ((await consumer.info(true)).num_pending === 0) return notFound();
-    const messages = await consumer.consume({ max_messages: 64 });
-    let found = false;
-    let lastSeq = 0;
-    let stall: NodeJS.Timeout | undefined;
-    const awaitNext = () => {
-      stall = setTimeout(() => {
-        o.logger.warn({ lastSeq, endSeq }, "feed entries a replay was reading were removed meanwhile: it ends early");
-        messages.stop();
-      }, o.stallMs ?? REPLAY_STALL_MS);
-    };
-    try {
-      awaitNext();
-      for await (const m of messages) {
-        clearTimeout(stall);
-        if (!found) {
-          found = (m.headers?.get("Nats-Msg-Id") || readEventId(m.json.bind(m))) === r.lastEventId;
-        } else {
-          const e = FeedEvent.safeParse(m.json());
-          if (!e.success) o.logger.warn({ seq: m.seq }, "unreadable feed entry skipped in a replay");
-          else if (r.accept(e.data) && !r.send(outgoing(toEventFrame(e.data)))) return { found: true, lastSeq };
-        }
-        lastSeq = m.seq;
-        if (m.seq >= endSeq) break;
-        if (!(await r.room())) break;
-        awaitNext();
-      }
-    } finally {
-      clearTimeout(stall);
-      messages.stop();
+  let found = false;
+  let lastSeq = 0;
+  for await (const m of entries) {
+    if (!found) {
+      found = (m.headers?.get("Nats-Msg-Id") || readEventId(m.json.bind(m))) === r.lastEventId;
+    } else {
+      const e = FeedEvent.safeParse(m.json());
+      if (!e.success) o.logger.warn({ seq: m.seq }, "unreadable feed entry skipped in a replay");
+      else if (r.accept(e.data) && !r.send(outgoing(toEventFrame(e.data)))) return { found: true, lastSeq };
     }
-    return found ? { found: true, lastSeq } : notFound();
-  } finally {
-    consumer.delete().catch(() => false);
+    lastSeq = m.seq;
+    if (!(await r.room())) break;
   }
+  return found ? { found: true, lastSeq } : notFound();
 }
 
 function readEventId(json: () => unknown): string | undefined {

@@ -3,6 +3,7 @@ import { call } from "@mam/bus/rpc-client.ts";
 import { DirectoryPage } from "@mam/contracts/mailbox-api.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import type { Bus } from "@mam/bus/connection.ts";
+import { holdsEntryAfter } from "@mam/bus/stream-range.ts";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent } from "@mam/contracts/mailbox-events.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
@@ -31,7 +32,17 @@ export class Directory {
   private messages?: ConsumerMessages;
   private consumer?: Consumer;
   private caughtUp = false;
+  /** Mailbox events delivered and applied. */
   private processed = 0;
+  /** The stream sequence of the last mailbox event applied (or the snapshot's). */
+  private appliedSeq = 0;
+  /** When appliedSeq last moved, and when the server was last probed (see checkCaughtUp). */
+  private progress = { seq: -1, at: 0 };
+  private probedAt = 0;
+
+  private get filter(): string {
+    return contextEventsFilter(this.bus.prefix, MAILBOX_CONTEXT);
+  }
 
   constructor(
     private readonly bus: Bus,
@@ -53,14 +64,25 @@ export class Directory {
   }
 
   /**
-   * Caught up once the server has nothing left for us and everything it delivered has been
-   * applied (an ordered consumer exists only once consuming, so this is asked after that).
+   * Caught up once every mailbox event in the stream has been applied: asked of the server by
+   * a delivery probe (holdsEntryAfter) whenever its consumer's count says nothing is left, or
+   * the directory has applied nothing new for a second. The count alone is not trusted:
+   * nats-server 2.9 has said 0 pending on a filtered consumer with entries still to come, and
+   * SMTP, listening early, would answer 550 for an address created just before.
    */
   async checkCaughtUp(): Promise<boolean> {
     if (this.caughtUp || !this.consumer) return this.caughtUp;
     const info = await this.consumer.info(false).catch(() => undefined);
-    if (info && info.num_pending === 0 && this.processed >= info.delivered.consumer_seq) this.caughtUp = true;
-    return this.caughtUp;
+    if (!info || this.processed < info.delivered.consumer_seq) return false;
+    const now = Date.now();
+    if (this.appliedSeq !== this.progress.seq) this.progress = { seq: this.appliedSeq, at: now };
+    // Idle: nothing new applied for a second (and no probe in that second either).
+    const idle = now - this.progress.at >= 1_000 && now - this.probedAt >= 1_000;
+    if (info.num_pending !== 0 && !idle) return false;
+    this.probedAt = now;
+    if (await holdsEntryAfter(this.bus, this.stream, this.filter, this.appliedSeq).catch(() => true)) return false;
+    this.caughtUp = true;
+    return true;
   }
 
   /**
@@ -74,8 +96,9 @@ export class Directory {
       this.byAddress.clear();
       return 0;
     });
+    this.appliedSeq = fromSeq;
     const consumer = await this.bus.js.consumers.get(this.stream, {
-      filter_subjects: contextEventsFilter(this.bus.prefix, MAILBOX_CONTEXT),
+      filter_subjects: this.filter,
       ...(fromSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq + 1 } : {}),
     });
     this.consumer = consumer;
@@ -90,7 +113,7 @@ export class Directory {
           this.logger.warn({ err, seq: m.seq }, "directory: unreadable event");
         }
         this.processed++;
-        if (m.info.pending === 0) this.caughtUp = true;
+        this.appliedSeq = m.seq;
       }
     })();
   }

@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "@mam/runtime/logger.ts";
+import { isolate } from "@mam/testing/isolation.ts";
+import { closeBus, connectBus, type Bus } from "./connection.ts";
+import { holdsEntryAfter, newestSeq, readRange } from "./stream-range.ts";
+
+/** Reading a stream by position, on a real stream of this file's own with two kinds of subjects. */
+const iso = isolate();
+let bus: Bus;
+const stream = `RANGE_${iso.tag}`;
+const on = (kind: "a" | "b", n: number) => `${iso.prefix}r.${kind}.${n}`;
+const filterA = `${iso.prefix}r.a.>`;
+/** Stream sequences of what `write` stored, by kind. */
+const stored: { a: number[]; b: number[] } = { a: [], b: [] };
+
+async function write(kind: "a" | "b", n = 1): Promise<void> {
+  for (let i = 0; i < n; i++) stored[kind].push((await bus.js.publish(on(kind, stored[kind].length), String(stored[kind].length))).seq);
+}
+async function readAll(from: { seq: number } | { time: Date }, to: number, stallMs?: number): Promise<number[]> {
+  const seqs: number[] = [];
+  for await (const m of readRange(bus, stream, { filter: filterA, from, to, stallMs })) seqs.push(m.seq);
+  return seqs;
+}
+
+beforeAll(async () => {
+  bus = await connectBus({ url: iso.urls.NATS_URL, prefix: iso.prefix, name: "range-test", logger: createLogger("test", "silent") });
+  await bus.jsm.streams.add({ name: stream, subjects: [`${iso.prefix}r.>`] });
+  // a b a b a b, then b b: the filter's last entry is not the stream's.
+  for (let i = 0; i < 3; i++) {
+    await write("a");
+    await write("b");
+  }
+  await write("b", 2);
+});
+afterAll(async () => {
+  await bus.jsm.streams.delete(stream).catch(() => false);
+  await closeBus(bus);
+});
+
+describe("newestSeq", () => {
+  it("is the newest entry on the filter, not the stream's last; 0 for a filter nothing matches", async () => {
+    expect(await newestSeq(bus, stream, filterA)).toBe(stored.a.at(-1));
+    expect(await newestSeq(bus, stream, `${iso.prefix}r.c.>`)).toBe(0);
+  });
+});
+
+describe("readRange", () => {
+  it("reads the filter's entries from a sequence up to the end given, included, and ends there", async () => {
+    const [a0, a1, a2] = stored.a as [number, number, number];
+    expect(await readAll({ seq: 1 }, a2)).toEqual([a0, a1, a2]);
+    expect(await readAll({ seq: a0 + 1 }, a1)).toEqual([a1]);
+  });
+
+  it("reads nothing, at once, when the start is past the end", async () => {
+    const last = stored.a.at(-1)!;
+    // Without the check at the start, this would wait out the stall (a minute here) for an entry that never comes.
+    expect(await readAll({ seq: last + 1 }, last, 60_000)).toEqual([]);
+    expect(await readAll({ time: new Date(Date.now() + 60_000) }, last, 60_000)).toEqual([]);
+  });
+
+  it("ends, with what it read, when the end it was given is no longer in the stream", async () => {
+    const name = `${stream}_GONE`;
+    await bus.jsm.streams.add({ name, subjects: [`${iso.prefix}g.>`] });
+    try {
+      const seqs = [];
+      for (let i = 0; i < 3; i++) seqs.push((await bus.js.publish(`${iso.prefix}g.${i}`, "x")).seq);
+      await bus.jsm.streams.deleteMessage(name, seqs[2]!, false);
+      const read = [];
+      for await (const m of readRange(bus, name, { filter: `${iso.prefix}g.>`, from: { seq: 1 }, to: seqs[2]!, stallMs: 300 })) read.push(m.seq);
+      expect(read).toEqual(seqs.slice(0, 2));
+    } finally {
+      await bus.jsm.streams.delete(name);
+    }
+  });
+});
+
+describe("holdsEntryAfter", () => {
+  it("answers by what the stream holds on the filter past a sequence, whatever else follows it", async () => {
+    const [a0, , a2] = stored.a as [number, number, number];
+    expect(await holdsEntryAfter(bus, stream, filterA, 0)).toBe(true);
+    expect(await holdsEntryAfter(bus, stream, filterA, a0)).toBe(true);
+    expect(await holdsEntryAfter(bus, stream, filterA, a2 - 1)).toBe(true);
+    // Past the filter's last entry: only other subjects follow.
+    expect(await holdsEntryAfter(bus, stream, filterA, a2)).toBe(false);
+    expect(await holdsEntryAfter(bus, stream, filterA, stored.b.at(-1)!)).toBe(false);
+  });
+});

@@ -1,0 +1,107 @@
+import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
+import { nanos, nuid } from "@nats-io/transport-node";
+import type { Logger } from "@mam/runtime/logger.ts";
+import { JS_API_TIMEOUT_MS, type Bus } from "./connection.ts";
+
+/**
+ * How long a range read waits for its next entry before it ends: the entries up to its end
+ * were in the stream when it started, so a wait this long means they were removed meanwhile
+ * (age or size limits, an operator purging the stream).
+ */
+export const RANGE_STALL_MS = 10_000;
+
+/** The sequence of the newest entry of `stream` on a subject matching `filter` (wildcards allowed), 0 if none. */
+export async function newestSeq(bus: Bus, stream: string, filter: string): Promise<number> {
+  const m = await bus.jsm.streams.getMessage(stream, { last_by_subj: filter });
+  return m?.seq ?? 0;
+}
+
+/**
+ * Whether `stream` holds an entry on a subject matching `filter` after sequence `after`, asked
+ * by delivery: one pull, on a consumer of its own starting there, answered by an entry or, past
+ * `waitMs`, by none. Exact where the server's pending counts are not, and it needs no right to
+ * read the stream's entries by subject (only consumers on `filter`). The consumer is left to
+ * the server to remove once idle: a locked-down service may not delete consumers.
+ */
+export async function holdsEntryAfter(bus: Bus, stream: string, filter: string, after: number, waitMs = 250): Promise<boolean> {
+  const name = `probe_${nuid.next()}`;
+  await bus.jsm.consumers.add(stream, {
+    name,
+    filter_subject: filter,
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: after + 1,
+    ack_policy: AckPolicy.None,
+    mem_storage: true,
+    num_replicas: 1,
+    inactive_threshold: nanos(5_000),
+  });
+  // Its own reply subscription (noMux): an entry comes back on the entry's subject, which the
+  // shared request inbox would not route.
+  const m = await bus.nc.request(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${name}`, JSON.stringify({ batch: 1, expires: nanos(waitMs) }), {
+    timeout: waitMs + JS_API_TIMEOUT_MS,
+    noMux: true,
+  });
+  const code = m.headers?.code ?? 0;
+  // An entry (no status), or none within the wait: 404 No Messages, 408 Request Timeout.
+  if (code === 0) return true;
+  if (code === 404 || code === 408) return false;
+  throw new Error(`probe of ${stream} after ${after}: ${code} ${m.headers?.description ?? ""}`);
+}
+
+export interface RangeRead {
+  /** Only entries on subjects matching this. */
+  filter: string;
+  /** From this stream sequence, or from the first entry stored at or after this time. */
+  from: { seq: number } | { time: Date };
+  /** Up to this stream sequence (included): usually `newestSeq` read before the range is. */
+  to: number;
+  headersOnly?: boolean;
+  /** Entries asked of the server at a time. */
+  batch?: number;
+  stallMs?: number;
+  /** Default: the bus's. */
+  logger?: Logger;
+}
+
+/**
+ * A stream's entries from a start to a known end, in order, through an ordered consumer of its
+ * own (deleted after). The read ends at that end's sequence, never where the server's pending
+ * count says nothing is left: nats-server 2.9 has said 0 pending on a filtered consumer
+ * created while the stream was written, with entries of its filter still to come. Time the
+ * caller spends between entries is not waiting (a reader may go at its client's pace).
+ */
+export async function* readRange(bus: Bus, stream: string, r: RangeRead): AsyncGenerator<JsMsg> {
+  const consumer = await bus.js.consumers.get(stream, {
+    filter_subjects: r.filter,
+    ...("seq" in r.from ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: r.from.seq } : { opt_start_time: r.from.time.toISOString() }),
+    ...(r.headersOnly && { headers_only: true }),
+    inactive_threshold: 60_000,
+  });
+  try {
+    // Where the server starts it (one before its first entry): at or past the end, nothing to read.
+    if ((await consumer.info(true)).delivered.stream_seq >= r.to) return;
+    const messages = await consumer.consume({ max_messages: r.batch ?? 64 });
+    const entries = messages[Symbol.asyncIterator]();
+    let stall: NodeJS.Timeout | undefined;
+    let last = 0;
+    try {
+      for (;;) {
+        stall = setTimeout(() => {
+          (r.logger ?? bus.logger).warn({ stream, last, to: r.to }, "entries a range read was to read were removed meanwhile: it ends early");
+          messages.stop();
+        }, r.stallMs ?? RANGE_STALL_MS);
+        const next = await entries.next();
+        clearTimeout(stall);
+        if (next.done || next.value.seq > r.to) return;
+        last = next.value.seq;
+        yield next.value;
+        if (last === r.to) return;
+      }
+    } finally {
+      clearTimeout(stall);
+      messages.stop();
+    }
+  } finally {
+    consumer.delete().catch(() => false);
+  }
+}
