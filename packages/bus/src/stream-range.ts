@@ -20,10 +20,15 @@ export async function newestSeq(bus: Bus, stream: string, filter: string): Promi
  * Whether `stream` holds an entry on a subject matching `filter` after sequence `after`, asked
  * by delivery: one pull, on a consumer of its own starting there, answered by an entry or, past
  * `waitMs`, by none. Exact where the server's pending counts are not, and it needs no right to
- * read the stream's entries by subject (only consumers on `filter`). The consumer is left to
- * the server to remove once idle: a locked-down service may not delete consumers.
+ * read the stream's entries by subject (only consumers on `filter`). "None" is believed only
+ * once the consumer's position shows the server read through to the stream's last entry as it
+ * was before the probe (on a busy server the wait can end before the read was made): until
+ * then the answer is true, to be asked again. The consumer is left to the server to remove
+ * once idle: a locked-down service may not delete consumers.
  */
 export async function holdsEntryAfter(bus: Bus, stream: string, filter: string, after: number, waitMs = 250): Promise<boolean> {
+  const last = (await bus.jsm.streams.info(stream)).state.last_seq;
+  if (last <= after) return false;
   const name = `probe_${nuid.next()}`;
   await bus.jsm.consumers.add(stream, {
     name,
@@ -42,9 +47,10 @@ export async function holdsEntryAfter(bus: Bus, stream: string, filter: string, 
     noMux: true,
   });
   const code = m.headers?.code ?? 0;
-  // An entry (no status), or none within the wait: 404 No Messages, 408 Request Timeout.
   if (code === 0) return true;
-  if (code === 404 || code === 408) return false;
+  // None within the wait (404 No Messages, 408 Request Timeout): a consumer that found none
+  // has its position moved to the stream's end.
+  if (code === 404 || code === 408) return (await bus.jsm.consumers.info(stream, name)).delivered.stream_seq < last;
   throw new Error(`probe of ${stream} after ${after}: ${code} ${m.headers?.description ?? ""}`);
 }
 
