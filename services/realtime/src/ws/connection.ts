@@ -3,11 +3,11 @@ import WebSocket from "ws";
 import type { FeedEvent } from "@mam/contracts/realtime-feed.ts";
 import { WsClose, type ServerFrame, type SubscribeFrame, type WsErrorCode } from "@mam/contracts/ws-frames.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
-import { readFrame } from "./client-frames.ts";
+import { FrameGate, readFrame } from "./client-frames.ts";
 import type { Directory } from "./directory.ts";
 import { outgoing, type Outgoing, type Registered, type Registry } from "./registry.ts";
 import type { ReplayOutcome, ReplayRequest } from "./resume.ts";
-import { decideSubscription, idsToLook, matches, type Ceiling, type Decision, type Filters } from "./scope.ts";
+import { matches, type Ceiling, type Filters } from "./scope.ts";
 import { TokenBucket } from "./token-bucket.ts";
 
 export interface ConnectionDeps {
@@ -64,9 +64,7 @@ export class WsConnection implements Registered {
   private readonly resumes = new TokenBucket({ burst: RESUME_BURST, refill: 1, everyMs: RESUME_EVERY_MS });
   private queuedBytes = 0;
   private closing = false;
-  /** Frames the client may send: `framesPerS` at once, then `framesPerS` a second; past it they are dropped. */
-  private readonly frames: TokenBucket;
-  private rateLimitedAt = 0;
+  private readonly frames: FrameGate;
 
   constructor(
     readonly ws: WebSocket,
@@ -76,7 +74,7 @@ export class WsConnection implements Registered {
     /** The per-inbox path: subscribed to its inbox without a frame. */
     private readonly autoSubscribe = false,
   ) {
-    this.frames = new TokenBucket({ burst: d.framesPerS, refill: d.framesPerS, everyMs: 1000 });
+    this.frames = new FrameGate(d.framesPerS);
   }
 
   get open(): boolean {
@@ -166,8 +164,9 @@ export class WsConnection implements Registered {
   private onMessage(data: Buffer, isBinary: boolean): void {
     this.lastHeard = Date.now();
     if (!this.open) return;
-    if (!this.frames.take()) {
-      this.rateLimited();
+    const admitted = this.frames.admit();
+    if (admitted !== "pass") {
+      if (admitted === "tell") this.error("RATE_LIMITED", `More than ${this.d.framesPerS} frames a second: frames dropped`);
       return;
     }
     const frame = readFrame(data, isBinary);
@@ -188,14 +187,6 @@ export class WsConnection implements Registered {
         const unreachable: never = frame;
         throw new Error(`unknown frame ${JSON.stringify(unreachable)}`);
       }
-    }
-  }
-
-  private rateLimited(): void {
-    // One error a second at most: a flood must not turn into a flood of answers.
-    if (Date.now() - this.rateLimitedAt >= 1000) {
-      this.rateLimitedAt = Date.now();
-      this.error("RATE_LIMITED", `More than ${this.d.framesPerS} frames a second: frames dropped`);
     }
   }
 
@@ -231,7 +222,7 @@ export class WsConnection implements Registered {
         `At most ${RESUME_BURST} resumes at once, then one every ${RESUME_EVERY_MS / 1000} s: this subscribe frame was dropped`,
       );
     }
-    const decision = await this.decide(frame);
+    const decision = await this.d.directory.judge(this.ceiling, frame, this.d.directoryWaitMs, () => this.open);
     if (!this.open) return;
     if (!decision.ok) return this.error("NOT_FOUND", NOT_FOUND_MESSAGE);
     const epoch = ++this.epoch;
@@ -263,23 +254,6 @@ export class WsConnection implements Registered {
           (err: unknown) => void (this.epoch === epoch && this.failed(err)),
         );
     });
-  }
-
-  /**
-   * Asks the directory until the frame is inside the scope, or the wait is over: the
-   * directory follows identity and the mailbox by a moment. A refusal always takes the whole
-   * wait, so how long it takes does not tell whether the id exists elsewhere.
-   */
-  private async decide(frame: SubscribeFrame): Promise<Decision> {
-    const deadline = Date.now() + this.d.directoryWaitMs;
-    const ids = idsToLook(this.ceiling, frame);
-    // Asked again after 100 ms, then twice as long each time: a client naming ids it may not
-    // see, frame after frame, costs the database a handful of queries per wait, not one per 100 ms.
-    for (let pause = 100; ; pause *= 2) {
-      const decision = decideSubscription(this.ceiling, frame, await this.d.directory.view(ids));
-      if (decision.ok || Date.now() >= deadline || !this.open) return decision;
-      await sleep(Math.min(pause, Math.max(1, deadline - Date.now())));
-    }
   }
 
   /**

@@ -1,13 +1,15 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { JsMsg } from "@nats-io/jetstream";
 import type { Kysely, Transaction } from "kysely";
 import { EventEnvelope } from "@mam/contracts/envelope.ts";
 import { IDENTITY_CONTEXT, WorkspaceCreatedV1, WorkspaceDeletedV1 } from "@mam/contracts/identity-events.ts";
 import { InboxCreatedV1, InboxDeletedV1, MAILBOX_CONTEXT } from "@mam/contracts/mailbox-events.ts";
+import type { SubscribeFrame } from "@mam/contracts/ws-frames.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import type { Backbone } from "@mam/service-kit/backbone.ts";
 import { startCheckpointedConsumer, type CheckpointedConsumer } from "@mam/service-kit/checkpointed-consumer.ts";
 import type { RealtimeDb } from "../db/schema.ts";
-import type { DirectoryView } from "./scope.ts";
+import { decideSubscription, idsToLook, type Ceiling, type Decision, type DirectoryView } from "./scope.ts";
 
 type Tx = Kysely<RealtimeDb>;
 
@@ -106,6 +108,23 @@ export class Directory {
     }
     for (const c of this.consumers) {
       await waitFor(() => c.caughtUp(), { timeoutMs: 10 * 60_000, intervalMs: 50, what: "the WebSocket directory" });
+    }
+  }
+
+  /**
+   * Asks until the frame is inside the ceiling, or the wait is over (or the client is gone):
+   * the directory follows identity and the mailbox by a moment. A refusal always takes the
+   * whole wait, so how long it takes does not tell whether the id exists elsewhere.
+   */
+  async judge(ceiling: Ceiling, frame: SubscribeFrame, waitMs: number, wanted: () => boolean): Promise<Decision> {
+    const deadline = Date.now() + waitMs;
+    const ids = idsToLook(ceiling, frame);
+    // Asked again after 100 ms, then twice as long each time: a client naming ids it may not
+    // see, frame after frame, costs the database a handful of queries per wait, not one per 100 ms.
+    for (let pause = 100; ; pause *= 2) {
+      const decision = decideSubscription(ceiling, frame, await this.view(ids));
+      if (decision.ok || Date.now() >= deadline || !wanted()) return decision;
+      await sleep(Math.min(pause, Math.max(1, deadline - Date.now())));
     }
   }
 
