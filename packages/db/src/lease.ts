@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { setTimeout as delay } from "node:timers/promises";
+import { sql, type Kysely } from "kysely";
 import type { Logger } from "@mam/runtime/logger.ts";
 import { connectionFor, join, type LeaseConnection, leave, type Owner, TRY_EVERY_MS } from "./lease-connection.ts";
 
@@ -31,6 +32,21 @@ const holding = new AsyncLocalStorage<HeldLease>();
  * transaction that the server still holds it (its lock granted to `pid` in pg_locks).
  */
 export const heldLease = (): HeldLease | undefined => holding.getStore();
+
+/**
+ * Whether the server still grants the lease's lock to the connection that took it: while it
+ * does, no other replica can hold the lease. A bigint advisory key shows in pg_locks as its
+ * two halves.
+ */
+export async function leaseStillHeld(tx: Kysely<any>, lease: HeldLease): Promise<boolean> {
+  const r = await sql<{ held: boolean }>`select exists (
+    select 1 from pg_locks
+    where locktype = 'advisory' and granted and pid = ${lease.pid} and objsubid = 1
+      and database = (select oid from pg_database where datname = current_database())
+      and ((classid::bigint << 32) | objid::bigint) = hashtextextended(${lease.name}, 0)
+  ) as held`.execute(tx);
+  return !!r.rows[0]?.held;
+}
 
 /**
  * One holder at a time across replicas: a Postgres session advisory lock, on a connection

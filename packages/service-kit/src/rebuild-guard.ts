@@ -1,5 +1,6 @@
 import { sql, type Kysely } from "kysely";
 import { AppError } from "@mam/contracts/errors.ts";
+import type { Backbone } from "./backbone.ts";
 import { tenantLockKey, type ProjectionTables } from "./event-sourcing.ts";
 
 /**
@@ -64,4 +65,15 @@ export async function lockForDecision(tx: Kysely<any>, context: string, tenantId
  */
 export async function isRebuilding(db: Kysely<any>, projection: string): Promise<boolean> {
   return (await rebuildRecorded(db, projection)) !== undefined;
+}
+
+/**
+ * Taken by a replica claiming a replay at start (projection.ts), by a reset while it empties
+ * the read model and by a new lease holder reading the rebuild record: one at a time. Named
+ * per deployment (schema and subject prefix) as the lease is: many share a database.
+ */
+export const replayLockName = (b: Backbone<any>, projection: string) => `replay:${b.store.schema}:${b.bus.prefix}:${projection}`;
+
+export async function lockReplay(tx: Kysely<any>, b: Backbone<any>, projection: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtextextended(${replayLockName(b, projection)}, 0))`.execute(tx);
 }

@@ -4,9 +4,9 @@ import { deleteConsumer } from "@mam/bus/consumer.ts";
 import { RpcServer } from "@mam/bus/rpc.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import { rebuildSubject, RebuildRequest, type RebuildProgress } from "@mam/contracts/operator.ts";
-import { heldLease, type HeldLease } from "@mam/db/lease.ts";
+import { heldLease, leaseStillHeld, type HeldLease } from "@mam/db/lease.ts";
 import type { Backbone } from "./backbone.ts";
-import { type Rebuild, rebuildLock, rebuildRecorded, recordName } from "./rebuild-guard.ts";
+import { lockReplay, type Rebuild, rebuildLock, rebuildRecorded, recordName } from "./rebuild-guard.ts";
 import type { ProjectionTables } from "./event-sourcing.ts";
 import { resolveWithIdentity, serveOperator, type KeyResolver } from "./operator-rpc.ts";
 import type { Puller } from "./single-active.ts";
@@ -28,32 +28,6 @@ import type { Puller } from "./single-active.ts";
  * took it over meanwhile reads the record under the lock the reset holds until it commits,
  * so it either finds no rebuild because none happened, or finds the one committed.
  */
-
-/**
- * Taken by a replica claiming a replay at start (projection.ts), by a reset while it empties
- * the read model and by a new lease holder reading the rebuild record: one at a time. Named
- * per deployment (schema and subject prefix) as the lease is: many share a database.
- */
-export const replayLockName = (b: Backbone<any>, projection: string) => `replay:${b.store.schema}:${b.bus.prefix}:${projection}`;
-
-export async function lockReplay(tx: Kysely<any>, b: Backbone<any>, projection: string): Promise<void> {
-  await sql`select pg_advisory_xact_lock(hashtextextended(${replayLockName(b, projection)}, 0))`.execute(tx);
-}
-
-/**
- * Whether the server still grants the lease's lock to the connection that took it: while it
- * does, no other replica can hold the lease. A bigint advisory key shows in pg_locks as its
- * two halves.
- */
-async function leaseStillHeld(tx: Kysely<any>, lease: HeldLease): Promise<boolean> {
-  const r = await sql<{ held: boolean }>`select exists (
-    select 1 from pg_locks
-    where locktype = 'advisory' and granted and pid = ${lease.pid} and objsubid = 1
-      and database = (select oid from pg_database where datname = current_database())
-      and ((classid::bigint << 32) | objid::bigint) = hashtextextended(${lease.name}, 0)
-  ) as held`.execute(tx);
-  return !!r.rows[0]?.held;
-}
 
 export interface RebuildableOptions {
   backbone: Backbone<any>;
