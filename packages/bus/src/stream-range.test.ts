@@ -74,6 +74,26 @@ describe("readRange", () => {
   });
 });
 
+describe("readRange, its consumer lost", () => {
+  it("reads on with a new consumer from the entry after the last it gave, when the server loses its consumer", async () => {
+    const name = `${stream}_LOST`;
+    await bus.jsm.streams.add({ name, subjects: [`${iso.prefix}l.>`] });
+    try {
+      const seqs: number[] = [];
+      for (let i = 0; i < 300; i++) seqs.push((await bus.js.publish(`${iso.prefix}l.${i % 3}`, "x")).seq);
+      const read: number[] = [];
+      for await (const m of readRange(bus, name, { filter: `${iso.prefix}l.>`, from: { seq: 1 }, to: seqs.at(-1)!, batch: 10, stallMs: 300 })) {
+        read.push(m.seq);
+        // As a restarted server would: every consumer of the stream gone, mid-read.
+        if (read.length === 50) for await (const c of await bus.jsm.consumers.list(name)) await bus.jsm.consumers.delete(name, c.name);
+      }
+      expect(read).toEqual(seqs);
+    } finally {
+      await bus.jsm.streams.delete(name);
+    }
+  });
+});
+
 describe("holdsEntryAfter", () => {
   it("answers by what the stream holds on the filter past a sequence, whatever else follows it", async () => {
     const [a0, , a2] = stored.a as [number, number, number];

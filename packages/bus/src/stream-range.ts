@@ -1,14 +1,17 @@
-import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, type JsMsg } from "@nats-io/jetstream";
 import { nanos, nuid } from "@nats-io/transport-node";
 import type { Logger } from "@mam/runtime/logger.ts";
 import { JS_API_TIMEOUT_MS, type Bus } from "./connection.ts";
 
 /**
- * How long a range read waits for its next entry before it ends: the entries up to its end
- * were in the stream when it started, so a wait this long means they were removed meanwhile
- * (age or size limits, an operator purging the stream).
+ * How long a range read waits for its next entry before it asks the server why: the entries up
+ * to its end were in the stream when it started, so either they were removed meanwhile (age
+ * or size limits, an operator purging the stream) or the server lost its consumer (a restart:
+ * ordered consumers live in memory), which nats.js would only notice after missed heartbeats.
  */
 export const RANGE_STALL_MS = 10_000;
+/** New consumers a range read may declare after losing one, before it gives up with an error. */
+const RANGE_RESTARTS = 3;
 
 /** The sequence of the newest entry of `stream` on a subject matching `filter` (wildcards allowed), 0 if none. */
 export async function newestSeq(bus: Bus, stream: string, filter: string): Promise<number> {
@@ -74,39 +77,68 @@ export interface RangeRead {
  * own (deleted after). The read ends at that end's sequence, never where the server's pending
  * count says nothing is left: nats-server 2.9 has said 0 pending on a filtered consumer
  * created while the stream was written, with entries of its filter still to come. Time the
- * caller spends between entries is not waiting (a reader may go at its client's pace).
+ * caller spends between entries is not waiting (a reader may go at its client's pace). When
+ * no entry comes for `stallMs`, the consumer's state tells why: gone from the server, the read
+ * goes on with a new one from the entry after the last it gave; moved past the end with nothing
+ * found, the entries were removed and the read ends with what it gave; anything else is an
+ * error (never a read that looks complete and is not).
  */
 export async function* readRange(bus: Bus, stream: string, r: RangeRead): AsyncGenerator<JsMsg> {
+  let last = 0;
+  for (let restarts = 0; ; restarts++) {
+    const from = last > 0 ? { seq: last + 1 } : r.from;
+    const outcome = yield* readFrom(bus, stream, r, from, (seq) => {
+      last = seq;
+    });
+    if (outcome === "done") return;
+    if (restarts >= RANGE_RESTARTS) throw new Error(`reading ${stream} up to ${r.to}: the server lost the read's consumer ${restarts + 1} times`);
+    (r.logger ?? bus.logger).warn({ stream, last, to: r.to }, "the server lost a range read's consumer: reading on with a new one");
+  }
+}
+
+/** One consumer's part of readRange: "done", or "lost" when the server no longer has the consumer. */
+async function* readFrom(bus: Bus, stream: string, r: RangeRead, from: RangeRead["from"], gave: (seq: number) => void): AsyncGenerator<JsMsg, "done" | "lost"> {
   const consumer = await bus.js.consumers.get(stream, {
     filter_subjects: r.filter,
-    ...("seq" in r.from ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: r.from.seq } : { opt_start_time: r.from.time.toISOString() }),
+    ...("seq" in from ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from.seq } : { opt_start_time: from.time.toISOString() }),
     ...(r.headersOnly && { headers_only: true }),
     inactive_threshold: 60_000,
   });
   try {
     // Where the server starts it (one before its first entry): at or past the end, nothing to read.
-    if ((await consumer.info(true)).delivered.stream_seq >= r.to) return;
+    if ((await consumer.info(true)).delivered.stream_seq >= r.to) return "done";
     const messages = await consumer.consume({ max_messages: r.batch ?? 64 });
     const entries = messages[Symbol.asyncIterator]();
     let stall: NodeJS.Timeout | undefined;
     let last = 0;
     try {
       for (;;) {
-        stall = setTimeout(() => {
-          (r.logger ?? bus.logger).warn({ stream, last, to: r.to }, "entries a range read was to read were removed meanwhile: it ends early");
-          messages.stop();
-        }, r.stallMs ?? RANGE_STALL_MS);
+        stall = setTimeout(() => messages.stop(), r.stallMs ?? RANGE_STALL_MS);
         const next = await entries.next();
         clearTimeout(stall);
-        if (next.done || next.value.seq > r.to) return;
+        if (next.done) break;
+        if (next.value.seq > r.to) return "done";
         last = next.value.seq;
+        gave(last);
         yield next.value;
-        if (last === r.to) return;
+        if (last === r.to) return "done";
       }
     } finally {
       clearTimeout(stall);
       messages.stop();
     }
+    // Stopped with entries up to the end still expected: ask the server why.
+    const info = await consumer.info().catch((err: unknown) => {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) return undefined;
+      throw err;
+    });
+    if (!info) return "lost";
+    // A consumer that finds nothing more is moved to the stream's end: what was left was removed.
+    if (info.delivered.stream_seq >= r.to) {
+      (r.logger ?? bus.logger).warn({ stream, last, to: r.to }, "entries a range read was to read were removed meanwhile: it ends early");
+      return "done";
+    }
+    throw new Error(`reading ${stream}: no entry for ${r.stallMs ?? RANGE_STALL_MS} ms after ${last}, before ${r.to}`);
   } finally {
     consumer.delete().catch(() => false);
   }

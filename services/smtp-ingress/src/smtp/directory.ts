@@ -39,6 +39,8 @@ export class Directory {
   /** When appliedSeq last moved, and when the server was last probed (see checkCaughtUp). */
   private progress = { seq: -1, at: 0 };
   private probedAt = 0;
+  /** After a failed probe: none before this time. */
+  private retryAt = 0;
 
   private get filter(): string {
     return contextEventsFilter(this.bus.prefix, MAILBOX_CONTEXT);
@@ -78,9 +80,15 @@ export class Directory {
     if (this.appliedSeq !== this.progress.seq) this.progress = { seq: this.appliedSeq, at: now };
     // Idle: nothing new applied for a second (and no probe in that second either).
     const idle = now - this.progress.at >= 1_000 && now - this.probedAt >= 1_000;
-    if (info.num_pending !== 0 && !idle) return false;
+    if ((info.num_pending !== 0 && !idle) || now < this.retryAt) return false;
     this.probedAt = now;
-    if (await holdsEntryAfter(this.bus, this.stream, this.filter, this.appliedSeq).catch(() => true)) return false;
+    const more = await holdsEntryAfter(this.bus, this.stream, this.filter, this.appliedSeq).catch((err: unknown) => {
+      // Asked again a second later, and said each time: a missing permission would otherwise be silent.
+      this.logger.warn({ err: (err as Error).message }, "directory: could not ask the server whether mailbox events remain");
+      this.retryAt = Date.now() + 1_000;
+      return true;
+    });
+    if (more) return false;
     this.caughtUp = true;
     return true;
   }
