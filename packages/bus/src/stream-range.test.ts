@@ -1,8 +1,9 @@
+import { createServer, connect as tcpConnect, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "@mam/runtime/logger.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { closeBus, connectBus, type Bus } from "./connection.ts";
-import { holdsEntryAfter, newestSeq, readRange } from "./stream-range.ts";
+import { holdsEntryAfter, newestSeq, nextSeq, readRange } from "./stream-range.ts";
 
 /** Reading a stream by position, on a real stream of this file's own with two kinds of subjects. */
 const iso = isolate();
@@ -20,6 +21,22 @@ async function readAll(from: { seq: number } | { time: Date }, to: number, stall
   const seqs: number[] = [];
   for await (const m of readRange(bus, stream, { filter: filterA, from, to, stallMs })) seqs.push(m.seq);
   return seqs;
+}
+
+/**
+ * A stream of its own (`<stream>_<tag>`) holding `n` entries on `<prefix><tag>.<i % 3>`, given to
+ * `fn` with its filter and the entries' sequences, deleted after.
+ */
+async function withEntries(tag: string, n: number, fn: (name: string, filter: string, seqs: number[]) => Promise<void>): Promise<void> {
+  const name = `${stream}_${tag}`;
+  await bus.jsm.streams.add({ name, subjects: [`${iso.prefix}${tag}.>`] });
+  try {
+    const seqs: number[] = [];
+    for (let i = 0; i < n; i++) seqs.push((await bus.js.publish(`${iso.prefix}${tag}.${i % 3}`, "x")).seq);
+    await fn(name, `${iso.prefix}${tag}.>`, seqs);
+  } finally {
+    await bus.jsm.streams.delete(name);
+  }
 }
 
 beforeAll(async () => {
@@ -59,38 +76,101 @@ describe("readRange", () => {
   });
 
   it("ends, with what it read, when the end it was given is no longer in the stream", async () => {
-    const name = `${stream}_GONE`;
-    await bus.jsm.streams.add({ name, subjects: [`${iso.prefix}g.>`] });
-    try {
-      const seqs = [];
-      for (let i = 0; i < 3; i++) seqs.push((await bus.js.publish(`${iso.prefix}g.${i}`, "x")).seq);
+    await withEntries("GONE", 3, async (name, filter, seqs) => {
       await bus.jsm.streams.deleteMessage(name, seqs[2]!, false);
       const read = [];
-      for await (const m of readRange(bus, name, { filter: `${iso.prefix}g.>`, from: { seq: 1 }, to: seqs[2]!, stallMs: 300 })) read.push(m.seq);
+      for await (const m of readRange(bus, name, { filter, from: { seq: 1 }, to: seqs[2]!, stallMs: 300 })) read.push(m.seq);
       expect(read).toEqual(seqs.slice(0, 2));
-    } finally {
-      await bus.jsm.streams.delete(name);
-    }
+    });
   });
 });
 
 describe("readRange, its consumer lost", () => {
   it("reads on with a new consumer from the entry after the last it gave, when the server loses its consumer", async () => {
-    const name = `${stream}_LOST`;
-    await bus.jsm.streams.add({ name, subjects: [`${iso.prefix}l.>`] });
-    try {
-      const seqs: number[] = [];
-      for (let i = 0; i < 300; i++) seqs.push((await bus.js.publish(`${iso.prefix}l.${i % 3}`, "x")).seq);
+    await withEntries("LOST", 300, async (name, filter, seqs) => {
       const read: number[] = [];
-      for await (const m of readRange(bus, name, { filter: `${iso.prefix}l.>`, from: { seq: 1 }, to: seqs.at(-1)!, batch: 10, stallMs: 300 })) {
+      for await (const m of readRange(bus, name, { filter, from: { seq: 1 }, to: seqs.at(-1)!, batch: 10, stallMs: 300 })) {
         read.push(m.seq);
         // As a restarted server would: every consumer of the stream gone, mid-read.
         if (read.length === 50) for await (const c of await bus.jsm.consumers.list(name)) await bus.jsm.consumers.delete(name, c.name);
       }
       expect(read).toEqual(seqs);
+    });
+  });
+});
+
+/**
+ * A TCP relay to the NATS server that can stop passing the server's bytes to the client and
+ * then cut every connection: what the server sent meanwhile is lost, as on a dropped link.
+ */
+class Relay {
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private dropping = false;
+
+  constructor(target: URL) {
+    this.server = createServer((client) => {
+      const upstream = tcpConnect(Number(target.port), target.hostname);
+      for (const sock of [client, upstream]) {
+        this.sockets.add(sock);
+        sock.on("error", () => sock.destroy());
+        sock.on("close", () => this.sockets.delete(sock));
+      }
+      client.on("data", (d) => upstream.write(d));
+      upstream.on("data", (d) => this.dropping || client.write(d));
+      client.on("close", () => upstream.destroy());
+      upstream.on("close", () => client.destroy());
+    });
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+    return `nats://127.0.0.1:${(this.server.address() as { port: number }).port}`;
+  }
+
+  /** Drops what the server sends from now, cuts every connection `afterMs` later, then passes everything again. */
+  cut(afterMs: number): void {
+    this.dropping = true;
+    setTimeout(() => {
+      for (const sock of this.sockets) sock.destroy();
+      this.dropping = false;
+    }, afterMs);
+  }
+
+  close(): Promise<void> {
+    for (const sock of this.sockets) sock.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+describe("readRange, entries lost on the way", () => {
+  it("reads again what the server sent on a connection that dropped, rather than taking it as removed", async () => {
+    const relay = new Relay(new URL(iso.urls.NATS_URL.split(",")[0]!));
+    const through = await connectBus({ url: await relay.listen(), prefix: iso.prefix, name: "range-drop", logger: createLogger("test", "silent") });
+    try {
+      await withEntries("DROP", 300, async (name, filter, seqs) => {
+        const read: number[] = [];
+        for await (const m of readRange(through, name, { filter, from: { seq: 1 }, to: seqs.at(-1)!, batch: 10, stallMs: 1_000 })) {
+          read.push(m.seq);
+          // The server goes on sending the batches this reader asks for; none arrives, then the link drops.
+          if (read.length === 250) relay.cut(300);
+        }
+        expect(read).toEqual(seqs);
+      });
     } finally {
-      await bus.jsm.streams.delete(name);
+      await closeBus(through);
+      await relay.close();
     }
+  });
+});
+
+describe("nextSeq", () => {
+  it("is the first entry on the filter at or after a sequence; 0 past the filter's last", async () => {
+    const [a0, a1, a2] = stored.a as [number, number, number];
+    expect(await nextSeq(bus, stream, filterA, 1)).toBe(a0);
+    expect(await nextSeq(bus, stream, filterA, a0 + 1)).toBe(a1);
+    expect(await nextSeq(bus, stream, filterA, a2)).toBe(a2);
+    expect(await nextSeq(bus, stream, filterA, a2 + 1)).toBe(0);
   });
 });
 

@@ -1,21 +1,30 @@
-import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, type JsMsg } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, type JsMsg, type MsgRequest } from "@nats-io/jetstream";
 import { nanos, nuid } from "@nats-io/transport-node";
 import type { Logger } from "@mam/runtime/logger.ts";
 import { JS_API_TIMEOUT_MS, type Bus } from "./connection.ts";
 
 /**
- * How long a range read waits for its next entry before it asks the server why: the entries up
- * to its end were in the stream when it started, so either they were removed meanwhile (age
- * or size limits, an operator purging the stream) or the server lost its consumer (a restart:
- * ordered consumers live in memory), which nats.js would only notice after missed heartbeats.
+ * How long a range read waits for its next entry before it asks the stream why (see readRange):
+ * nats.js would notice a lost ordered consumer (they live in the server's memory) only after
+ * two missed heartbeats, 30 s.
  */
 export const RANGE_STALL_MS = 10_000;
-/** New consumers a range read may declare after losing one, before it gives up with an error. */
+/** New consumers a range read may declare after a stall, before it gives up with an error. */
 const RANGE_RESTARTS = 3;
 
 /** The sequence of the newest entry of `stream` on a subject matching `filter` (wildcards allowed), 0 if none. */
 export async function newestSeq(bus: Bus, stream: string, filter: string): Promise<number> {
   const m = await bus.jsm.streams.getMessage(stream, { last_by_subj: filter });
+  return m?.seq ?? 0;
+}
+
+/**
+ * The sequence of the first entry of `stream` at or after `seq` on a subject matching `filter`
+ * (wildcards allowed), 0 if none. (nats-server 2.9 takes `next_by_subj` on the stream's message
+ * API; nats.js types it for direct gets only.)
+ */
+export async function nextSeq(bus: Bus, stream: string, filter: string, seq: number): Promise<number> {
+  const m = await bus.jsm.streams.getMessage(stream, { seq, next_by_subj: filter } as unknown as MsgRequest);
   return m?.seq ?? 0;
 }
 
@@ -78,10 +87,12 @@ export interface RangeRead {
  * count says nothing is left: nats-server 2.9 has said 0 pending on a filtered consumer
  * created while the stream was written, with entries of its filter still to come. Time the
  * caller spends between entries is not waiting (a reader may go at its client's pace). When
- * no entry comes for `stallMs`, the consumer's state tells why: gone from the server, the read
- * goes on with a new one from the entry after the last it gave; moved past the end with nothing
- * found, the entries were removed and the read ends with what it gave; anything else is an
- * error (never a read that looks complete and is not).
+ * no entry comes for `stallMs`, the stream says why: entries up to the end still in it (the
+ * consumer lost in a server restart, entries or pulls lost with a dropped connection), the
+ * read goes on with a new consumer from the entry after the last it gave, a few times at most
+ * (then an error, never a read that looks complete and is not); none left, they were removed
+ * meanwhile (age or size limits, a purge) and the read ends with what it gave. Needs the right
+ * to read the stream's entries by subject (`nextSeq`).
  */
 export async function* readRange(bus: Bus, stream: string, r: RangeRead): AsyncGenerator<JsMsg> {
   let last = 0;
@@ -91,13 +102,20 @@ export async function* readRange(bus: Bus, stream: string, r: RangeRead): AsyncG
       last = seq;
     });
     if (outcome === "done") return;
-    if (restarts >= RANGE_RESTARTS) throw new Error(`reading ${stream} up to ${r.to}: the server lost the read's consumer ${restarts + 1} times`);
-    (r.logger ?? bus.logger).warn({ stream, last, to: r.to }, "the server lost a range read's consumer: reading on with a new one");
+    if (restarts >= RANGE_RESTARTS)
+      throw new Error(`reading ${stream} up to ${r.to}: no entry came for ${r.stallMs ?? RANGE_STALL_MS} ms, ${restarts + 1} consumers in a row`);
+    (r.logger ?? bus.logger).warn({ stream, last, to: r.to }, "no entry came to a range read, though the stream holds them: reading on with a new consumer");
   }
 }
 
-/** One consumer's part of readRange: "done", or "lost" when the server no longer has the consumer. */
-async function* readFrom(bus: Bus, stream: string, r: RangeRead, from: RangeRead["from"], gave: (seq: number) => void): AsyncGenerator<JsMsg, "done" | "lost"> {
+/** One consumer's part of readRange: "done", or "again" to go on with a new consumer. */
+async function* readFrom(
+  bus: Bus,
+  stream: string,
+  r: RangeRead,
+  from: RangeRead["from"],
+  gave: (seq: number) => void,
+): AsyncGenerator<JsMsg, "done" | "again"> {
   const consumer = await bus.js.consumers.get(stream, {
     filter_subjects: r.filter,
     ...("seq" in from ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from.seq } : { opt_start_time: from.time.toISOString() }),
@@ -106,7 +124,8 @@ async function* readFrom(bus: Bus, stream: string, r: RangeRead, from: RangeRead
   });
   try {
     // Where the server starts it (one before its first entry): at or past the end, nothing to read.
-    if ((await consumer.info(true)).delivered.stream_seq >= r.to) return "done";
+    const startedAfter = (await consumer.info(true)).delivered.stream_seq;
+    if (startedAfter >= r.to) return "done";
     const messages = await consumer.consume({ max_messages: r.batch ?? 64 });
     const entries = messages[Symbol.asyncIterator]();
     let stall: NodeJS.Timeout | undefined;
@@ -127,18 +146,14 @@ async function* readFrom(bus: Bus, stream: string, r: RangeRead, from: RangeRead
       clearTimeout(stall);
       messages.stop();
     }
-    // Stopped with entries up to the end still expected: ask the server why.
-    const info = await consumer.info().catch((err: unknown) => {
-      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) return undefined;
-      throw err;
-    });
-    if (!info) return "lost";
-    // A consumer that finds nothing more is moved to the stream's end: what was left was removed.
-    if (info.delivered.stream_seq >= r.to) {
-      (r.logger ?? bus.logger).warn({ stream, last, to: r.to }, "entries a range read was to read were removed meanwhile: it ends early");
-      return "done";
-    }
-    throw new Error(`reading ${stream}: no entry for ${r.stallMs ?? RANGE_STALL_MS} ms after ${last}, before ${r.to}`);
+    // Stopped with entries up to the end still expected. Still in the stream: read them with a
+    // new consumer, whatever kept them (the consumer lost in a server restart, the entries or
+    // the pulls lost with a dropped connection: the server counts an entry delivered once sent).
+    // Gone from it: removed meanwhile, and the read ends with what it gave.
+    const next = await nextSeq(bus, stream, r.filter, (last || startedAfter) + 1);
+    if (next > 0 && next <= r.to) return "again";
+    (r.logger ?? bus.logger).warn({ stream, last, to: r.to }, "entries a range read was to read were removed meanwhile: it ends early");
+    return "done";
   } finally {
     consumer.delete().catch(() => false);
   }
