@@ -9,7 +9,7 @@ import { JS_API_TIMEOUT_MS, type Bus } from "./connection.ts";
  * two missed heartbeats, 30 s.
  */
 export const RANGE_STALL_MS = 10_000;
-/** New consumers a range read may declare after a stall, before it gives up with an error. */
+/** New consumers a range read may declare after stalls in a row (none giving an entry), before it gives up with an error. */
 const RANGE_RESTARTS = 3;
 
 /** The sequence of the newest entry of `stream` on a subject matching `filter` (wildcards allowed), 0 if none. */
@@ -96,14 +96,18 @@ export interface RangeRead {
  */
 export async function* readRange(bus: Bus, stream: string, r: RangeRead): AsyncGenerator<JsMsg> {
   let last = 0;
-  for (let restarts = 0; ; restarts++) {
+  // Consumers in a row that stalled, the first of them counted even if it gave entries before.
+  let stalls = 0;
+  for (;;) {
+    const before = last;
     const from = last > 0 ? { seq: last + 1 } : r.from;
     const outcome = yield* readFrom(bus, stream, r, from, (seq) => {
       last = seq;
     });
     if (outcome === "done") return;
-    if (restarts >= RANGE_RESTARTS)
-      throw new Error(`reading ${stream} up to ${r.to}: no entry came for ${r.stallMs ?? RANGE_STALL_MS} ms, ${restarts + 1} consumers in a row`);
+    stalls = last > before ? 1 : stalls + 1;
+    if (stalls > RANGE_RESTARTS)
+      throw new Error(`reading ${stream} up to ${r.to}: no entry came for ${r.stallMs ?? RANGE_STALL_MS} ms, ${stalls} consumers in a row`);
     (r.logger ?? bus.logger).warn({ stream, last, to: r.to }, "no entry came to a range read, though the stream holds them: reading on with a new consumer");
   }
 }
