@@ -1,4 +1,4 @@
-import { DeliverPolicy, type Consumer, type ConsumerMessages } from "@nats-io/jetstream";
+import { DeliverPolicy, type ConsumerMessages } from "@nats-io/jetstream";
 import { call } from "@mam/bus/rpc-client.ts";
 import { DirectoryPage } from "@mam/contracts/mailbox-api.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
@@ -21,6 +21,8 @@ export interface Mailbox {
  * the directory fall back to replaying every mailbox event.
  */
 const PAGE = 2_000;
+/** How often, while loading, the directory asks the server whether mailbox events remain. */
+const PROBE_EVERY_MS = 250;
 const ADDRESS_EVENTS = new Set(["InboxCreated", "AddressAdded", "AddressRemoved", "InboxDeleted"]);
 
 /**
@@ -30,17 +32,11 @@ const ADDRESS_EVENTS = new Set(["InboxCreated", "AddressAdded", "AddressRemoved"
 export class Directory {
   private readonly byAddress = new Map<string, Mailbox>();
   private messages?: ConsumerMessages;
-  private consumer?: Consumer;
   private caughtUp = false;
-  /** Mailbox events delivered and applied. */
-  private processed = 0;
   /** The stream sequence of the last mailbox event applied (or the snapshot's). */
   private appliedSeq = 0;
-  /** When appliedSeq last moved, and when the server was last probed (see checkCaughtUp). */
-  private progress = { seq: -1, at: 0 };
-  private probedAt = 0;
-  /** After a failed probe: none before this time. */
-  private retryAt = 0;
+  /** No probe of the server before this time (see checkCaughtUp). */
+  private nextProbeAt = 0;
 
   private get filter(): string {
     return contextEventsFilter(this.bus.prefix, MAILBOX_CONTEXT);
@@ -66,31 +62,23 @@ export class Directory {
   }
 
   /**
-   * Caught up once every mailbox event in the stream has been applied: asked of the server by
-   * a delivery probe (holdsEntryAfter) whenever its consumer's count says nothing is left, or
-   * the directory has applied nothing new for a second. The count alone is not trusted:
-   * nats-server 2.9 has said 0 pending on a filtered consumer with entries still to come, and
-   * SMTP, listening early, would answer 550 for an address created just before.
+   * Caught up once no mailbox event in the stream comes after the last one applied: asked of
+   * the server by a delivery probe (holdsEntryAfter), every PROBE_EVERY_MS at most, a second
+   * after one that failed. Not from the consumer's pending count: nats-server 2.9 has said 0
+   * with entries still to come, and SMTP, listening early, would answer 550 for an address
+   * created just before.
    */
   async checkCaughtUp(): Promise<boolean> {
-    if (this.caughtUp || !this.consumer) return this.caughtUp;
-    const info = await this.consumer.info(false).catch(() => undefined);
-    if (!info || this.processed < info.delivered.consumer_seq) return false;
-    const now = Date.now();
-    if (this.appliedSeq !== this.progress.seq) this.progress = { seq: this.appliedSeq, at: now };
-    // Idle: nothing new applied for a second (and no probe in that second either).
-    const idle = now - this.progress.at >= 1_000 && now - this.probedAt >= 1_000;
-    if ((info.num_pending !== 0 && !idle) || now < this.retryAt) return false;
-    this.probedAt = now;
+    if (this.caughtUp || !this.messages || Date.now() < this.nextProbeAt) return this.caughtUp;
+    this.nextProbeAt = Date.now() + PROBE_EVERY_MS;
     const more = await holdsEntryAfter(this.bus, this.stream, this.filter, this.appliedSeq).catch((err: unknown) => {
-      // Asked again a second later, and said each time: a missing permission would otherwise be silent.
+      // Said each time: a missing permission would otherwise be silent.
       this.logger.warn({ err: (err as Error).message }, "directory: could not ask the server whether mailbox events remain");
-      this.retryAt = Date.now() + 1_000;
+      this.nextProbeAt = Date.now() + 1_000;
       return true;
     });
-    if (more) return false;
-    this.caughtUp = true;
-    return true;
+    if (!more) this.caughtUp = true;
+    return this.caughtUp;
   }
 
   /**
@@ -109,7 +97,6 @@ export class Directory {
       filter_subjects: this.filter,
       ...(fromSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq + 1 } : {}),
     });
-    this.consumer = consumer;
     this.messages = await consumer.consume();
     void (async () => {
       for await (const m of this.messages!) {
@@ -120,7 +107,6 @@ export class Directory {
         } catch (err) {
           this.logger.warn({ err, seq: m.seq }, "directory: unreadable event");
         }
-        this.processed++;
         this.appliedSeq = m.seq;
       }
     })();
