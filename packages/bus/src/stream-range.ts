@@ -28,19 +28,27 @@ export async function nextSeq(bus: Bus, stream: string, filter: string, seq: num
   return m?.seq ?? 0;
 }
 
+/** What a delivery probe (probeAfter) learnt of a stream past a sequence. */
+export interface ProbeAnswer {
+  /** The stream's last sequence when the probe began: what "none" covers. */
+  through: number;
+  /** The first entry on the filter past the sequence, if one came (it may lie past `through`). */
+  first?: number;
+}
+
 /**
- * Whether `stream` holds an entry on a subject matching `filter` after sequence `after`, asked
- * by delivery: one pull, on a consumer of its own starting there, answered by an entry or, past
+ * The first entry of `stream` on a subject matching `filter` after sequence `after`, asked by
+ * delivery: one pull, on a consumer of its own starting there, answered by an entry or, past
  * `waitMs`, by none. Exact where the server's pending counts are not, and it needs no right to
  * read the stream's entries by subject (only consumers on `filter`). "None" is believed only
  * once the consumer's position shows the server read through to the stream's last entry as it
  * was before the probe (on a busy server the wait can end before the read was made): until
- * then the answer is true, to be asked again. The consumer is left to the server to remove
+ * then the answer is undefined, to be asked again. The consumer is left to the server to remove
  * once idle: a locked-down service may not delete consumers.
  */
-export async function holdsEntryAfter(bus: Bus, stream: string, filter: string, after: number, waitMs = 250): Promise<boolean> {
-  const last = (await bus.jsm.streams.info(stream)).state.last_seq;
-  if (last <= after) return false;
+export async function probeAfter(bus: Bus, stream: string, filter: string, after: number, waitMs = 250): Promise<ProbeAnswer | undefined> {
+  const through = (await bus.jsm.streams.info(stream)).state.last_seq;
+  if (through <= after) return { through };
   const name = `probe_${nuid.next()}`;
   await bus.jsm.consumers.add(stream, {
     name,
@@ -59,11 +67,29 @@ export async function holdsEntryAfter(bus: Bus, stream: string, filter: string, 
     noMux: true,
   });
   const code = m.headers?.code ?? 0;
-  if (code === 0) return true;
+  if (code === 0) return { through, first: deliveredSeq(m.reply) };
   // None within the wait (404 No Messages, 408 Request Timeout): a consumer that found none
   // has its position moved to the stream's end.
-  if (code === 404 || code === 408) return (await bus.jsm.consumers.info(stream, name)).delivered.stream_seq < last;
+  if (code === 404 || code === 408) return (await bus.jsm.consumers.info(stream, name)).delivered.stream_seq >= through ? { through } : undefined;
   throw new Error(`probe of ${stream} after ${after}: ${code} ${m.headers?.description ?? ""}`);
+}
+
+/**
+ * The stream sequence a delivered entry's acknowledgement subject carries:
+ * `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<time>.<pending>`, or with the
+ * domain and account hash after `$JS.ACK` (and a random token at the end) on newer servers.
+ */
+function deliveredSeq(reply: string | undefined): number {
+  const t = reply?.split(".") ?? [];
+  const seq = Number(t.length === 9 ? t[5] : t.length >= 11 ? t[7] : Number.NaN);
+  if (t[0] !== "$JS" || t[1] !== "ACK" || !Number.isSafeInteger(seq) || seq < 1) throw new Error(`not a JetStream delivery: ${reply}`);
+  return seq;
+}
+
+/** Whether `stream` holds an entry on `filter` after sequence `after` (see probeAfter); true when the probe cannot tell, to be asked again. */
+export async function holdsEntryAfter(bus: Bus, stream: string, filter: string, after: number, waitMs = 250): Promise<boolean> {
+  const answer = await probeAfter(bus, stream, filter, after, waitMs);
+  return !answer || answer.first !== undefined;
 }
 
 export interface RangeRead {

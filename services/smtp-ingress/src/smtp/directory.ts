@@ -1,9 +1,10 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { DeliverPolicy, type ConsumerMessages } from "@nats-io/jetstream";
 import { call } from "@mam/bus/rpc-client.ts";
 import { DirectoryPage } from "@mam/contracts/mailbox-api.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import type { Bus } from "@mam/bus/connection.ts";
-import { holdsEntryAfter } from "@mam/bus/stream-range.ts";
+import { holdsEntryAfter, probeAfter, type ProbeAnswer } from "@mam/bus/stream-range.ts";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent } from "@mam/contracts/mailbox-events.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
@@ -24,6 +25,17 @@ const PAGE = 2_000;
 /** How often, while loading, the directory asks the server whether mailbox events remain. */
 const PROBE_EVERY_MS = 250;
 const ADDRESS_EVENTS = new Set(["InboxCreated", "AddressAdded", "AddressRemoved", "InboxDeleted"]);
+/** How long a miss waits for the directory to show it has every mailbox event stored before it (see current). */
+const MISS_WAIT_MS = 5_000;
+
+/** A miss waiting to learn the directory holds every mailbox event stored when it came. */
+interface Waiter {
+  /** When it came (performance.now()). */
+  since: number;
+  /** The stream's last sequence, read by the first probe begun after it came. */
+  bound?: number;
+  done: (current: boolean) => void;
+}
 
 /**
  * Every address of the platform, in memory, kept from the mailbox's events through an
@@ -37,6 +49,9 @@ export class Directory {
   private appliedSeq = 0;
   /** No probe of the server before this time (see checkCaughtUp). */
   private nextProbeAt = 0;
+  private readonly waiters = new Set<Waiter>();
+  private probing = false;
+  private stopped = false;
 
   private get filter(): string {
     return contextEventsFilter(this.bus.prefix, MAILBOX_CONTEXT);
@@ -82,6 +97,62 @@ export class Directory {
   }
 
   /**
+   * Resolves true once the directory holds every mailbox event the stream held when this was
+   * called: an address missing then is one no inbox has (an inbox created just before, its
+   * event stored before its creation was answered, is found). False when that is not known
+   * within `timeoutMs` (the consumer stalled, NATS unreachable). Misses at the same time share
+   * the probes, one at a time, so a flood of unknown addresses costs the server no more.
+   */
+  current(timeoutMs = MISS_WAIT_MS): Promise<boolean> {
+    if (this.stopped) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => w.done(false), timeoutMs);
+      const w: Waiter = {
+        since: performance.now(),
+        done: (current) => {
+          clearTimeout(timer);
+          this.waiters.delete(w);
+          resolve(current);
+        },
+      };
+      this.waiters.add(w);
+      void this.probeWhileWaited();
+    });
+  }
+
+  /** Waiters the events applied so far answer: every mailbox event up to their bound is in. */
+  private settle(answer?: ProbeAnswer, began = 0): void {
+    for (const w of this.waiters) {
+      if (answer && w.since <= began) {
+        w.bound ??= answer.through;
+        // None past the last applied up to the bound, or the first one lies beyond it.
+        if (answer.first === undefined ? answer.through >= w.bound : answer.first > w.bound) w.done(true);
+      }
+      if (w.bound !== undefined && this.appliedSeq >= w.bound) w.done(true);
+    }
+  }
+
+  private async probeWhileWaited(): Promise<void> {
+    if (this.probing) return;
+    this.probing = true;
+    try {
+      while (this.waiters.size && !this.stopped) {
+        const began = performance.now();
+        const answer = await probeAfter(this.bus, this.stream, this.filter, this.appliedSeq).catch((err: unknown) => {
+          this.logger.warn({ err: (err as Error).message }, "directory: could not ask the server whether mailbox events remain");
+          return null;
+        });
+        if (answer === null) await sleep(200);
+        else this.settle(answer, began);
+        // Entries to apply: the consumer is given a moment before the next probe.
+        if (this.waiters.size && answer?.first !== undefined) await sleep(5);
+      }
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  /**
    * Loads the addresses from the mailbox's snapshot, then follows the events after it: the
    * start costs as much as there are addresses, not as there were events (every message
    * is one). Without a mailbox to ask, it replays the whole stream instead.
@@ -108,6 +179,7 @@ export class Directory {
           this.logger.warn({ err, seq: m.seq }, "directory: unreadable event");
         }
         this.appliedSeq = m.seq;
+        if (this.waiters.size) this.settle();
       }
     })();
   }
@@ -167,6 +239,8 @@ export class Directory {
   }
 
   stop(): void {
+    this.stopped = true;
+    for (const w of this.waiters) w.done(false);
     this.messages?.stop();
   }
 }

@@ -18,7 +18,7 @@ export const newTransaction = (): Transaction => ({ recipients: new Map(), retur
 export type RcptDecision =
   | { kind: "recipient"; address: string; mailbox: Mailbox }
   | { kind: "return-path"; address: string; token: string }
-  | { kind: "refuse"; code: number; text: string };
+  | { kind: "refuse"; code: number; text: string /** No inbox has the address, by the directory as it is now. */; unknown?: true };
 
 export interface RcptQuestion {
   address: string;
@@ -50,7 +50,7 @@ export function decideRcpt(q: RcptQuestion): RcptDecision {
   }
   if (!q.directoryReady) return { kind: "refuse", code: 451, text: "4.3.0 Address directory is loading, try again shortly" };
   const mailbox = q.lookup(address);
-  if (!mailbox) return { kind: "refuse", code: 550, text: "5.1.1 No such mailbox here" };
+  if (!mailbox) return { kind: "refuse", code: 550, text: "5.1.1 No such mailbox here", unknown: true };
   return { kind: "recipient", address, mailbox };
 }
 

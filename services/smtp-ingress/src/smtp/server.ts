@@ -11,7 +11,7 @@ import { dedupeKeyOf, publishIngest } from "./ingest.ts";
 import { readMessageData } from "./message-data.ts";
 import type { SmtpObserver } from "./metrics.ts";
 import { withAsciiReplies } from "./reply-text.ts";
-import { admitRcpt, decideRcpt, newTransaction, type Transaction } from "./recipients.ts";
+import { admitRcpt, decideRcpt, newTransaction, type RcptDecision, type Transaction } from "./recipients.ts";
 import type { TlsMaterial } from "./tls.ts";
 
 type Callback = (err?: Error | null) => void;
@@ -91,18 +91,26 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
       },
       onRcptTo(address: SMTPServerAddress, session, cb: Callback) {
         const txn = transactionOf(session);
-        const decision = decideRcpt({
-          address: address.address,
-          nullSender: !!session.envelope.mailFrom && session.envelope.mailFrom.address === "",
-          txn,
-          maxRecipients: d.cfg.SMTP_MAX_RECIPIENTS,
-          mailDomain: d.cfg.MAIL_DOMAIN,
-          directoryReady: d.directory.ready,
-          lookup: (a) => d.directory.lookup(a),
-        });
-        if (decision.kind === "refuse") return cb(reply(decision.code, decision.text));
-        admitRcpt(txn, decision);
-        cb();
+        const decide = () =>
+          decideRcpt({
+            address: address.address,
+            nullSender: !!session.envelope.mailFrom && session.envelope.mailFrom.address === "",
+            txn,
+            maxRecipients: d.cfg.SMTP_MAX_RECIPIENTS,
+            mailDomain: d.cfg.MAIL_DOMAIN,
+            directoryReady: d.directory.ready,
+            lookup: (a) => d.directory.lookup(a),
+          });
+        const answer = (decision: RcptDecision) => {
+          if (decision.kind === "refuse") return cb(reply(decision.code, decision.text));
+          admitRcpt(txn, decision);
+          cb();
+        };
+        const decision = decide();
+        if (decision.kind !== "refuse" || !decision.unknown) return answer(decision);
+        // The directory follows the mailbox's events by a moment: an inbox created just before
+        // is refused only once the directory is known to hold every event stored until now.
+        void d.directory.current().then((current) => (current ? answer(decide()) : cb(reply(451, "4.4.3 Address directory is behind, try again shortly"))));
       },
       onData(stream: SMTPServerDataStream, session, cb: Callback) {
         // The message's lines carry the SMTP session's id, and its queue id once it has one (see record).
