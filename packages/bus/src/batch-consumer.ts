@@ -1,6 +1,7 @@
 import { AckPolicy, DeliverPolicy, type ConsumerInfo, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import { delay, nanos } from "@nats-io/transport-node";
 import type { Bus } from "./connection.ts";
+import { PULL_EXPIRES_MS } from "./consumer.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 
 export interface BatchConsumerOptions {
@@ -148,7 +149,7 @@ export class BatchConsumer {
       try {
         await this.ensure();
         const consumer = await this.o.bus.js.consumers.get(this.o.stream, this.o.durable);
-        this.current = await consumer.consume({ max_messages: this.maxBatch, abort_on_missing_resource: true });
+        this.current = await consumer.consume({ max_messages: this.maxBatch, expires: PULL_EXPIRES_MS, abort_on_missing_resource: true });
         if (this.stopped) this.current.stop();
         for await (const msg of this.current) {
           if (this.o.skip?.(msg)) {

@@ -3,7 +3,7 @@ import { nanos } from "@nats-io/transport-node";
 import { createLogger } from "@mam/runtime/logger.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { closeBus, connectBus, type Bus } from "./connection.ts";
-import { DurableConsumer } from "./consumer.ts";
+import { DurableConsumer, PULL_EXPIRES_MS, streamEnd } from "./consumer.ts";
 import { ensureEventsStream } from "./streams.ts";
 
 describe("DurableConsumer", () => {
@@ -36,7 +36,8 @@ describe("DurableConsumer", () => {
     await bus.js.publish(`${iso.prefix}evt.test._._.Happened`, "{}");
     const first = consumer(30_000, 20);
     await first.start();
-    await expect.poll(() => first.caughtUp(), { timeout: 5_000 }).toBe(true);
+    const end = await streamEnd(bus, stream);
+    await expect.poll(() => first.caughtUp(end), { timeout: 5_000 }).toBe(true);
     await first.stop();
 
     const second = consumer(10_000, 7);
@@ -66,10 +67,44 @@ describe("DurableConsumer", () => {
     await bus.js.publish(subject("Other"), "{}");
     await bus.js.publish(subject("Sent"), "{}");
     await expect.poll(() => handled.length, { timeout: 5_000 }).toBe(3);
-    await expect.poll(() => narrow.caughtUp(), { timeout: 5_000 }).toBe(true);
+    const end = await streamEnd(bus, stream);
+    await expect.poll(() => narrow.caughtUp(end), { timeout: 5_000 }).toBe(true);
     // Nothing handled twice, and the other type after the change never delivered.
     expect(handled).toEqual([subject("Sent"), subject("Other"), subject("Sent")]);
     await narrow.stop();
+  });
+
+  it("caught up by positions: not while an entry up to the bound waits; yes once its puller's next pull finds only other subjects after it", async () => {
+    const subject = (t: string) => `${iso.prefix}evt.bound.t1._.${t}`;
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const c = new DurableConsumer({
+      bus,
+      stream,
+      durable: "bounded",
+      filterSubject: `${iso.prefix}evt.bound.*.*.Mine`,
+      logger,
+      handle: () => held,
+    });
+    await bus.js.publish(subject("Mine"), "{}");
+    await c.start();
+    try {
+      // Delivered, not acknowledged: not caught up, whatever follows on other subjects.
+      for (let i = 0; i < 20; i++) await bus.js.publish(subject("Other"), "{}");
+      const end = await streamEnd(bus, stream);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await c.caughtUp(end)).toBe(false);
+      release();
+      // The position reaches the bound by the puller's next pull at the latest.
+      await expect.poll(() => c.caughtUp(end), { timeout: 2 * PULL_EXPIRES_MS + 2_000, interval: 50 }).toBe(true);
+      // A bound past anything stored yet is not reached.
+      expect(await c.caughtUp(end + 1)).toBe(false);
+    } finally {
+      release();
+      await c.stop();
+    }
   });
 
   it("never drops a message whose handling keeps failing (it may heal); poison is terminated at once", async () => {
@@ -101,7 +136,8 @@ describe("DurableConsumer", () => {
     await c.start();
     try {
       await expect.poll(() => handled, { timeout: 15_000 }).toEqual(["Healed"]);
-      await expect.poll(() => c.caughtUp(), { timeout: 5_000 }).toBe(true);
+      const end = await streamEnd(bus, stream);
+      await expect.poll(() => c.caughtUp(end), { timeout: 5_000 }).toBe(true);
       expect(poisonSeen).toBe(1);
       expect((await bus.jsm.consumers.info(stream, "stubborn")).config.max_deliver).toBe(-1);
     } finally {
@@ -135,7 +171,8 @@ describe("DurableConsumer", () => {
     const second = replica();
     await second.start();
     try {
-      await expect.poll(() => first.caughtUp(), { timeout: 10_000, interval: 200 }).toBe(true);
+      const end = await streamEnd(bus, stream);
+      await expect.poll(() => first.caughtUp(end), { timeout: 10_000, interval: 200 }).toBe(true);
       expect(Object.fromEntries(calls)).toEqual({ Took: 1, Queued: 1 });
     } finally {
       await Promise.all([first.stop(), second.stop()]);

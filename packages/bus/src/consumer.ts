@@ -45,6 +45,15 @@ export interface ConsumerOptions {
 
 const eventIdOf = (msg: JsMsg): LogContext => ({ eventId: msg.headers?.get("Nats-Msg-Id") || undefined });
 
+/**
+ * How long a durable's pull waits on the server (nats.js then pulls again; its heartbeats come
+ * every half of it). A pull sent to a cluster node that died is noticed after two missed
+ * heartbeats and sent again within this, rather than nats.js's default 30 s; and each new pull
+ * moves an idle consumer's position to the stream's end, which is how consumerCaughtUp learns
+ * that nothing on its filter came after entries of other subjects.
+ */
+export const PULL_EXPIRES_MS = 2_000;
+
 /** Retries in place, holding the key's queue, so later events of the same tenant never overtake. */
 const RETRY_IN_PLACE_MS = [100, 500, 2_000, 5_000];
 const BACKOFF_MS = [5_000, 15_000, 30_000];
@@ -118,11 +127,10 @@ export class DurableConsumer {
         // A deleted consumer ends the iteration, so this loop declares it again.
         // Not many more than can be handled at once: a message waiting in the client's buffer
         // has no heartbeat, so a deep buffer behind a slow handler means redeliveries.
-        // Pulls that expire after 10 s (heartbeat every 5 s): a pull sent to a cluster node that
-        // died is noticed after two missed heartbeats and sent again, in 10 s rather than 30 s.
+        // Short pulls (see PULL_EXPIRES_MS).
         this.current = await consumer.consume({
           max_messages: Math.max(32, 2 * (this.o.concurrency ?? 16)),
-          expires: 10_000,
+          expires: PULL_EXPIRES_MS,
           abort_on_missing_resource: true,
         });
         if (this.stopped) this.current.stop();
@@ -185,9 +193,9 @@ export class DurableConsumer {
     msg.nak(backoff[Math.min(attempt - 1, backoff.length - 1)]);
   }
 
-  /** Nothing left to deliver and nothing awaiting an ack: the read model has caught up. */
-  caughtUp(): Promise<boolean> {
-    return consumerCaughtUp(this.o.bus, this.o.stream, this.o.durable);
+  /** Everything up to `through` handled (see consumerCaughtUp): the read model has caught up with it. */
+  caughtUp(through: number): Promise<boolean> {
+    return consumerCaughtUp(this.o.bus, this.o.stream, this.o.durable, through);
   }
 
   /**
@@ -223,16 +231,29 @@ export async function deleteConsumer(bus: Bus, stream: string, durable: string):
   });
 }
 
+/** The stream's last sequence now: what consumerCaughtUp is then asked to have covered. */
+export async function streamEnd(bus: Bus, stream: string): Promise<number> {
+  return (await bus.jsm.streams.info(stream)).state.last_seq;
+}
+
 /**
- * Whether a durable consumer has delivered everything its filter matches and had it all
- * acknowledged, by whichever replica pulls from it: a replica standing by learns so that
- * the read model it shares has caught up. A consumer not there (deleted for a replay, or
- * being re-created by a new holder) has not.
+ * Whether a durable consumer has had every entry of its filter up to `through` (a stream
+ * sequence, usually streamEnd read before) delivered and acknowledged, by whichever replica
+ * pulls it: a replica standing by learns so that the read model it shares has caught up. A
+ * consumer not there (deleted for a replay, or being re-created by a new holder) has not.
+ *
+ * Told by positions, not by the server's pending counts: nats-server 2.9 miscounts those on
+ * a filtered consumer once part of it was read (more or fewer than there are, 0 with entries
+ * to come included). Caught up when the ack floor is at or past `through`, or nothing awaits
+ * an acknowledgement and the consumer's position is: a pull that finds nothing more on the
+ * filter moves the position to the stream's end. So a consumer nobody pulls never catches up,
+ * and one whose filter matched nothing lately does at its puller's next pull (PULL_EXPIRES_MS).
  */
-export async function consumerCaughtUp(bus: Bus, stream: string, durable: string): Promise<boolean> {
+export async function consumerCaughtUp(bus: Bus, stream: string, durable: string, through: number): Promise<boolean> {
   const info = await bus.jsm.consumers.info(stream, durable).catch((err: unknown) => {
     if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) return undefined;
     throw err;
   });
-  return !!info && info.num_pending === 0 && info.num_ack_pending === 0;
+  if (!info) return false;
+  return info.ack_floor.stream_seq >= through || (info.num_ack_pending === 0 && info.delivered.stream_seq >= through);
 }

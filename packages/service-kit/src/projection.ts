@@ -2,7 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { JsMsg } from "@nats-io/jetstream";
 import type { Kysely } from "kysely";
 import { ZodError } from "zod";
-import { deleteConsumer, DurableConsumer } from "@mam/bus/consumer.ts";
+import { deleteConsumer, DurableConsumer, streamEnd } from "@mam/bus/consumer.ts";
 import { contextEventsFilter, type EventEnvelope } from "@mam/contracts/envelope.ts";
 import type { Backbone } from "./backbone.ts";
 import { applyConsumed, checkpointOf, type ProjectionTables } from "./event-sourcing.ts";
@@ -78,9 +78,11 @@ const PROGRESS_EVERY_MS = 30_000;
  */
 async function untilCaughtUp(b: Backbone<any>, name: string, consumer: SingleActive): Promise<void> {
   const started = Date.now();
+  // What the stream held at the start: caught up with that (what comes later, it keeps applying).
+  const through = await streamEnd(b.bus, b.stream);
   let said = 0;
   for (;;) {
-    if (await consumer.caughtUp()) return;
+    if (await consumer.caughtUp(through)) return;
     const now = Date.now();
     if (now - started > CATCH_UP_MS) {
       const rebuild = await rebuildRecorded(b.db, name);

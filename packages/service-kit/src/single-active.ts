@@ -61,9 +61,9 @@ export class SingleActive {
     return this.lease.stop();
   }
 
-  /** Whether the consumer has had everything handled, by whichever replica holds it. */
-  caughtUp(): Promise<boolean> {
-    return consumerCaughtUp(this.o.bus, this.o.stream, this.o.durable);
+  /** Whether the consumer has had everything up to `through` handled, by whichever replica holds it (see consumerCaughtUp). */
+  caughtUp(through: number): Promise<boolean> {
+    return consumerCaughtUp(this.o.bus, this.o.stream, this.o.durable, through);
   }
 
   private async activate(): Promise<void> {

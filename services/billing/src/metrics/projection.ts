@@ -1,6 +1,7 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import type { Kysely, Transaction } from "kysely";
 import { ZodError } from "zod";
+import { streamEnd } from "@mam/bus/consumer.ts";
 import { EventEnvelope } from "@mam/contracts/envelope.ts";
 import { IDENTITY_CONTEXT, WorkspaceCreatedV1 } from "@mam/contracts/identity-events.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent, type MailboxEnvelope } from "@mam/contracts/mailbox-events.ts";
@@ -181,9 +182,10 @@ export class MetricsProjection implements Part {
     );
   }
 
-  /** Resolves once every consumer has applied what the stream held (for tests and readiness). */
+  /** Resolves once every consumer has applied what the stream held when this was called (for tests and readiness). */
   async caughtUp(timeoutMs = 60_000): Promise<void> {
-    for (const c of this.consumers) await waitFor(() => c.caughtUp(), { timeoutMs, intervalMs: 50, what: "the metrics counters" });
+    const through = await streamEnd(this.b.bus, this.b.stream);
+    for (const c of this.consumers) await waitFor(() => c.caughtUp(through), { timeoutMs, intervalMs: 50, what: "the metrics counters" });
   }
 
   /** A workspace created, known to its tenant before it has mail (once: the insert is idempotent). */

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { JsMsg } from "@nats-io/jetstream";
+import { streamEnd } from "@mam/bus/consumer.ts";
 import type { Kysely, Transaction } from "kysely";
 import { EventEnvelope } from "@mam/contracts/envelope.ts";
 import { IDENTITY_CONTEXT, WorkspaceCreatedV1, WorkspaceDeletedV1 } from "@mam/contracts/identity-events.ts";
@@ -106,8 +107,9 @@ export class Directory {
         await startCheckpointedConsumer({ backbone: b, db: this.db, table: "ws_directory_checkpoint", durable: f.durable, filterSubject, apply }),
       );
     }
+    const through = await streamEnd(b.bus, b.stream);
     for (const c of this.consumers) {
-      await waitFor(() => c.caughtUp(), { timeoutMs: 10 * 60_000, intervalMs: 50, what: "the WebSocket directory" });
+      await waitFor(() => c.caughtUp(through), { timeoutMs: 10 * 60_000, intervalMs: 50, what: "the WebSocket directory" });
     }
   }
 
