@@ -80,6 +80,23 @@ describe("Directory.current", () => {
     expect((await bus.jsm.streams.info(stream)).state.consumer_count - before).toBeLessThanOrEqual(3);
   });
 
+  it("a directory whose consumer stalls answers false after the wait, probing the server a few times a second only", async () => {
+    const d = new Directory(bus, stream, createLogger("test", "silent"), 0);
+    await d.start();
+    await waitFor(() => d.checkCaughtUp(), { timeoutMs: 10_000, what: "the second directory" });
+    // Its consumer stops taking events, the directory left running.
+    (d as unknown as { messages: { stop(): void } }).messages.stop();
+    await inboxCreated("stalled@agents.test");
+    const before = (await bus.jsm.streams.info(stream)).state.consumer_count;
+    try {
+      expect(await d.current(1_500)).toBe(false);
+      // Probe consumers stay 5 s after their last use: every one made shows here.
+      expect((await bus.jsm.streams.info(stream)).state.consumer_count - before).toBeLessThanOrEqual(8);
+    } finally {
+      d.stop();
+    }
+  });
+
   it("a stopped directory answers false: the caller says try again, never 550", async () => {
     const d = new Directory(bus, stream, createLogger("test", "silent"), 0);
     await d.start();

@@ -25,6 +25,8 @@ const PAGE = 2_000;
 /** How often, while loading, the directory asks the server whether mailbox events remain. */
 const PROBE_EVERY_MS = 250;
 const ADDRESS_EVENTS = new Set(["InboxCreated", "AddressAdded", "AddressRemoved", "InboxDeleted"]);
+/** The shortest round of the misses' checks (see probeWhileWaited). */
+const MISS_ROUND_MS = 20;
 /** How long a miss waits for the directory to show it has every mailbox event stored before it (see current). */
 const MISS_WAIT_MS = 5_000;
 
@@ -98,10 +100,11 @@ export class Directory {
 
   /**
    * Resolves true once the directory holds every mailbox event the stream held when this was
-   * called: an address missing then is one no inbox has (an inbox created just before, its
-   * event stored before its creation was answered, is found). False when that is not known
-   * within `timeoutMs` (the consumer stalled, NATS unreachable). Misses at the same time share
-   * the probes, one at a time, so a flood of unknown addresses costs the server no more.
+   * called: an address missing then has no inbox, as far as the stream has heard (the mailbox
+   * answers an inbox's creation once its event is stored, unless NATS takes over 2 s). False
+   * when that is not known within `timeoutMs` (the consumer stalled, NATS unreachable). Misses
+   * share the probes, one at a time, and while the consumer is behind the next probe waits for
+   * it: misses cost at most about four probes a second, however many there are.
    */
   current(timeoutMs = MISS_WAIT_MS): Promise<boolean> {
     if (this.stopped) return Promise.resolve(false);
@@ -120,11 +123,16 @@ export class Directory {
     });
   }
 
-  /** Waiters the events applied so far answer: every mailbox event up to their bound is in. */
-  private settle(answer?: ProbeAnswer, began = 0): void {
+  /**
+   * Settles the waiters a probe's answer or the events applied so far answer: every mailbox
+   * event up to their bound is in. A probe's answer counts only for waiters that came before
+   * it began; a waiter's bound is the first stream end read after it came.
+   */
+  private settle(began: number, answer?: Pick<ProbeAnswer, "through"> & Partial<ProbeAnswer>, boundOnly = false): void {
     for (const w of this.waiters) {
       if (answer && w.since <= began) {
         w.bound ??= answer.through;
+        if (boundOnly) continue;
         // None past the last applied up to the bound, or the first one lies beyond it.
         if (answer.first === undefined ? answer.through >= w.bound : answer.first > w.bound) w.done(true);
       }
@@ -132,24 +140,46 @@ export class Directory {
     }
   }
 
+  /**
+   * While misses wait: the stream's end is read (it bounds what they need), the consumer is
+   * given a moment to reach it (on a busy stream it does, with events after it), and only
+   * then is the server probed (other subjects' events after the last mailbox one). At most one
+   * round every MISS_ROUND_MS, however many misses there are.
+   */
   private async probeWhileWaited(): Promise<void> {
     if (this.probing) return;
     this.probing = true;
     try {
       while (this.waiters.size && !this.stopped) {
+        const round = sleep(MISS_ROUND_MS);
         const began = performance.now();
-        const answer = await probeAfter(this.bus, this.stream, this.filter, this.appliedSeq).catch((err: unknown) => {
+        try {
+          const through = (await this.bus.jsm.streams.info(this.stream)).state.last_seq;
+          this.settle(began, { through }, true);
+          await this.applied(through, MISS_ROUND_MS);
+          this.settle(began);
+          if (this.waiters.size) {
+            const probed = performance.now();
+            const answer = await probeAfter(this.bus, this.stream, this.filter, this.appliedSeq);
+            if (answer) this.settle(probed, answer);
+            // An entry to apply first: probed again once the consumer has it (or a while later, stalled).
+            if (this.waiters.size && answer?.first !== undefined) await this.applied(answer.first, PROBE_EVERY_MS);
+          }
+        } catch (err) {
           this.logger.warn({ err: (err as Error).message }, "directory: could not ask the server whether mailbox events remain");
-          return null;
-        });
-        if (answer === null) await sleep(200);
-        else this.settle(answer, began);
-        // Entries to apply: the consumer is given a moment before the next probe.
-        if (this.waiters.size && answer?.first !== undefined) await sleep(5);
+          await sleep(PROBE_EVERY_MS);
+        }
+        await round;
       }
     } finally {
       this.probing = false;
     }
+  }
+
+  /** Until the consumer has applied `seq`, at most `maxMs`. */
+  private async applied(seq: number, maxMs: number): Promise<void> {
+    const deadline = performance.now() + maxMs;
+    while (this.appliedSeq < seq && performance.now() < deadline && !this.stopped) await sleep(5);
   }
 
   /**
@@ -179,7 +209,7 @@ export class Directory {
           this.logger.warn({ err, seq: m.seq }, "directory: unreadable event");
         }
         this.appliedSeq = m.seq;
-        if (this.waiters.size) this.settle();
+        if (this.waiters.size) this.settle(0);
       }
     })();
   }
