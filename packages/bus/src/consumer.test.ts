@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AckPolicy, DeliverPolicy } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { createLogger } from "@mam/runtime/logger.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { closeBus, connectBus, type Bus } from "./connection.ts";
-import { DurableConsumer, PULL_EXPIRES_MS, streamEnd } from "./consumer.ts";
+import { consumerCaughtUp, DurableConsumer, PULL_EXPIRES_MS, streamEnd } from "./consumer.ts";
 import { ensureEventsStream } from "./streams.ts";
 
 describe("DurableConsumer", () => {
@@ -105,6 +106,37 @@ describe("DurableConsumer", () => {
       release();
       await c.stop();
     }
+  });
+
+  it("not caught up when a late acknowledgement from an earlier consumer of the same name moves the floor past what this one has not delivered", async () => {
+    const subject = `${iso.prefix}evt.late.t1._.Mine`;
+    const seqs: number[] = [];
+    for (let i = 0; i < 10; i++) seqs.push((await bus.js.publish(subject, "{}")).seq);
+    const declare = (start: number) =>
+      bus.jsm.consumers.add(stream, {
+        durable_name: "late",
+        filter_subject: `${iso.prefix}evt.late.>`,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: start,
+      });
+    const take = async (n: number) => {
+      const got = [];
+      for await (const m of await (await bus.js.consumers.get(stream, "late")).fetch({ max_messages: n, expires: 2_000 })) got.push(m);
+      return got;
+    };
+    // The earlier consumer held the last five; it is re-created from the start (a replay)…
+    await declare(seqs[5]!);
+    const earlier = await take(5);
+    await bus.jsm.consumers.delete(stream, "late");
+    await declare(seqs[0]!);
+    await take(3);
+    // …and the replica that held them acknowledges one.
+    await earlier[0]!.ackAck();
+    const info = await bus.jsm.consumers.info(stream, "late");
+    expect(info.ack_floor.stream_seq).toBeGreaterThanOrEqual(seqs[5]!);
+    expect(await consumerCaughtUp(bus, stream, "late", seqs[5]!)).toBe(false);
+    await bus.jsm.consumers.delete(stream, "late");
   });
 
   it("never drops a message whose handling keeps failing (it may heal); poison is terminated at once", async () => {

@@ -244,10 +244,13 @@ export async function streamEnd(bus: Bus, stream: string): Promise<number> {
  *
  * Told by positions, not by the server's pending counts: nats-server 2.9 miscounts those on
  * a filtered consumer once part of it was read (more or fewer than there are, 0 with entries
- * to come included). Caught up when the ack floor is at or past `through`, or nothing awaits
- * an acknowledgement and the consumer's position is: a pull that finds nothing more on the
- * filter moves the position to the stream's end. So a consumer nobody pulls never catches up,
- * and one whose filter matched nothing lately does at its puller's next pull (PULL_EXPIRES_MS).
+ * to come included). Caught up when the consumer's position is at or past `through` and so
+ * is its ack floor, or nothing awaits an acknowledgement: a pull that finds nothing more on
+ * the filter moves the position to the stream's end, and so does the server's heartbeat to a
+ * waiting pull. So a consumer nobody pulls never catches up, and one whose filter matched
+ * nothing lately does within a heartbeat of its puller (half of PULL_EXPIRES_MS). One still
+ * handling an entry past `through` is not caught up until it is acknowledged (the floor moves
+ * on acknowledgements only).
  */
 export async function consumerCaughtUp(bus: Bus, stream: string, durable: string, through: number): Promise<boolean> {
   const info = await bus.jsm.consumers.info(stream, durable).catch((err: unknown) => {
@@ -255,5 +258,8 @@ export async function consumerCaughtUp(bus: Bus, stream: string, durable: string
     throw err;
   });
   if (!info) return false;
-  return info.ack_floor.stream_seq >= through || (info.num_ack_pending === 0 && info.delivered.stream_seq >= through);
+  // The position too, with the floor: a late acknowledgement from an earlier consumer of the
+  // same name (a replica finishing what it held when the consumer was re-created for a
+  // replay) can move the floor past what this one has not delivered.
+  return info.delivered.stream_seq >= through && (info.ack_floor.stream_seq >= through || info.num_ack_pending === 0);
 }

@@ -1,6 +1,6 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { sql, type Kysely } from "kysely";
-import { deleteConsumer } from "@mam/bus/consumer.ts";
+import { consumerCaughtUp, deleteConsumer, streamEnd } from "@mam/bus/consumer.ts";
 import { RpcServer } from "@mam/bus/rpc.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import { rebuildSubject, RebuildRequest, type RebuildProgress } from "@mam/contracts/operator.ts";
@@ -241,7 +241,9 @@ export class RebuildablePuller implements Puller {
   }
 
   private async watchUntilCaughtUp(): Promise<void> {
-    const { logger } = this.o.backbone;
+    const { logger, bus, stream } = this.o.backbone;
+    // The stream's end once nothing waits in the outbox: what the replay must have applied.
+    let through: number | undefined;
     try {
       for (;;) {
         await delay(250);
@@ -249,10 +251,14 @@ export class RebuildablePuller implements Puller {
         try {
           // Events committed before the reset and not published yet were applied inline, then
           // emptied: the replay has them only once the relay has published them. Asked
-          // before the consumer, so whatever was published by then counts as pending there.
-          if (await this.unpublished()) continue;
+          // before the stream's end is read, so whatever was published by then is within it.
+          if (await this.unpublished()) {
+            through = undefined;
+            continue;
+          }
+          through ??= await streamEnd(bus, stream);
+          if (!(await consumerCaughtUp(bus, stream, this.o.projection, through)) || this.stopped) continue;
           const p = await this.progress();
-          if (p.pending > 0 || p.ackPending > 0 || this.stopped) continue;
           await this.db.deleteFrom("projection_checkpoint").where("projection", "=", recordName(this.o.projection)).execute();
           logger.warn({ projection: this.o.projection, appliedSeq: p.appliedSeq }, "read model rebuilt");
           this.rebuild = undefined;
