@@ -2,6 +2,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { consumerCaughtUp, streamEnd } from "@mam/bus/consumer.ts";
 import { request } from "@mam/bus/rpc-client.ts";
 import { eventsStreamName } from "@mam/contracts/subjects.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
@@ -81,10 +82,11 @@ describe("pulling again after a rebuild's reset, NATS away meanwhile", () => {
     });
     nc = await connect({ servers: nats.url });
     const jsm = await jetstreamManager(nc);
+    const through = await streamEnd({ jsm }, eventsStreamName(s.iso.prefix));
     await waitFor(
       async () => {
         const info = await jsm.consumers.info(eventsStreamName(s.iso.prefix), "mailbox-read-model").catch(() => undefined);
-        return !!info && info.num_pending === 0 && info.num_ack_pending === 0 && info.num_waiting >= 1;
+        return !!info && info.num_waiting >= 1 && (await consumerCaughtUp({ jsm }, eventsStreamName(s.iso.prefix), "mailbox-read-model", through));
       },
       { timeoutMs: 60_000, intervalMs: 500, what: "the read model's consumer pulled again, nothing left behind" },
     );

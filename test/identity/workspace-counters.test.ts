@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { AckPolicy } from "@nats-io/jetstream";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { consumerCaughtUp, streamEnd } from "@mam/bus/consumer.ts";
 import { closeBus, connectBus, type Bus } from "@mam/bus/connection.ts";
 import { eventSubject } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT } from "@mam/contracts/mailbox-events.ts";
@@ -72,8 +73,12 @@ describe("workspace counters", () => {
     const w = (await s.api("GET", `/v1/workspaces/${workspaceId}`, { key: tk })).body;
     return { inboxCount: w.inboxCount, domainCount: w.domainCount };
   };
-  /** Until every identity consumer has handled all its filter matches. */
-  const settled = () => expect.poll(async () => [...(await identityConsumers()).values()].every((c) => c.pending === 0 && c.ackPending === 0)).toBe(true);
+  /** Until every identity consumer has handled all its filter matches the stream holds now. */
+  const settled = async () => {
+    const through = await streamEnd(bus, stream);
+    const names = [...(await identityConsumers()).keys()];
+    await expect.poll(async () => (await Promise.all(names.map((n) => consumerCaughtUp(bus, stream, n, through)))).every(Boolean)).toBe(true);
+  };
 
   it("counts an inbox whose deletion was applied before its creation as none, and the others", async () => {
     const [gone, kept] = [randomUUID(), randomUUID()];

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, delay, nanos, type NatsConnection } from "@nats-io/transport-node";
+import { consumerCaughtUp, streamEnd } from "@mam/bus/consumer.ts";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT } from "@mam/contracts/mailbox-events.ts";
 import { FeedEvent, feedFilterOf, feedStreamName } from "@mam/contracts/realtime-feed.ts";
@@ -98,13 +99,8 @@ describe("the feed with two realtime replicas", () => {
       what: "the consumer re-created",
     });
     await waitFor(async () => (await jsm.consumers.info(EVENTS, FEED_DURABLE)).num_waiting >= 1, { timeoutMs: 10_000, what: "the renderer pulling again" });
-    await waitFor(
-      async () => {
-        const i = await jsm.consumers.info(EVENTS, FEED_DURABLE);
-        return i.num_ack_pending === 0 && i.num_pending === 0;
-      },
-      { timeoutMs: 15_000, what: "the re-created consumer caught up" },
-    );
+    const through = await streamEnd({ jsm }, EVENTS);
+    await waitFor(() => consumerCaughtUp({ jsm }, EVENTS, FEED_DURABLE, through), { timeoutMs: 15_000, what: "the re-created consumer caught up" });
     expect((await jsm.streams.info(FEED)).state.messages).toBe(held);
     await jsm.streams.update(FEED, feedConfig);
   });

@@ -232,7 +232,7 @@ export async function deleteConsumer(bus: Bus, stream: string, durable: string):
 }
 
 /** The stream's last sequence now: what consumerCaughtUp is then asked to have covered. */
-export async function streamEnd(bus: Bus, stream: string): Promise<number> {
+export async function streamEnd(bus: Pick<Bus, "jsm">, stream: string): Promise<number> {
   return (await bus.jsm.streams.info(stream)).state.last_seq;
 }
 
@@ -252,7 +252,7 @@ export async function streamEnd(bus: Bus, stream: string): Promise<number> {
  * handling an entry past `through` is not caught up until it is acknowledged (the floor moves
  * on acknowledgements only).
  */
-export async function consumerCaughtUp(bus: Bus, stream: string, durable: string, through: number): Promise<boolean> {
+export async function consumerCaughtUp(bus: Pick<Bus, "jsm">, stream: string, durable: string, through: number): Promise<boolean> {
   const info = await bus.jsm.consumers.info(stream, durable).catch((err: unknown) => {
     if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) return undefined;
     throw err;
