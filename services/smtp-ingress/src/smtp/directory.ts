@@ -25,8 +25,9 @@ const PAGE = 2_000;
 /** How often, while loading, the directory asks the server whether mailbox events remain. */
 const PROBE_EVERY_MS = 250;
 const ADDRESS_EVENTS = new Set(["InboxCreated", "AddressAdded", "AddressRemoved", "InboxDeleted"]);
-/** The shortest round of the misses' checks (see probeWhileWaited). */
+/** The shortest round of the misses' checks (see probeWhileWaited), and the longest one waited for. */
 const MISS_ROUND_MS = 20;
+const ROUND_LIMIT_MS = 2_000;
 /** How long a miss waits for the directory to show it has every mailbox event stored before it (see current). */
 const MISS_WAIT_MS = 5_000;
 
@@ -153,7 +154,7 @@ export class Directory {
       while (this.waiters.size && !this.stopped) {
         const round = sleep(MISS_ROUND_MS);
         const began = performance.now();
-        try {
+        const work = (async () => {
           const through = (await this.bus.jsm.streams.info(this.stream)).state.last_seq;
           this.settle(began, { through }, true);
           await this.applied(through, MISS_ROUND_MS);
@@ -165,6 +166,13 @@ export class Directory {
             // An entry to apply first: probed again once the consumer has it (or a while later, stalled).
             if (this.waiters.size && answer?.first !== undefined) await this.applied(answer.first, PROBE_EVERY_MS);
           }
+        })();
+        try {
+          // A request lost on the way (a reconnect) would hold every miss until its own timeout
+          // (10 s), past their wait: the round is left to end alone (its answers still count).
+          work.catch(() => undefined);
+          const late = Symbol();
+          if ((await Promise.race([work, sleep(ROUND_LIMIT_MS, late)])) === late) throw new Error(`no answer within ${ROUND_LIMIT_MS} ms`);
         } catch (err) {
           this.logger.warn({ err: (err as Error).message }, "directory: could not ask the server whether mailbox events remain");
           await sleep(PROBE_EVERY_MS);
