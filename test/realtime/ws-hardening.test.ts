@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { connect as tcpConnect, type Socket } from "node:net";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { feedStreamName, feedSubject, type FeedEvent } from "@mam/contracts/realtime-feed.ts";
@@ -216,6 +217,28 @@ describe("WebSocket hardening", () => {
     await eventNamed(again, after.eventId, 30_000);
     expect(eventIds(again)).toEqual([...missed.map((e) => e.eventId), after.eventId]);
     again.close();
+  });
+
+  it("does not refuse an inbox created just before while the directory runs late: the refusal waits until the directory holds it", async () => {
+    // The directory's writes of new inboxes are held (reads go on) for three times the wait.
+    const db = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
+    await db.connect();
+    try {
+      await db.query("begin");
+      await db.query(`lock table "${s.iso.schema("realtime")}".ws_inboxes in exclusive mode`);
+      const fresh = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "late-directory" } })).body;
+      const c = await open(t.key.key);
+      c.send({ type: "subscribe", inbox_ids: [fresh.id] });
+      await new Promise((r) => setTimeout(r, 1_500));
+      await db.query("commit");
+      expect(await c.next((f) => f.type === "subscribed" || f.type === "error", 10_000)).toMatchObject({ type: "subscribed", inbox_ids: [fresh.id] });
+      // An id no inbox has is still refused, once the directory is known to hold everything.
+      c.send({ type: "subscribe", inbox_ids: [uuidv7()] });
+      expect(await c.next((f) => f.type === "subscribed" || f.type === "error", 10_000)).toMatchObject({ type: "error", code: "NOT_FOUND" });
+    } finally {
+      await db.query("rollback").catch(() => undefined);
+      await db.end();
+    }
   });
 
   it("keeps giving each client each event once, in order, and hearing revocations, after the replica reconnects to NATS", async () => {

@@ -82,6 +82,10 @@ const FOLLOWS: Follow[] = [
   },
 ];
 
+/** Past its wait, how long a refusal may wait for a directory that lags (see Directory.judge), and between its checks. */
+const BEHIND_MAX_MS = 30_000;
+const BEHIND_PAUSE_MS = 200;
+
 /** The durable consumers' names (infra/nats/nats.conf grants each its own lines). */
 export const DIRECTORY_CONSUMERS = FOLLOWS.map((f) => f.durable);
 
@@ -116,18 +120,38 @@ export class Directory {
   /**
    * Asks until the frame is inside the ceiling, or the wait is over (or the client is gone):
    * the directory follows identity and the mailbox by a moment. A refusal always takes the
-   * whole wait, so how long it takes does not tell whether the id exists elsewhere.
+   * whole wait, so how long it takes does not tell whether the id exists elsewhere. Nor is it
+   * given by a directory that lags: past the wait, it is given once the directory holds every
+   * event the stream held when the frame was first found wanting (BEHIND_MAX_MS at most), so
+   * an inbox created just before is never refused for a directory running late (how long that
+   * takes depends on the lag, not on the ids).
    */
   async judge(ceiling: Ceiling, frame: SubscribeFrame, waitMs: number, wanted: () => boolean): Promise<Decision> {
-    const deadline = Date.now() + waitMs;
+    const started = Date.now();
+    const deadline = started + waitMs;
     const ids = idsToLook(ceiling, frame);
+    let through: number | undefined;
     // Asked again after 100 ms, then twice as long each time: a client naming ids it may not
     // see, frame after frame, costs the database a handful of queries per wait, not one per 100 ms.
     for (let pause = 100; ; pause *= 2) {
       const decision = decideSubscription(ceiling, frame, await this.view(ids));
-      if (decision.ok || Date.now() >= deadline || !wanted()) return decision;
+      if (decision.ok || !wanted()) return decision;
+      through ??= await streamEnd(this.b.bus, this.b.stream).catch(() => undefined);
+      if (Date.now() >= deadline) {
+        if (Date.now() >= started + BEHIND_MAX_MS) return decision;
+        // Everything up to the bound is in: what the directory says now is the answer.
+        if (through !== undefined && (await this.holds(through))) return decideSubscription(ceiling, frame, await this.view(ids));
+        await sleep(BEHIND_PAUSE_MS);
+        continue;
+      }
       await sleep(Math.min(pause, Math.max(1, deadline - Date.now())));
     }
+  }
+
+  /** Whether every directory consumer has applied the stream up to `through`. */
+  private async holds(through: number): Promise<boolean> {
+    for (const c of this.consumers) if (!(await c.caughtUp(through).catch(() => false))) return false;
+    return true;
   }
 
   /** The live workspaces and inboxes among these ids. */
