@@ -86,12 +86,6 @@ function deliveredSeq(reply: string | undefined): number {
   return seq;
 }
 
-/** Whether `stream` holds an entry on `filter` after sequence `after` (see probeAfter); true when the probe cannot tell, to be asked again. */
-export async function holdsEntryAfter(bus: Bus, stream: string, filter: string, after: number, waitMs = 250): Promise<boolean> {
-  const answer = await probeAfter(bus, stream, filter, after, waitMs);
-  return !answer || answer.first !== undefined;
-}
-
 export interface RangeRead {
   /** Only entries on subjects matching this. */
   filter: string;

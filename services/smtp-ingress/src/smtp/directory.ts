@@ -4,7 +4,7 @@ import { call } from "@mam/bus/rpc-client.ts";
 import { DirectoryPage } from "@mam/contracts/mailbox-api.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import type { Bus } from "@mam/bus/connection.ts";
-import { holdsEntryAfter, probeAfter, type ProbeAnswer } from "@mam/bus/stream-range.ts";
+import { probeAfter, type ProbeAnswer } from "@mam/bus/stream-range.ts";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent } from "@mam/contracts/mailbox-events.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
@@ -22,8 +22,8 @@ export interface Mailbox {
  * the directory fall back to replaying every mailbox event.
  */
 const PAGE = 2_000;
-/** How often, while loading, the directory asks the server whether mailbox events remain. */
-const PROBE_EVERY_MS = 250;
+/** How long a round waits for the consumer to apply an entry its probe found, and the pause after a failed round. */
+const APPLY_WAIT_MS = 250;
 const ADDRESS_EVENTS = new Set(["InboxCreated", "AddressAdded", "AddressRemoved", "InboxDeleted"]);
 /** The shortest round of the misses' checks (see probeWhileWaited), and the longest one waited for. */
 const MISS_ROUND_MS = 20;
@@ -50,8 +50,6 @@ export class Directory {
   private caughtUp = false;
   /** The stream sequence of the last mailbox event applied (or the snapshot's). */
   private appliedSeq = 0;
-  /** No probe of the server before this time (see checkCaughtUp). */
-  private nextProbeAt = 0;
   private readonly waiters = new Set<Waiter>();
   private probing = false;
   private stopped = false;
@@ -80,22 +78,13 @@ export class Directory {
   }
 
   /**
-   * Caught up once no mailbox event in the stream comes after the last one applied: asked of
-   * the server by a delivery probe (holdsEntryAfter), every PROBE_EVERY_MS at most, a second
-   * after one that failed. Not from the consumer's pending count: nats-server 2.9 has said 0
-   * with entries still to come, and SMTP, listening early, would answer 550 for an address
-   * created just before.
+   * Caught up once it holds every mailbox event the stream held when asked (see current):
+   * asked of the server, not of the consumer's pending count (nats-server 2.9 has said 0 with
+   * entries still to come, and SMTP, listening early, would answer 550 for an address created
+   * just before).
    */
   async checkCaughtUp(): Promise<boolean> {
-    if (this.caughtUp || !this.messages || Date.now() < this.nextProbeAt) return this.caughtUp;
-    this.nextProbeAt = Date.now() + PROBE_EVERY_MS;
-    const more = await holdsEntryAfter(this.bus, this.stream, this.filter, this.appliedSeq).catch((err: unknown) => {
-      // Said each time: a missing permission would otherwise be silent.
-      this.logger.warn({ err: (err as Error).message }, "directory: could not ask the server whether mailbox events remain");
-      this.nextProbeAt = Date.now() + 1_000;
-      return true;
-    });
-    if (!more) this.caughtUp = true;
+    if (!this.caughtUp && this.messages) this.caughtUp = await this.current();
     return this.caughtUp;
   }
 
@@ -164,7 +153,7 @@ export class Directory {
             const answer = await probeAfter(this.bus, this.stream, this.filter, this.appliedSeq);
             if (answer) this.settle(probed, answer);
             // An entry to apply first: probed again once the consumer has it (or a while later, stalled).
-            if (this.waiters.size && answer?.first !== undefined) await this.applied(answer.first, PROBE_EVERY_MS);
+            if (this.waiters.size && answer?.first !== undefined) await this.applied(answer.first, APPLY_WAIT_MS);
           }
         })();
         try {
@@ -175,7 +164,7 @@ export class Directory {
           if ((await Promise.race([work, sleep(ROUND_LIMIT_MS, late)])) === late) throw new Error(`no answer within ${ROUND_LIMIT_MS} ms`);
         } catch (err) {
           this.logger.warn({ err: (err as Error).message }, "directory: could not ask the server whether mailbox events remain");
-          await sleep(PROBE_EVERY_MS);
+          await sleep(APPLY_WAIT_MS);
         }
         await round;
       }
