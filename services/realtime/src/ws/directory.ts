@@ -82,7 +82,13 @@ const FOLLOWS: Follow[] = [
   },
 ];
 
-/** Past its wait, how long a refusal may wait for a directory that lags (see Directory.judge), and between its checks. */
+/** A frame waiting for the directory to hold the stream up to `through`. */
+interface Behind {
+  through: number;
+  done: (held: boolean) => void;
+}
+
+/** Past its wait, how long a refusal may wait for a directory that lags (see Directory.judge), and between the checks. */
 const BEHIND_MAX_MS = 30_000;
 const BEHIND_PAUSE_MS = 200;
 
@@ -95,6 +101,9 @@ export const DIRECTORY_CONSUMERS = FOLLOWS.map((f) => f.durable);
  */
 export class Directory {
   private readonly consumers: CheckpointedConsumer[] = [];
+  /** Frames waiting, past their wait, for the directory to hold the stream up to their bound (see judge). */
+  private readonly behind = new Set<Behind>();
+  private polling = false;
 
   constructor(
     private readonly b: Backbone<RealtimeDb>,
@@ -121,14 +130,12 @@ export class Directory {
    * Asks until the frame is inside the ceiling, or the wait is over (or the client is gone):
    * the directory follows identity and the mailbox by a moment. A refusal always takes the
    * whole wait, so how long it takes does not tell whether the id exists elsewhere. Nor is it
-   * given by a directory that lags: past the wait, it is given once the directory holds every
-   * event the stream held when the frame was first found wanting (BEHIND_MAX_MS at most), so
-   * an inbox created just before is never refused for a directory running late (how long that
-   * takes depends on the lag, not on the ids).
+   * given by a directory that lags: past the wait, the directory is asked once more when it
+   * holds every event the stream held when the frame was first found wanting, or after
+   * BEHIND_MAX_MS more (how long that takes depends on the lag, not on the ids).
    */
   async judge(ceiling: Ceiling, frame: SubscribeFrame, waitMs: number, wanted: () => boolean): Promise<Decision> {
-    const started = Date.now();
-    const deadline = started + waitMs;
+    const deadline = Date.now() + waitMs;
     const ids = idsToLook(ceiling, frame);
     let through: number | undefined;
     // Asked again after 100 ms, then twice as long each time: a client naming ids it may not
@@ -138,13 +145,49 @@ export class Directory {
       if (decision.ok || !wanted()) return decision;
       through ??= await streamEnd(this.b.bus, this.b.stream).catch(() => undefined);
       if (Date.now() >= deadline) {
-        if (Date.now() >= started + BEHIND_MAX_MS) return decision;
-        // Everything up to the bound is in: what the directory says now is the answer.
-        if (through !== undefined && (await this.holds(through))) return decideSubscription(ceiling, frame, await this.view(ids));
-        await sleep(BEHIND_PAUSE_MS);
-        continue;
+        if (through === undefined || !(await this.holdsWithin(through, BEHIND_MAX_MS))) return decision;
+        return decideSubscription(ceiling, frame, await this.view(ids));
       }
       await sleep(Math.min(pause, Math.max(1, deadline - Date.now())));
+    }
+  }
+
+  /**
+   * Resolves true once every directory consumer has applied the stream up to `through`, false
+   * after `maxMs`. One poll per replica serves every frame waiting, however many there are.
+   */
+  private holdsWithin(through: number, maxMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => w.done(false), maxMs);
+      const w: Behind = {
+        through,
+        done: (held) => {
+          clearTimeout(timer);
+          this.behind.delete(w);
+          resolve(held);
+        },
+      };
+      this.behind.add(w);
+      void this.pollBehind();
+    });
+  }
+
+  private async pollBehind(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      while (this.behind.size) {
+        const bounds = [...this.behind].map((w) => w.through);
+        // The furthest bound first (it settles every frame), then the nearest.
+        for (const bound of new Set([Math.max(...bounds), Math.min(...bounds)])) {
+          if (!(await this.holds(bound))) continue;
+          for (const w of this.behind) if (w.through <= bound) w.done(true);
+          break;
+        }
+        if (this.behind.size) await sleep(BEHIND_PAUSE_MS);
+      }
+    } finally {
+      this.polling = false;
     }
   }
 
