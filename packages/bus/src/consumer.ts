@@ -198,6 +198,11 @@ export class DurableConsumer {
     return consumerCaughtUp(this.o.bus, this.o.stream, this.o.durable, through);
   }
 
+  /** How far everything is handled (see consumerCaughtUpThrough). */
+  caughtUpThrough(): Promise<number> {
+    return consumerCaughtUpThrough(this.o.bus, this.o.stream, this.o.durable);
+  }
+
   /**
    * Stops pulling. What is being handled is given a few seconds; with `drain`, as long as it
    * takes (a handler waiting on a lock): for a caller about to empty what the handler writes
@@ -253,13 +258,22 @@ export async function streamEnd(bus: Pick<Bus, "jsm">, stream: string): Promise<
  * on acknowledgements only).
  */
 export async function consumerCaughtUp(bus: Pick<Bus, "jsm">, stream: string, durable: string, through: number): Promise<boolean> {
+  return (await consumerCaughtUpThrough(bus, stream, durable)) >= through;
+}
+
+/**
+ * The furthest stream sequence a durable consumer is caught up through (see consumerCaughtUp):
+ * its position, or its ack floor if below that while entries await an acknowledgement; -1 when
+ * the consumer is not there.
+ */
+export async function consumerCaughtUpThrough(bus: Pick<Bus, "jsm">, stream: string, durable: string): Promise<number> {
   const info = await bus.jsm.consumers.info(stream, durable).catch((err: unknown) => {
     if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) return undefined;
     throw err;
   });
-  if (!info) return false;
-  // The position too, with the floor: a late acknowledgement from an earlier consumer of the
-  // same name (a replica finishing what it held when the consumer was re-created for a
-  // replay) can move the floor past what this one has not delivered.
-  return info.delivered.stream_seq >= through && (info.ack_floor.stream_seq >= through || info.num_ack_pending === 0);
+  if (!info) return -1;
+  // The floor with the position: a late acknowledgement from an earlier consumer of the same
+  // name (a replica finishing what it held when the consumer was re-created for a replay) can
+  // move the floor past what this one has not delivered.
+  return info.num_ack_pending === 0 ? info.delivered.stream_seq : Math.min(info.delivered.stream_seq, info.ack_floor.stream_seq);
 }

@@ -7,7 +7,7 @@ import type { Backbone } from "./backbone.ts";
 import { type SingleActive, singleActiveOf } from "./single-active.ts";
 
 /** A running checkpointed consumer: whether it has caught up (whoever pulls), and stop. */
-export type CheckpointedConsumer = Pick<SingleActive, "caughtUp" | "stop">;
+export type CheckpointedConsumer = Pick<SingleActive, "caughtUp" | "caughtUpThrough" | "stop">;
 
 /**
  * A durable consumer (shared by a service's replicas) whose read model keeps how far it is

@@ -1,6 +1,6 @@
 import { restartAtAckFloor } from "@mam/bus/ack-floor.ts";
 import type { Bus } from "@mam/bus/connection.ts";
-import { consumerCaughtUp } from "@mam/bus/consumer.ts";
+import { consumerCaughtUp, consumerCaughtUpThrough } from "@mam/bus/consumer.ts";
 import { SessionLease } from "@mam/db/lease.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
 import type { Backbone } from "./backbone.ts";
@@ -64,6 +64,11 @@ export class SingleActive {
   /** Whether the consumer has had everything up to `through` handled, by whichever replica holds it (see consumerCaughtUp). */
   caughtUp(through: number): Promise<boolean> {
     return consumerCaughtUp(this.o.bus, this.o.stream, this.o.durable, through);
+  }
+
+  /** How far the consumer has had everything handled (see consumerCaughtUpThrough). */
+  caughtUpThrough(): Promise<number> {
+    return consumerCaughtUpThrough(this.o.bus, this.o.stream, this.o.durable);
   }
 
   private async activate(): Promise<void> {

@@ -85,6 +85,8 @@ const FOLLOWS: Follow[] = [
 /** A frame waiting for the directory to hold the stream up to `through`. */
 interface Behind {
   through: number;
+  /** False once the client is gone. */
+  wanted: () => boolean;
   done: (held: boolean) => void;
 }
 
@@ -135,7 +137,8 @@ export class Directory {
    * BEHIND_MAX_MS more (how long that takes depends on the lag, not on the ids).
    */
   async judge(ceiling: Ceiling, frame: SubscribeFrame, waitMs: number, wanted: () => boolean): Promise<Decision> {
-    const deadline = Date.now() + waitMs;
+    const started = Date.now();
+    const deadline = started + waitMs;
     const ids = idsToLook(ceiling, frame);
     let through: number | undefined;
     // Asked again after 100 ms, then twice as long each time: a client naming ids it may not
@@ -144,23 +147,31 @@ export class Directory {
       const decision = decideSubscription(ceiling, frame, await this.view(ids));
       if (decision.ok || !wanted()) return decision;
       through ??= await streamEnd(this.b.bus, this.b.stream).catch(() => undefined);
-      if (Date.now() >= deadline) {
-        if (through === undefined || !(await this.holdsWithin(through, BEHIND_MAX_MS))) return decision;
+      if (Date.now() < deadline) {
+        await sleep(Math.min(pause, Math.max(1, deadline - Date.now())));
+      } else if (through !== undefined) {
+        // Held or not within the cap, the directory as it is then is the answer.
+        await this.holdsWithin(through, started + waitMs + BEHIND_MAX_MS - Date.now(), wanted);
         return decideSubscription(ceiling, frame, await this.view(ids));
+      } else if (Date.now() >= deadline + BEHIND_MAX_MS) {
+        return decision;
+      } else {
+        // The stream's end could not be read: asked again.
+        await sleep(BEHIND_PAUSE_MS);
       }
-      await sleep(Math.min(pause, Math.max(1, deadline - Date.now())));
     }
   }
 
   /**
    * Resolves true once every directory consumer has applied the stream up to `through`, false
-   * after `maxMs`. One poll per replica serves every frame waiting, however many there are.
+   * after `maxMs` or once the client is gone. One poll per replica serves every frame waiting.
    */
-  private holdsWithin(through: number, maxMs: number): Promise<boolean> {
+  private holdsWithin(through: number, maxMs: number, wanted: () => boolean): Promise<boolean> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => w.done(false), maxMs);
+      const timer = setTimeout(() => w.done(false), Math.max(0, maxMs));
       const w: Behind = {
         through,
+        wanted,
         done: (held) => {
           clearTimeout(timer);
           this.behind.delete(w);
@@ -172,17 +183,16 @@ export class Directory {
     });
   }
 
+  /** Each round: how far all four consumers are caught up, which settles every frame bounded at or below it. */
   private async pollBehind(): Promise<void> {
     if (this.polling) return;
     this.polling = true;
     try {
       while (this.behind.size) {
-        const bounds = [...this.behind].map((w) => w.through);
-        // The furthest bound first (it settles every frame), then the nearest.
-        for (const bound of new Set([Math.max(...bounds), Math.min(...bounds)])) {
-          if (!(await this.holds(bound))) continue;
-          for (const w of this.behind) if (w.through <= bound) w.done(true);
-          break;
+        const reached = await this.heldThrough();
+        for (const w of this.behind) {
+          if (!w.wanted()) w.done(false);
+          else if (w.through <= reached) w.done(true);
         }
         if (this.behind.size) await sleep(BEHIND_PAUSE_MS);
       }
@@ -191,10 +201,11 @@ export class Directory {
     }
   }
 
-  /** Whether every directory consumer has applied the stream up to `through`. */
-  private async holds(through: number): Promise<boolean> {
-    for (const c of this.consumers) if (!(await c.caughtUp(through).catch(() => false))) return false;
-    return true;
+  /** The furthest stream sequence every directory consumer has applied through; -1 when one cannot tell. */
+  private async heldThrough(): Promise<number> {
+    if (!this.consumers.length) return -1;
+    const each = await Promise.all(this.consumers.map((c) => c.caughtUpThrough().catch(() => -1)));
+    return Math.min(...each);
   }
 
   /** The live workspaces and inboxes among these ids. */

@@ -25,8 +25,9 @@ const PAGE = 2_000;
 /** How long a round waits for the consumer to apply an entry its probe found, and the pause after a failed round. */
 const APPLY_WAIT_MS = 250;
 const ADDRESS_EVENTS = new Set(["InboxCreated", "AddressAdded", "AddressRemoved", "InboxDeleted"]);
-/** The shortest round of the misses' checks (see probeWhileWaited), and the longest one waited for. */
+/** The shortest round of the misses' checks (see probeWhileWaited). */
 const MISS_ROUND_MS = 20;
+/** The longest a round is waited for; one that takes longer (a request lost) is left to end alone. */
 const ROUND_LIMIT_MS = 2_000;
 /** How long a miss waits for the directory to show it has every mailbox event stored before it (see current). */
 const MISS_WAIT_MS = 5_000;
@@ -93,8 +94,9 @@ export class Directory {
    * called: an address missing then has no inbox, as far as the stream has heard (the mailbox
    * answers an inbox's creation once its event is stored, unless NATS takes over 2 s). False
    * when that is not known within `timeoutMs` (the consumer stalled, NATS unreachable). Misses
-   * share the probes, one at a time, and while the consumer is behind the next probe waits for
-   * it: misses cost at most about four probes a second, however many there are.
+   * share the rounds of checks, one round at a time (but for one left to end alone past
+   * ROUND_LIMIT_MS), and while the consumer is behind the next probe waits for it: misses cost
+   * about four probes a second at most, however many there are.
    */
   current(timeoutMs = MISS_WAIT_MS): Promise<boolean> {
     if (this.stopped) return Promise.resolve(false);
@@ -161,7 +163,8 @@ export class Directory {
           // (10 s), past their wait: the round is left to end alone (its answers still count).
           work.catch(() => undefined);
           const late = Symbol();
-          if ((await Promise.race([work, sleep(ROUND_LIMIT_MS, late)])) === late) throw new Error(`no answer within ${ROUND_LIMIT_MS} ms`);
+          // An unreferenced timer: it outlives most rounds, and must not hold the process at its end.
+          if ((await Promise.race([work, sleep(ROUND_LIMIT_MS, late, { ref: false })])) === late) throw new Error(`no answer within ${ROUND_LIMIT_MS} ms`);
         } catch (err) {
           this.logger.warn({ err: (err as Error).message }, "directory: could not ask the server whether mailbox events remain");
           await sleep(APPLY_WAIT_MS);
