@@ -70,20 +70,6 @@ describe("SMTP ingress", () => {
     await dns.stop();
   });
 
-  it("an inbox's address is accepted as soon as its creation is answered: never 550 for an inbox the directory has not heard of yet", async () => {
-    const t = await provisionTenant(s, "Fresh");
-    const session = await SmtpTranscript.open(port);
-    await session.reply();
-    await session.command("EHLO x");
-    expect(await session.command("MAIL FROM:<sender@example.com>")).toMatch(/^250/);
-    for (let i = 0; i < 5; i++) {
-      const fresh = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: `fresh-${i}` } })).body;
-      // Asked once, the moment the API answered (the session was open before).
-      expect(await session.command(`RCPT TO:<${fresh.email}>`)).toMatch(/^250/);
-    }
-    session.close();
-  });
-
   it("announces SIZE, PIPELINING, 8BITMIME, SMTPUTF8 and STARTTLS", async () => {
     const t = await SmtpTranscript.open(port);
     expect((await t.reply())[0]).toMatch(/^220 /);

@@ -1,7 +1,7 @@
-import { createServer, connect as tcpConnect, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "@mam/runtime/logger.ts";
 import { isolate } from "@mam/testing/isolation.ts";
+import { TcpRelay } from "@mam/testing/tcp-relay.ts";
 import { closeBus, connectBus, type Bus } from "./connection.ts";
 import { newestSeq, nextSeq, probeAfter, readRange } from "./stream-range.ts";
 
@@ -100,53 +100,9 @@ describe("readRange, its consumer lost", () => {
   });
 });
 
-/**
- * A TCP relay to the NATS server that can stop passing the server's bytes to the client and
- * then cut every connection: what the server sent meanwhile is lost, as on a dropped link.
- */
-class Relay {
-  private readonly server: Server;
-  private readonly sockets = new Set<Socket>();
-  private dropping = false;
-
-  constructor(target: URL) {
-    this.server = createServer((client) => {
-      const upstream = tcpConnect(Number(target.port), target.hostname);
-      for (const sock of [client, upstream]) {
-        this.sockets.add(sock);
-        sock.on("error", () => sock.destroy());
-        sock.on("close", () => this.sockets.delete(sock));
-      }
-      client.on("data", (d) => upstream.write(d));
-      upstream.on("data", (d) => this.dropping || client.write(d));
-      client.on("close", () => upstream.destroy());
-      upstream.on("close", () => client.destroy());
-    });
-  }
-
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    return `nats://127.0.0.1:${(this.server.address() as { port: number }).port}`;
-  }
-
-  /** Drops what the server sends from now, cuts every connection `afterMs` later, then passes everything again. */
-  cut(afterMs: number): void {
-    this.dropping = true;
-    setTimeout(() => {
-      for (const sock of this.sockets) sock.destroy();
-      this.dropping = false;
-    }, afterMs);
-  }
-
-  close(): Promise<void> {
-    for (const sock of this.sockets) sock.destroy();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-}
-
 describe("readRange, entries lost on the way", () => {
   it("reads again what the server sent on a connection that dropped, rather than taking it as removed", async () => {
-    const relay = new Relay(new URL(iso.urls.NATS_URL.split(",")[0]!));
+    const relay = new TcpRelay(new URL(iso.urls.NATS_URL.split(",")[0]!));
     const through = await connectBus({ url: await relay.listen(), prefix: iso.prefix, name: "range-drop", logger: createLogger("test", "silent") });
     try {
       await withEntries("DROP", 300, async (name, filter, seqs) => {
