@@ -36,7 +36,7 @@ const MISS_WAIT_MS = 5_000;
 interface Waiter {
   /** When it came (performance.now()). */
   since: number;
-  /** The stream's last sequence, read by the first probe begun after it came. */
+  /** The stream's last sequence, as first read by a round (or its probe) begun after it came. */
   bound?: number;
   done: (current: boolean) => void;
 }
