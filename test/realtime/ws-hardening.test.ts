@@ -255,6 +255,29 @@ describe("WebSocket hardening", () => {
     }
   });
 
+  it("a frame waiting on a late directory past the wait gives way to the client's next frame, unanswered", async () => {
+    const db = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
+    await db.connect();
+    try {
+      await db.query("begin");
+      await db.query(`lock table "${s.iso.schema("realtime")}".ws_inboxes in exclusive mode`);
+      const fresh = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "given-way" } })).body;
+      const c = await open(t.key.key);
+      c.send({ type: "subscribe", inbox_ids: [fresh.id] });
+      // Past its wait (500 ms) the first frame waits on the held directory; the next one is answered meanwhile.
+      await new Promise((r) => setTimeout(r, 800));
+      c.send({ type: "subscribe", workspace_ids: [t.workspace.id] });
+      expect(await c.next((f) => f.type === "subscribed" || f.type === "error", 5_000)).toMatchObject({ type: "subscribed", workspace_ids: [t.workspace.id] });
+      await db.query("commit");
+      // The first frame is never answered.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(c.frames.filter((f) => f.type === "subscribed" || f.type === "error")).toHaveLength(1);
+    } finally {
+      await db.query("rollback").catch(() => undefined);
+      await db.end();
+    }
+  });
+
   it("keeps giving each client each event once, in order, and hearing revocations, after the replica reconnects to NATS", async () => {
     // A tenant of its own: nothing published before this test is its.
     const u = await provisionTenant(s, "Reconnected");

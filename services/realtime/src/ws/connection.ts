@@ -222,8 +222,10 @@ export class WsConnection implements Registered {
         `At most ${RESUME_BURST} resumes at once, then one every ${RESUME_EVERY_MS / 1000} s: this subscribe frame was dropped`,
       );
     }
-    const decision = await this.d.directory.judge(this.ceiling, frame, this.d.directoryWaitMs, () => this.open);
-    if (!this.open) return;
+    const newer = () => this.waiting !== undefined;
+    const decision = await this.d.directory.judge(this.ceiling, frame, this.d.directoryWaitMs, () => this.open, newer);
+    // Superseded: a newer frame is judged instead, as one still queued would have been replaced.
+    if (!this.open || decision === "superseded") return;
     if (!decision.ok) return this.error("NOT_FOUND", NOT_FOUND_MESSAGE);
     const epoch = ++this.epoch;
     this.filters = decision.filters;

@@ -134,9 +134,16 @@ export class Directory {
    * whole wait, so how long it takes does not tell whether the id exists elsewhere. Nor is it
    * given by a directory that lags: past the wait, the directory is asked once more when it
    * holds every event the stream held when the frame was first found wanting, or after
-   * BEHIND_MAX_MS more (how long that takes depends on the lag, not on the ids).
+   * BEHIND_MAX_MS more (how long that takes depends on the lag, not on the ids). A frame waiting
+   * so long is given up, unanswered, once `superseded` says a newer frame of the client waits.
    */
-  async judge(ceiling: Ceiling, frame: SubscribeFrame, waitMs: number, wanted: () => boolean): Promise<Decision> {
+  async judge(
+    ceiling: Ceiling,
+    frame: SubscribeFrame,
+    waitMs: number,
+    wanted: () => boolean,
+    superseded: () => boolean = () => false,
+  ): Promise<Decision | "superseded"> {
     const started = Date.now();
     const deadline = started + waitMs;
     const ids = idsToLook(ceiling, frame);
@@ -149,9 +156,13 @@ export class Directory {
       through ??= await streamEnd(this.b.bus, this.b.stream).catch(() => undefined);
       if (Date.now() < deadline) {
         await sleep(Math.min(pause, Math.max(1, deadline - Date.now())));
+      } else if (superseded()) {
+        // Past its wait, a newer frame of the client's takes its place.
+        return "superseded";
       } else if (through !== undefined) {
         // Held or not within the cap, the directory as it is then is the answer.
-        await this.holdsWithin(through, started + waitMs + BEHIND_MAX_MS - Date.now(), wanted);
+        await this.holdsWithin(through, started + waitMs + BEHIND_MAX_MS - Date.now(), () => wanted() && !superseded());
+        if (wanted() && superseded()) return "superseded";
         return decideSubscription(ceiling, frame, await this.view(ids));
       } else if (Date.now() >= deadline + BEHIND_MAX_MS) {
         return decision;
