@@ -85,6 +85,23 @@ describe("WebSocket hardening", () => {
     return c;
   };
   const gatewayPort = () => s.gateways[0]!.port;
+  /**
+   * Runs `fn` while the replica's directory cannot write new inboxes (a table lock; its reads go
+   * on), given the inbox created then; `release` lets the writes through (at the end at the latest).
+   */
+  const withNewInboxHeld = async (username: string, fn: (fresh: { id: string }, release: () => Promise<void>) => Promise<void>) => {
+    const db = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
+    await db.connect();
+    try {
+      await db.query("begin");
+      await db.query(`lock table "${s.iso.schema("realtime")}".ws_inboxes in exclusive mode`);
+      const fresh = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username } })).body;
+      await fn(fresh, async () => void (await db.query("commit")));
+    } finally {
+      await db.query("rollback").catch(() => undefined);
+      await db.end();
+    }
+  };
 
   beforeAll(async () => {
     await s.start();
@@ -228,17 +245,12 @@ describe("WebSocket hardening", () => {
         if (m.subject.split(".").at(-1)!.startsWith("realtime-ws-")) asked++;
       },
     });
-    // The directory's writes of new inboxes are held (reads go on) for three times the wait.
-    const db = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
-    await db.connect();
-    try {
-      await db.query("begin");
-      await db.query(`lock table "${s.iso.schema("realtime")}".ws_inboxes in exclusive mode`);
-      const fresh = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "late-directory" } })).body;
+    // The directory's writes of new inboxes are held for three times the wait.
+    await withNewInboxHeld("late-directory", async (fresh, release) => {
       const waiting = await Promise.all(Array.from({ length: 10 }, () => open(t.key.key)));
       for (const c of waiting) c.send({ type: "subscribe", inbox_ids: [fresh.id] });
       await new Promise((r) => setTimeout(r, 1_500));
-      await db.query("commit");
+      await release();
       for (const c of waiting) {
         expect(await c.next((f) => f.type === "subscribed" || f.type === "error", 10_000)).toMatchObject({ type: "subscribed", inbox_ids: [fresh.id] });
       }
@@ -248,34 +260,22 @@ describe("WebSocket hardening", () => {
       // An id no inbox has is still refused, once the directory is known to hold everything.
       waiting[0]!.send({ type: "subscribe", inbox_ids: [uuidv7()] });
       expect(await waiting[0]!.next((f) => f.type === "subscribed" || f.type === "error", 10_000)).toMatchObject({ type: "error", code: "NOT_FOUND" });
-    } finally {
-      infos.unsubscribe();
-      await db.query("rollback").catch(() => undefined);
-      await db.end();
-    }
+    }).finally(() => infos.unsubscribe());
   });
 
   it("a frame waiting on a late directory past the wait gives way to the client's next frame, unanswered", async () => {
-    const db = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
-    await db.connect();
-    try {
-      await db.query("begin");
-      await db.query(`lock table "${s.iso.schema("realtime")}".ws_inboxes in exclusive mode`);
-      const fresh = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "given-way" } })).body;
+    await withNewInboxHeld("given-way", async (fresh, release) => {
       const c = await open(t.key.key);
       c.send({ type: "subscribe", inbox_ids: [fresh.id] });
       // Past its wait (500 ms) the first frame waits on the held directory; the next one is answered meanwhile.
       await new Promise((r) => setTimeout(r, 800));
       c.send({ type: "subscribe", workspace_ids: [t.workspace.id] });
       expect(await c.next((f) => f.type === "subscribed" || f.type === "error", 5_000)).toMatchObject({ type: "subscribed", workspace_ids: [t.workspace.id] });
-      await db.query("commit");
+      await release();
       // The first frame is never answered.
       await new Promise((r) => setTimeout(r, 500));
       expect(c.frames.filter((f) => f.type === "subscribed" || f.type === "error")).toHaveLength(1);
-    } finally {
-      await db.query("rollback").catch(() => undefined);
-      await db.end();
-    }
+    });
   });
 
   it("keeps giving each client each event once, in order, and hearing revocations, after the replica reconnects to NATS", async () => {
