@@ -278,6 +278,15 @@ describe("WebSocket hardening", () => {
     });
   });
 
+  it("a frame refused within its wait is answered NOT_FOUND even when the client's next frame came meanwhile", async () => {
+    const c = await open(t.key.key);
+    c.send({ type: "subscribe", inbox_ids: [uuidv7()] });
+    await new Promise((r) => setTimeout(r, 100));
+    c.send({ type: "subscribe", workspace_ids: [t.workspace.id] });
+    expect(await c.next((f) => f.type === "subscribed" || f.type === "error", 5_000)).toMatchObject({ type: "error", code: "NOT_FOUND" });
+    expect(await c.next((f) => f.type === "subscribed" || f.type === "error", 5_000)).toMatchObject({ type: "subscribed", workspace_ids: [t.workspace.id] });
+  });
+
   it("keeps giving each client each event once, in order, and hearing revocations, after the replica reconnects to NATS", async () => {
     // A tenant of its own: nothing published before this test is its.
     const u = await provisionTenant(s, "Reconnected");

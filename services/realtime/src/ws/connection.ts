@@ -224,8 +224,9 @@ export class WsConnection implements Registered {
     }
     const newer = () => this.waiting !== undefined;
     const decision = await this.d.directory.judge(this.ceiling, frame, this.d.directoryWaitMs, () => this.open, newer);
+    if (!this.open) return;
     // Superseded: a newer frame is judged instead, as one still queued would have been replaced.
-    if (!this.open || decision === "superseded") return;
+    if (decision === "superseded") return void (frame.last_event_id && this.resumes.giveBack());
     if (!decision.ok) return this.error("NOT_FOUND", NOT_FOUND_MESSAGE);
     const epoch = ++this.epoch;
     this.filters = decision.filters;

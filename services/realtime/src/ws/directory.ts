@@ -156,14 +156,14 @@ export class Directory {
       through ??= await streamEnd(this.b.bus, this.b.stream).catch(() => undefined);
       if (Date.now() < deadline) {
         await sleep(Math.min(pause, Math.max(1, deadline - Date.now())));
-      } else if (superseded()) {
-        // Past its wait, a newer frame of the client's takes its place.
-        return "superseded";
       } else if (through !== undefined) {
-        // Held or not within the cap, the directory as it is then is the answer.
-        await this.holdsWithin(through, started + waitMs + BEHIND_MAX_MS - Date.now(), () => wanted() && !superseded());
-        if (wanted() && superseded()) return "superseded";
+        // Held or not within the cap, the directory as it is then is the answer; given up for
+        // a newer frame of the client's only while the directory is shown to lag.
+        const held = await this.holdsWithin(through, started + waitMs + BEHIND_MAX_MS - Date.now(), () => wanted() && !superseded());
+        if (!held && wanted() && superseded()) return "superseded";
         return decideSubscription(ceiling, frame, await this.view(ids));
+      } else if (superseded()) {
+        return "superseded";
       } else if (Date.now() >= deadline + BEHIND_MAX_MS) {
         return decision;
       } else {
@@ -202,8 +202,8 @@ export class Directory {
       while (this.behind.size) {
         const reached = await this.heldThrough();
         for (const w of this.behind) {
-          if (!w.wanted()) w.done(false);
-          else if (w.through <= reached) w.done(true);
+          if (w.through <= reached) w.done(true);
+          else if (!w.wanted()) w.done(false);
         }
         if (this.behind.size) await sleep(BEHIND_PAUSE_MS);
       }

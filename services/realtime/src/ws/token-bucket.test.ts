@@ -60,6 +60,17 @@ describe("TokenBucket", () => {
     expect(b.take()).toBe(true);
   });
 
+  it("a token given back can be taken again, never past `burst`", () => {
+    const b = bucket({ burst: 2, refill: 1, everyMs: 5_000 });
+    drain(b);
+    b.giveBack();
+    expect(drain(b)).toBe(1);
+    b.giveBack();
+    b.giveBack();
+    b.giveBack();
+    expect(drain(b)).toBe(2);
+  });
+
   it("takes nothing back when its clock goes backwards", () => {
     const b = bucket({ burst: 3, refill: 1, everyMs: 5_000 });
     at(-60_000);

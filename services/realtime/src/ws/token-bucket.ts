@@ -28,4 +28,9 @@ export class TokenBucket {
     this.tokens -= 1;
     return true;
   }
+
+  /** Gives back a token taken for something that then did not happen (never past `burst`). */
+  giveBack(): void {
+    this.tokens = Math.min(this.o.burst, this.tokens + 1);
+  }
 }
