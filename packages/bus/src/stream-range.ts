@@ -2,6 +2,7 @@ import { AckPolicy, DeliverPolicy, type JsMsg, type MsgRequest } from "@nats-io/
 import { nanos, nuid } from "@nats-io/transport-node";
 import type { Logger } from "@mam/runtime/logger.ts";
 import { JS_API_TIMEOUT_MS, type Bus } from "./connection.ts";
+import { streamEnd } from "./consumer.ts";
 
 /**
  * How long a range read waits for its next entry before it asks the stream why (see readRange):
@@ -47,7 +48,7 @@ export interface ProbeAnswer {
  * once idle: a locked-down service may not delete consumers.
  */
 export async function probeAfter(bus: Bus, stream: string, filter: string, after: number, waitMs = 250): Promise<ProbeAnswer | undefined> {
-  const through = (await bus.jsm.streams.info(stream)).state.last_seq;
+  const through = await streamEnd(bus, stream);
   if (through <= after) return { through };
   const name = `probe_${nuid.next()}`;
   await bus.jsm.consumers.add(stream, {

@@ -4,6 +4,7 @@ import { call } from "@mam/bus/rpc-client.ts";
 import { DirectoryPage } from "@mam/contracts/mailbox-api.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import type { Bus } from "@mam/bus/connection.ts";
+import { streamEnd } from "@mam/bus/consumer.ts";
 import { probeAfter, type ProbeAnswer } from "@mam/bus/stream-range.ts";
 import { contextEventsFilter } from "@mam/contracts/envelope.ts";
 import { MAILBOX_CONTEXT, parseMailboxEvent } from "@mam/contracts/mailbox-events.ts";
@@ -115,20 +116,21 @@ export class Directory {
     });
   }
 
+  /** Gives waiters that came before `began` and have no bound yet `through`, a stream end read since. */
+  private bind(began: number, through: number): void {
+    for (const w of this.waiters) if (w.since <= began) w.bound ??= through;
+  }
+
   /**
-   * Settles the waiters a probe's answer or the events applied so far answer: every mailbox
-   * event up to their bound is in. A probe's answer counts only for waiters that came before
-   * it began; a waiter's bound is the first stream end read after it came.
+   * Settles the waiters whose bound is in: applied already, or shown by a probe's answer to
+   * hold no mailbox event past what was applied when it began (none up to the bound, or the
+   * first one beyond it).
    */
-  private settle(began: number, answer?: Pick<ProbeAnswer, "through"> & Partial<ProbeAnswer>, boundOnly = false): void {
+  private settle(answer?: ProbeAnswer): void {
     for (const w of this.waiters) {
-      if (answer && w.since <= began) {
-        w.bound ??= answer.through;
-        if (boundOnly) continue;
-        // None past the last applied up to the bound, or the first one lies beyond it.
-        if (answer.first === undefined ? answer.through >= w.bound : answer.first > w.bound) w.done(true);
-      }
-      if (w.bound !== undefined && this.appliedSeq >= w.bound) w.done(true);
+      if (w.bound === undefined) continue;
+      if (this.appliedSeq >= w.bound) w.done(true);
+      else if (answer && (answer.first === undefined ? answer.through >= w.bound : answer.first > w.bound)) w.done(true);
     }
   }
 
@@ -146,14 +148,17 @@ export class Directory {
         const round = sleep(MISS_ROUND_MS);
         const began = performance.now();
         const work = (async () => {
-          const through = (await this.bus.jsm.streams.info(this.stream)).state.last_seq;
-          this.settle(began, { through }, true);
+          const through = await streamEnd(this.bus, this.stream);
+          this.bind(began, through);
           await this.applied(through, MISS_ROUND_MS);
-          this.settle(began);
+          this.settle();
           if (this.waiters.size) {
             const probed = performance.now();
             const answer = await probeAfter(this.bus, this.stream, this.filter, this.appliedSeq);
-            if (answer) this.settle(probed, answer);
+            if (answer) {
+              this.bind(probed, answer.through);
+              this.settle(answer);
+            }
             // An entry to apply first: probed again once the consumer has it (or a while later, stalled).
             if (this.waiters.size && answer?.first !== undefined) await this.applied(answer.first, APPLY_WAIT_MS);
           }
@@ -209,7 +214,7 @@ export class Directory {
           this.logger.warn({ err, seq: m.seq }, "directory: unreadable event");
         }
         this.appliedSeq = m.seq;
-        if (this.waiters.size) this.settle(0);
+        if (this.waiters.size) this.settle();
       }
     })();
   }

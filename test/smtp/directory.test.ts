@@ -2,11 +2,11 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeBus, connectBus, type Bus } from "@mam/bus/connection.ts";
 import { eventSubject } from "@mam/contracts/envelope.ts";
-import { MAILBOX_CONTEXT } from "@mam/contracts/mailbox-events.ts";
 import { createLogger } from "@mam/runtime/logger.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { isolate } from "@mam/testing/isolation.ts";
-import { Directory } from "./directory.ts";
+import { Directory } from "@mam/smtp-ingress/smtp/directory.ts";
+import { mailboxEnvelope } from "../support/events.ts";
 
 /**
  * The address directory on a stream of this file's own, fed InboxCreated events as the mailbox
@@ -21,21 +21,14 @@ const workspaceId = randomUUID();
 
 function inboxCreated(address: string): Promise<unknown> {
   const inboxId = randomUUID();
-  const e = {
-    id: randomUUID(),
-    type: "InboxCreated",
-    schemaVersion: 1,
-    context: MAILBOX_CONTEXT,
-    tenantId,
-    workspaceId,
-    aggregateId: inboxId,
-    aggregateVersion: 1,
-    occurredAt: new Date().toISOString(),
-    causationId: null,
-    correlationId: null,
-    actor: { type: "system", id: null },
-    data: { inboxId, tenantId, workspaceId, username: address.split("@")[0], domain: "agents.test", address, displayName: null, metadata: {} },
-  };
+  const e = mailboxEnvelope(
+    { tenantId, workspaceId, aggregateId: inboxId },
+    {
+      type: "InboxCreated",
+      schemaVersion: 1,
+      data: { inboxId, tenantId, workspaceId, username: address.split("@")[0]!, domain: "agents.test", address, displayName: null, metadata: {} },
+    },
+  );
   return bus.js.publish(eventSubject(iso.prefix, e), JSON.stringify(e));
 }
 /** Another context's event: the stream moves on, the directory's filter sees nothing. */
