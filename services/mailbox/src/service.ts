@@ -12,6 +12,7 @@ import type { MailboxContext } from "./context.ts";
 import { migrations } from "./db/migrations/index.ts";
 import type { MailboxDb } from "./db/schema.ts";
 import { inboundWorker } from "./delivery/inbound.ts";
+import { FailureNotices } from "./delivery/failure-notices.ts";
 import { settledAtSend } from "./delivery/settled-at-send.ts";
 import { Outbound } from "./delivery/outbound.ts";
 import { deliveryWorker } from "./delivery/worker.ts";
@@ -69,7 +70,13 @@ export class MailboxService extends ServiceHost<MailboxDb, MailboxContext> {
           allowPrivate: cfg.OUTBOUND_ALLOW_PRIVATE,
         });
         const delivery = deliveryWorker(ctx, b, outbound);
-        const parts: Part[] = [{ start: () => undefined, stop: () => outbound.close() }, delivery.consumer, delivery.retries, await inboundWorker(ctx, b)];
+        const parts: Part[] = [
+          { start: () => undefined, stop: () => outbound.close() },
+          delivery.consumer,
+          delivery.retries,
+          new FailureNotices(ctx, outbound),
+          await inboundWorker(ctx, b),
+        ];
         parts.push(workspaceEndsConsumer(ctx, b), lapsedClaimSweeper(ctx));
         return parts;
       },

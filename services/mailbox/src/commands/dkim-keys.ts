@@ -48,3 +48,9 @@ export async function dkimFor(ctx: MailboxContext, tx: Kysely<MailboxDb>, inbox:
   const key = await signingKey(ctx, tx, ref);
   return key ? { domainName: domain, keySelector: key.selector, privateKey: key.privateKey } : undefined;
 }
+
+/** The key that signs the platform's own mail (MAIL_DOMAIN): failure notices, say. */
+export async function platformDkim(ctx: MailboxContext, tx: Kysely<MailboxDb>) {
+  const key = await signingKey(ctx, tx, "platform");
+  return key ? { domainName: ctx.cfg.MAIL_DOMAIN, keySelector: key.selector, privateKey: key.privateKey } : undefined;
+}

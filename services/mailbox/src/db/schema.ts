@@ -229,6 +229,19 @@ export interface DeliveryQueueTable {
   deferred: ColumnType<{ recipients: string[]; reason: string }[], string | undefined, string>;
 }
 
+/** A delivery status notification owed to the sender of mail accepted for an inbox that was gone. */
+export interface FailureNoticesTable {
+  notice_id: string;
+  queue_id: string;
+  recipient: string;
+  raw: Buffer;
+  created_at: string | Date;
+  attempts: ColumnType<number, number | undefined, number>;
+  next_try_at: string | Date;
+  last_error: ColumnType<string | null, string | null | undefined, string | null>;
+  lease: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
 /** An outcome a server gave that is not recorded as an event yet. */
 export interface Unrecorded {
   type: "MessageDelivered" | "MessageBounced";
@@ -275,6 +288,7 @@ export interface MailboxDb extends ProjectionTables {
   tenant_monthly_sends: TenantMonthlySendsTable;
   delivery_outcomes: DeliveryOutcomesTable;
   delivery_queue: DeliveryQueueTable;
+  failure_notices: FailureNoticesTable;
   drafts: DraftsTable;
   threads: ThreadsTable;
   thread_folders: ThreadFoldersTable;

@@ -15,6 +15,7 @@ import { cachedLookup } from "../dns/cache.ts";
 import { makeResolver } from "../dns/verify.ts";
 import { sha256 } from "../store/blobs.ts";
 import { readDeliveryReport, recordBounce, type BounceResult } from "./bounces.ts";
+import { oweFailureNotice } from "./failure-notices.ts";
 import { returnPaths } from "./return-path.ts";
 import { derivedId } from "./ids.ts";
 import { Filer } from "./receive.ts";
@@ -93,6 +94,7 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
       // A report sent to an inbox is mail like any other: only a return path can mark a bounce.
       const byInbox = new Map<string, IngestMeta["recipients"]>();
       for (const r of meta.recipients) byInbox.set(r.inboxId, [...(byInbox.get(r.inboxId) ?? []), r]);
+      const failed: string[] = [];
       for (const [inboxId, rs] of byInbox) {
         const r = rs[0]!;
         const result = await filer.file({ tenant_id: r.tenantId, workspace_id: r.workspaceId, inbox_id: inboxId }, facts, parts, {
@@ -101,16 +103,19 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
           authentication,
         });
         // smtp-ingress's directory still listed the inbox (it hears of a deletion or of its
-        // workspace's end after the fact). The sender got 250, so the mail is lost to it
-        // without a word: we do not generate a DSN (bounce) yet. It is not filed (nothing
-        // could ever read it) and the ingest message is acknowledged, not redelivered.
+        // workspace's end after the fact). It is not filed (nothing could ever read it).
         if (result === "inbox gone") {
+          failed.push(...rs.map((x) => x.address));
           ctx.logger.warn(
             { queueId: meta.queueId, addresses: rs.map((x) => x.address), inboxId, workspaceId: r.workspaceId },
-            "accepted mail for an inbox that no longer takes mail dropped (no DSN sent)",
+            "accepted mail for an inbox that no longer takes mail not filed",
           );
         }
       }
+      // The sender got 250 for them: it is told they failed, before the message is acknowledged
+      // (a failure here redelivers it; what was filed is filed once, the notice queued once).
+      if (failed.length && (await oweFailureNotice(ctx, meta, raw, failed)) === "null sender")
+        ctx.logger.info({ queueId: meta.queueId, addresses: failed }, "no failure notice: the mail came from the null reverse path");
     },
   });
 }

@@ -4,13 +4,11 @@ import type { MailboxContext } from "../context.ts";
 import { readModelRebuilding } from "../read/rebuilding.ts";
 import type { Unrecorded } from "../db/schema.ts";
 import type { Outbound } from "./outbound.ts";
+import { LEASE, LeasePoller, type LeasedWork } from "./lease-poller.ts";
 import { pendingOf, recordAll, sendOut, settle, type Records, type SentRef } from "./outcomes.ts";
 
 /** Rows of the retry queue worked on at once by one replica. */
 const RETRIES_IN_FLIGHT = 20;
-/** How long a leased row is this replica's: longer than any one try can take (see Outbound's timeouts). */
-const LEASE = "30 minutes";
-const RENEW_EVERY_MS = 5 * 60_000;
 
 type QueueRow = { workspace_id: string; message_id: string; tenant_id: string; attempts: number; lease: string; unrecorded: Unrecorded[] };
 
@@ -26,83 +24,55 @@ type QueueRow = { workspace_id: string; message_id: string; tenant_id: string; a
  * without its outcomes would look undelivered (sent twice). So nothing is leased then, and
  * a try already under way hands its row back rather than act on what it read.
  */
-export class RetryQueue {
-  private timer?: NodeJS.Timeout;
-  private readonly working = new Set<Promise<void>>();
-  private leasing = false;
-  private ticking: Promise<void> = Promise.resolve();
-  private stopped = false;
-  private lastFailureLog = 0;
+export class RetryQueue implements LeasedWork<QueueRow> {
+  private readonly poller: LeasePoller<QueueRow>;
 
   constructor(
     private readonly ctx: MailboxContext,
     private readonly records: Records,
     private readonly outbound: Outbound,
-  ) {}
+  ) {
+    this.poller = new LeasePoller(ctx, { what: "delivery retries", pollMs: ctx.cfg.DELIVERY_RETRY_POLL_MS, inFlight: RETRIES_IN_FLIGHT }, this);
+  }
 
   start(): void {
-    this.timer = setInterval(() => {
-      if (!this.leasing) this.ticking = this.tick();
-    }, this.ctx.cfg.DELIVERY_RETRY_POLL_MS);
+    this.poller.start();
   }
 
-  /** Takes no more rows; waits a little for the tries in flight (their leases cover the rest). */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.timer);
-    await Promise.race([this.ticking, new Promise((r) => setTimeout(r, 5_000).unref())]);
-    await Promise.race([Promise.all([...this.working]), new Promise((r) => setTimeout(r, 5_000).unref())]);
+  stop(): Promise<void> {
+    return this.poller.stop();
   }
 
-  private async tick(): Promise<void> {
-    const free = RETRIES_IN_FLIGHT - this.working.size;
-    if (this.stopped || this.leasing || free <= 0) return;
-    this.leasing = true;
-    try {
-      if (await readModelRebuilding(this.ctx)) return;
-      const due = await sql<QueueRow>`
-        update delivery_queue set next_try_at = now() + ${sql.raw(`interval '${LEASE}'`)}, lease = gen_random_uuid()
-        where (workspace_id, message_id) in (
-          select workspace_id, message_id from delivery_queue where next_try_at <= now() order by next_try_at limit ${free} for update skip locked
-        )
-        returning workspace_id, message_id, tenant_id, attempts, lease, unrecorded`.execute(this.ctx.db);
-      if (this.stopped) {
-        // Stopped while leasing: hand the rows back at once rather than hold them for the lease.
-        for (const row of due.rows) {
-          await this.ctx.db
-            .updateTable("delivery_queue")
-            .set({ next_try_at: sql<Date>`now()`, lease: null })
-            .where("workspace_id", "=", row.workspace_id)
-            .where("message_id", "=", row.message_id)
-            .where("lease", "=", row.lease)
-            .execute();
-        }
-        return;
-      }
-      for (const row of due.rows) {
-        // A long conversation keeps its lease (a tarpit answers just often enough).
-        const renew = setInterval(() => {
-          void sql`update delivery_queue set next_try_at = now() + ${sql.raw(`interval '${LEASE}'`)} where workspace_id = ${row.workspace_id} and message_id = ${row.message_id} and lease = ${row.lease}`
-            .execute(this.ctx.db)
-            .catch(() => undefined);
-        }, RENEW_EVERY_MS);
-        // Every line of this try (the SMTP conversation, the records) names the message.
-        const attempt = () => this.retry(row).catch((err: unknown) => this.failed(row, err));
-        const p: Promise<void> = withLogContext({ messageId: row.message_id }, attempt).finally(() => {
-          clearInterval(renew);
-          this.working.delete(p);
-        });
-        this.working.add(p);
-      }
-    } catch (err) {
-      // The database is down, say: said once in a while, not every second.
-      if (Date.now() - this.lastFailureLog > 30_000) {
-        this.lastFailureLog = Date.now();
-        this.ctx.logger.warn({ err }, "delivery retries: cannot read the queue; trying again shortly");
-      }
-    } finally {
-      this.leasing = false;
-    }
+  async lease(free: number): Promise<QueueRow[]> {
+    if (await readModelRebuilding(this.ctx)) return [];
+    const due = await sql<QueueRow>`
+      update delivery_queue set next_try_at = now() + ${LEASE}, lease = gen_random_uuid()
+      where (workspace_id, message_id) in (
+        select workspace_id, message_id from delivery_queue where next_try_at <= now() order by next_try_at limit ${free} for update skip locked
+      )
+      returning workspace_id, message_id, tenant_id, attempts, lease, unrecorded`.execute(this.ctx.db);
+    return due.rows;
+  }
+
+  async release(row: QueueRow): Promise<void> {
+    await this.ctx.db
+      .updateTable("delivery_queue")
+      .set({ next_try_at: sql<Date>`now()`, lease: null })
+      .where("workspace_id", "=", row.workspace_id)
+      .where("message_id", "=", row.message_id)
+      .where("lease", "=", row.lease)
+      .execute();
+  }
+
+  async renew(row: QueueRow): Promise<void> {
+    await sql`update delivery_queue set next_try_at = now() + ${LEASE} where workspace_id = ${row.workspace_id} and message_id = ${row.message_id} and lease = ${row.lease}`.execute(
+      this.ctx.db,
+    );
+  }
+
+  /** Every line of this try (the SMTP conversation, the records) names the message. */
+  work(row: QueueRow): Promise<void> {
+    return withLogContext({ messageId: row.message_id }, () => this.retry(row).catch((err: unknown) => this.failed(row, err)));
   }
 
   /**

@@ -21,6 +21,7 @@ import * as folderCountsAndThreadView from "./2026-12-07T0100-folder-counts-and-
 import * as threadParticipants from "./2026-12-07T0300-thread-participants.ts";
 import * as unreadLabel from "./2026-12-08T0100-unread-label.ts";
 import * as autovacuum from "./2026-12-09T0100-autovacuum.ts";
+import * as failureNotices from "./2026-12-10T0100-failure-notices.ts";
 
 /** Every migration, by name; names sort in the order they must run. */
 export const migrations: Record<string, Migration> = {
@@ -46,4 +47,5 @@ export const migrations: Record<string, Migration> = {
   "2026-12-07T0300-thread-participants": threadParticipants,
   "2026-12-08T0100-unread-label": unreadLabel,
   "2026-12-09T0100-autovacuum": autovacuum,
+  "2026-12-10T0100-failure-notices": failureNotices,
 };
