@@ -32,10 +32,15 @@ describe("failure notices: what they say", () => {
     expect(text).toMatch(/^Auto-Submitted: auto-replied\r\n/m);
   });
 
-  it("stays 7-bit when the original's header is not, and quotes at most the bound of a long header", async () => {
+  it("quotes the header alone, CRLF-ended and 7-bit whatever the original's, and at most the bound of a long one", async () => {
     const raw = await notice("Subject: Grüße\r\n\r\nx\r\n");
     expect([...raw].every((b) => b < 0x80)).toBe(true);
     expect(raw.toString("latin1")).toContain("Content-Transfer-Encoding: quoted-printable\r\n\r\nSubject: Gr=C3=BC=C3=9Fe");
+    // Bare LF line ends (smtp-server passes them on): the header still ends at the empty line, quoted with CRLF.
+    const lf = (await notice("Subject: Plain\nX-Two: 2\n\nsecret body\n")).toString("latin1");
+    expect(lf).toContain("Content-Transfer-Encoding: 7bit\r\n\r\nSubject: Plain\r\nX-Two: 2\r\n\r\n--=_notice_");
+    expect(lf).not.toContain("secret body");
+    expect(lf).not.toMatch(/[^\r]\n|\r[^\n]/);
     const long = await notice(`${Array.from({ length: 2_000 }, (_, i) => `X-Filler-${i}: ${"y".repeat(60)}`).join("\r\n")}\r\n\r\nbody\r\n`);
     expect(long.length).toBeLessThan(MAX_QUOTED_HEADER_BYTES + 4_096);
     expect(long.toString("latin1")).toMatch(/X-Filler-\d+: y{60}\r\n\r\n--=_notice_/);

@@ -8,6 +8,8 @@ import { INGEST_META_HEADER, ingestStreamName, ingestSubject, type IngestMeta } 
 import { MAILBOX_CONTEXT } from "@mam/contracts/mailbox-events.ts";
 import { INGEST_DURABLE } from "@mam/mailbox/delivery/inbound.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
+import { readDeliveryReport } from "@mam/mailbox/delivery/bounces.ts";
+import { SmtpSink } from "@mam/testing/smtp-sink.ts";
 import { SmtpTranscript } from "@mam/testing/smtp-transcript.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
@@ -16,7 +18,10 @@ type Created = { id: string; email: string; apiKey: string; workspaceId: string 
 
 /** Deleting a workspace ends everything in it, through every key and over SMTP; another workspace goes on. */
 describe("the end of a workspace", () => {
-  const s = new Stack({ logLevel: "warn", smtp: true });
+  // Where mail leaves: the failure notices owed to senders of mail accepted too late.
+  const relay = new SmtpSink();
+  const mailboxEnv: Record<string, string> = { DELIVERY_RETRY_POLL_MS: "100" };
+  const s = new Stack({ logLevel: "warn", smtp: true, mailboxEnv });
   const D = s.mailDomain;
   let t: Tenant;
   let stranger: Tenant;
@@ -38,12 +43,12 @@ describe("the end of a workspace", () => {
   }
 
   /** Puts accepted mail on the ingest stream as smtp-ingress does (publishIngest); answers its stream sequence. */
-  async function publishIngest(meta: IngestMeta, raw: Buffer): Promise<number> {
+  async function publishIngest(meta: IngestMeta, raw: Buffer, msgID = meta.dedupeKey): Promise<number> {
     const nc = await connect({ servers: s.iso.urls.NATS_URL });
     try {
       const h = headers();
       h.set(INGEST_META_HEADER, JSON.stringify(meta));
-      return (await jetstream(nc).publish(ingestSubject(s.iso.prefix), raw, { msgID: meta.dedupeKey, headers: h })).seq;
+      return (await jetstream(nc).publish(ingestSubject(s.iso.prefix), raw, { msgID, headers: h })).seq;
     } finally {
       await nc.close();
     }
@@ -56,6 +61,7 @@ describe("the end of a workspace", () => {
   }
 
   beforeAll(async () => {
+    mailboxEnv.SMTP_RELAY_URL = await relay.start();
     await s.start();
     t = await provisionTenant(s, "Ender");
     stranger = await provisionTenant(s, "Stranger");
@@ -85,7 +91,10 @@ describe("the end of a workspace", () => {
     // The mailbox hears it through its consumer: eventually, not in the DELETE's answer.
     await waitFor(async () => (await s.api("GET", `/v1/inboxes/${inbox.id}`, { key: tk })).status === 404, { timeoutMs: 15_000, what: "the cascade" });
   });
-  afterAll(() => s.stop());
+  afterAll(async () => {
+    await s.stop();
+    await relay.stop();
+  });
 
   it("the tenant key finds nothing of it: the inbox, its messages, thread, lists, drafts, its domain", async () => {
     const { inbox } = ending;
@@ -180,74 +189,94 @@ describe("the end of a workspace", () => {
   it.each([
     ["small", 10],
     ["large", 300 * 1024],
-  ])("mail accepted for it after the cascade is filed nowhere, stored nowhere, published nowhere, and acknowledged (%s)", async (_size, bodyBytes) => {
-    const queueId = `late-${randomUUID()}`;
-    const subject = `Too late ${queueId}`;
-    const raw = Buffer.from(
-      [
-        "From: someone@example.com",
-        `To: ${ending.inbox.email}, ${staying.inbox.email}`,
-        `Subject: ${subject}`,
-        `Message-ID: <${queueId}@example.com>`,
-        "",
-        // Lines of at most 998 characters (RFC 5322), each different from every other message's.
-        ...Array.from({ length: Math.ceil(bodyBytes / 80) }, (_, i) => `${queueId} ${i}`.padEnd(78, ".")),
-        "",
-      ].join("\r\n"),
-    );
-    const recipient = (inbox: Created) => ({ address: inbox.email, tenantId: t.tenant.id, workspaceId: inbox.workspaceId, inboxId: inbox.id });
-    const meta: IngestMeta = {
-      v: 1,
-      dedupeKey: queueId,
-      queueId,
-      receivedAt: new Date().toISOString(),
-      remoteAddress: "127.0.0.1",
-      helo: "test.example",
-      mailFrom: "someone@example.com",
-      recipients: [recipient(ending.inbox), recipient(staying.inbox)],
-      returnPaths: [],
-      size: raw.length,
-      rawObject: null,
-    };
-    expect(ending.inbox.workspaceId).toBe(ending.ws);
-    const seq = await publishIngest(meta, raw);
-    // The live recipient of the same message gets it.
-    const stayingSubjects = async () =>
-      ((await s.api("GET", `/v1/inboxes/${staying.inbox.id}/messages`, { key: staying.wk })).body.messages as { subject: string }[]).map((m) => m.subject);
-    await waitFor(async () => (await stayingSubjects()).includes(subject), { timeoutMs: 10_000, intervalMs: 100, what: "the live recipient's copy" });
-    // The ingest message is acknowledged, not left to be redelivered.
-    await waitFor(
-      () =>
-        s.iso.jetstream(async (jsm) => {
-          const c = await jsm.consumers.info(ingestStreamName(s.iso.prefix), INGEST_DURABLE);
-          return c.ack_floor.stream_seq >= seq && c.num_ack_pending === 0 && c.num_pending === 0;
-        }),
-      { timeoutMs: 10_000, what: "the ingest message acknowledged" },
-    );
-    // Acknowledged means committed: nothing in the ended inbox, none of its bytes in the ended
-    // workspace, and no MessageReceived in its outbox (which keeps every event, published or
-    // not), so none in the stream either. The same queries find the live recipient's.
-    const c = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
-    await c.connect();
-    try {
-      const schema = s.iso.schema("mailbox");
-      const filed = await c.query(`select message_id from ${schema}.messages where inbox_id = $1 and direction = 'inbound'`, [ending.inbox.id]);
-      expect(filed.rows).toEqual([]);
-      const hash = createHash("sha256").update(raw).digest("hex");
-      const stored = async (workspaceId: string) =>
-        (await c.query(`select size from ${schema}.blobs where workspace_id = $1 and hash = $2`, [workspaceId, hash])).rows;
-      expect(await stored(ending.ws)).toEqual([]);
-      expect(await stored(staying.ws)).toEqual([{ size: raw.length }]);
-      const received = (workspaceId: string) => eventSubject("", { context: MAILBOX_CONTEXT, tenantId: t.tenant.id, workspaceId, type: "MessageReceived" });
-      const events = async (workspaceId: string) => (await c.query(`select event_id from ${schema}.outbox where subject = $1`, [received(workspaceId)])).rows;
-      expect(await events(ending.ws)).toEqual([]);
-      expect((await events(staying.ws)).length).toBeGreaterThan(0);
-    } finally {
-      await c.end();
-    }
-    // Said where an operator looks: the sender was told 250 (and is sent a failure notice: see failure-notices.test.ts).
-    expect(s.logs.entries().some((e) => e.msg === "accepted mail for an inbox that no longer takes mail not filed" && e.queueId === queueId)).toBe(true);
-  });
+  ])(
+    "mail accepted for it after the cascade is filed nowhere, stored nowhere, published nowhere, acknowledged, and its sender told once (%s)",
+    async (_size, bodyBytes) => {
+      const queueId = `late-${randomUUID()}`;
+      const subject = `Too late ${queueId}`;
+      const raw = Buffer.from(
+        [
+          "From: someone@example.com",
+          `To: ${ending.inbox.email}, ${staying.inbox.email}`,
+          `Subject: ${subject}`,
+          `Message-ID: <${queueId}@example.com>`,
+          "",
+          // Lines of at most 998 characters (RFC 5322), each different from every other message's.
+          ...Array.from({ length: Math.ceil(bodyBytes / 80) }, (_, i) => `${queueId} ${i}`.padEnd(78, ".")),
+          "",
+        ].join("\r\n"),
+      );
+      const recipient = (inbox: Created) => ({ address: inbox.email, tenantId: t.tenant.id, workspaceId: inbox.workspaceId, inboxId: inbox.id });
+      const meta: IngestMeta = {
+        v: 1,
+        dedupeKey: queueId,
+        queueId,
+        receivedAt: new Date().toISOString(),
+        remoteAddress: "127.0.0.1",
+        helo: "test.example",
+        mailFrom: "someone@example.com",
+        recipients: [recipient(ending.inbox), recipient(staying.inbox)],
+        returnPaths: [],
+        size: raw.length,
+        rawObject: null,
+      };
+      expect(ending.inbox.workspaceId).toBe(ending.ws);
+      const seq = await publishIngest(meta, raw);
+      // The live recipient of the same message gets it.
+      const stayingSubjects = async () =>
+        ((await s.api("GET", `/v1/inboxes/${staying.inbox.id}/messages`, { key: staying.wk })).body.messages as { subject: string }[]).map((m) => m.subject);
+      await waitFor(async () => (await stayingSubjects()).includes(subject), { timeoutMs: 10_000, intervalMs: 100, what: "the live recipient's copy" });
+      // The ingest message is acknowledged, not left to be redelivered.
+      await waitFor(
+        () =>
+          s.iso.jetstream(async (jsm) => {
+            const c = await jsm.consumers.info(ingestStreamName(s.iso.prefix), INGEST_DURABLE);
+            return c.ack_floor.stream_seq >= seq && c.num_ack_pending === 0 && c.num_pending === 0;
+          }),
+        { timeoutMs: 10_000, what: "the ingest message acknowledged" },
+      );
+      // Acknowledged means committed: nothing in the ended inbox, none of its bytes in the ended
+      // workspace, and no MessageReceived in its outbox (which keeps every event, published or
+      // not), so none in the stream either. The same queries find the live recipient's.
+      const c = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
+      await c.connect();
+      try {
+        const schema = s.iso.schema("mailbox");
+        const filed = await c.query(`select message_id from ${schema}.messages where inbox_id = $1 and direction = 'inbound'`, [ending.inbox.id]);
+        expect(filed.rows).toEqual([]);
+        const hash = createHash("sha256").update(raw).digest("hex");
+        const stored = async (workspaceId: string) =>
+          (await c.query(`select size from ${schema}.blobs where workspace_id = $1 and hash = $2`, [workspaceId, hash])).rows;
+        expect(await stored(ending.ws)).toEqual([]);
+        expect(await stored(staying.ws)).toEqual([{ size: raw.length }]);
+        const received = (workspaceId: string) => eventSubject("", { context: MAILBOX_CONTEXT, tenantId: t.tenant.id, workspaceId, type: "MessageReceived" });
+        const events = async (workspaceId: string) => (await c.query(`select event_id from ${schema}.outbox where subject = $1`, [received(workspaceId)])).rows;
+        expect(await events(ending.ws)).toEqual([]);
+        expect((await events(staying.ws)).length).toBeGreaterThan(0);
+      } finally {
+        await c.end();
+      }
+      // Said where an operator looks: the sender was told 250.
+      expect(s.logs.entries().some((e) => e.msg === "accepted mail for an inbox that no longer takes mail not filed" && e.queueId === queueId)).toBe(true);
+      // And the sender is told the ended inbox's address failed, once, however often the message is handled.
+      const notices = () => relay.received.filter((m) => m.from === "" && m.raw.includes(`X-Queue-ID: ${queueId}`));
+      await waitFor(() => notices().length > 0, { timeoutMs: 10_000, what: "the failure notice" });
+      expect(notices()[0]!.to).toEqual(["someone@example.com"]);
+      expect(readDeliveryReport(notices()[0]!.raw)?.recipients).toEqual([ending.inbox.email]);
+      // The same message again (as after a crash before its acknowledgement; JetStream would drop the same id).
+      const again = await publishIngest(meta, raw, `${queueId}-again`);
+      await waitFor(
+        () =>
+          s.iso.jetstream(async (jsm) => {
+            const c = await jsm.consumers.info(ingestStreamName(s.iso.prefix), INGEST_DURABLE);
+            return c.ack_floor.stream_seq >= again && c.num_ack_pending === 0;
+          }),
+        { timeoutMs: 10_000, what: "the second handling acknowledged" },
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      expect(notices()).toHaveLength(1);
+    },
+  );
 
   it("mail for an inbox this read model does not know at all (being rebuilt, say) is not dropped: it is tried again", async () => {
     const queueId = `unknown-${randomUUID()}`;

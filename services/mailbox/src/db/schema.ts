@@ -240,6 +240,7 @@ export interface FailureNoticesTable {
   next_try_at: string | Date;
   last_error: ColumnType<string | null, string | null | undefined, string | null>;
   lease: ColumnType<string | null, string | null | undefined, string | null>;
+  settled_at: ColumnType<Date | null, string | Date | null | undefined, string | Date | null>;
 }
 
 /** An outcome a server gave that is not recorded as an event yet. */

@@ -27,7 +27,8 @@ const count = (outcome: NoticeOutcome) => notices().inc({ outcome });
  * deleted, or its workspace ended, after smtp-ingress answered 250 for them): its sender is
  * owed a delivery status notification (RFC 5321 6.1), queued here to be sent. None for mail
  * from the null reverse path: a notice about a notice could loop. One notice per accepted
- * message: its id is derived from the message's dedupe key, so a redelivery queues nothing more.
+ * message: its id is derived from the message's dedupe key, so a redelivery queues nothing more
+ * (its row is kept a week after the notice went: see FailureNotices).
  */
 export async function oweFailureNotice(ctx: MailboxContext, meta: IngestMeta, raw: Buffer, failed: string[]): Promise<"queued" | "null sender"> {
   if (meta.mailFrom === null) return "null sender";
@@ -55,15 +56,23 @@ export async function oweFailureNotice(ctx: MailboxContext, meta: IngestMeta, ra
 
 type NoticeRow = { notice_id: string; queue_id: string; recipient: string; raw: Buffer; attempts: number; lease: string; created_at: Date };
 
+/** A settled notice (its bytes dropped) is kept this long: the same message handled again meanwhile owes nothing more. */
+const SETTLED_KEPT = sql.raw("interval '7 days'");
+/** How often a replica removes the settled notices past that age. */
+const PRUNE_EVERY_MS = 10 * 60_000;
+
 /**
  * Sends the notices owed, from the null reverse path, the way sent mail leaves (the relay, or
  * the recipient domain's MX). A due notice is leased before it is sent (see LeasePoller), so
  * replicas share the queue and a crash mid-try only delays it. A notice the sender's server
  * refuses is dropped (nothing is owed about a notice); one it defers is tried again on
- * DELIVERY_RETRY_DELAYS_S until DELIVERY_GIVE_UP_AFTER_S.
+ * DELIVERY_RETRY_DELAYS_S until DELIVERY_GIVE_UP_AFTER_S. Delivered, refused or given up, it
+ * is settled: kept a week without its bytes, so that a redelivered message queues no second
+ * notice. (Sent, but its settling lost, a notice is sent again once its lease ends: at least once.)
  */
 export class FailureNotices implements LeasedWork<NoticeRow> {
   private readonly poller: LeasePoller<NoticeRow>;
+  private prunedAt = 0;
 
   constructor(
     private readonly ctx: MailboxContext,
@@ -83,10 +92,14 @@ export class FailureNotices implements LeasedWork<NoticeRow> {
   }
 
   async lease(free: number): Promise<NoticeRow[]> {
+    if (Date.now() - this.prunedAt > PRUNE_EVERY_MS) {
+      await sql`delete from failure_notices where settled_at < now() - ${SETTLED_KEPT}`.execute(this.ctx.db);
+      this.prunedAt = Date.now();
+    }
     const due = await sql<NoticeRow>`
       update failure_notices set next_try_at = now() + ${LEASE}, lease = gen_random_uuid()
       where notice_id in (
-        select notice_id from failure_notices where next_try_at <= now() order by next_try_at limit ${free} for update skip locked
+        select notice_id from failure_notices where settled_at is null and next_try_at <= now() order by next_try_at limit ${free} for update skip locked
       )
       returning notice_id, queue_id, recipient, raw, attempts, lease, created_at`.execute(this.ctx.db);
     return due.rows;
@@ -105,34 +118,41 @@ export class FailureNotices implements LeasedWork<NoticeRow> {
     await sql`update failure_notices set next_try_at = now() + ${LEASE} where notice_id = ${row.notice_id} and lease = ${row.lease}`.execute(this.ctx.db);
   }
 
-  /** A try that failed on our side (the database, say) is deferred like a server's refusal for now. */
-  work(row: NoticeRow): Promise<void> {
-    return this.send(row).catch((err: unknown) => this.later(row, `not sent: ${String((err as Error)?.message ?? err)}`));
-  }
-
-  private async send(row: NoticeRow): Promise<void> {
+  /**
+   * One try. Outbound says what became of the recipient and never throws for it; anything
+   * thrown while recording that is left to the lease (the poller logs it).
+   */
+  async work(row: NoticeRow): Promise<void> {
     const about = { queueId: row.queue_id, to: row.recipient };
     const r = await this.outbound.send("", [row.recipient], row.raw);
-    if (r.delivered.length || r.rejected.length) {
-      await this.ctx.db.deleteFrom("failure_notices").where("notice_id", "=", row.notice_id).where("lease", "=", row.lease).execute();
-      if (r.delivered.length) {
-        count("delivered");
-        this.ctx.logger.info(about, "failure notice delivered");
-      } else {
-        count("refused");
-        this.ctx.logger.warn({ ...about, reason: r.rejected[0]!.reason }, "failure notice refused by the sender's server; dropped");
-      }
-      return;
-    }
-    await this.later(row, r.deferred.map((d) => d.reason).join("; ") || "deferred");
+    if (r.delivered.length) {
+      await this.settle(row, null);
+      count("delivered");
+      this.ctx.logger.info(about, "failure notice delivered");
+    } else if (r.rejected.length) {
+      const reason = r.rejected.map((d) => d.reason).join("; ");
+      await this.settle(row, reason);
+      count("refused");
+      this.ctx.logger.warn({ ...about, reason }, "failure notice refused by the sender's server; dropped");
+    } else await this.later(row, r.deferred.map((d) => d.reason).join("; ") || "deferred");
   }
 
-  /** Deferred (or not sent on our side): the next try on the retry schedule, or given up past the give-up age. */
+  /** No longer tried: its bytes dropped, the row kept (see SETTLED_KEPT). Only the lease holder settles it. */
+  private async settle(row: NoticeRow, reason: string | null): Promise<void> {
+    await this.ctx.db
+      .updateTable("failure_notices")
+      .set({ settled_at: sql<Date>`now()`, raw: Buffer.alloc(0), lease: null, last_error: reason?.slice(0, 1000) ?? null })
+      .where("notice_id", "=", row.notice_id)
+      .where("lease", "=", row.lease)
+      .execute();
+  }
+
+  /** Deferred: the next try on the retry schedule, or given up past the give-up age. */
   private async later(row: NoticeRow, reason: string): Promise<void> {
     const { ctx } = this;
     const ageS = (ctx.clock().getTime() - new Date(row.created_at).getTime()) / 1000;
     if (ageS >= ctx.cfg.DELIVERY_GIVE_UP_AFTER_S) {
-      await ctx.db.deleteFrom("failure_notices").where("notice_id", "=", row.notice_id).where("lease", "=", row.lease).execute();
+      await this.settle(row, reason);
       count("given_up");
       ctx.logger.warn({ queueId: row.queue_id, to: row.recipient, attempts: row.attempts + 1, reason }, "failure notice given up");
       return;

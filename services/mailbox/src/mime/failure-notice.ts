@@ -34,26 +34,32 @@ export interface FailureNotice {
 
 const rfc5322Date = (d: Date) => d.toUTCString().replace(/GMT$/, "+0000");
 
-/** The original's header, without its body: cut at the last whole line within the bound when longer. */
+/**
+ * The original's header, without its body, its lines ended with CRLF whatever ended them in
+ * the original (smtp-server passes bare LF and CR on as they came); at most the bound, in
+ * whole lines. The header ends at the first empty line, however that line ends.
+ */
 export function headerOf(raw: Buffer): Buffer {
-  const end = raw.indexOf("\r\n\r\n");
-  const header = end === -1 ? raw : raw.subarray(0, end + 2);
-  if (header.length <= MAX_QUOTED_HEADER_BYTES) return header;
-  const cut = header.lastIndexOf("\r\n", MAX_QUOTED_HEADER_BYTES - 2);
-  return header.subarray(0, cut === -1 ? 0 : cut + 2);
+  const window = raw.subarray(0, MAX_QUOTED_HEADER_BYTES);
+  const pieces = window.toString("latin1").split(/\r\n|\n|\r/);
+  // The window's last piece is a whole line only where the message ends.
+  if (raw.length > window.length) pieces.pop();
+  const lines: string[] = [];
+  let size = 0;
+  for (const line of pieces) {
+    if (line === "" || size + line.length + 2 > MAX_QUOTED_HEADER_BYTES) break;
+    lines.push(line);
+    size += line.length + 2;
+  }
+  return Buffer.from(lines.map((l) => `${l}\r\n`).join(""), "latin1");
 }
 
-/** Bytes that need no transfer encoding: 7-bit, no NUL or bare CR/LF, lines of at most 998 octets. */
+/** Lines (CRLF-ended, see headerOf) that need no transfer encoding: 7-bit, no NUL, at most 998 octets each. */
 function sevenBit(b: Buffer): boolean {
   let line = 0;
-  for (let i = 0; i < b.length; i++) {
-    const c = b[i]!;
+  for (const c of b) {
     if (c === 0 || c > 0x7f) return false;
-    if (c === 0x0d) {
-      if (b[i + 1] !== 0x0a) return false;
-      line = 0;
-      i++;
-    } else if (c === 0x0a) return false;
+    if (c === 0x0d || c === 0x0a) line = 0;
     else if (++line > 998) return false;
   }
   return true;
@@ -108,7 +114,8 @@ export async function failureNotice(n: FailureNotice): Promise<Buffer> {
     "",
     `--${boundary}`,
     "Content-Type: text/rfc822-headers",
-    // An original with 8-bit or overlong header lines is quoted in quoted-printable: the notice itself stays 7-bit.
+    // An original with 8-bit or overlong header lines is quoted in quoted-printable, so every
+    // part stays 7-bit (only an SMTPUTF8 sender's address, in To, is UTF-8).
     `Content-Transfer-Encoding: ${plain ? "7bit" : "quoted-printable"}`,
     "",
     plain ? quoted.toString("latin1").replace(/\r\n$/, "") : qpWrap(qpEncode(quoted), 76),
