@@ -67,10 +67,11 @@ describe("mam workspaces, keys, inboxes and status", () => {
     const events = json.json.streams.find((x: { stream: string }) => x.stream.endsWith("_EVENTS"));
     expect(events.lastSeq).toBeGreaterThan(5);
     expect(consumers["identity-read-model"].ackFloor).toBeGreaterThan(0);
-    expect(json.json.deliveryQueue).toMatchObject({ messages: 0, due: 0 });
+    expect(json.json.deliveryQueue).toMatchObject({ messages: 0, due: 0, failureNotices: { waiting: 0, due: 0, trying: 0, nextTryAt: null } });
     expect(json.json.readModels.mailbox).toMatchObject({ rebuilding: false });
     expect(human.stdout).toMatch(/^mailbox\s+up\s+answered in \d+ ms\s+nats$/m);
     expect(human.stdout).toMatch(/^\S+_EVENTS\s+mailbox-read-model\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+$/m);
     expect(human.stdout).toMatch(/^0 messages, 0 due now/m);
+    expect(human.stdout).toMatch(/^0 waiting, 0 due now, 0 being tried; next try -$/m);
   });
 });

@@ -198,12 +198,29 @@ export function render(r: {
     out.push("(pass --key or MAM_KEY with the operator key for the delivery queue and read-model rebuilds)");
     return out.join("\n");
   }
-  const q = r.deliveryQueue as { messages?: number; due?: number; trying?: number; nextTryAt?: string | null; maxAttempts?: number; error?: string };
+  type Notices = { waiting: number; due: number; trying: number; nextTryAt: string | null };
+  const q = r.deliveryQueue as {
+    messages?: number;
+    due?: number;
+    trying?: number;
+    nextTryAt?: string | null;
+    maxAttempts?: number;
+    failureNotices?: Notices;
+    error?: string;
+  };
+  const n = q.failureNotices;
   out.push(
     "DELIVERY QUEUE (outbound mail waiting for another try)",
     q.error
       ? `unknown: ${q.error}`
       : `${q.messages} messages, ${q.due} due now, ${q.trying} being tried; next try ${q.nextTryAt ?? "-"}; most attempts ${q.maxAttempts}`,
+    "",
+    "FAILURE NOTICES (owed to senders of mail accepted for an inbox deleted a moment before)",
+    q.error
+      ? `unknown: ${q.error}`
+      : n
+        ? `${n.waiting} waiting, ${n.due} due now, ${n.trying} being tried; next try ${n.nextTryAt ?? "-"}`
+        : "unknown: not reported by this mailbox",
     "",
     "READ MODELS",
     table(Object.entries(r.readModels ?? {}), [

@@ -4,7 +4,7 @@ import type { RpcServer } from "@mam/bus/rpc.ts";
 import { operatorSubject, resolveWithIdentity, serveOperator } from "@mam/service-kit/operator-rpc.ts";
 import type { MailboxContext } from "../context.ts";
 
-/** `mam status`: the outbound delivery queue (recipients waiting for another try), which lives in the database, not in a stream. */
+/** `mam status`: the outbound delivery queue (recipients waiting for another try) and the failure notices owed, which live in the database, not in a stream. */
 export const DELIVERY_QUEUE_SUBJECT = operatorSubject("mailbox", "delivery", "queue");
 
 /** The mailbox's operator requests (see operator-rpc.ts). */
@@ -18,6 +18,14 @@ export function registerOperatorRpc(rpc: RpcServer, ctx: MailboxContext): void {
              max(attempts) as attempts
       from delivery_queue`.execute(ctx.db);
     const r = row.rows[0]!;
+    // The delivery status notifications owed to senders (see failure-notices.ts): settled ones are only kept, not waiting.
+    const notices = await sql<{ waiting: string; due: string; trying: string; oldest: Date | null }>`
+      select count(*) as waiting,
+             count(*) filter (where next_try_at <= now()) as due,
+             count(*) filter (where lease is not null) as trying,
+             min(next_try_at) as oldest
+      from failure_notices where settled_at is null`.execute(ctx.db);
+    const n = notices.rows[0]!;
     return {
       status: 200,
       body: {
@@ -26,6 +34,12 @@ export function registerOperatorRpc(rpc: RpcServer, ctx: MailboxContext): void {
         trying: Number(r.trying),
         nextTryAt: r.oldest ? new Date(r.oldest).toISOString() : null,
         maxAttempts: r.attempts ?? 0,
+        failureNotices: {
+          waiting: Number(n.waiting),
+          due: Number(n.due),
+          trying: Number(n.trying),
+          nextTryAt: n.oldest ? new Date(n.oldest).toISOString() : null,
+        },
       },
     };
   });
