@@ -1,5 +1,8 @@
+import { generateKeyPairSync } from "node:crypto";
+import nodemailer from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readDeliveryReport } from "@mam/mailbox/delivery/bounces.ts";
+import { authVerdicts } from "@mam/mailbox/mime/authenticate.ts";
 import { failureNotice, MAX_QUOTED_HEADER_BYTES } from "@mam/mailbox/mime/failure-notice.ts";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { SmtpSink } from "@mam/testing/smtp-sink.ts";
@@ -44,6 +47,46 @@ describe("failure notices: what they say", () => {
     const long = await notice(`${Array.from({ length: 2_000 }, (_, i) => `X-Filler-${i}: ${"y".repeat(60)}`).join("\r\n")}\r\n\r\nbody\r\n`);
     expect(long.length).toBeLessThan(MAX_QUOTED_HEADER_BYTES + 4_096);
     expect(long.toString("latin1")).toMatch(/X-Filler-\d+: y{60}\r\n\r\n--=_notice_/);
+  });
+});
+
+describe("failure notices: their signature", () => {
+  const sink = new SmtpSink();
+  afterAll(() => sink.stop());
+
+  it("verifies as received over SMTP, whatever ends the original's header lines (a bare CR included)", async () => {
+    const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const record = `v=DKIM1; k=rsa; p=${publicKey.export({ type: "spki", format: "der" }).toString("base64")}`;
+    const lookup = async (name: string, type: string) => {
+      if (type === "TXT" && name === "mam1._domainkey.agents.test") return [[record]];
+      throw Object.assign(new Error(`no ${type} for ${name}`), { code: "ENOTFOUND" });
+    };
+    await sink.start();
+    const client = nodemailer.createTransport({ host: "127.0.0.1", port: sink.port, secure: false, ignoreTLS: true });
+    const originals = [
+      "Subject: Plain\r\nX-Two: 2\r\n\r\nbody\r\n",
+      "Subject: Bare CR\rX-Two: 2\r\n\r\nbody\r\n",
+      "Subject: Gr\u00fc\u00dfe\nX-Two: 2\n\nbody\n",
+    ];
+    for (const original of originals) {
+      const signed = await failureNotice({
+        mailDomain: "agents.test",
+        reportingMta: "mx.agents.test",
+        to: "sender@example.com",
+        noticeId: "0b7e4f1c-3a55-8d6e-9f00-1234567890ab",
+        queueId: "q1",
+        arrivedAt: new Date(),
+        date: new Date(),
+        recipients: [{ address: "gone@agents.test", status: "5.1.1", diagnostic: "the inbox was deleted" }],
+        original: Buffer.from(original, "utf8"),
+        dkim: { domainName: "agents.test", keySelector: "mam1", privateKey },
+      });
+      await client.sendMail({ envelope: { from: "", to: ["sender@example.com"] }, raw: signed });
+      const received = sink.received.at(-1)!.raw;
+      const verdicts = await authVerdicts(received, { ip: "127.0.0.1", helo: "mx.agents.test", sender: null, mta: "mx.example.com", lookup });
+      expect(verdicts.dkim, JSON.stringify(original)).toBe("pass");
+    }
+    client.close();
   });
 });
 

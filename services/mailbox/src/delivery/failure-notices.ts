@@ -93,8 +93,11 @@ export class FailureNotices implements LeasedWork<NoticeRow> {
 
   async lease(free: number): Promise<NoticeRow[]> {
     if (Date.now() - this.prunedAt > PRUNE_EVERY_MS) {
-      await sql`delete from failure_notices where settled_at < now() - ${SETTLED_KEPT}`.execute(this.ctx.db);
       this.prunedAt = Date.now();
+      // A prune that fails is tried again next time; the notices owed go out meanwhile.
+      await sql`delete from failure_notices where settled_at < now() - ${SETTLED_KEPT}`
+        .execute(this.ctx.db)
+        .catch((err: unknown) => this.ctx.logger.warn({ err }, "failure notices: could not remove the settled ones past their week; tried again later"));
     }
     const due = await sql<NoticeRow>`
       update failure_notices set next_try_at = now() + ${LEASE}, lease = gen_random_uuid()
@@ -116,6 +119,10 @@ export class FailureNotices implements LeasedWork<NoticeRow> {
 
   async renew(row: NoticeRow): Promise<void> {
     await sql`update failure_notices set next_try_at = now() + ${LEASE} where notice_id = ${row.notice_id} and lease = ${row.lease}`.execute(this.ctx.db);
+  }
+
+  about(row: NoticeRow): Record<string, unknown> {
+    return { queueId: row.queue_id, to: row.recipient };
   }
 
   /**

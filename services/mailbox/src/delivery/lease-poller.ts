@@ -15,6 +15,8 @@ export interface LeasedWork<Row> {
   renew(row: Row): Promise<void>;
   /** Works on one row; what it throws is only logged (the row comes back when its lease ends). */
   work(row: Row): Promise<void>;
+  /** What names the row in a log line. */
+  about(row: Row): Record<string, unknown>;
 }
 
 /**
@@ -66,7 +68,7 @@ export class LeasePoller<Row> {
         const renew = setInterval(() => void this.rows.renew(row).catch(() => undefined), RENEW_EVERY_MS);
         const p: Promise<void> = this.rows
           .work(row)
-          .catch((err: unknown) => this.ctx.logger.warn({ err }, `${this.o.what}: a row's try failed; it comes back when its lease ends`))
+          .catch((err: unknown) => this.ctx.logger.warn({ err, ...this.rows.about(row) }, `${this.o.what}: a try failed; it comes back when its lease ends`))
           .finally(() => {
             clearInterval(renew);
             this.working.delete(p);

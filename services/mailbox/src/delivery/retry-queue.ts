@@ -70,6 +70,10 @@ export class RetryQueue implements LeasedWork<QueueRow> {
     );
   }
 
+  about(row: QueueRow): Record<string, unknown> {
+    return { messageId: row.message_id };
+  }
+
   /** Every line of this try (the SMTP conversation, the records) names the message. */
   work(row: QueueRow): Promise<void> {
     return withLogContext({ messageId: row.message_id }, () => this.retry(row).catch((err: unknown) => this.failed(row, err)));

@@ -118,7 +118,7 @@ export async function failureNotice(n: FailureNotice): Promise<Buffer> {
     // part stays 7-bit (only an SMTPUTF8 sender's address, in To, is UTF-8).
     `Content-Transfer-Encoding: ${plain ? "7bit" : "quoted-printable"}`,
     "",
-    plain ? quoted.toString("latin1").replace(/\r\n$/, "") : qpWrap(qpEncode(quoted), 76),
+    (plain ? quoted.toString("latin1") : qpWrap(qpEncode(quoted), 76)).replace(/\r\n$/, ""),
     "",
     `--${boundary}--`,
     "",
