@@ -3,16 +3,39 @@ import { createServer } from "node:net";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { testEnv } from "./config.ts";
 
-/** A port that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports handed out come from below the kernel's ephemeral range (Linux: 32768-60999; macOS:
+ * from 49152): a port the system picked (listen on 0) is one it also gives to outgoing
+ * connections, so between its release and a server process binding it, any client connection
+ * of the machine (to Postgres, NATS, a test's HTTP request) could take it as its local port,
+ * and the server would fail to start with EADDRINUSE. Each vitest worker draws from its own
+ * slice, so two test files running side by side never draw the same port.
+ */
+const LOW = 20_000;
+const HIGH = 32_000;
+const handedOut = new Set<number>();
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
   });
+}
+
+/** A port that was free a moment ago, and that no other freePort of this suite hands out. */
+export async function freePort(): Promise<number> {
+  const workers = 8;
+  const slice = Math.floor((HIGH - LOW) / workers);
+  const worker = (Number(process.env.VITEST_POOL_ID ?? process.pid) - 1 + workers) % workers;
+  const from = LOW + worker * slice;
+  for (let tries = 0; tries < 200; tries++) {
+    const port = from + Math.floor(Math.random() * slice);
+    if (handedOut.has(port) || !(await canBind(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`no free port in ${from}-${from + slice - 1}`);
 }
 
 export interface RunningProcess {
