@@ -5,6 +5,7 @@ import type { MailboxContext } from "../context.ts";
 import { platformDkim } from "../commands/dkim-keys.ts";
 import { failureNotice } from "../mime/failure-notice.ts";
 import { derivedId } from "./ids.ts";
+import { INBOX_GONE_REASON } from "./receive.ts";
 import type { Outbound } from "./outbound.ts";
 import { LEASE, LeasePoller, type LeasedWork } from "./lease-poller.ts";
 
@@ -41,7 +42,7 @@ export async function oweFailureNotice(ctx: MailboxContext, meta: IngestMeta, ra
     queueId: meta.queueId,
     arrivedAt: new Date(meta.receivedAt),
     date: ctx.clock(),
-    recipients: failed.map((address) => ({ address, status: "5.1.1", diagnostic: "the inbox was deleted before this message could be filed" })),
+    recipients: failed.map((address) => ({ address, status: "5.1.1", diagnostic: INBOX_GONE_REASON })),
     original: raw,
     dkim: await platformDkim(ctx, ctx.db),
   });

@@ -11,7 +11,7 @@ import { putBlobs } from "../store/blobs.ts";
 import { decide as decideRecord, type DeliveryRecord } from "../commands/delivery-record-decision.ts";
 import { derivedId } from "./ids.ts";
 import { countOutcome } from "./metrics.ts";
-import { readDeliveryState } from "./outcomes.ts";
+import { outcomeRecord, readDeliveryState } from "./outcomes.ts";
 
 const SYSTEM: CommandMeta = { actor: { type: "system", id: "delivery" }, requestId: "delivery" };
 
@@ -41,6 +41,15 @@ export type OutcomeRecord = Extract<DeliveryRecord, { kind: "outcome" }>;
  * or its workspace ended, and nothing was filed.
  */
 export type FileResult = "filed" | "inbox gone";
+
+/** Why a recipient whose inbox was gone by the time its copy was filed got nothing. */
+export const INBOX_GONE_REASON = "the inbox was deleted before this message could be filed";
+
+/** The record of a copy that found its inbox gone: its recipients bounced, not delivered. */
+export function goneInstead(r: OutcomeRecord): OutcomeRecord {
+  const ref = { tenantId: r.owner.tenantId, workspaceId: r.owner.workspaceId, messageId: r.messageId };
+  return outcomeRecord(ref, "MessageBounced", { recipients: r.outcome.data.recipients, reason: INBOX_GONE_REASON });
+}
 
 const MAX_BATCH = 200;
 const MAX_BATCH_BYTES = 8 * 1024 * 1024;
@@ -106,7 +115,7 @@ export class Filer {
     const result = await new Promise<FileResult>((resolve, reject) =>
       this.batches.add(target.tenant_id, { target, blobs: small, facts, source, record, done: (err, result) => (err ? reject(err) : resolve(result!)) }),
     );
-    if (record) countOutcome("delivered", record.outcome.data.recipients.length);
+    if (record) countOutcome(result === "filed" ? "delivered" : "bounced", record.outcome.data.recipients.length);
     // The copy's id is the one filingOf derives; worked out only when someone reads debug lines.
     if (this.ctx.logger.isLevelEnabled("debug"))
       this.ctx.logger.debug({ inboxId: target.inbox_id, filedMessageId: derivedId(...source.dedupeParts, target.inbox_id), result }, "filed");
@@ -131,7 +140,12 @@ export class Filer {
             )
           : undefined,
       }),
-      decide: (state) => [...decide(command, state.filing), ...records.flatMap((r) => decideRecord(r, state.delivery!))],
+      decide: (state) => {
+        // A copy whose inbox is gone by now is recorded bounced: the sender is not told it was delivered.
+        const gone = new Set(unfileable(command, state.filing));
+        const recorded = batch.flatMap((f, i) => (f.record ? [gone.has(command.filings[i]!) ? goneInstead(f.record) : f.record] : []));
+        return [...decide(command, state.filing), ...recorded.flatMap((r) => decideRecord(r, state.delivery!))];
+      },
       answer: async (tx, { filing: state }) => {
         const notFiled = new Set(unfileable(command, state));
         const gone = new Set(command.filings.flatMap((f, i) => (notFiled.has(f) ? [i] : [])));

@@ -7,7 +7,7 @@ import type { Backbone } from "@mam/service-kit/backbone.ts";
 import type { MailboxContext } from "../context.ts";
 import { groupCommit } from "../commands/execute.ts";
 import { getBlobs } from "../store/blobs.ts";
-import { Filer, type OutcomeRecord, type Target } from "./receive.ts";
+import { Filer, INBOX_GONE_REASON, type OutcomeRecord, type Target } from "./receive.ts";
 import type { Outbound } from "./outbound.ts";
 import { outcomeRecord, pendingFrom, record, sendOut, settle, type Records, type SentRef } from "./outcomes.ts";
 import { DeliveryReads } from "./delivery-reads.ts";
@@ -21,9 +21,14 @@ type Sent = Extract<MailboxEnvelope, { type: "MessageSent" }>;
 /** Local copies at a time for one sent message: each holds the message's bytes until filed. */
 const LOCAL_COPIES_IN_FLIGHT = 4;
 
-/** Copies for inboxes of this platform, with no SMTP round trip; the bytes are read once. */
-async function deliverLocally(ctx: MailboxContext, filer: Filer, e: Sent, targets: Target[], record?: OutcomeRecord) {
-  if (!targets.length) return;
+/**
+ * Copies for inboxes of this platform, with no SMTP round trip; the bytes are read once.
+ * Resolves with the inboxes that took none (deleted, or their workspace ended, since their
+ * claims were read).
+ */
+async function deliverLocally(ctx: MailboxContext, filer: Filer, e: Sent, targets: Target[], record?: OutcomeRecord): Promise<Set<string>> {
+  const gone = new Set<string>();
+  if (!targets.length) return gone;
   const f = e.data;
   const hashes = [f.rawHash, f.plainHash, f.htmlHash, ...f.attachments.map((a) => a.hash)].filter((h): h is string => !!h);
   // Only a copy for another workspace needs the bytes: within the sender's they are stored already.
@@ -36,11 +41,14 @@ async function deliverLocally(ctx: MailboxContext, filer: Filer, e: Sent, target
         const copy = target.workspace_id === e.workspaceId ? [] : blobs;
         const result = await filer.file(target, facts, copy, { dedupeParts: ["local", f.messageId], sourceMessageId: f.messageId }, record);
         // The inbox ended between reading its claim and filing (the cascade's commit came in between).
-        if (result === "inbox gone")
+        if (result === "inbox gone") {
+          gone.add(target.inbox_id);
           ctx.logger.warn({ messageId: f.messageId, inboxId: target.inbox_id }, "local copy for an inbox that no longer takes mail dropped");
+        }
       }
     }),
   );
+  return gone;
 }
 
 const refOf = (e: Sent): SentRef => ({
@@ -81,14 +89,17 @@ async function deliver(ctx: MailboxContext, filer: Filer, reads: DeliveryReads, 
   const claims = read.value;
   if (claims.length) {
     const targets = [...new Map(claims.map((c) => [c.inbox_id, c])).values()];
-    const delivered = { recipients: claims.map((c) => c.address), via: "local" };
     // One inbox of the sender's tenant (most local mail): the copy and the record in one
-    // transaction. Several copies are all filed before the record, in transactions of their own.
+    // transaction (a bounce if the inbox is gone by then). Several copies are all filed before
+    // their records, in transactions of their own; those whose inbox was gone bounce.
     if (targets.length === 1 && targets[0]!.tenant_id === m.tenantId)
-      await deliverLocally(ctx, filer, e, targets, outcomeRecord(m, "MessageDelivered", delivered));
+      await deliverLocally(ctx, filer, e, targets, outcomeRecord(m, "MessageDelivered", { recipients: claims.map((c) => c.address), via: "local" }));
     else {
-      await deliverLocally(ctx, filer, e, targets);
-      await record(ctx, records, m, "MessageDelivered", delivered);
+      const gone = await deliverLocally(ctx, filer, e, targets);
+      const filed = claims.filter((c) => !gone.has(c.inbox_id)).map((c) => c.address);
+      const bounced = claims.filter((c) => gone.has(c.inbox_id)).map((c) => c.address);
+      if (filed.length) await record(ctx, records, m, "MessageDelivered", { recipients: filed, via: "local" });
+      if (bounced.length) await record(ctx, records, m, "MessageBounced", { recipients: bounced, reason: INBOX_GONE_REASON });
     }
   }
   const external = pending.filter((r) => !claims.some((c) => c.address === r));

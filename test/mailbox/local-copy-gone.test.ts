@@ -1,0 +1,127 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { outcomeRecord } from "@mam/mailbox/delivery/outcomes.ts";
+import { Filer, INBOX_GONE_REASON } from "@mam/mailbox/delivery/receive.ts";
+import { waitFor } from "@mam/runtime/wait.ts";
+import { provisionTenant, Stack } from "../support/stack.ts";
+
+type Inbox = { id: string; email: string; apiKey: string; workspaceId: string };
+type Delivery = { recipient: string; status: string; reason: string | null };
+
+/**
+ * A sent message's copy for an inbox of the platform is filed by the delivery worker after it
+ * read the recipient's claim; the inbox may be deleted in between. The sender is then told
+ * that recipient bounced, not that it was delivered.
+ */
+describe("a local copy whose inbox was deleted after its claim was read", () => {
+  const s = new Stack({ logLevel: "warn" });
+  const client = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
+  let sender: { tenantId: string; tenantKey: string; inbox: Inbox };
+  let other: { tenantId: string; key: string };
+
+  const inboxOf = async (key: string, username: string): Promise<Inbox> => {
+    const r = await s.api("POST", "/v1/inboxes", { key, body: { username } });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    return r.body;
+  };
+  const deliveries = async (id: string): Promise<Delivery[]> =>
+    (await s.api("GET", `/v1/inboxes/${sender.inbox.id}/messages/${id}`, { key: sender.inbox.apiKey })).body.deliveries;
+  const settled = (id: string) =>
+    waitFor(async () => (await deliveries(id)).every((d) => d.status !== "pending"), { timeoutMs: 15_000, intervalMs: 100, what: "an outcome" });
+
+  /** The mailbox's lock of a tenant (see event-sourcing.ts), held by this session until released. */
+  const lockKey = (tenantId: string) =>
+    client.query<{ key: string }>("select hashtextextended($1, 0)::text as key", [`mailbox:${tenantId}`]).then((r) => r.rows[0]!.key);
+  const waitersOn = async (key: string) =>
+    Number(
+      (
+        await client.query<{ n: string }>(
+          "select count(*) as n from pg_locks where locktype = 'advisory' and not granted and ((classid::bigint << 32) | objid::bigint) = $1::bigint",
+          [key],
+        )
+      ).rows[0]!.n,
+    );
+
+  beforeAll(async () => {
+    await s.start();
+    await client.connect();
+    const t1 = await provisionTenant(s, "Sender");
+    sender = { tenantId: t1.tenant.id, tenantKey: t1.key.key, inbox: await inboxOf(t1.key.key, "gone-sender") };
+    const t2 = await provisionTenant(s, "Other");
+    other = { tenantId: t2.tenant.id, key: t2.key.key };
+  });
+  afterAll(async () => {
+    await client.end();
+    await s.stop();
+  });
+
+  it("to another tenant's inbox: the recipient bounces, saying why, and nothing is filed", async () => {
+    const target = await inboxOf(other.key, "deleted-meanwhile");
+    const key = await lockKey(other.tenantId);
+    await client.query("select pg_advisory_lock($1::bigint)", [key]);
+    let deleted: Promise<{ status: number }> | undefined;
+    try {
+      // The deletion waits for the tenant's lock first; the worker's filing, after reading the claim, behind it.
+      deleted = s.api("DELETE", `/v1/inboxes/${target.id}`, { key: other.key });
+      await waitFor(async () => (await waitersOn(key)) === 1, { timeoutMs: 10_000, what: "the deletion waiting" });
+      const sent = await s.api("POST", `/v1/inboxes/${sender.inbox.id}/send`, {
+        key: sender.inbox.apiKey,
+        body: { to: target.email, subject: "Too late", plainBody: "x", verified: true },
+      });
+      expect(sent.status, JSON.stringify(sent.body)).toBe(200);
+      await waitFor(async () => (await waitersOn(key)) === 2, { timeoutMs: 10_000, what: "the filing waiting behind it" });
+      await client.query("select pg_advisory_unlock($1::bigint)", [key]);
+      expect((await deleted).status).toBe(200);
+      await settled(sent.body.id);
+      expect(await deliveries(sent.body.id)).toMatchObject([{ recipient: target.email, status: "bounced", reason: INBOX_GONE_REASON }]);
+      expect((await s.api("GET", `/v1/inboxes/${sender.inbox.id}/messages/${sent.body.id}`, { key: sender.inbox.apiKey })).body.status).toBe("bounced");
+      const copies = await s.mailbox!.ctx.db.selectFrom("messages").select("message_id").where("source_message_id", "=", sent.body.id).execute();
+      expect(copies).toEqual([]);
+    } finally {
+      await client.query("select pg_advisory_unlock_all()");
+      await deleted;
+    }
+  });
+
+  it("a copy filed with its delivery's record, its inbox gone by the filing: the record says bounced", async () => {
+    // As the worker files a copy for one inbox of the sender's own tenant: the copy and the
+    // record in one transaction. Here the copy comes again once its inbox is deleted.
+    const target = await inboxOf(sender.tenantKey, "gone-later");
+    const sent = await s.api("POST", `/v1/inboxes/${sender.inbox.id}/send`, {
+      key: sender.inbox.apiKey,
+      body: { to: target.email, subject: "Filed, then gone", plainBody: "x", verified: true },
+    });
+    expect(sent.status, JSON.stringify(sent.body)).toBe(200);
+    await settled(sent.body.id);
+    expect(await deliveries(sent.body.id)).toMatchObject([{ recipient: target.email, status: "delivered" }]);
+    expect((await s.api("DELETE", `/v1/inboxes/${target.id}`, { key: sender.tenantKey })).status).toBe(200);
+    const ref = { tenantId: sender.tenantId, workspaceId: sender.inbox.workspaceId, messageId: sent.body.id };
+    const facts = {
+      from: { address: sender.inbox.email, name: null },
+      to: [target.email],
+      cc: [],
+      bcc: [],
+      replyTo: null,
+      subject: "Filed, then gone",
+      messageIdHeader: `<${sent.body.id}@agents.test>`,
+      inReplyTo: null,
+      references: [],
+      rawHash: "0".repeat(64),
+      rawSize: 0,
+      plainHash: null,
+      htmlHash: null,
+      preview: "",
+      attachments: [],
+    };
+    const result = await new Filer(s.mailbox!.ctx).file(
+      { tenant_id: sender.tenantId, workspace_id: target.workspaceId, inbox_id: target.id },
+      facts,
+      [],
+      { dedupeParts: ["local", sent.body.id], sourceMessageId: sent.body.id },
+      outcomeRecord(ref, "MessageDelivered", { recipients: [target.email], via: "local" }),
+    );
+    expect(result).toBe("inbox gone");
+    await waitFor(async () => (await deliveries(sent.body.id))[0]?.status === "bounced", { timeoutMs: 10_000, what: "the bounce recorded" });
+    expect(await deliveries(sent.body.id)).toMatchObject([{ recipient: target.email, status: "bounced", reason: INBOX_GONE_REASON }]);
+  });
+});
