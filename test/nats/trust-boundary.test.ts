@@ -175,6 +175,9 @@ describe("NATS as a trust boundary", () => {
     // What it needs still works: the directory's kind of consumer.
     const directory = await js.consumers.get(EVENTS, { filter_subjects: "evt.mailbox.>" });
     expect((await directory.info()).config.filter_subject).toBe("evt.mailbox.>");
+    // And asking the mailbox's read model about an address the directory lacks.
+    const lookup = await nc.request("svc.mailbox.directory.lookup", JSON.stringify({ addresses: [`nobody@${s.mailDomain}`] }), { timeout: 5_000 });
+    expect(lookup.json()).toMatchObject({ ok: true, body: { entries: [] } });
   });
 
   it("lets realtime read its feed's newest entry by subject (where a resume ends), and no event", async () => {

@@ -1,3 +1,4 @@
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SmtpTranscript } from "@mam/testing/smtp-transcript.ts";
 import { TcpRelay } from "@mam/testing/tcp-relay.ts";
@@ -42,5 +43,29 @@ describe("SMTP ingress, its directory running late", () => {
     // An address no inbox has is still refused, once the directory is known to hold everything.
     expect(await session.command(`RCPT TO:<nobody@${s.mailDomain}>`)).toMatch(/^550 5\.1\.1/);
     session.close();
+  });
+
+  it("answers RCPT for an inbox whose event the stream does not hold yet (committed, not published), and 550 for an unknown one", async () => {
+    const t = await provisionTenant(s, "Unpublished");
+    // The mailbox's relay publishes a tenant's events only while it holds the tenant's relay
+    // lock (see relay.ts): held here, the creation is committed and answered (after the
+    // API's 2 s wait for its event) and its event stays in the outbox.
+    const db = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
+    await db.connect();
+    try {
+      await db.query("select pg_advisory_lock(hashtextextended($1, 0))", [`outbox:mailbox:${t.tenant.id}`]);
+      const fresh = await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "not-published" } });
+      expect(fresh.status).toBe(201);
+      const session = await SmtpTranscript.open(s.smtp!.port);
+      await session.reply();
+      await session.command("EHLO x");
+      expect(await session.command("MAIL FROM:<sender@example.com>")).toMatch(/^250/);
+      expect(await session.command(`RCPT TO:<${fresh.body.email}>`)).toMatch(/^250/);
+      expect(await session.command(`RCPT TO:<nobody-else@${s.mailDomain}>`)).toMatch(/^550 5\.1\.1/);
+      session.close();
+    } finally {
+      await db.query("select pg_advisory_unlock_all()");
+      await db.end();
+    }
   });
 });

@@ -132,3 +132,7 @@ export const DirectoryPage = z.object({
   entries: z.array(z.object({ address: z.string(), tenantId: z.uuid(), workspaceId: z.uuid(), inboxId: z.uuid() })),
 });
 export type DirectoryPage = z.infer<typeof DirectoryPage>;
+/** Addresses smtp-ingress's directory lacks though it holds the whole stream: asked of the read model. */
+export const DirectoryLookupQuery = z.object({ addresses: z.array(z.string().max(320)).min(1).max(100) });
+export const DirectoryLookup = z.object({ entries: DirectoryPage.shape.entries });
+export type DirectoryLookup = z.infer<typeof DirectoryLookup>;

@@ -20,6 +20,8 @@ import {
   AddressRemoved,
   CreatedInbox,
   CreateInboxBody,
+  DirectoryLookup,
+  DirectoryLookupQuery,
   DirectoryPage,
   DirectoryPageQuery,
   Inbox,
@@ -122,6 +124,11 @@ export const MailboxRpc = {
   platformDomainGet: contract("svc.mailbox.platform-domain.get", NoParams, Domain),
   /** Internal, unscoped: smtp-ingress loads the address directory from here at start. */
   directoryPage: contract("svc.mailbox.directory.page", DirectoryPageQuery, DirectoryPage),
+  /**
+   * Internal, unscoped: the claims of addresses smtp-ingress's directory lacks, from the read
+   * model, which holds events committed and not published yet (see directoryLookup).
+   */
+  directoryLookup: contract("svc.mailbox.directory.lookup", DirectoryLookupQuery, DirectoryLookup),
   /** Internal, unscoped (only realtime may ask): the messages of one workspace as the feed shows them. */
   feedMessages: contract("svc.mailbox.feed.messages", FeedMessagesQuery, FeedMessages),
   platformDomainVerify: contract("svc.mailbox.platform-domain.verify", NoParams, Domain),

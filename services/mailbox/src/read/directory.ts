@@ -1,5 +1,5 @@
 import { AppError, parseOrThrow } from "@mam/contracts/errors.ts";
-import { DirectoryPageQuery, type DirectoryPage } from "@mam/contracts/mailbox-api.ts";
+import { DirectoryLookupQuery, DirectoryPageQuery, type DirectoryLookup, type DirectoryPage } from "@mam/contracts/mailbox-api.ts";
 import type { MailboxContext } from "../context.ts";
 import { readModelRebuilding } from "./rebuilding.ts";
 import { PROJECTION } from "../projections/mailbox-read-model.ts";
@@ -22,4 +22,27 @@ export async function directoryPage(ctx: MailboxContext, stream: string, raw: un
   // Asked after the rows: no record then means no reset emptied the table before they were read.
   if (await readModelRebuilding(ctx)) throw new AppError("UNAVAILABLE", "The mailbox's read model is being rebuilt; retry shortly");
   return { fromSeq, entries };
+}
+
+/**
+ * The claims of these addresses, for RCPT when smtp-ingress's directory lacks them though it
+ * holds every event in the stream: a command commits its events with the read model's rows
+ * and publishes them after, so an inbox whose creation was answered before NATS stored its
+ * event (the API waits PUBLISH_WAIT_MS, not longer) is here and not yet in the stream. Not
+ * while the read model is rebuilt (an address not replayed yet would look unclaimed).
+ */
+export async function directoryLookup(ctx: MailboxContext, raw: unknown): Promise<DirectoryLookup> {
+  const q = parseOrThrow(DirectoryLookupQuery, raw);
+  const rows = await ctx.db
+    .selectFrom("address_claims")
+    .select(["address", "tenant_id", "workspace_id", "inbox_id"])
+    .where(
+      "address",
+      "in",
+      q.addresses.map((a) => a.toLowerCase()),
+    )
+    .execute();
+  // Asked after the rows, as for a page (see directoryPage).
+  if (await readModelRebuilding(ctx)) throw new AppError("UNAVAILABLE", "The mailbox's read model is being rebuilt; retry shortly");
+  return { entries: rows.map((r) => ({ address: r.address, tenantId: r.tenant_id, workspaceId: r.workspace_id, inboxId: r.inbox_id })) };
 }

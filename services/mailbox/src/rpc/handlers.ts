@@ -12,7 +12,7 @@ import { forward, reply, send } from "../commands/send.ts";
 import { addDomain, removeDomain, verifyDomain } from "../commands/domains.ts";
 import { getDomain, listDomains } from "../read/domains.ts";
 import { platformDomain } from "../read/platform-domain.ts";
-import { directoryPage } from "../read/directory.ts";
+import { directoryLookup, directoryPage } from "../read/directory.ts";
 import { registerFeedRpc } from "./feed.ts";
 import { registerOperatorRpc } from "./operator.ts";
 import type { CommandMeta } from "../commands/execute.ts";
@@ -49,6 +49,7 @@ export function registerMailboxRpc(server: RpcServer, ctx: MailboxContext, strea
   server.serve(M.domainRemove, async (req, c) => ok(await removeDomain(ctx, c.claims, req, meta(c))));
   // No scope: it is the platform's, not a workspace's (every address is in the event stream anyway).
   server.servePublic(M.directoryPage, async (req) => ok(await directoryPage(ctx, stream, req)));
+  server.servePublic(M.directoryLookup, async (req) => ok(await directoryLookup(ctx, req)));
   registerFeedRpc(server, ctx);
   server.serve(M.platformDomainGet, async (_req, c) => ok(await platformDomain(ctx, c.claims, false)));
   server.serve(M.platformDomainVerify, async (_req, c) => ok(await platformDomain(ctx, c.claims, true)));

@@ -6,7 +6,8 @@ import type { Logger } from "@mam/runtime/logger.ts";
 import type { SmtpIngressConfig } from "../config.ts";
 import { ConnectionAdmission } from "./admission.ts";
 import { BufferBudget } from "./buffer-budget.ts";
-import type { Directory } from "./directory.ts";
+import { ClaimsLookup } from "./claims-lookup.ts";
+import type { Directory, Mailbox } from "./directory.ts";
 import { dedupeKeyOf, publishIngest } from "./ingest.ts";
 import { readMessageData } from "./message-data.ts";
 import type { SmtpObserver } from "./metrics.ts";
@@ -48,11 +49,29 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
   const hostname = d.cfg.SMTP_HOSTNAME ?? `mx.${d.cfg.MAIL_DOMAIN}`;
   const admission = new ConnectionAdmission(d.cfg.SMTP_MAX_CLIENTS_PER_IP, d.cfg.SMTP_MAX_CLIENTS);
   const budget = new BufferBudget(d.cfg.SMTP_MAX_BUFFERED_BYTES);
+  const claims = new ClaimsLookup(d.bus);
   const transactions = new WeakMap<SMTPServerSession, Transaction>();
   const transactionOf = (session: SMTPServerSession) => {
     let txn = transactions.get(session);
     if (!txn) transactions.set(session, (txn = newTransaction()));
     return txn;
+  };
+
+  /**
+   * An address the directory lacks. The directory follows the mailbox's events by a moment,
+   * and a command's events reach the stream after it commits: the mailbox's read model, which
+   * holds what was committed, is asked (answered in a few milliseconds). When it cannot say
+   * (the mailbox down, its read model being rebuilt), the stream decides: refused once the
+   * directory is known to hold every event stored until now.
+   */
+  const missed = async (address: string, decide: (lookup?: (a: string) => Mailbox | undefined) => RcptDecision): Promise<RcptDecision> => {
+    const claimed = await claims.of(address).catch((err: unknown) => {
+      d.logger.debug({ err }, "directory: the mailbox could not look the address up; the stream decides");
+      return undefined;
+    });
+    if (claimed !== undefined) return decide(() => claimed ?? undefined);
+    if (!(await d.directory.current())) return { kind: "refuse", code: 451, text: "4.4.3 Address directory is behind, try again shortly" };
+    return decide();
   };
 
   const server: SMTPServer = withAsciiReplies(
@@ -91,7 +110,7 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
       },
       onRcptTo(address: SMTPServerAddress, session, cb: Callback) {
         const txn = transactionOf(session);
-        const decide = () =>
+        const decide = (lookup = (a: string) => d.directory.lookup(a)) =>
           decideRcpt({
             address: address.address,
             nullSender: !!session.envelope.mailFrom && session.envelope.mailFrom.address === "",
@@ -99,7 +118,7 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
             maxRecipients: d.cfg.SMTP_MAX_RECIPIENTS,
             mailDomain: d.cfg.MAIL_DOMAIN,
             directoryReady: d.directory.ready,
-            lookup: (a) => d.directory.lookup(a),
+            lookup,
           });
         const answer = (decision: RcptDecision) => {
           if (decision.kind === "refuse") return cb(reply(decision.code, decision.text));
@@ -108,9 +127,7 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
         };
         const decision = decide();
         if (decision.kind !== "refuse" || !decision.unknown) return answer(decision);
-        // The directory follows the mailbox's events by a moment: an inbox created just before
-        // is refused only once the directory is known to hold every event stored until now.
-        void d.directory.current().then((current) => (current ? answer(decide()) : cb(reply(451, "4.4.3 Address directory is behind, try again shortly"))));
+        void missed(address.address, decide).then(answer);
       },
       onData(stream: SMTPServerDataStream, session, cb: Callback) {
         // The message's lines carry the SMTP session's id, and its queue id once it has one (see record).
