@@ -85,9 +85,14 @@ export async function loadLocalCopies(
 ): Promise<LocalCopies | undefined> {
   const rows = await reads.of(tx, inbox.tenant_id, copiesKeyOf(inbox, c));
   if (!rows.length || rows.some((r) => !r.known)) return undefined;
+  // Only copies for inboxes that take mail are filed and recorded here. (A claim outlives no
+  // inbox: it is released with InboxDeleted. Were one left, its recipient would stay pending
+  // for the worker, whose filing finds the inbox gone and records a bounce.)
+  const live = rows.filter((r) => r.live);
+  if (!live.length) return undefined;
   const owner = { tenantId: inbox.tenant_id, workspaceId: inbox.workspace_id };
   const { messageId: _m, inboxId: _i, threadId: _t, ...facts } = c.facts;
-  const targets = [...new Set(rows.map((r) => r.inbox_id))];
+  const targets = [...new Set(live.map((r) => r.inbox_id))];
   const command: FilingCommand = {
     filings: targets.map((id) => filingOf(owner, id, facts, { dedupeParts: ["local", c.facts.messageId], sourceMessageId: c.facts.messageId })),
   };
@@ -105,9 +110,9 @@ export async function loadLocalCopies(
           .execute(),
       )
     : noMessages();
-  const liveInboxes = new Map(rows.filter((r) => r.live).map((r) => [r.inbox_id, inbox.workspace_id]));
+  const liveInboxes = new Map(live.map((r) => [r.inbox_id, inbox.workspace_id]));
   const record = outcomeRecord({ tenantId: inbox.tenant_id, workspaceId: inbox.workspace_id, messageId: c.facts.messageId }, "MessageDelivered", {
-    recipients: rows.map((r) => r.address),
+    recipients: live.map((r) => r.address),
     via: "local",
   });
   return { command, state: { ...parents, liveInboxes, closedWorkspaces: new Set() }, record };

@@ -100,17 +100,16 @@ export class Filer {
     // Content-addressed and idempotent: large bytes are stored first, on their own; the
     // rest go into the batch's transaction, one statement for all of them.
     const small: Buffer[] = [];
-    // Large bytes for an inbox that takes no mail would be stored for nobody. Checked outside
-    // the lock, but an inbox never comes back: gone now, gone at the commit too.
-    if (
+    // Large bytes for an inbox that takes no mail would be stored for nobody: checked outside
+    // the lock (an inbox never comes back: gone now, gone at the commit too) and then left
+    // out. The filing still goes to its batch, which tells a copy stored before from none and
+    // records the delivery that goes with it.
+    const gone =
       blobs.some((b) => b.length > INLINE_BLOB_BYTES) &&
-      (await liveInboxesOf(this.ctx.db, target.tenant_id, [target.inbox_id])).get(target.inbox_id) !== target.workspace_id
-    ) {
-      return "inbox gone";
-    }
+      (await liveInboxesOf(this.ctx.db, target.tenant_id, [target.inbox_id])).get(target.inbox_id) !== target.workspace_id;
     for (const data of blobs) {
-      if (data.length > INLINE_BLOB_BYTES) await putBlobs(this.ctx.db, [{ workspaceId: target.workspace_id, data }], this.ctx.clock());
-      else small.push(data);
+      if (data.length <= INLINE_BLOB_BYTES) small.push(data);
+      else if (!gone) await putBlobs(this.ctx.db, [{ workspaceId: target.workspace_id, data }], this.ctx.clock());
     }
     const result = await new Promise<FileResult>((resolve, reject) =>
       this.batches.add(target.tenant_id, { target, blobs: small, facts, source, record, done: (err, result) => (err ? reject(err) : resolve(result!)) }),
@@ -141,21 +140,23 @@ export class Filer {
           : undefined,
       }),
       decide: (state) => {
-        // A copy whose inbox is gone by now is recorded bounced: the sender is not told it was delivered.
-        const gone = new Set(unfileable(command, state.filing));
+        // A copy whose inbox is gone by now, and that was not stored before, is recorded
+        // bounced: the sender is not told it was delivered.
+        const gone = goneFilings(command, state.filing);
         const recorded = batch.flatMap((f, i) => (f.record ? [gone.has(command.filings[i]!) ? goneInstead(f.record) : f.record] : []));
         return [...decide(command, state.filing), ...recorded.flatMap((r) => decideRecord(r, state.delivery!))];
       },
       answer: async (tx, { filing: state }) => {
-        const notFiled = new Set(unfileable(command, state));
-        const gone = new Set(command.filings.flatMap((f, i) => (notFiled.has(f) ? [i] : [])));
-        // The bytes of mail filed nowhere are not kept (in a workspace that ended, nothing could read them).
+        // The bytes of mail for an inbox that takes none are not kept (in a workspace that
+        // ended, nothing could read them), a copy stored before included.
+        const notTaking = new Set(unfileable(command, state));
         await storeBytes(
           tx,
-          batch.filter((_, i) => !gone.has(i)),
+          batch.filter((_, i) => !notTaking.has(command.filings[i]!)),
           at,
         );
-        return gone;
+        const gone = goneFilings(command, state);
+        return new Set(command.filings.flatMap((f, i) => (gone.has(f) ? [i] : [])));
       },
       // The ingest consumer needs the filing committed, not published: the next batch of
       // this tenant need not wait for the relay.
@@ -163,6 +164,10 @@ export class Filer {
     });
   }
 }
+
+/** Filings for an inbox that takes no mail, of copies not stored before ("inbox gone"; one stored before is "filed"). */
+const goneFilings = (c: FilingCommand, state: FilingState): Set<FilingCommand["filings"][number]> =>
+  new Set(unfileable(c, state).filter((f) => !state.messages.has(f.messageId)));
 
 /**
  * The batch's inboxes that take mail (live, their workspace not closed), read under the
