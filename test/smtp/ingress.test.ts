@@ -396,6 +396,10 @@ describe("SMTP ingress", () => {
       expect(await rcpt(alias)).toBe("250");
       expect(await rcpt(gone.email)).toBe("550");
       expect(await rcpt(a.email)).toBe("250");
+      // From the directory itself: a miss is looked up in the mailbox, which would answer the same.
+      const directory = s.smtp!.ctx.directory!;
+      for (const address of [kept.email, alias, a.email]) expect(directory.lookup(address), address).toBeDefined();
+      expect(directory.lookup(gone.email)).toBeUndefined();
     };
     const replays = () => s.logs.text().split("replaying every mailbox event").length - 1;
     await waitFor(async () => (await rcpt(alias)) === "250" && (await rcpt(gone.email)) === "550", { timeoutMs: 5_000, what: "the directory up to date" });

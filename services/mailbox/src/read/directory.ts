@@ -33,6 +33,9 @@ export async function directoryPage(ctx: MailboxContext, stream: string, raw: un
  */
 export async function directoryLookup(ctx: MailboxContext, raw: unknown): Promise<DirectoryLookup> {
   const q = parseOrThrow(DirectoryLookupQuery, raw);
+  // Asked before the rows and after them: a rebuild under way at either moment is seen.
+  const rebuilding = () => new AppError("UNAVAILABLE", "The mailbox's read model is being rebuilt; retry shortly");
+  if (await readModelRebuilding(ctx)) throw rebuilding();
   const rows = await ctx.db
     .selectFrom("address_claims")
     .select(["address", "tenant_id", "workspace_id", "inbox_id"])
@@ -42,7 +45,6 @@ export async function directoryLookup(ctx: MailboxContext, raw: unknown): Promis
       q.addresses.map((a) => a.toLowerCase()),
     )
     .execute();
-  // Asked after the rows, as for a page (see directoryPage).
-  if (await readModelRebuilding(ctx)) throw new AppError("UNAVAILABLE", "The mailbox's read model is being rebuilt; retry shortly");
+  if (await readModelRebuilding(ctx)) throw rebuilding();
   return { entries: rows.map((r) => ({ address: r.address, tenantId: r.tenant_id, workspaceId: r.workspace_id, inboxId: r.inbox_id })) };
 }

@@ -2,6 +2,7 @@ import { call } from "@mam/bus/rpc-client.ts";
 import type { Bus } from "@mam/bus/connection.ts";
 import { DirectoryLookup } from "@mam/contracts/mailbox-api.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
+import type { Logger } from "@mam/runtime/logger.ts";
 import type { Mailbox } from "./directory.ts";
 
 /** Addresses in one request at most (the contract's bound). */
@@ -14,13 +15,19 @@ type Answer = Mailbox | null | Error;
  * Asks the mailbox's read model which inbox claims an address the directory lacks (see the
  * mailbox's directoryLookup): it holds what commands committed, published or not. One request
  * at a time per replica: the addresses missed while one is out go together in the next, so a
- * flood of unknown addresses costs a request per round trip, not one each.
+ * flood of unknown addresses costs a request per round trip, not one each. A request that
+ * fails (the mailbox down, slow past the timeout, rebuilding) fails every address waiting
+ * then too, so that none waits for a queue of timeouts: the caller falls back on the stream.
  */
 export class ClaimsLookup {
   private readonly pending = new Map<string, ((a: Answer) => void)[]>();
   private asking = false;
+  private lastFailureLog = 0;
 
-  constructor(private readonly bus: Bus) {}
+  constructor(
+    private readonly bus: Bus,
+    private readonly logger: Logger,
+  ) {}
 
   /** The inbox claiming the address; null when none does; rejects when the mailbox cannot say. */
   of(address: string): Promise<Mailbox | null> {
@@ -38,7 +45,17 @@ export class ClaimsLookup {
         const batch = [...this.pending].slice(0, MAX_BATCH);
         for (const [a] of batch) this.pending.delete(a);
         const found = await this.request(batch.map(([a]) => a));
-        for (const [a, waiters] of batch) for (const w of waiters) w(found instanceof Error ? found : (found.get(a) ?? null));
+        if (found instanceof Error) {
+          // Said once in a while: every miss falls back on the stream meanwhile.
+          if (Date.now() - this.lastFailureLog > 30_000) {
+            this.lastFailureLog = Date.now();
+            this.logger.warn({ err: found }, "directory: the mailbox cannot look addresses up; the stream decides meanwhile");
+          }
+          for (const [, waiters] of [...batch, ...this.pending]) for (const w of waiters) w(found);
+          this.pending.clear();
+          continue;
+        }
+        for (const [a, waiters] of batch) for (const w of waiters) w(found.get(a) ?? null);
       }
     } finally {
       this.asking = false;

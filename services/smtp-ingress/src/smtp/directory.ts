@@ -44,7 +44,8 @@ interface Waiter {
 
 /**
  * Every address of the platform, in memory, kept from the mailbox's events through an
- * ordered consumer: RCPT is answered without a database round trip.
+ * ordered consumer: RCPT for a known address is answered without a round trip (a miss asks
+ * the mailbox, see ClaimsLookup).
  */
 export class Directory {
   private readonly byAddress = new Map<string, Mailbox>();

@@ -49,7 +49,7 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
   const hostname = d.cfg.SMTP_HOSTNAME ?? `mx.${d.cfg.MAIL_DOMAIN}`;
   const admission = new ConnectionAdmission(d.cfg.SMTP_MAX_CLIENTS_PER_IP, d.cfg.SMTP_MAX_CLIENTS);
   const budget = new BufferBudget(d.cfg.SMTP_MAX_BUFFERED_BYTES);
-  const claims = new ClaimsLookup(d.bus);
+  const claims = new ClaimsLookup(d.bus, d.logger);
   const transactions = new WeakMap<SMTPServerSession, Transaction>();
   const transactionOf = (session: SMTPServerSession) => {
     let txn = transactions.get(session);
@@ -65,10 +65,7 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
    * directory is known to hold every event stored until now.
    */
   const missed = async (address: string, decide: (lookup?: (a: string) => Mailbox | undefined) => RcptDecision): Promise<RcptDecision> => {
-    const claimed = await claims.of(address).catch((err: unknown) => {
-      d.logger.debug({ err }, "directory: the mailbox could not look the address up; the stream decides");
-      return undefined;
-    });
+    const claimed = await claims.of(address).catch(() => undefined);
     if (claimed !== undefined) return decide(() => claimed ?? undefined);
     if (!(await d.directory.current())) return { kind: "refuse", code: 451, text: "4.4.3 Address directory is behind, try again shortly" };
     return decide();
