@@ -12,6 +12,7 @@ import { provisionTenant, Stack } from "../support/stack.ts";
 const PER_IP = 3;
 const MAX_MESSAGE = 200_000;
 const INLINE = 2_000;
+const UNKNOWN = 4;
 
 /** A message body of about `bytes` bytes, in lines of 80 (no line starts with a dot). */
 const filler = (bytes: number, seed = "x") => `${seed.repeat(78).slice(0, 78)}\r\n`.repeat(Math.ceil(bytes / 80));
@@ -81,6 +82,7 @@ describe("SMTP door: connections, memory, deduplication, return paths", () => {
       smtp: true,
       smtpEnv: {
         SMTP_MAX_CLIENTS_PER_IP: String(PER_IP),
+        SMTP_MAX_UNKNOWN_RECIPIENTS: String(UNKNOWN),
         SMTP_MAX_MESSAGE_BYTES: String(MAX_MESSAGE),
         // As small as allowed: one message of the largest size, or two smaller ones.
         SMTP_MAX_BUFFERED_BYTES: String(MAX_MESSAGE),
@@ -306,6 +308,18 @@ describe("SMTP door: connections, memory, deduplication, return paths", () => {
       const bytes = await raw(got.find((m) => m.subject === subject)!.id);
       expect(bytes.toString("latin1").endsWith(sent)).toBe(true);
     }
+  });
+
+  it("a connection naming more unknown addresses than SMTP_MAX_UNKNOWN_RECIPIENTS is told 421 4.7.0 and closed", async () => {
+    const c = await SmtpTranscript.open(port);
+    await c.reply();
+    await c.command("EHLO guesser.example");
+    expect(await c.command("MAIL FROM:<guess@example.com>")).toMatch(/^250/);
+    for (let i = 0; i < UNKNOWN; i++) expect(await c.command(`RCPT TO:<guess-${i}@${s.mailDomain}>`)).toMatch(/^550 5\.1\.1/);
+    // A known address in between neither counts nor resets the count.
+    expect(await c.command(`RCPT TO:<${inbox.email}>`)).toMatch(/^250/);
+    expect(await c.command(`RCPT TO:<guess-last@${s.mailDomain}>`)).toMatch(/^421 4\.7\.0/);
+    await c.closedByPeer();
   });
 
   it("platform return paths: accepted only from the null sender, carried apart from the recipients; a bad-shaped one is an unknown address", async () => {

@@ -16,6 +16,11 @@ export const Env = BaseEnv.extend({
     .positive()
     .default(25 * 1024 * 1024),
   SMTP_MAX_RECIPIENTS: z.coerce.number().int().positive().default(100),
+  /**
+   * RCPTs one connection may name that no inbox has (550 5.1.1); the next is told 421 4.7.0
+   * and the connection closed, so guessing addresses costs a new connection every so many.
+   */
+  SMTP_MAX_UNKNOWN_RECIPIENTS: z.coerce.number().int().positive().default(20),
   /** Open connections in all; beyond it a new one is told 421 and closed. */
   SMTP_MAX_CLIENTS: z.coerce.number().int().positive().default(500),
   /** Open connections from one address; beyond it 421 4.7.0 and closed. */

@@ -50,6 +50,8 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
   const admission = new ConnectionAdmission(d.cfg.SMTP_MAX_CLIENTS_PER_IP, d.cfg.SMTP_MAX_CLIENTS);
   const budget = new BufferBudget(d.cfg.SMTP_MAX_BUFFERED_BYTES);
   const claims = new ClaimsLookup(d.bus, d.logger);
+  /** RCPTs of each connection refused as unknown (see SMTP_MAX_UNKNOWN_RECIPIENTS). */
+  const unknowns = new WeakMap<SMTPServerSession, number>();
   const transactions = new WeakMap<SMTPServerSession, Transaction>();
   const transactionOf = (session: SMTPServerSession) => {
     let txn = transactions.get(session);
@@ -118,6 +120,14 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
             lookup,
           });
         const answer = (decision: RcptDecision) => {
+          if (decision.kind === "refuse" && decision.unknown) {
+            const count = (unknowns.get(session) ?? 0) + 1;
+            unknowns.set(session, count);
+            if (count > d.cfg.SMTP_MAX_UNKNOWN_RECIPIENTS) {
+              d.logger.info({ remoteAddress: session.remoteAddress, unknown: count }, "connection closed: too many unknown recipients");
+              return cb(reply(421, "4.7.0 Too many unknown recipients, closing connection"));
+            }
+          }
           if (decision.kind === "refuse") return cb(reply(decision.code, decision.text));
           admitRcpt(txn, decision);
           cb();
