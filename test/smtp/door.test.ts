@@ -310,15 +310,38 @@ describe("SMTP door: connections, memory, deduplication, return paths", () => {
     }
   });
 
-  it("a connection naming more unknown addresses than SMTP_MAX_UNKNOWN_RECIPIENTS is told 421 4.7.0 and closed", async () => {
-    const c = await SmtpTranscript.open(port);
-    await c.reply();
-    await c.command("EHLO guesser.example");
+  it("a connection naming more unknown addresses than SMTP_MAX_UNKNOWN_RECIPIENTS since it last delivered is told 421 4.7.0 and closed", async () => {
+    const guess = (i: number | string) => `RCPT TO:<guess-${i}@${s.mailDomain}>`;
+    // Counted per connection: RSET and a new MAIL do not start it again.
+    const a = await session();
+    expect(await a.command("MAIL FROM:<guess@example.com>")).toMatch(/^250/);
+    for (let i = 0; i < 2; i++) expect(await a.command(guess(i))).toMatch(/^550 5\.1\.1/);
+    expect(await a.command("RSET")).toMatch(/^250/);
+    expect(await a.command("MAIL FROM:<guess@example.com>")).toMatch(/^250/);
+    for (let i = 2; i < UNKNOWN; i++) expect(await a.command(guess(i))).toMatch(/^550 5\.1\.1/);
+    expect(await a.command(guess("last"))).toMatch(/^421 4\.7\.0/);
+    await a.closedByPeer();
+
+    // A message with a recipient may name more (a list's mail to some deleted inboxes): it is
+    // delivered, and delivering counts the connection's unknown addresses afresh.
+    const b = await session();
+    expect(await b.command("MAIL FROM:<list@example.com>")).toMatch(/^250/);
+    expect(await b.command(`RCPT TO:<${inbox.email}>`)).toMatch(/^250/);
+    for (let i = 0; i <= UNKNOWN; i++) expect(await b.command(guess(i))).toMatch(/^550 5\.1\.1/);
+    expect(await b.command("DATA")).toMatch(/^354/);
+    expect(await b.command("Subject: to a list\r\n\r\nhello\r\n.")).toMatch(/^250/);
+    expect(await b.command("MAIL FROM:<list@example.com>")).toMatch(/^250/);
+    for (let i = 0; i < UNKNOWN; i++) expect(await b.command(guess(i))).toMatch(/^550 5\.1\.1/);
+    expect(await b.command(guess("last"))).toMatch(/^421 4\.7\.0/);
+    await b.closedByPeer();
+
+    // Past the limit without delivering, the next transaction is refused at MAIL.
+    const c = await session();
     expect(await c.command("MAIL FROM:<guess@example.com>")).toMatch(/^250/);
-    for (let i = 0; i < UNKNOWN; i++) expect(await c.command(`RCPT TO:<guess-${i}@${s.mailDomain}>`)).toMatch(/^550 5\.1\.1/);
-    // A known address in between neither counts nor resets the count.
     expect(await c.command(`RCPT TO:<${inbox.email}>`)).toMatch(/^250/);
-    expect(await c.command(`RCPT TO:<guess-last@${s.mailDomain}>`)).toMatch(/^421 4\.7\.0/);
+    for (let i = 0; i <= UNKNOWN; i++) expect(await c.command(guess(i))).toMatch(/^550 5\.1\.1/);
+    expect(await c.command("RSET")).toMatch(/^250/);
+    expect(await c.command("MAIL FROM:<guess@example.com>")).toMatch(/^421 4\.7\.0/);
     await c.closedByPeer();
   });
 

@@ -17,8 +17,9 @@ export const Env = BaseEnv.extend({
     .default(25 * 1024 * 1024),
   SMTP_MAX_RECIPIENTS: z.coerce.number().int().positive().default(100),
   /**
-   * RCPTs one connection may name that no inbox has (550 5.1.1); the next is told 421 4.7.0
-   * and the connection closed, so guessing addresses costs a new connection every so many.
+   * RCPTs one connection may name that no inbox has (550 5.1.1) since it last delivered a
+   * message; past it 421 4.7.0 and the connection closed (see server.ts), so guessing
+   * addresses costs a new connection every so many.
    */
   SMTP_MAX_UNKNOWN_RECIPIENTS: z.coerce.number().int().positive().default(20),
   /** Open connections in all; beyond it a new one is told 421 and closed. */

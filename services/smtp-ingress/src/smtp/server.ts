@@ -50,8 +50,14 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
   const admission = new ConnectionAdmission(d.cfg.SMTP_MAX_CLIENTS_PER_IP, d.cfg.SMTP_MAX_CLIENTS);
   const budget = new BufferBudget(d.cfg.SMTP_MAX_BUFFERED_BYTES);
   const claims = new ClaimsLookup(d.bus, d.logger);
-  /** RCPTs of each connection refused as unknown (see SMTP_MAX_UNKNOWN_RECIPIENTS). */
+  /**
+   * RCPTs of each connection refused as unknown since it last delivered a message (see
+   * SMTP_MAX_UNKNOWN_RECIPIENTS). Past the limit the connection is closed, at its next MAIL or
+   * unknown RCPT; but a message that has recipients already may name up to
+   * SMTP_MAX_RECIPIENTS unknown ones (a list's mail to some deleted inboxes still goes).
+   */
   const unknowns = new WeakMap<SMTPServerSession, number>();
+  const tooManyUnknown = () => reply(421, "4.7.0 Too many unknown recipients, closing connection");
   const transactions = new WeakMap<SMTPServerSession, Transaction>();
   const transactionOf = (session: SMTPServerSession) => {
     let txn = transactions.get(session);
@@ -100,6 +106,7 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
         admission.release(session);
       },
       onMailFrom(address: SMTPServerAddress, session, cb: Callback) {
+        if ((unknowns.get(session) ?? 0) > d.cfg.SMTP_MAX_UNKNOWN_RECIPIENTS) return cb(tooManyUnknown());
         transactions.set(session, newTransaction());
         // A size declared up front (RFC 1870) that cannot be held now is refused before the data is sent.
         const args = address.args as Record<string, string | undefined> | false;
@@ -123,9 +130,10 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
           if (decision.kind === "refuse" && decision.unknown) {
             const count = (unknowns.get(session) ?? 0) + 1;
             unknowns.set(session, count);
-            if (count > d.cfg.SMTP_MAX_UNKNOWN_RECIPIENTS) {
+            const cap = txn.recipients.size ? Math.max(d.cfg.SMTP_MAX_UNKNOWN_RECIPIENTS, d.cfg.SMTP_MAX_RECIPIENTS) : d.cfg.SMTP_MAX_UNKNOWN_RECIPIENTS;
+            if (count > cap) {
               d.logger.info({ remoteAddress: session.remoteAddress, unknown: count }, "connection closed: too many unknown recipients");
-              return cb(reply(421, "4.7.0 Too many unknown recipients, closing connection"));
+              return cb(tooManyUnknown());
             }
           }
           if (decision.kind === "refuse") return cb(reply(decision.code, decision.text));
@@ -157,8 +165,10 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
               }
               // Recorded or not, the bytes are no longer held: released before the client hears.
               data.reservation.release();
-              if (answer instanceof Error) cb(answer);
-              else (cb as DataCallback)(null, answer);
+              if (answer instanceof Error) return cb(answer);
+              // A sender that delivers is no guesser: its unknown recipients are counted afresh.
+              unknowns.delete(session);
+              (cb as DataCallback)(null, answer);
             },
             (err: Error) => {
               stopDeadline();
