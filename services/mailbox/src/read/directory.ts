@@ -14,6 +14,8 @@ import { PROJECTION } from "../projections/mailbox-read-model.ts";
  */
 export async function directoryPage(ctx: MailboxContext, stream: string, raw: unknown): Promise<DirectoryPage> {
   const q = parseOrThrow(DirectoryPageQuery, raw);
+  // Asked before and after the rows (see directoryLookup).
+  if (await readModelRebuilding(ctx)) throw new AppError("UNAVAILABLE", "The mailbox's read model is being rebuilt; retry shortly");
   const info = await ctx.bus.jsm.consumers.info(stream, PROJECTION).catch(() => undefined);
   const fromSeq = info?.ack_floor.stream_seq ?? 0;
   let rows = ctx.db.selectFrom("address_claims").select(["address", "tenant_id", "workspace_id", "inbox_id"]).orderBy("address").limit(q.limit);

@@ -3,6 +3,7 @@ import { closeBus, connectBus, type Bus } from "@mam/bus/connection.ts";
 import { rpcSubject } from "@mam/contracts/subjects.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import { createLogger } from "@mam/runtime/logger.ts";
+import { waitFor } from "@mam/runtime/wait.ts";
 import { isolate } from "@mam/testing/isolation.ts";
 import { ClaimsLookup } from "./claims-lookup.ts";
 
@@ -55,13 +56,23 @@ describe("ClaimsLookup", () => {
   it("a request that fails fails every address waiting then, not one batch after another", async () => {
     requests.length = 0;
     answer = "silent";
-    const lookup = new ClaimsLookup(bus, createLogger("test", "silent"));
+    const lookup = new ClaimsLookup(bus, createLogger("test", "silent"), 300);
     const outcomes = await Promise.allSettled(Array.from({ length: 250 }, (_, i) => lookup.of(`unknown-${i}@agents.test`)));
     expect(outcomes.every((o) => o.status === "rejected")).toBe(true);
-    // One request timed out; the 150 that waited behind it were failed with it (three before).
+    // One request timed out; the 249 that waited behind it were failed with it (three more before).
     expect(requests).toHaveLength(1);
-    // And the next miss asks again.
+    // For a while the mailbox is not asked at all; then a miss asks again.
     answer = "found";
-    expect(await lookup.of("known-again@agents.test")).not.toBeNull();
+    await expect(lookup.of("known-soon@agents.test")).rejects.toThrow();
+    expect(requests).toHaveLength(1);
+    await waitFor(
+      () =>
+        lookup.of("known-again@agents.test").then(
+          (m) => m !== null,
+          () => false,
+        ),
+      { timeoutMs: 5_000, intervalMs: 50, what: "lookups again" },
+    );
+    expect(requests).toHaveLength(2);
   });
 });

@@ -18,19 +18,24 @@ type Answer = Mailbox | null | Error;
  * flood of unknown addresses costs a request per round trip, not one each. A request that
  * fails (the mailbox down, slow past the timeout, rebuilding) fails every address waiting
  * then too, so that none waits for a queue of timeouts: the caller falls back on the stream.
+ * And for `quietMs` after a failure misses are not asked about at all (a hung mailbox would
+ * cost each of them the timeout).
  */
 export class ClaimsLookup {
   private readonly pending = new Map<string, ((a: Answer) => void)[]>();
   private asking = false;
   private lastFailureLog = 0;
+  private quiet?: { until: number; error: Error };
 
   constructor(
     private readonly bus: Bus,
     private readonly logger: Logger,
+    private readonly quietMs = 5_000,
   ) {}
 
   /** The inbox claiming the address; null when none does; rejects when the mailbox cannot say. */
   of(address: string): Promise<Mailbox | null> {
+    if (this.quiet && performance.now() < this.quiet.until) return Promise.reject(this.quiet.error);
     const a = address.toLowerCase();
     return new Promise((resolve, reject) => {
       this.pending.set(a, [...(this.pending.get(a) ?? []), (r) => (r instanceof Error ? reject(r) : resolve(r))]);
@@ -46,6 +51,7 @@ export class ClaimsLookup {
         for (const [a] of batch) this.pending.delete(a);
         const found = await this.request(batch.map(([a]) => a));
         if (found instanceof Error) {
+          this.quiet = { until: performance.now() + this.quietMs, error: found };
           // Said once in a while: every miss falls back on the stream meanwhile.
           if (Date.now() - this.lastFailureLog > 30_000) {
             this.lastFailureLog = Date.now();
