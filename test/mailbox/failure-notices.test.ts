@@ -8,6 +8,7 @@ import { waitFor } from "@mam/runtime/wait.ts";
 import { SmtpSink } from "@mam/testing/smtp-sink.ts";
 import { SmtpTranscript } from "@mam/testing/smtp-transcript.ts";
 import { TcpRelay } from "@mam/testing/tcp-relay.ts";
+import { TestDnsServer } from "@mam/testing/dns-server.ts";
 import { provisionTenant, Stack } from "../support/stack.ts";
 
 const notice = (original: string) =>
@@ -97,6 +98,8 @@ describe("failure notices: their signature", () => {
 describe("failure notices: mail accepted for an inbox that was gone", () => {
   let natsUrl = "";
   const sink = new SmtpSink();
+  // The senders' domains, as the mailbox's SPF checks see them: forged.example allows no one.
+  const dns = new TestDnsServer();
   const mailboxEnv: Record<string, string> = { DELIVERY_RETRY_POLL_MS: "100", DELIVERY_RETRY_DELAYS_S: "1" };
   const s = new Stack({
     logLevel: "info",
@@ -108,6 +111,8 @@ describe("failure notices: mail accepted for an inbox that was gone", () => {
 
   beforeAll(async () => {
     mailboxEnv.SMTP_RELAY_URL = await sink.start();
+    dns.set("forged.example", { TXT: ["v=spf1 -all"] });
+    mailboxEnv.DNS_SERVERS = await dns.start();
     natsUrl = await relay.listen();
     await s.start();
   });
@@ -116,6 +121,7 @@ describe("failure notices: mail accepted for an inbox that was gone", () => {
     await s.stop();
     await relay.close();
     await sink.stop();
+    await dns.stop();
   });
 
   async function transaction(from: string, to: string[], subject: string) {
@@ -130,7 +136,7 @@ describe("failure notices: mail accepted for an inbox that was gone", () => {
     return { stored, close: () => t.close() };
   }
 
-  it("tells the sender which recipients failed (tried again when deferred), files the rest, and tells the null sender nothing", async () => {
+  it("tells the sender which recipients failed (tried again when deferred), files the rest, and tells the null sender or a forged one nothing", async () => {
     const t = await provisionTenant(s, "Notices");
     const create = async (username: string) => (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username } })).body;
     const gone = await create("gone-soon");
@@ -156,12 +162,15 @@ describe("failure notices: mail accepted for an inbox that was gone", () => {
     expect((await s.api("DELETE", `/v1/inboxes/${gone.id}`, { key: t.key.key })).status).toBe(200);
     const fromSender = await transaction("sender@example.com", [gone.email, kept.email], "to-both");
     const fromNobody = await transaction("", [gone.email], "a-bounce");
+    const fromForger = await transaction("someone@forged.example", [gone.email], "forged");
     await new Promise((r) => setTimeout(r, 300));
     relay.release();
     expect(await fromSender.stored).toMatch(/^250/);
     expect(await fromNobody.stored).toMatch(/^250/);
+    expect(await fromForger.stored).toMatch(/^250/);
     fromSender.close();
     fromNobody.close();
+    fromForger.close();
 
     await waitFor(() => sink.received.some((m) => m.to.includes("sender@example.com")), { timeoutMs: 20_000, what: "the failure notice" });
     const notices = sink.received.filter((m) => m.to.includes("sender@example.com"));
@@ -178,8 +187,12 @@ describe("failure notices: mail accepted for an inbox that was gone", () => {
       timeoutMs: 10_000,
       what: "the message filed for the kept inbox",
     });
-    // Mail from the null reverse path is told nothing: nothing else left.
-    await waitFor(() => s.logs.lines.some((l) => l.includes("no failure notice")), { timeoutMs: 10_000, what: "the null sender's mail seen" });
+    // Mail from the null reverse path, or from a sender SPF says is forged, is told nothing: nothing else left.
+    await waitFor(() => s.logs.lines.some((l) => l.includes("no failure notice: the mail came from the null reverse path")), {
+      timeoutMs: 10_000,
+      what: "the null sender's mail seen",
+    });
+    await waitFor(() => s.logs.lines.some((l) => l.includes("no failure notice: SPF fails")), { timeoutMs: 10_000, what: "the forger's mail seen" });
     expect(sink.received.filter((m) => m.from === "")).toHaveLength(1);
   });
 });

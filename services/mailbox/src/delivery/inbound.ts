@@ -114,7 +114,11 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
       }
       // The sender got 250 for them: it is told they failed, before the message is acknowledged
       // (a failure here redelivers it; what was filed is filed once, the notice queued once).
-      if (failed.length && (await oweFailureNotice(ctx, meta, raw, failed)) === "null sender")
+      // Not a sender whose domain's SPF says this client may not send for it: the address is
+      // forged, and the notice would go to someone who sent nothing (backscatter).
+      if (failed.length && authentication.spf === "fail")
+        ctx.logger.info({ queueId: meta.queueId, addresses: failed, mailFrom: meta.mailFrom }, "no failure notice: SPF fails for the sender's domain");
+      else if (failed.length && (await oweFailureNotice(ctx, meta, raw, failed)) === "null sender")
         ctx.logger.info({ queueId: meta.queueId, addresses: failed }, "no failure notice: the mail came from the null reverse path");
     },
   });
