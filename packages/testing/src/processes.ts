@@ -27,7 +27,7 @@ function canBind(port: number): Promise<boolean> {
 export async function freePort(): Promise<number> {
   const workers = 8;
   const slice = Math.floor((HIGH - LOW) / workers);
-  const worker = (Number(process.env.VITEST_POOL_ID ?? process.pid) - 1 + workers) % workers;
+  const worker = ((testEnv.VITEST_POOL_ID ?? process.pid) - 1 + workers) % workers;
   const from = LOW + worker * slice;
   for (let tries = 0; tries < 200; tries++) {
     const port = from + Math.floor(Math.random() * slice);

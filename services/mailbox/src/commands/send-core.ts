@@ -196,7 +196,7 @@ export async function sendFromInbox(
     idempotency: idempotency ? { key: idempotency.key, requestHash: sha256(JSON.stringify(idempotency.request)) } : null,
     draft: draft ?? null,
   };
-  let copies: { delivered: number; filed: { inboxId: string; messageId: string }[]; dropped: string[] } | undefined;
+  let copies: { delivered: number; filed: { inboxId: string; messageId: string }[] } | undefined;
   const steps = {
     load: async (tx: Kysely<MailboxDb>): Promise<SendAndCopies> => {
       const send = await loadSend(ctx, tx, inbox, command);
@@ -238,17 +238,16 @@ export async function sendFromInbox(
   });
   if (copies) {
     countOutcome("delivered", copies.delivered);
-    // As the delivery worker says it of the copies it files.
-    for (const inboxId of copies.dropped) ctx.logger.warn({ messageId, inboxId }, "local copy for an inbox that no longer takes mail dropped");
+    // As the delivery worker says it of the copies it files. (Every copy is filed: they are
+    // for inboxes that take mail, read under the tenant's lock, see loadLocalCopies.)
     if (ctx.logger.isLevelEnabled("debug"))
       for (const c of copies.filed) ctx.logger.debug({ messageId, inboxId: c.inboxId, filedMessageId: c.messageId, result: "filed" }, "filed");
   }
   return sent;
 }
 
-/** What a send's own copies came to: the recipients delivered, the copies filed, the inboxes that took none. */
+/** What a send's own copies came to: the recipients delivered, the copies filed. */
 function copiesOf(local: LocalCopies, events: EventDraft[]) {
   const filed = events.flatMap((d) => (d.event.type === "MessageReceived" ? [{ inboxId: d.event.data.inboxId, messageId: d.event.data.messageId }] : []));
-  const dropped = local.command.filings.filter((f) => !filed.some((c) => c.inboxId === f.inboxId)).map((f) => f.inboxId);
-  return { delivered: local.record.outcome.data.recipients.length, filed, dropped };
+  return { delivered: local.record.outcome.data.recipients.length, filed };
 }

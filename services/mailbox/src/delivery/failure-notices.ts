@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import type { IngestMeta } from "@mam/contracts/ingest.ts";
+import type { Authentication } from "@mam/contracts/message-events.ts";
 import { metricsOf } from "@mam/runtime/metrics.ts";
 import type { MailboxContext } from "../context.ts";
 import { platformDkim } from "../commands/dkim-keys.ts";
@@ -11,6 +12,14 @@ import { LEASE, LeasePoller, type LeasedWork } from "./lease-poller.ts";
 
 /** Notices sent at once by one replica. */
 const NOTICES_IN_FLIGHT = 8;
+
+export type NoticeOwed = "queued" | "forged sender" | "null sender";
+
+/** Why a sender is owed no notice, as the log says it. */
+export const NO_NOTICE: Record<Exclude<NoticeOwed, "queued">, string> = {
+  "forged sender": "no failure notice: SPF fails for the sender's domain",
+  "null sender": "no failure notice: the mail came from the null reverse path",
+};
 
 type NoticeOutcome = "queued" | "delivered" | "refused" | "given_up";
 
@@ -26,12 +35,15 @@ const count = (outcome: NoticeOutcome) => notices().inc({ outcome });
 /**
  * The accepted message `meta` could not be filed for the addresses `failed` (their inbox was
  * deleted, or its workspace ended, after smtp-ingress answered 250 for them): its sender is
- * owed a delivery status notification (RFC 5321 6.1), queued here to be sent. None for mail
- * from the null reverse path: a notice about a notice could loop. One notice per accepted
- * message: its id is derived from the message's dedupe key, so a redelivery queues nothing more
- * (its row is kept a week after the notice went: see FailureNotices).
+ * owed a delivery status notification (RFC 5321 6.1), queued here to be sent. None for a
+ * sender whose domain's SPF says the client may not send for it (`spf`, the message's verdict):
+ * the address is forged, and the notice would go to someone who sent nothing (backscatter).
+ * None for mail from the null reverse path: a notice about a notice could loop. One notice per
+ * accepted message: its id is derived from the message's dedupe key, so a redelivery queues
+ * nothing more (its row is kept a week after the notice went: see FailureNotices).
  */
-export async function oweFailureNotice(ctx: MailboxContext, meta: IngestMeta, raw: Buffer, failed: string[]): Promise<"queued" | "null sender"> {
+export async function oweFailureNotice(ctx: MailboxContext, meta: IngestMeta, raw: Buffer, failed: string[], spf: Authentication["spf"]): Promise<NoticeOwed> {
+  if (spf === "fail") return "forged sender";
   if (meta.mailFrom === null) return "null sender";
   const noticeId = derivedId("failure-notice", meta.dedupeKey);
   const notice = await failureNotice({

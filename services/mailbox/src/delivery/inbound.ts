@@ -15,7 +15,7 @@ import { cachedLookup } from "../dns/cache.ts";
 import { makeResolver } from "../dns/verify.ts";
 import { sha256 } from "../store/blobs.ts";
 import { readDeliveryReport, recordBounce, type BounceResult } from "./bounces.ts";
-import { oweFailureNotice } from "./failure-notices.ts";
+import { NO_NOTICE, oweFailureNotice } from "./failure-notices.ts";
 import { returnPaths } from "./return-path.ts";
 import { derivedId } from "./ids.ts";
 import { Filer } from "./receive.ts";
@@ -114,12 +114,9 @@ export async function inboundWorker(ctx: MailboxContext, backbone: Backbone<any>
       }
       // The sender got 250 for them: it is told they failed, before the message is acknowledged
       // (a failure here redelivers it; what was filed is filed once, the notice queued once).
-      // Not a sender whose domain's SPF says this client may not send for it: the address is
-      // forged, and the notice would go to someone who sent nothing (backscatter).
-      if (failed.length && authentication.spf === "fail")
-        ctx.logger.info({ queueId: meta.queueId, addresses: failed, mailFrom: meta.mailFrom }, "no failure notice: SPF fails for the sender's domain");
-      else if (failed.length && (await oweFailureNotice(ctx, meta, raw, failed)) === "null sender")
-        ctx.logger.info({ queueId: meta.queueId, addresses: failed }, "no failure notice: the mail came from the null reverse path");
+      if (!failed.length) return;
+      const owed = await oweFailureNotice(ctx, meta, raw, failed, authentication.spf);
+      if (owed !== "queued") ctx.logger.info({ queueId: meta.queueId, addresses: failed, mailFrom: meta.mailFrom }, NO_NOTICE[owed]);
     },
   });
 }
