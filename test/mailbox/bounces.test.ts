@@ -69,12 +69,14 @@ describe("bounces", () => {
 
   it("a report from the null sender to the message's return path marks it bounced, with the reason", async () => {
     const { id, returnPath } = await sendOne("Will bounce");
+    const inbound = async () => (await s.api("GET", `/v1/inboxes/${inbox.id}/messages?direction=inbound`, { key: inbox.apiKey })).body.messages as unknown[];
+    // Counted before rather than expected empty: the other tests file mail in this inbox, in whatever order they run.
+    const before = (await inbound()).length;
     await smtp().sendMail({ envelope: { from: "", to: [returnPath] }, raw: report(returnPath, "bob@partner.example", "550 5.1.1 no such user bob") });
     await waitFor(async () => (await message(id)).status === "bounced", { timeoutMs: 10_000, what: "bounced" });
     expect((await message(id)).deliveries).toMatchObject([{ recipient: "bob@partner.example", status: "bounced", reason: "smtp; 550 5.1.1 no such user bob" }]);
     // It had no inbox to be filed in.
-    const inboundList = await s.api("GET", `/v1/inboxes/${inbox.id}/messages?direction=inbound`, { key: inbox.apiKey });
-    expect(inboundList.body.messages).toHaveLength(0);
+    expect(await inbound()).toHaveLength(before);
   });
 
   it("the same report from a sender, or to the inbox's own address, is ordinary mail and bounces nothing", async () => {
