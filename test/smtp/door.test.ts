@@ -74,6 +74,22 @@ describe("SMTP door: connections, memory, deduplication, return paths", () => {
     t.write(Buffer.from(`${message}.\r\n`, "latin1"));
     return (await t.reply(20_000)).at(-1)!;
   };
+  /** Another smtp-ingress on the same platform, with limits of its own (the caller destroys it). */
+  const secondDoor = async (limits: Record<string, string>) => {
+    const door = new SmtpIngressService(
+      smtpConfig({
+        ...s.iso.env,
+        SMTP_PORT: "0",
+        SMTP_HOST: "127.0.0.1",
+        MAIL_DOMAIN: s.mailDomain,
+        SMTP_TLS_FILE: `/tmp/${s.iso.tag}-smtp-tls.json`,
+        ...limits,
+      }),
+      { logger: createLogger("smtp-ingress", "warn", s.logs) },
+    );
+    await door.start();
+    return door;
+  };
   const queueIdOf = (reply: string) => /queued as (\S+)/.exec(reply)![1]!;
 
   beforeAll(async () => {
@@ -145,19 +161,7 @@ describe("SMTP door: connections, memory, deduplication, return paths", () => {
   it("in all (SMTP_MAX_CLIENTS): at most the cap are greeted, the rest told 421 and closed; refusals free no slot, in all or per address", async () => {
     const total = 4;
     const perIp = 2;
-    const other = new SmtpIngressService(
-      smtpConfig({
-        ...s.iso.env,
-        SMTP_PORT: "0",
-        SMTP_HOST: "127.0.0.1",
-        MAIL_DOMAIN: s.mailDomain,
-        SMTP_TLS_FILE: `/tmp/${s.iso.tag}-smtp-tls.json`,
-        SMTP_MAX_CLIENTS: String(total),
-        SMTP_MAX_CLIENTS_PER_IP: String(perIp),
-      }),
-      { logger: createLogger("smtp-ingress", "warn", s.logs) },
-    );
-    await other.start();
+    const other = await secondDoor({ SMTP_MAX_CLIENTS: String(total), SMTP_MAX_CLIENTS_PER_IP: String(perIp) });
     const [x, y, z] = ["127.0.0.3", "127.0.0.4", "127.0.0.5"];
     try {
       const fromX = await openMany(perIp, x, other.port);
@@ -343,6 +347,68 @@ describe("SMTP door: connections, memory, deduplication, return paths", () => {
     expect(await c.command("RSET")).toMatch(/^250/);
     expect(await c.command("MAIL FROM:<guess@example.com>")).toMatch(/^421 4\.7\.0/);
     await c.closedByPeer();
+  });
+
+  it("an address naming more unknown addresses than SMTP_MAX_UNKNOWN_RECIPIENTS_PER_IP across its connections is refused, known addresses too; a list's message goes on", async () => {
+    const other = await secondDoor({ SMTP_MAX_UNKNOWN_RECIPIENTS: "3", SMTP_MAX_UNKNOWN_RECIPIENTS_PER_IP: "5" });
+    const [x, y, z] = ["127.0.0.7", "127.0.0.8", "127.0.0.9"];
+    const open = async (from: string) => {
+      const t = await SmtpTranscript.open(other.port, { from });
+      expect((await t.reply())[0]).toMatch(/^220 /);
+      expect(await t.command("EHLO guesser.example")).toMatch(/^250/);
+      return t;
+    };
+    const guess = (i: number | string) => `RCPT TO:<guess-${i}@${s.mailDomain}>`;
+    try {
+      await waitFor(
+        async () => {
+          const t = await open(y);
+          await t.command("MAIL FROM:<p@example.com>");
+          const r = await t.command(`RCPT TO:<${inbox.email}>`);
+          t.close();
+          return r.startsWith("250");
+        },
+        { timeoutMs: 5_000, what: "the second door's directory" },
+      );
+      // X guesses three on one connection (its own cap), then reconnects for more.
+      const a = await open(x);
+      expect(await a.command("MAIL FROM:<g@example.com>")).toMatch(/^250/);
+      for (let i = 0; i < 3; i++) expect(await a.command(guess(i))).toMatch(/^550 5\.1\.1/);
+      a.close();
+      // A connection of X's open meanwhile, in a transaction without recipients yet.
+      const waiting = await open(x);
+      expect(await waiting.command("MAIL FROM:<g@example.com>")).toMatch(/^250/);
+      const b = await open(x);
+      expect(await b.command("MAIL FROM:<g@example.com>")).toMatch(/^250/);
+      for (let i = 3; i < 5; i++) expect(await b.command(guess(i))).toMatch(/^550 5\.1\.1/);
+      expect(await b.command(guess(5))).toMatch(/^421 4\.7\.0 Too many unknown recipients from your address/);
+      await b.closedByPeer();
+      // Now a known address is refused like any other (its answer would tell it exists), and
+      // a new connection is refused at once.
+      expect(await waiting.command(`RCPT TO:<${inbox.email}>`)).toMatch(/^421 4\.7\.0 Too many unknown recipients from your address/);
+      await waiting.closedByPeer();
+      const c = await SmtpTranscript.open(other.port, { from: x });
+      expect((await c.reply())[0]).toMatch(/^421 4\.7\.0 Too many unknown recipients from your address/);
+      await c.closedByPeer();
+      // Another address is not held to X's count.
+      const d = await open(y);
+      expect(await d.command("MAIL FROM:<p@example.com>")).toMatch(/^250/);
+      expect(await d.command(`RCPT TO:<${inbox.email}>`)).toMatch(/^250/);
+      d.close();
+
+      // Z's message has a recipient: its unknown ones past the limit are answered 550 and it is
+      // delivered; the next transaction is refused.
+      const e = await open(z);
+      expect(await e.command("MAIL FROM:<list@example.com>")).toMatch(/^250/);
+      expect(await e.command(`RCPT TO:<${inbox.email}>`)).toMatch(/^250/);
+      for (let i = 0; i < 7; i++) expect(await e.command(guess(`z${i}`))).toMatch(/^550 5\.1\.1/);
+      expect(await e.command("DATA")).toMatch(/^354/);
+      expect(await e.command("Subject: to a list with many deleted inboxes\r\n\r\nhello\r\n.")).toMatch(/^250/);
+      expect(await e.command("MAIL FROM:<list@example.com>")).toMatch(/^421 4\.7\.0 Too many unknown recipients from your address/);
+      await e.closedByPeer();
+    } finally {
+      await other.destroy();
+    }
   });
 
   it("platform return paths: accepted only from the null sender, carried apart from the recipients; a bad-shaped one is an unknown address", async () => {

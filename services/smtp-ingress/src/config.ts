@@ -22,6 +22,14 @@ export const Env = BaseEnv.extend({
    * addresses costs a new connection every so many.
    */
   SMTP_MAX_UNKNOWN_RECIPIENTS: z.coerce.number().int().positive().default(20),
+  /**
+   * Unknown RCPTs one client address (an IPv4 address, an IPv6 /64) may name across its
+   * connections within SMTP_UNKNOWN_RECIPIENTS_WINDOW_S (a sliding window, per replica);
+   * past it, everything from that address is told 421 4.7.0 until the window lets up, so
+   * reconnecting does not let it go on guessing addresses.
+   */
+  SMTP_MAX_UNKNOWN_RECIPIENTS_PER_IP: z.coerce.number().int().positive().default(100),
+  SMTP_UNKNOWN_RECIPIENTS_WINDOW_S: z.coerce.number().int().positive().default(600),
   /** Open connections in all; beyond it a new one is told 421 and closed. */
   SMTP_MAX_CLIENTS: z.coerce.number().int().positive().default(500),
   /** Open connections from one address; beyond it 421 4.7.0 and closed. */

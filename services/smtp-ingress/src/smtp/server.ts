@@ -6,6 +6,7 @@ import type { Logger } from "@mam/runtime/logger.ts";
 import type { SmtpIngressConfig } from "../config.ts";
 import { ConnectionAdmission } from "./admission.ts";
 import { BufferBudget } from "./buffer-budget.ts";
+import { UnknownRecipientRate } from "./guesses.ts";
 import { ClaimsLookup } from "./claims-lookup.ts";
 import type { Directory, Mailbox } from "./directory.ts";
 import { dedupeKeyOf, publishIngest } from "./ingest.ts";
@@ -58,6 +59,9 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
    */
   const unknowns = new WeakMap<SMTPServerSession, number>();
   const tooManyUnknown = () => reply(421, "4.7.0 Too many unknown recipients, closing connection");
+  /** And per client address across its connections (see UnknownRecipientRate). */
+  const guesses = new UnknownRecipientRate(d.cfg.SMTP_MAX_UNKNOWN_RECIPIENTS_PER_IP, d.cfg.SMTP_UNKNOWN_RECIPIENTS_WINDOW_S * 1000);
+  const guessing = () => reply(421, "4.7.0 Too many unknown recipients from your address, try again later");
   const transactions = new WeakMap<SMTPServerSession, Transaction>();
   const transactionOf = (session: SMTPServerSession) => {
     let txn = transactions.get(session);
@@ -97,6 +101,7 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
       closeTimeout: 10_000,
       logger: false,
       onConnect(session, cb: Callback) {
+        if (guesses.over(session.remoteAddress)) return cb(guessing());
         const refusal = admission.admit(session);
         if (refusal === "address") return cb(reply(421, "4.7.0 Too many connections from your address, try later"));
         if (refusal === "total") return cb(reply(421, "4.7.0 Too many connections, try later"));
@@ -107,6 +112,7 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
       },
       onMailFrom(address: SMTPServerAddress, session, cb: Callback) {
         if ((unknowns.get(session) ?? 0) > d.cfg.SMTP_MAX_UNKNOWN_RECIPIENTS) return cb(tooManyUnknown());
+        if (guesses.over(session.remoteAddress)) return cb(guessing());
         transactions.set(session, newTransaction());
         // A size declared up front (RFC 1870) that cannot be held now is refused before the data is sent.
         const args = address.args as Record<string, string | undefined> | false;
@@ -116,6 +122,10 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
       },
       onRcptTo(address: SMTPServerAddress, session, cb: Callback) {
         const txn = transactionOf(session);
+        // Known addresses too: answering those while refusing the rest would still tell which
+        // exist. A message that has recipients already goes on (as SMTP_MAX_UNKNOWN_RECIPIENTS
+        // allows it): a list's mail to many deleted inboxes is not cut off, and the next is refused.
+        if (!txn.recipients.size && guesses.over(session.remoteAddress)) return cb(guessing());
         const decide = (lookup = (a: string) => d.directory.lookup(a)) =>
           decideRcpt({
             address: address.address,
@@ -128,6 +138,10 @@ export function createSmtpServer(d: SmtpDeps): SMTPServer {
           });
         const answer = (decision: RcptDecision) => {
           if (decision.kind === "refuse" && decision.unknown) {
+            if (guesses.note(session.remoteAddress) && !txn.recipients.size) {
+              d.logger.warn({ remoteAddress: session.remoteAddress }, "client address refused for a while: too many unknown recipients across its connections");
+              return cb(guessing());
+            }
             const count = (unknowns.get(session) ?? 0) + 1;
             unknowns.set(session, count);
             const cap = txn.recipients.size ? Math.max(d.cfg.SMTP_MAX_UNKNOWN_RECIPIENTS, d.cfg.SMTP_MAX_RECIPIENTS) : d.cfg.SMTP_MAX_UNKNOWN_RECIPIENTS;
