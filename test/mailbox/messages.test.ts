@@ -253,7 +253,8 @@ describe("sending, delivering and reading messages", () => {
       [{ to: "not-an-address", subject: "x", plainBody: "x", verified: true }, 400],
       [{ to: "ok@example.com", subject: "Hi\r\nBcc: victim@example.com", plainBody: "x", verified: true }, 400],
       [{ to: "ok@example.com\r\nBcc: victim@example.com", subject: "x", plainBody: "x", verified: true }, 400],
-      [{ to: "ok@example.com", subject: "x", verified: true }, 400],
+      // No subject (a body is optional, as in the reference; a subject is not).
+      [{ to: "ok@example.com", plainBody: "x", verified: true }, 400],
       // Over the 10 MiB of attachments a message may carry (the body itself is accepted) ...
       [{ to: "ok@example.com", subject: "x", plainBody: "x", verified: true, attachments: [{ filename: "a.bin", content: "A".repeat(14_400_000) }] }, 413],
       // ... and a body over the gateway's limit.

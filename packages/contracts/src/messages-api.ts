@@ -6,8 +6,13 @@ import { Pagination } from "./results.ts";
 
 const noCrLf = (s: string) => !/[\r\n]/.test(s);
 
-/** One address or several, as the reference accepts; each must be a plain address. */
-export const Recipients = z.union([EmailAddress, z.array(EmailAddress).max(50)]).transform((v) => (Array.isArray(v) ? v : [v]));
+/** `Name <address>`, as messages show their senders: the address between the angle brackets. */
+const angleAddress = (s: string) => /^[^<>\r\n]*<([^<>\r\n]*)>\s*$/.exec(s)?.[1] ?? s;
+/** A plain address, or one written with a display name (only the address is kept). */
+export const RecipientAddress = z.string().max(600).transform(angleAddress).pipe(EmailAddress);
+
+/** One address or several, as the reference accepts. */
+export const Recipients = z.union([RecipientAddress, z.array(RecipientAddress).max(50)]).transform((v) => (Array.isArray(v) ? v : [v]));
 
 /** PostgreSQL text and JSON cannot hold NUL or a lone surrogate: refused at the door, not when stored. */
 const noNul = (s: string) => !s.includes("\u0000") && s.isWellFormed();
@@ -50,6 +55,8 @@ export const ReplyBody = z
     cc: Recipients.optional(),
     bcc: Recipients.optional(),
     attachments: z.array(AttachmentIn).max(20).optional(),
+    /** Vouches for a Cc or Bcc address the conversation does not have (the first-contact safeguard). */
+    verified: z.boolean().default(false),
   })
   .meta({ id: "ReplyBody" });
 export const ForwardBody = z

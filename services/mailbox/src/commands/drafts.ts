@@ -10,7 +10,8 @@ import { sendingInbox, visibleInbox, type InboxRow } from "../read/inboxes.ts";
 import { messageOfInbox } from "../read/messages.ts";
 import { decide, type DraftCommand } from "./draft-decision.ts";
 import { execute, type CommandMeta } from "./execute.ts";
-import { sendFromInbox } from "./send-core.ts";
+import { bodiesOf, sendFromInbox } from "./send-core.ts";
+import { conversationOf } from "./send.ts";
 
 const ownerOf = (inbox: InboxRow) => ({ tenantId: inbox.tenant_id, workspaceId: inbox.workspace_id });
 
@@ -52,8 +53,6 @@ export async function sendDraft(ctx: MailboxContext, claims: ScopeClaims, raw: u
   const f = d.fields;
   if (!f.to.length) throw new AppError("VALIDATION_ERROR", "The draft has no recipient", [{ path: "to", message: "required to send" }]);
   if (!f.subject && !f.replyToMessageId) throw new AppError("VALIDATION_ERROR", "The draft has no subject", [{ path: "subject", message: "required to send" }]);
-  if (f.plainBody === null && f.htmlBody === null)
-    throw new AppError("VALIDATION_ERROR", "The draft has no body", [{ path: "plainBody", message: "required to send" }]);
   const original = f.replyToMessageId ? await messageOfInbox(ctx.db, inbox, f.replyToMessageId) : undefined;
   const subject = f.subject || (original ? (original.subject.toLowerCase().startsWith("re:") ? original.subject : `Re: ${original.subject}`) : "");
   const result = await sendFromInbox(
@@ -64,10 +63,10 @@ export async function sendDraft(ctx: MailboxContext, claims: ScopeClaims, raw: u
       cc: f.cc,
       bcc: f.bcc,
       subject,
-      text: f.plainBody ?? undefined,
-      html: f.htmlBody ?? undefined,
+      ...bodiesOf(f.plainBody, f.htmlBody),
       attachments: [],
-      firstContactCheck: !original && !f.verified,
+      firstContactCheck: !f.verified,
+      inConversation: original ? conversationOf(original) : undefined,
       inReplyTo: original?.message_id_header ?? null,
       references: original ? [...original.references, original.message_id_header].slice(-50) : [],
       threadId: original?.thread_id ?? null,

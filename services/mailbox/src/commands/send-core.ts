@@ -15,7 +15,23 @@ import { countOutcome } from "../delivery/metrics.ts";
 import { execute, groupCommit, type CommandMeta, type EventDraft } from "./execute.ts";
 import { copiesKeyOf, decideLocalCopies, loadLocalCopies, localCopyReads, type LocalCopies } from "./local-copies.ts";
 import { idempotencyReads } from "./send-idempotency.ts";
-import { answerOf, decide, idempotencyRecordOf, initial, senderKey, type SendCommand, type SendResult, type SendState } from "./send-decision.ts";
+import {
+  answerOf,
+  decide,
+  firstContacts,
+  idempotencyRecordOf,
+  initial,
+  senderKey,
+  type SendCommand,
+  type SendResult,
+  type SendState,
+} from "./send-decision.ts";
+
+/** The bodies to send: a message given neither is sent with an empty text part (only `to` and `subject` are required). */
+export const bodiesOf = (plain: string | null | undefined, html: string | null | undefined) => ({
+  text: plain ?? (html == null ? "" : undefined),
+  html: html ?? undefined,
+});
 
 export interface OutgoingSpec {
   to: string[];
@@ -28,6 +44,8 @@ export interface OutgoingSpec {
   attachments: { filename: string; contentType: string; content: Buffer }[];
   /** Check that every recipient has written to this inbox before (the first-contact safeguard). */
   firstContactCheck: boolean;
+  /** Addresses of the conversation a reply continues: the check passes over them. */
+  inConversation?: string[];
   inReplyTo: string | null;
   references: string[];
   /** The thread to continue; a new one when null. */
@@ -70,7 +88,7 @@ async function loadSend(ctx: MailboxContext, tx: Kysely<MailboxDb>, inbox: Inbox
   }
   return {
     idempotency: null,
-    knownSenders: c.firstContactCheck ? await knownSendersOf(tx, inbox, c.recipients) : new Set(),
+    knownSenders: firstContacts(c).length ? await knownSendersOf(tx, inbox, firstContacts(c)) : new Set(),
     drafts: c.draft ? (await loadDraft(tx, inbox.workspace_id, c.draft.draftId)).drafts : new Map(),
   };
 }
@@ -193,6 +211,7 @@ export async function sendFromInbox(
     eventId: derivedId("event", messageId, "MessageSent"),
     recipients,
     firstContactCheck: spec.firstContactCheck,
+    inConversation: spec.inConversation?.map((a) => a.toLowerCase()),
     idempotency: idempotency ? { key: idempotency.key, requestHash: sha256(JSON.stringify(idempotency.request)) } : null,
     draft: draft ?? null,
   };

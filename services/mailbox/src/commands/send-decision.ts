@@ -23,6 +23,8 @@ export interface SendCommand {
   recipients: string[];
   /** Check that every recipient has written to this inbox before (the first-contact safeguard). */
   firstContactCheck: boolean;
+  /** Addresses the check passes over: those of the conversation a reply continues (lower case). */
+  inConversation?: string[];
   idempotency: { key: string; requestHash: string } | null;
   /** The draft this send deletes, as it was read when the send was composed. */
   draft: { draftId: string; version: number } | null;
@@ -56,8 +58,15 @@ export function evolve(state: SendState, event: MailboxEvent): SendState {
   return next === state ? state : { ...state, drafts: next.drafts };
 }
 
+/** The recipients the first-contact safeguard asks about: none when the sender vouched for them. */
+export function firstContacts(c: Pick<SendCommand, "recipients" | "firstContactCheck" | "inConversation">): string[] {
+  if (!c.firstContactCheck) return [];
+  const known = new Set(c.inConversation ?? []);
+  return c.recipients.filter((r) => !known.has(r));
+}
+
 function refuseFirstContact(c: SendCommand, state: SendState) {
-  const unknown = c.recipients.filter((r) => !state.knownSenders.has(senderKey(c.facts.inboxId, r)));
+  const unknown = firstContacts(c).filter((r) => !state.knownSenders.has(senderKey(c.facts.inboxId, r)));
   if (unknown.length) {
     throw new AppError("FORBIDDEN", `First contact: ${unknown.join(", ")} never wrote to this inbox. Pass "verified": true once you have checked the address.`);
   }

@@ -1,4 +1,4 @@
-import { AppError, parseOrThrow } from "@mam/contracts/errors.ts";
+import { parseOrThrow } from "@mam/contracts/errors.ts";
 import { ForwardBody, ReplyBody, SendBody, SendCommand } from "@mam/contracts/messages-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { MailboxContext } from "../context.ts";
@@ -6,16 +6,10 @@ import { sendingInbox, type InboxRow } from "../read/inboxes.ts";
 import { messageOfInbox, type MessageRow } from "../read/messages.ts";
 import { getBlobs } from "../store/blobs.ts";
 import type { CommandMeta } from "./execute.ts";
-import { decodeAttachments, sendFromInbox } from "./send-core.ts";
+import { bodiesOf, decodeAttachments, sendFromInbox } from "./send-core.ts";
 import type { SendResult } from "./send-decision.ts";
 
 const prefixed = (prefix: string, subject: string) => (subject.toLowerCase().startsWith(prefix.toLowerCase()) ? subject : `${prefix} ${subject}`);
-
-function requireBody(b: { plainBody?: string; htmlBody?: string }) {
-  if (b.plainBody === undefined && b.htmlBody === undefined) {
-    throw new AppError("VALIDATION_ERROR", "Give plainBody or htmlBody", [{ path: "plainBody", message: "required without htmlBody" }]);
-  }
-}
 
 async function ownAddresses(ctx: MailboxContext, inbox: InboxRow): Promise<Set<string>> {
   const rows = await ctx.db
@@ -33,7 +27,6 @@ const idem = (cmd: { idempotencyKey?: string }, request: unknown) => (cmd.idempo
 export async function send(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta): Promise<SendResult> {
   const cmd = parseOrThrow(SendCommand, raw);
   const b = parseOrThrow(SendBody, cmd.body);
-  requireBody(b);
   const inbox = await sendingInbox(ctx.db, claims, cmd.inboxId);
   return sendFromInbox(
     ctx,
@@ -43,8 +36,7 @@ export async function send(ctx: MailboxContext, claims: ScopeClaims, raw: unknow
       cc: b.cc ?? [],
       bcc: b.bcc ?? [],
       subject: b.subject,
-      text: b.plainBody,
-      html: b.htmlBody,
+      ...bodiesOf(b.plainBody, b.htmlBody),
       replyTo: b.replyTo,
       attachments: decodeAttachments(b.attachments),
       firstContactCheck: !b.verified,
@@ -56,6 +48,9 @@ export async function send(ctx: MailboxContext, claims: ScopeClaims, raw: unknow
     idem(cmd, { kind: "send", body: cmd.body }),
   );
 }
+
+/** Everyone a message was between: who sent it, where answers go, and whom it was sent to. */
+export const conversationOf = (m: MessageRow): string[] => [m.from_address, ...(m.reply_to ? [m.reply_to] : []), ...m.to_addresses, ...m.cc_addresses];
 
 function replyRecipients(original: MessageRow, all: boolean, own: Set<string>) {
   const sender = original.direction === "inbound" ? [original.reply_to ?? original.from_address] : original.to_addresses;
@@ -74,7 +69,6 @@ function replyRecipients(original: MessageRow, all: boolean, own: Set<string>) {
 export async function reply(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta, all: boolean): Promise<SendResult> {
   const cmd = parseOrThrow(SendCommand, raw);
   const b = parseOrThrow(ReplyBody, cmd.body);
-  requireBody(b);
   const inbox = await sendingInbox(ctx.db, claims, cmd.inboxId);
   const original = await messageOfInbox(ctx.db, inbox, cmd.messageId);
   const { to, cc } = replyRecipients(original, all, await ownAddresses(ctx, inbox));
@@ -86,11 +80,12 @@ export async function reply(ctx: MailboxContext, claims: ScopeClaims, raw: unkno
       cc: [...new Set([...cc, ...(b.cc ?? [])])],
       bcc: b.bcc ?? [],
       subject: prefixed("Re:", original.subject),
-      text: b.plainBody,
-      html: b.htmlBody,
+      ...bodiesOf(b.plainBody, b.htmlBody),
       attachments: decodeAttachments(b.attachments),
-      // Answering the conversation: these addresses are already in it.
-      firstContactCheck: false,
+      // The conversation's addresses have written or been written to already; any other
+      // (a Cc or Bcc the reply adds) is asked about as a new message's recipients are.
+      firstContactCheck: !b.verified,
+      inConversation: conversationOf(original),
       inReplyTo: original.message_id_header,
       references: [...original.references, original.message_id_header].slice(-50),
       threadId: original.thread_id,

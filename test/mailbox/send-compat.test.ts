@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "@mam/runtime/wait.ts";
+import { SmtpSink } from "@mam/testing/smtp-sink.ts";
+import { provisionTenant, Stack } from "../support/stack.ts";
+
+/**
+ * Sends as the reference API describes them: only `to` and `subject` are required, a
+ * recipient may be written as messages show their senders (`"Name" <address>`), and the
+ * first-contact safeguard asks about every address a reply or a reply draft adds to its
+ * conversation.
+ */
+describe("sending as the reference API describes it", () => {
+  const relay = new SmtpSink();
+  let s: Stack;
+  let a: { id: string; apiKey: string; email: string };
+  let b: { id: string; apiKey: string; email: string };
+
+  const sentTo = async (before: number) => {
+    await waitFor(() => relay.received.length > before, { timeoutMs: 10_000, what: "the relay's message" });
+    return relay.received[before]!;
+  };
+  /** A message from B in A's inbox, to reply to. */
+  const fromB = async (subject: string) => {
+    const sent = await s.api("POST", `/v1/inboxes/${b.id}/send`, { key: b.apiKey, body: { to: a.email, subject, plainBody: "hello", verified: true } });
+    expect(sent.status).toBe(200);
+    let id = "";
+    await waitFor(
+      async () => {
+        const list = await s.api("GET", `/v1/inboxes/${a.id}/messages?direction=inbound`, { key: a.apiKey });
+        id = (list.body.messages as { id: string; subject: string }[]).find((m) => m.subject === subject)?.id ?? "";
+        return id !== "";
+      },
+      { timeoutMs: 10_000, what: "B's message in A's inbox" },
+    );
+    return id;
+  };
+
+  beforeAll(async () => {
+    s = new Stack({ logLevel: "warn", mailboxEnv: { SMTP_RELAY_URL: await relay.start() } });
+    await s.start();
+    const t = await provisionTenant(s);
+    a = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "compat-a" } })).body;
+    b = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "compat-b" } })).body;
+  });
+  afterAll(async () => {
+    await s.stop();
+    await relay.stop();
+  });
+
+  it("a send with neither plainBody nor htmlBody goes, with an empty text part", async () => {
+    const before = relay.received.length;
+    const sent = await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body: { to: "empty@example.org", subject: "Ping", verified: true } });
+    expect(sent.status, JSON.stringify(sent.body)).toBe(200);
+    expect((await sentTo(before)).raw.toString()).toContain("Subject: Ping");
+    const msg = (await s.api("GET", `/v1/inboxes/${a.id}/messages/${sent.body.id}`, { key: a.apiKey })).body;
+    expect(msg).toMatchObject({ subject: "Ping", plainBody: "", htmlBody: null });
+  });
+
+  it('recipients written as "Name" <address> are sent to the address; a malformed one is still refused', async () => {
+    const before = relay.received.length;
+    const sent = await s.api("POST", `/v1/inboxes/${a.id}/send`, {
+      key: a.apiKey,
+      body: { to: '"Grace Hopper" <Grace@Example.org>', cc: ["Ada <ada@example.org>", "plain@example.org"], subject: "Named", plainBody: "x", verified: true },
+    });
+    expect(sent.status, JSON.stringify(sent.body)).toBe(200);
+    expect((await sentTo(before)).to.sort()).toEqual(["ada@example.org", "grace@example.org", "plain@example.org"]);
+    for (const to of ["Grace <grace@example.org", "<not an address>", "Grace <grace@example.org> <x@example.org>"]) {
+      const bad = await s.api("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body: { to, subject: "Bad", plainBody: "x", verified: true } });
+      expect(bad.status, to).toBe(400);
+      expect(bad.body.code).toBe("VALIDATION_ERROR");
+    }
+  });
+
+  it("a reply goes to its conversation unasked, but a Cc or Bcc it adds must have written first, unless verified", async () => {
+    const original = await fromB("Question");
+    const plain = await s.api("POST", `/v1/inboxes/${a.id}/reply/${original}`, { key: a.apiKey, body: { plainBody: "answer" } });
+    expect(plain.status, JSON.stringify(plain.body)).toBe(200);
+
+    for (const extra of [{ bcc: "stranger@example.org" }, { cc: ["stranger@example.org"] }]) {
+      const refused = await s.api("POST", `/v1/inboxes/${a.id}/reply/${original}`, { key: a.apiKey, body: { plainBody: "psst", ...extra } });
+      expect(refused.status).toBe(403);
+      expect(refused.body.error).toMatch(/First contact: stranger@example\.org/);
+      const allAlso = await s.api("POST", `/v1/inboxes/${a.id}/reply-all/${original}`, { key: a.apiKey, body: { plainBody: "psst", ...extra } });
+      expect(allAlso.status).toBe(403);
+    }
+    const before = relay.received.length;
+    const vouched = await s.api("POST", `/v1/inboxes/${a.id}/reply/${original}`, {
+      key: a.apiKey,
+      body: { plainBody: "looping in", bcc: "stranger@example.org", verified: true },
+    });
+    expect(vouched.status, JSON.stringify(vouched.body)).toBe(200);
+    expect((await sentTo(before)).to).toEqual(["stranger@example.org"]);
+  });
+
+  it("a reply draft may write to its conversation; an address it adds must have written first, unless verified", async () => {
+    const original = await fromB("Draft me");
+    const draft = async (body: Record<string, unknown>) => {
+      const d = await s.api("POST", `/v1/inboxes/${a.id}/drafts`, { key: a.apiKey, body: { replyToMessageId: original, plainBody: "re", ...body } });
+      expect(d.status, JSON.stringify(d.body)).toBe(201);
+      return s.api("POST", `/v1/inboxes/${a.id}/drafts/${d.body.id}/send`, { key: a.apiKey });
+    };
+    expect((await draft({ to: b.email })).status).toBe(200);
+    const refused = await draft({ to: b.email, bcc: "stranger@example.org" });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error).toMatch(/First contact: stranger@example\.org/);
+    expect((await draft({ to: "stranger@example.org", verified: true })).status).toBe(200);
+  });
+});
