@@ -38,6 +38,23 @@ describe("readDeliveryReport", () => {
     expect(r?.reason).toBe("5.0.0");
   });
 
+  it("bounces only the recipients whose own block says failed, with that block's reason; LF line ends read alike", () => {
+    const blocks = [
+      "Final-Recipient: rfc822; alice@example.com\r\nAction: delayed\r\nStatus: 4.4.1\r\nDiagnostic-Code: smtp; 451 try later",
+      "Final-Recipient: rfc822; bob@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 no bob",
+      "Final-Recipient: rfc822; carol@example.com\r\nAction: delivered\r\nStatus: 2.0.0",
+      "Final-Recipient: rfc822; dave@example.com\r\nAction: failed\r\nStatus: 5.2.2",
+    ].join("\r\n\r\n");
+    expect(readDeliveryReport(report(blocks))).toEqual({ recipients: ["bob@example.com", "dave@example.com"], reason: "smtp; 550 no bob" });
+    const lf = Buffer.from(
+      report(blocks)
+        .toString("latin1")
+        .replace(/\r\n/g, (m, at: number, all: string) => (at >= all.indexOf("\r\n\r\n") + 4 ? "\n" : m)),
+      "latin1",
+    );
+    expect(readDeliveryReport(lf)?.recipients).toEqual(["bob@example.com", "dave@example.com"]);
+  });
+
   it("is not a report of failure when no recipient failed, or when it is not a delivery-status report", () => {
     expect(readDeliveryReport(report("Final-Recipient: rfc822; bob@example.com\r\nAction: delayed\r\nStatus: 4.4.1"))).toBeNull();
     expect(readDeliveryReport(Buffer.from("Content-Type: text/plain\r\n\r\nAction: failed\r\nFinal-Recipient: rfc822; bob@example.com\r\n"))).toBeNull();

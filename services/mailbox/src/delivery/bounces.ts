@@ -13,19 +13,30 @@ export interface DeliveryReport {
   reason: string;
 }
 
-/** A delivery status notification (RFC 3464) that says delivery failed: who failed, why. */
+/**
+ * A delivery status notification (RFC 3464) that says delivery failed: who failed, why. Each
+ * recipient has a block of its own (fields up to a blank line), with its own Action: only the
+ * blocks that say `failed` count, so a report that also tells of recipients delayed or
+ * delivered bounces none of those.
+ */
 export function readDeliveryReport(raw: Buffer): DeliveryReport | null {
   const text = raw.subarray(0, 512 * 1024).toString("latin1");
   const headEnd = text.indexOf("\r\n\r\n");
   const head = text.slice(0, headEnd === -1 ? text.length : headEnd).replace(/\r\n[ \t]+/g, " ");
   if (!/^content-type:\s*multipart\/report\b[^\r\n]*report-type="?delivery-status/im.test(head)) return null;
   // Unfolded, so a field folded anywhere reads as one line (and the patterns stay on one line).
-  const body = text.slice(headEnd).replace(/\r\n[ \t]+/g, " ");
-  if (!/^Action:\s*failed/im.test(body)) return null;
+  const body = text.slice(headEnd).replace(/\r?\n[ \t]+/g, " ");
+  const failed = body.split(/\r?\n[ \t]*\r?\n/).filter((block) => /^Action:\s*failed\b/im.test(block));
   // Final-Recipient, and Original-Recipient where a forwarder changed the address on the way.
   // `rfc822; a@b`, also written `rfc822; <a@b>`.
-  const recipients = [...new Set([...body.matchAll(/^(?:Final|Original)-Recipient:[ \t]*[^;\r\n]*;[ \t]*<?([^\s<>;]+)>?/gim)].map((m) => m[1]!.toLowerCase()))];
-  const reason = /^Diagnostic-Code:\s*([^\r\n]+)/im.exec(body)?.[1] ?? /^Status:\s*([^\r\n]+)/im.exec(body)?.[1] ?? "delivery failed";
+  const recipients = [
+    ...new Set(
+      failed.flatMap((block) => [...block.matchAll(/^(?:Final|Original)-Recipient:[ \t]*[^;\r\n]*;[ \t]*<?([^\s<>;]+)>?/gim)].map((m) => m[1]!.toLowerCase())),
+    ),
+  ];
+  if (!recipients.length) return null;
+  const first = failed.find((block) => /^(?:Diagnostic-Code|Status):/im.test(block)) ?? "";
+  const reason = /^Diagnostic-Code:\s*([^\r\n]+)/im.exec(first)?.[1] ?? /^Status:\s*([^\r\n]+)/im.exec(first)?.[1] ?? "delivery failed";
   return { recipients, reason: reason.slice(0, 1000) };
 }
 
