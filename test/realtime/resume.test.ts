@@ -37,7 +37,7 @@ describe("replayFeed", () => {
   };
 
   /** Replays from `lastEventId` for the workspace of `mine`, collecting the event ids it sends. */
-  const replay = async (lastEventId: string, o: { room?: () => Promise<boolean>; stallMs?: number } = {}) => {
+  const replay = async (lastEventId: string, o: { room?: () => Promise<boolean>; stallMs?: number; readOn?: () => boolean } = {}) => {
     const sent: string[] = [];
     const r: ReplayRequest = {
       lastEventId,
@@ -48,6 +48,7 @@ describe("replayFeed", () => {
         return true;
       },
       room: o.room ?? (async () => true),
+      readOn: o.readOn,
     };
     const outcome = await replayFeed({ bus, stream, retentionS: 3600, logger, stallMs: o.stallMs }, r);
     return { outcome, sent };
@@ -84,6 +85,27 @@ describe("replayFeed", () => {
       writing = false;
       await writer;
     }
+  });
+
+  it("reads on past its end, to the scope's newest entry then, each time the connection let live events go", async () => {
+    const ours = [];
+    for (let i = 0; i < 3; i++) ours.push(await write(mine));
+    const during: Awaited<ReturnType<typeof write>>[] = [];
+    let calls = 0;
+    // Written while the replay runs (after its end was read): the live events the connection let go.
+    const room = async () => {
+      if (++calls === 2) for (let i = 0; i < 3; i++) during.push(await write(mine));
+      return true;
+    };
+    const asked: boolean[] = [];
+    const readOn = () => {
+      asked.push(asked.length === 0);
+      return asked.at(-1)!;
+    };
+    const { outcome, sent } = await replay(ours[0]!.e.eventId, { room, readOn });
+    expect(sent).toEqual([...ours.slice(1), ...during].map((x) => x.e.eventId));
+    expect(outcome).toEqual({ found: true, lastSeq: during.at(-1)!.seq });
+    expect(asked).toEqual([true, false]);
   });
 
   it("answers RESUME_UNKNOWN_EVENT for an id its scope never held, after reading to the scope's newest entry", async () => {

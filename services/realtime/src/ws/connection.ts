@@ -27,6 +27,11 @@ type Connected = Extract<ServerFrame, { type: "connected" }>;
 interface Replaying {
   epoch: number;
   queue: { seq: number; out: Outgoing }[];
+  /**
+   * Live events came faster than the cap holds while the replay ran: the queue was let go, and
+   * later ones are not queued, since the feed has them all: the replay reads on past its end.
+   */
+  shed: boolean;
 }
 
 const NOT_FOUND_MESSAGE = "Not found: this subscription names a workspace or inbox this key cannot see";
@@ -128,9 +133,32 @@ export class WsConnection implements Registered {
     if (!this.filters || seq <= this.replayedTo || !matches(this.ceiling, this.filters, e)) return;
     const r = this.replaying;
     if (!r) return void this.push(out);
+    if (r.shed) return;
     r.queue.push({ seq, out });
     this.queuedBytes += out.bytes;
-    if (this.overCap(0)) this.slow();
+    if (this.overCap(0) && !this.shed()) this.slow();
+  }
+
+  /**
+   * Lets go of the live events queued behind a replay (they are in the feed, which the replay
+   * then reads on to), so that they never hold up the replay or close a client that reads.
+   * False when no replay queues anything.
+   */
+  private shed(): boolean {
+    const r = this.replaying;
+    if (!r || !r.queue.length) return false;
+    r.queue = [];
+    r.shed = true;
+    this.queuedBytes = 0;
+    return true;
+  }
+
+  /** Whether the replay must read on (live events were let go since it last asked); queued again from now. */
+  private readOn(epoch: number): boolean {
+    const r = this.replaying;
+    if (!r || r.epoch !== epoch || !r.shed) return false;
+    r.shed = false;
+    return true;
   }
 
   private send(frame: ServerFrame): void {
@@ -144,7 +172,7 @@ export class WsConnection implements Registered {
   /** False once the connection is closing (it was, or this frame made it a slow consumer). */
   private push(out: Outgoing): boolean {
     if (!this.open) return false;
-    if (this.overCap(out.bytes)) {
+    if (this.overCap(out.bytes) && !(this.shed() && !this.overCap(out.bytes))) {
       this.slow();
       return false;
     }
@@ -237,7 +265,7 @@ export class WsConnection implements Registered {
     this.send(decision.subscribed);
     if (!frame.last_event_id) return;
     // From here on, live events queue until the replay has sent what came before them.
-    this.replaying = { epoch, queue: [] };
+    this.replaying = { epoch, queue: [], shed: false };
     const lastEventId = frame.last_event_id;
     // Not awaited: the next subscribe frame is judged meanwhile (and, applied, ends the replay).
     // After the one before has ended (it stops at its next entry once this one is applied), and
@@ -251,6 +279,7 @@ export class WsConnection implements Registered {
           accept: (e) => this.epoch === epoch && !!this.filters && matches(this.ceiling, this.filters, e),
           send: (out) => this.epoch === epoch && this.push(out),
           room: () => this.room(epoch),
+          readOn: () => this.readOn(epoch),
         })
         .then(
           (outcome) => this.finishReplay(epoch, outcome),
@@ -260,13 +289,14 @@ export class WsConnection implements Registered {
   }
 
   /**
-   * Until the socket's buffer is under half the cap: a replay goes at the client's pace. A
-   * client that does not read for a long while is a slow consumer (its replay's consumer is
+   * Until the socket's buffer is under half the cap: a replay goes at the client's pace (live
+   * events queued meanwhile do not count: they are let go when they would not fit, see shed).
+   * A client that does not read for a long while is a slow consumer (its replay's consumer is
    * not kept on the server for it).
    */
   private async room(epoch: number): Promise<boolean> {
     const deadline = Date.now() + ROOM_WAIT_MS;
-    while (this.epoch === epoch && this.open && this.overCap(this.d.maxBufferedBytes / 2)) {
+    while (this.epoch === epoch && this.open && this.ws.bufferedAmount > this.d.maxBufferedBytes / 2) {
       if (Date.now() > deadline) {
         this.slow();
         return false;
@@ -281,6 +311,9 @@ export class WsConnection implements Registered {
     if (epoch !== this.epoch || !r || r.epoch !== epoch || !this.open) return;
     this.replaying = undefined;
     this.queuedBytes = 0;
+    // Not found, the client is told "live events from now": those let go meanwhile are not
+    // replayed, so it is closed instead, to resume from its last event.
+    if (!outcome.found && r.shed) return this.slow();
     if (outcome.found) {
       this.replayedTo = Math.max(this.replayedTo, outcome.lastSeq);
       for (const q of r.queue) if (q.seq > outcome.lastSeq && !this.push(q.out)) return;

@@ -22,6 +22,8 @@ export interface ReplayRequest {
   send: (out: Outgoing) => boolean;
   /** Waits until the client has room for more; false once it is gone or subscribed again. */
   room: () => Promise<boolean>;
+  /** Asked at the end: true when live events were let go meanwhile, so the replay reads on to the feed's end. */
+  readOn?: () => boolean;
 }
 
 /** Found: everything after it up to `lastSeq` (a feed stream sequence) was replayed. */
@@ -31,7 +33,8 @@ export type ReplayOutcome = { found: true; lastSeq: number } | { found: false; c
  * Reads a client's part of the feed from just before its last event's time, skips up to and
  * including that event, and sends what follows that its filters want, in order, up to the last
  * entry of its scope when the replay started (the live events after it are queued by the
- * connection meanwhile). Filtered to the narrowest scope the subscription stays in.
+ * connection meanwhile; if it let them go, the replay reads on to the entry last then, and
+ * again, until it has not). Filtered to the narrowest scope the subscription stays in.
  */
 export async function replayFeed(
   o: { bus: Bus; stream: string; retentionS: number; logger: Logger; stallMs?: number },
@@ -50,25 +53,29 @@ export async function replayFeed(
   const to = await newestSeq(bus, stream, filter);
   if (to === 0) return notFound();
 
-  const entries = readRange(bus, stream, {
-    filter,
-    from: { time: new Date(Math.max(0, at - CLOCK_SKEW_MS)) },
-    to,
-    stallMs: o.stallMs,
-    logger: o.logger,
-  });
+  let from: { time: Date } | { seq: number } = { time: new Date(Math.max(0, at - CLOCK_SKEW_MS)) };
+  let end = to;
   let found = false;
   let lastSeq = 0;
-  for await (const m of entries) {
-    if (!found) {
-      found = (m.headers?.get("Nats-Msg-Id") || readEventId(m.json.bind(m))) === r.lastEventId;
-    } else {
-      const e = FeedEvent.safeParse(m.json());
-      if (!e.success) o.logger.warn({ seq: m.seq }, "unreadable feed entry skipped in a replay");
-      else if (r.accept(e.data) && !r.send(outgoing(toEventFrame(e.data)))) return { found: true, lastSeq };
+  for (;;) {
+    const entries = readRange(bus, stream, { filter, from, to: end, stallMs: o.stallMs, logger: o.logger });
+    for await (const m of entries) {
+      if (!found) {
+        found = (m.headers?.get("Nats-Msg-Id") || readEventId(m.json.bind(m))) === r.lastEventId;
+      } else {
+        const e = FeedEvent.safeParse(m.json());
+        if (!e.success) o.logger.warn({ seq: m.seq }, "unreadable feed entry skipped in a replay");
+        else if (r.accept(e.data) && !r.send(outgoing(toEventFrame(e.data)))) return { found: true, lastSeq };
+      }
+      lastSeq = m.seq;
+      if (!(await r.room())) return found ? { found: true, lastSeq } : notFound();
     }
-    lastSeq = m.seq;
-    if (!(await r.room())) break;
+    if (!found || !r.readOn?.()) break;
+    // The entries of the live events let go are in the feed by now (the fan-out reads them from it).
+    const next = await newestSeq(bus, stream, filter);
+    if (next <= end) break;
+    from = { seq: end + 1 };
+    end = next;
   }
   return found ? { found: true, lastSeq } : notFound();
 }
