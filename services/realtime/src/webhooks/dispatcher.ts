@@ -9,8 +9,12 @@ import type { WebhookSender } from "./sender.ts";
 import { signedHeaders } from "./signing.ts";
 
 const keyOf = (r: { webhook_id: string; event_id: string }) => `${r.webhook_id} ${r.event_id}`;
-/** What a row costs held in memory: its body (a string's length is a close enough measure). */
-export const bytesOf = (r: { body: string }) => r.body.length;
+/**
+ * What a row costs held in memory: its body's UTF-8 bytes, as the poll measures rows in the
+ * database (octet_length) and the intake measures new ones: what a row adds when admitted must
+ * be what it takes away when dropped, or the held bytes drift and their cap stops holding.
+ */
+export const bytesOf = (r: { body: string }) => Buffer.byteLength(r.body);
 
 /** Rows one webhook may hold on a replica, per request it may have in flight: its next ones wait here, not in a poll. */
 const AHEAD_PER_SLOT = 16;

@@ -83,7 +83,7 @@ function rowsOf(ctx: RealtimeContext, dispatcher: Dispatcher, hooks: Hook[], eve
     // Serialised once: these bytes are stored, signed and sent, on every attempt.
     const body = JSON.stringify(toWebhookPayload(e));
     for (const h of mine) {
-      const attemptNow = dispatcher.admit({ webhook_id: h.webhook_id, tenant_id: e.tenantId }, body.length);
+      const attemptNow = dispatcher.admit({ webhook_id: h.webhook_id, tenant_id: e.tenantId }, Buffer.byteLength(body));
       const row: Row = {
         hook: h,
         webhook_id: h.webhook_id,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Lanes } from "./lanes.ts";
+import { bytesOf } from "./dispatcher.ts";
 
 const row = (webhook_id: string, n: number, tenant_id = "t") => ({ webhook_id, tenant_id, n });
 /** A webhook of tenant `t` unless told. */
@@ -90,5 +91,20 @@ describe("delivery lanes", () => {
     expect([lanes.room(), lanes.inFlight]).toEqual([4, 0]);
     for (const r of running) lanes.drop(r.webhook_id, 10);
     expect([lanes.room(), lanes.inFlight, lanes.busy()]).toEqual([6, 0, []]);
+  });
+});
+
+describe("a held row's size", () => {
+  it("is its body's UTF-8 bytes, as Postgres's octet_length measures the rows a poll leases: dropped as admitted, whatever the characters", () => {
+    const lanes = new Lanes<{ webhook_id: string; tenant_id: string }>({ ...limits, heldBytesMax: 20 }, () => 0);
+    const body = "😀é a";
+    expect(bytesOf({ body })).toBe(8);
+    // Admitted with the size the poll reads (octet_length), dropped with bytesOf: the budget comes back whole.
+    for (let round = 0; round < 3; round++) {
+      expect(lanes.admit({ webhook_id: "w", tenant_id: "t" }, 8)).toBe(true);
+      lanes.drop("w", bytesOf({ body }));
+    }
+    expect([lanes.admit({ webhook_id: "w", tenant_id: "t" }, 8), lanes.admit({ webhook_id: "x", tenant_id: "t" }, 12)]).toEqual([true, true]);
+    expect(lanes.admit({ webhook_id: "y", tenant_id: "t" }, 1)).toBe(false);
   });
 });

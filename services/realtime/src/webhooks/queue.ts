@@ -41,7 +41,7 @@ export async function leaseDue(
 ): Promise<{ leased: Omit<Leased, "leased_until">[]; scanned: number }> {
   return db.transaction().execute(async (tx) => {
     const due = await sql<Due>`
-      select webhook_id, event_id, tenant_id, coalesce(length(body), 0) as bytes from webhook_deliveries
+      select webhook_id, event_id, tenant_id, coalesce(octet_length(body), 0) as bytes from webhook_deliveries
       where state = 'pending' and next_attempt_at <= ${o.now} and (locked_until is null or locked_until <= ${o.now})
         and not (webhook_id = any(${o.skip}::uuid[])) and not (tenant_id = any(${o.skipTenants}::uuid[]))
       order by next_attempt_at

@@ -146,7 +146,7 @@ export class WsConnection implements Registered {
    */
   private shed(): boolean {
     const r = this.replaying;
-    if (!r || !r.queue.length) return false;
+    if (!r?.queue.length) return false;
     r.queue = [];
     r.shed = true;
     this.queuedBytes = 0;
