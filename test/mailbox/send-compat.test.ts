@@ -1,3 +1,4 @@
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "@mam/runtime/wait.ts";
 import { SmtpSink } from "@mam/testing/smtp-sink.ts";
@@ -7,13 +8,14 @@ import { provisionTenant, Stack } from "../support/stack.ts";
  * Sends as the reference API describes them: only `to` and `subject` are required, a
  * recipient may be written as messages show their senders (`"Name" <address>`), and the
  * first-contact safeguard asks about every address a reply or a reply draft adds to its
- * conversation.
+ * conversation. A send the mailbox did not answer in time is not answered "retry shortly".
  */
 describe("sending as the reference API describes it", () => {
   const relay = new SmtpSink();
   let s: Stack;
   let a: { id: string; apiKey: string; email: string };
   let b: { id: string; apiKey: string; email: string };
+  let tenantId: string;
 
   const sentTo = async (before: number) => {
     await waitFor(() => relay.received.length > before, { timeoutMs: 10_000, what: "the relay's message" });
@@ -39,6 +41,7 @@ describe("sending as the reference API describes it", () => {
     s = new Stack({ logLevel: "warn", mailboxEnv: { SMTP_RELAY_URL: await relay.start() } });
     await s.start();
     const t = await provisionTenant(s);
+    tenantId = t.tenant.id;
     a = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "compat-a" } })).body;
     b = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "compat-b" } })).body;
   });
@@ -104,5 +107,40 @@ describe("sending as the reference API describes it", () => {
     expect(refused.status).toBe(403);
     expect(refused.body.error).toMatch(/First contact: stranger@example\.org/);
     expect((await draft({ to: "stranger@example.org", verified: true })).status).toBe(200);
+  });
+
+  it("a send not answered in time says it may still go, without Retry-After; with an Idempotency-Key, retry shortly", async () => {
+    await s.startGateway({ RPC_TIMEOUT_MS: "1000" });
+    const hasty = s.client(s.gateways.length - 1);
+    // The tenant's lock (see event-sourcing.ts), held so the mailbox's send waits past the gateway's timeout.
+    const client = new pg.Client({ connectionString: s.iso.urls.DATABASE_URL });
+    await client.connect();
+    const key = (await client.query<{ key: string }>("select hashtextextended($1, 0)::text as key", [`mailbox:${tenantId}`])).rows[0]!.key;
+    await client.query("select pg_advisory_lock($1::bigint)", [key]);
+    const body = { to: "late@example.org", subject: "Late", plainBody: "x", verified: true };
+    try {
+      const late = await hasty("POST", `/v1/inboxes/${a.id}/send`, { key: a.apiKey, body });
+      expect(late.status).toBe(503);
+      expect(late.body).toMatchObject({ code: "UNAVAILABLE", error: expect.stringMatching(/may still be carried out/) });
+      expect(late.headers.get("retry-after")).toBeNull();
+      const keyed = await hasty("POST", `/v1/inboxes/${a.id}/send`, {
+        key: a.apiKey,
+        body: { ...body, subject: "Late, keyed" },
+        headers: { "idempotency-key": "late-1" },
+      });
+      expect(keyed.status).toBe(503);
+      expect(keyed.headers.get("retry-after")).toBe("2");
+    } finally {
+      await client.query("select pg_advisory_unlock($1::bigint)", [key]);
+      await client.end();
+    }
+    // It did go, once the lock was let go: what the answer warned of.
+    await waitFor(
+      async () => {
+        const out = await s.api("GET", `/v1/inboxes/${a.id}/messages?direction=outbound&limit=100`, { key: a.apiKey });
+        return (out.body.messages as { subject: string }[]).some((m) => m.subject === "Late");
+      },
+      { timeoutMs: 10_000, what: "the late send" },
+    );
   });
 });

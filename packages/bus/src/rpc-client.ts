@@ -34,6 +34,10 @@ export async function callOrThrow<C extends RpcContract>(bus: Bus, contract: C, 
   return reply.body;
 }
 
+/** Errors of requests the service did not answer in time: unlike a refusal, the request may still have been carried out. */
+const unanswered = new WeakSet<ErrorBody>();
+export const wasUnanswered = (error: ErrorBody): boolean => unanswered.has(error);
+
 const BUS_DOWN: ErrorBody = { error: "The message bus is unreachable; retry shortly", code: "UNAVAILABLE" };
 
 /** Sends a command or query and returns the service's reply; an absent service, or the bus down, is a 503. */
@@ -138,7 +142,9 @@ async function exchange<R extends PassedReply>(
       return { ok: false, error: { error: `Service for ${subject} is not running`, code: "UNAVAILABLE" } };
     }
     if (isTimeout(err)) {
-      return { ok: false, error: { error: `Service for ${subject} did not answer in time`, code: "UNAVAILABLE" } };
+      const error: ErrorBody = { error: `Service for ${subject} did not answer in time`, code: "UNAVAILABLE" };
+      unanswered.add(error);
+      return { ok: false, error };
     }
     // Our own connection to NATS is closed or closing (a shutdown, or a server gone for good).
     if (err instanceof ClosedConnectionError || err instanceof DrainingConnectionError || isDependencyOutage(err)) {

@@ -1,7 +1,7 @@
 import express, { type NextFunction, type Request, type Response } from "express";
 import { z } from "zod";
 import type { Bus } from "@mam/bus/connection.ts";
-import { request, requestPassingBody } from "@mam/bus/rpc-client.ts";
+import { request, requestPassingBody, wasUnanswered } from "@mam/bus/rpc-client.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import { BinaryBody } from "@mam/contracts/rpc.ts";
 import { Me, type Principal } from "@mam/contracts/keys.ts";
@@ -18,7 +18,7 @@ import { STRIPE_WEBHOOK_MAX_BYTES, StripeWebhookReply } from "@mam/contracts/bil
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import { renderDocsPage } from "./docs-page.ts";
 import { streamBinary } from "./download.ts";
-import { errorHandler, sendError } from "./errors.ts";
+import { errorHandler, forwardFailure, sendError } from "./errors.ts";
 import { admitLargeBodies, LargeBodies } from "./large-bodies.ts";
 import { buildOpenApiDocument, type LocalRoute, type WebSocketDoorDoc } from "./openapi.ts";
 import { httpMetrics } from "./metrics.ts";
@@ -233,12 +233,12 @@ export function buildApp(d: AppDeps): express.Express {
       if (!r.bytes) {
         // JSON as the service wrote it, sent on without being parsed and written again.
         const reply = await requestPassingBody(d.bus, r.contract.subject, rpcBody, options());
-        if (!reply.ok) throw AppError.fromBody(reply.error);
+        if (!reply.ok) throw forwardFailure(req, reply.error, wasUnanswered(reply.error));
         if ("json" in reply) return void res.status(reply.status).type("application/json").send(reply.json);
         return void res.status(reply.status).json(reply.body);
       }
       const reply = await call(rpcBody);
-      if (!reply.ok) throw AppError.fromBody(reply.error);
+      if (!reply.ok) throw forwardFailure(req, reply.error, wasUnanswered(reply.error));
       const bin = BinaryBody.safeParse(reply.body);
       if (bin.success) return streamBinary(d.logger, req, res, reply.status, bin.data, (offset) => call({ ...(rpcBody as object), offset }));
       res.status(reply.status).json(reply.body);

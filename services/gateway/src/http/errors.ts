@@ -1,4 +1,4 @@
-import type { ErrorRequestHandler, Response } from "express";
+import type { ErrorRequestHandler, Request, Response } from "express";
 import { AppError, publicErrorBody, type ErrorBody } from "@mam/contracts/errors.ts";
 import { isDependencyOutage } from "@mam/runtime/dependency.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
@@ -11,6 +11,26 @@ export function sendError(res: Response, error: ErrorBody, retryAfterS?: number)
   const retry = retryAfterS ?? (error.code === "UNAVAILABLE" ? UNAVAILABLE_RETRY_S : undefined);
   if (retry) res.setHeader("Retry-After", String(retry));
   res.status(status).json(body);
+}
+
+/**
+ * A POST without an Idempotency-Key that the service did not answer in time: it may still be
+ * carried out (a send may go out), so the client is not told to retry blindly (no Retry-After)
+ * but to check first.
+ */
+export class UncertainOutcome extends AppError {
+  constructor() {
+    super(
+      "UNAVAILABLE",
+      "The service did not answer in time, and the request may still be carried out: check (for a send, the inbox's outbound messages) before repeating it. A request with an Idempotency-Key can be repeated safely.",
+    );
+  }
+}
+
+/** The error a failed forward answers with: an unanswered POST without an Idempotency-Key is an UncertainOutcome. */
+export function forwardFailure(req: Request, error: ErrorBody, unanswered: boolean): AppError {
+  if (unanswered && req.method === "POST" && !req.get("idempotency-key")) return new UncertainOutcome();
+  return AppError.fromBody(error);
 }
 
 interface BodyParserError {
@@ -31,7 +51,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       res.destroy();
       return;
     }
-    if (err instanceof AppError) return sendError(res, err.toBody());
+    if (err instanceof AppError) return sendError(res, err.toBody(), err instanceof UncertainOutcome ? 0 : undefined);
     const type = (err as BodyParserError)?.type;
     if (type === "entity.parse.failed") return sendError(res, { error: "Malformed JSON in request body", code: "VALIDATION_ERROR" });
     if (type === "entity.too.large") return sendError(res, { error: "Request body is too large", code: "PAYLOAD_TOO_LARGE" });
