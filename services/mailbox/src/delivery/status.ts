@@ -49,8 +49,9 @@ export const deliveryColumns = (wanted: RawBuilder<boolean>) =>
 
 /**
  * An outgoing message's recipients, each with what became of it so far, and the message's
- * status with `deferred` while some recipient waits for another try (and none bounced):
- * from the recorded outcomes and the retry queue.
+ * status with `deferred` while some recipient waits for another try (and none bounced), and
+ * `sent`, not `delivered`, while some recipient has no outcome yet: from the recorded outcomes
+ * and the retry queue.
  */
 export function withDeliveryRecords<V extends Outbound>(
   v: V,
@@ -68,7 +69,10 @@ export function withDeliveryRecords<V extends Outbound>(
     return reason !== undefined ? { recipient, status: "deferred", reason, at: null } : { recipient, status: "pending", reason: null, at: null };
   });
   const deferred = v.status !== "bounced" && deliveries.some((d) => d.status === "deferred");
-  return { ...v, status: deferred ? "deferred" : v.status, deliveries };
+  // The first recipient delivered makes the row "delivered"; while others have no outcome yet
+  // (a copy filed at send time, the world's recipients still to go) the message is still "sent".
+  const underway = v.status === "delivered" && deliveries.some((d) => d.status === "pending");
+  return { ...v, status: deferred ? "deferred" : underway ? "sent" : v.status, deliveries };
 }
 
 /** withDeliveryRecords of views whose rows are at hand, their records read by two statements. */
