@@ -11,7 +11,7 @@ import { messageOfInbox } from "../read/messages.ts";
 import { decide, type DraftCommand } from "./draft-decision.ts";
 import { execute, type CommandMeta } from "./execute.ts";
 import { bodiesOf, sendFromInbox } from "./send-core.ts";
-import { conversationOf } from "./send.ts";
+import { conversationOf, referencesOf } from "./replies.ts";
 
 const ownerOf = (inbox: InboxRow) => ({ tenantId: inbox.tenant_id, workspaceId: inbox.workspace_id });
 
@@ -68,7 +68,7 @@ export async function sendDraft(ctx: MailboxContext, claims: ScopeClaims, raw: u
       firstContactCheck: !f.verified,
       inConversation: original ? conversationOf(original) : undefined,
       inReplyTo: original?.message_id_header ?? null,
-      references: original ? [...original.references, original.message_id_header].slice(-50) : [],
+      references: original ? referencesOf(original) : [],
       threadId: original?.thread_id ?? null,
     },
     meta,

@@ -6,6 +6,7 @@ import { sendingInbox, type InboxRow } from "../read/inboxes.ts";
 import { messageOfInbox, type MessageRow } from "../read/messages.ts";
 import { getBlobs } from "../store/blobs.ts";
 import type { CommandMeta } from "./execute.ts";
+import { conversationOf, referencesOf } from "./replies.ts";
 import { bodiesOf, decodeAttachments, sendFromInbox } from "./send-core.ts";
 import type { SendResult } from "./send-decision.ts";
 
@@ -49,9 +50,6 @@ export async function send(ctx: MailboxContext, claims: ScopeClaims, raw: unknow
   );
 }
 
-/** Everyone a message was between: who sent it, where answers go, and whom it was sent to. */
-export const conversationOf = (m: MessageRow): string[] => [m.from_address, ...(m.reply_to ? [m.reply_to] : []), ...m.to_addresses, ...m.cc_addresses];
-
 function replyRecipients(original: MessageRow, all: boolean, own: Set<string>) {
   const sender = original.direction === "inbound" ? [original.reply_to ?? original.from_address] : original.to_addresses;
   let to = sender;
@@ -87,7 +85,7 @@ export async function reply(ctx: MailboxContext, claims: ScopeClaims, raw: unkno
       firstContactCheck: !b.verified,
       inConversation: conversationOf(original),
       inReplyTo: original.message_id_header,
-      references: [...original.references, original.message_id_header].slice(-50),
+      references: referencesOf(original),
       threadId: original.thread_id,
     },
     meta,
