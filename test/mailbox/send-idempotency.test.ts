@@ -74,6 +74,26 @@ describe("Idempotency-Key: concurrent copies of a send", () => {
     expect(answers.map((_a, i) => (i % 2 === winner ? 200 : 409))).toEqual(answers.map((a) => a.status));
   });
 
+  it("the same request written another way (its fields in another order, one address alone or in a list, in capitals) is the same request", async () => {
+    const body = { to: "partner@example.com", subject: "Written twice", plainBody: "once", verified: true };
+    const first = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, { key: inbox.apiKey, body, headers: { "idempotency-key": "rewritten" } });
+    expect(first.status).toBe(200);
+    const again = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, {
+      key: inbox.apiKey,
+      body: { verified: true, plainBody: "once", subject: "Written twice", to: ["Partner@Example.com"] },
+      headers: { "idempotency-key": "rewritten" },
+    });
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual(first.body);
+    expect(await sentWith("Written twice")).toHaveLength(1);
+    const changed = await s.api("POST", `/v1/inboxes/${inbox.id}/send`, {
+      key: inbox.apiKey,
+      body: { ...body, plainBody: "twice" },
+      headers: { "idempotency-key": "rewritten" },
+    });
+    expect(changed.status).toBe(409);
+  });
+
   it("distinct keys at once: each sends its own message", async () => {
     const answers = await Promise.all(Array.from({ length: AT_ONCE }, (_, i) => send(`distinct-${i}`, "Distinct keys")));
     expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));

@@ -122,9 +122,22 @@ function oneAtATime<T>(ctx: MailboxContext, key: string, run: () => Promise<T>):
   return mine;
 }
 
+/** JSON with every object's keys in order: one text for one value, however its keys were written. */
+export function canonicalJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    x && typeof x === "object" && !Array.isArray(x) && !Buffer.isBuffer(x)
+      ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : x,
+  );
+}
+
 export interface SendOptions {
-  /** With an Idempotency-Key, a retried request gets the first answer and sends nothing again. */
-  idempotency?: { key: string; request: unknown };
+  /**
+   * With an Idempotency-Key, a retried request gets the first answer and sends nothing again.
+   * `request` is the request as parsed (so the same request written another way is the same),
+   * `asSent` as the client wrote it: what earlier releases compared, still taken for their keys.
+   */
+  idempotency?: { key: string; request: unknown; asSent: unknown };
   /** The draft deleted by sending it, as it was read. */
   draft?: { draftId: string; version: number };
 }
@@ -212,7 +225,9 @@ export async function sendFromInbox(
     recipients,
     firstContactCheck: spec.firstContactCheck,
     inConversation: spec.inConversation?.map((a) => a.toLowerCase()),
-    idempotency: idempotency ? { key: idempotency.key, requestHash: sha256(JSON.stringify(idempotency.request)) } : null,
+    idempotency: idempotency
+      ? { key: idempotency.key, requestHash: sha256(canonicalJson(idempotency.request)), earlierHash: sha256(JSON.stringify(idempotency.asSent)) }
+      : null,
     draft: draft ?? null,
   };
   let copies: { delivered: number; filed: { inboxId: string; messageId: string }[] } | undefined;

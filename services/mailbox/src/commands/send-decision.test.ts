@@ -106,6 +106,15 @@ describe("send: the Idempotency-Key", () => {
       .expectRefusal("CONFLICT", /different request/);
   });
 
+  it("a record an earlier release made (its hash of the body as written) answers the same request: nothing sent again", () => {
+    const upgraded = { ...retry, idempotency: { key: "k-1", requestHash: "hash-of-the-parsed-request", earlierHash: "hash-of-request" } };
+    afterFirst.given([]).when(upgraded).expectEvents([]);
+    afterFirst
+      .given([])
+      .when({ ...upgraded, idempotency: { ...upgraded.idempotency, earlierHash: "another" } })
+      .expectRefusal("CONFLICT", /different request/);
+  });
+
   it("a send without a key records nothing", () => {
     expect(idempotencyRecordOf(command(), initial())).toBeNull();
   });

@@ -25,7 +25,8 @@ export interface SendCommand {
   firstContactCheck: boolean;
   /** Addresses the check passes over: those of the conversation a reply continues (lower case). */
   inConversation?: string[];
-  idempotency: { key: string; requestHash: string } | null;
+  /** `earlierHash`: the request's hash as earlier releases made it (of the body as written), for their records. */
+  idempotency: { key: string; requestHash: string; earlierHash?: string } | null;
   /** The draft this send deletes, as it was read when the send was composed. */
   draft: { draftId: string; version: number } | null;
 }
@@ -82,7 +83,9 @@ function draftSent(c: SendCommand, draft: NonNullable<SendCommand["draft"]>, sta
 
 export function decide(c: SendCommand, state: SendState): EventDraft[] {
   if (state.idempotency) {
-    if (state.idempotency.requestHash !== c.idempotency?.requestHash) throw new AppError("CONFLICT", "This Idempotency-Key was used for a different request");
+    const seen = state.idempotency.requestHash;
+    if (seen !== c.idempotency?.requestHash && seen !== c.idempotency?.earlierHash)
+      throw new AppError("CONFLICT", "This Idempotency-Key was used for a different request");
     // A retry of a send already made: its first answer, nothing sent again.
     return [];
   }

@@ -22,7 +22,9 @@ async function ownAddresses(ctx: MailboxContext, inbox: InboxRow): Promise<Set<s
   return new Set([...rows.map((r) => r.address), inbox.canonical_email]);
 }
 
-const idem = (cmd: { idempotencyKey?: string }, request: unknown) => (cmd.idempotencyKey ? { idempotency: { key: cmd.idempotencyKey, request } } : {});
+/** A request's identity for its Idempotency-Key: as parsed, and as the client wrote it (see SendOptions). */
+const idem = (cmd: { idempotencyKey?: string; body: unknown }, request: Record<string, unknown>, parsed: unknown) =>
+  cmd.idempotencyKey ? { idempotency: { key: cmd.idempotencyKey, request: { ...request, body: parsed }, asSent: { ...request, body: cmd.body } } } : {};
 
 /** POST /send: a new thread; recipients must have written first unless `verified`. */
 export async function send(ctx: MailboxContext, claims: ScopeClaims, raw: unknown, meta: CommandMeta): Promise<SendResult> {
@@ -46,7 +48,7 @@ export async function send(ctx: MailboxContext, claims: ScopeClaims, raw: unknow
       threadId: null,
     },
     meta,
-    idem(cmd, { kind: "send", body: cmd.body }),
+    idem(cmd, { kind: "send" }, b),
   );
 }
 
@@ -89,7 +91,7 @@ export async function reply(ctx: MailboxContext, claims: ScopeClaims, raw: unkno
       threadId: original.thread_id,
     },
     meta,
-    idem(cmd, { kind: all ? "reply-all" : "reply", messageId: cmd.messageId, body: cmd.body }),
+    idem(cmd, { kind: all ? "reply-all" : "reply", messageId: cmd.messageId }, b),
   );
 }
 
@@ -130,6 +132,6 @@ export async function forward(ctx: MailboxContext, claims: ScopeClaims, raw: unk
       threadId: null,
     },
     meta,
-    idem(cmd, { kind: "forward", messageId: cmd.messageId, body: cmd.body }),
+    idem(cmd, { kind: "forward", messageId: cmd.messageId }, b),
   );
 }
