@@ -74,6 +74,23 @@ describe("sending as the reference API describes it", () => {
     }
   });
 
+  it("an attachment typed as a container (multipart/*, message/*) is refused, not sent empty or unencoded", async () => {
+    for (const contentType of ["multipart/mixed", "Message/RFC822"]) {
+      const r = await s.api("POST", `/v1/inboxes/${a.id}/send`, {
+        key: a.apiKey,
+        body: {
+          to: "x@example.org",
+          subject: "Typed",
+          plainBody: "x",
+          verified: true,
+          attachments: [{ filename: "report.pdf", contentType, content: "AAAA" }],
+        },
+      });
+      expect(r.status, contentType).toBe(400);
+      expect(r.body.fields).toEqual([expect.objectContaining({ path: "attachments.0.contentType" })]);
+    }
+  });
+
   it("a reply goes to its conversation unasked, but a Cc or Bcc it adds must have written first, unless verified", async () => {
     const original = await fromB("Question");
     const plain = await s.api("POST", `/v1/inboxes/${a.id}/reply/${original}`, { key: a.apiKey, body: { plainBody: "answer" } });

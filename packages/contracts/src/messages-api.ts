@@ -31,6 +31,8 @@ export const AttachmentIn = z.object({
     .string()
     .max(255)
     .regex(/^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/i, "must be a MIME type like application/pdf")
+    // A container, not a file: composed as one it would lose the content or carry it unencoded.
+    .refine((t) => !/^(multipart|message)\//i.test(t), "multipart/* and message/* are not attachment types: send the file as application/octet-stream")
     .default("application/octet-stream"),
   content: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, "must be base64"),
 });
