@@ -133,6 +133,22 @@ describe("inboxes and addresses", () => {
     expect((await s.api("GET", `/v1/inboxes/${inbox.id}`, { key: a.key.key })).body.username).toBe("patchme");
   });
 
+  it("merges a metadata PATCH into what the inbox has (RFC 7396): keys given replace theirs, objects merge, null removes", async () => {
+    const inbox = (await s.api("POST", "/v1/inboxes", { key: a.key.key, body: { username: "merged", metadata: { team: "ops", tags: { a: 1, b: 2 } } } })).body;
+    const patch = (metadata: unknown) => s.api("PATCH", `/v1/inboxes/${inbox.id}`, { key: inbox.apiKey, body: { metadata } });
+    const metadata = async () => (await s.api("GET", `/v1/inboxes/${inbox.id}`, { key: a.key.key })).body.metadata;
+    expect((await patch({ region: "eu" })).status).toBe(200);
+    expect(await metadata()).toEqual({ team: "ops", tags: { a: 1, b: 2 }, region: "eu" });
+    expect((await patch({ team: null, tags: { b: null, c: [3] } })).status).toBe(200);
+    expect(await metadata()).toEqual({ tags: { a: 1, c: [3] }, region: "eu" });
+    // Each patch within the bound, the merge past it: refused, nothing changed.
+    expect((await patch({ big1: "x".repeat(9_000) })).status).toBe(200);
+    const over = await patch({ big2: "x".repeat(9_000) });
+    expect(over.status).toBe(400);
+    expect(over.body.fields).toEqual([expect.objectContaining({ path: "metadata" })]);
+    expect(Object.keys(await metadata()).sort()).toEqual(["big1", "region", "tags"]);
+  });
+
   it("aliases: primary by default, 409 when taken, canonical kept, primary falls back to canonical", async () => {
     const inbox = (await s.api("POST", "/v1/inboxes", { key: a.key.key, body: { username: "alias-owner" } })).body;
     const add = await s.api("POST", `/v1/inboxes/${inbox.id}/addresses`, { key: inbox.apiKey, body: { email: `Hello@${D}` } });

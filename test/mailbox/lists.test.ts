@@ -43,6 +43,11 @@ describe("address lists", () => {
     expect(patched.body).toMatchObject({ name: "Angels", description: "Seed round" });
     const ep = await s.api("PATCH", `/v1/inboxes/${inbox.id}/lists/${lid}/entries/${e1.body.id}`, { key: k, body: { displayName: "Ada L." } });
     expect(ep.body).toMatchObject({ displayName: "Ada L.", metadata: { tier: 1 } });
+    // Metadata is merged (RFC 7396), as an inbox's is.
+    const merged = await s.api("PATCH", `/v1/inboxes/${inbox.id}/lists/${lid}/entries/${e1.body.id}`, { key: k, body: { metadata: { stage: "seed" } } });
+    expect(merged.body.metadata).toEqual({ tier: 1, stage: "seed" });
+    const removed = await s.api("PATCH", `/v1/inboxes/${inbox.id}/lists/${lid}/entries/${e1.body.id}`, { key: k, body: { metadata: { tier: null } } });
+    expect(removed.body.metadata).toEqual({ stage: "seed" });
 
     const rm = await s.api("DELETE", `/v1/inboxes/${inbox.id}/lists/${lid}/entries/${e1.body.id}`, { key: k });
     expect(rm.body).toEqual({ deleted: true, id: e1.body.id });

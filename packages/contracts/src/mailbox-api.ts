@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { AppError } from "./errors.ts";
 import { PaginationOut, pageFields } from "./pagination.ts";
 
 const noControl = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);
@@ -46,6 +47,32 @@ export const Metadata = z
   .refine((m) => JSON.stringify(m).length <= 16_384, "must be at most 16 KiB as JSON")
   // Stored as jsonb, which cannot hold NUL.
   .refine(storable, "must not contain NUL characters or unpaired surrogates");
+
+/** RFC 7396: keys given replace theirs, objects merge key by key, null removes a key. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (!isObject(patch)) return patch;
+  const out: Record<string, unknown> = isObject(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+/**
+ * A PATCH's metadata applied to what an inbox or a list entry has, as a JSON merge patch
+ * (RFC 7396: PATCH is merge-style). Refused when the result would pass Metadata's bound.
+ */
+export function mergeMetadata(current: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
+  const merged = mergePatch(current, patch) as Record<string, unknown>;
+  const r = Metadata.safeParse(merged);
+  if (!r.success) {
+    const message = r.error.issues[0]?.message ?? "invalid";
+    throw new AppError("VALIDATION_ERROR", `metadata, merged with what is there, ${message}`, [{ path: "metadata", message }]);
+  }
+  return merged;
+}
 
 export const CreateInboxBody = z
   .object({

@@ -1,5 +1,6 @@
 import { AppError, notFound } from "@mam/contracts/errors.ts";
 import type { MailboxEvent } from "@mam/contracts/mailbox-events.ts";
+import { mergeMetadata } from "@mam/contracts/mailbox-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { EventDraft } from "./execute.ts";
 import { heldMessage } from "./create-inbox-decision.ts";
@@ -46,7 +47,9 @@ export function decide(cmd: InboxCommand, state: InboxesState): EventDraft[] {
     case "UpdateInbox": {
       // displayName and metadata only: the address identity of an inbox never changes.
       const inbox = inboxVisibleTo(state, cmd.caller, cmd.inboxId);
-      return [about(inbox, { type: "InboxUpdated", schemaVersion: 1, data: { inboxId: inbox.id, displayName: cmd.displayName, metadata: cmd.metadata } })];
+      // Merged into what the inbox has (PATCH is merge-style); the event carries the result whole.
+      const metadata = cmd.metadata === undefined ? undefined : mergeMetadata(inbox.metadata ?? {}, cmd.metadata);
+      return [about(inbox, { type: "InboxUpdated", schemaVersion: 1, data: { inboxId: inbox.id, displayName: cmd.displayName, metadata } })];
     }
     case "DeleteInbox": {
       if (cmd.caller.kind !== "tenant" && cmd.caller.kind !== "workspace") throw new AppError("FORBIDDEN", "Only tk_ and wk_ keys can delete inboxes");

@@ -18,7 +18,7 @@ export function tenantOf(caller: ScopeClaims): string {
 export async function loadInbox(db: Kysely<MailboxDb>, inboxId: string, into: InboxesState = initial()): Promise<InboxesState> {
   const r = await db
     .selectFrom("inboxes")
-    .select(["inbox_id", "tenant_id", "workspace_id", "canonical_email", "version"])
+    .select(["inbox_id", "tenant_id", "workspace_id", "canonical_email", "version", "metadata"])
     .where("inbox_id", "=", inboxId)
     .where("deleted_at", "is", null)
     .executeTakeFirst();
@@ -35,6 +35,7 @@ export async function loadInbox(db: Kysely<MailboxDb>, inboxId: string, into: In
     workspaceId: r.workspace_id,
     canonicalEmail: r.canonical_email,
     version: r.version,
+    metadata: (r.metadata ?? {}) as Record<string, unknown>,
     addresses: Object.fromEntries(addresses.map((a) => [a.address, { isPrimary: a.is_primary, isCanonical: a.is_canonical }])),
   };
   return into;

@@ -18,6 +18,8 @@ export interface InboxState {
   /** The aggregate's version: one more with each event about the inbox. */
   version: number;
   addresses: Record<string, { isPrimary: boolean; isCanonical: boolean }>;
+  /** What a metadata PATCH merges into (absent where no command reads it). */
+  metadata?: Record<string, unknown>;
 }
 
 /**
@@ -123,12 +125,16 @@ function evolveClaims(state: InboxesState, e: InboxEvent): InboxesState {
         canonicalEmail: d.address,
         version: 1,
         addresses: { [d.address]: { isPrimary: true, isCanonical: true } },
+        metadata: d.metadata,
       };
       const holder = { tenantId: d.tenantId, workspaceId: d.workspaceId, inboxId: d.inboxId };
       return { ...state, inboxes: { ...state.inboxes, [d.inboxId]: inbox }, claims: { ...state.claims, [d.address]: holder } };
     }
-    case "InboxUpdated":
-      return withInbox(state, e.data.inboxId, (i) => i);
+    case "InboxUpdated": {
+      // The whole metadata after the update (a PATCH's merge is made by the decision).
+      const { metadata } = e.data;
+      return withInbox(state, e.data.inboxId, (i) => (metadata === undefined ? i : { ...i, metadata }));
+    }
     case "InboxDeleted": {
       const { [e.data.inboxId]: _gone, ...inboxes } = state.inboxes;
       return { ...state, inboxes, claims: without(state.claims, (h) => h.inboxId === e.data.inboxId) };

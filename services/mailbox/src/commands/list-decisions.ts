@@ -1,6 +1,7 @@
 import { AppError, notFound } from "@mam/contracts/errors.ts";
 import { MAX_ENTRIES_PER_LIST, MAX_LISTS_PER_INBOX } from "@mam/contracts/lists-api.ts";
 import type { MailboxEvent } from "@mam/contracts/mailbox-events.ts";
+import { mergeMetadata } from "@mam/contracts/mailbox-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { EventDraft } from "./execute.ts";
 import { idParam } from "./ids.ts";
@@ -12,7 +13,7 @@ export interface ListState {
   version: number;
   entryCount: number;
   /** The entries a command is about (`load` reads those only); every entry when folded from events. */
-  entries: Record<string, { email: string }>;
+  entries: Record<string, { email: string; metadata?: Record<string, unknown> }>;
 }
 
 export interface ListsState extends InboxesState {
@@ -93,7 +94,8 @@ export function decide(cmd: ListCommand, state: ListsState): EventDraft[] {
         listId: list.id,
         entryId,
         ...(cmd.displayName !== undefined && { displayName: cmd.displayName }),
-        ...(cmd.metadata !== undefined && { metadata: cmd.metadata }),
+        // Merged into what the entry has (PATCH is merge-style); the event carries the result whole.
+        ...(cmd.metadata !== undefined && { metadata: mergeMetadata(list.entries[entryId]!.metadata ?? {}, cmd.metadata) }),
       };
       return [about(list, inbox, { type: "ListEntryUpdated", schemaVersion: 1, data })];
     }
@@ -139,10 +141,15 @@ export function evolve(state: ListsState, e: MailboxEvent): ListsState {
       return withList(state, e.data.listId, (l) => ({
         ...l,
         entryCount: l.entryCount + 1,
-        entries: { ...l.entries, [e.data.entryId]: { email: e.data.email } },
+        entries: { ...l.entries, [e.data.entryId]: { email: e.data.email, metadata: e.data.metadata } },
       }));
-    case "ListEntryUpdated":
-      return withList(state, e.data.listId, (l) => l);
+    case "ListEntryUpdated": {
+      const { entryId, metadata } = e.data;
+      return withList(state, e.data.listId, (l) => {
+        const entry = l.entries[entryId];
+        return entry && metadata !== undefined ? { ...l, entries: { ...l.entries, [entryId]: { ...entry, metadata } } } : l;
+      });
+    }
     case "ListEntryRemoved":
       return withList(state, e.data.listId, (l) => {
         const { [e.data.entryId]: _gone, ...entries } = l.entries;

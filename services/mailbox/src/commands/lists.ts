@@ -112,14 +112,16 @@ async function loadLists(tx: Kysely<MailboxDb>, cmd: ListCommand): Promise<Lists
     cmd.type === "AddEntry"
       ? await entries.select(["entry_id", "email"]).where("email", "=", cmd.email).execute()
       : (cmd.type === "UpdateEntry" || cmd.type === "RemoveEntry") && isId(cmd.entryId)
-        ? await entries.select(["entry_id", "email"]).where("entry_id", "=", cmd.entryId).execute()
+        ? await entries.select(["entry_id", "email", "metadata"]).where("entry_id", "=", cmd.entryId).execute()
         : [];
   state.lists[list.list_id] = {
     id: list.list_id,
     inboxId: list.inbox_id,
     version: list.version,
     entryCount: Number(count.n),
-    entries: Object.fromEntries(named.map((e) => [e.entry_id, { email: e.email }])),
+    entries: Object.fromEntries(
+      named.map((e) => [e.entry_id, "metadata" in e ? { email: e.email, metadata: (e.metadata ?? {}) as Record<string, unknown> } : { email: e.email }]),
+    ),
   };
   return state;
 }
