@@ -231,7 +231,7 @@ export const forwardRoutes: ForwardRoute[] = [
     description:
       "The plan must have a Stripe price (a free plan is a 400). The tenant's Stripe customer is created when first needed. " +
       "A tenant with a subscription already is a 409 (its plan changes in the customer portal). " +
-      "Without Stripe configured on the platform (STRIPE_SECRET_KEY unset) the answer is 503. tk_ keys only.",
+      "Without Stripe configured on the platform (STRIPE_SECRET_KEY unset) the answer is 404 NOT_FOUND. tk_ keys only.",
     tag: "Billing",
     keys: TENANT,
     from: "body",
@@ -239,7 +239,7 @@ export const forwardRoutes: ForwardRoute[] = [
   }),
   route("post", "/billing/portal", B.portal, {
     summary: "A Stripe customer-portal URL (change plan, payment method, cancel)",
-    description: "Without Stripe configured on the platform (STRIPE_SECRET_KEY unset) the answer is 503. tk_ keys only.",
+    description: "Without Stripe configured on the platform (STRIPE_SECRET_KEY unset) the answer is 404 NOT_FOUND. tk_ keys only.",
     tag: "Billing",
     keys: TENANT,
   }),
