@@ -115,9 +115,13 @@ describe("inboxes and addresses", () => {
     });
   });
 
-  it("derives the username from the tenant's name when none is given", async () => {
+  it("derives the username from the tenant's name when none is given; each such create makes a new inbox", async () => {
     const r = await s.api("POST", "/v1/inboxes", { key: a.key.key, body: {} });
     expect(r.body.username).toBe("scout-labs");
+    const next = await s.api("POST", "/v1/inboxes", { key: a.key.key, body: {} });
+    expect(next.status).toBe(201);
+    expect(next.body).toMatchObject({ username: "scout-labs1", existed: false, apiKey: expect.stringMatching(/^ak_/) });
+    expect(next.body.id).not.toBe(r.body.id);
   });
 
   it("patches displayName and metadata; identity fields are immutable", async () => {

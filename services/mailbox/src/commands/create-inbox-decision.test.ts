@@ -103,6 +103,22 @@ describe("CreateInbox", () => {
       .expectEvents([]);
   });
 
+  it("with no username given (the tenant's name), makes a new inbox every time: the next fallback, not the one it has", () => {
+    const derived = create({ derived: true });
+    spec
+      .given([inboxCreated(ids.support, ids.acme, ids.acmeMain, "bob")])
+      .when(derived)
+      .expectEvents([created("bob1", derived)]);
+    spec
+      .given([inboxCreated(ids.support, ids.acme, ids.acmeMain, "bob"), ...globexHolds("bob1")])
+      .when(derived)
+      .expectEvents([created("bob2", derived)]);
+    spec
+      .given([inboxCreated(ids.support, ids.acme, ids.acmeMain, "bob")])
+      .when(create({ derived: true, strict: true }))
+      .expectRefusal("USERNAME_TAKEN", /"bob" is taken/);
+  });
+
   it("treats an inbox of a workspace the caller does not see as someone else's", () => {
     const history = [inboxCreated(ids.support, ids.acme, ids.acmeSales, "bob")];
     spec
@@ -192,6 +208,14 @@ describe("CreateInbox", () => {
           .when(create({ base, reserved: { domain: D, extra: ["custom"] } }))
           .expectRefusal("VALIDATION_ERROR", new RegExp(`"${base}" is reserved on mail\\.test`));
       }
+    });
+
+    it("falls back from a reserved name derived from the tenant's (a tenant called Support), rather than refusing it", () => {
+      const derived = create({ base: "support", derived: true, reserved: { domain: D, extra: [] } });
+      spec
+        .given([])
+        .when(derived)
+        .expectEvents([created("support1", derived)]);
     });
 
     it("leaves a tenant's custom domain alone, and skips a reserved fallback", () => {

@@ -17,6 +17,12 @@ export interface CreateInbox {
   workspaceId: string;
   /** The username asked for (or derived from the tenant's name). */
   base: string;
+  /**
+   * No username was given: `base` is the tenant's name, and every such create makes a new
+   * inbox (the name's next free fallback), rather than returning one the tenant has there; a
+   * reserved name falls back too, instead of being refused.
+   */
+  derived?: boolean;
   domain: string;
   /** MAIL_DOMAIN: any other domain must be a custom domain usable in the workspace (see `customDomains`). */
   platformDomain: string;
@@ -65,7 +71,7 @@ export function allocate(cmd: CreateInbox, state: InboxesState): Allocation {
       if (cmd.strict) return { kind: "held", username: c.username };
       continue;
     }
-    if (ownedBy(cmd.caller, holder)) return { kind: "existing", inboxId: holder.inboxId };
+    if (ownedBy(cmd.caller, holder) && !cmd.derived) return { kind: "existing", inboxId: holder.inboxId };
     if (cmd.strict) return { kind: "taken", username: c.username };
   }
   return { kind: "exhausted" };
@@ -87,7 +93,7 @@ export const notAWorkspaceDomain = (platformDomain: string) =>
 export function decide(cmd: CreateInbox, state: InboxesState): EventDraft[] {
   if (state.closed?.[cmd.workspaceId]) throw notFound("Workspace");
   if (!domainUsable(state, cmd.platformDomain, cmd.workspaceId, cmd.domain)) throw notAWorkspaceDomain(cmd.platformDomain);
-  refuseReserved(`${cmd.base}@${cmd.domain}`, cmd.reserved, "username");
+  if (!cmd.derived) refuseReserved(`${cmd.base}@${cmd.domain}`, cmd.reserved, "username");
   const pick = allocate(cmd, state);
   switch (pick.kind) {
     case "new":

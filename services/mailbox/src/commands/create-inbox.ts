@@ -83,14 +83,15 @@ async function commandOf(ctx: MailboxContext, caller: Caller, raw: unknown): Pro
   if (domain !== ctx.cfg.MAIL_DOMAIN && !(await verifiedInWorkspace(ctx.db, ws.id, domain))) throw notAWorkspaceDomain(ctx.cfg.MAIL_DOMAIN);
   const base = body.username ?? slugify((await askIdentity(ctx, RpcContracts.identity.tenantGet, {}, caller)).name, "agent", 60);
   const reserved = { domain: ctx.cfg.MAIL_DOMAIN, extra: ctx.cfg.RESERVED_LOCAL_PARTS };
-  // Before any key is issued; the decision says it again.
-  refuseReserved(`${base}@${domain}`, reserved, "username");
+  // Before any key is issued; the decision says it again. A name derived falls back instead.
+  if (body.username !== undefined) refuseReserved(`${base}@${domain}`, reserved, "username");
   return {
     caller: claims,
     inboxId: ctx.newId(),
     tenantId: ws.tenantId,
     workspaceId: ws.id,
     base,
+    derived: body.username === undefined,
     domain,
     platformDomain: ctx.cfg.MAIL_DOMAIN,
     strict,
