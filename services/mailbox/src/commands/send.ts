@@ -6,6 +6,7 @@ import { sendingInbox, type InboxRow } from "../read/inboxes.ts";
 import { messageOfInbox, type MessageRow } from "../read/messages.ts";
 import { getBlobs } from "../store/blobs.ts";
 import type { CommandMeta } from "./execute.ts";
+import { forwardedBodies } from "./forwarded.ts";
 import { conversationOf, referencesOf } from "./replies.ts";
 import { bodiesOf, decodeAttachments, sendFromInbox } from "./send-core.ts";
 import type { SendResult } from "./send-decision.ts";
@@ -104,17 +105,8 @@ export async function forward(ctx: MailboxContext, claims: ScopeClaims, raw: unk
   const blobs = await getBlobs(
     ctx.db,
     inbox.workspace_id,
-    [original.plain_hash, ...original.attachments.map((a) => a.hash)].filter((h): h is string => !!h),
+    [original.plain_hash, original.html_hash, ...original.attachments.map((a) => a.hash)].filter((h): h is string => !!h),
   );
-  const quoted = [
-    "---------- Forwarded message ---------",
-    `From: ${original.from_name ? `${original.from_name} <${original.from_address}>` : original.from_address}`,
-    `Date: ${new Date(original.created_at).toUTCString()}`,
-    `Subject: ${original.subject}`,
-    `To: ${original.to_addresses.join(", ")}`,
-    "",
-    original.plain_hash ? (blobs.get(original.plain_hash)?.toString("utf8") ?? "") : original.preview,
-  ].join("\n");
   return sendFromInbox(
     ctx,
     inbox,
@@ -123,8 +115,7 @@ export async function forward(ctx: MailboxContext, claims: ScopeClaims, raw: unk
       cc: b.cc ?? [],
       bcc: b.bcc ?? [],
       subject: b.subject ?? prefixed("Fwd:", original.subject),
-      text: b.plainBody !== undefined ? `${b.plainBody}\n\n${quoted}` : quoted,
-      html: b.htmlBody,
+      ...forwardedBodies(original, blobs, b),
       attachments: original.attachments.map((a) => ({ filename: a.filename, contentType: a.contentType, content: blobs.get(a.hash) ?? Buffer.alloc(0) })),
       firstContactCheck: !b.verified,
       inReplyTo: null,
