@@ -313,7 +313,10 @@ export class WsConnection implements Registered {
     this.queuedBytes = 0;
     // Not found, the client is told "live events from now": those let go meanwhile are not
     // replayed, so it is closed instead, to resume from its last event.
-    if (!outcome.found && r.shed) return this.slow();
+    if (!outcome.found && r.shed) {
+      this.slow();
+      return;
+    }
     if (outcome.found) {
       this.replayedTo = Math.max(this.replayedTo, outcome.lastSeq);
       for (const q of r.queue) if (q.seq > outcome.lastSeq && !this.push(q.out)) return;
