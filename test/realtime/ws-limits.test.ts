@@ -100,6 +100,33 @@ describe("WebSocket limits", () => {
     alive.close();
   });
 
+  it("a gateway going away tells its clients 1001 between two of the replica's frames, while large ones stream", async () => {
+    const t = await provisionTenant(s, "Gateway leaving");
+    const scope = { tenantId: t.tenant.id, workspaceId: t.workspace.id, inboxId: null };
+    const g = await s.startGateway();
+    const c = await WsClient.open(wsUrl(s, "/v1/ws", s.gateways.indexOf(g)), { "X-API-Key": t.key.key });
+    clients.push(c);
+    await subscribe(c);
+    // Events of 200 KB keep coming while the gateway stops: a close frame cut into one of them
+    // would be a protocol error to the client (1002 or 1006), not 1001.
+    const body = "x".repeat(200_000);
+    let publishing = true;
+    const publisher = (async () => {
+      while (publishing) await feed.publish(scope, { domain: { domainId: t.workspace.id, domain: body } });
+    })();
+    try {
+      await c.next((f) => f.type === "event");
+      s.gateways.splice(s.gateways.indexOf(g), 1);
+      await g.destroy();
+      const closed = await closedWithin(c, 10_000);
+      expect(closed.code).toBe(WsClose.goingAway);
+      expect(closed.reason).toMatch(/reconnect and resume/);
+    } finally {
+      publishing = false;
+      await publisher;
+    }
+  });
+
   it("tells every client to go with 1001 at shutdown; with no replica left the door answers 503", async () => {
     const t = await provisionTenant(s, "Leaving");
     const c = await open(t.key.key);

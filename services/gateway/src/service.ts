@@ -111,7 +111,7 @@ export class GatewayService extends ServiceHost<never, GatewayContext> {
       stop: async () => {
         // Before the server's close, which waits for every response under way.
         await mcpDoorOf(this.app)?.close();
-        this.webSockets?.close();
+        await this.webSockets?.close();
         if (this.server?.listening) await closeServer(this.server);
       },
     };

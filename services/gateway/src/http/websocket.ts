@@ -7,7 +7,7 @@ import { call, request } from "@mam/bus/rpc-client.ts";
 import { AppError, publicErrorBody, type ErrorBody } from "@mam/contracts/errors.ts";
 import { IdParam } from "@mam/contracts/identity-api.ts";
 import type { Principal } from "@mam/contracts/keys.ts";
-import { WsUpgradeHeaders } from "@mam/contracts/ws-frames.ts";
+import { WsClose, WsUpgradeHeaders } from "@mam/contracts/ws-frames.ts";
 import { RpcContracts } from "@mam/contracts/rpc-contracts.ts";
 import { Headers, serviceOfSubject } from "@mam/contracts/scope.ts";
 import { isDependencyOutage } from "@mam/runtime/dependency.ts";
@@ -19,6 +19,7 @@ import { LookupRefused, type Authenticator, type LookupGuard } from "../auth/aut
 import type { RateDecision, RateLimiter } from "../auth/rate-limit.ts";
 import type { GatewayConfig } from "../config.ts";
 import { presentedKey, RATE_MESSAGE, WS_PATH } from "./app.ts";
+import { closeFrame, FrameBoundaries } from "./frame-boundaries.ts";
 
 export interface WebSocketDoorDeps {
   cfg: GatewayConfig;
@@ -34,6 +35,8 @@ export interface WebSocketDoorDeps {
 const REPLICA_TIMEOUT_MS = 5_000;
 /** How long a closed connection's last bytes may take to reach a client before it is cut. */
 const LINGER_MS = 10_000;
+/** Going away, how long a frame the replica has begun may take to end before the connection is cut without a close frame. */
+const GO_AWAY_WAIT_MS = 2_000;
 /** Idle time before TCP keepalive probes on a piped connection's two sockets. */
 const KEEPALIVE_MS = 30_000;
 const REALTIME = serviceOfSubject(RpcContracts.realtime.wsRoute.subject);
@@ -50,7 +53,8 @@ type Refusal = { status: number; body: ErrorBody; headers?: Record<string, strin
  * from then on the gateway only pipes bytes both ways.
  */
 export class WebSocketDoor {
-  private readonly open = new Set<Duplex>();
+  /** Piped connections, each with how it goes away when the gateway stops. */
+  private readonly open = new Map<Duplex, () => void>();
 
   constructor(private readonly d: WebSocketDoorDeps) {}
 
@@ -64,9 +68,16 @@ export class WebSocketDoor {
     });
   }
 
-  /** Ends every piped connection (the server's close waits for them otherwise). */
-  close(): void {
-    for (const s of this.open) s.destroy();
+  /**
+   * Ends every piped connection (the server's close waits for them otherwise), each with a
+   * close frame `1001` (going away: reconnect and resume) sent between two of the replica's
+   * frames; what is still open after the wait is cut.
+   */
+  async close(): Promise<void> {
+    for (const goAway of this.open.values()) goAway();
+    const until = Date.now() + GO_AWAY_WAIT_MS + 500;
+    while (this.open.size && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    for (const s of this.open.keys()) s.destroy();
   }
 
   private async upgrade(raw: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -192,8 +203,35 @@ export class WebSocketDoor {
       answered = true;
       clearTimeout(timer);
     });
-    // Not ended by the pipe: a replica that hangs up without a word is a 503, not an empty answer.
-    upstream.pipe(socket, { end: false });
+    // Passed on by hand rather than piped, its frames followed (see goAway). Not ended with the
+    // replica's end: a replica that hangs up without a word is a 503, not an empty answer.
+    const frames = new FrameBoundaries();
+    let leaving = false;
+    const sayGoingAway = () => {
+      upstream.destroy();
+      socket.write(closeFrame(WsClose.goingAway, "gateway shutting down: reconnect and resume"));
+      endThenDestroy(socket);
+    };
+    const goAway = () => {
+      if (leaving) return;
+      leaving = true;
+      if (frames.atBoundary) return sayGoingAway();
+      // A frame under way (or the handshake) ends first, whatever the client's pace (the rest
+      // of one frame); one that never does is cut.
+      upstream.resume();
+      setTimeout(() => socket.destroy(), GO_AWAY_WAIT_MS).unref();
+    };
+    upstream.on("data", (chunk: Buffer) => {
+      if (!leaving) {
+        frames.pass(chunk);
+        if (!socket.write(chunk)) upstream.pause();
+        return;
+      }
+      const n = frames.passToBoundary(chunk);
+      if (n) socket.write(chunk.subarray(0, n));
+      if (frames.atBoundary && !upstream.destroyed) sayGoingAway();
+    });
+    socket.on("drain", () => upstream.resume());
     let ended = false;
     upstream.once("end", () => {
       ended = true;
@@ -204,6 +242,8 @@ export class WebSocketDoor {
     upstream.on("error", fail);
     upstream.once("close", () => {
       clearTimeout(timer);
+      // Going away: the close frame is on its way to the client.
+      if (leaving) return;
       if (!answered) return fail();
       if (!ended) socket.destroy();
     });
@@ -212,7 +252,7 @@ export class WebSocketDoor {
       if (answered) on.ended();
       upstream.destroy();
     });
-    this.open.add(socket);
+    this.open.set(socket, goAway);
   }
 
   /**
