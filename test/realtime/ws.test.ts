@@ -393,6 +393,24 @@ describe("WebSocket /v1/ws", () => {
       again.close();
     });
 
+    it("resumes the per-inbox path from ?last_event_id= as it opens: what was missed, then live, each once and in order", async () => {
+      const scope = at(a.workspace.id, i2.id);
+      const seen = await feed.publish(scope);
+      const missed = [await feed.publish(scope), await feed.publish(scope)];
+      const c = await WsClient.open(`${wsUrl(s, `/v1/inboxes/${i2.id}/ws`)}?last_event_id=${seen.eventId}`, { "X-API-Key": a.key.key });
+      clients.push(c);
+      expect(await c.next((f) => f.type === "subscribed" || f.type === "error")).toMatchObject({ type: "subscribed", last_event_id: seen.eventId });
+      const live = await feed.publish(scope);
+      await eventNamed(c, live.eventId);
+      expect(eventIds(c)).toEqual([...missed, live].map((e) => e.eventId));
+      c.close();
+      // Not an event id, or on /v1/ws (which resumes in its subscribe frame): refused before the upgrade.
+      for (const url of [`${wsUrl(s, `/v1/inboxes/${i2.id}/ws`)}?last_event_id=nope`, `${wsUrl(s)}?last_event_id=${seen.eventId}`]) {
+        const refused = await WsClient.open(url, { "X-API-Key": a.key.key }).catch((e: unknown) => e);
+        expect(refused).toMatchObject({ status: 400, body: { code: "VALIDATION_ERROR" } });
+      }
+    });
+
     it("takes three resumes at once, refuses the fourth with RATE_LIMITED, and still takes a subscribe without one", async () => {
       const scope = at(w2, i3.id);
       const from = await feed.publish(scope);

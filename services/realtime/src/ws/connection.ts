@@ -76,8 +76,8 @@ export class WsConnection implements Registered {
     readonly ceiling: Ceiling,
     private readonly hello: Connected,
     private readonly d: ConnectionDeps,
-    /** The per-inbox path: subscribed to its inbox without a frame. */
-    private readonly autoSubscribe = false,
+    /** The per-inbox path: subscribed to its inbox without a frame (resuming when its query said so). */
+    private readonly autoSubscribe?: SubscribeFrame,
   ) {
     this.frames = new FrameGate(d.framesPerS);
   }
@@ -93,7 +93,7 @@ export class WsConnection implements Registered {
     ws.on("close", () => this.ended());
     ws.on("error", (err) => this.d.logger.debug({ err: err.message }, "websocket error"));
     this.send(this.hello);
-    if (this.autoSubscribe) this.enqueue({ type: "subscribe" });
+    if (this.autoSubscribe) this.enqueue(this.autoSubscribe);
   }
 
   /** A `ping` frame and a protocol ping; a client silent for two intervals is dropped. */

@@ -4,7 +4,8 @@ import { networkInterfaces } from "node:os";
 import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
 import { z } from "zod";
-import { WsClose, WsUpgradeHeaders, type ServerFrame } from "@mam/contracts/ws-frames.ts";
+import { WsClose, WsUpgradeHeaders, type ServerFrame, type SubscribeFrame } from "@mam/contracts/ws-frames.ts";
+import { PublicEventId } from "@mam/contracts/realtime-feed.ts";
 import type { ErrorBody } from "@mam/contracts/errors.ts";
 import { Headers, type ScopeClaims } from "@mam/contracts/scope.ts";
 import { boundPort, closeServer } from "@mam/runtime/health.ts";
@@ -85,12 +86,14 @@ export class WsDoor {
       endWithJson(socket, admitted.refusal.status, admitted.refusal.body);
       return;
     }
-    const { ceiling, pathInbox, email } = admitted;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, ceiling, pathInbox, email));
+    const { ceiling, pathInbox, email, lastEventId } = admitted;
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, ceiling, pathInbox, email, lastEventId));
   }
 
   /** The scope token, checked once here, and what the gateway says of the per-inbox path. */
-  private admit(req: IncomingMessage): { ceiling: Ceiling; pathInbox: string | null; email: string | null } | { refusal: { status: number; body: ErrorBody } } {
+  private admit(
+    req: IncomingMessage,
+  ): { ceiling: Ceiling; pathInbox: string | null; email: string | null; lastEventId?: string } | { refusal: { status: number; body: ErrorBody } } {
     const header = (name: string) => {
       const v = req.headers[name.toLowerCase()];
       return Array.isArray(v) ? undefined : v;
@@ -113,10 +116,18 @@ export class WsDoor {
         : { refusal: { status: 403, body: { error: "This key has no events to subscribe to", code: "FORBIDDEN" } } };
     }
     const address = header(WsUpgradeHeaders.inboxEmail);
-    return { ceiling, pathInbox, email: address !== undefined && EmailHeader.safeParse(address).success ? address : null };
+    // The per-inbox path is subscribed as it opens: a resume comes with it, in the query (a
+    // subscribe frame's later would replay what was sent live in between again).
+    const given = new URLSearchParams((req.url ?? "").split("?")[1] ?? "").get("last_event_id") ?? undefined;
+    if (given !== undefined && (pathInbox === null || !PublicEventId.safeParse(given).success)) {
+      const error =
+        pathInbox === null ? "last_event_id in the query is for /v1/inboxes/:id/ws: send it in the subscribe frame" : "last_event_id must be an event id";
+      return { refusal: { status: 400, body: { error, code: "VALIDATION_ERROR" } } };
+    }
+    return { ceiling, pathInbox, email: address !== undefined && EmailHeader.safeParse(address).success ? address : null, lastEventId: given };
   }
 
-  private accept(ws: WebSocket, ceiling: Ceiling, pathInbox: string | null, email: string | null): void {
+  private accept(ws: WebSocket, ceiling: Ceiling, pathInbox: string | null, email: string | null, lastEventId?: string): void {
     this.sockets.add(ws);
     ws.once("close", () => this.sockets.delete(ws));
     if (this.d.revocations()?.ended(ceiling)) {
@@ -136,7 +147,9 @@ export class WsDoor {
       inboxId: ceiling.inboxId,
       email,
     };
-    const conn = new WsConnection(ws, ceiling, hello, { ...this.d, registry: this.registry }, pathInbox !== null);
+    const subscribeAtOnce: SubscribeFrame | undefined =
+      pathInbox === null ? undefined : { type: "subscribe", ...(lastEventId && { last_event_id: lastEventId }) };
+    const conn = new WsConnection(ws, ceiling, hello, { ...this.d, registry: this.registry }, subscribeAtOnce);
     this.registry.add(conn);
     conn.start();
   }
