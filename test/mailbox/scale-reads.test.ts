@@ -154,10 +154,10 @@ describe("mailbox reads from counters, thread rows and cursors", () => {
     // two messages name 62 participants (a, c, x00-x29, z00-z29), the second over the first's 32.
     const first = await send(a, c, "copied widely", { cc: copied("x") });
     await untilReceived(c, 1);
-    await reply(c, (await received(c))[0]!, { plainBody: "copied back", cc: copied("y") });
+    await reply(c, (await received(c))[0]!, { plainBody: "copied back", cc: copied("y"), verified: true });
     await untilReceived(a, 1);
     wide = { sent: first.id, received: (await received(a))[0]! };
-    await reply(a, wide.received, { plainBody: "copied again", cc: copied("z") });
+    await reply(a, wide.received, { plainBody: "copied again", cc: copied("z"), verified: true });
     // A mixed history: threads of one and of several messages, both ways, across workspaces.
     for (const n of [1, 2, 3]) await send(a, b, `a to b ${n}`);
     await send(a, c, "a to c");
