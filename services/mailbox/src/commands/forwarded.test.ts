@@ -47,5 +47,13 @@ describe("a forward's bodies", () => {
 
   it("read an HTML body's text: breaks kept, tags and scripts gone, entities read", () => {
     expect(textOfHtml("<div>a<br>b</div><p>c &lt;d&gt; &amp; e&nbsp;f</p><script>alert(1)</script>")).toBe("a\nb\nc <d> & e f");
+    expect(textOfHtml("<STYLE>x</STYLE>kept<br/>too")).toBe("kept\ntoo");
+  });
+
+  it("read any markup in one pass: unclosed tags and scripts by the hundred thousand end the text, quickly", () => {
+    expect(textOfHtml(`text${"<".repeat(400_000)}`)).toBe("text");
+    expect(textOfHtml(`text${"<style".repeat(100_000)}`)).toBe("text");
+    expect(textOfHtml(`${"<b>x</b>".repeat(100_000)}`)).toHaveLength(100_000);
+    // (Quadratic work on these would take many minutes: the test's own timeout would end it.)
   });
 });

@@ -3,21 +3,43 @@ import type { MessageRow } from "../read/messages.ts";
 const ENTITIES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ENTITIES[c]!);
 
+/** Tags whose content is no text, and tags that end a line. */
+const SKIPPED = new Set(["script", "style", "head"]);
+const LINE_ENDS = new Set(["p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"]);
+const NAMED: Record<string, string> = { nbsp: " ", lt: "<", gt: ">", quot: '"', "#39": "'", amp: "&" };
+
 /**
  * The text of an HTML body, for a forward's text part when the original had no text of its
- * own: scripts and styles dropped, line breaks kept, tags removed, common entities read.
+ * own: scripts, styles and the head dropped, line breaks kept, tags removed, common entities
+ * read. One pass, whatever the markup (an outside sender writes it): every search moves
+ * forward, and one that finds nothing ends the scan.
  */
 export function textOfHtml(html: string): string {
-  return html
-    .replace(/<(script|style|head)\b[\s\S]*?<\/\1\s*>/gi, "")
-    .replace(/<br\s*\/?>|<\/(p|div|li|tr|h[1-6])\s*>/gi, "\n")
-    .replace(/<[^>]*>/g, "")
-    .replace(/&nbsp;/g, " ")
-    .replace(/&lt;/g, "<")
-    .replace(/&gt;/g, ">")
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/&amp;/g, "&")
+  const lower = html.toLowerCase();
+  let out = "";
+  let at = 0;
+  while (at < html.length) {
+    const open = html.indexOf("<", at);
+    if (open === -1) {
+      out += html.slice(at);
+      break;
+    }
+    out += html.slice(at, open);
+    const close = html.indexOf(">", open + 1);
+    if (close === -1) break;
+    const name = /^\/?([a-z0-9]+)/.exec(lower.slice(open + 1, Math.min(close, open + 12)))?.[1] ?? "";
+    const ending = lower[open + 1] === "/";
+    at = close + 1;
+    if (!ending && SKIPPED.has(name)) {
+      const end = lower.indexOf(`</${name}`, at);
+      if (end === -1) break;
+      const gt = html.indexOf(">", end);
+      if (gt === -1) break;
+      at = gt + 1;
+    } else if (name === "br" || (ending && LINE_ENDS.has(name))) out += "\n";
+  }
+  return out
+    .replace(/&(nbsp|lt|gt|quot|#39|amp);/g, (_m, e: string) => NAMED[e]!)
     .replace(/\n{3,}/g, "\n\n")
     .trim();
 }
