@@ -1,7 +1,5 @@
+import { keptReferences } from "../mime/references.ts";
 import type { MessageRow } from "../read/messages.ts";
-
-/** At most this many ids in a reply's References: the thread's first, and the latest. */
-const MAX_REFERENCES = 50;
 
 /** Everyone a message was between: who sent it, where answers go, and whom it was sent to. */
 export const conversationOf = (m: MessageRow): string[] => [m.from_address, ...(m.reply_to ? [m.reply_to] : []), ...m.to_addresses, ...m.cc_addresses];
@@ -13,6 +11,5 @@ export const conversationOf = (m: MessageRow): string[] => [m.from_address, ...(
  */
 export function referencesOf(parent: Pick<MessageRow, "references" | "in_reply_to" | "message_id_header">): string[] {
   const before = parent.references.length ? parent.references : parent.in_reply_to && !/\s/.test(parent.in_reply_to.trim()) ? [parent.in_reply_to.trim()] : [];
-  const chain = [...before, parent.message_id_header];
-  return chain.length <= MAX_REFERENCES ? chain : [chain[0]!, ...chain.slice(-(MAX_REFERENCES - 1))];
+  return keptReferences([...before, parent.message_id_header]);
 }

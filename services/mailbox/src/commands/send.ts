@@ -11,6 +11,13 @@ import { conversationOf, referencesOf } from "./replies.ts";
 import { bodiesOf, decodeAttachments, sendFromInbox } from "./send-core.ts";
 import type { SendResult } from "./send-decision.ts";
 
+/**
+ * A received attachment's type as a forward carries it: a container (an attached email,
+ * message/rfc822; a report's message/delivery-status) goes as a file, as the API takes no
+ * container type either (composed as one it would lose its content or go out unencoded).
+ */
+const attachableType = (t: string) => (/^(multipart|message)\//i.test(t) ? "application/octet-stream" : t);
+
 const prefixed = (prefix: string, subject: string) => (subject.toLowerCase().startsWith(prefix.toLowerCase()) ? subject : `${prefix} ${subject}`);
 
 async function ownAddresses(ctx: MailboxContext, inbox: InboxRow): Promise<Set<string>> {
@@ -116,7 +123,11 @@ export async function forward(ctx: MailboxContext, claims: ScopeClaims, raw: unk
       bcc: b.bcc ?? [],
       subject: b.subject ?? prefixed("Fwd:", original.subject),
       ...forwardedBodies(original, blobs, b),
-      attachments: original.attachments.map((a) => ({ filename: a.filename, contentType: a.contentType, content: blobs.get(a.hash) ?? Buffer.alloc(0) })),
+      attachments: original.attachments.map((a) => ({
+        filename: a.filename,
+        contentType: attachableType(a.contentType),
+        content: blobs.get(a.hash) ?? Buffer.alloc(0),
+      })),
       firstContactCheck: !b.verified,
       inReplyTo: null,
       references: [],

@@ -1,4 +1,5 @@
 import { simpleParser, type AddressObject } from "mailparser";
+import { keptReferences } from "./references.ts";
 
 export interface ParsedMail {
   messageIdHeader: string | null;
@@ -86,7 +87,7 @@ async function parseLeniently(raw: Buffer, envelopeFrom: string | null): Promise
       text: p.text,
       html: typeof p.html === "string" ? p.html : undefined,
       inReplyTo: p.inReplyTo ?? null,
-      references: refs.filter(Boolean).slice(-50),
+      references: keptReferences(refs.filter(Boolean)),
       attachments: p.attachments
         .slice(0, 100)
         .map((a, i) => ({ filename: a.filename ?? `attachment-${i + 1}`, contentType: a.contentType || "application/octet-stream", content: a.content })),
@@ -102,7 +103,7 @@ async function parseLeniently(raw: Buffer, envelopeFrom: string | null): Promise
       replyTo: null,
       subject: headerOf(raw, "subject") ?? "(unparseable message)",
       inReplyTo: headerOf(raw, "in-reply-to"),
-      references: (headerOf(raw, "references") ?? "").split(/\s+/).filter(Boolean).slice(-50),
+      references: keptReferences((headerOf(raw, "references") ?? "").split(/\s+/).filter(Boolean)),
       attachments: [],
     };
   }
