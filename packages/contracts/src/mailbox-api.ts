@@ -52,12 +52,13 @@ export const Metadata = z
 function mergePatch(target: unknown, patch: unknown): unknown {
   const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
   if (!isObject(patch)) return patch;
-  const out: Record<string, unknown> = isObject(target) ? { ...target } : {};
+  // A Map, then own properties: a key such as "__proto__" is a key like any other.
+  const out = new Map(Object.entries(isObject(target) ? target : {}));
   for (const [k, v] of Object.entries(patch)) {
-    if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
+    if (v === null) out.delete(k);
+    else out.set(k, mergePatch(out.get(k), v));
   }
-  return out;
+  return Object.fromEntries(out);
 }
 
 /**

@@ -100,7 +100,7 @@ export const FlagsBody = z
 /** Most bytes of attachments in one message, decoded. */
 export const MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024;
 
-const DraftRecipients = z.union([EmailAddress, z.array(EmailAddress).max(50)]).transform((v) => (Array.isArray(v) ? v : [v]));
+const DraftRecipients = z.union([RecipientAddress, z.array(RecipientAddress).max(50)]).transform((v) => (Array.isArray(v) ? v : [v]));
 const DraftBody = z
   .string()
   .max(256 * 1024)
