@@ -117,12 +117,11 @@ export class WsDoor {
     }
     const address = header(WsUpgradeHeaders.inboxEmail);
     // The per-inbox path is subscribed as it opens: a resume comes with it, in the query (a
-    // subscribe frame's later would replay what was sent live in between again).
-    const given = new URLSearchParams((req.url ?? "").split("?")[1] ?? "").get("last_event_id") ?? undefined;
-    if (given !== undefined && (pathInbox === null || !PublicEventId.safeParse(given).success)) {
-      const error =
-        pathInbox === null ? "last_event_id in the query is for /v1/inboxes/:id/ws: send it in the subscribe frame" : "last_event_id must be an event id";
-      return { refusal: { status: 400, body: { error, code: "VALIDATION_ERROR" } } };
+    // subscribe frame's later would replay what was sent live in between again). /v1/ws
+    // resumes in its subscribe frame, and passes over the query as it always did.
+    const given = pathInbox === null ? undefined : (new URLSearchParams((req.url ?? "").split("?")[1] ?? "").get("last_event_id") ?? undefined);
+    if (given !== undefined && !PublicEventId.safeParse(given).success) {
+      return { refusal: { status: 400, body: { error: "last_event_id must be an event id", code: "VALIDATION_ERROR" } } };
     }
     return { ceiling, pathInbox, email: address !== undefined && EmailHeader.safeParse(address).success ? address : null, lastEventId: given };
   }
