@@ -18,9 +18,9 @@ export interface CreateInbox {
   /** The username asked for (or derived from the tenant's name). */
   base: string;
   /**
-   * No username was given: `base` is the tenant's name, and every such create makes a new
-   * inbox (the name's next free fallback), rather than returning one the tenant has there; a
-   * reserved name falls back too, instead of being refused.
+   * No username was given: `base` is the tenant's name. Reserved, it falls back (support1 for
+   * a tenant called Support) instead of being refused; asked again, the same inbox answers,
+   * as for a name given (the create is idempotent on the address within the tenant).
    */
   derived?: boolean;
   domain: string;
@@ -71,7 +71,7 @@ export function allocate(cmd: CreateInbox, state: InboxesState): Allocation {
       if (cmd.strict) return { kind: "held", username: c.username };
       continue;
     }
-    if (ownedBy(cmd.caller, holder) && !cmd.derived) return { kind: "existing", inboxId: holder.inboxId };
+    if (ownedBy(cmd.caller, holder)) return { kind: "existing", inboxId: holder.inboxId };
     if (cmd.strict) return { kind: "taken", username: c.username };
   }
   return { kind: "exhausted" };
