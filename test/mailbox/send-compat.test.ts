@@ -91,6 +91,27 @@ describe("sending as the reference API describes it", () => {
     }
   });
 
+  it("an address of the platform's own domain that no inbox holds bounces at once, and nothing goes out for it", async () => {
+    const before = relay.received.length;
+    const sent = await s.api("POST", `/v1/inboxes/${a.id}/send`, {
+      key: a.apiKey,
+      body: { to: [`nobody-here@${s.mailDomain}`, "far@example.org"], subject: "Half ours", plainBody: "x", verified: true },
+    });
+    expect(sent.status).toBe(200);
+    const deliveries = async () =>
+      (await s.api("GET", `/v1/inboxes/${a.id}/messages/${sent.body.id}`, { key: a.apiKey })).body.deliveries as {
+        recipient: string;
+        status: string;
+        reason: string | null;
+      }[];
+    await waitFor(async () => (await deliveries()).every((d) => d.status !== "pending"), { timeoutMs: 10_000, what: "both outcomes" });
+    expect((await deliveries()).toSorted((x, y) => x.recipient.localeCompare(y.recipient))).toEqual([
+      expect.objectContaining({ recipient: "far@example.org", status: "delivered" }),
+      expect.objectContaining({ recipient: `nobody-here@${s.mailDomain}`, status: "bounced", reason: "5.1.1 no inbox has this address" }),
+    ]);
+    expect((await sentTo(before)).to).toEqual(["far@example.org"]);
+  });
+
   it("a reply goes to its conversation unasked, but a Cc or Bcc it adds must have written first, unless verified", async () => {
     const original = await fromB("Question");
     const plain = await s.api("POST", `/v1/inboxes/${a.id}/reply/${original}`, { key: a.apiKey, body: { plainBody: "answer" } });
