@@ -11,7 +11,8 @@ import { Directory } from "./directory.ts";
 import { WsDoor } from "./door.ts";
 import type { Follower } from "./follow.ts";
 import { feedFanout } from "./fanout.ts";
-import { ReplayPacer, replayFeed } from "./resume.ts";
+import { ReplayPacer } from "./replay-pacer.ts";
+import { replayFeed } from "./resume.ts";
 import { Revocations } from "./revocations.ts";
 
 /** The WebSocket part of each realtime context, for its handlers (and tests) to find. */
@@ -45,7 +46,7 @@ export class WebSocketPart implements Part {
       maxBufferedBytes: cfg.WS_MAX_BUFFERED_BYTES,
       framesPerS: cfg.WS_CLIENT_FRAMES_PER_S,
       directoryWaitMs: cfg.WS_DIRECTORY_WAIT_MS,
-      replay: (r) => pacer.run(() => replayFeed({ bus: ctx.bus, stream: feed, retentionS: cfg.FEED_RETENTION_S, logger }, r)),
+      replay: (r) => pacer.run(r.scope.tenantId, () => replayFeed({ bus: ctx.bus, stream: feed, retentionS: cfg.FEED_RETENTION_S, logger }, r)),
       revocations: () => this.revocations,
       logger,
     });

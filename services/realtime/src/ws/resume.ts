@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Bus } from "@mam/bus/connection.ts";
 import { newestSeq, readRange } from "@mam/bus/stream-range.ts";
 import { FeedEvent, feedFilterOf, publicEventTime } from "@mam/contracts/realtime-feed.ts";
@@ -85,29 +84,5 @@ function readEventId(json: () => unknown): string | undefined {
     return (json() as { eventId?: string }).eventId;
   } catch {
     return undefined;
-  }
-}
-
-/**
- * How fast a replica starts replays: each declares a consumer on the server, and many clients
- * resume together when a replica goes away. Past the burst, starts are spaced evenly (those
- * waiting queue their live events meanwhile, within each one's buffer cap); a replay no longer
- * wanted by the time its turn comes declares nothing (see replayFeed).
- */
-export class ReplayPacer {
-  private next = 0;
-
-  constructor(
-    private readonly perSecond: number,
-    private readonly burst: number,
-  ) {}
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    const gap = 1000 / this.perSecond;
-    const now = Date.now();
-    const at = Math.max(this.next, now - this.burst * gap);
-    this.next = at + gap;
-    if (at > now) await sleep(at - now);
-    return fn();
   }
 }
