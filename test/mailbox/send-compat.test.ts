@@ -16,6 +16,7 @@ describe("sending as the reference API describes it", () => {
   let a: { id: string; apiKey: string; email: string };
   let b: { id: string; apiKey: string; email: string };
   let tenantId: string;
+  let tk: string;
 
   const sentTo = async (before: number) => {
     await waitFor(() => relay.received.length > before, { timeoutMs: 10_000, what: "the relay's message" });
@@ -42,6 +43,7 @@ describe("sending as the reference API describes it", () => {
     await s.start();
     const t = await provisionTenant(s);
     tenantId = t.tenant.id;
+    tk = t.key.key;
     a = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "compat-a" } })).body;
     b = (await s.api("POST", "/v1/inboxes", { key: t.key.key, body: { username: "compat-b" } })).body;
   });
@@ -168,6 +170,10 @@ describe("sending as the reference API describes it", () => {
       });
       expect(keyed.status).toBe(503);
       expect(keyed.headers.get("retry-after")).toBe("2");
+      // A route that does not honour the header (an inbox's creation) is not made safe by it.
+      const created = await hasty("POST", "/v1/inboxes", { key: tk, body: { username: "late-inbox" }, headers: { "idempotency-key": "late-2" } });
+      expect(created.status).toBe(503);
+      expect(created.headers.get("retry-after")).toBeNull();
     } finally {
       await client.query("select pg_advisory_unlock($1::bigint)", [key]);
       await client.end();

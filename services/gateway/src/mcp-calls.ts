@@ -1,6 +1,6 @@
 import type { Request } from "express";
 import type { Bus } from "@mam/bus/connection.ts";
-import { request } from "@mam/bus/rpc-client.ts";
+import { request, wasUnanswered } from "@mam/bus/rpc-client.ts";
 import { AppError } from "@mam/contracts/errors.ts";
 import type { Principal } from "@mam/contracts/keys.ts";
 import type { Api, ApiRequest } from "@mam/mcp/api.ts";
@@ -10,6 +10,7 @@ import type { ScopeSigner } from "@mam/scope/token.ts";
 import type { RateLimiter } from "./auth/rate-limit.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { ForwardRoute } from "./http/route.ts";
+import { forwardFailure } from "./http/errors.ts";
 import { audienceOf, forwardRoutes } from "./http/routes.ts";
 
 export interface CallDeps {
@@ -64,7 +65,10 @@ export function gatewayApi(d: CallDeps, principal: Principal, requestId: string)
         requestId,
         timeoutMs: d.cfg.RPC_TIMEOUT_MS,
       });
-      return reply.ok ? { ok: true, status: reply.status, body: reply.body } : { ok: false, error: reply.error };
+      // A send not answered in time may still go: said so, as the /v1 route says it.
+      return reply.ok
+        ? { ok: true, status: reply.status, body: reply.body }
+        : { ok: false, error: forwardFailure(route.method, rpcBody, reply.error, wasUnanswered(reply.error)).toBody() };
     } catch (err) {
       // As errorHandler answers the same failure of a /v1 route.
       if (err instanceof AppError) return { ok: false, error: err.toBody() };

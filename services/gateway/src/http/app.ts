@@ -233,12 +233,12 @@ export function buildApp(d: AppDeps): express.Express {
       if (!r.bytes) {
         // JSON as the service wrote it, sent on without being parsed and written again.
         const reply = await requestPassingBody(d.bus, r.contract.subject, rpcBody, options());
-        if (!reply.ok) throw forwardFailure(req, reply.error, wasUnanswered(reply.error));
+        if (!reply.ok) throw forwardFailure(r.method, rpcBody, reply.error, wasUnanswered(reply.error));
         if ("json" in reply) return void res.status(reply.status).type("application/json").send(reply.json);
         return void res.status(reply.status).json(reply.body);
       }
       const reply = await call(rpcBody);
-      if (!reply.ok) throw forwardFailure(req, reply.error, wasUnanswered(reply.error));
+      if (!reply.ok) throw forwardFailure(r.method, rpcBody, reply.error, wasUnanswered(reply.error));
       const bin = BinaryBody.safeParse(reply.body);
       if (bin.success) return streamBinary(d.logger, req, res, reply.status, bin.data, (offset) => call({ ...(rpcBody as object), offset }));
       res.status(reply.status).json(reply.body);

@@ -1,4 +1,4 @@
-import type { ErrorRequestHandler, Request, Response } from "express";
+import type { ErrorRequestHandler, Response } from "express";
 import { AppError, publicErrorBody, type ErrorBody } from "@mam/contracts/errors.ts";
 import { isDependencyOutage } from "@mam/runtime/dependency.ts";
 import type { Logger } from "@mam/runtime/logger.ts";
@@ -27,9 +27,14 @@ export class UncertainOutcome extends AppError {
   }
 }
 
-/** The error a failed forward answers with: an unanswered POST without an Idempotency-Key is an UncertainOutcome. */
-export function forwardFailure(req: Request, error: ErrorBody, unanswered: boolean): AppError {
-  if (unanswered && req.method === "POST" && !req.get("idempotency-key")) return new UncertainOutcome();
+/**
+ * The error a failed forward answers with: an unanswered POST is an UncertainOutcome unless
+ * its route took an Idempotency-Key from it (the service was handed one: `rpcBody` has it), a
+ * header a route does not honour counting for nothing.
+ */
+export function forwardFailure(method: string, rpcBody: unknown, error: ErrorBody, unanswered: boolean): AppError {
+  const keyed = typeof (rpcBody as { idempotencyKey?: unknown } | null)?.idempotencyKey === "string";
+  if (unanswered && method.toLowerCase() === "post" && !keyed) return new UncertainOutcome();
   return AppError.fromBody(error);
 }
 
