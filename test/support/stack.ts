@@ -154,9 +154,6 @@ export class Stack {
       SMTP_HOST: "127.0.0.1",
       MAIL_DOMAIN: this.mailDomain,
       SMTP_TLS_FILE: `/tmp/${this.iso.tag}-smtp-tls.json`,
-      // Every client of a test comes from loopback, and tests probe for addresses not known yet:
-      // the cap per client address is tested where it is set (door.test.ts).
-      SMTP_MAX_UNKNOWN_RECIPIENTS_PER_IP: "100000",
       ...this.o.smtpEnv,
     });
     const r = new SmtpIngressService(cfg, { logger: createLogger("smtp-ingress", this.o.logLevel ?? "info", this.logs) });

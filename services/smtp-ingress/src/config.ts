@@ -26,9 +26,11 @@ export const Env = BaseEnv.extend({
    * Unknown RCPTs one client address (an IPv4 address, an IPv6 /64) may name across its
    * connections within SMTP_UNKNOWN_RECIPIENTS_WINDOW_S (a sliding window, per replica);
    * past it, everything from that address is told 421 4.7.0 until the window lets up, so
-   * reconnecting does not let it go on guessing addresses.
+   * reconnecting does not let it go on guessing addresses. 0 (the default): no such cap, as
+   * anyone could otherwise get a shared provider's sending address refused for everyone
+   * (see the README).
    */
-  SMTP_MAX_UNKNOWN_RECIPIENTS_PER_IP: z.coerce.number().int().positive().default(100),
+  SMTP_MAX_UNKNOWN_RECIPIENTS_PER_IP: z.coerce.number().int().min(0).default(0),
   SMTP_UNKNOWN_RECIPIENTS_WINDOW_S: z.coerce.number().int().positive().default(600),
   /** Open connections in all; beyond it a new one is told 421 and closed. */
   SMTP_MAX_CLIENTS: z.coerce.number().int().positive().default(500),

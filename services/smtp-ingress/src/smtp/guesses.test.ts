@@ -19,6 +19,13 @@ describe("UnknownRecipientRate", () => {
     expect(r.note("192.0.2.2")).toBe(false);
   });
 
+  it("counts nothing with no limit (0): nobody is ever over", () => {
+    const r = new UnknownRecipientRate(0, 10 * MINUTE, clock().now);
+    for (let i = 0; i < 1000; i++) expect(r.note("192.0.2.1")).toBe(false);
+    expect(r.over("192.0.2.1")).toBe(false);
+    expect(r.tracked).toBe(0);
+  });
+
   it("counts an IPv6 /64 as one address, and IPv4 written as IPv6 as the IPv4 address", () => {
     const r = new UnknownRecipientRate(2, 10 * MINUTE, clock().now);
     r.note("2001:db8:1:2::1");

@@ -31,6 +31,7 @@ export class UnknownRecipientRate {
 
   /** Counts an unknown recipient named from `remote`; true when that puts it over the limit. */
   note(remote: string): boolean {
+    if (this.limit === 0) return false;
     const key = addressBucket(remote);
     const t = this.now();
     const w = this.rolled(this.windows.get(key), t);
@@ -42,8 +43,9 @@ export class UnknownRecipientRate {
     return this.estimate(w, t) > this.limit;
   }
 
-  /** Whether `remote` has named more unknown recipients than the limit over the last window. */
+  /** Whether `remote` has named more unknown recipients than the limit over the last window (never with no limit, 0). */
   over(remote: string): boolean {
+    if (this.limit === 0) return false;
     const w = this.windows.get(addressBucket(remote));
     if (!w) return false;
     const t = this.now();
