@@ -135,6 +135,18 @@ describe("bounces", () => {
     expect((await deliveries(id)).map((d) => d.reason)).toEqual(["smtp; 550 5.1.1 no bob here", "smtp; 550 5.1.1 no carol here"]);
   });
 
+  it("one report about two recipients bounces each with the reason its own block gives", async () => {
+    const { id, returnPath } = await sendOne("Two reasons", ["bob@partner.example", "carol@other.example"]);
+    const raw = failureReport({
+      to: returnPath,
+      recipients: ["bob@partner.example", "carol@other.example"],
+      diagnostic: { "bob@partner.example": "550 5.1.1 no bob", "carol@other.example": "552 5.2.2 carol is full" },
+    });
+    await smtp().sendMail({ envelope: { from: "", to: [returnPath] }, raw });
+    await waitFor(async () => (await deliveries(id)).every((d) => d.status === "bounced"), { timeoutMs: 10_000, intervalMs: POLL_MS, what: "both bounced" });
+    expect((await deliveries(id)).map((d) => d.reason)).toEqual(["smtp; 550 5.1.1 no bob", "smtp; 552 5.2.2 carol is full"]);
+  });
+
   it("after the relay refused one recipient at RCPT, a report about another still bounces it", async () => {
     relay.refuse.add("dave@other.example");
     try {

@@ -27,7 +27,7 @@ const notice = (original: string) =>
 describe("failure notices: what they say", () => {
   it("is a delivery status report naming the failed recipient, quoting the original's header only", async () => {
     const raw = await notice("Subject: Hello\r\nMessage-ID: <m1@example.com>\r\n\r\nsecret body\r\n");
-    expect(readDeliveryReport(raw)).toEqual({ recipients: ["gone@agents.test"], reason: "X-Mam; the inbox was deleted" });
+    expect(readDeliveryReport(raw)).toEqual({ recipients: ["gone@agents.test"], reasons: { "gone@agents.test": "X-Mam; the inbox was deleted" } });
     const text = raw.toString("latin1");
     expect(text).toMatch(/^From: Mail Delivery System <MAILER-DAEMON@agents\.test>\r\n/m);
     expect(text).toContain("Content-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: 7bit\r\n\r\nSubject: Hello\r\nMessage-ID: <m1@example.com>\r\n");

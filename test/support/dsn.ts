@@ -4,7 +4,8 @@ import { randomUUID } from "node:crypto";
  * A failure report (RFC 3464) as an MX sends one about recipients it refused, quoting the
  * original's Message-ID when given.
  */
-export function failureReport(o: { to: string; recipients: string[]; diagnostic?: string; original?: string }): string {
+export function failureReport(o: { to: string; recipients: string[]; diagnostic?: string | Record<string, string>; original?: string }): string {
+  const diagnosticOf = (r: string) => (typeof o.diagnostic === "object" ? o.diagnostic[r] : o.diagnostic) ?? "550 5.1.1 no such user";
   return [
     "From: Mail Delivery System <MAILER-DAEMON@partner.example>",
     `To: ${o.to}`,
@@ -26,7 +27,7 @@ export function failureReport(o: { to: string; recipients: string[]; diagnostic?
       `Final-Recipient: rfc822; ${recipient}`,
       "Action: failed",
       "Status: 5.1.1",
-      `Diagnostic-Code: smtp; ${o.diagnostic ?? "550 5.1.1 no such user"}`,
+      `Diagnostic-Code: smtp; ${diagnosticOf(recipient)}`,
     ]),
     "",
     ...(o.original ? ["--dsn", "Content-Type: text/rfc822-headers", "", `Message-ID: ${o.original}`, ""] : []),

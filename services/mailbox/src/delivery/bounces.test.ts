@@ -27,7 +27,7 @@ describe("readDeliveryReport", () => {
     const r = readDeliveryReport(
       report("Final-Recipient: rfc822; Bob@Example.com\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 no such user"),
     );
-    expect(r).toEqual({ recipients: ["bob@example.com"], reason: "smtp; 550 5.1.1 no such user" });
+    expect(r).toEqual({ recipients: ["bob@example.com"], reasons: { "bob@example.com": "smtp; 550 5.1.1 no such user" } });
   });
 
   it("reads an address in angle brackets, lower-case field names and fields folded anywhere", () => {
@@ -35,24 +35,20 @@ describe("readDeliveryReport", () => {
       report("final-recipient: rfc822\r\n ; <carol@example.com>\r\noriginal-recipient:\r\n rfc822; <dave@example.com>\r\naction: failed\r\nstatus: 5.0.0"),
     );
     expect(r?.recipients.sort()).toEqual(["carol@example.com", "dave@example.com"]);
-    expect(r?.reason).toBe("5.0.0");
+    expect(r?.reasons).toEqual({ "carol@example.com": "5.0.0", "dave@example.com": "5.0.0" });
   });
 
-  it("bounces only the recipients whose own block says failed, with that block's reason; LF line ends read alike", () => {
+  it("bounces only the recipients whose own block says failed, each with its block's reason; a report in bare LF reads alike", () => {
     const blocks = [
       "Final-Recipient: rfc822; alice@example.com\r\nAction: delayed\r\nStatus: 4.4.1\r\nDiagnostic-Code: smtp; 451 try later",
       "Final-Recipient: rfc822; bob@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 no bob",
       "Final-Recipient: rfc822; carol@example.com\r\nAction: delivered\r\nStatus: 2.0.0",
       "Final-Recipient: rfc822; dave@example.com\r\nAction: failed\r\nStatus: 5.2.2",
     ].join("\r\n\r\n");
-    expect(readDeliveryReport(report(blocks))).toEqual({ recipients: ["bob@example.com", "dave@example.com"], reason: "smtp; 550 no bob" });
-    const lf = Buffer.from(
-      report(blocks)
-        .toString("latin1")
-        .replace(/\r\n/g, (m, at: number, all: string) => (at >= all.indexOf("\r\n\r\n") + 4 ? "\n" : m)),
-      "latin1",
-    );
-    expect(readDeliveryReport(lf)?.recipients).toEqual(["bob@example.com", "dave@example.com"]);
+    const want = { recipients: ["bob@example.com", "dave@example.com"], reasons: { "bob@example.com": "smtp; 550 no bob", "dave@example.com": "5.2.2" } };
+    expect(readDeliveryReport(report(blocks))).toEqual(want);
+    const lf = Buffer.from(report(blocks).toString("latin1").replace(/\r\n/g, "\n"), "latin1");
+    expect(readDeliveryReport(lf)).toEqual(want);
   });
 
   it("is not a report of failure when no recipient failed, or when it is not a delivery-status report", () => {

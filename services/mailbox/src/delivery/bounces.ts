@@ -10,34 +10,40 @@ const BOUNCES: CommandMeta = { actor: { type: "system", id: "bounces" }, request
 export interface DeliveryReport {
   /** The recipients the report says failed (Final-Recipient, Original-Recipient), lower case. */
   recipients: string[];
-  reason: string;
+  /** Why each failed: its own block's Diagnostic-Code, or Status. */
+  reasons: Record<string, string>;
 }
+
+/** A report's header ends at its first blank line, CRLF or bare LF alike. */
+const BLANK_LINE = /\r?\n\r?\n/;
 
 /**
  * A delivery status notification (RFC 3464) that says delivery failed: who failed, why. Each
- * recipient has a block of its own (fields up to a blank line), with its own Action: only the
- * blocks that say `failed` count, so a report that also tells of recipients delayed or
- * delivered bounces none of those.
+ * recipient has a block of its own (fields up to a blank line), with its own Action and its
+ * own reason: only the blocks that say `failed` count, so a report that also tells of
+ * recipients delayed or delivered bounces none of those.
  */
 export function readDeliveryReport(raw: Buffer): DeliveryReport | null {
   const text = raw.subarray(0, 512 * 1024).toString("latin1");
-  const headEnd = text.indexOf("\r\n\r\n");
-  const head = text.slice(0, headEnd === -1 ? text.length : headEnd).replace(/\r\n[ \t]+/g, " ");
+  const blank = BLANK_LINE.exec(text);
+  const headEnd = blank ? blank.index : text.length;
+  const head = text.slice(0, headEnd).replace(/\r?\n[ \t]+/g, " ");
   if (!/^content-type:\s*multipart\/report\b[^\r\n]*report-type="?delivery-status/im.test(head)) return null;
   // Unfolded, so a field folded anywhere reads as one line (and the patterns stay on one line).
   const body = text.slice(headEnd).replace(/\r?\n[ \t]+/g, " ");
-  const failed = body.split(/\r?\n[ \t]*\r?\n/).filter((block) => /^Action:\s*failed\b/im.test(block));
-  // Final-Recipient, and Original-Recipient where a forwarder changed the address on the way.
-  // `rfc822; a@b`, also written `rfc822; <a@b>`.
-  const recipients = [
-    ...new Set(
-      failed.flatMap((block) => [...block.matchAll(/^(?:Final|Original)-Recipient:[ \t]*[^;\r\n]*;[ \t]*<?([^\s<>;]+)>?/gim)].map((m) => m[1]!.toLowerCase())),
-    ),
-  ];
-  if (!recipients.length) return null;
-  const first = failed.find((block) => /^(?:Diagnostic-Code|Status):/im.test(block)) ?? "";
-  const reason = /^Diagnostic-Code:\s*([^\r\n]+)/im.exec(first)?.[1] ?? /^Status:\s*([^\r\n]+)/im.exec(first)?.[1] ?? "delivery failed";
-  return { recipients, reason: reason.slice(0, 1000) };
+  const reasons: Record<string, string> = {};
+  for (const block of body.split(BLANK_LINE)) {
+    if (!/^Action:\s*failed\b/im.test(block)) continue;
+    const reason = (/^Diagnostic-Code:\s*([^\r\n]+)/im.exec(block)?.[1] ?? /^Status:\s*([^\r\n]+)/im.exec(block)?.[1] ?? "delivery failed").slice(0, 1000);
+    // Final-Recipient, and Original-Recipient where a forwarder changed the address on the way.
+    // `rfc822; a@b`, also written `rfc822; <a@b>`.
+    for (const m of block.matchAll(/^(?:Final|Original)-Recipient:[ \t]*[^;\r\n]*;[ \t]*<?([^\s<>;]+)>?/gim)) {
+      const address = m[1]!.toLowerCase();
+      reasons[address] ??= reason;
+    }
+  }
+  const recipients = Object.keys(reasons);
+  return recipients.length ? { recipients, reasons } : null;
 }
 
 export type BounceResult =
@@ -78,18 +84,20 @@ export async function recordBounce(ctx: MailboxContext, messageId: string, repor
   const sentTo = new Set([...m.to_addresses, ...m.cc_addresses, ...m.bcc_addresses].map((r) => r.toLowerCase()));
   const named = report.recipients.filter((r) => sentTo.has(r));
   if (!named.length) return { result: "no recipient of the message" };
-  const c: DeliveryRecord = {
-    kind: "report",
-    owner: { tenantId: m.tenant_id, workspaceId: m.workspace_id },
-    messageId,
-    recipients: named,
-    reason: report.reason,
-  };
-  const recorded = await execute(ctx, m.tenant_id, BOUNCES, {
-    load: (tx) => loadDeliveryState(tx, m.workspace_id, messageId),
-    decide: (state) => decide(c, state),
-    answer: async (_tx, _state, events) => events.flatMap((d) => (d.event.type === "MessageBounced" ? d.event.data.recipients : [])),
-  });
+  // One record per reason: each recipient bounced with its own block's.
+  const byReason = new Map<string, string[]>();
+  for (const r of named) byReason.set(report.reasons[r]!, [...(byReason.get(report.reasons[r]!) ?? []), r]);
+  const recorded: string[] = [];
+  for (const [reason, recipients] of byReason) {
+    const c: DeliveryRecord = { kind: "report", owner: { tenantId: m.tenant_id, workspaceId: m.workspace_id }, messageId, recipients, reason };
+    recorded.push(
+      ...(await execute(ctx, m.tenant_id, BOUNCES, {
+        load: (tx) => loadDeliveryState(tx, m.workspace_id, messageId),
+        decide: (state) => decide(c, state),
+        answer: async (_tx, _state, events) => events.flatMap((d) => (d.event.type === "MessageBounced" ? d.event.data.recipients : [])),
+      })),
+    );
+  }
   countOutcome("bounced", recorded.length);
   return recorded.length ? { result: "recorded", recipients: recorded } : { result: "bounced already" };
 }

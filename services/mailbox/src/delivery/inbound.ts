@@ -159,7 +159,7 @@ async function bounced(ctx: MailboxContext, meta: IngestMeta, raw: Buffer): Prom
         ctx.logger.info({ ...about, messageId, named: report.recipients }, "report about recipients bounced already: nothing to record");
         break;
       case "recorded":
-        ctx.logger.info({ ...about, messageId, recipients: r.recipients, reason: report.reason }, "bounce recorded");
+        ctx.logger.info({ ...about, messageId, recipients: r.recipients, reasons: report.reasons }, "bounce recorded");
         break;
       default: {
         const unreachable: never = r;
