@@ -251,6 +251,7 @@ export async function sendFromInbox(
           inbox_id: inbox.inbox_id,
           key: idempotency.key,
           request_hash: record.requestHash,
+          canonical_hash: record.canonicalHash ?? null,
           response: JSON.stringify(record.response),
           created_at: at,
         });

@@ -87,8 +87,10 @@ describe("send: the Idempotency-Key", () => {
       .given([])
       .when(first)
       .expectEvents([sentOf(first)]);
+    // The hash of the body as written (what earlier releases compare) and of the request as parsed.
     expect(record).toEqual({
       requestHash: "hash-of-request",
+      canonicalHash: "hash-of-request",
       response: { id: ids.sent, threadId: ids.thread, status: "sent", messageId: `<${ids.sent}@example.test>` },
     });
   });
@@ -113,6 +115,17 @@ describe("send: the Idempotency-Key", () => {
       .given([])
       .when({ ...upgraded, idempotency: { ...upgraded.idempotency, earlierHash: "another" } })
       .expectRefusal("CONFLICT", /different request/);
+  });
+
+  it("records both hashes, and a retry written another way (a body hashing otherwise as written) matches by the parsed one", () => {
+    const keyed = command({ firstContactCheck: false, idempotency: { key: "k-2", requestHash: "parsed", earlierHash: "as-written" } });
+    const stored = idempotencyRecordOf(keyed, initial()) as IdempotencyRecord;
+    expect(stored).toMatchObject({ requestHash: "as-written", canonicalHash: "parsed" });
+    const then = deciderSpec({ initial: () => ({ ...initial(), idempotency: stored }), evolve, decide });
+    then
+      .given([])
+      .when({ ...retry, idempotency: { key: "k-2", requestHash: "parsed", earlierHash: "written-otherwise" } })
+      .expectEvents([]);
   });
 
   it("a send without a key records nothing", () => {

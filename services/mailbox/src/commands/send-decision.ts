@@ -25,14 +25,20 @@ export interface SendCommand {
   firstContactCheck: boolean;
   /** Addresses the check passes over: those of the conversation a reply continues (lower case). */
   inConversation?: string[];
-  /** `earlierHash`: the request's hash as earlier releases made it (of the body as written), for their records. */
+  /**
+   * `requestHash`: of the request as parsed (canonical JSON); `earlierHash`: of the body as
+   * written, as earlier releases hash it (absent: the same as requestHash).
+   */
   idempotency: { key: string; requestHash: string; earlierHash?: string } | null;
   /** The draft this send deletes, as it was read when the send was composed. */
   draft: { draftId: string; version: number } | null;
 }
 
 export interface IdempotencyRecord {
+  /** Of the body as written: what earlier releases compare (request_hash). */
   requestHash: string;
+  /** Of the request as parsed; null in records earlier releases made. */
+  canonicalHash?: string | null;
   response: SendResult;
 }
 
@@ -83,9 +89,10 @@ function draftSent(c: SendCommand, draft: NonNullable<SendCommand["draft"]>, sta
 
 export function decide(c: SendCommand, state: SendState): EventDraft[] {
   if (state.idempotency) {
-    const seen = state.idempotency.requestHash;
-    if (seen !== c.idempotency?.requestHash && seen !== c.idempotency?.earlierHash)
-      throw new AppError("CONFLICT", "This Idempotency-Key was used for a different request");
+    const seen = state.idempotency;
+    const key = c.idempotency;
+    const same = !!key && ((!!seen.canonicalHash && seen.canonicalHash === key.requestHash) || seen.requestHash === (key.earlierHash ?? key.requestHash));
+    if (!same) throw new AppError("CONFLICT", "This Idempotency-Key was used for a different request");
     // A retry of a send already made: its first answer, nothing sent again.
     return [];
   }
@@ -102,5 +109,6 @@ export function answerOf(c: SendCommand, state: SendState): SendResult {
 /** The record the answer stores for a send with a key made now (none for a retry or a send without a key). */
 export function idempotencyRecordOf(c: SendCommand, state: SendState): IdempotencyRecord | null {
   if (!c.idempotency || state.idempotency) return null;
-  return { requestHash: c.idempotency.requestHash, response: answerOf(c, state) };
+  const { requestHash, earlierHash } = c.idempotency;
+  return { requestHash: earlierHash ?? requestHash, canonicalHash: requestHash, response: answerOf(c, state) };
 }

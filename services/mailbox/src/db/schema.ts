@@ -190,7 +190,10 @@ export interface IdempotencyKeysTable {
   workspace_id: string;
   inbox_id: string;
   key: string;
+  /** Of the body as written (what earlier releases compare). */
   request_hash: string;
+  /** Of the request as parsed, canonical JSON; null in records made before it was kept. */
+  canonical_hash: string | null;
   response: JsonOf<unknown>;
   created_at: Timestamp;
 }

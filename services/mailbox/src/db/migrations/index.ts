@@ -22,6 +22,7 @@ import * as threadParticipants from "./2026-12-07T0300-thread-participants.ts";
 import * as unreadLabel from "./2026-12-08T0100-unread-label.ts";
 import * as autovacuum from "./2026-12-09T0100-autovacuum.ts";
 import * as failureNotices from "./2026-12-10T0100-failure-notices.ts";
+import * as idempotencyCanonicalHash from "./2026-12-11T0100-idempotency-canonical-hash.ts";
 
 /** Every migration, by name; names sort in the order they must run. */
 export const migrations: Record<string, Migration> = {
@@ -48,4 +49,5 @@ export const migrations: Record<string, Migration> = {
   "2026-12-08T0100-unread-label": unreadLabel,
   "2026-12-09T0100-autovacuum": autovacuum,
   "2026-12-10T0100-failure-notices": failureNotices,
+  "2026-12-11T0100-idempotency-canonical-hash": idempotencyCanonicalHash,
 };
