@@ -51,6 +51,13 @@ describe("readDeliveryReport", () => {
     expect(readDeliveryReport(lf)).toEqual(want);
   });
 
+  it("reads in one pass whatever a report's lines hold, and takes an empty Diagnostic-Code for none", () => {
+    // A recipient line of spaces without its ";" once took quadratic backtracking.
+    expect(readDeliveryReport(report(`Final-Recipient: rfc822${" ".repeat(300_000)}x\r\nAction: failed\r\nStatus: 5.0.0`))).toBeNull();
+    const r = readDeliveryReport(report("Final-Recipient: rfc822; eve@example.com\r\nAction: failed\r\nDiagnostic-Code:\r\nStatus: 5.0.0"));
+    expect(r?.reasons).toEqual({ "eve@example.com": "5.0.0" });
+  });
+
   it("is not a report of failure when no recipient failed, or when it is not a delivery-status report", () => {
     expect(readDeliveryReport(report("Final-Recipient: rfc822; bob@example.com\r\nAction: delayed\r\nStatus: 4.4.1"))).toBeNull();
     expect(readDeliveryReport(Buffer.from("Content-Type: text/plain\r\n\r\nAction: failed\r\nFinal-Recipient: rfc822; bob@example.com\r\n"))).toBeNull();

@@ -34,10 +34,13 @@ export function readDeliveryReport(raw: Buffer): DeliveryReport | null {
   const reasons: Record<string, string> = {};
   for (const block of body.split(BLANK_LINE)) {
     if (!/^Action:\s*failed\b/im.test(block)) continue;
-    const reason = (/^Diagnostic-Code:\s*([^\r\n]+)/im.exec(block)?.[1] ?? /^Status:\s*([^\r\n]+)/im.exec(block)?.[1] ?? "delivery failed").slice(0, 1000);
+    const reason = (/^Diagnostic-Code:[ \t]*([^\r\n]+)/im.exec(block)?.[1] ?? /^Status:[ \t]*([^\r\n]+)/im.exec(block)?.[1] ?? "delivery failed").slice(
+      0,
+      1000,
+    );
     // Final-Recipient, and Original-Recipient where a forwarder changed the address on the way.
     // `rfc822; a@b`, also written `rfc822; <a@b>`.
-    for (const m of block.matchAll(/^(?:Final|Original)-Recipient:[ \t]*[^;\r\n]*;[ \t]*<?([^\s<>;]+)>?/gim)) {
+    for (const m of block.matchAll(/^(?:Final|Original)-Recipient:[^;\r\n]*;[ \t]*<?([^\s<>;]+)>?/gim)) {
       const address = m[1]!.toLowerCase();
       reasons[address] ??= reason;
     }
