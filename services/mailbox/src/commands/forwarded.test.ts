@@ -48,6 +48,8 @@ describe("a forward's bodies", () => {
   it("read an HTML body's text: breaks kept, tags and scripts gone, entities read", () => {
     expect(textOfHtml("<div>a<br>b</div><p>c &lt;d&gt; &amp; e&nbsp;f</p><script>alert(1)</script>")).toBe("a\nb\nc <d> & e f");
     expect(textOfHtml("<STYLE>x</STYLE>kept<br/>too")).toBe("kept\ntoo");
+    // A character whose lower case is longer ("İ") moves nothing: the style is still dropped.
+    expect(textOfHtml("İİİ<style>p{color:red}</style><p>Hello</p><SCRIPT>alert(1)</Script>after")).toBe("İİİHello\nafter");
   });
 
   it("read any markup in one pass: unclosed tags and scripts by the hundred thousand end the text, quickly", () => {

@@ -15,7 +15,6 @@ const NAMED: Record<string, string> = { nbsp: " ", lt: "<", gt: ">", quot: '"', 
  * forward, and one that finds nothing ends the scan.
  */
 export function textOfHtml(html: string): string {
-  const lower = html.toLowerCase();
   let out = "";
   let at = 0;
   while (at < html.length) {
@@ -27,12 +26,16 @@ export function textOfHtml(html: string): string {
     out += html.slice(at, open);
     const close = html.indexOf(">", open + 1);
     if (close === -1) break;
-    const name = /^\/?([a-z0-9]+)/.exec(lower.slice(open + 1, Math.min(close, open + 12)))?.[1] ?? "";
-    const ending = lower[open + 1] === "/";
+    // Names read case-insensitively in place (lowering the whole text could move its indexes: "İ" lowers to two units).
+    const name = /^\/?([a-z0-9]+)/i.exec(html.slice(open + 1, Math.min(close, open + 12)))?.[1]?.toLowerCase() ?? "";
+    const ending = html[open + 1] === "/";
     at = close + 1;
     if (!ending && SKIPPED.has(name)) {
-      const end = lower.indexOf(`</${name}`, at);
-      if (end === -1) break;
+      const closing = new RegExp(`</${name}`, "gi");
+      closing.lastIndex = at;
+      const found = closing.exec(html);
+      if (!found) break;
+      const end = found.index;
       const gt = html.indexOf(">", end);
       if (gt === -1) break;
       at = gt + 1;
