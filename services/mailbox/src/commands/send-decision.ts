@@ -91,7 +91,12 @@ export function decide(c: SendCommand, state: SendState): EventDraft[] {
   if (state.idempotency) {
     const seen = state.idempotency;
     const key = c.idempotency;
-    const same = !!key && ((!!seen.canonicalHash && seen.canonicalHash === key.requestHash) || seen.requestHash === (key.earlierHash ?? key.requestHash));
+    // A record without the parsed hash may hold it as its only one (made while it was the one kept).
+    const same =
+      !!key &&
+      ((!!seen.canonicalHash && seen.canonicalHash === key.requestHash) ||
+        seen.requestHash === (key.earlierHash ?? key.requestHash) ||
+        (!seen.canonicalHash && seen.requestHash === key.requestHash));
     if (!same) throw new AppError("CONFLICT", "This Idempotency-Key was used for a different request");
     // A retry of a send already made: its first answer, nothing sent again.
     return [];
