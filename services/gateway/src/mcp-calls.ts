@@ -9,7 +9,7 @@ import type { Logger } from "@mam/runtime/logger.ts";
 import type { ScopeSigner } from "@mam/scope/token.ts";
 import type { RateLimiter } from "./auth/rate-limit.ts";
 import type { GatewayConfig } from "./config.ts";
-import type { ForwardRoute } from "./http/route.ts";
+import { honoursIdempotencyKey, type ForwardRoute } from "./http/route.ts";
 import { forwardFailure } from "./http/errors.ts";
 import { audienceOf, forwardRoutes } from "./http/routes.ts";
 
@@ -68,7 +68,10 @@ export function gatewayApi(d: CallDeps, principal: Principal, requestId: string)
       // A send not answered in time may still go: said so, as the /v1 route says it.
       return reply.ok
         ? { ok: true, status: reply.status, body: reply.body }
-        : { ok: false, error: forwardFailure(route.method, rpcBody, reply.error, wasUnanswered(reply.error)).toBody() };
+        : {
+            ok: false,
+            error: forwardFailure(route.method, honoursIdempotencyKey(route) && !!r.idempotencyKey, reply.error, wasUnanswered(reply.error)).toBody(),
+          };
     } catch (err) {
       // As errorHandler answers the same failure of a /v1 route.
       if (err instanceof AppError) return { ok: false, error: err.toBody() };

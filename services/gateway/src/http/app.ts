@@ -24,6 +24,7 @@ import { buildOpenApiDocument, type LocalRoute, type WebSocketDoorDoc } from "./
 import { httpMetrics } from "./metrics.ts";
 import { malformedPathHandler } from "./path-decoding.ts";
 import { audienceOf, forwardRoutes } from "./routes.ts";
+import { honoursIdempotencyKey } from "./route.ts";
 import { documentMcp, mcpDoor } from "../mcp-door.ts";
 
 export interface AppDeps {
@@ -230,15 +231,16 @@ export function buildApp(d: AppDeps): express.Express {
       const call = (body: unknown) => request(d.bus, r.contract.subject, body, options());
       const rpcBody = r.toRpc(req);
       r.check(req, rpcBody);
+      const keyed = honoursIdempotencyKey(r) && !!req.get("idempotency-key");
       if (!r.bytes) {
         // JSON as the service wrote it, sent on without being parsed and written again.
         const reply = await requestPassingBody(d.bus, r.contract.subject, rpcBody, options());
-        if (!reply.ok) throw forwardFailure(r.method, rpcBody, reply.error, wasUnanswered(reply.error));
+        if (!reply.ok) throw forwardFailure(r.method, keyed, reply.error, wasUnanswered(reply.error));
         if ("json" in reply) return void res.status(reply.status).type("application/json").send(reply.json);
         return void res.status(reply.status).json(reply.body);
       }
       const reply = await call(rpcBody);
-      if (!reply.ok) throw forwardFailure(r.method, rpcBody, reply.error, wasUnanswered(reply.error));
+      if (!reply.ok) throw forwardFailure(r.method, keyed, reply.error, wasUnanswered(reply.error));
       const bin = BinaryBody.safeParse(reply.body);
       if (bin.success) return streamBinary(d.logger, req, res, reply.status, bin.data, (offset) => call({ ...(rpcBody as object), offset }));
       res.status(reply.status).json(reply.body);

@@ -29,11 +29,10 @@ export class UncertainOutcome extends AppError {
 
 /**
  * The error a failed forward answers with: an unanswered POST is an UncertainOutcome unless
- * its route took an Idempotency-Key from it (the service was handed one: `rpcBody` has it), a
- * header a route does not honour counting for nothing.
+ * its route honours the Idempotency-Key header and the request carried one (`keyed`): a header
+ * a route does not honour, or a body field of that name, counts for nothing.
  */
-export function forwardFailure(method: string, rpcBody: unknown, error: ErrorBody, unanswered: boolean): AppError {
-  const keyed = typeof (rpcBody as { idempotencyKey?: unknown } | null)?.idempotencyKey === "string";
+export function forwardFailure(method: string, keyed: boolean, error: ErrorBody, unanswered: boolean): AppError {
   if (unanswered && method.toLowerCase() === "post" && !keyed) return new UncertainOutcome();
   return AppError.fromBody(error);
 }

@@ -104,6 +104,9 @@ function checkerOf(path: string, contract: RpcContract): ForwardRoute["check"] {
   };
 }
 
+/** Whether a route hands its service the Idempotency-Key header (its contract takes one, and it is not the body as sent). */
+export const honoursIdempotencyKey = (r: Pick<ForwardRoute, "contract" | "from">): boolean => r.from !== "body" && "idempotencyKey" in r.contract.request.shape;
+
 export const pathParamNames = (path: string): string[] => [...path.matchAll(/:(\w+)/g)].map((m) => m[1]!);
 
 const bodyOf = (req: Request): unknown => req.body ?? {};
