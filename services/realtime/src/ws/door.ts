@@ -119,7 +119,7 @@ export class WsDoor {
     // The per-inbox path is subscribed as it opens: a resume comes with it, in the query (a
     // subscribe frame's later would replay what was sent live in between again). /v1/ws
     // resumes in its subscribe frame, and passes over the query as it always did.
-    const given = pathInbox === null ? undefined : (new URLSearchParams((req.url ?? "").split("?")[1] ?? "").get("last_event_id") ?? undefined);
+    const given = pathInbox === null ? undefined : new URLSearchParams((req.url ?? "").split("?")[1] ?? "").get("last_event_id") || undefined;
     if (given !== undefined && !PublicEventId.safeParse(given).success) {
       return { refusal: { status: 400, body: { error: "last_event_id must be an event id", code: "VALIDATION_ERROR" } } };
     }

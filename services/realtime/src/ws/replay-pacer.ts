@@ -16,7 +16,8 @@ export class ReplayPacer {
   constructor(
     private readonly perSecond: number,
     private readonly burst: number,
-    private readonly now: () => number = Date.now,
+    /** A monotonic clock: a wall clock stepped back would leave the tokens far below zero. */
+    private readonly now: () => number = () => performance.now(),
   ) {
     this.tokens = burst;
     this.refilledAt = now();
@@ -46,7 +47,7 @@ export class ReplayPacer {
 
   private refill(): void {
     const now = this.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.refilledAt) * this.perSecond) / 1000);
+    this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, now - this.refilledAt) * this.perSecond) / 1000);
     this.refilledAt = now;
   }
 
