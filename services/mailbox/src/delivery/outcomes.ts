@@ -89,6 +89,21 @@ export function outcomeRecord(
   };
 }
 
+/** Why a recipient at the platform's own domain bounced: no inbox has its address. */
+export const NO_SUCH_INBOX_REASON = "5.1.1 no inbox has this address";
+
+/**
+ * Of recipients no inbox claims, those of MAIL_DOMAIN bounce here (that domain has no mail
+ * anywhere else: sent out, they would only come back); the others, to be sent out, are returned.
+ */
+export async function bounceUnclaimedOfOurs(ctx: MailboxContext, records: Records, m: SentRef, unclaimed: string[]): Promise<string[]> {
+  const suffix = `@${ctx.cfg.MAIL_DOMAIN.toLowerCase()}`;
+  const ours = unclaimed.filter((r) => r.toLowerCase().endsWith(suffix));
+  if (!ours.length) return unclaimed;
+  await record(ctx, records, m, "MessageBounced", { recipients: ours, reason: NO_SUCH_INBOX_REASON });
+  return unclaimed.filter((r) => !ours.includes(r));
+}
+
 /**
  * Records what became of some recipients, through group commit (a burst of sends makes a
  * burst of these). The event id is derived from its content, and a failure is retried in

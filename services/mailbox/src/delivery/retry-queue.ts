@@ -5,7 +5,7 @@ import { readModelRebuilding } from "../read/rebuilding.ts";
 import type { Unrecorded } from "../db/schema.ts";
 import type { Outbound } from "./outbound.ts";
 import { LEASE, LeasePoller, type LeasedWork } from "./lease-poller.ts";
-import { pendingOf, recordAll, sendOut, settle, type Records, type SentRef } from "./outcomes.ts";
+import { bounceUnclaimedOfOurs, pendingOf, recordAll, sendOut, settle, type Records, type SentRef } from "./outcomes.ts";
 
 /** Rows of the retry queue worked on at once by one replica. */
 const RETRIES_IN_FLIGHT = 20;
@@ -164,7 +164,8 @@ export class RetryQueue implements LeasedWork<QueueRow> {
     };
     // First what servers already said: those recipients are never offered the message again.
     const unrecorded = await recordAll(ctx, this.records, m, row.unrecorded);
-    const pending = await pendingOf(ctx, m, msg.status, unrecorded);
+    // Queued for the world; one of the platform's own addresses (queued by an earlier release) bounces instead.
+    const pending = await bounceUnclaimedOfOurs(ctx, this.records, m, await pendingOf(ctx, m, msg.status, unrecorded));
     // A rebuild begun since the first look may have emptied what pendingOf read: every
     // recipient would look pending. Read after it, no record means its reads saw the whole model.
     if (pending.length && (await readModelRebuilding(ctx))) return this.handBack(row);

@@ -9,7 +9,7 @@ import { groupCommit } from "../commands/execute.ts";
 import { getBlobs } from "../store/blobs.ts";
 import { Filer, INBOX_GONE_REASON, type OutcomeRecord, type Target } from "./receive.ts";
 import type { Outbound } from "./outbound.ts";
-import { outcomeRecord, pendingFrom, record, sendOut, settle, type Records, type SentRef } from "./outcomes.ts";
+import { bounceUnclaimedOfOurs, outcomeRecord, pendingFrom, record, sendOut, settle, type Records, type SentRef } from "./outcomes.ts";
 import { DeliveryReads } from "./delivery-reads.ts";
 import { watchDelivery } from "./metrics.ts";
 import { RetryQueue } from "./retry-queue.ts";
@@ -102,19 +102,14 @@ async function deliver(ctx: MailboxContext, filer: Filer, reads: DeliveryReads, 
       if (bounced.length) await record(ctx, records, m, "MessageBounced", { recipients: bounced, reason: INBOX_GONE_REASON });
     }
   }
+  // An address of the platform's own domain that no inbox holds (never made, or deleted since
+  // the send) bounces here, rather than going out to come back.
   const unclaimed = pending.filter((r) => !claims.some((c) => c.address === r));
-  // The platform's own domain has no mail anywhere else: an address of it that no inbox holds
-  // (never made, or deleted since the send) bounces here, rather than going out to come back.
-  const ours = unclaimed.filter((r) => r.endsWith(`@${ctx.cfg.MAIL_DOMAIN.toLowerCase()}`));
-  if (ours.length) await record(ctx, records, m, "MessageBounced", { recipients: ours, reason: NO_SUCH_INBOX_REASON });
-  const external = unclaimed.filter((r) => !ours.includes(r));
+  const external = await bounceUnclaimedOfOurs(ctx, records, m, unclaimed);
   if (!external.length) return;
   // Not in the retry queue when read (see above): no row of its own to remove.
   await settle(ctx, records, m, await sendOut(ctx, records, outbound, m, external), 1, null, false);
 }
-
-/** Why a recipient at the platform's own domain bounced: no inbox has its address. */
-export const NO_SUCH_INBOX_REASON = "5.1.1 no inbox has this address";
 
 /** Retryable: the delivery waits for the read model's rebuild to catch up. */
 class ReadModelRebuilding extends Error {
