@@ -20,6 +20,9 @@ const noNul = (s: string) => !s.includes("\u0000") && s.isWellFormed();
 export const Subject = z.string().max(998).refine(noCrLf, "must not contain CR or LF").refine(noNul, "must not contain NUL characters or unpaired surrogates");
 export const Body = z.string().max(2_000_000).refine(noNul, "must not contain NUL characters or unpaired surrogates");
 
+/** A container type (multipart/*, message/*): not a file, so never an attachment's type. */
+export const isContainerType = (t: string) => /^(multipart|message)\//i.test(t);
+
 /** Attachments travel base64-encoded in JSON. */
 export const AttachmentIn = z.object({
   filename: z
@@ -32,7 +35,7 @@ export const AttachmentIn = z.object({
     .max(255)
     .regex(/^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/i, "must be a MIME type like application/pdf")
     // A container, not a file: composed as one it would lose the content or carry it unencoded.
-    .refine((t) => !/^(multipart|message)\//i.test(t), "multipart/* and message/* are not attachment types: send the file as application/octet-stream")
+    .refine((t) => !isContainerType(t), "multipart/* and message/* are not attachment types: send the file as application/octet-stream")
     .default("application/octet-stream"),
   content: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, "must be base64"),
 });

@@ -86,9 +86,10 @@ async function loadSend(ctx: MailboxContext, tx: Kysely<MailboxDb>, inbox: Inbox
     // A retry is answered from its record alone.
     if (seen) return { ...initial(), idempotency: seen };
   }
+  const asked = firstContacts(c);
   return {
     idempotency: null,
-    knownSenders: firstContacts(c).length ? await knownSendersOf(tx, inbox, firstContacts(c)) : new Set(),
+    knownSenders: asked.length ? await knownSendersOf(tx, inbox, asked) : new Set(),
     drafts: c.draft ? (await loadDraft(tx, inbox.workspace_id, c.draft.draftId)).drafts : new Map(),
   };
 }

@@ -1,5 +1,5 @@
 import { parseOrThrow } from "@mam/contracts/errors.ts";
-import { ForwardBody, ReplyBody, SendBody, SendCommand } from "@mam/contracts/messages-api.ts";
+import { ForwardBody, isContainerType, ReplyBody, SendBody, SendCommand } from "@mam/contracts/messages-api.ts";
 import type { ScopeClaims } from "@mam/contracts/scope.ts";
 import type { MailboxContext } from "../context.ts";
 import { sendingInbox, type InboxRow } from "../read/inboxes.ts";
@@ -16,7 +16,7 @@ import type { SendResult } from "./send-decision.ts";
  * message/rfc822; a report's message/delivery-status) goes as a file, as the API takes no
  * container type either (composed as one it would lose its content or go out unencoded).
  */
-const attachableType = (t: string) => (/^(multipart|message)\//i.test(t) ? "application/octet-stream" : t);
+const attachableType = (t: string) => (isContainerType(t) ? "application/octet-stream" : t);
 
 const prefixed = (prefix: string, subject: string) => (subject.toLowerCase().startsWith(prefix.toLowerCase()) ? subject : `${prefix} ${subject}`);
 

@@ -89,7 +89,12 @@ export async function recordBounce(ctx: MailboxContext, messageId: string, repor
   if (!named.length) return { result: "no recipient of the message" };
   // One record per reason: each recipient bounced with its own block's.
   const byReason = new Map<string, string[]>();
-  for (const r of named) byReason.set(report.reasons[r]!, [...(byReason.get(report.reasons[r]!) ?? []), r]);
+  for (const r of named) {
+    const reason = report.reasons[r]!;
+    const same = byReason.get(reason);
+    if (same) same.push(r);
+    else byReason.set(reason, [r]);
+  }
   const recorded: string[] = [];
   for (const [reason, recipients] of byReason) {
     const c: DeliveryRecord = { kind: "report", owner: { tenantId: m.tenant_id, workspaceId: m.workspace_id }, messageId, recipients, reason };

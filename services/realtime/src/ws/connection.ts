@@ -172,7 +172,9 @@ export class WsConnection implements Registered {
   /** False once the connection is closing (it was, or this frame made it a slow consumer). */
   private push(out: Outgoing): boolean {
     if (!this.open) return false;
-    if (this.overCap(out.bytes) && !(this.shed() && !this.overCap(out.bytes))) {
+    // Live events queued behind a replay go first (the feed has them: see shed).
+    if (this.overCap(out.bytes)) this.shed();
+    if (this.overCap(out.bytes)) {
       this.slow();
       return false;
     }
